@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The project's test command, run by `make test` (and so by CI).
+#
+# It first installs whatever the checks need and is missing (ensure_deps),
+# then runs, in order, and stops at the first failure:
+#   gofmt -l, go vet, staticcheck, go test -race.
+#
+# Run it from anywhere: it works from the repository root. On a fresh Debian
+# machine it expects to run as root, so that it can install packages.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# honnef.co/go/tools release that provides staticcheck; v0.8.2 (staticcheck
+# 2026.2.2) builds with Go 1.26.
+STATICCHECK_VERSION=v0.8.2
+
+# Timeout for the whole `go test` run; tests themselves never time anything.
+TEST_TIMEOUT=${TEST_TIMEOUT:-30m}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# gobin prints the directory `go install` writes to: GOBIN, else the first
+# GOPATH entry's bin.
+gobin() {
+	local dir
+	dir=$(go env GOBIN)
+	if [ -z "$dir" ]; then
+		dir="$(go env GOPATH | cut -d: -f1)/bin"
+	fi
+	printf '%s\n' "$dir"
+}
+
+# ensure_go_tool NAME PACKAGE MODULE VERSION installs PACKAGE@VERSION with
+# `go install` unless NAME is already in gobin, built from MODULE at VERSION.
+ensure_go_tool() {
+	local name=$1 pkg=$2 module=$3 want=$4 bin have
+	bin="$(gobin)/$name"
+	have=""
+	if [ -x "$bin" ]; then
+		have=$(go version -m "$bin" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }')
+	fi
+	if [ "$have" = "$want" ]; then
+		return 0
+	fi
+	echo "installing $pkg@$want (found: ${have:-none})"
+	go install "$pkg@$want"
+}
+
+# ensure_apt COMMAND PACKAGE... installs the Debian PACKAGEs when COMMAND is
+# not on PATH. apt-get update runs once, before the first install.
+apt_updated=""
+ensure_apt() {
+	local cmd=$1
+	shift
+	if command -v "$cmd" >/dev/null 2>&1; then
+		return 0
+	fi
+	echo "installing $* (for $cmd)"
+	if [ -z "$apt_updated" ]; then
+		apt-get update
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# ensure_deps installs what the tests need and is missing. Extend it when a
+# test needs a new tool.
+ensure_deps() {
+	if ! command -v go >/dev/null 2>&1; then
+		echo "go is not on PATH; install Go 1.26 or later" >&2
+		exit 1
+	fi
+	ensure_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$STATICCHECK_VERSION"
+	# Outside clients for end-to-end tests come from Debian, for example:
+	#   ensure_apt kcat kcat
+}
+
+main() {
+	step "dependencies"
+	ensure_deps
+
+	# Files under testdata/ may be broken on purpose, so they are skipped.
+	step "gofmt -l"
+	local unformatted
+	unformatted=$(find . \( -name .git -o -name testdata \) -prune -o -name '*.go' -type f -print0 |
+		xargs -0 -r gofmt -l)
+	if [ -n "$unformatted" ]; then
+		echo "these files need gofmt -w:" >&2
+		printf '%s\n' "$unformatted" >&2
+		exit 1
+	fi
+
+	step "go vet ./..."
+	go vet ./...
+
+	step "staticcheck ./..."
+	"$(gobin)/staticcheck" ./...
+
+	step "go test -race ./..."
+	go test -race -timeout "$TEST_TIMEOUT" ./...
+}
+
+main "$@"

@@ -1,0 +1,29 @@
+// Package seglog is Sense's storage engine: the durable, segmented log that
+// holds one buffer (partition).
+//
+// A log is a directory of segments. Each segment is a file of Kafka
+// RecordBatch v2 batches (see package batch) named by its base offset, with
+// a sparse offset index and a time index beside it, and the directory holds
+// a checkpoint that records how far the log is known durable and the
+// idempotent producers' state at that point. docs/storage.md describes every
+// file byte by byte and the recovery rules.
+//
+// Guarantees:
+//
+//   - Append returns once the batch is durable under the Durability policy.
+//     With SyncAlways (the default) that means fdatasync completed;
+//     concurrent appenders share one fdatasync (group commit).
+//   - Every batch's CRC-32C is checked on append and on every read; a
+//     damaged batch is never returned (*CorruptionError).
+//   - A write or fsync error fails the log: it refuses appends from then on,
+//     never retries the fsync, and never acknowledges what was not durable.
+//   - Recovery trusts the checkpoint, scans only what follows it, cuts a
+//     torn tail, and reports any other damage instead of truncating it.
+//   - Idempotent producers: the last five batches of each producer id are
+//     remembered; a retry returns the original offset, a gap is refused.
+//
+// The log also offers what a raft replica needs: AppendAt (append at an
+// expected offset, keeping the batch's leader epoch), Truncate (remove a
+// suffix), Read by offset, StartOffset and NextOffset; Append stamps the
+// epoch set by SetEpoch into each batch's PartitionLeaderEpoch.
+package seglog

@@ -1,0 +1,151 @@
+package seglog
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sensehq/sense/vfs"
+)
+
+// SyncMode says when appended data is made durable.
+type SyncMode uint8
+
+const (
+	// SyncAlways acknowledges an append only after fdatasync completed;
+	// concurrent appenders share one fdatasync (group commit).
+	SyncAlways SyncMode = iota
+	// SyncInterval acknowledges once written and fdatasyncs every Interval.
+	SyncInterval
+	// SyncNever acknowledges once written and leaves flushing to the kernel
+	// (data is still synced when a segment rolls, at checkpoints and on
+	// Close).
+	SyncNever
+)
+
+// Durability is the durability policy of a log. The zero value is
+// SyncAlways.
+type Durability struct {
+	Mode     SyncMode
+	Interval time.Duration // for SyncInterval
+}
+
+// ParseDurability parses "always", "interval:<duration>" (e.g.
+// "interval:10ms") or "never".
+func ParseDurability(s string) (Durability, error) {
+	switch {
+	case s == "always" || s == "":
+		return Durability{Mode: SyncAlways}, nil
+	case s == "never":
+		return Durability{Mode: SyncNever}, nil
+	case strings.HasPrefix(s, "interval:"):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "interval:"))
+		if err != nil || d <= 0 {
+			return Durability{}, fmt.Errorf("seglog: fsync policy %q: the interval must be a positive duration such as interval:10ms", s)
+		}
+		return Durability{Mode: SyncInterval, Interval: d}, nil
+	}
+	return Durability{}, fmt.Errorf("seglog: fsync policy %q is not one of always, interval:<duration>, never", s)
+}
+
+// String returns the policy in the form ParseDurability reads.
+func (d Durability) String() string {
+	switch d.Mode {
+	case SyncInterval:
+		return "interval:" + d.Interval.String()
+	case SyncNever:
+		return "never"
+	}
+	return "always"
+}
+
+// Limits on options.
+const (
+	MinSegmentBytes = 4 << 10
+	MaxSegmentBytes = 1 << 30 // positions in the index are 32-bit
+)
+
+// Options configure a log. The zero value is valid: Validate fills defaults.
+type Options struct {
+	// FS is the file system; default vfs.Default.
+	FS vfs.FS
+	// Durability is the fsync policy; default SyncAlways.
+	Durability Durability
+	// SegmentBytes rolls the active segment when the next batch would take
+	// it past this size; default 128 MiB, range [4 KiB, 1 GiB].
+	SegmentBytes int64
+	// SegmentAge rolls the active segment when its first append is older
+	// than this; default 7 days.
+	SegmentAge time.Duration
+	// IndexIntervalBytes is the spacing of sparse index entries; default
+	// 4 KiB.
+	IndexIntervalBytes int64
+	// CheckpointBytes writes a recovery checkpoint after this many bytes have
+	// been appended since the last one; recovery scans at most about this
+	// much of the tail. Default 32 MiB.
+	CheckpointBytes int64
+	// RetentionAge deletes sealed segments whose newest record is older than
+	// this; 0 keeps them.
+	RetentionAge time.Duration
+	// RetentionBytes deletes the oldest sealed segments while the log is
+	// larger than this; 0 means no limit.
+	RetentionBytes int64
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives recovery and failure reports; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and rejects bad values, naming the field.
+func (o *Options) Validate() error {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = 128 << 20
+	}
+	if o.SegmentBytes < MinSegmentBytes || o.SegmentBytes > MaxSegmentBytes {
+		return fmt.Errorf("seglog: SegmentBytes %d outside [%d, %d]", o.SegmentBytes, MinSegmentBytes, MaxSegmentBytes)
+	}
+	if o.SegmentAge == 0 {
+		o.SegmentAge = 7 * 24 * time.Hour
+	}
+	if o.SegmentAge < 0 {
+		return fmt.Errorf("seglog: SegmentAge %v is negative", o.SegmentAge)
+	}
+	if o.IndexIntervalBytes == 0 {
+		o.IndexIntervalBytes = 4 << 10
+	}
+	if o.IndexIntervalBytes < 0 {
+		return fmt.Errorf("seglog: IndexIntervalBytes %d is negative", o.IndexIntervalBytes)
+	}
+	if o.CheckpointBytes == 0 {
+		o.CheckpointBytes = 32 << 20
+	}
+	if o.CheckpointBytes < 0 {
+		return fmt.Errorf("seglog: CheckpointBytes %d is negative", o.CheckpointBytes)
+	}
+	if o.RetentionAge < 0 {
+		return fmt.Errorf("seglog: RetentionAge %v is negative", o.RetentionAge)
+	}
+	if o.RetentionBytes < 0 {
+		return fmt.Errorf("seglog: RetentionBytes %d is negative", o.RetentionBytes)
+	}
+	switch o.Durability.Mode {
+	case SyncAlways, SyncNever:
+	case SyncInterval:
+		if o.Durability.Interval <= 0 {
+			return fmt.Errorf("seglog: Durability interval %v must be positive", o.Durability.Interval)
+		}
+	default:
+		return fmt.Errorf("seglog: Durability mode %d unknown", o.Durability.Mode)
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package seglog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/vfs"
+)
+
+// readView is what a reader may see of one segment: the bytes before limit.
+type readView struct {
+	seg   *segment
+	limit int64
+}
+
+// viewLocked finds the segment holding offset and how far into it a reader
+// may go. It returns ok=false when offset is the high watermark (nothing to
+// read yet). Called with segMu read-locked.
+func (l *Log) viewLocked(offset int64) (v readView, ok bool, err error) {
+	if l.closed {
+		return v, false, ErrClosed
+	}
+	l.hwMu.Lock()
+	hw := l.hw
+	l.hwMu.Unlock()
+	start := l.segs[0].base
+	if offset < start || offset > hw.next {
+		return v, false, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, hw.next)
+	}
+	if offset == hw.next {
+		return v, false, nil
+	}
+	s, _ := l.findLocked(offset)
+	v.seg = s
+	if s == hw.seg {
+		v.limit = hw.pos
+	} else {
+		v.limit = s.size // a sealed segment below the high watermark
+	}
+	return v, true, nil
+}
+
+// seek returns the position of the batch that holds offset.
+func (v readView) seek(offset int64) (int64, error) {
+	pos := v.seg.lookup(offset)
+	var hb [batch.HeaderSize]byte
+	for pos < v.limit {
+		if err := readFull(v.seg.f, hb[:], pos); err != nil {
+			return 0, v.corrupt(pos, -1, err)
+		}
+		h, err := batch.ParseHeader(hb[:])
+		if err != nil {
+			return 0, v.corrupt(pos, -1, err)
+		}
+		if pos+int64(h.Size()) > v.limit {
+			return 0, v.corrupt(pos, h.BaseOffset, fmt.Errorf("batch of %d bytes runs past the segment's end %d", h.Size(), v.limit))
+		}
+		if h.NextOffset() > offset {
+			return pos, nil
+		}
+		pos += int64(h.Size())
+	}
+	return 0, fmt.Errorf("%w: offset %d not found in segment %s", ErrOffsetOutOfRange, offset, v.seg.path(logSuffix))
+}
+
+func (v readView) corrupt(pos, offset int64, err error) error {
+	return &CorruptionError{Segment: v.seg.path(logSuffix), Position: pos, Offset: offset, Err: err}
+}
+
+// readChecked reads whole batches starting at pos into dst (which it grows),
+// at most maxBytes of them but always at least one, and checks each batch's
+// CRC. It returns the grown dst and the bytes added.
+func (v readView) readChecked(dst []byte, pos int64, maxBytes int) ([]byte, int, error) {
+	var hb [batch.LogOverhead]byte
+	if err := readFull(v.seg.f, hb[:], pos); err != nil {
+		return dst, 0, v.corrupt(pos, -1, err)
+	}
+	first, err := batch.Size(hb[:])
+	if err != nil {
+		return dst, 0, v.corrupt(pos, -1, err)
+	}
+	n := int(min(int64(max(maxBytes, first)), v.limit-pos))
+	if n < first {
+		return dst, 0, v.corrupt(pos, -1, fmt.Errorf("batch of %d bytes runs past the segment's end %d", first, v.limit))
+	}
+	start := len(dst)
+	dst = grow(dst, n)
+	chunk := dst[start : start+n]
+	if err := readFull(v.seg.f, chunk, pos); err != nil {
+		return dst[:start], 0, v.corrupt(pos, -1, err)
+	}
+	p := 0
+	for p < n {
+		if n-p < batch.LogOverhead {
+			break
+		}
+		size, err := batch.Size(chunk[p:])
+		if err != nil {
+			return dst[:start], 0, v.corrupt(pos+int64(p), -1, err)
+		}
+		if p+size > n {
+			break // the next batch does not fit in maxBytes
+		}
+		if _, err := batch.Check(chunk[p : p+size]); err != nil {
+			return dst[:start], 0, v.corrupt(pos+int64(p), -1, err)
+		}
+		p += size
+	}
+	return dst[:start+p], p, nil
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), len(b)+n)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:len(b)+n]
+}
+
+func readFull(f vfs.File, p []byte, off int64) error {
+	n, err := f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Read appends to dst whole record batches starting with the one that holds
+// offset, up to maxBytes in all but always at least one batch, without
+// crossing a segment boundary. Every batch's CRC is checked; a damaged batch
+// is never returned (the error is a *CorruptionError). At the high watermark
+// Read returns dst unchanged and no error; before the start or past the
+// high watermark it returns ErrOffsetOutOfRange.
+func (l *Log) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	v, ok, err := l.viewLocked(offset)
+	if !ok {
+		return dst, err
+	}
+	pos, err := v.seek(offset)
+	if err != nil {
+		return dst, err
+	}
+	dst, _, err = v.readChecked(dst, pos, maxBytes)
+	return dst, err
+}
+
+// Slice is a range of whole, checked batches in a segment file, for sending
+// file bytes to a socket without copying them through user space (for an
+// operating-system file, File().(vfs.OSFile) gives the *os.File). The file
+// stays open until Release, even if retention deletes the segment.
+type Slice struct {
+	File     vfs.File
+	Pos, Len int64
+	// NextOffset is the offset after the last batch in the slice.
+	NextOffset int64
+	seg        *segment
+}
+
+// Release lets the segment's file be closed. Call it once.
+func (s *Slice) Release() {
+	if s.seg != nil {
+		s.seg.refs.Add(-1)
+		s.seg.maybeClose()
+		s.seg = nil
+	}
+}
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// Locate is Read without the copy: it finds the batches Read would return
+// and gives their place in the segment file. The batches are still read once
+// to check their CRCs (integrity is never traded for speed), but the caller
+// may send them with sendfile. At the high watermark it returns a zero Slice.
+func (l *Log) Locate(offset int64, maxBytes int) (Slice, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	v, ok, err := l.viewLocked(offset)
+	if !ok {
+		return Slice{}, err
+	}
+	pos, err := v.seek(offset)
+	if err != nil {
+		return Slice{}, err
+	}
+	bp := scratchPool.Get().(*[]byte)
+	buf, n, err := v.readChecked((*bp)[:0], pos, maxBytes)
+	next := int64(0)
+	if err == nil {
+		next, err = lastNext(buf)
+	}
+	if cap(buf) <= 4<<20 {
+		*bp = buf[:0]
+	}
+	scratchPool.Put(bp)
+	if err != nil {
+		return Slice{}, err
+	}
+	v.seg.refs.Add(1)
+	return Slice{File: v.seg.f, Pos: pos, Len: int64(n), NextOffset: next, seg: v.seg}, nil
+}
+
+// lastNext returns the offset after the last batch in a run of checked
+// batches.
+func lastNext(b []byte) (int64, error) {
+	var next int64
+	for len(b) > 0 {
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			return 0, err
+		}
+		next = h.NextOffset()
+		b = b[h.Size():]
+	}
+	return next, nil
+}
+
+// maybeClose closes a deleted segment's file once no Slice holds it.
+func (s *segment) maybeClose() {
+	if s.deleted.Load() && s.refs.Load() == 0 {
+		s.closeOnce.Do(func() { s.f.Close() })
+	}
+}

@@ -1,0 +1,230 @@
+package seglog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+
+	"github.com/sensehq/sense/batch"
+)
+
+// recover loads the segments of l.dir, as described in docs/storage.md:
+//
+//  1. Segments before the checkpoint's segment were sealed durably; only
+//     their indexes are checked (rebuilt by a scan if missing or damaged).
+//  2. From the checkpoint's position on, every batch is read and checked,
+//     and the producer state recorded in the checkpoint is brought up to
+//     date from the batches found.
+//  3. The first bad batch ends the scan. If it lies in the last segment,
+//     past the checkpoint, and no valid batch follows it, it is a torn tail
+//     (a write that never completed) and is cut. Anything else is reported
+//     as a *CorruptionError.
+func (l *Log) recover() error {
+	if err := l.fs.MkdirAll(l.dir); err != nil {
+		return fmt.Errorf("seglog: create log directory %s: %w", l.dir, err)
+	}
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return fmt.Errorf("seglog: list %s: %w", l.dir, err)
+	}
+	var bases []int64
+	for _, n := range names {
+		if b, ok := parseSegmentName(n); ok {
+			bases = append(bases, b)
+		}
+		if n == checkpointTmp {
+			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
+				return fmt.Errorf("seglog: remove stale %s: %w", n, err)
+			}
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+
+	ck, haveCk := l.readCheckpoint()
+	if len(bases) == 0 {
+		base := int64(0)
+		if haveCk && ck.next > 0 {
+			l.log.Warn("checkpoint found but no segments; starting empty at the checkpoint's offset so offsets are never reused", "offset", ck.next)
+			base = ck.next
+		}
+		s, err := l.createSegment(base)
+		if err != nil {
+			return fmt.Errorf("seglog: %w", err)
+		}
+		l.segs = []*segment{s}
+		return l.finishRecovery()
+	}
+
+	for _, b := range bases {
+		s := &segment{dir: l.dir, base: b, next: b, maxTS: -1, lastIndexPos: -1}
+		f, err := l.fs.OpenRW(s.path(logSuffix))
+		if err != nil {
+			return fmt.Errorf("seglog: open segment %s: %w", s.path(logSuffix), err)
+		}
+		s.f = f
+		l.segs = append(l.segs, s) // before Size, so a failure closes f
+		if s.size, err = f.Size(); err != nil {
+			return fmt.Errorf("seglog: size of segment %s: %w", s.path(logSuffix), err)
+		}
+		if s.size > l.opts.SegmentBytes+batch.MaxSize {
+			return fmt.Errorf("seglog: segment %s holds %d bytes, more than any segment may (%d): is SegmentBytes smaller than when it was written?",
+				s.path(logSuffix), s.size, l.opts.SegmentBytes+batch.MaxSize)
+		}
+	}
+
+	startIdx, startPos := 0, int64(0)
+	if haveCk {
+		i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base >= ck.segBase })
+		if i < len(l.segs) && l.segs[i].base == ck.segBase && ck.pos <= l.segs[i].size && ck.next >= ck.segBase {
+			startIdx, startPos = i, ck.pos
+			l.prods = ck.prods
+		} else {
+			l.log.Warn("checkpoint does not match the segments; scanning the whole log", "segment", ck.segBase, "position", ck.pos)
+			haveCk = false
+		}
+	}
+	if !haveCk {
+		l.prods = make(producers)
+	}
+
+	last := len(l.segs) - 1
+	for i, s := range l.segs {
+		if i < startIdx {
+			s.next = l.segs[i+1].base
+			if ok, _ := s.loadIndexes(l.fs, s.size); !ok {
+				if err := l.rebuildIndexes(s); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		from, replayFrom := int64(0), int64(0)
+		if i == startIdx && startPos > 0 {
+			replayFrom = startPos
+			if ok, _ := s.loadIndexes(l.fs, startPos); ok {
+				from = s.lastIndexPos
+				s.next = s.base + int64(s.index[len(s.index)-1].rel)
+				s.cutIndexes(from)
+			}
+		}
+		end, sc, bad := l.scan(s, from, s.size, replayFrom)
+		if bad != nil {
+			cerr := &CorruptionError{Segment: s.path(logSuffix), Position: end, Offset: s.next, Err: bad}
+			switch {
+			case end < startPos && i == startIdx:
+				return cerr // damage in data the checkpoint said was durable
+			case i < last:
+				return cerr // a sealed segment was synced whole before the roll
+			case sc.findValidAfter(end, s.next):
+				return cerr // valid data follows: not a torn tail
+			}
+			l.log.Warn("cutting torn tail", "segment", s.path(logSuffix), "position", end, "bytes", s.size-end, "reason", bad.Error())
+			if err := s.f.Truncate(end); err != nil {
+				return fmt.Errorf("seglog: cut torn tail of %s at %d: %w", s.path(logSuffix), end, err)
+			}
+			s.size = end
+		}
+		if i < last {
+			if s.next != l.segs[i+1].base {
+				return &CorruptionError{Segment: s.path(logSuffix), Position: s.size, Offset: s.next,
+					Err: fmt.Errorf("segment ends at offset %d but the next segment starts at %d", s.next, l.segs[i+1].base)}
+			}
+			s.sealTimeIndex()
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("seglog: sync %s: %w", s.path(logSuffix), err)
+			}
+			if err := l.flushIndexes(s); err != nil {
+				return fmt.Errorf("seglog: %w", err)
+			}
+		}
+	}
+	// The active segment may hold data that reached the page cache but not
+	// the disk (a process crash): make it durable before serving it.
+	if err := l.segs[last].f.Sync(); err != nil {
+		return fmt.Errorf("seglog: sync %s: %w", l.segs[last].path(logSuffix), err)
+	}
+	return l.finishRecovery()
+}
+
+// finishRecovery sets the append state from the last segment and writes a
+// fresh checkpoint, so the next open scans nothing.
+func (l *Log) finishRecovery() error {
+	s := l.segs[len(l.segs)-1]
+	l.active = s
+	l.next, l.commit, l.durable = s.next, s.next, s.next
+	l.hw = commitPoint{next: s.next, seg: s, pos: s.size}
+	if err := l.flushIndexes(s); err != nil {
+		return fmt.Errorf("seglog: %w", err)
+	}
+	if err := l.writeCheckpointLocked(s, s.size, s.next); err != nil {
+		return fmt.Errorf("seglog: %w", err)
+	}
+	return nil
+}
+
+func (l *Log) readCheckpoint() (checkpoint, bool) {
+	raw, err := readWhole(l.fs, filepath.Join(l.dir, checkpointName), maxCheckpointSize)
+	if err != nil {
+		l.log.Warn("cannot read checkpoint; scanning the whole log", "err", err)
+		return checkpoint{}, false
+	}
+	if raw == nil {
+		return checkpoint{}, false
+	}
+	ck, err := decodeCheckpoint(raw)
+	if err != nil {
+		l.log.Warn("damaged checkpoint; scanning the whole log", "err", err)
+		return checkpoint{}, false
+	}
+	return ck, true
+}
+
+// scan reads the batches of s in [from, end), which must start at offset
+// s.next, adding them to the indexes and, at or past replayFrom, to the
+// producer state. It stops at the first bad batch and returns its position
+// (or end) and what was wrong.
+func (l *Log) scan(s *segment, from, end, replayFrom int64) (int64, *scanner, error) {
+	sc := newScanner(s.f, end)
+	pos := from
+	for pos < end {
+		_, h, err := sc.batchAt(pos)
+		if err == nil && h.BaseOffset != s.next {
+			err = fmt.Errorf("batch has base offset %d, expected %d", h.BaseOffset, s.next)
+		}
+		if err != nil {
+			return pos, sc, err
+		}
+		s.addBatch(&h, pos, l.opts.IndexIntervalBytes)
+		if pos >= replayFrom && h.Idempotent() {
+			l.prods.record(&h)
+		}
+		pos += int64(h.Size())
+	}
+	return pos, sc, nil
+}
+
+// rebuildIndexes rebuilds a sealed segment's indexes from its batches. A
+// damaged batch ends the index; reads past it report the damage.
+func (l *Log) rebuildIndexes(s *segment) error {
+	next := s.next
+	s.cutIndexes(0)
+	s.next = s.base
+	end, _, bad := l.scan(s, 0, s.size, math.MaxInt64)
+	if bad != nil {
+		l.log.Error("segment is damaged; reads past the damage will fail until it is repaired",
+			"segment", s.path(logSuffix), "position", end, "err", bad)
+	} else {
+		l.log.Warn("rebuilt missing or damaged index", "segment", s.path(logSuffix))
+	}
+	s.next = next
+	s.sealTimeIndex()
+	if err := l.flushIndexes(s); err != nil {
+		if errors.Is(err, errSync) {
+			return fmt.Errorf("seglog: %w", err)
+		}
+		l.log.Warn("cannot write rebuilt index", "segment", s.path(logSuffix), "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package seglog
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/vfs"
+)
+
+// Truncate removes every batch at or past offset, which must be the base
+// offset of a batch or the log's end (raft's "truncate a suffix"). Appends
+// waiting for the removed batches fail with ErrTruncated. The new end is
+// durable when Truncate returns.
+//
+// Crash safety: the checkpoint naming the new end is written before any
+// byte is cut. A crash in between may bring the removed batches back on the
+// next open, whole and valid; it never leaves a partial batch.
+func (l *Log) Truncate(offset int64) error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.syncing {
+		l.cond.Wait()
+	}
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if offset == l.next {
+		return nil
+	}
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	if start := l.segs[0].base; offset < start || offset > l.next {
+		return fmt.Errorf("%w: cannot truncate to %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, l.next)
+	}
+	s, i := l.findLocked(offset)
+	v := readView{seg: s, limit: s.size}
+	pos := int64(0)
+	if offset > s.base {
+		p, err := v.seek(offset)
+		if err != nil {
+			return err
+		}
+		var hb [batch.HeaderSize]byte
+		if err := readFull(s.f, hb[:], p); err != nil {
+			return v.corrupt(p, offset, err)
+		}
+		if h, err := batch.ParseHeader(hb[:]); err != nil {
+			return v.corrupt(p, offset, err)
+		} else if h.BaseOffset != offset {
+			return fmt.Errorf("%w: offset %d is inside the batch %d..%d", ErrNotBatchBoundary, offset, h.BaseOffset, h.LastOffset())
+		}
+		pos = p
+	}
+	// What stays must be durable before the checkpoint names it.
+	if err := s.f.Sync(); err != nil {
+		return l.failLocked(fmt.Errorf("fdatasync %s before truncating: %w", s.path(logSuffix), err))
+	}
+	if lost := l.prods.truncate(offset); len(lost) > 0 {
+		if err := l.refillProducers(lost, i, pos); err != nil {
+			return err
+		}
+	}
+	if err := l.writeCheckpointLocked(s, pos, offset); err != nil {
+		return l.failLocked(err)
+	}
+
+	removed := l.segs[i+1:]
+	l.segs = l.segs[: i+1 : i+1]
+	for _, r := range removed {
+		r.deleted.Store(true)
+		r.maybeClose()
+		if err := removeSegmentFiles(l.fs, r); err != nil {
+			return l.failLocked(err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return l.failLocked(fmt.Errorf("sync directory %s after truncating: %w", l.dir, err))
+		}
+	}
+	if err := s.f.Truncate(pos); err != nil {
+		return l.failLocked(fmt.Errorf("truncate %s to %d: %w", s.path(logSuffix), pos, err))
+	}
+	if err := s.f.Sync(); err != nil {
+		return l.failLocked(fmt.Errorf("fdatasync %s after truncating: %w", s.path(logSuffix), err))
+	}
+
+	// Rebuild the index tail from the last indexed batch before pos.
+	from := s.lookup(offset)
+	if from > pos {
+		from = pos
+	}
+	var hb [batch.HeaderSize]byte
+	s.next = offset
+	if from < pos {
+		if err := readFull(s.f, hb[:], from); err != nil {
+			return v.corrupt(from, -1, err)
+		}
+		h, err := batch.ParseHeader(hb[:])
+		if err != nil {
+			return v.corrupt(from, -1, err)
+		}
+		s.next = h.BaseOffset
+	}
+	s.cutIndexes(from)
+	s.size = pos
+	if _, _, err := l.scan(s, from, pos, pos); err != nil {
+		return &CorruptionError{Segment: s.path(logSuffix), Position: from, Offset: s.next, Err: err}
+	}
+	s.size, s.next = pos, offset
+	if err := l.flushIndexes(s); err != nil {
+		return l.failLocked(err)
+	}
+
+	l.active = s
+	l.next, l.durable, l.commit = offset, offset, offset
+	l.truncations++
+	l.sinceCkpt = 0
+	l.hwMu.Lock()
+	l.hw = commitPoint{next: offset, seg: s, pos: pos}
+	l.hwMu.Unlock()
+	l.cond.Broadcast()
+	return nil
+}
+
+func removeSegmentFiles(fs vfs.FS, s *segment) error {
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		if err := fs.Remove(s.path(suffix)); err != nil && !vfs.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", filepath.Base(s.path(suffix)), err)
+		}
+	}
+	return nil
+}
+
+// EnforceRetention deletes the oldest sealed segments whose newest record is
+// older than RetentionAge, and those that keep the log above RetentionBytes.
+// The active segment is never deleted. It returns how many were deleted.
+// The log runs it after each roll; a server may also call it on a timer.
+func (l *Log) EnforceRetention() (int, error) {
+	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
+		return 0, nil
+	}
+	l.mu.Lock()
+	if err := l.usableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	l.segMu.Lock()
+	var total int64
+	for _, s := range l.segs {
+		total += s.size
+	}
+	now := l.opts.Now().UnixMilli()
+	var removed []*segment
+	for len(l.segs) > 1 {
+		s := l.segs[0]
+		old := l.opts.RetentionAge > 0 && s.maxTS >= 0 && now-s.maxTS > l.opts.RetentionAge.Milliseconds()
+		big := l.opts.RetentionBytes > 0 && total-s.size >= l.opts.RetentionBytes
+		if !old && !big {
+			break
+		}
+		removed = append(removed, s)
+		l.segs = l.segs[1:]
+		total -= s.size
+	}
+	l.segMu.Unlock()
+	l.mu.Unlock()
+	if len(removed) == 0 {
+		return 0, nil
+	}
+	for _, s := range removed {
+		s.deleted.Store(true)
+		s.maybeClose()
+		if err := removeSegmentFiles(l.fs, s); err != nil {
+			return 0, fmt.Errorf("seglog: retention: %w", err)
+		}
+		l.log.Info("retention deleted segment", "segment", s.path(logSuffix), "bytes", s.size, "next_offset", s.next)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return len(removed), fmt.Errorf("seglog: retention: sync directory %s: %w", l.dir, err)
+	}
+	return len(removed), nil
+}
+
+// refillProducers rebuilds the idempotence windows of producers that lost
+// batches to a truncation, reading batch headers backwards from segment i
+// (up to byte end) until each window is full or the log's start is reached.
+func (l *Log) refillProducers(want map[int64]bool, i int, end int64) error {
+	for first := true; i >= 0 && len(want) > 0; i, first = i-1, false {
+		s := l.segs[i]
+		limit := s.size
+		if first {
+			limit = end
+		}
+		sc := newScanner(s.f, limit)
+		var hs []batch.Header
+		for pos := int64(0); pos < limit; {
+			hb, err := sc.at(pos, batch.HeaderSize)
+			if err != nil {
+				return &CorruptionError{Segment: s.path(logSuffix), Position: pos, Offset: -1, Err: err}
+			}
+			h, err := batch.ParseHeader(hb)
+			if err != nil {
+				return &CorruptionError{Segment: s.path(logSuffix), Position: pos, Offset: -1, Err: err}
+			}
+			if h.Idempotent() && want[h.ProducerID] {
+				hs = append(hs, h)
+			}
+			pos += int64(h.Size())
+		}
+		l.prods.refill(want, hs)
+	}
+	return nil
+}
