@@ -31,7 +31,7 @@ type Log struct {
 	log  *slog.Logger
 
 	// ckptMu serializes checkpoints, rolls, truncation and index-file
-	// writes; it guards segment.indexFlushed and tindexFlushed.
+	// writes.
 	ckptMu sync.Mutex
 
 	// mu guards the append path.
@@ -380,17 +380,13 @@ func (l *Log) rollLocked() error {
 	return nil
 }
 
-// flushIndexes writes the segment's index entries not yet on disk. Called
-// with ckptMu held.
+// flushIndexes writes the segment's indexes as they are now. Called with
+// ckptMu held.
 func (l *Log) flushIndexes(s *segment) error {
 	s.idxMu.RLock()
 	idx, tidx := s.index, s.tindex
 	s.idxMu.RUnlock()
-	if err := s.writeIndexes(l.fs, idx, s.indexFlushed, tidx, s.tindexFlushed); err != nil {
-		return err
-	}
-	s.indexFlushed, s.tindexFlushed = len(idx), len(tidx)
-	return nil
+	return s.writeIndexes(l.fs, idx, tidx)
 }
 
 func (l *Log) createSegment(base int64) (*segment, error) {

@@ -43,37 +43,45 @@ func (l *Log) viewLocked(offset int64) (v readView, ok bool, err error) {
 	return v, true, nil
 }
 
-// seek returns the position of the batch that holds offset.
-func (v readView) seek(offset int64) (int64, error) {
-	pos := v.seg.lookup(offset)
+// seek returns the position and base offset of the batch that holds
+// offset. Base offsets lie outside the CRC, so it checks that each batch
+// starts where the one before ended.
+func (v readView) seek(offset int64) (pos, base int64, err error) {
+	pos, base = v.seg.lookup(offset)
 	var hb [batch.HeaderSize]byte
 	for pos < v.limit {
 		if err := readFull(v.seg.f, hb[:], pos); err != nil {
-			return 0, v.corrupt(pos, -1, err)
+			return 0, 0, v.corrupt(pos, base, err)
 		}
 		h, err := batch.ParseHeader(hb[:])
 		if err != nil {
-			return 0, v.corrupt(pos, -1, err)
+			return 0, 0, v.corrupt(pos, base, err)
+		}
+		if h.BaseOffset != base {
+			return 0, 0, v.corrupt(pos, base, fmt.Errorf("batch has base offset %d", h.BaseOffset))
 		}
 		if pos+int64(h.Size()) > v.limit {
-			return 0, v.corrupt(pos, h.BaseOffset, fmt.Errorf("batch of %d bytes runs past the segment's end %d", h.Size(), v.limit))
+			return 0, 0, v.corrupt(pos, base, fmt.Errorf("batch of %d bytes runs past the segment's end %d", h.Size(), v.limit))
 		}
 		if h.NextOffset() > offset {
-			return pos, nil
+			return pos, base, nil
 		}
 		pos += int64(h.Size())
+		base = h.NextOffset()
 	}
-	return 0, fmt.Errorf("%w: offset %d not found in segment %s", ErrOffsetOutOfRange, offset, v.seg.path(logSuffix))
+	return 0, 0, fmt.Errorf("%w: offset %d not found in segment %s", ErrOffsetOutOfRange, offset, v.seg.path(logSuffix))
 }
 
 func (v readView) corrupt(pos, offset int64, err error) error {
 	return &CorruptionError{Segment: v.seg.path(logSuffix), Position: pos, Offset: offset, Err: err}
 }
 
-// readChecked reads whole batches starting at pos into dst (which it grows),
-// at most maxBytes of them but always at least one, and checks each batch's
-// CRC. It returns the grown dst and the bytes added.
-func (v readView) readChecked(dst []byte, pos int64, maxBytes int) ([]byte, int, error) {
+// readChecked reads whole batches starting at pos, where the batch with
+// base offset base lies, into dst (which it grows): at most maxBytes of
+// them but always at least one. It checks each batch's CRC, that base
+// offsets follow on, and that leader epochs never decrease (the fields
+// outside the CRC). It returns the grown dst and the bytes added.
+func (v readView) readChecked(dst []byte, pos, base int64, maxBytes int) ([]byte, int, error) {
 	var hb [batch.LogOverhead]byte
 	if err := readFull(v.seg.f, hb[:], pos); err != nil {
 		return dst, 0, v.corrupt(pos, -1, err)
@@ -93,20 +101,29 @@ func (v readView) readChecked(dst []byte, pos int64, maxBytes int) ([]byte, int,
 		return dst[:start], 0, v.corrupt(pos, -1, err)
 	}
 	p := 0
+	epoch := int32(-1 << 31)
 	for p < n {
 		if n-p < batch.LogOverhead {
 			break
 		}
 		size, err := batch.Size(chunk[p:])
 		if err != nil {
-			return dst[:start], 0, v.corrupt(pos+int64(p), -1, err)
+			return dst[:start], 0, v.corrupt(pos+int64(p), base, err)
 		}
 		if p+size > n {
 			break // the next batch does not fit in maxBytes
 		}
-		if _, err := batch.Check(chunk[p : p+size]); err != nil {
-			return dst[:start], 0, v.corrupt(pos+int64(p), -1, err)
+		h, err := batch.Check(chunk[p : p+size])
+		if err == nil && h.BaseOffset != base {
+			err = fmt.Errorf("batch has base offset %d", h.BaseOffset)
 		}
+		if err == nil && h.LeaderEpoch < epoch {
+			err = fmt.Errorf("leader epoch %d after %d", h.LeaderEpoch, epoch)
+		}
+		if err != nil {
+			return dst[:start], 0, v.corrupt(pos+int64(p), base, err)
+		}
+		epoch, base = h.LeaderEpoch, h.NextOffset()
 		p += size
 	}
 	return dst[:start+p], p, nil
@@ -145,11 +162,11 @@ func (l *Log) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
 	if !ok {
 		return dst, err
 	}
-	pos, err := v.seek(offset)
+	pos, base, err := v.seek(offset)
 	if err != nil {
 		return dst, err
 	}
-	dst, _, err = v.readChecked(dst, pos, maxBytes)
+	dst, _, err = v.readChecked(dst, pos, base, maxBytes)
 	return dst, err
 }
 
@@ -187,12 +204,12 @@ func (l *Log) Locate(offset int64, maxBytes int) (Slice, error) {
 	if !ok {
 		return Slice{}, err
 	}
-	pos, err := v.seek(offset)
+	pos, base, err := v.seek(offset)
 	if err != nil {
 		return Slice{}, err
 	}
 	bp := scratchPool.Get().(*[]byte)
-	buf, n, err := v.readChecked((*bp)[:0], pos, maxBytes)
+	buf, n, err := v.readChecked((*bp)[:0], pos, base, maxBytes)
 	next := int64(0)
 	if err == nil {
 		next, err = lastNext(buf)

@@ -63,12 +63,10 @@ type segment struct {
 	next  int64 // offset after the last batch
 	maxTS int64 // largest batch max timestamp, -1 if none
 
-	idxMu  sync.RWMutex // guards index and tindex against concurrent readers
-	index  []indexEntry
-	tindex []timeEntry
-	// how many entries of each index are already in the index files
-	indexFlushed, tindexFlushed int
-	lastIndexPos                int64 // position of the last index entry, -1 if none
+	idxMu        sync.RWMutex // guards index and tindex against concurrent readers
+	index        []indexEntry
+	tindex       []timeEntry
+	lastIndexPos int64 // position of the last index entry, -1 if none
 
 	firstAppend time.Time // for age-based rolling; zero until the first append
 
@@ -114,16 +112,17 @@ func (s *segment) sealTimeIndex() {
 	}
 }
 
-// lookup returns the position of the last indexed batch at or before offset.
-func (s *segment) lookup(offset int64) int64 {
+// lookup returns the position and base offset of the last indexed batch at
+// or before offset.
+func (s *segment) lookup(offset int64) (pos, base int64) {
 	rel := offset - s.base
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	i := sort.Search(len(s.index), func(i int) bool { return int64(s.index[i].rel) > rel })
 	if i == 0 {
-		return 0
+		return 0, s.base
 	}
-	return int64(s.index[i-1].pos)
+	return int64(s.index[i-1].pos), s.base + int64(s.index[i-1].rel)
 }
 
 // cutIndexes drops the index entries at or past pos and the time entries
@@ -139,7 +138,6 @@ func (s *segment) cutIndexes(pos int64) {
 	s.idxMu.Lock()
 	s.index, s.tindex = s.index[:i], s.tindex[:j]
 	s.idxMu.Unlock()
-	s.indexFlushed, s.tindexFlushed = min(s.indexFlushed, i), min(s.tindexFlushed, j)
 	s.lastIndexPos = -1
 	if i > 0 {
 		s.lastIndexPos = int64(s.index[i-1].pos)
@@ -150,17 +148,18 @@ func (s *segment) cutIndexes(pos int64) {
 	}
 }
 
-// writeIndexes writes the index entries not yet in the index files and
-// syncs them. Entries are written in place so a rewrite after truncation
-// overwrites stale ones; the files are then cut to their entry count.
-func (s *segment) writeIndexes(fs vfs.FS, idx []indexEntry, from int, tidx []timeEntry, tfrom int) error {
-	if err := writeIndexFile(fs, s.path(indexSuffix), from*indexEntrySize, encodeIndex(idx[from:])); err != nil {
+// writeIndexes rewrites the segment's index files whole and syncs them.
+// Each ends with the CRC-32C of its entries, so a damaged or half-written
+// index is noticed on open and rebuilt.
+func (s *segment) writeIndexes(fs vfs.FS, idx []indexEntry, tidx []timeEntry) error {
+	if err := writeIndexFile(fs, s.path(indexSuffix), encodeIndex(idx)); err != nil {
 		return err
 	}
-	return writeIndexFile(fs, s.path(timeIndexSuffix), tfrom*timeEntrySize, encodeTimeIndex(tidx[tfrom:]))
+	return writeIndexFile(fs, s.path(timeIndexSuffix), encodeTimeIndex(tidx))
 }
 
-func writeIndexFile(fs vfs.FS, path string, at int, data []byte) error {
+func writeIndexFile(fs vfs.FS, path string, data []byte) error {
+	data = binary.BigEndian.AppendUint32(data, batch.Checksum(data))
 	f, err := fs.OpenRW(path)
 	if vfs.IsNotExist(err) {
 		f, err = fs.Create(path)
@@ -168,13 +167,11 @@ func writeIndexFile(fs vfs.FS, path string, at int, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(data) > 0 {
-		if _, err := f.WriteAt(data, int64(at)); err != nil {
-			f.Close()
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Truncate(int64(at + len(data))); err != nil {
+	if err := f.Truncate(int64(len(data))); err != nil {
 		f.Close()
 		return fmt.Errorf("truncate %s: %w", path, err)
 	}
@@ -183,6 +180,15 @@ func writeIndexFile(fs vfs.FS, path string, at int, data []byte) error {
 		return fmt.Errorf("%w: sync %s: %w", errSync, path, err)
 	}
 	return f.Close()
+}
+
+// checkedEntries strips and checks the CRC trailer of an index file.
+func checkedEntries(raw []byte, entrySize int) ([]byte, bool) {
+	if len(raw) < 4 || (len(raw)-4)%entrySize != 0 {
+		return nil, false
+	}
+	body := raw[:len(raw)-4]
+	return body, batch.Checksum(body) == binary.BigEndian.Uint32(raw[len(raw)-4:])
 }
 
 // errSync marks an fsync failure, which fails the log.
@@ -235,13 +241,20 @@ func readWhole(fs vfs.FS, path string, limit int64) ([]byte, error) {
 // first entry at (0, 0), and the last entry pointing at a batch with the
 // right base offset. It reports false when the indexes must be rebuilt.
 func (s *segment) loadIndexes(fs vfs.FS, limitPos int64) (bool, error) {
-	maxEntries := limitPos/batch.HeaderSize + 1
-	raw, err := readWhole(fs, s.path(indexSuffix), maxEntries*indexEntrySize)
-	if err != nil || len(raw) == 0 || len(raw)%indexEntrySize != 0 {
+	maxEntries := s.size/batch.HeaderSize + 1
+	raw, err := readWhole(fs, s.path(indexSuffix), maxEntries*indexEntrySize+4)
+	if err != nil {
 		return false, nil
 	}
-	traw, err := readWhole(fs, s.path(timeIndexSuffix), maxEntries*timeEntrySize)
-	if err != nil || len(traw)%timeEntrySize != 0 {
+	raw, ok := checkedEntries(raw, indexEntrySize)
+	if !ok || len(raw) == 0 {
+		return false, nil
+	}
+	traw, err := readWhole(fs, s.path(timeIndexSuffix), maxEntries*timeEntrySize+4)
+	if err != nil {
+		return false, nil
+	}
+	if traw, ok = checkedEntries(traw, timeEntrySize); !ok {
 		return false, nil
 	}
 	idx := make([]indexEntry, 0, len(raw)/indexEntrySize)
@@ -280,7 +293,6 @@ func (s *segment) loadIndexes(fs vfs.FS, limitPos int64) (bool, error) {
 		tidx = append(tidx, e)
 	}
 	s.index, s.tindex = idx, tidx
-	s.indexFlushed, s.tindexFlushed = len(idx), len(tidx)
 	s.lastIndexPos = int64(last.pos)
 	s.maxTS = -1
 	if n := len(tidx); n > 0 {

@@ -39,18 +39,12 @@ func (l *Log) Truncate(offset int64) error {
 	v := readView{seg: s, limit: s.size}
 	pos := int64(0)
 	if offset > s.base {
-		p, err := v.seek(offset)
+		p, base, err := v.seek(offset)
 		if err != nil {
 			return err
 		}
-		var hb [batch.HeaderSize]byte
-		if err := readFull(s.f, hb[:], p); err != nil {
-			return v.corrupt(p, offset, err)
-		}
-		if h, err := batch.ParseHeader(hb[:]); err != nil {
-			return v.corrupt(p, offset, err)
-		} else if h.BaseOffset != offset {
-			return fmt.Errorf("%w: offset %d is inside the batch %d..%d", ErrNotBatchBoundary, offset, h.BaseOffset, h.LastOffset())
+		if base != offset {
+			return fmt.Errorf("%w: offset %d is inside the batch starting at %d", ErrNotBatchBoundary, offset, base)
 		}
 		pos = p
 	}
@@ -88,23 +82,9 @@ func (l *Log) Truncate(offset int64) error {
 		return l.failLocked(fmt.Errorf("fdatasync %s after truncating: %w", s.path(logSuffix), err))
 	}
 
-	// Rebuild the index tail from the last indexed batch before pos.
-	from := s.lookup(offset)
-	if from > pos {
-		from = pos
-	}
-	var hb [batch.HeaderSize]byte
-	s.next = offset
-	if from < pos {
-		if err := readFull(s.f, hb[:], from); err != nil {
-			return v.corrupt(from, -1, err)
-		}
-		h, err := batch.ParseHeader(hb[:])
-		if err != nil {
-			return v.corrupt(from, -1, err)
-		}
-		s.next = h.BaseOffset
-	}
+	// Rebuild the index tail from the last indexed batch at or before pos.
+	from, fromBase := s.lookup(offset)
+	s.next = fromBase
 	s.cutIndexes(from)
 	s.size = pos
 	if _, _, err := l.scan(s, from, pos, pos); err != nil {
