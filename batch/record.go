@@ -130,7 +130,7 @@ func (it *Iter) Err() error { return it.err }
 
 func decodeRecord(p []byte) (Record, []byte, error) {
 	var r Record
-	n, p, err := readVarint(p)
+	n, p, err := readVarint32(p)
 	if err != nil {
 		return r, nil, err
 	}
@@ -146,7 +146,7 @@ func decodeRecord(p []byte) (Record, []byte, error) {
 		return r, nil, err
 	}
 	var od int64
-	if od, body, err = readVarint(body); err != nil {
+	if od, body, err = readVarint32(body); err != nil {
 		return r, nil, err
 	}
 	if od < 0 || od > math.MaxInt32 {
@@ -160,7 +160,7 @@ func decodeRecord(p []byte) (Record, []byte, error) {
 		return r, nil, err
 	}
 	var nh int64
-	if nh, body, err = readVarint(body); err != nil {
+	if nh, body, err = readVarint32(body); err != nil {
 		return r, nil, err
 	}
 	// A header takes at least two bytes, so the count is bounded by what is
@@ -196,9 +196,20 @@ func readVarint(p []byte) (int64, []byte, error) {
 	return v, p[n:], nil
 }
 
+// readVarint32 reads one of Kafka's int32 varints (every record field but
+// the timestamp delta): at most 5 bytes, with a value that fits in an int32.
+// Longer encodings are refused, as Kafka's clients refuse them.
+func readVarint32(p []byte) (int64, []byte, error) {
+	v, n := binary.Varint(p)
+	if n <= 0 || n > binary.MaxVarintLen32 || v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, nil, fmt.Errorf("%w: bad varint", ErrCorrupt)
+	}
+	return v, p[n:], nil
+}
+
 // readBytes reads a varint length and that many bytes; -1 is null.
 func readBytes(p []byte) ([]byte, []byte, error) {
-	n, p, err := readVarint(p)
+	n, p, err := readVarint32(p)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -384,8 +384,11 @@ func (sc *scanner) findValidAfter(pos, minOffset int64) bool {
 		if err != nil || len(hb) < batch.HeaderSize || hb[batch.OffMagic] != batch.Magic {
 			continue
 		}
+		// A batch found there must continue the offsets: every offset
+		// between the damage and p took at least one byte. This filter
+		// keeps random bytes from costing a CRC each.
 		h, err := batch.ParseHeader(hb)
-		if err != nil || h.BaseOffset < minOffset || p+int64(h.Size()) > sc.end {
+		if err != nil || h.BaseOffset < minOffset || h.BaseOffset > minOffset+(p-pos) || p+int64(h.Size()) > sc.end {
 			continue
 		}
 		if _, _, err := sc.batchAt(p); err == nil {
