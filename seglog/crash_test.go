@@ -196,7 +196,9 @@ func crashRun(t *testing.T, seed uint64) {
 	m := &crashModel{written: map[int64][]byte{}, acked: map[int64]bool{}, lastAck: map[int64]ackedBatch{},
 		durable: dur.Mode == SyncAlways}
 	for cycle := 0; cycle < 4; cycle++ {
-		cfs := &crashFS{mem: mem, rng: rng, crashAt: 1 + rng.IntN(120)}
+		// The crash may come from the log's background goroutine: give the
+		// file system its own generator, used only under its lock.
+		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(rng.Uint64(), 1)), crashAt: 1 + rng.IntN(120)}
 		o := opts
 		o.FS = cfs
 		l, err := Open("/p0", o)
@@ -336,7 +338,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 	for at := 1; at < 80; at++ {
 		mem := vfs.NewMem()
 		rng := rand.New(rand.NewPCG(uint64(at), 1))
-		cfs := &crashFS{mem: mem, rng: rng, crashAt: at}
+		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(uint64(at), 2)), crashAt: at}
 		o := Options{FS: cfs, SegmentBytes: 4 << 10, CheckpointBytes: 2 << 10, IndexIntervalBytes: 128, Logger: quiet}
 		acked := map[int64][]byte{}
 		if l, err := Open("/x", o); err == nil {

@@ -372,7 +372,9 @@ func TestMemCrashModel(t *testing.T) {
 				op = memOp{trunc: true, off: off}
 				err = f.Truncate(off)
 			case 1:
-				err = f.Sync()
+				if err := f.Sync(); err != nil {
+					t.Fatal(err)
+				}
 				durable, ops = cur, nil
 				continue
 			default:
