@@ -366,3 +366,95 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("%d segments after retention by age", l.Segments())
 	}
 }
+
+func TestOffsetForTime(t *testing.T) {
+	o := Options{FS: vfs.NewMem(), SegmentBytes: 4 << 10, IndexIntervalBytes: 300}
+	l := openT(t, "/t", o)
+	defer l.Close()
+	var b batch.Builder
+	bases := map[int64]int64{} // batch number -> base offset
+	for i := int64(0); i < 200; i++ {
+		b.Reset(-1, -1, -1)
+		b.Add(1000+10*i, nil, []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"))
+		b.Add(1000+10*i+5, nil, []byte("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"))
+		base, err := l.Append(bytes.Clone(b.Finish()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bases[i] = base
+	}
+	if l.Segments() < 3 {
+		t.Fatalf("want several segments, got %d", l.Segments())
+	}
+	for _, c := range []struct{ ts, want int64 }{
+		{0, bases[0]},
+		{1000, bases[0]},
+		{1005, bases[0]},
+		{1006, bases[1]},
+		{1010, bases[1]},
+		{1000 + 10*123 + 3, bases[123]},
+		{1000 + 10*199 + 5, bases[199]},
+		{1000 + 10*199 + 6, l.HighWatermark()},
+	} {
+		got, err := l.OffsetForTime(c.ts)
+		if err != nil || got != c.want {
+			t.Errorf("OffsetForTime(%d) = %d, %v; want %d", c.ts, got, err, c.want)
+		}
+	}
+}
+
+// TestRaftSurface covers what a raft replica uses: the epoch stamped by
+// Append, AppendAt at the expected offset keeping the leader's epoch, and
+// Truncate of a suffix.
+func TestRaftSurface(t *testing.T) {
+	leader := openT(t, "/leader", Options{FS: vfs.NewMem()})
+	follower := openT(t, "/follower", Options{FS: vfs.NewMem()})
+	defer leader.Close()
+	defer follower.Close()
+	for term := int32(1); term <= 3; term++ {
+		leader.SetEpoch(term)
+		for i := 0; i < 3; i++ {
+			if _, err := leader.Append(mkBatch(fmt.Sprint(term, i), 2, 10, -1, -1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Ship the leader's batches to the follower as raft entries.
+	for off := int64(0); off < leader.HighWatermark(); {
+		buf, err := leader.Read(nil, off, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := batch.ParseHeader(buf)
+		if want := int32(1 + off/6); h.LeaderEpoch != want {
+			t.Fatalf("batch %d has epoch %d, want %d", off, h.LeaderEpoch, want)
+		}
+		if err := follower.AppendAt(buf); err != nil {
+			t.Fatalf("AppendAt(%d): %v", off, err)
+		}
+		off = h.NextOffset()
+	}
+	// A batch at the wrong offset is refused.
+	b := mkBatch("late", 1, 10, -1, -1)
+	batch.SetBaseOffset(b, 5)
+	if err := follower.AppendAt(b); !errors.Is(err, ErrUnexpectedOffset) {
+		t.Fatalf("AppendAt at the wrong offset: %v", err)
+	}
+	// Truncate the last term's entries and append a new term's.
+	if err := follower.Truncate(12); err != nil {
+		t.Fatal(err)
+	}
+	b = mkBatch("t4", 1, 10, -1, -1)
+	batch.SetBaseOffset(b, 12)
+	batch.SetLeaderEpoch(b, 4)
+	if err := follower.AppendAt(b); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, follower)
+	if len(got) != 7 {
+		t.Fatalf("follower holds %d batches, want 7", len(got))
+	}
+	if h, _ := batch.ParseHeader(got[12]); h.LeaderEpoch != 4 {
+		t.Fatalf("batch 12 epoch %d, want 4", h.LeaderEpoch)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"github.com/sensehq/sense/batch"
@@ -245,4 +246,69 @@ func (s *segment) maybeClose() {
 	if s.deleted.Load() && s.refs.Load() == 0 {
 		s.closeOnce.Do(func() { s.f.Close() })
 	}
+}
+
+// OffsetForTime returns the base offset of the first batch whose max
+// timestamp is at or after ts (milliseconds), as Kafka's ListOffsets by
+// timestamp does at batch granularity. It returns the high watermark when
+// no acknowledged batch is that recent.
+func (l *Log) OffsetForTime(ts int64) (int64, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	l.hwMu.Lock()
+	hw := l.hw
+	l.hwMu.Unlock()
+	for _, s := range l.segs {
+		if s.base >= hw.next {
+			break
+		}
+		v := readView{seg: s, limit: s.size}
+		if s == hw.seg {
+			v.limit = hw.pos
+		} else if s.maxTS < ts && s.base < hw.seg.base {
+			continue // sealed, and nothing in it is recent enough
+		}
+		pos, base := v.seekTime(ts)
+		var hb [batch.HeaderSize]byte
+		for pos < v.limit {
+			if err := readFull(s.f, hb[:], pos); err != nil {
+				return 0, v.corrupt(pos, base, err)
+			}
+			h, err := batch.ParseHeader(hb[:])
+			if err == nil && h.BaseOffset != base {
+				err = fmt.Errorf("batch has base offset %d", h.BaseOffset)
+			}
+			if err != nil {
+				return 0, v.corrupt(pos, base, err)
+			}
+			if h.MaxTimestamp >= ts {
+				return h.BaseOffset, nil
+			}
+			pos += int64(h.Size())
+			base = h.NextOffset()
+		}
+	}
+	return hw.next, nil
+}
+
+// seekTime returns where to start scanning for the first batch with a max
+// timestamp at or after ts: the indexed batch before the first time-index
+// entry that reaches ts.
+func (v readView) seekTime(ts int64) (pos, base int64) {
+	s := v.seg
+	s.idxMu.RLock()
+	defer s.idxMu.RUnlock()
+	j := sort.Search(len(s.tindex), func(j int) bool { return s.tindex[j].ts >= ts })
+	if j == 0 {
+		return 0, s.base
+	}
+	rel := s.tindex[j-1].rel
+	i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel > rel }) - 1
+	if i < 0 {
+		return 0, s.base
+	}
+	return int64(s.index[i].pos), s.base + int64(s.index[i].rel)
 }
