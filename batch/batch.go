@@ -83,8 +83,11 @@ var (
 	// ErrCorrupt means the bytes are not a well-formed batch, or its CRC does
 	// not match: the data was damaged.
 	ErrCorrupt = errors.New("batch: corrupt record batch")
-	// ErrInvalid means the batch is well formed and intact but not
-	// acceptable (unsupported magic, bad counts, too large).
+	// ErrInvalid means the batch is intact (its CRC matches) but not
+	// acceptable: counts that contradict each other, extra bytes after it,
+	// records compressed where the caller needs them plain. A magic other
+	// than 2 or a length outside [HeaderSize, MaxSize] is ErrCorrupt: such
+	// bytes cannot be framed as a batch at all.
 	ErrInvalid = errors.New("batch: invalid record batch")
 	// ErrShort means fewer bytes are present than the batch header or its
 	// length field needs; when reading a stream, more bytes may complete it.
