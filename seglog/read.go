@@ -49,7 +49,8 @@ func (l *Log) viewLocked(offset int64) (v readView, ok bool, err error) {
 // starts where the one before ended.
 func (v readView) seek(offset int64) (pos, base int64, err error) {
 	pos, base = v.seg.lookup(offset)
-	var hb [batch.HeaderSize]byte
+	hb := getHeaderBuf()
+	defer headerPool.Put(hb)
 	for pos < v.limit {
 		if err := readFull(v.seg.f, hb[:], pos); err != nil {
 			return 0, 0, v.corrupt(pos, base, err)
@@ -83,11 +84,12 @@ func (v readView) corrupt(pos, offset int64, err error) error {
 // offsets follow on, and that leader epochs never decrease (the fields
 // outside the CRC). It returns the grown dst and the bytes added.
 func (v readView) readChecked(dst []byte, pos, base int64, maxBytes int) ([]byte, int, error) {
-	var hb [batch.LogOverhead]byte
-	if err := readFull(v.seg.f, hb[:], pos); err != nil {
+	hb := getHeaderBuf()
+	defer headerPool.Put(hb)
+	if err := readFull(v.seg.f, hb[:batch.LogOverhead], pos); err != nil {
 		return dst, 0, v.corrupt(pos, -1, err)
 	}
-	first, err := batch.Size(hb[:])
+	first, err := batch.Size(hb[:batch.LogOverhead])
 	if err != nil {
 		return dst, 0, v.corrupt(pos, -1, err)
 	}
@@ -192,6 +194,12 @@ func (s *Slice) Release() {
 	}
 }
 
+// headerPool holds buffers for batch headers: a stack array handed to
+// File.ReadAt (an interface method) would escape to the heap on every read.
+var headerPool = sync.Pool{New: func() any { return new([batch.HeaderSize]byte) }}
+
+func getHeaderBuf() *[batch.HeaderSize]byte { return headerPool.Get().(*[batch.HeaderSize]byte) }
+
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 // Locate is Read without the copy: it finds the batches Read would return
@@ -261,6 +269,8 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 	l.hwMu.Lock()
 	hw := l.hw
 	l.hwMu.Unlock()
+	hb := getHeaderBuf()
+	defer headerPool.Put(hb)
 	for _, s := range l.segs {
 		if s.base >= hw.next {
 			break
@@ -272,7 +282,6 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 			continue // sealed, and nothing in it is recent enough
 		}
 		pos, base := v.seekTime(ts)
-		var hb [batch.HeaderSize]byte
 		for pos < v.limit {
 			if err := readFull(s.f, hb[:], pos); err != nil {
 				return 0, v.corrupt(pos, base, err)
