@@ -111,7 +111,16 @@ func (l *Log) SetEpoch(epoch int32) {
 // producer's last five batches is not written again: Append returns the
 // original base offset. A sequence gap gives ErrOutOfOrderSequence, an older
 // repeat ErrDuplicateSequence, an older epoch ErrProducerFenced.
-func (l *Log) Append(b []byte) (int64, error) {
+func (l *Log) Append(b []byte) (int64, error) { return l.append(b, false) }
+
+// AppendSparse is Append for producers whose sequence numbers span several
+// logs (Sense's native producers, whose events the router spreads over
+// buffers): a batch's sequences must be above the producer's last ones but
+// may leave a gap. Repeats are answered with the original offsets, as in
+// Append.
+func (l *Log) AppendSparse(b []byte) (int64, error) { return l.append(b, true) }
+
+func (l *Log) append(b []byte, sparse bool) (int64, error) {
 	h, err := l.checkBatch(b)
 	if err != nil {
 		return -1, err
@@ -120,7 +129,7 @@ func (l *Log) Append(b []byte) (int64, error) {
 		return -1, err
 	}
 	if h.Idempotent() {
-		dup, err := l.prods.check(&h)
+		dup, err := l.prods.check(&h, sparse)
 		if err != nil {
 			l.mu.Unlock()
 			return -1, err

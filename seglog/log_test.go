@@ -458,3 +458,30 @@ func TestRaftSurface(t *testing.T) {
 		t.Fatalf("batch 12 epoch %d, want 4", h.LeaderEpoch)
 	}
 }
+
+func TestAppendSparse(t *testing.T) {
+	l := openT(t, "/s", Options{FS: vfs.NewMem()})
+	defer l.Close()
+	// A producer's events 0..9 were spread: this log got 2..4 and 7..8.
+	b1, err := l.AppendSparse(mkBatch("a", 3, 10, 5, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := l.AppendSparse(mkBatch("b", 2, 10, 5, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base, err := l.AppendSparse(mkBatch("a", 3, 10, 5, 2)); err != nil || base != b1 {
+		t.Fatalf("retry of the first batch: %d %v, want %d", base, err, b1)
+	}
+	if base, err := l.AppendSparse(mkBatch("b", 2, 10, 5, 7)); err != nil || base != b2 {
+		t.Fatalf("retry of the second batch: %d %v, want %d", base, err, b2)
+	}
+	if _, err := l.AppendSparse(mkBatch("old", 1, 10, 5, 5)); !errors.Is(err, ErrDuplicateSequence) {
+		t.Fatalf("sequence below the last: %v", err)
+	}
+	// The strict rule still applies to Append.
+	if _, err := l.Append(mkBatch("gap", 1, 10, 5, 20)); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("strict append with a gap: %v", err)
+	}
+}

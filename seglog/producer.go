@@ -50,11 +50,12 @@ func seqDiff(a, b int32) int64 {
 // check decides what to do with an idempotent batch. It returns dup != nil
 // when the batch repeats one of the remembered batches (the caller answers
 // with the original offsets), or an error for a fenced epoch or a bad
-// sequence.
-func (ps producers) check(h *batch.Header) (dup *seqEntry, err error) {
+// sequence. With sparse, sequences must only increase: gaps are allowed
+// (a producer whose events are spread over several logs).
+func (ps producers) check(h *batch.Header, sparse bool) (dup *seqEntry, err error) {
 	p := ps[h.ProducerID]
 	if p == nil || h.ProducerEpoch > p.epoch {
-		if h.BaseSequence != 0 {
+		if h.BaseSequence != 0 && !sparse {
 			return nil, fmt.Errorf("%w: producer %d epoch %d is new here and must start at sequence 0, not %d",
 				ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
@@ -75,7 +76,7 @@ func (ps producers) check(h *batch.Header) (dup *seqEntry, err error) {
 	case d < 0:
 		return nil, fmt.Errorf("%w: producer %d sequences %d..%d were already written and are older than the last %d batches",
 			ErrDuplicateSequence, h.ProducerID, h.BaseSequence, last, window)
-	case d > 0:
+	case d > 0 && !sparse:
 		return nil, fmt.Errorf("%w: producer %d sent sequence %d, expected %d (a batch is missing)",
 			ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence, expect)
 	}
