@@ -1009,3 +1009,16 @@ func TestInteropKmsgToOurs(t *testing.T) {
 		compareWithKmsg(t, p)
 	})
 }
+
+func TestAddRawMatchesAdd(t *testing.T) {
+	var a, b Builder
+	a.Reset(1, 2, 3)
+	b.Reset(1, 2, 3)
+	a.Add(100, []byte("k"), []byte("v"), RecordHeader{Key: "sense.j", Value: []byte{1}}, RecordHeader{Key: "x", Value: nil})
+	b.AddRaw(100, []byte("k"), []byte("v"), []RawHeader{{Key: []byte("sense.j"), Value: []byte{1}}, {Key: []byte("x")}})
+	a.Add(90, nil, nil)
+	b.AddRaw(90, nil, nil, nil)
+	if !bytes.Equal(a.Finish(), b.Finish()) {
+		t.Fatal("AddRaw encodes differently from Add")
+	}
+}

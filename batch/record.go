@@ -252,28 +252,62 @@ func (b *Builder) Len() int { return int(b.count) }
 // Size returns the encoded size so far.
 func (b *Builder) Size() int { return len(b.buf) }
 
-// Add appends a record with a timestamp in milliseconds since the epoch.
-// A nil key or value is encoded as null.
-func (b *Builder) Add(timestampMs int64, key, value []byte, headers ...RecordHeader) {
+// RawHeader is a record header whose key is bytes, for callers that hold
+// keys as bytes (a decoded request) and must not allocate strings.
+type RawHeader struct {
+	Key, Value []byte
+}
+
+// AddRaw is Add with headers given as RawHeader.
+func (b *Builder) AddRaw(timestampMs int64, key, value []byte, headers []RawHeader) {
+	b.start(timestampMs)
+	tsd, od := timestampMs-b.baseTS, int64(b.count)
+	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
+	for i := range headers {
+		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
+	}
+	buf := b.appendPrefix(n, tsd, od, key, value, len(headers))
+	for i := range headers {
+		buf = binary.AppendVarint(buf, int64(len(headers[i].Key)))
+		buf = append(buf, headers[i].Key...)
+		buf = appendBytes(buf, headers[i].Value)
+	}
+	b.buf = buf
+	b.count++
+}
+
+func (b *Builder) start(timestampMs int64) {
 	if b.count == 0 {
 		b.baseTS, b.maxTS = timestampMs, timestampMs
 	}
 	if timestampMs > b.maxTS {
 		b.maxTS = timestampMs
 	}
-	// Compute the body length first so the length prefix is written once.
-	tsd, od := timestampMs-b.baseTS, int64(b.count)
-	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
-	for i := range headers {
-		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
-	}
+}
+
+// appendPrefix appends a record's length, attributes, deltas, key, value and
+// header count.
+func (b *Builder) appendPrefix(n int, tsd, od int64, key, value []byte, nh int) []byte {
 	buf := binary.AppendVarint(b.buf, int64(n))
 	buf = append(buf, 0)
 	buf = binary.AppendVarint(buf, tsd)
 	buf = binary.AppendVarint(buf, od)
 	buf = appendBytes(buf, key)
 	buf = appendBytes(buf, value)
-	buf = binary.AppendVarint(buf, int64(len(headers)))
+	return binary.AppendVarint(buf, int64(nh))
+}
+
+// Add appends a record with a timestamp in milliseconds since the epoch.
+// A nil key or value is encoded as null.
+func (b *Builder) Add(timestampMs int64, key, value []byte, headers ...RecordHeader) {
+	b.start(timestampMs)
+	// Compute the body length first so the length prefix is written once.
+	tsd, od := timestampMs-b.baseTS, int64(b.count)
+	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
+	for i := range headers {
+		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
+	}
+	buf := b.appendPrefix(n, tsd, od, key, value, len(headers))
 	for i := range headers {
 		buf = binary.AppendVarint(buf, int64(len(headers[i].Key)))
 		buf = append(buf, headers[i].Key...)

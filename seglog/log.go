@@ -56,6 +56,7 @@ type Log struct {
 
 	hwMu sync.Mutex
 	hw   commitPoint
+	hwCh chan struct{} // closed and replaced when the high watermark moves
 
 	ckptCh chan struct{}
 	quit   chan struct{}
@@ -274,6 +275,10 @@ func (l *Log) setCommitLocked(next int64, s *segment, pos int64) {
 	l.commit = next
 	l.hwMu.Lock()
 	l.hw = commitPoint{next: next, seg: s, pos: pos}
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
 	l.hwMu.Unlock()
 	l.cond.Broadcast()
 }
@@ -501,6 +506,18 @@ func (l *Log) NextOffset() int64 {
 	return l.next
 }
 
+// Changed returns a channel that is closed when the high watermark next
+// moves (or the log closes). Read the high watermark after taking the
+// channel, then wait on it: a reader waiting for new data misses nothing.
+func (l *Log) Changed() <-chan struct{} {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if l.hwCh == nil {
+		l.hwCh = make(chan struct{})
+	}
+	return l.hwCh
+}
+
 // HighWatermark returns the offset after the last acknowledged batch;
 // readers see the log up to it.
 func (l *Log) HighWatermark() int64 {
@@ -551,6 +568,12 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.cond.Broadcast()
+	l.hwMu.Lock()
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
+	l.hwMu.Unlock()
 	l.segMu.Lock()
 	for _, s := range l.segs {
 		s.deleted.Store(true)

@@ -101,6 +101,10 @@ func (l *Log) Truncate(offset int64) error {
 	l.sinceCkpt = 0
 	l.hwMu.Lock()
 	l.hw = commitPoint{next: offset, seg: s, pos: pos}
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
 	l.hwMu.Unlock()
 	l.cond.Broadcast()
 	return nil
