@@ -1,0 +1,428 @@
+// Package node is one Sense process's engine, below the network edges: it
+// holds the hubs of its configuration, each pipeline's buffers (one
+// seglog.Log per partition), the routing table, and the produce and read
+// paths every edge (native, HTTP, Kafka) calls.
+//
+// In dev mode one node hosts every hub of its configuration, each in its own
+// sub-directory of the data directory:
+//
+//	<data_dir>/pipelines.json              the pipeline catalog
+//	<data_dir>/hubs/<hub>/<pipeline>-<partition>/   one buffer's log
+//
+// Produce validates each event, resolves its mask and priority, routes it,
+// groups the events of a request by buffer into one record batch each, and
+// appends those batches; it answers per event with a partition and offset or
+// an error code. Nothing is written for an event that has no compliant hub.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/seglog"
+)
+
+// HubSpec configures a hub.
+type HubSpec struct {
+	Name         string
+	Jurisdiction string // a registered code, or "*"
+	Status       router.HubStatus
+	Deny         []string // pipelines the hub's policy forbids
+}
+
+// Options configure a node.
+type Options struct {
+	DataDir       string
+	Registry      *jurisdiction.Registry
+	Hubs          []HubSpec
+	Pipelines     []PipelineSpec // declared in the config file
+	Durability    seglog.Durability
+	SegmentBytes  int64
+	MemoryLimit   int64   // ingress bytes held at once; default 256 MiB
+	ShedLowAt     float64 // fraction of MemoryLimit past which low events are refused; default 0.5
+	ShedMediumAt  float64 // same for medium; default 0.8
+	AutoCreate    bool    // create unknown pipelines on first produce
+	MaxEventBytes int     // key + value + headers; default 1 MiB
+	AlertWebhook  string  // POSTed on NO_COMPLIANT_HUB
+	Logger        *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.DataDir == "" {
+		o.DataDir = "./data"
+	}
+	if o.Registry == nil {
+		return errors.New("node: Options.Registry is required")
+	}
+	if len(o.Hubs) == 0 {
+		return errors.New("node: at least one hub is required")
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = 256 << 20
+	}
+	if o.ShedLowAt == 0 {
+		o.ShedLowAt = 0.5
+	}
+	if o.ShedMediumAt == 0 {
+		o.ShedMediumAt = 0.8
+	}
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = 1 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// pipeline is a pipeline's live state: its spec and its buffers' logs, by
+// partition.
+type pipeline struct {
+	spec   PipelineSpec
+	routes *router.Routes
+	logs   []*seglog.Log
+	mask   jurisdiction.Mask // default mask
+	prio   event.Priority    // default priority
+}
+
+// state is an immutable snapshot swapped atomically on any change.
+type state struct {
+	table     *router.Table
+	pipelines map[string]*pipeline
+}
+
+// Node is the engine of one sense process.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	reg     *jurisdiction.Registry
+	Metrics *Metrics
+	budget  *budget
+	alerts  *alerter
+
+	mu      sync.Mutex // serializes changes: pipeline creation, reloads
+	cat     *catalog
+	hubs    []HubSpec
+	logs    map[string]*seglog.Log // by directory
+	version uint64
+
+	st     atomic.Pointer[state]
+	spread atomic.Uint64
+	closed atomic.Bool
+}
+
+// Open opens (recovering) every buffer of every known pipeline.
+func Open(opts Options) (*Node, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: create data directory %s: %w", opts.DataDir, err)
+	}
+	cat, err := loadCatalog(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		opts:    opts,
+		log:     opts.Logger,
+		reg:     opts.Registry,
+		Metrics: newMetrics(),
+		cat:     cat,
+		hubs:    opts.Hubs,
+		logs:    map[string]*seglog.Log{},
+	}
+	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
+	n.alerts = newAlerter(opts.AlertWebhook, n.log)
+	n.Metrics.watchBudget(n.budget)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	changed := false
+	for _, p := range opts.Pipelines {
+		p.Declared = true
+		if old := cat.find(p.Name); old != nil {
+			if old.Partitions != p.Partitions {
+				return nil, fmt.Errorf("node: pipeline %q has %d partitions per hub and lane on disk, the config says %d; partition counts cannot change: restore the old value",
+					p.Name, old.Partitions, p.Partitions)
+			}
+			hubs := old.Hubs
+			*old = p
+			old.Hubs = hubs
+			changed = true
+			continue
+		}
+		p.Created = time.Now().UTC()
+		cat.Pipelines = append(cat.Pipelines, p)
+		changed = true
+	}
+	if err := n.layoutHubs(&changed); err != nil {
+		return nil, err
+	}
+	if changed {
+		if err := cat.save(); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.rebuildLocked(); err != nil {
+		n.closeLogs()
+		return nil, err
+	}
+	return n, nil
+}
+
+// layoutHubs checks that each pipeline's recorded hub order is a prefix of
+// the configured hubs (partition numbers depend on it) and appends new hubs.
+func (n *Node) layoutHubs(changed *bool) error {
+	names := make([]string, len(n.hubs))
+	for i, h := range n.hubs {
+		names[i] = h.Name
+	}
+	for i := range n.cat.Pipelines {
+		p := &n.cat.Pipelines[i]
+		if len(p.Hubs) > len(names) || !slices.Equal(p.Hubs, names[:len(p.Hubs)]) {
+			return fmt.Errorf("node: pipeline %q was laid out over hubs %v, the config lists %v; hubs may only be added at the end (partition numbers depend on their order)",
+				p.Name, p.Hubs, names)
+		}
+		if len(p.Hubs) < len(names) {
+			p.Hubs = slices.Clone(names)
+			*changed = true
+		}
+	}
+	return nil
+}
+
+// rebuildLocked opens any missing logs, builds a new routing table and
+// swaps the state. Called with n.mu held.
+func (n *Node) rebuildLocked() error {
+	var rhubs []router.Hub
+	for _, h := range n.hubs {
+		m := n.reg.All()
+		if h.Jurisdiction != "*" {
+			bit, ok := n.reg.Bit(h.Jurisdiction)
+			if !ok {
+				return fmt.Errorf("node: hub %q has jurisdiction %q, which is not registered", h.Name, h.Jurisdiction)
+			}
+			m = jurisdiction.Mask(1) << bit
+		}
+		rhubs = append(rhubs, router.Hub{Name: h.Name, Jurisdiction: h.Jurisdiction, Mask: m, Status: h.Status, Deny: h.Deny})
+	}
+	var rps []router.Pipeline
+	pipes := map[string]*pipeline{}
+	for _, spec := range n.cat.Pipelines {
+		p := &pipeline{spec: spec}
+		var err error
+		if p.mask, err = n.reg.Parse(spec.DefaultJurisdiction); err != nil {
+			return fmt.Errorf("node: pipeline %q default jurisdiction: %w", spec.Name, err)
+		}
+		if p.prio, err = event.ParsePriority(spec.DefaultPriority); err != nil {
+			return fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
+		}
+		pipes[spec.Name] = p
+		rps = append(rps, router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio})
+	}
+	n.version++
+	table, err := router.Build(n.version, rhubs, rps)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	for name, p := range pipes {
+		p.routes = table.Pipeline(name)
+		for _, b := range p.routes.Partitions() {
+			dir := filepath.Join(n.opts.DataDir, "hubs", b.Hub, fmt.Sprintf("%s-%d", name, b.Partition))
+			l := n.logs[dir]
+			if l == nil {
+				l, err = seglog.Open(dir, seglog.Options{
+					Durability:     n.opts.Durability,
+					SegmentBytes:   n.opts.SegmentBytes,
+					RetentionAge:   p.spec.Retention,
+					RetentionBytes: p.spec.RetentionBytes,
+					Logger:         n.log,
+				})
+				if err != nil {
+					return fmt.Errorf("node: open buffer %s partition %d in hub %s: %w", name, b.Partition, b.Hub, err)
+				}
+				n.logs[dir] = l
+			}
+			p.logs = append(p.logs, l)
+		}
+	}
+	n.st.Store(&state{table: table, pipelines: pipes})
+	return nil
+}
+
+// Table returns the current routing table.
+func (n *Node) Table() *router.Table { return n.st.Load().table }
+
+// Registry returns the jurisdiction registry.
+func (n *Node) Registry() *jurisdiction.Registry { return n.reg }
+
+// Pipelines returns the catalog, sorted by name.
+func (n *Node) Pipelines() []PipelineSpec {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := slices.Clone(n.cat.Pipelines)
+	slices.SortFunc(out, func(a, b PipelineSpec) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// ErrPipelineExists is returned by CreatePipeline for a known name.
+var ErrPipelineExists = errors.New("node: pipeline exists")
+
+// CreatePipeline adds a pipeline durably and opens its buffers.
+func (n *Node) CreatePipeline(spec PipelineSpec) error {
+	if err := event.ValidatePipelineName(spec.Name); err != nil {
+		return err
+	}
+	if spec.Partitions == 0 {
+		spec.Partitions = 1
+	}
+	if spec.Partitions < 0 || spec.Partitions > 1024 {
+		return fmt.Errorf("node: pipeline %q: partitions %d outside [1, 1024]", spec.Name, spec.Partitions)
+	}
+	if spec.DefaultPriority == "" {
+		spec.DefaultPriority = "low"
+	}
+	if spec.DefaultJurisdiction == "" {
+		spec.DefaultJurisdiction = "*"
+	}
+	if _, err := event.ParsePriority(spec.DefaultPriority); err != nil {
+		return err
+	}
+	if _, err := n.reg.Parse(spec.DefaultJurisdiction); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return errClosed
+	}
+	if n.cat.find(spec.Name) != nil {
+		return fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
+	}
+	spec.Hubs = make([]string, len(n.hubs))
+	for i, h := range n.hubs {
+		spec.Hubs[i] = h.Name
+	}
+	spec.Created = time.Now().UTC()
+	n.cat.Pipelines = append(n.cat.Pipelines, spec)
+	if err := n.cat.save(); err != nil {
+		n.cat.Pipelines = n.cat.Pipelines[:len(n.cat.Pipelines)-1]
+		return err
+	}
+	return n.rebuildLocked()
+}
+
+// SetHubs replaces the hubs' status and policy (a reload or an admin call)
+// and swaps the routing table at once. Hubs may be added at the end; none
+// may be removed or reordered.
+func (n *Node) SetHubs(hubs []HubSpec) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(hubs) < len(n.hubs) {
+		return fmt.Errorf("node: the new config has %d hubs, the running node %d; hubs cannot be removed", len(hubs), len(n.hubs))
+	}
+	for i := range n.hubs {
+		if hubs[i].Name != n.hubs[i].Name || hubs[i].Jurisdiction != n.hubs[i].Jurisdiction {
+			return fmt.Errorf("node: hub %d is %s (%s) in the new config, %s (%s) in the running node; hubs may only be added at the end",
+				i, hubs[i].Name, hubs[i].Jurisdiction, n.hubs[i].Name, n.hubs[i].Jurisdiction)
+		}
+	}
+	old := n.hubs
+	n.hubs = hubs
+	changed := false
+	if err := n.layoutHubs(&changed); err != nil {
+		n.hubs = old
+		return err
+	}
+	if changed {
+		if err := n.cat.save(); err != nil {
+			return err
+		}
+	}
+	return n.rebuildLocked()
+}
+
+// Hubs returns the hubs as configured now.
+func (n *Node) Hubs() []HubSpec {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.hubs)
+}
+
+// SetHubStatus changes one hub's status.
+func (n *Node) SetHubStatus(name string, st router.HubStatus) error {
+	hubs := n.Hubs()
+	for i := range hubs {
+		if hubs[i].Name == name {
+			hubs[i].Status = st
+			return n.SetHubs(hubs)
+		}
+	}
+	return fmt.Errorf("node: no hub named %q", name)
+}
+
+var errClosed = errors.New("node: closed")
+
+// Close syncs and closes every log.
+func (n *Node) Close() error {
+	if n.closed.Swap(true) {
+		return errClosed
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closeLogs()
+}
+
+func (n *Node) closeLogs() error {
+	var errs []error
+	for dir, l := range n.logs {
+		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lookup returns the live pipeline, creating it if allowed.
+func (n *Node) lookup(name string) (*pipeline, Code) {
+	if p := n.st.Load().pipelines[name]; p != nil {
+		return p, OK
+	}
+	if err := event.ValidatePipelineName(name); err != nil {
+		return nil, InvalidPipelineName
+	}
+	if !n.opts.AutoCreate {
+		return nil, UnknownPipeline
+	}
+	if err := n.CreatePipeline(PipelineSpec{Name: name}); err != nil && !errors.Is(err, ErrPipelineExists) {
+		n.log.Error("auto-create pipeline failed", "pipeline", name, "err", err)
+		return nil, StorageError
+	}
+	n.log.Info("created pipeline on first produce", "pipeline", name)
+	if p := n.st.Load().pipelines[name]; p != nil {
+		return p, OK
+	}
+	return nil, UnknownPipeline
+}
+
+// context is unused for now but kept in the signatures that will block.
+var _ = context.Background

@@ -1,0 +1,257 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/seglog"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// threeHubs is the test layout: two hubs in MA, one in SN, on a
+// registry that also knows NG and KE (which have no hub).
+func threeHubs(t testing.TB, dir string) (*Node, *jurisdiction.Registry) {
+	t.Helper()
+	reg, err := jurisdiction.New([]string{"MA", "SN", "NG", "KE"}, map[string][]string{"ECOWAS": {"SN", "NG"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(Options{
+		DataDir:  dir,
+		Registry: reg,
+		Hubs: []HubSpec{
+			{Name: "tangier", Jurisdiction: "MA"},
+			{Name: "dakhla", Jurisdiction: "MA"},
+			{Name: "dakar", Jurisdiction: "SN"},
+		},
+		Pipelines:  []PipelineSpec{{Name: "payments", Partitions: 2, DefaultPriority: "low", DefaultJurisdiction: "*"}},
+		Durability: seglog.Durability{Mode: seglog.SyncNever},
+		AutoCreate: true,
+		Logger:     quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, reg
+}
+
+// stored reads every record of a pipeline and returns, per value, the hub
+// it is stored in and its mask header.
+func stored(t testing.TB, n *Node, pipeline string) map[string]storedAt {
+	t.Helper()
+	out := map[string]storedAt{}
+	parts, code := n.Partitions(pipeline)
+	if code != OK {
+		t.Fatalf("partitions: %v", code)
+	}
+	for _, p := range parts {
+		l, _ := n.Log(pipeline, p.Partition)
+		for off := l.StartOffset(); off < l.HighWatermark(); {
+			buf, err := l.Read(nil, off, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for len(buf) > 0 {
+				sz, _ := batch.Size(buf)
+				it, err := batch.NewIter(buf[:sz])
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, _ := batch.ParseHeader(buf)
+				for it.Next() {
+					r := it.Record()
+					var mask jurisdiction.Mask
+					hi := r.Headers()
+					for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+						if string(k) == event.HeaderMask {
+							mask, _ = event.DecodeMaskHeader(v)
+						}
+					}
+					if _, dup := out[string(r.Value)]; dup {
+						t.Fatalf("value %q stored twice", r.Value)
+					}
+					out[string(r.Value)] = storedAt{hub: p.Hub, lane: p.Lane, mask: mask}
+				}
+				if err := it.Err(); err != nil {
+					t.Fatal(err)
+				}
+				off = h.NextOffset()
+				buf = buf[sz:]
+			}
+		}
+	}
+	return out
+}
+
+type storedAt struct {
+	hub  string
+	lane event.Priority
+	mask jurisdiction.Mask
+}
+
+// TestJurisdictionProperty: random masks, keys and priorities on three hubs
+// (MA, MA, SN). Every stored event sits in a hub whose jurisdiction is in
+// its mask and in the lane of its priority; events whose mask has no hub
+// are refused with NO_COMPLIANT_HUB and stored nowhere.
+func TestJurisdictionProperty(t *testing.T) {
+	n, reg := threeHubs(t, t.TempDir())
+	defer n.Close()
+	hubCode := map[string]string{"tangier": "MA", "dakhla": "MA", "dakar": "SN"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]bool{} // value -> should be stored
+	for round := 0; round < 50; round++ {
+		req := &ProduceRequest{Pipeline: "payments", ProducerID: -1}
+		for i := 0; i < 40; i++ {
+			mask := jurisdiction.Mask(1 + rng.IntN(15)) // any non-empty subset of MA, SN, NG, KE
+			var key []byte
+			if rng.IntN(2) == 0 {
+				key = fmt.Appendf(nil, "k%d", rng.IntN(20))
+			}
+			req.Events = append(req.Events, Event{
+				Key: key, Value: fmt.Appendf(nil, "v%d-%d", round, i), Mask: mask,
+				HasPriority: true, Priority: event.Priority(rng.IntN(3)),
+			})
+		}
+		res := make([]Result, len(req.Events))
+		if err := n.Produce(context.Background(), req, res); err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range req.Events {
+			compliant := e.Mask&0b11 != 0 // MA or SN
+			switch {
+			case compliant && res[i].Code != OK:
+				t.Fatalf("event with mask %s refused: %v", reg.Format(e.Mask), res[i].Code)
+			case !compliant && res[i].Code != NoCompliantHub:
+				t.Fatalf("event with mask %s: code %v, want NO_COMPLIANT_HUB", reg.Format(e.Mask), res[i].Code)
+			}
+			want[string(e.Value)] = compliant
+		}
+	}
+	got := stored(t, n, "payments")
+	for v, should := range want {
+		at, ok := got[v]
+		if ok != should {
+			t.Fatalf("value %s stored=%v, want %v", v, ok, should)
+		}
+		if !ok {
+			continue
+		}
+		bit, _ := reg.Bit(hubCode[at.hub])
+		if !at.mask.Has(bit) {
+			t.Fatalf("value %s with mask %s stored in hub %s (%s)", v, reg.Format(at.mask), at.hub, hubCode[at.hub])
+		}
+	}
+	// Taking both MA hubs down reroutes MA-only events: they are refused
+	// at once, and MA|SN events go to dakar.
+	for _, h := range []string{"tangier", "dakhla"} {
+		if err := n.SetHubStatus(h, router.Down); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maOnly, _ := reg.Parse("MA")
+	both, _ := reg.Parse("MA,SN")
+	req := &ProduceRequest{Pipeline: "payments", ProducerID: -1, Events: []Event{
+		{Value: []byte("ma-only"), Mask: maOnly}, {Value: []byte("ma-or-sn"), Mask: both},
+	}}
+	res := make([]Result, 2)
+	if err := n.Produce(context.Background(), req, res); err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Code != NoCompliantHub || res[1].Code != OK {
+		t.Fatalf("after MA hubs went down: %v %v", res[0].Code, res[1].Code)
+	}
+	if got := stored(t, n, "payments"); got["ma-or-sn"].hub != "dakar" || got["ma-only"].hub != "" {
+		t.Fatalf("after reroute: ma-or-sn in %q, ma-only in %q", got["ma-or-sn"].hub, got["ma-only"].hub)
+	}
+}
+
+// TestProduceIdempotentRetry: a retried request with the same producer id
+// and sequences gets the original offsets and stores nothing twice.
+func TestProduceIdempotentRetry(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	mk := func() *ProduceRequest {
+		req := &ProduceRequest{Pipeline: "payments", ProducerID: 77, BaseSequence: 0}
+		for i := 0; i < 30; i++ {
+			req.Events = append(req.Events, Event{Value: fmt.Appendf(nil, "e%d", i)})
+		}
+		return req
+	}
+	first := make([]Result, 30)
+	if err := n.Produce(context.Background(), mk(), first); err != nil {
+		t.Fatal(err)
+	}
+	again := make([]Result, 30)
+	if err := n.Produce(context.Background(), mk(), again); err != nil {
+		t.Fatal(err)
+	}
+	for i := range first {
+		if first[i].Code != OK || again[i] != first[i] {
+			t.Fatalf("event %d: first %+v, retry %+v", i, first[i], again[i])
+		}
+	}
+	if got := stored(t, n, "payments"); len(got) != 30 {
+		t.Fatalf("%d events stored, want 30", len(got))
+	}
+}
+
+// TestPipelinesSurviveRestart: a pipeline created at run time is there
+// after a restart, with its data.
+func TestPipelinesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	n, _ := threeHubs(t, dir)
+	if err := n.CreatePipeline(PipelineSpec{Name: "telemetry", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	res := make([]Result, 1)
+	n.Produce(context.Background(), &ProduceRequest{Pipeline: "telemetry", ProducerID: -1, Events: []Event{{Value: []byte("x")}}}, res)
+	if res[0].Code != OK {
+		t.Fatal(res[0].Code)
+	}
+	n.Close()
+	n, _ = threeHubs(t, dir)
+	defer n.Close()
+	parts, code := n.Partitions("telemetry")
+	if code != OK || len(parts) != 3*3*3 {
+		t.Fatalf("after restart: %d partitions, %v", len(parts), code)
+	}
+	if got := stored(t, n, "telemetry"); len(got) != 1 {
+		t.Fatalf("after restart: %d events", len(got))
+	}
+}
+
+func TestOverloadShedsLowFirst(t *testing.T) {
+	b := newBudget(1000, 0.5, 0.8)
+	g, _ := b.acquire(context.Background(), [3]int64{400, 0, 0})
+	if g[0] != 400 {
+		t.Fatal("first low request refused")
+	}
+	g2, _ := b.acquire(context.Background(), [3]int64{200, 200, 100})
+	if g2[event.Low] != 0 || g2[event.Medium] != 200 || g2[event.Critical] != 100 {
+		t.Fatalf("at 400/1000 used: grant %v, want low shed, medium and critical admitted", g2)
+	}
+	g3, _ := b.acquire(context.Background(), [3]int64{0, 200, 0})
+	if g3[event.Medium] != 0 {
+		t.Fatalf("medium admitted past its threshold: %v", g3)
+	}
+	// Critical waits for room instead of being refused.
+	done := make(chan [3]int64)
+	go func() {
+		g, _ := b.acquire(context.Background(), [3]int64{0, 0, 600})
+		done <- g
+	}()
+	b.release(g)
+	b.release(g2)
+	if g := <-done; g[event.Critical] != 600 {
+		t.Fatalf("critical grant %v", g)
+	}
+}

@@ -1,0 +1,353 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/seglog"
+)
+
+// Code is a per-event or per-request result code. The numbers are those of
+// the native protocol (docs/protocol.md).
+type Code uint16
+
+// Result codes.
+const (
+	OK                  Code = 0
+	Unknown             Code = 1
+	UnknownPipeline     Code = 4
+	NoCompliantHub      Code = 5
+	Overloaded          Code = 6
+	InvalidMask         Code = 7
+	EventTooLarge       Code = 8
+	OutOfOrderSequence  Code = 9
+	DuplicateSequence   Code = 10
+	ProducerFenced      Code = 11
+	OffsetOutOfRange    Code = 12
+	NotReady            Code = 13
+	StorageError        Code = 14
+	InvalidPriority     Code = 15
+	UnknownPartition    Code = 16
+	InvalidPipelineName Code = 18
+)
+
+var codeNames = map[Code]string{
+	OK: "NONE", Unknown: "UNKNOWN", UnknownPipeline: "UNKNOWN_PIPELINE", NoCompliantHub: "NO_COMPLIANT_HUB",
+	Overloaded: "OVERLOADED", InvalidMask: "INVALID_MASK", EventTooLarge: "EVENT_TOO_LARGE",
+	OutOfOrderSequence: "OUT_OF_ORDER_SEQUENCE", DuplicateSequence: "DUPLICATE_SEQUENCE",
+	ProducerFenced: "PRODUCER_FENCED", OffsetOutOfRange: "OFFSET_OUT_OF_RANGE", NotReady: "NOT_READY",
+	StorageError: "STORAGE_ERROR", InvalidPriority: "INVALID_PRIORITY", UnknownPartition: "UNKNOWN_PARTITION",
+	InvalidPipelineName: "INVALID_PIPELINE_NAME",
+}
+
+func (c Code) String() string {
+	if s, ok := codeNames[c]; ok {
+		return s
+	}
+	return "CODE_" + itoa(int(c))
+}
+
+func itoa(v int) string {
+	if v == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[i:])
+}
+
+// Event is one event of a produce request as an edge decoded it. The byte
+// slices alias the request; the node copies them into record batches.
+type Event struct {
+	Key, Value  []byte
+	Headers     []batch.RawHeader
+	Mask        jurisdiction.Mask // 0: the pipeline's default
+	HasPriority bool
+	Priority    event.Priority
+	TimestampMs int64 // 0: now
+}
+
+// ProduceRequest is a batch of events for one pipeline.
+type ProduceRequest struct {
+	Pipeline     string
+	ProducerID   int64 // -1: not idempotent
+	Epoch        int16
+	BaseSequence int32 // event i has sequence BaseSequence+i
+	Events       []Event
+}
+
+// Result is the outcome for one event.
+type Result struct {
+	Code      Code
+	Partition int32
+	Offset    int64
+}
+
+// part collects the events of one request bound for one partition.
+type part struct {
+	partition int32
+	prio      event.Priority
+	idx       []int // indexes into the request's events
+	b         batch.Builder
+	base      int64
+	err       error
+}
+
+type scratch struct {
+	parts   []*part
+	free    []*part
+	headers []batch.RawHeader
+	hbuf    []byte
+}
+
+var (
+	maskKey = []byte(event.HeaderMask)
+	prioKey = []byte(event.HeaderPriority)
+)
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Produce routes and stores the events of req and fills res (len(res) must
+// be len(req.Events)) with a result per event. It returns an error only when
+// the whole request failed before any event was handled (ctx ended while
+// waiting for memory).
+func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) error {
+	start := time.Now()
+	if n.closed.Load() {
+		fill(res, NotReady)
+		return nil
+	}
+	p, code := n.lookup(req.Pipeline)
+	if code != OK {
+		fill(res, code)
+		return nil
+	}
+	// Admission: resolve priorities and sizes, then take memory.
+	var need [3]int64
+	for i := range req.Events {
+		e := &req.Events[i]
+		if !e.HasPriority {
+			e.Priority = p.prio
+		}
+		res[i] = Result{Partition: -1, Offset: -1}
+		if !e.Priority.Valid() {
+			res[i].Code = InvalidPriority
+			continue
+		}
+		size := len(e.Key) + len(e.Value)
+		for _, h := range e.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		if size > n.opts.MaxEventBytes {
+			res[i].Code = EventTooLarge
+			continue
+		}
+		need[e.Priority] += int64(size) + 64
+	}
+	grant, err := n.budget.acquire(ctx, need)
+	if err != nil {
+		return err
+	}
+	defer n.budget.release(grant)
+
+	sc := scratchPool.Get().(*scratch)
+	defer n.putScratch(sc)
+	routes := p.routes
+	now := time.Now().UnixMilli()
+	for i := range req.Events {
+		if res[i].Code != OK {
+			continue
+		}
+		e := &req.Events[i]
+		if grant[e.Priority] == 0 && need[e.Priority] > 0 {
+			res[i].Code = Overloaded
+			n.Metrics.shed(req.Pipeline, e.Priority)
+			continue
+		}
+		mask := e.Mask
+		if mask == 0 {
+			mask = p.mask
+		}
+		if !n.reg.Contains(mask) {
+			res[i].Code = InvalidMask
+			continue
+		}
+		var spread uint64
+		if req.ProducerID >= 0 {
+			spread = mix(uint64(req.ProducerID), uint64(int64(req.BaseSequence)+int64(i)))
+		} else {
+			spread = n.spread.Add(1)
+		}
+		partition, reason := routes.Route(mask, e.Priority, e.Key, spread)
+		if reason != router.OK {
+			res[i].Code = reasonCode(reason)
+			if reason.NoCompliantHub() {
+				n.noCompliantHub(req.Pipeline, mask, e.Priority, reason)
+			}
+			continue
+		}
+		pt := sc.part(partition, e.Priority)
+		if len(pt.idx) == 0 {
+			seq := int32(-1)
+			if req.ProducerID >= 0 {
+				seq = int32((int64(req.BaseSequence) + int64(i)) & (1<<31 - 1))
+			}
+			pt.b.Reset(req.ProducerID, req.Epoch, seq)
+			if req.ProducerID < 0 {
+				pt.b.Reset(-1, -1, -1)
+			}
+		}
+		pt.idx = append(pt.idx, i)
+		ts := e.TimestampMs
+		if ts == 0 {
+			ts = now
+		}
+		sc.hbuf = event.AppendMaskHeader(sc.hbuf[:0], mask)
+		sc.hbuf = event.AppendPriorityHeader(sc.hbuf, e.Priority)
+		sc.headers = append(sc.headers[:0],
+			batch.RawHeader{Key: maskKey, Value: sc.hbuf[:8]},
+			batch.RawHeader{Key: prioKey, Value: sc.hbuf[8:9]})
+		sc.headers = append(sc.headers, e.Headers...)
+		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
+	}
+	n.appendParts(p, req, sc.parts)
+	for _, pt := range sc.parts {
+		code := appendCode(pt.err)
+		for k, i := range pt.idx {
+			if code != OK {
+				res[i].Code = code
+				continue
+			}
+			res[i] = Result{Partition: pt.partition, Offset: pt.base + int64(k)}
+		}
+		if code == OK {
+			bs := p.routes.Partitions()[pt.partition]
+			n.Metrics.stored(req.Pipeline, bs.Hub, pt.prio, len(pt.idx), pt.b.Size())
+		}
+	}
+	n.Metrics.produceLatency.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// appendParts appends each partition's batch, in parallel when there are
+// several, so their fsyncs overlap.
+func (n *Node) appendParts(p *pipeline, req *ProduceRequest, parts []*part) {
+	do := func(pt *part) {
+		l := p.logs[pt.partition]
+		b := pt.b.Finish()
+		t0 := time.Now()
+		if req.ProducerID >= 0 {
+			pt.base, pt.err = l.AppendSparse(b)
+		} else {
+			pt.base, pt.err = l.Append(b)
+		}
+		n.Metrics.appendLatency.Observe(time.Since(t0).Seconds())
+		if pt.err != nil && !isProducerErr(pt.err) {
+			n.log.Error("append failed", "pipeline", req.Pipeline, "partition", pt.partition, "err", pt.err)
+		}
+	}
+	if len(parts) == 1 {
+		do(parts[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, pt := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			do(pt)
+		}()
+	}
+	wg.Wait()
+}
+
+func isProducerErr(err error) bool {
+	return errors.Is(err, seglog.ErrOutOfOrderSequence) || errors.Is(err, seglog.ErrDuplicateSequence) || errors.Is(err, seglog.ErrProducerFenced)
+}
+
+func appendCode(err error) Code {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, seglog.ErrOutOfOrderSequence):
+		return OutOfOrderSequence
+	case errors.Is(err, seglog.ErrDuplicateSequence):
+		return DuplicateSequence
+	case errors.Is(err, seglog.ErrProducerFenced):
+		return ProducerFenced
+	}
+	return StorageError
+}
+
+func reasonCode(r router.Reason) Code {
+	switch {
+	case r.NoCompliantHub():
+		return NoCompliantHub
+	case r == router.InvalidMask:
+		return InvalidMask
+	case r == router.InvalidPriority:
+		return InvalidPriority
+	}
+	return Unknown
+}
+
+func (sc *scratch) part(partition int32, prio event.Priority) *part {
+	for _, pt := range sc.parts {
+		if pt.partition == partition {
+			return pt
+		}
+	}
+	var pt *part
+	if k := len(sc.free); k > 0 {
+		pt, sc.free = sc.free[k-1], sc.free[:k-1]
+	} else {
+		pt = new(part)
+	}
+	pt.partition, pt.prio, pt.idx, pt.err, pt.base = partition, prio, pt.idx[:0], nil, 0
+	sc.parts = append(sc.parts, pt)
+	return pt
+}
+
+func (n *Node) putScratch(sc *scratch) {
+	sc.free = append(sc.free, sc.parts...)
+	sc.parts = sc.parts[:0]
+	scratchPool.Put(sc)
+}
+
+func fill(res []Result, c Code) {
+	for i := range res {
+		res[i] = Result{Code: c, Partition: -1, Offset: -1}
+	}
+}
+
+// mix is a 64-bit finalizer (splitmix64) of two words: a deterministic
+// spread for an idempotent producer's keyless events, so a retry routes
+// each event as the first attempt did.
+func mix(a, b uint64) uint64 {
+	x := a*0x9e3779b97f4a7c15 ^ b
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// noCompliantHub records a refusal: a structured log line, a counter, and
+// the alert hook.
+func (n *Node) noCompliantHub(pipeline string, mask jurisdiction.Mask, prio event.Priority, reason router.Reason) {
+	n.Metrics.dropped(pipeline, "no_compliant_hub")
+	masks := n.reg.Format(mask)
+	n.log.Warn("event refused: no compliant hub", "pipeline", pipeline, "mask", masks, "priority", prio.String(), "reason", reason.String())
+	n.alerts.fire(pipeline, masks, prio.String(), reason.String())
+}
