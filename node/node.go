@@ -16,7 +16,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -424,5 +423,3 @@ func (n *Node) lookup(name string) (*pipeline, Code) {
 	return nil, UnknownPipeline
 }
 
-// context is unused for now but kept in the signatures that will block.
-var _ = context.Background

@@ -232,7 +232,7 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 			res[i] = Result{Partition: pt.partition, Offset: pt.base + int64(k)}
 		}
 		if code == OK {
-			bs := p.routes.Partitions()[pt.partition]
+			bs, _ := p.routes.Buffer(pt.partition)
 			n.Metrics.stored(req.Pipeline, bs.Hub, pt.prio, len(pt.idx), pt.b.Size())
 		}
 	}
