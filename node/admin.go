@@ -18,6 +18,7 @@ import (
 //	{"op":"route.explain","pipeline":"payments","jurisdiction":"MA","priority":"critical"}
 //	{"op":"hub.set_status","hub":"tangier","status":"down"}
 //	{"op":"hub.list"}
+//	{"op":"registry"}
 type AdminRequest struct {
 	Op                  string `json:"op"`
 	Pipeline            string `json:"pipeline,omitempty"`
@@ -38,6 +39,14 @@ type AdminResponse struct {
 	Layout    []PartitionInfo `json:"layout,omitempty"`
 	Verdicts  []VerdictInfo   `json:"verdicts,omitempty"`
 	Hubs      []HubInfo       `json:"hubs,omitempty"`
+	Registry  *RegistryInfo   `json:"registry,omitempty"`
+}
+
+// RegistryInfo is the jurisdiction registry: bit i is Codes[i]. Clients use
+// it to turn codes and groups into masks.
+type RegistryInfo struct {
+	Codes  []string            `json:"codes"`
+	Groups map[string][]string `json:"groups,omitempty"`
 }
 
 // PipelineInfo describes a pipeline.
@@ -158,13 +167,26 @@ func (n *Node) admin(req *AdminRequest, resp *AdminResponse) error {
 			return err
 		}
 		return n.admin(&AdminRequest{Op: "hub.list"}, resp)
+	case "registry":
+		ri := &RegistryInfo{Codes: n.reg.Codes(), Groups: map[string][]string{}}
+		for _, g := range n.reg.Groups() {
+			m, _ := n.reg.Group(g)
+			for bit := 0; bit < 64; bit++ {
+				if m.Has(bit) {
+					c, _ := n.reg.Code(bit)
+					ri.Groups[g] = append(ri.Groups[g], c)
+				}
+			}
+		}
+		resp.Registry = ri
+		return nil
 	case "hub.list":
 		for _, h := range n.Hubs() {
 			resp.Hubs = append(resp.Hubs, HubInfo{Name: h.Name, Jurisdiction: h.Jurisdiction, Status: h.Status.String(), Deny: h.Deny})
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown admin op %q; known: pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list", req.Op)
+	return fmt.Errorf("unknown admin op %q; known: pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list, registry", req.Op)
 }
 
 func (n *Node) pipelineInfo(p PipelineSpec) PipelineInfo {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -253,5 +254,46 @@ func TestOverloadShedsLowFirst(t *testing.T) {
 	b.release(g2)
 	if g := <-done; g[event.Critical] != 600 {
 		t.Fatalf("critical grant %v", g)
+	}
+}
+
+func TestAdmin(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	run := func(req string) AdminResponse {
+		t.Helper()
+		var resp AdminResponse
+		if err := json.Unmarshal(n.Admin([]byte(req)), &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if r := run(`{"op":"pipeline.create","pipeline":"audit","partitions":2,"default_jurisdiction":"ECOWAS"}`); r.Error != "" || len(r.Layout) != 18 {
+		t.Fatalf("create: %+v", r)
+	}
+	if r := run(`{"op":"pipeline.create","pipeline":"audit"}`); r.Error == "" {
+		t.Fatal("second create of the same pipeline succeeded")
+	}
+	if r := run(`{"op":"pipeline.list"}`); len(r.Pipelines) != 2 || r.Pipelines[0].Name != "audit" {
+		t.Fatalf("list: %+v", r.Pipelines)
+	}
+	r := run(`{"op":"route.explain","pipeline":"payments","jurisdiction":"SN","priority":"critical"}`)
+	eligible := 0
+	for _, v := range r.Verdicts {
+		if v.Eligible {
+			eligible++
+			if v.Hub != "dakar" || v.Lane != "critical" {
+				t.Fatalf("eligible buffer %+v", v)
+			}
+		}
+	}
+	if eligible != 2 {
+		t.Fatalf("%d eligible buffers for SN/critical, want 2: %+v", eligible, r.Verdicts)
+	}
+	if r := run(`{"op":"registry"}`); r.Registry == nil || len(r.Registry.Codes) != 4 || len(r.Registry.Groups["ECOWAS"]) != 2 {
+		t.Fatalf("registry: %+v", r.Registry)
+	}
+	if r := run(`{"op":"nope"}`); r.Error == "" {
+		t.Fatal("unknown op accepted")
 	}
 }
