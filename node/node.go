@@ -422,4 +422,3 @@ func (n *Node) lookup(name string) (*pipeline, Code) {
 	}
 	return nil, UnknownPipeline
 }
-
