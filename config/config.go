@@ -1,0 +1,378 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/seglog"
+)
+
+// Defaults filled in by Validate.
+const (
+	DefaultNodeID          = "n1"
+	DefaultDataDir         = "./data"
+	DefaultNativeAddr      = "127.0.0.1:7070"
+	DefaultQUICAddr        = "127.0.0.1:7071"
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultKafkaAddr       = "127.0.0.1:9092"
+	DefaultJurisdiction    = "ZZ"    // ISO 3166 user-assigned: never a real country
+	DefaultHubName         = "local" // the dev-mode hub, of jurisdiction "*"
+	DefaultSegmentBytes    = 128 * MiB
+	DefaultMemoryLimit     = 256 * MiB
+	DefaultMaxEventBytes   = 1 * MiB
+	DefaultMaxRequestBytes = 100 * MiB
+	DefaultShedLowAt       = 0.5
+	DefaultShedMediumAt    = 0.8
+)
+
+// Limits checked by Validate.
+const (
+	MaxPartitions  = 1024
+	MinMemoryLimit = 1 * MiB
+	maxNameLen     = 64
+)
+
+// ListenerOff, given as a listener address, turns that listener off.
+const ListenerOff = "off"
+
+// Config is the configuration of one sense process. The zero value is a
+// valid dev-mode configuration once Validate has filled its defaults. Fields
+// are tagged with their YAML keys, which are the contract; docs/configuration.md
+// lists every key with its default, environment variable and flag.
+//
+// Load and Parse return a validated Config. After changing a Config by hand,
+// call Validate again: it fills defaults, rejects bad values and computes the
+// jurisdiction registry and masks that Registry, Hub.Mask and
+// Pipeline.DefaultMask return.
+type Config struct {
+	Node      Node      `yaml:"node"`
+	Listeners Listeners `yaml:"listeners"`
+	// Jurisdictions lists ISO 3166-1 alpha-2 codes; the i-th code owns bit i
+	// of every mask. Codes may be appended but never reordered or removed
+	// once data is stored. Default: [ZZ].
+	Jurisdictions []string `yaml:"jurisdictions"`
+	// Groups names sets of registered codes, such as ECOWAS: [SN, NG].
+	Groups map[string][]string `yaml:"groups"`
+	// Hubs are the sites that hold buffers. Default in dev mode: one hub
+	// "local" of jurisdiction "*"; outside dev mode at least one is required.
+	Hubs []Hub `yaml:"hubs"`
+	// Pipelines are declared up front; others are created on first use when
+	// Router.AutoCreatePipelines is set.
+	Pipelines  []Pipeline `yaml:"pipelines"`
+	Durability Durability `yaml:"durability"`
+	Router     Router     `yaml:"router"`
+	Alerts     Alerts     `yaml:"alerts"`
+	Kafka      Kafka      `yaml:"kafka"`
+	Log        Log        `yaml:"log"`
+	Cluster    Cluster    `yaml:"cluster"`
+
+	registry *jurisdiction.Registry // built by Validate
+	sources  map[string]string      // key -> where its value came from, set by Load
+}
+
+// Node identifies this process and its storage.
+type Node struct {
+	// ID names the node: 1 to 64 of a-z, 0-9, '.', '_', '-'. Default n1.
+	ID string `yaml:"id"`
+	// DataDir holds every hub's data, one sub-directory per hub. A relative
+	// path is relative to the working directory. Default ./data.
+	DataDir string `yaml:"data_dir"`
+}
+
+// Listeners are the addresses the edges listen on, as host:port. An empty
+// host (":7070") means every interface; port 0 picks a free port; "off"
+// turns the listener off.
+type Listeners struct {
+	Native string `yaml:"native"` // TCP, default 127.0.0.1:7070
+	HTTP   string `yaml:"http"`   // TCP, default 127.0.0.1:8080
+	Kafka  string `yaml:"kafka"`  // TCP, default 127.0.0.1:9092
+	// KafkaAdvertised is the host:port Kafka clients are told to connect
+	// to; empty means the Kafka listen address (see KafkaAdvertisedAddr).
+	KafkaAdvertised string `yaml:"kafka_advertised"`
+	QUIC            string `yaml:"quic"` // UDP, default 127.0.0.1:7071
+}
+
+// KafkaAdvertisedAddr returns the address to advertise to Kafka clients:
+// KafkaAdvertised if set, else the Kafka listen address.
+func (l Listeners) KafkaAdvertisedAddr() string {
+	if l.KafkaAdvertised != "" {
+		return l.KafkaAdvertised
+	}
+	return l.Kafka
+}
+
+// Hub is a site in exactly one jurisdiction.
+type Hub struct {
+	// Name is 1 to 64 of a-z, 0-9, '_', '-', unique among hubs.
+	Name string `yaml:"name"`
+	// Jurisdiction is one registered code, or "*" for every registered
+	// code (the dev-mode hub). A group is not allowed: a hub sits in one
+	// place.
+	Jurisdiction string    `yaml:"jurisdiction"`
+	Status       HubStatus `yaml:"status"`
+	Policy       HubPolicy `yaml:"policy"`
+
+	mask jurisdiction.Mask // set by Validate
+}
+
+// Mask returns the hub's jurisdiction as a mask: one bit, or every
+// registered bit for "*". It is 0 until Validate has run.
+func (h Hub) Mask() jurisdiction.Mask { return h.mask }
+
+// HubPolicy restricts what a hub may hold.
+type HubPolicy struct {
+	// DenyPipelines names pipelines the hub must never hold. The names must
+	// be valid pipeline names but need not be declared.
+	DenyPipelines []string `yaml:"deny_pipelines"`
+}
+
+// Denies reports whether the policy forbids the pipeline.
+func (p HubPolicy) Denies(pipeline string) bool {
+	for _, d := range p.DenyPipelines {
+		if d == pipeline {
+			return true
+		}
+	}
+	return false
+}
+
+// HubStatus is a hub's status. The zero value is HubUp.
+type HubStatus uint8
+
+// Hub statuses. Only an up hub is eligible for new events; a draining hub
+// is on its way out (its stored events are to move elsewhere); a down hub is
+// unavailable.
+const (
+	HubUp HubStatus = iota
+	HubDraining
+	HubDown
+)
+
+var hubStatusNames = [...]string{"up", "draining", "down"}
+
+// ParseHubStatus reads "up", "draining" or "down", in any case.
+func ParseHubStatus(s string) (HubStatus, error) {
+	for i, n := range hubStatusNames {
+		if strings.EqualFold(s, n) {
+			return HubStatus(i), nil
+		}
+	}
+	return HubUp, fmt.Errorf("config: hub status %q is not up, draining or down", s)
+}
+
+func (s HubStatus) valid() bool { return int(s) < len(hubStatusNames) }
+
+// String returns "up", "draining", "down", or "status(N)" for an unknown value.
+func (s HubStatus) String() string {
+	if s.valid() {
+		return hubStatusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// MarshalText writes the status name.
+func (s HubStatus) MarshalText() ([]byte, error) {
+	if !s.valid() {
+		return nil, fmt.Errorf("config: hub status %d is not up (0), draining (1) or down (2)", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText reads a status as ParseHubStatus does.
+func (s *HubStatus) UnmarshalText(text []byte) error {
+	v, err := ParseHubStatus(string(text))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// Pipeline declares a pipeline (a Kafka topic) and its defaults.
+type Pipeline struct {
+	// Name follows Kafka's topic rules (event.ValidatePipelineName) and is
+	// unique, also when compared without regard to case.
+	Name string `yaml:"name"`
+	// Partitions is 1 to 1024; 0 means 1.
+	Partitions int `yaml:"partitions"`
+	// Retention deletes events older than this; 0 keeps them forever.
+	Retention Duration `yaml:"retention"`
+	// RetentionBytes deletes the oldest events of a buffer while it is
+	// larger than this; 0 means no limit.
+	RetentionBytes Size `yaml:"retention_bytes"`
+	// DefaultPriority applies to events that carry none. Default low.
+	DefaultPriority event.Priority `yaml:"default_priority"`
+	// DefaultJurisdiction applies to events that carry no mask, in the
+	// registry's Parse syntax ("MA,SN", "ECOWAS", "*"). Default "*".
+	DefaultJurisdiction string `yaml:"default_jurisdiction"`
+
+	defaultMask jurisdiction.Mask // set by Validate
+}
+
+// DefaultMask returns DefaultJurisdiction parsed by the registry. It is 0
+// until Validate has run.
+func (p Pipeline) DefaultMask() jurisdiction.Mask { return p.defaultMask }
+
+// Durability configures the segmented logs.
+type Durability struct {
+	// Fsync is the fsync policy: always (default), interval:<duration>,
+	// never.
+	Fsync seglog.Durability `yaml:"fsync"`
+	// SegmentBytes rolls a segment at this size, 4KiB to 1GiB; default
+	// 128MiB.
+	SegmentBytes Size `yaml:"segment_bytes"`
+}
+
+// Router configures the ingestion router.
+type Router struct {
+	// MemoryLimit bounds the router's queued events; default 256MiB, at
+	// least 1MiB.
+	MemoryLimit Size `yaml:"memory_limit"`
+	// AutoCreatePipelines creates a pipeline on its first event. nil means
+	// the mode's default: true in dev mode, false otherwise. Validate sets
+	// it.
+	AutoCreatePipelines *bool `yaml:"auto_create_pipelines"`
+	// MaxEventBytes rejects larger events; default 1MiB, at most
+	// MemoryLimit.
+	MaxEventBytes Size `yaml:"max_event_bytes"`
+	// ShedLowAt is the fraction of MemoryLimit in use past which low
+	// events are rejected as OVERLOADED; default 0.5.
+	ShedLowAt float64 `yaml:"shed_low_at"`
+	// ShedMediumAt is the same for medium events; default 0.8, at least
+	// ShedLowAt. Critical events are never shed.
+	ShedMediumAt float64 `yaml:"shed_medium_at"`
+}
+
+// Alerts configures where alerts go.
+type Alerts struct {
+	// Webhook is an http or https URL that receives a POST per alert (for
+	// example NO_COMPLIANT_HUB); empty sends none.
+	Webhook string `yaml:"webhook"`
+}
+
+// Kafka configures the Kafka edge.
+type Kafka struct {
+	// AutoCreateTopics lets a Kafka metadata or produce request create a
+	// missing topic. nil means the mode's default: true in dev mode, false
+	// otherwise. Validate sets it.
+	AutoCreateTopics *bool `yaml:"auto_create_topics"`
+	// MaxRequestBytes rejects larger Kafka requests before reading them;
+	// default 100MiB, at most 2GiB-1.
+	MaxRequestBytes Size `yaml:"max_request_bytes"`
+}
+
+// Log configures the process's log.
+type Log struct {
+	Format LogFormat  `yaml:"format"` // auto (default), json or text
+	Level  slog.Level `yaml:"level"`  // debug, info (default), warn or error
+}
+
+// EffectiveFormat resolves LogAuto: JSON when the log does not go to a
+// terminal, text when it does.
+func (l Log) EffectiveFormat(terminal bool) LogFormat {
+	if l.Format != LogAuto {
+		return l.Format
+	}
+	if terminal {
+		return LogText
+	}
+	return LogJSON
+}
+
+// Handler returns a slog handler writing to w in the effective format at
+// Level; terminal says whether w is a terminal.
+func (l Log) Handler(w io.Writer, terminal bool) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.Level}
+	if l.EffectiveFormat(terminal) == LogText {
+		return slog.NewTextHandler(w, opts)
+	}
+	return slog.NewJSONHandler(w, opts)
+}
+
+// LogFormat is the log's encoding. The zero value is LogAuto.
+type LogFormat uint8
+
+// Log formats.
+const (
+	LogAuto LogFormat = iota // JSON unless writing to a terminal
+	LogJSON
+	LogText
+)
+
+var logFormatNames = [...]string{"auto", "json", "text"}
+
+// ParseLogFormat reads "auto", "json" or "text", in any case.
+func ParseLogFormat(s string) (LogFormat, error) {
+	for i, n := range logFormatNames {
+		if strings.EqualFold(s, n) {
+			return LogFormat(i), nil
+		}
+	}
+	return LogAuto, fmt.Errorf("config: log format %q is not auto, json or text", s)
+}
+
+func (f LogFormat) valid() bool { return int(f) < len(logFormatNames) }
+
+// String returns "auto", "json", "text", or "format(N)" for an unknown value.
+func (f LogFormat) String() string {
+	if f.valid() {
+		return logFormatNames[f]
+	}
+	return fmt.Sprintf("format(%d)", uint8(f))
+}
+
+// MarshalText writes the format name.
+func (f LogFormat) MarshalText() ([]byte, error) {
+	if !f.valid() {
+		return nil, fmt.Errorf("config: log format %d is not auto (0), json (1) or text (2)", uint8(f))
+	}
+	return []byte(f.String()), nil
+}
+
+// UnmarshalText reads a format as ParseLogFormat does.
+func (f *LogFormat) UnmarshalText(text []byte) error {
+	v, err := ParseLogFormat(string(text))
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
+}
+
+// Cluster is reserved for multi-node deployments. Naming any peer leaves dev
+// mode, which changes defaults (see DevMode).
+type Cluster struct {
+	// Peers are the other nodes, as host:port.
+	Peers []string `yaml:"peers"`
+}
+
+// DevMode reports whether c names no cluster peers. In dev mode the default
+// hub "local" exists and pipelines and Kafka topics are auto-created unless
+// the config says otherwise.
+func (c *Config) DevMode() bool { return len(c.Cluster.Peers) == 0 }
+
+// Registry returns the jurisdiction registry built from Jurisdictions and
+// Groups by the last successful Validate, or nil if Validate has not
+// succeeded.
+func (c *Config) Registry() *jurisdiction.Registry { return c.registry }
+
+// Source returns where the value of key (a YAML path such as
+// "node.data_dir" or "hubs[0].name") came from: "sense.yaml line 3",
+// "env SENSE_DATA", "flag --data"; empty for a default or a value set in Go.
+func (c *Config) Source(key string) string { return c.sources[key] }
+
+// Bool returns a pointer to b, for the *bool fields.
+func Bool(b bool) *bool { return &b }
+
+// Default returns the validated zero Config: dev mode with every default.
+func Default() *Config {
+	c := new(Config)
+	if err := c.Validate(); err != nil {
+		panic("config: the zero Config does not validate: " + err.Error())
+	}
+	return c
+}

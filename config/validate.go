@@ -1,0 +1,496 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/seglog"
+)
+
+// Validate fills defaults and checks every value, returning one FieldError
+// per problem joined with errors.Join. On success it builds the jurisdiction
+// registry and the hub and pipeline masks. Validate may be called again
+// after a change; values it filled in stay.
+//
+// Defaults that depend on the mode (see DevMode) are taken from
+// Cluster.Peers as it is when Validate runs.
+func (c *Config) Validate() error {
+	return errors.Join(c.check()...)
+}
+
+// check is Validate returning the problems as a list.
+func (c *Config) check() []error {
+	c.fillDefaults()
+	v := &checker{c: c}
+	v.node()
+	v.listeners()
+	reg := v.registry()
+	v.hubs(reg)
+	v.pipelines(reg)
+	v.durability()
+	v.router()
+	v.alerts()
+	v.kafka()
+	v.log()
+	v.cluster()
+	if len(v.errs) == 0 {
+		c.registry = reg
+	} else {
+		c.registry = nil
+	}
+	return v.errs
+}
+
+func (c *Config) fillDefaults() {
+	dev := c.DevMode()
+	setDefault(&c.Node.ID, DefaultNodeID)
+	setDefault(&c.Node.DataDir, DefaultDataDir)
+	setDefault(&c.Listeners.Native, DefaultNativeAddr)
+	setDefault(&c.Listeners.HTTP, DefaultHTTPAddr)
+	setDefault(&c.Listeners.Kafka, DefaultKafkaAddr)
+	setDefault(&c.Listeners.QUIC, DefaultQUICAddr)
+	if len(c.Jurisdictions) == 0 {
+		c.Jurisdictions = []string{DefaultJurisdiction}
+	}
+	if len(c.Hubs) == 0 && dev {
+		c.Hubs = []Hub{{Name: DefaultHubName, Jurisdiction: jurisdiction.Wildcard}}
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.Partitions == 0 {
+			p.Partitions = 1
+		}
+		setDefault(&p.DefaultJurisdiction, jurisdiction.Wildcard)
+	}
+	if c.Durability.SegmentBytes == 0 {
+		c.Durability.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.Router.MemoryLimit == 0 {
+		c.Router.MemoryLimit = DefaultMemoryLimit
+	}
+	if c.Router.AutoCreatePipelines == nil {
+		c.Router.AutoCreatePipelines = Bool(dev)
+	}
+	if c.Router.MaxEventBytes == 0 {
+		c.Router.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.Router.ShedLowAt == 0 {
+		c.Router.ShedLowAt = DefaultShedLowAt
+	}
+	if c.Router.ShedMediumAt == 0 {
+		c.Router.ShedMediumAt = DefaultShedMediumAt
+	}
+	if c.Kafka.AutoCreateTopics == nil {
+		c.Kafka.AutoCreateTopics = Bool(dev)
+	}
+	if c.Kafka.MaxRequestBytes == 0 {
+		c.Kafka.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+// checker collects the problems of one Validate.
+type checker struct {
+	c    *Config
+	errs []error
+}
+
+// fail records a problem with key; format is phrased to follow the key and
+// value ("is not ...; do this").
+func (v *checker) fail(key, value, format string, args ...any) {
+	v.failErr(key, value, hint(fmt.Sprintf(format, args...)))
+}
+
+func (v *checker) failErr(key, value string, err error) {
+	v.errs = append(v.errs, &FieldError{Key: key, Value: value, Source: v.c.sourceOf(key), Err: err})
+}
+
+// sourceOf returns where key's value came from or, for a key that was not
+// given, where its nearest enclosing mapping or list was: a missing
+// hubs[0].name is reported at the line of hubs[0].
+func (c *Config) sourceOf(key string) string {
+	for key != "" {
+		if s, ok := c.sources[key]; ok {
+			return s
+		}
+		key = key[:max(strings.LastIndexByte(key, '.'), strings.LastIndexByte(key, '['), 0)]
+	}
+	return ""
+}
+
+func (v *checker) node() {
+	n := v.c.Node
+	if !validName(n.ID, true) {
+		v.fail("node.id", n.ID, "is not a valid node id; use 1 to %d of a-z, 0-9, '.', '_', '-' (not . or ..)", maxNameLen)
+	}
+	if strings.IndexByte(n.DataDir, 0) >= 0 {
+		v.fail("node.data_dir", n.DataDir, "contains a NUL byte; give a directory path")
+	}
+}
+
+// validName reports whether s is 1 to maxNameLen of a-z, 0-9, '_', '-',
+// and, when dots is set, '.' (but not "." or "..").
+func validName(s string, dots bool) bool {
+	if s == "" || len(s) > maxNameLen || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || dots && c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *checker) listeners() {
+	l := v.c.Listeners
+	tcp := []struct{ name, addr string }{{"native", l.Native}, {"http", l.HTTP}, {"kafka", l.Kafka}}
+	for i, t := range tcp {
+		key := "listeners." + t.name
+		if !v.listenAddr(key, t.addr) || t.addr == ListenerOff {
+			continue
+		}
+		for _, prev := range tcp[:i] {
+			if prev.addr != ListenerOff && samePort(prev.addr, t.addr) {
+				v.fail(key, t.addr, "uses the TCP port of listeners.%s (%s); pick another port", prev.name, prev.addr)
+				break
+			}
+		}
+	}
+	v.listenAddr("listeners.quic", l.QUIC)
+	if a := l.KafkaAdvertised; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "0" || !validPort(port) {
+			v.fail("listeners.kafka_advertised", a, "is not an address Kafka clients can connect to; give a host and a non-zero port such as broker1.example.com:9092, or leave it empty to advertise listeners.kafka")
+		}
+	}
+}
+
+// listenAddr checks a listen address and reports whether it is well formed.
+func (v *checker) listenAddr(key, addr string) bool {
+	if addr == ListenerOff {
+		return true
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.fail(key, addr, "is not a host:port address; write it as 127.0.0.1:7070, [::1]:7070, :7070 (every interface), or off")
+		return false
+	}
+	if !validPort(port) {
+		v.fail(key, addr, "has port %q; use a number from 0 (any free port) to 65535", port)
+		return false
+	}
+	return true
+}
+
+func validPort(p string) bool {
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && allDigits(p)
+}
+
+// samePort reports whether two well-formed TCP listen addresses would
+// collide: the same non-zero port on the same host, or on any host when
+// either binds every interface.
+func samePort(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if na == 0 || na != nb {
+		return false
+	}
+	return ha == hb || anyHost(ha) || anyHost(hb)
+}
+
+func anyHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+
+// registry checks Jurisdictions and Groups and builds the registry, or
+// returns nil after recording why it cannot.
+func (v *checker) registry() *jurisdiction.Registry {
+	c := v.c
+	before := len(v.errs)
+	if len(c.Jurisdictions) > jurisdiction.MaxCodes {
+		v.fail("jurisdictions", "", "lists %d codes, but at most %d fit in a mask; remove %d",
+			len(c.Jurisdictions), jurisdiction.MaxCodes, len(c.Jurisdictions)-jurisdiction.MaxCodes)
+	}
+	first := make(map[string]int, len(c.Jurisdictions))
+	for i, code := range c.Jurisdictions {
+		key := fmt.Sprintf("jurisdictions[%d]", i)
+		switch j, dup := first[code]; {
+		case code == "":
+			v.fail(key, "", "is empty; write an ISO 3166-1 alpha-2 code such as MA")
+		case !isCode(code):
+			v.fail(key, code, "is not an ISO 3166-1 alpha-2 code; write two upper-case letters such as MA")
+		case dup:
+			v.fail(key, code, "is also jurisdictions[%d]; remove one (each code owns one bit)", j)
+		default:
+			first[code] = i
+		}
+	}
+	var valid []string
+	for i, code := range c.Jurisdictions {
+		if first[code] == i && isCode(code) {
+			valid = append(valid, code)
+		}
+	}
+	registered := orNone(valid)
+	names := make(map[string]string, len(c.Groups))
+	for _, name := range sortedKeys(c.Groups) {
+		key := "groups." + name
+		upper := strings.ToUpper(name)
+		_, isRegistered := first[upper]
+		switch prev, dup := names[upper]; {
+		case !validGroupName(name):
+			v.fail(key, "", "is not a valid group name; use 1 to %d ASCII letters, digits, '_' or '-'", maxNameLen)
+		case isRegistered:
+			v.fail(key, "", "is also a registered jurisdiction code; rename the group")
+		case dup:
+			v.fail(key, "", "is the same name as groups.%s (group names ignore case); merge or rename them", prev)
+		}
+		names[upper] = name
+		members := c.Groups[name]
+		if len(members) == 0 {
+			v.fail(key, "", "has no members; list its codes, such as [SN, NG], or remove the group")
+		}
+		for j, m := range members {
+			if _, ok := first[strings.ToUpper(m)]; !ok {
+				v.fail(fmt.Sprintf("%s[%d]", key, j), m, "is not a registered jurisdiction (registered: %s); add it to jurisdictions or remove it from the group", registered)
+			}
+		}
+	}
+	if len(v.errs) > before {
+		return nil
+	}
+	reg, err := jurisdiction.New(c.Jurisdictions, c.Groups)
+	if err != nil {
+		// Every rule of New is checked above; this catches one added later.
+		v.failErr("jurisdictions", "", hintWrap("and groups do not form a registry: "+err.Error(), err))
+		return nil
+	}
+	return reg
+}
+
+func isCode(s string) bool {
+	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
+}
+
+func validGroupName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (v *checker) hubs(reg *jurisdiction.Registry) {
+	c := v.c
+	if len(c.Hubs) == 0 {
+		v.fail("hubs", "", "is empty; with cluster peers there is no default hub, so declare at least one")
+		return
+	}
+	first := make(map[string]int, len(c.Hubs))
+	for i := range c.Hubs {
+		h := &c.Hubs[i]
+		key := fmt.Sprintf("hubs[%d]", i)
+		if j, dup := first[h.Name]; dup {
+			v.fail(key+".name", h.Name, "is also the name of hubs[%d]; hub names must be unique", j)
+		} else if !validName(h.Name, false) {
+			if h.Name == "" {
+				v.fail(key+".name", "", "is empty; name the hub with 1 to %d of a-z, 0-9, '_', '-'", maxNameLen)
+			} else {
+				v.fail(key+".name", h.Name, "is not a valid hub name; use 1 to %d of a-z, 0-9, '_', '-'", maxNameLen)
+			}
+		} else {
+			first[h.Name] = i
+		}
+		if reg != nil {
+			h.mask = v.hubMask(key+".jurisdiction", h.Jurisdiction, reg)
+		}
+		if !h.Status.valid() {
+			v.fail(key+".status", h.Status.String(), "is not a hub status; use up, draining or down")
+		}
+		for j, p := range h.Policy.DenyPipelines {
+			if err := event.ValidatePipelineName(p); err != nil {
+				v.failErr(fmt.Sprintf("%s.policy.deny_pipelines[%d]", key, j), p, pipelineNameErr(err))
+			}
+		}
+	}
+}
+
+func (v *checker) hubMask(key, j string, reg *jurisdiction.Registry) jurisdiction.Mask {
+	if j == jurisdiction.Wildcard {
+		return reg.All()
+	}
+	if bit, ok := reg.Bit(j); ok {
+		return 1 << uint(bit)
+	}
+	switch _, group := reg.Group(j); {
+	case j == "":
+		v.fail(key, "", "is empty; give one registered code (registered: %s) or * for all", strings.Join(reg.Codes(), ", "))
+	case group:
+		v.fail(key, j, "is a group, but a hub sits in exactly one jurisdiction; give one registered code or *")
+	default:
+		v.fail(key, j, "is not a registered jurisdiction (registered: %s); add it to jurisdictions or fix the hub", strings.Join(reg.Codes(), ", "))
+	}
+	return 0
+}
+
+func pipelineNameErr(err error) error {
+	return hintWrap(fmt.Sprintf("is not a valid pipeline name; use 1 to %d of a-z, A-Z, 0-9, '.', '_', '-' (not . or ..)", event.MaxPipelineLen), err)
+}
+
+func (v *checker) pipelines(reg *jurisdiction.Registry) {
+	c := v.c
+	first := make(map[string]int, len(c.Pipelines))
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		key := fmt.Sprintf("pipelines[%d]", i)
+		folded := strings.ToLower(p.Name)
+		if err := event.ValidatePipelineName(p.Name); err != nil {
+			v.failErr(key+".name", p.Name, pipelineNameErr(err))
+		} else if j, dup := first[folded]; dup {
+			v.fail(key+".name", p.Name, "is already declared as pipelines[%d] %q (names are compared without regard to case); remove or rename one", j, c.Pipelines[j].Name)
+		} else {
+			first[folded] = i
+		}
+		if p.Partitions < 1 || p.Partitions > MaxPartitions {
+			v.fail(key+".partitions", strconv.Itoa(p.Partitions), "is out of range; use 1 to %d", MaxPartitions)
+		}
+		if p.Retention < 0 {
+			v.fail(key+".retention", p.Retention.String(), "is negative; use a duration such as 24h or 7d, or 0 to keep events forever")
+		}
+		if p.RetentionBytes < 0 {
+			v.fail(key+".retention_bytes", p.RetentionBytes.String(), "is negative; use a size such as 10GiB, or 0 for no limit")
+		}
+		if !p.DefaultPriority.Valid() {
+			v.fail(key+".default_priority", p.DefaultPriority.String(), "is not a priority class; use low, medium or critical")
+		}
+		if reg != nil {
+			m, err := reg.Parse(p.DefaultJurisdiction)
+			if err != nil {
+				v.failErr(key+".default_jurisdiction", p.DefaultJurisdiction, hintWrap(fmt.Sprintf(
+					"is not a jurisdiction set; use registered codes (%s), a group (%s) or *, separated by commas",
+					strings.Join(reg.Codes(), ", "), orNone(reg.Groups())), err))
+			}
+			p.defaultMask = m
+		}
+	}
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none defined"
+	}
+	return strings.Join(s, ", ")
+}
+
+func (v *checker) durability() {
+	d := v.c.Durability
+	switch d.Fsync.Mode {
+	case seglog.SyncAlways, seglog.SyncNever:
+	case seglog.SyncInterval:
+		if d.Fsync.Interval <= 0 {
+			v.fail("durability.fsync", d.Fsync.String(), "has a non-positive interval; use interval:<duration> such as interval:10ms")
+		}
+	default:
+		v.fail("durability.fsync", fmt.Sprintf("mode %d", d.Fsync.Mode), "is not an fsync policy; use always, interval:<duration> or never")
+	}
+	if d.SegmentBytes < seglog.MinSegmentBytes || d.SegmentBytes > seglog.MaxSegmentBytes {
+		v.fail("durability.segment_bytes", d.SegmentBytes.String(), "is out of range; use %v to %v", Size(seglog.MinSegmentBytes), Size(seglog.MaxSegmentBytes))
+	}
+}
+
+func (v *checker) router() {
+	r := v.c.Router
+	if r.MemoryLimit < MinMemoryLimit {
+		v.fail("router.memory_limit", r.MemoryLimit.String(), "is below the minimum of %v; use a size such as 256MiB", MinMemoryLimit)
+	}
+	switch {
+	case r.MaxEventBytes < 0:
+		v.fail("router.max_event_bytes", r.MaxEventBytes.String(), "is negative; use a size such as 1MiB")
+	case r.MaxEventBytes > r.MemoryLimit && r.MemoryLimit >= MinMemoryLimit:
+		v.fail("router.max_event_bytes", r.MaxEventBytes.String(), "is larger than router.memory_limit (%v); lower it or raise the limit", r.MemoryLimit)
+	}
+	lowOK := v.fraction("router.shed_low_at", r.ShedLowAt)
+	if v.fraction("router.shed_medium_at", r.ShedMediumAt) && lowOK && r.ShedMediumAt < r.ShedLowAt {
+		v.fail("router.shed_medium_at", formatFloat(r.ShedMediumAt), "is below router.shed_low_at (%s); medium events must be shed after low ones, so raise it", formatFloat(r.ShedLowAt))
+	}
+}
+
+func (v *checker) fraction(key string, f float64) bool {
+	if f > 0 && f <= 1 {
+		return true
+	}
+	v.fail(key, formatFloat(f), "is not a fraction of router.memory_limit; use a number above 0 and at most 1, such as 0.5")
+	return false
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func (v *checker) alerts() {
+	w := v.c.Alerts.Webhook
+	if w == "" {
+		return
+	}
+	u, err := url.Parse(w)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.fail("alerts.webhook", w, "is not an http or https URL; write it as https://alerts.example.com/sense, or leave it empty for no webhook")
+	}
+}
+
+func (v *checker) kafka() {
+	k := v.c.Kafka
+	if k.MaxRequestBytes < 0 || k.MaxRequestBytes > math.MaxInt32 {
+		v.fail("kafka.max_request_bytes", k.MaxRequestBytes.String(), "is out of range; use a size from 1 to %d bytes (Kafka sizes are 32-bit), such as 100MiB", math.MaxInt32)
+	}
+}
+
+func (v *checker) log() {
+	if !v.c.Log.Format.valid() {
+		v.fail("log.format", v.c.Log.Format.String(), "is not a log format; use auto, json or text")
+	}
+}
+
+func (v *checker) cluster() {
+	first := make(map[string]int, len(v.c.Cluster.Peers))
+	for i, p := range v.c.Cluster.Peers {
+		key := fmt.Sprintf("cluster.peers[%d]", i)
+		host, port, err := net.SplitHostPort(p)
+		switch j, dup := first[p]; {
+		case err != nil || host == "" || !validPort(port) || port == "0":
+			v.fail(key, p, "is not a peer address; write host:port such as node2.example.com:7070")
+		case dup:
+			v.fail(key, p, "is also cluster.peers[%d]; remove one", j)
+		default:
+			first[p] = i
+		}
+	}
+}

@@ -1,0 +1,499 @@
+// Package native serves Sense's native binary protocol (docs/protocol.md)
+// over TCP; package wire holds the frame codec.
+//
+// Each connection has one reader goroutine. It checks every frame, answers
+// malformed input with an ERROR frame and closes the connection, and queues
+// PRODUCE requests for the connection's producer goroutine, which applies
+// them in arrival order (sequence numbers and per-key order depend on it).
+// At most MaxInFlight requests wait in the queue: when it is full the
+// reader stops reading, which is the backpressure a producer feels.
+// Subscriptions push DATA frames from their own goroutine, paced by the
+// client's credit.
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/node"
+)
+
+// Options configure a Server.
+type Options struct {
+	Limits wire.Limits
+	// MaxInFlight bounds the PRODUCE requests read ahead and queued per
+	// connection; default 8.
+	MaxInFlight int
+	// ServerID is announced in HELLO_OK.
+	ServerID string
+	Logger   *slog.Logger
+}
+
+// Server serves the native protocol for one node.
+type Server struct {
+	node *node.Node
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	lns     map[net.Listener]struct{}
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New returns a server for n.
+func New(n *node.Node, opts Options) (*Server, error) {
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 8
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ServerID == "" {
+		opts.ServerID = "sense"
+	}
+	return &Server{node: n, opts: opts, log: opts.Logger, lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("native: server closed")
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, stops reading new requests, lets the requests
+// in flight finish (their acknowledgements are sent), and closes every
+// connection. If ctx ends first, the connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// conn is one client connection.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	log *slog.Logger
+	rd  *wire.Reader
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   chan *produceJob // PRODUCE requests, applied in order
+	work   sync.WaitGroup
+
+	wmu  sync.Mutex // serializes writes
+	wbuf []byte
+	werr error
+
+	smu  sync.Mutex
+	subs map[uint32]*subscription
+
+	stopping atomic.Bool
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
+		jobs: make(chan *produceJob, s.opts.MaxInFlight), subs: map[uint32]*subscription{}}
+	c.rd = wire.NewReader(nc)
+	c.rd.SetMaxFrame(s.opts.Limits.MaxFrameBytes)
+	return c
+}
+
+func (c *conn) stopReading() {
+	c.stopping.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// write sends one frame (or several, appended) under the write lock.
+func (c *conn) write(build func([]byte) []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.wbuf = build(c.wbuf[:0])
+	_, err := c.nc.Write(c.wbuf)
+	if cap(c.wbuf) > 1<<20 {
+		c.wbuf = nil
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+func (c *conn) serve() {
+	c.work.Add(1)
+	go c.producer()
+	defer func() {
+		close(c.jobs) // the producer finishes what is queued, then exits
+		c.work.Wait()
+		c.cancel()
+		c.nc.Close()
+	}()
+	if !c.handshake() {
+		return
+	}
+	for {
+		f, err := c.rd.Next()
+		if err != nil {
+			c.readFailed(f, err)
+			return
+		}
+		if !c.dispatch(f) {
+			return
+		}
+	}
+}
+
+// readFailed ends the connection after a read error, first telling the
+// client why when the error is its fault.
+func (c *conn) readFailed(f wire.Frame, err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, wire.ErrRequestTooLarge):
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, 0, wire.CodeRequestTooLarge, fmt.Sprintf("%s frame is larger than the %d bytes allowed; the connection is closed", f.Type, c.s.opts.Limits.MaxFrameBytes))
+		})
+	case errors.Is(err, wire.ErrMalformed):
+		c.malformed(err)
+	default:
+		c.log.Debug("connection read failed", "err", err)
+	}
+}
+
+func (c *conn) malformed(err error) {
+	c.log.Warn("malformed frame; closing the connection", "err", err)
+	c.write(func(b []byte) []byte {
+		return wire.AppendError(b, 0, wire.CodeMalformed, err.Error()+"; the connection is closed")
+	})
+}
+
+func (c *conn) handshake() bool {
+	f, err := c.rd.Next()
+	if err != nil {
+		c.readFailed(f, err)
+		return false
+	}
+	if f.Type != wire.TypeHello {
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, f.Corr, wire.CodeNotHandshaken, fmt.Sprintf("the first frame must be HELLO, got %s; the connection is closed", f.Type))
+		})
+		return false
+	}
+	h, err := wire.DecodeHello(f.Payload)
+	if err != nil {
+		c.malformed(err)
+		return false
+	}
+	v, err := wire.NegotiateVersion(h)
+	if err != nil {
+		c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) })
+		return false
+	}
+	return c.write(func(b []byte) []byte {
+		return wire.AppendHelloOK(b, f.Corr, wire.NewHelloOK(v, c.s.opts.Limits, c.s.opts.ServerID))
+	}) == nil
+}
+
+// dispatch handles one frame; it returns false when the connection must
+// close.
+func (c *conn) dispatch(f wire.Frame) bool {
+	switch f.Type {
+	case wire.TypeProduce:
+		return c.produce(f)
+	case wire.TypeInitProducer:
+		if _, err := wire.DecodeInitProducer(f.Payload); err != nil {
+			c.malformed(err)
+			return false
+		}
+		id := c.s.node.NewProducerID()
+		return c.write(func(b []byte) []byte {
+			return wire.AppendInitProducerOK(b, f.Corr, wire.InitProducerOK{ProducerID: id, Epoch: 0})
+		}) == nil
+	case wire.TypeSubscribe:
+		m, err := wire.DecodeSubscribe(f.Payload)
+		if err != nil {
+			c.malformed(err)
+			return false
+		}
+		c.subscribe(f.Corr, m)
+		return true
+	case wire.TypeCredit:
+		n, err := wire.DecodeCredit(f.Payload)
+		if err != nil {
+			c.malformed(err)
+			return false
+		}
+		c.smu.Lock()
+		if sub := c.subs[f.Corr]; sub != nil {
+			sub.addCredit(n)
+		}
+		c.smu.Unlock()
+		return true
+	case wire.TypeUnsubscribe:
+		if err := wire.DecodeEmpty(f.Type, f.Payload); err != nil {
+			c.malformed(err)
+			return false
+		}
+		c.smu.Lock()
+		sub := c.subs[f.Corr]
+		delete(c.subs, f.Corr)
+		c.smu.Unlock()
+		if sub != nil {
+			sub.cancel()
+		} else {
+			c.write(func(b []byte) []byte { return wire.AppendUnsubscribed(b, f.Corr) })
+		}
+		return true
+	case wire.TypeFetch:
+		m, err := wire.DecodeFetch(f.Payload)
+		if err != nil {
+			c.malformed(err)
+			return false
+		}
+		c.fetch(f.Corr, m)
+		return true
+	case wire.TypeAdmin:
+		body := append([]byte(nil), f.Payload...)
+		res := c.s.node.Admin(body)
+		return c.write(func(b []byte) []byte { return wire.AppendAdminResult(b, f.Corr, res) }) == nil
+	case wire.TypePing:
+		data := f.Payload
+		return c.write(func(b []byte) []byte { return wire.AppendPong(b, f.Corr, data) }) == nil
+	case wire.TypeHello:
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, f.Corr, wire.CodeInvalidRequest, "HELLO was already received on this connection")
+		})
+		return true
+	}
+	c.malformed(fmt.Errorf("frame type %#x is not a client request", uint8(f.Type)))
+	return false
+}
+
+// produceJob is one PRODUCE being handled.
+type produceJob struct {
+	corr    uint32
+	buf     []byte
+	req     node.ProduceRequest
+	res     []node.Result
+	out     []wire.EventResult
+	idx     []int // node event i is request event idx[i]
+	headers []batch.RawHeader
+}
+
+var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
+
+func (c *conn) produce(f wire.Frame) bool {
+	// Validate the whole request before queueing it, so a malformed one
+	// closes the connection at once.
+	if _, err := c.s.opts.Limits.DecodeProduce(f.Payload); err != nil {
+		if wire.CodeOf(err) == wire.CodeMalformed {
+			c.malformed(err)
+			return false
+		}
+		return c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) }) == nil
+	}
+	j := jobPool.Get().(*produceJob)
+	j.corr = f.Corr
+	j.buf = append(j.buf[:0], f.Payload...)
+	select {
+	case c.jobs <- j: // blocks when the queue is full: backpressure
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// producer applies the connection's PRODUCE requests in order.
+func (c *conn) producer() {
+	defer c.work.Done()
+	for j := range c.jobs {
+		wr, err := c.s.opts.Limits.DecodeProduce(j.buf) // decodes as the original did
+		if err == nil {
+			c.handleProduce(j.corr, &wr, j)
+		}
+		if cap(j.buf) <= 4<<20 {
+			jobPool.Put(j)
+		}
+	}
+}
+
+func (c *conn) handleProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
+	lim := c.s.opts.Limits
+	j.req = node.ProduceRequest{Pipeline: string(wr.Pipeline), ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
+		Events: j.req.Events[:0]}
+	if wr.ProducerID < 0 {
+		j.req.ProducerID = -1
+	}
+	j.out = grow(j.out, wr.Count)
+	j.idx = j.idx[:0]
+	j.headers = j.headers[:0]
+	// Headers of all events share one slice; collect the ranges first, as
+	// appending may move it.
+	type span struct{ from, to int }
+	var spans [64]span
+	spanList := spans[:0]
+	it := wr.Events()
+	for it.Next() {
+		ev := it.Event()
+		i := it.Index()
+		if code := lim.CheckEvent(ev); code != wire.CodeNone {
+			j.out[i] = wire.EventResult{Code: code, Partition: -1, Offset: -1}
+			continue
+		}
+		from := len(j.headers)
+		hi := ev.Headers()
+		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+			j.headers = append(j.headers, batch.RawHeader{Key: k, Value: v})
+		}
+		spanList = append(spanList, span{from, len(j.headers)})
+		ne := node.Event{Key: ev.Key, Value: ev.Value, HasPriority: ev.HasPriority, Priority: ev.Priority}
+		if ev.HasMask {
+			ne.Mask = jurisdiction.Mask(ev.Mask)
+		}
+		if ev.HasTimestamp {
+			ne.TimestampMs = ev.TimestampMs
+		}
+		j.req.Events = append(j.req.Events, ne)
+		j.idx = append(j.idx, i)
+	}
+	for k := range j.req.Events {
+		if sp := spanList[k]; sp.to > sp.from {
+			j.req.Events[k].Headers = j.headers[sp.from:sp.to:sp.to]
+		}
+	}
+	if len(j.req.Events) > 0 && wr.ProducerID >= 0 {
+		// Sequences follow the request's numbering even when some events
+		// were refused above: the node derives each event's sequence from
+		// its index, so pass the original base and let refused events be
+		// gaps.
+		j.req.BaseSequence = wr.Sequence(j.idx[0])
+	}
+	j.res = growRes(j.res, len(j.req.Events))
+	if err := c.s.node.Produce(c.ctx, &j.req, j.res); err != nil {
+		for _, i := range j.idx {
+			j.out[i] = wire.EventResult{Code: wire.CodeTimeout, Partition: -1, Offset: -1}
+		}
+	} else {
+		for k, i := range j.idx {
+			r := j.res[k]
+			j.out[i] = wire.EventResult{Code: wire.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
+		}
+	}
+	c.write(func(b []byte) []byte { return wire.AppendProduceResult(b, corr, j.out) })
+}
+
+func grow(s []wire.EventResult, n int) []wire.EventResult {
+	if cap(s) < n {
+		return make([]wire.EventResult, n)
+	}
+	return s[:n]
+}
+
+func growRes(s []node.Result, n int) []node.Result {
+	if cap(s) < n {
+		return make([]node.Result, n)
+	}
+	return s[:n]
+}
+
+func (c *conn) fetch(corr uint32, m wire.Fetch) {
+	maxBytes := int(m.MaxBytes)
+	if limit := c.s.opts.Limits.MaxFrameBytes - wire.FetchResultHeaderSize - wire.FrameHeaderSize; maxBytes <= 0 || maxBytes > limit {
+		maxBytes = limit
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 0)
+	defer cancel()
+	buf, _, hw, code := c.s.node.Fetch(ctx, m.Pipeline, m.Partition, m.Offset, maxBytes, nil)
+	if code == node.OK && len(buf) > maxBytes+batch.MaxSize {
+		code = node.Code(wire.CodeBatchTooLarge)
+		buf = nil
+	}
+	c.write(func(b []byte) []byte {
+		return wire.AppendFetchResult(b, corr, wire.FetchResult{Code: wire.Code(code), Partition: m.Partition, HighWatermark: hw, Batches: buf})
+	})
+}

@@ -1,0 +1,157 @@
+package native
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/node"
+)
+
+// subscription pushes DATA frames for one partition, paced by credit.
+type subscription struct {
+	c      *conn
+	corr   uint32
+	m      wire.Subscribe
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	acct   wire.CreditAccount
+	credit chan struct{} // signalled when credit arrives
+}
+
+func (s *subscription) addCredit(n uint32) {
+	s.mu.Lock()
+	s.acct.Add(n)
+	s.mu.Unlock()
+	select {
+	case s.credit <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) subscribe(corr uint32, m wire.Subscribe) {
+	l, code := c.s.node.Log(m.Pipeline, m.Partition)
+	if code != node.OK {
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, corr, wire.Code(code), "SUBSCRIBE "+m.Pipeline+": "+code.String())
+		})
+		return
+	}
+	start := m.Offset
+	switch start {
+	case wire.OffsetEarliest:
+		start = l.StartOffset()
+	case wire.OffsetLatest:
+		start = l.HighWatermark()
+	}
+	hw := l.HighWatermark()
+	if start < l.StartOffset() || start > hw {
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, corr, wire.CodeOffsetOutOfRange, "SUBSCRIBE: offset outside the partition's range")
+		})
+		return
+	}
+	c.smu.Lock()
+	if c.subs[corr] != nil {
+		c.smu.Unlock()
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, corr, wire.CodeInvalidRequest, "SUBSCRIBE: correlation id already names a subscription on this connection")
+		})
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	sub := &subscription{c: c, corr: corr, m: m, ctx: ctx, cancel: cancel, acct: wire.NewCreditAccount(m.Credit), credit: make(chan struct{}, 1)}
+	c.subs[corr] = sub
+	c.smu.Unlock()
+	if c.write(func(b []byte) []byte {
+		return wire.AppendSubscribed(b, corr, wire.Subscribed{Partition: m.Partition, StartOffset: start, HighWatermark: hw})
+	}) != nil {
+		return
+	}
+	c.work.Add(1)
+	go func() {
+		defer c.work.Done()
+		sub.run(start)
+		c.smu.Lock()
+		if c.subs[corr] == sub {
+			delete(c.subs, corr)
+		}
+		c.smu.Unlock()
+		c.write(func(b []byte) []byte { return wire.AppendUnsubscribed(b, corr) })
+	}()
+}
+
+// run pushes batches from offset until the subscription ends.
+func (s *subscription) run(offset int64) {
+	maxFrame := s.c.s.opts.Limits.MaxFrameBytes - wire.DataOverhead
+	var buf []byte
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		credit := s.acct.Credit()
+		s.mu.Unlock()
+		if credit <= 0 {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-s.credit:
+			}
+			continue
+		}
+		want := int(min(credit, int64(maxFrame)))
+		wait, cancel := context.WithTimeout(s.ctx, time.Second)
+		var hw int64
+		var code node.Code
+		buf, _, hw, code = s.c.s.node.Fetch(wait, s.m.Pipeline, s.m.Partition, offset, want, buf[:0])
+		cancel()
+		if code != node.OK {
+			s.c.write(func(b []byte) []byte {
+				return wire.AppendError(b, s.corr, wire.Code(code), "subscription ended: "+code.String())
+			})
+			return
+		}
+		if len(buf) == 0 {
+			continue
+		}
+		// Keep only the batches the credit pays for (at least the first
+		// when the rule allows an oversized one).
+		n, next := 0, offset
+		limit := 0
+		s.mu.Lock()
+		for n < len(buf) {
+			size, _ := batch.Size(buf[n:])
+			if n == 0 {
+				limit = s.acct.Allowance(size)
+				if limit == 0 {
+					break // wait for credit
+				}
+			} else if n+size > limit || n+size > maxFrame {
+				break
+			}
+			h, _ := batch.ParseHeader(buf[n:])
+			next = h.NextOffset()
+			n += size
+			if int64(size) > s.acct.Credit() {
+				break // an oversized batch goes alone
+			}
+		}
+		if n > 0 {
+			s.acct.Spend(n)
+		}
+		s.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		data := buf[:n]
+		if s.c.write(func(b []byte) []byte {
+			b = wire.AppendDataHeader(b, s.corr, s.m.Partition, hw, len(data))
+			return append(b, data...)
+		}) != nil {
+			return
+		}
+		offset = next
+	}
+}
