@@ -422,3 +422,20 @@ func (n *Node) lookup(name string) (*pipeline, Code) {
 	}
 	return nil, UnknownPipeline
 }
+
+// lastPID is the last producer id handed out.
+var lastPID atomic.Int64
+
+// NewProducerID returns a producer id never handed out before by this data
+// directory's nodes: the wall clock in microseconds, bumped past the last id
+// given. (A clock set back across a restart could repeat an id; the
+// cluster's metadata log will allocate ids durably later.)
+func (n *Node) NewProducerID() int64 {
+	for {
+		last := lastPID.Load()
+		id := max(time.Now().UnixMicro(), last+1)
+		if lastPID.CompareAndSwap(last, id) {
+			return id
+		}
+	}
+}

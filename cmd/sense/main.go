@@ -50,6 +50,6 @@ a durable log in a hub whose jurisdiction the event's mask allows.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd())
 	return root
 }

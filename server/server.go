@@ -1,0 +1,224 @@
+// Package server assembles one Sense process from its configuration: the
+// node (storage and routing), the native TCP listener and the HTTP listener.
+// cmd/sense's serve command and in-process tests both start it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/edge/httpedge"
+	"github.com/sensehq/sense/edge/native"
+	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/router"
+)
+
+// Server is a running Sense process.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	Node   *node.Node
+	native *native.Server
+	http   *http.Server
+	ready  atomic.Bool
+
+	nativeLn, httpLn net.Listener
+	wg               sync.WaitGroup
+	errs             chan error
+}
+
+// NodeOptions turns a validated configuration into node options.
+func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
+	o := node.Options{
+		DataDir:       cfg.Node.DataDir,
+		Registry:      cfg.Registry(),
+		Durability:    cfg.Durability.Fsync,
+		SegmentBytes:  int64(cfg.Durability.SegmentBytes),
+		MemoryLimit:   int64(cfg.Router.MemoryLimit),
+		ShedLowAt:     cfg.Router.ShedLowAt,
+		ShedMediumAt:  cfg.Router.ShedMediumAt,
+		AutoCreate:    cfg.Router.AutoCreatePipelines != nil && *cfg.Router.AutoCreatePipelines,
+		MaxEventBytes: int(cfg.Router.MaxEventBytes),
+		AlertWebhook:  cfg.Alerts.Webhook,
+		Logger:        log,
+	}
+	o.Hubs = HubSpecs(cfg)
+	for _, p := range cfg.Pipelines {
+		o.Pipelines = append(o.Pipelines, node.PipelineSpec{
+			Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention), RetentionBytes: int64(p.RetentionBytes),
+			DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction,
+		})
+	}
+	return o
+}
+
+// HubSpecs returns the configuration's hubs for the node.
+func HubSpecs(cfg *config.Config) []node.HubSpec {
+	var hubs []node.HubSpec
+	for _, h := range cfg.Hubs {
+		hubs = append(hubs, node.HubSpec{Name: h.Name, Jurisdiction: h.Jurisdiction, Status: router.HubStatus(h.Status), Deny: h.Policy.DenyPipelines})
+	}
+	return hubs
+}
+
+// Start listens on the configured addresses (so they are known and taken
+// at once), recovers every log, and starts serving. The HTTP listener
+// answers /healthz at once and /readyz once recovery is done.
+func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, errs: make(chan error, 2)}
+	var err error
+	if cfg.Listeners.HTTP != config.ListenerOff {
+		if s.httpLn, err = net.Listen("tcp", cfg.Listeners.HTTP); err != nil {
+			return nil, fmt.Errorf("listen for HTTP on %s: %w (set listeners.http or --http-addr)", cfg.Listeners.HTTP, err)
+		}
+	}
+	if cfg.Listeners.Native != config.ListenerOff {
+		if s.nativeLn, err = net.Listen("tcp", cfg.Listeners.Native); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for the native protocol on %s: %w (set listeners.native or --native-addr)", cfg.Listeners.Native, err)
+		}
+	}
+	// HTTP first, so probes see "alive, not ready" during recovery.
+	var nodeRef atomic.Pointer[node.Node]
+	if s.httpLn != nil {
+		s.http = &http.Server{Handler: lazyHandler(&nodeRef, &s.ready), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errs <- fmt.Errorf("HTTP listener: %w", err)
+			}
+		}()
+	}
+	t0 := time.Now()
+	n, err := node.Open(NodeOptions(cfg, log))
+	if err != nil {
+		s.shutdownHTTP(context.Background())
+		s.closeListeners()
+		return nil, err
+	}
+	s.Node = n
+	nodeRef.Store(n)
+	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
+	if s.nativeLn != nil {
+		s.native, err = native.New(n, native.Options{
+			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
+			ServerID: "sense/" + cfg.Node.ID,
+			Logger:   log,
+		})
+		if err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.native.Serve(s.nativeLn); err != nil && !errors.Is(err, native.ErrServerClosed) {
+				s.errs <- fmt.Errorf("native listener: %w", err)
+			}
+		}()
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+// lazyHandler serves the HTTP endpoints with whatever node exists yet.
+func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool) http.Handler {
+	var once sync.Once
+	var h http.Handler
+	notReady := httpedge.Handler(nil, ready)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nn := n.Load()
+		if nn == nil {
+			notReady.ServeHTTP(w, r)
+			return
+		}
+		once.Do(func() { h = httpedge.Handler(nn, ready) })
+		h.ServeHTTP(w, r)
+	})
+}
+
+// NativeAddr is the native listener's address (nil when off).
+func (s *Server) NativeAddr() net.Addr {
+	if s.nativeLn == nil {
+		return nil
+	}
+	return s.nativeLn.Addr()
+}
+
+// HTTPAddr is the HTTP listener's address (nil when off).
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Errors reports listeners that failed after Start.
+func (s *Server) Errors() <-chan error { return s.errs }
+
+// Reload applies a new configuration's hub statuses and policies (new hubs
+// may be appended) and swaps the routing table without dropping
+// connections. Other changes need a restart; they are reported, not applied.
+func (s *Server) Reload(cfg *config.Config) error {
+	if err := s.Node.SetHubs(HubSpecs(cfg)); err != nil {
+		return err
+	}
+	for _, p := range cfg.Pipelines {
+		if err := s.Node.CreatePipeline(node.PipelineSpec{Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention),
+			RetentionBytes: int64(p.RetentionBytes), DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction}); err != nil &&
+			!errors.Is(err, node.ErrPipelineExists) {
+			return err
+		}
+	}
+	s.log.Info("configuration reloaded", "routing_table_version", s.Node.Table().Version())
+	return nil
+}
+
+// Shutdown stops accepting, lets requests in flight finish (their events
+// are acknowledged only once durable), syncs and closes every log.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	var errs []error
+	if s.native != nil {
+		if err := s.native.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	} else if s.nativeLn != nil {
+		s.nativeLn.Close()
+	}
+	if s.Node != nil {
+		if err := s.Node.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.shutdownHTTP(ctx)
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Server) shutdownHTTP(ctx context.Context) {
+	if s.http != nil {
+		s.http.Shutdown(ctx)
+	} else if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+}
+
+func (s *Server) closeListeners() {
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.nativeLn != nil {
+		s.nativeLn.Close()
+	}
+}
