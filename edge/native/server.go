@@ -181,6 +181,18 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return c
 }
 
+// closeGracefully half-closes the connection and drains what the client
+// still sends for a moment, so that a last ERROR frame is not lost to a
+// reset caused by unread bytes.
+func (c *conn) closeGracefully() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		io.CopyN(io.Discard, tc, 1<<20)
+	}
+	c.nc.Close()
+}
+
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
 	c.nc.SetReadDeadline(time.Now())
@@ -211,7 +223,7 @@ func (c *conn) serve() {
 		close(c.jobs) // the producer finishes what is queued, then exits
 		c.work.Wait()
 		c.cancel()
-		c.nc.Close()
+		c.closeGracefully()
 	}()
 	if !c.handshake() {
 		return

@@ -1,0 +1,46 @@
+// Package sensetest starts in-process Sense servers for tests: real
+// listeners on loopback, real logs in a temporary directory.
+package sensetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/server"
+)
+
+// Start runs a dev-mode server (or one from yaml, when given) on loopback
+// ports chosen by the kernel, with its data in t.TempDir(). It stops when
+// the test ends.
+func Start(t testing.TB, yaml string) *server.Server {
+	t.Helper()
+	var cfg *config.Config
+	var err error
+	if yaml == "" {
+		cfg = new(config.Config)
+	} else if cfg, err = config.Parse("test.yaml", []byte(yaml)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node.DataDir = t.TempDir()
+	cfg.Listeners.Native = "127.0.0.1:0"
+	cfg.Listeners.HTTP = "127.0.0.1:0"
+	cfg.Listeners.Kafka = config.ListenerOff
+	cfg.Listeners.QUIC = config.ListenerOff
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv
+}
