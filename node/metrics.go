@@ -15,6 +15,7 @@ type Metrics struct {
 	droppedTotal   *prometheus.CounterVec
 	produceLatency prometheus.Histogram
 	appendLatency  prometheus.Histogram
+	fsyncLatency   prometheus.Histogram
 	queueBytes     prometheus.GaugeFunc
 }
 
@@ -39,7 +40,10 @@ func newMetrics() *Metrics {
 	m.appendLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sense_append_latency_seconds", Help: "Time to append one batch to a buffer, fsync under the durability policy included.", Buckets: buckets,
 	})
-	m.Registry.MustRegister(m.eventsIn, m.bytesIn, m.shedTotal, m.droppedTotal, m.produceLatency, m.appendLatency)
+	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sense_fsync_latency_seconds", Help: "Duration of one group-commit fdatasync of a buffer's segment.", Buckets: buckets,
+	})
+	m.Registry.MustRegister(m.eventsIn, m.bytesIn, m.shedTotal, m.droppedTotal, m.produceLatency, m.appendLatency, m.fsyncLatency)
 	m.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -247,6 +247,7 @@ func (n *Node) rebuildLocked() error {
 					RetentionAge:   p.spec.Retention,
 					RetentionBytes: p.spec.RetentionBytes,
 					Logger:         n.log,
+					ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
 				})
 				if err != nil {
 					return fmt.Errorf("node: open buffer %s partition %d in hub %s: %w", name, b.Partition, b.Hub, err)

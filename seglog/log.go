@@ -330,7 +330,11 @@ func (l *Log) syncLocked() {
 	l.syncing = true
 	s, pos, next := l.active, l.active.size, l.next
 	l.mu.Unlock()
+	t0 := time.Now()
 	err := s.f.Sync()
+	if l.opts.ObserveSync != nil {
+		l.opts.ObserveSync(time.Since(t0))
+	}
 	l.mu.Lock()
 	l.syncing = false
 	if err != nil {

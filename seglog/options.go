@@ -95,6 +95,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and failure reports; default slog.Default().
 	Logger *slog.Logger
+	// ObserveSync, when set, is called with the duration of every
+	// fdatasync of a segment (for a latency metric). It must be quick.
+	ObserveSync func(time.Duration)
 }
 
 // Validate fills defaults and rejects bad values, naming the field.
