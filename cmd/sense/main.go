@@ -40,7 +40,12 @@ func newRootCmd() *cobra.Command {
 		Long: `Sense is a sovereign event-ingestion engine: it accepts events over its own
 protocol, QUIC, HTTP/2 and the Kafka wire protocol, and writes each one only to
 a durable log in a hub whose jurisdiction the event's mask allows.`,
-		Example: `  # Print the version, Go version and platform of this binary
+		Example: `  # Run a node on the embedded default, then produce and consume
+  sense serve &
+  printf 'a\nb\n' | sense produce --pipeline demo
+  sense consume --pipeline demo --from beginning
+
+  # Print the version, Go version and platform of this binary
   sense version
 
   # Show the help of a command
@@ -50,6 +55,6 @@ a durable log in a hub whose jurisdiction the event's mask allows.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd())
 	return root
 }

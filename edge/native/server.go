@@ -221,6 +221,7 @@ func (c *conn) serve() {
 	go c.producer()
 	defer func() {
 		close(c.jobs) // the producer finishes what is queued, then exits
+		c.endSubscriptions()
 		c.work.Wait()
 		c.cancel()
 		c.closeGracefully()
@@ -237,6 +238,19 @@ func (c *conn) serve() {
 		if !c.dispatch(f) {
 			return
 		}
+	}
+}
+
+// endSubscriptions stops every subscription of the connection, whose
+// goroutines would otherwise wait for data or credit until c.ctx ends,
+// which happens only after they are done. Called once the reader has
+// stopped, so no subscription starts after it.
+func (c *conn) endSubscriptions() {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	for corr, sub := range c.subs {
+		sub.cancel()
+		delete(c.subs, corr)
 	}
 }
 

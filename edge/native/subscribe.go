@@ -143,6 +143,14 @@ func (s *subscription) run(offset int64) {
 		}
 		s.mu.Unlock()
 		if n == 0 {
+			// The credit left is above 0 but cannot pay for the next
+			// batch (rule 4) and is below the window (rule 5): wait for
+			// CREDIT instead of fetching the same batch again at once.
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-s.credit:
+			}
 			continue
 		}
 		data := buf[:n]

@@ -1,0 +1,568 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/node"
+)
+
+// Special start offsets for ConsumerOptions.From (and Fetch).
+const (
+	// Earliest starts at the first offset a partition still holds.
+	Earliest int64 = -2
+	// Latest starts at the high watermark: only events stored from now on.
+	Latest int64 = -1
+)
+
+// DefaultAddr is the native listener a Client dials when Options.Addr is
+// empty.
+const DefaultAddr = "127.0.0.1:7070"
+
+// DefaultDialTimeout bounds the TCP connect and the HELLO handshake when
+// Options.DialTimeout is zero.
+const DefaultDialTimeout = 5 * time.Second
+
+// Options configure a Client.
+type Options struct {
+	// Addr is the host:port of a Sense node's native listener. Default
+	// DefaultAddr (127.0.0.1:7070).
+	Addr string
+	// ClientID names the client in the server's logs (sent in HELLO).
+	// Default "sense-go".
+	ClientID string
+	// DialTimeout bounds connecting and the handshake, also when the
+	// client reconnects. Default 5s.
+	DialTimeout time.Duration
+}
+
+func (o *Options) normalize() {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.ClientID == "" {
+		o.ClientID = "sense-go"
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+}
+
+var (
+	// ErrClosed is returned by the methods of a Client, Producer or
+	// Consumer after its Close, and is the Result.Err of events that were
+	// still pending when their Client was closed.
+	ErrClosed = errors.New("client: closed")
+	// ErrConnectionLost matches (errors.Is) every error that reports the
+	// loss of the connection to the server; see *ConnError.
+	ErrConnectionLost = errors.New("client: connection lost")
+	// ErrNoRecord is returned by Consumer.NextWithin when no record
+	// arrived within the wait.
+	ErrNoRecord = errors.New("client: no record within the wait")
+	// ErrProtocol matches errors caused by a frame from the server that
+	// breaks the protocol; the client closes that connection.
+	ErrProtocol = errors.New("client: protocol violation by the server")
+)
+
+// ConnError reports that the connection to Addr ended. errors.Is matches
+// it with ErrConnectionLost; Err is the cause (io.EOF when the server
+// closed the connection, a *wire.Error when it said why first).
+type ConnError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ConnError) Error() string {
+	return "client: connection to " + e.Addr + " lost: " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Is matches ErrConnectionLost.
+func (e *ConnError) Is(target error) bool { return target == ErrConnectionLost }
+
+// AdminError is an administrative operation the server refused.
+type AdminError struct {
+	Op      string
+	Message string
+}
+
+func (e *AdminError) Error() string { return "client: admin " + e.Op + ": " + e.Message }
+
+// Client is a connection to one Sense node over the native protocol. It
+// holds one TCP connection, shared by every Producer and Consumer made
+// from it; frames are told apart by correlation id. A Client is safe for
+// concurrent use. When the connection breaks, producers reconnect (and
+// resend what was not answered); consumers end with an error; other calls
+// reconnect on their next use.
+type Client struct {
+	opts Options
+	corr atomic.Uint32
+
+	dialMu sync.Mutex // one dial at a time
+	mu     sync.Mutex
+	cur    *conn
+	closed bool
+
+	regMu sync.Mutex
+	reg   *jurisdiction.Registry
+}
+
+// Dial connects to a Sense node and performs the HELLO handshake. Errors
+// name the address.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	opts.normalize()
+	c := &Client{opts: opts}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cur = cn
+	return c, nil
+}
+
+// Addr returns the address the client connects to.
+func (c *Client) Addr() string { return c.opts.Addr }
+
+// ServerID returns the server's id from the last handshake (for example
+// "sense/n1"), or "" while disconnected.
+func (c *Client) ServerID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
+		return ""
+	}
+	return c.cur.hello.ServerID
+}
+
+// Close closes the connection. Producers and consumers of the client stop
+// working: close them first (Producer.Close flushes). Events still pending
+// in a producer get ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cn := c.cur
+	c.mu.Unlock()
+	if cn != nil {
+		cn.fail(ErrClosed)
+	}
+	return nil
+}
+
+// nextCorr returns a fresh correlation id, never 0.
+func (c *Client) nextCorr() uint32 {
+	for {
+		if v := c.corr.Add(1); v != 0 {
+			return v
+		}
+	}
+}
+
+// conn returns the live connection, dialing a new one if the last one
+// ended.
+func (c *Client) conn(ctx context.Context) (*conn, error) {
+	if cn, err := c.live(); cn != nil || err != nil {
+		return cn, err
+	}
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	if cn, err := c.live(); cn != nil || err != nil {
+		return cn, err
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cn.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	c.cur = cn
+	return cn, nil
+}
+
+func (c *Client) live() (*conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.cur != nil && !c.cur.isDone() {
+		return c.cur, nil
+	}
+	return nil, nil
+}
+
+// dial opens a connection and performs the handshake.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	nc, err := d.DialContext(ctx, "tcp", c.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to Sense at %s: %w", c.opts.Addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	corr := c.nextCorr()
+	rd := wire.NewReader(nc)
+	hello, err := handshake(nc, rd, corr, c.opts.ClientID)
+	if !stop() || err != nil {
+		nc.Close()
+		if err == nil || ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("client: handshake with Sense at %s: %w", c.opts.Addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	rd.SetMaxFrame(int(hello.MaxFrameBytes))
+	cn := &conn{cl: c, nc: nc, addr: c.opts.Addr, hello: hello, pending: map[uint32]handler{}, done: make(chan struct{})}
+	go cn.readLoop(rd)
+	return cn, nil
+}
+
+func handshake(nc net.Conn, rd *wire.Reader, corr uint32, clientID string) (wire.HelloOK, error) {
+	b := wire.AppendHello(nil, corr, wire.Hello{MinVersion: wire.MinVersion, MaxVersion: wire.MaxVersion, ClientID: clientID})
+	if _, err := nc.Write(b); err != nil {
+		return wire.HelloOK{}, err
+	}
+	f, err := rd.Next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("the server closed the connection during the handshake (is this a Sense native listener?): %w", err)
+		}
+		return wire.HelloOK{}, err
+	}
+	switch {
+	case f.Type == wire.TypeError:
+		e, err := wire.DecodeError(f.Payload)
+		if err != nil {
+			return wire.HelloOK{}, err
+		}
+		return wire.HelloOK{}, e
+	case f.Type != wire.TypeHelloOK:
+		return wire.HelloOK{}, fmt.Errorf("%w: %s frame in answer to HELLO", ErrProtocol, f.Type)
+	case f.Corr != corr:
+		return wire.HelloOK{}, fmt.Errorf("%w: HELLO_OK with correlation id %d, want %d", ErrProtocol, f.Corr, corr)
+	}
+	return wire.DecodeHelloOK(f.Payload)
+}
+
+// handler receives the frames of one correlation id.
+type handler interface {
+	// handle is called on the connection's reader goroutine; f.Payload is
+	// valid only during the call. It returns true when no more frames are
+	// expected, which unregisters the handler.
+	handle(f wire.Frame) bool
+	// closed is called once when the connection ends while the handler is
+	// registered.
+	closed(err error)
+}
+
+// conn is one TCP connection with its reader goroutine.
+type conn struct {
+	cl    *Client
+	nc    net.Conn
+	addr  string
+	hello wire.HelloOK
+
+	wmu sync.Mutex // serializes writes
+
+	mu      sync.Mutex
+	pending map[uint32]handler
+	reason  error // from an ERROR frame with correlation id 0
+	err     error // why the connection ended
+	done    chan struct{}
+}
+
+func (cn *conn) isDone() bool {
+	select {
+	case <-cn.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// error returns why the connection ended (nil while it is live).
+func (cn *conn) error() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err
+}
+
+// register assigns h a fresh correlation id.
+func (cn *conn) register(h handler) (uint32, error) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.err != nil {
+		return 0, cn.err
+	}
+	for {
+		corr := cn.cl.nextCorr()
+		if _, used := cn.pending[corr]; !used {
+			cn.pending[corr] = h
+			return corr, nil
+		}
+	}
+}
+
+func (cn *conn) unregister(corr uint32) {
+	cn.mu.Lock()
+	delete(cn.pending, corr)
+	cn.mu.Unlock()
+}
+
+// write sends whole frames. A write error ends the connection.
+func (cn *conn) write(b []byte) error {
+	cn.wmu.Lock()
+	_, err := cn.nc.Write(b)
+	cn.wmu.Unlock()
+	if err != nil {
+		cn.fail(err)
+		return cn.error()
+	}
+	return nil
+}
+
+// fail ends the connection (once) and tells every registered handler.
+func (cn *conn) fail(cause error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	if cn.reason != nil && !errors.Is(cause, ErrClosed) {
+		cause = cn.reason
+	}
+	if errors.Is(cause, ErrClosed) {
+		cn.err = ErrClosed
+	} else {
+		cn.err = &ConnError{Addr: cn.addr, Err: cause}
+	}
+	hs := cn.pending
+	cn.pending = nil
+	err := cn.err
+	close(cn.done)
+	cn.mu.Unlock()
+	cn.nc.Close()
+	for _, h := range hs {
+		h.closed(err)
+	}
+}
+
+func (cn *conn) readLoop(rd *wire.Reader) {
+	for {
+		f, err := rd.Next()
+		if err != nil {
+			cn.fail(err)
+			return
+		}
+		if !f.Type.FromServer() {
+			cn.fail(fmt.Errorf("%w: received a client frame type %s", ErrProtocol, f.Type))
+			return
+		}
+		if f.Corr == 0 {
+			// The server is about to close the connection; keep its
+			// reason for the error the handlers will see.
+			if f.Type == wire.TypeError {
+				if e, err := wire.DecodeError(f.Payload); err == nil {
+					cn.mu.Lock()
+					cn.reason = e
+					cn.mu.Unlock()
+				}
+			}
+			continue
+		}
+		cn.mu.Lock()
+		h := cn.pending[f.Corr]
+		cn.mu.Unlock()
+		if h == nil {
+			continue // an answer nobody waits for any more
+		}
+		if h.handle(f) {
+			cn.mu.Lock()
+			if cn.pending[f.Corr] == h {
+				delete(cn.pending, f.Corr)
+			}
+			cn.mu.Unlock()
+		}
+	}
+}
+
+// callHandler waits for the single answer to a request.
+type callHandler struct {
+	ch chan callResult
+}
+
+type callResult struct {
+	typ     wire.Type
+	payload []byte
+	err     error
+}
+
+func (h *callHandler) handle(f wire.Frame) bool {
+	select {
+	case h.ch <- callResult{typ: f.Type, payload: append([]byte(nil), f.Payload...)}:
+	default:
+	}
+	return true
+}
+
+func (h *callHandler) closed(err error) {
+	select {
+	case h.ch <- callResult{err: err}:
+	default:
+	}
+}
+
+// roundTrip sends the request built by build and returns the payload of
+// the answer of type want. An ERROR answer is returned as a *wire.Error.
+func (cn *conn) roundTrip(ctx context.Context, want wire.Type, build func(dst []byte, corr uint32) []byte) ([]byte, error) {
+	h := &callHandler{ch: make(chan callResult, 1)}
+	corr, err := cn.register(h)
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.write(build(nil, corr)); err != nil {
+		cn.unregister(corr)
+		return nil, err
+	}
+	select {
+	case r := <-h.ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		switch r.typ {
+		case want:
+			return r.payload, nil
+		case wire.TypeError:
+			e, err := wire.DecodeError(r.payload)
+			if err != nil {
+				cn.fail(err)
+				return nil, err
+			}
+			return nil, e
+		}
+		err := fmt.Errorf("%w: %s in answer to a request expecting %s", ErrProtocol, r.typ, want)
+		cn.fail(err)
+		return nil, err
+	case <-ctx.Done():
+		cn.unregister(corr)
+		return nil, ctx.Err()
+	}
+}
+
+// Admin runs an administrative operation (the ADMIN frame; see
+// node.AdminRequest for the operations). A refusal, whether the server
+// answers with an ERROR frame or with a result whose Error is set, is
+// returned as an error (an *AdminError or a *wire.Error), together with
+// the response.
+func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminResponse, error) {
+	var resp node.AdminResponse
+	body, err := json.Marshal(&req)
+	if err != nil {
+		return resp, err
+	}
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return resp, err
+	}
+	out, err := cn.roundTrip(ctx, wire.TypeAdminResult, func(dst []byte, corr uint32) []byte {
+		return wire.AppendAdmin(dst, corr, body)
+	})
+	if err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return resp, &AdminError{Op: req.Op, Message: we.Error()}
+		}
+		return resp, fmt.Errorf("client: admin %s: %w", req.Op, err)
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return resp, fmt.Errorf("client: admin %s: the server's answer is not the expected JSON: %w", req.Op, err)
+	}
+	if resp.Error != "" {
+		return resp, &AdminError{Op: req.Op, Message: resp.Error}
+	}
+	return resp, nil
+}
+
+// Registry returns the server's jurisdiction registry (admin op
+// "registry"), to turn codes and groups into masks and back. The first
+// successful answer is cached for the life of the Client.
+func (c *Client) Registry(ctx context.Context) (*jurisdiction.Registry, error) {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if c.reg != nil {
+		return c.reg, nil
+	}
+	resp, err := c.Admin(ctx, node.AdminRequest{Op: "registry"})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Registry == nil {
+		return nil, fmt.Errorf("client: admin registry: the answer holds no registry")
+	}
+	reg, err := jurisdiction.New(resp.Registry.Codes, resp.Registry.Groups)
+	if err != nil {
+		return nil, fmt.Errorf("client: the server's jurisdiction registry: %w", err)
+	}
+	c.reg = reg
+	return reg, nil
+}
+
+// Describe returns a pipeline's description and partition layout (admin
+// op "pipeline.describe").
+func (c *Client) Describe(ctx context.Context, pipeline string) (node.PipelineInfo, []node.PartitionInfo, error) {
+	resp, err := c.Admin(ctx, node.AdminRequest{Op: "pipeline.describe", Pipeline: pipeline})
+	if err != nil {
+		return node.PipelineInfo{}, nil, err
+	}
+	if len(resp.Pipelines) != 1 {
+		return node.PipelineInfo{}, nil, fmt.Errorf("client: describe %s: the answer holds %d pipelines", pipeline, len(resp.Pipelines))
+	}
+	return resp.Pipelines[0], resp.Layout, nil
+}
+
+// Ping sends PING and returns the round-trip time.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	_, err = cn.roundTrip(ctx, wire.TypePong, func(dst []byte, corr uint32) []byte {
+		return wire.AppendPing(dst, corr, nil)
+	})
+	return time.Since(t0), err
+}
+
+// backoff returns the wait before retry number attempt (1 for the first):
+// base doubling each time, capped at maxBackoff.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+const maxBackoff = time.Second

@@ -1,0 +1,634 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/node"
+)
+
+// Record is one stored event, as read back.
+type Record struct {
+	Pipeline  string
+	Partition int32
+	// Hub is the hub holding the partition (from the pipeline's layout;
+	// empty for records returned by Client.Fetch).
+	Hub    string
+	Offset int64
+	// Key and Value are nil when absent (null). They alias a buffer shared
+	// by the records of one DATA frame, which the consumer never reuses.
+	Key, Value []byte
+	// Headers are the producer's own headers; the routing headers
+	// (sense.j, sense.p) are decoded into Mask and Priority instead.
+	Headers   []Header
+	Mask      jurisdiction.Mask
+	Priority  event.Priority
+	Timestamp time.Time
+}
+
+// ConsumerOptions configure a Consumer.
+type ConsumerOptions struct {
+	// Pipeline is the pipeline to read (required).
+	Pipeline string
+	// Partitions to read; nil means every partition of the pipeline.
+	Partitions []int32
+	// From is where each partition starts: Earliest, Latest, or an offset
+	// applied to every partition. An offset below a partition's first
+	// stored offset starts at the first stored one; an offset past its
+	// high watermark starts at the high watermark.
+	From int64
+	// Credit is the flow-control window per partition, in bytes of record
+	// batches the server may push before the consumer has read them.
+	// Default 4 MiB.
+	Credit uint32
+}
+
+// DefaultCredit is the per-partition window when ConsumerOptions.Credit is
+// zero.
+const DefaultCredit = 4 << 20
+
+// ErrSubscriptionEnded is wrapped by the error Next returns when the
+// server ended a partition's subscription without an error code.
+var ErrSubscriptionEnded = errors.New("client: subscription ended by the server")
+
+// Consumer reads a pipeline's partitions through subscriptions pushed by
+// the server and paced by credit. Next returns records one at a time;
+// records of one partition come in offset order, partitions interleave in
+// arrival order. Next, NextWithin and Close may be called from different
+// goroutines, but Next and NextWithin from one at a time;
+// HighWatermarks and Positions from any.
+//
+// A subscription ends with an ERROR or UNSUBSCRIBED from the server, or
+// with the connection: Next then returns an error naming the partition
+// (a *ConnError for the connection, matching ErrConnectionLost), once,
+// after the records that arrived before; the other partitions go on. The
+// consumer does not resubscribe by itself: make a new Consumer from
+// Positions to resume.
+type Consumer struct {
+	c        *Client
+	cn       *conn
+	pipeline string
+	subs     []*subscription
+
+	mu     sync.Mutex
+	queue  []item
+	wake   chan struct{}
+	hw     map[int32]int64
+	pos    map[int32]int64
+	live   int // subscriptions not yet ended
+	closed bool
+
+	nextMu sync.Mutex // Next's state below
+	cur    *frameState
+	it     batch.Iter
+	cbuf   []byte
+}
+
+// subscription is one partition's subscription.
+type subscription struct {
+	cs        *Consumer
+	partition int32
+	hub       string
+	corr      uint32
+
+	ready   chan error // the SUBSCRIBE's answer (nil: SUBSCRIBED)
+	endOnce sync.Once
+	ended   chan struct{} // closed when no more frames will come
+
+	subscribed atomic.Bool // SUBSCRIBED arrived
+
+	// Under cs.mu.
+	dead bool // ended; its queued frames are dropped
+}
+
+// item is a DATA frame's batches or a subscription's end, queued for Next.
+type item struct {
+	s    *subscription
+	data []byte
+	err  error
+}
+
+// frameState walks the records of one DATA frame.
+type frameState struct {
+	s       *subscription
+	data    []byte
+	off     int   // next batch in data
+	inBatch bool  // it walks a batch
+	left    int32 // records left in that batch
+	base    int64
+	baseTs  int64
+	granted bool
+}
+
+// NewConsumer describes the pipeline (admin op "pipeline.describe": its
+// partitions and their hubs) and subscribes to each partition wanted. It
+// returns once every subscription is confirmed, so that HighWatermarks
+// and Positions are known.
+func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consumer, error) {
+	if opts.Credit == 0 {
+		opts.Credit = DefaultCredit
+	}
+	if opts.From < Earliest {
+		return nil, fmt.Errorf("client: ConsumerOptions.From %d: use Earliest, Latest or an offset >= 0", opts.From)
+	}
+	_, layout, err := c.Describe(ctx, opts.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	byPart := map[int32]node.PartitionInfo{}
+	for _, l := range layout {
+		byPart[l.Partition] = l
+	}
+	parts := opts.Partitions
+	if parts == nil {
+		for _, l := range layout {
+			parts = append(parts, l.Partition)
+		}
+	}
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs := &Consumer{c: c, cn: cn, pipeline: opts.Pipeline, wake: make(chan struct{}, 1),
+		hw: map[int32]int64{}, pos: map[int32]int64{}}
+	seen := map[int32]bool{}
+	for _, p := range parts {
+		l, ok := byPart[p]
+		if !ok {
+			return nil, fmt.Errorf("client: pipeline %s has no partition %d (it has %d)", opts.Pipeline, p, len(layout))
+		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		cs.subs = append(cs.subs, &subscription{cs: cs, partition: p, hub: l.Hub, ready: make(chan error, 1), ended: make(chan struct{})})
+	}
+	// Subscribe to every partition, then wait for the answers.
+	var errs []error
+	started := cs.subs[:0:0]
+	for _, s := range cs.subs {
+		from := opts.From
+		if from >= 0 {
+			l := byPart[s.partition]
+			from = min(max(from, l.Start), l.HighWatermark)
+		}
+		corr, err := cn.register(s)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		s.corr = corr
+		m := wire.Subscribe{Pipeline: opts.Pipeline, Partition: s.partition, Offset: from, Credit: opts.Credit}
+		if err := cn.write(wire.AppendSubscribe(nil, corr, m)); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		started = append(started, s)
+	}
+	for _, s := range started {
+		select {
+		case err := <-s.ready:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("client: subscribe to %s partition %d: %w", opts.Pipeline, s.partition, err))
+			}
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+		if len(errs) > 0 {
+			break
+		}
+	}
+	cs.live = len(cs.subs)
+	if len(errs) > 0 {
+		cs.Close()
+		return nil, errors.Join(errs...)
+	}
+	return cs, nil
+}
+
+// handle receives the frames of the subscription (reader goroutine).
+func (s *subscription) handle(f wire.Frame) bool {
+	cs := s.cs
+	switch f.Type {
+	case wire.TypeSubscribed:
+		m, err := wire.DecodeSubscribed(f.Payload)
+		if err != nil {
+			s.cs.cn.fail(err)
+			return true
+		}
+		cs.mu.Lock()
+		cs.hw[s.partition] = m.HighWatermark
+		cs.pos[s.partition] = m.StartOffset
+		cs.mu.Unlock()
+		s.subscribed.Store(true)
+		s.answer(nil)
+		return false
+	case wire.TypeData:
+		m, err := wire.DecodeData(f.Payload)
+		if err != nil {
+			s.cs.cn.fail(err)
+			return true
+		}
+		cs.mu.Lock()
+		cs.hw[s.partition] = m.HighWatermark
+		if len(m.Batches) > 0 && !s.dead {
+			cs.queue = append(cs.queue, item{s: s, data: append([]byte(nil), m.Batches...)})
+		}
+		cs.mu.Unlock()
+		cs.signal()
+		return false
+	case wire.TypeError:
+		e, err := wire.DecodeError(f.Payload)
+		if err != nil {
+			s.cs.cn.fail(err)
+			return true
+		}
+		s.end(e)
+		return true
+	case wire.TypeUnsubscribed:
+		s.end(ErrSubscriptionEnded)
+		return true
+	}
+	s.cs.cn.fail(fmt.Errorf("%w: %s frame on a subscription", ErrProtocol, f.Type))
+	return true
+}
+
+func (s *subscription) closed(err error) { s.end(err) }
+
+// answer reports the SUBSCRIBE's outcome; only the first one counts.
+func (s *subscription) answer(err error) {
+	select {
+	case s.ready <- err:
+	default:
+	}
+}
+
+// end records the end of the subscription: before SUBSCRIBED it is the
+// SUBSCRIBE's answer, after it an item for Next.
+func (s *subscription) end(err error) {
+	s.endOnce.Do(func() {
+		if !s.subscribed.Load() {
+			s.answer(err)
+		} else {
+			cs := s.cs
+			cs.mu.Lock()
+			if !cs.closed && !s.dead {
+				cs.queue = append(cs.queue, item{s: s, err: err})
+			}
+			cs.mu.Unlock()
+			cs.signal()
+		}
+		close(s.ended)
+	})
+}
+
+func (cs *Consumer) signal() {
+	select {
+	case cs.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next record, waiting until one arrives or ctx ends. It
+// grants credit back to the server once it has handed out the records of
+// a DATA frame.
+func (cs *Consumer) Next(ctx context.Context) (Record, error) {
+	cs.nextMu.Lock()
+	defer cs.nextMu.Unlock()
+	for {
+		if fs := cs.cur; fs != nil {
+			rec, ok, err := cs.nextInFrame(fs)
+			if err != nil {
+				cs.cur = nil
+				cs.kill(fs.s)
+				return Record{}, err
+			}
+			if ok {
+				return rec, nil
+			}
+			cs.grant(fs)
+			cs.cur = nil
+		}
+		cs.mu.Lock()
+		if cs.closed {
+			cs.mu.Unlock()
+			return Record{}, ErrClosed
+		}
+		if len(cs.queue) > 0 {
+			it := cs.queue[0]
+			cs.queue[0] = item{}
+			cs.queue = cs.queue[1:]
+			if it.s.dead {
+				cs.mu.Unlock()
+				continue
+			}
+			if it.err != nil {
+				it.s.dead = true
+				cs.live--
+				cs.mu.Unlock()
+				return Record{}, fmt.Errorf("client: subscription to %s partition %d ended: %w", cs.pipeline, it.s.partition, it.err)
+			}
+			cs.mu.Unlock()
+			cs.cur = &frameState{s: it.s, data: it.data}
+			continue
+		}
+		if cs.live == 0 {
+			cs.mu.Unlock()
+			return Record{}, fmt.Errorf("client: every subscription of this consumer to %s has ended", cs.pipeline)
+		}
+		cs.mu.Unlock()
+		select {
+		case <-cs.wake:
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		}
+	}
+}
+
+// NextWithin is Next waiting at most d: after d without a record it
+// returns ErrNoRecord. If ctx ends first it returns ctx's error.
+func (cs *Consumer) NextWithin(ctx context.Context, d time.Duration) (Record, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	r, err := cs.Next(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		return Record{}, ErrNoRecord
+	}
+	return r, err
+}
+
+// nextInFrame returns the frame's next record at or past the partition's
+// position; ok=false when the frame holds no more.
+func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
+	s := fs.s
+	for {
+		if fs.inBatch {
+			if cs.it.Next() {
+				fs.left--
+				r := cs.it.Record()
+				off := fs.base + int64(r.OffsetDelta)
+				cs.mu.Lock()
+				pos := cs.pos[s.partition]
+				if off >= pos {
+					cs.pos[s.partition] = off + 1
+				}
+				cs.mu.Unlock()
+				if off < pos {
+					continue // before the start offset, or already delivered
+				}
+				rec := Record{Pipeline: cs.pipeline, Partition: s.partition, Hub: s.hub, Offset: off,
+					Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(fs.baseTs + r.TimestampDelta)}
+				decodeHeaders(r, &rec)
+				if fs.left == 0 && fs.off == len(fs.data) {
+					cs.grant(fs) // the frame's last record: its bytes are handed out
+				}
+				return rec, true, nil
+			}
+			fs.inBatch = false
+			if err := cs.it.Err(); err != nil {
+				return Record{}, false, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", cs.pipeline, s.partition, fs.base, err)
+			}
+		}
+		if fs.off >= len(fs.data) {
+			return Record{}, false, nil
+		}
+		b, h, err := nextBatch(fs.data, &fs.off)
+		if err != nil {
+			return Record{}, false, fmt.Errorf("client: %s partition %d: %w", cs.pipeline, s.partition, err)
+		}
+		cs.mu.Lock()
+		pos := cs.pos[s.partition]
+		cs.mu.Unlock()
+		if h.Attributes&batch.AttrControl != 0 || h.NextOffset() <= pos {
+			continue
+		}
+		if err := cs.it.Reset(b); err != nil {
+			return Record{}, false, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", cs.pipeline, s.partition, h.BaseOffset, err)
+		}
+		fs.inBatch, fs.left, fs.base, fs.baseTs = true, h.RecordCount, h.BaseOffset, h.BaseTimestamp
+	}
+}
+
+// nextBatch returns the batch at data[*off:] and advances *off past it.
+// Compressed batches are refused: Sense stores none today.
+func nextBatch(data []byte, off *int) ([]byte, batch.Header, error) {
+	n, err := batch.Size(data[*off:])
+	if err != nil {
+		return nil, batch.Header{}, err
+	}
+	if n > len(data)-*off {
+		return nil, batch.Header{}, fmt.Errorf("%w: batch of %d bytes, %d present", batch.ErrShort, n, len(data)-*off)
+	}
+	b := data[*off : *off+n]
+	*off += n
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return nil, h, err
+	}
+	if c := h.Compression(); c != batch.CompressionNone {
+		return nil, h, fmt.Errorf("batch at offset %d is compressed (codec %d); this client reads only uncompressed batches", h.BaseOffset, c)
+	}
+	return b, h, nil
+}
+
+// decodeHeaders fills rec's Headers, Mask and Priority from r's headers.
+func decodeHeaders(r *batch.Record, rec *Record) {
+	if r.NumHeaders == 0 {
+		return
+	}
+	hi := r.Headers()
+	for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+		switch string(k) {
+		case event.HeaderMask:
+			if m, err := event.DecodeMaskHeader(v); err == nil {
+				rec.Mask = m
+				continue
+			}
+		case event.HeaderPriority:
+			if p, err := event.DecodePriorityHeader(v); err == nil {
+				rec.Priority = p
+				continue
+			}
+		}
+		rec.Headers = append(rec.Headers, Header{Key: string(k), Value: v})
+	}
+}
+
+// grant gives the frame's batch bytes back to the server as credit, once.
+func (cs *Consumer) grant(fs *frameState) {
+	if fs.granted {
+		return
+	}
+	fs.granted = true
+	cs.mu.Lock()
+	dead := fs.s.dead
+	cs.mu.Unlock()
+	if dead {
+		return
+	}
+	cs.cbuf = wire.AppendCredit(cs.cbuf[:0], fs.s.corr, uint32(len(fs.data)))
+	cs.cn.write(cs.cbuf) // an error ends the subscriptions; Next reports it
+}
+
+// kill ends a subscription whose data the consumer cannot read.
+func (cs *Consumer) kill(s *subscription) {
+	cs.mu.Lock()
+	if s.dead {
+		cs.mu.Unlock()
+		return
+	}
+	s.dead = true
+	cs.live--
+	cs.mu.Unlock()
+	cs.cn.write(wire.AppendUnsubscribe(nil, s.corr))
+}
+
+// HighWatermarks returns the last known high watermark of each partition
+// (from SUBSCRIBED and DATA frames): the offset the next stored event
+// will get.
+func (cs *Consumer) HighWatermarks() map[int32]int64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make(map[int32]int64, len(cs.hw))
+	for p, v := range cs.hw {
+		out[p] = v
+	}
+	return out
+}
+
+// Positions returns, per partition, the offset of the next record Next
+// will return: the last returned offset plus one, or the start offset.
+func (cs *Consumer) Positions() map[int32]int64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make(map[int32]int64, len(cs.pos))
+	for p, v := range cs.pos {
+		out[p] = v
+	}
+	return out
+}
+
+// Partitions returns the partitions the consumer reads.
+func (cs *Consumer) Partitions() []int32 {
+	out := make([]int32, len(cs.subs))
+	for i, s := range cs.subs {
+		out[i] = s.partition
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close ends every subscription (UNSUBSCRIBE, waiting up to 5s for the
+// server's UNSUBSCRIBED). Next then returns ErrClosed. Close does not
+// close the Client.
+func (cs *Consumer) Close() error {
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		return nil
+	}
+	cs.closed = true
+	cs.queue = nil
+	cs.mu.Unlock()
+	cs.signal()
+	var waits []*subscription
+	for _, s := range cs.subs {
+		if s.corr == 0 {
+			continue
+		}
+		select {
+		case <-s.ended:
+			continue
+		default:
+		}
+		if cs.cn.write(wire.AppendUnsubscribe(nil, s.corr)) == nil {
+			waits = append(waits, s)
+		}
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for _, s := range waits {
+		select {
+		case <-s.ended:
+		case <-timeout.C:
+			return fmt.Errorf("client: no UNSUBSCRIBED from the server within 5s")
+		}
+	}
+	return nil
+}
+
+// FetchResult is what Client.Fetch read.
+type FetchResult struct {
+	Records []Record
+	// HighWatermark is the partition's high watermark (-1 when unknown).
+	HighWatermark int64
+	// NextOffset is the offset to fetch next: past the last batch
+	// returned, or the offset asked for when none was.
+	NextOffset int64
+}
+
+// Fetch reads once from one partition (FETCH), without a subscription:
+// whole batches from offset (an offset, Earliest or Latest), up to about
+// maxBytes (0: the server's maximum; the first batch comes whole even if
+// larger). It does not wait for data: no records means none at that
+// offset yet. A refusal (UNKNOWN_PIPELINE, OFFSET_OUT_OF_RANGE, ...) is a
+// *wire.Error.
+func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int) (FetchResult, error) {
+	res := FetchResult{HighWatermark: -1, NextOffset: offset}
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return res, err
+	}
+	out, err := cn.roundTrip(ctx, wire.TypeFetchResult, func(dst []byte, corr uint32) []byte {
+		return wire.AppendFetch(dst, corr, wire.Fetch{Pipeline: pipeline, Partition: partition, Offset: offset, MaxBytes: uint32(max(0, maxBytes))})
+	})
+	if err != nil {
+		return res, err
+	}
+	m, err := wire.DecodeFetchResult(out)
+	if err != nil {
+		return res, err
+	}
+	res.HighWatermark = m.HighWatermark
+	if m.Code != wire.CodeNone {
+		return res, &wire.Error{Code: m.Code, Message: fmt.Sprintf("FETCH %s partition %d at %d", pipeline, partition, offset)}
+	}
+	var it batch.Iter
+	for off := 0; off < len(m.Batches); {
+		b, h, err := nextBatch(m.Batches, &off)
+		if err != nil {
+			return res, err
+		}
+		res.NextOffset = h.NextOffset()
+		if h.Attributes&batch.AttrControl != 0 {
+			continue
+		}
+		if err := it.Reset(b); err != nil {
+			return res, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", pipeline, partition, h.BaseOffset, err)
+		}
+		for it.Next() {
+			r := it.Record()
+			o := h.BaseOffset + int64(r.OffsetDelta)
+			if o < offset {
+				continue
+			}
+			rec := Record{Pipeline: pipeline, Partition: partition, Offset: o, Key: r.Key, Value: r.Value,
+				Timestamp: time.UnixMilli(h.BaseTimestamp + r.TimestampDelta)}
+			decodeHeaders(r, &rec)
+			res.Records = append(res.Records, rec)
+		}
+		if err := it.Err(); err != nil {
+			return res, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", pipeline, partition, h.BaseOffset, err)
+		}
+	}
+	return res, nil
+}

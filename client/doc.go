@@ -1,0 +1,61 @@
+// Package client is the Go client of Sense's native protocol
+// (docs/protocol.md): produce events with a result per event, read them
+// back through credit-paced subscriptions, and run admin operations.
+//
+// A Client holds one TCP connection to a node, opened by Dial with the
+// HELLO handshake. One reader goroutine demultiplexes the server's frames
+// by correlation id; writes are serialized. Producers and consumers made
+// from a Client share its connection.
+//
+// # Producing
+//
+// A Producer batches events into PRODUCE requests (BatchEvents, BatchBytes,
+// Linger), keeps up to MaxInFlight requests outstanding, and calls each
+// event's callback with its partition and offset, or an error:
+//
+//	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:7070"})
+//	if err != nil { ... }
+//	defer c.Close()
+//	reg, err := c.Registry(ctx) // jurisdiction codes -> mask bits
+//	if err != nil { ... }
+//	mask, err := reg.Parse("MA,SN")
+//	if err != nil { ... }
+//	p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments"})
+//	if err != nil { ... }
+//	for _, v := range values {
+//		p.Send(client.Event{Key: []byte("user42"), Value: v, Mask: mask}, func(r client.Result) {
+//			if errors.Is(r.Err, wire.ErrNoCompliantHub) {
+//				// no hub in MA or SN may hold it: dropped before storage
+//			}
+//		})
+//	}
+//	if err := p.Close(); err != nil { ... } // flushes: every callback has run
+//
+// Produce sends one event and waits for its result. Producers are
+// idempotent by default: a request whose answer was lost with the
+// connection is resent identically on a new connection, and the server
+// answers it with the original offsets instead of storing it twice. See
+// Producer for retries and ordering.
+//
+// # Consuming
+//
+// A Consumer subscribes to a pipeline's partitions from Earliest, Latest
+// or an offset, and grants the server credit as it hands out records:
+//
+//	cs, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "payments", From: client.Earliest})
+//	if err != nil { ... }
+//	defer cs.Close()
+//	for {
+//		r, err := cs.Next(ctx)
+//		if err != nil { ... } // ctx ended, or a subscription ended
+//		fmt.Printf("%s/%d@%d %s %s %s\n", r.Pipeline, r.Partition, r.Offset, r.Key, r.Value, reg.Format(r.Mask))
+//	}
+//
+// # Errors
+//
+// Protocol error codes arrive as *wire.Error values, matched with
+// errors.Is against wire.ErrNoCompliantHub, wire.ErrUnknownPipeline and
+// the other sentinels (wire.CodeOf extracts the code). A lost connection
+// is a *ConnError matching ErrConnectionLost; a refused admin operation an
+// *AdminError.
+package client

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/node"
+)
+
+// adminCall dials addr and runs one admin request.
+func adminCall(addr string, req node.AdminRequest) (node.AdminResponse, error) {
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "sense-admin"})
+	if err != nil {
+		return node.AdminResponse{}, err
+	}
+	defer c.Close()
+	return c.Admin(ctx, req)
+}
+
+func newPipelineCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Create, list and describe pipelines",
+		Example: `  sense pipeline create payments --partitions 2 --jurisdiction MA,SN
+  sense pipeline list
+  sense pipeline describe payments`,
+	}
+	var addr string
+	cmd.PersistentFlags().StringVar(&addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
+
+	var partitions int
+	var retention, prio, juris string
+	var asJSON bool
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a pipeline (it survives restarts)",
+		Long: `Create a pipeline. Its partitions are laid out per hub and per priority lane:
+with H hubs and --partitions P it has H x 3 x P partitions, numbered hub by hub,
+lane by lane (low, medium, critical). "sense pipeline describe" shows the layout.`,
+		Example: `  sense pipeline create payments --partitions 2 --retention 24h --jurisdiction MA,SN --priority medium`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.create", Pipeline: args[0], Partitions: partitions,
+				Retention: retention, DefaultPriority: prio, DefaultJurisdiction: juris})
+			if err != nil {
+				return err
+			}
+			return printDescribe(cmd.OutOrStdout(), resp, asJSON)
+		},
+	}
+	create.Flags().IntVar(&partitions, "partitions", 1, "partitions per hub and priority lane")
+	create.Flags().StringVar(&retention, "retention", "", "how long to keep events, e.g. 24h (default: forever)")
+	create.Flags().StringVar(&prio, "priority", "low", "default priority of events that name none")
+	create.Flags().StringVar(&juris, "jurisdiction", "*", "default jurisdiction of events that name none")
+	create.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List pipelines",
+		Example: `  sense pipeline list`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.list"})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Pipelines)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPARTITIONS\tPER HUB/LANE\tRETENTION\tDEFAULT PRIORITY\tDEFAULT JURISDICTION")
+			for _, p := range resp.Pipelines {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.DefaultPriority, p.DefaultJurisdiction)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	describe := &cobra.Command{
+		Use:     "describe NAME",
+		Short:   "Show a pipeline's layout: hub, lane and index of every partition",
+		Example: `  sense pipeline describe payments`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.describe", Pipeline: args[0]})
+			if err != nil {
+				return err
+			}
+			return printDescribe(cmd.OutOrStdout(), resp, asJSON)
+		},
+	}
+	describe.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(create, list, describe)
+	return cmd
+}
+
+func printDescribe(w io.Writer, resp node.AdminResponse, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(resp)
+	}
+	for _, p := range resp.Pipelines {
+		fmt.Fprintf(w, "pipeline %s: %d partitions (%d per hub and lane), retention %s, default priority %s, default jurisdiction %s\n",
+			p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.DefaultPriority, p.DefaultJurisdiction)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tHUB\tLANE\tINDEX\tSTART\tHIGH WATERMARK")
+	for _, l := range resp.Layout {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\n", l.Partition, l.Hub, l.Lane, l.Index, l.Start, l.HighWatermark)
+	}
+	return tw.Flush()
+}
+
+func newRouteCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "route", Short: "Explain routing decisions"}
+	var addr, pipeline, juris, prio string
+	var asJSON bool
+	explain := &cobra.Command{
+		Use:     "explain",
+		Short:   "Show which buffers are eligible for an event, and why the others are not",
+		Example: `  sense route explain --pipeline payments --jurisdiction SN --priority critical`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := adminCall(addr, node.AdminRequest{Op: "route.explain", Pipeline: pipeline, Jurisdiction: juris, Priority: prio})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Verdicts)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PARTITION\tHUB\tLANE\tELIGIBLE\tWHY")
+			n := 0
+			for _, v := range resp.Verdicts {
+				if v.Eligible {
+					n++
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%s\n", v.Partition, v.Hub, v.Lane, v.Eligible, v.Why)
+			}
+			tw.Flush()
+			if n == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no buffer is eligible: such an event is refused with NO_COMPLIANT_HUB")
+			}
+			return nil
+		},
+	}
+	explain.Flags().StringVar(&addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
+	explain.Flags().StringVar(&pipeline, "pipeline", "", "pipeline (required)")
+	explain.Flags().StringVar(&juris, "jurisdiction", "*", "the event's jurisdiction: codes, groups or *")
+	explain.Flags().StringVar(&prio, "priority", "low", "the event's priority")
+	explain.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	explain.MarkFlagRequired("pipeline")
+	cmd.AddCommand(explain)
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
