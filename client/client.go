@@ -91,13 +91,20 @@ func (e *ConnError) Unwrap() error { return e.Err }
 // Is matches ErrConnectionLost.
 func (e *ConnError) Is(target error) bool { return target == ErrConnectionLost }
 
-// AdminError is an administrative operation the server refused.
+// AdminError is an administrative operation the server refused, with its
+// explanation. When the server answered with an ERROR frame, Err is that
+// *wire.Error, so errors.Is(err, wire.ErrUnknownPipeline) and the like
+// work.
 type AdminError struct {
 	Op      string
 	Message string
+	Err     error
 }
 
 func (e *AdminError) Error() string { return "client: admin " + e.Op + ": " + e.Message }
+
+// Unwrap returns Err.
+func (e *AdminError) Unwrap() error { return e.Err }
 
 // Client is a connection to one Sense node over the native protocol. It
 // holds one TCP connection, shared by every Producer and Consumer made
@@ -492,7 +499,7 @@ func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminRe
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) {
-			return resp, &AdminError{Op: req.Op, Message: we.Error()}
+			return resp, &AdminError{Op: req.Op, Message: we.Error(), Err: we}
 		}
 		return resp, fmt.Errorf("client: admin %s: %w", req.Op, err)
 	}

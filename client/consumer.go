@@ -39,7 +39,8 @@ type Record struct {
 type ConsumerOptions struct {
 	// Pipeline is the pipeline to read (required).
 	Pipeline string
-	// Partitions to read; nil means every partition of the pipeline.
+	// Partitions to read; nil (or empty) means every partition of the
+	// pipeline.
 	Partitions []int32
 	// From is where each partition starts: Earliest, Latest, or an offset
 	// applied to every partition. An offset below a partition's first
@@ -149,7 +150,8 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 		byPart[l.Partition] = l
 	}
 	parts := opts.Partitions
-	if parts == nil {
+	if len(parts) == 0 {
+		parts = nil
 		for _, l := range layout {
 			parts = append(parts, l.Partition)
 		}

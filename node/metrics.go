@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sensehq/sense/event"
 )
@@ -44,7 +45,7 @@ func newMetrics() *Metrics {
 		Name: "sense_fsync_latency_seconds", Help: "Duration of one group-commit fdatasync of a buffer's segment.", Buckets: buckets,
 	})
 	m.Registry.MustRegister(m.eventsIn, m.bytesIn, m.shedTotal, m.droppedTotal, m.produceLatency, m.appendLatency, m.fsyncLatency)
-	m.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
