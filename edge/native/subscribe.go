@@ -75,18 +75,23 @@ func (c *conn) subscribe(corr uint32, m wire.Subscribe) {
 	c.work.Add(1)
 	go func() {
 		defer c.work.Done()
-		sub.run(start)
+		failed := sub.run(start)
 		c.smu.Lock()
 		if c.subs[corr] == sub {
 			delete(c.subs, corr)
 		}
 		c.smu.Unlock()
-		c.write(func(b []byte) []byte { return wire.AppendUnsubscribed(b, corr) })
+		if !failed {
+			// After an ERROR the id is free at once; UNSUBSCRIBED would
+			// be misread by a client that reuses it.
+			c.write(func(b []byte) []byte { return wire.AppendUnsubscribed(b, corr) })
+		}
 	}()
 }
 
-// run pushes batches from offset until the subscription ends.
-func (s *subscription) run(offset int64) {
+// run pushes batches from offset until the subscription ends. It reports
+// whether it ended with an ERROR frame.
+func (s *subscription) run(offset int64) (failed bool) {
 	maxFrame := s.c.s.opts.Limits.MaxFrameBytes - wire.DataOverhead
 	var buf []byte
 	for s.ctx.Err() == nil {
@@ -96,7 +101,7 @@ func (s *subscription) run(offset int64) {
 		if credit <= 0 {
 			select {
 			case <-s.ctx.Done():
-				return
+				return false
 			case <-s.credit:
 			}
 			continue
@@ -111,7 +116,7 @@ func (s *subscription) run(offset int64) {
 			s.c.write(func(b []byte) []byte {
 				return wire.AppendError(b, s.corr, wire.Code(code), "subscription ended: "+code.String())
 			})
-			return
+			return true
 		}
 		if len(buf) == 0 {
 			continue
@@ -148,7 +153,7 @@ func (s *subscription) run(offset int64) {
 			// CREDIT instead of fetching the same batch again at once.
 			select {
 			case <-s.ctx.Done():
-				return
+				return false
 			case <-s.credit:
 			}
 			continue
@@ -158,8 +163,9 @@ func (s *subscription) run(offset int64) {
 			b = wire.AppendDataHeader(b, s.corr, s.m.Partition, hw, len(data))
 			return append(b, data...)
 		}) != nil {
-			return
+			return false
 		}
 		offset = next
 	}
+	return false
 }
