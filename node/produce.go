@@ -100,6 +100,8 @@ type part struct {
 	prio      event.Priority
 	idx       []int // indexes into the request's events
 	b         batch.Builder
+	pending   seglog.Pending
+	t0        time.Time
 	base      int64
 	err       error
 }
@@ -123,15 +125,42 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // the whole request failed before any event was handled (ctx ended while
 // waiting for memory).
 func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) error {
+	pd, err := n.StartProduce(ctx, req, res)
+	if err != nil {
+		return err
+	}
+	pd.Wait()
+	return nil
+}
+
+// PendingProduce is a produce request whose batches are written but not
+// yet known durable.
+type PendingProduce struct {
+	n     *Node
+	p     *pipeline
+	req   *ProduceRequest
+	res   []Result
+	sc    *scratch
+	grant [3]int64
+	start time.Time
+}
+
+// StartProduce does the work of Produce up to writing the batches, and
+// returns without waiting for them to be durable: a caller that handles
+// requests in order can start the next one while this one's fsync runs,
+// and the logs' group commit covers both. Wait must be called once; res is
+// filled when it returns. req's bytes may be reused once StartProduce
+// returns.
+func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Result) (*PendingProduce, error) {
 	start := time.Now()
 	if n.closed.Load() {
 		fill(res, NotReady)
-		return nil
+		return &PendingProduce{}, nil
 	}
 	p, code := n.lookup(req.Pipeline)
 	if code != OK {
 		fill(res, code)
-		return nil
+		return &PendingProduce{}, nil
 	}
 	// Admission: resolve priorities and sizes, then take memory.
 	var need [3]int64
@@ -157,12 +186,9 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 	}
 	grant, err := n.budget.acquire(ctx, need)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer n.budget.release(grant)
-
 	sc := scratchPool.Get().(*scratch)
-	defer n.putScratch(sc)
 	routes := p.routes
 	now := time.Now().UnixMilli()
 	for i := range req.Events {
@@ -221,8 +247,44 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 		sc.headers = append(sc.headers, e.Headers...)
 		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
 	}
-	n.appendParts(p, req, sc.parts)
 	for _, pt := range sc.parts {
+		l := p.logs[pt.partition]
+		b := pt.b.Finish()
+		pt.t0 = time.Now()
+		pt.pending, pt.err = l.AppendAsync(b, req.ProducerID >= 0)
+	}
+	return &PendingProduce{n: n, p: p, req: req, res: res, sc: sc, grant: grant, start: start}, nil
+}
+
+// Wait blocks until every batch of the request is durable (or failed) and
+// fills the results.
+func (pd *PendingProduce) Wait() {
+	if pd.n == nil {
+		return
+	}
+	n, p, req, res := pd.n, pd.p, pd.req, pd.res
+	// Each log syncs on its own; wait for them side by side.
+	var wg sync.WaitGroup
+	for k, pt := range pd.sc.parts {
+		if pt.err != nil {
+			continue
+		}
+		if k == len(pd.sc.parts)-1 {
+			pt.base, pt.err = pt.pending.Wait()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pt.base, pt.err = pt.pending.Wait()
+		}()
+	}
+	wg.Wait()
+	for _, pt := range pd.sc.parts {
+		n.Metrics.appendLatency.Observe(time.Since(pt.t0).Seconds())
+		if pt.err != nil && !isProducerErr(pt.err) {
+			n.log.Error("append failed", "pipeline", req.Pipeline, "partition", pt.partition, "err", pt.err)
+		}
 		code := appendCode(pt.err)
 		for k, i := range pt.idx {
 			if code != OK {
@@ -236,40 +298,10 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 			n.Metrics.stored(req.Pipeline, bs.Hub, pt.prio, len(pt.idx), pt.b.Size())
 		}
 	}
-	n.Metrics.produceLatency.Observe(time.Since(start).Seconds())
-	return nil
-}
-
-// appendParts appends each partition's batch, in parallel when there are
-// several, so their fsyncs overlap.
-func (n *Node) appendParts(p *pipeline, req *ProduceRequest, parts []*part) {
-	do := func(pt *part) {
-		l := p.logs[pt.partition]
-		b := pt.b.Finish()
-		t0 := time.Now()
-		if req.ProducerID >= 0 {
-			pt.base, pt.err = l.AppendSparse(b)
-		} else {
-			pt.base, pt.err = l.Append(b)
-		}
-		n.Metrics.appendLatency.Observe(time.Since(t0).Seconds())
-		if pt.err != nil && !isProducerErr(pt.err) {
-			n.log.Error("append failed", "pipeline", req.Pipeline, "partition", pt.partition, "err", pt.err)
-		}
-	}
-	if len(parts) == 1 {
-		do(parts[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for _, pt := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			do(pt)
-		}()
-	}
-	wg.Wait()
+	n.Metrics.produceLatency.Observe(time.Since(pd.start).Seconds())
+	n.budget.release(pd.grant)
+	n.putScratch(pd.sc)
+	pd.n = nil
 }
 
 func isProducerErr(err error) bool {

@@ -122,23 +122,54 @@ func (l *Log) Append(b []byte) (int64, error) { return l.append(b, false) }
 func (l *Log) AppendSparse(b []byte) (int64, error) { return l.append(b, true) }
 
 func (l *Log) append(b []byte, sparse bool) (int64, error) {
-	h, err := l.checkBatch(b)
+	p, err := l.start(b, sparse)
 	if err != nil {
 		return -1, err
 	}
-	if err := l.lockForAppend(len(b)); err != nil {
+	return p.Wait()
+}
+
+// Pending is an append that is written but not yet known durable.
+type Pending struct {
+	l         *Log
+	base, end int64
+	gen       uint64
+}
+
+// Wait blocks until the batch is durable under the policy and returns its
+// base offset, or the error that keeps it from being durable.
+func (p Pending) Wait() (int64, error) {
+	if err := p.l.waitCommit(p.end, p.gen); err != nil {
 		return -1, err
+	}
+	return p.base, nil
+}
+
+// AppendAsync is Append (AppendSparse when sparse) split in two: it checks
+// and writes the batch and returns without waiting for durability, so a
+// caller can write its next batch while this one's fdatasync runs (the
+// group commit then covers both). The batch is acknowledged only when Wait
+// returns nil. Batches are ordered as AppendAsync was called.
+func (l *Log) AppendAsync(b []byte, sparse bool) (Pending, error) { return l.start(b, sparse) }
+
+func (l *Log) start(b []byte, sparse bool) (Pending, error) {
+	h, err := l.checkBatch(b)
+	if err != nil {
+		return Pending{}, err
+	}
+	if err := l.lockForAppend(len(b)); err != nil {
+		return Pending{}, err
 	}
 	if h.Idempotent() {
 		dup, err := l.prods.check(&h, sparse)
 		if err != nil {
 			l.mu.Unlock()
-			return -1, err
+			return Pending{}, err
 		}
 		if dup != nil {
-			base, end, gen := dup.base, dup.last+1, l.truncations
+			p := Pending{l: l, base: dup.base, end: dup.last + 1, gen: l.truncations}
 			l.mu.Unlock()
-			return base, l.waitCommit(end, gen)
+			return p, nil
 		}
 	}
 	base := l.next
@@ -149,9 +180,9 @@ func (l *Log) append(b []byte, sparse bool) (int64, error) {
 	gen := l.truncations
 	l.mu.Unlock()
 	if err != nil {
-		return -1, err
+		return Pending{}, err
 	}
-	return base, l.waitCommit(end, gen)
+	return Pending{l: l, base: base, end: end, gen: gen}, nil
 }
 
 // AppendAt appends a batch that already carries its offsets and leader

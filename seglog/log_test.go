@@ -485,3 +485,25 @@ func TestAppendSparse(t *testing.T) {
 		t.Fatalf("strict append with a gap: %v", err)
 	}
 }
+
+func TestAppendAsync(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{})
+	defer l.Close()
+	var ps []Pending
+	for i := 0; i < 10; i++ {
+		p, err := l.AppendAsync(mkBatch(fmt.Sprint(i), 2, 10, -1, -1), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		base, err := p.Wait()
+		if err != nil || base != int64(2*i) {
+			t.Fatalf("pending %d: base %d err %v", i, base, err)
+		}
+	}
+	if l.HighWatermark() != 20 {
+		t.Fatalf("high watermark %d after waiting for all", l.HighWatermark())
+	}
+}

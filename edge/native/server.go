@@ -382,6 +382,8 @@ func (c *conn) dispatch(f wire.Frame) bool {
 
 // produceJob is one PRODUCE being handled.
 type produceJob struct {
+	pending *node.PendingProduce
+	err     error
 	corr    uint32
 	buf     []byte
 	req     node.ProduceRequest
@@ -414,21 +416,44 @@ func (c *conn) produce(f wire.Frame) bool {
 	}
 }
 
-// producer applies the connection's PRODUCE requests in order.
+// producer applies the connection's PRODUCE requests in order. It writes
+// a request's batches and hands the wait for their durability to the
+// completer, so the next request is written while this one's fsync runs;
+// answers go out in request order.
 func (c *conn) producer() {
 	defer c.work.Done()
+	done := make(chan *produceJob, c.s.opts.MaxInFlight)
+	c.work.Add(1)
+	go c.completer(done)
+	defer close(done)
 	for j := range c.jobs {
 		wr, err := c.s.opts.Limits.DecodeProduce(j.buf) // decodes as the original did
-		if err == nil {
-			c.handleProduce(j.corr, &wr, j)
+		if err != nil {
+			c.releaseJob(j)
+			continue
 		}
-		if cap(j.buf) <= 4<<20 {
-			jobPool.Put(j)
-		}
+		c.startProduce(j.corr, &wr, j)
+		done <- j
 	}
 }
 
-func (c *conn) handleProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
+// completer waits for each started request to be durable and answers it.
+func (c *conn) completer(done <-chan *produceJob) {
+	defer c.work.Done()
+	for j := range done {
+		c.finishProduce(j)
+		c.releaseJob(j)
+	}
+}
+
+func (c *conn) releaseJob(j *produceJob) {
+	j.pending = nil
+	if cap(j.buf) <= 4<<20 {
+		jobPool.Put(j)
+	}
+}
+
+func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
 	lim := c.s.opts.Limits
 	j.req = node.ProduceRequest{Pipeline: string(wr.Pipeline), ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
 		Events: j.req.Events[:0]}
@@ -480,17 +505,22 @@ func (c *conn) handleProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob
 		j.req.BaseSequence = wr.Sequence(j.idx[0])
 	}
 	j.res = growRes(j.res, len(j.req.Events))
-	if err := c.s.node.Produce(c.ctx, &j.req, j.res); err != nil {
+	j.pending, j.err = c.s.node.StartProduce(c.ctx, &j.req, j.res)
+}
+
+func (c *conn) finishProduce(j *produceJob) {
+	if j.err != nil {
 		for _, i := range j.idx {
 			j.out[i] = wire.EventResult{Code: wire.CodeTimeout, Partition: -1, Offset: -1}
 		}
 	} else {
+		j.pending.Wait()
 		for k, i := range j.idx {
 			r := j.res[k]
 			j.out[i] = wire.EventResult{Code: wire.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
 		}
 	}
-	c.write(func(b []byte) []byte { return wire.AppendProduceResult(b, corr, j.out) })
+	c.write(func(b []byte) []byte { return wire.AppendProduceResult(b, j.corr, j.out) })
 }
 
 func grow(s []wire.EventResult, n int) []wire.EventResult {
