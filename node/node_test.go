@@ -7,7 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
@@ -295,5 +300,41 @@ func TestAdmin(t *testing.T) {
 	}
 	if r := run(`{"op":"nope"}`); r.Error == "" {
 		t.Fatal("unknown op accepted")
+	}
+}
+
+// TestNoCompliantHubAlert: a refused event fires the alert webhook with the
+// incident, and the drop counter counts it.
+func TestNoCompliantHubAlert(t *testing.T) {
+	got := make(chan map[string]any, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var inc map[string]any
+		json.NewDecoder(r.Body).Decode(&inc)
+		got <- inc
+	}))
+	defer hook.Close()
+	reg, _ := jurisdiction.New([]string{"MA", "SN"}, nil)
+	n, err := Open(Options{DataDir: t.TempDir(), Registry: reg, Hubs: []HubSpec{{Name: "tangier", Jurisdiction: "MA"}},
+		AutoCreate: true, AlertWebhook: hook.URL, Logger: quiet, Durability: seglog.Durability{Mode: seglog.SyncNever}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	sn, _ := reg.Parse("SN")
+	res := make([]Result, 2)
+	n.Produce(context.Background(), &ProduceRequest{Pipeline: "p", ProducerID: -1, Events: []Event{{Value: []byte("a"), Mask: sn}, {Value: []byte("b")}}}, res)
+	if res[0].Code != NoCompliantHub || res[1].Code != OK {
+		t.Fatalf("codes %v %v", res[0].Code, res[1].Code)
+	}
+	select {
+	case inc := <-got:
+		if inc["pipeline"] != "p" || inc["jurisdiction"] != "SN" || inc["reason"] != "no_hub_in_mask" || inc["kind"] != "no_compliant_hub" {
+			t.Fatalf("incident %v", inc)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the alert webhook was not called")
+	}
+	if v := testutil.ToFloat64(n.Metrics.droppedTotal.WithLabelValues("p", "no_compliant_hub")); v != 1 {
+		t.Fatalf("sense_events_dropped_total = %v, want 1", v)
 	}
 }
