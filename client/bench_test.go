@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,4 +55,67 @@ func BenchmarkProduce(b *testing.B) {
 		b.Fatalf("%d events failed, first: %v", n, firstErr.Load())
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkProduceLatency offers events open-loop at a fixed rate (one
+// producer, 100-byte values, fsync always) and reports acknowledgement
+// latency percentiles measured from each event's intended send time, so a
+// stall is charged to every event it delays (no coordinated omission).
+// Linger 0 is the client's default (2ms); the linger=off cases turn it off
+// (-1). Run with -benchtime=Nx to choose how many events.
+func BenchmarkProduceLatency(b *testing.B) {
+	for _, tc := range []struct {
+		rate   int
+		linger time.Duration
+	}{{100_000, 0}, {850_000, 0}, {100_000, -1}, {850_000, -1}} {
+		rate := tc.rate
+		linger := "2ms"
+		if tc.linger < 0 {
+			linger = "off"
+		}
+		b.Run(fmt.Sprintf("rate=%d/linger=%s", rate, linger), func(b *testing.B) {
+			c := dial(b, start(b, ""))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "lat", Linger: tc.linger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			value := make([]byte, 100)
+			p.Produce(ctx, client.Event{Value: value})
+			lat := make([]time.Duration, b.N)
+			var failed atomic.Int64
+			b.ResetTimer()
+			t0 := time.Now()
+			interval := time.Second / time.Duration(rate)
+			for i := 0; i < b.N; i++ {
+				intended := t0.Add(time.Duration(i) * interval)
+				if d := time.Until(intended); d > 200*time.Microsecond {
+					time.Sleep(d)
+				}
+				p.Send(client.Event{Value: value}, func(r client.Result) {
+					if r.Err != nil {
+						failed.Add(1)
+					}
+					lat[i] = time.Since(intended)
+				})
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(t0)
+			b.StopTimer()
+			if failed.Load() > 0 {
+				b.Fatalf("%d events failed", failed.Load())
+			}
+			slices.Sort(lat)
+			pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(pct(0.999), "p999-ms")
+			b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+		})
+	}
 }
