@@ -8,10 +8,12 @@ import (
 )
 
 // budget bounds the ingress bytes held in memory at once (router
-// memory_limit). Low events are refused (OVERLOADED) once the bytes in use
-// pass shedLow, medium ones past shedMedium; critical events wait for room
-// (the edge stops reading their connection: backpressure) and are never
-// refused. Waiters are served in arrival order.
+// memory_limit): a request's bytes are reserved before it is read into
+// memory and released once it is answered. Reserving blocks while the
+// budget is full, so the edge stops reading: the backpressure producers
+// feel. Once the bytes held pass shedLow, low events are refused
+// (OVERLOADED) instead of stored, and past shedMedium medium ones too;
+// critical events are never refused.
 type budget struct {
 	mu         sync.Mutex
 	cond       *sync.Cond
@@ -19,7 +21,6 @@ type budget struct {
 	shedLow    int64
 	shedMedium int64
 	used       int64
-	waiting    int // critical requests waiting for room
 }
 
 func newBudget(limit int64, lowAt, mediumAt float64) *budget {
@@ -28,53 +29,47 @@ func newBudget(limit int64, lowAt, mediumAt float64) *budget {
 	return b
 }
 
-// acquire takes room for the bytes of each class that may proceed and
-// returns what it took; a class with need > 0 and grant 0 is shed.
-// Critical bytes always get room eventually; acquire returns an error only
-// if ctx ends while it waits.
-func (b *budget) acquire(ctx context.Context, need [3]int64) ([3]int64, error) {
-	var grant [3]int64
+// reserve takes n bytes, waiting while they do not fit. A request larger
+// than the whole budget passes alone. It fails only if ctx ends first.
+func (b *budget) reserve(ctx context.Context, n int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := need[event.Critical]; c > 0 {
-		// A request larger than the whole budget still passes alone.
-		c = min(c, b.limit)
-		if b.used+c > b.limit {
-			b.waiting++
-			stop := context.AfterFunc(ctx, func() {
-				b.mu.Lock()
-				b.cond.Broadcast()
-				b.mu.Unlock()
-			})
-			for b.used+c > b.limit && ctx.Err() == nil {
-				b.cond.Wait()
-			}
-			stop()
-			b.waiting--
-			if err := ctx.Err(); err != nil {
-				return grant, err
-			}
+	if b.used+n > b.limit && b.used > 0 {
+		stop := context.AfterFunc(ctx, func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+		defer stop()
+		for b.used+n > b.limit && b.used > 0 && ctx.Err() == nil {
+			b.cond.Wait()
 		}
-		b.used += c
-		grant[event.Critical] = c
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
-	// Lower classes never take room a waiting critical request needs.
-	if m := need[event.Medium]; m > 0 && b.waiting == 0 && b.used+m <= b.shedMedium {
-		b.used += m
-		grant[event.Medium] = m
-	}
-	if l := need[event.Low]; l > 0 && b.waiting == 0 && b.used+l <= b.shedLow {
-		b.used += l
-		grant[event.Low] = l
-	}
-	return grant, nil
+	b.used += n
+	return nil
 }
 
-func (b *budget) release(grant [3]int64) {
+func (b *budget) release(n int64) {
 	b.mu.Lock()
-	b.used -= grant[0] + grant[1] + grant[2]
+	b.used -= n
 	b.cond.Broadcast()
 	b.mu.Unlock()
+}
+
+// shed reports whether events of class p are refused at the current level.
+func (b *budget) shed(p event.Priority) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch p {
+	case event.Low:
+		return b.used > b.shedLow
+	case event.Medium:
+		return b.used > b.shedMedium
+	}
+	return false
 }
 
 // Used returns the bytes held now.

@@ -235,30 +235,44 @@ func TestPipelinesSurviveRestart(t *testing.T) {
 	}
 }
 
-func TestOverloadShedsLowFirst(t *testing.T) {
+func TestBudget(t *testing.T) {
+	ctx := context.Background()
 	b := newBudget(1000, 0.5, 0.8)
-	g, _ := b.acquire(context.Background(), [3]int64{400, 0, 0})
-	if g[0] != 400 {
-		t.Fatal("first low request refused")
+	b.reserve(ctx, 400)
+	if b.shed(event.Low) {
+		t.Fatal("low shed at 400/1000")
 	}
-	g2, _ := b.acquire(context.Background(), [3]int64{200, 200, 100})
-	if g2[event.Low] != 0 || g2[event.Medium] != 200 || g2[event.Critical] != 100 {
-		t.Fatalf("at 400/1000 used: grant %v, want low shed, medium and critical admitted", g2)
+	b.reserve(ctx, 200)
+	if !b.shed(event.Low) || b.shed(event.Medium) {
+		t.Fatal("at 600/1000 low must be shed and medium not")
 	}
-	g3, _ := b.acquire(context.Background(), [3]int64{0, 200, 0})
-	if g3[event.Medium] != 0 {
-		t.Fatalf("medium admitted past its threshold: %v", g3)
+	b.reserve(ctx, 300)
+	if !b.shed(event.Medium) || b.shed(event.Critical) {
+		t.Fatal("at 900/1000 medium must be shed, critical never")
 	}
-	// Critical waits for room instead of being refused.
-	done := make(chan [3]int64)
+	// A reservation that does not fit waits for room.
+	done := make(chan struct{})
 	go func() {
-		g, _ := b.acquire(context.Background(), [3]int64{0, 0, 600})
-		done <- g
+		b.reserve(ctx, 300)
+		close(done)
 	}()
-	b.release(g)
-	b.release(g2)
-	if g := <-done; g[event.Critical] != 600 {
-		t.Fatalf("critical grant %v", g)
+	select {
+	case <-done:
+		t.Fatal("a reservation past the limit did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.release(400)
+	<-done
+	if b.Used() != 800 {
+		t.Fatalf("used %d, want 800", b.Used())
+	}
+	// A cancelled wait gives up without taking anything.
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() { errc <- b.reserve(cctx, 500) }()
+	cancel()
+	if err := <-errc; err == nil || b.Used() != 800 {
+		t.Fatalf("cancelled reserve: %v, used %d", err, b.Used())
 	}
 }
 

@@ -125,6 +125,11 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // the whole request failed before any event was handled (ctx ended while
 // waiting for memory).
 func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) error {
+	size := RequestMemory(req)
+	if err := n.Reserve(ctx, size); err != nil {
+		return err
+	}
+	defer n.Release(size)
 	pd, err := n.StartProduce(ctx, req, res)
 	if err != nil {
 		return err
@@ -132,6 +137,31 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 	pd.Wait()
 	return nil
 }
+
+// RequestMemory is what a request holds in memory while it is handled: its
+// events' bytes twice (as received, and copied into record batches) plus a
+// little per event.
+func RequestMemory(req *ProduceRequest) int64 {
+	var n int64
+	for i := range req.Events {
+		e := &req.Events[i]
+		n += int64(len(e.Key)+len(e.Value)) + 64
+		for _, h := range e.Headers {
+			n += int64(len(h.Key) + len(h.Value))
+		}
+	}
+	return 2 * n
+}
+
+// Reserve takes n bytes of the ingress memory budget for a request about to
+// be read or handled, waiting while the budget is full (backpressure). The
+// bytes are given back with Release once the request is answered. An edge
+// that reads requests into memory reserves before reading them; Produce
+// reserves by itself.
+func (n *Node) Reserve(ctx context.Context, size int64) error { return n.budget.reserve(ctx, size) }
+
+// Release gives back bytes taken with Reserve.
+func (n *Node) Release(size int64) { n.budget.release(size) }
 
 // PendingProduce is a produce request whose batches are written but not
 // yet known durable.
@@ -141,12 +171,12 @@ type PendingProduce struct {
 	req   *ProduceRequest
 	res   []Result
 	sc    *scratch
-	grant [3]int64
 	start time.Time
 }
 
 // StartProduce does the work of Produce up to writing the batches, and
-// returns without waiting for them to be durable: a caller that handles
+// returns without waiting for them to be durable (the caller has reserved
+// the request's memory, see Reserve): a caller that handles
 // requests in order can start the next one while this one's fsync runs,
 // and the logs' group commit covers both. Wait must be called once; res is
 // filled when it returns. req's bytes may be reused once StartProduce
@@ -162,8 +192,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		fill(res, code)
 		return &PendingProduce{}, nil
 	}
-	// Admission: resolve priorities and sizes, then take memory.
-	var need [3]int64
+	// Resolve priorities and sizes.
 	for i := range req.Events {
 		e := &req.Events[i]
 		if !e.HasPriority {
@@ -182,12 +211,10 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			res[i].Code = EventTooLarge
 			continue
 		}
-		need[e.Priority] += int64(size) + 64
 	}
-	grant, err := n.budget.acquire(ctx, need)
-	if err != nil {
-		return nil, err
-	}
+	// Shedding: past the thresholds, low and then medium events are
+	// refused; the decision is taken once per class for the request.
+	shed := [3]bool{n.budget.shed(event.Low), n.budget.shed(event.Medium), false}
 	sc := scratchPool.Get().(*scratch)
 	routes := p.routes
 	now := time.Now().UnixMilli()
@@ -196,7 +223,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			continue
 		}
 		e := &req.Events[i]
-		if grant[e.Priority] == 0 && need[e.Priority] > 0 {
+		if shed[e.Priority] {
 			res[i].Code = Overloaded
 			n.Metrics.shed(req.Pipeline, e.Priority)
 			continue
@@ -253,7 +280,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		pt.t0 = time.Now()
 		pt.pending, pt.err = l.AppendAsync(b, req.ProducerID >= 0)
 	}
-	return &PendingProduce{n: n, p: p, req: req, res: res, sc: sc, grant: grant, start: start}, nil
+	return &PendingProduce{n: n, p: p, req: req, res: res, sc: sc, start: start}, nil
 }
 
 // Wait blocks until every batch of the request is durable (or failed) and
@@ -299,7 +326,6 @@ func (pd *PendingProduce) Wait() {
 		}
 	}
 	n.Metrics.produceLatency.Observe(time.Since(pd.start).Seconds())
-	n.budget.release(pd.grant)
 	n.putScratch(pd.sc)
 	pd.n = nil
 }

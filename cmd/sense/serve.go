@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -51,6 +52,12 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr, term.IsTerminal(int(os.Stderr.Fd()))))
 	slog.SetDefault(log)
+	// The ingress budget bounds what requests hold; a soft limit for the
+	// garbage collector a little above it keeps freed buffers from piling
+	// up under load. GOMEMLIMIT, when set, wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.Router.MemoryLimit) + 128<<20)
+	}
 	// Signals are caught from the start, so a SIGTERM during recovery still
 	// stops cleanly.
 	sigs := make(chan os.Signal, 4)

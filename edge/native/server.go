@@ -382,15 +382,16 @@ func (c *conn) dispatch(f wire.Frame) bool {
 
 // produceJob is one PRODUCE being handled.
 type produceJob struct {
-	pending *node.PendingProduce
-	err     error
-	corr    uint32
-	buf     []byte
-	req     node.ProduceRequest
-	res     []node.Result
-	out     []wire.EventResult
-	idx     []int // node event i is request event idx[i]
-	headers []batch.RawHeader
+	reserved int64 // bytes of the node's ingress budget
+	pending  *node.PendingProduce
+	err      error
+	corr     uint32
+	buf      []byte
+	req      node.ProduceRequest
+	res      []node.Result
+	out      []wire.EventResult
+	idx      []int // node event i is request event idx[i]
+	headers  []batch.RawHeader
 }
 
 var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
@@ -398,20 +399,30 @@ var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
 func (c *conn) produce(f wire.Frame) bool {
 	// Validate the whole request before queueing it, so a malformed one
 	// closes the connection at once.
-	if _, err := c.s.opts.Limits.DecodeProduce(f.Payload); err != nil {
+	wr, err := c.s.opts.Limits.DecodeProduce(f.Payload)
+	if err != nil {
 		if wire.CodeOf(err) == wire.CodeMalformed {
 			c.malformed(err)
 			return false
 		}
 		return c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) }) == nil
 	}
+	// Take the request's memory from the node's ingress budget before
+	// copying it; while the budget is full this blocks, and the connection
+	// is not read: backpressure.
+	size := 2*int64(len(f.Payload)) + 64*int64(wr.Count)
+	if err := c.s.node.Reserve(c.ctx, size); err != nil {
+		return false
+	}
 	j := jobPool.Get().(*produceJob)
+	j.reserved = size
 	j.corr = f.Corr
 	j.buf = append(j.buf[:0], f.Payload...)
 	select {
 	case c.jobs <- j: // blocks when the queue is full: backpressure
 		return true
 	case <-c.ctx.Done():
+		c.releaseJob(j)
 		return false
 	}
 }
@@ -447,6 +458,8 @@ func (c *conn) completer(done <-chan *produceJob) {
 }
 
 func (c *conn) releaseJob(j *produceJob) {
+	c.s.node.Release(j.reserved)
+	j.reserved = 0
 	j.pending = nil
 	if cap(j.buf) <= 4<<20 {
 		jobPool.Put(j)
