@@ -120,7 +120,8 @@ func printDescribe(w io.Writer, resp node.AdminResponse, asJSON bool) error {
 }
 
 func newRouteCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "route", Short: "Explain routing decisions"}
+	cmd := &cobra.Command{Use: "route", Short: "Explain routing decisions",
+		Example: "  sense route explain --pipeline payments --jurisdiction MA,SN --priority critical"}
 	var addr, pipeline, juris, prio string
 	var asJSON bool
 	explain := &cobra.Command{
