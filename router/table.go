@@ -424,3 +424,12 @@ func formatMask(m jurisdiction.Mask, reg *jurisdiction.Registry) string {
 	}
 	return fmt.Sprintf("%#x", uint64(m))
 }
+
+// Hub returns the i-th hub (a Buffer's HubIndex), or the zero Hub when i is
+// out of range.
+func (t *Table) Hub(i int) Hub {
+	if i < 0 || i >= len(t.hubs) {
+		return Hub{}
+	}
+	return t.hubs[i]
+}

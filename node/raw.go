@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
+)
+
+// Codes of AppendRaw beyond those of Produce.
+const (
+	// PolicyViolation: a record's jurisdiction or priority forbids the
+	// partition it was sent to; the batch is refused whole.
+	PolicyViolation Code = 24
+	// CorruptBatch: the batch fails its CRC or framing.
+	CorruptBatch Code = 25
+)
+
+func init() {
+	codeNames[PolicyViolation] = "POLICY_VIOLATION"
+	codeNames[CorruptBatch] = "CORRUPT_BATCH"
+}
+
+// CheckRecords decides whether the records of an uncompressed batch may be
+// stored in a buffer of hub mask hubMask and lane lane: a record's
+// sense.jurisdiction header (codes or groups, e.g. "MA,SN") must include
+// the hub's jurisdiction, and its sense.priority header (low, medium,
+// critical) must match the lane. Records without the headers take the
+// pipeline's default mask and the lane's priority. It returns OK or
+// PolicyViolation with a reason.
+func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, string) {
+	st := n.st.Load()
+	p := st.pipelines[pipeline]
+	if p == nil {
+		return UnknownPipeline, "unknown pipeline"
+	}
+	buf, ok := p.routes.Buffer(partition)
+	if !ok {
+		return UnknownPartition, "unknown partition"
+	}
+	h, err := batch.Check(b)
+	if err != nil {
+		return CorruptBatch, err.Error()
+	}
+	if h.Compression() != batch.CompressionNone {
+		return OK, "" // checked by the caller after decompression
+	}
+	hub := st.table.Hub(buf.HubIndex)
+	it, err := batch.NewIter(b)
+	if err != nil {
+		return CorruptBatch, err.Error()
+	}
+	for it.Next() {
+		r := it.Record()
+		mask, prio := p.mask, buf.Lane
+		hi := r.Headers()
+		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+			switch string(k) {
+			case "sense.jurisdiction":
+				m, err := n.reg.Parse(string(v))
+				if err != nil {
+					return PolicyViolation, fmt.Sprintf("record at offset delta %d: sense.jurisdiction %q: %v", r.OffsetDelta, v, err)
+				}
+				mask = m
+			case "sense.priority":
+				pr, err := event.ParsePriority(string(v))
+				if err != nil {
+					return PolicyViolation, fmt.Sprintf("record at offset delta %d: %v", r.OffsetDelta, err)
+				}
+				prio = pr
+			}
+		}
+		if mask&hub.Mask == 0 {
+			return PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
+				r.OffsetDelta, n.reg.Format(mask), partition, buf.Hub, hub.Jurisdiction)
+		}
+		if prio != buf.Lane {
+			return PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, partition, buf.Lane)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return CorruptBatch, err.Error()
+	}
+	return OK, ""
+}
+
+// AppendRaw stores a record batch as it came (a Kafka producer's) in a
+// partition: it checks the batch (CheckRecords), reserves its memory, and
+// appends it with Kafka's idempotence rules (strict sequences). It returns
+// the base offset once the batch is durable, or a code and a reason.
+func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, Code, string) {
+	if code, why := n.CheckRecords(pipeline, partition, b); code != OK {
+		if code == PolicyViolation {
+			n.Metrics.dropped(pipeline, "policy_violation")
+			n.log.Warn("batch refused: policy violation", "pipeline", pipeline, "partition", partition, "reason", why)
+		}
+		return -1, code, why
+	}
+	l, code := n.Log(pipeline, partition)
+	if code != OK {
+		return -1, code, code.String()
+	}
+	size := 2 * int64(len(b))
+	if err := n.Reserve(ctx, size); err != nil {
+		return -1, NotReady, err.Error()
+	}
+	defer n.Release(size)
+	base, err := l.Append(b)
+	if err != nil {
+		c := appendCode(err)
+		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
+			c = CorruptBatch
+		}
+		return -1, c, err.Error()
+	}
+	return base, OK, ""
+}

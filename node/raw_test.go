@@ -1,0 +1,60 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/sensehq/sense/batch"
+)
+
+func rawBatch(headers ...batch.RecordHeader) []byte {
+	var b batch.Builder
+	b.Reset(-1, -1, -1)
+	b.Add(1000, nil, []byte("v"), headers...)
+	return bytes.Clone(b.Finish())
+}
+
+// TestAppendRaw: a Kafka-style batch is stored as it came when its records
+// allow the partition's hub and lane, and refused whole otherwise.
+func TestAppendRaw(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	// payments has 2 partitions per hub and lane: partition 0 is tangier
+	// (MA) low, 6 is dakhla... (hub*3+lane)*2+index; dakar (SN) low is 12.
+	cases := []struct {
+		name      string
+		partition int32
+		headers   []batch.RecordHeader
+		want      Code
+	}{
+		{"no headers, default mask *", 0, nil, OK},
+		{"MA record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}, OK},
+		{"SN record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}, PolicyViolation},
+		{"ECOWAS record to the SN hub", 12, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("ECOWAS")}}, OK},
+		{"critical record to a low lane", 0, []batch.RecordHeader{{Key: "sense.priority", Value: []byte("critical")}}, PolicyViolation},
+		{"unknown code", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("XX")}}, PolicyViolation},
+		{"unknown partition", 999, nil, UnknownPartition},
+	}
+	for _, c := range cases {
+		_, code, why := n.AppendRaw(ctx, "payments", c.partition, rawBatch(c.headers...))
+		if code != c.want {
+			t.Errorf("%s: %v (%s), want %v", c.name, code, why, c.want)
+		}
+	}
+	bad := rawBatch()
+	bad[len(bad)-1] ^= 1
+	if _, code, _ := n.AppendRaw(ctx, "payments", 0, bad); code != CorruptBatch {
+		t.Errorf("corrupt batch: %v", code)
+	}
+	// Refused batches stored nothing: three accepted batches in all.
+	total := int64(0)
+	parts, _ := n.Partitions("payments")
+	for _, p := range parts {
+		total += p.HighWatermark
+	}
+	if total != 3 {
+		t.Fatalf("%d records stored, want 3", total)
+	}
+}
