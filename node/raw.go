@@ -23,13 +23,15 @@ func init() {
 	codeNames[CorruptBatch] = "CORRUPT_BATCH"
 }
 
-// CheckRecords decides whether the records of an uncompressed batch may be
-// stored in a buffer of hub mask hubMask and lane lane: a record's
-// sense.jurisdiction header (codes or groups, e.g. "MA,SN") must include
-// the hub's jurisdiction, and its sense.priority header (low, medium,
-// critical) must match the lane. Records without the headers take the
-// pipeline's default mask and the lane's priority. It returns OK or
-// PolicyViolation with a reason.
+// CheckRecords decides whether the records of a batch may be stored in a
+// buffer of hub mask hubMask and lane lane: a record's sense.jurisdiction
+// header (codes or groups, e.g. "MA,SN") must include the hub's
+// jurisdiction, and its sense.priority header (low, medium, critical) must
+// match the lane. Records without the headers take the pipeline's default
+// mask and the lane's priority. Compressed batches (gzip, snappy, lz4,
+// zstd) are decompressed to read their records (at most
+// batch.MaxDecompressed bytes; more is CorruptBatch); the batch is stored
+// as it came. It returns OK or PolicyViolation with a reason.
 func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, string) {
 	st := n.st.Load()
 	p := st.pipelines[pipeline]
@@ -44,11 +46,16 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 	if err != nil {
 		return CorruptBatch, err.Error()
 	}
-	if h.Compression() != batch.CompressionNone {
-		return OK, "" // checked by the caller after decompression
-	}
 	hub := st.table.Hub(buf.HubIndex)
-	it, err := batch.NewIter(b)
+	var it *batch.Iter
+	if h.Compression() == batch.CompressionNone {
+		it, err = batch.NewIter(b)
+	} else {
+		var records []byte
+		if records, err = batch.Decompress(nil, b); err == nil {
+			it, err = batch.NewIterRecords(records, h.RecordCount)
+		}
+	}
 	if err != nil {
 		return CorruptBatch, err.Error()
 	}

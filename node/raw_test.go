@@ -2,7 +2,9 @@ package node
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"testing"
 
 	"github.com/sensehq/sense/batch"
@@ -56,5 +58,59 @@ func TestAppendRaw(t *testing.T) {
 	}
 	if total != 3 {
 		t.Fatalf("%d records stored, want 3", total)
+	}
+}
+
+// gzipBatch is rawBatch with its records gzip-compressed, as a Kafka
+// producer sends them (attributes codec 1, CRC over the compressed bytes).
+func gzipBatch(t *testing.T, headers ...batch.RecordHeader) []byte {
+	plain := rawBatch(headers...)
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	if _, err := w.Write(plain[batch.HeaderSize:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := append(bytes.Clone(plain[:batch.HeaderSize]), z.Bytes()...)
+	binary.BigEndian.PutUint32(p[batch.OffLength:], uint32(len(p)-batch.LogOverhead))
+	binary.BigEndian.PutUint16(p[batch.OffAttributes:], batch.CompressionGzip)
+	binary.BigEndian.PutUint32(p[batch.OffCRC:], batch.Checksum(p[batch.OffAttributes:]))
+	return p
+}
+
+// TestAppendRawCompressed: the records of a compressed batch are checked
+// like those of a plain one, and the batch is stored as it came.
+func TestAppendRawCompressed(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	sn := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}
+	ma := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}
+	if code, why := n.CheckRecords("payments", 0, gzipBatch(t, sn...)); code != PolicyViolation {
+		t.Errorf("gzip SN record to an MA partition: %v (%s), want PolicyViolation", code, why)
+	}
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, gzipBatch(t, sn...)); code != PolicyViolation {
+		t.Errorf("AppendRaw gzip SN to MA: %v (%s), want PolicyViolation", code, why)
+	}
+	want := gzipBatch(t, ma...)
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, bytes.Clone(want)); code != OK {
+		t.Fatalf("gzip MA record to an MA partition: %v (%s), want OK", code, why)
+	}
+	// Compressed bytes that do not decompress are a corrupt batch.
+	bad := gzipBatch(t, ma...)
+	bad[batch.HeaderSize+12] ^= 0xff
+	binary.BigEndian.PutUint32(bad[batch.OffCRC:], batch.Checksum(bad[batch.OffAttributes:]))
+	if code, why := n.CheckRecords("payments", 0, bad); code != CorruptBatch {
+		t.Errorf("undecodable gzip: %v (%s), want CorruptBatch", code, why)
+	}
+	parts, _ := n.Partitions("payments")
+	total := int64(0)
+	for _, p := range parts {
+		total += p.HighWatermark
+	}
+	if total != 1 {
+		t.Fatalf("%d records stored, want 1", total)
 	}
 }
