@@ -98,6 +98,17 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 // appends it with Kafka's idempotence rules (strict sequences). It returns
 // the base offset once the batch is durable, or a code and a reason.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, Code, string) {
+	// Reserve before checking: a compressed batch is decompressed to be
+	// checked, up to batch.MaxDecompressed, so reserve a compressed
+	// batch's bound rather than its size.
+	size := 2 * int64(len(b))
+	if h, err := batch.ParseHeader(b); err == nil && h.Compression() != batch.CompressionNone {
+		size = min(int64(len(b))*20, batch.MaxDecompressed) + int64(len(b))
+	}
+	if err := n.Reserve(ctx, size); err != nil {
+		return -1, NotReady, err.Error()
+	}
+	defer n.Release(size)
 	if code, why := n.CheckRecords(pipeline, partition, b); code != OK {
 		if code == PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")
@@ -109,11 +120,6 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	if code != OK {
 		return -1, code, code.String()
 	}
-	size := 2 * int64(len(b))
-	if err := n.Reserve(ctx, size); err != nil {
-		return -1, NotReady, err.Error()
-	}
-	defer n.Release(size)
 	base, err := l.Append(b)
 	if err != nil {
 		c := appendCode(err)
