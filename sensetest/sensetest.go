@@ -28,7 +28,7 @@ func Start(t testing.TB, yaml string) *server.Server {
 	cfg.Node.DataDir = t.TempDir()
 	cfg.Listeners.Native = "127.0.0.1:0"
 	cfg.Listeners.HTTP = "127.0.0.1:0"
-	cfg.Listeners.Kafka = config.ListenerOff
+	cfg.Listeners.Kafka = "127.0.0.1:0"
 	cfg.Listeners.QUIC = config.ListenerOff
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/httpedge"
+	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/edge/native"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/node"
@@ -28,12 +30,14 @@ type Server struct {
 	log    *slog.Logger
 	Node   *node.Node
 	native *native.Server
+	kafka  *kafka.Server
 	http   *http.Server
 	ready  atomic.Bool
 
-	nativeLn, httpLn net.Listener
-	wg               sync.WaitGroup
-	errs             chan error
+	nativeLn, httpLn, kafkaLn net.Listener
+	kafkaAdv                  string
+	wg                        sync.WaitGroup
+	errs                      chan error
 }
 
 // NodeOptions turns a validated configuration into node options.
@@ -87,6 +91,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("listen for the native protocol on %s: %w (set listeners.native or --native-addr)", cfg.Listeners.Native, err)
 		}
 	}
+	if cfg.Listeners.Kafka != config.ListenerOff {
+		if s.kafkaLn, err = net.Listen("tcp", cfg.Listeners.Kafka); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for Kafka clients on %s: %w (set listeners.kafka or --kafka-addr)", cfg.Listeners.Kafka, err)
+		}
+	}
 	// HTTP first, so probes see "alive, not ready" during recovery.
 	var nodeRef atomic.Pointer[node.Node]
 	if s.httpLn != nil {
@@ -127,9 +137,48 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			}
 		}()
 	}
+	if s.kafkaLn != nil {
+		adv := cfg.Listeners.KafkaAdvertisedAddr()
+		if strings.HasSuffix(adv, ":0") {
+			adv = s.kafkaLn.Addr().String()
+		}
+		if strings.HasPrefix(adv, "0.0.0.0:") || strings.HasPrefix(adv, "[::]:") {
+			log.Warn("the address advertised to Kafka clients is a wildcard; set listeners.kafka_advertised to a reachable host:port", "advertised", adv)
+		}
+		s.kafkaAdv = adv
+		s.kafka, err = kafka.New(n, kafka.Options{
+			AdvertisedAddr:   adv,
+			AutoCreateTopics: cfg.Kafka.AutoCreateTopics != nil && *cfg.Kafka.AutoCreateTopics,
+			MaxRequestBytes:  int32(cfg.Kafka.MaxRequestBytes),
+			ClusterID:        "sense-" + cfg.Node.ID,
+			Logger:           log,
+		})
+		if err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.kafka.Serve(s.kafkaLn); err != nil && !errors.Is(err, kafka.ErrServerClosed) {
+				s.errs <- fmt.Errorf("kafka listener: %w", err)
+			}
+		}()
+	}
 	s.ready.Store(true)
 	return s, nil
 }
+
+// KafkaAddr is the Kafka listener's address (nil when off).
+func (s *Server) KafkaAddr() net.Addr {
+	if s.kafkaLn == nil {
+		return nil
+	}
+	return s.kafkaLn.Addr()
+}
+
+// KafkaAdvertised is the address given to Kafka clients in Metadata.
+func (s *Server) KafkaAdvertised() string { return s.kafkaAdv }
 
 // lazyHandler serves the HTTP endpoints with whatever node exists yet.
 func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool) http.Handler {
@@ -196,6 +245,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else if s.nativeLn != nil {
 		s.nativeLn.Close()
 	}
+	if s.kafka != nil {
+		if err := s.kafka.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	} else if s.kafkaLn != nil {
+		s.kafkaLn.Close()
+	}
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {
 			errs = append(errs, err)
@@ -220,5 +276,8 @@ func (s *Server) closeListeners() {
 	}
 	if s.nativeLn != nil {
 		s.nativeLn.Close()
+	}
+	if s.kafkaLn != nil {
+		s.kafkaLn.Close()
 	}
 }

@@ -74,6 +74,9 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if a := srv.NativeAddr(); a != nil {
 		fmt.Fprintf(out, "  native:   %s\n", a)
 	}
+	if a := srv.KafkaAddr(); a != nil {
+		fmt.Fprintf(out, "  kafka:    %s (advertised to clients as %s)\n", a, srv.KafkaAdvertised())
+	}
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(out, "  http:     http://%s (/healthz /readyz /metrics /v1/admin)\n", a)
 	}

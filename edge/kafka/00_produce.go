@@ -1,0 +1,73 @@
+package kafka
+
+import (
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/node"
+)
+
+// Produce (key 0), versions 3 to 8 (RecordBatch v2 only; see flexible in
+// header.go for why not 9+).
+// Each partition's records go to node.AppendRaw as they came (it checks
+// the CRC and the records' jurisdiction and priority headers against the
+// partition's hub and lane, applies idempotence, and stores the batch
+// unchanged); the partitions of one request are appended concurrently.
+// acks 1 and -1 both answer once the batch is durable (one replica);
+// acks 0 sends no response. Transactional produce is not supported.
+const (
+	produceMin = 3
+	produceMax = 8
+)
+
+func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(req.Version)
+	var wg sync.WaitGroup
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		known := true
+		if _, code := c.s.node.Partitions(t.Topic); code == node.UnknownPipeline {
+			known = c.create(t.Topic) == node.OK
+		}
+		for i, p := range t.Partitions {
+			rp := &rt.Partitions[i]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			switch {
+			case !known:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			case req.TransactionID != nil:
+				rp.ErrorCode = kerr.InvalidRequest.Code
+				continue
+			}
+			wg.Go(func() { c.appendPartition(t.Topic, p.Partition, p.Records, rp) })
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	wg.Wait()
+	if req.Acks == 0 {
+		return nil
+	}
+	return resp
+}
+
+func (c *conn) appendPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) {
+	base, code, why := c.s.node.AppendRaw(c.ctx, topic, partition, records)
+	rp.ErrorCode = errorCode(code)
+	if code != node.OK {
+		if why != "" {
+			rp.ErrorMessage = &why
+		}
+		return
+	}
+	rp.BaseOffset = base
+	if l, code := c.s.node.Log(topic, partition); code == node.OK {
+		rp.LogStartOffset = l.StartOffset()
+	}
+}

@@ -1,0 +1,140 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/node"
+)
+
+// Fetch (key 1), versions 4 to 11 (12+ are flexible, see header.go). Stored batches are sent
+// as they are on disk, without re-encoding: whole batches from the one
+// holding the fetch offset, up to the partition's max bytes and what is
+// left of the request's max bytes, but at least one batch for a partition
+// while any of the request's budget is left (so a batch larger than the
+// limits still makes progress; Kafka does this for the first partition
+// only, so a response may exceed max_bytes by up to one batch per
+// partition). The last stable offset is the high watermark (no
+// transactions). The response waits up to max_wait_ms until min_bytes are
+// there. Fetch sessions are not kept: the response's session id is 0, so
+// clients send full fetch requests. Read replicas and rack awareness do
+// not apply (one broker).
+const (
+	fetchMin = 4
+	fetchMax = 11
+)
+
+// done is an ended context: node.Fetch with it never waits.
+var done = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (c *conn) fetch(req *kmsg.FetchRequest) kmsg.Response {
+	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	for {
+		// Take the change channels before reading, so that nothing
+		// appended after the read is missed while waiting.
+		var chans []<-chan struct{}
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				if l, code := c.s.node.Log(t.Topic, p.Partition); code == node.OK {
+					chans = append(chans, l.Changed())
+				}
+			}
+		}
+		resp, total, failed := c.fetchOnce(req)
+		if failed || total >= int(req.MinBytes) || total > 0 && req.MinBytes <= 0 || !time.Now().Before(deadline) || c.ctx.Err() != nil {
+			return resp
+		}
+		if !c.wait(chans, deadline) {
+			resp, _, _ = c.fetchOnce(req)
+			return resp
+		}
+	}
+}
+
+// wait blocks until one of chans is closed (it reports true), or the
+// deadline passes or the connection stops (false).
+func (c *conn) wait(chans []<-chan struct{}, deadline time.Time) bool {
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	if len(chans) == 0 {
+		<-ctx.Done()
+		return false
+	}
+	woke := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		wg.Go(func() {
+			select {
+			case <-ch:
+				once.Do(func() { close(woke) })
+			case <-ctx.Done():
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+	select {
+	case <-woke:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fetchOnce reads what is there now. It returns the response, the record
+// bytes in it, and whether a partition failed (then the response goes out
+// at once).
+func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(req.Version)
+	left := int(req.MaxBytes)
+	if left <= 0 {
+		left = 1
+	}
+	total := 0
+	failed := false
+	for _, t := range req.Topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p.Partition
+			l, code := c.s.node.Log(t.Topic, p.Partition)
+			if code != node.OK {
+				rp.ErrorCode = errorCode(code)
+				failed = true
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
+			if p.FetchOffset < 0 {
+				code = node.OffsetOutOfRange
+			} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
+				var b []byte
+				b, _, _, code = c.s.node.Fetch(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil)
+				if code == node.OK && len(b) > 0 {
+					rp.RecordBatches = b
+					total += len(b)
+					left -= len(b)
+				}
+			}
+			rp.HighWatermark = l.HighWatermark()
+			rp.LastStableOffset = rp.HighWatermark
+			rp.LogStartOffset = l.StartOffset()
+			if code != node.OK {
+				rp.ErrorCode = errorCode(code)
+				failed = true
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, total, failed
+}

@@ -1,0 +1,60 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/node"
+)
+
+// ListOffsets (key 2), versions 1 to 5 (6+ are flexible, see header.go): timestamp -2 is the
+// log start offset, -1 the high watermark (read_committed sees the same:
+// there are no transactions), any other timestamp the first batch whose
+// max timestamp is at or after it (seglog.OffsetForTime, batch
+// granularity), or offset -1 when no batch is that recent.
+const (
+	listOffsetsMin = 1
+	listOffsetsMax = 5
+)
+
+func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
+	resp := kmsg.NewPtrListOffsetsResponse()
+	resp.SetVersion(req.Version)
+	for _, t := range req.Topics {
+		rt := kmsg.NewListOffsetsResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewListOffsetsResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.Timestamp, rp.Offset, rp.ErrorCode = c.offsetFor(t.Topic, p.Partition, p.Timestamp)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64, int16) {
+	l, code := c.s.node.Log(topic, partition)
+	if code != node.OK {
+		return -1, -1, errorCode(code)
+	}
+	switch {
+	case ts == -2:
+		return -1, l.StartOffset(), 0
+	case ts == -1:
+		return -1, l.HighWatermark(), 0
+	case ts < 0:
+		return -1, -1, kerr.UnsupportedVersion.Code // -3 (max timestamp) and beyond: v7+, not served
+	}
+	hw := l.HighWatermark()
+	off, err := l.OffsetForTime(ts)
+	if err != nil {
+		c.log.Error("offset for time failed", "topic", topic, "partition", partition, "err", err)
+		return -1, -1, kerr.KafkaStorageError.Code
+	}
+	if off >= hw {
+		return -1, -1, 0
+	}
+	return ts, off, 0
+}

@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/node"
+)
+
+// Metadata (key 3), versions 1 to 8 (9+ are flexible, see header.go). One broker, node id 0,
+// at Options.AdvertisedAddr, leads every partition (replicas and ISR [0]).
+// An unknown topic is created with the
+// default spec when Options.AutoCreateTopics is set and the request allows
+// auto-creation (always before v4).
+const (
+	metadataMin = 1
+	metadataMax = 8
+)
+
+func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.SetVersion(req.Version)
+	host, port := c.advertised()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = 0, host, port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	cid := c.s.opts.ClusterID
+	resp.ClusterID = &cid
+	resp.ControllerID = 0
+
+	if req.Topics == nil {
+		for _, p := range c.s.node.Pipelines() {
+			resp.Topics = append(resp.Topics, c.topicMetadata(p.Name, false))
+		}
+		return resp
+	}
+	allow := req.Version < 4 || req.AllowAutoTopicCreation
+	for _, t := range req.Topics {
+		if t.Topic == nil {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.TopicID = t.TopicID
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, c.topicMetadata(*t.Topic, allow))
+	}
+	return resp
+}
+
+func (c *conn) topicMetadata(name string, create bool) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = &name
+	parts, code := c.s.node.Partitions(name)
+	if code == node.UnknownPipeline && create {
+		code = c.create(name)
+		if code == node.OK {
+			parts, code = c.s.node.Partitions(name)
+		}
+	}
+	if code != node.OK {
+		mt.ErrorCode = errorCode(code)
+		return mt
+	}
+	for _, p := range parts {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.Partition
+		mp.Leader = 0
+		mp.LeaderEpoch = -1
+		mp.Replicas = []int32{0}
+		mp.ISR = []int32{0}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// create makes a pipeline for a topic when auto-creation is on; it returns
+// OK, or why not.
+func (c *conn) create(name string) node.Code {
+	if !c.s.opts.AutoCreateTopics {
+		return node.UnknownPipeline
+	}
+	if err := event.ValidatePipelineName(name); err != nil {
+		return node.InvalidPipelineName
+	}
+	err := c.s.node.CreatePipeline(node.PipelineSpec{Name: name})
+	if err != nil && !errors.Is(err, node.ErrPipelineExists) {
+		c.log.Error("auto-create topic failed", "topic", name, "err", err)
+		return node.StorageError
+	}
+	if err == nil {
+		c.log.Info("created pipeline for Kafka topic", "pipeline", name)
+	}
+	return node.OK
+}
+
+// advertised returns the broker address for Metadata.
+func (c *conn) advertised() (string, int32) {
+	addr := c.s.opts.AdvertisedAddr
+	if addr == "" {
+		addr = c.nc.LocalAddr().String()
+	}
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 9092
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		return host, 9092
+	}
+	return host, int32(port)
+}

@@ -1,0 +1,310 @@
+// Package kafka serves the Kafka wire protocol (docs/kafka.md) over TCP, so
+// that existing Kafka clients produce to and fetch from Sense unchanged. A
+// topic is a Sense pipeline; its partitions are the pipeline's buffers in
+// order (node.Partitions). Request and response bodies are franz-go's kmsg
+// types; the framing, the request header, dispatch and storage are ours.
+//
+// Each connection has one reader goroutine, which reads and decodes
+// requests, and one handler goroutine, which handles them in arrival order
+// and writes each response before handling the next, so responses go out
+// in request order, as Kafka requires. At most MaxInFlight decoded
+// requests wait between the two; when the queue is full the reader stops
+// reading, which is the backpressure a client feels.
+//
+// Malformed input (a size outside [8, MaxRequestBytes], a header or body
+// that does not decode) closes the connection with a log line: framing is
+// lost or the client is broken. An API key or version this server does not
+// implement is answered only for ApiVersions (UNSUPPORTED_VERSION with the
+// versions it does implement, in a version 0 response, so the client can
+// retry with one); any other unsupported request closes the connection
+// with a log line, as Kafka brokers do.
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/node"
+)
+
+// DefaultMaxRequestBytes bounds a request's size unless Options says
+// otherwise (Kafka's socket.request.max.bytes is 100 MiB too).
+const DefaultMaxRequestBytes = 100 << 20
+
+// Options configure a Server.
+type Options struct {
+	// AdvertisedAddr is the host:port given to clients in Metadata as the
+	// one broker (node id 0). Empty means the local address of the
+	// connection the request came on.
+	AdvertisedAddr string
+	// AutoCreateTopics creates a pipeline (default spec) for an unknown
+	// topic named in Metadata (when the client allows auto-creation) or
+	// Produce. server.go sets it from kafka.auto_create_topics.
+	AutoCreateTopics bool
+	// MaxRequestBytes bounds a request's size, checked before anything is
+	// allocated for it; default DefaultMaxRequestBytes.
+	MaxRequestBytes int32
+	// MaxInFlight bounds the requests read ahead per connection; default 8.
+	MaxInFlight int
+	// ClusterID is returned in Metadata; default "sense".
+	ClusterID string
+	Logger    *slog.Logger
+}
+
+// Server serves the Kafka protocol for one node.
+type Server struct {
+	node *node.Node
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	lns     map[net.Listener]struct{}
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New returns a server for n.
+func New(n *node.Node, opts Options) (*Server, error) {
+	if n == nil {
+		return nil, errors.New("kafka: nil node")
+	}
+	if opts.MaxRequestBytes == 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.MaxRequestBytes < 64 {
+		return nil, fmt.Errorf("kafka: MaxRequestBytes %d is too small", opts.MaxRequestBytes)
+	}
+	if opts.AdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(opts.AdvertisedAddr); err != nil {
+			return nil, fmt.Errorf("kafka: advertised address %q: %w", opts.AdvertisedAddr, err)
+		}
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 8
+	}
+	if opts.ClusterID == "" {
+		opts.ClusterID = "sense"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{node: n, opts: opts, log: opts.Logger, lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("kafka: server closed")
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting and reading, ends long polls, lets the
+// requests already read finish (their responses are sent) and closes every
+// connection. If ctx ends first, the connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	log    *slog.Logger
+	ctx    context.Context // ends when the server stops the connection
+	cancel context.CancelFunc
+	jobs   chan *job
+
+	stopping atomic.Bool
+}
+
+// job is one decoded request, or a reason to close after the responses
+// before it are written.
+type job struct {
+	hdr   header
+	req   kmsg.Request
+	close string // non-empty: close the connection, logging this
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
+		jobs: make(chan *job, s.opts.MaxInFlight)}
+}
+
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	c.cancel()
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) serve() {
+	defer c.cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle()
+	}()
+	c.read()
+	close(c.jobs)
+	<-done
+	c.nc.Close()
+}
+
+// read decodes requests and queues them until the connection ends, a
+// request is malformed or unsupported, or the server stops.
+func (c *conn) read() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sz [4]byte
+	for {
+		if _, err := io.ReadFull(br, sz[:]); err != nil {
+			if !errors.Is(err, io.EOF) && !c.stopping.Load() {
+				c.log.Debug("kafka connection read failed", "err", err)
+			}
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sz[:]))
+		if size < minRequestBytes || size > c.s.opts.MaxRequestBytes {
+			c.jobs <- &job{close: fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, c.s.opts.MaxRequestBytes)}
+			return
+		}
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			if !c.stopping.Load() {
+				c.log.Debug("kafka connection ended inside a request", "err", err)
+			}
+			return
+		}
+		hdr, req, err := parseRequest(frame)
+		if err != nil {
+			c.jobs <- &job{hdr: hdr, close: err.Error()}
+			return
+		}
+		c.jobs <- &job{hdr: hdr, req: req}
+	}
+}
+
+// handle answers the queued requests in order.
+func (c *conn) handle() {
+	var out []byte
+	failed := false
+	for j := range c.jobs {
+		if failed {
+			continue
+		}
+		if j.close != "" {
+			c.log.Warn("closing Kafka connection", "api_key", j.hdr.key, "api_version", j.hdr.version,
+				"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
+			failed = true
+			c.nc.Close()
+			continue
+		}
+		resp := c.dispatch(j)
+		if resp == nil { // acks=0 produce: no response
+			continue
+		}
+		out = appendResponse(out[:0], j.hdr, resp)
+		if _, err := c.nc.Write(out); err != nil {
+			failed = true
+			c.nc.Close()
+		}
+		if cap(out) > 1<<20 {
+			out = nil
+		}
+	}
+}
+
+func (c *conn) dispatch(j *job) kmsg.Response {
+	switch req := j.req.(type) {
+	case *kmsg.ProduceRequest:
+		return c.produce(req)
+	case *kmsg.FetchRequest:
+		return c.fetch(req)
+	case *kmsg.ListOffsetsRequest:
+		return c.listOffsets(req)
+	case *kmsg.MetadataRequest:
+		return c.metadata(req)
+	case *kmsg.ApiVersionsRequest:
+		return c.apiVersions(req, j.hdr)
+	case *kmsg.InitProducerIDRequest:
+		return c.initProducerID(req)
+	}
+	panic(fmt.Sprintf("kafka: no handler for %T", j.req)) // parseRequest admits only the types above
+}
