@@ -1,5 +1,7 @@
 package kafka
 
+import "github.com/twmb/franz-go/pkg/kmsg"
+
 // Internals the external tests (package kafka_test) look at.
 
 // NumSupported is how many API keys the server advertises.
@@ -9,4 +11,27 @@ var NumSupported = len(supported)
 func VersionRange(key int16) (lo, hi int16, ok bool) {
 	v, ok := versions(key)
 	return v.min, v.max, ok
+}
+
+// SupportedKeys lists the API keys served.
+func SupportedKeys() []int16 {
+	keys := make([]int16, len(supported))
+	for i, v := range supported {
+		keys[i] = v.key
+	}
+	return keys
+}
+
+// ParsedRequest is what ParseRequest found in a frame.
+type ParsedRequest struct {
+	Key, Version int16
+	Unsupported  bool
+	Req          kmsg.Request
+}
+
+// ParseRequest parses a request frame (without its size) as the server
+// does.
+func ParseRequest(frame []byte) (ParsedRequest, error) {
+	h, req, err := parseRequest(frame)
+	return ParsedRequest{Key: h.key, Version: h.version, Unsupported: h.unsupported, Req: req}, err
 }

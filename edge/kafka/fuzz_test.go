@@ -1,7 +1,8 @@
-package kafka
+package kafka_test
 
 import (
 	"encoding/binary"
+	"github.com/sensehq/sense/edge/kafka"
 	"runtime"
 	"testing"
 
@@ -12,9 +13,10 @@ import (
 // request at its lowest and highest version.
 func seeds() [][]byte {
 	var out [][]byte
-	for _, v := range supported {
-		for _, ver := range []int16{v.min, v.max} {
-			req := kmsg.RequestForKey(v.key)
+	for _, key := range kafka.SupportedKeys() {
+		lo, hi, _ := kafka.VersionRange(key)
+		for _, ver := range []int16{lo, hi} {
+			req := kmsg.RequestForKey(key)
 			switch r := req.(type) {
 			case *kmsg.ProduceRequest:
 				t := kmsg.NewProduceRequestTopic()
@@ -49,30 +51,30 @@ func FuzzRequest(f *testing.F) {
 	f.Add([]byte{0, 18, 0, 99, 0, 0, 0, 1, 0xff, 0xff, 0})
 	f.Add([]byte{0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		h, req, err := parseRequest(frame)
+		h, err := kafka.ParseRequest(frame)
 		if err != nil {
-			if req != nil {
+			if h.Req != nil {
 				t.Fatal("request with an error")
 			}
 			return
 		}
-		if h.unsupported {
-			if h.key != 18 {
-				t.Fatalf("unsupported version of key %d answered", h.key)
+		if h.Unsupported {
+			if h.Key != 18 {
+				t.Fatalf("unsupported version of key %d answered", h.Key)
 			}
 			return
 		}
-		vr, ok := versions(h.key)
-		if !ok || h.version < vr.min || h.version > vr.max {
-			t.Fatalf("key %d version %d accepted", h.key, h.version)
+		lo, hi, ok := kafka.VersionRange(h.Key)
+		if !ok || h.Version < lo || h.Version > hi {
+			t.Fatalf("key %d version %d accepted", h.Key, h.Version)
 		}
-		req.AppendTo(nil)
+		h.Req.AppendTo(nil)
 	})
 }
 
 func TestSeedsDecode(t *testing.T) {
 	for _, s := range seeds() {
-		if _, _, err := parseRequest(s); err != nil {
+		if _, err := kafka.ParseRequest(s); err != nil {
 			t.Errorf("seed key %d version %d: %v", binary.BigEndian.Uint16(s), binary.BigEndian.Uint16(s[2:]), err)
 		}
 	}
@@ -83,7 +85,7 @@ func TestSeedsDecode(t *testing.T) {
 func TestHugeArrayCount(t *testing.T) {
 	frame := []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff}
 	allocs := testing.AllocsPerRun(10, func() {
-		if _, _, err := parseRequest(frame); err == nil {
+		if _, err := kafka.ParseRequest(frame); err == nil {
 			t.Fatal("decoded")
 		}
 	})
@@ -92,7 +94,7 @@ func TestHugeArrayCount(t *testing.T) {
 	}
 	var before, after runtimeMem
 	before.read()
-	parseRequest(frame)
+	kafka.ParseRequest(frame)
 	after.read()
 	if d := after.total - before.total; d > 1<<20 {
 		t.Errorf("allocated %d bytes", d)
@@ -105,21 +107,4 @@ func (m *runtimeMem) read() {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	m.total = s.TotalAlloc
-}
-
-// rawRequest frames a request with a v1/v2 header.
-func rawRequest(req kmsg.Request, version int16, corr int32) []byte {
-	req.SetVersion(version)
-	b := []byte{0, 0, 0, 0}
-	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(version))
-	b = binary.BigEndian.AppendUint32(b, uint32(corr))
-	b = binary.BigEndian.AppendUint16(b, 4)
-	b = append(b, "test"...)
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b
 }

@@ -29,12 +29,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/edge/tcpserve"
 	"github.com/sensehq/sense/node"
 )
 
@@ -68,11 +68,7 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	lns     map[net.Listener]struct{}
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	conns tcpserve.Tracker
 }
 
 // New returns a server for n.
@@ -100,7 +96,7 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{node: n, opts: opts, log: opts.Logger, lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}, nil
+	return &Server{node: n, opts: opts, log: opts.Logger}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -108,77 +104,13 @@ var ErrServerClosed = errors.New("kafka: server closed")
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.lns[ln] = struct{}{}
-	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.conns.Serve(ln, func(nc net.Conn) tcpserve.Conn { return s.newConn(nc) }, ErrServerClosed)
 }
 
 // Shutdown stops accepting and reading, ends long polls, lets the
 // requests already read finish (their responses are sent) and closes every
 // connection. If ctx ends first, the connections are closed at once.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for ln := range s.lns {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.stop()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.conns.Shutdown(ctx) }
 
 // conn is one client connection.
 type conn struct {
@@ -214,6 +146,15 @@ func (c *conn) stop() {
 	c.cancel()
 	c.nc.SetReadDeadline(time.Now())
 }
+
+// Serve, Stop and Close make conn a tcpserve.Conn.
+func (c *conn) Serve() { c.serve() }
+
+// Stop asks the connection to read no new requests.
+func (c *conn) Stop() { c.stop() }
+
+// Close closes the connection at once.
+func (c *conn) Close() { c.nc.Close() }
 
 func (c *conn) serve() {
 	defer c.cancel()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/edge/tcpserve"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 )
@@ -46,11 +47,7 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	lns     map[net.Listener]struct{}
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	conns tcpserve.Tracker
 }
 
 // New returns a server for n.
@@ -67,7 +64,7 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	if opts.ServerID == "" {
 		opts.ServerID = "sense"
 	}
-	return &Server{node: n, opts: opts, log: opts.Logger, lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}, nil
+	return &Server{node: n, opts: opts, log: opts.Logger}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -75,77 +72,13 @@ var ErrServerClosed = errors.New("native: server closed")
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.lns[ln] = struct{}{}
-	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.conns.Serve(ln, func(nc net.Conn) tcpserve.Conn { return s.newConn(nc) }, ErrServerClosed)
 }
 
 // Shutdown stops accepting, stops reading new requests, lets the requests
 // in flight finish (their acknowledgements are sent), and closes every
 // connection. If ctx ends first, the connections are closed at once.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for ln := range s.lns {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.stopReading()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.conns.Shutdown(ctx) }
 
 // conn is one client connection.
 type conn struct {
@@ -215,6 +148,15 @@ func (c *conn) write(build func([]byte) []byte) error {
 	}
 	return err
 }
+
+// Serve, Stop and Close make conn a tcpserve.Conn.
+func (c *conn) Serve() { c.serve() }
+
+// Stop asks the connection to read no new requests.
+func (c *conn) Stop() { c.stopReading() }
+
+// Close closes the connection at once.
+func (c *conn) Close() { c.nc.Close() }
 
 func (c *conn) serve() {
 	c.work.Add(1)
