@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
@@ -27,6 +28,8 @@ const (
 	DefaultMaxRequestBytes = 100 * MiB
 	DefaultShedLowAt       = 0.5
 	DefaultShedMediumAt    = 0.8
+	// DefaultGroupInitialRebalanceDelay is Kafka's default too.
+	DefaultGroupInitialRebalanceDelay = Duration(3 * time.Second)
 )
 
 // Limits checked by Validate.
@@ -263,6 +266,11 @@ type Kafka struct {
 	// MaxRequestBytes rejects larger Kafka requests before reading them;
 	// default 100MiB, at most 2GiB-1.
 	MaxRequestBytes Size `yaml:"max_request_bytes"`
+	// GroupInitialRebalanceDelay is how long the first member of an empty
+	// consumer group waits for others before the first generation forms
+	// (Kafka's group.initial.rebalance.delay.ms). nil means the default,
+	// 3s; 0 means none. Validate sets it.
+	GroupInitialRebalanceDelay *Duration `yaml:"group_initial_rebalance_delay"`
 }
 
 // Log configures the process's log.

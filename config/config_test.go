@@ -30,7 +30,7 @@ pipelines:
 durability: {fsync: "interval:10ms", segment_bytes: 64MiB}
 router: {memory_limit: 512MiB, auto_create_pipelines: false, max_event_bytes: 2MiB, shed_low_at: 0.6, shed_medium_at: 0.9}
 alerts: {webhook: "https://alerts.example.com/sense"}
-kafka: {auto_create_topics: false, max_request_bytes: 50MiB}
+kafka: {auto_create_topics: false, max_request_bytes: 50MiB, group_initial_rebalance_delay: 0s}
 log: {format: json, level: debug}
 cluster: {peers: []}
 `
@@ -50,7 +50,7 @@ func TestZeroConfigDefaults(t *testing.T) {
 			MemoryLimit: 256 * MiB, AutoCreatePipelines: Bool(true), MaxEventBytes: 1 * MiB,
 			ShedLowAt: 0.5, ShedMediumAt: 0.8,
 		},
-		Kafka: Kafka{AutoCreateTopics: Bool(true), MaxRequestBytes: 100 * MiB},
+		Kafka: Kafka{AutoCreateTopics: Bool(true), MaxRequestBytes: 100 * MiB, GroupInitialRebalanceDelay: ptr(DefaultGroupInitialRebalanceDelay)},
 	}
 	want.registry = c.registry
 	if !reflect.DeepEqual(*c, want) {
@@ -120,7 +120,7 @@ func TestFullFile(t *testing.T) {
 		Router: Router{MemoryLimit: 512 * MiB, AutoCreatePipelines: Bool(false), MaxEventBytes: 2 * MiB,
 			ShedLowAt: 0.6, ShedMediumAt: 0.9},
 		Alerts: Alerts{Webhook: "https://alerts.example.com/sense"},
-		Kafka:  Kafka{AutoCreateTopics: Bool(false), MaxRequestBytes: 50 * MiB},
+		Kafka:  Kafka{AutoCreateTopics: Bool(false), MaxRequestBytes: 50 * MiB, GroupInitialRebalanceDelay: ptr(Duration(0))},
 		Log:    Log{Format: LogJSON, Level: slog.LevelDebug},
 	}
 	got := *c
@@ -350,3 +350,5 @@ func TestAliasAbuse(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

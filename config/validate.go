@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
@@ -93,6 +94,10 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Kafka.MaxRequestBytes == 0 {
 		c.Kafka.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Kafka.GroupInitialRebalanceDelay == nil {
+		d := DefaultGroupInitialRebalanceDelay
+		c.Kafka.GroupInitialRebalanceDelay = &d
 	}
 }
 
@@ -470,6 +475,9 @@ func (v *checker) kafka() {
 	k := v.c.Kafka
 	if k.MaxRequestBytes < 0 || k.MaxRequestBytes > math.MaxInt32 {
 		v.fail("kafka.max_request_bytes", k.MaxRequestBytes.String(), "is out of range; use a size from 1 to %d bytes (Kafka sizes are 32-bit), such as 100MiB", math.MaxInt32)
+	}
+	if d := k.GroupInitialRebalanceDelay; d != nil && (*d < 0 || time.Duration(*d) > 5*time.Minute) {
+		v.fail("kafka.group_initial_rebalance_delay", d.String(), "is out of range; use a duration from 0s to 5m, such as 3s")
 	}
 }
 

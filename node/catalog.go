@@ -10,6 +10,9 @@ import (
 	"github.com/sensehq/sense/vfs"
 )
 
+// MaxPartitions bounds PipelineSpec.Partitions.
+const MaxPartitions = 1024
+
 // PipelineSpec is a pipeline as the catalog records it. Partition numbers
 // depend on the hub order, so the catalog keeps the order the pipeline was
 // laid out with; hubs may only be added after it.

@@ -69,6 +69,9 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 			if errors.Is(err, seglog.ErrOffsetOutOfRange) {
 				return dst, offset, hw, OffsetOutOfRange
 			}
+			if errors.Is(err, seglog.ErrClosed) {
+				return dst, offset, hw, n.closedCode()
+			}
 			if err != nil {
 				n.log.Error("read failed", "pipeline", pipeline, "partition", partition, "offset", offset, "err", err)
 				return dst, offset, hw, StorageError
@@ -77,6 +80,12 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 		}
 		if offset > hw || offset < l.StartOffset() {
 			return dst, offset, hw, OffsetOutOfRange
+		}
+		// DeletePipeline swaps the state before it closes the logs, and
+		// closing a log closes the channel taken above: a wait that began
+		// before the swap wakes, one that would begin after it stops here.
+		if cur, _ := n.Log(pipeline, partition); cur != l || n.closed.Load() {
+			return dst, offset, hw, n.closedCode()
 		}
 		select {
 		case <-ctx.Done():

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/router"
@@ -108,13 +109,18 @@ type Node struct {
 	reg     *jurisdiction.Registry
 	Metrics *Metrics
 	budget  *budget
-	alerts  *alerter
+	// checkBudget bounds the memory of decompressing Kafka batches to
+	// check them (AppendRaw).
+	checkBudget *budget
+	alerts      *alerter
 
 	mu      sync.Mutex // serializes changes: pipeline creation, reloads
 	cat     *catalog
 	hubs    []HubSpec
 	logs    map[string]*seglog.Log // by directory
 	version uint64
+
+	offsets *offsetStore
 
 	st     atomic.Pointer[state]
 	spread atomic.Uint64
@@ -143,6 +149,7 @@ func Open(opts Options) (*Node, error) {
 		logs:    map[string]*seglog.Log{},
 	}
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
+	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
 	n.alerts = newAlerter(opts.AlertWebhook, n.log)
 	n.Metrics.watchBudget(n.budget)
 	n.mu.Lock()
@@ -177,6 +184,11 @@ func Open(opts Options) (*Node, error) {
 		n.closeLogs()
 		return nil, err
 	}
+	if n.offsets, err = openOffsetStore(opts.DataDir, n.log); err != nil {
+		n.closeLogs()
+		return nil, err
+	}
+	n.Metrics.Registry.MustRegister(newLagCollector(n))
 	return n, nil
 }
 
@@ -267,6 +279,9 @@ func (n *Node) Table() *router.Table { return n.st.Load().table }
 // Registry returns the jurisdiction registry.
 func (n *Node) Registry() *jurisdiction.Registry { return n.reg }
 
+// Durability returns the fsync policy of the node's logs.
+func (n *Node) Durability() seglog.Durability { return n.opts.Durability }
+
 // Pipelines returns the catalog, sorted by name.
 func (n *Node) Pipelines() []PipelineSpec {
 	n.mu.Lock()
@@ -295,8 +310,8 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if spec.Partitions == 0 {
 		spec.Partitions = 1
 	}
-	if spec.Partitions < 0 || spec.Partitions > 1024 {
-		return fmt.Errorf("node: pipeline %q: partitions %d outside [1, 1024]", spec.Name, spec.Partitions)
+	if spec.Partitions < 0 || spec.Partitions > MaxPartitions {
+		return fmt.Errorf("node: pipeline %q: partitions %d outside [1, %d]", spec.Name, spec.Partitions, MaxPartitions)
 	}
 	if spec.DefaultPriority == "" {
 		spec.DefaultPriority = "low"
@@ -323,6 +338,11 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 		spec.Hubs[i] = h.Name
 	}
 	spec.Created = time.Now().UTC()
+	// Directories of a deleted pipeline of this name that a crash left
+	// behind must not become the new pipeline's buffers.
+	if err := n.dropBuffersLocked(spec.Name); err != nil {
+		return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
+	}
 	n.cat.Pipelines = append(n.cat.Pipelines, spec)
 	if err := n.cat.save(); err != nil {
 		n.cat.Pipelines = n.cat.Pipelines[:len(n.cat.Pipelines)-1]
@@ -394,6 +414,11 @@ func (n *Node) Close() error {
 
 func (n *Node) closeLogs() error {
 	var errs []error
+	if n.offsets != nil {
+		if err := n.offsets.close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close the committed-offsets log: %w", err))
+		}
+	}
 	for dir, l := range n.logs {
 		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close %s: %w", dir, err))

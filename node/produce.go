@@ -309,10 +309,10 @@ func (pd *PendingProduce) Wait() {
 	wg.Wait()
 	for _, pt := range pd.sc.parts {
 		n.Metrics.appendLatency.Observe(time.Since(pt.t0).Seconds())
-		if pt.err != nil && !isProducerErr(pt.err) {
+		if pt.err != nil && !isProducerErr(pt.err) && !errors.Is(pt.err, seglog.ErrClosed) {
 			n.log.Error("append failed", "pipeline", req.Pipeline, "partition", pt.partition, "err", pt.err)
 		}
-		code := appendCode(pt.err)
+		code := n.appendCode(pt.err)
 		for k, i := range pt.idx {
 			if code != OK {
 				res[i].Code = code
@@ -334,10 +334,12 @@ func isProducerErr(err error) bool {
 	return errors.Is(err, seglog.ErrOutOfOrderSequence) || errors.Is(err, seglog.ErrDuplicateSequence) || errors.Is(err, seglog.ErrProducerFenced)
 }
 
-func appendCode(err error) Code {
+func (n *Node) appendCode(err error) Code {
 	switch {
 	case err == nil:
 		return OK
+	case errors.Is(err, seglog.ErrClosed):
+		return n.closedCode()
 	case errors.Is(err, seglog.ErrOutOfOrderSequence):
 		return OutOfOrderSequence
 	case errors.Is(err, seglog.ErrDuplicateSequence):

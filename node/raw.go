@@ -94,21 +94,35 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 }
 
 // AppendRaw stores a record batch as it came (a Kafka producer's) in a
-// partition: it checks the batch (CheckRecords), reserves its memory, and
-// appends it with Kafka's idempotence rules (strict sequences). It returns
-// the base offset once the batch is durable, or a code and a reason.
+// partition: it checks the batch (CheckRecords) and appends it with Kafka's
+// idempotence rules (strict sequences). It returns the base offset once the
+// batch is durable, or a code and a reason. The caller has reserved b's
+// bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, Code, string) {
-	// Reserve before checking: a compressed batch is decompressed to be
-	// checked, up to batch.MaxDecompressed, so reserve a compressed
-	// batch's bound rather than its size.
-	size := 2 * int64(len(b))
-	if h, err := batch.ParseHeader(b); err == nil && h.Compression() != batch.CompressionNone {
-		size = min(int64(len(b))*20, batch.MaxDecompressed) + int64(len(b))
+	// A compressed batch is decompressed to be checked, up to
+	// batch.MaxDecompressed. That memory comes from a budget of its own:
+	// a check never waits for anything but the CPU once it has its bytes,
+	// so waiting for them cannot deadlock with requests that hold ingress
+	// bytes while they wait.
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return -1, CorruptBatch, err.Error()
 	}
-	if err := n.Reserve(ctx, size); err != nil {
-		return -1, NotReady, err.Error()
+	// Overload: the lane's events are shed as on the native path (a
+	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
+	if p := n.st.Load().pipelines[pipeline]; p != nil {
+		if buf, ok := p.routes.Buffer(partition); ok && n.budget.shed(buf.Lane) {
+			n.Metrics.shedTotal.WithLabelValues(pipeline, buf.Lane.String()).Add(float64(h.RecordCount))
+			return -1, Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
+		}
 	}
-	defer n.Release(size)
+	if h.Compression() != batch.CompressionNone {
+		size := min(int64(len(b))*20, batch.MaxDecompressed)
+		if err := n.checkBudget.reserve(ctx, size); err != nil {
+			return -1, NotReady, err.Error()
+		}
+		defer n.checkBudget.release(size)
+	}
 	if code, why := n.CheckRecords(pipeline, partition, b); code != OK {
 		if code == PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")
@@ -122,7 +136,7 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	base, err := l.Append(b)
 	if err != nil {
-		c := appendCode(err)
+		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
 			c = CorruptBatch
 		}

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/sensehq/sense/batch"
 )
 
@@ -112,5 +114,38 @@ func TestAppendRawCompressed(t *testing.T) {
 	}
 	if total != 1 {
 		t.Fatalf("%d records stored, want 1", total)
+	}
+}
+
+// Under memory pressure a Kafka batch sent to a low or medium lane is shed
+// (OVERLOADED) like a native event of that class; the critical lane is
+// never refused.
+func TestAppendRawSheds(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	// Hold 90% of the budget, past both shed levels (0.5 and 0.8).
+	held := n.opts.MemoryLimit * 9 / 10
+	if err := n.Reserve(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	// tangier: low lane partitions 0-1, medium 2-3, critical 4-5.
+	for _, c := range []struct {
+		partition int32
+		prio      string
+		want      Code
+	}{{0, "low", Overloaded}, {2, "medium", Overloaded}, {4, "critical", OK}} {
+		b := rawBatch(batch.RecordHeader{Key: "sense.priority", Value: []byte(c.prio)})
+		if _, code, why := n.AppendRaw(ctx, "payments", c.partition, b); code != c.want {
+			t.Errorf("%s lane under pressure: %v (%s), want %v", c.prio, code, why, c.want)
+		}
+	}
+	n.Release(held)
+	b := rawBatch(batch.RecordHeader{Key: "sense.priority", Value: []byte("low")})
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, b); code != OK {
+		t.Fatalf("low lane after the pressure: %v (%s)", code, why)
+	}
+	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("payments", "low")); v != 1 {
+		t.Fatalf("shed counter for low = %v, want 1", v)
 	}
 }

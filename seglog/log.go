@@ -42,7 +42,7 @@ type Log struct {
 	epoch       int32 // leader epoch stamped by Append
 	prods       producers
 	failed      error
-	closed      bool
+	closed      bool   // written holding mu and segMu; read holding either
 	syncing     bool   // a group-commit fdatasync is in flight
 	commit      int64  // offsets below are acknowledged
 	durable     int64  // offsets below are known fdatasynced
@@ -601,6 +601,9 @@ func (l *Log) Close() error {
 	for l.syncing {
 		l.cond.Wait()
 	}
+	// closed is written under segMu as well as mu: readers (Read, Locate,
+	// OffsetForTime) check it holding only segMu.
+	l.segMu.Lock()
 	l.closed = true
 	l.cond.Broadcast()
 	l.hwMu.Lock()
@@ -609,7 +612,6 @@ func (l *Log) Close() error {
 		l.hwCh = nil
 	}
 	l.hwMu.Unlock()
-	l.segMu.Lock()
 	for _, s := range l.segs {
 		s.deleted.Store(true)
 		s.maybeClose()

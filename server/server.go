@@ -151,7 +151,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			AutoCreateTopics: cfg.Kafka.AutoCreateTopics != nil && *cfg.Kafka.AutoCreateTopics,
 			MaxRequestBytes:  int32(cfg.Kafka.MaxRequestBytes),
 			ClusterID:        "sense-" + cfg.Node.ID,
-			Logger:           log,
+			// Validate sets the delay; kafka.Options reads 0 as its
+			// default, so "none" is passed as negative.
+			GroupInitialRebalanceDelay: groupDelay(cfg.Kafka.GroupInitialRebalanceDelay),
+			Logger:                     log,
 		})
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -280,4 +283,16 @@ func (s *Server) closeListeners() {
 	if s.kafkaLn != nil {
 		s.kafkaLn.Close()
 	}
+}
+
+// groupDelay converts kafka.group_initial_rebalance_delay for kafka.Options,
+// where 0 means the default and a negative value means none.
+func groupDelay(d *config.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	if *d == 0 {
+		return -1
+	}
+	return time.Duration(*d)
 }

@@ -1,10 +1,13 @@
 package kafka
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/seglog"
 )
 
 // ListOffsets (key 2), versions 1 to 5 (6+ are flexible, see header.go): timestamp -2 is the
@@ -49,6 +52,9 @@ func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64,
 	}
 	hw := l.HighWatermark()
 	off, err := l.OffsetForTime(ts)
+	if errors.Is(err, seglog.ErrClosed) { // the topic was deleted meanwhile
+		return -1, -1, kerr.UnknownTopicOrPartition.Code
+	}
 	if err != nil {
 		c.log.Error("offset for time failed", "topic", topic, "partition", partition, "err", err)
 		return -1, -1, kerr.KafkaStorageError.Code

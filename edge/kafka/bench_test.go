@@ -2,10 +2,17 @@ package kafka_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	native "github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/sensetest"
 )
 
 // BenchmarkProduce measures a franz-go idempotent producer (acks=all, the
@@ -48,4 +55,144 @@ func BenchmarkProduce(b *testing.B) {
 		b.Fatal(err)
 	default:
 	}
+}
+
+// benchValues returns n distinct 100-byte values of random letters (not
+// zeros, which would flatter any compression on the way).
+func benchValues(n int) [][]byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([][]byte, n)
+	for i := range out {
+		v := make([]byte, 100)
+		for j := range v {
+			v[j] = byte('a' + r.IntN(26))
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// p99 returns the 99th percentile of lat in milliseconds.
+func p99(lat []time.Duration) float64 {
+	slices.Sort(lat)
+	return float64(lat[len(lat)*99/100]) / 1e6
+}
+
+// BenchmarkKafkaVsNative runs the workload through both protocols
+// against one in-process dev node (fsync: always), one after the other in
+// the same run: b.N records of 100 bytes from one franz-go producer
+// (idempotent, acks=all, no compression, default linger and batching) to
+// one partition, then b.N records read back by one franz-go consumer, then
+// b.N events from one native producer (idempotent, default options) to
+// its pipeline's low lane. It reports each side's records/s, the
+// producers' p99 from each record's send to its acknowledgement (a closed
+// loop at full speed: the figure includes queueing in the clients), and
+// kafka/native, the ratio of produce rates.
+func BenchmarkKafkaVsNative(b *testing.B) {
+	srv := sensetest.Start(b, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	values := benchValues(1024)
+	b.ReportAllocs()
+
+	// Kafka producer.
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr().String()), kgo.DefaultProduceTopic("kbench"),
+		kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kcl.Close()
+	if err := kcl.ProduceSync(ctx, &kgo.Record{Value: values[0]}).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	klat := make([]time.Duration, b.N)
+	var kerrs atomic.Int64
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := range b.N {
+		sent := time.Now()
+		kcl.Produce(ctx, &kgo.Record{Value: values[i%len(values)]}, func(_ *kgo.Record, err error) {
+			klat[i] = time.Since(sent)
+			if err != nil {
+				kerrs.Add(1)
+			}
+		})
+	}
+	if err := kcl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	kafkaRate := float64(b.N) / time.Since(t0).Seconds()
+	b.StopTimer()
+	if n := kerrs.Load(); n > 0 {
+		b.Fatalf("%d Kafka produce errors", n)
+	}
+
+	// Kafka consumer: the b.N records (and the warm-up one) back.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr().String()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"kbench": {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cons.Close()
+	b.StartTimer()
+	t1 := time.Now()
+	got := 0
+	for got < b.N+1 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("consumed %d of %d", got, b.N+1)
+		}
+		got += fs.NumRecords()
+	}
+	consumeRate := float64(got) / time.Since(t1).Seconds()
+	b.StopTimer()
+
+	// Native producer, same workload.
+	nc, err := native.Dial(ctx, native.Options{Addr: srv.NativeAddr().String(), ClientID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	np, err := nc.NewProducer(ctx, native.ProducerOptions{Pipeline: "nbench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer np.Close()
+	if r := np.Produce(ctx, native.Event{Value: values[0]}); r.Err != nil {
+		b.Fatal(r.Err)
+	}
+	nlat := make([]time.Duration, b.N)
+	var nerrs atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(b.N)
+	b.StartTimer()
+	t2 := time.Now()
+	for i := range b.N {
+		sent := time.Now()
+		np.Send(native.Event{Value: values[i%len(values)]}, func(r native.Result) {
+			nlat[i] = time.Since(sent)
+			if r.Err != nil {
+				nerrs.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	if err := np.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	wg.Wait()
+	nativeRate := float64(b.N) / time.Since(t2).Seconds()
+	b.StopTimer()
+	if n := nerrs.Load(); n > 0 {
+		b.Fatalf("%d native produce errors", n)
+	}
+
+	b.ReportMetric(kafkaRate, "kafka_produce_rec/s")
+	b.ReportMetric(p99(klat), "kafka_produce_p99_ms")
+	b.ReportMetric(consumeRate, "kafka_consume_rec/s")
+	b.ReportMetric(nativeRate, "native_produce_rec/s")
+	b.ReportMetric(p99(nlat), "native_produce_p99_ms")
+	b.ReportMetric(kafkaRate/nativeRate, "kafka/native")
+	b.ReportMetric(0, "ns/op")
 }

@@ -35,3 +35,7 @@ func ParseRequest(frame []byte) (ParsedRequest, error) {
 	h, req, err := parseRequest(frame)
 	return ParsedRequest{Key: h.key, Version: h.version, Unsupported: h.unsupported, Req: req}, err
 }
+
+// HasOwnDecoder reports whether an API key's bodies are decoded by our own
+// code rather than kmsg's.
+func HasOwnDecoder(key int16) bool { return ownDecoders[key] != nil }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,14 +32,41 @@ type versionRange struct {
 // can keep a core busy for hours (found by FuzzRequest, seed
 // testdata/fuzz/FuzzRequest/cc38b871a837fd22). Serving them needs a body
 // decoder that checks the count against the bytes left (our own, or a
-// fixed kmsg). Every client negotiates down to these versions.
+// fixed kmsg). Every client negotiates down to these versions. The
+// exception is an API with no version before KIP-482, such as
+// DescribeCluster: its bodies are decoded by our own code (ownDecoders).
 var supported = []versionRange{
 	{0, produceMin, produceMax},
 	{1, fetchMin, fetchMax},
 	{2, listOffsetsMin, listOffsetsMax},
 	{3, metadataMin, metadataMax},
+	{8, offsetCommitMin, offsetCommitMax},
+	{9, offsetFetchMin, offsetFetchMax},
+	{10, findCoordinatorMin, findCoordinatorMax},
+	{11, joinGroupMin, joinGroupMax},
+	{12, heartbeatMin, heartbeatMax},
+	{13, leaveGroupMin, leaveGroupMax},
+	{14, syncGroupMin, syncGroupMax},
+	{15, describeGroupsMin, describeGroupsMax},
+	{16, listGroupsMin, listGroupsMax},
 	{18, apiVersionsMin, apiVersionsMax},
+	{19, createTopicsMin, createTopicsMax},
+	{20, deleteTopicsMin, deleteTopicsMax},
 	{22, initProducerIDMin, initProducerIDMax},
+	{32, describeConfigsMin, describeConfigsMax},
+	{37, createPartitionsMin, createPartitionsMax},
+	{42, deleteGroupsMin, deleteGroupsMax},
+	{60, describeClusterMin, describeClusterMax},
+}
+
+// ownDecoders decode the bodies of the APIs served whose every version is
+// flexible, so that kmsg's body decoder, with its unchecked tagged-field
+// count (see supported), never sees a client's bytes for them. Each takes
+// the version and the body (after the request header's tagged fields),
+// checks every length against the bytes left, and rejects trailing bytes.
+// An API whose served versions are not flexible is decoded by kmsg.
+var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, error){
+	60: decodeDescribeCluster,
 }
 
 func versions(key int16) (versionRange, bool) {
@@ -58,8 +86,9 @@ type header struct {
 	corr     int32
 	clientID string
 	flexible bool
-	// unsupported is set for an ApiVersions request of a version this
-	// server does not implement: it is answered with UNSUPPORTED_VERSION.
+	// unsupported is set for a request of an API key or version this
+	// server does not implement: it is answered with UNSUPPORTED_VERSION
+	// (ApiVersions by apiVersions, anything else by unsupportedResponse).
 	unsupported bool
 }
 
@@ -78,13 +107,12 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
 	h.corr = int32(binary.BigEndian.Uint32(frame[4:]))
 	b := frame[8:]
-	vr, ok := versions(h.key)
-	if !ok {
-		return h, nil, fmt.Errorf("unsupported API key %d", h.key)
-	}
+	vr, known := versions(h.key)
 	req := kmsg.RequestForKey(h.key)
-	req.SetVersion(h.version)
-	h.flexible = req.IsFlexible()
+	if req != nil {
+		req.SetVersion(h.version)
+		h.flexible = req.IsFlexible()
+	}
 	// Client id: a nullable int16-length string.
 	if len(b) < 2 {
 		return h, nil, errShort
@@ -100,18 +128,27 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 	} else if n < -1 {
 		return h, nil, fmt.Errorf("client id length %d", n)
 	}
+	if !known || h.version < vr.min || h.version > vr.max {
+		// Answered with UNSUPPORTED_VERSION (see unsupportedResponse);
+		// the body is not decoded.
+		h.unsupported = true
+		if h.key == 18 {
+			return h, req, nil
+		}
+		return h, nil, nil
+	}
 	if h.flexible {
 		var err error
 		if b, err = skipTags(b); err != nil {
 			return h, nil, err
 		}
 	}
-	if h.version < vr.min || h.version > vr.max {
-		if h.key == 18 {
-			h.unsupported = true
-			return h, req, nil
+	if decode := ownDecoders[h.key]; decode != nil {
+		r, err := decode(h.version, b)
+		if err != nil {
+			return h, nil, fmt.Errorf("API key %d version %d: %w", h.key, h.version, err)
 		}
-		return h, nil, fmt.Errorf("unsupported version %d of API key %d (this server implements %d to %d)", h.version, h.key, vr.min, vr.max)
+		return h, r, nil
 	}
 	if err := req.ReadFrom(b); err != nil {
 		return h, nil, fmt.Errorf("API key %d version %d: %w", h.key, h.version, err)
@@ -190,4 +227,27 @@ func errorCode(c node.Code) int16 {
 		return kerr.OffsetOutOfRange.Code
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// unsupportedResponse appends the answer to a request of an API key or
+// version this server does not implement (other than ApiVersions), so the
+// client gets an error rather than a dropped connection. For an API kmsg
+// knows, it is that API's response in the requested version (capped at the
+// newest kmsg knows), empty but for UNSUPPORTED_VERSION in the top-level
+// error code when the response has one; clients that negotiated with
+// ApiVersions never send such requests. For an unknown key it is the
+// correlation id and the error code alone, the shape of an ApiVersions v0
+// error.
+func appendUnsupported(dst []byte, h header) []byte {
+	resp := kmsg.ResponseForKey(h.key)
+	if resp == nil {
+		dst = binary.BigEndian.AppendUint32(dst, 6)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(h.corr))
+		return binary.BigEndian.AppendUint16(dst, uint16(kerr.UnsupportedVersion.Code))
+	}
+	resp.SetVersion(min(h.version, resp.MaxVersion()))
+	if f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode"); f.IsValid() && f.Kind() == reflect.Int16 && f.CanSet() {
+		f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	}
+	return appendResponse(dst, h, resp)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -27,14 +28,22 @@ func start(t *testing.T, yaml string) string { return startTB(t, yaml) }
 func startB(b *testing.B) string { return startTB(b, "") }
 
 func startTB(t testing.TB, yaml string) string {
+	addr, _ := startWith(t, yaml, kafka.Options{AutoCreateTopics: true, GroupInitialRebalanceDelay: 300 * time.Millisecond})
+	return addr
+}
+
+// startWith is startTB with the server's options (AdvertisedAddr and
+// Logger are filled in); it also returns the node.
+func startWith(t testing.TB, yaml string, opts kafka.Options) (string, *node.Node) {
 	t.Helper()
 	srv := sensetest.Start(t, yaml)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.New(srv.Node, kafka.Options{AdvertisedAddr: ln.Addr().String(), AutoCreateTopics: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.AdvertisedAddr = ln.Addr().String()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ks, err := kafka.New(srv.Node, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +59,7 @@ func startTB(t testing.TB, yaml string) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), srv.Node
 }
 
 func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -344,13 +353,37 @@ func TestUnsupported(t *testing.T) {
 		}
 	}
 
-	// Metadata of an unknown version, and an unknown key: closed.
+	// Metadata of a version not served, an API not served and an API key
+	// nobody knows: each answered with UNSUPPORTED_VERSION, in order, and
+	// the connection stays usable.
 	c = dial()
-	c.Write(rawRequest(kmsg.NewPtrMetadataRequest(), 99, 1))
-	expectClosed(t, c)
-	c = dial()
-	c.Write(rawRequest(kmsg.NewPtrCreateTopicsRequest(), 4, 1))
-	expectClosed(t, c)
+	c.Write(rawRequest(kmsg.NewPtrMetadataRequest(), 12, 1))
+	b = readResponse(t, c)
+	if corr := int32(binary.BigEndian.Uint32(b)); corr != 1 {
+		t.Fatalf("Metadata v12 answer has correlation id %d, want 1", corr)
+	}
+	c.Write(rawRequest(kmsg.NewPtrUpdateFeaturesRequest(), 1, 2))
+	b = readResponse(t, c)
+	uf := kmsg.NewPtrUpdateFeaturesResponse()
+	uf.SetVersion(1)
+	// UpdateFeatures v1 is flexible: the response header has a tag byte.
+	if corr := int32(binary.BigEndian.Uint32(b)); corr != 2 {
+		t.Fatalf("UpdateFeatures answer has correlation id %d, want 2", corr)
+	}
+	if err := uf.ReadFrom(b[5:]); err != nil || uf.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("UpdateFeatures v1: %v, error code %d, want %d", err, uf.ErrorCode, kerr.UnsupportedVersion.Code)
+	}
+	unknown := []byte{0, 0, 0, 0, 0x03, 0xe7, 0, 0, 0, 0, 0, 3, 0, 0}
+	binary.BigEndian.PutUint32(unknown, uint32(len(unknown)-4))
+	c.Write(unknown)
+	b = readResponse(t, c)
+	if len(b) != 6 || binary.BigEndian.Uint32(b) != 3 || int16(binary.BigEndian.Uint16(b[4:])) != kerr.UnsupportedVersion.Code {
+		t.Fatalf("API key 999 answered %x, want correlation id 3 and error %d", b, kerr.UnsupportedVersion.Code)
+	}
+	c.Write(rawRequest(kmsg.NewPtrApiVersionsRequest(), 2, 4))
+	if corr := int32(binary.BigEndian.Uint32(readResponse(t, c))); corr != 4 {
+		t.Fatalf("ApiVersions after unsupported requests: correlation id %d", corr)
+	}
 
 	// A size past the limit: closed before anything is allocated.
 	c = dial()
@@ -378,5 +411,51 @@ func TestResponsesInOrder(t *testing.T) {
 		if corr := int32(binary.BigEndian.Uint32(readResponse(t, c))); corr != i {
 			t.Fatalf("response %d has correlation id %d", i, corr)
 		}
+	}
+}
+
+// Each codec's batches, stored as the producer compressed them, are read
+// back by a consumer record for record.
+func TestCodecsRoundTrip(t *testing.T) {
+	addr := start(t, "")
+	for _, codec := range []struct {
+		name  string
+		codec kgo.CompressionCodec
+	}{
+		{"gzip", kgo.GzipCompression()},
+		{"snappy", kgo.SnappyCompression()},
+		{"lz4", kgo.Lz4Compression()},
+		{"zstd", kgo.ZstdCompression()},
+	} {
+		t.Run(codec.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			topic := "codec-" + codec.name
+			p := client(t, addr, kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
+				kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(codec.codec))
+			const n = 500
+			recs := make([]*kgo.Record, n)
+			for i := range recs {
+				recs[i] = &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: bytes.Repeat(fmt.Appendf(nil, "value %d ", i), 1+i%7)}
+			}
+			if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			c := client(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+			var got []*kgo.Record
+			for len(got) < n {
+				fs := c.PollFetches(ctx)
+				if ctx.Err() != nil {
+					t.Fatalf("consumed %d of %d", len(got), n)
+				}
+				fs.EachError(func(_ string, _ int32, err error) { t.Fatal(err) })
+				got = append(got, fs.Records()...)
+			}
+			for i, r := range got {
+				if r.Offset != int64(i) || !bytes.Equal(r.Key, recs[i].Key) || !bytes.Equal(r.Value, recs[i].Value) {
+					t.Fatalf("record %d: offset %d key %q, want key %q", i, r.Offset, r.Key, recs[i].Key)
+				}
+			}
+		})
 	}
 }

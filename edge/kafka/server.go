@@ -13,11 +13,11 @@
 //
 // Malformed input (a size outside [8, MaxRequestBytes], a header or body
 // that does not decode) closes the connection with a log line: framing is
-// lost or the client is broken. An API key or version this server does not
-// implement is answered only for ApiVersions (UNSUPPORTED_VERSION with the
-// versions it does implement, in a version 0 response, so the client can
-// retry with one); any other unsupported request closes the connection
-// with a log line, as Kafka brokers do.
+// lost or the client is broken. A request of an API key or version this
+// server does not implement is answered with UNSUPPORTED_VERSION: for
+// ApiVersions with the versions it does implement, in a version 0
+// response, so the client can retry with one; for any other API see
+// appendUnsupported.
 package kafka
 
 import (
@@ -59,7 +59,12 @@ type Options struct {
 	MaxInFlight int
 	// ClusterID is returned in Metadata; default "sense".
 	ClusterID string
-	Logger    *slog.Logger
+	// GroupInitialRebalanceDelay is how long the first join of an empty
+	// consumer group waits for more members before the first generation
+	// forms (Kafka's group.initial.rebalance.delay.ms). Zero means the
+	// default, 3 s; negative means no delay.
+	GroupInitialRebalanceDelay time.Duration
+	Logger                     *slog.Logger
 }
 
 // Server serves the Kafka protocol for one node.
@@ -68,7 +73,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	conns tcpserve.Tracker
+	groups *coordinator
+	conns  tcpserve.Tracker
 }
 
 // New returns a server for n.
@@ -96,7 +102,13 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{node: n, opts: opts, log: opts.Logger}, nil
+	switch {
+	case opts.GroupInitialRebalanceDelay == 0:
+		opts.GroupInitialRebalanceDelay = 3 * time.Second
+	case opts.GroupInitialRebalanceDelay < 0:
+		opts.GroupInitialRebalanceDelay = 0
+	}
+	return &Server{node: n, opts: opts, log: opts.Logger, groups: newCoordinator(opts.GroupInitialRebalanceDelay)}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -110,7 +122,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting and reading, ends long polls, lets the
 // requests already read finish (their responses are sent) and closes every
 // connection. If ctx ends first, the connections are closed at once.
-func (s *Server) Shutdown(ctx context.Context) error { return s.conns.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.groups.close()
+	return s.conns.Shutdown(ctx)
+}
 
 // conn is one client connection.
 type conn struct {
@@ -130,6 +145,9 @@ type job struct {
 	hdr   header
 	req   kmsg.Request
 	close string // non-empty: close the connection, logging this
+	// reserved is what the request holds of the node's ingress budget,
+	// released once it is answered.
+	reserved int64
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -186,8 +204,16 @@ func (c *conn) read() {
 			c.jobs <- &job{close: fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, c.s.opts.MaxRequestBytes)}
 			return
 		}
+		// The request's bytes count against the node's ingress memory
+		// budget until it is answered; while the budget is full, reading
+		// waits (backpressure), and low and medium events are shed past
+		// their levels, as on the native edge.
+		if err := c.s.node.Reserve(c.ctx, int64(size)); err != nil {
+			return
+		}
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
+			c.s.node.Release(int64(size))
 			if !c.stopping.Load() {
 				c.log.Debug("kafka connection ended inside a request", "err", err)
 			}
@@ -195,10 +221,11 @@ func (c *conn) read() {
 		}
 		hdr, req, err := parseRequest(frame)
 		if err != nil {
+			c.s.node.Release(int64(size))
 			c.jobs <- &job{hdr: hdr, close: err.Error()}
 			return
 		}
-		c.jobs <- &job{hdr: hdr, req: req}
+		c.jobs <- &job{hdr: hdr, req: req, reserved: int64(size)}
 	}
 }
 
@@ -207,29 +234,41 @@ func (c *conn) handle() {
 	var out []byte
 	failed := false
 	for j := range c.jobs {
-		if failed {
-			continue
+		if !failed {
+			out, failed = c.answer(j, out)
 		}
-		if j.close != "" {
-			c.log.Warn("closing Kafka connection", "api_key", j.hdr.key, "api_version", j.hdr.version,
-				"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
-			failed = true
-			c.nc.Close()
-			continue
-		}
+		c.s.node.Release(j.reserved)
+	}
+}
+
+// answer handles one request and writes its response, reusing out as the
+// buffer; failed reports that the connection is closed.
+func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
+	if j.close != "" {
+		c.log.Warn("closing Kafka connection", "api_key", j.hdr.key, "api_version", j.hdr.version,
+			"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
+		c.nc.Close()
+		return out, true
+	}
+	if j.req == nil { // parseRequest found an unsupported key or version
+		c.log.Warn("unsupported Kafka request answered with UNSUPPORTED_VERSION", "api_key", j.hdr.key,
+			"api_version", j.hdr.version, "client_id", j.hdr.clientID)
+		out = appendUnsupported(out[:0], j.hdr)
+	} else {
 		resp := c.dispatch(j)
 		if resp == nil { // acks=0 produce: no response
-			continue
+			return out, false
 		}
 		out = appendResponse(out[:0], j.hdr, resp)
-		if _, err := c.nc.Write(out); err != nil {
-			failed = true
-			c.nc.Close()
-		}
-		if cap(out) > 1<<20 {
-			out = nil
-		}
 	}
+	if _, err := c.nc.Write(out); err != nil {
+		c.nc.Close()
+		failed = true
+	}
+	if cap(out) > 1<<20 {
+		out = nil
+	}
+	return out, failed
 }
 
 func (c *conn) dispatch(j *job) kmsg.Response {
@@ -240,12 +279,42 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.fetch(req)
 	case *kmsg.ListOffsetsRequest:
 		return c.listOffsets(req)
+	case *kmsg.OffsetCommitRequest:
+		return c.offsetCommit(req)
+	case *kmsg.OffsetFetchRequest:
+		return c.offsetFetch(req)
+	case *kmsg.FindCoordinatorRequest:
+		return c.findCoordinator(req)
+	case *kmsg.JoinGroupRequest:
+		return c.joinGroup(req, j.hdr)
+	case *kmsg.HeartbeatRequest:
+		return c.heartbeat(req)
+	case *kmsg.LeaveGroupRequest:
+		return c.leaveGroup(req)
+	case *kmsg.SyncGroupRequest:
+		return c.syncGroup(req)
+	case *kmsg.DescribeGroupsRequest:
+		return c.describeGroups(req)
+	case *kmsg.ListGroupsRequest:
+		return c.listGroups(req)
+	case *kmsg.DeleteGroupsRequest:
+		return c.deleteGroups(req)
 	case *kmsg.MetadataRequest:
 		return c.metadata(req)
 	case *kmsg.ApiVersionsRequest:
 		return c.apiVersions(req, j.hdr)
 	case *kmsg.InitProducerIDRequest:
 		return c.initProducerID(req)
+	case *kmsg.CreateTopicsRequest:
+		return c.createTopics(req)
+	case *kmsg.DeleteTopicsRequest:
+		return c.deleteTopics(req)
+	case *kmsg.DescribeConfigsRequest:
+		return c.describeConfigs(req)
+	case *kmsg.CreatePartitionsRequest:
+		return c.createPartitions(req)
+	case *kmsg.DescribeClusterRequest:
+		return c.describeCluster(req)
 	}
 	panic(fmt.Sprintf("kafka: no handler for %T", j.req)) // parseRequest admits only the types above
 }

@@ -1,0 +1,86 @@
+package kafka
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/node"
+)
+
+// OffsetCommit (key 8), versions 0 to 7 (8+ are flexible, see header.go).
+// A member commits with its member id and generation; a consumer that
+// assigns partitions itself commits with generation -1 and no member id,
+// which is accepted while the group has no members. Each request's
+// commits are stored durably (node.CommitOffsets) before the answer, all
+// of them or none. Version 0 commits are kept like later ones (in Kafka
+// they went to ZooKeeper); the retention time of versions 2 to 4 is
+// ignored: commits are kept until the group's offsets are deleted.
+const (
+	offsetCommitMin = 0
+	offsetCommitMax = 7
+)
+
+func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
+	resp := kmsg.NewPtrOffsetCommitResponse()
+	resp.SetVersion(req.Version)
+	code := int16(0)
+	if req.Group == "" {
+		code = kerr.InvalidGroupID.Code
+	} else {
+		gen, member := int32(-1), ""
+		if req.Version >= 1 {
+			gen, member = req.Generation, req.MemberID
+		}
+		code = c.s.groups.checkCommit(req.Group, gen, member, req.InstanceID)
+	}
+	var commits []node.OffsetCommit
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		parts, pcode := c.s.node.Partitions(t.Topic)
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			switch {
+			case code != 0:
+				rp.ErrorCode = code
+			case pcode != node.OK || p.Partition < 0 || int(p.Partition) >= len(parts):
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case p.Metadata != nil && len(*p.Metadata) > 4096:
+				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			default:
+				oc := node.OffsetCommit{TopicPartition: node.TopicPartition{Topic: t.Topic, Partition: p.Partition}}
+				oc.Offset, oc.LeaderEpoch = p.Offset, -1
+				if req.Version >= 6 {
+					oc.LeaderEpoch = p.LeaderEpoch
+				}
+				if p.Metadata != nil {
+					oc.Metadata = *p.Metadata
+				}
+				commits = append(commits, oc)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if len(commits) == 0 {
+		return resp
+	}
+	if err := c.s.node.CommitOffsets(req.Group, commits); err != nil {
+		c.log.Error("storing committed offsets failed", "group", req.Group, "err", err)
+		fail := kerr.UnknownServerError.Code
+		if errors.Is(err, node.ErrOffsetMetadataTooLarge) {
+			fail = kerr.OffsetMetadataTooLarge.Code
+		}
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				if resp.Topics[i].Partitions[j].ErrorCode == 0 {
+					resp.Topics[i].Partitions[j].ErrorCode = fail
+				}
+			}
+		}
+	}
+	return resp
+}

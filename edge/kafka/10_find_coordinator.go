@@ -1,0 +1,35 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FindCoordinator (key 10), versions 0 to 2 (3+ are flexible, see
+// header.go). This node coordinates every group. Transactions are not
+// supported, so a transaction coordinator lookup gets
+// COORDINATOR_NOT_AVAILABLE.
+const (
+	findCoordinatorMin = 0
+	findCoordinatorMax = 2
+)
+
+func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := kmsg.NewPtrFindCoordinatorResponse()
+	resp.SetVersion(req.Version)
+	if req.CoordinatorType != 0 {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		msg := "Sense does not support Kafka transactions yet: there is no transaction coordinator"
+		resp.ErrorMessage = &msg
+		resp.NodeID, resp.Port = -1, -1
+		return resp
+	}
+	if req.CoordinatorKey == "" {
+		resp.ErrorCode = kerr.InvalidGroupID.Code
+		resp.NodeID, resp.Port = -1, -1
+		return resp
+	}
+	resp.NodeID = 0
+	resp.Host, resp.Port = c.advertised()
+	return resp
+}

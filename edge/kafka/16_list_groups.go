@@ -1,0 +1,35 @@
+package kafka
+
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListGroups (key 16), versions 0 to 2 (3+ are flexible, see header.go):
+// the groups with members and the groups with committed offsets.
+const (
+	listGroupsMin = 0
+	listGroupsMax = 2
+)
+
+func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
+	resp := kmsg.NewPtrListGroupsResponse()
+	resp.SetVersion(req.Version)
+	names := c.s.groups.names()
+	for _, n := range c.s.node.OffsetGroups() {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		lg := kmsg.NewListGroupsResponseGroup()
+		lg.Group = n
+		if gi, ok := c.s.groups.describe(n); ok {
+			lg.ProtocolType = gi.protocolType
+		}
+		resp.Groups = append(resp.Groups, lg)
+	}
+	return resp
+}

@@ -1,0 +1,125 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/node"
+)
+
+// CreateTopics (key 19), versions 0 to 4 (5+ are flexible, see header.go).
+// A topic is a pipeline (node.CreatePipeline). Its partition count is
+// hubs x 3 lanes x partitions per lane, so NumPartitions must be a
+// positive multiple of hubs x 3 (then partitions per lane is the
+// quotient), or -1 for one per hub and lane; anything else is
+// INVALID_PARTITIONS. The node is the only replica: ReplicationFactor is 1
+// or -1, else INVALID_REPLICATION_FACTOR; a replica assignment is
+// INVALID_REQUEST. Configs: see topic_configs.go; an unknown or refused
+// one is INVALID_CONFIG naming it. A name that differs from an existing
+// topic's only in case is INVALID_TOPIC_EXCEPTION (the config file has the
+// same rule). ValidateOnly checks everything and creates nothing. A topic
+// named twice in one request is INVALID_REQUEST (answered once), as Kafka
+// does. Errors carry a message from v1.
+const (
+	createTopicsMin = 0
+	createTopicsMax = 4
+)
+
+func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
+	resp := kmsg.NewPtrCreateTopicsResponse()
+	resp.SetVersion(req.Version)
+	count := make(map[string]int, len(req.Topics))
+	for _, t := range req.Topics {
+		count[t.Topic]++
+	}
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		if count[t.Topic] == 0 { // a duplicate, already answered
+			continue
+		}
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = t.Topic
+		var code int16
+		var msg string
+		if count[t.Topic] > 1 {
+			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("topic %q is named %d times in the request", t.Topic, count[t.Topic])
+		} else {
+			code, msg = c.createTopic(t, req.ValidateOnly)
+		}
+		count[t.Topic] = 0
+		rt.ErrorCode = code
+		if msg != "" {
+			rt.ErrorMessage = &msg // sent from v1
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// createTopic creates one topic, or checks that it could be created. It
+// returns a Kafka error code and a message for the client.
+func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) (int16, string) {
+	if err := event.ValidatePipelineName(t.Topic); err != nil {
+		return kerr.InvalidTopicException.Code, err.Error()
+	}
+	if _, code := c.s.node.Partitions(t.Topic); code != node.UnknownPipeline {
+		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", t.Topic)
+	}
+	for _, p := range c.s.node.Pipelines() {
+		if strings.EqualFold(p.Name, t.Topic) {
+			return kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q differs from topic %q only in case: buffer directories are named after topics, and some file systems ignore case", t.Topic, p.Name)
+		}
+	}
+	if len(t.ReplicaAssignment) > 0 {
+		return kerr.InvalidRequest.Code, "Sense places partitions itself (partition numbers encode hub and lane): send no replica assignment, and NumPartitions and ReplicationFactor instead"
+	}
+	if t.ReplicationFactor != -1 && t.ReplicationFactor != 1 {
+		return kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: this Sense node is the only replica of its topics; use 1 or -1", t.ReplicationFactor)
+	}
+	hubs := len(c.s.node.Hubs())
+	perLane, msg := partitionsPerLane(t.NumPartitions, hubs)
+	if msg != "" {
+		return kerr.InvalidPartitions.Code, msg
+	}
+	spec := node.PipelineSpec{Name: t.Topic, Partitions: perLane}
+	if err := applyTopicConfigs(c.s.node, &spec, hubs, t.Configs); err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if validateOnly {
+		return 0, ""
+	}
+	err := c.s.node.CreatePipeline(spec)
+	switch {
+	case errors.Is(err, node.ErrPipelineExists):
+		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", t.Topic)
+	case err != nil:
+		c.log.Error("Kafka CreateTopics failed", "topic", t.Topic, "err", err)
+		return kerr.KafkaStorageError.Code, err.Error()
+	}
+	c.log.Info("created pipeline for Kafka CreateTopics", "pipeline", t.Topic, "partitions", perLane*hubs*lanes)
+	return 0, ""
+}
+
+// partitionsPerLane turns a CreateTopics partition count into partitions
+// per hub and lane, or returns why it cannot.
+func partitionsPerLane(numPartitions int32, hubs int) (int, string) {
+	per := hubs * lanes
+	if numPartitions == -1 {
+		return 1, ""
+	}
+	if numPartitions <= 0 || int(numPartitions)%per != 0 {
+		return 0, fmt.Sprintf("%d partitions: a Sense topic has hubs x 3 lanes x partitions per lane partitions, so with %s a multiple of %d: use %d, %d, %d, ..., or -1 for %d",
+			numPartitions, plural(hubs, "hub"), per, per, 2*per, 3*per, per)
+	}
+	perLane := int(numPartitions) / per
+	if perLane > node.MaxPartitions {
+		return 0, fmt.Sprintf("%d partitions: at most %d per hub and lane, %d in all here (%s)",
+			numPartitions, node.MaxPartitions, node.MaxPartitions*per, layout(hubs, node.MaxPartitions))
+	}
+	return perLane, ""
+}

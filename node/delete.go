@@ -1,0 +1,160 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
+)
+
+var (
+	// ErrUnknownPipeline is returned by DeletePipeline for a name the
+	// catalog does not hold.
+	ErrUnknownPipeline = errors.New("node: unknown pipeline")
+	// ErrPipelineDeclared is returned by DeletePipeline for a pipeline the
+	// config file (the one the node was opened with) declares: the next
+	// start would create it again. Remove it from the config file and
+	// restart first; then it can be deleted.
+	ErrPipelineDeclared = errors.New("node: pipeline is declared in the config file")
+)
+
+// DeletePipeline removes a pipeline, and every event in its buffers, unless
+// the config file declares it (ErrPipelineDeclared). In order, under the
+// node's lock:
+//
+//  1. the catalog is saved without it (from then on the deletion stands,
+//     across a crash too);
+//  2. a routing table and state without it are swapped in, so new produce,
+//     fetch and Log calls no longer find it;
+//  3. its logs are closed: a call that found one before step 2 and is
+//     still in it fails with seglog.ErrClosed, which the node reports as
+//     UnknownPipeline (see closedCode), and a waiting reader wakes;
+//  4. its buffer directories, <data_dir>/hubs/<hub>/<name>-<partition>,
+//     are removed and each hub directory is synced.
+//
+// A crash between 1 and 4 leaves directories no pipeline owns; creating a
+// pipeline of the same name removes them first (dropBuffersLocked), so a
+// new pipeline always starts empty.
+func (n *Node) DeletePipeline(name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return errClosed
+	}
+	i := slices.IndexFunc(n.cat.Pipelines, func(p PipelineSpec) bool { return p.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownPipeline, name)
+	}
+	// The catalog's Declared flag says the pipeline was declared once; the
+	// options say whether the running config still declares it.
+	if slices.ContainsFunc(n.opts.Pipelines, func(p PipelineSpec) bool { return p.Name == name }) {
+		return fmt.Errorf("%w: %q; remove it from the config file's pipelines and restart, then delete it", ErrPipelineDeclared, name)
+	}
+	old := n.cat.Pipelines
+	n.cat.Pipelines = slices.Delete(slices.Clone(old), i, i+1)
+	if err := n.cat.save(); err != nil {
+		n.cat.Pipelines = old
+		return err
+	}
+	if err := n.rebuildLocked(); err != nil {
+		// The catalog no longer lists the pipeline; a restart finishes
+		// the deletion. Its logs stay open meanwhile (the old state still
+		// serves them), so nothing reads a removed directory.
+		return fmt.Errorf("node: pipeline %q is deleted from the catalog, but the node still serves it until a restart: %w", name, err)
+	}
+	if err := n.dropBuffersLocked(name); err != nil {
+		return fmt.Errorf("node: pipeline %q is deleted; removing its buffers: %w", name, err)
+	}
+	// Groups' commits on the old pipeline would point a consumer of a new
+	// one of the same name past its end.
+	if err := n.offsets.deleteTopic(name); err != nil {
+		return fmt.Errorf("node: pipeline %q is deleted; removing the groups' committed offsets on it: %w", name, err)
+	}
+	n.log.Info("deleted pipeline", "pipeline", name)
+	return nil
+}
+
+// dropBuffersLocked closes the open logs of pipeline name's buffers, forgets
+// them, and removes their directories in every hub. Called with n.mu held,
+// once no state serves the pipeline.
+func (n *Node) dropBuffersLocked(name string) error {
+	for dir, l := range n.logs {
+		if !isBufferDir(filepath.Base(dir), name) {
+			continue
+		}
+		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
+			// Its events are being deleted: nothing is lost.
+			n.log.Warn("closing a deleted buffer failed", "dir", dir, "err", err)
+		}
+		delete(n.logs, dir)
+	}
+	hubsDir := filepath.Join(n.opts.DataDir, "hubs")
+	hubs, err := os.ReadDir(hubsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range hubs {
+		if !h.IsDir() {
+			continue
+		}
+		hubDir := filepath.Join(hubsDir, h.Name())
+		entries, err := os.ReadDir(hubDir)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed := false
+		for _, e := range entries {
+			if !e.IsDir() || !isBufferDir(e.Name(), name) {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(hubDir, e.Name())); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = true
+		}
+		if removed {
+			if err := vfs.Default.SyncDir(hubDir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isBufferDir reports whether a hub's sub-directory named base is a buffer
+// of pipeline name: name, '-', a partition number. Pipeline names have no
+// '/', and the suffix is all digits, so no other pipeline's buffer matches
+// ("a-1-0" is pipeline "a-1"'s, not "a"'s).
+func isBufferDir(base, name string) bool {
+	rest, ok := strings.CutPrefix(base, name+"-")
+	if !ok || rest == "" {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// closedCode is the code for an operation whose log closed under it: the
+// node is closing, or (otherwise the only way a log closes) its pipeline
+// was deleted.
+func (n *Node) closedCode() Code {
+	if n.closed.Load() {
+		return NotReady
+	}
+	return UnknownPipeline
+}
