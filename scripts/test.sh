@@ -47,9 +47,19 @@ ensure_go_tool() {
 	go install "$pkg@$want"
 }
 
-# ensure_apt COMMAND PACKAGE... installs the Debian PACKAGEs when COMMAND is
-# not on PATH. apt-get update runs once, before the first install.
+# apt_install PACKAGE... installs Debian PACKAGEs. apt-get update runs once,
+# before the first install.
 apt_updated=""
+apt_install() {
+	if [ -z "$apt_updated" ]; then
+		apt-get update
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# ensure_apt COMMAND PACKAGE... installs the Debian PACKAGEs when COMMAND is
+# not on PATH.
 ensure_apt() {
 	local cmd=$1
 	shift
@@ -57,11 +67,33 @@ ensure_apt() {
 		return 0
 	fi
 	echo "installing $* (for $cmd)"
-	if [ -z "$apt_updated" ]; then
-		apt-get update
-		apt_updated=1
+	apt_install "$@"
+}
+
+# ensure_python_module MODULE PACKAGE... installs the Debian PACKAGEs when
+# Debian's python3 (/usr/bin/python3, not a python3 that may come first on
+# PATH) cannot import MODULE.
+ensure_python_module() {
+	local module=$1
+	shift
+	if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $module" >/dev/null 2>&1; then
+		return 0
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+	echo "installing $* (for python module $module)"
+	apt_install "$@"
+}
+
+# ensure_npm DIR runs npm ci in DIR, which installs exactly the packages of
+# DIR/package-lock.json, unless that was done since the lock file last
+# changed (npm writes node_modules/.package-lock.json as it installs).
+ensure_npm() {
+	local dir=$1 installed
+	installed="$dir/node_modules/.package-lock.json"
+	if [ -f "$installed" ] && ! [ "$dir/package-lock.json" -nt "$installed" ]; then
+		return 0
+	fi
+	echo "installing the npm packages of $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund)
 }
 
 # ensure_deps installs what the tests need and is missing. Extend it when a
@@ -72,8 +104,14 @@ ensure_deps() {
 		exit 1
 	fi
 	ensure_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$STATICCHECK_VERSION"
-	# Outside clients for end-to-end tests come from Debian, for example:
-	#   ensure_apt kcat kcat
+	# Outside Kafka clients for e2e/kafkaclients (which fails without them
+	# when CI is set): kcat and confluent-kafka-python, both on librdkafka,
+	# from Debian; kafkajs from npm, pinned by the lock file in its folder.
+	ensure_apt kcat kcat
+	ensure_python_module confluent_kafka python3-confluent-kafka
+	ensure_apt node nodejs
+	ensure_apt npm npm
+	ensure_npm e2e/kafkaclients/testdata/js
 }
 
 main() {

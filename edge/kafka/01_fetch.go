@@ -107,6 +107,9 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		for _, p := range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
+			// An empty record set, never a null one (size -1): Kafka
+			// sends empty, and librdkafka fails to parse null.
+			rp.RecordBatches = []byte{}
 			l, code := c.s.node.Log(t.Topic, p.Partition)
 			if code != node.OK {
 				rp.ErrorCode = errorCode(code)

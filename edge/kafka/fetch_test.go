@@ -2,7 +2,7 @@ package kafka_test
 
 import (
 	"context"
-	"github.com/sensehq/sense/edge/kafka"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -162,5 +163,31 @@ func TestShutdownEndsLongPoll(t *testing.T) {
 	case <-fetched:
 	case <-time.After(10 * time.Second):
 		t.Error("fetch still waiting after shutdown")
+	}
+}
+
+// A partition with nothing to return gets an empty record set, not a null
+// one: librdkafka cannot parse a null record set (kcat -C -e and
+// confluent-kafka consumers stall on it).
+func TestFetchEmptyRecordSetNotNull(t *testing.T) {
+	addr := start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := client(t, addr, kgo.DefaultProduceTopic("caught-up"), kgo.AllowAutoTopicCreation(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("only")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Fetch v11 at the high watermark, without waiting: a one-partition
+	// response whose last field is the record set's int32 size.
+	c.Write(rawRequest(fetchReq("caught-up", 0, 1, 0, 1<<20), 11, 5))
+	b := readResponse(t, c)
+	if size := int32(binary.BigEndian.Uint32(b[len(b)-4:])); size != 0 {
+		t.Fatalf("record set size %d for a caught-up partition, want 0 (empty, not null)", size)
 	}
 }

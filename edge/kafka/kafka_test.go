@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/sensehq/sense/edge/kafka"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/sensetest"
 )
