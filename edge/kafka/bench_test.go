@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -195,4 +196,98 @@ func BenchmarkKafkaVsNative(b *testing.B) {
 	b.ReportMetric(p99(nlat), "native_produce_p99_ms")
 	b.ReportMetric(kafkaRate/nativeRate, "kafka/native")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkKafkaProduceLatency paces a franz-go producer (idempotent,
+// acks=all, no compression, no linger) at a fixed rate of 100-byte records
+// to one partition of a dev node (fsync: always) and reports the p50 and
+// p99 of each record's latency from the time it was due to be sent (open
+// loop: a stall delays the records behind it, and that counts), with the
+// native producer paced the same way in the same run.
+func BenchmarkKafkaProduceLatency(b *testing.B) {
+	for _, rate := range []int{100_000, 400_000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			srv := sensetest.Start(b, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			values := benchValues(1024)
+			kcl, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr().String()), kgo.DefaultProduceTopic("klat"),
+				kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+				kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer kcl.Close()
+			if err := kcl.ProduceSync(ctx, &kgo.Record{Value: values[0]}).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			nc, err := native.Dial(ctx, native.Options{Addr: srv.NativeAddr().String(), ClientID: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nc.Close()
+			np, err := nc.NewProducer(ctx, native.ProducerOptions{Pipeline: "nlat", Linger: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer np.Close()
+			if r := np.Produce(ctx, native.Event{Value: values[0]}); r.Err != nil {
+				b.Fatal(r.Err)
+			}
+			interval := time.Second / time.Duration(rate)
+			pace := func(send func(i int, intended time.Time)) {
+				t0 := time.Now()
+				for i := range b.N {
+					intended := t0.Add(time.Duration(i) * interval)
+					if d := time.Until(intended); d > 200*time.Microsecond {
+						time.Sleep(d)
+					}
+					send(i, intended)
+				}
+			}
+			klat := make([]time.Duration, b.N)
+			var failed atomic.Int64
+			b.ResetTimer()
+			pace(func(i int, intended time.Time) {
+				kcl.Produce(ctx, &kgo.Record{Value: values[i%len(values)]}, func(_ *kgo.Record, err error) {
+					klat[i] = time.Since(intended)
+					if err != nil {
+						failed.Add(1)
+					}
+				})
+			})
+			if err := kcl.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			nlat := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			wg.Add(b.N)
+			pace(func(i int, intended time.Time) {
+				np.Send(native.Event{Value: values[i%len(values)]}, func(r native.Result) {
+					nlat[i] = time.Since(intended)
+					if r.Err != nil {
+						failed.Add(1)
+					}
+					wg.Done()
+				})
+			})
+			if err := np.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			wg.Wait()
+			b.StopTimer()
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d produce errors", n)
+			}
+			pct := func(lat []time.Duration, q float64) float64 {
+				slices.Sort(lat)
+				return float64(lat[int(float64(len(lat)-1)*q)]) / 1e6
+			}
+			b.ReportMetric(pct(klat, 0.5), "kafka_p50_ms")
+			b.ReportMetric(pct(klat, 0.99), "kafka_p99_ms")
+			b.ReportMetric(pct(nlat, 0.5), "native_p50_ms")
+			b.ReportMetric(pct(nlat, 0.99), "native_p99_ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
