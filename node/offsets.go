@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -397,11 +398,7 @@ func (s *offsetStore) compactLocked() error {
 	}
 	var kbuf, vbuf []byte
 	now := s.now().UnixMilli()
-	groups := make([]string, 0, len(s.groups))
-	for g := range s.groups {
-		groups = append(groups, g)
-	}
-	slices.Sort(groups)
+	groups := slices.Sorted(maps.Keys(s.groups))
 	s.b.Reset(-1, -1, -1)
 	flush := func() error {
 		if s.b.Len() == 0 {
@@ -473,12 +470,7 @@ func (s *offsetStore) fetch(group string) map[TopicPartition]CommittedOffset {
 func (s *offsetStore) groupNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.groups))
-	for g := range s.groups {
-		out = append(out, g)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(s.groups))
 }
 
 func (s *offsetStore) close() error {

@@ -33,32 +33,45 @@ const (
 func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrCreateTopicsResponse()
 	resp.SetVersion(req.Version)
-	count := make(map[string]int, len(req.Topics))
-	for _, t := range req.Topics {
-		count[t.Topic]++
+	eachTopicOnce(req.Topics, func(t *kmsg.CreateTopicsRequestTopic) string { return t.Topic },
+		func(t *kmsg.CreateTopicsRequestTopic, dup string) {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic = t.Topic
+			code, msg := kerr.InvalidRequest.Code, dup
+			if dup == "" {
+				code, msg = c.createTopic(t, req.ValidateOnly)
+			}
+			rt.ErrorCode = code
+			if msg != "" {
+				rt.ErrorMessage = &msg // sent from v1
+			}
+			resp.Topics = append(resp.Topics, rt)
+		})
+	return resp
+}
+
+// eachTopicOnce calls answer once for each topic name of a request, in
+// request order. A name the request gives more than once is answered
+// once, with dup saying so (Kafka answers INVALID_REQUEST); dup is empty
+// otherwise.
+func eachTopicOnce[T any](topics []T, name func(*T) string, answer func(t *T, dup string)) {
+	count := make(map[string]int, len(topics))
+	for i := range topics {
+		count[name(&topics[i])]++
 	}
-	for i := range req.Topics {
-		t := &req.Topics[i]
-		if count[t.Topic] == 0 { // a duplicate, already answered
+	for i := range topics {
+		t := &topics[i]
+		n := count[name(t)]
+		if n == 0 { // a repeat, already answered
 			continue
 		}
-		rt := kmsg.NewCreateTopicsResponseTopic()
-		rt.Topic = t.Topic
-		var code int16
-		var msg string
-		if count[t.Topic] > 1 {
-			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("topic %q is named %d times in the request", t.Topic, count[t.Topic])
-		} else {
-			code, msg = c.createTopic(t, req.ValidateOnly)
+		count[name(t)] = 0
+		dup := ""
+		if n > 1 {
+			dup = fmt.Sprintf("topic %q is named %d times in the request", name(t), n)
 		}
-		count[t.Topic] = 0
-		rt.ErrorCode = code
-		if msg != "" {
-			rt.ErrorMessage = &msg // sent from v1
-		}
-		resp.Topics = append(resp.Topics, rt)
+		answer(t, dup)
 	}
-	return resp
 }
 
 // createTopic creates one topic, or checks that it could be created. It

@@ -26,27 +26,19 @@ const (
 func (c *conn) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	resp.SetVersion(req.Version)
-	count := make(map[string]int, len(req.Topics))
-	for _, t := range req.Topics {
-		count[t.Topic]++
-	}
-	for i := range req.Topics {
-		t := &req.Topics[i]
-		if count[t.Topic] == 0 { // a duplicate, already answered
-			continue
-		}
-		rt := kmsg.NewCreatePartitionsResponseTopic()
-		rt.Topic = t.Topic
-		var msg string
-		if count[t.Topic] > 1 {
-			rt.ErrorCode, msg = kerr.InvalidRequest.Code, fmt.Sprintf("topic %q is named %d times in the request", t.Topic, count[t.Topic])
-		} else {
-			rt.ErrorCode, msg = c.createPartitionsTopic(t)
-		}
-		count[t.Topic] = 0
-		rt.ErrorMessage = &msg
-		resp.Topics = append(resp.Topics, rt)
-	}
+	eachTopicOnce(req.Topics, func(t *kmsg.CreatePartitionsRequestTopic) string { return t.Topic },
+		func(t *kmsg.CreatePartitionsRequestTopic, dup string) {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic = t.Topic
+			msg := dup
+			if dup == "" {
+				rt.ErrorCode, msg = c.createPartitionsTopic(t)
+			} else {
+				rt.ErrorCode = kerr.InvalidRequest.Code
+			}
+			rt.ErrorMessage = &msg
+			resp.Topics = append(resp.Topics, rt)
+		})
 	return resp
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -279,11 +280,7 @@ func (g *group) maybeComplete(now time.Time) {
 	g.state = groupCompletingRebalance
 	g.protocol = g.chooseProtocol()
 	if g.leader == "" {
-		ids := make([]string, 0, len(g.members))
-		for id := range g.members {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
+		ids := slices.Sorted(maps.Keys(g.members))
 		g.leader = ids[0]
 	}
 	for _, m := range g.members {
@@ -341,11 +338,7 @@ func (g *group) chooseProtocol() string {
 // order of some member's preference (stable: the member with the smallest
 // id).
 func (g *group) commonProtocols() []string {
-	ids := make([]string, 0, len(g.members))
-	for id := range g.members {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(g.members))
 	if g.leader != "" && g.members[g.leader] != nil {
 		ids = append([]string{g.leader}, ids...)
 	}
@@ -706,11 +699,7 @@ func (co *coordinator) describe(name string) (groupInfo, bool) {
 		return groupInfo{name: name}, false
 	}
 	gi := groupInfo{name: name, state: g.state.String(), protocolType: g.protocolType, protocol: g.protocol}
-	ids := make([]string, 0, len(g.members))
-	for id := range g.members {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(g.members))
 	for _, id := range ids {
 		m := g.members[id]
 		mi := memberInfo{id: id, instanceID: m.instanceID, clientID: m.clientID, host: m.host}
@@ -729,12 +718,7 @@ func (co *coordinator) describe(name string) (groupInfo, bool) {
 func (co *coordinator) names() []string {
 	co.mu.Lock()
 	defer co.mu.Unlock()
-	out := make([]string, 0, len(co.groups))
-	for n := range co.groups {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(co.groups))
 }
 
 // forget drops a group that has no members. known reports whether the
