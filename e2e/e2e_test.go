@@ -60,6 +60,7 @@ type node struct {
 	data       string
 	native     string
 	http       string
+	kafka      string
 	extra      []string
 	stdout     bytes.Buffer
 	stderrPath string
@@ -67,7 +68,7 @@ type node struct {
 
 func startNode(t *testing.T, data string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, data: data, native: freePort(t), http: freePort(t), extra: extra}
+	n := &node{t: t, data: data, native: freePort(t), http: freePort(t), kafka: freePort(t), extra: extra}
 	n.start()
 	return n
 }
@@ -75,7 +76,7 @@ func startNode(t *testing.T, data string, extra ...string) *node {
 func (n *node) start() {
 	t := n.t
 	t.Helper()
-	args := append([]string{"serve", "--data", n.data, "--native-addr", n.native, "--http-addr", n.http}, n.extra...)
+	args := append([]string{"serve", "--data", n.data, "--native-addr", n.native, "--http-addr", n.http, "--kafka-addr", n.kafka}, n.extra...)
 	n.cmd = exec.Command(senseBin, args...)
 	n.stdout.Reset()
 	n.cmd.Stdout = &n.stdout
