@@ -230,23 +230,7 @@ pipelines:
 
 	// The survivors commit everything: the committed offsets reach the
 	// end of every partition.
-	hw := map[int32]int64{}
-	lo := kmsg.NewPtrListOffsetsRequest()
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = topic
-	for i := range int32(6) {
-		lp := kmsg.NewListOffsetsRequestTopicPartition()
-		lp.Partition, lp.Timestamp = i, -1
-		lt.Partitions = append(lt.Partitions, lp)
-	}
-	lo.Topics = append(lo.Topics, lt)
-	lresp, err := lo.RequestWith(ctx, watcher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range lresp.Topics[0].Partitions {
-		hw[p.Partition] = p.Offset
-	}
+	hw := latestOffsets(t, ctx, watcher, topic, 0, 1, 2, 3, 4, 5)
 	for {
 		got, err := committedOffsets(ctx, watcher, group)
 		if err == nil {
