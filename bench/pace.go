@@ -8,11 +8,75 @@ import (
 )
 
 // Schedule is an open-loop send schedule: event i of the run is due at
-// Start + i/Rate seconds, whatever happened to the events before it.
+// Start + i/Rate seconds, whatever happened to the events before it. A
+// phased schedule (NewPhasedSchedule) changes rate from phase to phase.
 type Schedule struct {
 	Start time.Time
-	// Rate is the target rate in events per second.
+	// Rate is the target rate in events per second (of the first phase,
+	// in a phased schedule).
 	Rate int64
+
+	phases []Phase
+	// first[k] is the number of events due before phase k; at[k] the
+	// offset phase k starts at.
+	first []uint64
+	at    []time.Duration
+}
+
+// Phase is a stretch of a phased schedule at one rate.
+type Phase struct {
+	Duration time.Duration
+	// Rate is in events per second.
+	Rate int64
+	// Spike marks a burst (reported apart by the bursty profile).
+	Spike bool
+}
+
+// NewPhasedSchedule returns a schedule that runs each phase in turn from
+// start. Events past the last phase keep its rate.
+func NewPhasedSchedule(start time.Time, phases []Phase) (Schedule, error) {
+	if len(phases) == 0 {
+		return Schedule{}, fmt.Errorf("bench: a phased schedule needs at least one phase")
+	}
+	s := Schedule{Start: start, Rate: phases[0].Rate, phases: phases}
+	var n uint64
+	var at time.Duration
+	for i, p := range phases {
+		if p.Rate <= 0 {
+			return Schedule{}, fmt.Errorf("bench: phase %d rate %d events/s: must be at least 1", i, p.Rate)
+		}
+		if p.Duration <= 0 {
+			return Schedule{}, fmt.Errorf("bench: phase %d duration %v: must be positive", i, p.Duration)
+		}
+		s.first = append(s.first, n)
+		s.at = append(s.at, at)
+		n += constCount(p.Duration, p.Rate)
+		at += p.Duration
+	}
+	return s, nil
+}
+
+// Phases returns the schedule's phases (none for a constant schedule).
+func (s Schedule) Phases() []Phase { return s.phases }
+
+// Length returns the sum of the phases' durations (0 for a constant
+// schedule).
+func (s Schedule) Length() time.Duration {
+	if len(s.phases) == 0 {
+		return 0
+	}
+	k := len(s.phases) - 1
+	return s.at[k] + s.phases[k].Duration
+}
+
+// RateAt returns the offered rate at offset d from Start.
+func (s Schedule) RateAt(d time.Duration) int64 {
+	for k := len(s.phases) - 1; k >= 0; k-- {
+		if d >= s.at[k] {
+			return s.phases[k].Rate
+		}
+	}
+	return s.Rate
 }
 
 // NewSchedule checks rate and returns the schedule starting at start.
@@ -24,14 +88,29 @@ func NewSchedule(rate int64, start time.Time) (Schedule, error) {
 }
 
 // Offset returns how long after Start event i is due: floor(i*1e9/Rate)
-// nanoseconds, computed without overflow.
+// nanoseconds, computed without overflow (per phase in a phased schedule).
 func (s Schedule) Offset(i uint64) time.Duration {
+	if len(s.phases) == 0 {
+		return constOffset(i, s.Rate)
+	}
+	k := len(s.first) - 1
+	for k > 0 && i < s.first[k] {
+		k--
+	}
+	off := constOffset(i-s.first[k], s.phases[k].Rate)
+	if off > time.Duration(1<<63-1)-s.at[k] {
+		return time.Duration(1<<63 - 1)
+	}
+	return s.at[k] + off
+}
+
+func constOffset(i uint64, rate int64) time.Duration {
 	hi, lo := bits.Mul64(i, uint64(time.Second))
-	if hi >= uint64(s.Rate) {
+	if hi >= uint64(rate) {
 		// Beyond any representable time.Duration.
 		return time.Duration(1<<63 - 1)
 	}
-	q, _ := bits.Div64(hi, lo, uint64(s.Rate))
+	q, _ := bits.Div64(hi, lo, uint64(rate))
 	if q > 1<<63-1 {
 		return time.Duration(1<<63 - 1)
 	}
@@ -42,12 +121,23 @@ func (s Schedule) Offset(i uint64) time.Duration {
 func (s Schedule) Intended(i uint64) time.Time { return s.Start.Add(s.Offset(i)) }
 
 // Count returns how many events are due in [Start, Start+d): the number of
-// i with Offset(i) < d, that is ceil(d*Rate/1e9).
+// i with Offset(i) < d, that is ceil(d*Rate/1e9) at a constant rate.
 func (s Schedule) Count(d time.Duration) uint64 {
+	if len(s.phases) == 0 {
+		return constCount(d, s.Rate)
+	}
+	k := len(s.at) - 1
+	for k > 0 && d <= s.at[k] {
+		k--
+	}
+	return s.first[k] + constCount(d-s.at[k], s.phases[k].Rate)
+}
+
+func constCount(d time.Duration, rate int64) uint64 {
 	if d <= 0 {
 		return 0
 	}
-	hi, lo := bits.Mul64(uint64(d), uint64(s.Rate))
+	hi, lo := bits.Mul64(uint64(d), uint64(rate))
 	q, r := bits.Div64(hi, lo, uint64(time.Second))
 	if r != 0 {
 		q++

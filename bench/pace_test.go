@@ -125,3 +125,36 @@ func TestPacerContextAndArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestPhasedSchedule(t *testing.T) {
+	start := time.Unix(1000, 0)
+	s, err := NewPhasedSchedule(start, []Phase{{time.Second, 2, false}, {time.Second, 4, true}, {time.Second, 2, false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := []time.Duration{0, 500 * ms, 1000 * ms, 1250 * ms, 1500 * ms, 1750 * ms, 2000 * ms, 2500 * ms, 3000 * ms}
+	for i, w := range want {
+		if got := s.Offset(uint64(i)); got != w {
+			t.Errorf("Offset(%d) = %v, want %v", i, got, w)
+		}
+		// Count and Offset agree: exactly i events are due before event i.
+		if got := s.Count(w); got != uint64(i) {
+			t.Errorf("Count(%v) = %d, want %d", w, got, i)
+		}
+		if got := s.Count(w + 1); got != uint64(i+1) {
+			t.Errorf("Count(%v+1ns) = %d, want %d", w, got, i+1)
+		}
+	}
+	if got := s.Count(3 * time.Second); got != 8 {
+		t.Errorf("Count(3s) = %d, want 8", got)
+	}
+	if s.Length() != 3*time.Second || s.RateAt(1500*ms) != 4 || s.RateAt(0) != 2 || s.RateAt(2*time.Second) != 2 {
+		t.Errorf("Length %v, RateAt 1.5s %d, 0 %d, 2s %d", s.Length(), s.RateAt(1500*ms), s.RateAt(0), s.RateAt(2*time.Second))
+	}
+	for _, bad := range [][]Phase{nil, {{time.Second, 0, false}}, {{0, 5, false}}} {
+		if _, err := NewPhasedSchedule(start, bad); err == nil {
+			t.Errorf("phases %v accepted", bad)
+		}
+	}
+}

@@ -40,6 +40,71 @@ type Results struct {
 	Lost         int64   `json:"lost"`
 	Duplicated   int64   `json:"duplicated"`
 	Machine      Machine `json:"machine"`
+
+	// The fields below are beyond the contract: profile details.
+
+	// TargetRate is the offered baseline rate in events/s (for bursty the
+	// rate between spikes).
+	TargetRate float64 `json:"target_rate"`
+	// Producers and Consumers are the numbers of each.
+	Producers int `json:"producers"`
+	Consumers int `json:"consumers"`
+	// ShedByPriority counts shed events per class (low, medium, critical).
+	ShedByPriority map[string]int64 `json:"shed_by_priority"`
+	// UnackedConsumed are events whose send failed (or had no answer, as
+	// when the server was killed) and that were consumed anyway: stored
+	// before the failure was seen. They are neither lost nor duplicated.
+	UnackedConsumed int64 `json:"unacked_consumed"`
+	// Spikes are the bursty profile's spikes.
+	Spikes []Spike `json:"spikes,omitempty"`
+	// Faults are the failure profile's kills and restarts.
+	Faults []Fault `json:"faults,omitempty"`
+	// Search is the maximum-rate search that chose TargetRate (--rate 0).
+	Search *Search `json:"max_rate_search,omitempty"`
+}
+
+// Spike is one burst of the bursty profile.
+type Spike struct {
+	// StartS and EndS bound the spike, seconds since the load began.
+	StartS float64 `json:"start_s"`
+	EndS   float64 `json:"end_s"`
+	// Rate is the offered rate during the spike, events/s.
+	Rate float64 `json:"rate"`
+	// AckP99Ms and E2EP99Ms are the p99 over the seconds of the spike.
+	AckP99Ms float64 `json:"ack_p99_ms"`
+	E2EP99Ms float64 `json:"e2e_p99_ms"`
+	// RecoveryS is the time from the spike's end until the per-second
+	// acknowledgement p99 is back within the baseline bound (twice the
+	// baseline p99 before the first spike, at least 1 ms); -1 when it did
+	// not come back before the next spike or the end of the run.
+	RecoveryS float64 `json:"recovery_s"`
+}
+
+// Fault is one kill and restart of the server in the failure profile.
+type Fault struct {
+	// KilledAtS is when SIGKILL was sent, RestartedAtS when the restarted
+	// server answered again, seconds since the load began.
+	KilledAtS    float64 `json:"killed_at_s"`
+	RestartedAtS float64 `json:"restarted_at_s"`
+}
+
+// Search is a maximum sustainable rate search: trial rates and what each
+// achieved.
+type Search struct {
+	Trials []Trial `json:"trials"`
+	// Max is the highest sustained trial rate, events/s.
+	Max float64 `json:"max"`
+}
+
+// Trial is one rate tried by the search.
+type Trial struct {
+	Rate        float64 `json:"rate"`
+	PublishRate float64 `json:"publish_rate"`
+	AckP99Ms    float64 `json:"ack_p99_ms"`
+	// Sustained says the rate was kept: every event acknowledged, the
+	// publish rate within 5% of the offered one, the ack p99 under the
+	// search's bound.
+	Sustained bool `json:"sustained"`
 }
 
 // Machine describes where the benchmark ran.

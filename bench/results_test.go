@@ -47,8 +47,12 @@ func TestResultsJSONContract(t *testing.T) {
 	}
 	want := []string{"ack_latency_ms", "acknowledged", "consume_rate", "consumed", "duplicated", "duration_s",
 		"e2e_latency_ms", "errors", "event_size", "fsync", "lost", "machine", "profile", "protocol", "publish_rate", "shed"}
-	if got := keys(t, top); !slices.Equal(got, want) {
-		t.Fatalf("top-level keys %v, want %v", got, want)
+	// The contract's keys must all be there; more may follow them.
+	got := keys(t, top)
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			t.Fatalf("top-level keys %v lack %q of the contract", got, k)
+		}
 	}
 	pct := []string{"max", "p50", "p90", "p99", "p999", "p9999"}
 	for _, series := range []string{"ack_latency_ms", "e2e_latency_ms"} {

@@ -638,6 +638,25 @@ func TestConsumerFromOffsetAndFetch(t *testing.T) {
 	if _, err := c.Fetch(ctx, "offs", part, 500, 0); !errors.Is(err, wire.ErrOffsetOutOfRange) {
 		t.Fatalf("fetch past the end: %v", err)
 	}
+	// Starts overrides From for its partition: resume at 98 there.
+	cs, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "offs", Partitions: []int32{part},
+		From: client.Earliest, Starts: map[int32]int64{part: 98}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := int64(98); want < 100; want++ {
+		r, err := cs.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Offset != want {
+			t.Fatalf("resumed consumer read offset %d, want %d", r.Offset, want)
+		}
+	}
+	cs.Close()
+	if _, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "offs", Starts: map[int32]int64{part: -7}}); err == nil {
+		t.Fatal("Starts of -7 accepted")
+	}
 	// Subscribing to a partition the pipeline lacks fails.
 	if _, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "offs", Partitions: []int32{99}}); err == nil {
 		t.Fatal("subscribed to partition 99")

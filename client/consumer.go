@@ -47,6 +47,10 @@ type ConsumerOptions struct {
 	// stored offset starts at the first stored one; an offset past its
 	// high watermark starts at the high watermark.
 	From int64
+	// Starts overrides From per partition: a consumer resuming after a
+	// broken connection passes each partition's next offset. Values follow
+	// the rules of From.
+	Starts map[int32]int64
 	// Credit is the flow-control window per partition, in bytes of record
 	// batches the server may push before the consumer has read them.
 	// Default 4 MiB.
@@ -141,6 +145,11 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 	if opts.From < Earliest {
 		return nil, fmt.Errorf("client: ConsumerOptions.From %d: use Earliest, Latest or an offset >= 0", opts.From)
 	}
+	for p, from := range opts.Starts {
+		if from < Earliest {
+			return nil, fmt.Errorf("client: ConsumerOptions.Starts[%d] = %d: use Earliest, Latest or an offset >= 0", p, from)
+		}
+	}
 	_, layout, err := c.Describe(ctx, opts.Pipeline)
 	if err != nil {
 		return nil, err
@@ -179,6 +188,9 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 	started := cs.subs[:0:0]
 	for _, s := range cs.subs {
 		from := opts.From
+		if f, ok := opts.Starts[s.partition]; ok {
+			from = f
+		}
 		if from >= 0 {
 			l := byPart[s.partition]
 			from = min(max(from, l.Start), l.HighWatermark)

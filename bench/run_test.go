@@ -26,13 +26,13 @@ func TestConfigRejects(t *testing.T) {
 		{Rate: 10, Duration: time.Second, Size: 24},
 		{Rate: 10, Duration: time.Second, Size: 100, Mix: [3]int{1, -1, 0}},
 	} {
-		if _, err := RunUniform(context.Background(), c); err == nil {
-			t.Errorf("RunUniform(%+v) succeeded", c)
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("Run(%+v) succeeded", c)
 		}
 	}
 }
 
-func TestRunUniformInProcess(t *testing.T) {
+func TestRunUniform(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a server for about a second")
 	}
@@ -40,7 +40,7 @@ func TestRunUniformInProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const rate, size = 2000, 100
-	res, err := RunUniform(ctx, Config{
+	rep, err := Run(ctx, Config{
 		Addr: srv.NativeAddr().String(), Pipeline: "bench-uniform",
 		Rate: rate, Duration: time.Second, Size: size,
 		Producers: 2, Consumers: 2, Mix: [3]int{1, 1, 1},
@@ -48,6 +48,7 @@ func TestRunUniformInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := rep.Results
 	var failed int64
 	for _, n := range res.Errors {
 		failed += n

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"github.com/sensehq/sense/bench"
+)
+
+// benchFlags are the options of sense bench.
+type benchFlags struct {
+	profile, protocol, addr, out, fsync string
+	rate                                int64
+	fraction                            float64
+	duration, trial                     time.Duration
+	size, producers, consumers          int
+	seed                                uint64
+}
+
+// defaultRates are each profile's offered rate when --rate is not given:
+// well inside what two cores sustain, so that latency is not queueing.
+// The mixed profile offers 1.5x the maximum it finds first.
+var defaultRates = map[string]int64{
+	bench.ProfileUniform: 100_000,
+	bench.ProfileBursty:  100_000,
+	bench.ProfileMixed:   0,
+	bench.ProfileFailure: 50_000,
+}
+
+func newBenchCmd() *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Sense on this machine: rates, latency percentiles, exactly-once check",
+		Long: `Measure a Sense server with an open-loop load: events are sent at their
+scheduled times whatever happened to the ones before, and latency runs from each
+event's scheduled (intended) send time, so a stall counts against every event it
+delayed (no coordinated omission).
+
+Profiles:
+  uniform  a constant rate
+  bursty   a baseline with spikes to 5x; latency during spikes and recovery time
+  mixed    80% low, 15% medium, 5% critical offered above capacity; what was shed
+  failure  the server is killed (SIGKILL) and restarted during the run
+
+Without --addr the bench starts its own server (this binary, "sense serve") on
+loopback ports with a temporary data directory, fsync always unless --fsync says
+otherwise, and removes the directory afterwards. --rate 0 first searches for the
+maximum sustainable rate (trials of --trial each), then runs at --fraction of it
+(the mixed profile at 1.5x it, to overload).
+
+Every run verifies that each acknowledged event was consumed exactly once, with
+the bytes sent; a run that lost or duplicated events says so and exits 1.
+
+Output in --out: results.json, timeline.json, HdrHistogram .hgrm files, PNG
+plots and report.md.`,
+		Example: `  # A minute of uniform load at 100k events/s on a server of its own
+  sense bench
+
+  # Overload with priority classes: only low and medium may be shed
+  sense bench --profile mixed
+
+  # Find the maximum rate, then measure at half of it, over Kafka
+  sense bench --rate 0 --fraction 0.5 --protocol kafka
+
+  # Kill and restart the server during the run
+  sense bench --profile failure --duration 60s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.profile, "profile", bench.ProfileUniform, "workload: uniform, bursty, mixed or failure")
+	fl.Int64Var(&f.rate, "rate", -1, "offered rate in events/s (baseline for bursty); 0 searches for the maximum first (default: 100000 uniform and bursty, 50000 failure, 0 mixed)")
+	fl.Float64Var(&f.fraction, "fraction", 1, "with --rate 0: run at this fraction of the maximum found (the mixed profile uses 1.5)")
+	fl.DurationVar(&f.duration, "duration", time.Minute, "length of the load")
+	fl.DurationVar(&f.trial, "trial", 4*time.Second, "length of each trial of the maximum-rate search")
+	fl.IntVar(&f.size, "size", 100, "event value size in bytes (at least 25)")
+	fl.IntVar(&f.producers, "producers", 2, "producer connections (per class with the mixed profile)")
+	fl.IntVar(&f.consumers, "consumers", 1, "consumer connections")
+	fl.StringVar(&f.protocol, "protocol", bench.ProtocolNative, "native or kafka")
+	fl.StringVar(&f.addr, "addr", "", "server to measure (native or Kafka listener, by --protocol); default: start one")
+	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
+	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
+	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
+	return cmd
+}
+
+func runBench(cmd *cobra.Command, f *benchFlags) error {
+	out := cmd.OutOrStdout()
+	if _, ok := defaultRates[f.profile]; !ok {
+		return fmt.Errorf("--profile %q: want uniform, bursty, mixed or failure", f.profile)
+	}
+	if f.protocol != bench.ProtocolNative && f.protocol != bench.ProtocolKafka {
+		return fmt.Errorf("--protocol %q: want native or kafka", f.protocol)
+	}
+	if f.size < bench.HeaderSize {
+		return fmt.Errorf("--size %d: must be at least %d bytes (the bench's header: run, sequence, send time, class)", f.size, bench.HeaderSize)
+	}
+	if f.duration <= 0 || f.trial <= 0 {
+		return fmt.Errorf("--duration %v and --trial %v: must be positive", f.duration, f.trial)
+	}
+	if !(f.fraction > 0) {
+		return fmt.Errorf("--fraction %v: must be above 0", f.fraction)
+	}
+	if f.profile == bench.ProfileFailure && f.addr != "" {
+		return errors.New("--profile failure kills the server: it needs the bench's own server; drop --addr")
+	}
+	rate := f.rate
+	if rate < 0 {
+		rate = defaultRates[f.profile]
+	}
+	if f.seed == 0 {
+		f.seed = rand.Uint64()
+	}
+	if f.out == "" {
+		f.out = filepath.Join("bench-results", f.profile+"-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return fmt.Errorf("--out %s: %w", f.out, err)
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var srv *childServer
+	addr := f.addr
+	if addr == "" {
+		var err error
+		srv, err = startChild(ctx, f.fsync, filepath.Join(f.out, "server.log"))
+		if err != nil {
+			return err
+		}
+		defer srv.close()
+		addr = srv.native
+		if f.protocol == bench.ProtocolKafka {
+			addr = srv.kafka
+		}
+		fmt.Fprintf(out, "sense bench: own server (pid %d) on %s, data in %s, fsync %s\n", srv.pid(), addr, srv.data, f.fsync)
+	}
+
+	cfg := bench.Config{
+		Profile: f.profile, Protocol: f.protocol, Addr: addr,
+		Pipeline: fmt.Sprintf("bench-%s-%d", f.profile, time.Now().Unix()),
+		Rate:     rate, Duration: f.duration, Size: f.size,
+		Producers: f.producers, Consumers: f.consumers, Fsync: f.fsync,
+	}
+	if srv != nil {
+		cfg.Server = srv
+	}
+	if err := bench.Preset(&cfg, f.seed); err != nil {
+		return err
+	}
+	var search *bench.Search
+	if rate == 0 {
+		fmt.Fprintf(out, "searching for the maximum sustainable rate (%v trials, ack p99 within 100ms, every event acknowledged)\n", f.trial)
+		sc := cfg
+		sc.Phases, sc.Faults, sc.Server = nil, nil, nil
+		var err error
+		search, err = bench.SearchMax(ctx, sc, bench.SearchOptions{Trial: f.trial, OnTrial: func(t bench.Trial) {
+			verdict := "sustained"
+			if !t.Sustained {
+				verdict = "not sustained"
+			}
+			fmt.Fprintf(out, "  trial %9.0f/s: published %9.0f/s, ack p99 %8.2f ms: %s\n", t.Rate, t.PublishRate, t.AckP99Ms, verdict)
+		}})
+		if err != nil {
+			return err
+		}
+		frac := f.fraction
+		if f.profile == bench.ProfileMixed && !cmd.Flags().Changed("fraction") {
+			frac = 1.5
+		}
+		rate = max(int64(search.Max*frac), 1)
+		fmt.Fprintf(out, "maximum sustained: %.0f events/s; running %s at %d events/s (%.2fx)\n", search.Max, f.profile, rate, frac)
+		cfg.Rate = rate
+		if err := bench.Preset(&cfg, f.seed); err != nil { // phases scale with the rate
+			return err
+		}
+	}
+
+	live := newLiveOutput(out, f.duration)
+	cfg.OnSecond = live.second
+	fmt.Fprintf(out, "%s over %s: %d events/s offered for %v, %d-byte events, %d producers, %d consumers\n",
+		f.profile, f.protocol, cfg.Rate, f.duration, f.size, cfg.Producers, cfg.Consumers)
+	rep, runErr := bench.Run(ctx, cfg)
+	live.done()
+	if rep == nil {
+		return runErr
+	}
+	rep.Results.Search = search
+	rep.Command = "sense " + strings.Join(os.Args[1:], " ")
+	if _, err := rep.Write(f.out); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	if err := bench.WriteSummary(out, rep.Results); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nresults, plots and report.md in %s\n", f.out)
+	if runErr != nil {
+		return fmt.Errorf("verification failed: %w", runErr)
+	}
+	return nil
+}
+
+// liveOutput prints a line per second and, on a terminal, a progress bar
+// below the lines.
+type liveOutput struct {
+	w   io.Writer
+	p   *mpb.Progress
+	bar *bar
+	mu  sync.Mutex
+}
+
+type bar = mpb.Bar
+
+func newLiveOutput(w io.Writer, d time.Duration) *liveOutput {
+	l := &liveOutput{w: w}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		l.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))
+		l.bar = l.p.AddBar(int64(d/time.Second),
+			mpb.PrependDecorators(decor.Name("load "), decor.Elapsed(decor.ET_STYLE_MMSS)),
+			mpb.AppendDecorators(decor.Percentage()))
+		l.w = l.p
+	}
+	return l
+}
+
+func (l *liveOutput) second(s bench.Second, _ float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "%4.0fs  offered %8.0f/s  published %8d/s  consumed %8d/s  ack p99 %8.2f ms  e2e p99 %8.2f ms  errors %d  shed %d\n",
+		s.T+1, s.TargetRate, s.Published, s.Consumed, s.AckMs.P99, s.E2EMs.P99, s.Errors, s.Shed)
+	if l.bar != nil {
+		l.bar.Increment()
+	}
+}
+
+func (l *liveOutput) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p != nil {
+		l.bar.Abort(false)
+		l.p.Wait()
+		l.p = nil
+	}
+}
+
+// childServer is the bench's own "sense serve", a child process on
+// loopback ports with a temporary data directory.
+type childServer struct {
+	bin, data, logPath    string
+	native, kafka, health string
+	args                  []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	log    *os.File
+}
+
+func startChild(ctx context.Context, fsync, logPath string) (*childServer, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: finding this binary to start a server: %w", err)
+	}
+	data, err := os.MkdirTemp("", "sense-bench-*")
+	if err != nil {
+		return nil, fmt.Errorf("bench: temporary data directory: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		os.RemoveAll(data)
+		return nil, err
+	}
+	s := &childServer{bin: bin, data: data, logPath: logPath,
+		native: ports[0], kafka: ports[1], health: ports[2]}
+	s.args = []string{"serve", "--data", data, "--native-addr", s.native, "--kafka-addr", s.kafka,
+		"--http-addr", s.health, "--quic-addr", "off", "--fsync", fsync, "--log-format", "text"}
+	if err := s.Restart(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// freePorts returns n loopback addresses the kernel had free.
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("bench: finding a free loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+func (s *childServer) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Restart starts the server (again) on the same ports and data, and
+// returns once /readyz answers 200.
+func (s *childServer) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log == nil {
+		f, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("bench: server log %s: %w", s.logPath, err)
+		}
+		s.log = f
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	cmd.Env = append(os.Environ(), "SENSE_CONFIG=")
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bench: starting %s serve: %w", s.bin, err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get("http://" + s.health + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("bench: the server exited at start (%v); its log is in %s", cmd.ProcessState, s.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bench: the server was not ready within 60s; its log is in %s", s.logPath)
+}
+
+// Kill sends SIGKILL and waits for the process to go.
+func (s *childServer) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("bench: no server to kill")
+	}
+	if err := s.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("bench: killing server pid %d: %w", s.cmd.Process.Pid, err)
+	}
+	<-s.exited
+	s.cmd = nil
+	return nil
+}
+
+// close stops the server (SIGTERM, then SIGKILL after 30s) and removes its
+// data directory.
+func (s *childServer) close() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+	os.RemoveAll(s.data)
+}
