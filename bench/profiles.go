@@ -115,16 +115,8 @@ func (r *run) spikes() []Spike {
 }
 
 // baseP99 is the acknowledgement p99, in ms, of the events due before the
-// first spike: the worst p99 of its 100ms slots, which bounds the p99
-// over them all.
-func (r *run) baseP99() float64 {
-	n := int(r.spikeAt[0] / r.fine.Width())
-	var worst float64
-	for i := range n {
-		worst = max(worst, r.fine.Second(i).AckMs.P99)
-	}
-	return worst
-}
+// first spike.
+func (r *run) baseP99() float64 { return r.baseAck.Report().P99 }
 
 // stableSlots is how many consecutive 100ms slots must be within the
 // bound for the latency to count as recovered.

@@ -59,6 +59,9 @@ type Results struct {
 	Spikes []Spike `json:"spikes,omitempty"`
 	// Faults are the failure profile's kills and restarts.
 	Faults []Fault `json:"faults,omitempty"`
+	// ServerMemoryLimit is the router.memory_limit the bench gave its own
+	// server, when it set one.
+	ServerMemoryLimit string `json:"server_memory_limit,omitempty"`
 	// Search is the maximum-rate search that chose TargetRate (--rate 0).
 	Search *Search `json:"max_rate_search,omitempty"`
 }

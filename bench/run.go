@@ -189,6 +189,9 @@ type run struct {
 	// spikes[k] records the ack and e2e latencies of events due in spike k.
 	spikeAck, spikeE2E []*Recorder
 	spikeAt            []time.Duration // offsets at which spikes start
+	// baseAck records the ack latency of the events due before the first
+	// spike: the baseline the recovery times are judged against.
+	baseAck *Recorder
 
 	mu       sync.Mutex
 	errs     map[string]int64
@@ -246,6 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if len(r.spikeAt) > 0 {
 		r.fine = NewTimeline(start, 100*time.Millisecond)
+		r.baseAck = NewRecorder("baseline_ack")
 	}
 
 	// Producers first: their first acknowledgement means the pipeline
@@ -466,6 +470,8 @@ func (r *run) result(seq uint64, intended time.Time, pri event.Priority, val []b
 	}
 	if k := r.spikeOf(intended); k >= 0 {
 		r.spikeAck[k].Record(pri, lat)
+	} else if r.baseAck != nil && intended.Sub(r.sched.Start) < r.spikeAt[0] {
+		r.baseAck.Record(pri, lat)
 	}
 	if err := r.verifier.Acked(seq, val); err != nil {
 		r.mu.Lock()
@@ -495,23 +501,43 @@ func (r *run) spikeOf(intended time.Time) int {
 	return -1
 }
 
-// tick sets each second's target rate and reports the second just ended.
+// tick sets each second's target rate and reports each second a little
+// after it ended (acknowledgements of its last events are counted in it
+// when they come within tickLag).
+const tickLag = 200 * time.Millisecond
+
 func (r *run) tick(stop <-chan struct{}) {
 	start := r.sched.Start
-	r.timeline.Target(start, float64(r.sched.RateAt(0)))
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	w := r.timeline.Width()
+	// A slot's target is the average rate the schedule offers over it.
+	target := func(off time.Duration) {
+		n := r.sched.Count(min(off+w, r.cfg.Duration)) - r.sched.Count(off)
+		r.timeline.Target(start.Add(off), float64(n)/w.Seconds())
+	}
+	target(0)
 	for i := 1; ; i++ {
+		off := time.Duration(i) * w
+		t := time.NewTimer(time.Until(start.Add(off)))
 		select {
 		case <-stop:
+			t.Stop()
 			return
 		case <-t.C:
 		}
-		off := time.Duration(i) * time.Second
-		r.timeline.Target(start.Add(off), float64(r.sched.RateAt(off)))
-		if r.cfg.OnSecond != nil {
-			r.cfg.OnSecond(r.timeline.Second(i-1), min(off.Seconds()/r.cfg.Duration.Seconds(), 1))
+		if off < r.cfg.Duration {
+			target(off)
 		}
+		if r.cfg.OnSecond == nil {
+			continue
+		}
+		t = time.NewTimer(tickLag)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.cfg.OnSecond(r.timeline.Second(i-1), min(off.Seconds()/r.cfg.Duration.Seconds(), 1))
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 // benchFlags are the options of sense bench.
 type benchFlags struct {
 	profile, protocol, addr, out, fsync string
+	memoryLimit                         string
 	rate                                int64
 	fraction                            float64
 	duration, trial                     time.Duration
@@ -99,6 +100,7 @@ plots and report.md.`,
 	fl.StringVar(&f.addr, "addr", "", "server to measure (native or Kafka listener, by --protocol); default: start one")
 	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
 	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's 256MiB; 16MiB for the mixed profile, so that a few connections' overload reaches the shed levels)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
 	return cmd
 }
@@ -144,7 +146,10 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	addr := f.addr
 	if addr == "" {
 		var err error
-		srv, err = startChild(ctx, f.fsync, filepath.Join(f.out, "server.log"))
+		if f.memoryLimit == "" && f.profile == bench.ProfileMixed {
+			f.memoryLimit = "16MiB"
+		}
+		srv, err = startChild(ctx, f.fsync, f.memoryLimit, filepath.Join(f.out, "server.log"))
 		if err != nil {
 			return err
 		}
@@ -153,7 +158,11 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		if f.protocol == bench.ProtocolKafka {
 			addr = srv.kafka
 		}
-		fmt.Fprintf(out, "sense bench: own server (pid %d) on %s, data in %s, fsync %s\n", srv.pid(), addr, srv.data, f.fsync)
+		fmt.Fprintf(out, "sense bench: own server (pid %d) on %s, data in %s, fsync %s", srv.pid(), addr, srv.data, f.fsync)
+		if f.memoryLimit != "" {
+			fmt.Fprintf(out, ", memory_limit %s", f.memoryLimit)
+		}
+		fmt.Fprintln(out)
 	}
 
 	cfg := bench.Config{
@@ -206,6 +215,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		return runErr
 	}
 	rep.Results.Search = search
+	rep.Results.ServerMemoryLimit = f.memoryLimit
 	rep.Command = "sense " + strings.Join(os.Args[1:], " ")
 	if _, err := rep.Write(f.out); err != nil {
 		return err
@@ -269,7 +279,7 @@ func (l *liveOutput) done() {
 type childServer struct {
 	bin, data, logPath    string
 	native, kafka, health string
-	args                  []string
+	args, env             []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -277,7 +287,7 @@ type childServer struct {
 	log    *os.File
 }
 
-func startChild(ctx context.Context, fsync, logPath string) (*childServer, error) {
+func startChild(ctx context.Context, fsync, memoryLimit, logPath string) (*childServer, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: finding this binary to start a server: %w", err)
@@ -295,6 +305,10 @@ func startChild(ctx context.Context, fsync, logPath string) (*childServer, error
 		native: ports[0], kafka: ports[1], health: ports[2]}
 	s.args = []string{"serve", "--data", data, "--native-addr", s.native, "--kafka-addr", s.kafka,
 		"--http-addr", s.health, "--quic-addr", "off", "--fsync", fsync, "--log-format", "text"}
+	s.env = append(os.Environ(), "SENSE_CONFIG=")
+	if memoryLimit != "" {
+		s.env = append(s.env, "SENSE_ROUTER_MEMORY_LIMIT="+memoryLimit)
+	}
 	if err := s.Restart(ctx); err != nil {
 		s.close()
 		return nil, err
@@ -345,7 +359,7 @@ func (s *childServer) Restart(ctx context.Context) error {
 	}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	cmd.Env = append(os.Environ(), "SENSE_CONFIG=")
+	cmd.Env = s.env
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("bench: starting %s serve: %w", s.bin, err)
 	}
