@@ -33,6 +33,9 @@ type Report struct {
 	// Series are the run's latency recorders (ack, e2e); each writes its
 	// .hgrm files and draws its lines in the distribution plot.
 	Series []*Recorder
+	// Extra are further recorders (the bursty profile's per-spike series)
+	// that write their .hgrm files but stay out of the plots.
+	Extra []*Recorder
 	// Command is the exact command line that produced the run.
 	Command string
 }
@@ -79,7 +82,7 @@ func (r *Report) Write(dir string) ([]string, error) {
 	paths = append(paths, path)
 
 	var hgrm []string
-	for _, s := range r.Series {
+	for _, s := range slices.Concat(r.Series, r.Extra) {
 		if s == nil {
 			continue
 		}
@@ -149,7 +152,7 @@ func writeFile(path string, write func(io.Writer) error) error {
 func WriteSummary(w io.Writer, r *Results) error {
 	ew := &errWriter{w: w}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
-	for i, t := range summaryTables(r) {
+	for i, t := range slices.Concat(summaryTables(r), profileTables(r)) {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}

@@ -361,7 +361,7 @@ drain:
 	}
 	res.Spikes = r.spikes()
 	rep := &Report{Results: res, Timeline: r.timeline.Seconds(), Marks: r.timeline.Marks(),
-		Series: append([]*Recorder{r.ack, r.e2e}, slices.Concat(r.spikeAck, r.spikeE2E)...)}
+		Series: []*Recorder{r.ack, r.e2e}, Extra: slices.Concat(r.spikeAck, r.spikeE2E)}
 	if err := d.Err(); err != nil {
 		return rep, err
 	}
