@@ -3,7 +3,8 @@
 #
 # It first installs whatever the checks need and is missing (ensure_deps),
 # then runs, in order, and stops at the first failure:
-#   gofmt -l, go vet, staticcheck, go test -race.
+#   gofmt -l, go vet, staticcheck, go test -race; then the same for the
+#   bench/peers module.
 #
 # Run it from anywhere: it works from the repository root. On a fresh Debian
 # machine it expects to run as root, so that it can install packages.
@@ -112,6 +113,9 @@ ensure_deps() {
 	ensure_apt node nodejs
 	ensure_apt npm npm
 	ensure_npm e2e/kafkaclients/testdata/js
+	# redis-server for bench/peers, whose tests compare Sense with Redis
+	# Streams (they fail without it when CI is set).
+	ensure_apt redis-server redis-server
 }
 
 main() {
@@ -137,6 +141,18 @@ main() {
 
 	step "go test -race ./..."
 	go test -race -timeout "$TEST_TIMEOUT" ./...
+
+	# bench/peers is its own module (go.work puts it beside the root
+	# module), so ./... above does not reach it. GOWORK=off checks that its
+	# go.mod and go.sum build it alone.
+	step "bench/peers: go vet, staticcheck, go build with GOWORK=off, go test -race"
+	(
+		cd bench/peers
+		go vet ./...
+		"$(gobin)/staticcheck" ./...
+		GOWORK=off go build ./...
+		go test -race -timeout "$TEST_TIMEOUT" ./...
+	)
 }
 
 main "$@"
