@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -12,11 +13,14 @@ import (
 	"github.com/sensehq/sense/event"
 )
 
-// stallTimeout bounds the wait, once a workload stopped publishing, for an
-// answer when none arrives: a system still answering is waited for, one
-// that went silent for this long has its missing answers counted as
-// unanswered.
-var stallTimeout = 30 * time.Second
+// drainSilence is how long a workload of the given duration waits, once
+// it stopped publishing, while no answer arrives: a system still
+// answering is waited for, one silent for this long has its missing
+// answers counted as unanswered. It is generous because a system can be
+// silent for long and still answer everything: under overload, JetStream
+// with SyncAlways stores its whole ingest backlog (tens of seconds of it
+// at 20,000 events/s on 2 cores) before it sends the acks.
+var drainSilence = func(d time.Duration) time.Duration { return max(time.Minute, 6*d) }
 
 // Outcome is what became of one workload's publishes. Every publish is
 // acknowledged, failed or unanswered; DoubleAnswers counts callbacks
@@ -94,17 +98,25 @@ func (t *tracker) publish(ctx context.Context, target Target, value []byte, ok f
 func (t *tracker) answered() int64 { return t.acked.Load() + t.failed.Load() }
 
 // drain waits until every publish is answered, until no answer arrived
-// for stallTimeout, or until ctx ends.
-func (t *tracker) drain(ctx context.Context) {
+// for silence, or until ctx ends. After 5 seconds it says once on
+// progress (when not nil) what it is waiting for.
+func (t *tracker) drain(ctx context.Context, silence time.Duration, progress io.Writer) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	start, told := time.Now(), progress == nil
 	for t.answered() < t.published.Load() {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if now.Sub(time.Unix(0, t.lastAnswer.Load())) > stallTimeout {
+			last := time.Unix(0, t.lastAnswer.Load())
+			if now.Sub(last) > silence {
 				return
+			}
+			if !told && now.Sub(start) > 5*time.Second {
+				told = true
+				fmt.Fprintf(progress, "  waiting for %d of %d answers (giving up after %v without one)\n",
+					t.published.Load()-t.answered(), t.published.Load(), silence)
 			}
 		}
 	}
@@ -173,8 +185,9 @@ type MaxRate struct {
 }
 
 // runMaxRate publishes as fast as acknowledgements allow, with at most
-// w.Window events unanswered, for w.Duration, then waits for the answers.
-func runMaxRate(ctx context.Context, target Target, w Workload) (MaxRate, error) {
+// w.Window events unanswered, for w.Duration, then waits for the answers
+// (telling progress, which may be nil, when that takes long).
+func runMaxRate(ctx context.Context, target Target, w Workload, progress io.Writer) (MaxRate, error) {
 	runID := rand.Uint64()
 	slots := make(chan struct{}, w.Window)
 	release := func() { <-slots }
@@ -204,7 +217,7 @@ publish:
 		}
 		t.publish(ctx, target, value, func() { rec.Record(event.Low, time.Since(sent)) }, release)
 	}
-	t.drain(ctx)
+	t.drain(ctx, drainSilence(w.Duration), progress)
 	res := MaxRate{Outcome: t.outcome(), AckLatencyMs: rec.Report().Percentiles}
 	if el := t.elapsed(); el > 0 {
 		res.ElapsedS = el.Seconds()
@@ -233,8 +246,9 @@ type Uniform struct {
 
 // runUniform publishes open-loop at w.Rate for w.Duration, never skipping
 // a late event, and records each acknowledgement's latency from the
-// event's intended send time (coordinated omission corrected).
-func runUniform(ctx context.Context, target Target, w Workload) (Uniform, error) {
+// event's intended send time (coordinated omission corrected). Like
+// runMaxRate it then waits for the answers.
+func runUniform(ctx context.Context, target Target, w Workload, progress io.Writer) (Uniform, error) {
 	runID := rand.Uint64()
 	sched, err := bench.NewSchedule(w.Rate, time.Now().Add(20*time.Millisecond))
 	if err != nil {
@@ -262,7 +276,7 @@ func runUniform(ctx context.Context, target Target, w Workload) (Uniform, error)
 		}
 		t.publish(ctx, target, value, func() { rec.Record(event.Low, time.Since(intended)) }, nil)
 	}
-	t.drain(ctx)
+	t.drain(ctx, drainSilence(w.Duration), progress)
 	res := Uniform{
 		Outcome:      t.outcome(),
 		OfferedRate:  w.Rate,

@@ -68,7 +68,7 @@ func shortWorkload() Workload {
 func TestMaxRateCountsEveryAnswerWithinTheWindow(t *testing.T) {
 	f := &fakeTarget{fail: func(n int) bool { return n%10 == 3 }}
 	w := shortWorkload()
-	res, err := runMaxRate(context.Background(), f, w)
+	res, err := runMaxRate(context.Background(), f, w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestMaxRateCountsEveryAnswerWithinTheWindow(t *testing.T) {
 func TestUniformSendsEveryScheduledEvent(t *testing.T) {
 	f := &fakeTarget{}
 	w := shortWorkload()
-	res, err := runUniform(context.Background(), f, w)
+	res, err := runUniform(context.Background(), f, w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +123,12 @@ func TestUniformSendsEveryScheduledEvent(t *testing.T) {
 }
 
 func TestUnansweredPublishesFailVerification(t *testing.T) {
-	old := stallTimeout
-	stallTimeout = 50 * time.Millisecond
-	t.Cleanup(func() { stallTimeout = old })
+	old := drainSilence
+	drainSilence = func(time.Duration) time.Duration { return 50 * time.Millisecond }
+	t.Cleanup(func() { drainSilence = old })
 
 	f := &fakeTarget{drop: func(n int) bool { return n%7 == 0 }}
-	res, err := runUniform(context.Background(), f, shortWorkload())
+	res, err := runUniform(context.Background(), f, shortWorkload(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestUnansweredPublishesFailVerification(t *testing.T) {
 func TestDoubleAnswersFailVerification(t *testing.T) {
 	f := &fakeTarget{double: true}
 	w := shortWorkload()
-	res, err := runMaxRate(context.Background(), f, w)
+	res, err := runMaxRate(context.Background(), f, w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

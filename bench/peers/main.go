@@ -146,7 +146,7 @@ func runPeer(ctx context.Context, p Peer, w Workload, root string, progress io.W
 
 	var mr MaxRate
 	err := withTarget(ctx, p, root, "max-rate", func(t Target) (err error) {
-		mr, err = runMaxRate(ctx, t, w)
+		mr, err = runMaxRate(ctx, t, w, progress)
 		return err
 	})
 	if err == nil {
@@ -167,7 +167,7 @@ func runPeer(ctx context.Context, p Peer, w Workload, root string, progress io.W
 
 	var u Uniform
 	err = withTarget(ctx, p, root, "uniform", func(t Target) (err error) {
-		u, err = runUniform(ctx, t, w)
+		u, err = runUniform(ctx, t, w, progress)
 		return err
 	})
 	if err == nil {
@@ -195,8 +195,10 @@ func withTarget(ctx context.Context, p Peer, root, workload string, fn func(Targ
 	}
 	defer func() {
 		os.RemoveAll(dir)
-		// Leave the next run a clean heap: the in-process servers and
-		// the client share it.
+		// Leave the next run a quiet disk and a clean heap: a run's
+		// dirty pages, written back during the next one, would slow its
+		// fsyncs; the in-process servers and the client share the heap.
+		settleDisk()
 		runtime.GC()
 		debug.FreeOSMemory()
 	}()
