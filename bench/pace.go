@@ -157,6 +157,7 @@ type Pacer struct {
 	limit  uint64
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
+	timer  *time.Timer
 	behind uint64
 }
 
@@ -169,14 +170,32 @@ func NewPacer(sched Schedule, k, senders int, limit uint64) (*Pacer, error) {
 	if senders < 1 || k < 0 || k >= senders {
 		return nil, fmt.Errorf("bench: sender %d of %d: want 0 <= sender < senders", k, senders)
 	}
-	return &Pacer{
+	p := &Pacer{
 		sched:  sched,
 		next:   uint64(k),
 		stride: uint64(senders),
 		limit:  limit,
 		now:    time.Now,
-		sleep:  sleepCtx,
-	}, nil
+	}
+	p.sleep = p.timerSleep
+	return p, nil
+}
+
+// timerSleep waits d on the pacer's one timer, reused from event to
+// event: a new timer per event costs more than the send at high rates.
+func (p *Pacer) timerSleep(ctx context.Context, d time.Duration) error {
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	select {
+	case <-p.timer.C:
+		return nil
+	case <-ctx.Done():
+		p.timer.Stop()
+		return ctx.Err()
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

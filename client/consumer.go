@@ -316,6 +316,14 @@ func (cs *Consumer) signal() {
 // grants credit back to the server once it has handed out the records of
 // a DATA frame.
 func (cs *Consumer) Next(ctx context.Context) (Record, error) {
+	return cs.next(ctx, 0)
+}
+
+// next is Next; a wait d > 0 bounds the time spent blocked, with
+// ErrNoRecord at its end. The timer is made only when next would block,
+// so a consumer that keeps up pays nothing for it.
+func (cs *Consumer) next(ctx context.Context, d time.Duration) (Record, error) {
+	var timeout <-chan time.Time
 	cs.nextMu.Lock()
 	defer cs.nextMu.Unlock()
 	for {
@@ -360,8 +368,15 @@ func (cs *Consumer) Next(ctx context.Context) (Record, error) {
 			return Record{}, fmt.Errorf("client: every subscription of this consumer to %s has ended", cs.pipeline)
 		}
 		cs.mu.Unlock()
+		if d > 0 && timeout == nil {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-cs.wake:
+		case <-timeout:
+			return Record{}, ErrNoRecord
 		case <-ctx.Done():
 			return Record{}, ctx.Err()
 		}
@@ -371,13 +386,10 @@ func (cs *Consumer) Next(ctx context.Context) (Record, error) {
 // NextWithin is Next waiting at most d: after d without a record it
 // returns ErrNoRecord. If ctx ends first it returns ctx's error.
 func (cs *Consumer) NextWithin(ctx context.Context, d time.Duration) (Record, error) {
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	r, err := cs.Next(wctx)
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-		return Record{}, ErrNoRecord
+	if d <= 0 {
+		d = time.Nanosecond
 	}
-	return r, err
+	return cs.next(ctx, d)
 }
 
 // nextInFrame returns the frame's next record at or past the partition's

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,7 @@ import (
 // benchFlags are the options of sense bench.
 type benchFlags struct {
 	profile, protocol, addr, out, fsync string
-	memoryLimit                         string
+	memoryLimit, cpuProfile             string
 	rate                                int64
 	fraction                            float64
 	duration, trial                     time.Duration
@@ -101,6 +102,7 @@ plots and report.md.`,
 	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
 	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's 256MiB; 16MiB for the mixed profile, so that a few connections' overload reaches the shed levels)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench itself (not the server) to this file")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
 	return cmd
 }
@@ -141,6 +143,17 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var srv *childServer
 	addr := f.addr
