@@ -238,6 +238,14 @@ func (p *Pacer) Next(ctx context.Context) (seq uint64, intended time.Time, ok bo
 	return seq, intended, true, nil
 }
 
+// Skip passes over the next event without waiting for it (another sender
+// sends it).
+func (p *Pacer) Skip() {
+	if p.next < p.limit {
+		p.next += p.stride
+	}
+}
+
 // Behind returns how many events Next returned already late (sent at
 // once, without waiting).
 func (p *Pacer) Behind() uint64 { return p.behind }

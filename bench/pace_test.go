@@ -158,3 +158,21 @@ func TestPhasedSchedule(t *testing.T) {
 		}
 	}
 }
+
+func TestPacerSkip(t *testing.T) {
+	sched, _ := NewSchedule(1000, time.Unix(0, 0))
+	p, err := NewPacer(sched, 1, 2, 7) // events 1, 3, 5
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Skip()
+	if seq, _, ok := p.Peek(); !ok || seq != 3 {
+		t.Fatalf("after a skip: next %d (ok %v), want 3", seq, ok)
+	}
+	p.Skip()
+	p.Skip()
+	p.Skip() // past the limit: stays exhausted
+	if _, _, ok := p.Peek(); ok {
+		t.Fatal("pacer not exhausted after skipping its share")
+	}
+}

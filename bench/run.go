@@ -260,14 +260,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var producers sync.WaitGroup
 	for k, fl := range flows {
-		pacer, err := NewPacer(sched, k, cfg.Producers, n)
-		if err != nil {
-			return nil, err
+		// With SplitClasses each class has its own sender, so that a
+		// blocked low flow never holds back a critical event's send.
+		classes := []int{-1}
+		if cfg.SplitClasses {
+			classes = classes[:0]
+			for c, w := range cfg.Mix {
+				if w > 0 {
+					classes = append(classes, c)
+				}
+			}
+		}
+		var senders sync.WaitGroup
+		for _, class := range classes {
+			pacer, err := NewPacer(sched, k, cfg.Producers, n)
+			if err != nil {
+				return nil, err
+			}
+			senders.Go(func() {
+				if err := r.produce(ctx, pacer, fl, class); err != nil {
+					cancel(err)
+				}
+			})
 		}
 		producers.Go(func() {
-			if err := r.produce(ctx, pacer, fl); err != nil {
-				cancel(err)
-			}
+			senders.Wait()
+			// Close waits for every result; a failure it reports was
+			// already counted through the events' callbacks.
+			_ = fl.close()
 		})
 	}
 	producersDone := make(chan struct{})
@@ -421,11 +441,18 @@ func (f *flows) close() error {
 	return errors.Join(errs...)
 }
 
-// produce sends one producer's share of the schedule and returns once
-// every result has arrived.
-func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows) error {
+// produce sends one producer's share of the schedule, only the events of
+// class when it is not -1.
+func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows, class int) error {
 	var sendErr error
 	for {
+		if class >= 0 {
+			seq, _, ok := pacer.Peek()
+			if ok && int(priorityOf(r.cfg.Mix, seq)) != class {
+				pacer.Skip()
+				continue
+			}
+		}
 		seq, intended, ok, err := pacer.Next(ctx)
 		if err != nil {
 			sendErr = err
@@ -442,9 +469,6 @@ func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows) error {
 		}
 		f.by[pri].send(ctx, pri, val, func(err error) { r.result(seq, intended, pri, val, err) })
 	}
-	// Close waits for every result; a failure it reports was already
-	// counted through the events' callbacks.
-	_ = f.close()
 	return sendErr
 }
 
@@ -600,7 +624,13 @@ func (r *run) consumeAll(ctx context.Context, stop, producersDone <-chan struct{
 			return nil
 		}
 	}
-	shares := make([][]int32, min(r.cfg.Consumers, max(len(parts), 1)))
+	n := r.cfg.Consumers
+	if r.cfg.SplitClasses {
+		// A consumer per partition at least, so that records of the low
+		// lane never queue ahead of critical ones in one connection.
+		n = max(n, len(parts))
+	}
+	shares := make([][]int32, min(n, max(len(parts), 1)))
 	for i, p := range parts {
 		shares[i%len(shares)] = append(shares[i%len(shares)], p)
 	}

@@ -101,7 +101,7 @@ plots and report.md.`,
 	fl.StringVar(&f.addr, "addr", "", "server to measure (native or Kafka listener, by --protocol); default: start one")
 	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
 	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
-	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's 256MiB; 16MiB for the mixed profile, so that a few connections' overload reaches the shed levels)")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's own, 256MiB)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench itself (not the server) to this file")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
 	return cmd
@@ -159,9 +159,6 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	addr := f.addr
 	if addr == "" {
 		var err error
-		if f.memoryLimit == "" && f.profile == bench.ProfileMixed {
-			f.memoryLimit = "16MiB"
-		}
 		srv, err = startChild(ctx, f.fsync, f.memoryLimit, filepath.Join(f.out, "server.log"))
 		if err != nil {
 			return err
