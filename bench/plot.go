@@ -311,6 +311,17 @@ func latencyOverTime(r *Report) *chart {
 	if len(classes) > 1 {
 		lines = append(lines, classes...)
 	}
+	for _, s := range r.Timeline {
+		if s.Probe != nil && s.Probe.FsyncCount > 0 {
+			lines = append(lines, timeLine{"server fsync max (bucket bound)", func(s Second) float64 {
+				if s.Probe == nil {
+					return 0
+				}
+				return s.Probe.FsyncMaxMs
+			}, vg.Points(1), dotted})
+			break
+		}
+	}
 	c.addTimeLines(r.Timeline, lines, true)
 	c.p.Add(markLines(r.Marks))
 	c.logY()

@@ -181,6 +181,7 @@ func SearchMax(ctx context.Context, cfg Config, opts SearchOptions) (*Search, er
 	try := func(rate int64) (bool, error) {
 		c := cfg
 		c.Profile, c.Rate, c.Duration, c.Phases, c.Faults, c.Server, c.OnSecond = "search", rate, opts.Trial, nil, nil, nil, nil
+		c.Probe = nil
 		c.Pipeline = fmt.Sprintf("%s-search-%d", cfg.Pipeline, len(s.Trials)+1)
 		c.RunID = 0
 		rep, err := Run(ctx, c)

@@ -353,7 +353,16 @@ func runFacts(r *Results) [][2]string {
 		{"producers / consumers", fmt.Sprintf("%d / %d", r.Producers, r.Consumers)},
 		{"duration", fmtFloat(r.DurationS) + " s"},
 		{"target rate", fmtFloat(r.TargetRate) + " events/s"},
+		{"CPU steal (hypervisor)", fmt.Sprintf("mean %s%%, worst second %s%%", fmtFloat(r.StealPctMean), fmtFloat(r.StealPctMax))},
+		{"server fsyncs", fsyncFact(r)},
 	}
+}
+
+func fsyncFact(r *Results) string {
+	if r.ServerFsyncs == 0 {
+		return "not observed (no metrics URL)"
+	}
+	return fmt.Sprintf("%d, slowest <= %s ms (histogram bucket bound)", r.ServerFsyncs, fmtFloat(r.ServerFsyncMaxMs))
 }
 
 func orUnknown(s string) string {

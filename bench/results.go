@@ -62,6 +62,15 @@ type Results struct {
 	// ServerMemoryLimit is the router.memory_limit the bench gave its own
 	// server, when it set one.
 	ServerMemoryLimit string `json:"server_memory_limit,omitempty"`
+	// StealPctMean and StealPctMax are the CPU time the hypervisor took
+	// (steal) over the load, mean and worst second, in percent.
+	StealPctMean float64 `json:"steal_pct_mean"`
+	StealPctMax  float64 `json:"steal_pct_max"`
+	// ServerFsyncs counts the server's group-commit fdatasyncs during the
+	// load and ServerFsyncMaxMs bounds the slowest (histogram bucket
+	// bound), when the bench could read the server's metrics.
+	ServerFsyncs     int64   `json:"server_fsyncs"`
+	ServerFsyncMaxMs float64 `json:"server_fsync_max_ms"`
 	// Search is the maximum-rate search that chose TargetRate (--rate 0).
 	Search *Search `json:"max_rate_search,omitempty"`
 }

@@ -84,6 +84,9 @@ type Config struct {
 	Fsync string
 	// RunID tags this run's events; 0 picks a random one.
 	RunID uint64
+	// Probe, when set, samples the server's fsyncs and the CPU steal once
+	// per second into the timeline.
+	Probe *Probe
 	// OnSecond, when set, is called once per second of the load with the
 	// figures of the second just ended and the fraction of the load done.
 	OnSecond func(s Second, done float64)
@@ -380,7 +383,22 @@ drain:
 		res.ConsumeRate = float64(r.received.Load()) / time.Duration(last-start.UnixNano()).Seconds()
 	}
 	res.Spikes = r.spikes()
-	rep := &Report{Results: res, Timeline: r.timeline.Seconds(), Marks: r.timeline.Marks(),
+	seconds := r.timeline.Seconds()
+	var steal float64
+	var sampled int
+	for _, s := range seconds {
+		if p := s.Probe; p != nil {
+			steal += p.StealPct
+			sampled++
+			res.StealPctMax = max(res.StealPctMax, p.StealPct)
+			res.ServerFsyncs += p.FsyncCount
+			res.ServerFsyncMaxMs = max(res.ServerFsyncMaxMs, p.FsyncMaxMs)
+		}
+	}
+	if sampled > 0 {
+		res.StealPctMean = steal / float64(sampled)
+	}
+	rep := &Report{Results: res, Timeline: seconds, Marks: r.timeline.Marks(),
 		Series: []*Recorder{r.ack, r.e2e}, Extra: slices.Concat(r.spikeAck, r.spikeE2E)}
 	if err := d.Err(); err != nil {
 		return rep, err
@@ -539,6 +557,9 @@ func (r *run) tick(stop <-chan struct{}) {
 		r.timeline.Target(start.Add(off), float64(n)/w.Seconds())
 	}
 	target(0)
+	if r.cfg.Probe != nil {
+		r.cfg.Probe.sample(context.Background()) // the baseline
+	}
 	for i := 1; ; i++ {
 		off := time.Duration(i) * w
 		t := time.NewTimer(time.Until(start.Add(off)))
@@ -551,10 +572,17 @@ func (r *run) tick(stop <-chan struct{}) {
 		if off < r.cfg.Duration {
 			target(off)
 		}
+		if r.cfg.Probe != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			if ps, ok := r.cfg.Probe.sample(ctx); ok {
+				r.timeline.SetProbe(start.Add(off-w), ps)
+			}
+			cancel()
+		}
 		if r.cfg.OnSecond == nil {
 			continue
 		}
-		t = time.NewTimer(tickLag)
+		t = time.NewTimer(max(tickLag-time.Since(start.Add(off)), 0))
 		select {
 		case <-stop:
 			t.Stop()

@@ -28,6 +28,9 @@ type Second struct {
 	AckMs         Percentiles `json:"ack_ms"`
 	E2EMs         Percentiles `json:"e2e_ms"`
 	AckP99ByClass [3]float64  `json:"ack_p99_by_class_ms"`
+	// Probe is what the server's fsyncs and the hypervisor did in the
+	// second, when a Probe ran.
+	Probe *ProbeSample `json:"probe,omitempty"`
 }
 
 // Mark is a labelled moment of a run (a spike's start or end, a kill, a
@@ -44,6 +47,7 @@ type slot struct {
 	shed                      int64
 	ack, e2e                  *hdrhistogram.Histogram
 	ackClass                  [3]*hdrhistogram.Histogram
+	probe                     *ProbeSample
 }
 
 // Timeline collects per-second figures of a run. It is safe for concurrent
@@ -142,6 +146,13 @@ func (t *Timeline) Target(at time.Time, rate float64) {
 	t.mu.Unlock()
 }
 
+// SetProbe attaches a probe sample to the slot that holds at.
+func (t *Timeline) SetProbe(at time.Time, p ProbeSample) {
+	t.mu.Lock()
+	t.at(at).probe = &p
+	t.mu.Unlock()
+}
+
 // Mark adds a labelled moment at time at.
 func (t *Timeline) Mark(at time.Time, label string) {
 	t.mu.Lock()
@@ -177,6 +188,7 @@ func (t *Timeline) second(i int) Second {
 	}
 	s := t.slots[i]
 	out.TargetRate = s.target
+	out.Probe = s.probe
 	out.Published, out.Consumed, out.Errors, out.Shed = s.published, s.consumed, s.errs, s.shed
 	if s.ack != nil {
 		out.AckMs = percentilesOf(s.ack)

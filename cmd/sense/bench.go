@@ -29,7 +29,7 @@ import (
 // benchFlags are the options of sense bench.
 type benchFlags struct {
 	profile, protocol, addr, out, fsync string
-	memoryLimit, cpuProfile             string
+	memoryLimit, cpuProfile, metrics    string
 	rate                                int64
 	fraction                            float64
 	duration, trial                     time.Duration
@@ -102,6 +102,7 @@ plots and report.md.`,
 	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
 	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's own, 256MiB)")
+	fl.StringVar(&f.metrics, "metrics", "", "with --addr: the server's metrics URL (http://HOST:PORT/metrics), to chart its fsync latency beside the bench's")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench itself (not the server) to this file")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
 	return cmd
@@ -181,8 +182,10 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		Rate:     rate, Duration: f.duration, Size: f.size,
 		Producers: f.producers, Consumers: f.consumers, Fsync: f.fsync,
 	}
+	cfg.Probe = &bench.Probe{MetricsURL: f.metrics}
 	if srv != nil {
 		cfg.Server = srv
+		cfg.Probe.MetricsURL = "http://" + srv.health + "/metrics"
 	}
 	if err := bench.Preset(&cfg, f.seed); err != nil {
 		return err
@@ -191,7 +194,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	if rate == 0 {
 		fmt.Fprintf(out, "searching for the maximum sustainable rate (%v trials, ack p99 within 100ms, every event acknowledged)\n", f.trial)
 		sc := cfg
-		sc.Phases, sc.Faults, sc.Server = nil, nil, nil
+		sc.Phases, sc.Faults, sc.Server, sc.Probe = nil, nil, nil, nil
 		var err error
 		search, err = bench.SearchMax(ctx, sc, bench.SearchOptions{Trial: f.trial, OnTrial: func(t bench.Trial) {
 			verdict := "sustained"
@@ -267,8 +270,15 @@ func newLiveOutput(w io.Writer, d time.Duration) *liveOutput {
 func (l *liveOutput) second(s bench.Second, _ float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "%4.0fs  offered %8.0f/s  published %8d/s  consumed %8d/s  ack p99 %8.2f ms  e2e p99 %8.2f ms  errors %d  shed %d\n",
+	fmt.Fprintf(l.w, "%4.0fs  offered %8.0f/s  published %8d/s  consumed %8d/s  ack p99 %8.2f ms  e2e p99 %8.2f ms  errors %d  shed %d",
 		s.T+1, s.TargetRate, s.Published, s.Consumed, s.AckMs.P99, s.E2EMs.P99, s.Errors, s.Shed)
+	if p := s.Probe; p != nil {
+		if p.FsyncCount > 0 {
+			fmt.Fprintf(l.w, "  fsync %d, max <= %.1f ms", p.FsyncCount, p.FsyncMaxMs)
+		}
+		fmt.Fprintf(l.w, "  steal %.0f%%", p.StealPct)
+	}
+	fmt.Fprintln(l.w)
 	if l.bar != nil {
 		l.bar.Increment()
 	}
