@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,13 +210,22 @@ func (r *restartable) Kill() error {
 	return nil
 }
 
-func (r *restartable) Restart(context.Context) error {
-	srv, err := server.Start(r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return err
+// Restart starts the server on the same port. The port may be briefly
+// taken by a connection's ephemeral end meanwhile: it retries for a while.
+func (r *restartable) Restart(ctx context.Context) error {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		srv, err := server.Start(r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			r.srv = srv
+			return nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return err
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	r.srv = srv
-	return nil
 }
 
 func TestRunFailure(t *testing.T) {

@@ -33,11 +33,14 @@ type Tracker struct {
 }
 
 // Serve accepts connections on ln and serves each with newConn until
-// Shutdown, after which it returns closed.
+// Shutdown, after which it returns closed. It closes ln in either case.
 func (t *Tracker) Serve(ln net.Listener, newConn func(net.Conn) Conn, closed error) error {
 	t.mu.Lock()
 	if t.closing {
 		t.mu.Unlock()
+		// Shutdown came first (a server stopped right after it started):
+		// the listener is ours to close, or its port stays bound.
+		ln.Close()
 		return closed
 	}
 	if t.lns == nil {
