@@ -28,6 +28,10 @@ const (
 	DefaultMaxRequestBytes = 100 * MiB
 	DefaultShedLowAt       = 0.5
 	DefaultShedMediumAt    = 0.8
+	// DefaultHTTPMaxBodyBytes and DefaultHTTPMaxEventsPerRequest bound an
+	// HTTP produce request.
+	DefaultHTTPMaxBodyBytes        = 16 * MiB
+	DefaultHTTPMaxEventsPerRequest = 10000
 	// DefaultGroupInitialRebalanceDelay is Kafka's default too.
 	DefaultGroupInitialRebalanceDelay = Duration(3 * time.Second)
 )
@@ -70,6 +74,8 @@ type Config struct {
 	Router     Router     `yaml:"router"`
 	Alerts     Alerts     `yaml:"alerts"`
 	Kafka      Kafka      `yaml:"kafka"`
+	HTTP       HTTP       `yaml:"http"`
+	TLS        TLS        `yaml:"tls"`
 	Log        Log        `yaml:"log"`
 	Cluster    Cluster    `yaml:"cluster"`
 
@@ -272,6 +278,35 @@ type Kafka struct {
 	// 3s; 0 means none. Validate sets it.
 	GroupInitialRebalanceDelay *Duration `yaml:"group_initial_rebalance_delay"`
 }
+
+// HTTP configures the HTTP edge's event ingestion.
+type HTTP struct {
+	// MaxBodyBytes refuses a larger POST body with 413, before it is
+	// read; default 16MiB, at most 1GiB.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// MaxEventsPerRequest refuses a POST with more events with 413;
+	// default 10000, at most 1000000.
+	MaxEventsPerRequest int `yaml:"max_events_per_request"`
+}
+
+// Limits checked by Validate on the http section.
+const (
+	MaxHTTPBodyBytes        = 1 * GiB
+	MaxHTTPEventsPerRequest = 1000000
+)
+
+// TLS names the certificate the HTTP listener (HTTPS with HTTP/2) and the
+// QUIC listener present. Both files or neither: without them the HTTP
+// listener serves plain HTTP/1.1 and HTTP/2 with prior knowledge.
+type TLS struct {
+	// CertFile is a PEM file holding the certificate chain, leaf first.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is a PEM file holding the certificate's private key.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
 
 // Log configures the process's log.
 type Log struct {

@@ -31,6 +31,7 @@ durability: {fsync: "interval:10ms", segment_bytes: 64MiB}
 router: {memory_limit: 512MiB, auto_create_pipelines: false, max_event_bytes: 2MiB, shed_low_at: 0.6, shed_medium_at: 0.9}
 alerts: {webhook: "https://alerts.example.com/sense"}
 kafka: {auto_create_topics: false, max_request_bytes: 50MiB, group_initial_rebalance_delay: 0s}
+http: {max_body_bytes: 4MiB, max_events_per_request: 500}
 log: {format: json, level: debug}
 cluster: {peers: []}
 `
@@ -51,6 +52,7 @@ func TestZeroConfigDefaults(t *testing.T) {
 			ShedLowAt: 0.5, ShedMediumAt: 0.8,
 		},
 		Kafka: Kafka{AutoCreateTopics: Bool(true), MaxRequestBytes: 100 * MiB, GroupInitialRebalanceDelay: ptr(DefaultGroupInitialRebalanceDelay)},
+		HTTP:  HTTP{MaxBodyBytes: 16 * MiB, MaxEventsPerRequest: 10000},
 	}
 	want.registry = c.registry
 	if !reflect.DeepEqual(*c, want) {
@@ -121,6 +123,7 @@ func TestFullFile(t *testing.T) {
 			ShedLowAt: 0.6, ShedMediumAt: 0.9},
 		Alerts: Alerts{Webhook: "https://alerts.example.com/sense"},
 		Kafka:  Kafka{AutoCreateTopics: Bool(false), MaxRequestBytes: 50 * MiB, GroupInitialRebalanceDelay: ptr(Duration(0))},
+		HTTP:   HTTP{MaxBodyBytes: 4 * MiB, MaxEventsPerRequest: 500},
 		Log:    Log{Format: LogJSON, Level: slog.LevelDebug},
 	}
 	got := *c

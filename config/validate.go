@@ -1,11 +1,14 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +43,8 @@ func (c *Config) check() []error {
 	v.router()
 	v.alerts()
 	v.kafka()
+	v.http()
+	v.tls()
 	v.log()
 	v.cluster()
 	if len(v.errs) == 0 {
@@ -98,6 +103,12 @@ func (c *Config) fillDefaults() {
 	if c.Kafka.GroupInitialRebalanceDelay == nil {
 		d := DefaultGroupInitialRebalanceDelay
 		c.Kafka.GroupInitialRebalanceDelay = &d
+	}
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = DefaultHTTPMaxBodyBytes
+	}
+	if c.HTTP.MaxEventsPerRequest == 0 {
+		c.HTTP.MaxEventsPerRequest = DefaultHTTPMaxEventsPerRequest
 	}
 }
 
@@ -478,6 +489,68 @@ func (v *checker) kafka() {
 	}
 	if d := k.GroupInitialRebalanceDelay; d != nil && (*d < 0 || time.Duration(*d) > 5*time.Minute) {
 		v.fail("kafka.group_initial_rebalance_delay", d.String(), "is out of range; use a duration from 0s to 5m, such as 3s")
+	}
+}
+
+func (v *checker) http() {
+	h := v.c.HTTP
+	if h.MaxBodyBytes < 0 || h.MaxBodyBytes > MaxHTTPBodyBytes {
+		v.fail("http.max_body_bytes", h.MaxBodyBytes.String(), "is out of range; use a size from 1 byte to %v, such as 16MiB", Size(MaxHTTPBodyBytes))
+	}
+	if h.MaxEventsPerRequest < 0 || h.MaxEventsPerRequest > MaxHTTPEventsPerRequest {
+		v.fail("http.max_events_per_request", strconv.Itoa(h.MaxEventsPerRequest), "is out of range; use 1 to %d, such as 10000", MaxHTTPEventsPerRequest)
+	}
+}
+
+// tls checks that the certificate and key are given together and that
+// both files hold what they should, so a bad file stops start-up with a
+// message naming it rather than failing the first TLS handshake.
+func (v *checker) tls() {
+	t := v.c.TLS
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		return
+	case t.KeyFile == "":
+		v.fail("tls.key_file", "", "is empty but tls.cert_file is set; give the certificate's private key too, or neither")
+		return
+	case t.CertFile == "":
+		v.fail("tls.cert_file", "", "is empty but tls.key_file is set; give the certificate too, or neither")
+		return
+	}
+	certPEM, certErr := os.ReadFile(t.CertFile)
+	if certErr != nil {
+		v.failErr("tls.cert_file", t.CertFile, hintWrap("cannot be read: "+certErr.Error()+"; give a readable PEM certificate file", certErr))
+	} else if !hasPEM(certPEM, "CERTIFICATE") {
+		v.fail("tls.cert_file", t.CertFile, "holds no PEM CERTIFICATE block; give a PEM certificate file (-----BEGIN CERTIFICATE-----)")
+		certErr = errors.New("no certificate")
+	}
+	keyPEM, keyErr := os.ReadFile(t.KeyFile)
+	if keyErr != nil {
+		v.failErr("tls.key_file", t.KeyFile, hintWrap("cannot be read: "+keyErr.Error()+"; give a readable PEM private key file", keyErr))
+	} else if !hasPEM(keyPEM, "PRIVATE KEY") {
+		v.fail("tls.key_file", t.KeyFile, "holds no PEM PRIVATE KEY block; give a PEM private key file (-----BEGIN PRIVATE KEY-----)")
+		keyErr = errors.New("no key")
+	}
+	if certErr != nil || keyErr != nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		v.failErr("tls.key_file", t.KeyFile, hintWrap(fmt.Sprintf("does not go with tls.cert_file %s: %v; give the certificate's own private key", t.CertFile, err), err))
+	}
+}
+
+// hasPEM reports whether data holds a PEM block whose type ends with kind
+// ("PRIVATE KEY" matches RSA, EC and PKCS #8 keys).
+func hasPEM(data []byte, kind string) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if strings.HasSuffix(b.Type, kind) {
+			return true
+		}
 	}
 }
 
