@@ -76,7 +76,7 @@ func startNode(t *testing.T, data string, extra ...string) *node {
 func (n *node) start() {
 	t := n.t
 	t.Helper()
-	args := append([]string{"serve", "--data", n.data, "--native-addr", n.native, "--http-addr", n.http, "--kafka-addr", n.kafka}, n.extra...)
+	args := append([]string{"serve", "--data", n.data, "--native-addr", n.native, "--http-addr", n.http, "--kafka-addr", n.kafka, "--quic-addr", "off"}, n.extra...)
 	n.cmd = exec.Command(senseBin, args...)
 	n.stdout.Reset()
 	n.cmd.Stdout = &n.stdout

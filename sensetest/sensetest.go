@@ -13,10 +13,21 @@ import (
 	"github.com/sensehq/sense/server"
 )
 
+// Option changes the configuration Start uses, after its own loopback
+// listeners are set.
+type Option func(*config.Config)
+
+// WithQUIC turns the QUIC listener on, on a loopback UDP port chosen by the
+// kernel (Server.QUICAddr), with a self-signed certificate whose
+// fingerprint is Server.QUICFingerprint.
+func WithQUIC() Option {
+	return func(c *config.Config) { c.Listeners.QUIC = "127.0.0.1:0" }
+}
+
 // Start runs a dev-mode server (or one from yaml, when given) on loopback
-// ports chosen by the kernel, with its data in t.TempDir(). It stops when
-// the test ends.
-func Start(t testing.TB, yaml string) *server.Server {
+// ports chosen by the kernel, with its data in t.TempDir(). QUIC is off
+// unless WithQUIC is given. It stops when the test ends.
+func Start(t testing.TB, yaml string, opts ...Option) *server.Server {
 	t.Helper()
 	var cfg *config.Config
 	var err error
@@ -30,6 +41,9 @@ func Start(t testing.TB, yaml string) *server.Server {
 	cfg.Listeners.HTTP = "127.0.0.1:0"
 	cfg.Listeners.Kafka = "127.0.0.1:0"
 	cfg.Listeners.QUIC = config.ListenerOff
+	for _, o := range opts {
+		o(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/edge/native"
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/router"
 )
@@ -35,6 +36,7 @@ type Server struct {
 	ready  atomic.Bool
 
 	nativeLn, httpLn, kafkaLn net.Listener
+	quicLn                    *quicedge.Listener
 	kafkaAdv                  string
 	wg                        sync.WaitGroup
 	errs                      chan error
@@ -78,7 +80,7 @@ func HubSpecs(cfg *config.Config) []node.HubSpec {
 // at once), recovers every log, and starts serving. The HTTP listener
 // answers /healthz at once and /readyz once recovery is done.
 func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, errs: make(chan error, 2)}
+	s := &Server{cfg: cfg, log: log, errs: make(chan error, 4)}
 	var err error
 	if cfg.Listeners.HTTP != config.ListenerOff {
 		if s.httpLn, err = net.Listen("tcp", cfg.Listeners.HTTP); err != nil {
@@ -95,6 +97,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if s.kafkaLn, err = net.Listen("tcp", cfg.Listeners.Kafka); err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for Kafka clients on %s: %w (set listeners.kafka or --kafka-addr)", cfg.Listeners.Kafka, err)
+		}
+	}
+	if cfg.Listeners.QUIC != config.ListenerOff {
+		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, quicedge.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Logger: log}); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for QUIC on %s: %w (set listeners.quic or --quic-addr, or off)", cfg.Listeners.QUIC, err)
 		}
 	}
 	// HTTP first, so probes see "alive, not ready" during recovery.
@@ -119,7 +127,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.Node = n
 	nodeRef.Store(n)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
-	if s.nativeLn != nil {
+	if s.nativeLn != nil || s.quicLn != nil {
+		// One native server serves both: a QUIC stream is served exactly
+		// like a TCP connection.
 		s.native, err = native.New(n, native.Options{
 			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
 			ServerID: "sense/" + cfg.Node.ID,
@@ -129,11 +139,22 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
+	}
+	if s.nativeLn != nil {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			if err := s.native.Serve(s.nativeLn); err != nil && !errors.Is(err, native.ErrServerClosed) {
 				s.errs <- fmt.Errorf("native listener: %w", err)
+			}
+		}()
+	}
+	if s.quicLn != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.native.Serve(s.quicLn); err != nil && !errors.Is(err, native.ErrServerClosed) {
+				s.errs <- fmt.Errorf("QUIC listener: %w", err)
 			}
 		}()
 	}
@@ -207,6 +228,24 @@ func (s *Server) NativeAddr() net.Addr {
 	return s.nativeLn.Addr()
 }
 
+// QUICAddr is the QUIC listener's UDP address (nil when off).
+func (s *Server) QUICAddr() net.Addr {
+	if s.quicLn == nil {
+		return nil
+	}
+	return s.quicLn.Addr()
+}
+
+// QUICFingerprint is the SHA-256 (hex) of the QUIC listener's certificate,
+// which clients of a dev server pin, and whether that certificate was
+// generated at start ("" when QUIC is off).
+func (s *Server) QUICFingerprint() (sha256 string, selfSigned bool) {
+	if s.quicLn == nil {
+		return "", false
+	}
+	return s.quicLn.Fingerprint(), s.quicLn.SelfSigned()
+}
+
 // HTTPAddr is the HTTP listener's address (nil when off).
 func (s *Server) HTTPAddr() net.Addr {
 	if s.httpLn == nil {
@@ -248,6 +287,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else if s.nativeLn != nil {
 		s.nativeLn.Close()
 	}
+	if s.quicLn != nil {
+		// The native server has finished the streams' requests.
+		s.quicLn.CloseConnections()
+	}
 	if s.kafka != nil {
 		if err := s.kafka.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -282,6 +325,9 @@ func (s *Server) closeListeners() {
 	}
 	if s.kafkaLn != nil {
 		s.kafkaLn.Close()
+	}
+	if s.quicLn != nil {
+		s.quicLn.CloseConnections()
 	}
 }
 

@@ -1,0 +1,142 @@
+package quicedge
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+)
+
+// Fingerprint returns the SHA-256 of a DER certificate in lower-case hex.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseFingerprint accepts a SHA-256 fingerprint in hex, upper or lower
+// case, with or without ':' between bytes (as openssl prints it), and
+// returns it in the form Fingerprint uses.
+func ParseFingerprint(s string) (string, error) {
+	h := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != sha256.Size {
+		return "", fmt.Errorf("quicedge: fingerprint %q is not a SHA-256 in hex (64 hex digits)", s)
+	}
+	return h, nil
+}
+
+// loadCertificate loads the configured key pair, or generates a
+// self-signed one when both files are empty.
+func loadCertificate(addr, certFile, keyFile string) (tls.Certificate, bool, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		cert, err := SelfSigned(addr)
+		return cert, true, err
+	case certFile == "" || keyFile == "":
+		return tls.Certificate{}, false, errors.New("quicedge: a certificate needs both its cert_file and its key_file")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, false, fmt.Errorf("quicedge: load certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return cert, false, nil
+}
+
+// SelfSigned generates an ECDSA P-256 certificate valid for a year for
+// 127.0.0.1, ::1, localhost, and the host of addr when it is a name or a
+// specific IP.
+func SelfSigned(addr string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("quicedge: generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("quicedge: serial number: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"Sense dev mode"}, CommonName: "localhost"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" && host != "localhost" {
+		if ip := net.ParseIP(host); ip == nil {
+			tmpl.DNSNames = append(tmpl.DNSNames, host)
+		} else if !ip.IsUnspecified() && !ip.IsLoopback() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("quicedge: self-sign certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// ClientTLS returns the TLS configuration of a client dialing a Sense QUIC
+// listener at serverName. base (may be nil) is cloned and given TLS 1.3
+// and the ALPN. With a fingerprint, the server's leaf certificate must
+// have that SHA-256 and nothing else is checked (neither chain nor name):
+// this is how a client trusts a dev server's self-signed certificate.
+// With insecure, nothing is checked at all. Otherwise the usual
+// verification against base.RootCAs (or the system roots) applies.
+func ClientTLS(base *tls.Config, serverName, fingerprint string, insecure bool) (*tls.Config, error) {
+	var c *tls.Config
+	if base != nil {
+		c = base.Clone()
+	} else {
+		c = &tls.Config{}
+	}
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = []string{ALPN}
+	if c.ServerName == "" {
+		c.ServerName = serverName
+	}
+	switch {
+	case fingerprint != "":
+		want, err := ParseFingerprint(fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		c.InsecureSkipVerify = true // replaced by the pin below
+		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			if got := Fingerprint(raw[0]); got != want {
+				return &FingerprintError{Want: want, Got: got}
+			}
+			return nil
+		}
+	case insecure:
+		c.InsecureSkipVerify = true
+	}
+	return c, nil
+}
+
+// FingerprintError is a server certificate whose fingerprint is not the
+// pinned one.
+type FingerprintError struct {
+	Want, Got string
+}
+
+func (e *FingerprintError) Error() string {
+	return fmt.Sprintf("the server's certificate has SHA-256 fingerprint %s, not the pinned %s (a dev server makes a new certificate at each start: take the fingerprint from its banner or log)", e.Got, e.Want)
+}
