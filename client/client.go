@@ -2,16 +2,22 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 )
@@ -28,6 +34,18 @@ const (
 // empty.
 const DefaultAddr = "127.0.0.1:7070"
 
+// DefaultQUICAddr is the QUIC listener a Client dials when Options.Addr is
+// empty and Options.Transport is TransportQUIC.
+const DefaultQUICAddr = "127.0.0.1:7071"
+
+// Transports for Options.Transport.
+const (
+	// TransportTCP is the native protocol on a TCP connection (default).
+	TransportTCP = "tcp"
+	// TransportQUIC is the native protocol on QUIC streams (docs/quic.md).
+	TransportQUIC = "quic"
+)
+
 // DefaultDialTimeout bounds the TCP connect and the HELLO handshake when
 // Options.DialTimeout is zero.
 const DefaultDialTimeout = 5 * time.Second
@@ -43,11 +61,55 @@ type Options struct {
 	// DialTimeout bounds connecting and the handshake, also when the
 	// client reconnects. Default 5s.
 	DialTimeout time.Duration
+
+	// Transport is TransportTCP ("tcp", the default) or TransportQUIC
+	// ("quic"). Over QUIC the client opens one QUIC connection to Addr
+	// (the node's QUIC listener, UDP) and runs every logical connection
+	// on a stream of it: one for admin calls and fetches, and one for
+	// each Producer and each Consumer, so a loss that stalls one of them
+	// does not stall the others. Everything above the byte stream is the
+	// same as over TCP.
+	Transport string
+	// ServerFingerprint pins the QUIC server's certificate: the SHA-256 of
+	// its leaf certificate in hex (colons allowed), as `sense serve`
+	// prints it. When set, only the pin is checked (neither chain nor
+	// name): this is how a client trusts a dev server's self-signed
+	// certificate.
+	ServerFingerprint string
+	// InsecureSkipVerify accepts any QUIC server certificate. For
+	// experiments only: the connection is encrypted but not
+	// authenticated.
+	InsecureSkipVerify bool
+	// TLSConfig is the base TLS configuration for QUIC (for example
+	// RootCAs for a configured server certificate); it is cloned, and TLS
+	// 1.3 and ALPN "sense/1" are set. With neither a pin nor
+	// InsecureSkipVerify, the server's certificate is verified against
+	// TLSConfig.RootCAs (or the system roots) and the host of Addr.
+	TLSConfig *tls.Config
 }
 
-func (o *Options) normalize() {
+func (o *Options) normalize() error {
+	switch o.Transport {
+	case "", TransportTCP:
+		o.Transport = TransportTCP
+	case TransportQUIC:
+	case "http":
+		return errors.New(`client: Options.Transport "http": the Go client speaks the native protocol over "tcp" or "quic"; to produce over HTTP, POST NDJSON to the node's /v1/pipelines/{name}/events`)
+	default:
+		return fmt.Errorf("client: Options.Transport %q: use %q or %q", o.Transport, TransportTCP, TransportQUIC)
+	}
+	if o.ServerFingerprint != "" {
+		fp, err := quicedge.ParseFingerprint(o.ServerFingerprint)
+		if err != nil {
+			return fmt.Errorf("client: Options.ServerFingerprint: %w", err)
+		}
+		o.ServerFingerprint = fp
+	}
 	if o.Addr == "" {
 		o.Addr = DefaultAddr
+		if o.Transport == TransportQUIC {
+			o.Addr = DefaultQUICAddr
+		}
 	}
 	if o.ClientID == "" {
 		o.ClientID = "sense-go"
@@ -55,6 +117,7 @@ func (o *Options) normalize() {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
+	return nil
 }
 
 var (
@@ -106,10 +169,11 @@ func (e *AdminError) Error() string { return "client: admin " + e.Op + ": " + e.
 // Unwrap returns Err.
 func (e *AdminError) Unwrap() error { return e.Err }
 
-// Client is a connection to one Sense node over the native protocol. It
-// holds one TCP connection, shared by every Producer and Consumer made
-// from it; frames are told apart by correlation id. A Client is safe for
-// concurrent use. When the connection breaks, producers reconnect (and
+// Client is a connection to one Sense node over the native protocol. Over
+// TCP it holds one connection, shared by every Producer and Consumer made
+// from it; frames are told apart by correlation id. Over QUIC it holds one
+// QUIC connection, and each Producer and Consumer has a stream of its own
+// (see Options.Transport). A Client is safe for concurrent use. When the connection breaks, producers reconnect (and
 // resend what was not answered); consumers end with an error; other calls
 // reconnect on their next use.
 type Client struct {
@@ -123,13 +187,34 @@ type Client struct {
 
 	regMu sync.Mutex
 	reg   *jurisdiction.Registry
+
+	// QUIC only.
+	tlsConf *tls.Config
+	qmu     sync.Mutex // one QUIC dial at a time
+	qc      *quic.Conn
+	flows   map[*conn]struct{} // streams of producers and consumers, under mu
+
+	// cutAnswer, set by tests, is asked about every frame from the server;
+	// true drops it and cuts its connection, as a network failure would.
+	cutAnswer atomic.Pointer[func(wire.Frame) bool]
 }
 
 // Dial connects to a Sense node and performs the HELLO handshake. Errors
 // name the address.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
-	opts.normalize()
-	c := &Client{opts: opts}
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, flows: map[*conn]struct{}{}}
+	if opts.Transport == TransportQUIC {
+		host, _, err := net.SplitHostPort(opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("client: Options.Addr %q: %w", opts.Addr, err)
+		}
+		if c.tlsConf, err = quicedge.ClientTLS(opts.TLSConfig, host, opts.ServerFingerprint, opts.InsecureSkipVerify); err != nil {
+			return nil, err
+		}
+	}
 	cn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -140,6 +225,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 
 // Addr returns the address the client connects to.
 func (c *Client) Addr() string { return c.opts.Addr }
+
+// Transport returns TransportTCP or TransportQUIC.
+func (c *Client) Transport() string { return c.opts.Transport }
 
 // ServerID returns the server's id from the last handshake (for example
 // "sense/n1"), or "" while disconnected.
@@ -163,10 +251,21 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	cn := c.cur
+	flows := c.flows
+	c.flows = nil
 	c.mu.Unlock()
 	if cn != nil {
 		cn.fail(ErrClosed)
 	}
+	for f := range flows {
+		f.fail(ErrClosed)
+	}
+	c.qmu.Lock()
+	if c.qc != nil {
+		c.qc.CloseWithError(0, "client closed")
+		c.qc = nil
+	}
+	c.qmu.Unlock()
 	return nil
 }
 
@@ -216,14 +315,115 @@ func (c *Client) live() (*conn, error) {
 	return nil, nil
 }
 
-// dial opens a connection and performs the handshake.
+// flowConn returns the connection a Producer or Consumer uses: over TCP
+// the client's shared one; over QUIC a new stream of its own, which the
+// caller releases with releaseFlow.
+func (c *Client) flowConn(ctx context.Context) (*conn, error) {
+	if c.opts.Transport != TransportQUIC {
+		return c.conn(ctx)
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cn.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	c.flows[cn] = struct{}{}
+	return cn, nil
+}
+
+// releaseFlow closes a connection from flowConn when its Producer or
+// Consumer is done with it (a no-op over TCP, where it is shared).
+func (c *Client) releaseFlow(cn *conn) {
+	if cn == nil || c.opts.Transport != TransportQUIC {
+		return
+	}
+	c.mu.Lock()
+	delete(c.flows, cn)
+	c.mu.Unlock()
+	cn.fail(ErrClosed)
+}
+
+// quicConn returns the live QUIC connection, dialing a new one if there is
+// none or the last one ended.
+func (c *Client) quicConn(ctx context.Context) (*quic.Conn, error) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.qc != nil && c.qc.Context().Err() == nil {
+		return c.qc, nil
+	}
+	raddr, err := net.ResolveUDPAddr("udp", c.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: QUIC address %s: %w", c.opts.Addr, err)
+	}
+	udp, err := quicedge.ListenUDP(":0", discardLogger)
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to Sense at %s over QUIC: %w", c.opts.Addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	qc, err := tr.Dial(ctx, raddr, c.tlsConf, &quic.Config{
+		MaxIdleTimeout:  quicedge.DefaultIdleTimeout,
+		KeepAlivePeriod: quicedge.DefaultIdleTimeout / 3,
+	})
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		msg := err.Error()
+		if strings.Contains(msg, "x509") || strings.Contains(msg, "certificate") {
+			return nil, fmt.Errorf("client: connect to Sense at %s over QUIC: the server's certificate is not trusted: %w "+
+				"(pin it with Options.ServerFingerprint, sense produce/consume --server-fingerprint, taking the SHA-256 from sense serve's banner; "+
+				"or give its CA in Options.TLSConfig)", c.opts.Addr, err)
+		}
+		return nil, fmt.Errorf("client: connect to Sense at %s over QUIC (UDP; is listeners.quic on?): %w", c.opts.Addr, err)
+	}
+	go func() {
+		<-qc.Context().Done()
+		tr.Close()
+		udp.Close()
+	}()
+	c.qc = qc
+	return qc, nil
+}
+
+// dialStream opens a stream of the client's QUIC connection.
+func (c *Client) dialStream(ctx context.Context) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		qc, err := c.quicConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st, err := qc.OpenStreamSync(ctx)
+		if err == nil {
+			return quicedge.NewStreamConn(qc, st), nil
+		}
+		// A connection that ended (idle timeout, server restart) is
+		// replaced once.
+		if qc.Context().Err() == nil || attempt > 0 || ctx.Err() != nil {
+			return nil, fmt.Errorf("client: open a QUIC stream to Sense at %s: %w", c.opts.Addr, err)
+		}
+	}
+}
+
+// dial opens a connection (over QUIC, a stream) and performs the
+// handshake.
 func (c *Client) dial(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	nc, err := d.DialContext(ctx, "tcp", c.opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("client: connect to Sense at %s: %w", c.opts.Addr, err)
+	var nc net.Conn
+	var err error
+	if c.opts.Transport == TransportQUIC {
+		if nc, err = c.dialStream(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		d := net.Dialer{}
+		if nc, err = d.DialContext(ctx, "tcp", c.opts.Addr); err != nil {
+			return nil, fmt.Errorf("client: connect to Sense at %s: %w", c.opts.Addr, err)
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
@@ -381,6 +581,10 @@ func (cn *conn) readLoop(rd *wire.Reader) {
 		f, err := rd.Next()
 		if err != nil {
 			cn.fail(err)
+			return
+		}
+		if cut := cn.cl.cutAnswer.Load(); cut != nil && (*cut)(f) {
+			cn.fail(errCut)
 			return
 		}
 		if !f.Type.FromServer() {
@@ -573,3 +777,8 @@ func backoff(base time.Duration, attempt int) time.Duration {
 }
 
 const maxBackoff = time.Second
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// errCut is the cause of a connection cut by a test (cutAnswer).
+var errCut = errors.New("cut by the test")

@@ -165,7 +165,7 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 			parts = append(parts, l.Partition)
 		}
 	}
-	cn, err := c.conn(ctx)
+	cn, err := c.flowConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +175,7 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 	for _, p := range parts {
 		l, ok := byPart[p]
 		if !ok {
+			c.releaseFlow(cn)
 			return nil, fmt.Errorf("client: pipeline %s has no partition %d (it has %d)", opts.Pipeline, p, len(layout))
 		}
 		if seen[p] {
@@ -566,6 +567,7 @@ func (cs *Consumer) Close() error {
 	cs.queue = nil
 	cs.mu.Unlock()
 	cs.signal()
+	defer cs.c.releaseFlow(cs.cn) // over QUIC, the consumer's own stream
 	var waits []*subscription
 	for _, s := range cs.subs {
 		if s.corr == 0 {

@@ -7,6 +7,22 @@
 // by correlation id; writes are serialized. Producers and consumers made
 // from a Client share its connection.
 //
+// # QUIC
+//
+// With Options.Transport "quic" the client dials the node's QUIC listener
+// (UDP, default 127.0.0.1:7071) once, and each logical connection is a
+// stream of that QUIC connection: one for admin calls and fetches, and one
+// of its own for each Producer and each Consumer, so a packet lost on one
+// flow does not hold up the others. A dev server's certificate is
+// self-signed: pin it with Options.ServerFingerprint, the SHA-256 that
+// `sense serve` prints (docs/quic.md):
+//
+//	c, err := client.Dial(ctx, client.Options{Transport: client.TransportQUIC,
+//		Addr: "127.0.0.1:7071", ServerFingerprint: "3f9a...e1"})
+//
+// Everything above the byte stream (batching, idempotent retries,
+// credit) is the same code as over TCP.
+//
 // # Producing
 //
 // A Producer batches events into PRODUCE requests (BatchEvents, BatchBytes,

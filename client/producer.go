@@ -272,7 +272,7 @@ func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Produc
 	if err := opts.normalize(); err != nil {
 		return nil, err
 	}
-	cn, err := c.conn(ctx)
+	cn, err := c.flowConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -285,11 +285,13 @@ func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Produc
 			return wire.AppendInitProducer(dst, corr, wire.InitProducer{})
 		})
 		if err != nil {
+			c.releaseFlow(cn)
 			return nil, fmt.Errorf("client: INIT_PRODUCER: %w", err)
 		}
 		m, err := wire.DecodeInitProducerOK(out)
 		if err != nil {
 			cn.fail(err)
+			c.releaseFlow(cn)
 			return nil, err
 		}
 		p.pid, p.epoch, p.nextSeq = m.ProducerID, m.Epoch, 0
@@ -580,6 +582,7 @@ func (p *Producer) run() {
 		case <-p.quit:
 			timer.Stop()
 			p.failAll(ErrClosed)
+			p.c.releaseFlow(p.cn)
 			return
 		}
 		timer.Stop()
@@ -840,6 +843,7 @@ func (p *Producer) checkConn(now time.Time) {
 		return
 	}
 	err := p.cn.error()
+	p.c.releaseFlow(p.cn)
 	p.cn = nil
 	if errors.Is(err, ErrClosed) {
 		p.failAll(ErrClosed)
@@ -867,7 +871,7 @@ func (p *Producer) maybeConnect(now time.Time) {
 	if p.cn != nil || now.Before(p.reconnectAt) || !p.hasWork() {
 		return
 	}
-	cn, err := p.c.conn(context.Background())
+	cn, err := p.c.flowConn(context.Background())
 	if err == nil {
 		p.cn = cn
 		p.connFails = 0

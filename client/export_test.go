@@ -1,0 +1,21 @@
+package client
+
+import "github.com/sensehq/sense/edge/native/wire"
+
+// SetCutAnswer makes c drop a frame from the server, and cut the
+// connection (over QUIC, the stream) that carried it, whenever cut returns
+// true: the request was served, its answer is lost. nil turns it off.
+func SetCutAnswer(c *Client, cut func(wire.Frame) bool) {
+	if cut == nil {
+		c.cutAnswer.Store(nil)
+		return
+	}
+	c.cutAnswer.Store(&cut)
+}
+
+// Flows returns how many producer and consumer streams c has open (QUIC).
+func Flows(c *Client) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.flows)
+}
