@@ -17,9 +17,10 @@ import (
 
 func newConsumeCmd() *cobra.Command {
 	var (
-		addr, pipeline, from, output string
-		count                        int
-		follow                       bool
+		tf                     transportFlags
+		pipeline, from, output string
+		count                  int
+		follow                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -31,7 +32,10 @@ if needed; --follow keeps waiting.`,
   sense consume --pipeline payments --from beginning
 
   # The next 10 events, as JSON lines
-  sense consume --pipeline payments --from end -n 10 --output json`,
+  sense consume --pipeline payments --from end -n 10 --output json
+
+  # Over QUIC (UDP 127.0.0.1:7071), pinning a dev server's certificate
+  sense consume --pipeline telemetry --from beginning --transport quic --server-fingerprint 3f9a...e1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start, err := parseFrom(from)
@@ -43,7 +47,11 @@ if needed; --follow keeps waiting.`,
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "sense-consume"})
+			copts, err := tf.options("sense-consume")
+			if err != nil {
+				return err
+			}
+			c, err := client.Dial(ctx, copts)
 			if err != nil {
 				return err
 			}
@@ -90,7 +98,7 @@ if needed; --follow keeps waiting.`,
 			return nil
 		},
 	}
-	addAddrFlag(cmd, &addr)
+	addTransportFlags(cmd, &tf)
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline to read (required)")
 	cmd.Flags().StringVar(&from, "from", "beginning", "beginning, end, or an offset (applied to every partition)")
 	cmd.Flags().IntVarP(&count, "count", "n", 0, "stop after N events (waiting for them)")

@@ -23,10 +23,6 @@ import (
 // defaultAddr is where client commands find a node.
 const defaultAddr = "127.0.0.1:7070"
 
-func addAddrFlag(cmd *cobra.Command, addr *string) {
-	cmd.Flags().StringVar(addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
-}
-
 // signalContext is cancelled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,8 +30,9 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func newProduceCmd() *cobra.Command {
 	var (
-		addr, pipeline, juris, prio, key, keySep string
-		linger, retries                          int
+		tf                                 transportFlags
+		pipeline, juris, prio, key, keySep string
+		linger, retries                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -48,12 +45,19 @@ if any was refused.`,
   printf 'a\nb\nc\n' | sense produce --pipeline payments --jurisdiction MA,SN
 
   # Keyed, critical events: "user42:hello" becomes key user42, value hello
-  echo 'user42:hello' | sense produce --pipeline alerts --priority critical --key-sep :`,
+  echo 'user42:hello' | sense produce --pipeline alerts --priority critical --key-sep :
+
+  # Over QUIC to a dev server, pinning the certificate sense serve printed
+  echo hi | sense produce --pipeline telemetry --transport quic --server-fingerprint 3f9a...e1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "sense-produce"})
+			copts, err := tf.options("sense-produce")
+			if err != nil {
+				return err
+			}
+			c, err := client.Dial(ctx, copts)
 			if err != nil {
 				return err
 			}
@@ -139,7 +143,7 @@ if any was refused.`,
 			return nil
 		},
 	}
-	addAddrFlag(cmd, &addr)
+	addTransportFlags(cmd, &tf)
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline to produce to (required)")
 	cmd.Flags().StringVar(&juris, "jurisdiction", "", "where the events may rest: codes, groups or * (default: the pipeline's)")
 	cmd.Flags().StringVar(&prio, "priority", "", "critical, medium or low (default: the pipeline's)")

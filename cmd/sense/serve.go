@@ -24,8 +24,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run a Sense node",
 		Long: `Run a Sense node. With no configuration it runs on the embedded default (dev
 mode): one hub "local" that takes every jurisdiction, data in ./data, the native
-protocol on 127.0.0.1:7070 and HTTP (health, readiness, metrics, admin) on
-127.0.0.1:8080. Pipelines are created on first produce.
+protocol on 127.0.0.1:7070 (TCP) and on 127.0.0.1:7071 (QUIC, UDP; a self-signed
+certificate is made at start and its fingerprint printed), and HTTP (health,
+readiness, metrics, admin) on 127.0.0.1:8080. Pipelines are created on first
+produce.
 
 Configuration comes from a YAML file (--config or SENSE_CONFIG), then SENSE_*
 environment variables, then flags; flags win. See docs/configuration.md.
@@ -73,6 +75,15 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  data:     %s (fsync %s)\n", cfg.Node.DataDir, cfg.Durability.Fsync)
 	if a := srv.NativeAddr(); a != nil {
 		fmt.Fprintf(out, "  native:   %s\n", a)
+	}
+	if a := srv.QUICAddr(); a != nil {
+		fp, self := srv.QUICFingerprint()
+		kind := "certificate"
+		if self {
+			kind = "self-signed certificate, pin with --server-fingerprint"
+		}
+		fmt.Fprintf(out, "  quic:     %s/udp (ALPN sense/1; %s)\n", a, kind)
+		fmt.Fprintf(out, "            sha256 %s\n", fp)
 	}
 	if a := srv.KafkaAddr(); a != nil {
 		fmt.Fprintf(out, "  kafka:    %s (advertised to clients as %s)\n", a, srv.KafkaAdvertised())

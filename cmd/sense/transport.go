@@ -1,0 +1,65 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sensehq/sense/client"
+)
+
+// transportFlags are the flags that choose how a client command reaches a
+// node: --addr, --transport and, for QUIC, how to trust the server.
+type transportFlags struct {
+	addr, transport, fingerprint, caFile string
+	insecure                             bool
+}
+
+func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
+	cmd.Flags().StringVar(&f.addr, "addr", os.Getenv("SENSE_ADDR"),
+		"address of the node's listener for --transport: native "+defaultAddr+" for tcp, QUIC "+client.DefaultQUICAddr+" (UDP) for quic (env SENSE_ADDR)")
+	cmd.Flags().StringVar(&f.transport, "transport", envOr("SENSE_TRANSPORT", client.TransportTCP),
+		"tcp (the native protocol) or quic (the native protocol on QUIC streams; see docs/quic.md) (env SENSE_TRANSPORT)")
+	cmd.Flags().StringVar(&f.fingerprint, "server-fingerprint", os.Getenv("SENSE_SERVER_FINGERPRINT"),
+		"QUIC: trust the server certificate with this SHA-256 (hex, as sense serve prints it); needed for a dev server's self-signed certificate (env SENSE_SERVER_FINGERPRINT)")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "QUIC: PEM file of the CA certificates that sign the server's certificate (default: the system's)")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "QUIC: accept any server certificate (encrypted, not authenticated; for experiments only)")
+}
+
+// options turns the flags into client options.
+func (f *transportFlags) options(clientID string) (client.Options, error) {
+	o := client.Options{Addr: f.addr, ClientID: clientID, Transport: f.transport,
+		ServerFingerprint: f.fingerprint, InsecureSkipVerify: f.insecure}
+	switch f.transport {
+	case client.TransportTCP:
+		if o.Addr == "" {
+			o.Addr = defaultAddr
+		}
+		if f.fingerprint != "" || f.caFile != "" || f.insecure {
+			return o, fmt.Errorf("--server-fingerprint, --ca-file and --insecure apply to --transport quic only")
+		}
+	case client.TransportQUIC:
+		if o.Addr == "" {
+			o.Addr = client.DefaultQUICAddr
+		}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err != nil {
+				return o, fmt.Errorf("--ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("--ca-file %s: no PEM certificate in it", f.caFile)
+			}
+			o.TLSConfig = &tls.Config{RootCAs: pool}
+		}
+	case "http":
+		return o, fmt.Errorf("--transport http is not implemented by this command yet; use --transport tcp or quic, or POST NDJSON to the node's HTTP listener: curl --data-binary @events.ndjson http://127.0.0.1:8080/v1/pipelines/NAME/events")
+	default:
+		return o, fmt.Errorf("--transport %q: use tcp or quic", f.transport)
+	}
+	return o, nil
+}
