@@ -116,6 +116,10 @@ ensure_deps() {
 	# redis-server for bench/peers, whose tests compare Sense with Redis
 	# Streams (they fail without it when CI is set).
 	ensure_apt redis-server redis-server
+	# curl for edge/httpedge, whose tests post and read events with
+	# --http2-prior-knowledge and --http1.1 (they fail without it when CI
+	# is set).
+	ensure_apt curl curl
 }
 
 main() {

@@ -108,11 +108,26 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	// HTTP first, so probes see "alive, not ready" during recovery.
 	var nodeRef atomic.Pointer[node.Node]
 	if s.httpLn != nil {
-		s.http = &http.Server{Handler: lazyHandler(&nodeRef, &s.ready), ReadHeaderTimeout: 10 * time.Second}
+		// HTTP/1.1 and HTTP/2 on one listener: h2c with prior knowledge
+		// without TLS, h2 by ALPN with it.
+		tls := cfg.TLS.Enabled()
+		s.http = &http.Server{
+			Handler:           lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log)),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			Protocols:         httpedge.Protocols(tls),
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if tls {
+				err = s.http.ServeTLS(s.httpLn, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			} else {
+				err = s.http.Serve(s.httpLn)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errs <- fmt.Errorf("HTTP listener: %w", err)
 			}
 		}()
@@ -204,18 +219,28 @@ func (s *Server) KafkaAddr() net.Addr {
 // KafkaAdvertised is the address given to Kafka clients in Metadata.
 func (s *Server) KafkaAdvertised() string { return s.kafkaAdv }
 
+// httpOptions turns the configuration into the HTTP edge's options.
+func httpOptions(cfg *config.Config, log *slog.Logger) httpedge.Options {
+	return httpedge.Options{
+		MaxBodyBytes:        int64(cfg.HTTP.MaxBodyBytes),
+		MaxEventsPerRequest: cfg.HTTP.MaxEventsPerRequest,
+		MaxEventBytes:       int(cfg.Router.MaxEventBytes),
+		Logger:              log,
+	}
+}
+
 // lazyHandler serves the HTTP endpoints with whatever node exists yet.
-func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool) http.Handler {
+func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge.Options) http.Handler {
 	var once sync.Once
 	var h http.Handler
-	notReady := httpedge.Handler(nil, ready)
+	notReady := httpedge.Handler(nil, ready, opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nn := n.Load()
 		if nn == nil {
 			notReady.ServeHTTP(w, r)
 			return
 		}
-		once.Do(func() { h = httpedge.Handler(nn, ready) })
+		once.Do(func() { h = httpedge.Handler(nn, ready, opts) })
 		h.ServeHTTP(w, r)
 	})
 }
