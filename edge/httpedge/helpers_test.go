@@ -136,4 +136,6 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.C
 }
 
 // ndjson joins lines into an NDJSON body.
-func ndjson(lines ...string) *strings.Reader { return strings.NewReader(strings.Join(lines, "\n") + "\n") }
+func ndjson(lines ...string) *strings.Reader {
+	return strings.NewReader(strings.Join(lines, "\n") + "\n")
+}
