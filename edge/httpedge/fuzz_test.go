@@ -82,7 +82,7 @@ func FuzzNDJSON(f *testing.F) {
 // FuzzBatchBody feeds batch bodies, behind the PRODUCE prefix the edge
 // adds, to wire's decoder as the edge uses it.
 func FuzzBatchBody(f *testing.F) {
-	good := AppendBatch(nil, []wire.EventIn{
+	good := wire.AppendBatchBody(nil, []wire.EventIn{
 		{Key: []byte("k"), Value: []byte("v"), Headers: []wire.Header{{Key: "h", Value: []byte("x")}}},
 		{HasMask: true, Mask: 1, HasPriority: true, Priority: 2, HasTimestamp: true, TimestampMs: 5},
 		{HasMask: true, Mask: 0},
@@ -100,9 +100,9 @@ func FuzzBatchBody(f *testing.F) {
 	lim := wire.Limits{MaxEventsPerProduce: 4, MaxEventBytes: 64}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const name = "fuzz"
-		payload := make([]byte, batchPrefixLen(name)+len(body))
-		copy(payload[batchPrefixLen(name):], body)
-		putBatchPrefix(payload, name)
+		payload := make([]byte, wire.BatchBodyPrefixLen(name)+len(body))
+		copy(payload[wire.BatchBodyPrefixLen(name):], body)
+		wire.PutBatchBodyPrefix(payload, name)
 		var d decoded
 		err := decodeBatch(payload, lim, &d)
 		var me *malformedError

@@ -101,7 +101,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	defer putJob(j)
 	prefix := 0
 	if batchBody {
-		prefix = batchPrefixLen(name)
+		prefix = wire.BatchBodyPrefixLen(name)
 	}
 	body, err := readBody(j.buf[:0], prefix, r.ContentLength, http.MaxBytesReader(w, r.Body, limit))
 	j.buf = body
@@ -122,7 +122,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if batchBody {
-		putBatchPrefix(body, name)
+		wire.PutBatchBodyPrefix(body, name)
 		err = decodeBatch(body, wire.Limits{MaxEventsPerProduce: h.opts.MaxEventsPerRequest, MaxEventBytes: h.opts.MaxEventBytes}, &j.d)
 	} else {
 		err = decodeNDJSON(body, h.opts.MaxEventsPerRequest, reg, &j.d)

@@ -85,7 +85,7 @@ func TestBatchBody(t *testing.T) {
 	srv := sensetest.Start(t, "jurisdictions: [MA, SN]\nhubs: [{name: tangier, jurisdiction: MA}]\n")
 	c := clients()["HTTP/2.0"]
 	b := base(srv.HTTPAddr())
-	body := httpedge.AppendBatch(nil, []wire.EventIn{
+	body := wire.AppendBatchBody(nil, []wire.EventIn{
 		{Key: []byte("k"), Value: []byte("v1"), Headers: []wire.Header{{Key: "h", Value: []byte("x")}}},
 		{Value: []byte("v2"), HasMask: true, Mask: 1, HasPriority: true, Priority: event.Medium, HasTimestamp: true, TimestampMs: 1000},
 		{Value: []byte("v3"), HasMask: true, Mask: 2}, // SN: no hub
