@@ -44,6 +44,9 @@ const (
 	TransportTCP = "tcp"
 	// TransportQUIC is the native protocol on QUIC streams (docs/quic.md).
 	TransportQUIC = "quic"
+	// TransportHTTP is the node's HTTP listener (docs/http.md): HTTP/2,
+	// over TLS or with prior knowledge (h2c).
+	TransportHTTP = "http"
 )
 
 // DefaultDialTimeout bounds the TCP connect and the HELLO handshake when
@@ -52,8 +55,11 @@ const DefaultDialTimeout = 5 * time.Second
 
 // Options configure a Client.
 type Options struct {
-	// Addr is the host:port of a Sense node's native listener. Default
-	// DefaultAddr (127.0.0.1:7070).
+	// Addr is the host:port of the Sense node's listener for Transport:
+	// the native listener (default DefaultAddr, 127.0.0.1:7070), the QUIC
+	// listener (DefaultQUICAddr, 127.0.0.1:7071) or the HTTP listener
+	// (DefaultHTTPAddr, 127.0.0.1:8080). Over HTTP it may start with
+	// https:// (TLS) or http://.
 	Addr string
 	// ClientID names the client in the server's logs (sent in HELLO).
 	// Default "sense-go".
@@ -69,20 +75,29 @@ type Options struct {
 	// each Producer and each Consumer, so a loss that stalls one of them
 	// does not stall the others. Everything above the byte stream is the
 	// same as over TCP.
+	//
+	// TransportHTTP ("http") speaks to the node's HTTP listener instead
+	// (docs/http.md): HTTP/2 with prior knowledge (h2c) on a plain
+	// address, HTTP/2 over TLS when Addr starts with https:// or one of
+	// the TLS options below is set. Producers POST the native batch
+	// encoding, consumers tail each partition with Server-Sent Events,
+	// admin calls POST /v1/admin. HTTP produce is not idempotent: see
+	// ProducerOptions.AtLeastOnce.
 	Transport string
-	// ServerFingerprint pins the QUIC server's certificate: the SHA-256 of
+	// ServerFingerprint pins the QUIC (or HTTPS) server's certificate: the SHA-256 of
 	// its leaf certificate in hex (colons allowed), as `sense serve`
 	// prints it. When set, only the pin is checked (neither chain nor
 	// name): this is how a client trusts a dev server's self-signed
 	// certificate.
 	ServerFingerprint string
-	// InsecureSkipVerify accepts any QUIC server certificate. For
+	// InsecureSkipVerify accepts any QUIC (or HTTPS) server certificate. For
 	// experiments only: the connection is encrypted but not
 	// authenticated.
 	InsecureSkipVerify bool
 	// TLSConfig is the base TLS configuration for QUIC (for example
 	// RootCAs for a configured server certificate); it is cloned, and TLS
-	// 1.3 and ALPN "sense/1" are set. With neither a pin nor
+	// 1.3 and ALPN "sense/1" are set. Over HTTP it turns on HTTPS, with
+	// ALPN h2 and http/1.1. With neither a pin nor
 	// InsecureSkipVerify, the server's certificate is verified against
 	// TLSConfig.RootCAs (or the system roots) and the host of Addr.
 	TLSConfig *tls.Config
@@ -92,11 +107,9 @@ func (o *Options) normalize() error {
 	switch o.Transport {
 	case "", TransportTCP:
 		o.Transport = TransportTCP
-	case TransportQUIC:
-	case "http":
-		return errors.New(`client: Options.Transport "http": the Go client speaks the native protocol over "tcp" or "quic"; to produce over HTTP, POST NDJSON to the node's /v1/pipelines/{name}/events`)
+	case TransportQUIC, TransportHTTP:
 	default:
-		return fmt.Errorf("client: Options.Transport %q: use %q or %q", o.Transport, TransportTCP, TransportQUIC)
+		return fmt.Errorf("client: Options.Transport %q: use %q, %q or %q", o.Transport, TransportTCP, TransportQUIC, TransportHTTP)
 	}
 	if o.ServerFingerprint != "" {
 		fp, err := quicedge.ParseFingerprint(o.ServerFingerprint)
@@ -106,9 +119,13 @@ func (o *Options) normalize() error {
 		o.ServerFingerprint = fp
 	}
 	if o.Addr == "" {
-		o.Addr = DefaultAddr
-		if o.Transport == TransportQUIC {
+		switch o.Transport {
+		case TransportQUIC:
 			o.Addr = DefaultQUICAddr
+		case TransportHTTP:
+			o.Addr = DefaultHTTPAddr
+		default:
+			o.Addr = DefaultAddr
 		}
 	}
 	if o.ClientID == "" {
@@ -194,6 +211,9 @@ type Client struct {
 	qc      *quic.Conn
 	flows   map[*conn]struct{} // streams of producers and consumers, under mu
 
+	// HTTP only; then the fields above for connections stay unused.
+	h *httpClient
+
 	// cutAnswer, set by tests, is asked about every frame from the server;
 	// true drops it and cuts its connection, as a network failure would.
 	cutAnswer atomic.Pointer[func(wire.Frame) bool]
@@ -206,6 +226,18 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{opts: opts, flows: map[*conn]struct{}{}}
+	if opts.Transport == TransportHTTP {
+		h, err := newHTTPClient(&c.opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.check(ctx, opts.DialTimeout); err != nil {
+			h.close()
+			return nil, err
+		}
+		c.h = h
+		return c, nil
+	}
 	if opts.Transport == TransportQUIC {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
@@ -226,11 +258,12 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 // Addr returns the address the client connects to.
 func (c *Client) Addr() string { return c.opts.Addr }
 
-// Transport returns TransportTCP or TransportQUIC.
+// Transport returns TransportTCP, TransportQUIC or TransportHTTP.
 func (c *Client) Transport() string { return c.opts.Transport }
 
 // ServerID returns the server's id from the last handshake (for example
-// "sense/n1"), or "" while disconnected.
+// "sense/n1"), or "" while disconnected and over HTTP, which has no
+// handshake.
 func (c *Client) ServerID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -250,6 +283,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.h != nil {
+		c.mu.Unlock()
+		c.h.close()
+		return nil
+	}
 	cn := c.cur
 	flows := c.flows
 	c.flows = nil
@@ -688,6 +726,9 @@ func (cn *conn) roundTrip(ctx context.Context, want wire.Type, build func(dst []
 // returned as an error (an *AdminError or a *wire.Error), together with
 // the response.
 func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminResponse, error) {
+	if c.h != nil {
+		return c.h.admin(ctx, req)
+	}
 	var resp node.AdminResponse
 	body, err := json.Marshal(&req)
 	if err != nil {
@@ -753,8 +794,12 @@ func (c *Client) Describe(ctx context.Context, pipeline string) (node.PipelineIn
 	return resp.Pipelines[0], resp.Layout, nil
 }
 
-// Ping sends PING and returns the round-trip time.
+// Ping sends PING and returns the round-trip time. Over HTTP it times
+// GET /healthz.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	if c.h != nil {
+		return c.h.ping(ctx)
+	}
 	cn, err := c.conn(ctx)
 	if err != nil {
 		return 0, err

@@ -20,9 +20,10 @@ import (
 
 // The conformance suite runs the same cases over every transport a
 // producer can use. A transport says how to start a server that offers it
-// and how to connect through it; the cases see only a flow. The HTTP edge
-// joins by adding a transport whose flow produces with POST
-// /v1/pipelines/{name}/events and reads with GET.
+// and how to connect through it; the cases see only a flow. Over HTTP
+// the flow is the Go client with Transport "http": it produces with POST
+// /v1/pipelines/{name}/events (native batch encoding) and reads with the
+// Server-Sent Events tail.
 
 // transport is one way into a Sense node.
 type transport struct {
@@ -46,6 +47,9 @@ type flow interface {
 	consume(ctx context.Context, pipeline string, n int) ([]client.Record, error)
 	// mask parses jurisdiction codes with the node's registry.
 	mask(ctx context.Context, codes string) jurisdiction.Mask
+	// idempotent reports whether a request whose answer was lost is
+	// resent safely (native protocol) or reported failed (HTTP).
+	idempotent() bool
 }
 
 var transports = []transport{
@@ -54,6 +58,10 @@ var transports = []transport{
 	}},
 	{name: "quic", server: []sensetest.Option{sensetest.WithQUIC()}, open: func(t *testing.T, srv *server.Server) flow {
 		return &nativeFlow{t: t, c: dialQUIC(t, srv)}
+	}},
+	{name: "http", open: func(t *testing.T, srv *server.Server) flow {
+		c := dialOpts(t, client.Options{Transport: client.TransportHTTP, Addr: srv.HTTPAddr().String()})
+		return &httpFlow{nativeFlow{t: t, c: c}}
 	}},
 }
 
@@ -104,11 +112,9 @@ func (f *nativeFlow) produce(ctx context.Context, pipeline string, evs []client.
 	return out
 }
 
+func (f *nativeFlow) idempotent() bool { return true }
+
 func (f *nativeFlow) produceMany(ctx context.Context, pipeline string, n, batch int, mk func(i int) client.Event, cut map[int]bool) (map[int]client.Result, int) {
-	p, err := f.c.NewProducer(ctx, client.ProducerOptions{Pipeline: pipeline, BatchEvents: batch, Linger: time.Hour, RetryBackoff: 5 * time.Millisecond})
-	if err != nil {
-		f.t.Fatal(err)
-	}
 	var armed atomic.Bool
 	var cuts atomic.Int32
 	client.SetCutAnswer(f.c, func(fr wire.Frame) bool {
@@ -119,32 +125,7 @@ func (f *nativeFlow) produceMany(ctx context.Context, pipeline string, n, batch 
 		return false
 	})
 	defer client.SetCutAnswer(f.c, nil)
-	var mu sync.Mutex
-	res := map[int]client.Result{}
-	dups := 0
-	for from := 0; from < n; from += batch {
-		armed.Store(cut[from/batch])
-		for i := from; i < min(from+batch, n); i++ {
-			p.Send(mk(i), func(r client.Result) {
-				mu.Lock()
-				defer mu.Unlock()
-				if _, ok := res[i]; ok {
-					dups++
-				}
-				res[i] = r
-			})
-		}
-		if err := p.Flush(ctx); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	if err := p.Close(); err != nil {
-		f.t.Fatal(err)
-	}
-	if dups != 0 {
-		f.t.Fatalf("%d events got more than one result", dups)
-	}
-	return res, int(cuts.Load())
+	return sendMany(f.t, ctx, f.c, pipeline, n, batch, mk, func(k int) { armed.Store(cut[k]) }), int(cuts.Load())
 }
 
 func (f *nativeFlow) consume(ctx context.Context, pipeline string, n int) ([]client.Record, error) {
@@ -177,6 +158,61 @@ func (f *nativeFlow) mask(ctx context.Context, codes string) jurisdiction.Mask {
 		f.t.Fatal(err)
 	}
 	return m
+}
+
+// httpFlow is the Go client over HTTP: the same calls, but answers are cut
+// at the HTTP layer and HTTP produce is not idempotent.
+type httpFlow struct{ nativeFlow }
+
+func (f *httpFlow) idempotent() bool { return false }
+
+func (f *httpFlow) produceMany(ctx context.Context, pipeline string, n, batch int, mk func(i int) client.Event, cut map[int]bool) (map[int]client.Result, int) {
+	var armed atomic.Bool
+	var cuts atomic.Int32
+	client.SetCutHTTPAnswer(f.c, func() bool {
+		if armed.CompareAndSwap(true, false) {
+			cuts.Add(1)
+			return true
+		}
+		return false
+	})
+	defer client.SetCutHTTPAnswer(f.c, nil)
+	return sendMany(f.t, ctx, f.c, pipeline, n, batch, mk, func(k int) { armed.Store(cut[k]) }), int(cuts.Load())
+}
+
+// sendMany sends n events made by mk in requests of batch events,
+// calling arm(k) before request k, and returns their results by index.
+func sendMany(t *testing.T, ctx context.Context, c *client.Client, pipeline string, n, batch int, mk func(i int) client.Event, arm func(k int)) map[int]client.Result {
+	p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: pipeline, BatchEvents: batch, Linger: time.Hour, RetryBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	res := map[int]client.Result{}
+	dups := 0
+	for from := 0; from < n; from += batch {
+		arm(from / batch)
+		for i := from; i < min(from+batch, n); i++ {
+			p.Send(mk(i), func(r client.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				if _, ok := res[i]; ok {
+					dups++
+				}
+				res[i] = r
+			})
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dups != 0 {
+		t.Fatalf("%d events got more than one result", dups)
+	}
+	return res
 }
 
 // conformanceCase is one behaviour every transport must show.
@@ -303,12 +339,22 @@ func conformShedding(t *testing.T, ctx context.Context, f flow) {
 // conformIdempotentRetry: requests whose answers are lost with their
 // connection (stream) are resent, and the node answers them with the
 // original positions: every event is stored exactly once.
+//
+// HTTP promises less, and the case checks that promise: a request whose
+// answer is lost is not resent; its events are reported failed with
+// ErrUnknownOutcome (they were in fact stored), and nothing is stored
+// twice.
 func conformIdempotentRetry(t *testing.T, ctx context.Context, f flow) {
 	const n, batch = 3000, 100
 	mk := func(i int) client.Event { return client.Event{Value: []byte(fmt.Sprintf("e%05d", i))} }
-	res, cuts := f.produceMany(ctx, "idem", n, batch, mk, map[int]bool{3: true, 11: true, 29: true})
+	cut := map[int]bool{3: true, 11: true, 29: true}
+	res, cuts := f.produceMany(ctx, "idem", n, batch, mk, cut)
 	if cuts != 3 {
 		t.Fatalf("%d answers cut, want 3", cuts)
+	}
+	if !f.idempotent() {
+		conformUnknownOutcome(t, ctx, f, res, n, batch, cut, mk)
+		return
 	}
 	at := map[[2]int64]int{}
 	for i := range n {
@@ -326,6 +372,45 @@ func conformIdempotentRetry(t *testing.T, ctx context.Context, f flow) {
 		i, ok := at[[2]int64{int64(r.Partition), r.Offset}]
 		if !ok || string(r.Value) != string(mk(i).Value) {
 			t.Fatalf("at %d/%d: %s, but the producer was told event %d is there", r.Partition, r.Offset, r.Value, i)
+		}
+	}
+}
+
+// conformUnknownOutcome checks what a non-idempotent transport promises
+// when answers are lost: the events of the cut requests fail with
+// ErrUnknownOutcome, the others are acknowledged, and each event is
+// stored exactly once (the cut requests were served, and not resent).
+func conformUnknownOutcome(t *testing.T, ctx context.Context, f flow, res map[int]client.Result, n, batch int, cut map[int]bool, mk func(int) client.Event) {
+	at := map[[2]int64]int{}
+	for i := range n {
+		r, ok := res[i]
+		switch {
+		case !ok:
+			t.Fatalf("event %d: no result", i)
+		case cut[i/batch]:
+			if !errors.Is(r.Err, client.ErrUnknownOutcome) || !errors.Is(r.Err, client.ErrConnectionLost) || r.Offset != -1 {
+				t.Fatalf("event %d of a cut request: %+v, want ErrUnknownOutcome", i, r)
+			}
+		case r.Err != nil || r.Offset < 0:
+			t.Fatalf("event %d: %+v", i, r)
+		default:
+			at[[2]int64{int64(r.Partition), r.Offset}] = i
+		}
+	}
+	recs, err := f.consume(ctx, "idem", n) // fails if more than n are stored
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+		if i, ok := at[[2]int64{int64(r.Partition), r.Offset}]; ok && string(r.Value) != string(mk(i).Value) {
+			t.Fatalf("at %d/%d: %s, but the producer was told event %d is there", r.Partition, r.Offset, r.Value, i)
+		}
+	}
+	for i := range n {
+		if v := string(mk(i).Value); seen[v] != 1 {
+			t.Fatalf("event %d (%s) stored %d times", i, v, seen[v])
 		}
 	}
 }

@@ -96,6 +96,10 @@ type Consumer struct {
 	cur    *frameState
 	it     batch.Iter
 	cbuf   []byte
+
+	// Over HTTP the consumer is this instead (the fields above stay
+	// unused).
+	h *httpConsumer
 }
 
 // subscription is one partition's subscription.
@@ -164,6 +168,9 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 		for _, l := range layout {
 			parts = append(parts, l.Partition)
 		}
+	}
+	if c.h != nil {
+		return c.newHTTPConsumer(ctx, opts, layout, parts)
 	}
 	cn, err := c.flowConn(ctx)
 	if err != nil {
@@ -324,6 +331,9 @@ func (cs *Consumer) Next(ctx context.Context) (Record, error) {
 // ErrNoRecord at its end. The timer is made only when next would block,
 // so a consumer that keeps up pays nothing for it.
 func (cs *Consumer) next(ctx context.Context, d time.Duration) (Record, error) {
+	if cs.h != nil {
+		return cs.h.next(ctx, d)
+	}
 	var timeout <-chan time.Time
 	cs.nextMu.Lock()
 	defer cs.nextMu.Unlock()
@@ -522,7 +532,14 @@ func (cs *Consumer) kill(s *subscription) {
 // HighWatermarks returns the last known high watermark of each partition
 // (from SUBSCRIBED and DATA frames): the offset the next stored event
 // will get.
+//
+// Over HTTP the event stream carries no high watermark: it is the one of
+// the pipeline's layout when the consumer started, raised past each
+// record returned.
 func (cs *Consumer) HighWatermarks() map[int32]int64 {
+	if cs.h != nil {
+		return cs.h.snapshot(cs.h.hw)
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	out := make(map[int32]int64, len(cs.hw))
@@ -535,6 +552,9 @@ func (cs *Consumer) HighWatermarks() map[int32]int64 {
 // Positions returns, per partition, the offset of the next record Next
 // will return: the last returned offset plus one, or the start offset.
 func (cs *Consumer) Positions() map[int32]int64 {
+	if cs.h != nil {
+		return cs.h.snapshot(cs.h.pos)
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	out := make(map[int32]int64, len(cs.pos))
@@ -546,6 +566,9 @@ func (cs *Consumer) Positions() map[int32]int64 {
 
 // Partitions returns the partitions the consumer reads.
 func (cs *Consumer) Partitions() []int32 {
+	if cs.h != nil {
+		return cs.h.partitions()
+	}
 	out := make([]int32, len(cs.subs))
 	for i, s := range cs.subs {
 		out[i] = s.partition
@@ -558,6 +581,10 @@ func (cs *Consumer) Partitions() []int32 {
 // server's UNSUBSCRIBED). Next then returns ErrClosed. Close does not
 // close the Client.
 func (cs *Consumer) Close() error {
+	if cs.h != nil {
+		cs.h.close()
+		return nil
+	}
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
@@ -610,7 +637,13 @@ type FetchResult struct {
 // larger). It does not wait for data: no records means none at that
 // offset yet. A refusal (UNKNOWN_PIPELINE, OFFSET_OUT_OF_RANGE, ...) is a
 // *wire.Error.
+//
+// Over HTTP, Fetch is a GET of up to 10,000 records (maxBytes does not
+// apply), and the records' Headers come sorted by key.
 func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int) (FetchResult, error) {
+	if c.h != nil {
+		return c.fetchHTTP(ctx, pipeline, partition, offset)
+	}
 	res := FetchResult{HighWatermark: -1, NextOffset: offset}
 	cn, err := c.conn(ctx)
 	if err != nil {

@@ -19,3 +19,14 @@ func Flows(c *Client) int {
 	defer c.mu.Unlock()
 	return len(c.flows)
 }
+
+// SetCutHTTPAnswer makes c, over HTTP, lose the answer of a produce
+// request whenever cut returns true: the request was served, the client
+// sees a broken answer. nil turns it off.
+func SetCutHTTPAnswer(c *Client, cut func() bool) {
+	if cut == nil {
+		c.h.cut.Store(nil)
+		return
+	}
+	c.h.cut.Store(&cut)
+}

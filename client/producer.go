@@ -83,6 +83,13 @@ type ProducerOptions struct {
 	// MaxBufferedBytes bounds the encoded bytes of events accepted by Send
 	// and not yet answered; Send blocks while it is exceeded. Default 64 MiB.
 	MaxBufferedBytes int
+	// AtLeastOnce matters over HTTP only, which has no idempotence: a
+	// produce request that reached the node but whose answer was lost is
+	// then resent (up to MaxRetries times), and its events may be stored
+	// twice. Without it such events fail with an *UnknownOutcomeError
+	// (ErrUnknownOutcome): stored once or not at all, never twice. Over
+	// tcp and quic resends are safe (idempotent) and this has no effect.
+	AtLeastOnce bool
 }
 
 // Producer defaults.
@@ -216,6 +223,13 @@ type Producer struct {
 	reconnectAt time.Time
 	holdUntil   time.Time
 
+	// HTTP only: requests are POSTs on goroutines of their own.
+	hctx    context.Context // ends at Close or with the Client
+	hcancel context.CancelFunc
+	posts   sync.WaitGroup
+	hcorr   uint32 // tells the attempts of a request apart
+	hclosed bool   // the Client was closed (loop goroutine)
+
 	cmu   sync.Mutex
 	comps []completion
 	bufs  [][]byte // recycled answer payloads
@@ -249,6 +263,7 @@ type completion struct {
 	corr    uint32
 	typ     wire.Type
 	payload []byte
+	http    *httpAnswer // over HTTP, instead of typ and payload
 }
 
 // delivery is a set of results for the callback goroutine.
@@ -271,6 +286,9 @@ type retryEvent struct {
 func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Producer, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
+	}
+	if c.h != nil {
+		return c.newHTTPProducer(opts)
 	}
 	cn, err := c.flowConn(ctx)
 	if err != nil {
@@ -574,6 +592,8 @@ func (p *Producer) run() {
 		var connDone <-chan struct{}
 		if p.cn != nil {
 			connDone = p.cn.done
+		} else if p.c.h != nil && !p.hclosed {
+			connDone = p.c.h.ctx.Done()
 		}
 		select {
 		case <-p.wake:
@@ -583,6 +603,10 @@ func (p *Producer) run() {
 			timer.Stop()
 			p.failAll(ErrClosed)
 			p.c.releaseFlow(p.cn)
+			if p.hcancel != nil {
+				p.hcancel()
+				p.posts.Wait()
+			}
 			return
 		}
 		timer.Stop()
@@ -663,6 +687,10 @@ func (p *Producer) inflightIndex(r *request, corr uint32) int {
 // answer handles the answer to an outstanding request.
 func (p *Producer) answer(c completion, now time.Time) {
 	r := c.r
+	if c.http != nil {
+		p.httpAnswer(r, c.http, now)
+		return
+	}
 	switch c.typ {
 	case wire.TypeProduceResult:
 		res, err := wire.DecodeProduceResult(c.payload)
@@ -735,8 +763,15 @@ func sortRequests(rs []*request) {
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].order < rs[j].order })
 }
 
-// finish handles a PRODUCE_RESULT.
-func (p *Producer) finish(r *request, res wire.ProduceResult, now time.Time) {
+// eventResults are a result per event: a PRODUCE_RESULT, or the results
+// of an HTTP answer.
+type eventResults interface {
+	Len() int
+	At(i int) wire.EventResult
+}
+
+// finish handles a result per event of r.
+func (p *Producer) finish(r *request, res eventResults, now time.Time) {
 	d := p.newDelivery(r)
 	var retry []int
 	for i := 0; i < r.n; i++ {
@@ -839,6 +874,11 @@ func (p *Producer) readmitRetries(now time.Time) {
 // checkConn notices a lost connection: the requests it left unanswered go
 // back to the queue, to be resent identically on the next connection.
 func (p *Producer) checkConn(now time.Time) {
+	if p.c.h != nil && !p.hclosed && p.c.h.closed() {
+		p.hclosed = true
+		p.failAll(ErrClosed)
+		return
+	}
 	if p.cn == nil || !p.cn.isDone() {
 		return
 	}
@@ -868,7 +908,7 @@ func (p *Producer) checkConn(now time.Time) {
 // maybeConnect gets a new connection when there is work and the backoff
 // is over. A failed dial counts as an attempt of every queued request.
 func (p *Producer) maybeConnect(now time.Time) {
-	if p.cn != nil || now.Before(p.reconnectAt) || !p.hasWork() {
+	if p.c.h != nil || p.cn != nil || now.Before(p.reconnectAt) || !p.hasWork() {
 		return
 	}
 	cn, err := p.c.flowConn(context.Background())
@@ -908,6 +948,10 @@ func (p *Producer) maybeConnect(now time.Time) {
 // sendReady sends queued requests (and the open batch when it is due)
 // while request slots are free.
 func (p *Producer) sendReady(now time.Time) {
+	if p.c.h != nil {
+		p.postReady(now)
+		return
+	}
 	if p.cn == nil || now.Before(p.holdUntil) {
 		return
 	}
