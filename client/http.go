@@ -511,5 +511,5 @@ func (h *httpClient) produce(ctx context.Context, pipeline string, body []byte, 
 // httpResults adapts per-event results from an HTTP answer to finish.
 type httpResults []wire.EventResult
 
-func (r httpResults) Len() int                 { return len(r) }
+func (r httpResults) Len() int                  { return len(r) }
 func (r httpResults) At(i int) wire.EventResult { return r[i] }
