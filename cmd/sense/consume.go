@@ -35,7 +35,10 @@ if needed; --follow keeps waiting.`,
   sense consume --pipeline payments --from end -n 10 --output json
 
   # Over QUIC (UDP 127.0.0.1:7071), pinning a dev server's certificate
-  sense consume --pipeline telemetry --from beginning --transport quic --server-fingerprint 3f9a...e1`,
+  sense consume --pipeline telemetry --from beginning --transport quic --server-fingerprint 3f9a...e1
+
+  # Over HTTP/2 (h2c): a Server-Sent Events tail per partition
+  sense consume --pipeline telemetry --from beginning --transport http`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start, err := parseFrom(from)

@@ -40,7 +40,11 @@ func newProduceCmd() *cobra.Command {
 		Long: `Send one event per line of standard input to a pipeline. Each event is
 acknowledged once it is durable. At the end the command prints how many events
 were acknowledged and how many were refused, by error code, and exits non-zero
-if any was refused.`,
+if any was refused.
+
+Over --transport http a request whose answer is lost is not resent (HTTP
+produce is not idempotent): its events are counted as refused with the code
+UNKNOWN and may or may not be stored.`,
 		Example: `  # Three events that may rest in Morocco or Senegal
   printf 'a\nb\nc\n' | sense produce --pipeline payments --jurisdiction MA,SN
 
@@ -48,7 +52,10 @@ if any was refused.`,
   echo 'user42:hello' | sense produce --pipeline alerts --priority critical --key-sep :
 
   # Over QUIC to a dev server, pinning the certificate sense serve printed
-  echo hi | sense produce --pipeline telemetry --transport quic --server-fingerprint 3f9a...e1`,
+  echo hi | sense produce --pipeline telemetry --transport quic --server-fingerprint 3f9a...e1
+
+  # Over HTTP/2 (h2c) to the HTTP listener, 127.0.0.1:8080
+  echo hi | sense produce --pipeline telemetry --transport http`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext()

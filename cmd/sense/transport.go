@@ -12,7 +12,8 @@ import (
 )
 
 // transportFlags are the flags that choose how a client command reaches a
-// node: --addr, --transport and, for QUIC, how to trust the server.
+// node: --addr, --transport and, for QUIC and HTTPS, how to trust the
+// server.
 type transportFlags struct {
 	addr, transport, fingerprint, caFile string
 	insecure                             bool
@@ -20,13 +21,13 @@ type transportFlags struct {
 
 func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
 	cmd.Flags().StringVar(&f.addr, "addr", os.Getenv("SENSE_ADDR"),
-		"address of the node's listener for --transport: native "+defaultAddr+" for tcp, QUIC "+client.DefaultQUICAddr+" (UDP) for quic (env SENSE_ADDR)")
+		"address of the node's listener for --transport: native "+defaultAddr+" for tcp, QUIC "+client.DefaultQUICAddr+" (UDP) for quic, HTTP "+client.DefaultHTTPAddr+" for http (https://host:port for TLS) (env SENSE_ADDR)")
 	cmd.Flags().StringVar(&f.transport, "transport", envOr("SENSE_TRANSPORT", client.TransportTCP),
-		"tcp (the native protocol) or quic (the native protocol on QUIC streams; see docs/quic.md) (env SENSE_TRANSPORT)")
+		"tcp (the native protocol), quic (the native protocol on QUIC streams; see docs/quic.md) or http (HTTP/2 to the HTTP listener, h2c or TLS; not idempotent, see docs/http.md) (env SENSE_TRANSPORT)")
 	cmd.Flags().StringVar(&f.fingerprint, "server-fingerprint", os.Getenv("SENSE_SERVER_FINGERPRINT"),
-		"QUIC: trust the server certificate with this SHA-256 (hex, as sense serve prints it); needed for a dev server's self-signed certificate (env SENSE_SERVER_FINGERPRINT)")
-	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "QUIC: PEM file of the CA certificates that sign the server's certificate (default: the system's)")
-	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "QUIC: accept any server certificate (encrypted, not authenticated; for experiments only)")
+		"QUIC and HTTPS: trust the server certificate with this SHA-256 (hex, as sense serve prints it); needed for a dev server's self-signed certificate (env SENSE_SERVER_FINGERPRINT)")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "QUIC and HTTPS: PEM file of the CA certificates that sign the server's certificate (default: the system's)")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "QUIC and HTTPS: accept any server certificate (encrypted, not authenticated; for experiments only)")
 }
 
 // options turns the flags into client options.
@@ -39,11 +40,14 @@ func (f *transportFlags) options(clientID string) (client.Options, error) {
 			o.Addr = defaultAddr
 		}
 		if f.fingerprint != "" || f.caFile != "" || f.insecure {
-			return o, fmt.Errorf("--server-fingerprint, --ca-file and --insecure apply to --transport quic only")
+			return o, fmt.Errorf("--server-fingerprint, --ca-file and --insecure apply to --transport quic and http only")
 		}
-	case client.TransportQUIC:
+	case client.TransportQUIC, client.TransportHTTP:
 		if o.Addr == "" {
 			o.Addr = client.DefaultQUICAddr
+			if f.transport == client.TransportHTTP {
+				o.Addr = client.DefaultHTTPAddr
+			}
 		}
 		if f.caFile != "" {
 			pem, err := os.ReadFile(f.caFile)
@@ -56,10 +60,8 @@ func (f *transportFlags) options(clientID string) (client.Options, error) {
 			}
 			o.TLSConfig = &tls.Config{RootCAs: pool}
 		}
-	case "http":
-		return o, fmt.Errorf("--transport http is not implemented by this command yet; use --transport tcp or quic, or POST NDJSON to the node's HTTP listener: curl --data-binary @events.ndjson http://127.0.0.1:8080/v1/pipelines/NAME/events")
 	default:
-		return o, fmt.Errorf("--transport %q: use tcp or quic", f.transport)
+		return o, fmt.Errorf("--transport %q: use tcp, quic or http", f.transport)
 	}
 	return o, nil
 }

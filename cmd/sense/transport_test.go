@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,14 +55,70 @@ func TestProduceConsumeOverQUIC(t *testing.T) {
 	}
 }
 
+// TestProduceConsumeOverHTTP: sense produce and sense consume with
+// --transport http reach the node's HTTP listener (h2c), and a refusal is
+// counted by its code as over TCP.
+func TestProduceConsumeOverHTTP(t *testing.T) {
+	srv := sensetest.Start(t, "")
+	h := []string{"--transport", "http", "--addr", srv.HTTPAddr().String()}
+	out, err := execute(t, newProduceCmd(), "a\nb\nc\n", append([]string{"--pipeline", "cli", "--priority", "critical"}, h...)...)
+	if err != nil || !strings.Contains(out, "acknowledged: 3") {
+		t.Fatalf("produce: %q, %v", out, err)
+	}
+	out, err = execute(t, newConsumeCmd(), "", append([]string{"--pipeline", "cli", "--from", "beginning", "--output", "json"}, h...)...)
+	if err != nil {
+		t.Fatalf("consume: %q, %v", out, err)
+	}
+	var values []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct{ Value, Priority string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if r.Priority != "critical" {
+			t.Fatalf("line %q: priority %q", line, r.Priority)
+		}
+		values = append(values, r.Value)
+	}
+	if strings.Join(values, ",") != "a,b,c" {
+		t.Fatalf("consumed %v", values)
+	}
+	// -n waits for new events, read with the live tail.
+	done := make(chan string, 1)
+	go func() {
+		out, err := execute(t, newConsumeCmd(), "", append([]string{"--pipeline", "cli", "--from", "end", "-n", "2"}, h...)...)
+		if err != nil {
+			out += err.Error()
+		}
+		done <- out
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if out, err := execute(t, newProduceCmd(), "d\ne\n", append([]string{"--pipeline", "cli"}, h...)...); err != nil {
+		t.Fatalf("produce: %q, %v", out, err)
+	}
+	select {
+	case out := <-done:
+		if !strings.Contains(out, "\td\t") || !strings.Contains(out, "\te\t") || strings.Contains(out, "\ta\t") {
+			t.Fatalf("tail: %q", out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("consume -n 2 did not end")
+	}
+	// Nobody listening: the error names HTTP.
+	_, err = execute(t, newProduceCmd(), "x\n", "--pipeline", "cli", "--transport", "http", "--addr", "127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "over HTTP") {
+		t.Fatalf("nobody listening: %v", err)
+	}
+}
+
 func TestTransportFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--transport", "http"}, "POST NDJSON"},
-		{[]string{"--transport", "carrier-pigeon"}, "use tcp or quic"},
-		{[]string{"--server-fingerprint", strings.Repeat("a", 64)}, "--transport quic only"},
+		{[]string{"--transport", "carrier-pigeon"}, "use tcp, quic or http"},
+		{[]string{"--server-fingerprint", strings.Repeat("a", 64)}, "--transport quic and http only"},
+		{[]string{"--transport", "http", "--addr", "http://127.0.0.1:1", "--insecure"}, "http:// but a TLS option"},
 	} {
 		_, err := execute(t, newProduceCmd(), "x\n", append([]string{"--pipeline", "p"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
