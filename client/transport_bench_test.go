@@ -12,18 +12,21 @@ import (
 	"github.com/sensehq/sense/sensetest"
 )
 
-// BenchmarkTransports compares the native protocol over TCP and over QUIC
-// in the same run, against one in-process dev-mode server (fsync always)
-// on loopback, with 100-byte values:
+// BenchmarkTransports compares the native protocol over TCP and over QUIC,
+// and the HTTP edge (h2c, native batch encoding), in the same run, against
+// one in-process dev-mode server (fsync always) on loopback, with 100-byte
+// values:
 //
 //   - events/s: b.N events per transport, sent as fast as acknowledged by
 //     4 producers of one client (default options; over TCP they share the
-//     client's connection, over QUIC each has its own stream);
+//     client's connection, over QUIC each has its own stream, over HTTP
+//     each POSTs on the client's one HTTP/2 connection);
 //   - p99-ms: acknowledgement latency of one producer offering events
 //     open-loop at 50,000/s (min(b.N, 25,000) events), measured from each
 //     event's intended send time.
 //
-// The quic/tcp metrics are the ratios (above 1 means QUIC is higher).
+// The quic/tcp and http/tcp metrics are the ratios (above 1 means QUIC or
+// HTTP is higher).
 func BenchmarkTransports(b *testing.B) {
 	srv := sensetest.Start(b, "", sensetest.WithQUIC())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -35,6 +38,7 @@ func BenchmarkTransports(b *testing.B) {
 	}{
 		{"tcp", dialOpts(b, client.Options{Addr: srv.NativeAddr().String()})},
 		{"quic", dialOpts(b, client.Options{Transport: client.TransportQUIC, Addr: srv.QUICAddr().String(), ServerFingerprint: fp})},
+		{"http", dialOpts(b, client.Options{Transport: client.TransportHTTP, Addr: srv.HTTPAddr().String()})},
 	}
 	value := make([]byte, 100)
 	for i := range value {
@@ -50,10 +54,14 @@ func BenchmarkTransports(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(rate["tcp"], "tcp-events/s")
 	b.ReportMetric(rate["quic"], "quic-events/s")
+	b.ReportMetric(rate["http"], "http-events/s")
 	b.ReportMetric(rate["quic"]/rate["tcp"], "quic/tcp-events")
+	b.ReportMetric(rate["http"]/rate["tcp"], "http/tcp-events")
 	b.ReportMetric(p99["tcp"], "tcp-p99-ms")
 	b.ReportMetric(p99["quic"], "quic-p99-ms")
+	b.ReportMetric(p99["http"], "http-p99-ms")
 	b.ReportMetric(p99["quic"]/p99["tcp"], "quic/tcp-p99")
+	b.ReportMetric(p99["http"]/p99["tcp"], "http/tcp-p99")
 }
 
 // benchRate sends n events from 4 producers and returns events/s.
