@@ -100,7 +100,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	if cfg.Listeners.QUIC != config.ListenerOff {
-		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, quicedge.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Logger: log}); err != nil {
+		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, quicedge.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			DevCertDir: cfg.Node.DataDir, Logger: log}); err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for QUIC on %s: %w (set listeners.quic or --quic-addr, or off)", cfg.Listeners.QUIC, err)
 		}

@@ -9,10 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -37,8 +40,11 @@ func ParseFingerprint(s string) (string, error) {
 
 // loadCertificate loads the configured key pair, or generates a
 // self-signed one when both files are empty.
-func loadCertificate(addr, certFile, keyFile string) (tls.Certificate, bool, error) {
+func loadCertificate(addr, certFile, keyFile, devDir string) (tls.Certificate, bool, error) {
 	switch {
+	case certFile == "" && keyFile == "" && devDir != "":
+		cert, err := keptSelfSigned(devDir, addr)
+		return cert, true, err
 	case certFile == "" && keyFile == "":
 		cert, err := SelfSigned(addr)
 		return cert, true, err
@@ -50,6 +56,72 @@ func loadCertificate(addr, certFile, keyFile string) (tls.Certificate, bool, err
 		return tls.Certificate{}, false, fmt.Errorf("quicedge: load certificate %s with key %s: %w", certFile, keyFile, err)
 	}
 	return cert, false, nil
+}
+
+// Names of the kept dev certificate's files.
+const (
+	devCertName = "dev-quic-cert.pem"
+	devKeyName  = "dev-quic-key.pem"
+)
+
+// keptSelfSigned returns the self-signed certificate kept in dir, or makes
+// one and keeps it there when there is none usable.
+func keptSelfSigned(dir, addr string) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, devCertName), filepath.Join(dir, devKeyName)
+	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && usableFor(cert, addr) {
+		return cert, nil
+	}
+	cert, err := SelfSigned(addr)
+	if err != nil {
+		return cert, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		return cert, fmt.Errorf("quicedge: encode the dev key: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return cert, fmt.Errorf("quicedge: keep the dev certificate in %s: %w", dir, err)
+	}
+	// Key first: a certificate without its key is never left behind.
+	if err := writeAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return cert, err
+	}
+	if err := writeAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		return cert, err
+	}
+	return cert, nil
+}
+
+// usableFor reports whether a kept certificate has 30 days left and
+// covers the listen host of addr.
+func usableFor(cert tls.Certificate, addr string) bool {
+	if len(cert.Certificate) == 0 {
+		return false
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil || time.Until(leaf.NotAfter) < 30*24*time.Hour {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return true
+	}
+	return leaf.VerifyHostname(host) == nil
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("quicedge: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("quicedge: rename %s to %s: %w", tmp, path, err)
+	}
+	return nil
 }
 
 // SelfSigned generates an ECDSA P-256 certificate valid for a year for

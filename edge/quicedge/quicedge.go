@@ -40,6 +40,11 @@ type Options struct {
 	// localhost and the listen host is generated (dev mode); its SHA-256
 	// fingerprint is Listener.Fingerprint.
 	CertFile, KeyFile string
+	// DevCertDir, when set, keeps the self-signed certificate there
+	// (dev-quic-cert.pem, dev-quic-key.pem) so its fingerprint survives
+	// restarts: clients pin it once. A kept certificate is replaced when
+	// it expires within 30 days or does not cover the listen host.
+	DevCertDir string
 	// MaxStreams bounds the concurrent streams (native connections) one
 	// QUIC connection may open. Default 1024.
 	MaxStreams int
@@ -89,7 +94,7 @@ func Listen(addr string, opts Options) (*Listener, error) {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	cert, selfSigned, err := loadCertificate(addr, opts.CertFile, opts.KeyFile)
+	cert, selfSigned, err := loadCertificate(addr, opts.CertFile, opts.KeyFile, opts.DevCertDir)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -256,5 +258,42 @@ func TestShutdownEndsConnections(t *testing.T) {
 	case <-qc.Context().Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the QUIC connection outlived the server")
+	}
+}
+
+// TestDevCertificateKept: the dev certificate kept in the data directory
+// gives the same fingerprint after a restart, so pinned clients keep
+// working; a damaged one is replaced.
+func TestDevCertificateKept(t *testing.T) {
+	dir := t.TempDir()
+	listen := func() string {
+		t.Helper()
+		l, err := quicedge.Listen("127.0.0.1:0", quicedge.Options{DevCertDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.CloseConnections()
+		defer l.Close()
+		if !l.SelfSigned() {
+			t.Fatal("dev listener not self-signed")
+		}
+		return l.Fingerprint()
+	}
+	first := listen()
+	if again := listen(); again != first {
+		t.Fatalf("fingerprint changed across restarts: %s then %s", first, again)
+	}
+	st, err := os.Stat(filepath.Join(dir, "dev-quic-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("dev key mode %v, want 0600", st.Mode().Perm())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dev-quic-cert.pem"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if replaced := listen(); replaced == first {
+		t.Fatal("a damaged kept certificate was not replaced")
 	}
 }
