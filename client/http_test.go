@@ -252,4 +252,3 @@ func TestHTTPS(t *testing.T) {
 		t.Fatalf("nobody listening: %v", err)
 	}
 }
-
