@@ -23,6 +23,27 @@
 // Everything above the byte stream (batching, idempotent retries,
 // credit) is the same code as over TCP.
 //
+// # HTTP
+//
+// With Options.Transport "http" the client speaks to the node's HTTP
+// listener (default 127.0.0.1:8080, docs/http.md) over HTTP/2: with prior
+// knowledge (h2c) on a plain address, over TLS when Addr starts with
+// https:// or a TLS option is set. The API is the same: a Producer POSTs
+// its batches in the native batch encoding (application/vnd.sense.batch),
+// up to MaxInFlight at once, and maps the per-event JSON results to the
+// same Results and *wire.Error codes as over TCP (429 and 503 are retried
+// like OVERLOADED and NOT_READY); a Consumer tails each partition with
+// Server-Sent Events from the offset its From or Starts gives; Admin,
+// Registry and Describe POST to /v1/admin; Fetch is a GET.
+//
+// HTTP produce has no idempotence. A request that reached the node but
+// whose answer was lost is therefore not resent: its events fail with an
+// *UnknownOutcomeError (errors.Is ErrUnknownOutcome) and are stored once
+// or not at all, never twice. ProducerOptions.AtLeastOnce resends such
+// requests instead, accepting duplicates. A request that never reached a
+// connection is resent as over TCP. Concurrent requests may be stored in
+// any order: set MaxInFlight to 1 when the order across requests matters.
+//
 // # Producing
 //
 // A Producer batches events into PRODUCE requests (BatchEvents, BatchBytes,
