@@ -1,6 +1,7 @@
 // Package client is the Go client of Sense's native protocol
-// (docs/protocol.md): produce events with a result per event, read them
-// back through credit-paced subscriptions, and run admin operations.
+// (docs/protocol.md), over TCP or QUIC, and of its HTTP edge: produce
+// events with a result per event, read them back through credit-paced
+// subscriptions (over HTTP, event-stream tails), and run admin operations.
 //
 // A Client holds one TCP connection to a node, opened by Dial with the
 // HELLO handshake. One reader goroutine demultiplexes the server's frames
