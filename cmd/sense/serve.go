@@ -89,7 +89,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(out, "  kafka:    %s (advertised to clients as %s)\n", a, srv.KafkaAdvertised())
 	}
 	if a := srv.HTTPAddr(); a != nil {
-		fmt.Fprintf(out, "  http:     http://%s (/healthz /readyz /metrics /v1/admin)\n", a)
+		fmt.Fprintf(out, "  http:     http://%s (/v1/pipelines/{name}/events, /healthz /readyz /metrics /v1/admin)\n", a)
 	}
 	for _, h := range cfg.Hubs {
 		fmt.Fprintf(out, "  hub:      %s (%s, %s)\n", h.Name, h.Jurisdiction, h.Status)
