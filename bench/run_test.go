@@ -39,12 +39,7 @@ func TestConfigRejects(t *testing.T) {
 }
 
 func TestRunUniform(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a server for about a second")
-	}
-	srv := sensetest.Start(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	srv, ctx := inProcess(t, "")
 	const rate, size = 2000, 100
 	rep, err := Run(ctx, Config{
 		Addr: srv.NativeAddr().String(), Pipeline: "bench-uniform",
@@ -83,12 +78,7 @@ func TestRunUniform(t *testing.T) {
 }
 
 func TestRunKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a server for about a second")
-	}
-	srv := sensetest.Start(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	srv, ctx := inProcess(t, "")
 	const rate = 2000
 	rep, err := Run(ctx, Config{Protocol: ProtocolKafka, Addr: srv.KafkaAddr().String(), Pipeline: "bench-kafka",
 		Rate: rate, Duration: time.Second, Size: 64, Producers: 2, Consumers: 2, Mix: [3]int{1, 1, 1}})
@@ -109,12 +99,7 @@ func TestRunKafka(t *testing.T) {
 }
 
 func TestRunBursty(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a server for a few seconds")
-	}
-	srv := sensetest.Start(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	srv, ctx := inProcess(t, "")
 	cfg := Config{Profile: ProfileBursty, Addr: srv.NativeAddr().String(), Pipeline: "bench-bursty",
 		Rate: 1000, Duration: 3 * time.Second, Size: 64}
 	if err := Preset(&cfg, 1); err != nil {
@@ -159,13 +144,8 @@ func TestRunBursty(t *testing.T) {
 }
 
 func TestRunMixedNeverShedsCritical(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a server for a second")
-	}
 	// A tiny memory limit puts the server past its shed levels at once.
-	srv := sensetest.Start(t, "router:\n  memory_limit: 1MiB\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	srv, ctx := inProcess(t, "router:\n  memory_limit: 1MiB\n")
 	cfg := Config{Profile: ProfileMixed, Addr: srv.NativeAddr().String(), Pipeline: "bench-mixed",
 		Rate: 40_000, Duration: time.Second, Size: 2000, Producers: 4}
 	if err := Preset(&cfg, 1); err != nil {
@@ -272,4 +252,17 @@ func TestRunFailure(t *testing.T) {
 		t.Fatalf("through a restart: acknowledged %d consumed %d lost %d duplicated %d errors %v",
 			res.Acknowledged, res.Consumed, res.Lost, res.Duplicated, res.Errors)
 	}
+}
+
+// inProcess skips the test in -short mode, starts a dev server (from yaml
+// when given) and returns it with a context bounding the test.
+func inProcess(t *testing.T, yaml string) (*server.Server, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a server for a few seconds")
+	}
+	srv := sensetest.Start(t, yaml)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return srv, ctx
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -542,11 +543,7 @@ func (cs *Consumer) HighWatermarks() map[int32]int64 {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	out := make(map[int32]int64, len(cs.hw))
-	for p, v := range cs.hw {
-		out[p] = v
-	}
-	return out
+	return maps.Clone(cs.hw)
 }
 
 // Positions returns, per partition, the offset of the next record Next
@@ -557,11 +554,7 @@ func (cs *Consumer) Positions() map[int32]int64 {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	out := make(map[int32]int64, len(cs.pos))
-	for p, v := range cs.pos {
-		out[p] = v
-	}
-	return out
+	return maps.Clone(cs.pos)
 }
 
 // Partitions returns the partitions the consumer reads.
