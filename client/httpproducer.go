@@ -41,18 +41,10 @@ func (p *Producer) postReady(now time.Time) {
 	}
 	p.holdUntil = time.Time{}
 	for len(p.inflight) < p.opts.MaxInFlight {
-		p.mu.Lock()
-		if len(p.queue) == 0 && p.open != nil && (p.ready || p.flushers > 0 || p.closing) {
-			p.sealLocked()
-		}
-		if len(p.queue) == 0 {
-			p.mu.Unlock()
+		r := p.takeNext()
+		if r == nil {
 			return
 		}
-		r := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
 		p.hcorr++
 		r.corr = p.hcorr
 		p.inflight = append(p.inflight, r)

@@ -947,6 +947,23 @@ func (p *Producer) maybeConnect(now time.Time) {
 
 // sendReady sends queued requests (and the open batch when it is due)
 // while request slots are free.
+// takeNext pops the next request to send, sealing the open batch first
+// when it is due; nil when there is nothing to send.
+func (p *Producer) takeNext() *request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 && p.open != nil && (p.ready || p.flushers > 0 || p.closing) {
+		p.sealLocked()
+	}
+	if len(p.queue) == 0 {
+		return nil
+	}
+	r := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	return r
+}
+
 func (p *Producer) sendReady(now time.Time) {
 	if p.c.h != nil {
 		p.postReady(now)
@@ -958,18 +975,10 @@ func (p *Producer) sendReady(now time.Time) {
 	p.holdUntil = time.Time{}
 	cn := p.cn
 	for len(p.inflight) < p.opts.MaxInFlight {
-		p.mu.Lock()
-		if len(p.queue) == 0 && p.open != nil && (p.ready || p.flushers > 0 || p.closing) {
-			p.sealLocked()
-		}
-		if len(p.queue) == 0 {
-			p.mu.Unlock()
+		r := p.takeNext()
+		if r == nil {
 			return
 		}
-		r := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
 		corr, err := cn.register(r)
 		if err != nil { // the connection ended: resend later
 			p.requeue(r)
