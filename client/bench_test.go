@@ -84,32 +84,14 @@ func BenchmarkProduceLatency(b *testing.B) {
 			defer p.Close()
 			value := make([]byte, 100)
 			p.Produce(ctx, client.Event{Value: value})
-			lat := make([]time.Duration, b.N)
-			var failed atomic.Int64
 			b.ResetTimer()
 			t0 := time.Now()
-			interval := time.Second / time.Duration(rate)
-			for i := 0; i < b.N; i++ {
-				intended := t0.Add(time.Duration(i) * interval)
-				if d := time.Until(intended); d > 200*time.Microsecond {
-					time.Sleep(d)
-				}
-				p.Send(client.Event{Value: value}, func(r client.Result) {
-					if r.Err != nil {
-						failed.Add(1)
-					}
-					lat[i] = time.Since(intended)
-				})
-			}
-			if err := p.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
+			lat, failed := sendOpenLoop(b, ctx, p, value, b.N, rate)
 			elapsed := time.Since(t0)
 			b.StopTimer()
-			if failed.Load() > 0 {
-				b.Fatalf("%d events failed", failed.Load())
+			if failed > 0 {
+				b.Fatalf("%d events failed", failed)
 			}
-			slices.Sort(lat)
 			pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 			b.ReportMetric(pct(0.50), "p50-ms")
@@ -118,4 +100,33 @@ func BenchmarkProduceLatency(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
 		})
 	}
+}
+
+// sendOpenLoop sends n events of value at perSecond from p, each at its
+// intended time (late ones at once), flushes, and returns each event's
+// acknowledgement latency from its intended time, sorted, and how many
+// failed.
+func sendOpenLoop(b *testing.B, ctx context.Context, p *client.Producer, value []byte, n, perSecond int) ([]time.Duration, int64) {
+	b.Helper()
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	interval := time.Second / time.Duration(perSecond)
+	t0 := time.Now()
+	for i := range n {
+		intended := t0.Add(time.Duration(i) * interval)
+		if d := time.Until(intended); d > 200*time.Microsecond {
+			time.Sleep(d)
+		}
+		p.Send(client.Event{Value: value}, func(r client.Result) {
+			if r.Err != nil {
+				failed.Add(1)
+			}
+			lat[i] = time.Since(intended)
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	return lat, failed.Load()
 }

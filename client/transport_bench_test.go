@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,28 +119,9 @@ func benchP99(b *testing.B, ctx context.Context, c *client.Client, pipeline stri
 	if r := p.Produce(ctx, client.Event{Value: value}); r.Err != nil {
 		b.Fatal(r.Err)
 	}
-	lat := make([]time.Duration, n)
-	var failed atomic.Int64
-	interval := time.Second / time.Duration(perSecond)
-	t0 := time.Now()
-	for i := range n {
-		intended := t0.Add(time.Duration(i) * interval)
-		if d := time.Until(intended); d > 200*time.Microsecond {
-			time.Sleep(d)
-		}
-		p.Send(client.Event{Value: value}, func(r client.Result) {
-			if r.Err != nil {
-				failed.Add(1)
-			}
-			lat[i] = time.Since(intended)
-		})
+	lat, failed := sendOpenLoop(b, ctx, p, value, n, perSecond)
+	if failed > 0 {
+		b.Fatalf("%s: %d events failed", pipeline, failed)
 	}
-	if err := p.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if failed.Load() > 0 {
-		b.Fatalf("%s: %d events failed", pipeline, failed.Load())
-	}
-	slices.Sort(lat)
 	return float64(lat[int(0.99*float64(n-1))]) / 1e6
 }
