@@ -90,3 +90,21 @@ func TestSteal(t *testing.T) {
 		t.Fatalf("steal %v%% (ok %v), want 25%%", s.StealPct, ok)
 	}
 }
+
+// FuzzParseHistogram: any metrics text parses or fails cleanly, and the
+// delta of a histogram with itself is empty.
+func FuzzParseHistogram(f *testing.F) {
+	f.Add(metricsA)
+	f.Add(metricsB)
+	f.Add("sense_fsync_latency_seconds_bucket{le=\"x\"} 1\n")
+	f.Add("sense_fsync_latency_seconds_bucket{le=\"0.1\" 5\nsense_fsync_latency_seconds_sum NaN\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		h, sum, err := parseHistogram(strings.NewReader(text), fsyncMetric)
+		if err != nil {
+			return
+		}
+		if n, _, _, _ := histDelta(h, h, sum-sum); n != 0 {
+			t.Fatalf("a histogram's delta with itself counts %d", n)
+		}
+	})
+}
