@@ -1022,3 +1022,33 @@ func TestAddRawMatchesAdd(t *testing.T) {
 		t.Fatal("AddRaw encodes differently from Add")
 	}
 }
+
+// CheckFraming trusts the CRC (the batch was built here) but still refuses
+// bad framing: a wrong length, a bad magic, inconsistent counts.
+func TestCheckFraming(t *testing.T) {
+	orig := build(t, 99, 1, 0, sampleRecords()...)
+	p := clone(orig)
+	if _, err := CheckFraming(p); err != nil {
+		t.Fatalf("built batch: %v", err)
+	}
+	p[OffCRC] ^= 1
+	if _, err := CheckFraming(p); err != nil {
+		t.Fatalf("CheckFraming computed the CRC: %v", err)
+	}
+	if _, err := Check(p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Check of a bad CRC: %v", err)
+	}
+	if _, err := CheckFraming(p[:len(p)-1]); !errors.Is(err, ErrShort) {
+		t.Fatalf("cut batch: %v", err)
+	}
+	q := clone(orig)
+	q[OffMagic] = 1
+	if _, err := CheckFraming(q); err == nil {
+		t.Fatal("bad magic accepted")
+	}
+	q = clone(orig)
+	binary.BigEndian.PutUint32(q[OffRecordCount:], 1000)
+	if _, err := CheckFraming(q); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("record count 1000: %v", err)
+	}
+}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/result"
 )
 
 // errNoRecord is what a consumer flow's next returns when nothing arrived
@@ -45,12 +45,12 @@ type consumerFlow interface {
 // errorCode names err for the errors table, and says whether the server
 // shed the event.
 func errorCode(err error) (code string, shed bool) {
-	var we *wire.Error
+	var we *result.Error
 	var ce *client.ConnError
 	switch {
 	case errors.As(err, &we):
-		c := wire.CodeOf(err)
-		return c.String(), c == wire.CodeOverloaded
+		c := result.CodeOf(err)
+		return c.String(), c == result.Overloaded
 	case errors.As(err, &ce):
 		return "CONNECTION_LOST", false
 	case errors.Is(err, client.ErrClosed):

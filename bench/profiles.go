@@ -193,7 +193,8 @@ func SearchMax(ctx context.Context, cfg Config, opts SearchOptions) (*Search, er
 		for _, n := range res.Errors {
 			failed += n
 		}
-		t := Trial{Rate: float64(rate), PublishRate: res.PublishRate, AckP99Ms: res.AckLatencyMs.P99}
+		t := Trial{Rate: float64(rate), PublishRate: res.PublishRate, AckP99Ms: res.AckLatencyMs.P99,
+			ServerCPUUsPerEvent: res.ServerCPUUsPerEvent}
 		t.Sustained = err == nil && failed == 0 && res.PublishRate >= 0.95*float64(rate) &&
 			res.AckLatencyMs.P99 <= float64(opts.MaxAckP99)/float64(time.Millisecond)
 		s.Trials = append(s.Trials, t)

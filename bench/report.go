@@ -259,6 +259,8 @@ func summaryTables(r *Results) []table {
 		},
 	}}
 
+	tables = append(tables, cpuTable(r))
+
 	byClass := table{
 		title:  "By priority",
 		header: append([]string{"class", "series"}, percentileHeader...),
@@ -300,6 +302,24 @@ func summaryTables(r *Results) []table {
 			fmtInt(r.Duplicated), fmtInt(r.UnackedConsumed)}},
 	}
 	return append(tables, errs, shed, verify)
+}
+
+// cpuTable is the server's CPU time per acknowledged event, or why it
+// was not measured.
+func cpuTable(r *Results) table {
+	t := table{
+		title:  "Server CPU (user + system, first send to end of drain)",
+		header: []string{"µs/event", "user s", "system s", "acknowledged"},
+		none:   r.ServerCPUNote,
+	}
+	if t.none == "" {
+		t.none = "not measured"
+	}
+	if r.ServerCPUUsPerEvent != nil && r.ServerCPUUserS != nil && r.ServerCPUSystemS != nil {
+		t.rows = [][]string{{fmtFloat(*r.ServerCPUUsPerEvent), fmtFloat(*r.ServerCPUUserS),
+			fmtFloat(*r.ServerCPUSystemS), fmtInt(r.Acknowledged)}}
+	}
+	return t
 }
 
 func classPercentiles(b ByPriority) [3]Percentiles {
@@ -402,12 +422,24 @@ func profileTables(r *Results) []table {
 		t := table{title: fmt.Sprintf("Maximum-rate search (max %s events/s)", fmtFloat(r.Search.Max)),
 			header: []string{"rate events/s", "publish events/s", "ack p99 ms", "sustained"},
 			none:   "no trials"}
+		cpu := slices.ContainsFunc(r.Search.Trials, func(tr Trial) bool { return tr.ServerCPUUsPerEvent != nil })
+		if cpu {
+			t.header = append(t.header, "server CPU µs/event")
+		}
 		for _, tr := range r.Search.Trials {
 			sustained := "no"
 			if tr.Sustained {
 				sustained = "yes"
 			}
-			t.rows = append(t.rows, []string{fmtFloat(tr.Rate), fmtFloat(tr.PublishRate), fmtFloat(tr.AckP99Ms), sustained})
+			row := []string{fmtFloat(tr.Rate), fmtFloat(tr.PublishRate), fmtFloat(tr.AckP99Ms), sustained}
+			if cpu {
+				c := "-"
+				if tr.ServerCPUUsPerEvent != nil {
+					c = fmtFloat(*tr.ServerCPUUsPerEvent)
+				}
+				row = append(row, c)
+			}
+			t.rows = append(t.rows, row)
 		}
 		tables = append(tables, t)
 	}

@@ -63,8 +63,10 @@ func testRun(t *testing.T) *Report {
 		TargetRate: 10, Producers: 2, Consumers: 1,
 		Spikes: []Spike{{StartS: 4, EndS: 6, Rate: 50, AckP99Ms: 60, E2EP99Ms: 61, RecoveryS: 1.5}},
 		Faults: []Fault{{KilledAtS: 7, RestartedAtS: 7.8}},
+		// 1.25s of CPU over 100 events.
+		ServerCPUUsPerEvent: new(12500.0), ServerCPUUserS: new(1.0), ServerCPUSystemS: new(0.25),
 		Search: &Search{Max: 10, Trials: []Trial{
-			{Rate: 10, PublishRate: 10, AckP99Ms: 99, Sustained: true},
+			{Rate: 10, PublishRate: 10, AckP99Ms: 99, Sustained: true, ServerCPUUsPerEvent: new(8.5)},
 			{Rate: 20, PublishRate: 12, AckP99Ms: 400},
 		}},
 	}
@@ -188,7 +190,11 @@ func TestReportWrite(t *testing.T) {
 		"| 1 | 4.00 | 6.00 | 50.0 | 60.0 | 61.0 | 1.50 |",
 		"| 1 | 7.00 | 7.80 | 0.800 |",
 		"## Maximum-rate search (max 10.0 events/s)",
-		"| 20.0 | 12.0 | 400 | no |",
+		"| 10.0 | 10.0 | 99.0 | yes | 8.50 |",
+		"| 20.0 | 12.0 | 400 | no | - |",
+		"## Server CPU (user + system, first send to end of drain)",
+		"| µs/event | user s | system s | acknowledged |",
+		"| 12500 | 1.00 | 0.250 | 100 |",
 		"- [ack_latency.critical.hgrm](ack_latency.critical.hgrm)",
 		"- [e2e_latency.hgrm](e2e_latency.hgrm)",
 	} {
@@ -231,6 +237,7 @@ func TestWriteSummary(t *testing.T) {
 		"PASS: every acknowledged event consumed exactly once\n",
 		"Errors by code\n",
 		"Shed by class\n",
+		"Server CPU (user + system, first send to end of drain)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
@@ -245,6 +252,8 @@ func TestWriteSummary(t *testing.T) {
 		{"TIMEOUT", "1"},
 		{"total", "5"},
 		{"100", "100", "0", "0", "1"},
+		{"µs/event", "user", "s", "system", "s", "acknowledged"},
+		{"12500", "1.00", "0.250", "100"},
 	} {
 		found := false
 		for line := range strings.Lines(out) {
@@ -307,7 +316,7 @@ func TestReportEmptyRun(t *testing.T) {
 	if err := WriteSummary(&b, rep.Results); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "Errors by code: none\n") {
+	if !strings.Contains(b.String(), "Errors by code: none\n") || !strings.Contains(b.String(), "Server CPU (user + system, first send to end of drain): not measured\n") {
 		t.Errorf("summary of an empty run:\n%s", b.String())
 	}
 }

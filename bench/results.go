@@ -71,6 +71,17 @@ type Results struct {
 	// bound), when the bench could read the server's metrics.
 	ServerFsyncs     int64   `json:"server_fsyncs"`
 	ServerFsyncMaxMs float64 `json:"server_fsync_max_ms"`
+	// ServerCPUUsPerEvent is the CPU time, user plus system, that the
+	// server used per acknowledged event, in µs: from just before the first
+	// event was sent until the drain ended (every acknowledged event
+	// stored and delivered), summed over the server's incarnations in the
+	// failure profile. ServerCPUUserS and ServerCPUSystemS are the two
+	// parts over the same window, in seconds. All three are null when the
+	// server's CPU was not measured; ServerCPUNote then says why.
+	ServerCPUUsPerEvent *float64 `json:"server_cpu_us_per_event"`
+	ServerCPUUserS      *float64 `json:"server_cpu_user_s"`
+	ServerCPUSystemS    *float64 `json:"server_cpu_system_s"`
+	ServerCPUNote       string   `json:"server_cpu_note,omitempty"`
 	// Search is the maximum-rate search that chose TargetRate (--rate 0).
 	Search *Search `json:"max_rate_search,omitempty"`
 }
@@ -113,6 +124,9 @@ type Trial struct {
 	Rate        float64 `json:"rate"`
 	PublishRate float64 `json:"publish_rate"`
 	AckP99Ms    float64 `json:"ack_p99_ms"`
+	// ServerCPUUsPerEvent is the trial's server CPU time per acknowledged
+	// event, in µs, when it was measured (Results.ServerCPUUsPerEvent).
+	ServerCPUUsPerEvent *float64 `json:"server_cpu_us_per_event,omitempty"`
 	// Sustained says the rate was kept: every event acknowledged, the
 	// publish rate within 5% of the offered one, the ack p99 under the
 	// search's bound.

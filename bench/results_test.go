@@ -79,6 +79,12 @@ func TestResultsJSONContract(t *testing.T) {
 	if c := top["ack_latency_ms"].(map[string]any)["by_priority"].(map[string]any)["critical"].(map[string]any)["p50"].(float64); c < 2.99 || c > 3.01 {
 		t.Fatalf("critical ack p50 = %v, want 3", c)
 	}
+	// Server CPU not measured: the keys are there, null.
+	for _, k := range []string{"server_cpu_us_per_event", "server_cpu_user_s", "server_cpu_system_s"} {
+		if v, ok := top[k]; !ok || v != nil {
+			t.Fatalf("%s = %v (present %v), want null", k, v, ok)
+		}
+	}
 }
 
 func TestCPUModel(t *testing.T) {

@@ -87,6 +87,13 @@ type Config struct {
 	// Probe, when set, samples the server's fsyncs and the CPU steal once
 	// per second into the timeline.
 	Probe *Probe
+	// ServerCPU, when set, returns the CPU time the server has used so
+	// far, summed over its incarnations when it is killed and restarted.
+	// The run reads it just before the first event is sent and again once
+	// the drain has ended, and reports the difference per acknowledged
+	// event (Results.ServerCPUUsPerEvent). ProcessCPU reads a local
+	// process's.
+	ServerCPU func() (CPUTime, error)
 	// OnSecond, when set, is called once per second of the load with the
 	// figures of the second just ended and the fraction of the load done.
 	OnSecond func(s Second, done float64)
@@ -261,6 +268,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu := startCPU(cfg.ServerCPU)
 	var producers sync.WaitGroup
 	for k, fl := range flows {
 		// With SplitClasses each class has its own sender, so that a
@@ -340,6 +348,7 @@ drain:
 	tick.Stop()
 	close(stop)
 	consumers.Wait()
+	cpu.end()
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
@@ -382,6 +391,7 @@ drain:
 	if last := r.lastRecv.Load(); last > start.UnixNano() {
 		res.ConsumeRate = float64(r.received.Load()) / time.Duration(last-start.UnixNano()).Seconds()
 	}
+	cpu.report(res)
 	res.Spikes = r.spikes()
 	seconds := r.timeline.Seconds()
 	var steal float64
@@ -407,6 +417,51 @@ drain:
 		return rep, fmt.Errorf("bench: %d acknowledged events not consumed within the drain timeout %v", pending, cfg.DrainTimeout)
 	}
 	return rep, nil
+}
+
+// cpuWindow is the server's CPU time over a run's measured window.
+type cpuWindow struct {
+	read       func() (CPUTime, error)
+	start, use CPUTime
+	err        error
+}
+
+// startCPU reads the server's CPU time at the start of the window.
+func startCPU(read func() (CPUTime, error)) *cpuWindow {
+	w := &cpuWindow{read: read}
+	if read != nil {
+		w.start, w.err = read()
+	}
+	return w
+}
+
+// end reads it at the end of the window.
+func (w *cpuWindow) end() {
+	if w.read == nil || w.err != nil {
+		return
+	}
+	cur, err := w.read()
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.use = cur.Sub(w.start)
+}
+
+// report puts the window's figures, or why there are none, in res.
+func (w *cpuWindow) report(res *Results) {
+	switch {
+	case w.read == nil:
+		res.ServerCPUNote = "not measured: the bench knows no server process to read; with --addr, give --server-pid PID of the (local) server"
+	case w.err != nil:
+		res.ServerCPUNote = "not measured: " + w.err.Error()
+	case res.Acknowledged == 0:
+		res.ServerCPUNote = "not measured: no event was acknowledged"
+	default:
+		res.ServerCPUUserS = new(w.use.User.Seconds())
+		res.ServerCPUSystemS = new(w.use.System.Seconds())
+		res.ServerCPUUsPerEvent = new(float64(w.use.Total()) / float64(time.Microsecond) / float64(res.Acknowledged))
+	}
 }
 
 // openProducers opens each producer's flows: one, or one per class in the

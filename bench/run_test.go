@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +40,44 @@ func TestConfigRejects(t *testing.T) {
 	}
 }
 
+func TestCPUWindow(t *testing.T) {
+	readings := []CPUTime{{User: time.Second, System: time.Second}, {User: 3 * time.Second, System: 1500 * time.Millisecond}}
+	read := func() (CPUTime, error) {
+		c := readings[0]
+		readings = readings[1:]
+		return c, nil
+	}
+	w := startCPU(read)
+	w.end()
+	res := &Results{Acknowledged: 1000}
+	w.report(res)
+	if res.ServerCPUUsPerEvent == nil || *res.ServerCPUUsPerEvent != 2500 || *res.ServerCPUUserS != 2 || *res.ServerCPUSystemS != 0.5 || res.ServerCPUNote != "" {
+		t.Errorf("2.5s over 1000 events: %v µs/event, user %v s, system %v s, note %q; want 2500, 2, 0.5", res.ServerCPUUsPerEvent, res.ServerCPUUserS, res.ServerCPUSystemS, res.ServerCPUNote)
+	}
+
+	calls := 0
+	w = startCPU(func() (CPUTime, error) {
+		if calls++; calls == 2 {
+			return CPUTime{}, errors.New("pid 7 is gone")
+		}
+		return CPUTime{}, nil
+	})
+	w.end()
+	res = &Results{Acknowledged: 1000}
+	w.report(res)
+	if res.ServerCPUUsPerEvent != nil || res.ServerCPUNote != "not measured: pid 7 is gone" {
+		t.Errorf("a failed reading: %v µs/event, note %q", res.ServerCPUUsPerEvent, res.ServerCPUNote)
+	}
+
+	w = startCPU(func() (CPUTime, error) { return CPUTime{}, nil })
+	w.end()
+	res = &Results{}
+	w.report(res)
+	if res.ServerCPUUsPerEvent != nil || !strings.Contains(res.ServerCPUNote, "no event was acknowledged") {
+		t.Errorf("no event acknowledged: %v µs/event, note %q", res.ServerCPUUsPerEvent, res.ServerCPUNote)
+	}
+}
+
 func TestRunUniform(t *testing.T) {
 	srv, ctx := inProcess(t, "")
 	const rate, size = 2000, 100
@@ -45,11 +85,16 @@ func TestRunUniform(t *testing.T) {
 		Addr: srv.NativeAddr().String(), Pipeline: "bench-uniform",
 		Rate: rate, Duration: time.Second, Size: size,
 		Producers: 2, Consumers: 2, Mix: [3]int{1, 1, 1},
+		// The server is in this process: its CPU time is the process's.
+		ServerCPU: func() (CPUTime, error) { return ProcessCPU(os.Getpid()) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := rep.Results
+	if c := res.ServerCPUUsPerEvent; c == nil || *c <= 0 || *res.ServerCPUUserS+*res.ServerCPUSystemS <= 0 || res.ServerCPUNote != "" {
+		t.Errorf("server CPU %v µs/event (user %v s, system %v s, note %q), want a positive figure", c, res.ServerCPUUserS, res.ServerCPUSystemS, res.ServerCPUNote)
+	}
 	var failed int64
 	for _, n := range res.Errors {
 		failed += n
@@ -89,6 +134,9 @@ func TestRunKafka(t *testing.T) {
 	if res.Protocol != "kafka" || res.Acknowledged != rate || res.Consumed != rate || res.Lost != 0 || res.Duplicated != 0 {
 		t.Fatalf("kafka run: protocol %s acknowledged %d consumed %d lost %d duplicated %d errors %v",
 			res.Protocol, res.Acknowledged, res.Consumed, res.Lost, res.Duplicated, res.Errors)
+	}
+	if res.ServerCPUUsPerEvent != nil || res.ServerCPUUserS != nil || !strings.Contains(res.ServerCPUNote, "--server-pid") {
+		t.Errorf("no server process given: server CPU %v, note %q; want none and a note on --server-pid", res.ServerCPUUsPerEvent, res.ServerCPUNote)
 	}
 	// Every class went through its own lane.
 	for c, p := range [3]Percentiles{res.AckLatencyMs.ByPriority.Low, res.AckLatencyMs.ByPriority.Medium, res.AckLatencyMs.ByPriority.Critical} {

@@ -20,6 +20,7 @@ import (
 	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Special start offsets for ConsumerOptions.From (and Fetch).
@@ -155,7 +156,7 @@ var (
 
 // ConnError reports that the connection to Addr ended. errors.Is matches
 // it with ErrConnectionLost; Err is the cause (io.EOF when the server
-// closed the connection, a *wire.Error when it said why first).
+// closed the connection, a *result.Error when it said why first).
 type ConnError struct {
 	Addr string
 	Err  error
@@ -173,7 +174,7 @@ func (e *ConnError) Is(target error) bool { return target == ErrConnectionLost }
 
 // AdminError is an administrative operation the server refused, with its
 // explanation. When the server answered with an ERROR frame, Err is that
-// *wire.Error, so errors.Is(err, wire.ErrUnknownPipeline) and the like
+// *result.Error, so errors.Is(err, result.ErrUnknownPipeline) and the like
 // work.
 type AdminError struct {
 	Op      string
@@ -684,7 +685,7 @@ func (h *callHandler) closed(err error) {
 }
 
 // roundTrip sends the request built by build and returns the payload of
-// the answer of type want. An ERROR answer is returned as a *wire.Error.
+// the answer of type want. An ERROR answer is returned as a *result.Error.
 func (cn *conn) roundTrip(ctx context.Context, want wire.Type, build func(dst []byte, corr uint32) []byte) ([]byte, error) {
 	h := &callHandler{ch: make(chan callResult, 1)}
 	corr, err := cn.register(h)
@@ -723,7 +724,7 @@ func (cn *conn) roundTrip(ctx context.Context, want wire.Type, build func(dst []
 // Admin runs an administrative operation (the ADMIN frame; see
 // node.AdminRequest for the operations). A refusal, whether the server
 // answers with an ERROR frame or with a result whose Error is set, is
-// returned as an error (an *AdminError or a *wire.Error), together with
+// returned as an error (an *AdminError or a *result.Error), together with
 // the response.
 func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminResponse, error) {
 	if c.h != nil {
@@ -742,7 +743,7 @@ func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminRe
 		return wire.AppendAdmin(dst, corr, body)
 	})
 	if err != nil {
-		var we *wire.Error
+		var we *result.Error
 		if errors.As(err, &we) {
 			return resp, &AdminError{Op: req.Op, Message: we.Error(), Err: we}
 		}

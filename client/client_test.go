@@ -15,6 +15,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -499,17 +500,17 @@ func TestNoCompliantHub(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := p.Produce(ctx, client.Event{Value: []byte("senegal only"), Mask: sn})
-		if !errors.Is(r.Err, wire.ErrNoCompliantHub) || r.Partition != -1 || r.Offset != -1 {
+		if !errors.Is(r.Err, result.ErrNoCompliantHub) || r.Partition != -1 || r.Offset != -1 {
 			t.Fatalf("MaxRetries %d: result %+v, want NO_COMPLIANT_HUB", retries, r)
 		}
-		if code := wire.CodeOf(r.Err); code != wire.CodeNoCompliantHub || !code.Retriable() {
+		if code := result.CodeOf(r.Err); code != result.NoCompliantHub || !code.Retriable() {
 			t.Fatalf("code %v", code)
 		}
 		if r := p.Produce(ctx, client.Event{Value: []byte("morocco"), Mask: ma}); r.Err != nil {
 			t.Fatalf("MA event: %v", r.Err)
 		}
 		// A mask outside the registry is refused for good.
-		if r := p.Produce(ctx, client.Event{Value: []byte("?"), Mask: 1 << 5}); !errors.Is(r.Err, wire.ErrInvalidMask) {
+		if r := p.Produce(ctx, client.Event{Value: []byte("?"), Mask: 1 << 5}); !errors.Is(r.Err, result.ErrInvalidMask) {
 			t.Fatalf("mask outside the registry: %v", r.Err)
 		}
 		p.Close()
@@ -523,8 +524,34 @@ func TestNoCompliantHub(t *testing.T) {
 }
 
 func TestRefusedEventsAreRetried(t *testing.T) {
-	c := dial(t, start(t, twoJurisdictions))
+	srv := sensetest.Start(t, twoJurisdictions)
+	c := dial(t, srv.NativeAddr().String())
 	ctx := testCtx(t, 30*time.Second)
+	// refusals reads the server's count of events of the pipeline refused
+	// with NO_COMPLIANT_HUB (sense_events_dropped_total, reason
+	// no_compliant_hub); 0 while the series does not exist.
+	refusals := func() float64 {
+		t.Helper()
+		mfs, err := srv.Node.Metrics.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "sense_events_dropped_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["pipeline"] == "pay" && labels["reason"] == "no_compliant_hub" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
 	setHub := func(status string) {
 		if _, err := c.Admin(ctx, node.AdminRequest{Op: "hub.set_status", Hub: "tangier", Status: status}); err != nil {
 			t.Fatal(err)
@@ -534,18 +561,41 @@ func TestRefusedEventsAreRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The only hub is down from before the first send, so every event's
+	// first attempt is refused (NO_COMPLIANT_HUB, retriable). The hub
+	// comes back only once the server has counted the ten refusals.
 	setHub("down")
+	if n := refusals(); n != 0 {
+		t.Fatalf("%v refusals before any send", n)
+	}
+	const events = 10
 	rs := newResults()
-	for i := range 10 {
+	for i := range events {
 		p.Send(client.Event{Value: []byte(fmt.Sprint(i))}, rs.done(i))
 	}
-	time.Sleep(100 * time.Millisecond) // refused at least once
+	for refusals() < events {
+		if ctx.Err() != nil {
+			t.Fatalf("%v refusals while the hub was down, want at least %d", refusals(), events)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	setHub("up")
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rs.check(t, 10)
-	consume(t, c, "pay", client.Earliest, 10)
+	// Every event has one successful result, and the pipeline holds each
+	// exactly once.
+	rs.check(t, events)
+	stored := map[string]int{}
+	for _, r := range consume(t, c, "pay", client.Earliest, events) {
+		stored[string(r.Value)]++
+	}
+	for i := range events {
+		if n := stored[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("event %d stored %d times, want once", i, n)
+		}
+	}
+	t.Logf("%v refusals in all", refusals())
 }
 
 func TestConsumerFromLatest(t *testing.T) {
@@ -635,7 +685,7 @@ func TestConsumerFromOffsetAndFetch(t *testing.T) {
 	if len(f.Records) == 0 || f.Records[0].Offset != 10 || f.HighWatermark != 100 || f.NextOffset <= 10 {
 		t.Fatalf("fetch: %d records, first %+v, hw %d, next %d", len(f.Records), f.Records, f.HighWatermark, f.NextOffset)
 	}
-	if _, err := c.Fetch(ctx, "offs", part, 500, 0); !errors.Is(err, wire.ErrOffsetOutOfRange) {
+	if _, err := c.Fetch(ctx, "offs", part, 500, 0); !errors.Is(err, result.ErrOffsetOutOfRange) {
 		t.Fatalf("fetch past the end: %v", err)
 	}
 	// Starts overrides From for its partition: resume at 98 there.
@@ -818,7 +868,7 @@ func TestEventTooLarge(t *testing.T) {
 	}
 	defer p.Close()
 	r := p.Produce(ctx, client.Event{Value: make([]byte, 2<<20)})
-	if !errors.Is(r.Err, wire.ErrEventTooLarge) {
+	if !errors.Is(r.Err, result.ErrEventTooLarge) {
 		t.Fatalf("2 MiB event: %+v", r)
 	}
 	if r := p.Produce(ctx, client.Event{Value: make([]byte, 512<<10)}); r.Err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 )
@@ -289,13 +290,13 @@ func conformJurisdiction(t *testing.T, ctx context.Context, f flow) {
 		{Value: []byte("morocco"), Mask: ma},
 		{Value: []byte("nowhere"), Mask: 1 << 5},
 	})
-	if !errors.Is(res[0].Err, wire.ErrNoCompliantHub) || !wire.CodeOf(res[0].Err).Retriable() || res[0].Offset != -1 {
+	if !errors.Is(res[0].Err, result.ErrNoCompliantHub) || !result.CodeOf(res[0].Err).Retriable() || res[0].Offset != -1 {
 		t.Fatalf("SN event: %+v, want NO_COMPLIANT_HUB", res[0])
 	}
 	if res[1].Err != nil {
 		t.Fatalf("MA event: %v", res[1].Err)
 	}
-	if !errors.Is(res[2].Err, wire.ErrInvalidMask) {
+	if !errors.Is(res[2].Err, result.ErrInvalidMask) {
 		t.Fatalf("mask outside the registry: %+v", res[2])
 	}
 	recs, err := f.consume(ctx, "pay", 1)
@@ -316,7 +317,7 @@ func conformShedding(t *testing.T, ctx context.Context, f flow) {
 	}
 	res := f.produce(ctx, "shed", []client.Event{big(event.Low), big(event.Medium), big(event.Critical)})
 	for i, p := range []string{"low", "medium"} {
-		if !errors.Is(res[i].Err, wire.ErrOverloaded) || !wire.CodeOf(res[i].Err).Retriable() {
+		if !errors.Is(res[i].Err, result.ErrOverloaded) || !result.CodeOf(res[i].Err).Retriable() {
 			t.Fatalf("%s event: %+v, want OVERLOADED", p, res[i])
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Record is one stored event, as read back.
@@ -629,7 +630,7 @@ type FetchResult struct {
 // maxBytes (0: the server's maximum; the first batch comes whole even if
 // larger). It does not wait for data: no records means none at that
 // offset yet. A refusal (UNKNOWN_PIPELINE, OFFSET_OUT_OF_RANGE, ...) is a
-// *wire.Error.
+// *result.Error.
 //
 // Over HTTP, Fetch is a GET of up to 10,000 records (maxBytes does not
 // apply), and the records' Headers come sorted by key.
@@ -653,8 +654,8 @@ func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, of
 		return res, err
 	}
 	res.HighWatermark = m.HighWatermark
-	if m.Code != wire.CodeNone {
-		return res, &wire.Error{Code: m.Code, Message: fmt.Sprintf("FETCH %s partition %d at %d", pipeline, partition, offset)}
+	if m.Code != result.OK {
+		return res, &result.Error{Code: m.Code, Message: fmt.Sprintf("FETCH %s partition %d at %d", pipeline, partition, offset)}
 	}
 	var it batch.Iter
 	for off := 0; off < len(m.Batches); {

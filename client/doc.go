@@ -32,7 +32,7 @@
 // https:// or a TLS option is set. The API is the same: a Producer POSTs
 // its batches in the native batch encoding (application/vnd.sense.batch),
 // up to MaxInFlight at once, and maps the per-event JSON results to the
-// same Results and *wire.Error codes as over TCP (429 and 503 are retried
+// same Results and *result.Error codes as over TCP (429 and 503 are retried
 // like OVERLOADED and NOT_READY); a Consumer tails each partition with
 // Server-Sent Events from the offset its From or Starts gives; Admin,
 // Registry and Describe POST to /v1/admin; Fetch is a GET.
@@ -62,7 +62,7 @@
 //	if err != nil { ... }
 //	for _, v := range values {
 //		p.Send(client.Event{Key: []byte("user42"), Value: v, Mask: mask}, func(r client.Result) {
-//			if errors.Is(r.Err, wire.ErrNoCompliantHub) {
+//			if errors.Is(r.Err, result.ErrNoCompliantHub) {
 //				// no hub in MA or SN may hold it: dropped before storage
 //			}
 //		})
@@ -91,9 +91,9 @@
 //
 // # Errors
 //
-// Protocol error codes arrive as *wire.Error values, matched with
-// errors.Is against wire.ErrNoCompliantHub, wire.ErrUnknownPipeline and
-// the other sentinels (wire.CodeOf extracts the code). A lost connection
+// Protocol error codes arrive as *result.Error values, matched with
+// errors.Is against result.ErrNoCompliantHub, result.ErrUnknownPipeline and
+// the other sentinels (result.CodeOf extracts the code). A lost connection
 // is a *ConnError matching ErrConnectionLost; a refused admin operation an
 // *AdminError.
 package client

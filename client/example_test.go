@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/result"
 )
 
 // Produce events that may rest in Morocco or Senegal, then read the
@@ -38,7 +38,7 @@ func Example() {
 		ev := client.Event{Key: []byte("user42"), Value: fmt.Appendf(nil, "payment %d", i), Mask: mask}
 		p.Send(ev, func(r client.Result) {
 			switch {
-			case errors.Is(r.Err, wire.ErrNoCompliantHub):
+			case errors.Is(r.Err, result.ErrNoCompliantHub):
 				log.Printf("no hub in MA or SN may hold it; dropped before storage")
 			case r.Err != nil:
 				log.Printf("refused: %v", r.Err)

@@ -24,6 +24,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // This file is the client's HTTP transport (Options.Transport "http"):
@@ -199,43 +200,43 @@ type errorBody struct {
 
 // parseCode returns the code named name (CODE_N for codes this version
 // does not know), or CodeUnknown.
-func parseCode(name string) wire.Code {
-	for c := wire.Code(0); c < 64; c++ {
+func parseCode(name string) result.Code {
+	for c := result.Code(0); c < 64; c++ {
 		if c.String() == name {
 			return c
 		}
 	}
 	if n, ok := strings.CutPrefix(name, "CODE_"); ok {
 		if v, err := strconv.ParseUint(n, 10, 16); err == nil {
-			return wire.Code(v)
+			return result.Code(v)
 		}
 	}
-	return wire.CodeUnknown
+	return result.Unknown
 }
 
 // statusError turns a refused request's answer into an error: a
-// *wire.Error when the body names a code, else one made from the status.
+// *result.Error when the body names a code, else one made from the status.
 func statusError(resp *http.Response, body []byte) error {
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-		return &wire.Error{Code: parseCode(eb.Error), Message: eb.Message}
+		return &result.Error{Code: parseCode(eb.Error), Message: eb.Message}
 	}
-	code := wire.CodeInvalidRequest
+	code := result.InvalidRequest
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
-		code = wire.CodeOverloaded
+		code = result.Overloaded
 	case http.StatusServiceUnavailable:
-		code = wire.CodeNotReady
+		code = result.NotReady
 	case http.StatusNotFound:
-		code = wire.CodeUnknownPipeline
+		code = result.UnknownPipeline
 	case http.StatusRequestEntityTooLarge:
-		code = wire.CodeRequestTooLarge
+		code = result.RequestTooLarge
 	}
 	msg := strings.TrimSpace(string(body))
 	if len(msg) > 200 {
 		msg = msg[:200] + "..."
 	}
-	return &wire.Error{Code: code, Message: "HTTP " + resp.Status + ": " + msg}
+	return &result.Error{Code: code, Message: "HTTP " + resp.Status + ": " + msg}
 }
 
 // admin runs an admin request with POST /v1/admin.
@@ -446,7 +447,7 @@ type httpAnswer struct {
 	// results, when the node answered per event; else reqErr, the
 	// refusal of the whole request (nothing stored).
 	results []wire.EventResult
-	reqErr  *wire.Error
+	reqErr  *result.Error
 }
 
 // produceBody is the JSON of a produce answer.
@@ -489,19 +490,19 @@ func (h *httpClient) produce(ctx context.Context, pipeline string, body []byte, 
 	case jerr == nil && len(pb.Results) == n && n > 0:
 		a := httpAnswer{results: make([]wire.EventResult, n)}
 		for i, r := range pb.Results {
-			a.results[i] = wire.EventResult{Code: wire.CodeNone, Partition: r.Partition, Offset: r.Offset}
+			a.results[i] = wire.EventResult{Code: result.OK, Partition: r.Partition, Offset: r.Offset}
 			if r.Error != "" {
 				a.results[i] = wire.EventResult{Code: parseCode(r.Error), Partition: -1, Offset: -1}
 			}
 		}
 		return a
 	case jerr == nil && pb.Error != "":
-		return httpAnswer{reqErr: &wire.Error{Code: parseCode(pb.Error), Message: pb.Message}}
+		return httpAnswer{reqErr: &result.Error{Code: parseCode(pb.Error), Message: pb.Message}}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable ||
 		(resp.StatusCode >= 400 && resp.StatusCode < 500):
 		// Refused before the node saw the events (a proxy, or a node
 		// that could not say more): nothing was stored.
-		return httpAnswer{reqErr: statusError(resp, out).(*wire.Error)}
+		return httpAnswer{reqErr: statusError(resp, out).(*result.Error)}
 	}
 	// A 2xx or 5xx the client cannot read: something between it and the
 	// node answered, or the node's answer is not what it sends.

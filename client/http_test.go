@@ -13,6 +13,7 @@ import (
 
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 )
@@ -105,7 +106,7 @@ func TestHTTPProduceAnswers(t *testing.T) {
 	})
 	t.Run("503-no-retries", func(t *testing.T) {
 		c, n := fakeEdge(t, notReady, ok)
-		if r := produce(c, -1); !errors.Is(r.Err, wire.ErrNotReady) || n.Load() != 1 {
+		if r := produce(c, -1); !errors.Is(r.Err, result.ErrNotReady) || n.Load() != 1 {
 			t.Fatalf("%+v after %d requests", r, n.Load())
 		}
 	})
@@ -117,7 +118,7 @@ func TestHTTPProduceAnswers(t *testing.T) {
 	})
 	t.Run("per-event-code", func(t *testing.T) {
 		c, _ := fakeEdge(t, answer(207, `{"stored":0,"refused":1,"results":[{"error":"INVALID_MASK","message":"m","retriable":false}]}`))
-		if r := produce(c, 0); !errors.Is(r.Err, wire.ErrInvalidMask) || wire.CodeOf(r.Err) != wire.CodeInvalidMask || r.Offset != -1 {
+		if r := produce(c, 0); !errors.Is(r.Err, result.ErrInvalidMask) || result.CodeOf(r.Err) != result.InvalidMask || r.Offset != -1 {
 			t.Fatalf("%+v", r)
 		}
 	})
@@ -220,7 +221,7 @@ func TestHTTPConsumerStarts(t *testing.T) {
 	if err != nil || len(fr.Records) != 3 || fr.Records[0].Offset != 4 || fr.NextOffset != 7 || fr.HighWatermark != 7 {
 		t.Fatalf("fetch: %+v, %v", fr, err)
 	}
-	if _, err := c.Fetch(ctx, "nope", 0, 0, 0); !errors.Is(err, wire.ErrUnknownPipeline) {
+	if _, err := c.Fetch(ctx, "nope", 0, 0, 0); !errors.Is(err, result.ErrUnknownPipeline) {
 		t.Fatalf("fetch of an unknown pipeline: %v", err)
 	}
 	if _, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "nope"}); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // Header is one user header of an event or record.
@@ -42,8 +43,8 @@ type Result struct {
 	Offset    int64
 	// Err is nil when the event is stored (durably, under the server's
 	// policy). Otherwise Partition and Offset are -1 and Err is a
-	// *wire.Error (errors.Is(err, wire.ErrNoCompliantHub), ...; see
-	// wire.CodeOf), ErrClosed, or a *ConnError after the retries ran out.
+	// *result.Error (errors.Is(err, result.ErrNoCompliantHub), ...; see
+	// result.CodeOf), ErrClosed, or a *ConnError after the retries ran out.
 	// An event answered DUPLICATE_SEQUENCE was stored by an earlier
 	// attempt whose offsets the server no longer knows: its Err is nil and
 	// its Partition and Offset are -1.
@@ -362,7 +363,7 @@ func (p *Producer) send(ev Event, done func(Result), urgent bool) {
 	}
 	p.mu.Lock()
 	in := p.eventInLocked(&ev)
-	if code, msg := p.check(&ev, &in); code != wire.CodeNone {
+	if code, msg := p.check(&ev, &in); code != result.OK {
 		if p.closing {
 			p.mu.Unlock()
 			done(Result{Partition: -1, Offset: -1, Err: ErrClosed})
@@ -370,7 +371,7 @@ func (p *Producer) send(ev Event, done func(Result), urgent bool) {
 		}
 		p.pendingAddLocked(1)
 		p.mu.Unlock()
-		p.deliverOne(done, Result{Partition: -1, Offset: -1, Err: &wire.Error{Code: code, Message: msg}})
+		p.deliverOne(done, Result{Partition: -1, Offset: -1, Err: &result.Error{Code: code, Message: msg}})
 		return
 	}
 	if p.buffered > 0 && p.buffered+in.EncodedLen() > p.opts.MaxBufferedBytes {
@@ -423,18 +424,18 @@ func (p *Producer) eventInLocked(ev *Event) wire.EventIn {
 }
 
 // check refuses events the server would refuse or could not even receive.
-func (p *Producer) check(ev *Event, in *wire.EventIn) (wire.Code, string) {
+func (p *Producer) check(ev *Event, in *wire.EventIn) (result.Code, string) {
 	switch {
 	case len(ev.Headers) > wire.DefaultMaxHeaders:
-		return wire.CodeEventTooLarge, fmt.Sprintf("event has %d headers; at most %d are allowed", len(ev.Headers), wire.DefaultMaxHeaders)
+		return result.EventTooLarge, fmt.Sprintf("event has %d headers; at most %d are allowed", len(ev.Headers), wire.DefaultMaxHeaders)
 	case in.Size() > p.maxEventLen:
-		return wire.CodeEventTooLarge, fmt.Sprintf("event of %d bytes (key, value and headers); the server accepts at most %d", in.Size(), p.maxEventLen)
+		return result.EventTooLarge, fmt.Sprintf("event of %d bytes (key, value and headers); the server accepts at most %d", in.Size(), p.maxEventLen)
 	case p.overhead+in.EncodedLen() > p.maxFrame:
-		return wire.CodeEventTooLarge, fmt.Sprintf("event of %d encoded bytes does not fit in the server's largest frame (%d bytes)", in.EncodedLen(), p.maxFrame)
+		return result.EventTooLarge, fmt.Sprintf("event of %d encoded bytes does not fit in the server's largest frame (%d bytes)", in.EncodedLen(), p.maxFrame)
 	case ev.HasPriority && !ev.Priority.Valid():
-		return wire.CodeInvalidPriority, fmt.Sprintf("priority %d; use low, medium or critical", uint8(ev.Priority))
+		return result.InvalidPriority, fmt.Sprintf("priority %d; use low, medium or critical", uint8(ev.Priority))
 	}
-	return wire.CodeNone, ""
+	return result.OK, ""
 }
 
 func (p *Producer) pendingAddLocked(n int) {
@@ -726,9 +727,9 @@ func (p *Producer) protocolError(r *request, err error) {
 
 // requestError handles an ERROR answer to a whole request: nothing of it
 // was stored.
-func (p *Producer) requestError(r *request, e *wire.Error, now time.Time) {
+func (p *Producer) requestError(r *request, e *result.Error, now time.Time) {
 	retry := e.Code.Retriable()
-	if e.Code == wire.CodeOutOfOrderSequence {
+	if e.Code == result.OutOfOrderSequence {
 		// The answer to a request sent after one that failed retriably:
 		// resend it, in order, after that one.
 		p.mu.Lock()
@@ -740,10 +741,10 @@ func (p *Producer) requestError(r *request, e *wire.Error, now time.Time) {
 		r.attempts++
 		p.requeue(r)
 		p.holdUntil = now.Add(backoff(p.opts.RetryBackoff, r.attempts))
-	case e.Code == wire.CodeDuplicateSequence:
+	case e.Code == result.DuplicateSequence:
 		// Stored by an earlier attempt, too long ago for the offsets.
 		p.complete(r, func(int) Result { return Result{Partition: -1, Offset: -1} })
-	case e.Code == wire.CodeProducerFenced:
+	case e.Code == result.ProducerFenced:
 		p.complete(r, func(int) Result { return Result{Partition: -1, Offset: -1, Err: e} })
 		p.failAll(e)
 	default:
@@ -777,7 +778,7 @@ func (p *Producer) finish(r *request, res eventResults, now time.Time) {
 	for i := 0; i < r.n; i++ {
 		er := res.At(i)
 		switch {
-		case er.Code == wire.CodeNone:
+		case er.Code == result.OK:
 			d.results[i] = Result{Partition: er.Partition, Offset: er.Offset}
 		case er.Code.Retriable() && int(r.triesOf(i)) < p.opts.MaxRetries:
 			retry = append(retry, i)

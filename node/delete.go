@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
 	"github.com/sensehq/sense/vfs"
 )
@@ -33,7 +34,7 @@ var (
 //     fetch and Log calls no longer find it;
 //  3. its logs are closed: a call that found one before step 2 and is
 //     still in it fails with seglog.ErrClosed, which the node reports as
-//     UnknownPipeline (see closedCode), and a waiting reader wakes;
+//     result.UnknownPipeline (see closedCode), and a waiting reader wakes;
 //  4. its buffer directories, <data_dir>/hubs/<hub>/<name>-<partition>,
 //     are removed and each hub directory is synced.
 //
@@ -72,8 +73,10 @@ func (n *Node) DeletePipeline(name string) error {
 	}
 	// Groups' commits on the old pipeline would point a consumer of a new
 	// one of the same name past its end.
-	if err := n.offsets.deleteTopic(name); err != nil {
-		return fmt.Errorf("node: pipeline %q is deleted; removing the groups' committed offsets on it: %w", name, err)
+	if f := n.opts.PipelineDeleted; f != nil {
+		if err := f(name); err != nil {
+			return fmt.Errorf("node: pipeline %q is deleted; removing the groups' committed offsets on it: %w", name, err)
+		}
 	}
 	n.log.Info("deleted pipeline", "pipeline", name)
 	return nil
@@ -83,7 +86,7 @@ func (n *Node) DeletePipeline(name string) error {
 // them, and removes their directories in every hub. Called with n.mu held,
 // once no state serves the pipeline.
 func (n *Node) dropBuffersLocked(name string) error {
-	for dir, l := range n.logs {
+	for dir, l := range n.bufs {
 		if !isBufferDir(filepath.Base(dir), name) {
 			continue
 		}
@@ -91,7 +94,7 @@ func (n *Node) dropBuffersLocked(name string) error {
 			// Its events are being deleted: nothing is lost.
 			n.log.Warn("closing a deleted buffer failed", "dir", dir, "err", err)
 		}
-		delete(n.logs, dir)
+		delete(n.bufs, dir)
 	}
 	hubsDir := filepath.Join(n.opts.DataDir, "hubs")
 	hubs, err := os.ReadDir(hubsDir)
@@ -152,9 +155,9 @@ func isBufferDir(base, name string) bool {
 // closedCode is the code for an operation whose log closed under it: the
 // node is closing, or (otherwise the only way a log closes) its pipeline
 // was deleted.
-func (n *Node) closedCode() Code {
+func (n *Node) closedCode() result.Code {
 	if n.closed.Load() {
-		return NotReady
+		return result.NotReady
 	}
-	return UnknownPipeline
+	return result.UnknownPipeline
 }

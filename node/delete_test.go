@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
 )
 
@@ -32,7 +33,7 @@ func bufferDirs(t *testing.T, dataDir, name string) []string {
 func appendN(t *testing.T, n *Node, pipeline string, partition int32, count int) {
 	t.Helper()
 	for range count {
-		if _, code, why := n.AppendRaw(context.Background(), pipeline, partition, rawBatch()); code != OK {
+		if _, code, why := n.AppendRaw(context.Background(), pipeline, partition, rawBatch()); code != result.OK {
 			t.Fatalf("append to %s/%d: %v (%s)", pipeline, partition, code, why)
 		}
 	}
@@ -43,7 +44,7 @@ func appendN(t *testing.T, n *Node, pipeline string, partition int32, count int)
 func expectEmpty(t *testing.T, n *Node, pipeline string) {
 	t.Helper()
 	parts, code := n.Partitions(pipeline)
-	if code != OK {
+	if code != result.OK {
 		t.Fatalf("%s: %v", pipeline, code)
 	}
 	for _, p := range parts {
@@ -69,12 +70,10 @@ func TestDeletePipeline(t *testing.T) {
 	}
 	appendN(t, n, "telemetry", 0, 3)
 	appendN(t, n, "telemetry-1", 0, 1)
-	commits := []OffsetCommit{
-		{TopicPartition{"telemetry", 0}, CommittedOffset{Offset: 3}},
-		{TopicPartition{"telemetry-1", 0}, CommittedOffset{Offset: 1}},
-	}
-	if err := n.CommitOffsets("readers", commits); err != nil {
-		t.Fatal(err)
+	var deleted []string
+	n.opts.PipelineDeleted = func(name string) error {
+		deleted = append(deleted, name)
+		return nil
 	}
 	if got := len(bufferDirs(t, dir, "telemetry")); got != 3*3*2 {
 		t.Fatalf("%d buffer directories before deleting, want 18", got)
@@ -83,13 +82,13 @@ func TestDeletePipeline(t *testing.T) {
 	if err := n.DeletePipeline("telemetry"); err != nil {
 		t.Fatal(err)
 	}
-	if _, code := n.Partitions("telemetry"); code != UnknownPipeline {
+	if _, code := n.Partitions("telemetry"); code != result.UnknownPipeline {
 		t.Fatalf("partitions after delete: %v", code)
 	}
-	if _, code := n.Log("telemetry", 0); code != UnknownPipeline {
+	if _, code := n.buffer("telemetry", 0); code != result.UnknownPipeline {
 		t.Fatalf("log after delete: %v", code)
 	}
-	if _, code, _ := n.AppendRaw(context.Background(), "telemetry", 0, rawBatch()); code != UnknownPipeline {
+	if _, code, _ := n.AppendRaw(context.Background(), "telemetry", 0, rawBatch()); code != result.UnknownPipeline {
 		t.Fatalf("append after delete: %v", code)
 	}
 	if slices.ContainsFunc(n.Pipelines(), func(p PipelineSpec) bool { return p.Name == "telemetry" }) {
@@ -98,15 +97,15 @@ func TestDeletePipeline(t *testing.T) {
 	if left := bufferDirs(t, dir, "telemetry"); len(left) != 0 {
 		t.Fatalf("buffer directories left: %v", left)
 	}
-	// The groups' commits on it are gone, those on other pipelines stay.
-	if got := n.CommittedOffsets("readers"); len(got) != 1 || got[TopicPartition{"telemetry-1", 0}].Offset != 1 {
-		t.Fatalf("committed offsets after delete: %+v, want only telemetry-1/0 at 1", got)
+	// The hook that forgets the groups' commits on it ran, once.
+	if !slices.Equal(deleted, []string{"telemetry"}) {
+		t.Fatalf("PipelineDeleted was called for %v, want [telemetry]", deleted)
 	}
 	if err := n.DeletePipeline("telemetry"); !errors.Is(err, ErrUnknownPipeline) {
 		t.Fatalf("second delete: %v", err)
 	}
 	// The other pipeline is untouched.
-	if l, code := n.Log("telemetry-1", 0); code != OK || l.HighWatermark() != 1 {
+	if l, code := n.buffer("telemetry-1", 0); code != result.OK || l.HighWatermark() != 1 {
 		t.Fatalf("telemetry-1 after deleting telemetry: %v", code)
 	}
 
@@ -118,7 +117,7 @@ func TestDeletePipeline(t *testing.T) {
 	if parts, _ := n.Partitions("telemetry"); len(parts) != 3*3*1 {
 		t.Fatalf("%d partitions after re-creating, want 9", len(parts))
 	}
-	if base, code, why := n.AppendRaw(context.Background(), "telemetry", 0, rawBatch()); code != OK || base != 0 {
+	if base, code, why := n.AppendRaw(context.Background(), "telemetry", 0, rawBatch()); code != result.OK || base != 0 {
 		t.Fatalf("append after re-creating: base %d, %v (%s)", base, code, why)
 	}
 }
@@ -141,7 +140,7 @@ func TestDeletePipelineSurvivesRestart(t *testing.T) {
 
 	n, _ = threeHubs(t, dir)
 	defer n.Close()
-	if _, code := n.Partitions("telemetry"); code != UnknownPipeline {
+	if _, code := n.Partitions("telemetry"); code != result.UnknownPipeline {
 		t.Fatalf("after restart: %v", code)
 	}
 	if slices.ContainsFunc(n.Pipelines(), func(p PipelineSpec) bool { return p.Name == "telemetry" }) {
@@ -163,7 +162,7 @@ func TestDeleteDeclaredPipeline(t *testing.T) {
 	if !errors.Is(err, ErrPipelineDeclared) {
 		t.Fatalf("deleting a declared pipeline: %v", err)
 	}
-	if l, code := n.Log("payments", 0); code != OK || l.HighWatermark() != 1 {
+	if l, code := n.buffer("payments", 0); code != result.OK || l.HighWatermark() != 1 {
 		t.Fatalf("payments after the refused delete: %v", code)
 	}
 	if err := n.DeletePipeline("nope"); !errors.Is(err, ErrUnknownPipeline) {
@@ -196,8 +195,8 @@ func TestCreateRemovesLeftoverBuffers(t *testing.T) {
 	expectEmpty(t, n, "ghost")
 }
 
-// TestDeleteWhileInFlight: appends and reads racing a deletion get OK or
-// UnknownPipeline, never a storage error or a crash, and a fetch waiting
+// TestDeleteWhileInFlight: appends and reads racing a deletion get result.OK or
+// result.UnknownPipeline, never a storage error or a crash, and a fetch waiting
 // for data on the deleted pipeline returns at once.
 func TestDeleteWhileInFlight(t *testing.T) {
 	n, _ := threeHubs(t, t.TempDir())
@@ -209,7 +208,7 @@ func TestDeleteWhileInFlight(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waited := make(chan Code, 1)
+	waited := make(chan result.Code, 1)
 	go func() {
 		// Partition 3 stays empty: this fetch waits for data.
 		_, _, _, code := n.Fetch(ctx, "telemetry", 3, Latest, 1<<20, nil)
@@ -219,8 +218,8 @@ func TestDeleteWhileInFlight(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	codes := map[Code]int{}
-	note := func(c Code) {
+	codes := map[result.Code]int{}
+	note := func(c result.Code) {
 		mu.Lock()
 		codes[c]++
 		mu.Unlock()
@@ -256,7 +255,7 @@ func TestDeleteWhileInFlight(t *testing.T) {
 	}
 	select {
 	case code := <-waited:
-		if code != UnknownPipeline {
+		if code != result.UnknownPipeline {
 			t.Errorf("waiting fetch ended with %v, want UNKNOWN_PIPELINE", code)
 		}
 		if d := time.Since(start); d > 5*time.Second {
@@ -269,11 +268,11 @@ func TestDeleteWhileInFlight(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for c, k := range codes {
-		if c != OK && c != UnknownPipeline {
+		if c != result.OK && c != result.UnknownPipeline {
 			t.Errorf("%d operations ended with %v", k, c)
 		}
 	}
-	if codes[UnknownPipeline] == 0 {
+	if codes[result.UnknownPipeline] == 0 {
 		t.Error("no operation saw the deletion")
 	}
 }

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"sync"
 
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
 )
@@ -21,38 +23,149 @@ type Partition struct {
 }
 
 // Partitions returns the buffers of a pipeline with their offsets.
-func (n *Node) Partitions(pipeline string) ([]Partition, Code) {
+func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 	p := n.st.Load().pipelines[pipeline]
 	if p == nil {
-		return nil, UnknownPipeline
+		return nil, result.UnknownPipeline
 	}
 	bufs := p.routes.Partitions()
 	out := make([]Partition, len(bufs))
 	for i, b := range bufs {
-		out[i] = Partition{Buffer: b, Start: p.logs[i].StartOffset(), HighWatermark: p.logs[i].HighWatermark()}
+		out[i] = Partition{Buffer: b, Start: p.bufs[i].StartOffset(), HighWatermark: p.bufs[i].HighWatermark()}
 	}
-	return out, OK
+	return out, result.OK
 }
 
-// Log returns the log of a pipeline's partition.
-func (n *Node) Log(pipeline string, partition int32) (*seglog.Log, Code) {
+// buffer returns the buffer of a pipeline's partition.
+func (n *Node) buffer(pipeline string, partition int32) (Buffer, result.Code) {
 	p := n.st.Load().pipelines[pipeline]
 	if p == nil {
-		return nil, UnknownPipeline
+		return nil, result.UnknownPipeline
 	}
-	if partition < 0 || int(partition) >= len(p.logs) {
-		return nil, UnknownPartition
+	if partition < 0 || int(partition) >= len(p.bufs) {
+		return nil, result.UnknownPartition
 	}
-	return p.logs[partition], OK
+	return p.bufs[partition], result.OK
+}
+
+// Offsets returns a partition's first offset and high watermark.
+func (n *Node) Offsets(pipeline string, partition int32) (start, hw int64, code result.Code) {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, -1, code
+	}
+	return b.StartOffset(), b.HighWatermark(), result.OK
+}
+
+// Resolve turns Earliest and Latest into a partition's offsets and checks
+// that offset lies in [start, high watermark] (OffsetOutOfRange if not).
+// It returns the offset and the partition's range.
+func (n *Node) Resolve(pipeline string, partition int32, offset int64) (off, start, hw int64, code result.Code) {
+	start, hw, code = n.Offsets(pipeline, partition)
+	if code != result.OK {
+		return offset, start, hw, code
+	}
+	switch offset {
+	case Earliest:
+		offset = start
+	case Latest:
+		offset = hw
+	}
+	if offset < start || offset > hw {
+		return offset, start, hw, result.OffsetOutOfRange
+	}
+	return offset, start, hw, result.OK
+}
+
+// OffsetForTime returns the base offset of a partition's first batch whose
+// max timestamp is at or after ts (ms), or its high watermark when none is.
+func (n *Node) OffsetForTime(pipeline string, partition int32, ts int64) (int64, result.Code) {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, code
+	}
+	off, err := b.OffsetForTime(ts)
+	if err != nil {
+		return -1, n.readCode(pipeline, partition, err)
+	}
+	return off, result.OK
+}
+
+// Changed returns a channel closed when the partition's high watermark
+// next moves, or when its buffer closes (the pipeline was deleted, the node
+// stops). For a partition that does not exist it returns nil, which never
+// fires. Take it before reading, then wait on it: nothing appended after
+// the read is missed.
+func (n *Node) Changed(pipeline string, partition int32) <-chan struct{} {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return nil
+	}
+	return b.Changed()
+}
+
+// WaitAny blocks until one of chans (from Changed) is closed, and reports
+// true, or until ctx ends, and reports false. Every reader that waits for
+// new data (Fetch, so native subscriptions and HTTP reads; the Kafka
+// edge's fetch across partitions) waits through it or Fetch.
+func WaitAny(ctx context.Context, chans []<-chan struct{}) bool {
+	switch len(chans) {
+	case 0:
+		<-ctx.Done()
+		return false
+	case 1:
+		select {
+		case <-chans[0]:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	woke := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		wg.Go(func() {
+			select {
+			case <-ch:
+				once.Do(func() { close(woke) })
+			case <-ctx.Done():
+			}
+		})
+	}
+	defer wg.Wait()
+	select {
+	case <-woke:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// readCode is the code of a failed read.
+func (n *Node) readCode(pipeline string, partition int32, err error) result.Code {
+	switch {
+	case errors.Is(err, seglog.ErrOffsetOutOfRange):
+		return result.OffsetOutOfRange
+	case errors.Is(err, seglog.ErrClosed):
+		return n.closedCode()
+	}
+	n.log.Error("read failed", "pipeline", pipeline, "partition", partition, "err", err)
+	return result.StorageError
 }
 
 // Fetch appends to dst whole record batches of a partition from offset
 // (Earliest and Latest resolve), up to maxBytes (at least one batch). When
 // nothing is there yet it waits until data arrives or ctx ends. It returns
 // the batches, the resolved offset and the high watermark.
-func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int, dst []byte) ([]byte, int64, int64, Code) {
-	l, code := n.Log(pipeline, partition)
-	if code != OK {
+func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int, dst []byte) ([]byte, int64, int64, result.Code) {
+	l, code := n.buffer(pipeline, partition)
+	if code != result.OK {
 		return dst, offset, -1, code
 	}
 	switch offset {
@@ -66,31 +179,32 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 		hw := l.HighWatermark()
 		if offset < hw {
 			out, err := l.Read(dst, offset, maxBytes)
-			if errors.Is(err, seglog.ErrOffsetOutOfRange) {
-				return dst, offset, hw, OffsetOutOfRange
-			}
-			if errors.Is(err, seglog.ErrClosed) {
-				return dst, offset, hw, n.closedCode()
-			}
 			if err != nil {
-				n.log.Error("read failed", "pipeline", pipeline, "partition", partition, "offset", offset, "err", err)
-				return dst, offset, hw, StorageError
+				return dst, offset, hw, n.readCode(pipeline, partition, err)
 			}
-			return out, offset, hw, OK
+			return out, offset, hw, result.OK
 		}
 		if offset > hw || offset < l.StartOffset() {
-			return dst, offset, hw, OffsetOutOfRange
+			return dst, offset, hw, result.OffsetOutOfRange
 		}
-		// DeletePipeline swaps the state before it closes the logs, and
-		// closing a log closes the channel taken above: a wait that began
-		// before the swap wakes, one that would begin after it stops here.
-		if cur, _ := n.Log(pipeline, partition); cur != l || n.closed.Load() {
+		// DeletePipeline swaps the state before it closes the buffers,
+		// and closing a buffer closes the channel taken above: a wait that
+		// began before the swap wakes, one that would begin after it stops
+		// here.
+		if cur, _ := n.buffer(pipeline, partition); cur != l || n.closed.Load() {
 			return dst, offset, hw, n.closedCode()
 		}
-		select {
-		case <-ctx.Done():
-			return dst, offset, hw, OK
-		case <-ch:
+		if !WaitAny(ctx, []<-chan struct{}{ch}) {
+			return dst, offset, hw, result.OK
 		}
 	}
+}
+
+// appendAndWait appends b to l and waits for it to be durable.
+func appendAndWait(l Buffer, b []byte, f AppendFlags) (int64, error) {
+	ack, err := l.Append(b, f)
+	if err != nil {
+		return -1, err
+	}
+	return ack.Wait()
 }

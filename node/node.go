@@ -29,6 +29,7 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
 )
@@ -55,7 +56,12 @@ type Options struct {
 	AutoCreate    bool    // create unknown pipelines on first produce
 	MaxEventBytes int     // key + value + headers; default 1 MiB
 	AlertWebhook  string  // POSTed on NO_COMPLIANT_HUB
-	Logger        *slog.Logger
+	// PipelineDeleted, when set, is called by DeletePipeline once a
+	// pipeline's buffers are gone, under the node's lock (the server
+	// forgets consumer groups' commits on it there). An error is reported
+	// to DeletePipeline's caller; the pipeline stays deleted.
+	PipelineDeleted func(name string) error
+	Logger          *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -91,7 +97,7 @@ func (o *Options) defaults() error {
 type pipeline struct {
 	spec   PipelineSpec
 	routes *router.Routes
-	logs   []*seglog.Log
+	bufs   []Buffer          // by partition
 	mask   jurisdiction.Mask // default mask
 	prio   event.Priority    // default priority
 }
@@ -117,10 +123,8 @@ type Node struct {
 	mu      sync.Mutex // serializes changes: pipeline creation, reloads
 	cat     *catalog
 	hubs    []HubSpec
-	logs    map[string]*seglog.Log // by directory
+	bufs    map[string]Buffer // by directory
 	version uint64
-
-	offsets *offsetStore
 
 	st     atomic.Pointer[state]
 	spread atomic.Uint64
@@ -146,7 +150,7 @@ func Open(opts Options) (*Node, error) {
 		Metrics: newMetrics(),
 		cat:     cat,
 		hubs:    opts.Hubs,
-		logs:    map[string]*seglog.Log{},
+		bufs:    map[string]Buffer{},
 	}
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
@@ -184,11 +188,6 @@ func Open(opts Options) (*Node, error) {
 		n.closeLogs()
 		return nil, err
 	}
-	if n.offsets, err = openOffsetStore(opts.DataDir, n.log); err != nil {
-		n.closeLogs()
-		return nil, err
-	}
-	n.Metrics.Registry.MustRegister(newLagCollector(n))
 	return n, nil
 }
 
@@ -251,9 +250,9 @@ func (n *Node) rebuildLocked() error {
 		p.routes = table.Pipeline(name)
 		for _, b := range p.routes.Partitions() {
 			dir := filepath.Join(n.opts.DataDir, "hubs", b.Hub, fmt.Sprintf("%s-%d", name, b.Partition))
-			l := n.logs[dir]
+			l := n.bufs[dir]
 			if l == nil {
-				l, err = seglog.Open(dir, seglog.Options{
+				l, err = OpenSegmentBuffer(dir, seglog.Options{
 					Durability:     n.opts.Durability,
 					SegmentBytes:   n.opts.SegmentBytes,
 					RetentionAge:   p.spec.Retention,
@@ -264,9 +263,9 @@ func (n *Node) rebuildLocked() error {
 				if err != nil {
 					return fmt.Errorf("node: open buffer %s partition %d in hub %s: %w", name, b.Partition, b.Hub, err)
 				}
-				n.logs[dir] = l
+				n.bufs[dir] = l
 			}
-			p.logs = append(p.logs, l)
+			p.bufs = append(p.bufs, l)
 		}
 	}
 	n.st.Store(&state{table: table, pipelines: pipes})
@@ -414,12 +413,7 @@ func (n *Node) Close() error {
 
 func (n *Node) closeLogs() error {
 	var errs []error
-	if n.offsets != nil {
-		if err := n.offsets.close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close the committed-offsets log: %w", err))
-		}
-	}
-	for dir, l := range n.logs {
+	for dir, l := range n.bufs {
 		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close %s: %w", dir, err))
 		}
@@ -428,25 +422,25 @@ func (n *Node) closeLogs() error {
 }
 
 // lookup returns the live pipeline, creating it if allowed.
-func (n *Node) lookup(name string) (*pipeline, Code) {
+func (n *Node) lookup(name string) (*pipeline, result.Code) {
 	if p := n.st.Load().pipelines[name]; p != nil {
-		return p, OK
+		return p, result.OK
 	}
 	if err := event.ValidatePipelineName(name); err != nil {
-		return nil, InvalidPipelineName
+		return nil, result.InvalidPipelineName
 	}
 	if !n.opts.AutoCreate {
-		return nil, UnknownPipeline
+		return nil, result.UnknownPipeline
 	}
 	if err := n.CreatePipeline(PipelineSpec{Name: name}); err != nil && !errors.Is(err, ErrPipelineExists) {
 		n.log.Error("auto-create pipeline failed", "pipeline", name, "err", err)
-		return nil, StorageError
+		return nil, result.StorageError
 	}
 	n.log.Info("created pipeline on first produce", "pipeline", name)
 	if p := n.st.Load().pipelines[name]; p != nil {
-		return p, OK
+		return p, result.OK
 	}
-	return nil, UnknownPipeline
+	return nil, result.UnknownPipeline
 }
 
 // lastPID is the last producer id handed out.

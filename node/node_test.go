@@ -17,6 +17,7 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
 )
@@ -56,11 +57,11 @@ func stored(t testing.TB, n *Node, pipeline string) map[string]storedAt {
 	t.Helper()
 	out := map[string]storedAt{}
 	parts, code := n.Partitions(pipeline)
-	if code != OK {
+	if code != result.OK {
 		t.Fatalf("partitions: %v", code)
 	}
 	for _, p := range parts {
-		l, _ := n.Log(pipeline, p.Partition)
+		l, _ := n.buffer(pipeline, p.Partition)
 		for off := l.StartOffset(); off < l.HighWatermark(); {
 			buf, err := l.Read(nil, off, 1<<20)
 			if err != nil {
@@ -134,9 +135,9 @@ func TestJurisdictionProperty(t *testing.T) {
 		for i, e := range req.Events {
 			compliant := e.Mask&0b11 != 0 // MA or SN
 			switch {
-			case compliant && res[i].Code != OK:
+			case compliant && res[i].Code != result.OK:
 				t.Fatalf("event with mask %s refused: %v", reg.Format(e.Mask), res[i].Code)
-			case !compliant && res[i].Code != NoCompliantHub:
+			case !compliant && res[i].Code != result.NoCompliantHub:
 				t.Fatalf("event with mask %s: code %v, want NO_COMPLIANT_HUB", reg.Format(e.Mask), res[i].Code)
 			}
 			want[string(e.Value)] = compliant
@@ -172,7 +173,7 @@ func TestJurisdictionProperty(t *testing.T) {
 	if err := n.Produce(context.Background(), req, res); err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Code != NoCompliantHub || res[1].Code != OK {
+	if res[0].Code != result.NoCompliantHub || res[1].Code != result.OK {
 		t.Fatalf("after MA hubs went down: %v %v", res[0].Code, res[1].Code)
 	}
 	if got := stored(t, n, "payments"); got["ma-or-sn"].hub != "dakar" || got["ma-only"].hub != "" {
@@ -201,7 +202,7 @@ func TestProduceIdempotentRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range first {
-		if first[i].Code != OK || again[i] != first[i] {
+		if first[i].Code != result.OK || again[i] != first[i] {
 			t.Fatalf("event %d: first %+v, retry %+v", i, first[i], again[i])
 		}
 	}
@@ -220,14 +221,14 @@ func TestPipelinesSurviveRestart(t *testing.T) {
 	}
 	res := make([]Result, 1)
 	n.Produce(context.Background(), &ProduceRequest{Pipeline: "telemetry", ProducerID: -1, Events: []Event{{Value: []byte("x")}}}, res)
-	if res[0].Code != OK {
+	if res[0].Code != result.OK {
 		t.Fatal(res[0].Code)
 	}
 	n.Close()
 	n, _ = threeHubs(t, dir)
 	defer n.Close()
 	parts, code := n.Partitions("telemetry")
-	if code != OK || len(parts) != 3*3*3 {
+	if code != result.OK || len(parts) != 3*3*3 {
 		t.Fatalf("after restart: %d partitions, %v", len(parts), code)
 	}
 	if got := stored(t, n, "telemetry"); len(got) != 1 {
@@ -337,7 +338,7 @@ func TestNoCompliantHubAlert(t *testing.T) {
 	sn, _ := reg.Parse("SN")
 	res := make([]Result, 2)
 	n.Produce(context.Background(), &ProduceRequest{Pipeline: "p", ProducerID: -1, Events: []Event{{Value: []byte("a"), Mask: sn}, {Value: []byte("b")}}}, res)
-	if res[0].Code != NoCompliantHub || res[1].Code != OK {
+	if res[0].Code != result.NoCompliantHub || res[1].Code != result.OK {
 		t.Fatalf("codes %v %v", res[0].Code, res[1].Code)
 	}
 	select {

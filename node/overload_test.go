@@ -9,6 +9,7 @@ import (
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
 )
 
@@ -48,9 +49,9 @@ func TestOverload(t *testing.T) {
 				}
 				for _, x := range res {
 					switch x.Code {
-					case OK:
+					case result.OK:
 						acked[prio].Add(1)
-					case Overloaded:
+					case result.Overloaded:
 						shed[prio].Add(1)
 					default:
 						t.Errorf("priority %v: code %v", prio, x.Code)

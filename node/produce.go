@@ -9,63 +9,10 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
 )
-
-// Code is a per-event or per-request result code. The numbers are those of
-// the native protocol (docs/protocol.md).
-type Code uint16
-
-// Result codes.
-const (
-	OK                  Code = 0
-	Unknown             Code = 1
-	UnknownPipeline     Code = 4
-	NoCompliantHub      Code = 5
-	Overloaded          Code = 6
-	InvalidMask         Code = 7
-	EventTooLarge       Code = 8
-	OutOfOrderSequence  Code = 9
-	DuplicateSequence   Code = 10
-	ProducerFenced      Code = 11
-	OffsetOutOfRange    Code = 12
-	NotReady            Code = 13
-	StorageError        Code = 14
-	InvalidPriority     Code = 15
-	UnknownPartition    Code = 16
-	InvalidPipelineName Code = 18
-)
-
-var codeNames = map[Code]string{
-	OK: "NONE", Unknown: "UNKNOWN", UnknownPipeline: "UNKNOWN_PIPELINE", NoCompliantHub: "NO_COMPLIANT_HUB",
-	Overloaded: "OVERLOADED", InvalidMask: "INVALID_MASK", EventTooLarge: "EVENT_TOO_LARGE",
-	OutOfOrderSequence: "OUT_OF_ORDER_SEQUENCE", DuplicateSequence: "DUPLICATE_SEQUENCE",
-	ProducerFenced: "PRODUCER_FENCED", OffsetOutOfRange: "OFFSET_OUT_OF_RANGE", NotReady: "NOT_READY",
-	StorageError: "STORAGE_ERROR", InvalidPriority: "INVALID_PRIORITY", UnknownPartition: "UNKNOWN_PARTITION",
-	InvalidPipelineName: "INVALID_PIPELINE_NAME",
-}
-
-func (c Code) String() string {
-	if s, ok := codeNames[c]; ok {
-		return s
-	}
-	return "CODE_" + itoa(int(c))
-}
-
-func itoa(v int) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
-}
 
 // Event is one event of a produce request as an edge decoded it. The byte
 // slices alias the request; the node copies them into record batches.
@@ -89,7 +36,7 @@ type ProduceRequest struct {
 
 // Result is the outcome for one event.
 type Result struct {
-	Code      Code
+	Code      result.Code
 	Partition int32
 	Offset    int64
 }
@@ -100,7 +47,7 @@ type part struct {
 	prio      event.Priority
 	idx       []int // indexes into the request's events
 	b         batch.Builder
-	pending   seglog.Pending
+	pending   Ack
 	t0        time.Time
 	base      int64
 	err       error
@@ -184,11 +131,11 @@ type PendingProduce struct {
 func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Result) (*PendingProduce, error) {
 	start := time.Now()
 	if n.closed.Load() {
-		fill(res, NotReady)
+		fill(res, result.NotReady)
 		return &PendingProduce{}, nil
 	}
 	p, code := n.lookup(req.Pipeline)
-	if code != OK {
+	if code != result.OK {
 		fill(res, code)
 		return &PendingProduce{}, nil
 	}
@@ -200,7 +147,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		}
 		res[i] = Result{Partition: -1, Offset: -1}
 		if !e.Priority.Valid() {
-			res[i].Code = InvalidPriority
+			res[i].Code = result.InvalidPriority
 			continue
 		}
 		size := len(e.Key) + len(e.Value)
@@ -208,7 +155,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			size += len(h.Key) + len(h.Value)
 		}
 		if size > n.opts.MaxEventBytes {
-			res[i].Code = EventTooLarge
+			res[i].Code = result.EventTooLarge
 			continue
 		}
 	}
@@ -219,12 +166,12 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 	routes := p.routes
 	now := time.Now().UnixMilli()
 	for i := range req.Events {
-		if res[i].Code != OK {
+		if res[i].Code != result.OK {
 			continue
 		}
 		e := &req.Events[i]
 		if shed[e.Priority] {
-			res[i].Code = Overloaded
+			res[i].Code = result.Overloaded
 			n.Metrics.shed(req.Pipeline, e.Priority)
 			continue
 		}
@@ -233,7 +180,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			mask = p.mask
 		}
 		if !n.reg.Contains(mask) {
-			res[i].Code = InvalidMask
+			res[i].Code = result.InvalidMask
 			continue
 		}
 		var spread uint64
@@ -275,10 +222,13 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
 	}
 	for _, pt := range sc.parts {
-		l := p.logs[pt.partition]
+		flags := AppendBuilt
+		if req.ProducerID >= 0 {
+			flags |= AppendSparse
+		}
 		b := pt.b.Finish()
 		pt.t0 = time.Now()
-		pt.pending, pt.err = l.AppendAsync(b, req.ProducerID >= 0)
+		pt.pending, pt.err = p.bufs[pt.partition].Append(b, flags)
 	}
 	return &PendingProduce{n: n, p: p, req: req, res: res, sc: sc, start: start}, nil
 }
@@ -314,13 +264,13 @@ func (pd *PendingProduce) Wait() {
 		}
 		code := n.appendCode(pt.err)
 		for k, i := range pt.idx {
-			if code != OK {
+			if code != result.OK {
 				res[i].Code = code
 				continue
 			}
 			res[i] = Result{Partition: pt.partition, Offset: pt.base + int64(k)}
 		}
-		if code == OK {
+		if code == result.OK {
 			bs, _ := p.routes.Buffer(pt.partition)
 			n.Metrics.stored(req.Pipeline, bs.Hub, pt.prio, len(pt.idx), pt.b.Size())
 		}
@@ -334,32 +284,32 @@ func isProducerErr(err error) bool {
 	return errors.Is(err, seglog.ErrOutOfOrderSequence) || errors.Is(err, seglog.ErrDuplicateSequence) || errors.Is(err, seglog.ErrProducerFenced)
 }
 
-func (n *Node) appendCode(err error) Code {
+func (n *Node) appendCode(err error) result.Code {
 	switch {
 	case err == nil:
-		return OK
+		return result.OK
 	case errors.Is(err, seglog.ErrClosed):
 		return n.closedCode()
 	case errors.Is(err, seglog.ErrOutOfOrderSequence):
-		return OutOfOrderSequence
+		return result.OutOfOrderSequence
 	case errors.Is(err, seglog.ErrDuplicateSequence):
-		return DuplicateSequence
+		return result.DuplicateSequence
 	case errors.Is(err, seglog.ErrProducerFenced):
-		return ProducerFenced
+		return result.ProducerFenced
 	}
-	return StorageError
+	return result.StorageError
 }
 
-func reasonCode(r router.Reason) Code {
+func reasonCode(r router.Reason) result.Code {
 	switch {
 	case r.NoCompliantHub():
-		return NoCompliantHub
+		return result.NoCompliantHub
 	case r == router.InvalidMask:
-		return InvalidMask
+		return result.InvalidMask
 	case r == router.InvalidPriority:
-		return InvalidPriority
+		return result.InvalidPriority
 	}
-	return Unknown
+	return result.Unknown
 }
 
 func (sc *scratch) part(partition int32, prio event.Priority) *part {
@@ -385,7 +335,7 @@ func (n *Node) putScratch(sc *scratch) {
 	scratchPool.Put(sc)
 }
 
-func fill(res []Result, c Code) {
+func fill(res []Result, c result.Code) {
 	for i := range res {
 		res[i] = Result{Code: c, Partition: -1, Offset: -1}
 	}

@@ -7,21 +7,8 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/result"
 )
-
-// Codes of AppendRaw beyond those of Produce.
-const (
-	// PolicyViolation: a record's jurisdiction or priority forbids the
-	// partition it was sent to; the batch is refused whole.
-	PolicyViolation Code = 24
-	// CorruptBatch: the batch fails its CRC or framing.
-	CorruptBatch Code = 25
-)
-
-func init() {
-	codeNames[PolicyViolation] = "POLICY_VIOLATION"
-	codeNames[CorruptBatch] = "CORRUPT_BATCH"
-}
 
 // CheckRecords decides whether the records of a batch may be stored in a
 // buffer of hub mask hubMask and lane lane: a record's sense.jurisdiction
@@ -30,21 +17,21 @@ func init() {
 // match the lane. Records without the headers take the pipeline's default
 // mask and the lane's priority. Compressed batches (gzip, snappy, lz4,
 // zstd) are decompressed to read their records (at most
-// batch.MaxDecompressed bytes; more is CorruptBatch); the batch is stored
-// as it came. It returns OK or PolicyViolation with a reason.
-func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, string) {
+// batch.MaxDecompressed bytes; more is result.CorruptBatch); the batch is stored
+// as it came. It returns result.OK or result.PolicyViolation with a reason.
+func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (result.Code, string) {
 	st := n.st.Load()
 	p := st.pipelines[pipeline]
 	if p == nil {
-		return UnknownPipeline, "unknown pipeline"
+		return result.UnknownPipeline, "unknown pipeline"
 	}
 	buf, ok := p.routes.Buffer(partition)
 	if !ok {
-		return UnknownPartition, "unknown partition"
+		return result.UnknownPartition, "unknown partition"
 	}
 	h, err := batch.Check(b)
 	if err != nil {
-		return CorruptBatch, err.Error()
+		return result.CorruptBatch, err.Error()
 	}
 	hub := st.table.Hub(buf.HubIndex)
 	var it *batch.Iter
@@ -57,7 +44,7 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 		}
 	}
 	if err != nil {
-		return CorruptBatch, err.Error()
+		return result.CorruptBatch, err.Error()
 	}
 	for it.Next() {
 		r := it.Record()
@@ -68,29 +55,29 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 			case "sense.jurisdiction":
 				m, err := n.reg.Parse(string(v))
 				if err != nil {
-					return PolicyViolation, fmt.Sprintf("record at offset delta %d: sense.jurisdiction %q: %v", r.OffsetDelta, v, err)
+					return result.PolicyViolation, fmt.Sprintf("record at offset delta %d: sense.jurisdiction %q: %v", r.OffsetDelta, v, err)
 				}
 				mask = m
 			case "sense.priority":
 				pr, err := event.ParsePriority(string(v))
 				if err != nil {
-					return PolicyViolation, fmt.Sprintf("record at offset delta %d: %v", r.OffsetDelta, err)
+					return result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %v", r.OffsetDelta, err)
 				}
 				prio = pr
 			}
 		}
 		if mask&hub.Mask == 0 {
-			return PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
+			return result.PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
 				r.OffsetDelta, n.reg.Format(mask), partition, buf.Hub, hub.Jurisdiction)
 		}
 		if prio != buf.Lane {
-			return PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, partition, buf.Lane)
+			return result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, partition, buf.Lane)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return CorruptBatch, err.Error()
+		return result.CorruptBatch, err.Error()
 	}
-	return OK, ""
+	return result.OK, ""
 }
 
 // AppendRaw stores a record batch as it came (a Kafka producer's) in a
@@ -98,7 +85,7 @@ func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (Code, s
 // idempotence rules (strict sequences). It returns the base offset once the
 // batch is durable, or a code and a reason. The caller has reserved b's
 // bytes (Reserve) with the request that holds them.
-func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, Code, string) {
+func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
 	// A compressed batch is decompressed to be checked, up to
 	// batch.MaxDecompressed. That memory comes from a budget of its own:
 	// a check never waits for anything but the CPU once it has its bytes,
@@ -106,41 +93,41 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	// bytes while they wait.
 	h, err := batch.ParseHeader(b)
 	if err != nil {
-		return -1, CorruptBatch, err.Error()
+		return -1, result.CorruptBatch, err.Error()
 	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
 	if p := n.st.Load().pipelines[pipeline]; p != nil {
 		if buf, ok := p.routes.Buffer(partition); ok && n.budget.shed(buf.Lane) {
 			n.Metrics.shedTotal.WithLabelValues(pipeline, buf.Lane.String()).Add(float64(h.RecordCount))
-			return -1, Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
+			return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
 		}
 	}
 	if h.Compression() != batch.CompressionNone {
 		size := min(int64(len(b))*20, batch.MaxDecompressed)
 		if err := n.checkBudget.reserve(ctx, size); err != nil {
-			return -1, NotReady, err.Error()
+			return -1, result.NotReady, err.Error()
 		}
 		defer n.checkBudget.release(size)
 	}
-	if code, why := n.CheckRecords(pipeline, partition, b); code != OK {
-		if code == PolicyViolation {
+	if code, why := n.CheckRecords(pipeline, partition, b); code != result.OK {
+		if code == result.PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")
 			n.log.Warn("batch refused: policy violation", "pipeline", pipeline, "partition", partition, "reason", why)
 		}
 		return -1, code, why
 	}
-	l, code := n.Log(pipeline, partition)
-	if code != OK {
+	l, code := n.buffer(pipeline, partition)
+	if code != result.OK {
 		return -1, code, code.String()
 	}
-	base, err := l.Append(b)
+	base, err := appendAndWait(l, b, 0)
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
-			c = CorruptBatch
+			c = result.CorruptBatch
 		}
 		return -1, c, err.Error()
 	}
-	return base, OK, ""
+	return base, result.OK, ""
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/result"
 )
 
 func rawBatch(headers ...batch.RecordHeader) []byte {
@@ -31,15 +32,15 @@ func TestAppendRaw(t *testing.T) {
 		name      string
 		partition int32
 		headers   []batch.RecordHeader
-		want      Code
+		want      result.Code
 	}{
-		{"no headers, default mask *", 0, nil, OK},
-		{"MA record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}, OK},
-		{"SN record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}, PolicyViolation},
-		{"ECOWAS record to the SN hub", 12, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("ECOWAS")}}, OK},
-		{"critical record to a low lane", 0, []batch.RecordHeader{{Key: "sense.priority", Value: []byte("critical")}}, PolicyViolation},
-		{"unknown code", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("XX")}}, PolicyViolation},
-		{"unknown partition", 999, nil, UnknownPartition},
+		{"no headers, default mask *", 0, nil, result.OK},
+		{"MA record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}, result.OK},
+		{"SN record to an MA hub", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}, result.PolicyViolation},
+		{"ECOWAS record to the SN hub", 12, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("ECOWAS")}}, result.OK},
+		{"critical record to a low lane", 0, []batch.RecordHeader{{Key: "sense.priority", Value: []byte("critical")}}, result.PolicyViolation},
+		{"unknown code", 0, []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("XX")}}, result.PolicyViolation},
+		{"unknown partition", 999, nil, result.UnknownPartition},
 	}
 	for _, c := range cases {
 		_, code, why := n.AppendRaw(ctx, "payments", c.partition, rawBatch(c.headers...))
@@ -49,7 +50,7 @@ func TestAppendRaw(t *testing.T) {
 	}
 	bad := rawBatch()
 	bad[len(bad)-1] ^= 1
-	if _, code, _ := n.AppendRaw(ctx, "payments", 0, bad); code != CorruptBatch {
+	if _, code, _ := n.AppendRaw(ctx, "payments", 0, bad); code != result.CorruptBatch {
 		t.Errorf("corrupt batch: %v", code)
 	}
 	// Refused batches stored nothing: three accepted batches in all.
@@ -90,21 +91,21 @@ func TestAppendRawCompressed(t *testing.T) {
 	ctx := context.Background()
 	sn := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}
 	ma := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}
-	if code, why := n.CheckRecords("payments", 0, gzipBatch(t, sn...)); code != PolicyViolation {
+	if code, why := n.CheckRecords("payments", 0, gzipBatch(t, sn...)); code != result.PolicyViolation {
 		t.Errorf("gzip SN record to an MA partition: %v (%s), want PolicyViolation", code, why)
 	}
-	if _, code, why := n.AppendRaw(ctx, "payments", 0, gzipBatch(t, sn...)); code != PolicyViolation {
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, gzipBatch(t, sn...)); code != result.PolicyViolation {
 		t.Errorf("AppendRaw gzip SN to MA: %v (%s), want PolicyViolation", code, why)
 	}
 	want := gzipBatch(t, ma...)
-	if _, code, why := n.AppendRaw(ctx, "payments", 0, bytes.Clone(want)); code != OK {
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, bytes.Clone(want)); code != result.OK {
 		t.Fatalf("gzip MA record to an MA partition: %v (%s), want OK", code, why)
 	}
 	// Compressed bytes that do not decompress are a corrupt batch.
 	bad := gzipBatch(t, ma...)
 	bad[batch.HeaderSize+12] ^= 0xff
 	binary.BigEndian.PutUint32(bad[batch.OffCRC:], batch.Checksum(bad[batch.OffAttributes:]))
-	if code, why := n.CheckRecords("payments", 0, bad); code != CorruptBatch {
+	if code, why := n.CheckRecords("payments", 0, bad); code != result.CorruptBatch {
 		t.Errorf("undecodable gzip: %v (%s), want CorruptBatch", code, why)
 	}
 	parts, _ := n.Partitions("payments")
@@ -133,8 +134,8 @@ func TestAppendRawSheds(t *testing.T) {
 	for _, c := range []struct {
 		partition int32
 		prio      string
-		want      Code
-	}{{0, "low", Overloaded}, {2, "medium", Overloaded}, {4, "critical", OK}} {
+		want      result.Code
+	}{{0, "low", result.Overloaded}, {2, "medium", result.Overloaded}, {4, "critical", result.OK}} {
 		b := rawBatch(batch.RecordHeader{Key: "sense.priority", Value: []byte(c.prio)})
 		if _, code, why := n.AppendRaw(ctx, "payments", c.partition, b); code != c.want {
 			t.Errorf("%s lane under pressure: %v (%s), want %v", c.prio, code, why, c.want)
@@ -142,7 +143,7 @@ func TestAppendRawSheds(t *testing.T) {
 	}
 	n.Release(held)
 	b := rawBatch(batch.RecordHeader{Key: "sense.priority", Value: []byte("low")})
-	if _, code, why := n.AppendRaw(ctx, "payments", 0, b); code != OK {
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, b); code != result.OK {
 		t.Fatalf("low lane after the pressure: %v (%s)", code, why)
 	}
 	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("payments", "low")); v != 1 {

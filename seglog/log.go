@@ -122,7 +122,7 @@ func (l *Log) Append(b []byte) (int64, error) { return l.append(b, false) }
 func (l *Log) AppendSparse(b []byte) (int64, error) { return l.append(b, true) }
 
 func (l *Log) append(b []byte, sparse bool) (int64, error) {
-	p, err := l.start(b, sparse)
+	p, err := l.start(b, AppendOptions{Sparse: sparse})
 	if err != nil {
 		return -1, err
 	}
@@ -150,13 +150,29 @@ func (p Pending) Wait() (int64, error) {
 // caller can write its next batch while this one's fdatasync runs (the
 // group commit then covers both). The batch is acknowledged only when Wait
 // returns nil. Batches are ordered as AppendAsync was called.
-func (l *Log) AppendAsync(b []byte, sparse bool) (Pending, error) { return l.start(b, sparse) }
+func (l *Log) AppendAsync(b []byte, sparse bool) (Pending, error) {
+	return l.AppendWith(b, AppendOptions{Sparse: sparse})
+}
 
-func (l *Log) start(b []byte, sparse bool) (Pending, error) {
-	h, err := l.checkBatch(b)
+// AppendOptions qualify AppendWith.
+type AppendOptions struct {
+	// Sparse: sequences as AppendSparse checks them.
+	Sparse bool
+	// Trusted: the caller built b itself (batch.Builder) and vouches for
+	// its CRC, which is then not computed again; framing is still parsed
+	// and checked. Never set it for bytes that came from outside.
+	Trusted bool
+}
+
+// AppendWith is AppendAsync with options.
+func (l *Log) AppendWith(b []byte, o AppendOptions) (Pending, error) { return l.start(b, o) }
+
+func (l *Log) start(b []byte, o AppendOptions) (Pending, error) {
+	h, err := l.checkBatch(b, o.Trusted)
 	if err != nil {
 		return Pending{}, err
 	}
+	sparse := o.Sparse
 	if err := l.lockForAppend(len(b)); err != nil {
 		return Pending{}, err
 	}
@@ -190,7 +206,7 @@ func (l *Log) start(b []byte, sparse bool) (Pending, error) {
 // (else ErrUnexpectedOffset). Idempotence state is updated but not checked;
 // the leader checked it. It returns once the batch is durable.
 func (l *Log) AppendAt(b []byte) error {
-	h, err := l.checkBatch(b)
+	h, err := l.checkBatch(b, false)
 	if err != nil {
 		return err
 	}
@@ -211,8 +227,14 @@ func (l *Log) AppendAt(b []byte) error {
 	return l.waitCommit(end, gen)
 }
 
-func (l *Log) checkBatch(b []byte) (batch.Header, error) {
-	h, err := batch.Check(b)
+func (l *Log) checkBatch(b []byte, trusted bool) (batch.Header, error) {
+	var h batch.Header
+	var err error
+	if trusted {
+		h, err = batch.CheckFraming(b)
+	} else {
+		h, err = batch.Check(b)
+	}
 	if err != nil {
 		return h, fmt.Errorf("seglog: append to %s: %w", l.dir, err)
 	}

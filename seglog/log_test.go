@@ -336,7 +336,6 @@ func TestRetention(t *testing.T) {
 	fs := vfs.NewMem()
 	o := Options{FS: fs, SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, Now: func() time.Time { return now }}
 	l := openT(t, "/r", o)
-	defer l.Close()
 	for i := 0; i < 400; i++ {
 		if _, err := l.Append(mkBatch(fmt.Sprint(i), 1, 100, -1, -1)); err != nil {
 			t.Fatal(err)
@@ -355,15 +354,30 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("read of a deleted offset: %v", err)
 	}
 	readAll(t, l)
-	// By age: records carry 2023 timestamps; a day of retention deletes all
-	// sealed segments.
-	l.opts.RetentionBytes, l.opts.RetentionAge = 0, 24*time.Hour
-	now = now.Add(48 * time.Hour)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// By age: records carry 2023 timestamps; two days later, a day of
+	// retention deletes all sealed segments. The log's background goroutine
+	// reads the options and the clock, so rather than changing them on the
+	// open log the test reopens it with the age policy and a fixed later
+	// clock.
+	later := now.Add(48 * time.Hour)
+	o = Options{FS: fs, SegmentBytes: 4 << 10, RetentionAge: 24 * time.Hour, Now: func() time.Time { return later }}
+	l = openT(t, "/r", o)
+	defer l.Close()
+	if l.Segments() < 2 {
+		t.Fatalf("%d segments after reopen; want sealed segments for retention by age to delete", l.Segments())
+	}
+	next := l.NextOffset()
 	if _, err := l.EnforceRetention(); err != nil {
 		t.Fatal(err)
 	}
 	if l.Segments() != 1 {
 		t.Fatalf("%d segments after retention by age", l.Segments())
+	}
+	if l.NextOffset() != next {
+		t.Fatalf("next offset %d after retention by age, want %d", l.NextOffset(), next)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,19 +22,24 @@ import (
 	"github.com/sensehq/sense/edge/native"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/quicedge"
+	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/vfs"
 )
 
 // Server is a running Sense process.
 type Server struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	Node   *node.Node
-	native *native.Server
-	kafka  *kafka.Server
-	http   *http.Server
-	ready  atomic.Bool
+	cfg  *config.Config
+	log  *slog.Logger
+	Node *node.Node
+	// Offsets holds consumer groups' committed offsets.
+	Offsets *group.Store
+	native  *native.Server
+	kafka   *kafka.Server
+	http    *http.Server
+	ready   atomic.Bool
 
 	nativeLn, httpLn, kafkaLn net.Listener
 	quicLn                    *quicedge.Listener
@@ -134,13 +140,25 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}()
 	}
 	t0 := time.Now()
-	n, err := node.Open(NodeOptions(cfg, log))
+	if s.Offsets, err = group.Open(vfs.Default, filepath.Join(cfg.Node.DataDir, "groups"), log); err != nil {
+		s.shutdownHTTP(context.Background())
+		s.closeListeners()
+		return nil, err
+	}
+	nopts := NodeOptions(cfg, log)
+	nopts.PipelineDeleted = s.Offsets.DeleteTopic
+	n, err := node.Open(nopts)
 	if err != nil {
+		s.Offsets.Close()
 		s.shutdownHTTP(context.Background())
 		s.closeListeners()
 		return nil, err
 	}
 	s.Node = n
+	n.Metrics.Registry.MustRegister(group.NewLagCollector(s.Offsets, func(topic string, partition int32) (int64, bool) {
+		_, hw, code := n.Offsets(topic, partition)
+		return hw, code == result.OK
+	}))
 	nodeRef.Store(n)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
 	if s.nativeLn != nil || s.quicLn != nil {
@@ -183,7 +201,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			log.Warn("the address advertised to Kafka clients is a wildcard; set listeners.kafka_advertised to a reachable host:port", "advertised", adv)
 		}
 		s.kafkaAdv = adv
-		s.kafka, err = kafka.New(n, kafka.Options{
+		s.kafka, err = kafka.New(n, s.Offsets, kafka.Options{
 			AdvertisedAddr:   adv,
 			AutoCreateTopics: cfg.Kafka.AutoCreateTopics != nil && *cfg.Kafka.AutoCreateTopics,
 			MaxRequestBytes:  int32(cfg.Kafka.MaxRequestBytes),
@@ -327,6 +345,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.Offsets != nil {
+		if err := s.Offsets.Close(); err != nil && !errors.Is(err, group.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close the committed-offsets store: %w", err))
 		}
 	}
 	s.shutdownHTTP(ctx)

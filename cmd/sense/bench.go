@@ -34,6 +34,7 @@ type benchFlags struct {
 	fraction                            float64
 	duration, trial                     time.Duration
 	size, producers, consumers          int
+	serverPID                           int
 	seed                                uint64
 }
 
@@ -69,6 +70,10 @@ otherwise, and removes the directory afterwards. --rate 0 first searches for the
 maximum sustainable rate (trials of --trial each), then runs at --fraction of it
 (the mixed profile at 1.5x it, to overload).
 
+The server's CPU time (user and system, from /proc/PID/stat) per acknowledged
+event is reported for the bench's own server, and with --addr for the local
+process --server-pid names.
+
 Every run verifies that each acknowledged event was consumed exactly once, with
 the bytes sent; a run that lost or duplicated events says so and exits 1.
 
@@ -102,6 +107,7 @@ plots and report.md.`,
 	fl.StringVar(&f.out, "out", "", "directory of the results (default bench-results/PROFILE-TIME)")
 	fl.StringVar(&f.fsync, "fsync", "always", "fsync policy of the bench's own server: always, interval:<duration> or never; with --addr, the server's policy to report")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "", "router.memory_limit of the bench's own server (default: the server's own, 256MiB)")
+	fl.IntVar(&f.serverPID, "server-pid", 0, "with --addr: pid of the server, a local process, to report its CPU time per event (default: not measured)")
 	fl.StringVar(&f.metrics, "metrics", "", "with --addr: the server's metrics URL (http://HOST:PORT/metrics), to chart its fsync latency beside the bench's")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench itself (not the server) to this file")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
@@ -127,6 +133,14 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	if f.profile == bench.ProfileFailure && f.addr != "" {
 		return errors.New("--profile failure kills the server: it needs the bench's own server; drop --addr")
+	}
+	if f.serverPID != 0 {
+		if f.addr == "" {
+			return errors.New("--server-pid measures the server --addr names; the bench's own server is measured without it")
+		}
+		if _, err := bench.ProcessCPU(f.serverPID); err != nil {
+			return fmt.Errorf("--server-pid %d: %w", f.serverPID, err)
+		}
 	}
 	rate := f.rate
 	if rate < 0 {
@@ -185,7 +199,10 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	cfg.Probe = &bench.Probe{MetricsURL: f.metrics}
 	if srv != nil {
 		cfg.Server = srv
+		cfg.ServerCPU = srv.cpuTime
 		cfg.Probe.MetricsURL = "http://" + srv.health + "/metrics"
+	} else if pid := f.serverPID; pid != 0 {
+		cfg.ServerCPU = func() (bench.CPUTime, error) { return bench.ProcessCPU(pid) }
 	}
 	if err := bench.Preset(&cfg, f.seed); err != nil {
 		return err
@@ -201,7 +218,11 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 			if !t.Sustained {
 				verdict = "not sustained"
 			}
-			fmt.Fprintf(out, "  trial %9.0f/s: published %9.0f/s, ack p99 %8.2f ms: %s\n", t.Rate, t.PublishRate, t.AckP99Ms, verdict)
+			cpu := ""
+			if c := t.ServerCPUUsPerEvent; c != nil {
+				cpu = fmt.Sprintf(", server CPU %6.2f µs/event", *c)
+			}
+			fmt.Fprintf(out, "  trial %9.0f/s: published %9.0f/s, ack p99 %8.2f ms%s: %s\n", t.Rate, t.PublishRate, t.AckP99Ms, cpu, verdict)
 		}})
 		if err != nil {
 			return err
@@ -305,6 +326,8 @@ type childServer struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
 	log    *os.File
+	// pastCPU is the CPU time of the incarnations killed so far.
+	pastCPU bench.CPUTime
 }
 
 func startChild(ctx context.Context, fsync, memoryLimit, logPath string) (*childServer, error) {
@@ -418,8 +441,39 @@ func (s *childServer) Kill() error {
 		return fmt.Errorf("bench: killing server pid %d: %w", s.cmd.Process.Pid, err)
 	}
 	<-s.exited
+	s.pastCPU = s.pastCPU.Add(exitedCPU(s.cmd.ProcessState))
 	s.cmd = nil
 	return nil
+}
+
+// cpuTime returns the CPU time the server has used, over every
+// incarnation: a killed one's from its exit status (wait4's rusage,
+// exact, where /proc/PID/stat is gone with the process), the running
+// one's from /proc/PID/stat.
+func (s *childServer) cpuTime() (bench.CPUTime, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return s.pastCPU, nil
+	}
+	cur, err := bench.ProcessCPU(s.cmd.Process.Pid)
+	select {
+	case <-s.exited: // exited by itself, maybe as it was read
+		return s.pastCPU.Add(exitedCPU(s.cmd.ProcessState)), nil
+	default:
+	}
+	if err != nil {
+		return bench.CPUTime{}, err
+	}
+	return s.pastCPU.Add(cur), nil
+}
+
+// exitedCPU is the CPU time of an exited process.
+func exitedCPU(ps *os.ProcessState) bench.CPUTime {
+	if ps == nil {
+		return bench.CPUTime{}
+	}
+	return bench.CPUTime{User: ps.UserTime(), System: ps.SystemTime()}
 }
 
 // close stops the server (SIGTERM, then SIGKILL after 30s) and removes its

@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // defaultAddr is where client commands find a node.
@@ -107,7 +107,7 @@ UNKNOWN and may or may not be stored.`,
 					acked++
 					return
 				}
-				refused[wire.CodeOf(r.Err).String()]++
+				refused[result.CodeOf(r.Err).String()]++
 			}
 			sc := bufio.NewScanner(cmd.InOrStdin())
 			sc.Buffer(make([]byte, 64<<10), 16<<20)

@@ -5,6 +5,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // BatchContentType is the media type of a produce body in the native
@@ -20,18 +21,18 @@ func decodeBatch(payload []byte, lim wire.Limits, d *decoded) error {
 	d.reset()
 	wr, err := lim.DecodeProduce(payload)
 	if err != nil {
-		if wire.CodeOf(err) == wire.CodeRequestTooLarge {
+		if result.CodeOf(err) == result.RequestTooLarge {
 			return &tooManyEventsError{lim.MaxEventsPerProduce}
 		}
 		msg := err.Error()
-		if e, ok := err.(*wire.Error); ok {
+		if e, ok := err.(*result.Error); ok {
 			msg = e.Message
 		}
 		return &malformedError{msg: "batch body: " + msg}
 	}
 	if cap(d.events) < wr.Count {
 		d.events = make([]node.Event, 0, wr.Count)
-		d.codes = make([]wire.Code, 0, wr.Count)
+		d.codes = make([]result.Code, 0, wr.Count)
 		d.msgs = make([]string, 0, wr.Count)
 	}
 	// The headers of all events share one slice, sized by a first pass.
@@ -51,7 +52,7 @@ func decodeBatch(payload []byte, lim wire.Limits, d *decoded) error {
 		if ev.HasTimestamp {
 			ne.TimestampMs = ev.TimestampMs
 		}
-		if code := lim.CheckEvent(ev); code != wire.CodeNone {
+		if code := lim.CheckEvent(ev); code != result.OK {
 			d.add(ne, code, "")
 			continue
 		}
@@ -63,7 +64,7 @@ func decodeBatch(payload []byte, lim wire.Limits, d *decoded) error {
 		if len(headers) > from {
 			ne.Headers = headers[from:len(headers):len(headers)]
 		}
-		d.add(ne, wire.CodeNone, "")
+		d.add(ne, result.OK, "")
 	}
 	return nil
 }

@@ -13,10 +13,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/sensehq/sense/batch"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Read limits.
@@ -116,46 +116,29 @@ func wantsEventStream(r *http.Request) bool {
 	return false
 }
 
-// fetchStatus maps a node code of a read to an HTTP status.
-func fetchStatus(c node.Code) int {
-	switch c {
-	case node.UnknownPipeline, node.UnknownPartition:
-		return http.StatusNotFound
-	case node.OffsetOutOfRange:
-		return http.StatusRequestedRangeNotSatisfiable
-	case node.NotReady:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // fetch handles GET /v1/pipelines/{name}/events.
 func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 	if !h.isReady() {
-		writeError(w, http.StatusServiceUnavailable, wire.CodeNotReady, "the node is starting or stopping; retry shortly")
+		writeError(w, http.StatusServiceUnavailable, result.NotReady, "the node is starting or stopping; retry shortly")
 		return
 	}
 	name := r.PathValue("name")
 	tail := wantsEventStream(r)
 	q, bad := parseFetchQuery(r, tail)
 	if bad != "" {
-		writeError(w, http.StatusBadRequest, wire.CodeInvalidRequest, bad)
+		writeError(w, http.StatusBadRequest, result.InvalidRequest, bad)
 		return
 	}
-	l, code := h.n.Log(name, q.partition)
-	if code != node.OK {
-		writeError(w, fetchStatus(code), wire.Code(code), "pipeline "+strconv.Quote(name)+" partition "+strconv.Itoa(int(q.partition))+": "+wire.Code(code).String())
+	off, start, hw, code := h.n.Resolve(name, q.partition, q.offset)
+	switch code {
+	case result.OK:
+		q.offset = off
+	case result.OffsetOutOfRange:
+		writeError(w, code.HTTPStatus(), code,
+			"offset "+strconv.FormatInt(off, 10)+" is outside ["+strconv.FormatInt(start, 10)+", "+strconv.FormatInt(hw, 10)+"]")
 		return
-	}
-	switch q.offset {
-	case node.Earliest:
-		q.offset = l.StartOffset()
-	case node.Latest:
-		q.offset = l.HighWatermark()
-	}
-	if q.offset < l.StartOffset() || q.offset > l.HighWatermark() {
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, wire.CodeOffsetOutOfRange,
-			"offset "+strconv.FormatInt(q.offset, 10)+" is outside ["+strconv.FormatInt(l.StartOffset(), 10)+", "+strconv.FormatInt(l.HighWatermark(), 10)+"]")
+	default:
+		writeError(w, code.HTTPStatus(), code, "pipeline "+strconv.Quote(name)+" partition "+strconv.Itoa(int(q.partition))+": "+code.Explain())
 		return
 	}
 	if tail {
@@ -169,9 +152,9 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 	for len(resp.Records) < q.max {
 		recs, hw, code := rd.next(ctx, q.max-len(resp.Records))
 		resp.HighWatermark = hw
-		if code != node.OK {
+		if code != result.OK {
 			if len(resp.Records) == 0 {
-				writeError(w, fetchStatus(code), wire.Code(code), "reading pipeline "+strconv.Quote(name)+": "+wire.Code(code).String())
+				writeError(w, code.HTTPStatus(), code, "reading pipeline "+strconv.Quote(name)+": "+code.Explain())
 				return
 			}
 			break
@@ -182,7 +165,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 		resp.Records = append(resp.Records, recs...)
 	}
 	if resp.HighWatermark < rd.offset {
-		resp.HighWatermark = l.HighWatermark()
+		_, resp.HighWatermark, _ = h.n.Offsets(name, q.partition)
 	}
 	resp.NextOffset = rd.offset
 	w.Header().Set("Content-Type", "application/json")
@@ -212,9 +195,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, q 
 		recs, _, code := rd.next(ctx, maxFetchMax)
 		cancel()
 		buf.Reset()
-		if code != node.OK {
+		if code != result.OK {
 			buf.WriteString("event: error\ndata: ")
-			enc.Encode(map[string]string{"error": wire.Code(code).String(), "message": "the stream ended: " + wire.Code(code).String()})
+			enc.Encode(map[string]string{"error": result.Code(code).String(), "message": "the stream ended: " + result.Code(code).String()})
 			buf.WriteString("\n")
 			w.Write(buf.Bytes())
 			rc.Flush()
@@ -252,11 +235,11 @@ type reader struct {
 // next reads up to limit records from the reader's offset, waiting for new
 // ones until ctx ends (an ended ctx with nothing new is OK and no records),
 // and advances the offset.
-func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, node.Code) {
+func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, result.Code) {
 	var hw int64
-	var code node.Code
+	var code result.Code
 	rd.buf, _, hw, code = rd.n.Fetch(ctx, rd.pipeline, rd.partition, rd.offset, fetchBytes, rd.buf[:0])
-	if code != node.OK {
+	if code != result.OK {
 		return nil, hw, code
 	}
 	var out []Record
@@ -264,27 +247,27 @@ func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, node.Co
 	for len(p) > 0 && len(out) < limit {
 		size, err := batch.Size(p)
 		if err != nil || size > len(p) {
-			return out, hw, node.StorageError
+			return out, hw, result.StorageError
 		}
 		b := p[:size]
 		p = p[size:]
 		bh, err := batch.ParseHeader(b)
 		if err != nil {
-			return out, hw, node.StorageError
+			return out, hw, result.StorageError
 		}
 		if bh.NextOffset() <= rd.offset {
 			continue
 		}
 		records, err := batch.Decompress(rd.dec[:0], b)
 		if err != nil {
-			return out, hw, node.StorageError
+			return out, hw, result.StorageError
 		}
 		if bh.Compression() != batch.CompressionNone {
 			rd.dec = records
 		}
 		it, err := batch.NewIterRecords(records, bh.RecordCount)
 		if err != nil {
-			return out, hw, node.StorageError
+			return out, hw, result.StorageError
 		}
 		for it.Next() && len(out) < limit {
 			rec := it.Record()
@@ -296,13 +279,13 @@ func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, node.Co
 			rd.offset = off + 1
 		}
 		if it.Err() != nil {
-			return out, hw, node.StorageError
+			return out, hw, result.StorageError
 		}
 		if len(out) < limit && rd.offset < bh.NextOffset() {
 			rd.offset = bh.NextOffset() // records removed by compaction, or control records
 		}
 	}
-	return out, hw, node.OK
+	return out, hw, result.OK
 }
 
 func (rd *reader) record(off, ts int64, rec *batch.Record) Record {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // FuzzNDJSON feeds the NDJSON decoder arbitrary bodies: it must never
@@ -61,10 +62,10 @@ func FuzzNDJSON(f *testing.F) {
 				t.Fatalf("%d events, %d codes, %d messages", len(d.events), len(d.codes), len(d.msgs))
 			}
 			for i, c := range d.codes {
-				if c != wire.CodeNone && d.msgs[i] == "" {
+				if c != result.OK && d.msgs[i] == "" {
 					t.Fatalf("event %d refused with %v and no message", i, c)
 				}
-				if c == wire.CodeNone && d.events[i].Mask != 0 && !reg.Contains(d.events[i].Mask) {
+				if c == result.OK && d.events[i].Mask != 0 && !reg.Contains(d.events[i].Mask) {
 					t.Fatalf("event %d accepted with mask %x", i, d.events[i].Mask)
 				}
 			}
@@ -113,7 +114,7 @@ func FuzzBatchBody(f *testing.F) {
 				t.Fatalf("%d events, %d codes", len(d.events), len(d.codes))
 			}
 			for i, ev := range d.events {
-				if d.codes[i] == wire.CodeNone && len(ev.Key)+len(ev.Value) > 64 {
+				if d.codes[i] == result.OK && len(ev.Key)+len(ev.Value) > 64 {
 					t.Fatalf("event %d over the size limit accepted", i)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -34,7 +35,7 @@ func TestEndpoints(t *testing.T) {
 	// Store an event so the counters have something to show.
 	res := make([]node.Result, 1)
 	srv.Node.Produce(context.Background(), &node.ProduceRequest{Pipeline: "demo", ProducerID: -1, Events: []node.Event{{Value: []byte("x")}}}, res)
-	if res[0].Code != node.OK {
+	if res[0].Code != result.OK {
 		t.Fatal(res[0].Code)
 	}
 	code, body := get(t, base+"/metrics")

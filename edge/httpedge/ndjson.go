@@ -13,10 +13,10 @@ import (
 	"unsafe"
 
 	"github.com/sensehq/sense/batch"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // An NDJSON produce body holds one JSON object per line; blank lines are
@@ -51,7 +51,7 @@ type lineEvent struct {
 // the node; msg[i] then says why.
 type decoded struct {
 	events []node.Event
-	codes  []wire.Code
+	codes  []result.Code
 	msgs   []string
 }
 
@@ -59,7 +59,7 @@ func (d *decoded) reset() {
 	d.events, d.codes, d.msgs = d.events[:0], d.codes[:0], d.msgs[:0]
 }
 
-func (d *decoded) add(ev node.Event, code wire.Code, msg string) {
+func (d *decoded) add(ev node.Event, code result.Code, msg string) {
 	d.events = append(d.events, ev)
 	d.codes = append(d.codes, code)
 	d.msgs = append(d.msgs, msg)
@@ -98,7 +98,7 @@ func decodeNDJSON(body []byte, maxEvents int, reg *jurisdiction.Registry, d *dec
 	if lines := bytes.Count(body, []byte{'\n'}) + 1; lines > cap(d.events) {
 		n := min(lines, maxEvents+1)
 		d.events = make([]node.Event, 0, n)
-		d.codes = make([]wire.Code, 0, n)
+		d.codes = make([]result.Code, 0, n)
 		d.msgs = make([]string, 0, n)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -215,7 +215,7 @@ func (le *lineEvent) toEvent(reg *jurisdiction.Registry, d *decoded) error {
 	if le.Priority != nil {
 		p, err := event.ParsePriority(*le.Priority)
 		if err != nil {
-			d.add(ev, wire.CodeInvalidPriority, "priority "+strconv.Quote(*le.Priority)+" is not low, medium or critical")
+			d.add(ev, result.InvalidPriority, "priority "+strconv.Quote(*le.Priority)+" is not low, medium or critical")
 			return nil
 		}
 		ev.HasPriority, ev.Priority = true, p
@@ -223,12 +223,12 @@ func (le *lineEvent) toEvent(reg *jurisdiction.Registry, d *decoded) error {
 	if le.Jurisdiction != nil {
 		m, err := reg.Parse(*le.Jurisdiction)
 		if err != nil {
-			d.add(ev, wire.CodeInvalidMask, "jurisdiction "+strconv.Quote(*le.Jurisdiction)+": "+jurisdictionMessage(err, reg))
+			d.add(ev, result.InvalidMask, "jurisdiction "+strconv.Quote(*le.Jurisdiction)+": "+jurisdictionMessage(err, reg))
 			return nil
 		}
 		ev.Mask = m
 	}
-	d.add(ev, wire.CodeNone, "")
+	d.add(ev, result.OK, "")
 	return nil
 }
 

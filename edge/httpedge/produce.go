@@ -13,6 +13,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Request headers that set defaults for the events of a produce request
@@ -43,17 +44,17 @@ var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
 // produce handles POST /v1/pipelines/{name}/events.
 func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	if !h.isReady() {
-		writeError(w, http.StatusServiceUnavailable, wire.CodeNotReady, "the node is starting or stopping; retry shortly")
+		writeError(w, http.StatusServiceUnavailable, result.NotReady, "the node is starting or stopping; retry shortly")
 		return
 	}
 	name := r.PathValue("name")
 	if err := event.ValidatePipelineName(name); err != nil {
-		writeError(w, http.StatusBadRequest, wire.CodeInvalidPipelineName, err.Error())
+		writeError(w, http.StatusBadRequest, result.InvalidPipelineName, err.Error())
 		return
 	}
 	batchBody, ok := bodyFormat(r.Header.Get("Content-Type"))
 	if !ok {
-		writeError(w, http.StatusUnsupportedMediaType, wire.CodeInvalidRequest,
+		writeError(w, http.StatusUnsupportedMediaType, result.InvalidRequest,
 			"Content-Type "+strconv.Quote(r.Header.Get("Content-Type"))+" is not accepted; send application/x-ndjson (NDJSON) or "+BatchContentType)
 		return
 	}
@@ -62,7 +63,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get(HeaderJurisdiction); v != "" {
 		m, err := reg.Parse(v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, wire.CodeInvalidMask, HeaderJurisdiction+" "+strconv.Quote(v)+": "+jurisdictionMessage(err, reg))
+			writeError(w, http.StatusBadRequest, result.InvalidMask, HeaderJurisdiction+" "+strconv.Quote(v)+": "+jurisdictionMessage(err, reg))
 			return
 		}
 		defMask = m
@@ -72,7 +73,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get(HeaderPriority); v != "" {
 		p, err := event.ParsePriority(v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, wire.CodeInvalidPriority, HeaderPriority+" "+strconv.Quote(v)+" is not low, medium or critical")
+			writeError(w, http.StatusBadRequest, result.InvalidPriority, HeaderPriority+" "+strconv.Quote(v)+" is not low, medium or critical")
 			return
 		}
 		defPrio, hasPrio = p, true
@@ -83,7 +84,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	// the excess is given back once the body is read.
 	limit := h.opts.MaxBodyBytes
 	if r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeRequestTooLarge,
+		writeError(w, http.StatusRequestEntityTooLarge, result.RequestTooLarge,
 			"body of "+strconv.FormatInt(r.ContentLength, 10)+" bytes is larger than http.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
 		return
 	}
@@ -108,12 +109,12 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, wire.CodeRequestTooLarge,
+			writeError(w, http.StatusRequestEntityTooLarge, result.RequestTooLarge,
 				"body is larger than http.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
 			return
 		}
 		h.log.Debug("HTTP produce: reading the body failed", "pipeline", name, "err", err)
-		writeError(w, http.StatusBadRequest, wire.CodeMalformed, "the body could not be read: "+err.Error())
+		writeError(w, http.StatusBadRequest, result.Malformed, "the body could not be read: "+err.Error())
 		return
 	}
 	if actual := memoryFactor * int64(len(body)); actual < reserved {
@@ -131,13 +132,13 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	var me *malformedError
 	switch {
 	case errors.As(err, &tm):
-		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeRequestTooLarge, tm.Error())
+		writeError(w, http.StatusRequestEntityTooLarge, result.RequestTooLarge, tm.Error())
 		return
 	case errors.As(err, &me):
 		writeMalformed(w, me)
 		return
 	case err != nil:
-		writeError(w, http.StatusBadRequest, wire.CodeMalformed, err.Error())
+		writeError(w, http.StatusBadRequest, result.Malformed, err.Error())
 		return
 	}
 
@@ -146,7 +147,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	j.req = node.ProduceRequest{Pipeline: name, ProducerID: -1, Epoch: -1, BaseSequence: -1, Events: j.req.Events[:0]}
 	j.idx = j.idx[:0]
 	for i := range d.events {
-		if d.codes[i] != wire.CodeNone {
+		if d.codes[i] != result.OK {
 			continue
 		}
 		ev := d.events[i]
@@ -163,7 +164,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 		j.res = growRes(j.res, len(j.req.Events))
 		pd, err := h.n.StartProduce(r.Context(), &j.req, j.res)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, wire.CodeTimeout, "the request ended before its events were handled: "+err.Error())
+			writeError(w, http.StatusServiceUnavailable, result.Timeout, "the request ended before its events were handled: "+err.Error())
 			return
 		}
 		pd.Wait()
@@ -171,7 +172,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	j.all = growRes(j.all, len(d.events))
 	for k, i := range j.idx {
 		j.all[i] = j.res[k]
-		d.codes[i] = wire.Code(j.res[k].Code)
+		d.codes[i] = result.Code(j.res[k].Code)
 	}
 	status, retry := produceStatus(d.codes)
 	j.out = appendResults(j.out[:0], d, j.all)
@@ -269,17 +270,17 @@ func growRes(s []node.Result, n int) []node.Result {
 // overload, 404 for an unknown pipeline, 503 when the node is not ready;
 // 207 otherwise. retry asks for a Retry-After header (some events were
 // shed).
-func produceStatus(codes []wire.Code) (status int, retry bool) {
+func produceStatus(codes []result.Code) (status int, retry bool) {
 	stored, shed, unknown, notReady := 0, 0, 0, 0
 	for _, c := range codes {
 		switch c {
-		case wire.CodeNone:
+		case result.OK:
 			stored++
-		case wire.CodeOverloaded:
+		case result.Overloaded:
 			shed++
-		case wire.CodeUnknownPipeline:
+		case result.UnknownPipeline:
 			unknown++
-		case wire.CodeNotReady:
+		case result.NotReady:
 			notReady++
 		}
 	}
@@ -305,7 +306,7 @@ func produceStatus(codes []wire.Code) (status int, retry bool) {
 func appendResults(b []byte, d *decoded, all []node.Result) []byte {
 	stored := 0
 	for _, c := range d.codes {
-		if c == wire.CodeNone {
+		if c == result.OK {
 			stored++
 		}
 	}
@@ -318,7 +319,7 @@ func appendResults(b []byte, d *decoded, all []node.Result) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if c == wire.CodeNone {
+		if c == result.OK {
 			b = append(b, `{"partition":`...)
 			b = strconv.AppendInt(b, int64(all[i].Partition), 10)
 			b = append(b, `,"offset":`...)
@@ -328,7 +329,7 @@ func appendResults(b []byte, d *decoded, all []node.Result) []byte {
 		}
 		msg := d.msgs[i]
 		if msg == "" {
-			msg = codeMessage(c)
+			msg = c.Explain()
 		}
 		b = append(b, `{"error":"`...)
 		b = append(b, c.String()...)
@@ -346,33 +347,10 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// codeMessage explains a per-event code.
-func codeMessage(c wire.Code) string {
-	switch c {
-	case wire.CodeNoCompliantHub:
-		return "no up hub in the event's jurisdictions may hold this pipeline's events of this priority; the event was not stored"
-	case wire.CodeOverloaded:
-		return "the router is shedding low and medium events to stay within its memory; retry later or send critical events"
-	case wire.CodeInvalidMask:
-		return "the jurisdiction set is empty or holds unregistered jurisdictions"
-	case wire.CodeInvalidPriority:
-		return "the priority is not low, medium or critical"
-	case wire.CodeEventTooLarge:
-		return "the event's key, value and headers are larger than router.max_event_bytes, or it has too many headers"
-	case wire.CodeUnknownPipeline:
-		return "no such pipeline (and router.auto_create_pipelines is off)"
-	case wire.CodeNotReady:
-		return "the node is stopping or the pipeline is being deleted; retry"
-	case wire.CodeStorageError:
-		return "the buffer could not make the write durable"
-	}
-	return c.String()
-}
-
 // writeError answers a request refused whole:
 //
 //	{"error":"REQUEST_TOO_LARGE","message":"..."}
-func writeError(w http.ResponseWriter, status int, code wire.Code, msg string) {
+func writeError(w http.ResponseWriter, status int, code result.Code, msg string) {
 	b := append([]byte(`{"error":"`), code.String()...)
 	b = append(b, `","message":`...)
 	b = appendJSONString(b, msg)

@@ -3,10 +3,9 @@ package kafka
 import (
 	"sync"
 
+	"github.com/sensehq/sense/result"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sensehq/sense/node"
 )
 
 // Produce (key 0), versions 3 to 8 (RecordBatch v2 only; see flexible in
@@ -31,8 +30,8 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 		known := true
-		if _, code := c.s.node.Partitions(t.Topic); code == node.UnknownPipeline {
-			known = c.create(t.Topic) == node.OK
+		if _, code := c.s.node.Partitions(t.Topic); code == result.UnknownPipeline {
+			known = c.create(t.Topic) == result.OK
 		}
 		for i, p := range t.Partitions {
 			rp := &rt.Partitions[i]
@@ -59,15 +58,15 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 
 func (c *conn) appendPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) {
 	base, code, why := c.s.node.AppendRaw(c.ctx, topic, partition, records)
-	rp.ErrorCode = errorCode(code)
-	if code != node.OK {
+	rp.ErrorCode = code.Kafka()
+	if code != result.OK {
 		if why != "" {
 			rp.ErrorMessage = &why
 		}
 		return
 	}
 	rp.BaseOffset = base
-	if l, code := c.s.node.Log(topic, partition); code == node.OK {
-		rp.LogStartOffset = l.StartOffset()
+	if start, _, code := c.s.node.Offsets(topic, partition); code == result.OK {
+		rp.LogStartOffset = start
 	}
 }

@@ -2,12 +2,11 @@ package kafka
 
 import (
 	"context"
-	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Fetch (key 1), versions 4 to 11 (12+ are flexible, see header.go). Stored batches are sent
@@ -42,8 +41,8 @@ func (c *conn) fetch(req *kmsg.FetchRequest) kmsg.Response {
 		var chans []<-chan struct{}
 		for _, t := range req.Topics {
 			for _, p := range t.Partitions {
-				if l, code := c.s.node.Log(t.Topic, p.Partition); code == node.OK {
-					chans = append(chans, l.Changed())
+				if ch := c.s.node.Changed(t.Topic, p.Partition); ch != nil {
+					chans = append(chans, ch)
 				}
 			}
 		}
@@ -63,30 +62,7 @@ func (c *conn) fetch(req *kmsg.FetchRequest) kmsg.Response {
 func (c *conn) wait(chans []<-chan struct{}, deadline time.Time) bool {
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
-	if len(chans) == 0 {
-		<-ctx.Done()
-		return false
-	}
-	woke := make(chan struct{})
-	var once sync.Once
-	var wg sync.WaitGroup
-	for _, ch := range chans {
-		wg.Go(func() {
-			select {
-			case <-ch:
-				once.Do(func() { close(woke) })
-			case <-ctx.Done():
-			}
-		})
-	}
-	defer wg.Wait()
-	defer cancel()
-	select {
-	case <-woke:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return node.WaitAny(ctx, chans)
 }
 
 // fetchOnce reads what is there now. It returns the response, the record
@@ -110,29 +86,34 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			// An empty record set, never a null one (size -1): Kafka
 			// sends empty, and librdkafka fails to parse null.
 			rp.RecordBatches = []byte{}
-			l, code := c.s.node.Log(t.Topic, p.Partition)
-			if code != node.OK {
-				rp.ErrorCode = errorCode(code)
+			start, hw, code := c.s.node.Offsets(t.Topic, p.Partition)
+			if code != result.OK {
+				rp.ErrorCode = code.Kafka()
 				failed = true
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
 			if p.FetchOffset < 0 {
-				code = node.OffsetOutOfRange
+				code = result.OffsetOutOfRange
 			} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
 				var b []byte
 				b, _, _, code = c.s.node.Fetch(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil)
-				if code == node.OK && len(b) > 0 {
+				if code == result.OK && len(b) > 0 {
 					rp.RecordBatches = b
 					total += len(b)
 					left -= len(b)
 				}
 			}
-			rp.HighWatermark = l.HighWatermark()
+			if code == result.OK {
+				// The high watermark as of the read, or later: never
+				// below the batches returned.
+				_, hw, _ = c.s.node.Offsets(t.Topic, p.Partition)
+			}
+			rp.HighWatermark = hw
 			rp.LastStableOffset = rp.HighWatermark
-			rp.LogStartOffset = l.StartOffset()
-			if code != node.OK {
-				rp.ErrorCode = errorCode(code)
+			rp.LogStartOffset = start
+			if code != result.OK {
+				rp.ErrorCode = code.Kafka()
 				failed = true
 			}
 			rt.Partitions = append(rt.Partitions, rp)

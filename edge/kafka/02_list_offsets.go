@@ -1,13 +1,10 @@
 package kafka
 
 import (
-	"errors"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sensehq/sense/node"
-	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/result"
 )
 
 // ListOffsets (key 2), versions 1 to 5 (6+ are flexible, see header.go): timestamp -2 is the
@@ -38,26 +35,21 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 }
 
 func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64, int16) {
-	l, code := c.s.node.Log(topic, partition)
-	if code != node.OK {
-		return -1, -1, errorCode(code)
+	start, hw, code := c.s.node.Offsets(topic, partition)
+	if code != result.OK {
+		return -1, -1, code.Kafka()
 	}
 	switch {
 	case ts == -2:
-		return -1, l.StartOffset(), 0
+		return -1, start, 0
 	case ts == -1:
-		return -1, l.HighWatermark(), 0
+		return -1, hw, 0
 	case ts < 0:
 		return -1, -1, kerr.UnsupportedVersion.Code // -3 (max timestamp) and beyond: v7+, not served
 	}
-	hw := l.HighWatermark()
-	off, err := l.OffsetForTime(ts)
-	if errors.Is(err, seglog.ErrClosed) { // the topic was deleted meanwhile
-		return -1, -1, kerr.UnknownTopicOrPartition.Code
-	}
-	if err != nil {
-		c.log.Error("offset for time failed", "topic", topic, "partition", partition, "err", err)
-		return -1, -1, kerr.KafkaStorageError.Code
+	off, code := c.s.node.OffsetForTime(topic, partition, ts)
+	if code != result.OK { // UNKNOWN_TOPIC_OR_PARTITION when the topic was deleted meanwhile
+		return -1, -1, code.Kafka()
 	}
 	if off >= hw {
 		return -1, -1, 0

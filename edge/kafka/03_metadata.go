@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Metadata (key 3), versions 1 to 8 (9+ are flexible, see header.go). One broker, node id 0,
@@ -57,14 +58,14 @@ func (c *conn) topicMetadata(name string, create bool) kmsg.MetadataResponseTopi
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = &name
 	parts, code := c.s.node.Partitions(name)
-	if code == node.UnknownPipeline && create {
+	if code == result.UnknownPipeline && create {
 		code = c.create(name)
-		if code == node.OK {
+		if code == result.OK {
 			parts, code = c.s.node.Partitions(name)
 		}
 	}
-	if code != node.OK {
-		mt.ErrorCode = errorCode(code)
+	if code != result.OK {
+		mt.ErrorCode = code.Kafka()
 		return mt
 	}
 	for _, p := range parts {
@@ -81,22 +82,22 @@ func (c *conn) topicMetadata(name string, create bool) kmsg.MetadataResponseTopi
 
 // create makes a pipeline for a topic when auto-creation is on; it returns
 // OK, or why not.
-func (c *conn) create(name string) node.Code {
+func (c *conn) create(name string) result.Code {
 	if !c.s.opts.AutoCreateTopics {
-		return node.UnknownPipeline
+		return result.UnknownPipeline
 	}
 	if err := event.ValidatePipelineName(name); err != nil {
-		return node.InvalidPipelineName
+		return result.InvalidPipelineName
 	}
 	err := c.s.node.CreatePipeline(node.PipelineSpec{Name: name})
 	if err != nil && !errors.Is(err, node.ErrPipelineExists) {
 		c.log.Error("auto-create topic failed", "topic", name, "err", err)
-		return node.StorageError
+		return result.StorageError
 	}
 	if err == nil {
 		c.log.Info("created pipeline for Kafka topic", "pipeline", name)
 	}
-	return node.OK
+	return result.OK
 }
 
 // advertised returns the broker address for Metadata.

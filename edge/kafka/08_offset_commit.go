@@ -6,14 +6,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/result"
 )
 
 // OffsetCommit (key 8), versions 0 to 7 (8+ are flexible, see header.go).
 // A member commits with its member id and generation; a consumer that
 // assigns partitions itself commits with generation -1 and no member id,
 // which is accepted while the group has no members. Each request's
-// commits are stored durably (node.CommitOffsets) before the answer, all
+// commits are stored durably (group.Store.Commit) before the answer, all
 // of them or none. Version 0 commits are kept like later ones (in Kafka
 // they went to ZooKeeper); the retention time of versions 2 to 4 is
 // ignored: commits are kept until the group's offsets are deleted.
@@ -35,7 +36,7 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 		}
 		code = c.s.groups.checkCommit(req.Group, gen, member, req.InstanceID)
 	}
-	var commits []node.OffsetCommit
+	var commits []group.OffsetCommit
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
@@ -46,12 +47,12 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 			switch {
 			case code != 0:
 				rp.ErrorCode = code
-			case pcode != node.OK || p.Partition < 0 || int(p.Partition) >= len(parts):
+			case pcode != result.OK || p.Partition < 0 || int(p.Partition) >= len(parts):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case p.Metadata != nil && len(*p.Metadata) > 4096:
 				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
-				oc := node.OffsetCommit{TopicPartition: node.TopicPartition{Topic: t.Topic, Partition: p.Partition}}
+				oc := group.OffsetCommit{TopicPartition: group.TopicPartition{Topic: t.Topic, Partition: p.Partition}}
 				oc.Offset, oc.LeaderEpoch = p.Offset, -1
 				if req.Version >= 6 {
 					oc.LeaderEpoch = p.LeaderEpoch
@@ -68,10 +69,10 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 	if len(commits) == 0 {
 		return resp
 	}
-	if err := c.s.node.CommitOffsets(req.Group, commits); err != nil {
+	if err := c.s.offsets.Commit(req.Group, commits); err != nil {
 		c.log.Error("storing committed offsets failed", "group", req.Group, "err", err)
 		fail := kerr.UnknownServerError.Code
-		if errors.Is(err, node.ErrOffsetMetadataTooLarge) {
+		if errors.Is(err, group.ErrOffsetMetadataTooLarge) {
 			fail = kerr.OffsetMetadataTooLarge.Code
 		}
 		for i := range resp.Topics {

@@ -3,10 +3,9 @@ package kafka
 import (
 	"slices"
 
+	"github.com/sensehq/sense/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sensehq/sense/node"
 )
 
 // OffsetFetch (key 9), versions 0 to 5 (6+ are flexible, see header.go).
@@ -24,8 +23,8 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp
 	}
-	committed := c.s.node.CommittedOffsets(req.Group)
-	part := func(tp node.TopicPartition) kmsg.OffsetFetchResponseTopicPartition {
+	committed := c.s.offsets.Committed(req.Group)
+	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition = tp.Partition
 		rp.Offset, rp.LeaderEpoch = -1, -1
@@ -55,7 +54,7 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 			ps := byTopic[t]
 			slices.Sort(ps)
 			for _, p := range ps {
-				rt.Partitions = append(rt.Partitions, part(node.TopicPartition{Topic: t, Partition: p}))
+				rt.Partitions = append(rt.Partitions, part(group.TopicPartition{Topic: t, Partition: p}))
 			}
 			resp.Topics = append(resp.Topics, rt)
 		}
@@ -65,7 +64,7 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		rt := kmsg.NewOffsetFetchResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
-			rt.Partitions = append(rt.Partitions, part(node.TopicPartition{Topic: t.Topic, Partition: p}))
+			rt.Partitions = append(rt.Partitions, part(group.TopicPartition{Topic: t.Topic, Partition: p}))
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

@@ -29,7 +29,7 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 		switch {
 		case ok:
 			rg.State, rg.ProtocolType, rg.Protocol = gi.state, gi.protocolType, gi.protocol
-		case len(c.s.node.CommittedOffsets(name)) > 0:
+		case len(c.s.offsets.Committed(name)) > 0:
 			rg.State = "Empty"
 		default:
 			rg.State = "Dead"

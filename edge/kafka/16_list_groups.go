@@ -17,7 +17,7 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListGroupsResponse()
 	resp.SetVersion(req.Version)
 	names := c.s.groups.names()
-	for _, n := range c.s.node.OffsetGroups() {
+	for _, n := range c.s.offsets.Groups() {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}

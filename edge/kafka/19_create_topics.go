@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // CreateTopics (key 19), versions 0 to 4 (5+ are flexible, see header.go).
@@ -80,7 +81,7 @@ func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 	if err := event.ValidatePipelineName(t.Topic); err != nil {
 		return kerr.InvalidTopicException.Code, err.Error()
 	}
-	if _, code := c.s.node.Partitions(t.Topic); code != node.UnknownPipeline {
+	if _, code := c.s.node.Partitions(t.Topic); code != result.UnknownPipeline {
 		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", t.Topic)
 	}
 	for _, p := range c.s.node.Pipelines() {

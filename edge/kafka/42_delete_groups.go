@@ -21,7 +21,7 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = name
 		known, empty := c.s.groups.forget(name)
-		hasOffsets := len(c.s.node.CommittedOffsets(name)) > 0
+		hasOffsets := len(c.s.offsets.Committed(name)) > 0
 		switch {
 		case name == "":
 			rg.ErrorCode = kerr.InvalidGroupID.Code
@@ -30,7 +30,7 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 		case !known && !hasOffsets:
 			rg.ErrorCode = kerr.GroupIDNotFound.Code
 		default:
-			if err := c.s.node.DeleteGroupOffsets(name); err != nil {
+			if err := c.s.offsets.DeleteGroup(name); err != nil {
 				c.log.Error("deleting a group's committed offsets failed", "group", name, "err", err)
 				rg.ErrorCode = kerr.UnknownServerError.Code
 			}

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/edge/kafka"
+	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -31,8 +33,119 @@ func fetchReq(topic string, partition int32, offset int64, maxWait time.Duration
 	return req
 }
 
+// ingressBytes reads the node's sense_ingress_bytes gauge: the bytes of
+// requests read and not yet answered (a Kafka request's bytes are held by
+// the ingress budget from when its size is read until it is answered).
+func ingressBytes(t *testing.T, n *node.Node) float64 {
+	t.Helper()
+	mfs, err := n.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "sense_ingress_bytes" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no sense_ingress_bytes metric")
+	return 0
+}
+
+// fetchAnswer is the outcome of a fetch sent by sendFetch.
+type fetchAnswer struct {
+	resp *kmsg.FetchResponse
+	err  error
+}
+
+func (a fetchAnswer) String() string {
+	if a.err != nil {
+		return a.err.Error()
+	}
+	p := a.resp.Topics[0].Partitions[0]
+	return fmt.Sprintf("error %d, %d bytes, hw %d", p.ErrorCode, len(p.RecordBatches), p.HighWatermark)
+}
+
+// sendFetch sends a Fetch v11 on a connection of its own and returns once
+// the server has read it and holds it (its bytes are in the ingress
+// budget), or has answered it, with a channel that gets the answer. The caller must keep other
+// requests from ending while it waits (the gauge is the node's). It fails
+// the test if the fetch is not read before ctx ends.
+func sendFetch(t *testing.T, ctx context.Context, addr string, n *node.Node, req *kmsg.FetchRequest) <-chan fetchAnswer {
+	t.Helper()
+	// Requests answered before are released just after their responses
+	// are written: wait for them to be gone first.
+	for ingressBytes(t, n) != 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("ingress bytes %v before the fetch, want 0", ingressBytes(t, n))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	frame := rawRequest(req, 11, 1)
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan fetchAnswer, 1)
+	go func() {
+		var sz [4]byte
+		if _, err := io.ReadFull(c, sz[:]); err != nil {
+			answered <- fetchAnswer{err: err}
+			return
+		}
+		b := make([]byte, binary.BigEndian.Uint32(sz[:]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			answered <- fetchAnswer{err: err}
+			return
+		}
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SetVersion(11)
+		err := resp.ReadFrom(b[4:]) // after the correlation id
+		answered <- fetchAnswer{resp, err}
+	}()
+	for ingressBytes(t, n) < float64(len(frame)-4) {
+		select {
+		case a := <-answered: // answered at once: the caller sees it
+			answered <- a
+			return answered
+		case <-ctx.Done():
+			t.Fatal("the server did not read the fetch")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return answered
+}
+
+// onlyRecord decodes a partition's record set, which must hold one batch of
+// one record, and returns that record's offset and value.
+func onlyRecord(t *testing.T, p kmsg.FetchResponseTopicPartition) (int64, string) {
+	t.Helper()
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(p.RecordBatches); err != nil {
+		t.Fatalf("record set of %d bytes: %v", len(p.RecordBatches), err)
+	}
+	if rb.NumRecords != 1 || int(rb.Length)+12 != len(p.RecordBatches) {
+		t.Fatalf("record set: %d records, batch length %d of %d bytes; want one batch of one record", rb.NumRecords, rb.Length, len(p.RecordBatches))
+	}
+	rs, err := kgo.DefaultDecompressor().Decompress(rb.Records, kgo.CompressionCodecType(rb.Attributes&7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r kmsg.Record
+	if err := r.ReadFrom(rs); err != nil {
+		t.Fatal(err)
+	}
+	return rb.FirstOffset + int64(r.OffsetDelta), string(r.Value)
+}
+
 func TestFetchLongPoll(t *testing.T) {
-	addr := start(t, "")
+	addr, n := startWith(t, "", kafka.Options{AutoCreateTopics: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := client(t, addr, kgo.DefaultProduceTopic("polls"), kgo.AllowAutoTopicCreation(),
@@ -41,36 +154,46 @@ func TestFetchLongPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Nothing past offset 1: the fetch waits for max_wait_ms.
-	t0 := time.Now()
+	// Nothing past offset 1 and nothing produced: max_wait_ms ends the
+	// wait with an empty record set. (That the fetch waits at all is shown
+	// next.)
 	resp, err := fetchReq("polls", 0, 1, 300*time.Millisecond, 1<<20).RequestWith(ctx, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := resp.Topics[0].Partitions[0]
-	if el := time.Since(t0); el < 250*time.Millisecond {
-		t.Errorf("empty fetch returned after %v, want about 300ms", el)
-	}
 	if p.ErrorCode != 0 || len(p.RecordBatches) != 0 || p.HighWatermark != 1 || p.LastStableOffset != 1 || p.LogStartOffset != 0 {
 		t.Errorf("empty fetch: error %d, %d bytes, hw %d, lso %d, log start %d", p.ErrorCode, len(p.RecordBatches), p.HighWatermark, p.LastStableOffset, p.LogStartOffset)
 	}
 
-	// A record produced while the fetch waits ends the wait.
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		cl.Produce(ctx, &kgo.Record{Value: []byte("second")}, nil)
-	}()
-	t0 = time.Now()
-	resp, err = fetchReq("polls", 0, 1, 20*time.Second, 1<<20).RequestWith(ctx, cl)
-	if err != nil {
+	// A record produced while the fetch waits ends the wait, and the fetch
+	// returns it. The fetch is read by the server and not answered before
+	// the record exists, so the record in its answer came while it waited;
+	// its max_wait_ms outlasts ctx, so only the record can end it in time.
+	answered := sendFetch(t, ctx, addr, n, fetchReq("polls", 0, 1, 45*time.Second, 1<<20))
+	select {
+	case a := <-answered:
+		t.Fatalf("fetch at the log end answered before anything was produced: %s", a)
+	default:
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("second")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	p = resp.Topics[0].Partitions[0]
-	if el := time.Since(t0); el > 10*time.Second {
-		t.Errorf("fetch woke after %v", el)
+	var a fetchAnswer
+	select {
+	case a = <-answered:
+	case <-ctx.Done():
+		t.Fatal("the fetch was not woken by the record produced while it waited")
 	}
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	p = a.resp.Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) == 0 || p.HighWatermark != 2 {
 		t.Fatalf("woken fetch: error %d, %d bytes, hw %d", p.ErrorCode, len(p.RecordBatches), p.HighWatermark)
+	}
+	if off, val := onlyRecord(t, p); off != 1 || val != "second" {
+		t.Fatalf("woken fetch returned %q at offset %d, want \"second\" at 1", val, off)
 	}
 
 	// Partition max bytes smaller than a batch still returns one batch;
@@ -132,7 +255,7 @@ func TestShutdownEndsLongPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.New(srv.Node, kafka.Options{AutoCreateTopics: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ks, err := kafka.New(srv.Node, srv.Offsets, kafka.Options{AutoCreateTopics: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,25 +267,26 @@ func TestShutdownEndsLongPoll(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	fetched := make(chan error, 1)
-	go func() {
-		_, err := fetchReq("slow", 0, 1, 25*time.Second, 1<<20).RequestWith(ctx, cl)
-		fetched <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	t0 := time.Now()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The fetch's max_wait_ms outlasts ctx: only the shutdown can end it
+	// in time.
+	answered := sendFetch(t, ctx, ln.Addr().String(), srv.Node, fetchReq("slow", 0, 1, 45*time.Second, 1<<20))
+	// Shutdown fails if connections are still open at sctx's end.
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	if err := ks.Shutdown(sctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if el := time.Since(t0); el > 5*time.Second {
-		t.Errorf("shutdown took %v", el)
-	}
+	var a fetchAnswer
 	select {
-	case <-fetched:
-	case <-time.After(10 * time.Second):
-		t.Error("fetch still waiting after shutdown")
+	case a = <-answered:
+	case <-ctx.Done():
+		t.Fatal("fetch still waiting after shutdown")
+	}
+	if a.err != nil {
+		t.Fatalf("the waiting fetch was not answered: %v", a.err)
+	}
+	if p := a.resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) != 0 || p.HighWatermark != 1 {
+		t.Errorf("fetch ended by shutdown: error %d, %d bytes, hw %d", p.ErrorCode, len(p.RecordBatches), p.HighWatermark)
 	}
 }
 

@@ -3,9 +3,10 @@ package kafka_test
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/sensehq/sense/edge/kafka"
 	"runtime"
 	"testing"
+
+	"github.com/sensehq/sense/edge/kafka"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )

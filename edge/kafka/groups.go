@@ -18,7 +18,7 @@ import (
 // assignment. This node coordinates every group. Membership lives in
 // memory: after a restart, members get UNKNOWN_MEMBER_ID and rejoin, as
 // they do when a Kafka coordinator moves. Committed offsets are stored
-// durably by the node (node.CommitOffsets).
+// durably by the node (group.Store.Commit).
 //
 // A group moves between these states:
 //
@@ -69,14 +69,14 @@ type coordinator struct {
 	delay time.Duration // initial rebalance delay
 
 	mu     sync.Mutex
-	groups map[string]*group
+	groups map[string]*consumerGroup
 	// ticker: session and rebalance deadlines, checked every tick.
 	ticking bool
 	stop    chan struct{}
 	stopped bool
 }
 
-type group struct {
+type consumerGroup struct {
 	name         string
 	state        groupState
 	protocolType string
@@ -112,7 +112,7 @@ type syncResult struct {
 }
 
 func newCoordinator(delay time.Duration) *coordinator {
-	return &coordinator{delay: delay, groups: map[string]*group{}, stop: make(chan struct{})}
+	return &coordinator{delay: delay, groups: map[string]*consumerGroup{}, stop: make(chan struct{})}
 }
 
 // close stops the ticker; waiting members are answered by their
@@ -176,10 +176,10 @@ func (co *coordinator) tick(now time.Time) {
 	}
 }
 
-func (co *coordinator) group(name string, create bool) *group {
+func (co *coordinator) group(name string, create bool) *consumerGroup {
 	g := co.groups[name]
 	if g == nil && create {
-		g = &group{name: name, members: map[string]*member{}, pending: map[string]time.Time{}}
+		g = &consumerGroup{name: name, members: map[string]*member{}, pending: map[string]time.Time{}}
 		co.groups[name] = g
 		co.startTickerLocked()
 	}
@@ -196,7 +196,7 @@ func newMemberID(clientID string) string {
 }
 
 // remove drops a member, answering anything it waits for.
-func (g *group) remove(id string) {
+func (g *consumerGroup) remove(id string) {
 	m := g.members[id]
 	if m == nil {
 		return
@@ -222,7 +222,7 @@ func (g *group) remove(id string) {
 // rebalance starts a rebalance (or ends the group's generation when no
 // member is left). Members waiting in SyncGroup are told
 // REBALANCE_IN_PROGRESS and rejoin.
-func (g *group) rebalance(now time.Time) {
+func (g *consumerGroup) rebalance(now time.Time) {
 	for _, m := range g.members {
 		if m.sync != nil {
 			m.sync <- syncResult{code: kerr.RebalanceInProgress.Code}
@@ -248,7 +248,7 @@ func (g *group) rebalance(now time.Time) {
 
 // maybeComplete forms the next generation once every member has rejoined,
 // or at the deadline without those that have not.
-func (g *group) maybeComplete(now time.Time) {
+func (g *consumerGroup) maybeComplete(now time.Time) {
 	if g.state != groupPreparingRebalance || now.Before(g.notBefore) {
 		return
 	}
@@ -314,7 +314,7 @@ func (g *group) maybeComplete(now time.Time) {
 // chooseProtocol picks the protocol every member supports that most
 // members prefer (each votes for its first supported choice); ties go to
 // the leader's or the first member's order.
-func (g *group) chooseProtocol() string {
+func (g *consumerGroup) chooseProtocol() string {
 	candidates := g.commonProtocols()
 	votes := map[string]int{}
 	for _, m := range g.members {
@@ -337,7 +337,7 @@ func (g *group) chooseProtocol() string {
 // commonProtocols returns the protocols every member supports, in the
 // order of some member's preference (stable: the member with the smallest
 // id).
-func (g *group) commonProtocols() []string {
+func (g *consumerGroup) commonProtocols() []string {
 	ids := slices.Sorted(maps.Keys(g.members))
 	if g.leader != "" && g.members[g.leader] != nil {
 		ids = append([]string{g.leader}, ids...)
@@ -518,7 +518,7 @@ func (co *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, cli
 
 // checkMember validates a member id, generation and instance id in g;
 // it returns 0 or an error code.
-func (g *group) checkMember(id string, generation int32, instance *string) int16 {
+func (g *consumerGroup) checkMember(id string, generation int32, instance *string) int16 {
 	m := g.members[id]
 	if m == nil {
 		if instance != nil {

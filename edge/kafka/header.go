@@ -8,8 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sensehq/sense/node"
 )
 
 // minRequestBytes is the smallest request: api key, api version and
@@ -194,39 +192,6 @@ func appendResponse(dst []byte, h header, resp kmsg.Response) []byte {
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
-}
-
-// errorCode maps a node code to a Kafka error code.
-func errorCode(c node.Code) int16 {
-	switch c {
-	case node.OK:
-		return 0
-	case node.PolicyViolation, node.NoCompliantHub, node.InvalidMask, node.InvalidPriority:
-		return kerr.PolicyViolation.Code
-	case node.CorruptBatch:
-		return kerr.CorruptMessage.Code
-	case node.OutOfOrderSequence:
-		return kerr.OutOfOrderSequenceNumber.Code
-	case node.DuplicateSequence:
-		return kerr.DuplicateSequenceNumber.Code
-	case node.ProducerFenced:
-		return kerr.InvalidProducerEpoch.Code
-	case node.UnknownPartition, node.UnknownPipeline:
-		return kerr.UnknownTopicOrPartition.Code
-	case node.InvalidPipelineName:
-		return kerr.InvalidTopicException.Code
-	case node.StorageError:
-		return kerr.KafkaStorageError.Code
-	case node.NotReady:
-		return kerr.RequestTimedOut.Code
-	case node.Overloaded:
-		return kerr.NotEnoughReplicas.Code
-	case node.EventTooLarge:
-		return kerr.MessageTooLarge.Code
-	case node.OffsetOutOfRange:
-		return kerr.OffsetOutOfRange.Code
-	}
-	return kerr.UnknownServerError.Code
 }
 
 // unsupportedResponse appends the answer to a request of an API key or

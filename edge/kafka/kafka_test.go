@@ -43,7 +43,7 @@ func startWith(t testing.TB, yaml string, opts kafka.Options) (string, *node.Nod
 	}
 	opts.AdvertisedAddr = ln.Addr().String()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks, err := kafka.New(srv.Node, opts)
+	ks, err := kafka.New(srv.Node, srv.Offsets, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

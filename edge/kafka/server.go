@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/edge/tcpserve"
+	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/node"
 )
 
@@ -69,18 +70,20 @@ type Options struct {
 
 // Server serves the Kafka protocol for one node.
 type Server struct {
-	node *node.Node
-	opts Options
-	log  *slog.Logger
+	node    *node.Node
+	offsets *group.Store
+	opts    Options
+	log     *slog.Logger
 
 	groups *coordinator
 	conns  tcpserve.Tracker
 }
 
-// New returns a server for n.
-func New(n *node.Node, opts Options) (*Server, error) {
-	if n == nil {
-		return nil, errors.New("kafka: nil node")
+// New returns a server for n, keeping consumer groups' committed offsets
+// in offsets.
+func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
+	if n == nil || offsets == nil {
+		return nil, errors.New("kafka: New needs a node and an offsets store")
 	}
 	if opts.MaxRequestBytes == 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
@@ -108,7 +111,7 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	case opts.GroupInitialRebalanceDelay < 0:
 		opts.GroupInitialRebalanceDelay = 0
 	}
-	return &Server{node: n, opts: opts, log: opts.Logger, groups: newCoordinator(opts.GroupInitialRebalanceDelay)}, nil
+	return &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: newCoordinator(opts.GroupInitialRebalanceDelay)}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

@@ -28,6 +28,7 @@ import (
 	"github.com/sensehq/sense/edge/tcpserve"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // Options configure a Server.
@@ -202,11 +203,11 @@ func (c *conn) readFailed(f wire.Frame, err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded):
-	case errors.Is(err, wire.ErrRequestTooLarge):
+	case errors.Is(err, result.ErrRequestTooLarge):
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, 0, wire.CodeRequestTooLarge, fmt.Sprintf("%s frame is larger than the %d bytes allowed; the connection is closed", f.Type, c.s.opts.Limits.MaxFrameBytes))
+			return wire.AppendError(b, 0, result.RequestTooLarge, fmt.Sprintf("%s frame is larger than the %d bytes allowed; the connection is closed", f.Type, c.s.opts.Limits.MaxFrameBytes))
 		})
-	case errors.Is(err, wire.ErrMalformed):
+	case errors.Is(err, result.ErrMalformed):
 		c.malformed(err)
 	default:
 		c.log.Debug("connection read failed", "err", err)
@@ -216,7 +217,7 @@ func (c *conn) readFailed(f wire.Frame, err error) {
 func (c *conn) malformed(err error) {
 	c.log.Warn("malformed frame; closing the connection", "err", err)
 	c.write(func(b []byte) []byte {
-		return wire.AppendError(b, 0, wire.CodeMalformed, err.Error()+"; the connection is closed")
+		return wire.AppendError(b, 0, result.Malformed, err.Error()+"; the connection is closed")
 	})
 }
 
@@ -228,7 +229,7 @@ func (c *conn) handshake() bool {
 	}
 	if f.Type != wire.TypeHello {
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, f.Corr, wire.CodeNotHandshaken, fmt.Sprintf("the first frame must be HELLO, got %s; the connection is closed", f.Type))
+			return wire.AppendError(b, f.Corr, result.NotHandshaken, fmt.Sprintf("the first frame must be HELLO, got %s; the connection is closed", f.Type))
 		})
 		return false
 	}
@@ -314,7 +315,7 @@ func (c *conn) dispatch(f wire.Frame) bool {
 		return c.write(func(b []byte) []byte { return wire.AppendPong(b, f.Corr, data) }) == nil
 	case wire.TypeHello:
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, f.Corr, wire.CodeInvalidRequest, "HELLO was already received on this connection")
+			return wire.AppendError(b, f.Corr, result.InvalidRequest, "HELLO was already received on this connection")
 		})
 		return true
 	}
@@ -343,7 +344,7 @@ func (c *conn) produce(f wire.Frame) bool {
 	// closes the connection at once.
 	wr, err := c.s.opts.Limits.DecodeProduce(f.Payload)
 	if err != nil {
-		if wire.CodeOf(err) == wire.CodeMalformed {
+		if result.CodeOf(err) == result.Malformed {
 			c.malformed(err)
 			return false
 		}
@@ -427,7 +428,7 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 	for it.Next() {
 		ev := it.Event()
 		i := it.Index()
-		if code := lim.CheckEvent(ev); code != wire.CodeNone {
+		if code := lim.CheckEvent(ev); code != result.OK {
 			j.out[i] = wire.EventResult{Code: code, Partition: -1, Offset: -1}
 			continue
 		}
@@ -466,13 +467,13 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 func (c *conn) finishProduce(j *produceJob) {
 	if j.err != nil {
 		for _, i := range j.idx {
-			j.out[i] = wire.EventResult{Code: wire.CodeTimeout, Partition: -1, Offset: -1}
+			j.out[i] = wire.EventResult{Code: result.Timeout, Partition: -1, Offset: -1}
 		}
 	} else {
 		j.pending.Wait()
 		for k, i := range j.idx {
 			r := j.res[k]
-			j.out[i] = wire.EventResult{Code: wire.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
+			j.out[i] = wire.EventResult{Code: result.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
 		}
 	}
 	c.write(func(b []byte) []byte { return wire.AppendProduceResult(b, j.corr, j.out) })
@@ -500,11 +501,11 @@ func (c *conn) fetch(corr uint32, m wire.Fetch) {
 	ctx, cancel := context.WithTimeout(c.ctx, 0)
 	defer cancel()
 	buf, _, hw, code := c.s.node.Fetch(ctx, m.Pipeline, m.Partition, m.Offset, maxBytes, nil)
-	if code == node.OK && len(buf) > maxBytes+batch.MaxSize {
-		code = node.Code(wire.CodeBatchTooLarge)
+	if code == result.OK && len(buf) > maxBytes+batch.MaxSize {
+		code = result.Code(result.BatchTooLarge)
 		buf = nil
 	}
 	c.write(func(b []byte) []byte {
-		return wire.AppendFetchResult(b, corr, wire.FetchResult{Code: wire.Code(code), Partition: m.Partition, HighWatermark: hw, Batches: buf})
+		return wire.AppendFetchResult(b, corr, wire.FetchResult{Code: result.Code(code), Partition: m.Partition, HighWatermark: hw, Batches: buf})
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -50,7 +51,7 @@ func TestMalformedFrameClosesOnlyThatConnection(t *testing.T) {
 		t.Fatalf("after a malformed frame: %v %v, want an ERROR frame", f.Type, err)
 	}
 	e, err := wire.DecodeError(f.Payload)
-	if err != nil || e.Code != wire.CodeMalformed {
+	if err != nil || e.Code != result.Malformed {
 		t.Fatalf("error frame: %+v %v", e, err)
 	}
 	if _, err := badRd.Next(); !errors.Is(err, io.EOF) {
@@ -77,7 +78,7 @@ func TestHugeLengthRefused(t *testing.T) {
 	if err != nil || f.Type != wire.TypeError {
 		t.Fatalf("%v %v", f.Type, err)
 	}
-	if e, _ := wire.DecodeError(f.Payload); e.Code != wire.CodeRequestTooLarge {
+	if e, _ := wire.DecodeError(f.Payload); e.Code != result.RequestTooLarge {
 		t.Fatalf("code %v", e.Code)
 	}
 }
@@ -96,7 +97,7 @@ func TestRequestBeforeHello(t *testing.T) {
 	if err != nil || f.Type != wire.TypeError {
 		t.Fatalf("%v %v", f.Type, err)
 	}
-	if e, _ := wire.DecodeError(f.Payload); e.Code != wire.CodeNotHandshaken {
+	if e, _ := wire.DecodeError(f.Payload); e.Code != result.NotHandshaken {
 		t.Fatalf("code %v", e.Code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 )
 
 // subscription pushes DATA frames for one partition, paced by credit.
@@ -34,24 +35,24 @@ func (s *subscription) addCredit(n uint32) {
 }
 
 func (c *conn) subscribe(corr uint32, m wire.Subscribe) {
-	l, code := c.s.node.Log(m.Pipeline, m.Partition)
-	if code != node.OK {
+	offset := m.Offset
+	switch offset {
+	case wire.OffsetEarliest:
+		offset = node.Earliest
+	case wire.OffsetLatest:
+		offset = node.Latest
+	}
+	start, _, hw, code := c.s.node.Resolve(m.Pipeline, m.Partition, offset)
+	switch code {
+	case result.OK:
+	case result.OffsetOutOfRange:
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, corr, wire.Code(code), "SUBSCRIBE "+m.Pipeline+": "+code.String())
+			return wire.AppendError(b, corr, code, "SUBSCRIBE: offset outside the partition's range")
 		})
 		return
-	}
-	start := m.Offset
-	switch start {
-	case wire.OffsetEarliest:
-		start = l.StartOffset()
-	case wire.OffsetLatest:
-		start = l.HighWatermark()
-	}
-	hw := l.HighWatermark()
-	if start < l.StartOffset() || start > hw {
+	default:
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, corr, wire.CodeOffsetOutOfRange, "SUBSCRIBE: offset outside the partition's range")
+			return wire.AppendError(b, corr, code, "SUBSCRIBE "+m.Pipeline+": "+code.String())
 		})
 		return
 	}
@@ -59,7 +60,7 @@ func (c *conn) subscribe(corr uint32, m wire.Subscribe) {
 	if c.subs[corr] != nil {
 		c.smu.Unlock()
 		c.write(func(b []byte) []byte {
-			return wire.AppendError(b, corr, wire.CodeInvalidRequest, "SUBSCRIBE: correlation id already names a subscription on this connection")
+			return wire.AppendError(b, corr, result.InvalidRequest, "SUBSCRIBE: correlation id already names a subscription on this connection")
 		})
 		return
 	}
@@ -109,12 +110,12 @@ func (s *subscription) run(offset int64) (failed bool) {
 		want := int(min(credit, int64(maxFrame)))
 		wait, cancel := context.WithTimeout(s.ctx, time.Second)
 		var hw int64
-		var code node.Code
+		var code result.Code
 		buf, _, hw, code = s.c.s.node.Fetch(wait, s.m.Pipeline, s.m.Partition, offset, want, buf[:0])
 		cancel()
-		if code != node.OK {
+		if code != result.OK {
 			s.c.write(func(b []byte) []byte {
-				return wire.AppendError(b, s.corr, wire.Code(code), "subscription ended: "+code.String())
+				return wire.AppendError(b, s.corr, result.Code(code), "subscription ended: "+code.String())
 			})
 			return true
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/quicedge"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 )
@@ -104,7 +105,7 @@ func TestStreamIsANativeConnection(t *testing.T) {
 		t.Fatalf("PING answered with %v corr %d %q, %v", f.Type, f.Corr, f.Payload, err)
 	}
 	r, err := produce(sc, rd, 8, "q", "hello")
-	if err != nil || r.Code != wire.CodeNone || r.Offset != 0 {
+	if err != nil || r.Code != result.OK || r.Offset != 0 {
 		t.Fatalf("produce: %+v %v", r, err)
 	}
 }
@@ -126,7 +127,7 @@ func TestFirstFrameMustBeHello(t *testing.T) {
 		t.Fatalf("got %v %v, want ERROR", f.Type, err)
 	}
 	e, err := wire.DecodeError(f.Payload)
-	if err != nil || e.Code != wire.CodeNotHandshaken {
+	if err != nil || e.Code != result.NotHandshaken {
 		t.Fatalf("error %+v %v", e, err)
 	}
 	if _, err := rd.Next(); err == nil {
@@ -207,7 +208,7 @@ func TestManyStreamsOneKilled(t *testing.T) {
 			<-start
 			for k := range perStream {
 				r, err := produce(sc, rd, uint32(k+1), "many", fmt.Sprintf("s%d-%d", i, k))
-				if err == nil && r.Code != wire.CodeNone {
+				if err == nil && r.Code != result.OK {
 					err = fmt.Errorf("code %s", r.Code)
 				}
 				if err != nil {
@@ -231,7 +232,7 @@ func TestManyStreamsOneKilled(t *testing.T) {
 	}
 	// The connection still opens working streams.
 	sc, rd := stream(t, qc)
-	if r, err := produce(sc, rd, 1, "many", "after"); err != nil || r.Code != wire.CodeNone || r.Offset != streams*perStream {
+	if r, err := produce(sc, rd, 1, "many", "after"); err != nil || r.Code != result.OK || r.Offset != streams*perStream {
 		t.Fatalf("after the reset: %+v %v (want offset %d: nothing of the cut request stored)", r, err, streams*perStream)
 	}
 	var se *quic.StreamError

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/sensehq/sense/result"
 )
 
 // AppendAdmin appends an ADMIN frame whose payload is body, a JSON object
@@ -35,11 +37,11 @@ func AppendPong(dst []byte, corr uint32, data []byte) []byte {
 //	u16    code
 //	string message  (UTF-8, for people; at most MaxErrorMessage bytes)
 //
-// code must not be CodeNone. corr is the correlation id of the failed
+// code must not be result.OK. corr is the correlation id of the failed
 // request, or 0 when the server closes the connection because its framing
 // is lost. A message longer than
 // MaxErrorMessage is cut (on a rune boundary).
-func AppendError(dst []byte, corr uint32, code Code, msg string) []byte {
+func AppendError(dst []byte, corr uint32, code result.Code, msg string) []byte {
 	if len(msg) > MaxErrorMessage {
 		n := MaxErrorMessage
 		for n > 0 && !utf8.RuneStart(msg[n]) {
@@ -53,22 +55,22 @@ func AppendError(dst []byte, corr uint32, code Code, msg string) []byte {
 	return EndFrame(dst, start)
 }
 
-// AppendErrorFrom appends an ERROR frame for err, which must not be nil: its code is CodeOf(err)
-// (CodeUnknown for an error without one), and its message err's text, or
-// just the *Error's Message when err is an *Error itself, so that the code
+// AppendErrorFrom appends an ERROR frame for err, which must not be nil: its code is result.CodeOf(err)
+// (result.Unknown for an error without one), and its message err's text, or
+// just the *result.Error's Message when err is an *result.Error itself, so that the code
 // is not repeated in the text.
 func AppendErrorFrom(dst []byte, corr uint32, err error) []byte {
-	var e *Error
+	var e *result.Error
 	if errors.As(err, &e) && error(e) == err {
 		return AppendError(dst, corr, e.Code, e.Message)
 	}
-	return AppendError(dst, corr, CodeOf(err), err.Error())
+	return AppendError(dst, corr, result.CodeOf(err), err.Error())
 }
 
-// DecodeError decodes an ERROR payload into an *Error.
-func DecodeError(p []byte) (*Error, error) {
+// DecodeError decodes an ERROR payload into an *result.Error.
+func DecodeError(p []byte) (*result.Error, error) {
 	c := newCursor(TypeError, p)
-	e := &Error{Code: Code(c.u16("code"))}
+	e := &result.Error{Code: result.Code(c.u16("code"))}
 	e.Message = c.str("message")
 	if err := c.end(); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+
+	"github.com/sensehq/sense/result"
 )
 
 // cursor decodes the fixed fields of a payload with a sticky error: read
@@ -91,7 +93,7 @@ func (c *cursor) str(field string) string { return string(c.bytes(field)) }
 func (c *cursor) pipeline() []byte {
 	b := c.bytes("pipeline")
 	if c.err == nil && len(b) > MaxPipelineLen {
-		c.err = &Error{Code: CodeInvalidPipelineName, Message: c.msg.String() + ": pipeline name of " +
+		c.err = &result.Error{Code: result.InvalidPipelineName, Message: c.msg.String() + ": pipeline name of " +
 			strconv.Itoa(len(b)) + " bytes is longer than " + strconv.Itoa(MaxPipelineLen)}
 	}
 	return b
@@ -116,7 +118,7 @@ func (c *cursor) end() error {
 }
 
 func malformed(msg Type, format string, args ...any) error {
-	return &Error{Code: CodeMalformed, Message: msg.String() + ": " + fmt.Sprintf(format, args...)}
+	return &result.Error{Code: result.Malformed, Message: msg.String() + ": " + fmt.Sprintf(format, args...)}
 }
 
 // appendBytes appends a u32 length and b.

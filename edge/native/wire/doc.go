@@ -15,8 +15,8 @@
 //	...  payload  length - 6 bytes
 //
 // "string" and "bytes" fields are a u32 length and that many bytes. A
-// Reader refuses a length below 6 (ErrMalformed) or above its maximum
-// (ErrRequestTooLarge) before it reads or allocates for the payload.
+// Reader refuses a length below 6 (result.ErrMalformed) or above its maximum
+// (result.ErrRequestTooLarge) before it reads or allocates for the payload.
 //
 // # Reading
 //
@@ -37,7 +37,7 @@
 //
 // Each message has a DecodeXxx function taking the payload. Decoders check
 // every length against the bytes left before using it and return an error
-// matching ErrMalformed on bad input, never panic. DecodeProduce and the
+// matching result.ErrMalformed on bad input, never panic. DecodeProduce and the
 // result decoders allocate nothing; the decoders of rare messages (HELLO,
 // SUBSCRIBE, ERROR ...) copy their strings.
 //
@@ -59,9 +59,9 @@
 // # Errors
 //
 // Every protocol error code is a Code. Errors from this package and errors
-// decoded from ERROR frames are *Error values carrying a Code; errors.Is
-// matches them against the sentinels ErrMalformed, ErrNoCompliantHub and
-// so on, whatever their message. CodeOf extracts the code of any error, and
+// decoded from ERROR frames are *result.Error values carrying a Code; errors.Is
+// matches them against the sentinels result.ErrMalformed, result.ErrNoCompliantHub and
+// so on, whatever their message. result.CodeOf extracts the code of any error, and
 // Code.Retriable says whether resending the same request may succeed.
 //
 // # Flow control

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/result"
 )
 
 // A client's handshake and one PRODUCE, and how a server reads them and
@@ -48,7 +49,7 @@ func Example() {
 			fmt.Printf("HELLO from %q, version %d\n", h.ClientID, v)
 		case wire.TypeProduce:
 			req, err := wire.DecodeProduce(f.Payload)
-			if errors.Is(err, wire.ErrMalformed) {
+			if errors.Is(err, result.ErrMalformed) {
 				out.Write(wire.AppendErrorFrom(out.AvailableBuffer(), f.Corr, err))
 				return // and close the connection
 			}

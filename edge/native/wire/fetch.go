@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/result"
 )
 
 // Special offsets accepted by SUBSCRIBE and FETCH.
@@ -46,7 +47,7 @@ func AppendSubscribe(dst []byte, corr uint32, m Subscribe) []byte {
 }
 
 // DecodeSubscribe decodes a SUBSCRIBE payload. A pipeline name longer than
-// MaxPipelineLen gives ErrInvalidPipelineName.
+// MaxPipelineLen gives result.ErrInvalidPipelineName.
 func DecodeSubscribe(p []byte) (Subscribe, error) {
 	c := newCursor(TypeSubscribe, p)
 	m := Subscribe{
@@ -219,7 +220,7 @@ func AppendFetch(dst []byte, corr uint32, m Fetch) []byte {
 }
 
 // DecodeFetch decodes a FETCH payload. A pipeline name longer than
-// MaxPipelineLen gives ErrInvalidPipelineName.
+// MaxPipelineLen gives result.ErrInvalidPipelineName.
 func DecodeFetch(p []byte) (Fetch, error) {
 	c := newCursor(TypeFetch, p)
 	m := Fetch{
@@ -240,12 +241,12 @@ const FetchResultHeaderSize = 2 + 4 + 8
 
 // FetchResult is the payload of FETCH_RESULT:
 //
-//	u16 code            (CodeNone, or why no batches are returned)
+//	u16 code            (result.OK, or why no batches are returned)
 //	i32 partition
 //	i64 high watermark  (-1 when unknown)
-//	record batches (whole batches) to the end of the frame; none unless code is CodeNone
+//	record batches (whole batches) to the end of the frame; none unless code is result.OK
 type FetchResult struct {
-	Code          Code
+	Code          result.Code
 	Partition     int32
 	HighWatermark int64
 	// Batches aliases the payload; see Data.Batches.
@@ -261,7 +262,7 @@ func AppendFetchResult(dst []byte, corr uint32, m FetchResult) []byte {
 // AppendFetchResultHeader appends the start of a FETCH_RESULT frame whose
 // batchBytes bytes of record batches the caller writes next; see
 // AppendDataHeader.
-func AppendFetchResultHeader(dst []byte, corr uint32, code Code, partition int32, hw int64, batchBytes int) []byte {
+func AppendFetchResultHeader(dst []byte, corr uint32, code result.Code, partition int32, hw int64, batchBytes int) []byte {
 	dst = appendFixedHeader(dst, TypeFetchResult, corr, FetchResultHeaderSize+batchBytes)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
@@ -273,7 +274,7 @@ func AppendFetchResultHeader(dst []byte, corr uint32, code Code, partition int32
 func DecodeFetchResult(p []byte) (FetchResult, error) {
 	c := newCursor(TypeFetchResult, p)
 	m := FetchResult{
-		Code:          Code(c.u16("code")),
+		Code:          result.Code(c.u16("code")),
 		Partition:     int32(c.u32("partition")),
 		HighWatermark: int64(c.u64("high watermark")),
 		Batches:       c.rest(),
@@ -281,7 +282,7 @@ func DecodeFetchResult(p []byte) (FetchResult, error) {
 	if c.err != nil {
 		return FetchResult{}, c.err
 	}
-	if m.Code != CodeNone && len(m.Batches) != 0 {
+	if m.Code != result.OK && len(m.Batches) != 0 {
 		return FetchResult{}, malformed(TypeFetchResult, "code %s with %d bytes of batches", m.Code, len(m.Batches))
 	}
 	if err := checkBatches(TypeFetchResult, m.Batches); err != nil {

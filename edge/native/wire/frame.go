@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/sensehq/sense/result"
 )
 
 // Type is a frame's message type. A request type has bit 7 clear; the
@@ -297,9 +299,9 @@ func (r *Reader) Release() {
 // At a clean end of stream (no byte of a new frame) it returns io.EOF; a
 // stream that ends inside a frame gives an error wrapping
 // io.ErrUnexpectedEOF. A length field below HeaderLen gives an error
-// matching ErrMalformed (the Frame is zero: its header cannot be trusted).
+// matching result.ErrMalformed (the Frame is zero: its header cannot be trusted).
 // A length field above the maximum gives an error matching
-// ErrRequestTooLarge together with the frame's type, flags and correlation
+// result.ErrRequestTooLarge together with the frame's type, flags and correlation
 // id (Payload nil), so that a server can name the request it refuses. Other
 // errors come from the underlying reader.
 func (r *Reader) Next() (Frame, error) {
@@ -322,7 +324,7 @@ func (r *Reader) next() (Frame, error) {
 	}
 	n := binary.BigEndian.Uint32(r.hdr[:])
 	if n < HeaderLen {
-		return Frame{}, &Error{Code: CodeMalformed, Message: "frame length " + strconv.FormatUint(uint64(n), 10) + " is below the 6-byte header"}
+		return Frame{}, &result.Error{Code: result.Malformed, Message: "frame length " + strconv.FormatUint(uint64(n), 10) + " is below the 6-byte header"}
 	}
 	if _, err := io.ReadFull(r.br, r.hdr[LengthSize:]); err != nil {
 		return Frame{}, unexpected(err, "frame header")
@@ -333,7 +335,7 @@ func (r *Reader) next() (Frame, error) {
 		Corr:  binary.BigEndian.Uint32(r.hdr[6:]),
 	}
 	if uint64(n) > uint64(r.max) {
-		return f, &Error{Code: CodeRequestTooLarge, Message: fmt.Sprintf("%s frame of %d bytes exceeds the limit of %d", f.Type, n, r.max)}
+		return f, &result.Error{Code: result.RequestTooLarge, Message: fmt.Sprintf("%s frame of %d bytes exceeds the limit of %d", f.Type, n, r.max)}
 	}
 	p, err := r.readPayload(int(n) - HeaderLen)
 	if err != nil {

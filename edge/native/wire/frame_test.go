@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sensehq/sense/result"
 )
 
 var errEOF = io.EOF
@@ -100,7 +102,7 @@ func TestReaderTooLarge(t *testing.T) {
 		r := NewReader(bytes.NewReader(stream))
 		r.SetMaxFrame(1024)
 		f, err := r.Next()
-		if !errors.Is(err, ErrRequestTooLarge) || CodeOf(err) != CodeRequestTooLarge {
+		if !errors.Is(err, result.ErrRequestTooLarge) || result.CodeOf(err) != result.RequestTooLarge {
 			t.Fatalf("length %d: %v, want REQUEST_TOO_LARGE", n, err)
 		}
 		if f.Type != TypeProduce || f.Corr != 42 || f.Payload != nil {
@@ -225,58 +227,6 @@ func TestTypeString(t *testing.T) {
 	}
 	if s := Type(0x0a).String(); s != "TYPE_0x0a" {
 		t.Fatalf("unknown type: %q", s)
-	}
-}
-
-func TestCodes(t *testing.T) {
-	retriable := map[Code]bool{CodeNoCompliantHub: true, CodeOverloaded: true, CodeNotReady: true, CodeStorageError: true, CodeTimeout: true, CodeNotLeader: true}
-	seen := map[string]bool{}
-	for c := Code(0); c < numCodes; c++ {
-		name := c.String()
-		if name == "" || strings.ToUpper(name) != name || seen[name] {
-			t.Fatalf("code %d: name %q", c, name)
-		}
-		seen[name] = true
-		if c.Retriable() != retriable[c] {
-			t.Fatalf("%s.Retriable() = %v", c, c.Retriable())
-		}
-		if c == CodeNone {
-			if c.Err() != nil {
-				t.Fatal("CodeNone.Err() != nil")
-			}
-			continue
-		}
-		err := error(&Error{Code: c, Message: "details"})
-		if !errors.Is(err, c.Err()) || CodeOf(err) != c {
-			t.Fatalf("%s: errors.Is or CodeOf fails", c)
-		}
-		if (&Error{Code: c}).Error() != "wire: "+name || err.Error() != "wire: "+name+": details" {
-			t.Fatalf("%s: Error() = %q", c, err.Error())
-		}
-		wrapped := errors.Join(errors.New("ctx"), err)
-		if !errors.Is(wrapped, c.Err()) || CodeOf(wrapped) != c {
-			t.Fatalf("%s: wrapped error loses its code", c)
-		}
-		other := Code(c%(numCodes-1) + 1)
-		if other != c && errors.Is(err, other.Err()) {
-			t.Fatalf("%s matches %s", c, other)
-		}
-	}
-	if Code(300).String() != "CODE_300" || Code(300).Retriable() || CodeOf(Code(300).Err()) != 300 {
-		t.Fatal("unknown code")
-	}
-	if CodeOf(nil) != CodeNone || CodeOf(errors.New("x")) != CodeUnknown {
-		t.Fatal("CodeOf of nil or a plain error")
-	}
-	if !(&Error{Code: CodeTimeout}).Retriable() {
-		t.Fatal("TIMEOUT not retriable")
-	}
-	// The numbers are part of the protocol.
-	fixed := map[Code]uint16{CodeNone: 0, CodeMalformed: 2, CodeNoCompliantHub: 5, CodeProducerFenced: 11, CodeTimeout: 20}
-	for c, n := range fixed {
-		if uint16(c) != n {
-			t.Fatalf("%s = %d, want %d", c, c, n)
-		}
 	}
 }
 

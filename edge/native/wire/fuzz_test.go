@@ -9,6 +9,7 @@ import (
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // fuzzMaxFrame is the Reader's maximum in FuzzReader: small, so that the
@@ -43,8 +44,8 @@ func FuzzReader(f *testing.F) {
 					if !bytes.Equal(again, data) {
 						t.Fatalf("io.EOF after %d of %d bytes", len(again), len(data))
 					}
-				case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, ErrMalformed):
-				case errors.Is(err, ErrRequestTooLarge):
+				case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, result.ErrMalformed):
+				case errors.Is(err, result.ErrRequestTooLarge):
 					n := binary.BigEndian.Uint32(data[len(again):])
 					if n <= fuzzMaxFrame {
 						t.Fatalf("length %d refused as too large", n)
@@ -125,8 +126,8 @@ func FuzzDecodeProduce(f *testing.F) {
 		}
 		req, err := DecodeProduce(p)
 		if err != nil {
-			switch CodeOf(err) {
-			case CodeMalformed, CodeRequestTooLarge, CodeInvalidPipelineName:
+			switch result.CodeOf(err) {
+			case result.Malformed, result.RequestTooLarge, result.InvalidPipelineName:
 			default:
 				t.Fatalf("error without an expected code: %v", err)
 			}
@@ -308,7 +309,7 @@ func FuzzDecode(f *testing.F) {
 				again = AppendFetchResult(nil, 0, m)
 			}
 		case TypeError:
-			var m *Error
+			var m *result.Error
 			if m, err = DecodeError(p); err == nil {
 				again = AppendError(nil, 0, m.Code, m.Message)
 				if len(m.Message) > MaxErrorMessage {
@@ -321,7 +322,7 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		if err != nil {
-			if c := CodeOf(err); c != CodeMalformed && c != CodeInvalidPipelineName {
+			if c := result.CodeOf(err); c != result.Malformed && c != result.InvalidPipelineName {
 				t.Fatalf("%s: error without an expected code: %v", Type(typ), err)
 			}
 			return

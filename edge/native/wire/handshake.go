@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sensehq/sense/result"
 )
 
 // Hello is the payload of HELLO, the first frame a client sends:
@@ -31,7 +33,7 @@ func AppendHello(dst []byte, corr uint32, h Hello) []byte {
 }
 
 // DecodeHello decodes a HELLO payload. A payload that does not start with
-// the magic gives ErrMalformed: the peer does not speak this protocol.
+// the magic gives result.ErrMalformed: the peer does not speak this protocol.
 func DecodeHello(p []byte) (Hello, error) {
 	var h Hello
 	c := newCursor(TypeHello, p)
@@ -47,12 +49,12 @@ func DecodeHello(p []byte) (Hello, error) {
 
 // NegotiateVersion picks the protocol version for a HELLO: the highest
 // version both sides speak. With none in common it returns an error
-// matching ErrUnsupportedVersion whose message states both ranges; the
+// matching result.ErrUnsupportedVersion whose message states both ranges; the
 // server sends it in an ERROR frame and closes the connection.
 func NegotiateVersion(h Hello) (uint16, error) {
 	v := min(h.MaxVersion, MaxVersion)
 	if h.MinVersion > h.MaxVersion || v < h.MinVersion || v < MinVersion {
-		return 0, &Error{Code: CodeUnsupportedVersion, Message: fmt.Sprintf(
+		return 0, &result.Error{Code: result.UnsupportedVersion, Message: fmt.Sprintf(
 			"client speaks versions %d to %d, this server speaks %d to %d", h.MinVersion, h.MaxVersion, MinVersion, MaxVersion)}
 	}
 	return v, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // readOne reads frame, which must be exactly one frame, through a Reader
@@ -32,10 +33,10 @@ func readOne(t testing.TB, frame []byte, typ Type, corr uint32) Frame {
 	return f
 }
 
-// mustMalformed fails unless err matches ErrMalformed.
+// mustMalformed fails unless err matches result.ErrMalformed.
 func mustMalformed(t testing.TB, err error, what string) {
 	t.Helper()
-	if !errors.Is(err, ErrMalformed) {
+	if !errors.Is(err, result.ErrMalformed) {
 		t.Fatalf("%s: error %v, want MALFORMED", what, err)
 	}
 }

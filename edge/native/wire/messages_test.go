@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sensehq/sense/result"
 )
 
 // msgCase is one message, encoded, with the decoder of its payload and the
@@ -36,9 +38,9 @@ func messageCases() []msgCase {
 	subd := Subscribed{Partition: 3, StartOffset: 42, HighWatermark: 1 << 40}
 	data := Data{Partition: 3, HighWatermark: 99, Batches: batches}
 	fetch := Fetch{Pipeline: "payments", Partition: -1, Offset: 1<<63 - 1, MaxBytes: 1 << 30}
-	fres := FetchResult{Code: CodeNone, Partition: 7, HighWatermark: 5, Batches: batches}
-	fresErr := FetchResult{Code: CodeOffsetOutOfRange, Partition: 7, HighWatermark: 5, Batches: []byte{}}
-	results := []EventResult{{CodeNone, 0, 0}, {CodeNoCompliantHub, -1, -1}, {CodeNone, 1 << 30, 1<<63 - 1}}
+	fres := FetchResult{Code: result.OK, Partition: 7, HighWatermark: 5, Batches: batches}
+	fresErr := FetchResult{Code: result.OffsetOutOfRange, Partition: 7, HighWatermark: 5, Batches: []byte{}}
+	results := []EventResult{{result.OK, 0, 0}, {result.NoCompliantHub, -1, -1}, {result.OK, 1 << 30, 1<<63 - 1}}
 	return []msgCase{
 		{name: "HELLO", frame: AppendHello(nil, 1, hello), typ: TypeHello, corr: 1,
 			decode: func(p []byte) (any, error) { return DecodeHello(p) }, want: hello},
@@ -95,10 +97,10 @@ func messageCases() []msgCase {
 		{name: "PONG", frame: AppendPong(nil, 7, []byte("t=1")), typ: TypePong, corr: 7,
 			decode: func(p []byte) (any, error) { return string(p), nil }, want: "t=1",
 			prefixOK: func(int) bool { return true }},
-		{name: "ERROR", frame: AppendError(nil, 8, CodeUnknownPipeline, `pipeline "x" does not exist`), typ: TypeError, corr: 8,
-			decode: func(p []byte) (any, error) { return DecodeError(p) }, want: &Error{Code: CodeUnknownPipeline, Message: `pipeline "x" does not exist`}},
-		{name: "ERROR conn", frame: AppendError(nil, 0, CodeMalformed, ""), typ: TypeError, corr: 0,
-			decode: func(p []byte) (any, error) { return DecodeError(p) }, want: &Error{Code: CodeMalformed}},
+		{name: "ERROR", frame: AppendError(nil, 8, result.UnknownPipeline, `pipeline "x" does not exist`), typ: TypeError, corr: 8,
+			decode: func(p []byte) (any, error) { return DecodeError(p) }, want: &result.Error{Code: result.UnknownPipeline, Message: `pipeline "x" does not exist`}},
+		{name: "ERROR conn", frame: AppendError(nil, 0, result.Malformed, ""), typ: TypeError, corr: 0,
+			decode: func(p []byte) (any, error) { return DecodeError(p) }, want: &result.Error{Code: result.Malformed}},
 	}
 }
 
@@ -190,7 +192,7 @@ func TestNegotiateVersion(t *testing.T) {
 		if v != tc.want {
 			t.Fatalf("[%d,%d]: version %d, want %d", tc.min, tc.max, v, tc.want)
 		}
-		if (tc.want == 0) != errors.Is(err, ErrUnsupportedVersion) {
+		if (tc.want == 0) != errors.Is(err, result.ErrUnsupportedVersion) {
 			t.Fatalf("[%d,%d]: error %v", tc.min, tc.max, err)
 		}
 		if err != nil && !strings.Contains(err.Error(), "this server speaks 1 to 1") {
@@ -231,7 +233,7 @@ func TestPipelineNameTooLong(t *testing.T) {
 		if err := tc.decode(tc.encode(ok)[FrameHeaderSize:]); err != nil {
 			t.Fatalf("%s: %d-byte name: %v", tc.name, len(ok), err)
 		}
-		if err := tc.decode(tc.encode(long)[FrameHeaderSize:]); !errors.Is(err, ErrInvalidPipelineName) {
+		if err := tc.decode(tc.encode(long)[FrameHeaderSize:]); !errors.Is(err, result.ErrInvalidPipelineName) {
 			t.Fatalf("%s: %d-byte name: %v, want INVALID_PIPELINE_NAME", tc.name, len(long), err)
 		}
 	}
@@ -256,7 +258,7 @@ func TestDataBatchesChecked(t *testing.T) {
 		mustMalformed(t, err, "FETCH_RESULT "+tc.name)
 	}
 	// An error code with batches is malformed too.
-	_, err := DecodeFetchResult(AppendFetchResult(nil, 1, FetchResult{Code: CodeNotLeader, Batches: b})[FrameHeaderSize:])
+	_, err := DecodeFetchResult(AppendFetchResult(nil, 1, FetchResult{Code: result.NotLeader, Batches: b})[FrameHeaderSize:])
 	mustMalformed(t, err, "FETCH_RESULT with a code and batches")
 }
 
@@ -270,7 +272,7 @@ func TestDataHeaderThenBatches(t *testing.T) {
 		t.Fatal("DATA header + batches differs from AppendData")
 	}
 	whole = AppendFetchResult(nil, 3, FetchResult{Partition: 2, HighWatermark: 10, Batches: b})
-	split = append(AppendFetchResultHeader(nil, 3, CodeNone, 2, 10, len(b)), b...)
+	split = append(AppendFetchResultHeader(nil, 3, result.OK, 2, 10, len(b)), b...)
 	if !bytes.Equal(whole, split) {
 		t.Fatal("FETCH_RESULT header + batches differs from AppendFetchResult")
 	}
@@ -278,19 +280,19 @@ func TestDataHeaderThenBatches(t *testing.T) {
 
 func TestErrorMessages(t *testing.T) {
 	long := strings.Repeat("é", MaxErrorMessage) // 2 bytes a rune
-	e, err := DecodeError(AppendError(nil, 1, CodeUnknown, long)[FrameHeaderSize:])
+	e, err := DecodeError(AppendError(nil, 1, result.Unknown, long)[FrameHeaderSize:])
 	if err != nil || len(e.Message) > MaxErrorMessage || !strings.HasPrefix(long, e.Message) || len(e.Message)%2 != 0 {
 		t.Fatalf("long message: %d bytes, %v", len(e.Message), err)
 	}
-	inner := &Error{Code: CodeUnknownPipeline, Message: "no pipeline x"}
+	inner := &result.Error{Code: result.UnknownPipeline, Message: "no pipeline x"}
 	for _, tc := range []struct {
 		err  error
-		code Code
+		code result.Code
 		msg  string
 	}{
-		{inner, CodeUnknownPipeline, "no pipeline x"},
-		{fmt.Errorf("produce: %w", inner), CodeUnknownPipeline, "produce: wire: UNKNOWN_PIPELINE: no pipeline x"},
-		{errors.New("disk on fire"), CodeUnknown, "disk on fire"},
+		{inner, result.UnknownPipeline, "no pipeline x"},
+		{fmt.Errorf("produce: %w", inner), result.UnknownPipeline, "produce: sense: UNKNOWN_PIPELINE: no pipeline x"},
+		{errors.New("disk on fire"), result.Unknown, "disk on fire"},
 	} {
 		e, err := DecodeError(AppendErrorFrom(nil, 1, tc.err)[FrameHeaderSize:])
 		if err != nil || e.Code != tc.code || e.Message != tc.msg {

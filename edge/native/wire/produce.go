@@ -7,6 +7,7 @@ import (
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
 )
 
 // PRODUCE payload:
@@ -252,9 +253,9 @@ func DecodeProduce(p []byte) (ProduceRequest, error) {
 // a payload, iterating its events cannot fail. It allocates nothing unless
 // it returns an error.
 //
-// Errors match ErrMalformed (the server answers ERROR MALFORMED and closes
-// the connection), ErrInvalidPipelineName (a name over MaxPipelineLen) or
-// ErrRequestTooLarge (too many events); the latter two leave the connection
+// Errors match result.ErrMalformed (the server answers ERROR MALFORMED and closes
+// the connection), result.ErrInvalidPipelineName (a name over MaxPipelineLen) or
+// result.ErrRequestTooLarge (too many events); the latter two leave the connection
 // usable. Per-event limits (size, header count, mask 0, priority) are not
 // checked here: see Limits.CheckEvent.
 func (l Limits) DecodeProduce(p []byte) (ProduceRequest, error) {
@@ -272,7 +273,7 @@ func (l Limits) DecodeProduce(p []byte) (ProduceRequest, error) {
 		return ProduceRequest{}, malformed(TypeProduce, "event count %d cannot fit in %d bytes (an event takes at least %d)", n, c.left(), MinEventSize)
 	}
 	if limit := l.withDefaults().MaxEventsPerProduce; uint64(n) > uint64(limit) {
-		return ProduceRequest{}, &Error{Code: CodeRequestTooLarge, Message: "PRODUCE: " + strconv.FormatUint(uint64(n), 10) +
+		return ProduceRequest{}, &result.Error{Code: result.RequestTooLarge, Message: "PRODUCE: " + strconv.FormatUint(uint64(n), 10) +
 			" events; at most " + strconv.Itoa(limit) + " are allowed in one request"}
 	}
 	r.Count = int(n)
@@ -293,7 +294,7 @@ func (l Limits) DecodeProduce(p []byte) (ProduceRequest, error) {
 
 // eventError reports a malformed event, naming its index.
 func eventError(i int, err error) error {
-	return &Error{Code: CodeMalformed, Message: "PRODUCE: event " + strconv.Itoa(i) + ": " + err.Error()}
+	return &result.Error{Code: result.Malformed, Message: "PRODUCE: event " + strconv.Itoa(i) + ": " + err.Error()}
 }
 
 // Event is a view of one event of a PRODUCE. Key, Value and the headers
@@ -355,7 +356,7 @@ func (it *HeaderIter) Next() (key, value []byte, ok bool) {
 //	if err := it.Err(); err != nil { ... }
 //
 // It checks every length against the bytes left before using it; on
-// malformed data it stops, and Err returns an error matching ErrMalformed
+// malformed data it stops, and Err returns an error matching result.ErrMalformed
 // that names the event's index. For a request that DecodeProduce accepted
 // it never fails.
 type EventIter struct {
@@ -584,29 +585,29 @@ func takeBytes(p []byte) (b, rest []byte, err error) {
 }
 
 // CheckEvent applies the per-event rules of a PRODUCE and returns the code
-// to report in the event's PRODUCE_RESULT entry, or CodeNone:
+// to report in the event's PRODUCE_RESULT entry, or result.OK:
 // EVENT_TOO_LARGE when Size is over MaxEventBytes or NumHeaders over
 // MaxHeaders, INVALID_MASK for a present mask of 0, INVALID_PRIORITY for a
 // present priority other than low, medium or critical. It does not check
 // the mask against a jurisdiction registry. It allocates nothing.
-func (l Limits) CheckEvent(ev *Event) Code {
+func (l Limits) CheckEvent(ev *Event) result.Code {
 	l = l.withDefaults()
 	switch {
 	case ev.Size > l.MaxEventBytes || ev.NumHeaders > l.MaxHeaders:
-		return CodeEventTooLarge
+		return result.EventTooLarge
 	case ev.HasMask && ev.Mask == 0:
-		return CodeInvalidMask
+		return result.InvalidMask
 	case ev.HasPriority && !ev.Priority.Valid():
-		return CodeInvalidPriority
+		return result.InvalidPriority
 	}
-	return CodeNone
+	return result.OK
 }
 
 // PRODUCE_RESULT payload:
 //
 //	u32 count (the event count of the PRODUCE)
 //	per event, in the request's order:
-//	  u16 code       (CodeNone when stored)
+//	  u16 code       (result.OK when stored)
 //	  i32 partition  (-1 when refused)
 //	  i64 offset     (-1 when refused)
 
@@ -615,7 +616,7 @@ const resultSize = 2 + 4 + 8
 
 // EventResult is the outcome of one event of a PRODUCE.
 type EventResult struct {
-	Code      Code
+	Code      result.Code
 	Partition int32
 	Offset    int64
 }
@@ -665,7 +666,7 @@ func (r ProduceResult) At(i int) EventResult {
 	}
 	b := r.p[i*resultSize : (i+1)*resultSize]
 	return EventResult{
-		Code:      Code(binary.BigEndian.Uint16(b)),
+		Code:      result.Code(binary.BigEndian.Uint16(b)),
 		Partition: int32(binary.BigEndian.Uint32(b[2:])),
 		Offset:    int64(binary.BigEndian.Uint64(b[6:])),
 	}

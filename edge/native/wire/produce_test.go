@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/result"
 )
 
 func TestProduceRoundTrip(t *testing.T) {
@@ -131,26 +132,26 @@ func TestDecodeProduceMalformed(t *testing.T) {
 		want    error
 		index   int // event index named in the message, -1 for none
 	}{
-		{"empty", nil, ErrMalformed, -1},
-		{"pipeline length huge", u32(0xffffffff), ErrMalformed, -1},
-		{"pipeline length past end", cat(u32(10), []byte("abc")), ErrMalformed, -1},
-		{"fixed part cut", produceBody(0, nil)[:20], ErrMalformed, -1},
-		{"count 2^32-1", produceBody(0xffffffff, make([]byte, 64)), ErrMalformed, -1},
-		{"count 2^31 (negative as i32)", produceBody(1<<31, make([]byte, 64)), ErrMalformed, -1},
-		{"count over remaining/3", produceBody(22, make([]byte, 64)), ErrMalformed, -1},
-		{"count over the limit", produceBody(DefaultMaxEventsPerProduce+1, make([]byte, 3*(DefaultMaxEventsPerProduce+1))), ErrRequestTooLarge, -1},
-		{"reserved flag", produceBody(1, []byte{0x20, 0, 0}), ErrMalformed, 0},
-		{"trailing bytes", produceBody(1, []byte{0, 0, 0, 9}), ErrMalformed, -1},
-		{"mask cut", produceBody(1, []byte{FieldMask, 0, 0, 0, 0, 0, 0}), ErrMalformed, 0},
-		{"key length huge", produceBody(1, cat([]byte{FieldKey}, u32(0xffffffff), []byte{0, 0})), ErrMalformed, 0},
-		{"key eats header count", produceBody(1, cat([]byte{FieldKey}, u32(2), []byte{0, 0})), ErrMalformed, 0},
-		{"value length huge", produceBody(1, cat([]byte{FieldValue}, u32(0x80000000), []byte{0, 0})), ErrMalformed, 0},
-		{"key ok value cut", produceBody(1, cat([]byte{FieldKey | FieldValue}, u32(1), []byte("k"), u32(5), []byte("ab"), []byte{0, 0})), ErrMalformed, 0},
-		{"header count huge", produceBody(1, []byte{0, 0xff, 0xff, 0, 0, 0, 0}), ErrMalformed, 0},
-		{"header key length huge", produceBody(1, cat([]byte{0, 0, 1}, u32(0xfffffff0), u32(0))), ErrMalformed, 0},
-		{"header value cut", produceBody(1, cat([]byte{0, 0, 1}, u32(0), u32(3), []byte("ab"))), ErrMalformed, 0},
-		{"second event bad", produceBody(2, cat([]byte{0, 0, 0}, []byte{0xff, 0, 0})), ErrMalformed, 1},
-		{"two bytes after three events", produceBody(3, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}), ErrMalformed, -1},
+		{"empty", nil, result.ErrMalformed, -1},
+		{"pipeline length huge", u32(0xffffffff), result.ErrMalformed, -1},
+		{"pipeline length past end", cat(u32(10), []byte("abc")), result.ErrMalformed, -1},
+		{"fixed part cut", produceBody(0, nil)[:20], result.ErrMalformed, -1},
+		{"count 2^32-1", produceBody(0xffffffff, make([]byte, 64)), result.ErrMalformed, -1},
+		{"count 2^31 (negative as i32)", produceBody(1<<31, make([]byte, 64)), result.ErrMalformed, -1},
+		{"count over remaining/3", produceBody(22, make([]byte, 64)), result.ErrMalformed, -1},
+		{"count over the limit", produceBody(DefaultMaxEventsPerProduce+1, make([]byte, 3*(DefaultMaxEventsPerProduce+1))), result.ErrRequestTooLarge, -1},
+		{"reserved flag", produceBody(1, []byte{0x20, 0, 0}), result.ErrMalformed, 0},
+		{"trailing bytes", produceBody(1, []byte{0, 0, 0, 9}), result.ErrMalformed, -1},
+		{"mask cut", produceBody(1, []byte{FieldMask, 0, 0, 0, 0, 0, 0}), result.ErrMalformed, 0},
+		{"key length huge", produceBody(1, cat([]byte{FieldKey}, u32(0xffffffff), []byte{0, 0})), result.ErrMalformed, 0},
+		{"key eats header count", produceBody(1, cat([]byte{FieldKey}, u32(2), []byte{0, 0})), result.ErrMalformed, 0},
+		{"value length huge", produceBody(1, cat([]byte{FieldValue}, u32(0x80000000), []byte{0, 0})), result.ErrMalformed, 0},
+		{"key ok value cut", produceBody(1, cat([]byte{FieldKey | FieldValue}, u32(1), []byte("k"), u32(5), []byte("ab"), []byte{0, 0})), result.ErrMalformed, 0},
+		{"header count huge", produceBody(1, []byte{0, 0xff, 0xff, 0, 0, 0, 0}), result.ErrMalformed, 0},
+		{"header key length huge", produceBody(1, cat([]byte{0, 0, 1}, u32(0xfffffff0), u32(0))), result.ErrMalformed, 0},
+		{"header value cut", produceBody(1, cat([]byte{0, 0, 1}, u32(0), u32(3), []byte("ab"))), result.ErrMalformed, 0},
+		{"second event bad", produceBody(2, cat([]byte{0, 0, 0}, []byte{0xff, 0, 0})), result.ErrMalformed, 1},
+		{"two bytes after three events", produceBody(3, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}), result.ErrMalformed, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := DecodeProduce(tc.payload)
@@ -182,7 +183,7 @@ func TestDecodeProduceTruncated(t *testing.T) {
 		_, err := DecodeProduce(cut)
 		mustMalformed(t, err, fmt.Sprintf("cut at %d of %d", n, len(p)))
 	}
-	if _, err := DecodeProduce(append(append([]byte(nil), p...), 0)); !errors.Is(err, ErrMalformed) {
+	if _, err := DecodeProduce(append(append([]byte(nil), p...), 0)); !errors.Is(err, result.ErrMalformed) {
 		t.Fatalf("trailing byte: %v", err)
 	}
 }
@@ -215,7 +216,7 @@ func TestLimitsDecodeProduce(t *testing.T) {
 	if _, err := (Limits{MaxEventsPerProduce: 10}).DecodeProduce(p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (Limits{MaxEventsPerProduce: 9}).DecodeProduce(p); !errors.Is(err, ErrRequestTooLarge) {
+	if _, err := (Limits{MaxEventsPerProduce: 9}).DecodeProduce(p); !errors.Is(err, result.ErrRequestTooLarge) {
 		t.Fatalf("10 events with a limit of 9: %v", err)
 	}
 }
@@ -224,18 +225,18 @@ func TestCheckEvent(t *testing.T) {
 	l := Limits{MaxEventBytes: 100, MaxHeaders: 2}
 	for _, tc := range []struct {
 		ev   EventIn
-		want Code
+		want result.Code
 	}{
-		{EventIn{}, CodeNone},
-		{EventIn{Value: make([]byte, 100)}, CodeNone},
-		{EventIn{Key: make([]byte, 1), Value: make([]byte, 100)}, CodeEventTooLarge},
-		{EventIn{Headers: []Header{{Key: strings.Repeat("k", 60), Value: make([]byte, 41)}}}, CodeEventTooLarge},
-		{EventIn{Headers: make([]Header, 3)}, CodeEventTooLarge},
-		{EventIn{HasMask: true}, CodeInvalidMask},
-		{EventIn{HasMask: true, Mask: 1}, CodeNone},
-		{EventIn{HasPriority: true, Priority: event.Critical}, CodeNone},
-		{EventIn{HasPriority: true, Priority: 3}, CodeInvalidPriority},
-		{EventIn{Mask: 0, Priority: 200}, CodeNone}, // absent: pipeline defaults apply
+		{EventIn{}, result.OK},
+		{EventIn{Value: make([]byte, 100)}, result.OK},
+		{EventIn{Key: make([]byte, 1), Value: make([]byte, 100)}, result.EventTooLarge},
+		{EventIn{Headers: []Header{{Key: strings.Repeat("k", 60), Value: make([]byte, 41)}}}, result.EventTooLarge},
+		{EventIn{Headers: make([]Header, 3)}, result.EventTooLarge},
+		{EventIn{HasMask: true}, result.InvalidMask},
+		{EventIn{HasMask: true, Mask: 1}, result.OK},
+		{EventIn{HasPriority: true, Priority: event.Critical}, result.OK},
+		{EventIn{HasPriority: true, Priority: 3}, result.InvalidPriority},
+		{EventIn{Mask: 0, Priority: 200}, result.OK}, // absent: pipeline defaults apply
 	} {
 		p := AppendProduce(nil, 1, ProduceHeader{Pipeline: "p"}, []EventIn{tc.ev})[FrameHeaderSize:]
 		req, err := DecodeProduce(p)
@@ -253,7 +254,7 @@ func TestCheckEvent(t *testing.T) {
 func TestProduceResultView(t *testing.T) {
 	rs := make([]EventResult, 1000)
 	for i := range rs {
-		rs[i] = EventResult{Code: Code(i % numCodes), Partition: int32(i % 7), Offset: int64(i) << 20}
+		rs[i] = EventResult{Code: result.Code(i % 27), Partition: int32(i % 7), Offset: int64(i) << 20}
 	}
 	f := readOne(t, AppendProduceResult(nil, 3, rs), TypeProduceResult, 3)
 	var r ProduceResult

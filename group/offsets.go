@@ -1,4 +1,4 @@
-package node
+package group
 
 import (
 	"encoding/binary"
@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +20,8 @@ import (
 	"github.com/sensehq/sense/vfs"
 )
 
-// Committed offsets of consumer groups live in a log of their own,
-// <data_dir>/groups/offsets, one record per committed partition:
+// Committed offsets live in a log of their own under the store's
+// directory (<data_dir>/groups), one record per committed partition:
 //
 //	key:   uvarint len, group, uvarint len, topic, int32 partition (big endian)
 //	value: version byte 1, int64 offset, int32 leader epoch, int64 commit
@@ -32,10 +32,14 @@ import (
 // (whatever the node's fsync policy: commits are small and rare, and a
 // commit that came back after a crash would replay processed events) before
 // the commit is acknowledged, so a request's commits are all kept or none.
-// The node replays the log into memory at start. When the log holds more
-// than twice the live keys plus compactSlack records, it is rewritten with
-// the live keys only: a new log is written in offsets.new, then swapped in
-// by renames; Open finishes or discards a swap a crash interrupted.
+// The store replays the log into memory when it opens. When the log holds
+// more than twice the live keys plus compactSlack records, it is rewritten
+// with the live keys only into a log of the next generation
+// (offsets-<n>), and the file CURRENT, replaced atomically, names the log
+// in use; the old one is then removed. Open removes every log CURRENT does
+// not name, so a compaction a crash interrupted is either done or undone.
+// A directory written before CURRENT existed holds one log, "offsets",
+// which is then the current one.
 //
 // The log holds group, topic and partition names and offsets, never event
 // payloads, so it lives outside the hubs.
@@ -70,11 +74,19 @@ const maxOffsetMetadata = 4096
 
 // ErrOffsetMetadataTooLarge is returned for a commit whose metadata is
 // longer than 4096 bytes.
-var ErrOffsetMetadataTooLarge = errors.New("node: offset commit metadata longer than 4096 bytes")
+var ErrOffsetMetadataTooLarge = errors.New("group: offset commit metadata longer than 4096 bytes")
 
-type offsetStore struct {
+// ErrClosed is returned by the Store's methods after Close.
+var ErrClosed = errors.New("group: offsets store closed")
+
+// Store keeps consumer groups' committed offsets durably. It is safe for
+// concurrent use.
+type Store struct {
 	mu      sync.Mutex
+	fs      vfs.FS
 	dir     string // <data_dir>/groups
+	cur     string // name of the current log's directory, in dir
+	closed  bool
 	log     *seglog.Log
 	groups  map[string]map[TopicPartition]CommittedOffset
 	records int // records in the log
@@ -85,21 +97,32 @@ type offsetStore struct {
 	now     func() time.Time
 }
 
-func openOffsetStore(dataDir string, logger *slog.Logger) (*offsetStore, error) {
-	s := &offsetStore{
-		dir:    filepath.Join(dataDir, "groups"),
+// currentFile names the log in use.
+const currentFile = "CURRENT"
+
+// Open opens (creating) the store in dir on fs (vfs.Default when nil).
+func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Store{
+		fs:     fs,
+		dir:    dir,
 		groups: map[string]map[TopicPartition]CommittedOffset{},
 		logger: logger,
 		now:    time.Now,
 		slack:  compactSlack,
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("node: create %s: %w", s.dir, err)
+	if err := fs.MkdirAll(s.dir); err != nil {
+		return nil, fmt.Errorf("group: create %s: %w", s.dir, err)
 	}
-	if err := s.finishSwap(); err != nil {
+	if err := s.findCurrent(); err != nil {
 		return nil, err
 	}
-	l, err := s.openLog("offsets")
+	l, err := s.openLog(s.cur)
 	if err != nil {
 		return nil, err
 	}
@@ -117,53 +140,90 @@ func openOffsetStore(dataDir string, logger *slog.Logger) (*offsetStore, error) 
 	return s, nil
 }
 
-func (s *offsetStore) openLog(name string) (*seglog.Log, error) {
+func (s *Store) openLog(name string) (*seglog.Log, error) {
 	l, err := seglog.Open(filepath.Join(s.dir, name), seglog.Options{
+		FS:           s.fs,
 		Durability:   seglog.Durability{Mode: seglog.SyncAlways},
 		SegmentBytes: 64 << 20,
 		Logger:       s.logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("node: open the committed-offsets log: %w", err)
+		return nil, fmt.Errorf("group: open the committed-offsets log %s: %w", name, err)
 	}
 	return l, nil
 }
 
-// finishSwap completes or undoes a compaction a crash interrupted:
-// offsets.new without offsets means the first rename happened (offsets
-// became offsets.old) but not the second.
-func (s *offsetStore) finishSwap() error {
-	cur := filepath.Join(s.dir, "offsets")
-	next := filepath.Join(s.dir, "offsets.new")
-	old := filepath.Join(s.dir, "offsets.old")
-	_, curErr := os.Stat(cur)
-	_, nextErr := os.Stat(next)
-	if os.IsNotExist(curErr) && nextErr == nil {
-		if err := os.Rename(next, cur); err != nil {
-			return fmt.Errorf("node: finish compaction of %s: %w", cur, err)
-		}
-		if err := vfs.Default.SyncDir(s.dir); err != nil {
-			return err
-		}
+// findCurrent reads CURRENT (or, in a directory written before it existed,
+// takes the log "offsets", or "offsets.new" when an interrupted compaction
+// of that version left only it) and removes every other log.
+func (s *Store) findCurrent() error {
+	names, err := s.fs.List(s.dir)
+	if err != nil {
+		return fmt.Errorf("group: list %s: %w", s.dir, err)
 	}
-	// Either leftover is superseded by offsets now.
-	for _, p := range []string{next, old} {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("node: remove %s: %w", p, err)
+	raw, err := vfs.ReadFile(s.fs, filepath.Join(s.dir, currentFile))
+	switch {
+	case err == nil:
+		s.cur = strings.TrimSpace(string(raw))
+		if !isLogName(s.cur) {
+			return fmt.Errorf("group: %s names %q, which is not an offsets log; restore the directory from a backup", filepath.Join(s.dir, currentFile), s.cur)
 		}
+	case vfs.IsNotExist(err):
+		s.cur = "offsets"
+		if !slices.Contains(names, "offsets") && slices.Contains(names, "offsets.new") {
+			s.cur = "offsets.new"
+		}
+		if err := vfs.WriteFileAtomic(s.fs, filepath.Join(s.dir, currentFile), []byte(s.cur+"\n")); err != nil {
+			return fmt.Errorf("group: write %s: %w", currentFile, err)
+		}
+	default:
+		return fmt.Errorf("group: read %s: %w", filepath.Join(s.dir, currentFile), err)
+	}
+	removed := false
+	for _, name := range names {
+		if name == s.cur || name == currentFile {
+			continue
+		}
+		if err := vfs.RemoveAll(s.fs, filepath.Join(s.dir, name)); err != nil {
+			return fmt.Errorf("group: remove the superseded %s: %w", filepath.Join(s.dir, name), err)
+		}
+		removed = true
+	}
+	if removed {
+		return s.fs.SyncDir(s.dir)
 	}
 	return nil
 }
 
+// isLogName reports whether name can be an offsets log's directory:
+// offsets, offsets.new or offsets-<n>.
+func isLogName(name string) bool {
+	if name == "offsets" || name == "offsets.new" {
+		return true
+	}
+	gen, ok := strings.CutPrefix(name, "offsets-")
+	_, err := strconv.ParseUint(gen, 10, 32)
+	return ok && err == nil
+}
+
+// nextLogName is the name of the log a compaction writes.
+func (s *Store) nextLogName() string {
+	gen := uint64(0)
+	if g, ok := strings.CutPrefix(s.cur, "offsets-"); ok {
+		gen, _ = strconv.ParseUint(g, 10, 32)
+	}
+	return "offsets-" + strconv.FormatUint(gen+1, 10)
+}
+
 // replay reads the whole log into groups.
-func (s *offsetStore) replay() error {
+func (s *Store) replay() error {
 	var buf []byte
 	off := s.log.StartOffset()
 	for off < s.log.HighWatermark() {
 		var err error
 		buf, err = s.log.Read(buf[:0], off, 1<<20)
 		if err != nil {
-			return fmt.Errorf("node: read the committed-offsets log at offset %d: %w", off, err)
+			return fmt.Errorf("group: read the committed-offsets log at offset %d: %w", off, err)
 		}
 		if len(buf) == 0 {
 			break
@@ -171,21 +231,21 @@ func (s *offsetStore) replay() error {
 		for p := buf; len(p) > 0; {
 			h, err := batch.ParseHeader(p)
 			if err != nil {
-				return fmt.Errorf("node: committed-offsets log at offset %d: %w", off, err)
+				return fmt.Errorf("group: committed-offsets log at offset %d: %w", off, err)
 			}
 			it, err := batch.NewIter(p[:h.Size()])
 			if err != nil {
-				return fmt.Errorf("node: committed-offsets log at offset %d: %w", h.BaseOffset, err)
+				return fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
 			}
 			for it.Next() {
 				r := it.Record()
 				if err := s.apply(r.Key, r.Value); err != nil {
-					return fmt.Errorf("node: committed-offsets log record at offset %d: %w", h.BaseOffset+int64(r.OffsetDelta), err)
+					return fmt.Errorf("group: committed-offsets log record at offset %d: %w", h.BaseOffset+int64(r.OffsetDelta), err)
 				}
 				s.records++
 			}
 			if err := it.Err(); err != nil {
-				return fmt.Errorf("node: committed-offsets log at offset %d: %w", h.BaseOffset, err)
+				return fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
 			}
 			off = h.NextOffset()
 			p = p[h.Size():]
@@ -195,7 +255,7 @@ func (s *offsetStore) replay() error {
 }
 
 // apply sets or deletes one key in memory.
-func (s *offsetStore) apply(key, value []byte) error {
+func (s *Store) apply(key, value []byte) error {
 	group, tp, err := decodeOffsetKey(key)
 	if err != nil {
 		return err
@@ -279,9 +339,9 @@ func decodeOffsetValue(p []byte) (CommittedOffset, error) {
 	return c, nil
 }
 
-// commit stores commits durably (nil for a deletion, see deleteGroup) and
-// then applies them in memory.
-func (s *offsetStore) commit(group string, commits []OffsetCommit) error {
+// Commit stores a group's commits durably, then applies them in memory;
+// when it returns nil they survive a crash. All of them are kept or none.
+func (s *Store) Commit(group string, commits []OffsetCommit) error {
 	for _, c := range commits {
 		if len(c.Metadata) > maxOffsetMetadata {
 			return fmt.Errorf("%w: partition %d of %q has %d bytes", ErrOffsetMetadataTooLarge, c.Partition, c.Topic, len(c.Metadata))
@@ -292,6 +352,9 @@ func (s *offsetStore) commit(group string, commits []OffsetCommit) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
 	now := s.now().UnixMilli()
 	s.b.Reset(-1, -1, -1)
 	var kbuf, vbuf []byte
@@ -319,21 +382,26 @@ func (s *offsetStore) commit(group string, commits []OffsetCommit) error {
 	return s.maybeCompactLocked()
 }
 
-// deleteGroup removes every committed offset of group.
-func (s *offsetStore) deleteGroup(group string) error {
+// DeleteGroup forgets every committed offset of group, durably.
+func (s *Store) DeleteGroup(group string) error {
 	return s.deleteWhere(func(g string, _ TopicPartition) bool { return g == group })
 }
 
-// deleteTopic removes every group's committed offsets of topic.
-func (s *offsetStore) deleteTopic(topic string) error {
+// DeleteTopic forgets every group's committed offsets of topic, durably
+// (a deleted pipeline's commits would point a consumer of a new one of the
+// same name past its end).
+func (s *Store) DeleteTopic(topic string) error {
 	return s.deleteWhere(func(_ string, tp TopicPartition) bool { return tp.Topic == topic })
 }
 
 // deleteWhere removes the committed offsets that match, durably, in one
 // batch of tombstones.
-func (s *offsetStore) deleteWhere(match func(group string, tp TopicPartition) bool) error {
+func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
 	type key struct {
 		group string
 		tp    TopicPartition
@@ -372,27 +440,28 @@ func (s *offsetStore) deleteWhere(match func(group string, tp TopicPartition) bo
 
 // appendLocked appends the builder's batch. A write or fsync error fails
 // the log for good (seglog never retries one): later commits fail too.
-func (s *offsetStore) appendLocked() error {
+func (s *Store) appendLocked() error {
 	if _, err := s.log.Append(s.b.Finish()); err != nil {
-		return fmt.Errorf("node: store committed offsets: %w", err)
+		return fmt.Errorf("group: store committed offsets: %w", err)
 	}
 	return nil
 }
 
-func (s *offsetStore) maybeCompactLocked() error {
+func (s *Store) maybeCompactLocked() error {
 	if s.records <= 2*s.live+s.slack {
 		return nil
 	}
 	return s.compactLocked()
 }
 
-// compactLocked rewrites the log with the live keys only and swaps it in.
-func (s *offsetStore) compactLocked() error {
-	next := filepath.Join(s.dir, "offsets.new")
-	if err := os.RemoveAll(next); err != nil {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
+// compactLocked rewrites the log with the live keys only into the next
+// generation's log, and makes it current.
+func (s *Store) compactLocked() error {
+	next := s.nextLogName()
+	if err := vfs.RemoveAll(s.fs, filepath.Join(s.dir, next)); err != nil {
+		return fmt.Errorf("group: compact committed offsets: %w", err)
 	}
-	nl, err := s.openLog("offsets.new")
+	nl, err := s.openLog(next)
 	if err != nil {
 		return err
 	}
@@ -416,105 +485,80 @@ func (s *offsetStore) compactLocked() error {
 			if s.b.Size() > 512<<10 {
 				if err := flush(); err != nil {
 					nl.Close()
-					return fmt.Errorf("node: compact committed offsets: %w", err)
+					return fmt.Errorf("group: compact committed offsets: %w", err)
 				}
 			}
 		}
 	}
 	if err := flush(); err != nil {
 		nl.Close()
-		return fmt.Errorf("node: compact committed offsets: %w", err)
+		return fmt.Errorf("group: compact committed offsets: %w", err)
 	}
-	if err := nl.Close(); err != nil {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
+	// From this write on, the new log is the store: a crash before it
+	// keeps the old one (Open removes the half-written new one), a crash
+	// after it keeps the new one.
+	if err := vfs.WriteFileAtomic(s.fs, filepath.Join(s.dir, currentFile), []byte(next+"\n")); err != nil {
+		nl.Close()
+		return fmt.Errorf("group: compact committed offsets: switch %s to %s: %w", currentFile, next, err)
 	}
+	old := s.cur
 	if err := s.log.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
+		s.logger.Warn("could not close the superseded committed-offsets log", "dir", old, "err", err)
 	}
-	cur := filepath.Join(s.dir, "offsets")
-	old := filepath.Join(s.dir, "offsets.old")
-	if err := os.Rename(cur, old); err != nil {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
-	}
-	if err := os.Rename(next, cur); err != nil {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
-	}
-	if err := vfs.Default.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("node: compact committed offsets: %w", err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		s.logger.Warn("could not remove the old committed-offsets log", "dir", old, "err", err)
-	}
-	l, err := s.openLog("offsets")
-	if err != nil {
-		return err
-	}
-	s.log = l
+	s.log, s.cur = nl, next
 	s.records = s.live
+	if err := vfs.RemoveAll(s.fs, filepath.Join(s.dir, old)); err != nil {
+		s.logger.Warn("could not remove the superseded committed-offsets log; the next start removes it", "dir", old, "err", err)
+	} else if err := s.fs.SyncDir(s.dir); err != nil {
+		s.logger.Warn("could not sync the offsets directory", "dir", s.dir, "err", err)
+	}
 	return nil
 }
 
-// fetch returns group's committed offsets.
-func (s *offsetStore) fetch(group string) map[TopicPartition]CommittedOffset {
+// Committed returns a group's committed offsets (a copy).
+func (s *Store) Committed(group string) map[TopicPartition]CommittedOffset {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.groups[group]
-	out := make(map[TopicPartition]CommittedOffset, len(g))
-	for tp, c := range g {
-		out[tp] = c
-	}
+	out := make(map[TopicPartition]CommittedOffset, len(s.groups[group]))
+	maps.Copy(out, s.groups[group])
 	return out
 }
 
-// groupNames returns the groups with committed offsets, sorted.
-func (s *offsetStore) groupNames() []string {
+// Groups returns the groups with committed offsets, sorted.
+func (s *Store) Groups() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.groups))
 }
 
-func (s *offsetStore) close() error {
+// Close closes the store's log.
+func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
 	return s.log.Close()
 }
 
-// CommitOffsets stores a group's commits durably; when it returns nil they
-// survive a crash. All of them are kept or none.
-func (n *Node) CommitOffsets(group string, commits []OffsetCommit) error {
-	if n.closed.Load() {
-		return errClosed
-	}
-	return n.offsets.commit(group, commits)
-}
-
-// CommittedOffsets returns a group's committed offsets (a copy).
-func (n *Node) CommittedOffsets(group string) map[TopicPartition]CommittedOffset {
-	return n.offsets.fetch(group)
-}
-
-// OffsetGroups returns the names of the groups that have committed
-// offsets, sorted.
-func (n *Node) OffsetGroups() []string { return n.offsets.groupNames() }
-
-// DeleteGroupOffsets forgets every committed offset of a group, durably.
-func (n *Node) DeleteGroupOffsets(group string) error {
-	if n.closed.Load() {
-		return errClosed
-	}
-	return n.offsets.deleteGroup(group)
-}
+// HighWatermarks gives a partition's high watermark, or false for a
+// partition that no longer exists; the lag collector asks it.
+type HighWatermarks func(topic string, partition int32) (int64, bool)
 
 // lagCollector exports sense_consumer_group_lag: for every group and
 // committed partition, the partition's high watermark minus the committed
 // offset, computed when scraped.
 type lagCollector struct {
-	n    *Node
+	s    *Store
+	hw   HighWatermarks
 	desc *prometheus.Desc
 }
 
-func newLagCollector(n *Node) *lagCollector {
-	return &lagCollector{n: n, desc: prometheus.NewDesc("sense_consumer_group_lag",
+// NewLagCollector returns the collector of sense_consumer_group_lag for
+// the store's groups.
+func NewLagCollector(s *Store, hw HighWatermarks) prometheus.Collector {
+	return &lagCollector{s: s, hw: hw, desc: prometheus.NewDesc("sense_consumer_group_lag",
 		"Records between a consumer group's committed offset and the partition's high watermark.",
 		[]string{"group", "pipeline", "partition"}, nil)}
 }
@@ -522,14 +566,13 @@ func newLagCollector(n *Node) *lagCollector {
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, g := range c.n.OffsetGroups() {
-		for tp, co := range c.n.CommittedOffsets(g) {
-			l, code := c.n.Log(tp.Topic, tp.Partition)
-			if code != OK {
+	for _, g := range c.s.Groups() {
+		for tp, co := range c.s.Committed(g) {
+			hw, ok := c.hw(tp.Topic, tp.Partition)
+			if !ok {
 				continue // the pipeline was deleted
 			}
-			lag := max(l.HighWatermark()-co.Offset, 0)
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag),
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(hw-co.Offset, 0)),
 				g, tp.Topic, strconv.Itoa(int(tp.Partition)))
 		}
 	}

@@ -1,0 +1,262 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sensehq/sense/vfs"
+)
+
+func TestOffsetStoreSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(nil, filepath.Join(dir, "groups"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := TopicPartition{Topic: "orders", Partition: 2}
+	if err := s.Commit("g1", []OffsetCommit{{tp, CommittedOffset{Offset: 10, LeaderEpoch: 3, Metadata: "m"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit("g1", []OffsetCommit{{tp, CommittedOffset{Offset: 42, LeaderEpoch: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit("g2", []OffsetCommit{{tp, CommittedOffset{Offset: 7}}, {TopicPartition{"x", 0}, CommittedOffset{Offset: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteGroup("g2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(nil, filepath.Join(dir, "groups"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := s.Committed("g1")
+	if len(got) != 1 || got[tp].Offset != 42 || got[tp].LeaderEpoch != -1 || got[tp].Metadata != "" || got[tp].CommitMs == 0 {
+		t.Fatalf("g1 after reopen = %+v, want offset 42 epoch -1", got)
+	}
+	if g := s.Committed("g2"); len(g) != 0 {
+		t.Fatalf("deleted group g2 came back: %+v", g)
+	}
+	if names := s.Groups(); len(names) != 1 || names[0] != "g1" {
+		t.Fatalf("groups = %v, want [g1]", names)
+	}
+}
+
+func TestOffsetStoreCompacts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(nil, filepath.Join(dir, "groups"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.slack = 50
+	for i := range 400 {
+		c := []OffsetCommit{{TopicPartition{"t", int32(i % 4)}, CommittedOffset{Offset: int64(i), Metadata: fmt.Sprint(i)}}}
+		if err := s.Commit(fmt.Sprintf("g%d", i%3), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.records > 2*s.live+s.slack {
+		t.Fatalf("log holds %d records for %d live keys: not compacted", s.records, s.live)
+	}
+	want := map[string]map[TopicPartition]CommittedOffset{}
+	for _, g := range s.Groups() {
+		want[g] = s.Committed(g)
+	}
+	s.Close()
+	s, err = Open(nil, filepath.Join(dir, "groups"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// 400 commits went in; compaction keeps the log near the live keys.
+	if s.live != 12 || s.records > 2*12+50 {
+		t.Fatalf("after reopen: %d records, %d live keys; want 12 live (3 groups x 4 partitions) and at most %d records", s.records, s.live, 2*12+50)
+	}
+	for g, w := range want {
+		got := s.Committed(g)
+		for tp, c := range w {
+			if got[tp].Offset != c.Offset || got[tp].Metadata != c.Metadata {
+				t.Fatalf("group %s %v = %+v, want %+v", g, tp, got[tp], c)
+			}
+		}
+	}
+	// The last commit of g0 on partition 3 was i=399: 399%3 = 0, 399%4 = 3.
+	if got := s.Committed("g0")[TopicPartition{"t", 3}].Offset; got != 399 {
+		t.Fatalf("g0 t/3 = %d, want 399", got)
+	}
+}
+
+// A crash in the middle of a compaction of the previous version left
+// offsets.new without offsets (its first rename happened, not the second)
+// and offsets.old; Open takes offsets.new and removes the leftover.
+func TestOffsetStoreFinishesInterruptedLegacySwap(t *testing.T) {
+	dir := t.TempDir()
+	groups := filepath.Join(dir, "groups")
+	s, err := Open(nil, groups, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := TopicPartition{Topic: "t", Partition: 0}
+	s.Commit("g", []OffsetCommit{{tp, CommittedOffset{Offset: 5}}})
+	s.Close()
+	// Back to the layout of the previous version, mid-swap.
+	if err := os.Remove(filepath.Join(groups, currentFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(groups, "offsets"), filepath.Join(groups, "offsets.new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(groups, "offsets.old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(nil, groups, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Committed("g")[tp].Offset; got != 5 {
+		t.Fatalf("offset after interrupted swap = %d, want 5", got)
+	}
+	if _, err := os.Stat(filepath.Join(groups, "offsets.old")); !os.IsNotExist(err) {
+		t.Fatalf("offsets.old left behind: %v", err)
+	}
+}
+
+// Power loss at random points of a run of commits and compactions, on the
+// crash-simulating file system: after every crash, every acknowledged
+// commit is there (with its latest value), and nothing half-written is.
+func TestOffsetStoreCrashes(t *testing.T) {
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		fs := vfs.NewMem()
+		dir := "/data/groups"
+		model := map[string]map[TopicPartition]int64{}
+		s, err := Open(fs, dir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.slack = 20
+		steps := 50 + rng.IntN(150)
+		for i := range steps {
+			g := fmt.Sprintf("g%d", rng.IntN(3))
+			tp := TopicPartition{Topic: fmt.Sprintf("t%d", rng.IntN(3)), Partition: int32(rng.IntN(4))}
+			if rng.IntN(10) == 0 {
+				if err := s.DeleteGroup(g); err != nil {
+					t.Fatalf("seed %d step %d: %v", seed, i, err)
+				}
+				delete(model, g)
+				continue
+			}
+			if err := s.Commit(g, []OffsetCommit{{tp, CommittedOffset{Offset: int64(i)}}}); err != nil {
+				t.Fatalf("seed %d step %d: %v", seed, i, err)
+			}
+			if model[g] == nil {
+				model[g] = map[TopicPartition]int64{}
+			}
+			model[g][tp] = int64(i)
+		}
+		fs.Crash(rng)
+		s, err = Open(fs, dir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("seed %d: reopen after crash: %v", seed, err)
+		}
+		for g, m := range model {
+			got := s.Committed(g)
+			for tp, off := range m {
+				if got[tp].Offset != off {
+					t.Fatalf("seed %d: %s %v = %d after the crash, acknowledged %d", seed, g, tp, got[tp].Offset, off)
+				}
+			}
+			if len(got) != len(m) {
+				t.Fatalf("seed %d: %s has %d partitions after the crash, want %d", seed, g, len(got), len(m))
+			}
+		}
+		if gs := s.Groups(); len(gs) != len(model) {
+			t.Fatalf("seed %d: groups %v after the crash, want %d", seed, gs, len(model))
+		}
+		s.Close()
+	}
+}
+
+// An fsync error makes the commit fail with a clear error, and the store
+// acknowledges nothing after it (seglog never retries a failed fsync).
+func TestOffsetStoreSyncError(t *testing.T) {
+	fs := vfs.NewFault(vfs.NewMem())
+	s, err := Open(fs, "/data/groups", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tp := TopicPartition{Topic: "t", Partition: 0}
+	if err := s.Commit("g", []OffsetCommit{{tp, CommittedOffset{Offset: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	fs.FailSync(0, syscall.EIO)
+	err = s.Commit("g", []OffsetCommit{{tp, CommittedOffset{Offset: 2}}})
+	if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "committed offsets") {
+		t.Fatalf("commit with a failing fsync: %v", err)
+	}
+	fs.Reset()
+	if err := s.Commit("g", []OffsetCommit{{tp, CommittedOffset{Offset: 3}}}); err == nil {
+		t.Fatal("a commit after a failed fsync was acknowledged")
+	}
+	if got := s.Committed("g")[tp].Offset; got != 1 {
+		t.Fatalf("committed offset %d in memory, only 1 was durable", got)
+	}
+}
+
+func FuzzOffsetRecord(f *testing.F) {
+	f.Add(appendOffsetKey(nil, "g", TopicPartition{"t", 1}), appendOffsetValue(nil, CommittedOffset{Offset: 3, Metadata: "x"}))
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		g, tp, err := decodeOffsetKey(key)
+		if err == nil {
+			if k := appendOffsetKey(nil, g, tp); string(k) != string(key) {
+				t.Fatalf("key round trip: %x != %x", k, key)
+			}
+		}
+		c, err := decodeOffsetValue(value)
+		if err == nil {
+			if v := appendOffsetValue(nil, c); string(v) != string(value) {
+				t.Fatalf("value round trip: %x != %x", v, value)
+			}
+		}
+	})
+}
+
+// The lag metric is the high watermark minus the committed offset, per
+// group and partition, and skips partitions that are gone.
+func TestConsumerGroupLagMetric(t *testing.T) {
+	s, err := Open(nil, filepath.Join(t.TempDir(), "groups"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Commit("g", []OffsetCommit{{TopicPartition{"payments", 0}, CommittedOffset{Offset: 1}}, {TopicPartition{"gone", 0}, CommittedOffset{Offset: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewLagCollector(s, func(topic string, partition int32) (int64, bool) {
+		return 3, topic == "payments" && partition == 0
+	}))
+	want := `
+# HELP sense_consumer_group_lag Records between a consumer group's committed offset and the partition's high watermark.
+# TYPE sense_consumer_group_lag gauge
+sense_consumer_group_lag{group="g",partition="0",pipeline="payments"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sense_consumer_group_lag"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,93 @@
+package node
+
+import (
+	"github.com/sensehq/sense/seglog"
+)
+
+// Buffer is one partition's ordered, durable log as the node drives it:
+// the Buffer of the design. A *seglog.Log on one node is one
+// implementation (OpenSegmentBuffer); the raft-replicated buffer is
+// another. Edges never hold a Buffer: they call the node, which looks the
+// partition up once per request.
+//
+// Offsets are Kafka's: every record of a batch has one, batches are
+// appended whole and numbered in order. StartOffset <= HighWatermark <=
+// NextOffset: the high watermark is the offset after the last acknowledged
+// batch, and readers never see past it.
+//
+// A Buffer is safe for concurrent use.
+type Buffer interface {
+	// Append writes the record batch b, assigning its offsets and stamping
+	// the epoch (both in header fields outside the CRC), and returns an
+	// Ack that resolves once the batch is durable (and, replicated,
+	// committed by a quorum). Batches are ordered as Append was called.
+	// b must not be used until Append returns. The flags say whether b's
+	// CRC must be checked (bytes from outside) and how producer sequences
+	// are checked.
+	Append(b []byte, f AppendFlags) (Ack, error)
+	// Read appends to dst whole batches starting with the one holding
+	// offset, up to maxBytes but at least one batch; at the high watermark
+	// it returns dst unchanged. Every batch's CRC is checked.
+	Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
+	// Locate is Read without the copy: the batches' place in a file, for
+	// sendfile. The caller releases the Slice.
+	Locate(offset int64, maxBytes int) (seglog.Slice, error)
+	// OffsetForTime returns the base offset of the first batch whose max
+	// timestamp is at or after ts (ms), or the high watermark.
+	OffsetForTime(ts int64) (int64, error)
+	StartOffset() int64
+	NextOffset() int64
+	HighWatermark() int64
+	// Changed returns a channel closed when the high watermark next moves
+	// (or the buffer closes).
+	Changed() <-chan struct{}
+	// Truncate removes every batch at or past offset (a batch boundary).
+	Truncate(offset int64) error
+	// SetEpoch sets the leader epoch stamped into appended batches.
+	SetEpoch(epoch int32)
+	Close() error
+}
+
+// AppendFlags qualify one Append.
+type AppendFlags uint8
+
+const (
+	// AppendBuilt says the node built the batch itself (batch.Builder), so
+	// its CRC is right by construction and is not computed again. Bytes
+	// that came from outside (a Kafka producer's batch) never carry it.
+	AppendBuilt AppendFlags = 1 << iota
+	// AppendSparse accepts producer sequences above the last ones with
+	// gaps: a native producer's events are spread over several buffers.
+	// Without it sequences are strict, as Kafka's idempotence wants.
+	AppendSparse
+)
+
+// Ack is an append written but not yet known durable.
+type Ack interface {
+	// Wait blocks until the batch is durable under the policy and returns
+	// its base offset, or the error that keeps it from being durable.
+	Wait() (int64, error)
+}
+
+// segmentBuffer is a Buffer on one node: a seglog.Log.
+type segmentBuffer struct{ *seglog.Log }
+
+// OpenSegmentBuffer opens (recovering) the single-node buffer in dir.
+func OpenSegmentBuffer(dir string, opts seglog.Options) (Buffer, error) {
+	l, err := seglog.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return segmentBuffer{l}, nil
+}
+
+func (b segmentBuffer) Append(p []byte, f AppendFlags) (Ack, error) {
+	var o seglog.AppendOptions
+	o.Sparse = f&AppendSparse != 0
+	o.Trusted = f&AppendBuilt != 0
+	pd, err := b.Log.AppendWith(p, o)
+	if err != nil {
+		return nil, err
+	}
+	return pd, nil
+}
