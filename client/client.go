@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +15,10 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/edge/native/wire"
-	"github.com/sensehq/sense/edge/quicedge"
+	"github.com/sensehq/sense/edge/native/wire/quicwire"
 	"github.com/sensehq/sense/jurisdiction"
-	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
 
@@ -113,7 +112,7 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("client: Options.Transport %q: use %q, %q or %q", o.Transport, TransportTCP, TransportQUIC, TransportHTTP)
 	}
 	if o.ServerFingerprint != "" {
-		fp, err := quicedge.ParseFingerprint(o.ServerFingerprint)
+		fp, err := quicwire.ParseFingerprint(o.ServerFingerprint)
 		if err != nil {
 			return fmt.Errorf("client: Options.ServerFingerprint: %w", err)
 		}
@@ -244,7 +243,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client: Options.Addr %q: %w", opts.Addr, err)
 		}
-		if c.tlsConf, err = quicedge.ClientTLS(opts.TLSConfig, host, opts.ServerFingerprint, opts.InsecureSkipVerify); err != nil {
+		if c.tlsConf, err = quicwire.ClientTLS(opts.TLSConfig, host, opts.ServerFingerprint, opts.InsecureSkipVerify); err != nil {
 			return nil, err
 		}
 	}
@@ -399,14 +398,14 @@ func (c *Client) quicConn(ctx context.Context) (*quic.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: QUIC address %s: %w", c.opts.Addr, err)
 	}
-	udp, err := quicedge.ListenUDP(":0", discardLogger)
+	udp, err := quicwire.ListenUDP(":0", discardLogger)
 	if err != nil {
 		return nil, fmt.Errorf("client: connect to Sense at %s over QUIC: %w", c.opts.Addr, err)
 	}
 	tr := &quic.Transport{Conn: udp}
 	qc, err := tr.Dial(ctx, raddr, c.tlsConf, &quic.Config{
-		MaxIdleTimeout:  quicedge.DefaultIdleTimeout,
-		KeepAlivePeriod: quicedge.DefaultIdleTimeout / 3,
+		MaxIdleTimeout:  quicwire.DefaultIdleTimeout,
+		KeepAlivePeriod: quicwire.DefaultIdleTimeout / 3,
 	})
 	if err != nil {
 		tr.Close()
@@ -437,7 +436,7 @@ func (c *Client) dialStream(ctx context.Context) (net.Conn, error) {
 		}
 		st, err := qc.OpenStreamSync(ctx)
 		if err == nil {
-			return quicedge.NewStreamConn(qc, st), nil
+			return quicwire.NewStreamConn(qc, st), nil
 		}
 		// A connection that ended (idle timeout, server restart) is
 		// replaced once.
@@ -721,23 +720,23 @@ func (cn *conn) roundTrip(ctx context.Context, want wire.Type, build func(dst []
 	}
 }
 
-// Admin runs an administrative operation (the ADMIN frame; see
-// node.AdminRequest for the operations). A refusal, whether the server
-// answers with an ERROR frame or with a result whose Error is set, is
-// returned as an error (an *AdminError or a *result.Error), together with
+// Admin runs an administrative operation (the ADMIN frame; see package
+// admin for the operations). A refusal, whether the server answers with an
+// ERROR frame or with a refused result, is returned as an *AdminError that
+// wraps a *result.Error carrying the server's code (errors.Is(err,
+// result.ErrUnknownPipeline) holds for an unknown pipeline), together with
 // the response.
-func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminResponse, error) {
+func (c *Client) Admin(ctx context.Context, req admin.Request) (admin.Response, error) {
 	if c.h != nil {
 		return c.h.admin(ctx, req)
 	}
-	var resp node.AdminResponse
-	body, err := json.Marshal(&req)
+	body, err := admin.Encode(req)
 	if err != nil {
-		return resp, err
+		return admin.Response{}, err
 	}
 	cn, err := c.conn(ctx)
 	if err != nil {
-		return resp, err
+		return admin.Response{}, err
 	}
 	out, err := cn.roundTrip(ctx, wire.TypeAdminResult, func(dst []byte, corr uint32) []byte {
 		return wire.AppendAdmin(dst, corr, body)
@@ -745,21 +744,28 @@ func (c *Client) Admin(ctx context.Context, req node.AdminRequest) (node.AdminRe
 	if err != nil {
 		var we *result.Error
 		if errors.As(err, &we) {
-			return resp, &AdminError{Op: req.Op, Message: we.Error(), Err: we}
+			return admin.Response{}, &AdminError{Op: req.Op(), Message: we.Error(), Err: we}
 		}
-		return resp, fmt.Errorf("client: admin %s: %w", req.Op, err)
+		return admin.Response{}, fmt.Errorf("client: admin %s: %w", req.Op(), err)
 	}
-	if err := json.Unmarshal(out, &resp); err != nil {
-		return resp, fmt.Errorf("client: admin %s: the server's answer is not the expected JSON: %w", req.Op, err)
-	}
-	if resp.Error != "" {
-		return resp, &AdminError{Op: req.Op, Message: resp.Error}
+	return adminAnswer(req, out)
+}
+
+// adminAnswer decodes an admin answer, turning a refusal into an
+// *AdminError.
+func adminAnswer(req admin.Request, out []byte) (admin.Response, error) {
+	resp, err := admin.DecodeResponse(out)
+	if err != nil {
+		var re *result.Error
+		if errors.As(err, &re) {
+			return resp, &AdminError{Op: req.Op(), Message: re.Message, Err: re}
+		}
+		return resp, fmt.Errorf("client: admin %s: %w", req.Op(), err)
 	}
 	return resp, nil
 }
 
-// Registry returns the server's jurisdiction registry (admin op
-// "registry"), to turn codes and groups into masks and back. The first
+// Registry returns the server's jurisdiction registry (admin.GetRegistry), to turn codes and groups into masks and back. The first
 // successful answer is cached for the life of the Client.
 func (c *Client) Registry(ctx context.Context) (*jurisdiction.Registry, error) {
 	c.regMu.Lock()
@@ -767,7 +773,7 @@ func (c *Client) Registry(ctx context.Context) (*jurisdiction.Registry, error) {
 	if c.reg != nil {
 		return c.reg, nil
 	}
-	resp, err := c.Admin(ctx, node.AdminRequest{Op: "registry"})
+	resp, err := c.Admin(ctx, admin.GetRegistry{})
 	if err != nil {
 		return nil, err
 	}
@@ -782,15 +788,15 @@ func (c *Client) Registry(ctx context.Context) (*jurisdiction.Registry, error) {
 	return reg, nil
 }
 
-// Describe returns a pipeline's description and partition layout (admin
-// op "pipeline.describe").
-func (c *Client) Describe(ctx context.Context, pipeline string) (node.PipelineInfo, []node.PartitionInfo, error) {
-	resp, err := c.Admin(ctx, node.AdminRequest{Op: "pipeline.describe", Pipeline: pipeline})
+// Describe returns a pipeline's description and partition layout
+// (admin.DescribePipeline).
+func (c *Client) Describe(ctx context.Context, pipeline string) (admin.PipelineInfo, []admin.PartitionInfo, error) {
+	resp, err := c.Admin(ctx, admin.DescribePipeline{Pipeline: pipeline})
 	if err != nil {
-		return node.PipelineInfo{}, nil, err
+		return admin.PipelineInfo{}, nil, err
 	}
 	if len(resp.Pipelines) != 1 {
-		return node.PipelineInfo{}, nil, fmt.Errorf("client: describe %s: the answer holds %d pipelines", pipeline, len(resp.Pipelines))
+		return admin.PipelineInfo{}, nil, fmt.Errorf("client: describe %s: the answer holds %d pipelines", pipeline, len(resp.Pipelines))
 	}
 	return resp.Pipelines[0], resp.Layout, nil
 }

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
-	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 )
@@ -46,7 +46,7 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 
 func createPipeline(t testing.TB, c *client.Client, name string, partitions int) {
 	t.Helper()
-	if _, err := c.Admin(testCtx(t, 10*time.Second), node.AdminRequest{Op: "pipeline.create", Pipeline: name, Partitions: partitions}); err != nil {
+	if _, err := c.Admin(testCtx(t, 10*time.Second), admin.CreatePipeline{Pipeline: name, Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -553,7 +553,7 @@ func TestRefusedEventsAreRetried(t *testing.T) {
 		return 0
 	}
 	setHub := func(status string) {
-		if _, err := c.Admin(ctx, node.AdminRequest{Op: "hub.set_status", Hub: "tangier", Status: status}); err != nil {
+		if _, err := c.Admin(ctx, admin.SetHubStatus{Hub: "tangier", Status: status}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -800,7 +800,7 @@ func TestConsumerCloseAndErrors(t *testing.T) {
 		t.Fatal("consumer of an unknown pipeline")
 	}
 	var ae *client.AdminError
-	if _, err := c.Admin(ctx, node.AdminRequest{Op: "pipeline.describe", Pipeline: "nope"}); !errors.As(err, &ae) {
+	if _, err := c.Admin(ctx, admin.DescribePipeline{Pipeline: "nope"}); !errors.As(err, &ae) {
 		t.Fatalf("describe of an unknown pipeline: %v", err)
 	}
 	createPipeline(t, c, "cc", 1)

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
-	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
 
@@ -160,7 +160,7 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 	if err != nil {
 		return nil, err
 	}
-	byPart := map[int32]node.PartitionInfo{}
+	byPart := map[int32]admin.PartitionInfo{}
 	for _, l := range layout {
 		byPart[l.Partition] = l
 	}

@@ -19,11 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/edge/native/wire"
-	"github.com/sensehq/sense/edge/quicedge"
+	"github.com/sensehq/sense/edge/native/wire/quicwire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
-	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
 
@@ -128,7 +128,7 @@ func newHTTPClient(o *Options) (*httpClient, error) {
 	protos := new(http.Protocols)
 	h := &httpClient{addr: o.Addr, tr: tr}
 	if useTLS {
-		tc, err := quicedge.ClientTLS(o.TLSConfig, host, o.ServerFingerprint, o.InsecureSkipVerify)
+		tc, err := quicwire.ClientTLS(o.TLSConfig, host, o.ServerFingerprint, o.InsecureSkipVerify)
 		if err != nil {
 			return nil, err
 		}
@@ -240,34 +240,27 @@ func statusError(resp *http.Response, body []byte) error {
 }
 
 // admin runs an admin request with POST /v1/admin.
-func (h *httpClient) admin(ctx context.Context, req node.AdminRequest) (node.AdminResponse, error) {
-	var resp node.AdminResponse
-	body, err := json.Marshal(&req)
+func (h *httpClient) admin(ctx context.Context, req admin.Request) (admin.Response, error) {
+	body, err := admin.Encode(req)
 	if err != nil {
-		return resp, err
+		return admin.Response{}, err
 	}
 	ctx, cancel := h.reqContext(ctx)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/v1/admin", bytes.NewReader(body))
 	if err != nil {
-		return resp, err
+		return admin.Response{}, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	out, hresp, err := h.do(hr)
 	if err != nil {
-		return resp, fmt.Errorf("client: admin %s: %w", req.Op, err)
+		return admin.Response{}, fmt.Errorf("client: admin %s: %w", req.Op(), err)
 	}
 	if hresp.StatusCode != http.StatusOK {
 		e := statusError(hresp, out)
-		return resp, &AdminError{Op: req.Op, Message: e.Error(), Err: e}
+		return admin.Response{}, &AdminError{Op: req.Op(), Message: e.Error(), Err: e}
 	}
-	if err := json.Unmarshal(out, &resp); err != nil {
-		return resp, fmt.Errorf("client: admin %s: the server's answer is not the expected JSON: %w", req.Op, err)
-	}
-	if resp.Error != "" {
-		return resp, &AdminError{Op: req.Op, Message: resp.Error}
-	}
-	return resp, nil
+	return adminAnswer(req, out)
 }
 
 // do sends req and reads the whole answer. A Client closed meanwhile is

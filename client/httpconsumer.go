@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/jurisdiction"
-	"github.com/sensehq/sense/node"
 )
 
 // The Consumer over HTTP: one Server-Sent Events tail per partition (GET
@@ -55,7 +55,7 @@ type httpItem struct {
 	err       error
 }
 
-func (c *Client) newHTTPConsumer(ctx context.Context, opts ConsumerOptions, layout []node.PartitionInfo, parts []int32) (*Consumer, error) {
+func (c *Client) newHTTPConsumer(ctx context.Context, opts ConsumerOptions, layout []admin.PartitionInfo, parts []int32) (*Consumer, error) {
 	reg, err := c.Registry(ctx)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (c *Client) newHTTPConsumer(ctx context.Context, opts ConsumerOptions, layo
 	hc := &httpConsumer{c: c, pipeline: opts.Pipeline, reg: reg, items: make(chan httpItem, httpConsumerQueue),
 		hw: map[int32]int64{}, pos: map[int32]int64{}}
 	hc.ctx, hc.cancel = context.WithCancel(c.h.ctx)
-	byPart := map[int32]node.PartitionInfo{}
+	byPart := map[int32]admin.PartitionInfo{}
 	for _, l := range layout {
 		byPart[l.Partition] = l
 	}

@@ -301,6 +301,12 @@ func (n *Node) Pipelines() []PipelineSpec {
 // ErrPipelineExists is returned by CreatePipeline for a known name.
 var ErrPipelineExists = errors.New("node: pipeline exists")
 
+// ErrInvalidSpec is matched by CreatePipeline's errors for a bad argument.
+var ErrInvalidSpec = errors.New("node: invalid pipeline spec")
+
+// errUnknownHub is matched by SetHubStatus's error for an unknown hub.
+var errUnknownHub = errors.New("node: no such hub")
+
 // CreatePipeline adds a pipeline durably and opens its buffers.
 func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if err := event.ValidatePipelineName(spec.Name); err != nil {
@@ -310,7 +316,7 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 		spec.Partitions = 1
 	}
 	if spec.Partitions < 0 || spec.Partitions > MaxPartitions {
-		return fmt.Errorf("node: pipeline %q: partitions %d outside [1, %d]", spec.Name, spec.Partitions, MaxPartitions)
+		return fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
 	}
 	if spec.DefaultPriority == "" {
 		spec.DefaultPriority = "low"
@@ -396,7 +402,7 @@ func (n *Node) SetHubStatus(name string, st router.HubStatus) error {
 			return n.SetHubs(hubs)
 		}
 	}
-	return fmt.Errorf("node: no hub named %q", name)
+	return fmt.Errorf("%w: %q", errUnknownHub, name)
 }
 
 var errClosed = errors.New("node: closed")

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/jurisdiction"
-	"github.com/sensehq/sense/node"
 )
 
 func newConsumeCmd() *cobra.Command {
@@ -120,7 +120,7 @@ type stopper struct {
 }
 
 func newStopper(ctx context.Context, c *client.Client, pipeline string, from int64) (*stopper, error) {
-	resp, err := c.Admin(ctx, node.AdminRequest{Op: "pipeline.describe", Pipeline: pipeline})
+	resp, err := c.Admin(ctx, admin.DescribePipeline{Pipeline: pipeline})
 	if err != nil {
 		return nil, err
 	}

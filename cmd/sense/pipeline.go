@@ -9,17 +9,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/node"
 )
 
 // adminCall dials addr and runs one admin request.
-func adminCall(addr string, req node.AdminRequest) (node.AdminResponse, error) {
+func adminCall(addr string, req admin.Request) (admin.Response, error) {
 	ctx, cancel := signalContext()
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "sense-admin"})
 	if err != nil {
-		return node.AdminResponse{}, err
+		return admin.Response{}, err
 	}
 	defer c.Close()
 	return c.Admin(ctx, req)
@@ -48,7 +48,7 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 		Example: `  sense pipeline create payments --partitions 2 --retention 24h --jurisdiction MA,SN --priority medium`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.create", Pipeline: args[0], Partitions: partitions,
+			resp, err := adminCall(addr, admin.CreatePipeline{Pipeline: args[0], Partitions: partitions,
 				Retention: retention, DefaultPriority: prio, DefaultJurisdiction: juris})
 			if err != nil {
 				return err
@@ -68,7 +68,7 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 		Example: `  sense pipeline list`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.list"})
+			resp, err := adminCall(addr, admin.ListPipelines{})
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 		Example: `  sense pipeline describe payments`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := adminCall(addr, node.AdminRequest{Op: "pipeline.describe", Pipeline: args[0]})
+			resp, err := adminCall(addr, admin.DescribePipeline{Pipeline: args[0]})
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 	return cmd
 }
 
-func printDescribe(w io.Writer, resp node.AdminResponse, asJSON bool) error {
+func printDescribe(w io.Writer, resp admin.Response, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(resp)
 	}
@@ -130,7 +130,7 @@ func newRouteCmd() *cobra.Command {
 		Example: `  sense route explain --pipeline payments --jurisdiction SN --priority critical`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := adminCall(addr, node.AdminRequest{Op: "route.explain", Pipeline: pipeline, Jurisdiction: juris, Priority: prio})
+			resp, err := adminCall(addr, admin.ExplainRoute{Pipeline: pipeline, Jurisdiction: juris, Priority: prio})
 			if err != nil {
 				return err
 			}

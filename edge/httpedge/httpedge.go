@@ -7,7 +7,7 @@
 //	GET  /healthz    200 while the process runs
 //	GET  /readyz     200 once every log is recovered, 503 before and while stopping
 //	GET  /metrics    Prometheus text format, metric names prefixed sense_
-//	POST /v1/admin   an admin request as JSON (see node.AdminRequest)
+//	POST /v1/admin   an admin request as JSON (see package admin)
 //
 // One listener serves HTTP/1.1 and HTTP/2 (see Protocols): without TLS,
 // HTTP/2 is spoken by clients that use it with prior knowledge (h2c, as
@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/node"
 )
@@ -122,7 +123,7 @@ func Handler(n *node.Node, ready *atomic.Bool, opts Options) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(n.Admin(body))
+		w.Write(admin.Serve(n, body))
 	})
 	mux.HandleFunc("POST /v1/pipelines/{name}/events", h.produce)
 	mux.HandleFunc("GET /v1/pipelines/{name}/events", h.fetch)

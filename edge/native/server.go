@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/tcpserve"
@@ -308,7 +309,7 @@ func (c *conn) dispatch(f wire.Frame) bool {
 		return true
 	case wire.TypeAdmin:
 		body := append([]byte(nil), f.Payload...)
-		res := c.s.node.Admin(body)
+		res := admin.Serve(c.s.node, body)
 		return c.write(func(b []byte) []byte { return wire.AppendAdminResult(b, f.Corr, res) }) == nil
 	case wire.TypePing:
 		data := f.Payload

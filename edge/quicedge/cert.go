@@ -4,11 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,27 +14,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
-
-// Fingerprint returns the SHA-256 of a DER certificate in lower-case hex.
-func Fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
-// ParseFingerprint accepts a SHA-256 fingerprint in hex, upper or lower
-// case, with or without ':' between bytes (as openssl prints it), and
-// returns it in the form Fingerprint uses.
-func ParseFingerprint(s string) (string, error) {
-	h := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != sha256.Size {
-		return "", fmt.Errorf("quicedge: fingerprint %q is not a SHA-256 in hex (64 hex digits)", s)
-	}
-	return h, nil
-}
 
 // loadCertificate loads the configured key pair, or generates a
 // self-signed one when both files are empty.
@@ -46,7 +25,7 @@ func loadCertificate(addr, certFile, keyFile, devDir string) (tls.Certificate, b
 		cert, err := keptSelfSigned(devDir, addr)
 		return cert, true, err
 	case certFile == "" && keyFile == "":
-		cert, err := SelfSigned(addr)
+		cert, err := newSelfSigned(addr)
 		return cert, true, err
 	case certFile == "" || keyFile == "":
 		return tls.Certificate{}, false, errors.New("quicedge: a certificate needs both its cert_file and its key_file")
@@ -71,7 +50,7 @@ func keptSelfSigned(dir, addr string) (tls.Certificate, error) {
 	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && usableFor(cert, addr) {
 		return cert, nil
 	}
-	cert, err := SelfSigned(addr)
+	cert, err := newSelfSigned(addr)
 	if err != nil {
 		return cert, err
 	}
@@ -124,10 +103,10 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// SelfSigned generates an ECDSA P-256 certificate valid for a year for
+// newSelfSigned generates an ECDSA P-256 certificate valid for a year for
 // 127.0.0.1, ::1, localhost, and the host of addr when it is a name or a
 // specific IP.
-func SelfSigned(addr string) (tls.Certificate, error) {
+func newSelfSigned(addr string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("quicedge: generate key: %w", err)
@@ -160,55 +139,4 @@ func SelfSigned(addr string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("quicedge: self-sign certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-// ClientTLS returns the TLS configuration of a client dialing a Sense QUIC
-// listener at serverName. base (may be nil) is cloned and given TLS 1.3
-// and the ALPN. With a fingerprint, the server's leaf certificate must
-// have that SHA-256 and nothing else is checked (neither chain nor name):
-// this is how a client trusts a dev server's self-signed certificate.
-// With insecure, nothing is checked at all. Otherwise the usual
-// verification against base.RootCAs (or the system roots) applies.
-func ClientTLS(base *tls.Config, serverName, fingerprint string, insecure bool) (*tls.Config, error) {
-	var c *tls.Config
-	if base != nil {
-		c = base.Clone()
-	} else {
-		c = &tls.Config{}
-	}
-	c.MinVersion = tls.VersionTLS13
-	c.NextProtos = []string{ALPN}
-	if c.ServerName == "" {
-		c.ServerName = serverName
-	}
-	switch {
-	case fingerprint != "":
-		want, err := ParseFingerprint(fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		c.InsecureSkipVerify = true // replaced by the pin below
-		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("the server sent no certificate")
-			}
-			if got := Fingerprint(raw[0]); got != want {
-				return &FingerprintError{Want: want, Got: got}
-			}
-			return nil
-		}
-	case insecure:
-		c.InsecureSkipVerify = true
-	}
-	return c, nil
-}
-
-// FingerprintError is a server certificate whose fingerprint is not the
-// pinned one.
-type FingerprintError struct {
-	Want, Got string
-}
-
-func (e *FingerprintError) Error() string {
-	return fmt.Sprintf("the server's certificate has SHA-256 fingerprint %s, not the pinned %s (a dev server makes a new certificate at each start: take the fingerprint from its banner or log)", e.Got, e.Want)
 }

@@ -2,7 +2,10 @@
 // QUIC (docs/quic.md): TLS 1.3 with ALPN "sense/1", and every
 // bidirectional stream a client opens is one native-protocol connection,
 // HELLO handshake and all. A producer flow per stream means a lost packet
-// stalls only the stream it belongs to.
+// stalls only the stream it belongs to. This is the server side: the
+// listener and its certificate. What the server and the client share (the
+// ALPN, the error codes, the stream as a net.Conn, fingerprint pinning) is
+// package quicwire.
 //
 // The package does not serve the protocol itself. Listen returns a
 // net.Listener whose Accept yields one net.Conn per stream; the native
@@ -22,16 +25,12 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/sensehq/sense/edge/native/wire/quicwire"
 )
 
-// ALPN is the application protocol negotiated in the TLS handshake.
-const ALPN = "sense/1"
-
-// Defaults for Options.
-const (
-	DefaultMaxStreams  = 1024
-	DefaultIdleTimeout = 60 * time.Second
-)
+// DefaultMaxStreams is the default of Options.MaxStreams.
+const DefaultMaxStreams = 1024
 
 // Options configure a Listener.
 type Options struct {
@@ -49,7 +48,7 @@ type Options struct {
 	// QUIC connection may open. Default 1024.
 	MaxStreams int
 	// IdleTimeout closes a connection that received nothing for this long
-	// (clients send keep-alives). Default 60s.
+	// (clients send keep-alives). Default quicwire.DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
 }
@@ -92,20 +91,20 @@ func Listen(addr string, opts Options) (*Listener, error) {
 		opts.MaxStreams = DefaultMaxStreams
 	}
 	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = DefaultIdleTimeout
+		opts.IdleTimeout = quicwire.DefaultIdleTimeout
 	}
 	cert, selfSigned, err := loadCertificate(addr, opts.CertFile, opts.KeyFile, opts.DevCertDir)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := ListenUDP(addr, opts.Logger)
+	udp, err := quicwire.ListenUDP(addr, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	tr := &quic.Transport{Conn: udp}
 	tlsConf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{ALPN},
+		NextProtos:   []string{quicwire.ALPN},
 		MinVersion:   tls.VersionTLS13,
 	}
 	ql, err := tr.Listen(tlsConf, &quic.Config{
@@ -119,7 +118,7 @@ func Listen(addr string, opts Options) (*Listener, error) {
 		udp.Close()
 		return nil, fmt.Errorf("quicedge: listen on %s: %w", addr, err)
 	}
-	l := &Listener{log: opts.Logger, udp: udp, tr: tr, ql: ql, fingerprint: Fingerprint(cert.Certificate[0]), selfSigned: selfSigned,
+	l := &Listener{log: opts.Logger, udp: udp, tr: tr, ql: ql, fingerprint: quicwire.Fingerprint(cert.Certificate[0]), selfSigned: selfSigned,
 		streams: make(chan net.Conn), quit: make(chan struct{}), conns: map[*quic.Conn]struct{}{}}
 	if selfSigned {
 		l.log.Info("QUIC listener uses a generated self-signed certificate; clients pin its fingerprint",
@@ -172,7 +171,7 @@ func (l *Listener) CloseConnections() error {
 	l.conns = nil
 	l.mu.Unlock()
 	for qc := range conns {
-		qc.CloseWithError(0, "server shutting down")
+		qc.CloseWithError(quicwire.ConnCodeClosed, "server shutting down")
 	}
 	l.wg.Wait()
 	err := l.tr.Close()
@@ -195,7 +194,7 @@ func (l *Listener) acceptConns() {
 		l.mu.Lock()
 		if l.done {
 			l.mu.Unlock()
-			qc.CloseWithError(0, "server shutting down")
+			qc.CloseWithError(quicwire.ConnCodeClosed, "server shutting down")
 			return
 		}
 		l.conns[qc] = struct{}{}
@@ -233,63 +232,11 @@ func (l *Listener) acceptStreams(qc *quic.Conn) {
 			return
 		}
 		select {
-		case l.streams <- NewStreamConn(qc, st):
+		case l.streams <- quicwire.NewStreamConn(qc, st):
 		case <-ctx.Done():
-			st.CancelRead(StreamCodeRefused)
-			st.CancelWrite(StreamCodeRefused)
+			st.CancelRead(quicwire.StreamCodeRefused)
+			st.CancelWrite(quicwire.StreamCodeRefused)
 			return
 		}
 	}
-}
-
-// Stream error codes (RESET_STREAM, STOP_SENDING).
-const (
-	// StreamCodeClosed: the endpoint closed its half without reading the
-	// rest (the native protocol's "connection closed").
-	StreamCodeClosed quic.StreamErrorCode = 0
-	// StreamCodeRefused: the stream arrived while the server was stopping.
-	StreamCodeRefused quic.StreamErrorCode = 1
-	// StreamCodeAborted: the endpoint abandoned the stream mid-frame.
-	StreamCodeAborted quic.StreamErrorCode = 2
-)
-
-// StreamConn is a QUIC stream seen as a net.Conn, with its connection's
-// addresses.
-type StreamConn struct {
-	*quic.Stream
-	qc *quic.Conn
-}
-
-var _ net.Conn = (*StreamConn)(nil)
-
-// NewStreamConn wraps st, a stream of qc.
-func NewStreamConn(qc *quic.Conn, st *quic.Stream) *StreamConn {
-	return &StreamConn{Stream: st, qc: qc}
-}
-
-// Conn is the QUIC connection the stream belongs to.
-func (c *StreamConn) Conn() *quic.Conn { return c.qc }
-
-// LocalAddr is the connection's local UDP address.
-func (c *StreamConn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
-
-// RemoteAddr is the connection's remote UDP address.
-func (c *StreamConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
-
-// CloseWrite sends FIN: the peer reads what was written, then EOF.
-func (c *StreamConn) CloseWrite() error { return c.Stream.Close() }
-
-// Close ends both directions: what was written is still delivered (FIN),
-// and the peer is told to stop sending (STOP_SENDING). Like closing a TCP
-// connection, it does not wait.
-func (c *StreamConn) Close() error {
-	c.Stream.CancelRead(StreamCodeClosed)
-	return c.Stream.Close()
-}
-
-// Abort resets both directions at once: unsent bytes are dropped and the
-// peer's reads and writes fail. Tests use it to cut a stream mid-request.
-func (c *StreamConn) Abort() {
-	c.Stream.CancelWrite(StreamCodeAborted)
-	c.Stream.CancelRead(StreamCodeAborted)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/edge/native/wire/quicwire"
 	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
@@ -39,7 +40,7 @@ func pinned(t *testing.T, srv *server.Server) *tls.Config {
 	if !self || len(fp) != 64 {
 		t.Fatalf("fingerprint %q, self-signed %v", fp, self)
 	}
-	c, err := quicedge.ClientTLS(nil, "127.0.0.1", fp, false)
+	c, err := quicwire.ClientTLS(nil, "127.0.0.1", fp, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,13 +48,13 @@ func pinned(t *testing.T, srv *server.Server) *tls.Config {
 }
 
 // stream opens a stream and performs the HELLO handshake on it.
-func stream(t *testing.T, qc *quic.Conn) (*quicedge.StreamConn, *wire.Reader) {
+func stream(t *testing.T, qc *quic.Conn) (*quicwire.StreamConn, *wire.Reader) {
 	t.Helper()
 	st, err := qc.OpenStreamSync(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := quicedge.NewStreamConn(qc, st)
+	sc := quicwire.NewStreamConn(qc, st)
 	sc.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := sc.Write(wire.AppendHello(nil, 1, wire.Hello{MinVersion: wire.MinVersion, MaxVersion: wire.MaxVersion, ClientID: "test"})); err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func stream(t *testing.T, qc *quic.Conn) (*quicedge.StreamConn, *wire.Reader) {
 	return sc, rd
 }
 
-func produce(sc *quicedge.StreamConn, rd *wire.Reader, corr uint32, pipeline string, value string) (wire.EventResult, error) {
+func produce(sc *quicwire.StreamConn, rd *wire.Reader, corr uint32, pipeline string, value string) (wire.EventResult, error) {
 	b := wire.AppendProduce(nil, corr, wire.ProduceHeader{Pipeline: pipeline, ProducerID: -1, Epoch: -1, BaseSequence: -1},
 		[]wire.EventIn{{Value: []byte(value)}})
 	if _, err := sc.Write(b); err != nil {
@@ -91,8 +92,8 @@ func produce(sc *quicedge.StreamConn, rd *wire.Reader, corr uint32, pipeline str
 func TestStreamIsANativeConnection(t *testing.T) {
 	srv := sensetest.Start(t, "", sensetest.WithQUIC())
 	qc := dialQUIC(t, srv, pinned(t, srv))
-	if got := qc.ConnectionState().TLS.NegotiatedProtocol; got != quicedge.ALPN {
-		t.Fatalf("ALPN %q, want %q", got, quicedge.ALPN)
+	if got := qc.ConnectionState().TLS.NegotiatedProtocol; got != quicwire.ALPN {
+		t.Fatalf("ALPN %q, want %q", got, quicwire.ALPN)
 	}
 	if v := qc.ConnectionState().TLS.Version; v != tls.VersionTLS13 {
 		t.Fatalf("TLS version %#x, want 1.3", v)
@@ -149,15 +150,15 @@ func TestCertificateChecks(t *testing.T) {
 		}
 		return err
 	}
-	wrong, _ := quicedge.ClientTLS(nil, "127.0.0.1", strings.Repeat("ab", 32), false)
+	wrong, _ := quicwire.ClientTLS(nil, "127.0.0.1", strings.Repeat("ab", 32), false)
 	if err := dial(wrong); err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Fatalf("wrong pin: %v", err)
 	}
-	untrusted, _ := quicedge.ClientTLS(nil, "127.0.0.1", "", false)
+	untrusted, _ := quicwire.ClientTLS(nil, "127.0.0.1", "", false)
 	if err := dial(untrusted); err == nil {
 		t.Fatal("a self-signed certificate was trusted without a pin")
 	}
-	insecure, _ := quicedge.ClientTLS(nil, "127.0.0.1", "", true)
+	insecure, _ := quicwire.ClientTLS(nil, "127.0.0.1", "", true)
 	if err := dial(insecure); err != nil {
 		t.Fatalf("insecure: %v", err)
 	}
@@ -165,21 +166,6 @@ func TestCertificateChecks(t *testing.T) {
 	alpn.NextProtos = []string{"h3"}
 	if err := dial(alpn); err == nil {
 		t.Fatal("a client without ALPN sense/1 was accepted")
-	}
-}
-
-func TestParseFingerprint(t *testing.T) {
-	h := strings.Repeat("0a", 32)
-	colons := strings.ToUpper(strings.TrimSuffix(strings.Repeat("0a:", 32), ":"))
-	for _, in := range []string{h, colons, " " + h + "\n"} {
-		if got, err := quicedge.ParseFingerprint(in); err != nil || got != h {
-			t.Errorf("ParseFingerprint(%q) = %q, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "abc", strings.Repeat("0a", 31), strings.Repeat("zz", 32)} {
-		if _, err := quicedge.ParseFingerprint(in); err == nil {
-			t.Errorf("ParseFingerprint(%q) accepted", in)
-		}
 	}
 }
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package quicedge
+package quicwire
 
 import "net"
 

@@ -1,4 +1,4 @@
-package quicedge
+package quicwire
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package quicedge
+package quicwire
 
 import (
 	"fmt"
@@ -19,11 +19,11 @@ const UDPBufferBytes = 7 << 20
 func ListenUDP(addr string, log *slog.Logger) (*net.UDPConn, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("quicedge: address %q: %w", addr, err)
+		return nil, fmt.Errorf("quicwire: address %q: %w", addr, err)
 	}
 	udp, err := net.ListenUDP("udp", ua)
 	if err != nil {
-		return nil, fmt.Errorf("quicedge: listen on UDP %s: %w", addr, err)
+		return nil, fmt.Errorf("quicwire: listen on UDP %s: %w", addr, err)
 	}
 	rcv, snd, err := raiseBuffers(udp, UDPBufferBytes)
 	switch {

@@ -1,0 +1,241 @@
+// Package admin is Sense's administrative API as both sides see it: the
+// typed requests (CreatePipeline, DescribePipeline, ExplainRoute, ...), the
+// typed Response, and their JSON form on the wire, carried by the native
+// protocol's ADMIN frame and by POST /v1/admin on the HTTP listener.
+//
+// A request travels as one JSON object whose "op" names it:
+//
+//	{"op":"pipeline.create","pipeline":"payments","partitions":2,"default_jurisdiction":"MA,SN"}
+//	{"op":"pipeline.list"}
+//	{"op":"pipeline.describe","pipeline":"payments"}
+//	{"op":"route.explain","pipeline":"payments","jurisdiction":"MA","priority":"critical"}
+//	{"op":"hub.set_status","hub":"tangier","status":"down"}
+//	{"op":"hub.list"}
+//	{"op":"registry"}
+//
+// The answer is a Response object; a refused request carries "error" (a
+// message for people) and "code" (a result code name such as
+// "UNKNOWN_PIPELINE"), which DecodeResponse turns back into a
+// *result.Error, so the code survives from the engine to the caller.
+//
+// The package depends on nothing of the engine: the Go client uses it
+// without linking the node.
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/sensehq/sense/result"
+)
+
+// Request is one administrative operation: one of the types below.
+type Request interface {
+	// Op is the operation's name on the wire.
+	Op() string
+}
+
+// CreatePipeline creates a pipeline. Zero fields take the server's
+// defaults; Retention is a duration such as "24h".
+type CreatePipeline struct {
+	Pipeline            string
+	Partitions          int
+	Retention           string
+	DefaultPriority     string
+	DefaultJurisdiction string
+}
+
+// ListPipelines lists every pipeline.
+type ListPipelines struct{}
+
+// DescribePipeline describes one pipeline and its partition layout.
+type DescribePipeline struct{ Pipeline string }
+
+// ExplainRoute says, buffer by buffer, whether an event of a jurisdiction
+// set (codes, groups or "*") and priority may be stored there, and why.
+type ExplainRoute struct{ Pipeline, Jurisdiction, Priority string }
+
+// SetHubStatus sets a hub's status: up, draining or down.
+type SetHubStatus struct{ Hub, Status string }
+
+// ListHubs lists the hubs.
+type ListHubs struct{}
+
+// GetRegistry returns the jurisdiction registry.
+type GetRegistry struct{}
+
+func (CreatePipeline) Op() string   { return "pipeline.create" }
+func (ListPipelines) Op() string    { return "pipeline.list" }
+func (DescribePipeline) Op() string { return "pipeline.describe" }
+func (ExplainRoute) Op() string     { return "route.explain" }
+func (SetHubStatus) Op() string     { return "hub.set_status" }
+func (ListHubs) Op() string         { return "hub.list" }
+func (GetRegistry) Op() string      { return "registry" }
+
+// Response is the answer to any request; each operation fills its part:
+// pipeline.create and pipeline.describe Pipelines (one) and Layout,
+// pipeline.list Pipelines, route.explain Verdicts, hub.set_status and
+// hub.list Hubs, registry Registry.
+type Response struct {
+	// Error and Code are set, on the wire, when the request was refused;
+	// DecodeResponse returns them as a *result.Error.
+	Error     string          `json:"error,omitempty"`
+	Code      string          `json:"code,omitempty"`
+	Pipelines []PipelineInfo  `json:"pipelines,omitempty"`
+	Layout    []PartitionInfo `json:"layout,omitempty"`
+	Verdicts  []VerdictInfo   `json:"verdicts,omitempty"`
+	Hubs      []HubInfo       `json:"hubs,omitempty"`
+	Registry  *RegistryInfo   `json:"registry,omitempty"`
+}
+
+// RegistryInfo is the jurisdiction registry: bit i is Codes[i]. Clients use
+// it to turn codes and groups into masks.
+type RegistryInfo struct {
+	Codes  []string            `json:"codes"`
+	Groups map[string][]string `json:"groups,omitempty"`
+}
+
+// PipelineInfo describes a pipeline.
+type PipelineInfo struct {
+	Name                string `json:"name"`
+	Partitions          int    `json:"partitions_per_hub_lane"`
+	TotalPartitions     int    `json:"total_partitions"`
+	Retention           string `json:"retention"`
+	DefaultPriority     string `json:"default_priority"`
+	DefaultJurisdiction string `json:"default_jurisdiction"`
+	Declared            bool   `json:"declared"`
+}
+
+// PartitionInfo is one buffer of a pipeline's layout.
+type PartitionInfo struct {
+	Partition     int32  `json:"partition"`
+	Hub           string `json:"hub"`
+	Lane          string `json:"lane"`
+	Index         int    `json:"index"`
+	Start         int64  `json:"start_offset"`
+	HighWatermark int64  `json:"high_watermark"`
+}
+
+// VerdictInfo says whether one buffer is eligible for an event, and why.
+type VerdictInfo struct {
+	Partition int32  `json:"partition"`
+	Hub       string `json:"hub"`
+	Lane      string `json:"lane"`
+	Eligible  bool   `json:"eligible"`
+	Why       string `json:"why"`
+}
+
+// HubInfo describes a hub.
+type HubInfo struct {
+	Name         string   `json:"name"`
+	Jurisdiction string   `json:"jurisdiction"`
+	Status       string   `json:"status"`
+	Deny         []string `json:"deny_pipelines,omitempty"`
+}
+
+// envelope is a request on the wire.
+type envelope struct {
+	Op                  string `json:"op"`
+	Pipeline            string `json:"pipeline,omitempty"`
+	Partitions          int    `json:"partitions,omitempty"`
+	Retention           string `json:"retention,omitempty"`
+	DefaultPriority     string `json:"default_priority,omitempty"`
+	DefaultJurisdiction string `json:"default_jurisdiction,omitempty"`
+	Jurisdiction        string `json:"jurisdiction,omitempty"`
+	Priority            string `json:"priority,omitempty"`
+	Hub                 string `json:"hub,omitempty"`
+	Status              string `json:"status,omitempty"`
+}
+
+// ops lists the operations, for the error on an unknown one.
+const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list, registry"
+
+// Encode returns the wire form of r.
+func Encode(r Request) ([]byte, error) {
+	e := envelope{Op: r.Op()}
+	switch r := r.(type) {
+	case CreatePipeline:
+		e.Pipeline, e.Partitions, e.Retention, e.DefaultPriority, e.DefaultJurisdiction =
+			r.Pipeline, r.Partitions, r.Retention, r.DefaultPriority, r.DefaultJurisdiction
+	case DescribePipeline:
+		e.Pipeline = r.Pipeline
+	case ExplainRoute:
+		e.Pipeline, e.Jurisdiction, e.Priority = r.Pipeline, r.Jurisdiction, r.Priority
+	case SetHubStatus:
+		e.Hub, e.Status = r.Hub, r.Status
+	case ListPipelines, ListHubs, GetRegistry:
+	default:
+		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
+	}
+	return json.Marshal(&e)
+}
+
+// Decode parses a request's wire form. A body that is not a JSON object is
+// MALFORMED; an unknown op is INVALID_REQUEST naming the known ones.
+func Decode(body []byte) (Request, error) {
+	var e envelope
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, result.New(result.Malformed, fmt.Sprintf("admin request is not valid JSON: %v", err))
+	}
+	switch e.Op {
+	case "pipeline.create":
+		return CreatePipeline{Pipeline: e.Pipeline, Partitions: e.Partitions, Retention: e.Retention,
+			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction}, nil
+	case "pipeline.list":
+		return ListPipelines{}, nil
+	case "pipeline.describe":
+		return DescribePipeline{Pipeline: e.Pipeline}, nil
+	case "route.explain":
+		return ExplainRoute{Pipeline: e.Pipeline, Jurisdiction: e.Jurisdiction, Priority: e.Priority}, nil
+	case "hub.set_status":
+		return SetHubStatus{Hub: e.Hub, Status: e.Status}, nil
+	case "hub.list":
+		return ListHubs{}, nil
+	case "registry":
+		return GetRegistry{}, nil
+	}
+	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
+}
+
+// EncodeResponse returns the wire form of an answer: resp, or, when err is
+// not nil, err's message and code (UNKNOWN for an error without one).
+func EncodeResponse(resp Response, err error) []byte {
+	if err != nil {
+		resp = Response{Error: result.MessageOf(err), Code: result.CodeOf(err).String()}
+	}
+	out, _ := json.Marshal(&resp)
+	return out
+}
+
+// DecodeResponse parses an answer's wire form. A refusal is returned as a
+// *result.Error with the server's code and message, beside the response.
+func DecodeResponse(body []byte) (Response, error) {
+	var resp Response
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return resp, fmt.Errorf("admin: the server's answer is not the expected JSON: %w", err)
+	}
+	if resp.Error == "" {
+		return resp, nil
+	}
+	code, ok := result.Parse(resp.Code)
+	if !ok {
+		code = result.Unknown
+	}
+	return resp, result.New(code, resp.Error)
+}
+
+// Handler runs typed requests: the node implements it.
+type Handler interface {
+	Admin(Request) (Response, error)
+}
+
+// Serve decodes a request's wire form, runs it with h, and returns the
+// answer's wire form: the one path of the native ADMIN frame and of POST
+// /v1/admin.
+func Serve(h Handler, body []byte) []byte {
+	req, err := Decode(body)
+	if err != nil {
+		return EncodeResponse(Response{}, err)
+	}
+	return EncodeResponse(h.Admin(req))
+}
