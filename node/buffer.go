@@ -52,10 +52,10 @@ type Buffer interface {
 type AppendFlags uint8
 
 const (
-	// AppendBuilt says the node built the batch itself (batch.Builder), so
-	// its CRC is right by construction and is not computed again. Bytes
-	// that came from outside (a Kafka producer's batch) never carry it.
-	AppendBuilt AppendFlags = 1 << iota
+	// AppendChecked says the node built the batch itself (batch.Builder) or
+	// has just checked its CRC (batch.Check), so the buffer does not compute
+	// it again. Bytes the node has not checked never carry it.
+	AppendChecked AppendFlags = 1 << iota
 	// AppendSparse accepts producer sequences above the last ones with
 	// gaps: a native producer's events are spread over several buffers.
 	// Without it sequences are strict, as Kafka's idempotence wants.
@@ -84,7 +84,7 @@ func OpenSegmentBuffer(dir string, opts seglog.Options) (Buffer, error) {
 func (b segmentBuffer) Append(p []byte, f AppendFlags) (Ack, error) {
 	var o seglog.AppendOptions
 	o.Sparse = f&AppendSparse != 0
-	o.Trusted = f&AppendBuilt != 0
+	o.Trusted = f&AppendChecked != 0
 	pd, err := b.Log.AppendWith(p, o)
 	if err != nil {
 		return nil, err

@@ -222,7 +222,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
 	}
 	for _, pt := range sc.parts {
-		flags := AppendBuilt
+		flags := AppendChecked
 		if req.ProducerID >= 0 {
 			flags |= AppendSparse
 		}

@@ -4,124 +4,234 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/router"
 )
 
-// CheckRecords decides whether the records of a batch may be stored in a
-// buffer of hub mask hubMask and lane lane: a record's sense.jurisdiction
-// header (codes or groups, e.g. "MA,SN") must include the hub's
-// jurisdiction, and its sense.priority header (low, medium, critical) must
-// match the lane. Records without the headers take the pipeline's default
-// mask and the lane's priority. Compressed batches (gzip, snappy, lz4,
-// zstd) are decompressed to read their records (at most
-// batch.MaxDecompressed bytes; more is result.CorruptBatch); the batch is stored
-// as it came. It returns result.OK or result.PolicyViolation with a reason.
-func (n *Node) CheckRecords(pipeline string, partition int32, b []byte) (result.Code, string) {
-	st := n.st.Load()
-	p := st.pipelines[pipeline]
-	if p == nil {
-		return result.UnknownPipeline, "unknown pipeline"
-	}
-	buf, ok := p.routes.Buffer(partition)
-	if !ok {
-		return result.UnknownPartition, "unknown partition"
-	}
-	h, err := batch.Check(b)
-	if err != nil {
-		return result.CorruptBatch, err.Error()
-	}
-	hub := st.table.Hub(buf.HubIndex)
-	var it *batch.Iter
-	if h.Compression() == batch.CompressionNone {
-		it, err = batch.NewIter(b)
-	} else {
-		var records []byte
-		if records, err = batch.Decompress(nil, b); err == nil {
-			it, err = batch.NewIterRecords(records, h.RecordCount)
+// Routing headers a Kafka producer may set on a record: the text forms
+// (codes or groups such as "MA,SN"; low, medium or critical) and the binary
+// forms the node writes (event.HeaderMask, event.HeaderPriority).
+const (
+	headerJurisdictionText = "sense.jurisdiction"
+	headerPriorityText     = "sense.priority"
+)
+
+// stamper checks and restamps the records of one raw batch. Pooled: its
+// buffers are reused.
+type stamper struct {
+	dec  []byte // decompressed records
+	rb   batch.Rebuilder
+	hbuf [9]byte
+	hdrs [2]batch.RawHeader
+}
+
+var stamperPool = sync.Pool{New: func() any { return new(stamper) }}
+
+// stamp decides whether the records of batch b may be stored in buffer buf
+// of pipeline p, and returns the batch to store: every record then carries
+// the binary routing headers sense.j (its mask) and sense.p (its
+// priority), as records produced over the native protocol do, so the
+// place each record may rest is provable from disk whatever the edge.
+//
+// A record's mask is its sense.j header (8 bytes) or its sense.jurisdiction
+// header (codes or groups), which must agree when both are present; without
+// either it takes the pipeline's default mask. Its priority is its sense.p
+// or sense.priority header, else the lane's. The mask must include the
+// hub's jurisdiction and the priority must be the lane's; otherwise the
+// batch is refused whole with PolicyViolation and a reason naming the
+// record. When every record already carries both binary headers the batch
+// is stored as it came; otherwise it is re-encoded with the producer's
+// codec, fields, timestamps and headers kept and the binary headers added
+// (docs/storage.md). b must already have passed batch.Check.
+func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub, h *batch.Header, b []byte) ([]byte, result.Code, string) {
+	var it batch.Iter
+	records := b[batch.HeaderSize:]
+	if h.Compression() != batch.CompressionNone {
+		var err error
+		if st.dec, err = batch.Decompress(st.dec[:0], b); err != nil {
+			return nil, result.CorruptBatch, err.Error()
 		}
+		records = st.dec
 	}
-	if err != nil {
-		return result.CorruptBatch, err.Error()
+	if err := it.ResetRecords(records, h.RecordCount); err != nil {
+		return nil, result.CorruptBatch, err.Error()
 	}
+	// First pass: check, and see whether any record lacks a binary header.
+	restamp := false
 	for it.Next() {
 		r := it.Record()
-		mask, prio := p.mask, buf.Lane
-		hi := r.Headers()
-		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-			switch string(k) {
-			case "sense.jurisdiction":
-				m, err := n.reg.Parse(string(v))
-				if err != nil {
-					return result.PolicyViolation, fmt.Sprintf("record at offset delta %d: sense.jurisdiction %q: %v", r.OffsetDelta, v, err)
-				}
-				mask = m
-			case "sense.priority":
-				pr, err := event.ParsePriority(string(v))
-				if err != nil {
-					return result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %v", r.OffsetDelta, err)
-				}
-				prio = pr
-			}
+		mask, prio, hasJ, hasP, code, why := n.recordRouting(r, p.mask, buf.Lane)
+		if code != result.OK {
+			return nil, code, why
+		}
+		if !hasJ || !hasP {
+			restamp = true
 		}
 		if mask&hub.Mask == 0 {
-			return result.PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
-				r.OffsetDelta, n.reg.Format(mask), partition, buf.Hub, hub.Jurisdiction)
+			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
+				r.OffsetDelta, n.reg.Format(mask), buf.Partition, buf.Hub, hub.Jurisdiction)
 		}
 		if prio != buf.Lane {
-			return result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, partition, buf.Lane)
+			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, buf.Partition, buf.Lane)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return result.CorruptBatch, err.Error()
+		return nil, result.CorruptBatch, err.Error()
 	}
-	return result.OK, ""
+	if !restamp {
+		return b, result.OK, ""
+	}
+	// Second pass: re-encode with the binary headers the records lack.
+	st.rb.Reset(h)
+	st.rb.Grow(len(records) + int(h.RecordCount)*(len(event.HeaderMask)+len(event.HeaderPriority)+13))
+	it.ResetRecords(records, h.RecordCount)
+	for it.Next() {
+		r := it.Record()
+		mask, prio, hasJ, hasP, _, _ := n.recordRouting(r, p.mask, buf.Lane)
+		extra := st.hdrs[:0]
+		if !hasJ {
+			event.AppendMaskHeader(st.hbuf[:0], mask)
+			extra = append(extra, batch.RawHeader{Key: maskKey, Value: st.hbuf[:8]})
+		}
+		if !hasP {
+			event.AppendPriorityHeader(st.hbuf[:8], prio)
+			extra = append(extra, batch.RawHeader{Key: prioKey, Value: st.hbuf[8:9]})
+		}
+		st.rb.Add(r, extra)
+	}
+	out, err := st.rb.FinishCompressed(h.Compression())
+	if err != nil {
+		return nil, result.Unknown, fmt.Sprintf("re-encode the batch with codec %d: %v", h.Compression(), err)
+	}
+	return out, result.OK, ""
 }
 
-// AppendRaw stores a record batch as it came (a Kafka producer's) in a
-// partition: it checks the batch (CheckRecords) and appends it with Kafka's
-// idempotence rules (strict sequences). It returns the base offset once the
-// batch is durable, or a code and a reason. The caller has reserved b's
-// bytes (Reserve) with the request that holds them.
+// recordRouting reads a record's routing headers: its mask and priority
+// (defaults when absent), whether the binary headers are present, and a
+// PolicyViolation for a header that cannot be read or two that disagree.
+func (n *Node) recordRouting(r *batch.Record, defMask jurisdiction.Mask, lane event.Priority) (jurisdiction.Mask, event.Priority, bool, bool, result.Code, string) {
+	var textMask, binMask jurisdiction.Mask
+	var textPrio, binPrio event.Priority
+	var hasTextJ, hasTextP, hasJ, hasP bool
+	hi := r.Headers()
+	for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+		switch string(k) {
+		case event.HeaderMask:
+			m, err := event.DecodeMaskHeader(v)
+			if err == nil && !n.reg.Contains(m) {
+				err = fmt.Errorf("mask %#x has bits outside the registry", uint64(m))
+			}
+			if err != nil {
+				return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %s header: %v", r.OffsetDelta, event.HeaderMask, err)
+			}
+			binMask, hasJ = m, true
+		case event.HeaderPriority:
+			pr, err := event.DecodePriorityHeader(v)
+			if err != nil {
+				return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %s header: %v", r.OffsetDelta, event.HeaderPriority, err)
+			}
+			binPrio, hasP = pr, true
+		case headerJurisdictionText:
+			m, err := n.reg.Parse(string(v))
+			if err != nil {
+				return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %s %q: %v", r.OffsetDelta, headerJurisdictionText, v, err)
+			}
+			textMask, hasTextJ = m, true
+		case headerPriorityText:
+			pr, err := event.ParsePriority(string(v))
+			if err != nil {
+				return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %v", r.OffsetDelta, err)
+			}
+			textPrio, hasTextP = pr, true
+		}
+	}
+	mask, prio := defMask, lane
+	switch {
+	case hasJ && hasTextJ && binMask != textMask:
+		return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %s says %s, %s says %s; send one",
+			r.OffsetDelta, event.HeaderMask, n.reg.Format(binMask), headerJurisdictionText, n.reg.Format(textMask))
+	case hasJ:
+		mask = binMask
+	case hasTextJ:
+		mask = textMask
+	}
+	switch {
+	case hasP && hasTextP && binPrio != textPrio:
+		return 0, 0, false, false, result.PolicyViolation, fmt.Sprintf("record at offset delta %d: %s says %s, %s says %s; send one",
+			r.OffsetDelta, event.HeaderPriority, binPrio, headerPriorityText, textPrio)
+	case hasP:
+		prio = binPrio
+	case hasTextP:
+		prio = textPrio
+	}
+	return mask, prio, hasJ, hasP, result.OK, ""
+}
+
+// AppendRaw stores a record batch that came from outside (a Kafka
+// producer's) in a partition: it checks the batch's CRC and framing, checks
+// every record's jurisdiction and priority against the partition's hub and
+// lane and writes the binary routing headers into records that lack them
+// (see stamp), and appends it with Kafka's idempotence rules (strict
+// sequences). It returns the base offset once the batch is durable, or a
+// code and a reason. The pipeline's state is looked up once. The caller
+// has reserved b's bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
-	// A compressed batch is decompressed to be checked, up to
-	// batch.MaxDecompressed. That memory comes from a budget of its own:
-	// a check never waits for anything but the CPU once it has its bytes,
-	// so waiting for them cannot deadlock with requests that hold ingress
-	// bytes while they wait.
-	h, err := batch.ParseHeader(b)
+	s := n.st.Load()
+	p := s.pipelines[pipeline]
+	if p == nil {
+		return -1, result.UnknownPipeline, "unknown pipeline"
+	}
+	buf, ok := p.routes.Buffer(partition)
+	if !ok {
+		return -1, result.UnknownPartition, "unknown partition"
+	}
+	h, err := batch.Check(b)
 	if err != nil {
 		return -1, result.CorruptBatch, err.Error()
 	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
-	if p := n.st.Load().pipelines[pipeline]; p != nil {
-		if buf, ok := p.routes.Buffer(partition); ok && n.budget.shed(buf.Lane) {
-			n.Metrics.shedTotal.WithLabelValues(pipeline, buf.Lane.String()).Add(float64(h.RecordCount))
-			return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
-		}
+	if n.budget.shed(buf.Lane) {
+		n.Metrics.shedTotal.WithLabelValues(pipeline, buf.Lane.String()).Add(float64(h.RecordCount))
+		return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
 	}
+	// Checking and restamping takes memory beyond the request's bytes (the
+	// decompressed records, up to batch.MaxDecompressed, and the new
+	// batch). It comes from a budget of its own: a check never waits for
+	// anything but the CPU once it has its bytes, so waiting for them
+	// cannot deadlock with requests that hold ingress bytes while they
+	// wait.
+	work := int64(len(b)) + 16*int64(h.RecordCount)
 	if h.Compression() != batch.CompressionNone {
-		size := min(int64(len(b))*20, batch.MaxDecompressed)
-		if err := n.checkBudget.reserve(ctx, size); err != nil {
-			return -1, result.NotReady, err.Error()
-		}
-		defer n.checkBudget.release(size)
+		work += 2 * min(int64(len(b))*20, batch.MaxDecompressed)
 	}
-	if code, why := n.CheckRecords(pipeline, partition, b); code != result.OK {
+	if err := n.checkBudget.reserve(ctx, work); err != nil {
+		return -1, result.NotReady, err.Error()
+	}
+	defer n.checkBudget.release(work)
+	st := stamperPool.Get().(*stamper)
+	defer func() {
+		if cap(st.dec) > 4<<20 {
+			st.dec = nil
+		}
+		stamperPool.Put(st)
+	}()
+	stored, code, why := st.stamp(n, p, buf, s.table.Hub(buf.HubIndex), &h, b)
+	if code != result.OK {
 		if code == result.PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")
 			n.log.Warn("batch refused: policy violation", "pipeline", pipeline, "partition", partition, "reason", why)
 		}
 		return -1, code, why
 	}
-	l, code := n.buffer(pipeline, partition)
-	if code != result.OK {
-		return -1, code, code.String()
-	}
-	base, err := appendAndWait(l, b, 0)
+	// The batch was checked above, or built here: its CRC is not computed
+	// again.
+	base, err := appendAndWait(p.bufs[partition], stored, AppendChecked)
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
@@ -129,5 +239,6 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 		}
 		return -1, c, err.Error()
 	}
+	n.Metrics.stored(pipeline, buf.Hub, buf.Lane, int(h.RecordCount), len(stored))
 	return base, result.OK, ""
 }

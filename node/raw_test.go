@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/result"
 )
 
@@ -84,16 +85,13 @@ func gzipBatch(t *testing.T, headers ...batch.RecordHeader) []byte {
 }
 
 // TestAppendRawCompressed: the records of a compressed batch are checked
-// like those of a plain one, and the batch is stored as it came.
+// like those of a plain one.
 func TestAppendRawCompressed(t *testing.T) {
 	n, _ := threeHubs(t, t.TempDir())
 	defer n.Close()
 	ctx := context.Background()
 	sn := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("SN")}}
 	ma := []batch.RecordHeader{{Key: "sense.jurisdiction", Value: []byte("MA")}}
-	if code, why := n.CheckRecords("payments", 0, gzipBatch(t, sn...)); code != result.PolicyViolation {
-		t.Errorf("gzip SN record to an MA partition: %v (%s), want PolicyViolation", code, why)
-	}
 	if _, code, why := n.AppendRaw(ctx, "payments", 0, gzipBatch(t, sn...)); code != result.PolicyViolation {
 		t.Errorf("AppendRaw gzip SN to MA: %v (%s), want PolicyViolation", code, why)
 	}
@@ -105,7 +103,7 @@ func TestAppendRawCompressed(t *testing.T) {
 	bad := gzipBatch(t, ma...)
 	bad[batch.HeaderSize+12] ^= 0xff
 	binary.BigEndian.PutUint32(bad[batch.OffCRC:], batch.Checksum(bad[batch.OffAttributes:]))
-	if code, why := n.CheckRecords("payments", 0, bad); code != result.CorruptBatch {
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, bad); code != result.CorruptBatch {
 		t.Errorf("undecodable gzip: %v (%s), want CorruptBatch", code, why)
 	}
 	parts, _ := n.Partitions("payments")
@@ -148,5 +146,153 @@ func TestAppendRawSheds(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("payments", "low")); v != 1 {
 		t.Fatalf("shed counter for low = %v, want 1", v)
+	}
+}
+
+// storedRecords reads back a partition's records from offset 0.
+func storedRecords(t *testing.T, n *Node, pipeline string, partition int32) ([]batch.Header, []batch.Record) {
+	t.Helper()
+	out, _, _, code := n.Fetch(context.Background(), pipeline, partition, 0, 1<<20, nil)
+	if code != result.OK {
+		t.Fatalf("fetch: %v", code)
+	}
+	var hs []batch.Header
+	var recs []batch.Record
+	for len(out) > 0 {
+		h, err := batch.ParseHeader(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := out[:h.Size()]
+		out = out[h.Size():]
+		records, err := batch.Decompress(nil, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, err := batch.NewIterRecords(records, h.RecordCount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			recs = append(recs, *it.Record())
+		}
+		hs = append(hs, h)
+	}
+	return hs, recs
+}
+
+func routingOf(t *testing.T, r *batch.Record) (mask uint64, prio event.Priority, text map[string]string) {
+	t.Helper()
+	text = map[string]string{}
+	masks, prios := 0, 0
+	hi := r.Headers()
+	for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+		switch string(k) {
+		case event.HeaderMask:
+			m, err := event.DecodeMaskHeader(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mask = uint64(m)
+			masks++
+		case event.HeaderPriority:
+			p, err := event.DecodePriorityHeader(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prio = p
+			prios++
+		default:
+			text[string(k)] = string(v)
+		}
+	}
+	if masks != 1 || prios != 1 {
+		t.Fatalf("record carries %d sense.j and %d sense.p headers, want one each", masks, prios)
+	}
+	return mask, prio, text
+}
+
+// TestAppendRawStoresRouting: every record a Kafka producer sends is stored
+// with the binary mask and priority the node checked (sense.j, sense.p),
+// whatever headers it came with and whether it was compressed; the
+// producer's own headers, timestamps and idempotence fields are kept, and
+// a retry of a restamped idempotent batch is still recognized.
+func TestAppendRawStoresRouting(t *testing.T) {
+	n, reg := threeHubs(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	ma, _ := reg.Parse("MA")
+	ecowas, _ := reg.Parse("ECOWAS")
+	all := reg.All()
+
+	// dakar (SN) low is partition 12.
+	var b batch.Builder
+	b.Reset(77, 3, 0)
+	b.Add(5000, []byte("k1"), []byte("v1"), batch.RecordHeader{Key: "sense.jurisdiction", Value: []byte("ECOWAS")}, batch.RecordHeader{Key: "app", Value: []byte("x")})
+	b.Add(5007, nil, []byte("v2"))
+	first := bytes.Clone(b.Finish())
+	base, code, why := n.AppendRaw(ctx, "payments", 12, bytes.Clone(first))
+	if code != result.OK {
+		t.Fatalf("append: %v %s", code, why)
+	}
+	// The same idempotent batch again: the original offset, nothing new.
+	if again, code, _ := n.AppendRaw(ctx, "payments", 12, bytes.Clone(first)); code != result.OK || again != base {
+		t.Fatalf("retry: base %d, %v; want %d", again, code, base)
+	}
+	hs, recs := storedRecords(t, n, "payments", 12)
+	if len(hs) != 1 || len(recs) != 2 {
+		t.Fatalf("%d batches, %d records stored; want 1 and 2", len(hs), len(recs))
+	}
+	h := hs[0]
+	if h.ProducerID != 77 || h.ProducerEpoch != 3 || h.BaseSequence != 0 || h.BaseTimestamp != 5000 || h.MaxTimestamp != 5007 || h.LastDelta != 1 {
+		t.Fatalf("stored header %+v lost the producer's fields", h)
+	}
+	if m, p, text := routingOf(t, &recs[0]); m != uint64(ecowas) || p != event.Low || text["sense.jurisdiction"] != "ECOWAS" || text["app"] != "x" ||
+		string(recs[0].Key) != "k1" || recs[0].TimestampDelta != 0 {
+		t.Fatalf("record 0: mask %#x prio %s headers %v", m, p, text)
+	}
+	if m, p, _ := routingOf(t, &recs[1]); m != uint64(all) || p != event.Low || recs[1].Key != nil || recs[1].TimestampDelta != 7 || recs[1].OffsetDelta != 1 {
+		t.Fatalf("record 1 (pipeline default): mask %#x prio %s", m, p)
+	}
+
+	// A gzip batch is checked, restamped and stored gzip-compressed.
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, gzipBatch(t, batch.RecordHeader{Key: "sense.jurisdiction", Value: []byte("MA")})); code != result.OK {
+		t.Fatalf("gzip: %v %s", code, why)
+	}
+	if hs, recs := storedRecords(t, n, "payments", 0); len(recs) != 1 || hs[0].Compression() != batch.CompressionGzip {
+		t.Fatalf("%d records in partition 0, codec %d", len(recs), hs[0].Compression())
+	} else if m, _, _ := routingOf(t, &recs[0]); m != uint64(ma) {
+		t.Fatalf("gzip record stored with mask %#x, want MA", m)
+	}
+
+	// Binary headers are checked like the text ones; a record that has
+	// both is stored as it came.
+	maHdr := event.AppendMaskHeader(nil, ma)
+	snHdr := event.AppendMaskHeader(nil, ecowas&^ma)
+	lowHdr := event.AppendPriorityHeader(nil, event.Low)
+	for _, c := range []struct {
+		name    string
+		headers []batch.RecordHeader
+		want    result.Code
+	}{
+		{"binary SN to MA", []batch.RecordHeader{{Key: event.HeaderMask, Value: snHdr}}, result.PolicyViolation},
+		{"binary critical to low", []batch.RecordHeader{{Key: event.HeaderPriority, Value: event.AppendPriorityHeader(nil, event.Critical)}}, result.PolicyViolation},
+		{"binary mask of 3 bytes", []batch.RecordHeader{{Key: event.HeaderMask, Value: []byte{1, 2, 3}}}, result.PolicyViolation},
+		{"binary mask outside the registry", []batch.RecordHeader{{Key: event.HeaderMask, Value: event.AppendMaskHeader(nil, 1<<40)}}, result.PolicyViolation},
+		{"binary and text disagree", []batch.RecordHeader{{Key: event.HeaderMask, Value: maHdr}, {Key: "sense.jurisdiction", Value: []byte("SN")}}, result.PolicyViolation},
+		{"binary and text agree", []batch.RecordHeader{{Key: event.HeaderMask, Value: maHdr}, {Key: "sense.jurisdiction", Value: []byte("MA")}}, result.OK},
+	} {
+		if _, code, why := n.AppendRaw(ctx, "payments", 1, rawBatch(c.headers...)); code != c.want {
+			t.Errorf("%s: %v (%s), want %v", c.name, code, why, c.want)
+		}
+	}
+	whole := rawBatch(batch.RecordHeader{Key: event.HeaderMask, Value: maHdr}, batch.RecordHeader{Key: event.HeaderPriority, Value: lowHdr})
+	off, code, why := n.AppendRaw(ctx, "payments", 1, bytes.Clone(whole))
+	if code != result.OK {
+		t.Fatalf("fully stamped batch: %v %s", code, why)
+	}
+	out, _, _, _ := n.Fetch(ctx, "payments", 1, off, 1<<20, nil)
+	if !bytes.Equal(out[batch.OffMagic:], whole[batch.OffMagic:]) {
+		t.Fatal("a batch whose records carry both binary headers was rewritten")
 	}
 }
