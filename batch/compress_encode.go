@@ -116,7 +116,6 @@ var zstdEnc = sync.OnceValue(func() *zstd.Encoder {
 	return e
 })
 
-
 // compressInto re-encodes p (a whole uncompressed batch) with codec into
 // dst, which it returns, reusing its capacity: the header with the codec's
 // attribute bits and a new CRC, then the compressed records.
