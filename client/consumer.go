@@ -29,13 +29,35 @@ type Record struct {
 	// Key and Value are nil when absent (null). They alias a buffer shared
 	// by the records of one DATA frame, which the consumer never reuses.
 	Key, Value []byte
-	// Headers are the producer's own headers; the routing headers
-	// (sense.j, sense.p) are decoded into Mask and Priority instead.
-	Headers   []Header
-	Mask      jurisdiction.Mask
-	Priority  event.Priority
-	Timestamp time.Time
+	// Headers are the producer's own headers, the text routing headers
+	// of Kafka producers (sense.jurisdiction, sense.priority) included.
+	// The binary routing headers the node writes (sense.j, sense.p) are
+	// decoded into Mask and Priority instead.
+	Headers []Header
+	// Mask is the jurisdiction set stored with the record: its sense.j
+	// header, else its sense.jurisdiction text header (codes or groups,
+	// such as "MA,SN", parsed with the server's registry). 0 means that
+	// the record carries neither (or only an unreadable one): no mask is
+	// recorded. A stored mask is never 0.
+	Mask jurisdiction.Mask
+	// Priority is the priority class stored with the record: its sense.p
+	// header, else its sense.priority text header. It is meaningful only
+	// when HasPriority is set; otherwise it is Low, the zero value, and no
+	// priority is recorded.
+	Priority event.Priority
+	// HasPriority reports whether the record carries a priority (see
+	// Priority).
+	HasPriority bool
+	Timestamp   time.Time
 }
+
+// The text routing headers a Kafka producer may set on a record; a
+// record stored without the binary ones (sense.j, sense.p) is read by
+// these.
+const (
+	headerJurisdictionText = "sense.jurisdiction"
+	headerPriorityText     = "sense.priority"
+)
 
 // ConsumerOptions configure a Consumer.
 type ConsumerOptions struct {
@@ -80,10 +102,18 @@ var ErrSubscriptionEnded = errors.New("client: subscription ended by the server"
 // after the records that arrived before; the other partitions go on. The
 // consumer does not resubscribe by itself: make a new Consumer from
 // Positions to resume.
+//
+// Batches come as stored: those of Kafka producers may be compressed
+// (gzip, snappy, lz4, zstd), and are decompressed one at a time, each up
+// to batch.MaxDecompressed bytes. A batch that cannot be read (damaged,
+// undecodable, or larger than that once decompressed) ends its partition's
+// subscription: Next returns an error naming the pipeline, the partition
+// and the batch's offset, wrapping batch.ErrCorrupt or batch.ErrInvalid.
 type Consumer struct {
 	c        *Client
 	cn       *conn
 	pipeline string
+	reg      *jurisdiction.Registry // parses sense.jurisdiction headers
 	subs     []*subscription
 
 	mu     sync.Mutex
@@ -137,6 +167,7 @@ type frameState struct {
 	left    int32 // records left in that batch
 	base    int64
 	baseTs  int64
+	next    int64 // the offset past that batch
 	granted bool
 }
 
@@ -174,11 +205,15 @@ func (c *Client) NewConsumer(ctx context.Context, opts ConsumerOptions) (*Consum
 	if c.h != nil {
 		return c.newHTTPConsumer(ctx, opts, layout, parts)
 	}
+	reg, err := c.Registry(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cn, err := c.flowConn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cs := &Consumer{c: c, cn: cn, pipeline: opts.Pipeline, wake: make(chan struct{}, 1),
+	cs := &Consumer{c: c, cn: cn, pipeline: opts.Pipeline, reg: reg, wake: make(chan struct{}, 1),
 		hw: map[int32]int64{}, pos: map[int32]int64{}}
 	seen := map[int32]bool{}
 	for _, p := range parts {
@@ -406,7 +441,10 @@ func (cs *Consumer) NextWithin(ctx context.Context, d time.Duration) (Record, er
 }
 
 // nextInFrame returns the frame's next record at or past the partition's
-// position; ok=false when the frame holds no more.
+// position; ok=false when the frame holds no more. A batch it cannot read
+// (damaged, a codec's data that does not decode, or records that would
+// decompress past batch.MaxDecompressed) is an error naming the batch:
+// the subscription cannot go past it.
 func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
 	s := fs.s
 	for {
@@ -426,7 +464,7 @@ func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
 				}
 				rec := Record{Pipeline: cs.pipeline, Partition: s.partition, Hub: s.hub, Offset: off,
 					Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(fs.baseTs + r.TimestampDelta)}
-				decodeHeaders(r, &rec)
+				decodeHeaders(cs.reg, r, &rec)
 				if fs.left == 0 && fs.off == len(fs.data) {
 					cs.grant(fs) // the frame's last record: its bytes are handed out
 				}
@@ -434,8 +472,9 @@ func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
 			}
 			fs.inBatch = false
 			if err := cs.it.Err(); err != nil {
-				return Record{}, false, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", cs.pipeline, s.partition, fs.base, err)
+				return Record{}, false, batchError(cs.pipeline, s.partition, fs.base, err)
 			}
+			cs.advance(s.partition, fs.next) // past offsets the batch holds no record for
 		}
 		if fs.off >= len(fs.data) {
 			return Record{}, false, nil
@@ -447,18 +486,36 @@ func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
 		cs.mu.Lock()
 		pos := cs.pos[s.partition]
 		cs.mu.Unlock()
-		if h.Attributes&batch.AttrControl != 0 || h.NextOffset() <= pos {
+		if h.NextOffset() <= pos {
 			continue
 		}
-		if err := cs.it.Reset(b); err != nil {
-			return Record{}, false, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", cs.pipeline, s.partition, h.BaseOffset, err)
+		if h.Attributes&batch.AttrControl != 0 {
+			cs.advance(s.partition, h.NextOffset())
+			continue
 		}
-		fs.inBatch, fs.left, fs.base, fs.baseTs = true, h.RecordCount, h.BaseOffset, h.BaseTimestamp
+		records, err := batchRecords(b, &h)
+		if err == nil {
+			err = cs.it.ResetRecords(records, h.RecordCount)
+		}
+		if err != nil {
+			return Record{}, false, batchError(cs.pipeline, s.partition, h.BaseOffset, err)
+		}
+		fs.inBatch, fs.left, fs.base, fs.baseTs, fs.next = true, h.RecordCount, h.BaseOffset, h.BaseTimestamp, h.NextOffset()
 	}
 }
 
+// advance moves partition p's position up to off, past offsets that hold
+// no record to return (control batches, records removed by compaction), so
+// that Positions reaches the high watermark.
+func (cs *Consumer) advance(p int32, off int64) {
+	cs.mu.Lock()
+	if off > cs.pos[p] {
+		cs.pos[p] = off
+	}
+	cs.mu.Unlock()
+}
+
 // nextBatch returns the batch at data[*off:] and advances *off past it.
-// Compressed batches are refused: Sense stores none today.
 func nextBatch(data []byte, off *int) ([]byte, batch.Header, error) {
 	n, err := batch.Size(data[*off:])
 	if err != nil {
@@ -473,14 +530,48 @@ func nextBatch(data []byte, off *int) ([]byte, batch.Header, error) {
 	if err != nil {
 		return nil, h, err
 	}
-	if c := h.Compression(); c != batch.CompressionNone {
-		return nil, h, fmt.Errorf("batch at offset %d is compressed (codec %d); this client reads only uncompressed batches", h.BaseOffset, c)
-	}
 	return b, h, nil
 }
 
-// decodeHeaders fills rec's Headers, Mask and Priority from r's headers.
-func decodeHeaders(r *batch.Record, rec *Record) {
+// batchRecords checks batch b (CRC included) and returns its records
+// section, decompressed when the batch is compressed (gzip, snappy, lz4,
+// zstd). Decompressed records get a buffer of their own, never reused,
+// since Records alias it; batch.Decompress bounds it at
+// batch.MaxDecompressed bytes.
+func batchRecords(b []byte, h *batch.Header) ([]byte, error) {
+	records, err := batch.Decompress(nil, b)
+	if err != nil && h.Compression() != batch.CompressionNone {
+		return nil, fmt.Errorf("%s-compressed: %w", codecName(h.Compression()), err)
+	}
+	return records, err
+}
+
+// batchError is the error for a batch that cannot be read. It wraps the
+// cause: batch.ErrCorrupt for damaged data, batch.ErrInvalid for records
+// past batch.MaxDecompressed or counts that contradict each other.
+func batchError(pipeline string, partition int32, base int64, err error) error {
+	return fmt.Errorf("client: %s partition %d: batch at offset %d cannot be read: %w", pipeline, partition, base, err)
+}
+
+func codecName(c int) string {
+	switch c {
+	case batch.CompressionGzip:
+		return "gzip"
+	case batch.CompressionSnappy:
+		return "snappy"
+	case batch.CompressionLZ4:
+		return "lz4"
+	case batch.CompressionZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec-%d", c)
+}
+
+// decodeHeaders fills rec's Headers, Mask, Priority and HasPriority from
+// r's headers: the binary routing headers (sense.j, sense.p) first, else
+// the text ones (sense.jurisdiction parsed with reg, sense.priority). A
+// malformed binary header is kept in Headers as it is.
+func decodeHeaders(reg *jurisdiction.Registry, r *batch.Record, rec *Record) {
 	if r.NumHeaders == 0 {
 		return
 	}
@@ -494,11 +585,42 @@ func decodeHeaders(r *batch.Record, rec *Record) {
 			}
 		case event.HeaderPriority:
 			if p, err := event.DecodePriorityHeader(v); err == nil {
-				rec.Priority = p
+				rec.Priority, rec.HasPriority = p, true
 				continue
 			}
 		}
 		rec.Headers = append(rec.Headers, Header{Key: string(k), Value: v})
+	}
+	textRouting(reg, rec)
+}
+
+// textRouting fills in the mask and priority that rec's binary headers
+// left unrecorded from its text headers sense.jurisdiction and
+// sense.priority (the first of each counts), as Kafka producers write
+// them and as the node stored them before it wrote binary headers into
+// every record. A text header that does not parse (a code the registry
+// no longer has, say) leaves the field unrecorded; the header stays in
+// rec.Headers for all to see.
+func textRouting(reg *jurisdiction.Registry, rec *Record) {
+	needMask, needPrio := rec.Mask == 0 && reg != nil, !rec.HasPriority
+	for i := 0; i < len(rec.Headers) && (needMask || needPrio); i++ {
+		h := &rec.Headers[i]
+		switch h.Key {
+		case headerJurisdictionText:
+			if needMask {
+				needMask = false
+				if m, err := reg.Parse(string(h.Value)); err == nil {
+					rec.Mask = m
+				}
+			}
+		case headerPriorityText:
+			if needPrio {
+				needPrio = false
+				if p, err := event.ParsePriority(string(h.Value)); err == nil {
+					rec.Priority, rec.HasPriority = p, true
+				}
+			}
+		}
 	}
 }
 
@@ -632,11 +754,32 @@ type FetchResult struct {
 // offset yet. A refusal (UNKNOWN_PIPELINE, OFFSET_OUT_OF_RANGE, ...) is a
 // *result.Error.
 //
+// Compressed batches (gzip, snappy, lz4, zstd) are decompressed, up to
+// batch.MaxDecompressed bytes each. A batch that cannot be read is an
+// error naming it, returned with the records of the batches before it;
+// NextOffset then points at it.
+//
 // Over HTTP, Fetch is a GET of up to 10,000 records (maxBytes does not
-// apply), and the records' Headers come sorted by key.
+// apply), and the records' Headers come sorted by key. Its answer does not
+// tell a stored low priority from none: HasPriority is set for medium and
+// critical records, and for records whose priority comes from their
+// sense.priority header.
 func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int) (FetchResult, error) {
 	if c.h != nil {
-		return c.fetchHTTP(ctx, pipeline, partition, offset)
+		res, err := c.fetchHTTP(ctx, pipeline, partition, offset)
+		if len(res.Records) > 0 {
+			reg, _ := c.Registry(ctx) // cached by fetchHTTP
+			for i := range res.Records {
+				r := &res.Records[i]
+				r.HasPriority = r.Priority != event.Low
+				textRouting(reg, r)
+			}
+		}
+		return res, err
+	}
+	reg, err := c.Registry(ctx)
+	if err != nil {
+		return FetchResult{HighWatermark: -1, NextOffset: offset}, err
 	}
 	res := FetchResult{HighWatermark: -1, NextOffset: offset}
 	cn, err := c.conn(ctx)
@@ -661,15 +804,21 @@ func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, of
 	for off := 0; off < len(m.Batches); {
 		b, h, err := nextBatch(m.Batches, &off)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("client: %s partition %d: %w", pipeline, partition, err)
 		}
-		res.NextOffset = h.NextOffset()
 		if h.Attributes&batch.AttrControl != 0 {
+			res.NextOffset = h.NextOffset()
 			continue
 		}
-		if err := it.Reset(b); err != nil {
-			return res, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", pipeline, partition, h.BaseOffset, err)
+		records, err := batchRecords(b, &h)
+		if err == nil {
+			err = it.ResetRecords(records, h.RecordCount)
 		}
+		if err != nil {
+			res.NextOffset = max(res.NextOffset, h.BaseOffset)
+			return res, batchError(pipeline, partition, h.BaseOffset, err)
+		}
+		n := len(res.Records)
 		for it.Next() {
 			r := it.Record()
 			o := h.BaseOffset + int64(r.OffsetDelta)
@@ -678,12 +827,15 @@ func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, of
 			}
 			rec := Record{Pipeline: pipeline, Partition: partition, Offset: o, Key: r.Key, Value: r.Value,
 				Timestamp: time.UnixMilli(h.BaseTimestamp + r.TimestampDelta)}
-			decodeHeaders(r, &rec)
+			decodeHeaders(reg, r, &rec)
 			res.Records = append(res.Records, rec)
 		}
 		if err := it.Err(); err != nil {
-			return res, fmt.Errorf("client: %s partition %d: batch at offset %d: %w", pipeline, partition, h.BaseOffset, err)
+			res.Records = res.Records[:n] // the batch is returned whole or not at all
+			res.NextOffset = max(res.NextOffset, h.BaseOffset)
+			return res, batchError(pipeline, partition, h.BaseOffset, err)
 		}
+		res.NextOffset = h.NextOffset()
 	}
 	return res, nil
 }

@@ -185,6 +185,10 @@ func (hc *httpConsumer) stream(p int32, hub string, from int64, started func()) 
 		if err != nil {
 			return err
 		}
+		// The edge writes the priority of the record's sense.p header, ""
+		// without one; the text headers are among the record's headers.
+		rec.HasPriority = jr.Priority != ""
+		textRouting(hc.reg, &rec)
 		select {
 		case hc.items <- httpItem{partition: p, rec: rec}:
 		case <-hc.ctx.Done():

@@ -254,6 +254,11 @@ type Router struct {
 	// ShedMediumAt is the same for medium events; default 0.8, at least
 	// ShedLowAt. Critical events are never shed.
 	ShedMediumAt float64 `yaml:"shed_medium_at"`
+	// DefaultPartitions is the partition count of a pipeline created
+	// without one (on first produce, by a Kafka CreateTopics with -1): 0,
+	// the default, is one partition per hub and lane; N (1 to 1024) lays N
+	// partitions over the hubs and lanes.
+	DefaultPartitions int `yaml:"default_partitions"`
 }
 
 // Alerts configures where alerts go.

@@ -455,6 +455,9 @@ func (v *checker) router() {
 	case r.MaxEventBytes > r.MemoryLimit && r.MemoryLimit >= MinMemoryLimit:
 		v.fail("router.max_event_bytes", r.MaxEventBytes.String(), "is larger than router.memory_limit (%v); lower it or raise the limit", r.MemoryLimit)
 	}
+	if r.DefaultPartitions < 0 || r.DefaultPartitions > 1024 {
+		v.fail("router.default_partitions", strconv.Itoa(r.DefaultPartitions), "is out of range; use 0 (one partition per hub and lane) or 1 to 1024")
+	}
 	lowOK := v.fraction("router.shed_low_at", r.ShedLowAt)
 	if v.fraction("router.shed_medium_at", r.ShedMediumAt) && lowOK && r.ShedMediumAt < r.ShedLowAt {
 		v.fail("router.shed_medium_at", formatFloat(r.ShedMediumAt), "is below router.shed_low_at (%s); medium events must be shed after low ones, so raise it", formatFloat(r.ShedLowAt))

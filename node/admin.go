@@ -129,7 +129,7 @@ func (n *Node) pipelineInfo(p PipelineSpec) admin.PipelineInfo {
 	if p.Retention > 0 {
 		ret = p.Retention.String()
 	}
-	return admin.PipelineInfo{Name: p.Name, Partitions: p.Partitions, TotalPartitions: p.Partitions * 3 * len(p.Hubs),
+	return admin.PipelineInfo{Name: p.Name, Partitions: p.Partitions, TotalPartitions: p.NumPartitions(),
 		Retention: ret, DefaultPriority: p.DefaultPriority, DefaultJurisdiction: p.DefaultJurisdiction, Declared: p.Declared}
 }
 

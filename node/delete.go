@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,9 +95,10 @@ func (n *Node) dropBuffersLocked(name string) error {
 		}
 		delete(n.bufs, dir)
 	}
+	fs := n.opts.FS
 	hubsDir := filepath.Join(n.opts.DataDir, "hubs")
-	hubs, err := os.ReadDir(hubsDir)
-	if errors.Is(err, os.ErrNotExist) {
+	hubs, err := fs.List(hubsDir)
+	if vfs.IsNotExist(err) {
 		return nil
 	}
 	if err != nil {
@@ -106,28 +106,24 @@ func (n *Node) dropBuffersLocked(name string) error {
 	}
 	var errs []error
 	for _, h := range hubs {
-		if !h.IsDir() {
-			continue
-		}
-		hubDir := filepath.Join(hubsDir, h.Name())
-		entries, err := os.ReadDir(hubDir)
+		hubDir := filepath.Join(hubsDir, h)
+		entries, err := fs.List(hubDir)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			continue // not a directory
 		}
 		removed := false
 		for _, e := range entries {
-			if !e.IsDir() || !isBufferDir(e.Name(), name) {
+			if !isBufferDir(e, name) {
 				continue
 			}
-			if err := os.RemoveAll(filepath.Join(hubDir, e.Name())); err != nil {
+			if err := vfs.RemoveAll(fs, filepath.Join(hubDir, e)); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			removed = true
 		}
 		if removed {
-			if err := vfs.Default.SyncDir(hubDir); err != nil {
+			if err := fs.SyncDir(hubDir); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -32,6 +31,7 @@ import (
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 // HubSpec configures a hub.
@@ -44,7 +44,10 @@ type HubSpec struct {
 
 // Options configure a node.
 type Options struct {
-	DataDir       string
+	DataDir string
+	// FS is the file system under DataDir: the catalog, every buffer and
+	// pipeline deletion go through it. Default vfs.Default.
+	FS            vfs.FS
 	Registry      *jurisdiction.Registry
 	Hubs          []HubSpec
 	Pipelines     []PipelineSpec // declared in the config file
@@ -55,7 +58,13 @@ type Options struct {
 	ShedMediumAt  float64 // same for medium; default 0.8
 	AutoCreate    bool    // create unknown pipelines on first produce
 	MaxEventBytes int     // key + value + headers; default 1 MiB
-	AlertWebhook  string  // POSTed on NO_COMPLIANT_HUB
+	// DefaultPartitions is the partition count of a pipeline created
+	// without one (on first produce, a Kafka CreateTopics with -1, an
+	// admin create without partitions): 0 is the standard layout of one
+	// buffer per hub and lane; N > 0 lays N partitions over the hubs and
+	// the three lanes (Spread).
+	DefaultPartitions int
+	AlertWebhook      string // POSTed on NO_COMPLIANT_HUB
 	// PipelineDeleted, when set, is called by DeletePipeline once a
 	// pipeline's buffers are gone, under the node's lock (the server
 	// forgets consumer groups' commits on it there). An error is reported
@@ -67,6 +76,12 @@ type Options struct {
 func (o *Options) defaults() error {
 	if o.DataDir == "" {
 		o.DataDir = "./data"
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.DefaultPartitions < 0 || o.DefaultPartitions > MaxPartitions {
+		return fmt.Errorf("node: DefaultPartitions %d outside [0, %d]", o.DefaultPartitions, MaxPartitions)
 	}
 	if o.Registry == nil {
 		return errors.New("node: Options.Registry is required")
@@ -136,10 +151,10 @@ func Open(opts Options) (*Node, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("node: create data directory %s: %w", opts.DataDir, err)
 	}
-	cat, err := loadCatalog(opts.DataDir)
+	cat, err := loadCatalog(opts.FS, opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -158,10 +173,14 @@ func Open(opts Options) (*Node, error) {
 	n.Metrics.watchBudget(n.budget)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	changed := false
+	changed := cat.migrated
 	for _, p := range opts.Pipelines {
 		p.Declared = true
 		if old := cat.find(p.Name); old != nil {
+			if old.Slots != nil {
+				return nil, fmt.Errorf("node: pipeline %q has an explicit layout of %d partitions on disk (it was created with a partition count or grew), the config declares %d per hub and lane; remove it from the config's pipelines",
+					p.Name, len(old.Slots), p.Partitions)
+			}
 			if old.Partitions != p.Partitions {
 				return nil, fmt.Errorf("node: pipeline %q has %d partitions per hub and lane on disk, the config says %d; partition counts cannot change: restore the old value",
 					p.Name, old.Partitions, p.Partitions)
@@ -200,6 +219,14 @@ func (n *Node) layoutHubs(changed *bool) error {
 	}
 	for i := range n.cat.Pipelines {
 		p := &n.cat.Pipelines[i]
+		if p.Slots != nil {
+			for j, sl := range p.Slots {
+				if !slices.Contains(names, sl.Hub) {
+					return fmt.Errorf("node: partition %d of pipeline %q lives in hub %q, which the config no longer lists; hubs cannot be removed", j, p.Name, sl.Hub)
+				}
+			}
+			continue
+		}
 		if len(p.Hubs) > len(names) || !slices.Equal(p.Hubs, names[:len(p.Hubs)]) {
 			return fmt.Errorf("node: pipeline %q was laid out over hubs %v, the config lists %v; hubs may only be added at the end (partition numbers depend on their order)",
 				p.Name, p.Hubs, names)
@@ -239,7 +266,14 @@ func (n *Node) rebuildLocked() error {
 			return fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
 		}
 		pipes[spec.Name] = p
-		rps = append(rps, router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio})
+		rp := router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio}
+		if spec.Slots != nil {
+			rp.Layout = make([]router.Slot, len(spec.Slots))
+			for i, sl := range spec.Slots {
+				rp.Layout[i] = router.Slot{Hub: slices.IndexFunc(n.hubs, func(h HubSpec) bool { return h.Name == sl.Hub }), Lane: sl.Lane}
+			}
+		}
+		rps = append(rps, rp)
 	}
 	n.version++
 	table, err := router.Build(n.version, rhubs, rps)
@@ -253,6 +287,7 @@ func (n *Node) rebuildLocked() error {
 			l := n.bufs[dir]
 			if l == nil {
 				l, err = OpenSegmentBuffer(dir, seglog.Options{
+					FS:             n.opts.FS,
 					Durability:     n.opts.Durability,
 					SegmentBytes:   n.opts.SegmentBytes,
 					RetentionAge:   p.spec.Retention,
@@ -312,10 +347,14 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if err := event.ValidatePipelineName(spec.Name); err != nil {
 		return err
 	}
-	if spec.Partitions == 0 {
-		spec.Partitions = 1
-	}
-	if spec.Partitions < 0 || spec.Partitions > MaxPartitions {
+	switch {
+	case spec.Slots != nil && spec.Partitions != 0:
+		return fmt.Errorf("%w: pipeline %q: give partitions per hub and lane or an explicit layout, not both", ErrInvalidSpec, spec.Name)
+	case spec.Slots != nil:
+		if len(spec.Slots) < 1 || len(spec.Slots) > MaxPartitions {
+			return fmt.Errorf("%w: pipeline %q: %d partitions outside [1, %d]", ErrInvalidSpec, spec.Name, len(spec.Slots), MaxPartitions)
+		}
+	case spec.Partitions < 0 || spec.Partitions > MaxPartitions:
 		return fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
 	}
 	if spec.DefaultPriority == "" {
@@ -338,9 +377,18 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if n.cat.find(spec.Name) != nil {
 		return fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
 	}
-	spec.Hubs = make([]string, len(n.hubs))
-	for i, h := range n.hubs {
-		spec.Hubs[i] = h.Name
+	spec.Hubs = n.hubNamesLocked()
+	if spec.Slots == nil && spec.Partitions == 0 {
+		if d := n.opts.DefaultPartitions; d > 0 {
+			spec.Slots = Spread(nil, spec.Hubs, []event.Priority{event.Low, event.Medium, event.Critical}, d)
+		} else {
+			spec.Partitions = 1
+		}
+	}
+	for i, sl := range spec.Slots {
+		if !slices.Contains(spec.Hubs, sl.Hub) || !sl.Lane.Valid() {
+			return fmt.Errorf("%w: pipeline %q: partition %d is placed in hub %q lane %s; the hubs are %v", ErrInvalidSpec, spec.Name, i, sl.Hub, sl.Lane, spec.Hubs)
+		}
 	}
 	spec.Created = time.Now().UTC()
 	// Directories of a deleted pipeline of this name that a crash left
@@ -354,6 +402,59 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 		return err
 	}
 	return n.rebuildLocked()
+}
+
+// hubNamesLocked returns the hubs' names in config order.
+func (n *Node) hubNamesLocked() []string {
+	names := make([]string, len(n.hubs))
+	for i, h := range n.hubs {
+		names[i] = h.Name
+	}
+	return names
+}
+
+// AddPartitions grows pipeline name to total partitions. The new ones are
+// appended (existing numbers never change), spread over the hubs and the
+// lanes the pipeline has (Spread); a pipeline of the standard layout gets
+// an explicit one first, with the same numbering. A pipeline the config
+// file declares cannot grow (ErrPipelineDeclared): its layout is the
+// config's.
+func (n *Node) AddPartitions(name string, total int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return errClosed
+	}
+	spec := n.cat.find(name)
+	if spec == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownPipeline, name)
+	}
+	if slices.ContainsFunc(n.opts.Pipelines, func(p PipelineSpec) bool { return p.Name == name }) {
+		return fmt.Errorf("%w: %q has the layout the config file gives it; create another pipeline with more partitions", ErrPipelineDeclared, name)
+	}
+	cur := spec.NumPartitions()
+	if total <= cur || total > max(MaxPartitions, cur) {
+		return fmt.Errorf("%w: pipeline %q has %d partitions; it can grow to %d to %d", ErrInvalidSpec, name, cur, cur+1, max(MaxPartitions, cur))
+	}
+	old := *spec
+	layout := spec.slots()
+	var lanes []event.Priority
+	for lane := event.Low; lane <= event.Critical; lane++ {
+		if slices.ContainsFunc(layout, func(s Slot) bool { return s.Lane == lane }) {
+			lanes = append(lanes, lane)
+		}
+	}
+	spec.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
+	spec.Partitions = 0
+	if err := n.cat.save(); err != nil {
+		*spec = old
+		return err
+	}
+	if err := n.rebuildLocked(); err != nil {
+		return fmt.Errorf("node: pipeline %q grew to %d partitions in the catalog, but its new buffers could not be opened: %w", name, total, err)
+	}
+	n.log.Info("added partitions", "pipeline", name, "from", cur, "to", total)
+	return nil
 }
 
 // SetHubs replaces the hubs' status and policy (a reload or an admin call)

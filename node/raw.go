@@ -76,8 +76,8 @@ func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub
 			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d may rest only in %s; partition %d is in hub %s (%s)",
 				r.OffsetDelta, n.reg.Format(mask), buf.Partition, buf.Hub, hub.Jurisdiction)
 		}
-		if prio != buf.Lane {
-			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane", r.OffsetDelta, prio, buf.Partition, buf.Lane)
+		if lane := p.routes.LaneFor(prio); lane != buf.Lane {
+			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane (send it to a partition of the %s lane)", r.OffsetDelta, prio, buf.Partition, buf.Lane, lane)
 		}
 	}
 	if err := it.Err(); err != nil {

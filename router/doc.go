@@ -8,24 +8,37 @@
 // for a hub of jurisdiction "*"), with a HubStatus (up, draining, down) and
 // a policy: the pipelines it may not hold (Hub.Deny).
 //
-// A Pipeline is a named stream, served as a Kafka topic. Every hub holds
-// Pipeline.Partitions buffers of every pipeline in each of the three
-// priority lanes (event.Low, event.Medium, event.Critical), whatever the
-// hub's status or policy, so partition numbers do not change when a hub goes
-// down or changes its policy. A pipeline's buffers are numbered like a Kafka
-// topic's partitions, 0 to n-1, hub by hub in config order, then lane by
-// lane in priority order, then by index:
+// A Pipeline is a named stream, served as a Kafka topic, of any number of
+// buffers (partitions), each in one hub and one priority lane (event.Low,
+// event.Medium, event.Critical). Where each partition lives is its layout:
 //
-//	partition = (hubIndex*3 + lane)*Partitions + index
+//   - the standard layout: every hub holds Pipeline.Partitions buffers in
+//     each of the three lanes, numbered hub by hub in config order, then
+//     lane by lane in priority order, then by index:
 //
-// Appending a hub to the end of the config keeps every existing partition
-// number; inserting one in the middle, or changing Partitions, renumbers the
-// buffers of the hubs after it.
+//     partition = (hubIndex*3 + lane)*Partitions + index
+//
+//     Appending a hub to the end of the config keeps every existing
+//     partition number.
+//   - an explicit layout (Pipeline.Layout): partition i lives in the hub
+//     and lane of Layout[i], any count from 1 to MaxBuffers. A Kafka-created
+//     topic has its N partitions in its default lane, spread over the hubs;
+//     partitions added later are appended, so numbers never change.
+//
+// A buffer's Index is its number among the buffers of its hub and lane, in
+// partition order. Partition numbers do not change when a hub goes down or
+// changes its policy.
+//
+// Events of a priority whose lane the pipeline has no buffer in are stored
+// in the lane of the pipeline's default priority (or, lacking that, its
+// lowest lane): a pipeline laid out in one lane holds every priority in it,
+// without the isolation between classes that separate lanes give. Routes.
+// LaneFor says which lane a priority goes to.
 //
 // A buffer of hub H is eligible for an event when H.Mask shares a bit with
 // the event's mask, H is up (draining and down hubs take no new events), H's
-// policy does not deny the pipeline, and the buffer's lane is the event's
-// priority. Routes.Route picks one eligible buffer, or reports a Reason why
+// policy does not deny the pipeline, and the buffer's lane is the lane of
+// the event's priority (LaneFor). Routes.Route picks one eligible buffer, or reports a Reason why
 // there is none; Table.Explain says, buffer by buffer, why each one is or is
 // not eligible.
 //
@@ -51,17 +64,19 @@
 //     Raising Partitions moves only the keys that the new buffers win.
 //
 // Without a key, Route takes the (spread mod n)-th of the n eligible buffers
-// in partition order, where spread is chosen by the caller: a counter gives
+// in hub order, then index order (partition order in the standard layout),
+// where spread is chosen by the caller: a counter gives
 // exact round robin, a hash of (producer id, sequence) a stable choice per
 // batch.
 //
 // # Hot path
 //
 // Build does all the work: it validates the config and, per pipeline,
-// keeps the hubs that are up and allow the pipeline, each as a candidate
-// group (its mask, the partition of its first buffer, and its per-buffer
-// seeds), plus three masks (the union of all hubs', of up hubs', and of
-// up-and-allowing hubs') from which a refusal's Reason follows in O(1).
+// keeps the hubs that are up, allow the pipeline and hold buffers of it,
+// each as a candidate group (its mask, and per lane its partitions and
+// their seeds), plus four masks (the union of all hubs', of up hubs', of
+// up-and-allowing hubs' and of the candidates') from which a refusal's
+// Reason follows in O(1).
 // Route then scans the candidate groups once: a mask test per hub and, for
 // a key, one multiply-xorshift mix per buffer of a matching hub. It touches
 // no map, takes no lock and allocates nothing. Table.Pipeline is one map

@@ -98,8 +98,12 @@ type Pipeline struct {
 	// Name is the pipeline's name; see event.ValidatePipelineName.
 	Name string
 	// Partitions is the number of buffers per hub per lane, 1 to
-	// MaxPartitions.
+	// MaxPartitions, of the standard layout: used when Layout is nil.
 	Partitions int
+	// Layout, when not nil, places every partition explicitly: partition
+	// i lives in Layout[i] (a hub index and a lane). Any count from 1 to
+	// MaxBuffers, any mix of hubs and lanes.
+	Layout []Slot
 	// DefaultMask is the mask of events that carry none; 0 means events
 	// must carry one. Route does not apply it: the caller resolves the
 	// event's mask first.
@@ -108,10 +112,32 @@ type Pipeline struct {
 	DefaultPriority event.Priority
 }
 
+// Slot is where one partition lives: a hub (its index in the table's hub
+// list) and a lane.
+type Slot struct {
+	Hub  int
+	Lane event.Priority
+}
+
+// StandardLayout returns the layout of perLane buffers per hub and lane
+// over hubs hubs: partition (hub*3 + lane)*perLane + index.
+func StandardLayout(hubs, perLane int) []Slot {
+	out := make([]Slot, 0, hubs*Lanes*perLane)
+	for h := range hubs {
+		for lane := event.Low; lane <= event.Critical; lane++ {
+			for range perLane {
+				out = append(out, Slot{Hub: h, Lane: lane})
+			}
+		}
+	}
+	return out
+}
+
 // Buffer is one partition of a pipeline: a log in one hub and one lane.
 type Buffer struct {
 	// Partition is the buffer's number within the pipeline, as a Kafka
-	// partition: (HubIndex*3 + Lane)*Partitions + Index.
+	// partition: (HubIndex*3 + Lane)*Partitions + Index in the standard
+	// layout, the position in Pipeline.Layout otherwise.
 	Partition int32
 	// Hub is the name of the hub that holds the buffer.
 	Hub string
@@ -119,17 +145,18 @@ type Buffer struct {
 	HubIndex int
 	// Lane is the priority class of the events the buffer holds.
 	Lane event.Priority
-	// Index is the buffer's number within its hub and lane, 0 to
-	// Partitions-1.
+	// Index is the buffer's number within its hub and lane (the buffers
+	// of one hub and lane are numbered from 0 in partition order).
 	Index int
 }
 
 // Reason says why Route chose no buffer. OK means it chose one.
 type Reason uint8
 
-// The reasons. NoHubInMask, HubsUnavailable and PolicyDenied are the three
-// kinds of NO_COMPLIANT_HUB (retriable: a hub may come up or change its
-// policy); InvalidMask and InvalidPriority are bad input.
+// The reasons. NoHubInMask, HubsUnavailable, PolicyDenied and
+// NoBufferInMask are the kinds of NO_COMPLIANT_HUB (retriable: a hub may
+// come up, change its policy, or the pipeline gain partitions);
+// InvalidMask and InvalidPriority are bad input.
 const (
 	// OK: a buffer was chosen.
 	OK Reason = iota
@@ -145,6 +172,10 @@ const (
 	InvalidMask
 	// InvalidPriority: the priority is not low, medium or critical.
 	InvalidPriority
+	// NoBufferInMask: the up hubs of the mask that allow the pipeline
+	// hold none of its buffers of the event's lane (the pipeline has fewer
+	// partitions than hubs and lanes).
+	NoBufferInMask
 )
 
 var reasonNames = [...]string{
@@ -154,6 +185,7 @@ var reasonNames = [...]string{
 	PolicyDenied:    "policy_denied",
 	InvalidMask:     "invalid_mask",
 	InvalidPriority: "invalid_priority",
+	NoBufferInMask:  "no_buffer_in_mask",
 }
 
 // String returns the reason in snake_case, such as "no_hub_in_mask", fit
@@ -168,5 +200,5 @@ func (r Reason) String() string {
 // NoCompliantHub reports whether r is one of the refusals the producer sees
 // as NO_COMPLIANT_HUB: NoHubInMask, HubsUnavailable or PolicyDenied.
 func (r Reason) NoCompliantHub() bool {
-	return r == NoHubInMask || r == HubsUnavailable || r == PolicyDenied
+	return r == NoHubInMask || r == HubsUnavailable || r == PolicyDenied || r == NoBufferInMask
 }

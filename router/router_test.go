@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -169,7 +170,7 @@ func TestBuildLayoutAndAccessors(t *testing.T) {
 		t.Error("Pipeline(nope) is not nil")
 	}
 	pr := tab.Pipeline("payments")
-	if pr.Spec() != pipes[0] {
+	if !reflect.DeepEqual(pr.Spec(), pipes[0]) {
 		t.Errorf("Spec = %+v", pr.Spec())
 	}
 	bufs := pr.Partitions()
@@ -425,12 +426,29 @@ func reference(hubs []Hub, p Pipeline, mask jurisdiction.Mask, prio event.Priori
 	if prio > event.Critical {
 		return -1, InvalidPriority
 	}
+	layout := p.Layout
+	if layout == nil {
+		layout = StandardLayout(len(hubs), p.Partitions)
+	}
+	// The lane: the event's, else the default priority's, else the lowest
+	// the pipeline has.
+	has := func(l event.Priority) bool {
+		return slices.ContainsFunc(layout, func(s Slot) bool { return s.Lane == l })
+	}
+	lane := prio
+	if !has(lane) {
+		lane = p.DefaultPriority
+		if !has(lane) {
+			for lane = event.Low; !has(lane); lane++ {
+			}
+		}
+	}
 	type cand struct {
 		part int32
 		seed uint64
 	}
 	var eligible []cand
-	inMask, inMaskUp := false, false
+	inMask, inMaskUp, allowed := false, false, false
 	for hi, h := range hubs {
 		if h.Mask&mask == 0 {
 			continue
@@ -443,8 +461,13 @@ func reference(hubs []Hub, p Pipeline, mask jurisdiction.Mask, prio event.Priori
 		if slices.Contains(h.Deny, p.Name) {
 			continue
 		}
-		for i := 0; i < p.Partitions; i++ {
-			eligible = append(eligible, cand{int32((hi*3+int(prio))*p.Partitions + i), BufferSeed(h.Name, i)})
+		allowed = true
+		index := 0
+		for part, sl := range layout {
+			if sl.Hub == hi && sl.Lane == lane {
+				eligible = append(eligible, cand{int32(part), BufferSeed(h.Name, index)})
+				index++
+			}
 		}
 	}
 	switch {
@@ -452,8 +475,10 @@ func reference(hubs []Hub, p Pipeline, mask jurisdiction.Mask, prio event.Priori
 		return -1, NoHubInMask
 	case !inMaskUp:
 		return -1, HubsUnavailable
-	case len(eligible) == 0:
+	case !allowed:
 		return -1, PolicyDenied
+	case len(eligible) == 0:
+		return -1, NoBufferInMask
 	}
 	if key == nil {
 		return eligible[spread%uint64(len(eligible))].part, OK
@@ -497,6 +522,14 @@ func randomConfig(rng *rand.Rand) ([]Hub, []Pipeline) {
 		hubs[i] = h
 	}
 	pipes := []Pipeline{{Name: "p", Partitions: 1 + rng.IntN(5)}, {Name: "q", Partitions: 1 + rng.IntN(3)}}
+	// "r" is laid out explicitly: any count, any hubs and lanes (often
+	// missing some), as Kafka-created or grown pipelines are.
+	r := Pipeline{Name: "r", DefaultPriority: event.Priority(rng.IntN(3))}
+	lanes := 1 + rng.IntN(3)
+	for range 1 + rng.IntN(12) {
+		r.Layout = append(r.Layout, Slot{Hub: rng.IntN(len(hubs)), Lane: event.Priority(rng.IntN(lanes))})
+	}
+	pipes = append(pipes, r)
 	return hubs, pipes
 }
 
@@ -561,7 +594,7 @@ func TestRouteMatchesReference(t *testing.T) {
 		}
 	}
 	// The random configs must exercise every refusal.
-	for _, r := range []Reason{NoHubInMask, HubsUnavailable, PolicyDenied, InvalidMask, InvalidPriority} {
+	for _, r := range []Reason{NoHubInMask, HubsUnavailable, PolicyDenied, NoBufferInMask, InvalidMask, InvalidPriority} {
 		if refusals[r] == 0 {
 			t.Errorf("no refusal with reason %v in %d seeds", r, seeds)
 		}

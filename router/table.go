@@ -55,24 +55,28 @@ type Routes struct {
 	// order: the candidates of Route.
 	groups []group
 
-	// Union of the masks of all hubs, of up hubs, and of up hubs that
-	// allow the pipeline: a mask that misses okMask has no eligible buffer,
-	// and the other two tell why.
-	anyMask, upMask, okMask jurisdiction.Mask
+	// Union of the masks of all hubs, of up hubs, of up hubs that allow
+	// the pipeline, and of those that also hold buffers of it: a mask that
+	// misses okMask has no eligible buffer, and the others tell why.
+	anyMask, upMask, allowMask, okMask jurisdiction.Mask
 
 	buffers []Buffer // every buffer, indexed by partition
 	allowed []bool   // per hub index: the hub's policy allows the pipeline
 	hubs    []Hub    // the table's hubs, shared
+
+	// lane[p] is the lane events of priority p are stored in: p when the
+	// pipeline has buffers of lane p, else its default priority's lane if
+	// it has one, else its lowest lane.
+	lane [Lanes]event.Priority
 }
 
 // group is one candidate hub of a pipeline.
 type group struct {
 	mask jurisdiction.Mask
-	// base is the partition of the hub's first buffer (lane low, index 0);
-	// the buffer of lane l and index i is base + l*parts + i.
-	base int32
-	// seeds[i] is the rendezvous seed of index i, for every lane.
-	seeds []uint64
+	// parts[l] are the partitions of the hub's lane l, by index; seeds[l]
+	// their rendezvous seeds.
+	parts [Lanes][]int32
+	seeds [Lanes][]uint64
 }
 
 // Build validates a routing config and returns its table. version labels
@@ -122,13 +126,25 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 		if _, dup := t.routes[p.Name]; dup {
 			return nil, configError("pipeline %q is defined twice; merge the definitions or rename one", p.Name)
 		}
-		if p.Partitions < 1 || p.Partitions > MaxPartitions {
-			return nil, configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
-				p.Name, p.Partitions, MaxPartitions)
-		}
-		if total := len(hubs) * Lanes * p.Partitions; total > MaxBuffers {
-			return nil, configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
-				p.Name, len(hubs), Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(len(hubs)*Lanes))
+		if p.Layout != nil {
+			if len(p.Layout) < 1 || len(p.Layout) > MaxBuffers {
+				return nil, configError("pipeline %q: %d partitions; a pipeline has 1 to %d", p.Name, len(p.Layout), MaxBuffers)
+			}
+			for i, sl := range p.Layout {
+				if sl.Hub < 0 || sl.Hub >= len(hubs) || !sl.Lane.Valid() {
+					return nil, configError("pipeline %q: partition %d is placed in hub %d lane %d; the table has %d hubs and lanes 0 to 2",
+						p.Name, i, sl.Hub, uint8(sl.Lane), len(hubs))
+				}
+			}
+		} else {
+			if p.Partitions < 1 || p.Partitions > MaxPartitions {
+				return nil, configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
+					p.Name, p.Partitions, MaxPartitions)
+			}
+			if total := len(hubs) * Lanes * p.Partitions; total > MaxBuffers {
+				return nil, configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
+					p.Name, len(hubs), Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(len(hubs)*Lanes))
+			}
 		}
 		if !p.DefaultPriority.Valid() {
 			return nil, configError("pipeline %q: default priority is %d; use low (0), medium (1) or critical (2)",
@@ -136,6 +152,9 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 		}
 		t.routes[p.Name] = nil // mark as seen; filled below
 		maxParts = max(maxParts, p.Partitions)
+		if p.Layout != nil {
+			maxParts = max(maxParts, maxPerSlot(p.Layout))
+		}
 	}
 
 	// Seeds depend on (hub, index) only, so every pipeline shares a prefix
@@ -155,29 +174,60 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 	return t, nil
 }
 
+// maxPerSlot returns the most partitions any (hub, lane) of a layout has.
+func maxPerSlot(layout []Slot) int {
+	counts := map[Slot]int{}
+	m := 0
+	for _, sl := range layout {
+		counts[sl]++
+		m = max(m, counts[sl])
+	}
+	return m
+}
+
 // build precomputes the routes of one validated pipeline.
 func (t *Table) build(p Pipeline, seeds []uint64, stride int) *Routes {
-	n := p.Partitions
+	layout := p.Layout
+	if layout == nil {
+		layout = StandardLayout(len(t.hubs), p.Partitions)
+	}
 	r := &Routes{
 		spec:    p,
-		parts:   int32(n),
-		buffers: make([]Buffer, 0, len(t.hubs)*Lanes*n),
+		parts:   int32(p.Partitions),
+		buffers: make([]Buffer, len(layout)),
 		allowed: make([]bool, len(t.hubs)),
 		hubs:    t.hubs,
 	}
+	// Per hub and lane, the partitions in partition order.
+	slots := make([][Lanes][]int32, len(t.hubs))
+	var hasLane [Lanes]bool
+	for i, sl := range layout {
+		idx := len(slots[sl.Hub][sl.Lane])
+		slots[sl.Hub][sl.Lane] = append(slots[sl.Hub][sl.Lane], int32(i))
+		r.buffers[i] = Buffer{Partition: int32(i), Hub: t.hubs[sl.Hub].Name, HubIndex: sl.Hub, Lane: sl.Lane, Index: idx}
+		hasLane[sl.Lane] = true
+	}
+	lowest := event.Critical
+	for l := event.Critical; ; l-- {
+		if hasLane[l] {
+			lowest = l
+		}
+		if l == event.Low {
+			break
+		}
+	}
+	for prio := event.Low; prio <= event.Critical; prio++ {
+		switch {
+		case hasLane[prio]:
+			r.lane[prio] = prio
+		case hasLane[p.DefaultPriority]:
+			r.lane[prio] = p.DefaultPriority
+		default:
+			r.lane[prio] = lowest
+		}
+	}
 	for hi := range t.hubs {
 		h := &t.hubs[hi]
-		for lane := event.Low; lane <= event.Critical; lane++ {
-			for i := 0; i < n; i++ {
-				r.buffers = append(r.buffers, Buffer{
-					Partition: int32(len(r.buffers)),
-					Hub:       h.Name,
-					HubIndex:  hi,
-					Lane:      lane,
-					Index:     i,
-				})
-			}
-		}
 		r.allowed[hi] = !h.Denies(p.Name)
 		r.anyMask |= h.Mask
 		if h.Status != Up {
@@ -187,12 +237,19 @@ func (t *Table) build(p Pipeline, seeds []uint64, stride int) *Routes {
 		if !r.allowed[hi] {
 			continue
 		}
+		r.allowMask |= h.Mask
+		g := group{mask: h.Mask, parts: slots[hi]}
+		empty := true
+		for l := range Lanes {
+			n := len(g.parts[l])
+			g.seeds[l] = seeds[hi*stride : hi*stride+n : hi*stride+n]
+			empty = empty && n == 0
+		}
+		if empty {
+			continue // the hub holds no buffer of this pipeline
+		}
 		r.okMask |= h.Mask
-		r.groups = append(r.groups, group{
-			mask:  h.Mask,
-			base:  int32(hi * Lanes * n),
-			seeds: seeds[hi*stride : hi*stride+n : hi*stride+n],
-		})
+		r.groups = append(r.groups, g)
 	}
 	return r
 }
@@ -255,7 +312,7 @@ func (r *Routes) Route(mask jurisdiction.Mask, prio event.Priority, key []byte, 
 	if mask&r.okMask == 0 {
 		return -1, r.refusal(mask)
 	}
-	lane := int32(prio) * r.parts
+	lane := r.lane[prio]
 	if key != nil {
 		h := HashKey(key)
 		var best uint64
@@ -265,39 +322,43 @@ func (r *Routes) Route(mask jurisdiction.Mask, prio event.Priority, key []byte, 
 			if g.mask&mask == 0 {
 				continue
 			}
-			for i, s := range g.seeds {
+			for i, s := range g.seeds[lane] {
 				// Seeds are distinct and mix is a bijection, so weights
 				// tie only if two seeds collide (a 64-bit hash collision);
 				// then the first in config order wins.
 				if w := mix(h ^ s); w > best || part < 0 {
-					best, part = w, g.base+lane+int32(i)
+					best, part = w, g.parts[lane][i]
 				}
 			}
 		}
+		if part < 0 {
+			return -1, NoBufferInMask
+		}
 		return part, OK
 	}
-	// Keyless: count the matching hubs, then take the chosen one's buffer.
-	// okMask intersects mask, so at least one group matches.
+	// Keyless: count the matching buffers, then take the chosen one.
 	matching := uint64(0)
 	for gi := range r.groups {
-		if r.groups[gi].mask&mask != 0 {
-			matching++
+		if g := &r.groups[gi]; g.mask&mask != 0 {
+			matching += uint64(len(g.parts[lane]))
 		}
 	}
-	parts := uint64(r.parts)
-	pick := spread % (matching * parts)
-	nth, index := pick/parts, int32(pick%parts)
+	if matching == 0 {
+		return -1, NoBufferInMask
+	}
+	pick := spread % matching
 	for gi := range r.groups {
 		g := &r.groups[gi]
 		if g.mask&mask == 0 {
 			continue
 		}
-		if nth == 0 {
-			return g.base + lane + index, OK
+		if n := uint64(len(g.parts[lane])); pick < n {
+			return g.parts[lane][pick], OK
+		} else {
+			pick -= n
 		}
-		nth--
 	}
-	panic("router: no matching group after okMask matched") // unreachable
+	panic("router: no matching buffer after counting them") // unreachable
 }
 
 // refusal returns why a valid mask that misses okMask has no buffer.
@@ -307,8 +368,10 @@ func (r *Routes) refusal(mask jurisdiction.Mask) Reason {
 		return NoHubInMask
 	case mask&r.upMask == 0:
 		return HubsUnavailable
-	default:
+	case mask&r.allowMask == 0:
 		return PolicyDenied
+	default:
+		return NoBufferInMask
 	}
 }
 
@@ -319,8 +382,8 @@ func (r *Routes) Spec() Pipeline { return r.spec }
 // The slice is a copy.
 func (r *Routes) Partitions() []Buffer { return slices.Clone(r.buffers) }
 
-// NumPartitions returns the number of buffers of the pipeline: hubs x 3
-// lanes x Partitions, what a Kafka client sees as the partition count.
+// NumPartitions returns the number of buffers of the pipeline, what a
+// Kafka client sees as the partition count.
 func (r *Routes) NumPartitions() int { return len(r.buffers) }
 
 // Buffer returns the buffer with the given partition number, or false if
@@ -346,7 +409,18 @@ func (r *Routes) Eligible(b Buffer, mask jurisdiction.Mask, prio event.Priority)
 		return false
 	}
 	h := &r.hubs[b.HubIndex]
-	return h.Mask&mask != 0 && h.Status == Up && r.allowed[b.HubIndex] && b.Lane == prio
+	return h.Mask&mask != 0 && h.Status == Up && r.allowed[b.HubIndex] && prio.Valid() && b.Lane == r.lane[prio]
+}
+
+// LaneFor returns the lane events of priority prio are stored in: prio
+// itself when the pipeline has buffers of that lane, otherwise the default
+// priority's lane (or the pipeline's lowest lane). A pipeline laid out in
+// one lane (as a Kafka-created topic is) holds every priority in it.
+func (r *Routes) LaneFor(prio event.Priority) event.Priority {
+	if !prio.Valid() {
+		return prio
+	}
+	return r.lane[prio]
 }
 
 // Verdict is Explain's finding for one buffer.
@@ -395,8 +469,12 @@ func (t *Table) Explain(pipeline string, mask jurisdiction.Mask, prio event.Prio
 	out := make([]Verdict, len(r.buffers))
 	for i, b := range r.buffers {
 		why := hubWhy[b.HubIndex]
-		if b.Lane != prio {
-			why = append(slices.Clip(why), fmt.Sprintf("lane %s, event is %s", b.Lane, prio))
+		if lane := r.lane[prio]; b.Lane != lane {
+			if lane == prio {
+				why = append(slices.Clip(why), fmt.Sprintf("lane %s, event is %s", b.Lane, prio))
+			} else {
+				why = append(slices.Clip(why), fmt.Sprintf("lane %s, event is %s (the pipeline has no %s lane; its %s events go to the %s lane)", b.Lane, prio, prio, prio, lane))
+			}
 		}
 		v := Verdict{Buffer: b, Eligible: len(why) == 0, Why: "eligible"}
 		if !v.Eligible {

@@ -51,17 +51,18 @@ type Server struct {
 // NodeOptions turns a validated configuration into node options.
 func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 	o := node.Options{
-		DataDir:       cfg.Node.DataDir,
-		Registry:      cfg.Registry(),
-		Durability:    cfg.Durability.Fsync,
-		SegmentBytes:  int64(cfg.Durability.SegmentBytes),
-		MemoryLimit:   int64(cfg.Router.MemoryLimit),
-		ShedLowAt:     cfg.Router.ShedLowAt,
-		ShedMediumAt:  cfg.Router.ShedMediumAt,
-		AutoCreate:    cfg.Router.AutoCreatePipelines != nil && *cfg.Router.AutoCreatePipelines,
-		MaxEventBytes: int(cfg.Router.MaxEventBytes),
-		AlertWebhook:  cfg.Alerts.Webhook,
-		Logger:        log,
+		DataDir:           cfg.Node.DataDir,
+		Registry:          cfg.Registry(),
+		Durability:        cfg.Durability.Fsync,
+		SegmentBytes:      int64(cfg.Durability.SegmentBytes),
+		MemoryLimit:       int64(cfg.Router.MemoryLimit),
+		ShedLowAt:         cfg.Router.ShedLowAt,
+		ShedMediumAt:      cfg.Router.ShedMediumAt,
+		AutoCreate:        cfg.Router.AutoCreatePipelines != nil && *cfg.Router.AutoCreatePipelines,
+		MaxEventBytes:     int(cfg.Router.MaxEventBytes),
+		DefaultPartitions: cfg.Router.DefaultPartitions,
+		AlertWebhook:      cfg.Alerts.Webhook,
+		Logger:            log,
 	}
 	o.Hubs = HubSpecs(cfg)
 	for _, p := range cfg.Pipelines {

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/jurisdiction"
 )
@@ -27,7 +27,21 @@ func newConsumeCmd() *cobra.Command {
 		Short: "Print the events of a pipeline",
 		Long: `Print the events of a pipeline, from every partition. Without -n it reads what
 is stored now and stops; with -n it stops after N events, waiting for new ones
-if needed; --follow keeps waiting.`,
+if needed; --follow keeps waiting.
+
+Each event shows the jurisdiction set and the priority stored with it: the
+binary headers the node writes (sense.j, sense.p), else the text headers of a
+Kafka producer (sense.jurisdiction, sense.priority). Compressed batches (gzip,
+snappy, lz4, zstd) are decompressed; a batch that cannot be read ends the
+command with an error naming its partition and offset.
+
+Text output is one line per event, tab-separated:
+  pipeline/partition@offset  key  value  jurisdiction (MA,SN)  priority
+with "unrecorded" for a jurisdiction or a priority the event does not carry.
+JSON output (--output json) is one object per line with pipeline, partition,
+hub, offset, key, value (null when absent), headers, jurisdiction ("MA,SN"),
+jurisdictions (the same codes as a list), priority and timestamp; jurisdiction,
+jurisdictions and priority are left out when the event does not carry them.`,
 		Example: `  # Everything stored in payments, as text
   sense consume --pipeline payments --from beginning
 
@@ -72,7 +86,7 @@ if needed; --follow keeps waiting.`,
 			// the start.
 			var stop *stopper
 			if count <= 0 && !follow {
-				if stop, err = newStopper(ctx, c, pipeline, start); err != nil {
+				if stop, err = newStopper(ctx, c, pipeline); err != nil {
 					return err
 				}
 			}
@@ -95,8 +109,14 @@ if needed; --follow keeps waiting.`,
 					}
 					continue
 				}
-				fmt.Fprintf(out, "%s/%d@%d\t%s\t%s\t%s\t%s\n", r.Pipeline, r.Partition, r.Offset, r.Key, r.Value,
-					reg.Format(r.Mask), r.Priority)
+				j, p := unrecorded, unrecorded
+				if r.Mask != 0 {
+					j = reg.Format(r.Mask)
+				}
+				if r.HasPriority {
+					p = r.Priority.String()
+				}
+				fmt.Fprintf(out, "%s/%d@%d\t%s\t%s\t%s\t%s\n", r.Pipeline, r.Partition, r.Offset, r.Key, r.Value, j, p)
 			}
 			return nil
 		},
@@ -113,35 +133,34 @@ if needed; --follow keeps waiting.`,
 
 var errCaughtUp = errors.New("caught up")
 
-// stopper knows, per partition, the offset to read up to and the next
-// offset to read.
+// unrecorded is what the text output shows for a jurisdiction or a
+// priority that an event does not carry.
+const unrecorded = "unrecorded"
+
+// stopper knows, per partition, the offset to read up to.
 type stopper struct {
-	hw, pos map[int32]int64
+	hw map[int32]int64
 }
 
-func newStopper(ctx context.Context, c *client.Client, pipeline string, from int64) (*stopper, error) {
-	resp, err := c.Admin(ctx, admin.DescribePipeline{Pipeline: pipeline})
+func newStopper(ctx context.Context, c *client.Client, pipeline string) (*stopper, error) {
+	_, layout, err := c.Describe(ctx, pipeline)
 	if err != nil {
 		return nil, err
 	}
-	st := &stopper{hw: map[int32]int64{}, pos: map[int32]int64{}}
-	for _, p := range resp.Layout {
+	st := &stopper{hw: map[int32]int64{}}
+	for _, p := range layout {
 		st.hw[p.Partition] = p.HighWatermark
-		switch {
-		case from == client.Earliest:
-			st.pos[p.Partition] = p.Start
-		case from == client.Latest:
-			st.pos[p.Partition] = p.HighWatermark
-		default:
-			st.pos[p.Partition] = max(from, p.Start)
-		}
 	}
 	return st, nil
 }
 
-func (st *stopper) done() bool {
+// done reports whether the consumer's every position has reached the high
+// watermark seen at the start. Positions, not the records returned, so
+// that offsets holding no record (control batches) count as read.
+func (st *stopper) done(cons *client.Consumer) bool {
+	pos := cons.Positions()
 	for p, hw := range st.hw {
-		if st.pos[p] < hw {
+		if pos[p] < hw {
 			return false
 		}
 	}
@@ -149,23 +168,20 @@ func (st *stopper) done() bool {
 }
 
 // next returns the next record; with a stopper, errCaughtUp once every
-// partition has reached its high watermark.
+// partition has reached its high watermark. Any error of the consumer is
+// returned: a partition whose subscription ended (a batch it cannot read,
+// say) never reaches its high watermark, so waiting on would never end.
 func (st *stopper) next(ctx context.Context, cons *client.Consumer) (client.Record, error) {
 	if st == nil {
 		return cons.Next(ctx)
 	}
 	for {
-		if st.done() {
+		if st.done(cons) {
 			return client.Record{}, errCaughtUp
 		}
-		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		r, err := cons.Next(rctx)
-		cancel()
-		if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		r, err := cons.NextWithin(ctx, 200*time.Millisecond)
+		if errors.Is(err, client.ErrNoRecord) {
 			continue // nothing yet; check again
-		}
-		if err == nil {
-			st.pos[r.Partition] = r.Offset + 1
 		}
 		return r, err
 	}
@@ -185,6 +201,8 @@ func parseFrom(s string) (int64, error) {
 	return off, nil
 }
 
+// recordJSON is an event as --output json prints it. Jurisdiction,
+// Jurisdictions and Priority are left out when the event carries none.
 type recordJSON struct {
 	Pipeline      string            `json:"pipeline"`
 	Partition     int32             `json:"partition"`
@@ -193,14 +211,15 @@ type recordJSON struct {
 	Key           *string           `json:"key"`
 	Value         *string           `json:"value"`
 	Headers       map[string]string `json:"headers,omitempty"`
-	Jurisdictions []string          `json:"jurisdictions"`
-	Priority      string            `json:"priority"`
+	Jurisdiction  string            `json:"jurisdiction,omitempty"`
+	Jurisdictions []string          `json:"jurisdictions,omitempty"`
+	Priority      string            `json:"priority,omitempty"`
 	Timestamp     string            `json:"timestamp"`
 }
 
 func jsonRecord(r client.Record, reg *jurisdiction.Registry) recordJSON {
 	j := recordJSON{Pipeline: r.Pipeline, Partition: r.Partition, Hub: r.Hub, Offset: r.Offset,
-		Priority: r.Priority.String(), Timestamp: r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Jurisdictions: []string{}}
+		Timestamp: r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 	if r.Key != nil {
 		k := string(r.Key)
 		j.Key = &k
@@ -209,12 +228,13 @@ func jsonRecord(r client.Record, reg *jurisdiction.Registry) recordJSON {
 		v := string(r.Value)
 		j.Value = &v
 	}
-	for bit := 0; bit < 64; bit++ {
-		if r.Mask.Has(bit) {
-			if code, ok := reg.Code(bit); ok {
-				j.Jurisdictions = append(j.Jurisdictions, code)
-			}
-		}
+	if r.Mask != 0 {
+		// Format names a bit no code owns "bitN", so that it shows.
+		j.Jurisdiction = reg.Format(r.Mask)
+		j.Jurisdictions = strings.Split(j.Jurisdiction, ",")
+	}
+	if r.HasPriority {
+		j.Priority = r.Priority.String()
 	}
 	if len(r.Headers) > 0 {
 		j.Headers = map[string]string{}

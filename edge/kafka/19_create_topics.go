@@ -14,11 +14,13 @@ import (
 )
 
 // CreateTopics (key 19), versions 0 to 4 (5+ are flexible, see header.go).
-// A topic is a pipeline (node.CreatePipeline). Its partition count is
-// hubs x 3 lanes x partitions per lane, so NumPartitions must be a
-// positive multiple of hubs x 3 (then partitions per lane is the
-// quotient), or -1 for one per hub and lane; anything else is
-// INVALID_PARTITIONS. The node is the only replica: ReplicationFactor is 1
+// A topic is a pipeline (node.CreatePipeline). NumPartitions may be any
+// count from 1 to node.MaxPartitions: the partitions are all in the topic's
+// default lane (sense.default.priority, low unless set), spread over the
+// hubs in config order (partition i in hub i mod hubs; node.Spread); -1
+// takes the node's default (router.default_partitions: one partition per
+// hub and lane unless set). 0 or below -1 is INVALID_PARTITIONS. The node
+// is the only replica: ReplicationFactor is 1
 // or -1, else INVALID_REPLICATION_FACTOR; a replica assignment is
 // INVALID_REQUEST. Configs: see topic_configs.go; an unknown or refused
 // one is INVALID_CONFIG naming it. A name that differs from an existing
@@ -90,19 +92,26 @@ func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 		}
 	}
 	if len(t.ReplicaAssignment) > 0 {
-		return kerr.InvalidRequest.Code, "Sense places partitions itself (partition numbers encode hub and lane): send no replica assignment, and NumPartitions and ReplicationFactor instead"
+		return kerr.InvalidRequest.Code, "Sense places partitions itself, over its hubs: send no replica assignment, and NumPartitions and ReplicationFactor instead"
 	}
 	if t.ReplicationFactor != -1 && t.ReplicationFactor != 1 {
 		return kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: this Sense node is the only replica of its topics; use 1 or -1", t.ReplicationFactor)
 	}
-	hubs := len(c.s.node.Hubs())
-	perLane, msg := partitionsPerLane(t.NumPartitions, hubs)
-	if msg != "" {
-		return kerr.InvalidPartitions.Code, msg
+	hubs := c.s.node.Hubs()
+	if t.NumPartitions == 0 || t.NumPartitions < -1 || t.NumPartitions > node.MaxPartitions {
+		return kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions: give 1 to %d, or -1 for the node's default", t.NumPartitions, node.MaxPartitions)
 	}
-	spec := node.PipelineSpec{Name: t.Topic, Partitions: perLane}
-	if err := applyTopicConfigs(c.s.node, &spec, hubs, t.Configs); err != nil {
+	spec := node.PipelineSpec{Name: t.Topic}
+	if err := applyTopicConfigs(c.s.node, &spec, t.Configs); err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if t.NumPartitions > 0 {
+		prio, _ := event.ParsePriority(orDefault(spec.DefaultPriority, defaultPriority))
+		names := make([]string, len(hubs))
+		for i, h := range hubs {
+			names[i] = h.Name
+		}
+		spec.Slots = node.Spread(nil, names, []event.Priority{prio}, int(t.NumPartitions))
 	}
 	if validateOnly {
 		return 0, ""
@@ -115,25 +124,6 @@ func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 		c.log.Error("Kafka CreateTopics failed", "topic", t.Topic, "err", err)
 		return kerr.KafkaStorageError.Code, err.Error()
 	}
-	c.log.Info("created pipeline for Kafka CreateTopics", "pipeline", t.Topic, "partitions", perLane*hubs*lanes)
+	c.log.Info("created pipeline for Kafka CreateTopics", "pipeline", t.Topic, "partitions", t.NumPartitions)
 	return 0, ""
-}
-
-// partitionsPerLane turns a CreateTopics partition count into partitions
-// per hub and lane, or returns why it cannot.
-func partitionsPerLane(numPartitions int32, hubs int) (int, string) {
-	per := hubs * lanes
-	if numPartitions == -1 {
-		return 1, ""
-	}
-	if numPartitions <= 0 || int(numPartitions)%per != 0 {
-		return 0, fmt.Sprintf("%d partitions: a Sense topic has hubs x 3 lanes x partitions per lane partitions, so with %s a multiple of %d: use %d, %d, %d, ..., or -1 for %d",
-			numPartitions, plural(hubs, "hub"), per, per, 2*per, 3*per, per)
-	}
-	perLane := int(numPartitions) / per
-	if perLane > node.MaxPartitions {
-		return 0, fmt.Sprintf("%d partitions: at most %d per hub and lane, %d in all here (%s)",
-			numPartitions, node.MaxPartitions, node.MaxPartitions*per, layout(hubs, node.MaxPartitions))
-	}
-	return perLane, ""
 }

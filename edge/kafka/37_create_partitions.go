@@ -1,23 +1,24 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/sensehq/sense/node"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // CreatePartitions (key 37), versions 0 and 1 (2+ are flexible, see
-// header.go). A Sense topic cannot grow: partition numbers encode hub,
-// lane and index ((hub*3 + lane)*partitions per lane + index, and each
-// buffer's directory is named by its number), so more partitions per lane
-// would renumber the partitions after the first. Every request is
-// therefore refused, with Kafka's answers where Kafka has one: an unknown
-// topic is UNKNOWN_TOPIC_OR_PARTITION, a manual assignment INVALID_REQUEST,
-// and a count equal to, below or above the current one INVALID_PARTITIONS,
-// the last with a message saying to create a new topic with more
-// partitions per lane. ValidateOnly gets the same answers. A topic named
-// twice is INVALID_REQUEST, answered once.
+// header.go). A topic grows to Count partitions (node.AddPartitions): the
+// new ones are appended, so existing partition numbers never change,
+// spread over the hubs and the lanes the topic already has. As Kafka
+// answers: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION, a manual
+// assignment INVALID_REQUEST (Sense places partitions), a count equal to
+// or below the current one INVALID_PARTITIONS; a topic the config file
+// declares cannot grow (INVALID_REQUEST naming the config). ValidateOnly
+// checks and changes nothing. A topic named twice is INVALID_REQUEST,
+// answered once.
 const (
 	createPartitionsMin = 0
 	createPartitionsMax = 1
@@ -32,7 +33,7 @@ func (c *conn) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Response
 			rt.Topic = t.Topic
 			msg := dup
 			if dup == "" {
-				rt.ErrorCode, msg = c.createPartitionsTopic(t)
+				rt.ErrorCode, msg = c.createPartitionsTopic(t, req.ValidateOnly)
 			} else {
 				rt.ErrorCode = kerr.InvalidRequest.Code
 			}
@@ -42,22 +43,38 @@ func (c *conn) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Response
 	return resp
 }
 
-func (c *conn) createPartitionsTopic(t *kmsg.CreatePartitionsRequestTopic) (int16, string) {
+func (c *conn) createPartitionsTopic(t *kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, string) {
 	spec, ok := c.pipelineSpec(t.Topic)
 	if !ok {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("unknown topic %q", t.Topic)
 	}
 	if len(t.Assignment) > 0 {
-		return kerr.InvalidRequest.Code, "Sense places partitions itself (partition numbers encode hub and lane): send no assignment"
+		return kerr.InvalidRequest.Code, "Sense places partitions itself, over its hubs: send no assignment"
 	}
-	hubs := len(spec.Hubs)
-	current := int32(hubs * lanes * spec.Partitions)
+	current := int32(spec.NumPartitions())
 	switch {
 	case t.Count == current:
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("Topic already has %d partitions.", current)
 	case t.Count < current:
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("Topic currently has %d partitions, %d would not be an increase.", current, t.Count)
+	case t.Count > node.MaxPartitions:
+		return kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions: a topic has at most %d", t.Count, node.MaxPartitions)
+	case spec.Declared:
+		return kerr.InvalidRequest.Code, fmt.Sprintf("topic %q is declared in the server's config file, which fixes its layout; create another topic with more partitions", t.Topic)
 	}
-	return kerr.InvalidPartitions.Code, fmt.Sprintf("topic %q has %d partitions (%s), fixed at creation: partition numbers encode hub, lane and index, so adding partitions would renumber them. Create a new topic with more partitions per lane (NumPartitions a multiple of %d, such as %d) and move producers and consumers to it",
-		t.Topic, current, layout(hubs, spec.Partitions), hubs*lanes, int(current)+hubs*lanes)
+	if validateOnly {
+		return 0, ""
+	}
+	err := c.s.node.AddPartitions(t.Topic, int(t.Count))
+	switch {
+	case errors.Is(err, node.ErrUnknownPipeline):
+		return kerr.UnknownTopicOrPartition.Code, err.Error()
+	case errors.Is(err, node.ErrPipelineDeclared), errors.Is(err, node.ErrInvalidSpec):
+		return kerr.InvalidRequest.Code, err.Error()
+	case err != nil:
+		c.log.Error("Kafka CreatePartitions failed", "topic", t.Topic, "err", err)
+		return kerr.KafkaStorageError.Code, err.Error()
+	}
+	c.log.Info("added partitions for Kafka CreatePartitions", "pipeline", t.Topic, "from", current, "to", t.Count)
+	return 0, ""
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/edge/kafka"
+	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/seglog"
 )
@@ -117,16 +120,26 @@ func TestCreateTopics(t *testing.T) {
 		return len(td[topic].Partitions)
 	}
 
-	// Valid counts: -1 is one per hub and lane, 12 is 2 per lane.
+	// Valid counts: -1 is the node's default (one per hub and lane);
+	// any other count is that many partitions in the default lane, spread
+	// over the hubs.
 	msg, err := create(-1, -1, nil, "defaults")
 	wantErr(t, "-1 partitions", err, msg, nil)
-	msg, err = create(12, 1, nil, "wide")
-	wantErr(t, "12 partitions", err, msg, nil)
-	if got := partitions("defaults"); got != 6 {
-		t.Errorf("defaults has %d partitions, want 6", got)
+	if got := partitions("defaults"); got != 6 || spec(t, n, "defaults").Partitions != 1 {
+		t.Errorf("defaults has %d partitions, want 6 (one per hub and lane)", got)
 	}
-	if got := partitions("wide"); got != 12 || spec(t, n, "wide").Partitions != 2 {
-		t.Errorf("wide has %d partitions (%d per lane), want 12 (2)", got, spec(t, n, "wide").Partitions)
+	for _, count := range []int32{1, 2, 7, 12} {
+		topic := fmt.Sprintf("count-%d", count)
+		msg, err = create(count, 1, nil, topic)
+		wantErr(t, topic, err, msg, nil)
+		if got := partitions(topic); got != int(count) {
+			t.Errorf("%s has %d partitions", topic, got)
+		}
+		for i, sl := range spec(t, n, topic).Slots {
+			if want := []string{"tangier", "dakar"}[i%2]; sl.Hub != want || sl.Lane != event.Low {
+				t.Errorf("%s partition %d is in %s lane %s, want %s lane low", topic, i, sl.Hub, sl.Lane, want)
+			}
+		}
 	}
 
 	for _, c := range []struct {
@@ -138,15 +151,15 @@ func TestCreateTopics(t *testing.T) {
 		want   *kerr.Error
 		saying []string
 	}{
-		{"4 partitions", 4, 1, nil, "four", kerr.InvalidPartitions, []string{"multiple of 6", "-1"}},
-		{"0 partitions", 0, 1, nil, "zero", kerr.InvalidPartitions, []string{"multiple of 6"}},
-		{"too many partitions", 6 * 2000, 1, nil, "huge", kerr.InvalidPartitions, []string{"at most 1024"}},
+		{"0 partitions", 0, 1, nil, "zero", kerr.InvalidPartitions, []string{"-1"}},
+		{"-2 partitions", -2, 1, nil, "minus", kerr.InvalidPartitions, []string{"-1"}},
+		{"too many partitions", 1025, 1, nil, "huge", kerr.InvalidPartitions, []string{"1 to 1024"}},
 		{"replication factor 3", 6, 3, nil, "replicated", kerr.InvalidReplicationFactor, []string{"only replica"}},
 		{"replication factor 0", 6, 0, nil, "unreplicated", kerr.InvalidReplicationFactor, nil},
-		{"existing topic", 6, 1, nil, "wide", kerr.TopicAlreadyExists, nil},
+		{"existing topic", 6, 1, nil, "count-12", kerr.TopicAlreadyExists, nil},
 		{"declared pipeline", -1, -1, nil, "declared", kerr.TopicAlreadyExists, nil},
 		{"invalid name", 6, 1, nil, "a/b", kerr.InvalidTopicException, nil},
-		{"name differing in case", 6, 1, nil, "Wide", kerr.InvalidTopicException, []string{"only in case"}},
+		{"name differing in case", 6, 1, nil, "Count-12", kerr.InvalidTopicException, []string{"only in case"}},
 		{"compaction", 6, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "compacted", kerr.InvalidConfig, []string{"compact"}},
 		{"unknown config", 6, 1, map[string]*string{"local.retention.ms": kadm.StringPtr("1")}, "tiered", kerr.InvalidConfig, []string{"local.retention.ms", "retention.ms"}},
 		{"min.insync.replicas 2", 6, 1, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "isr", kerr.InvalidConfig, []string{"min.insync.replicas"}},
@@ -165,8 +178,8 @@ func TestCreateTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(td.Names(), ","); got != "declared,defaults,wide" {
-		t.Errorf("topics %s, want declared,defaults,wide", got)
+	if got := strings.Join(td.Names(), ","); got != "count-1,count-12,count-2,count-7,declared,defaults" {
+		t.Errorf("topics %s, want count-1,count-12,count-2,count-7,declared,defaults", got)
 	}
 
 	// Configs Sense keeps go into the pipeline's spec; the harmless ones
@@ -183,8 +196,13 @@ func TestCreateTopics(t *testing.T) {
 	}, "configured")
 	wantErr(t, "configs", err, msg, nil)
 	s := spec(t, n, "configured")
-	if s.Retention != time.Hour || s.RetentionBytes != 1<<20 || s.DefaultJurisdiction != "SN" || s.DefaultPriority != "critical" || s.Partitions != 1 {
+	if s.Retention != time.Hour || s.RetentionBytes != 1<<20 || s.DefaultJurisdiction != "SN" || s.DefaultPriority != "critical" || len(s.Slots) != 6 {
 		t.Errorf("configured: spec %+v", s)
+	}
+	for i, sl := range s.Slots {
+		if sl.Lane != event.Critical {
+			t.Errorf("configured: partition %d in lane %s, want the default priority's lane, critical", i, sl.Lane)
+		}
 	}
 	msg, err = create(6, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1"), "retention.bytes": kadm.StringPtr("-1")}, "forever")
 	wantErr(t, "retention -1", err, msg, nil)
@@ -197,9 +215,9 @@ func TestCreateTopics(t *testing.T) {
 	if err != nil || rs["dry"].Err != nil {
 		t.Fatalf("validate 18 partitions: %v, %v", err, rs["dry"].Err)
 	}
-	rs, err = adm.ValidateCreateTopics(ctx, 7, 1, nil, "dry")
+	rs, err = adm.ValidateCreateTopics(ctx, 0, 1, nil, "dry")
 	if err != nil || !errors.Is(rs["dry"].Err, kerr.InvalidPartitions) {
-		t.Fatalf("validate 7 partitions: %v, %v", err, rs["dry"].Err)
+		t.Fatalf("validate 0 partitions: %v, %v", err, rs["dry"].Err)
 	}
 	if td, _ := adm.ListTopics(ctx); td.Has("dry") {
 		t.Error("validate-only created the topic")
@@ -323,8 +341,9 @@ func TestDescribeConfigs(t *testing.T) {
 		"cleanup.policy":             {"delete", def},
 		"sense.default.jurisdiction": {"MA", dyn},
 		"sense.default.priority":     {"low", def},
-		"sense.partitions.per.lane":  {"2", dyn},
+		"sense.partitions.per.lane":  {"0", dyn},
 		"sense.hubs":                 {"tangier,dakar", def},
+		"sense.layout":               {strings.Repeat("tangier:low,dakar:low,", 5) + "tangier:low,dakar:low", dyn},
 	}
 	got := entries("described")
 	for k, w := range want {
@@ -476,7 +495,7 @@ func TestDescribeCluster(t *testing.T) {
 }
 
 func TestCreatePartitions(t *testing.T) {
-	_, _, adm, cl := startAdmin(t)
+	addr, n, adm, cl := startAdmin(t)
 	ctx := ctxFor(t)
 	if _, err := adm.CreateTopic(ctx, -1, -1, nil, "fixed"); err != nil {
 		t.Fatal(err)
@@ -493,17 +512,45 @@ func TestCreatePartitions(t *testing.T) {
 	check("same count", rs, err, kerr.InvalidPartitions, "already has 6 partitions")
 	rs, err = adm.UpdatePartitions(ctx, 3, "fixed")
 	check("fewer", rs, err, kerr.InvalidPartitions, "would not be an increase")
-	rs, err = adm.CreatePartitions(ctx, 6, "fixed")
-	check("more", rs, err, kerr.InvalidPartitions, "fixed at creation", "2 hubs x 3 lanes x 1 partition per lane", "new topic")
 	rs, err = adm.ValidateCreatePartitions(ctx, 6, "fixed")
-	check("more, validate only", rs, err, kerr.InvalidPartitions, "fixed at creation")
+	check("more, validate only", rs, err, nil)
+	if td, err := adm.ListTopics(ctx, "fixed"); err != nil || len(td["fixed"].Partitions) != 6 {
+		t.Fatalf("after validate only: %v, %d partitions", err, len(td["fixed"].Partitions))
+	}
+	// Six more: appended, one in each hub and lane, existing partitions
+	// unchanged; every partition takes records.
+	before := spec(t, n, "fixed").Layout()
+	rs, err = adm.CreatePartitions(ctx, 6, "fixed")
+	check("six more", rs, err, nil)
+	rs, err = adm.UpdatePartitions(ctx, 13, "fixed")
+	check("one more", rs, err, nil)
+	after := spec(t, n, "fixed").Layout()
+	bySlot := func(a, b node.Slot) int { return strings.Compare(a.Hub+a.Lane.String(), b.Hub+b.Lane.String()) }
+	if len(after) != 13 || !slices.Equal(after[:6], before) ||
+		!slices.Equal(slices.SortedFunc(slices.Values(after[6:12]), bySlot), slices.SortedFunc(slices.Values(before), bySlot)) {
+		t.Fatalf("layout after growing: %v (was %v)", after, before)
+	}
+	rs, err = adm.UpdatePartitions(ctx, 1025, "fixed")
+	check("too many", rs, err, kerr.InvalidPartitions, "at most 1024")
 	rs, err = adm.UpdatePartitions(ctx, 12, "nope")
 	if err != nil || !errors.Is(rs["nope"].Err, kerr.UnknownTopicOrPartition) {
 		t.Errorf("unknown topic: %v, %v", err, rs["nope"].Err)
 	}
+	rs, err = adm.UpdatePartitions(ctx, 12, "declared")
+	if err != nil || !errors.Is(rs["declared"].Err, kerr.InvalidRequest) {
+		t.Errorf("declared topic: %v, %v", err, rs["declared"].Err)
+	}
 	td, err := adm.ListTopics(ctx, "fixed")
-	if err != nil || len(td["fixed"].Partitions) != 6 {
-		t.Fatalf("after the refusals: %v, %d partitions", err, len(td["fixed"].Partitions))
+	if err != nil || len(td["fixed"].Partitions) != 13 {
+		t.Fatalf("after growing: %v, %d partitions", err, len(td["fixed"].Partitions))
+	}
+	producer := client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := range int32(13) {
+		lane := after[p].Lane
+		rec := &kgo.Record{Topic: "fixed", Partition: p, Value: []byte("v"), Headers: []kgo.RecordHeader{{Key: "sense.priority", Value: []byte(lane.String())}}}
+		if err := producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d (%s): %v", p, lane, err)
+		}
 	}
 
 	req := kmsg.NewPtrCreatePartitionsRequest()

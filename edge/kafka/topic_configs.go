@@ -126,15 +126,29 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "sense.partitions.per.lane", typ: kmsg.ConfigTypeInt, def: "1",
-		doc: "Partitions per hub and lane, fixed at creation: the topic has hubs x 3 lanes x this many partitions.",
+		doc: "Partitions per hub and lane of a topic in the standard layout (hubs x 3 lanes x this many partitions); 0 for a topic laid out partition by partition (see sense.layout).",
 		get: func(spec *node.PipelineSpec) (string, bool) {
 			return strconv.Itoa(spec.Partitions), spec.Partitions != 1
 		},
 	},
 	{
 		name: "sense.hubs", typ: kmsg.ConfigTypeList, def: "",
-		doc: "The hubs of the topic in partition order: partition (hub_index*3 + lane)*partitions_per_lane + index.",
+		doc: "The hubs of a standard-layout topic in partition order: partition (hub_index*3 + lane)*partitions_per_lane + index.",
 		get: func(spec *node.PipelineSpec) (string, bool) { return strings.Join(spec.Hubs, ","), false },
+	},
+	{
+		name: "sense.layout", typ: kmsg.ConfigTypeList, def: "",
+		doc: "Where each partition lives, in partition order, as hub:lane (for example tangier:low,dakar:low).",
+		get: func(spec *node.PipelineSpec) (string, bool) {
+			var b strings.Builder
+			for i, sl := range spec.Layout() {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(sl.Hub + ":" + sl.Lane.String())
+			}
+			return b.String(), spec.Slots != nil
+		},
 	},
 }
 
@@ -164,7 +178,7 @@ func findTopicConfig(name string) *topicConfig {
 
 // applyTopicConfigs applies CreateTopics configs to spec. It returns why
 // they cannot be applied, for INVALID_CONFIG.
-func applyTopicConfigs(n *node.Node, spec *node.PipelineSpec, hubs int, configs []kmsg.CreateTopicsRequestTopicConfig) error {
+func applyTopicConfigs(n *node.Node, spec *node.PipelineSpec, configs []kmsg.CreateTopicsRequestTopicConfig) error {
 	seen := make(map[string]bool, len(configs))
 	for _, c := range configs {
 		if seen[c.Name] {
@@ -177,7 +191,7 @@ func applyTopicConfigs(n *node.Node, spec *node.PipelineSpec, hubs int, configs 
 		v := *c.Value
 		if tc := findTopicConfig(c.Name); tc != nil {
 			if tc.set == nil {
-				return fmt.Errorf("config %s is read-only: set NumPartitions to a multiple of %d (hubs x 3 lanes) instead", c.Name, hubs*lanes)
+				return fmt.Errorf("config %s is read-only: Sense lays partitions out itself; set NumPartitions instead", c.Name)
 			}
 			if err := tc.set(n, spec, v); err != nil {
 				return err
@@ -262,12 +276,6 @@ func (c *conn) pipelineSpec(name string) (node.PipelineSpec, bool) {
 		}
 	}
 	return node.PipelineSpec{}, false
-}
-
-// layout describes a topic's partition count, e.g. "2 hubs x 3 lanes x 1
-// partition per lane".
-func layout(hubs, perLane int) string {
-	return fmt.Sprintf("%s x %d lanes x %s per lane", plural(hubs, "hub"), lanes, plural(perLane, "partition"))
 }
 
 func plural(n int, what string) string {

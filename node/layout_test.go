@@ -1,0 +1,187 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/router"
+)
+
+func produceOne(t *testing.T, n *Node, pipeline string, ev Event) Result {
+	t.Helper()
+	res := make([]Result, 1)
+	if err := n.Produce(context.Background(), &ProduceRequest{Pipeline: pipeline, ProducerID: -1, Events: []Event{ev}}, res); err != nil {
+		t.Fatal(err)
+	}
+	return res[0]
+}
+
+// A pipeline of any partition count: explicit layouts route by hub and
+// lane, a priority without a lane of its own goes to the default lane,
+// hubs without a partition refuse with NO_COMPLIANT_HUB, and the layout
+// survives a restart.
+func TestAnyPartitionCount(t *testing.T) {
+	dir := t.TempDir()
+	n, reg := threeHubs(t, dir)
+	hubs := []string{"tangier", "dakhla", "dakar"}
+	for _, count := range []int{1, 2, 7, 11, 31} {
+		name := "p" + string(rune('a'+count%26))
+		if err := n.CreatePipeline(PipelineSpec{Name: name, Slots: Spread(nil, hubs, []event.Priority{event.Low}, count)}); err != nil {
+			t.Fatalf("%d partitions: %v", count, err)
+		}
+		parts, _ := n.Partitions(name)
+		if len(parts) != count {
+			t.Fatalf("%s: %d partitions, want %d", name, len(parts), count)
+		}
+		for i, p := range parts {
+			if p.Hub != hubs[i%3] || p.Lane != event.Low || p.Index != i/3 {
+				t.Fatalf("%s partition %d: %+v", name, i, p)
+			}
+		}
+	}
+	// One partition, in tangier (MA): an MA event of any priority lands
+	// there; an SN event has no compliant buffer.
+	ma, _ := reg.Parse("MA")
+	sn, _ := reg.Parse("SN")
+	for _, prio := range []event.Priority{event.Low, event.Critical} {
+		if r := produceOne(t, n, "pb", Event{Value: []byte("x"), Mask: ma, HasPriority: true, Priority: prio}); r.Code != result.OK || r.Partition != 0 {
+			t.Fatalf("MA %s event on a 1-partition pipeline: %+v", prio, r)
+		}
+	}
+	if r := produceOne(t, n, "pb", Event{Value: []byte("x"), Mask: sn}); r.Code != result.NoCompliantHub {
+		t.Fatalf("SN event on a pipeline with no partition in dakar: %+v", r)
+	}
+	// The stored records say the priority they came with.
+	_, recs := storedRecords(t, n, "pb", 0)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	if _, p, _ := routingOf(t, &recs[1]); p != event.Critical {
+		t.Fatalf("critical event stored with priority %s", p)
+	}
+
+	// Grow a standard pipeline: existing partitions keep their place.
+	before, _ := n.Partitions("payments")
+	if err := n.AddPartitions("payments", 20); !errors.Is(err, ErrPipelineDeclared) {
+		t.Fatalf("growing a declared pipeline: %v", err)
+	}
+	if err := n.CreatePipeline(PipelineSpec{Name: "grow"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ = n.Partitions("grow")
+	if err := n.AddPartitions("grow", len(before)+4); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddPartitions("grow", len(before)); !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("shrinking: %v", err)
+	}
+	after, _ := n.Partitions("grow")
+	if len(after) != len(before)+4 {
+		t.Fatalf("%d partitions after growing by 4 from %d", len(after), len(before))
+	}
+	for i := range before {
+		if after[i].Buffer != before[i].Buffer {
+			t.Fatalf("partition %d moved: %+v -> %+v", i, before[i].Buffer, after[i].Buffer)
+		}
+	}
+	// The new ones reach every hub's low lane first.
+	for i, want := range []string{"tangier", "dakhla", "dakar", "tangier"} {
+		if b := after[len(before)+i]; b.Hub != want {
+			t.Fatalf("new partition %d in %s lane %s, want %s", len(before)+i, b.Hub, b.Lane, want)
+		}
+	}
+	if r := produceOne(t, n, "grow", Event{Value: []byte("x"), Mask: ma}); r.Code != result.OK {
+		t.Fatalf("produce after growing: %+v", r)
+	}
+	after, _ = n.Partitions("grow")
+
+	// Restart: the layouts are what they were.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n, _ = threeHubs(t, dir)
+	defer n.Close()
+	again, _ := n.Partitions("grow")
+	if len(again) != len(after) {
+		t.Fatalf("after restart: %d partitions, want %d", len(again), len(after))
+	}
+	for i := range after {
+		if again[i].Buffer != after[i].Buffer || again[i].HighWatermark != after[i].HighWatermark {
+			t.Fatalf("after restart partition %d: %+v, was %+v", i, again[i], after[i])
+		}
+	}
+	if parts, _ := n.Partitions("pf"); len(parts) != 31 {
+		t.Fatalf("31-partition pipeline after restart: %d", len(parts))
+	}
+}
+
+// A catalog written before layouts existed (version 1, no version field)
+// opens with the same partitions and data, and is rewritten as version 2.
+func TestCatalogVersion1Migrates(t *testing.T) {
+	dir := t.TempDir()
+	n, _ := threeHubs(t, dir)
+	if err := n.CreatePipeline(PipelineSpec{Name: "old", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, n, "old", 7, 3)
+	before, _ := n.Partitions("old")
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the catalog as version 1 wrote it.
+	path := filepath.Join(dir, "pipelines.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "version")
+	raw, _ = json.Marshal(doc)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, _ = threeHubs(t, dir)
+	defer n.Close()
+	after, _ := n.Partitions("old")
+	if !slices.EqualFunc(before, after, func(a, b Partition) bool { return a == b }) {
+		t.Fatalf("after migration: %+v, was %+v", after, before)
+	}
+	raw, _ = os.ReadFile(path)
+	var cat struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &cat); err != nil || cat.Version != catalogVersion {
+		t.Fatalf("catalog not rewritten as version %d: %s", catalogVersion, raw)
+	}
+	// A catalog from a newer version is refused, naming the version.
+	if err := os.WriteFile(path, []byte(`{"version": 99, "pipelines": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	if _, err := Open(Options{DataDir: dir, Registry: n.reg, Hubs: n.opts.Hubs, Logger: quiet}); err == nil || !strings.Contains(err.Error(), "version 99") {
+		t.Fatalf("newer catalog: %v", err)
+	}
+}
+
+// Spread fills every hub's first lane before a second partition in any.
+func TestSpread(t *testing.T) {
+	got := Spread(nil, []string{"a", "b"}, []event.Priority{event.Low, event.Critical}, 5)
+	want := []Slot{{"a", event.Low}, {"b", event.Low}, {"a", event.Critical}, {"b", event.Critical}, {"a", event.Low}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Spread = %v, want %v", got, want)
+	}
+	if n := router.MaxBuffers; n < MaxPartitions {
+		t.Fatal("MaxPartitions above the router's limit")
+	}
+}
