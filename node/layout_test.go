@@ -69,14 +69,13 @@ func TestAnyPartitionCount(t *testing.T) {
 	}
 
 	// Grow a standard pipeline: existing partitions keep their place.
-	before, _ := n.Partitions("payments")
 	if err := n.AddPartitions("payments", 20); !errors.Is(err, ErrPipelineDeclared) {
 		t.Fatalf("growing a declared pipeline: %v", err)
 	}
 	if err := n.CreatePipeline(PipelineSpec{Name: "grow"}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ = n.Partitions("grow")
+	before, _ := n.Partitions("grow")
 	if err := n.AddPartitions("grow", len(before)+4); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@
 //
 //     Appending a hub to the end of the config keeps every existing
 //     partition number.
+//
 //   - an explicit layout (Pipeline.Layout): partition i lives in the hub
 //     and lane of Layout[i], any count from 1 to MaxBuffers. A Kafka-created
 //     topic has its N partitions in its default lane, spread over the hubs;

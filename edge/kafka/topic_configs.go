@@ -278,9 +278,3 @@ func (c *conn) pipelineSpec(name string) (node.PipelineSpec, bool) {
 	return node.PipelineSpec{}, false
 }
 
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
