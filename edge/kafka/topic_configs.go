@@ -277,4 +277,3 @@ func (c *conn) pipelineSpec(name string) (node.PipelineSpec, bool) {
 	}
 	return node.PipelineSpec{}, false
 }
-
