@@ -149,15 +149,29 @@ func TestAppendRawSheds(t *testing.T) {
 	}
 }
 
-// storedRecords reads back a partition's records from offset 0.
+// storedRecords reads back a partition's records from offset 0 to its
+// high watermark.
 func storedRecords(t *testing.T, n *Node, pipeline string, partition int32) ([]batch.Header, []batch.Record) {
 	t.Helper()
-	out, _, _, code := n.Fetch(context.Background(), pipeline, partition, 0, 1<<20, nil)
-	if code != result.OK {
-		t.Fatalf("fetch: %v", code)
-	}
 	var hs []batch.Header
 	var recs []batch.Record
+	ended, cancel := context.WithCancel(context.Background())
+	cancel() // never wait for more
+	var out []byte
+	for off := int64(0); ; {
+		more, _, hw, code := n.Fetch(ended, pipeline, partition, off, 1<<20, nil)
+		if code != result.OK {
+			t.Fatalf("fetch %s/%d at %d: %v", pipeline, partition, off, code)
+		}
+		if len(more) == 0 {
+			break
+		}
+		out = append(out, more...)
+		h, _ := batch.ParseHeader(more[len(more)-int(lastBatchSize(more)):])
+		if off = h.NextOffset(); off >= hw {
+			break
+		}
+	}
 	for len(out) > 0 {
 		h, err := batch.ParseHeader(out)
 		if err != nil {
@@ -295,4 +309,18 @@ func TestAppendRawStoresRouting(t *testing.T) {
 	if !bytes.Equal(out[batch.OffMagic:], whole[batch.OffMagic:]) {
 		t.Fatal("a batch whose records carry both binary headers was rewritten")
 	}
+}
+
+// lastBatchSize returns the size of the last batch of a run of batches.
+func lastBatchSize(p []byte) int {
+	last := 0
+	for len(p) > 0 {
+		h, err := batch.ParseHeader(p)
+		if err != nil {
+			return len(p)
+		}
+		last = h.Size()
+		p = p[last:]
+	}
+	return last
 }

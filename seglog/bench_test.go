@@ -1,9 +1,10 @@
 package seglog
 
 // Benchmarks of the segmented log: append throughput under each fsync policy
-// next to a raw write+fdatasync loop, read throughput from the page cache,
-// recovery time of a 1 GiB log, and allocations per append. They assert
-// nothing about time; the figures are for humans.
+// next to a raw write+fdatasync loop, append latency around segment rolls,
+// read throughput from the page cache, recovery time of a 1 GiB log, and
+// allocations per append. They assert nothing about time; the figures are
+// for humans.
 //
 //	go test -run '^$' -bench . -benchtime=2s -count=1 ./seglog/
 //
@@ -26,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -625,4 +627,142 @@ func BenchmarkRecover1GiB(b *testing.B) {
 		}
 		report(b, read)
 	})
+}
+
+// BenchmarkAppendRoll measures the latency of single appends when segments
+// roll often, with one and four appenders: batches of 10 records (about
+// 1.1 KiB), segments of 256 KiB under fsync always (a roll every ~230
+// batches) and of 4 MiB under fsync never (a roll every ~3700 batches,
+// some tens per second). It reports the percentiles of Append's latency
+// (from the call to its return) and the rolls per second: the appends that
+// arrive while a roll holds the append lock make up the high percentiles.
+//
+// disk=real is the benchmark directory (see benchDir). disk=sim is an
+// in-memory file system on which every File.Sync and SyncDir takes
+// simSyncDelay, one at a time as on one disk: it shows the effect of the
+// locking alone, without the noise of a shared disk.
+func BenchmarkAppendRoll(b *testing.B) {
+	const records = 10
+	for _, disk := range []string{"real", "sim"} {
+		for _, mode := range []string{"always", "never"} {
+			for _, appenders := range []int{1, 4} {
+				b.Run(fmt.Sprintf("disk=%s/fsync=%s/appenders=%d", disk, mode, appenders), func(b *testing.B) {
+					d, err := ParseDurability(mode)
+					if err != nil {
+						b.Fatal(err)
+					}
+					segBytes := int64(256 << 10)
+					if d.Mode == SyncNever {
+						segBytes = 4 << 20
+					}
+					o := Options{Durability: d, SegmentBytes: segBytes, RetentionBytes: 64 << 20, Logger: quiet}
+					dir := "/bench"
+					if disk == "real" {
+						dir = benchDir(b)
+					} else {
+						o.FS = &slowSyncFS{FS: vfs.NewMem(), delay: simSyncDelay}
+					}
+					benchAppendRoll(b, openBench(b, dir, o), records, appenders, segBytes)
+					if s, ok := o.FS.(*slowSyncFS); ok && s.syncs.Load() > 0 {
+						b.ReportMetric(float64(s.nanos.Load())/1e3/float64(s.syncs.Load()), "sim-us/sync")
+					}
+				})
+			}
+		}
+	}
+}
+
+// simSyncDelay is what an fdatasync costs on disk=sim: about what one costs
+// on the machine these benchmarks were written on.
+const simSyncDelay = 220 * time.Microsecond
+
+func benchAppendRoll(b *testing.B, l *Log, records, appenders int, segBytes int64) {
+	pools := benchPools(appenders, records)
+	lat := make([][]time.Duration, appenders)
+	for g := range lat {
+		lat[g] = make([]time.Duration, 0, b.N/appenders+1)
+	}
+	start := l.NextOffset()
+	b.SetBytes(int64(len(pools[0][0])))
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for g, pool := range pools {
+		cnt := b.N / appenders
+		if g < b.N%appenders {
+			cnt++
+		}
+		wg.Go(func() {
+			for i := range cnt {
+				t0 := time.Now()
+				if _, err := l.Append(pool[i%len(pool)]); err != nil {
+					b.Errorf("append: %v", err)
+					return
+				}
+				lat[g] = append(lat[g], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))]) / 1e3 }
+	b.ReportMetric(q(0.50), "p50-us")
+	b.ReportMetric(q(0.99), "p99-us")
+	b.ReportMetric(q(0.999), "p99.9-us")
+	b.ReportMetric(q(0.9999), "p99.99-us")
+	b.ReportMetric(float64(all[len(all)-1])/1e3, "max-us")
+	rolls := float64(l.NextOffset()-start) * float64(len(pools[0][0])) / float64(records) / float64(segBytes)
+	b.ReportMetric(rolls/b.Elapsed().Seconds(), "rolls/s")
+}
+
+// slowSyncFS makes every File.Sync and SyncDir take delay (at least: a
+// sleep may take longer), one at a time, and measures what they took.
+type slowSyncFS struct {
+	vfs.FS
+	delay        time.Duration
+	mu           sync.Mutex // one sync at a time, as on one disk
+	syncs, nanos atomic.Int64
+}
+
+func (s *slowSyncFS) wait() {
+	s.mu.Lock()
+	t := time.Now()
+	time.Sleep(s.delay)
+	s.nanos.Add(int64(time.Since(t)))
+	s.syncs.Add(1)
+	s.mu.Unlock()
+}
+
+func (s *slowSyncFS) Create(name string) (vfs.File, error) { return s.wrap(s.FS.Create(name)) }
+func (s *slowSyncFS) OpenRW(name string) (vfs.File, error) { return s.wrap(s.FS.OpenRW(name)) }
+func (s *slowSyncFS) Open(name string) (vfs.File, error)   { return s.wrap(s.FS.Open(name)) }
+
+func (s *slowSyncFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &slowSyncFile{File: f, fs: s}, nil
+}
+
+func (s *slowSyncFS) SyncDir(dir string) error {
+	s.wait()
+	return s.FS.SyncDir(dir)
+}
+
+type slowSyncFile struct {
+	vfs.File
+	fs *slowSyncFS
+}
+
+func (f *slowSyncFile) Sync() error {
+	f.fs.wait()
+	return f.File.Sync()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -24,13 +25,24 @@ type commitPoint struct {
 // for concurrent use.
 //
 // Lock order: ckptMu, mu, segMu, hwMu, segment.idxMu.
+//
+// A roll is done in two halves so that appenders wait only for the first.
+// Under mu, rollLocked creates the new segment file under a pending name
+// (recovery ignores and removes it) and makes it the active one; appends
+// go on there at once. The seal then completes without mu: (1) the rolled
+// segment's fdatasync, the rename of the new file to its segment name and
+// the directory's sync, which a group commit (syncLocked) runs before it
+// acknowledges anything written after the roll, and (2) the rolled
+// segment's index files and the checkpoint taken at the roll, which
+// finishSeal writes under ckptMu (the background goroutine, or whoever
+// needs the seal finished first). At most one seal is pending.
 type Log struct {
 	dir  string
 	opts Options
 	fs   vfs.FS
 	log  *slog.Logger
 
-	// ckptMu serializes checkpoints, rolls, truncation and index-file
+	// ckptMu serializes checkpoints, seals, truncation and index-file
 	// writes.
 	ckptMu sync.Mutex
 
@@ -43,11 +55,12 @@ type Log struct {
 	prods       producers
 	failed      error
 	closed      bool   // written holding mu and segMu; read holding either
-	syncing     bool   // a group-commit fdatasync is in flight
+	syncing     bool   // a group commit (syncLocked) is in flight
 	commit      int64  // offsets below are acknowledged
 	durable     int64  // offsets below are known fdatasynced
 	sinceCkpt   int64  // bytes appended since the last checkpoint
 	truncations uint64 // bumped by Truncate, failing waiters of removed batches
+	sealing     *seal  // the last roll's seal, until finishSeal completes it
 
 	// segMu guards the segment list and, for segments other than the
 	// active one, their size and next.
@@ -59,8 +72,22 @@ type Log struct {
 	hwCh chan struct{} // closed and replaced when the high watermark moves
 
 	ckptCh chan struct{}
+	sealCh chan struct{} // a roll left a seal for the background goroutine
 	quit   chan struct{}
 	wg     sync.WaitGroup
+}
+
+// seal is the work a roll leaves to do after releasing mu. Its fields are
+// set by rollLocked and not changed, except durable (guarded by mu).
+type seal struct {
+	old     *segment // the rolled segment
+	seg     *segment // the new active segment
+	next    int64    // offset at the roll: the end of old, the base of seg
+	pending string   // the name seg's file was created under
+	ckpt    []byte   // the checkpoint (seg, 0, next) with the producer state at the roll
+	// durable: old is fdatasynced, seg's file renamed to its segment name
+	// and the directory synced; batches in seg may be acknowledged.
+	durable bool
 }
 
 // Open opens or creates the log in dir and recovers it: it trusts what the
@@ -78,6 +105,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		log:    opts.Logger.With("log", dir),
 		prods:  make(producers),
 		ckptCh: make(chan struct{}, 1),
+		sealCh: make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 	}
 	l.cond.L = &l.mu
@@ -249,24 +277,33 @@ func (l *Log) checkBatch(b []byte, trusted bool) (batch.Header, error) {
 // bytes would not fit or the segment is too old. On success mu is held.
 func (l *Log) lockForAppend(n int) error {
 	l.mu.Lock()
-	if err := l.usableLocked(); err != nil {
+	for {
+		if err := l.usableLocked(); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		if !l.needsRollLocked(n) {
+			return nil
+		}
+		w := l.sealing
+		if w == nil {
+			break
+		}
+		// The previous roll's seal is still pending: the segment filled
+		// faster than it was sealed. Finish that seal first (ckptMu comes
+		// before mu), so that at most one is pending; another appender
+		// may have done so and rolled meanwhile.
 		l.mu.Unlock()
-		return err
+		l.ckptMu.Lock()
+		l.mu.Lock()
+		if l.sealing == w {
+			l.mu.Unlock()
+			l.finishSeal() // an error fails the log, seen at the top of the loop
+			l.mu.Lock()
+		}
+		l.ckptMu.Unlock()
 	}
-	if !l.needsRollLocked(n) {
-		return nil
-	}
-	// Rolling writes index files and a checkpoint, under ckptMu, which
-	// comes before mu in the lock order.
-	l.mu.Unlock()
-	l.ckptMu.Lock()
-	l.mu.Lock()
-	var err error
-	if err = l.usableLocked(); err == nil && l.needsRollLocked(n) {
-		err = l.rollLocked()
-	}
-	l.ckptMu.Unlock()
-	if err != nil {
+	if err := l.rollLocked(); err != nil {
 		l.mu.Unlock()
 		return err
 	}
@@ -372,31 +409,81 @@ func (l *Log) waitCommit(end int64, gen uint64) error {
 		if l.closed {
 			return ErrClosed
 		}
-		l.syncLocked()
+		l.syncLocked(true)
 	}
 	return nil
 }
 
-// syncLocked runs one group-commit fdatasync of the active segment,
-// releasing mu while it runs so appenders keep writing.
-func (l *Log) syncLocked() {
+// syncLocked runs one group commit, releasing mu while it runs so
+// appenders keep writing. If a roll's seal is not yet durable it first
+// makes it so (sealDurable): nothing written after a roll is acknowledged
+// before the rolled segment is synced and the new segment's directory
+// entry is durable. With active it then fdatasyncs the active segment, up
+// to what is written now.
+func (l *Log) syncLocked(active bool) {
 	l.syncing = true
+	w := l.sealing
+	if w != nil && w.durable {
+		w = nil
+	}
 	s, pos, next := l.active, l.active.size, l.next
 	l.mu.Unlock()
+	var err error
+	if w != nil {
+		err = l.sealDurable(w)
+	}
+	if err == nil && active && (w == nil || next > w.next) {
+		err = l.syncSegment(s)
+	}
+	l.mu.Lock()
+	l.syncing = false
+	l.cond.Broadcast()
+	if err != nil {
+		l.failLocked(err)
+		return
+	}
+	if w != nil {
+		w.durable = true
+		l.durable = max(l.durable, w.next)
+		l.setCommitLocked(w.next, w.old, w.old.size)
+	}
+	if active {
+		l.durable = max(l.durable, next)
+		l.setCommitLocked(next, s, pos)
+	}
+}
+
+// syncSegment fdatasyncs a segment file.
+func (l *Log) syncSegment(s *segment) error {
 	t0 := time.Now()
 	err := s.f.Sync()
 	if l.opts.ObserveSync != nil {
 		l.opts.ObserveSync(time.Since(t0))
 	}
-	l.mu.Lock()
-	l.syncing = false
 	if err != nil {
-		l.failLocked(fmt.Errorf("fdatasync %s: %w", s.path(logSuffix), err))
-		return
+		return fmt.Errorf("fdatasync %s: %w", s.path(logSuffix), err)
 	}
-	l.durable = max(l.durable, next)
-	l.setCommitLocked(next, s, pos)
-	l.cond.Broadcast()
+	return nil
+}
+
+// sealDurable is the first half of a seal: it makes the rolled segment
+// durable whole, then gives the new segment file its name and syncs the
+// directory. Until the rename a crash leaves the new file under its
+// pending name, which recovery removes: a segment file is found under its
+// name only if every segment before it was synced whole. Called by
+// syncLocked, which keeps it single-flight.
+func (l *Log) sealDurable(w *seal) error {
+	if err := l.syncSegment(w.old); err != nil {
+		return err
+	}
+	name := w.seg.path(logSuffix)
+	if err := l.fs.Rename(w.pending, name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", filepath.Base(w.pending), filepath.Base(name), err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("sync directory %s after rolling to %s: %w", l.dir, filepath.Base(name), err)
+	}
+	return nil
 }
 
 // Sync makes everything appended so far durable, whatever the policy.
@@ -410,45 +497,100 @@ func (l *Log) Sync() error {
 		l.cond.Wait()
 	}
 	if l.failed == nil {
-		l.syncLocked()
+		l.syncLocked(true)
 	}
 	err := l.failed
 	l.mu.Unlock()
 	return err
 }
 
-// rollLocked seals the active segment and starts a new one. Called with
-// ckptMu and mu held.
+// rollLocked starts a new active segment at the log's end and leaves the
+// old one's seal pending (see Log). Only the new file's creation happens
+// here. Called with mu held and no seal pending.
 func (l *Log) rollLocked() error {
 	old := l.active
-	if err := old.f.Sync(); err != nil {
-		return l.failLocked(fmt.Errorf("fdatasync %s before rolling: %w", old.path(logSuffix), err))
-	}
-	l.durable = l.next
-	l.setCommitLocked(l.next, old, old.size)
-	old.sealTimeIndex()
-	if err := l.flushIndexes(old); err != nil {
-		return l.failLocked(err)
-	}
-	s, err := l.createSegment(l.next)
+	s := newSegment(l.dir, l.next)
+	pending := filepath.Join(l.dir, segmentName(s.base, pendingSuffix))
+	f, err := l.fs.Create(pending)
 	if err != nil {
-		return l.failLocked(err)
+		return l.failLocked(fmt.Errorf("create segment %s: %w", pending, err))
 	}
+	s.f = f
+	old.sealTimeIndex()
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
 	l.active = s
-	if err := l.writeCheckpointLocked(s, 0, l.next); err != nil {
-		return l.failLocked(err)
-	}
+	l.sealing = &seal{old: old, seg: s, next: l.next, pending: pending,
+		ckpt: encodeCheckpoint(l.next, s.base, 0, l.prods)}
 	l.sinceCkpt = 0
-	if l.opts.RetentionAge > 0 || l.opts.RetentionBytes > 0 {
-		select {
-		case l.ckptCh <- struct{}{}:
-		default:
-		}
+	select {
+	case l.sealCh <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// finishSeal completes the pending seal, if any: its durable half unless a
+// group commit does it, then the rolled segment's index files and the
+// checkpoint taken at the roll. Any error fails the log. Called with ckptMu
+// held and mu not held.
+func (l *Log) finishSeal() error {
+	l.mu.Lock()
+	var w *seal
+	for {
+		if w = l.sealing; w == nil {
+			l.mu.Unlock()
+			return nil
+		}
+		if err := l.usableLocked(); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		if w.durable {
+			break
+		}
+		if l.syncing {
+			// The next group commit makes the seal durable, if this one
+			// does not.
+			l.cond.Wait()
+			continue
+		}
+		l.syncLocked(false)
+	}
+	l.mu.Unlock()
+	// The indexes before the checkpoint: once the checkpoint names seg,
+	// recovery checks old's indexes but does not rescan old.
+	if err := l.flushIndexes(w.old); err != nil {
+		return l.fail(err)
+	}
+	if err := writeCheckpoint(l.fs, l.dir, w.ckpt); err != nil {
+		return l.fail(err)
+	}
+	l.mu.Lock()
+	l.sealing = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	return nil
+}
+
+// lockSettled takes mu once no seal is pending, finishing one itself
+// unless the log is failed or closed, and, with quiesce, once no group
+// commit is in flight either. Called with ckptMu held.
+func (l *Log) lockSettled(quiesce bool) {
+	l.mu.Lock()
+	for {
+		switch {
+		case l.sealing != nil && l.usableLocked() == nil:
+			l.mu.Unlock()
+			l.finishSeal() // an error fails the log, seen by the loop
+			l.mu.Lock()
+		case quiesce && l.syncing:
+			l.cond.Wait()
+		default:
+			return
+		}
+	}
 }
 
 // flushIndexes writes the segment's indexes as they are now. Called with
@@ -460,8 +602,14 @@ func (l *Log) flushIndexes(s *segment) error {
 	return s.writeIndexes(l.fs, idx, tidx)
 }
 
+func newSegment(dir string, base int64) *segment {
+	return &segment{dir: dir, base: base, next: base, maxTS: -1, lastIndexPos: -1}
+}
+
+// createSegment creates a segment file and syncs the directory, for a log
+// that has none.
 func (l *Log) createSegment(base int64) (*segment, error) {
-	s := &segment{dir: l.dir, base: base, next: base, maxTS: -1, lastIndexPos: -1}
+	s := newSegment(l.dir, base)
 	f, err := l.fs.Create(s.path(logSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("create segment %s: %w", s.path(logSuffix), err)
@@ -487,7 +635,7 @@ func (l *Log) writeCheckpointLocked(s *segment, pos, next int64) error {
 func (l *Log) checkpoint() error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
-	l.mu.Lock()
+	l.lockSettled(false)
 	if err := l.usableLocked(); err != nil {
 		l.mu.Unlock()
 		return err
@@ -497,8 +645,8 @@ func (l *Log) checkpoint() error {
 	l.sinceCkpt = 0
 	l.mu.Unlock()
 
-	if err := s.f.Sync(); err != nil {
-		return l.fail(fmt.Errorf("fdatasync %s for a checkpoint: %w", s.path(logSuffix), err))
+	if err := l.syncSegment(s); err != nil {
+		return l.fail(fmt.Errorf("checkpoint: %w", err))
 	}
 	l.mu.Lock()
 	l.durable = max(l.durable, next)
@@ -513,7 +661,7 @@ func (l *Log) checkpoint() error {
 	return nil
 }
 
-// background runs checkpoints, interval syncs and retention.
+// background runs seals, checkpoints, interval syncs and retention.
 func (l *Log) background() {
 	defer l.wg.Done()
 	var tick <-chan time.Time
@@ -529,9 +677,19 @@ func (l *Log) background() {
 		case <-tick:
 			l.mu.Lock()
 			if l.usableLocked() == nil && !l.syncing && l.durable < l.next {
-				l.syncLocked()
+				l.syncLocked(true)
 			}
 			l.mu.Unlock()
+		case <-l.sealCh:
+			// An error has failed the log and been logged by failLocked.
+			l.ckptMu.Lock()
+			err := l.finishSeal()
+			l.ckptMu.Unlock()
+			if err == nil && (l.opts.RetentionAge > 0 || l.opts.RetentionBytes > 0) {
+				if _, err := l.EnforceRetention(); err != nil && !errors.Is(err, ErrClosed) {
+					l.log.Error("retention failed", "err", err)
+				}
+			}
 		case <-l.ckptCh:
 			l.mu.Lock()
 			due := l.sinceCkpt >= l.opts.CheckpointBytes
@@ -618,11 +776,9 @@ func (l *Log) Close() error {
 	if errors.Is(err, ErrFailed) {
 		err = nil // already reported; nothing more can be made durable
 	}
+	// A roll after that checkpoint may have left a seal.
 	l.ckptMu.Lock()
-	l.mu.Lock()
-	for l.syncing {
-		l.cond.Wait()
-	}
+	l.lockSettled(true)
 	// closed is written under segMu as well as mu: readers (Read, Locate,
 	// OffsetForTime) check it holding only segMu.
 	l.segMu.Lock()

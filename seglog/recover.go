@@ -39,6 +39,15 @@ func (l *Log) recover() error {
 				return fmt.Errorf("seglog: remove stale %s: %w", n, err)
 			}
 		}
+		if _, ok := parseBaseName(n, pendingSuffix); ok {
+			// A roll whose seal never became durable: nothing in the file
+			// was acknowledged (under SyncAlways), and the segment before
+			// it may have lost its tail.
+			l.log.Warn("removing the segment of an unfinished roll", "file", n)
+			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
+				return fmt.Errorf("seglog: remove unfinished segment %s: %w", n, err)
+			}
+		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 
@@ -58,7 +67,7 @@ func (l *Log) recover() error {
 	}
 
 	for _, b := range bases {
-		s := &segment{dir: l.dir, base: b, next: b, maxTS: -1, lastIndexPos: -1}
+		s := newSegment(l.dir, b)
 		f, err := l.fs.OpenRW(s.path(logSuffix))
 		if err != nil {
 			return fmt.Errorf("seglog: open segment %s: %w", s.path(logSuffix), err)

@@ -19,6 +19,7 @@ import (
 
 const (
 	logSuffix       = ".log"
+	pendingSuffix   = ".pending.log" // a new segment until the one before is durable (see Log)
 	indexSuffix     = ".index"
 	timeIndexSuffix = ".timeindex"
 	indexEntrySize  = 8  // uint32 relative offset, uint32 position
@@ -30,8 +31,12 @@ func segmentName(base int64, suffix string) string {
 }
 
 // parseSegmentName returns the base offset of a segment file name.
-func parseSegmentName(name string) (int64, bool) {
-	s, ok := strings.CutSuffix(name, logSuffix)
+func parseSegmentName(name string) (int64, bool) { return parseBaseName(name, logSuffix) }
+
+// parseBaseName returns the base offset of a file name made by
+// segmentName(base, suffix).
+func parseBaseName(name, suffix string) (int64, bool) {
+	s, ok := strings.CutSuffix(name, suffix)
 	if !ok || len(s) != 20 {
 		return 0, false
 	}

@@ -3,6 +3,7 @@ package seglog
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/vfs"
@@ -19,11 +20,8 @@ import (
 func (l *Log) Truncate(offset int64) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
-	l.mu.Lock()
+	l.lockSettled(true)
 	defer l.mu.Unlock()
-	for l.syncing {
-		l.cond.Wait()
-	}
 	if err := l.usableLocked(); err != nil {
 		return err
 	}
@@ -63,7 +61,9 @@ func (l *Log) Truncate(offset int64) error {
 
 	removed := l.segs[i+1:]
 	l.segs = l.segs[: i+1 : i+1]
-	for _, r := range removed {
+	// Last first: a file system may make some removals durable before the
+	// directory sync, and what stays must have no gap.
+	for _, r := range slices.Backward(removed) {
 		r.deleted.Store(true)
 		r.maybeClose()
 		if err := removeSegmentFiles(l.fs, r); err != nil {
@@ -122,7 +122,8 @@ func removeSegmentFiles(fs vfs.FS, s *segment) error {
 // EnforceRetention deletes the oldest sealed segments whose newest record is
 // older than RetentionAge, and those that keep the log above RetentionBytes.
 // The active segment is never deleted. It returns how many were deleted.
-// The log runs it after each roll; a server may also call it on a timer.
+// The log runs it after each roll's seal; a server may also call it on a
+// timer.
 func (l *Log) EnforceRetention() (int, error) {
 	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
 		return 0, nil
@@ -141,6 +142,9 @@ func (l *Log) EnforceRetention() (int, error) {
 	var removed []*segment
 	for len(l.segs) > 1 {
 		s := l.segs[0]
+		if l.sealing != nil && s == l.sealing.old {
+			break // its seal still syncs it and writes its indexes
+		}
 		old := l.opts.RetentionAge > 0 && s.maxTS >= 0 && now-s.maxTS > l.opts.RetentionAge.Milliseconds()
 		big := l.opts.RetentionBytes > 0 && total-s.size >= l.opts.RetentionBytes
 		if !old && !big {
