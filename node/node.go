@@ -169,7 +169,6 @@ func Open(opts Options) (*Node, error) {
 	}
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
-	n.alerts = newAlerter(opts.AlertWebhook, n.log)
 	n.Metrics.watchBudget(n.budget)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -207,6 +206,8 @@ func Open(opts Options) (*Node, error) {
 		n.closeLogs()
 		return nil, err
 	}
+	// Last, so that a failed Open leaves no goroutine behind.
+	n.alerts = newAlerter(opts.AlertWebhook, n.log)
 	return n, nil
 }
 
@@ -513,6 +514,7 @@ func (n *Node) Close() error {
 	if n.closed.Swap(true) {
 		return errClosed
 	}
+	n.alerts.close()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.closeLogs()

@@ -382,3 +382,46 @@ func TestNoCompliantHubAlert(t *testing.T) {
 		t.Fatalf("sense_events_dropped_total = %v, want 1", v)
 	}
 }
+
+// TestAlertSenderStopsOnClose: the alert sender is the node's goroutine:
+// Close ends it even while the webhook holds a request open.
+func TestAlertSenderStopsOnClose(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select { // no answer until the node has closed
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer hook.Close()
+	defer close(release)
+	reg, _ := jurisdiction.New([]string{"MA", "SN"}, nil)
+	n, err := Open(Options{DataDir: t.TempDir(), Registry: reg, Hubs: []HubSpec{{Name: "tangier", Jurisdiction: "MA"}},
+		AutoCreate: true, AlertWebhook: hook.URL, Logger: quiet, Durability: seglog.Durability{Mode: seglog.SyncNever}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, _ := reg.Parse("SN")
+	res := make([]Result, 1)
+	n.Produce(context.Background(), &ProduceRequest{Pipeline: "p", ProducerID: -1, Events: []Event{{Value: []byte("a"), Mask: sn}}}, res)
+	<-entered // the sender is inside its request
+	closed := make(chan error)
+	go func() { closed <- n.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return while the alert webhook held its request")
+	}
+	// Firing after Close is dropped, never a send on a closed channel.
+	n.alerts.fire("p", "SN", "low", "no_hub_in_mask")
+}
