@@ -2,11 +2,15 @@
 // over TCP; package wire holds the frame codec.
 //
 // Each connection has one reader goroutine. It checks every frame, answers
-// malformed input with an ERROR frame and closes the connection, and queues
-// PRODUCE requests for the connection's producer goroutine, which applies
-// them in arrival order (sequence numbers and per-key order depend on it).
-// At most MaxInFlight requests wait in the queue: when it is full the
-// reader stops reading, which is the backpressure a producer feels.
+// malformed input with an ERROR frame and closes the connection. A PRODUCE
+// request is decoded once, into events that alias the frame's bytes (the
+// reader hands its buffer to the request instead of copying it), its memory
+// is reserved, and the reader starts it itself, in arrival order (sequence
+// numbers and per-key order depend on it): the batches are written and the
+// request queued for the connection's completer goroutine, which waits for
+// durability and answers, in order. At most MaxInFlight requests wait for
+// their answer: when the queue is full the reader stops reading, which is
+// the backpressure a producer feels.
 // Subscriptions push DATA frames from their own goroutine, paced by the
 // client's credit.
 package native
@@ -91,7 +95,7 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	jobs   chan *produceJob // PRODUCE requests, applied in order
+	jobs   chan *produceJob // started PRODUCE requests, answered in order
 	work   sync.WaitGroup
 
 	wmu  sync.Mutex // serializes writes
@@ -162,9 +166,9 @@ func (c *conn) Close() { c.nc.Close() }
 
 func (c *conn) serve() {
 	c.work.Add(1)
-	go c.producer()
+	go c.completer()
 	defer func() {
-		close(c.jobs) // the producer finishes what is queued, then exits
+		close(c.jobs) // the completer answers what is queued, then exits
 		c.endSubscriptions()
 		c.work.Wait()
 		c.cancel()
@@ -330,7 +334,8 @@ type produceJob struct {
 	pending  *node.PendingProduce
 	err      error
 	corr     uint32
-	buf      []byte
+	buf      []byte             // the request's payload (taken from the reader: Swap)
+	wr       wire.ProduceRequest // decoded once, aliasing buf
 	req      node.ProduceRequest
 	res      []node.Result
 	out      []wire.EventResult
@@ -361,41 +366,22 @@ func (c *conn) produce(f wire.Frame) bool {
 	j := jobPool.Get().(*produceJob)
 	j.reserved = size
 	j.corr = f.Corr
-	j.buf = append(j.buf[:0], f.Payload...)
-	select {
-	case c.jobs <- j: // blocks when the queue is full: backpressure
-		return true
-	case <-c.ctx.Done():
-		c.releaseJob(j)
-		return false
-	}
+	// The job takes the reader's buffer, which holds the payload wr
+	// aliases, and gives it its own (spent) one to read into next.
+	j.buf = c.rd.Swap(j.buf)
+	j.wr = wr
+	c.startProduce(j.corr, &j.wr, j)
+	// Once started, a request is always answered: the completer takes
+	// every job queued, even while the connection closes.
+	c.jobs <- j // blocks when the queue is full: backpressure
+	return true
 }
 
-// producer applies the connection's PRODUCE requests in order. It writes
-// a request's batches and hands the wait for their durability to the
-// completer, so the next request is written while this one's fsync runs;
-// answers go out in request order.
-func (c *conn) producer() {
+// completer waits for each started request to be durable and answers it,
+// in the order the requests came.
+func (c *conn) completer() {
 	defer c.work.Done()
-	done := make(chan *produceJob, c.s.opts.MaxInFlight)
-	c.work.Add(1)
-	go c.completer(done)
-	defer close(done)
 	for j := range c.jobs {
-		wr, err := c.s.opts.Limits.DecodeProduce(j.buf) // decodes as the original did
-		if err != nil {
-			c.releaseJob(j)
-			continue
-		}
-		c.startProduce(j.corr, &wr, j)
-		done <- j
-	}
-}
-
-// completer waits for each started request to be durable and answers it.
-func (c *conn) completer(done <-chan *produceJob) {
-	defer c.work.Done()
-	for j := range done {
 		c.finishProduce(j)
 		c.releaseJob(j)
 	}
@@ -405,6 +391,7 @@ func (c *conn) releaseJob(j *produceJob) {
 	c.s.node.Release(j.reserved)
 	j.reserved = 0
 	j.pending = nil
+	j.wr = wire.ProduceRequest{}
 	if cap(j.buf) <= 4<<20 {
 		jobPool.Put(j)
 	}

@@ -294,7 +294,19 @@ func (r *Reader) Release() {
 	}
 }
 
-// Next reads the next frame. Its payload is valid until the next call.
+// Swap hands the caller the buffer that holds the payload of the frame
+// Next returned last (its bytes stay valid, now the caller's), and gives
+// the Reader buf, whose capacity it reuses, to read the next frames into.
+// A server that queues a request keeps its bytes this way without copying
+// them; it hands the buffer of an answered request back with a later Swap.
+func (r *Reader) Swap(buf []byte) []byte {
+	old := r.buf
+	r.buf = buf[:0]
+	return old
+}
+
+// Next reads the next frame. Its payload is valid until the next call (or,
+// after Swap, for as long as the caller keeps the buffer).
 //
 // At a clean end of stream (no byte of a new frame) it returns io.EOF; a
 // stream that ends inside a frame gives an error wrapping
