@@ -1,9 +1,7 @@
 package httpedge
 
 import (
-	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/native/wire"
-	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
@@ -30,41 +28,15 @@ func decodeBatch(payload []byte, lim wire.Limits, d *decoded) error {
 		}
 		return &malformedError{msg: "batch body: " + msg}
 	}
-	if cap(d.events) < wr.Count {
-		d.events = make([]node.Event, 0, wr.Count)
-		d.codes = make([]result.Code, 0, wr.Count)
-		d.msgs = make([]string, 0, wr.Count)
-	}
-	// The headers of all events share one slice, sized by a first pass.
-	nh := 0
-	it := wr.Events()
-	for it.Next() {
-		nh += it.Event().NumHeaders
-	}
-	headers := make([]batch.RawHeader, 0, nh)
-	it = wr.Events()
-	for it.Next() {
-		ev := it.Event()
-		ne := node.Event{Key: ev.Key, Value: ev.Value, HasPriority: ev.HasPriority, Priority: ev.Priority}
-		if ev.HasMask {
-			ne.Mask = jurisdiction.Mask(ev.Mask)
+	d.in.Convert(&wr, lim)
+	k := 0
+	for _, code := range d.in.Codes {
+		var ev node.Event
+		if code == result.OK {
+			ev = d.in.Events[k]
+			k++
 		}
-		if ev.HasTimestamp {
-			ne.TimestampMs = ev.TimestampMs
-		}
-		if code := lim.CheckEvent(ev); code != result.OK {
-			d.add(ne, code, "")
-			continue
-		}
-		from := len(headers)
-		hi := ev.Headers()
-		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-			headers = append(headers, batch.RawHeader{Key: k, Value: v})
-		}
-		if len(headers) > from {
-			ne.Headers = headers[from:len(headers):len(headers)]
-		}
-		d.add(ne, result.OK, "")
+		d.add(ev, code, "")
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
@@ -53,6 +54,7 @@ type decoded struct {
 	events []node.Event
 	codes  []result.Code
 	msgs   []string
+	in     ingest.Request // a batch body's events (decodeBatch)
 }
 
 func (d *decoded) reset() {

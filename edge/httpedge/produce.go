@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
@@ -22,11 +23,6 @@ const (
 	HeaderJurisdiction = "Sense-Jurisdiction"
 	HeaderPriority     = "Sense-Priority"
 )
-
-// memoryFactor is the share of the node's ingress budget a produce request
-// reserves per body byte: the body, the events decoded from it, and their
-// copy in record batches.
-const memoryFactor = 3
 
 // produceJob is the reusable state of one produce request.
 type produceJob struct {
@@ -92,7 +88,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength >= 0 {
 		want = r.ContentLength
 	}
-	reserved := memoryFactor * want
+	reserved := ingest.BodyMemory(want)
 	if err := h.n.Reserve(r.Context(), reserved); err != nil {
 		return // the client went away while the budget was full
 	}
@@ -117,7 +113,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, result.Malformed, "the body could not be read: "+err.Error())
 		return
 	}
-	if actual := memoryFactor * int64(len(body)); actual < reserved {
+	if actual := ingest.BodyMemory(int64(len(body))); actual < reserved {
 		h.n.Release(reserved - actual)
 		reserved = actual
 	}
@@ -190,6 +186,7 @@ func putJob(j *produceJob) {
 	}
 	clear(j.req.Events[:cap(j.req.Events)])
 	clear(j.d.events[:cap(j.d.events)])
+	j.d.in.Release()
 	j.req.Events = j.req.Events[:0]
 	jobPool.Put(j)
 }

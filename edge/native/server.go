@@ -29,9 +29,9 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/tcpserve"
-	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
@@ -334,13 +334,12 @@ type produceJob struct {
 	pending  *node.PendingProduce
 	err      error
 	corr     uint32
-	buf      []byte             // the request's payload (taken from the reader: Swap)
+	buf      []byte              // the request's payload (taken from the reader: Swap)
 	wr       wire.ProduceRequest // decoded once, aliasing buf
 	req      node.ProduceRequest
+	in       ingest.Request // the request's events, as the node takes them
 	res      []node.Result
 	out      []wire.EventResult
-	idx      []int // node event i is request event idx[i]
-	headers  []batch.RawHeader
 }
 
 var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
@@ -359,7 +358,7 @@ func (c *conn) produce(f wire.Frame) bool {
 	// Take the request's memory from the node's ingress budget before
 	// copying it; while the budget is full this blocks, and the connection
 	// is not read: backpressure.
-	size := 2*int64(len(f.Payload)) + 64*int64(wr.Count)
+	size := ingest.Memory(len(f.Payload), wr.Count)
 	if err := c.s.node.Reserve(c.ctx, size); err != nil {
 		return false
 	}
@@ -392,53 +391,24 @@ func (c *conn) releaseJob(j *produceJob) {
 	j.reserved = 0
 	j.pending = nil
 	j.wr = wire.ProduceRequest{}
+	j.req.Events = nil
+	j.in.Release()
 	if cap(j.buf) <= 4<<20 {
 		jobPool.Put(j)
 	}
 }
 
 func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
-	lim := c.s.opts.Limits
+	j.in.Convert(wr, c.s.opts.Limits)
 	j.req = node.ProduceRequest{Pipeline: string(wr.Pipeline), ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
-		Events: j.req.Events[:0]}
+		Events: j.in.Events}
 	if wr.ProducerID < 0 {
 		j.req.ProducerID = -1
 	}
 	j.out = grow(j.out, wr.Count)
-	j.idx = j.idx[:0]
-	j.headers = j.headers[:0]
-	// Headers of all events share one slice; collect the ranges first, as
-	// appending may move it.
-	type span struct{ from, to int }
-	var spans [64]span
-	spanList := spans[:0]
-	it := wr.Events()
-	for it.Next() {
-		ev := it.Event()
-		i := it.Index()
-		if code := lim.CheckEvent(ev); code != result.OK {
+	for i, code := range j.in.Codes {
+		if code != result.OK {
 			j.out[i] = wire.EventResult{Code: code, Partition: -1, Offset: -1}
-			continue
-		}
-		from := len(j.headers)
-		hi := ev.Headers()
-		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-			j.headers = append(j.headers, batch.RawHeader{Key: k, Value: v})
-		}
-		spanList = append(spanList, span{from, len(j.headers)})
-		ne := node.Event{Key: ev.Key, Value: ev.Value, HasPriority: ev.HasPriority, Priority: ev.Priority}
-		if ev.HasMask {
-			ne.Mask = jurisdiction.Mask(ev.Mask)
-		}
-		if ev.HasTimestamp {
-			ne.TimestampMs = ev.TimestampMs
-		}
-		j.req.Events = append(j.req.Events, ne)
-		j.idx = append(j.idx, i)
-	}
-	for k := range j.req.Events {
-		if sp := spanList[k]; sp.to > sp.from {
-			j.req.Events[k].Headers = j.headers[sp.from:sp.to:sp.to]
 		}
 	}
 	if len(j.req.Events) > 0 && wr.ProducerID >= 0 {
@@ -446,7 +416,7 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 		// were refused above: the node derives each event's sequence from
 		// its index, so pass the original base and let refused events be
 		// gaps.
-		j.req.BaseSequence = wr.Sequence(j.idx[0])
+		j.req.BaseSequence = wr.Sequence(j.in.Index[0])
 	}
 	j.res = growRes(j.res, len(j.req.Events))
 	j.pending, j.err = c.s.node.StartProduce(c.ctx, &j.req, j.res)
@@ -454,12 +424,12 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 
 func (c *conn) finishProduce(j *produceJob) {
 	if j.err != nil {
-		for _, i := range j.idx {
+		for _, i := range j.in.Index {
 			j.out[i] = wire.EventResult{Code: result.Timeout, Partition: -1, Offset: -1}
 		}
 	} else {
 		j.pending.Wait()
-		for k, i := range j.idx {
+		for k, i := range j.in.Index {
 			r := j.res[k]
 			j.out[i] = wire.EventResult{Code: result.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
 		}
