@@ -23,6 +23,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sensehq/sense/batch"
@@ -283,29 +284,73 @@ func (n *Node) rebuildLocked() error {
 	}
 	for name, p := range pipes {
 		p.routes = table.Pipeline(name)
+		if _, err := n.openBuffersLocked(p.spec); err != nil {
+			return err
+		}
 		for _, b := range p.routes.Partitions() {
-			dir := filepath.Join(n.opts.DataDir, "hubs", b.Hub, fmt.Sprintf("%s-%d", name, b.Partition))
-			l := n.bufs[dir]
-			if l == nil {
-				l, err = OpenSegmentBuffer(dir, seglog.Options{
-					FS:             n.opts.FS,
-					Durability:     n.opts.Durability,
-					SegmentBytes:   n.opts.SegmentBytes,
-					RetentionAge:   p.spec.Retention,
-					RetentionBytes: p.spec.RetentionBytes,
-					Logger:         n.log,
-					ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
-				})
-				if err != nil {
-					return fmt.Errorf("node: open buffer %s partition %d in hub %s: %w", name, b.Partition, b.Hub, err)
-				}
-				n.bufs[dir] = l
-			}
-			p.bufs = append(p.bufs, l)
+			p.bufs = append(p.bufs, n.bufs[n.bufferDir(name, b.Hub, b.Partition)])
 		}
 	}
 	n.st.Store(&state{table: table, pipelines: pipes})
 	return nil
+}
+
+// bufferDir is the directory of a pipeline's partition in a hub.
+func (n *Node) bufferDir(pipeline, hub string, partition int32) string {
+	return filepath.Join(n.opts.DataDir, "hubs", hub, fmt.Sprintf("%s-%d", pipeline, partition))
+}
+
+// openBuffersLocked opens every buffer of spec not open yet and returns
+// the directories it opened. On an error it closes those again and
+// returns an error that names the partition and the cause (for too many
+// open files, the process's limit and what to do). Called with n.mu held.
+func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
+	var opened []string
+	for i, sl := range spec.Layout() {
+		dir := n.bufferDir(spec.Name, sl.Hub, int32(i))
+		if n.bufs[dir] != nil {
+			continue
+		}
+		l, err := OpenSegmentBuffer(dir, seglog.Options{
+			FS:             n.opts.FS,
+			Durability:     n.opts.Durability,
+			SegmentBytes:   n.opts.SegmentBytes,
+			RetentionAge:   spec.Retention,
+			RetentionBytes: spec.RetentionBytes,
+			Logger:         n.log,
+			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+		})
+		if err != nil {
+			n.closeBuffersLocked(opened)
+			return nil, fmt.Errorf("node: open buffer %s partition %d in hub %s: %w%s", spec.Name, i, sl.Hub, err, openHint(err))
+		}
+		n.bufs[dir] = l
+		opened = append(opened, dir)
+	}
+	return opened, nil
+}
+
+// closeBuffersLocked closes and forgets the buffers in dirs.
+func (n *Node) closeBuffersLocked(dirs []string) {
+	for _, dir := range dirs {
+		if l := n.bufs[dir]; l != nil {
+			l.Close()
+			delete(n.bufs, dir)
+		}
+	}
+}
+
+// openHint says what to do about an error opening a buffer, when there is
+// something to say.
+func openHint(err error) string {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+		return ""
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		return fmt.Sprintf(" (the process may hold %d open files, ulimit -n, and each buffer holds at least one: raise the limit, or use fewer partitions)", lim.Cur)
+	}
+	return " (too many open files: raise ulimit -n, or use fewer partitions)"
 }
 
 // Table returns the current routing table.
@@ -397,9 +442,23 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if err := n.dropBuffersLocked(spec.Name); err != nil {
 		return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
 	}
+	// Its buffers first: a pipeline whose buffers cannot be opened is
+	// refused alone, before the catalog names it, so it never breaks the
+	// creation of the next one.
+	opened, err := n.openBuffersLocked(spec)
+	if err != nil {
+		if derr := n.dropBuffersLocked(spec.Name); derr != nil {
+			n.log.Warn("removing the buffers of a refused pipeline failed", "pipeline", spec.Name, "err", derr)
+		}
+		return err
+	}
 	n.cat.Pipelines = append(n.cat.Pipelines, spec)
 	if err := n.cat.save(); err != nil {
 		n.cat.Pipelines = n.cat.Pipelines[:len(n.cat.Pipelines)-1]
+		n.closeBuffersLocked(opened)
+		if derr := n.dropBuffersLocked(spec.Name); derr != nil {
+			n.log.Warn("removing the buffers of a refused pipeline failed", "pipeline", spec.Name, "err", derr)
+		}
 		return err
 	}
 	return n.rebuildLocked()
@@ -447,8 +506,14 @@ func (n *Node) AddPartitions(name string, total int) error {
 	}
 	spec.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
 	spec.Partitions = 0
+	opened, err := n.openBuffersLocked(*spec)
+	if err != nil {
+		*spec = old
+		return err
+	}
 	if err := n.cat.save(); err != nil {
 		*spec = old
+		n.closeBuffersLocked(opened)
 		return err
 	}
 	if err := n.rebuildLocked(); err != nil {
