@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/sensehq/sense/jurisdiction"
@@ -91,4 +93,29 @@ func BenchmarkProduce(b *testing.B) {
 			req.BaseSequence += per
 		}
 	})
+}
+
+// BenchmarkCreatePipeline creates b.N pipelines of the dev layout (one
+// hub, three lanes) on the real file system, fsync always; it reports the
+// open files the node holds per pipeline.
+func BenchmarkCreatePipeline(b *testing.B) {
+	n := benchNode(b, seglog.Durability{Mode: seglog.SyncAlways})
+	before := openFiles(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := n.CreatePipeline(PipelineSpec{Name: fmt.Sprintf("p%d", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(openFiles(b)-before)/float64(b.N), "files/pipeline")
+}
+
+func openFiles(b *testing.B) int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(fds)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // OffsetCommit (key 8), versions 0 to 7 (8+ are flexible, see header.go).
-// A member commits with its member id and generation; a consumer that
+// A member commits with its member id and generation, checked by the
+// group coordinator (group.Coordinator.CheckCommit); a consumer that
 // assigns partitions itself commits with generation -1 and no member id,
 // which is accepted while the group has no members. Each request's
 // commits are stored durably (group.Store.Commit) before the answer, all
@@ -26,16 +27,11 @@ const (
 func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetCommitResponse()
 	resp.SetVersion(req.Version)
-	code := int16(0)
-	if req.Group == "" {
-		code = kerr.InvalidGroupID.Code
-	} else {
-		gen, member := int32(-1), ""
-		if req.Version >= 1 {
-			gen, member = req.Generation, req.MemberID
-		}
-		code = c.s.groups.checkCommit(req.Group, gen, member, req.InstanceID)
+	ref := group.MemberRef{Group: req.Group, Generation: -1, InstanceID: req.InstanceID}
+	if req.Version >= 1 {
+		ref.Generation, ref.MemberID = req.Generation, req.MemberID
 	}
+	code := groupErrorCode(c.s.groups.CheckCommit(ref))
 	var commits []group.OffsetCommit
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()

@@ -3,13 +3,15 @@ package kafka
 import (
 	"slices"
 
-	"github.com/sensehq/sense/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/group"
 )
 
-// OffsetFetch (key 9), versions 0 to 5 (6+ are flexible, see header.go).
-// A partition without a committed offset gets offset -1. From version 2 a
+// OffsetFetch (key 9), versions 0 to 5 (6+ are flexible, see header.go):
+// the offsets a group committed, from the node's group.Store. A partition
+// without a committed offset gets offset -1. From version 2 a
 // null topic list asks for every partition the group committed.
 const (
 	offsetFetchMin = 0

@@ -6,7 +6,8 @@ import (
 )
 
 // FindCoordinator (key 10), versions 0 to 2 (3+ are flexible, see
-// header.go). This node coordinates every group. Transactions are not
+// header.go). This node coordinates every group (its group.Coordinator,
+// see groups.go). Transactions are not
 // supported, so a transaction coordinator lookup gets
 // COORDINATOR_NOT_AVAILABLE.
 const (

@@ -1,9 +1,14 @@
 package kafka
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/group"
+)
 
 // Heartbeat (key 12), versions 0 to 3 (4+ are flexible, see header.go).
-// It keeps a member's session; REBALANCE_IN_PROGRESS tells it to rejoin.
+// It keeps a member's session (group.Coordinator.Heartbeat);
+// REBALANCE_IN_PROGRESS tells it to rejoin.
 const (
 	heartbeatMin = 0
 	heartbeatMax = 3
@@ -12,6 +17,7 @@ const (
 func (c *conn) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	resp := kmsg.NewPtrHeartbeatResponse()
 	resp.SetVersion(req.Version)
-	resp.ErrorCode = c.s.groups.heartbeat(req)
+	err := c.s.groups.Heartbeat(group.MemberRef{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation, InstanceID: req.InstanceID})
+	resp.ErrorCode = groupErrorCode(err)
 	return resp
 }

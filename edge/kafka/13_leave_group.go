@@ -1,10 +1,15 @@
 package kafka
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/group"
+)
 
 // LeaveGroup (key 13), versions 0 to 3 (4+ are flexible, see header.go).
 // Versions 0 to 2 name one member; version 3 a list (KIP-345), each
-// answered on its own. The group rebalances without the members that left.
+// answered on its own. The group rebalances without the members that left
+// (group.Coordinator.Leave).
 const (
 	leaveGroupMin = 0
 	leaveGroupMax = 3
@@ -14,18 +19,18 @@ func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 	resp := kmsg.NewPtrLeaveGroupResponse()
 	resp.SetVersion(req.Version)
 	if req.Version < 3 {
-		resp.ErrorCode = c.s.groups.leave(req.Group, []string{req.MemberID}, []*string{nil})[0]
+		errs := c.s.groups.Leave(req.Group, []group.LeavingMember{{MemberID: req.MemberID}})
+		resp.ErrorCode = groupErrorCode(errs[0])
 		return resp
 	}
-	ids := make([]string, len(req.Members))
-	instances := make([]*string, len(req.Members))
+	members := make([]group.LeavingMember, len(req.Members))
 	for i, m := range req.Members {
-		ids[i], instances[i] = m.MemberID, m.InstanceID
+		members[i] = group.LeavingMember{MemberID: m.MemberID, InstanceID: m.InstanceID}
 	}
-	codes := c.s.groups.leave(req.Group, ids, instances)
+	errs := c.s.groups.Leave(req.Group, members)
 	for i, m := range req.Members {
 		rm := kmsg.NewLeaveGroupResponseMember()
-		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, m.InstanceID, codes[i]
+		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, m.InstanceID, groupErrorCode(errs[i])
 		resp.Members = append(resp.Members, rm)
 	}
 	return resp

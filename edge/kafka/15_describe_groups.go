@@ -3,10 +3,13 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/group"
 )
 
 // DescribeGroups (key 15), versions 0 to 4 (5+ are flexible, see
-// header.go). A group with committed offsets but no members is Empty; a
+// header.go): the group coordinator's snapshot (group.Coordinator.Describe).
+// A group with committed offsets (group.Store) but no members is Empty; a
 // group this node knows nothing of is Dead, as in Kafka.
 const (
 	describeGroupsMin = 0
@@ -25,23 +28,23 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		gi, ok := c.s.groups.describe(name)
+		gi, ok := c.s.groups.Describe(name)
 		switch {
 		case ok:
-			rg.State, rg.ProtocolType, rg.Protocol = gi.state, gi.protocolType, gi.protocol
+			rg.State, rg.ProtocolType, rg.Protocol = gi.State.String(), gi.ProtocolType, gi.Protocol
 		case len(c.s.offsets.Committed(name)) > 0:
-			rg.State = "Empty"
+			rg.State = group.StateEmpty.String()
 		default:
-			rg.State = "Dead"
+			rg.State = group.StateDead.String()
 		}
-		for _, m := range gi.members {
+		for _, m := range gi.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
-			rm.MemberID, rm.ClientID, rm.ClientHost = m.id, m.clientID, m.host
-			if m.instanceID != "" {
-				iid := m.instanceID
+			rm.MemberID, rm.ClientID, rm.ClientHost = m.MemberID, m.ClientID, m.Host
+			if m.InstanceID != "" {
+				iid := m.InstanceID
 				rm.InstanceID = &iid
 			}
-			rm.ProtocolMetadata, rm.MemberAssignment = m.metadata, m.assignment
+			rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
 			if rm.ProtocolMetadata == nil {
 				rm.ProtocolMetadata = []byte{}
 			}

@@ -7,7 +7,8 @@ import (
 )
 
 // ListGroups (key 16), versions 0 to 2 (3+ are flexible, see header.go):
-// the groups with members and the groups with committed offsets.
+// the groups the coordinator knows (group.Coordinator.Names) and the
+// groups with committed offsets (group.Store.Groups).
 const (
 	listGroupsMin = 0
 	listGroupsMax = 2
@@ -16,7 +17,7 @@ const (
 func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListGroupsResponse()
 	resp.SetVersion(req.Version)
-	names := c.s.groups.names()
+	names := c.s.groups.Names()
 	for _, n := range c.s.offsets.Groups() {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
@@ -26,8 +27,8 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 	for _, n := range names {
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group = n
-		if gi, ok := c.s.groups.describe(n); ok {
-			lg.ProtocolType = gi.protocolType
+		if gi, ok := c.s.groups.Describe(n); ok {
+			lg.ProtocolType = gi.ProtocolType
 		}
 		resp.Groups = append(resp.Groups, lg)
 	}

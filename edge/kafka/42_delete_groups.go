@@ -1,14 +1,19 @@
 package kafka
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/group"
 )
 
 // DeleteGroups (key 42), versions 0 and 1 (2+ are flexible, see
-// header.go): a group without members is forgotten with its committed
-// offsets (durably); a group with members gets NON_EMPTY_GROUP, an unknown
-// one GROUP_ID_NOT_FOUND.
+// header.go): a group without members is forgotten by the coordinator
+// (group.Coordinator.Forget) with its committed offsets (durably,
+// group.Store.DeleteGroup); a group with members gets NON_EMPTY_GROUP, an
+// unknown one GROUP_ID_NOT_FOUND.
 const (
 	deleteGroupsMin = 0
 	deleteGroupsMax = 1
@@ -20,15 +25,17 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	for _, name := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = name
-		known, empty := c.s.groups.forget(name)
-		hasOffsets := len(c.s.offsets.Committed(name)) > 0
-		switch {
-		case name == "":
+		if name == "" {
 			rg.ErrorCode = kerr.InvalidGroupID.Code
-		case known && !empty:
-			rg.ErrorCode = kerr.NonEmptyGroup.Code
-		case !known && !hasOffsets:
-			rg.ErrorCode = kerr.GroupIDNotFound.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		err := c.s.groups.Forget(name)
+		switch {
+		case errors.Is(err, group.ErrNonEmptyGroup):
+			rg.ErrorCode = groupErrorCode(err)
+		case errors.Is(err, group.ErrGroupIDNotFound) && len(c.s.offsets.Committed(name)) == 0:
+			rg.ErrorCode = groupErrorCode(err)
 		default:
 			if err := c.s.offsets.DeleteGroup(name); err != nil {
 				c.log.Error("deleting a group's committed offsets failed", "group", name, "err", err)

@@ -1,10 +1,14 @@
 package kafka
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/result"
 )
 
@@ -44,5 +48,34 @@ func TestResultCodesMapToKafkaErrors(t *testing.T) {
 		if c.Kafka() != want.Code {
 			t.Fatalf("%s maps to %d, want %s (%d)", c, c.Kafka(), want.Message, want.Code)
 		}
+	}
+}
+
+// Every error of the group coordinator maps to its Kafka error code, in
+// one table; anything else is UNKNOWN_SERVER_ERROR.
+func TestGroupErrorsMapToKafkaErrors(t *testing.T) {
+	for err, want := range map[error]*kerr.Error{
+		group.ErrInvalidGroupID:        kerr.InvalidGroupID,
+		group.ErrInvalidSessionTimeout: kerr.InvalidSessionTimeout,
+		group.ErrInconsistentProtocol:  kerr.InconsistentGroupProtocol,
+		group.ErrMemberIDRequired:      kerr.MemberIDRequired,
+		group.ErrUnknownMemberID:       kerr.UnknownMemberID,
+		group.ErrIllegalGeneration:     kerr.IllegalGeneration,
+		group.ErrRebalanceInProgress:   kerr.RebalanceInProgress,
+		group.ErrFencedInstanceID:      kerr.FencedInstanceID,
+		group.ErrGroupIDNotFound:       kerr.GroupIDNotFound,
+		group.ErrNonEmptyGroup:         kerr.NonEmptyGroup,
+		fmt.Errorf("%w: %w", group.ErrRebalanceInProgress, context.Canceled): kerr.RebalanceInProgress,
+		errors.New("something else"):                                         kerr.UnknownServerError,
+	} {
+		if got := groupErrorCode(err); got != want.Code {
+			t.Errorf("%v maps to %d, want %s (%d)", err, got, want.Message, want.Code)
+		}
+	}
+	if got := groupErrorCode(nil); got != 0 {
+		t.Errorf("nil maps to %d", got)
+	}
+	if len(groupErrors) != 10 {
+		t.Errorf("the table has %d entries; this test checks 10", len(groupErrors))
 	}
 }

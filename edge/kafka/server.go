@@ -75,7 +75,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 
-	groups *coordinator
+	groups *group.Coordinator
 	conns  tcpserve.Tracker
 }
 
@@ -111,7 +111,7 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 	case opts.GroupInitialRebalanceDelay < 0:
 		opts.GroupInitialRebalanceDelay = 0
 	}
-	return &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: newCoordinator(opts.GroupInitialRebalanceDelay)}, nil
+	return &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: group.NewCoordinator(group.Config{InitialRebalanceDelay: opts.GroupInitialRebalanceDelay})}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -126,7 +126,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // requests already read finish (their responses are sent) and closes every
 // connection. If ctx ends first, the connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	defer s.groups.close()
+	defer s.groups.Close()
 	return s.conns.Shutdown(ctx)
 }
 
