@@ -54,10 +54,7 @@ func (r *Rebuilder) Grow(n int) {
 // Add appends rec with its own headers followed by extra.
 func (r *Rebuilder) Add(rec *Record, extra []RawHeader) {
 	n := 1 + varintLen(rec.TimestampDelta) + varintLen(int64(rec.OffsetDelta)) + bytesLen(rec.Key) + bytesLen(rec.Value) +
-		varintLen(int64(rec.NumHeaders+len(extra))) + len(rec.headers)
-	for i := range extra {
-		n += varintLen(int64(len(extra[i].Key))) + len(extra[i].Key) + bytesLen(extra[i].Value)
-	}
+		varintLen(int64(rec.NumHeaders+len(extra))) + len(rec.headers) + rawHeadersLen(extra)
 	buf := binary.AppendVarint(r.buf, int64(n))
 	buf = append(buf, 0)
 	buf = binary.AppendVarint(buf, rec.TimestampDelta)
@@ -66,12 +63,7 @@ func (r *Rebuilder) Add(rec *Record, extra []RawHeader) {
 	buf = appendBytes(buf, rec.Value)
 	buf = binary.AppendVarint(buf, int64(rec.NumHeaders+len(extra)))
 	buf = append(buf, rec.headers...)
-	for i := range extra {
-		buf = binary.AppendVarint(buf, int64(len(extra[i].Key)))
-		buf = append(buf, extra[i].Key...)
-		buf = appendBytes(buf, extra[i].Value)
-	}
-	r.buf = buf
+	r.buf = appendRawHeaders(buf, extra)
 	r.count++
 }
 

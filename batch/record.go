@@ -262,18 +262,29 @@ type RawHeader struct {
 func (b *Builder) AddRaw(timestampMs int64, key, value []byte, headers []RawHeader) {
 	b.start(timestampMs)
 	tsd, od := timestampMs-b.baseTS, int64(b.count)
-	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
+	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers))) + rawHeadersLen(headers)
+	buf := b.appendPrefix(n, tsd, od, key, value, len(headers))
+	b.buf = appendRawHeaders(buf, headers)
+	b.count++
+}
+
+// rawHeadersLen is the encoded size of headers.
+func rawHeadersLen(headers []RawHeader) int {
+	n := 0
 	for i := range headers {
 		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
 	}
-	buf := b.appendPrefix(n, tsd, od, key, value, len(headers))
+	return n
+}
+
+// appendRawHeaders appends headers in the record encoding.
+func appendRawHeaders(buf []byte, headers []RawHeader) []byte {
 	for i := range headers {
 		buf = binary.AppendVarint(buf, int64(len(headers[i].Key)))
 		buf = append(buf, headers[i].Key...)
 		buf = appendBytes(buf, headers[i].Value)
 	}
-	b.buf = buf
-	b.count++
+	return buf
 }
 
 func (b *Builder) start(timestampMs int64) {

@@ -20,7 +20,6 @@ import (
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/sensetest"
@@ -180,164 +179,6 @@ func TestKafkaCodecsReadBack(t *testing.T) {
 	}
 }
 
-// rewriter is a proxy between clients and a real server that replaces the
-// record batches of DATA and FETCH_RESULT frames with what fn makes of
-// them; other frames pass as they are.
-type rewriter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	fn     func(b []byte) []byte
-	open   []net.Conn
-}
-
-func newRewriter(t testing.TB, target string, fn func(b []byte) []byte) *rewriter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rw := &rewriter{ln: ln, target: target, fn: fn}
-	t.Cleanup(rw.close)
-	go rw.serve()
-	return rw
-}
-
-func (rw *rewriter) addr() string { return rw.ln.Addr().String() }
-
-func (rw *rewriter) close() {
-	rw.ln.Close()
-	rw.mu.Lock()
-	defer rw.mu.Unlock()
-	for _, c := range rw.open {
-		c.Close()
-	}
-}
-
-func (rw *rewriter) serve() {
-	for {
-		cc, err := rw.ln.Accept()
-		if err != nil {
-			return
-		}
-		sc, err := net.Dial("tcp", rw.target)
-		if err != nil {
-			cc.Close()
-			continue
-		}
-		rw.mu.Lock()
-		rw.open = append(rw.open, cc, sc)
-		rw.mu.Unlock()
-		go func() { // client -> server
-			defer cc.Close()
-			defer sc.Close()
-			rd := wire.NewReader(cc)
-			for {
-				f, err := rd.Next()
-				if err != nil {
-					return
-				}
-				if _, err := sc.Write(wire.AppendFrame(nil, f.Type, f.Flags, f.Corr, f.Payload)); err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // server -> client
-			defer cc.Close()
-			defer sc.Close()
-			rd := wire.NewReader(sc)
-			for {
-				f, err := rd.Next()
-				if err != nil {
-					return
-				}
-				out := wire.AppendFrame(nil, f.Type, f.Flags, f.Corr, f.Payload)
-				switch f.Type {
-				case wire.TypeData:
-					if m, err := wire.DecodeData(f.Payload); err == nil {
-						m.Batches = rw.rewrite(m.Batches)
-						out = wire.AppendData(nil, f.Corr, m)
-					}
-				case wire.TypeFetchResult:
-					if m, err := wire.DecodeFetchResult(f.Payload); err == nil {
-						m.Batches = rw.rewrite(m.Batches)
-						out = wire.AppendFetchResult(nil, f.Corr, m)
-					}
-				}
-				if _, err := cc.Write(out); err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (rw *rewriter) rewrite(batches []byte) []byte {
-	var out []byte
-	for len(batches) > 0 {
-		n, err := batch.Size(batches)
-		if err != nil || n > len(batches) {
-			return append(out, batches...)
-		}
-		out = append(out, rw.fn(batches[:n])...)
-		batches = batches[n:]
-	}
-	return out
-}
-
-// recode returns batch b with its records re-encoded without the binary
-// routing headers (as the node stored Kafka producers' records before it
-// wrote them) and compressed with codec, wrapped as codec's Kafka
-// producers do; the batch header is b's but for its attributes, length
-// and CRC.
-func recode(t testing.TB, b []byte, codec int) []byte {
-	h, err := batch.Check(b)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	records, err := batch.Decompress(nil, b)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	it, err := batch.NewIterRecords(records, h.RecordCount)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	var bl batch.Builder
-	bl.Reset(-1, -1, -1)
-	for it.Next() {
-		r := it.Record()
-		var hs []batch.RecordHeader
-		hi := r.Headers()
-		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-			if string(k) != event.HeaderMask && string(k) != event.HeaderPriority {
-				hs = append(hs, batch.RecordHeader{Key: string(k), Value: v})
-			}
-		}
-		bl.Add(h.BaseTimestamp+r.TimestampDelta, r.Key, r.Value, hs...)
-	}
-	if it.Err() != nil {
-		t.Error(it.Err())
-		return b
-	}
-	plain := bl.Finish()[batch.HeaderSize:]
-	return withRecords(b, codec, compress(t, codec, plain))
-}
-
-// withRecords returns b's header with codec in its attributes, followed by
-// records, with the length and CRC set: a batch that passes batch.Check
-// whatever records hold.
-func withRecords(b []byte, codec int, records []byte) []byte {
-	p := append(append([]byte(nil), b[:batch.HeaderSize]...), records...)
-	attrs := binary.BigEndian.Uint16(p[batch.OffAttributes:])
-	binary.BigEndian.PutUint16(p[batch.OffAttributes:], attrs&^batch.AttrCompressionMask|uint16(codec))
-	binary.BigEndian.PutUint32(p[batch.OffLength:], uint32(len(p)-batch.LogOverhead))
-	binary.BigEndian.PutUint32(p[batch.OffCRC:], batch.Checksum(p[batch.OffAttributes:]))
-	return p
-}
-
 func compress(t testing.TB, codec int, plain []byte) []byte {
 	var buf bytes.Buffer
 	switch codec {
@@ -389,8 +230,8 @@ func TestCompressedBatchesWithTextHeaders(t *testing.T) {
 		t.Run(cc.name, func(t *testing.T) {
 			pipeline := "text-" + cc.name
 			want := produceKafka(t, srv, admin, pipeline, kgo.NoCompression(), recs, 20)
-			rw := newRewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return recode(t, b, cc.id) })
-			c := dial(t, rw.addr())
+			proxy := sensetest.Rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return sensetest.WithoutRouting(t, b, cc.id) })
+			c := dial(t, proxy)
 			checkRead(t, c, pipeline, want)
 			// Fetch reads the same.
 			for p, w := range want {
@@ -419,25 +260,25 @@ var unreadable = []struct {
 }{
 	{"truncated gzip", func(t testing.TB, b []byte) []byte {
 		z := compress(t, batch.CompressionGzip, b[batch.HeaderSize:])
-		return withRecords(b, batch.CompressionGzip, z[:len(z)/2])
+		return sensetest.WithRecords(b, batch.CompressionGzip, z[:len(z)/2])
 	}, batch.ErrCorrupt},
 	{"lz4 garbage", func(t testing.TB, b []byte) []byte {
-		return withRecords(b, batch.CompressionLZ4, []byte("this is no lz4 frame at all"))
+		return sensetest.WithRecords(b, batch.CompressionLZ4, []byte("this is no lz4 frame at all"))
 	}, batch.ErrCorrupt},
 	{"unknown codec", func(t testing.TB, b []byte) []byte {
-		return withRecords(b, 5, b[batch.HeaderSize:])
+		return sensetest.WithRecords(b, 5, b[batch.HeaderSize:])
 	}, batch.ErrInvalid},
 	{"snappy claiming 100 MiB", func(t testing.TB, b []byte) []byte {
 		blk := binary.AppendUvarint(nil, 100<<20)
 		blk = append(blk, 0, 'x')
 		z := []byte("\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01")
 		z = binary.BigEndian.AppendUint32(z, uint32(len(blk)))
-		return withRecords(b, batch.CompressionSnappy, append(z, blk...))
+		return sensetest.WithRecords(b, batch.CompressionSnappy, append(z, blk...))
 	}, batch.ErrInvalid},
 	{"zstd past MaxDecompressed", func(t testing.TB, b []byte) []byte {
 		// A stream (no declared size) of zeros: the decoder must stop at
 		// the bound, not at the end.
-		return withRecords(b, batch.CompressionZstd, zstdBomb(t))
+		return sensetest.WithRecords(b, batch.CompressionZstd, zstdBomb(t))
 	}, batch.ErrInvalid},
 }
 
@@ -477,8 +318,8 @@ func TestUnreadableBatchIsAnError(t *testing.T) {
 	}
 	for _, tc := range unreadable {
 		t.Run(tc.name, func(t *testing.T) {
-			rw := newRewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return tc.make(t, b) })
-			c := dial(t, rw.addr())
+			proxy := sensetest.Rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return tc.make(t, b) })
+			c := dial(t, proxy)
 			wantMsg := fmt.Sprintf("bad partition %d: batch at offset 0", part)
 			ctx := testCtx(t, 60*time.Second)
 			cs, err := c.NewConsumer(ctx, client.ConsumerOptions{Pipeline: "bad", From: client.Earliest})

@@ -4,22 +4,17 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/sensetest"
 )
@@ -130,127 +125,13 @@ func TestConsumeKafkaCompressed(t *testing.T) {
 	}
 }
 
-// rewriter is a proxy to a real server that replaces each record batch of
-// the DATA frames it passes to clients with what fn makes of it.
-func rewriter(t *testing.T, target string, fn func([]byte) []byte) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var open []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range open {
-			c.Close()
-		}
-	})
-	pipe := func(dst, src net.Conn, rewrite bool) {
-		defer dst.Close()
-		defer src.Close()
-		rd := wire.NewReader(src)
-		for {
-			f, err := rd.Next()
-			if err != nil {
-				return
-			}
-			out := wire.AppendFrame(nil, f.Type, f.Flags, f.Corr, f.Payload)
-			if m, err := wire.DecodeData(f.Payload); rewrite && f.Type == wire.TypeData && err == nil {
-				var bs []byte
-				for p := m.Batches; len(p) > 0; {
-					n, _ := batch.Size(p)
-					bs = append(bs, fn(p[:n])...)
-					p = p[n:]
-				}
-				m.Batches = bs
-				out = wire.AppendData(nil, f.Corr, m)
-			}
-			if _, err := dst.Write(out); err != nil {
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			cc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			sc, err := net.Dial("tcp", target)
-			if err != nil {
-				cc.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, cc, sc)
-			mu.Unlock()
-			go pipe(sc, cc, false)
-			go pipe(cc, sc, true)
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// withRecords returns b's header with codec in its attributes, followed by
-// records, with the length and CRC set.
-func withRecords(b []byte, codec int, records []byte) []byte {
-	p := append(append([]byte(nil), b[:batch.HeaderSize]...), records...)
-	attrs := binary.BigEndian.Uint16(p[batch.OffAttributes:])
-	binary.BigEndian.PutUint16(p[batch.OffAttributes:], attrs&^batch.AttrCompressionMask|uint16(codec))
-	binary.BigEndian.PutUint32(p[batch.OffLength:], uint32(len(p)-batch.LogOverhead))
-	binary.BigEndian.PutUint32(p[batch.OffCRC:], batch.Checksum(p[batch.OffAttributes:]))
-	return p
-}
-
-// asStoredBefore returns batch b as the node stored Kafka producers'
-// batches before it wrote the binary routing headers: without sense.j
-// and sense.p, here compressed with zstd.
-func asStoredBefore(t *testing.T, b []byte) []byte {
-	h, err := batch.Check(b)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	records, err := batch.Decompress(nil, b)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	it, err := batch.NewIterRecords(records, h.RecordCount)
-	if err != nil {
-		t.Error(err)
-		return b
-	}
-	var bl batch.Builder
-	bl.Reset(-1, -1, -1)
-	for it.Next() {
-		r := it.Record()
-		var hs []batch.RecordHeader
-		hi := r.Headers()
-		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-			if string(k) != event.HeaderMask && string(k) != event.HeaderPriority {
-				hs = append(hs, batch.RecordHeader{Key: string(k), Value: v})
-			}
-		}
-		bl.Add(h.BaseTimestamp+r.TimestampDelta, r.Key, r.Value, hs...)
-	}
-	zw, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zw.Close()
-	return withRecords(b, batch.CompressionZstd, zw.EncodeAll(bl.Finish()[batch.HeaderSize:], nil))
-}
-
 // TestConsumeUnrecorded: a record stored without any routing header shows
 // "unrecorded" in the text output and no jurisdiction or priority in JSON;
 // one with text headers only shows theirs.
 func TestConsumeUnrecorded(t *testing.T) {
 	srv := sensetest.Start(t, consumeHubs)
 	routed, bare := produceKafka(t, srv.NativeAddr().String(), srv.KafkaAddr().String(), "old", kgo.NoCompression())
-	addr := rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return asStoredBefore(t, b) })
+	addr := sensetest.Rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte { return sensetest.WithoutRouting(t, b, batch.CompressionZstd) })
 	got := consumeJSON(t, addr, "old")
 	if r := got[routed]; r["jurisdiction"] != "MA,SN" || r["priority"] != "critical" {
 		t.Errorf("partition %d: %v; want jurisdiction MA,SN, priority critical", routed, r)
@@ -277,12 +158,12 @@ func TestConsumeUnrecorded(t *testing.T) {
 func TestConsumeUnreadableBatch(t *testing.T) {
 	srv := sensetest.Start(t, consumeHubs)
 	routed, bare := produceKafka(t, srv.NativeAddr().String(), srv.KafkaAddr().String(), "bad", kgo.NoCompression())
-	addr := rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte {
+	addr := sensetest.Rewriter(t, srv.NativeAddr().String(), func(b []byte) []byte {
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
 		zw.Write(b[batch.HeaderSize:])
 		zw.Close()
-		return withRecords(b, batch.CompressionGzip, z.Bytes()[:z.Len()/2]) // truncated
+		return sensetest.WithRecords(b, batch.CompressionGzip, z.Bytes()[:z.Len()/2]) // truncated
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
