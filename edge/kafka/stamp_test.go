@@ -17,16 +17,7 @@ import (
 // batch codec the producer chose.
 func TestKafkaRecordsCarryTheirRouting(t *testing.T) {
 	addr := start(t, twoHubs)
-	for _, codec := range []struct {
-		name  string
-		codec kgo.CompressionCodec
-	}{
-		{"none", kgo.NoCompression()},
-		{"gzip", kgo.GzipCompression()},
-		{"snappy", kgo.SnappyCompression()},
-		{"lz4", kgo.Lz4Compression()},
-		{"zstd", kgo.ZstdCompression()},
-	} {
+	for _, codec := range codecs {
 		t.Run(codec.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
