@@ -155,6 +155,26 @@ func (c *conn) write(build func([]byte) []byte) error {
 	return err
 }
 
+// writeWith sends a frame whose head build appends and whose tail is body,
+// without copying body: the two go out in one writev (net.Buffers) where
+// the connection is a socket. A DATA frame's batches are sent this way,
+// so a stored batch is copied once on its way out (from the file, by the
+// read).
+func (c *conn) writeWith(build func([]byte) []byte, body []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.wbuf = build(c.wbuf[:0])
+	bufs := net.Buffers{c.wbuf, body}
+	_, err := bufs.WriteTo(c.nc)
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
 // Serve, Stop and Close make conn a tcpserve.Conn.
 func (c *conn) Serve() { c.serve() }
 

@@ -160,10 +160,9 @@ func (s *subscription) run(offset int64) (failed bool) {
 			continue
 		}
 		data := buf[:n]
-		if s.c.write(func(b []byte) []byte {
-			b = wire.AppendDataHeader(b, s.corr, s.m.Partition, hw, len(data))
-			return append(b, data...)
-		}) != nil {
+		if s.c.writeWith(func(b []byte) []byte {
+			return wire.AppendDataHeader(b, s.corr, s.m.Partition, hw, len(data))
+		}, data) != nil {
 			return false
 		}
 		offset = next
