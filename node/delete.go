@@ -44,7 +44,7 @@ func (n *Node) DeletePipeline(name string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed.Load() {
-		return errClosed
+		return ErrClosed
 	}
 	i := slices.IndexFunc(n.cat.Pipelines, func(p PipelineSpec) bool { return p.Name == name })
 	if i < 0 {

@@ -1,18 +1,30 @@
 // Package node is one Sense process's engine, below the network edges: it
-// holds the hubs of its configuration, each pipeline's buffers (one
-// seglog.Log per partition), the routing table, and the produce and read
-// paths every edge (native, HTTP, Kafka) calls.
+// holds the hubs of its configuration, the pipelines (the catalog) and
+// their buffers, the routing table, and the produce and read paths every
+// edge (native, QUIC, HTTP, Kafka) calls. It holds nothing else: consumer
+// groups are package group's, the admin API is served by package server
+// on the node's methods, and the edges decode and encode their protocols.
+//
+// A buffer is the Buffer interface this package declares (buffer.go): a
+// seglog.Log on one node today, a raft-replicated log later. Edges never
+// hold one; they ask the node, which looks a partition up once per
+// request. Layering: edges -> node -> Buffer -> seglog, and everything
+// under the data directory goes through Options.FS (a vfs.FS), so the
+// crash-simulating and fault-injecting file systems test the whole engine.
 //
 // In dev mode one node hosts every hub of its configuration, each in its own
 // sub-directory of the data directory:
 //
-//	<data_dir>/pipelines.json              the pipeline catalog
+//	<data_dir>/pipelines.json              the pipeline catalog (docs/storage.md)
 //	<data_dir>/hubs/<hub>/<pipeline>-<partition>/   one buffer's log
 //
 // Produce validates each event, resolves its mask and priority, routes it,
-// groups the events of a request by buffer into one record batch each, and
-// appends those batches; it answers per event with a partition and offset or
-// an error code. Nothing is written for an event that has no compliant hub.
+// groups the events of a request by buffer into one record batch each
+// (with the routing headers sense.j and sense.p on every record), and
+// appends those batches; it answers per event with a partition and offset
+// or a result code. Nothing is written for an event that has no compliant
+// hub. AppendRaw stores a Kafka producer's batch after checking every
+// record against the partition's hub and lane, with the same headers.
 package node
 
 import (
@@ -385,8 +397,8 @@ var ErrPipelineExists = errors.New("node: pipeline exists")
 // ErrInvalidSpec is matched by CreatePipeline's errors for a bad argument.
 var ErrInvalidSpec = errors.New("node: invalid pipeline spec")
 
-// errUnknownHub is matched by SetHubStatus's error for an unknown hub.
-var errUnknownHub = errors.New("node: no such hub")
+// ErrUnknownHub is matched by SetHubStatus's error for an unknown hub.
+var ErrUnknownHub = errors.New("node: no such hub")
 
 // CreatePipeline adds a pipeline durably and opens its buffers.
 func (n *Node) CreatePipeline(spec PipelineSpec) error {
@@ -418,7 +430,7 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed.Load() {
-		return errClosed
+		return ErrClosed
 	}
 	if n.cat.find(spec.Name) != nil {
 		return fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
@@ -483,7 +495,7 @@ func (n *Node) AddPartitions(name string, total int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed.Load() {
-		return errClosed
+		return ErrClosed
 	}
 	spec := n.cat.find(name)
 	if spec == nil {
@@ -569,15 +581,16 @@ func (n *Node) SetHubStatus(name string, st router.HubStatus) error {
 			return n.SetHubs(hubs)
 		}
 	}
-	return fmt.Errorf("%w: %q", errUnknownHub, name)
+	return fmt.Errorf("%w: %q", ErrUnknownHub, name)
 }
 
-var errClosed = errors.New("node: closed")
+// ErrClosed is returned by the node's methods after Close.
+var ErrClosed = errors.New("node: closed")
 
 // Close syncs and closes every log.
 func (n *Node) Close() error {
 	if n.closed.Swap(true) {
-		return errClosed
+		return ErrClosed
 	}
 	n.alerts.close()
 	n.mu.Lock()

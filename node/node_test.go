@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
@@ -276,74 +274,6 @@ func TestBudget(t *testing.T) {
 	cancel()
 	if err := <-errc; err == nil || b.Used() != 800 {
 		t.Fatalf("cancelled reserve: %v, used %d", err, b.Used())
-	}
-}
-
-// TestAdmin runs typed requests, and the wire form through admin.Serve:
-// every refusal keeps its code.
-func TestAdmin(t *testing.T) {
-	n, _ := threeHubs(t, t.TempDir())
-	defer n.Close()
-	run := func(req admin.Request) admin.Response {
-		t.Helper()
-		r, err := n.Admin(req)
-		if err != nil {
-			t.Fatalf("%s: %v", req.Op(), err)
-		}
-		return r
-	}
-	if r := run(admin.CreatePipeline{Pipeline: "audit", Partitions: 2, DefaultJurisdiction: "ECOWAS"}); len(r.Layout) != 18 {
-		t.Fatalf("create: %+v", r)
-	}
-	if r := run(admin.ListPipelines{}); len(r.Pipelines) != 2 || r.Pipelines[0].Name != "audit" {
-		t.Fatalf("list: %+v", r.Pipelines)
-	}
-	r := run(admin.ExplainRoute{Pipeline: "payments", Jurisdiction: "SN", Priority: "critical"})
-	eligible := 0
-	for _, v := range r.Verdicts {
-		if v.Eligible {
-			eligible++
-			if v.Hub != "dakar" || v.Lane != "critical" {
-				t.Fatalf("eligible buffer %+v", v)
-			}
-		}
-	}
-	if eligible != 2 {
-		t.Fatalf("%d eligible buffers for SN/critical, want 2: %+v", eligible, r.Verdicts)
-	}
-	if r := run(admin.GetRegistry{}); r.Registry == nil || len(r.Registry.Codes) != 4 || len(r.Registry.Groups["ECOWAS"]) != 2 {
-		t.Fatalf("registry: %+v", r.Registry)
-	}
-	for _, tc := range []struct {
-		req  admin.Request
-		want result.Code
-	}{
-		{admin.CreatePipeline{Pipeline: "audit"}, result.PipelineExists},
-		{admin.CreatePipeline{Pipeline: "bad/name"}, result.InvalidPipelineName},
-		{admin.CreatePipeline{Pipeline: "x", Retention: "soon"}, result.InvalidRequest},
-		{admin.CreatePipeline{Pipeline: "x", Partitions: 100000}, result.InvalidRequest},
-		{admin.CreatePipeline{Pipeline: "x", DefaultJurisdiction: "ZZ"}, result.InvalidMask},
-		{admin.CreatePipeline{Pipeline: "x", DefaultPriority: "urgent"}, result.InvalidPriority},
-		{admin.DescribePipeline{Pipeline: "nope"}, result.UnknownPipeline},
-		{admin.ExplainRoute{Pipeline: "payments", Jurisdiction: "ZZ"}, result.InvalidMask},
-		{admin.SetHubStatus{Hub: "nowhere", Status: "down"}, result.InvalidRequest},
-		{admin.SetHubStatus{Hub: "dakar", Status: "sideways"}, result.InvalidRequest},
-	} {
-		_, err := n.Admin(tc.req)
-		if result.CodeOf(err) != tc.want {
-			t.Fatalf("%+v: %v (code %s), want %s", tc.req, err, result.CodeOf(err), tc.want)
-		}
-		// The wire form keeps the code and the message.
-		body, _ := admin.Encode(tc.req)
-		_, werr := admin.DecodeResponse(admin.Serve(n, body))
-		if !errors.Is(werr, tc.want.Err()) || result.MessageOf(werr) != result.MessageOf(err) {
-			t.Fatalf("%+v over the wire: %v, want %v", tc.req, werr, err)
-		}
-	}
-	for body, want := range map[string]result.Code{`{"op":"nope"}`: result.InvalidRequest, `{"op":`: result.Malformed} {
-		if _, err := admin.DecodeResponse(admin.Serve(n, []byte(body))); result.CodeOf(err) != want {
-			t.Fatalf("%s: %v, want %s", body, err, want)
-		}
 	}
 }
 

@@ -168,6 +168,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.native, err = native.New(n, native.Options{
 			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
 			ServerID: "sense/" + cfg.Node.ID,
+			Admin:    NewAdmin(n),
 			Logger:   log,
 		})
 		if err != nil {
@@ -260,7 +261,10 @@ func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge
 			notReady.ServeHTTP(w, r)
 			return
 		}
-		once.Do(func() { h = httpedge.Handler(nn, ready, opts) })
+		once.Do(func() {
+			opts.Admin = NewAdmin(nn)
+			h = httpedge.Handler(nn, ready, opts)
+		})
 		h.ServeHTTP(w, r)
 	})
 }

@@ -49,7 +49,9 @@ type Options struct {
 	// in the native batch encoding; default 1 MiB. The node applies its
 	// own limit to every event as well.
 	MaxEventBytes int
-	Logger        *slog.Logger
+	// Admin serves POST /v1/admin; nil answers it 404.
+	Admin  admin.Handler
+	Logger *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -117,13 +119,17 @@ func Handler(n *node.Node, ready *atomic.Bool, opts Options) http.Handler {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if opts.Admin == nil {
+			http.NotFound(w, r)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 		if err != nil {
 			http.Error(w, "admin request too large or unreadable: "+err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(admin.Serve(n, body))
+		w.Write(admin.Serve(opts.Admin, body))
 	})
 	mux.HandleFunc("POST /v1/pipelines/{name}/events", h.produce)
 	mux.HandleFunc("GET /v1/pipelines/{name}/events", h.fetch)

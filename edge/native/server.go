@@ -44,7 +44,9 @@ type Options struct {
 	MaxInFlight int
 	// ServerID is announced in HELLO_OK.
 	ServerID string
-	Logger   *slog.Logger
+	// Admin serves ADMIN frames; nil answers them INVALID_REQUEST.
+	Admin  admin.Handler
+	Logger *slog.Logger
 }
 
 // Server serves the native protocol for one node.
@@ -333,7 +335,10 @@ func (c *conn) dispatch(f wire.Frame) bool {
 		return true
 	case wire.TypeAdmin:
 		body := append([]byte(nil), f.Payload...)
-		res := admin.Serve(c.s.node, body)
+		res := admin.EncodeResponse(admin.Response{}, result.New(result.InvalidRequest, "this server does not serve the admin API"))
+		if c.s.opts.Admin != nil {
+			res = admin.Serve(c.s.opts.Admin, body)
+		}
 		return c.write(func(b []byte) []byte { return wire.AppendAdminResult(b, f.Corr, res) }) == nil
 	case wire.TypePing:
 		data := f.Payload

@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"errors"
@@ -9,15 +9,25 @@ import (
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 )
 
-// Admin runs one typed administrative request (see package admin). A
-// refusal is a *result.Error whose code says why: UNKNOWN_PIPELINE,
-// PIPELINE_EXISTS, INVALID_REQUEST (a bad argument, named in the message),
-// INVALID_MASK, INVALID_PRIORITY, INVALID_PIPELINE_NAME, STORAGE_ERROR.
-func (n *Node) Admin(req admin.Request) (admin.Response, error) {
+// Admin serves the admin API (package admin) on a node: the native
+// protocol's ADMIN frames and POST /v1/admin both come here, through
+// admin.Serve. It holds no state of its own.
+type Admin struct{ n *node.Node }
+
+// NewAdmin returns the admin API of n.
+func NewAdmin(n *node.Node) Admin { return Admin{n: n} }
+
+// Admin runs one typed administrative request. A refusal is a
+// *result.Error whose code says why: UNKNOWN_PIPELINE, PIPELINE_EXISTS,
+// INVALID_REQUEST (a bad argument, named in the message), INVALID_MASK,
+// INVALID_PRIORITY, INVALID_PIPELINE_NAME, STORAGE_ERROR.
+func (a Admin) Admin(req admin.Request) (admin.Response, error) {
+	n := a.n
 	var resp admin.Response
 	switch r := req.(type) {
 	case admin.CreatePipeline:
@@ -29,22 +39,22 @@ func (n *Node) Admin(req admin.Request) (admin.Response, error) {
 			}
 			ret = d
 		}
-		if err := n.CreatePipeline(PipelineSpec{Name: r.Pipeline, Partitions: r.Partitions, Retention: ret,
+		if err := n.CreatePipeline(node.PipelineSpec{Name: r.Pipeline, Partitions: r.Partitions, Retention: ret,
 			DefaultPriority: r.DefaultPriority, DefaultJurisdiction: r.DefaultJurisdiction}); err != nil {
 			return resp, adminError(err)
 		}
-		return n.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
+		return a.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
 	case admin.ListPipelines:
 		for _, p := range n.Pipelines() {
-			resp.Pipelines = append(resp.Pipelines, n.pipelineInfo(p))
+			resp.Pipelines = append(resp.Pipelines, pipelineInfo(p))
 		}
 		return resp, nil
 	case admin.DescribePipeline:
-		i := slices.IndexFunc(n.Pipelines(), func(p PipelineSpec) bool { return p.Name == r.Pipeline })
+		i := slices.IndexFunc(n.Pipelines(), func(p node.PipelineSpec) bool { return p.Name == r.Pipeline })
 		if i < 0 {
 			return resp, result.New(result.UnknownPipeline, fmt.Sprintf("unknown pipeline %q; create it with `sense pipeline create %s`", r.Pipeline, r.Pipeline))
 		}
-		resp.Pipelines = []admin.PipelineInfo{n.pipelineInfo(n.Pipelines()[i])}
+		resp.Pipelines = []admin.PipelineInfo{pipelineInfo(n.Pipelines()[i])}
 		parts, _ := n.Partitions(r.Pipeline)
 		for _, p := range parts {
 			resp.Layout = append(resp.Layout, admin.PartitionInfo{Partition: p.Partition, Hub: p.Hub, Lane: p.Lane.String(),
@@ -52,7 +62,7 @@ func (n *Node) Admin(req admin.Request) (admin.Response, error) {
 		}
 		return resp, nil
 	case admin.ExplainRoute:
-		mask, err := n.reg.Parse(orDefault(r.Jurisdiction, "*"))
+		mask, err := n.Registry().Parse(orDefault(r.Jurisdiction, "*"))
 		if err != nil {
 			return resp, result.New(result.InvalidMask, err.Error())
 		}
@@ -60,7 +70,7 @@ func (n *Node) Admin(req admin.Request) (admin.Response, error) {
 		if err != nil {
 			return resp, result.New(result.InvalidPriority, err.Error())
 		}
-		vs, err := n.Table().Explain(r.Pipeline, mask, prio, n.reg)
+		vs, err := n.Table().Explain(r.Pipeline, mask, prio, n.Registry())
 		if err != nil {
 			return resp, result.New(result.UnknownPipeline, err.Error())
 		}
@@ -77,14 +87,15 @@ func (n *Node) Admin(req admin.Request) (admin.Response, error) {
 		if err := n.SetHubStatus(r.Hub, st); err != nil {
 			return resp, adminError(err)
 		}
-		return n.Admin(admin.ListHubs{})
+		return a.Admin(admin.ListHubs{})
 	case admin.GetRegistry:
-		ri := &admin.RegistryInfo{Codes: n.reg.Codes(), Groups: map[string][]string{}}
-		for _, g := range n.reg.Groups() {
-			m, _ := n.reg.Group(g)
+		reg := n.Registry()
+		ri := &admin.RegistryInfo{Codes: reg.Codes(), Groups: map[string][]string{}}
+		for _, g := range reg.Groups() {
+			m, _ := reg.Group(g)
 			for bit := 0; bit < 64; bit++ {
 				if m.Has(bit) {
-					c, _ := n.reg.Code(bit)
+					c, _ := reg.Code(bit)
 					ri.Groups[g] = append(ri.Groups[g], c)
 				}
 			}
@@ -106,9 +117,9 @@ func adminError(err error) error {
 	switch {
 	case result.CodeOf(err) != result.Unknown:
 		return err
-	case errors.Is(err, ErrPipelineExists):
+	case errors.Is(err, node.ErrPipelineExists):
 		code = result.PipelineExists
-	case errors.Is(err, ErrUnknownPipeline):
+	case errors.Is(err, node.ErrUnknownPipeline):
 		code = result.UnknownPipeline
 	case errors.Is(err, event.ErrInvalidPipeline):
 		code = result.InvalidPipelineName
@@ -116,15 +127,15 @@ func adminError(err error) error {
 		code = result.InvalidPriority
 	case errors.Is(err, jurisdiction.ErrEmpty), errors.Is(err, jurisdiction.ErrUnknownCode), errors.Is(err, jurisdiction.ErrUnknownBit):
 		code = result.InvalidMask
-	case errors.Is(err, ErrInvalidSpec), errors.Is(err, ErrPipelineDeclared), errors.Is(err, errUnknownHub):
+	case errors.Is(err, node.ErrInvalidSpec), errors.Is(err, node.ErrPipelineDeclared), errors.Is(err, node.ErrUnknownHub):
 		code = result.InvalidRequest
-	case errors.Is(err, errClosed):
+	case errors.Is(err, node.ErrClosed):
 		code = result.NotReady
 	}
 	return result.New(code, err.Error())
 }
 
-func (n *Node) pipelineInfo(p PipelineSpec) admin.PipelineInfo {
+func pipelineInfo(p node.PipelineSpec) admin.PipelineInfo {
 	ret := "forever"
 	if p.Retention > 0 {
 		ret = p.Retention.String()
