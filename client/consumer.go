@@ -760,10 +760,9 @@ type FetchResult struct {
 // NextOffset then points at it.
 //
 // Over HTTP, Fetch is a GET of up to 10,000 records (maxBytes does not
-// apply), and the records' Headers come sorted by key. Its answer does not
-// tell a stored low priority from none: HasPriority is set for medium and
-// critical records, and for records whose priority comes from their
-// sense.priority header.
+// apply), and the records' Headers come sorted by key; the server's
+// "priority" field is empty for a record that has none recorded, so
+// HasPriority means the same as over TCP.
 func (c *Client) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int) (FetchResult, error) {
 	if c.h != nil {
 		res, err := c.fetchHTTP(ctx, pipeline, partition, offset)

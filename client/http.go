@@ -418,7 +418,7 @@ func (r *httpRecord) record(reg *jurisdiction.Registry, pipeline string, partiti
 		if err != nil {
 			return rec, fmt.Errorf("client: %s partition %d offset %d: priority %q: %w", pipeline, partition, r.Offset, r.Priority, err)
 		}
-		rec.Priority = p
+		rec.Priority, rec.HasPriority = p, true
 	}
 	if r.Timestamp != "" {
 		ts, err := time.Parse(time.RFC3339Nano, r.Timestamp)
