@@ -162,7 +162,7 @@ var ignoredTopicConfigs = map[string]func(v string) error{
 	"segment.ms":             positive, // node-wide
 	"max.message.bytes":      positive, // node-wide: kafka.max_request_bytes
 	"min.insync.replicas":    only("1"),
-	"compression.type":       only("producer"), // batches are stored as produced
+	"compression.type":       only("producer"), // batches keep their producer's codec
 	"message.timestamp.type": only("CreateTime"),
 }
 
