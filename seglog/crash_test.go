@@ -228,6 +228,7 @@ func crashRun(t *testing.T, seed uint64) {
 		SegmentBytes:       int64(6<<10 + rng.IntN(10<<10)), // above the largest batch (20 records of 200 bytes)
 		IndexIntervalBytes: int64(64 + rng.IntN(1024)),
 		CheckpointBytes:    int64(1<<10 + rng.IntN(16<<10)),
+		PreallocateBytes:   crashPrealloc(seed),
 		Logger:             quiet,
 	}
 	m := &crashModel{written: map[int64][]byte{}, acked: map[int64]bool{}, lastAck: map[int64]ackedBatch{},
@@ -376,7 +377,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 		mem := vfs.NewMem()
 		rng := rand.New(rand.NewPCG(uint64(at), 1))
 		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(uint64(at), 2)), crashAt: at}
-		o := Options{FS: cfs, SegmentBytes: 4 << 10, CheckpointBytes: 2 << 10, IndexIntervalBytes: 128, Logger: quiet}
+		o := Options{FS: cfs, SegmentBytes: 4 << 10, CheckpointBytes: 2 << 10, IndexIntervalBytes: 128, PreallocateBytes: crashPrealloc(uint64(at)), Logger: quiet}
 		acked := map[int64][]byte{}
 		if l, err := Open("/x", o); err == nil {
 			for i := 0; i < 40; i++ {
@@ -427,7 +428,7 @@ func TestCrashConcurrentAppenders(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(run), 3))
 		mem := vfs.NewMem()
 		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(uint64(run), 4)), crashAt: 20 + rng.IntN(300)}
-		o := Options{FS: cfs, SegmentBytes: 8 << 10, CheckpointBytes: 4 << 10, IndexIntervalBytes: 200, Logger: quiet}
+		o := Options{FS: cfs, SegmentBytes: 8 << 10, CheckpointBytes: 4 << 10, IndexIntervalBytes: 200, PreallocateBytes: crashPrealloc(uint64(run)), Logger: quiet}
 		l, err := Open("/g", o)
 		if err != nil {
 			t.Fatal(err)
@@ -483,4 +484,17 @@ func seqFor(i int) int32 {
 		s += int32(1 + j%4)
 	}
 	return s
+}
+
+// crashPrealloc varies preallocation with the seed: whole segments (1 MiB,
+// past the small segments here), extension in small chunks ahead of the
+// end, or none (the default).
+func crashPrealloc(seed uint64) int64 {
+	switch seed % 3 {
+	case 1:
+		return int64(256 + seed%2048)
+	case 2:
+		return 0 // off, the default
+	}
+	return 1 << 20 // past the small segments of these tests: whole segments
 }

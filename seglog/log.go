@@ -333,9 +333,13 @@ func (l *Log) needsRollLocked(n int) bool {
 func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 	s := l.active
 	pos := s.size
+	if err := l.preallocate(s, pos+int64(len(b))); err != nil {
+		return 0, l.failLocked(err)
+	}
 	if _, err := s.f.WriteAt(b, pos); err != nil {
 		return 0, l.failLocked(fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err))
 	}
+	s.alloc = max(s.alloc, pos+int64(len(b)))
 	if s.firstAppend.IsZero() {
 		s.firstAppend = l.opts.Now()
 	}
@@ -473,6 +477,15 @@ func (l *Log) syncSegment(s *segment) error {
 // name only if every segment before it was synced whole. Called by
 // syncLocked, which keeps it single-flight.
 func (l *Log) sealDurable(w *seal) error {
+	// A sealed segment ends at its data: its preallocated zeros are cut
+	// off, and the fdatasync below makes the new size durable with the
+	// data, before the next segment gets its name.
+	if old := w.old; old.alloc > old.size {
+		if err := old.f.Truncate(old.size); err != nil {
+			return fmt.Errorf("trim the preallocated tail of %s at %d: %w", old.path(logSuffix), old.size, err)
+		}
+		old.alloc = old.size
+	}
 	if err := l.syncSegment(w.old); err != nil {
 		return err
 	}
@@ -505,8 +518,8 @@ func (l *Log) Sync() error {
 }
 
 // rollLocked starts a new active segment at the log's end and leaves the
-// old one's seal pending (see Log). Only the new file's creation happens
-// here. Called with mu held and no seal pending.
+// old one's seal pending (see Log). Only the new file's creation and
+// preallocation happen here. Called with mu held and no seal pending.
 func (l *Log) rollLocked() error {
 	old := l.active
 	s := newSegment(l.dir, l.next)
@@ -516,6 +529,10 @@ func (l *Log) rollLocked() error {
 		return l.failLocked(fmt.Errorf("create segment %s: %w", pending, err))
 	}
 	s.f = f
+	if err := l.preallocate(s, 1); err != nil {
+		f.Close()
+		return l.failLocked(err)
+	}
 	old.sealTimeIndex()
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)

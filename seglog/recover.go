@@ -63,6 +63,9 @@ func (l *Log) recover() error {
 			return fmt.Errorf("seglog: %w", err)
 		}
 		l.segs = []*segment{s}
+		if err := l.preallocate(s, 1); err != nil {
+			return fmt.Errorf("seglog: %w", err)
+		}
 		return l.finishRecovery()
 	}
 
@@ -77,7 +80,14 @@ func (l *Log) recover() error {
 		if s.size, err = f.Size(); err != nil {
 			return fmt.Errorf("seglog: size of segment %s: %w", s.path(logSuffix), err)
 		}
-		if s.size > l.opts.SegmentBytes+batch.MaxSize {
+		s.alloc = s.size // until the scan finds the end of the data
+		limit := l.opts.SegmentBytes + batch.MaxSize
+		if b == bases[len(bases)-1] {
+			// The active segment's file may hold a preallocated zero
+			// tail; its data is checked after the scan.
+			limit = max(limit, MaxSegmentBytes+batch.MaxSize)
+		}
+		if s.size > limit {
 			return fmt.Errorf("seglog: segment %s holds %d bytes, more than any segment may (%d): is SegmentBytes smaller than when it was written?",
 				s.path(logSuffix), s.size, l.opts.SegmentBytes+batch.MaxSize)
 		}
@@ -119,6 +129,27 @@ func (l *Log) recover() error {
 			}
 		}
 		end, sc, bad := l.scan(s, from, s.size, replayFrom)
+		if bad != nil && !(end < startPos && i == startIdx) {
+			// Zeros to the end of the file are the end of the data: the
+			// preallocated tail of the active segment, or growth whose
+			// data never reached the disk. Nothing there is cut.
+			zero, err := zeroFrom(s, end)
+			if err != nil {
+				return fmt.Errorf("seglog: read the tail of %s: %w", s.path(logSuffix), err)
+			}
+			if zero {
+				bad = nil
+				s.size = end
+				if i < last && s.alloc > end {
+					// A sealed segment holds no preallocation (its seal
+					// trims it); trim it here too, synced below.
+					if err := s.f.Truncate(end); err != nil {
+						return fmt.Errorf("seglog: trim the zero tail of %s at %d: %w", s.path(logSuffix), end, err)
+					}
+					s.alloc = end
+				}
+			}
+		}
 		if bad != nil {
 			cerr := &CorruptionError{Segment: s.path(logSuffix), Position: end, Offset: s.next, Err: bad}
 			switch {
@@ -133,7 +164,7 @@ func (l *Log) recover() error {
 			if err := s.f.Truncate(end); err != nil {
 				return fmt.Errorf("seglog: cut torn tail of %s at %d: %w", s.path(logSuffix), end, err)
 			}
-			s.size = end
+			s.size, s.alloc = end, end
 		}
 		if i < last {
 			if s.next != l.segs[i+1].base {
@@ -149,8 +180,17 @@ func (l *Log) recover() error {
 			}
 		}
 	}
+	if s := l.segs[last]; s.size > l.opts.SegmentBytes+batch.MaxSize {
+		return fmt.Errorf("seglog: segment %s holds %d bytes, more than any segment may (%d): is SegmentBytes smaller than when it was written?",
+			s.path(logSuffix), s.size, l.opts.SegmentBytes+batch.MaxSize)
+	}
 	// The active segment may hold data that reached the page cache but not
-	// the disk (a process crash): make it durable before serving it.
+	// the disk (a process crash): make it durable before serving it. Its
+	// preallocation is renewed (after a cut torn tail, or if it was
+	// sealed and trimmed before a crash took the next segment back).
+	if err := l.preallocate(l.segs[last], l.segs[last].size+1); err != nil {
+		return fmt.Errorf("seglog: %w", err)
+	}
 	if err := l.segs[last].f.Sync(); err != nil {
 		return fmt.Errorf("seglog: sync %s: %w", l.segs[last].path(logSuffix), err)
 	}

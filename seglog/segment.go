@@ -64,7 +64,8 @@ type segment struct {
 	base int64
 	f    vfs.File
 
-	size  int64 // bytes in the file that belong to the log
+	size  int64 // bytes in the file that belong to the log (the logical end)
+	alloc int64 // the file's size: zeros written past size by preallocation
 	next  int64 // offset after the last batch
 	maxTS int64 // largest batch max timestamp, -1 if none
 

@@ -90,7 +90,7 @@ func (l *Log) Truncate(offset int64) error {
 	if _, _, err := l.scan(s, from, pos, pos); err != nil {
 		return &CorruptionError{Segment: s.path(logSuffix), Position: from, Offset: s.next, Err: err}
 	}
-	s.size, s.next = pos, offset
+	s.size, s.next, s.alloc = pos, offset, pos // the next append preallocates again
 	if err := l.flushIndexes(s); err != nil {
 		return l.failLocked(err)
 	}

@@ -1,0 +1,228 @@
+package seglog
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/vfs"
+)
+
+func fileSize(t *testing.T, mem *vfs.MemFS, name string) int64 {
+	t.Helper()
+	b, err := mem.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(b))
+}
+
+// TestPreallocatedReopen checks that the active segment is preallocated
+// ahead of its end, that Size reports data bytes, that sealed segments are
+// trimmed to their data, and that a reopen (clean or after a crash) finds
+// exactly the records and end offset written, without cutting the zeros.
+func TestPreallocatedReopen(t *testing.T) {
+	mem := vfs.NewMem()
+	o := Options{FS: mem, SegmentBytes: 256 << 10, PreallocateBytes: 20 << 10, IndexIntervalBytes: 1024, Logger: quiet}
+	l := openT(t, "/p", o)
+	active := "/p/" + segmentName(0, logSuffix)
+	if n := fileSize(t, mem, active); n != 20<<10+1 {
+		t.Fatalf("new segment file is %d bytes, want %d preallocated", n, 20<<10+1)
+	}
+	var data int64
+	for i := 0; i < 150; i++ { // about 3 segments, each extended several times
+		b := mkBatch(fmt.Sprint(i), 4, 500, -1, -1)
+		data += int64(len(b))
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Size() != data {
+		t.Fatalf("Size %d, want the %d data bytes", l.Size(), data)
+	}
+	if l.Segments() < 2 {
+		t.Fatalf("want a roll, have %d segments", l.Segments())
+	}
+	want, next := readAll(t, l), l.NextOffset()
+	check := func(l *Log, what string) {
+		t.Helper()
+		if l.NextOffset() != next || l.Size() != data {
+			t.Fatalf("%s: next %d size %d, want %d %d", what, l.NextOffset(), l.Size(), next, data)
+		}
+		got := readAll(t, l)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d batches, want %d", what, len(got), len(want))
+		}
+		for off, b := range want {
+			if !sameRecords(got[off], b) {
+				t.Fatalf("%s: batch %d differs", what, off)
+			}
+		}
+		names, _ := mem.List("/p")
+		var segs []string
+		for _, n := range names {
+			if _, ok := parseSegmentName(n); ok {
+				segs = append(segs, n)
+			}
+		}
+		var sum int64
+		for i, n := range segs {
+			size := fileSize(t, mem, "/p/"+n)
+			b, _ := mem.ReadFile("/p/" + n)
+			end := int64(dataEnd(b))
+			if i < len(segs)-1 && size != end {
+				t.Fatalf("%s: sealed segment %s is %d bytes, its data %d", what, n, size, end)
+			}
+			if i == len(segs)-1 && size <= end {
+				t.Fatalf("%s: active segment %s is %d bytes, not preallocated past its data (%d)", what, n, size, end)
+			}
+			sum += end
+		}
+		if sum != data {
+			t.Fatalf("%s: segments hold %d data bytes, want %d", what, sum, data)
+		}
+	}
+	check(l, "before close")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := mem.List("/p")
+	var actName string
+	for _, n := range names {
+		if _, ok := parseSegmentName(n); ok {
+			actName = n
+		}
+	}
+	before := fileSize(t, mem, "/p/"+actName)
+	l = openT(t, "/p", o)
+	check(l, "after reopen")
+	if n := fileSize(t, mem, "/p/"+actName); n != before {
+		t.Fatalf("reopen changed the active segment from %d to %d bytes", before, n)
+	}
+	// A crash of an open log (its checkpoint at the reopen): the scan from
+	// the checkpoint ends at the zeros.
+	mem.CrashClean()
+	l = openT(t, "/p", o)
+	check(l, "after crash")
+	// Appends go on at the logical end.
+	if base, err := l.Append(mkBatch("more", 2, 10, -1, -1)); err != nil || base != next {
+		t.Fatalf("append after reopen: %d %v, want %d", base, err, next)
+	}
+	l.Close()
+}
+
+// TestCrashAfterPreallocation cuts the power right after a segment file is
+// created and preallocated, before any append, and after a roll's
+// preallocation; recovery finds an empty segment (or the rolled one's end).
+func TestCrashAfterPreallocation(t *testing.T) {
+	for seed := uint64(0); seed < 30; seed++ {
+		mem := vfs.NewMem()
+		o := Options{FS: mem, SegmentBytes: 64 << 10, PreallocateBytes: 16 << 10, Logger: quiet}
+		l := openT(t, "/q", o)
+		_ = l
+		mem.Crash(rand.New(rand.NewPCG(seed, 1)))
+		l = openT(t, "/q", o)
+		if l.NextOffset() != 0 || l.Size() != 0 {
+			t.Fatalf("seed %d: fresh log after crash: next %d size %d", seed, l.NextOffset(), l.Size())
+		}
+		// Fill a segment, so the next append rolls (and preallocates the new one).
+		var n int64
+		for l.Segments() == 1 {
+			if _, err := l.Append(mkBatch("a", 4, 500, -1, -1)); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		next := l.NextOffset()
+		mem.Crash(rand.New(rand.NewPCG(seed, 2)))
+		l = openT(t, "/q", o)
+		// Everything was acknowledged under SyncAlways.
+		if l.NextOffset() != next {
+			t.Fatalf("seed %d: after a crash past a roll, next %d, want %d", seed, l.NextOffset(), next)
+		}
+		if got := len(readAll(t, l)); int64(got) != n {
+			t.Fatalf("seed %d: %d batches, want %d", seed, got, n)
+		}
+		l.Close()
+	}
+}
+
+// TestPreallocationErrorFailsLog checks that a failed zero write or
+// fdatasync while extending the active segment fails the log, for good,
+// with a message naming the preallocation.
+func TestPreallocationErrorFailsLog(t *testing.T) {
+	for _, kind := range []string{"write", "sync"} {
+		ffs := vfs.NewFault(vfs.NewMem())
+		// SyncNever: the only fdatasync of an append is an extension's.
+		o := Options{FS: ffs, SegmentBytes: 64 << 10, PreallocateBytes: 8 << 10, Durability: Durability{Mode: SyncNever}, Logger: quiet}
+		l := openT(t, "/f", o)
+		b := mkBatch("x", 4, 500, -1, -1)
+		// Fill the preallocation made at open (8 KiB + 1 byte).
+		for l.Size()+int64(len(b)) <= 8<<10+1 {
+			if _, err := l.Append(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ffs.SetMatch(func(name string) bool { return strings.HasSuffix(name, logSuffix) })
+		switch kind {
+		case "write":
+			ffs.FailWrite(0, syscall.ENOSPC)
+		case "sync":
+			ffs.FailSync(0, syscall.EIO)
+		}
+		_, err := l.Append(b)
+		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "preallocate") {
+			t.Fatalf("%s: append that extends the file: %v, want ErrFailed naming the preallocation", kind, err)
+		}
+		ffs.Reset()
+		if _, err := l.Append(mkBatch("y", 1, 10, -1, -1)); !errors.Is(err, ErrFailed) {
+			t.Fatalf("%s: later append: %v, want ErrFailed (never retried)", kind, err)
+		}
+		l.Close()
+	}
+}
+
+// BenchmarkAppendFdatasync measures one ~1.1 KiB append with its own
+// fdatasync (one appender, SyncAlways) on a real file in t.TempDir(),
+// with and without preallocation, and reports the median and p99
+// latency. Preallocation's own extensions are included.
+//
+//	go test -run XXX -bench AppendFdatasync -benchtime 5000x ./seglog/
+func BenchmarkAppendFdatasync(b *testing.B) {
+	for _, pre := range []int64{-1, 8 << 20} {
+		name := "prealloc=off"
+		if pre > 0 {
+			name = fmt.Sprintf("prealloc=%dMiB", pre>>20)
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := filepath.Join(b.TempDir(), "log")
+			l, err := Open(dir, Options{PreallocateBytes: pre, Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			bt := mkBatch("bench", 1, 1050, -1, -1) // 1126 bytes with the batch header
+			lat := make([]time.Duration, 0, b.N)
+			b.SetBytes(int64(len(bt)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := l.Append(bt); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds())/1e3, "max-µs")
+		})
+	}
+}
