@@ -61,10 +61,20 @@ func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub
 	if err := it.ResetRecords(records, h.RecordCount); err != nil {
 		return nil, result.CorruptBatch, err.Error()
 	}
+	// A producer numbers the records of its batch 0, 1, 2, ...: only a
+	// broker's compaction leaves gaps. A gap from a producer would move the
+	// partition's offsets by up to 2^31 per batch (and past what a
+	// segment's index can address), so it is refused, as Kafka refuses it.
+	if h.LastDelta != h.RecordCount-1 {
+		return nil, result.CorruptBatch, fmt.Sprintf("the batch holds %d records but its last offset delta is %d; a producer's records are numbered 0 to count-1", h.RecordCount, h.LastDelta)
+	}
 	// First pass: check, and see whether any record lacks a binary header.
 	restamp := false
-	for it.Next() {
+	for i := int32(0); it.Next(); i++ {
 		r := it.Record()
+		if r.OffsetDelta != i {
+			return nil, result.CorruptBatch, fmt.Sprintf("record %d has offset delta %d; a producer's records are numbered 0 to count-1", i, r.OffsetDelta)
+		}
 		mask, prio, hasJ, hasP, code, why := n.recordRouting(r, p.mask, buf.Lane)
 		if code != result.OK {
 			return nil, code, why

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -323,4 +324,105 @@ func lastBatchSize(p []byte) int {
 		p = p[last:]
 	}
 	return last
+}
+
+// FuzzAppendRaw: whatever bytes a Kafka producer sends as a batch, the
+// node answers with a code and never panics; a batch it accepts is stored
+// with the binary routing headers on every record, readable back.
+func FuzzAppendRaw(f *testing.F) {
+	f.Add(rawBatch(), int32(0), false)
+	f.Add(rawBatch(batch.RecordHeader{Key: "sense.jurisdiction", Value: []byte("SN")}), int32(12), true)
+	f.Add(rawBatch(batch.RecordHeader{Key: "sense.j", Value: []byte{0, 0, 0, 0, 0, 0, 0, 1}}, batch.RecordHeader{Key: "sense.p", Value: []byte{0}}), int32(0), true)
+	f.Add(rawBatch(batch.RecordHeader{Key: "sense.priority", Value: []byte("critical")}), int32(4), true)
+	f.Add([]byte{}, int32(0), false)
+	f.Add(make([]byte, batch.HeaderSize), int32(0), true)
+	n, _ := threeHubs(f, f.TempDir())
+	f.Cleanup(func() { n.Close() })
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte, partition int32, seal bool) {
+		partition %= 40
+		if seal && len(b) >= batch.HeaderSize {
+			// Make the framing and the CRC right, so that the records
+			// themselves are what is fuzzed.
+			b = bytes.Clone(b)
+			binary.BigEndian.PutUint32(b[batch.OffLength:], uint32(len(b)-batch.LogOverhead))
+			b[batch.OffMagic] = batch.Magic
+			binary.BigEndian.PutUint32(b[batch.OffCRC:], batch.Checksum(b[batch.OffAttributes:]))
+		}
+		before, _ := n.Partitions("payments")
+		base, code, why := n.AppendRaw(ctx, "payments", partition, bytes.Clone(b))
+		switch code {
+		case result.OK:
+		case result.CorruptBatch, result.PolicyViolation, result.UnknownPartition, result.OutOfOrderSequence,
+			result.DuplicateSequence, result.ProducerFenced:
+			if why == "" {
+				t.Fatalf("%v without a reason", code)
+			}
+			after, _ := n.Partitions("payments")
+			for i := range before {
+				if after[i].HighWatermark != before[i].HighWatermark && code != result.DuplicateSequence {
+					t.Fatalf("refused with %v, yet partition %d grew", code, i)
+				}
+			}
+			return
+		default:
+			t.Fatalf("unexpected code %v (%s)", code, why)
+		}
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		out, _, _, rc := n.Fetch(ended, "payments", partition, base, 1<<20, nil)
+		if rc != result.OK || len(out) == 0 {
+			t.Fatalf("accepted batch at %d not readable: %v", base, rc)
+		}
+		h, err := batch.ParseHeader(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records, err := batch.Decompress(nil, out[:h.Size()])
+		if err != nil {
+			t.Fatalf("stored batch: %v", err)
+		}
+		it, err := batch.NewIterRecords(records, h.RecordCount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			r := it.Record()
+			hasJ, hasP := false, false
+			hi := r.Headers()
+			for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+				switch string(k) {
+				case event.HeaderMask:
+					_, err := event.DecodeMaskHeader(v)
+					hasJ = hasJ || err == nil
+				case event.HeaderPriority:
+					_, err := event.DecodePriorityHeader(v)
+					hasP = hasP || err == nil
+				}
+			}
+			if !hasJ || !hasP {
+				t.Fatalf("stored record at delta %d lacks a valid sense.j or sense.p", r.OffsetDelta)
+			}
+		}
+		if it.Err() != nil {
+			t.Fatal(it.Err())
+		}
+	})
+}
+
+// A producer's batch whose offsets skip (a last offset delta past the
+// record count) is refused whole: it would move the partition's offsets by
+// up to 2^31 per batch. Found by FuzzAppendRaw.
+func TestAppendRawRefusesOffsetGaps(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	b := rawBatch()
+	binary.BigEndian.PutUint32(b[batch.OffLastDelta:], 1<<30)
+	binary.BigEndian.PutUint32(b[batch.OffCRC:], batch.Checksum(b[batch.OffAttributes:]))
+	if _, code, why := n.AppendRaw(context.Background(), "payments", 0, b); code != result.CorruptBatch || !strings.Contains(why, "numbered 0 to count-1") {
+		t.Fatalf("a batch with a gap: %v (%s), want CORRUPT_BATCH", code, why)
+	}
+	if parts, _ := n.Partitions("payments"); parts[0].HighWatermark != 0 {
+		t.Fatalf("the refused batch moved the partition to %d", parts[0].HighWatermark)
+	}
 }
