@@ -13,8 +13,11 @@ import (
 	"testing"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 func produceOne(t *testing.T, n *Node, pipeline string, ev Event) Result {
@@ -234,4 +237,40 @@ func TestCreationRefusedAloneAtTheFileLimit(t *testing.T) {
 	if err := n.CreatePipeline(PipelineSpec{Name: refused}); err != nil {
 		t.Fatalf("the refused name, again: %v", err)
 	}
+}
+
+// FuzzCatalog: whatever pipelines.json holds, Open returns a node or an
+// error naming the problem; it never panics, and a node it returns serves
+// every pipeline its catalog lists.
+func FuzzCatalog(f *testing.F) {
+	f.Add([]byte(`{"version": 2, "pipelines": [{"name": "p", "partitions": 1, "hubs": ["local"]}]}`))
+	f.Add([]byte(`{"pipelines": [{"name": "old", "partitions": 2, "hubs": ["local"]}]}`))
+	f.Add([]byte(`{"version": 2, "pipelines": [{"name": "x", "slots": [{"hub": "local", "lane": "critical"}, {"hub": "nowhere", "lane": "low"}], "hubs": ["local"]}]}`))
+	f.Add([]byte(`{"version": 2, "pipelines": [{"name": "x", "partitions": -5, "hubs": ["local", "local"]}]}`))
+	f.Add([]byte(`{"version": 3}`))
+	f.Add([]byte(`[`))
+	reg, _ := jurisdiction.New([]string{"MA"}, nil)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		mem := vfs.NewMem()
+		if err := mem.MkdirAll("/data"); err != nil {
+			t.Fatal(err)
+		}
+		if err := vfs.WriteFileAtomic(mem, "/data/pipelines.json", raw); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Open(Options{DataDir: "/data", FS: mem, Registry: reg, Hubs: []HubSpec{{Name: "local", Jurisdiction: "*"}},
+			Durability: seglog.Durability{Mode: seglog.SyncNever}, Logger: quiet})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an error without a message")
+			}
+			return
+		}
+		defer n.Close()
+		for _, p := range n.Pipelines() {
+			if parts, code := n.Partitions(p.Name); code != result.OK || len(parts) != p.NumPartitions() {
+				t.Fatalf("pipeline %q of the catalog: %v, %d partitions, spec says %d", p.Name, code, len(parts), p.NumPartitions())
+			}
+		}
+	})
 }
