@@ -48,6 +48,18 @@ type Buffer interface {
 	Close() error
 }
 
+// Leadership is implemented by a replicated Buffer: which node leads it.
+// A Buffer without it is led by this node.
+type Leadership interface {
+	// Leader returns the name of the node leading the buffer as last
+	// known, "" when none is.
+	Leader() string
+	// IsLeader reports whether this node leads it.
+	IsLeader() bool
+	// Term is the leader's raft term (the batches' leader epoch).
+	Term() uint64
+}
+
 // AppendFlags qualify one Append.
 type AppendFlags uint8
 

@@ -83,7 +83,20 @@ type Options struct {
 	// forgets consumer groups' commits on it there). An error is reported
 	// to DeletePipeline's caller; the pipeline stays deleted.
 	PipelineDeleted func(name string) error
-	Logger          *slog.Logger
+	// OpenBuffer, when set, opens the node's buffers in place of
+	// OpenSegmentBuffer: a cluster's replicated buffers.
+	OpenBuffer func(BufferSpec) (Buffer, error)
+	Logger     *slog.Logger
+}
+
+// BufferSpec is one buffer the node opens: a pipeline's partition in a
+// hub, its directory and the options of its log.
+type BufferSpec struct {
+	Pipeline  string
+	Hub       string
+	Partition int32
+	Dir       string
+	Log       seglog.Options
 }
 
 func (o *Options) defaults() error {
@@ -323,7 +336,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 		if n.bufs[dir] != nil {
 			continue
 		}
-		l, err := OpenSegmentBuffer(dir, seglog.Options{
+		bs := BufferSpec{Pipeline: spec.Name, Hub: sl.Hub, Partition: int32(i), Dir: dir, Log: seglog.Options{
 			FS:             n.opts.FS,
 			Durability:     n.opts.Durability,
 			SegmentBytes:   n.opts.SegmentBytes,
@@ -331,7 +344,14 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			RetentionBytes: spec.RetentionBytes,
 			Logger:         n.log,
 			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
-		})
+		}}
+		var l Buffer
+		var err error
+		if n.opts.OpenBuffer != nil {
+			l, err = n.opts.OpenBuffer(bs)
+		} else {
+			l, err = OpenSegmentBuffer(dir, bs.Log)
+		}
 		if err != nil {
 			n.closeBuffersLocked(opened)
 			return nil, fmt.Errorf("node: open buffer %s partition %d in hub %s: %w%s", spec.Name, i, sl.Hub, err, openHint(err))

@@ -297,6 +297,9 @@ func (n *Node) appendCode(err error) result.Code {
 	case errors.Is(err, seglog.ErrProducerFenced):
 		return result.ProducerFenced
 	}
+	if c := result.CodeOf(err); c != result.Unknown {
+		return c // a replicated buffer's NOT_LEADER, for one
+	}
 	return result.StorageError
 }
 

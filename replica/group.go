@@ -1,0 +1,749 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
+)
+
+// A Group is this node's replica of one buffer's raft group. It implements
+// the node's Buffer: Append proposes a batch and its Ack resolves once a
+// quorum holds the batch durably and it is committed; reads never see past
+// the commit point (the high watermark).
+//
+// One goroutine (run) owns the raft state machine: it takes ticks,
+// messages and proposals from channels, and handles each Ready by
+// persisting its entries (one record batch per entry, one fsync per
+// Ready), saving the term and vote when they change, sending the messages
+// and advancing the high watermark over the committed entries.
+type Group struct {
+	h        *Host
+	key      string
+	dir      string
+	id       uint64
+	replicas map[uint64]string
+	fs       vfs.FS
+	log      *seglog.Log
+	st       *storage
+	lg       *slog.Logger
+	rn       *raft.RawNode // owned by run
+
+	inbox chan *pb.Message
+	props chan *proposal
+	tickc chan struct{}
+	quit  chan struct{}
+	done  chan struct{}
+
+	// Owned by run.
+	waiting  map[uint64]*Ack // proposal id → ack: proposed, not in the log yet
+	byIndex  map[uint64]*Ack // raft index → ack: in the log, not committed
+	byOffset []*Ack          // repeats of stored batches, waiting for the commit point
+	inflight map[int64]*inflight
+	propID   uint64
+	saved    struct{ term, vote uint64 }
+	isLeader bool
+	applied  uint64
+
+	// The state others read.
+	leader   atomic.Uint64 // raft id of the leader as last known, 0 if none
+	term     atomic.Uint64
+	failed   atomic.Pointer[error]
+	hwMu     sync.Mutex
+	hw       int64
+	hwCh     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	stopOnce sync.Once
+}
+
+// proposal is a batch on its way into raft.
+type proposal struct {
+	data   []byte
+	h      batch.Header
+	sparse bool
+	ack    *Ack
+}
+
+// inflight remembers a producer's idempotent batches proposed but not yet
+// written to the log, newest last (the log's own state covers the rest).
+type inflight struct {
+	epoch int16
+	ents  []inflightBatch
+}
+
+type inflightBatch struct {
+	first, last int32
+	ack         *Ack
+}
+
+// Ack is a pending append. It resolves once; others may follow it
+// (retries of the same batch).
+type Ack struct {
+	done      chan struct{}
+	base, end int64
+	err       error
+	followers []*Ack
+}
+
+func newAck() *Ack { return &Ack{done: make(chan struct{})} }
+
+// Wait returns the batch's base offset once it is committed.
+func (a *Ack) Wait() (int64, error) {
+	<-a.done
+	if a.err != nil {
+		return -1, a.err
+	}
+	return a.base, nil
+}
+
+func (a *Ack) resolve(base int64, err error) {
+	a.base, a.err = base, err
+	close(a.done)
+	for _, f := range a.followers {
+		f.resolve(base, err)
+	}
+	a.followers = nil
+}
+
+// propBase starts proposal ids far above any offset: a proposal carries
+// its id in its batch's base-offset field until it is written to the log.
+const propBase = 1 << 62
+
+func openGroup(h *Host, o GroupOptions) (*Group, error) {
+	fs := h.opts.FS
+	st, have, err := readState(fs, o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
+	}
+	voters := make([]uint64, 0, len(o.Replicas))
+	replicas := make(map[uint64]string, len(o.Replicas))
+	for _, r := range o.Replicas {
+		id := RaftID(r)
+		voters = append(voters, id)
+		replicas[id] = r
+	}
+	if have && !sameSet(st.voters, voters) {
+		return nil, fmt.Errorf("replica: group %s in %s was created with other replicas than %v; changing a buffer's replicas is not supported yet", o.Key, o.Dir, o.Replicas)
+	}
+	if err := fs.MkdirAll(o.Dir); err != nil {
+		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
+	}
+	if !have {
+		st = state{voters: voters}
+		if err := writeState(fs, o.Dir, &st); err != nil {
+			return nil, fmt.Errorf("replica: create group %s: %w", o.Key, err)
+		}
+	}
+	l, err := seglog.Open(o.Dir, o.Log)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
+	}
+	g := &Group{
+		h:        h,
+		key:      o.Key,
+		dir:      o.Dir,
+		id:       h.id,
+		replicas: replicas,
+		fs:       fs,
+		log:      l,
+		lg:       h.log.With("group", o.Key),
+		inbox:    make(chan *pb.Message, 1024),
+		props:    make(chan *proposal, 1024),
+		tickc:    make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		waiting:  map[uint64]*Ack{},
+		byIndex:  map[uint64]*Ack{},
+		inflight: map[int64]*inflight{},
+		propID:   propBase + rand.Uint64N(1<<60),
+	}
+	if err := g.recover(st); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
+	}
+	return g, nil
+}
+
+func sameSet(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := map[uint64]bool{}
+	for _, v := range a {
+		in[v] = true
+	}
+	for _, v := range b {
+		if !in[v] {
+			return false
+		}
+	}
+	return true
+}
+
+// recover rebuilds the storage's entry table from the log's batch headers
+// and starts the raft state machine.
+func (g *Group) recover(st state) error {
+	s := &storage{
+		log:       g.log,
+		baseIndex: st.baseIndex,
+		baseTerm:  st.baseTerm,
+		baseNext:  st.baseNext,
+	}
+	if start := g.log.StartOffset(); start != st.baseNext {
+		return fmt.Errorf("the log starts at offset %d but its raft state expects %d", start, st.baseNext)
+	}
+	err := g.log.ScanHeaders(st.baseNext, func(h *batch.Header) error {
+		s.ents = append(s.ents, meta{term: uint64(max(h.LeaderEpoch, 0)), next: h.NextOffset()})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	last := s.lastLocked()
+	commit := min(st.commit, last)
+	term, vote := st.term, st.vote
+	s.hard = &pb.HardState{Term: &term, Vote: &vote, Commit: &commit}
+	s.conf = &pb.ConfState{Voters: st.voters}
+	g.st = s
+	g.saved.term, g.saved.vote = st.term, st.vote
+	g.hw = s.endOf(commit)
+	g.applied = commit
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:              g.id,
+		ElectionTick:    g.h.opts.ElectionTicks,
+		HeartbeatTick:   g.h.opts.HeartbeatTicks,
+		Storage:         s,
+		Applied:         commit,
+		MaxSizePerMsg:   g.h.opts.MaxSizePerMsg,
+		MaxInflightMsgs: 256,
+		CheckQuorum:     true,
+		PreVote:         true,
+		Logger:          raftLogger{g.lg},
+	})
+	if err != nil {
+		return err
+	}
+	g.rn = rn
+	return nil
+}
+
+func (g *Group) start() { go g.run() }
+
+func (g *Group) isReplica(id uint64) bool { _, ok := g.replicas[id]; return ok }
+
+// deliver hands an inbound message to run; a full inbox drops it (raft
+// sends again).
+func (g *Group) deliver(m *pb.Message) {
+	select {
+	case g.inbox <- m:
+	default:
+		g.h.dropped.Add(1)
+	}
+}
+
+// Key returns the group's key.
+func (g *Group) Key() string { return g.key }
+
+// Leader returns the name of the replica that leads the group as last
+// known, or "" when none is known.
+func (g *Group) Leader() string {
+	return g.replicas[g.leader.Load()]
+}
+
+// IsLeader reports whether this replica leads the group.
+func (g *Group) IsLeader() bool { return g.leader.Load() == g.id }
+
+// Term returns the raft term as last seen.
+func (g *Group) Term() uint64 { return g.term.Load() }
+
+// Campaign makes this replica stand for election now (tests, start-up).
+func (g *Group) Campaign() {
+	select {
+	case g.props <- &proposal{ack: nil}:
+	case <-g.quit:
+	}
+}
+
+func (g *Group) notLeader() error {
+	if l := g.Leader(); l != "" {
+		return result.New(result.NotLeader, fmt.Sprintf("node %s does not lead %s; its leader is %s", g.h.self, g.key, l))
+	}
+	return result.New(result.NotLeader, fmt.Sprintf("%s has no leader at the moment (an election is running); retry shortly", g.key))
+}
+
+// Append proposes the batch b. See node.Buffer.
+func (g *Group) Append(b []byte, checked, sparse bool) (*Ack, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	if !g.IsLeader() {
+		return nil, g.notLeader()
+	}
+	var h batch.Header
+	var err error
+	if checked {
+		h, err = batch.CheckFraming(b)
+	} else {
+		h, err = batch.Check(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replica: append to %s: %w", g.key, err)
+	}
+	p := &proposal{data: append([]byte(nil), b...), h: h, sparse: sparse, ack: newAck()}
+	select {
+	case g.props <- p:
+	case <-g.quit:
+		return nil, seglog.ErrClosed
+	}
+	return p.ack, nil
+}
+
+func (g *Group) usable() error {
+	if e := g.failed.Load(); e != nil {
+		return *e
+	}
+	g.closeMu.Lock()
+	defer g.closeMu.Unlock()
+	if g.closed {
+		return seglog.ErrClosed
+	}
+	return nil
+}
+
+// run is the group's goroutine.
+func (g *Group) run() {
+	defer close(g.done)
+	for {
+		select {
+		case <-g.quit:
+			g.failAll(seglog.ErrClosed)
+			return
+		case <-g.tickc:
+			g.rn.Tick()
+		case m := <-g.inbox:
+			g.step(m)
+		case p := <-g.props:
+			g.propose(p)
+		}
+	drain:
+		for range 512 {
+			select {
+			case m := <-g.inbox:
+				g.step(m)
+			case p := <-g.props:
+				g.propose(p)
+			default:
+				break drain
+			}
+		}
+		for g.failed.Load() == nil && g.rn.HasReady() {
+			if err := g.handleReady(g.rn.Ready()); err != nil {
+				g.fail(err)
+			}
+		}
+		if g.failed.Load() != nil {
+			// The log failed: this replica stops taking part; the others go
+			// on without it.
+			g.failAll(*g.failed.Load())
+			<-g.quit
+			return
+		}
+	}
+}
+
+func (g *Group) step(m *pb.Message) {
+	if err := g.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		g.lg.Debug("raft step", "type", m.GetType().String(), "err", err)
+	}
+}
+
+func (g *Group) fail(err error) {
+	e := fmt.Errorf("replica: group %s failed; this replica no longer takes part: %w", g.key, err)
+	if g.failed.CompareAndSwap(nil, &e) {
+		g.lg.Error("replica failed", "err", err)
+	}
+}
+
+// propose checks the batch's producer sequences against the log and what
+// is in flight, then proposes it.
+func (g *Group) propose(p *proposal) {
+	if p.ack == nil {
+		g.rn.Campaign()
+		return
+	}
+	if !g.isLeader {
+		p.ack.resolve(-1, g.notLeader())
+		return
+	}
+	if p.h.Idempotent() {
+		if done := g.checkSequence(p); done {
+			return
+		}
+	}
+	id := g.propID
+	g.propID++
+	batch.SetBaseOffset(p.data, int64(id))
+	if err := g.rn.Propose(p.data); err != nil {
+		p.ack.resolve(-1, g.notLeader())
+		return
+	}
+	g.waiting[id] = p.ack
+	if p.h.Idempotent() {
+		f := g.inflight[p.h.ProducerID]
+		if f == nil || f.epoch != p.h.ProducerEpoch {
+			f = &inflight{epoch: p.h.ProducerEpoch}
+			g.inflight[p.h.ProducerID] = f
+		}
+		f.ents = append(f.ents, inflightBatch{first: p.h.BaseSequence, last: p.h.LastSequence(), ack: p.ack})
+	}
+}
+
+// checkSequence decides an idempotent proposal as the log would: it
+// returns true when the proposal was answered (an error, or a repeat that
+// follows the original) and must not be proposed.
+func (g *Group) checkSequence(p *proposal) bool {
+	h := &p.h
+	f := g.inflight[h.ProducerID]
+	if f == nil || len(f.ents) == 0 {
+		base, last, dup, err := g.log.CheckSequence(h, p.sparse)
+		switch {
+		case err != nil:
+			p.ack.resolve(-1, err)
+			return true
+		case dup:
+			p.ack.base, p.ack.end = base, last+1
+			if g.highWatermark() >= p.ack.end {
+				p.ack.resolve(base, nil)
+			} else {
+				g.byOffset = append(g.byOffset, p.ack)
+			}
+			return true
+		}
+		return false
+	}
+	switch {
+	case h.ProducerEpoch < f.epoch:
+		p.ack.resolve(-1, fmt.Errorf("%w: producer %d sent epoch %d, current is %d; a newer instance of this producer took over",
+			seglog.ErrProducerFenced, h.ProducerID, h.ProducerEpoch, f.epoch))
+		return true
+	case h.ProducerEpoch > f.epoch:
+		if h.BaseSequence != 0 && !p.sparse {
+			p.ack.resolve(-1, fmt.Errorf("%w: producer %d epoch %d is new here and must start at sequence 0, not %d",
+				seglog.ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence))
+			return true
+		}
+		return false
+	}
+	last := h.LastSequence()
+	for _, e := range f.ents {
+		if e.first == h.BaseSequence && e.last == last {
+			e.ack.followers = append(e.ack.followers, p.ack)
+			return true
+		}
+	}
+	expect := int32((int64(f.ents[len(f.ents)-1].last) + 1) & math.MaxInt32)
+	switch d := seqDiff(h.BaseSequence, expect); {
+	case d < 0:
+		p.ack.resolve(-1, fmt.Errorf("%w: producer %d sequences %d..%d are older than the ones in flight",
+			seglog.ErrDuplicateSequence, h.ProducerID, h.BaseSequence, last))
+		return true
+	case d > 0 && !p.sparse:
+		p.ack.resolve(-1, fmt.Errorf("%w: producer %d sent sequence %d, expected %d (a batch is missing)",
+			seglog.ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence, expect))
+		return true
+	}
+	return false
+}
+
+// seqDiff returns a-b in the 31-bit sequence space.
+func seqDiff(a, b int32) int64 {
+	d := (int64(a) - int64(b)) & math.MaxInt32
+	if d >= 1<<30 {
+		d -= 1 << 31
+	}
+	return d
+}
+
+// handleReady persists, sends and applies one Ready.
+func (g *Group) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		g.leader.Store(rd.SoftState.Lead)
+		was := g.isLeader
+		g.isLeader = rd.SoftState.RaftState == raft.StateLeader
+		if was && !g.isLeader {
+			g.failPending(g.notLeader())
+		}
+	}
+	if rd.HardState != nil {
+		g.term.Store(rd.HardState.GetTerm())
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return fmt.Errorf("a snapshot arrived (index %d) but installing one is not supported yet", rd.Snapshot.GetMetadata().GetIndex())
+	}
+	if len(rd.Entries) > 0 {
+		if err := g.persist(rd.Entries); err != nil {
+			return err
+		}
+		if rd.MustSync {
+			if err := g.log.Sync(); err != nil {
+				return err
+			}
+		}
+	}
+	if hs := rd.HardState; hs != nil {
+		g.st.mu.Lock()
+		g.st.hard = hs
+		g.st.mu.Unlock()
+		if hs.GetTerm() != g.saved.term || hs.GetVote() != g.saved.vote {
+			if err := g.saveState(hs); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range rd.Messages {
+		g.sendMsg(m)
+	}
+	if len(rd.CommittedEntries) > 0 {
+		g.apply(rd.CommittedEntries)
+	}
+	g.rn.Advance(rd)
+	return nil
+}
+
+func (g *Group) saveState(hs *pb.HardState) error {
+	g.st.mu.Lock()
+	s := state{
+		term: hs.GetTerm(), vote: hs.GetVote(), commit: hs.GetCommit(),
+		baseIndex: g.st.baseIndex, baseTerm: g.st.baseTerm, baseNext: g.st.baseNext,
+		voters: g.st.conf.GetVoters(),
+	}
+	g.st.mu.Unlock()
+	if err := writeState(g.fs, g.dir, &s); err != nil {
+		return fmt.Errorf("save raft state: %w", err)
+	}
+	g.saved.term, g.saved.vote = s.term, s.vote
+	return nil
+}
+
+// persist writes entries to the log, first cutting any conflicting suffix.
+func (g *Group) persist(ents []*pb.Entry) error {
+	s := g.st
+	first := ents[0].GetIndex()
+	s.mu.Lock()
+	last, base := s.lastLocked(), s.baseIndex
+	s.mu.Unlock()
+	if first <= base {
+		return fmt.Errorf("raft asked to overwrite entry %d, before the log's start %d", first, base+1)
+	}
+	if first > last+1 {
+		return fmt.Errorf("raft appended entry %d after the log's last %d", first, last)
+	}
+	if first <= last {
+		s.mu.Lock()
+		off := s.offsetOf(first)
+		s.mu.Unlock()
+		if err := g.log.Truncate(off); err != nil {
+			return fmt.Errorf("cut the log at entry %d (offset %d): %w", first, off, err)
+		}
+		s.mu.Lock()
+		s.ents = s.ents[:first-base-1]
+		s.mu.Unlock()
+		for i, a := range g.byIndex {
+			if i >= first {
+				a.resolve(-1, g.notLeader())
+				delete(g.byIndex, i)
+			}
+		}
+	}
+	for _, e := range ents {
+		if e.GetTerm() > math.MaxInt32 {
+			return fmt.Errorf("raft term %d does not fit a batch's leader epoch", e.GetTerm())
+		}
+		b, trusted := batchOf(e)
+		var a *Ack
+		if !trusted && len(g.waiting) > 0 {
+			if h, err := batch.ParseHeader(b); err == nil {
+				id := uint64(h.BaseOffset)
+				if a = g.waiting[id]; a != nil {
+					delete(g.waiting, id)
+					trusted = true // checked by Append
+				}
+			}
+		}
+		bo, next, err := g.log.AppendReplicated(b, int32(e.GetTerm()), trusted)
+		if err != nil {
+			return fmt.Errorf("write entry %d: %w", e.GetIndex(), err)
+		}
+		s.mu.Lock()
+		s.ents = append(s.ents, meta{term: e.GetTerm(), next: next})
+		s.mu.Unlock()
+		if a != nil {
+			a.base, a.end = bo, next
+			g.byIndex[e.GetIndex()] = a
+			g.written(b, a)
+		}
+	}
+	return nil
+}
+
+// written drops a proposal from the in-flight sequences once the log has
+// it (the log's producer state covers it from then on).
+func (g *Group) written(b []byte, a *Ack) {
+	h, err := batch.ParseHeader(b)
+	if err != nil || !h.Idempotent() {
+		return
+	}
+	f := g.inflight[h.ProducerID]
+	if f == nil {
+		return
+	}
+	for i, e := range f.ents {
+		if e.ack == a {
+			f.ents = append(f.ents[:i], f.ents[i+1:]...)
+			break
+		}
+	}
+	if len(f.ents) == 0 {
+		delete(g.inflight, h.ProducerID)
+	}
+}
+
+func (g *Group) sendMsg(m *pb.Message) {
+	to, ok := g.replicas[m.GetTo()]
+	if !ok {
+		g.lg.Error("raft addressed a node that holds no replica; not sent", "to", m.GetTo())
+		return
+	}
+	if m.GetTo() == g.id {
+		g.step(m)
+		return
+	}
+	p, err := encodeFrame(g.key, m)
+	if err != nil {
+		g.lg.Error("encode raft message", "err", err)
+		return
+	}
+	if !g.h.send.Send(to, KindRaft, p) {
+		g.rn.ReportUnreachable(m.GetTo())
+	}
+}
+
+// apply moves the high watermark over committed entries and resolves
+// their acks.
+func (g *Group) apply(ents []*pb.Entry) {
+	lastIdx := ents[len(ents)-1].GetIndex()
+	for _, e := range ents {
+		if a := g.byIndex[e.GetIndex()]; a != nil {
+			delete(g.byIndex, e.GetIndex())
+			a.resolve(a.base, nil)
+		}
+	}
+	g.applied = lastIdx
+	end := g.st.endOf(lastIdx)
+	g.setHighWatermark(end)
+	if len(g.byOffset) > 0 {
+		keep := g.byOffset[:0]
+		for _, a := range g.byOffset {
+			if a.end <= end {
+				a.resolve(a.base, nil)
+			} else {
+				keep = append(keep, a)
+			}
+		}
+		g.byOffset = keep
+	}
+}
+
+// failPending fails every append not yet committed: this replica stopped
+// leading, and what it proposed may or may not be committed by the next
+// leader (a producer's retry is recognized by its sequences).
+func (g *Group) failPending(err error) {
+	for id, a := range g.waiting {
+		a.resolve(-1, err)
+		delete(g.waiting, id)
+	}
+	for i, a := range g.byIndex {
+		a.resolve(-1, err)
+		delete(g.byIndex, i)
+	}
+	for _, a := range g.byOffset {
+		a.resolve(-1, err)
+	}
+	g.byOffset = nil
+	clear(g.inflight)
+}
+
+// failAll fails pending appends and any proposal still queued.
+func (g *Group) failAll(err error) {
+	g.failPending(err)
+	for {
+		select {
+		case p := <-g.props:
+			if p.ack != nil {
+				p.ack.resolve(-1, err)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (g *Group) highWatermark() int64 {
+	g.hwMu.Lock()
+	defer g.hwMu.Unlock()
+	return g.hw
+}
+
+func (g *Group) setHighWatermark(end int64) {
+	g.hwMu.Lock()
+	if end > g.hw {
+		g.hw = end
+		if g.hwCh != nil {
+			close(g.hwCh)
+			g.hwCh = nil
+		}
+	}
+	g.hwMu.Unlock()
+}
+
+// Close stops the group's goroutine and closes its log. Appends still
+// pending fail with seglog.ErrClosed.
+func (g *Group) Close() error {
+	g.closeMu.Lock()
+	already := g.closed
+	g.closed = true
+	g.closeMu.Unlock()
+	if already {
+		return nil
+	}
+	g.stopOnce.Do(func() { close(g.quit) })
+	if g.rn != nil {
+		select {
+		case <-g.done:
+		default:
+			if g.h.Group(g.key) == g {
+				<-g.done
+			}
+		}
+	}
+	g.h.forget(g)
+	g.hwMu.Lock()
+	if g.hwCh != nil {
+		close(g.hwCh)
+		g.hwCh = nil
+	}
+	g.hwMu.Unlock()
+	return g.log.Close()
+}

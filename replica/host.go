@@ -1,0 +1,345 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
+)
+
+// KindRaft is the transport frame kind of raft messages: a 2-byte length
+// and the group's key, then one raftpb.Message in protobuf encoding.
+const KindRaft byte = 1
+
+// maxKeyLen bounds a group key in a frame.
+const maxKeyLen = 512
+
+// Sender is the transport as a host uses it (cluster.Transport).
+type Sender interface {
+	// Send queues a frame for the node named to; false if it was dropped.
+	Send(to string, kind byte, payload []byte) bool
+}
+
+// HostOptions tune a host's raft groups. The zero value is valid.
+type HostOptions struct {
+	// Tick is raft's clock period; default 25ms.
+	Tick time.Duration
+	// ElectionTicks: a follower that hears nothing from its leader for
+	// between this many and twice this many ticks campaigns; default 12
+	// (300 to 600 ms with the default tick).
+	ElectionTicks int
+	// HeartbeatTicks: a leader's heartbeat period; default 3.
+	HeartbeatTicks int
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// FS holds the state files; default vfs.Default. The logs use
+	// seglog.Options.FS.
+	FS vfs.FS
+	// MaxSizePerMsg bounds the entries of one append message; default 1 MiB.
+	MaxSizePerMsg uint64
+}
+
+func (o *HostOptions) fill() {
+	if o.Tick <= 0 {
+		o.Tick = 25 * time.Millisecond
+	}
+	if o.ElectionTicks <= 0 {
+		o.ElectionTicks = 12
+	}
+	if o.HeartbeatTicks <= 0 {
+		o.HeartbeatTicks = 3
+	}
+	if o.HeartbeatTicks >= o.ElectionTicks {
+		o.HeartbeatTicks = max(1, o.ElectionTicks/4)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.MaxSizePerMsg == 0 {
+		o.MaxSizePerMsg = 1 << 20
+	}
+}
+
+// RaftID is the raft id of the node named id: a hash of the name, so that
+// it does not depend on the order nodes are listed in. Config validation
+// refuses names whose ids collide (CheckIDs).
+func RaftID(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	v := h.Sum64()
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
+
+// CheckIDs returns an error if two of the node names share a raft id.
+func CheckIDs(nodes []string) error {
+	seen := map[uint64]string{}
+	for _, n := range nodes {
+		id := RaftID(n)
+		if o, ok := seen[id]; ok && o != n {
+			return fmt.Errorf("replica: nodes %q and %q have the same raft id; rename one", o, n)
+		}
+		seen[id] = n
+	}
+	return nil
+}
+
+// Host runs the raft groups of one node: it delivers their messages from
+// the transport, drives their clocks, and opens and closes them.
+type Host struct {
+	self string
+	id   uint64
+	send Sender
+	opts HostOptions
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	groups map[string]*Group
+	names  map[uint64]string // raft id → node name, of every replica met
+	closed bool
+
+	dropped atomic.Uint64 // inbound messages refused
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewHost returns the host of node self, sending through send. Close it.
+func NewHost(self string, send Sender, opts HostOptions) *Host {
+	opts.fill()
+	h := &Host{
+		self:   self,
+		id:     RaftID(self),
+		send:   send,
+		opts:   opts,
+		log:    opts.Logger.With("node", self),
+		groups: map[string]*Group{},
+		names:  map[uint64]string{},
+		quit:   make(chan struct{}),
+	}
+	h.wg.Add(1)
+	go h.ticker()
+	return h
+}
+
+// Self returns the host's node name.
+func (h *Host) Self() string { return h.self }
+
+func (h *Host) ticker() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.Tick)
+	defer t.Stop()
+	var gs []*Group
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-t.C:
+		}
+		gs = gs[:0]
+		h.mu.RLock()
+		for _, g := range h.groups {
+			gs = append(gs, g)
+		}
+		h.mu.RUnlock()
+		for _, g := range gs {
+			select {
+			case g.tickc <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// GroupOptions describe one raft group to open.
+type GroupOptions struct {
+	// Key names the group on every replica, such as "payments/0".
+	Key string
+	// Dir is the replica's directory: its segments and state file.
+	Dir string
+	// Replicas are the node names holding the group, this host's
+	// included. They are fixed when the group is first created.
+	Replicas []string
+	// Log configures the segment log. Retention is not supported yet on a
+	// replicated log and must be off.
+	Log seglog.Options
+}
+
+// Open opens (recovering, or creating) this node's replica of a group.
+func (h *Host) Open(o GroupOptions) (*Group, error) {
+	if len(o.Key) == 0 || len(o.Key) > maxKeyLen {
+		return nil, fmt.Errorf("replica: group key of %d bytes; give 1 to %d", len(o.Key), maxKeyLen)
+	}
+	if o.Log.RetentionAge > 0 || o.Log.RetentionBytes > 0 {
+		return nil, fmt.Errorf("replica: group %s: retention on a replicated buffer is not supported yet; turn it off for this pipeline", o.Key)
+	}
+	if err := CheckIDs(o.Replicas); err != nil {
+		return nil, err
+	}
+	self := false
+	for _, r := range o.Replicas {
+		self = self || r == h.self
+	}
+	if !self {
+		return nil, fmt.Errorf("replica: group %s: node %s is not among its replicas %v", o.Key, h.self, o.Replicas)
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, seglog.ErrClosed
+	}
+	if h.groups[o.Key] != nil {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("replica: group %s is open already", o.Key)
+	}
+	h.mu.Unlock()
+
+	g, err := openGroup(h, o)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.groups[o.Key] != nil {
+		g.Close()
+		return nil, fmt.Errorf("replica: group %s: the host closed or opened it meanwhile", o.Key)
+	}
+	for _, r := range o.Replicas {
+		h.names[RaftID(r)] = r
+	}
+	h.groups[o.Key] = g
+	g.start()
+	return g, nil
+}
+
+// forget removes a closed group.
+func (h *Host) forget(g *Group) {
+	h.mu.Lock()
+	if h.groups[g.key] == g {
+		delete(h.groups, g.key)
+	}
+	h.mu.Unlock()
+}
+
+// Group returns the open group named key, or nil.
+func (h *Host) Group(key string) *Group {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.groups[key]
+}
+
+// Groups returns the open groups sorted by key.
+func (h *Host) Groups() []*Group {
+	h.mu.RLock()
+	gs := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		gs = append(gs, g)
+	}
+	h.mu.RUnlock()
+	sort.Slice(gs, func(i, j int) bool { return gs[i].key < gs[j].key })
+	return gs
+}
+
+// Dropped returns how many inbound messages were refused (malformed, for
+// an unknown group, from a node that holds no replica of it).
+func (h *Host) Dropped() uint64 { return h.dropped.Load() }
+
+// errFrame reports a malformed raft frame.
+var errFrame = errors.New("replica: malformed raft frame")
+
+// encodeFrame returns the frame payload carrying m for group key.
+func encodeFrame(key string, m *pb.Message) ([]byte, error) {
+	b := make([]byte, 2+len(key), 2+len(key)+proto.Size(m))
+	binary.BigEndian.PutUint16(b, uint16(len(key)))
+	copy(b[2:], key)
+	return proto.MarshalOptions{}.MarshalAppend(b, m)
+}
+
+// decodeFrame parses a raft frame payload. The message does not alias p.
+func decodeFrame(p []byte) (string, *pb.Message, error) {
+	if len(p) < 2 {
+		return "", nil, fmt.Errorf("%w: %d bytes", errFrame, len(p))
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if n == 0 || n > maxKeyLen || len(p) < 2+n {
+		return "", nil, fmt.Errorf("%w: key of %d bytes in a frame of %d", errFrame, n, len(p))
+	}
+	key := string(p[2 : 2+n])
+	m := new(pb.Message)
+	if err := proto.Unmarshal(p[2+n:], m); err != nil {
+		return "", nil, fmt.Errorf("%w: group %s: %v", errFrame, key, err)
+	}
+	return key, m, nil
+}
+
+// HandleFrame delivers a frame from the transport (cluster.Handler).
+func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
+	if kind != KindRaft {
+		h.dropped.Add(1)
+		h.log.Warn("dropping a cluster frame of unknown kind", "from", from, "kind", kind)
+		return
+	}
+	key, m, err := decodeFrame(payload)
+	if err != nil {
+		h.dropped.Add(1)
+		h.log.Warn("dropping a raft frame", "from", from, "err", err)
+		return
+	}
+	g := h.Group(key)
+	if g == nil {
+		h.dropped.Add(1)
+		return // not open here (yet): raft sends again
+	}
+	if m.GetTo() != h.id || m.GetFrom() != RaftID(from) || !g.isReplica(m.GetFrom()) {
+		h.dropped.Add(1)
+		h.log.Warn("dropping a raft message not meant for this replica", "from", from, "group", key,
+			"msg_from", m.GetFrom(), "msg_to", m.GetTo())
+		return
+	}
+	if raft.IsLocalMsg(m.GetType()) {
+		h.dropped.Add(1)
+		return
+	}
+	g.deliver(m)
+}
+
+// Close closes every group and stops the host.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	gs := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		gs = append(gs, g)
+	}
+	h.mu.Unlock()
+	var errs []error
+	for _, g := range gs {
+		if err := g.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(h.quit)
+	h.wg.Wait()
+	return errors.Join(errs...)
+}
