@@ -283,8 +283,28 @@ func (g *Group) notLeader() error {
 	return result.New(result.NotLeader, fmt.Sprintf("%s has no leader at the moment (an election is running); retry shortly", g.key))
 }
 
-// Append proposes the batch b. See node.Buffer.
-func (g *Group) Append(b []byte, checked, sparse bool) (*Ack, error) {
+// Append proposes the batch b (see node.Buffer): b's CRC is checked
+// unless checked says the caller built or checked it; sparse relaxes the
+// producer-sequence check. On a follower, with forward, the batch goes to
+// the leader over the cluster transport and the Ack resolves with its
+// answer; without, or with no leader known, Append refuses with
+// NOT_LEADER (retriable).
+func (g *Group) Append(b []byte, checked, sparse, forward bool) (*Ack, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	if !g.IsLeader() {
+		l := g.Leader()
+		if !forward || l == "" || l == g.h.self {
+			return nil, g.notLeader()
+		}
+		return g.h.forwardAck(g.key, l, b, sparse), nil
+	}
+	return g.appendLocal(b, checked, sparse)
+}
+
+// appendLocal proposes b here; it refuses if this replica does not lead.
+func (g *Group) appendLocal(b []byte, checked, sparse bool) (*Ack, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
@@ -644,15 +664,15 @@ func (g *Group) sendMsg(m *pb.Message) {
 // their acks.
 func (g *Group) apply(ents []*pb.Entry) {
 	lastIdx := ents[len(ents)-1].GetIndex()
+	g.applied = lastIdx
+	end := g.st.endOf(lastIdx)
+	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
 	for _, e := range ents {
 		if a := g.byIndex[e.GetIndex()]; a != nil {
 			delete(g.byIndex, e.GetIndex())
 			a.resolve(a.base, nil)
 		}
 	}
-	g.applied = lastIdx
-	end := g.st.endOf(lastIdx)
-	g.setHighWatermark(end)
 	if len(g.byOffset) > 0 {
 		keep := g.byOffset[:0]
 		for _, a := range g.byOffset {

@@ -49,6 +49,9 @@ type HostOptions struct {
 	FS vfs.FS
 	// MaxSizePerMsg bounds the entries of one append message; default 1 MiB.
 	MaxSizePerMsg uint64
+	// ForwardTimeout bounds the wait for a forwarded append's answer;
+	// default DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 func (o *HostOptions) fill() {
@@ -69,6 +72,9 @@ func (o *HostOptions) fill() {
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
 	}
 	if o.MaxSizePerMsg == 0 {
 		o.MaxSizePerMsg = 1 << 20
@@ -117,6 +123,10 @@ type Host struct {
 
 	dropped atomic.Uint64 // inbound messages refused
 
+	fwdID atomic.Uint64
+	fwdMu sync.Mutex
+	fwd   map[uint64]chan fwdResult // forwarded appends awaiting their answer
+
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
@@ -132,6 +142,7 @@ func NewHost(self string, send Sender, opts HostOptions) *Host {
 		log:    opts.Logger.With("node", self),
 		groups: map[string]*Group{},
 		names:  map[uint64]string{},
+		fwd:    map[uint64]chan fwdResult{},
 		quit:   make(chan struct{}),
 	}
 	h.wg.Add(1)
@@ -291,6 +302,14 @@ func decodeFrame(p []byte) (string, *pb.Message, error) {
 
 // HandleFrame delivers a frame from the transport (cluster.Handler).
 func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
+	switch kind {
+	case KindForward:
+		h.handleForward(from, payload)
+		return
+	case KindForwardResp:
+		h.handleForwardResp(from, payload)
+		return
+	}
 	if kind != KindRaft {
 		h.dropped.Add(1)
 		h.log.Warn("dropping a cluster frame of unknown kind", "from", from, "kind", kind)

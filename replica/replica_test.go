@@ -194,7 +194,7 @@ func (c *testCluster) appendRetry(b []byte, not ...string) int64 {
 	c.t.Helper()
 	for range 200 {
 		g := c.group(c.leader(not...))
-		a, err := g.Append(append([]byte(nil), b...), false, false)
+		a, err := g.Append(append([]byte(nil), b...), false, false, false)
 		if err == nil {
 			var off int64
 			if off, err = a.Wait(); err == nil {
@@ -336,7 +336,7 @@ func TestFollowerRefusesAppend(t *testing.T) {
 		if n == l {
 			continue
 		}
-		_, err := c.group(n).Append(record(0), false, false)
+		_, err := c.group(n).Append(record(0), false, false, false)
 		if result.CodeOf(err) != result.NotLeader {
 			t.Fatalf("append on follower %s: %v, want NOT_LEADER", n, err)
 		}
@@ -392,7 +392,7 @@ func TestIdempotentRetryAfterFailover(t *testing.T) {
 	}
 	// A gap is refused.
 	g := c.group(c.leader(old))
-	a, err := g.Append(idempotent(7, 5), false, false)
+	a, err := g.Append(idempotent(7, 5), false, false, false)
 	if err == nil {
 		_, err = a.Wait()
 	}
@@ -412,7 +412,7 @@ func TestIsolatedLeaderStopsAcknowledging(t *testing.T) {
 	}
 	// The isolated leader may still accept a proposal, but never
 	// acknowledges it: no quorum.
-	a, err := c.group(old).Append(record(1), false, false)
+	a, err := c.group(old).Append(record(1), false, false, false)
 	if err == nil {
 		if _, err = a.Wait(); err == nil {
 			t.Fatal("an isolated leader acknowledged a write")
@@ -431,5 +431,58 @@ func TestIsolatedLeaderStopsAcknowledging(t *testing.T) {
 	want := []string{"value 0", "second", "value 2", "second"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after healing replicas hold %v, want %v", got, want)
+	}
+}
+
+func TestFollowerForwardsToLeader(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	l := c.leader()
+	c.appendRetry(record(0)) // followers learn the leader
+	c.converge(c.group(l).HighWatermark())
+	want := []string{"value 0", "second"}
+	seq := int32(0)
+	var lastOff int64
+	var err error
+	for n := range c.hosts {
+		if n == l {
+			continue
+		}
+		for i := range 5 {
+			a, err := c.group(n).Append(idempotent(11, seq), false, false, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lastOff, err = a.Wait(); err != nil {
+				t.Fatalf("forwarded append %d from %s: %v", i, n, err)
+			}
+			want = append(want, fmt.Sprintf("pid 11 seq %d", seq))
+			seq++
+		}
+	}
+	// A forwarded retry of a stored batch is answered with its offsets.
+	f := ""
+	for n := range c.hosts {
+		if n != l {
+			f = n
+		}
+	}
+	a, err := c.group(f).Append(idempotent(11, seq-1), false, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off, err := a.Wait(); err != nil || off != lastOff {
+		t.Fatalf("forwarded retry: offset %d, %v; want %d", off, err, lastOff)
+	}
+	// A forwarded sequence gap keeps its identity.
+	a, err = c.group(f).Append(idempotent(11, 99), false, false, true)
+	if err == nil {
+		_, err = a.Wait()
+	}
+	if !errors.Is(err, seglog.ErrOutOfOrderSequence) {
+		t.Fatalf("forwarded gap: %v", err)
+	}
+	c.converge(c.group(l).HighWatermark())
+	if got := values(t, c.sameLogs()); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("log holds %v, want %v", got, want)
 	}
 }

@@ -1,0 +1,224 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/seglog"
+)
+
+// Forwarding: any node accepts a produce for any buffer and hands the
+// batch to the buffer's leader (the design's stateless router). A follower
+// forwards to the leader it knows; a node that holds no replica (Remote)
+// to the replica it last heard lead. The leader appends as if the batch
+// had come from a client and answers when it is committed.
+//
+// Frames (docs/cluster.md):
+//
+//	KindForward:     u64 request id, u16 key length, key, u8 flags, batch
+//	KindForwardResp: u64 request id, u16 code, i64 base offset,
+//	                 u16 length + message, u16 length + leader name
+const (
+	KindForward     byte = 2
+	KindForwardResp byte = 3
+)
+
+const fwdSparse = 1
+
+// DefaultForwardTimeout bounds the wait for a forwarded append's answer.
+const DefaultForwardTimeout = 5 * time.Second
+
+type fwdResult struct {
+	base   int64
+	err    error
+	leader string
+}
+
+func encodeForward(id uint64, key string, sparse bool, b []byte) []byte {
+	p := make([]byte, 0, 8+2+len(key)+1+len(b))
+	p = binary.BigEndian.AppendUint64(p, id)
+	p = binary.BigEndian.AppendUint16(p, uint16(len(key)))
+	p = append(p, key...)
+	var f byte
+	if sparse {
+		f |= fwdSparse
+	}
+	p = append(p, f)
+	return append(p, b...)
+}
+
+func decodeForward(p []byte) (id uint64, key string, sparse bool, b []byte, err error) {
+	if len(p) < 11 {
+		return 0, "", false, nil, fmt.Errorf("%w: forward of %d bytes", errFrame, len(p))
+	}
+	id = binary.BigEndian.Uint64(p)
+	n := int(binary.BigEndian.Uint16(p[8:]))
+	if n == 0 || n > maxKeyLen || len(p) < 11+n {
+		return 0, "", false, nil, fmt.Errorf("%w: forward with a key of %d bytes in %d", errFrame, n, len(p))
+	}
+	key = string(p[10 : 10+n])
+	sparse = p[10+n]&fwdSparse != 0
+	return id, key, sparse, p[11+n:], nil
+}
+
+func encodeForwardResp(id uint64, base int64, err error, leader string) []byte {
+	code, msg := result.OK, ""
+	if err != nil {
+		code, msg = codeOf(err), err.Error()
+	}
+	msg = msg[:min(len(msg), 1024)]
+	leader = leader[:min(len(leader), maxKeyLen)]
+	p := make([]byte, 0, 8+2+8+2+len(msg)+2+len(leader))
+	p = binary.BigEndian.AppendUint64(p, id)
+	p = binary.BigEndian.AppendUint16(p, uint16(code))
+	p = binary.BigEndian.AppendUint64(p, uint64(base))
+	p = binary.BigEndian.AppendUint16(p, uint16(len(msg)))
+	p = append(p, msg...)
+	p = binary.BigEndian.AppendUint16(p, uint16(len(leader)))
+	return append(p, leader...)
+}
+
+func decodeForwardResp(p []byte) (uint64, fwdResult, error) {
+	var r fwdResult
+	if len(p) < 22 {
+		return 0, r, fmt.Errorf("%w: forward answer of %d bytes", errFrame, len(p))
+	}
+	id := binary.BigEndian.Uint64(p)
+	code := result.Code(binary.BigEndian.Uint16(p[8:]))
+	r.base = int64(binary.BigEndian.Uint64(p[10:]))
+	n := int(binary.BigEndian.Uint16(p[18:]))
+	if len(p) < 20+n+2 {
+		return 0, r, fmt.Errorf("%w: forward answer message of %d bytes in %d", errFrame, n, len(p))
+	}
+	msg := string(p[20 : 20+n])
+	q := p[20+n:]
+	m := int(binary.BigEndian.Uint16(q))
+	if len(q) != 2+m {
+		return 0, r, fmt.Errorf("%w: forward answer leader of %d bytes in %d", errFrame, m, len(q))
+	}
+	r.leader = string(q[2:])
+	if code != result.OK {
+		r.err = errorOf(code, msg)
+	}
+	return id, r, nil
+}
+
+// codeOf gives an append error its code on the wire; the producer-sequence
+// errors of seglog keep their identity through errorOf.
+func codeOf(err error) result.Code {
+	switch {
+	case errors.Is(err, seglog.ErrOutOfOrderSequence):
+		return result.OutOfOrderSequence
+	case errors.Is(err, seglog.ErrDuplicateSequence):
+		return result.DuplicateSequence
+	case errors.Is(err, seglog.ErrProducerFenced):
+		return result.ProducerFenced
+	case errors.Is(err, seglog.ErrClosed):
+		return result.NotReady
+	}
+	if c := result.CodeOf(err); c != result.Unknown {
+		return c
+	}
+	return result.StorageError
+}
+
+func errorOf(code result.Code, msg string) error {
+	e := result.New(code, msg)
+	switch code {
+	case result.OutOfOrderSequence:
+		return fmt.Errorf("%w (%w)", seglog.ErrOutOfOrderSequence, e)
+	case result.DuplicateSequence:
+		return fmt.Errorf("%w (%w)", seglog.ErrDuplicateSequence, e)
+	case result.ProducerFenced:
+		return fmt.Errorf("%w (%w)", seglog.ErrProducerFenced, e)
+	}
+	return e
+}
+
+// forward sends b to node to for the group key and waits for the answer.
+func (h *Host) forward(to, key string, b []byte, sparse bool) fwdResult {
+	id := h.fwdID.Add(1)
+	ch := make(chan fwdResult, 1)
+	h.fwdMu.Lock()
+	h.fwd[id] = ch
+	h.fwdMu.Unlock()
+	defer func() {
+		h.fwdMu.Lock()
+		delete(h.fwd, id)
+		h.fwdMu.Unlock()
+	}()
+	if !h.send.Send(to, KindForward, encodeForward(id, key, sparse, b)) {
+		return fwdResult{err: result.New(result.NotReady, fmt.Sprintf("cannot reach node %s, which leads %s; retry shortly", to, key))}
+	}
+	t := time.NewTimer(h.opts.ForwardTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r
+	case <-t.C:
+		return fwdResult{err: result.New(result.Timeout, fmt.Sprintf("node %s did not answer for %s within %s; the append may or may not be stored (an idempotent producer's retry is safe)", to, key, h.opts.ForwardTimeout))}
+	case <-h.quit:
+		return fwdResult{err: seglog.ErrClosed}
+	}
+}
+
+// handleForward appends a forwarded batch here and answers when it is
+// committed, without holding up the transport's reader.
+func (h *Host) handleForward(from string, p []byte) {
+	id, key, sparse, b, err := decodeForward(p)
+	if err != nil {
+		h.dropped.Add(1)
+		h.log.Warn("dropping a forwarded append", "from", from, "err", err)
+		return
+	}
+	g := h.Group(key)
+	if g == nil {
+		h.send.Send(from, KindForwardResp, encodeForwardResp(id, -1,
+			result.New(result.NotReady, fmt.Sprintf("node %s holds no open replica of %s", h.self, key)), ""))
+		return
+	}
+	a, err := g.appendLocal(append([]byte(nil), b...), false, sparse)
+	if err != nil {
+		h.send.Send(from, KindForwardResp, encodeForwardResp(id, -1, err, g.Leader()))
+		return
+	}
+	go func() {
+		base, err := a.Wait()
+		h.send.Send(from, KindForwardResp, encodeForwardResp(id, base, err, g.Leader()))
+	}()
+}
+
+func (h *Host) handleForwardResp(from string, p []byte) {
+	id, r, err := decodeForwardResp(p)
+	if err != nil {
+		h.dropped.Add(1)
+		h.log.Warn("dropping a forward answer", "from", from, "err", err)
+		return
+	}
+	h.fwdMu.Lock()
+	ch := h.fwd[id]
+	h.fwdMu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- r:
+		default:
+		}
+	}
+}
+
+// forwardAck forwards b to the leader in the background, following one
+// leader hint, and returns the Ack that resolves with the answer.
+func (h *Host) forwardAck(key, leader string, b []byte, sparse bool) *Ack {
+	a := newAck()
+	go func() {
+		r := h.forward(leader, key, b, sparse)
+		if r.err != nil && result.CodeOf(r.err) == result.NotLeader && r.leader != "" && r.leader != leader && r.leader != h.self {
+			r = h.forward(r.leader, key, b, sparse)
+		}
+		a.resolve(r.base, r.err)
+	}()
+	return a
+}
