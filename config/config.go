@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,11 +35,15 @@ const (
 	DefaultHTTPMaxEventsPerRequest = 10000
 	// DefaultGroupInitialRebalanceDelay is Kafka's default too.
 	DefaultGroupInitialRebalanceDelay = Duration(3 * time.Second)
+	// DefaultReplication is the replication of a pipeline that gives none,
+	// in a hub of at least that many nodes (see Pipeline.ReplicationIn).
+	DefaultReplication = 3
 )
 
 // Limits checked by Validate.
 const (
 	MaxPartitions  = 1024
+	MaxReplication = 7
 	MinMemoryLimit = 1 * MiB
 	maxNameLen     = 64
 )
@@ -121,9 +126,13 @@ type Hub struct {
 	// Jurisdiction is one registered code, or "*" for every registered
 	// code (the dev-mode hub). A group is not allowed: a hub sits in one
 	// place.
-	Jurisdiction string    `yaml:"jurisdiction"`
-	Status       HubStatus `yaml:"status"`
-	Policy       HubPolicy `yaml:"policy"`
+	Jurisdiction string `yaml:"jurisdiction"`
+	// Nodes are the ids of the cluster peers that hold the hub's buffers,
+	// each listed once. Empty means every peer. In dev mode it must be
+	// empty: the one node holds every hub. Config.HubNodes resolves it.
+	Nodes  []string  `yaml:"nodes"`
+	Status HubStatus `yaml:"status"`
+	Policy HubPolicy `yaml:"policy"`
 
 	mask jurisdiction.Mask // set by Validate
 }
@@ -208,6 +217,13 @@ type Pipeline struct {
 	Name string `yaml:"name"`
 	// Partitions is 1 to 1024; 0 means 1.
 	Partitions int `yaml:"partitions"`
+	// Replication is how many nodes of a hub hold each of the pipeline's
+	// buffers in that hub: 1 to MaxReplication, odd numbers recommended
+	// (raft needs a majority). The pipeline has partitions in every hub, so
+	// every hub must have at least this many nodes. 0, the default, means
+	// DefaultReplication or, in a hub of fewer nodes, all of them; see
+	// ReplicationIn. In dev mode it is 0 or 1.
+	Replication int `yaml:"replication"`
 	// Retention deletes events older than this; 0 keeps them forever.
 	Retention Duration `yaml:"retention"`
 	// RetentionBytes deletes the oldest events of a buffer while it is
@@ -225,6 +241,19 @@ type Pipeline struct {
 // DefaultMask returns DefaultJurisdiction parsed by the registry. It is 0
 // until Validate has run.
 func (p Pipeline) DefaultMask() jurisdiction.Mask { return p.defaultMask }
+
+// ReplicationIn returns the pipeline's effective replication in a hub of
+// hubNodes nodes (len(Config.HubNodes(hub))): Replication, or
+// DefaultReplication when it is 0, and never more than hubNodes. Validate
+// refuses an explicit Replication larger than a hub, so for a validated
+// Config the cap only applies to the default.
+func (p Pipeline) ReplicationIn(hubNodes int) int {
+	r := p.Replication
+	if r == 0 {
+		r = DefaultReplication
+	}
+	return max(0, min(r, hubNodes))
+}
 
 // Durability configures the segmented logs.
 type Durability struct {
@@ -391,17 +420,84 @@ func (f *LogFormat) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Cluster is reserved for multi-node deployments. Naming any peer leaves dev
-// mode, which changes defaults (see DevMode).
+// Cluster lists the nodes of a multi-node deployment and how they reach
+// each other. A Cluster with no peers is dev mode (see DevMode): one node
+// holding every hub.
 type Cluster struct {
-	// Peers are the other nodes, as host:port.
-	Peers []string `yaml:"peers"`
+	// Listen is the host:port this node's cluster transport listens on for
+	// its peers. Default: this node's own address in Peers (the entry whose
+	// ID is Node.ID). Validate fills it in.
+	Listen string `yaml:"listen"`
+	// Advertise is the host:port peers and clients are told to reach this
+	// node's transport at; empty means Listen (see AdvertiseAddr).
+	Advertise string `yaml:"advertise"`
+	// Peers are every node of the cluster, this one included, in an order
+	// every node's config must share.
+	Peers []Peer `yaml:"peers"`
+}
+
+// Peer is one node of a cluster.
+type Peer struct {
+	// ID is the node's node.id: 1 to 64 of a-z, 0-9, '.', '_', '-'.
+	ID string `yaml:"id"`
+	// Addr is the host:port the other nodes dial to reach this one's
+	// cluster transport.
+	Addr string `yaml:"addr"`
+}
+
+// String returns the peer as id=host:port, the form SENSE_CLUSTER_PEERS
+// takes.
+func (p Peer) String() string { return p.ID + "=" + p.Addr }
+
+// Enabled reports whether the cluster names any peer, which leaves dev
+// mode.
+func (c Cluster) Enabled() bool { return len(c.Peers) > 0 }
+
+// AdvertiseAddr returns the address to advertise for this node's cluster
+// transport: Advertise if set, else Listen.
+func (c Cluster) AdvertiseAddr() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Listen
 }
 
 // DevMode reports whether c names no cluster peers. In dev mode the default
-// hub "local" exists and pipelines and Kafka topics are auto-created unless
-// the config says otherwise.
-func (c *Config) DevMode() bool { return len(c.Cluster.Peers) == 0 }
+// hub "local" exists, this node holds every hub, and pipelines and Kafka
+// topics are auto-created unless the config says otherwise.
+func (c *Config) DevMode() bool { return !c.Cluster.Enabled() }
+
+// HubNodes returns the ids of the nodes that hold the named hub's buffers,
+// in config order: the hub's Nodes, every peer when it names none, or just
+// Node.ID in dev mode. It returns nil for a hub that is not configured. The
+// slice is the caller's.
+func (c *Config) HubNodes(hub string) []string {
+	for i := range c.Hubs {
+		if c.Hubs[i].Name == hub {
+			return c.hubNodes(&c.Hubs[i])
+		}
+	}
+	return nil
+}
+
+func (c *Config) hubNodes(h *Hub) []string {
+	switch {
+	case c.DevMode():
+		return []string{c.Node.ID}
+	case len(h.Nodes) > 0:
+		return slices.Clone(h.Nodes)
+	}
+	return c.peerIDs()
+}
+
+// peerIDs returns the ids of Cluster.Peers, in order.
+func (c *Config) peerIDs() []string {
+	ids := make([]string, len(c.Cluster.Peers))
+	for i, p := range c.Cluster.Peers {
+		ids[i] = p.ID
+	}
+	return ids
+}
 
 // Registry returns the jurisdiction registry built from Jurisdictions and
 // Groups by the last successful Validate, or nil if Validate has not

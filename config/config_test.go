@@ -25,7 +25,7 @@ hubs:
   - {name: dakar,   jurisdiction: SN, status: draining}
   - {name: lab,     jurisdiction: "*", status: down}
 pipelines:
-  - {name: payments, partitions: 2, retention: 24h, retention_bytes: 0, default_priority: low, default_jurisdiction: "*"}
+  - {name: payments, partitions: 2, replication: 1, retention: 24h, retention_bytes: 0, default_priority: low, default_jurisdiction: "*"}
   - {name: health.records, partitions: 8, retention: 7d, retention_bytes: 10GiB, default_priority: critical, default_jurisdiction: "ECOWAS, MA"}
 durability: {fsync: "interval:10ms", segment_bytes: 64MiB}
 router: {memory_limit: 512MiB, auto_create_pipelines: false, max_event_bytes: 2MiB, shed_low_at: 0.6, shed_medium_at: 0.9}
@@ -33,7 +33,7 @@ alerts: {webhook: "https://alerts.example.com/sense"}
 kafka: {auto_create_topics: false, max_request_bytes: 50MiB, group_initial_rebalance_delay: 0s}
 http: {max_body_bytes: 4MiB, max_events_per_request: 500}
 log: {format: json, level: debug}
-cluster: {peers: []}
+cluster: {listen: "", advertise: "", peers: []}
 `
 
 func TestZeroConfigDefaults(t *testing.T) {
@@ -113,7 +113,7 @@ func TestFullFile(t *testing.T) {
 			{Name: "lab", Jurisdiction: "*", Status: HubDown, mask: 15},
 		},
 		Pipelines: []Pipeline{
-			{Name: "payments", Partitions: 2, Retention: Duration(24 * time.Hour), DefaultPriority: event.Low,
+			{Name: "payments", Partitions: 2, Replication: 1, Retention: Duration(24 * time.Hour), DefaultPriority: event.Low,
 				DefaultJurisdiction: "*", defaultMask: 15},
 			{Name: "health.records", Partitions: 8, Retention: Duration(7 * 24 * time.Hour), RetentionBytes: 10 * GiB,
 				DefaultPriority: event.Critical, DefaultJurisdiction: "ECOWAS, MA", defaultMask: 7},
@@ -193,7 +193,7 @@ func TestMarshalZero(t *testing.T) {
 
 func TestDevMode(t *testing.T) {
 	const hubs = "hubs: [{name: h1, jurisdiction: '*'}]\n"
-	const peers = "cluster: {peers: ['n2.example.com:7070']}\n"
+	const peers = "cluster: {peers: [{id: n1, addr: 'n1.example.com:7100'}, {id: n2, addr: 'n2.example.com:7100'}]}\n"
 	tests := []struct {
 		name        string
 		yaml        string
@@ -232,9 +232,9 @@ func TestDevMode(t *testing.T) {
 	}
 
 	// The environment can leave dev mode too.
-	c, err = Load(nil, []string{"SENSE_CLUSTER_PEERS=n2:7070, n3:7070"})
-	if err == nil || !strings.Contains(err.Error(), "config: hubs is empty") {
-		t.Errorf("SENSE_CLUSTER_PEERS without hubs: %+v, %v; want hubs is empty", c, err)
+	c, err = Load(nil, []string{"SENSE_CLUSTER_PEERS=n1=n1:7100, n2=n2:7100"})
+	if errs := fieldErrors(t, err); len(errs) != 1 || errs[0].Key != "hubs" {
+		t.Errorf("SENSE_CLUSTER_PEERS without hubs: %+v, %v; want only hubs is empty", c, err)
 	}
 }
 

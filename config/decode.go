@@ -186,8 +186,8 @@ func (d *decoder) setLeaf(v reflect.Value, key, text, source string, c codec) bo
 }
 
 // setText sets the setting at key, a path of struct fields only, from text
-// given by the environment or a flag. A list of strings is given as
-// comma-separated text.
+// given by the environment or a flag. A list (see textLists) is given as
+// comma-separated text and replaces the list of the file.
 func (d *decoder) setText(c *Config, key, text, source string) {
 	v := reflect.ValueOf(c).Elem()
 	for _, part := range strings.Split(key, ".") {
@@ -198,30 +198,72 @@ func (d *decoder) setText(c *Config, key, text, source string) {
 		d.setLeaf(v, key, text, source, cd)
 		return
 	}
-	switch {
-	case t.Kind() == reflect.Pointer:
-		p := reflect.New(t.Elem())
-		if d.setLeaf(p.Elem(), key, text, source, codecs[t.Elem()]) {
-			v.Set(p)
-		}
-	case t == reflect.TypeFor[[]string]():
-		parts := strings.Split(text, ",")
-		for i := range parts {
-			parts[i] = strings.TrimSpace(parts[i])
-		}
-		v.Set(reflect.ValueOf(parts))
-		for k := range d.sources {
-			if strings.HasPrefix(k, key+"[") {
-				delete(d.sources, k)
-			}
-		}
-		d.sources[key] = source
-		for i := range parts {
-			d.sources[fmt.Sprintf("%s[%d]", key, i)] = source
-		}
-	default:
+	if parse, ok := textLists[t]; ok {
+		d.setList(v, key, text, source, parse)
+		return
+	}
+	if t.Kind() != reflect.Pointer {
 		panic("config: cannot set " + key + " from text")
 	}
+	p := reflect.New(t.Elem())
+	if d.setLeaf(p.Elem(), key, text, source, codecs[t.Elem()]) {
+		v.Set(p)
+	}
+}
+
+// textLists are the lists a variable or a flag can set, as comma-separated
+// entries; each function parses one entry, already trimmed of spaces.
+var textLists = map[reflect.Type]func(s string) (reflect.Value, error){
+	reflect.TypeFor[[]string](): func(s string) (reflect.Value, error) { return reflect.ValueOf(s), nil },
+	reflect.TypeFor[[]Peer](): func(s string) (reflect.Value, error) {
+		p, err := parsePeer(s)
+		return reflect.ValueOf(p), err
+	},
+}
+
+// parsePeer reads a peer written as id=host:port, the form of each entry of
+// SENSE_CLUSTER_PEERS. It checks the form only; Validate checks the id and
+// the address.
+func parsePeer(s string) (Peer, error) {
+	id, addr, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(id) == "" || strings.TrimSpace(addr) == "" {
+		return Peer{}, hint("is not a peer; write each peer as id=host:port, such as n1=10.0.0.1:7100,n2=10.0.0.2:7100")
+	}
+	return Peer{ID: strings.TrimSpace(id), Addr: strings.TrimSpace(addr)}, nil
+}
+
+// setList sets the list v from comma-separated text. An entry that does not
+// parse is reported and left as the zero value, so that the list keeps its
+// length (a list of peers still leaves dev mode) and Validate's complaints
+// about the entry are dropped as already reported.
+func (d *decoder) setList(v reflect.Value, key, text, source string, parse func(string) (reflect.Value, error)) {
+	for k := range d.sources {
+		if strings.HasPrefix(k, key+"[") {
+			delete(d.sources, k)
+		}
+	}
+	d.sources[key] = source
+	parts := strings.Split(text, ",")
+	list := reflect.MakeSlice(v.Type(), len(parts), len(parts))
+	var fieldNames []string
+	if et := v.Type().Elem(); et.Kind() == reflect.Struct {
+		fieldNames = fieldsOf(et).names
+	}
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		k := fmt.Sprintf("%s[%d]", key, i)
+		d.sources[k] = source
+		for _, name := range fieldNames {
+			d.sources[k+"."+name] = source
+		}
+		x, err := parse(part)
+		if err != nil {
+			d.fail(k, part, source, err)
+			continue
+		}
+		list.Index(i).Set(x)
+	}
+	v.Set(list)
 }
 
 // applyEnv applies the SENSE_ variables of env to c.
@@ -299,7 +341,7 @@ func buildEnv() (map[string]string, []string, map[string]bool) {
 				key = prefix + "." + name
 			}
 			switch {
-			case isLeaf(ft) || ft == reflect.TypeFor[[]string]():
+			case isLeaf(ft) || textLists[ft] != nil:
 				env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 				keys[env] = key
 				names = append(names, env)
@@ -604,11 +646,17 @@ func scalarText(n *yaml.Node) string {
 	return ""
 }
 
+// mappingExamples show how to write a mapping that is easily mistaken for a
+// single value.
+var mappingExamples = map[reflect.Type]string{
+	reflect.TypeFor[Peer](): ", such as {id: n2, addr: 10.0.0.2:7100}",
+}
+
 func (f *fileDecoder) structure(n *yaml.Node, v reflect.Value, key string) {
 	fs := fieldsOf(v.Type())
 	if n.Kind != yaml.MappingNode {
-		f.failAt(n, key, scalarText(n), hint(fmt.Sprintf("is %s; expected a mapping with keys %s",
-			describe(n), strings.Join(fs.names, ", "))))
+		f.failAt(n, key, scalarText(n), hint(fmt.Sprintf("is %s; expected a mapping with keys %s%s",
+			describe(n), strings.Join(fs.names, ", "), mappingExamples[v.Type()])))
 		return
 	}
 	f.eachPair(n, v, key, func(k, val *yaml.Node, child string) {

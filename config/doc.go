@@ -19,9 +19,20 @@
 // on first use. Dev mode lasts as long as cluster.peers is empty; outside it,
 // hubs must be declared and auto-creation is off unless turned on.
 //
+// # Clusters
+//
+// cluster.peers lists every node of a cluster, this one included, by id and
+// address; node.id must be one of them, and cluster.listen defaults to its
+// address. Each hub is held by its nodes (hubs[].nodes, default every peer:
+// see Config.HubNodes), and each buffer of a pipeline in a hub is held by
+// Pipeline.ReplicationIn of them: pipelines[].replication, or 3 (at most
+// the hub's node count) when it is 0. A pipeline has partitions in every
+// hub, so an explicit replication must fit every hub.
+//
 // Lists of mappings (hubs, pipelines) and groups can only be set in the file.
-// The lists jurisdictions and cluster.peers may be given to a variable as
-// comma-separated text (SENSE_JURISDICTIONS=MA,SN).
+// The list jurisdictions may be given to a variable as comma-separated text
+// (SENSE_JURISDICTIONS=MA,SN), and so may cluster.peers, as id=host:port
+// entries (SENSE_CLUSTER_PEERS=n1=10.0.0.1:7100,n2=10.0.0.2:7100).
 //
 // # Strictness
 //

@@ -43,3 +43,31 @@ pipelines: [{name: payments, partitons: 2}]
 	// config: pipelines[0].partitons is not a known key; did you mean partitions? (sense.yaml line 6)
 	// config: hubs[1].jurisdiction "GH" is not a registered jurisdiction (registered: MA, SN); add it to jurisdictions or fix the hub (sense.yaml line 5)
 }
+
+func ExampleConfig_HubNodes() {
+	cfg, err := config.Parse("sense.yaml", []byte(`
+node: {id: n1}
+jurisdictions: [MA, SN]
+cluster:
+  peers: [{id: n1, addr: 10.0.0.1:7100}, {id: n2, addr: 10.0.0.2:7100}, {id: n3, addr: 10.0.0.3:7100}]
+hubs:
+  - {name: tangier, jurisdiction: MA}
+  - {name: dakar, jurisdiction: SN, nodes: [n2, n3]}
+pipelines:
+  - {name: payments}
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := cfg.Pipelines[0]
+	for _, hub := range []string{"tangier", "dakar"} {
+		nodes := cfg.HubNodes(hub)
+		fmt.Println(hub, nodes, p.ReplicationIn(len(nodes)))
+	}
+	fmt.Println(cfg.Cluster.Listen)
+	// Output:
+	// tangier [n1 n2 n3] 3
+	// dakar [n2 n3] 2
+	// 10.0.0.1:7100
+}

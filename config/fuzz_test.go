@@ -13,6 +13,10 @@ func FuzzParse(f *testing.F) {
 		"base: &b {partitions: 3}\npipelines: [{<<: *b, name: p}]\n",
 		"pipelines: [{<<: [{partitions: 2}, {retention: 1d}], name: p}]\n",
 		"groups: {E: [MA]}\njurisdictions: [MA]\n", "? [a]\n: b\n", "--- 1\n--- 2\n", "router: {shed_low_at: .nan}\n",
+		clusterYAML, cluster3 + reg + clusterHubs + "pipelines: [{name: p, replication: 2}]\n",
+		"cluster: {peers: ['n1:7100']}\n", "cluster: {peers: [{id: n1, addr: &a 'x:1'}, {id: n2, addr: *a}]}\n",
+		"node: {id: n2}\ncluster: {peers: [{id: n2, addr: '[::1]:7100'}]}\nhubs: [{name: h, jurisdiction: '*', nodes: [n2]}]\n",
+		"hubs: [{name: local, jurisdiction: '*', nodes: [n1]}]\npipelines: [{name: p, replication: 1}]\n",
 	} {
 		f.Add([]byte(seed))
 	}

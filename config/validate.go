@@ -25,7 +25,8 @@ import (
 // after a change; values it filled in stay.
 //
 // Defaults that depend on the mode (see DevMode) are taken from
-// Cluster.Peers as it is when Validate runs.
+// Cluster.Peers as it is when Validate runs, and so is the default of
+// Cluster.Listen: this node's address in Cluster.Peers.
 func (c *Config) Validate() error {
 	return errors.Join(c.check()...)
 }
@@ -33,7 +34,7 @@ func (c *Config) Validate() error {
 // check is Validate returning the problems as a list.
 func (c *Config) check() []error {
 	c.fillDefaults()
-	v := &checker{c: c}
+	v := &checker{c: c, badHubNodes: make(map[string]bool)}
 	v.node()
 	v.listeners()
 	reg := v.registry()
@@ -63,6 +64,11 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Listeners.HTTP, DefaultHTTPAddr)
 	setDefault(&c.Listeners.Kafka, DefaultKafkaAddr)
 	setDefault(&c.Listeners.QUIC, DefaultQUICAddr)
+	if c.Cluster.Listen == "" {
+		if self, ok := c.self(); ok {
+			c.Cluster.Listen = self.Addr
+		}
+	}
 	if len(c.Jurisdictions) == 0 {
 		c.Jurisdictions = []string{DefaultJurisdiction}
 	}
@@ -112,6 +118,17 @@ func (c *Config) fillDefaults() {
 	}
 }
 
+// self returns this node's entry in Cluster.Peers, the first whose ID is
+// Node.ID.
+func (c *Config) self() (Peer, bool) {
+	for _, p := range c.Cluster.Peers {
+		if p.ID == c.Node.ID {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
 func setDefault(s *string, def string) {
 	if *s == "" {
 		*s = def
@@ -120,8 +137,9 @@ func setDefault(s *string, def string) {
 
 // checker collects the problems of one Validate.
 type checker struct {
-	c    *Config
-	errs []error
+	c           *Config
+	errs        []error
+	badHubNodes map[string]bool // "hubs[i].nodes" keys found wrong
 }
 
 // fail records a problem with key; format is phrased to follow the key and
@@ -350,6 +368,7 @@ func (v *checker) hubs(reg *jurisdiction.Registry) {
 		if reg != nil {
 			h.mask = v.hubMask(key+".jurisdiction", h.Jurisdiction, reg)
 		}
+		v.hubNodes(key+".nodes", h.Nodes)
 		if !h.Status.valid() {
 			v.fail(key+".status", h.Status.String(), "is not a hub status; use up, draining or down")
 		}
@@ -358,6 +377,36 @@ func (v *checker) hubs(reg *jurisdiction.Registry) {
 				v.failErr(fmt.Sprintf("%s.policy.deny_pipelines[%d]", key, j), p, pipelineNameErr(err))
 			}
 		}
+	}
+}
+
+// hubNodes checks a hub's nodes: none in dev mode, else configured peers,
+// each once. A hub whose nodes are bad is left out of the replication
+// checks, which would only repeat the problem.
+func (v *checker) hubNodes(key string, nodes []string) {
+	c := v.c
+	if len(nodes) == 0 {
+		return
+	}
+	if c.DevMode() {
+		v.fail(key, "["+strings.Join(nodes, ", ")+"]", "needs a cluster section: without cluster.peers this process is the only node and holds every hub; remove nodes, or list the cluster's nodes in cluster.peers")
+		v.badHubNodes[key] = true
+		return
+	}
+	peers := c.peerIDs()
+	first := make(map[string]int, len(nodes))
+	for j, n := range nodes {
+		k := fmt.Sprintf("%s[%d]", key, j)
+		switch prev, dup := first[n]; {
+		case !slices.Contains(peers, n):
+			v.fail(k, n, "is not among cluster.peers (%s); add the node to cluster.peers or remove it from the hub", strings.Join(peers, ", "))
+		case dup:
+			v.fail(k, n, "is also %s[%d]; list each node once", key, prev)
+		default:
+			first[n] = j
+			continue
+		}
+		v.badHubNodes[key] = true
 	}
 }
 
@@ -400,6 +449,7 @@ func (v *checker) pipelines(reg *jurisdiction.Registry) {
 		if p.Partitions < 1 || p.Partitions > MaxPartitions {
 			v.fail(key+".partitions", strconv.Itoa(p.Partitions), "is out of range; use 1 to %d", MaxPartitions)
 		}
+		v.replication(key+".replication", p)
 		if p.Retention < 0 {
 			v.fail(key+".retention", p.Retention.String(), "is negative; use a duration such as 24h or 7d, or 0 to keep events forever")
 		}
@@ -418,6 +468,46 @@ func (v *checker) pipelines(reg *jurisdiction.Registry) {
 			}
 			p.defaultMask = m
 		}
+	}
+}
+
+// replication checks a pipeline's replication against the mode and, when
+// it is given, against the nodes of every hub: a declared pipeline has
+// partitions in every hub, whatever the hub's status or policy.
+func (v *checker) replication(key string, p *Pipeline) {
+	c := v.c
+	r := p.Replication
+	switch {
+	case r == 0:
+		return
+	case r < 0 || r > MaxReplication:
+		v.fail(key, strconv.Itoa(r), "is out of range; use 0 (the default: %d, or every node of a smaller hub) or 1 to %d, odd numbers preferred", DefaultReplication, MaxReplication)
+		return
+	case c.DevMode() && r > 1:
+		v.fail(key, strconv.Itoa(r), "needs a cluster: without cluster.peers this process is the only node; use 0 or 1, or list the cluster's nodes in cluster.peers")
+		return
+	}
+	var short []string // "hub dakar's 2 nodes (n1, n2)"
+	for i := range c.Hubs {
+		h := &c.Hubs[i]
+		if v.badHubNodes[fmt.Sprintf("hubs[%d].nodes", i)] {
+			continue
+		}
+		if nodes := c.hubNodes(h); len(nodes) < r {
+			noun := "nodes"
+			if len(nodes) == 1 {
+				noun = "node"
+			}
+			short = append(short, fmt.Sprintf("hub %s's %d %s (%s)", h.Name, len(nodes), noun, strings.Join(nodes, ", ")))
+		}
+	}
+	switch len(short) {
+	case 0:
+	case 1:
+		v.fail(key, strconv.Itoa(r), "is more than %s; pipeline %s has partitions in every hub, so lower the replication or add nodes to the hub", short[0], p.Name)
+	default:
+		v.fail(key, strconv.Itoa(r), "is more than %s and %s; pipeline %s has partitions in every hub, so lower the replication or add nodes to those hubs",
+			strings.Join(short[:len(short)-1], ", "), short[len(short)-1], p.Name)
 	}
 }
 
@@ -563,18 +653,84 @@ func (v *checker) log() {
 	}
 }
 
+// cluster checks the peers, this node's place among them and the
+// transport's addresses. Without peers (dev mode) the section must be
+// empty.
 func (v *checker) cluster() {
-	first := make(map[string]int, len(v.c.Cluster.Peers))
-	for i, p := range v.c.Cluster.Peers {
+	c := v.c
+	cl := c.Cluster
+	if !cl.Enabled() {
+		for _, a := range []struct{ key, addr string }{{"cluster.listen", cl.Listen}, {"cluster.advertise", cl.Advertise}} {
+			if a.addr != "" {
+				v.fail(a.key, a.addr, "is set but cluster.peers is empty; list the cluster's nodes, this one included, in cluster.peers, or remove %s for dev mode", a.key)
+			}
+		}
+		return
+	}
+	idsOK := true
+	ids := make(map[string]int, len(cl.Peers))
+	addrs := make(map[string]int, len(cl.Peers))
+	for i, p := range cl.Peers {
 		key := fmt.Sprintf("cluster.peers[%d]", i)
-		host, port, err := net.SplitHostPort(p)
-		switch j, dup := first[p]; {
-		case err != nil || host == "" || !validPort(port) || port == "0":
-			v.fail(key, p, "is not a peer address; write host:port such as node2.example.com:7070")
+		switch j, dup := ids[p.ID]; {
+		case p.ID == "":
+			v.fail(key+".id", "", "is empty; give the peer's node.id: 1 to %d of a-z, 0-9, '.', '_', '-'", maxNameLen)
+			idsOK = false
+		case !validName(p.ID, true):
+			v.fail(key+".id", p.ID, "is not a valid node id; use 1 to %d of a-z, 0-9, '.', '_', '-' (not . or ..)", maxNameLen)
+			idsOK = false
 		case dup:
-			v.fail(key, p, "is also cluster.peers[%d]; remove one", j)
+			v.fail(key+".id", p.ID, "is also the id of cluster.peers[%d]; peer ids must be unique", j)
 		default:
-			first[p] = i
+			ids[p.ID] = i
+		}
+		host, port, err := net.SplitHostPort(p.Addr)
+		switch j, dup := addrs[p.Addr]; {
+		case p.Addr == "":
+			v.fail(key+".addr", "", "is empty; give the host:port the other nodes reach this peer at, such as 10.0.0.2:7100")
+		case err != nil || anyHost(host) || !validPort(port) || port == "0":
+			v.fail(key+".addr", p.Addr, "is not an address peers can connect to; write host:port with a host and a non-zero port, such as 10.0.0.2:7100")
+		case dup:
+			v.fail(key+".addr", p.Addr, "is also the address of cluster.peers[%d] (%s); give each peer its own address", j, cl.Peers[j].ID)
+		default:
+			addrs[p.Addr] = i
+		}
+	}
+	if _, ok := ids[c.Node.ID]; !ok && idsOK && validName(c.Node.ID, true) {
+		v.fail("node.id", c.Node.ID, "is not among cluster.peers (%s); set node.id to this node's id in cluster.peers, or add this node to cluster.peers", strings.Join(c.peerIDs(), ", "))
+	}
+	// An empty listen address is filled in from this node's peer entry, so
+	// it stays empty only when that entry is missing or has no address,
+	// which is reported above.
+	if cl.Listen != "" {
+		v.clusterListen(cl.Listen)
+	}
+	if a := cl.Advertise; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || anyHost(host) || !validPort(port) || port == "0" {
+			v.fail("cluster.advertise", a, "is not an address peers can connect to; give a host and a non-zero port such as node1.example.com:7100, or leave it empty to advertise cluster.listen")
+		}
+	}
+}
+
+// clusterListen checks the cluster transport's listen address: host:port
+// with a fixed port, since peers dial the port in cluster.peers, and not
+// the TCP port of an edge listener.
+func (v *checker) clusterListen(addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		v.fail("cluster.listen", addr, "is not a host:port address; write it as 10.0.0.1:7100, [::1]:7100 or :7100 (every interface)")
+		return
+	case !validPort(port) || port == "0":
+		v.fail("cluster.listen", addr, "has port %q; use a number from 1 to 65535: peers dial a fixed port, the one in this node's cluster.peers entry", port)
+		return
+	}
+	l := v.c.Listeners
+	for _, t := range []struct{ name, addr string }{{"native", l.Native}, {"http", l.HTTP}, {"kafka", l.Kafka}} {
+		if _, p, err := net.SplitHostPort(t.addr); err == nil && validPort(p) && samePort(addr, t.addr) {
+			v.fail("cluster.listen", addr, "uses the TCP port of listeners.%s (%s); give the cluster transport a port of its own, in cluster.listen or this node's cluster.peers entry", t.name, t.addr)
+			return
 		}
 	}
 }

@@ -103,8 +103,8 @@ func TestFileErrors(t *testing.T) {
 		{"tls key without cert", "tls: {key_file: /k.pem}\n", "tls.cert_file", "", "give the certificate too, or neither"},
 		{"tls cert without key", "tls: {cert_file: /c.pem}\n", "tls.key_file", "", "give the certificate's private key too, or neither"},
 		{"bad node id", "node: {id: 'Node 1'}\n", "node.id", "Node 1", "a-z, 0-9"},
-		{"bad peer", "cluster: {peers: [node2]}\n" + reg + hubs, "cluster.peers[0]", "node2", "host:port"},
-		{"cluster without hubs", "cluster: {peers: ['n2:7070']}\n", "hubs", "", "declare at least one"},
+		{"peer written as an address", "cluster: {peers: ['n2:7100']}\n" + reg + hubs, "cluster.peers[0]", "n2:7100", "such as {id: n2, addr: 10.0.0.2:7100}"},
+		{"cluster without hubs", "cluster: {peers: [{id: n1, addr: 'n1:7100'}]}\n", "hubs", "", "declare at least one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
