@@ -58,6 +58,8 @@ type Leadership interface {
 	IsLeader() bool
 	// Term is the leader's raft term (the batches' leader epoch).
 	Term() uint64
+	// Replicas names the nodes holding the buffer.
+	Replicas() []string
 }
 
 // AppendFlags qualify one Append.
@@ -72,6 +74,10 @@ const (
 	// gaps: a native producer's events are spread over several buffers.
 	// Without it sequences are strict, as Kafka's idempotence wants.
 	AppendSparse
+	// AppendLocal refuses with NOT_LEADER where a replicated buffer would
+	// forward the batch to its leader: Kafka clients find leaders
+	// themselves.
+	AppendLocal
 )
 
 // Ack is an append written but not yet known durable.

@@ -41,6 +41,9 @@ var (
 // pipeline of the same name removes them first (dropBuffersLocked), so a
 // new pipeline always starts empty.
 func (n *Node) DeletePipeline(name string) error {
+	if err := n.fixed(name); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed.Load() {

@@ -208,3 +208,15 @@ func appendAndWait(l Buffer, b []byte, f AppendFlags) (int64, error) {
 	}
 	return ack.Wait()
 }
+
+// Leadership returns who leads a partition when its buffer is replicated;
+// ok is false for a buffer this node alone holds (it leads it) or an
+// unknown partition.
+func (n *Node) Leadership(pipeline string, partition int32) (l Leadership, ok bool) {
+	p := n.st.Load().pipelines[pipeline]
+	if p == nil || partition < 0 || int(partition) >= len(p.bufs) {
+		return nil, false
+	}
+	l, ok = p.bufs[partition].(Leadership)
+	return l, ok
+}

@@ -83,6 +83,10 @@ type Options struct {
 	// forgets consumer groups' commits on it there). An error is reported
 	// to DeletePipeline's caller; the pipeline stays deleted.
 	PipelineDeleted func(name string) error
+	// FixedPipelines refuses to create, grow or delete pipelines at run
+	// time (a cluster's nodes each declare them in their config file until
+	// the cluster metadata holds them).
+	FixedPipelines bool
 	// OpenBuffer, when set, opens the node's buffers in place of
 	// OpenSegmentBuffer: a cluster's replicated buffers.
 	OpenBuffer func(BufferSpec) (Buffer, error)
@@ -417,11 +421,22 @@ var ErrPipelineExists = errors.New("node: pipeline exists")
 // ErrInvalidSpec is matched by CreatePipeline's errors for a bad argument.
 var ErrInvalidSpec = errors.New("node: invalid pipeline spec")
 
+// fixed refuses a change to the pipelines when they are fixed.
+func (n *Node) fixed(name string) error {
+	if !n.opts.FixedPipelines {
+		return nil
+	}
+	return fmt.Errorf("%w: pipeline %q: in a cluster, pipelines are declared in every node's config file (pipelines:) and cannot be created, grown or deleted at run time yet", ErrInvalidSpec, name)
+}
+
 // ErrUnknownHub is matched by SetHubStatus's error for an unknown hub.
 var ErrUnknownHub = errors.New("node: no such hub")
 
 // CreatePipeline adds a pipeline durably and opens its buffers.
 func (n *Node) CreatePipeline(spec PipelineSpec) error {
+	if err := n.fixed(spec.Name); err != nil {
+		return err
+	}
 	if err := event.ValidatePipelineName(spec.Name); err != nil {
 		return err
 	}
@@ -512,6 +527,9 @@ func (n *Node) hubNamesLocked() []string {
 // file declares cannot grow (ErrPipelineDeclared): its layout is the
 // config's.
 func (n *Node) AddPartitions(name string, total int) error {
+	if err := n.fixed(name); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed.Load() {

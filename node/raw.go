@@ -241,7 +241,7 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
-	base, err := appendAndWait(p.bufs[partition], stored, AppendChecked)
+	base, err := appendAndWait(p.bufs[partition], stored, AppendChecked|AppendLocal)
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -70,11 +71,18 @@ type Group struct {
 
 // proposal is a batch on its way into raft.
 type proposal struct {
+	op     int // opPropose, opCampaign, opTransfer
 	data   []byte
 	h      batch.Header
 	sparse bool
 	ack    *Ack
 }
+
+const (
+	opPropose = iota
+	opCampaign
+	opTransfer
+)
 
 // inflight remembers a producer's idempotent batches proposed but not yet
 // written to the log, newest last (the log's own state covers the rest).
@@ -271,8 +279,32 @@ func (g *Group) Term() uint64 { return g.term.Load() }
 // Campaign makes this replica stand for election now (tests, start-up).
 func (g *Group) Campaign() {
 	select {
-	case g.props <- &proposal{ack: nil}:
+	case g.props <- &proposal{op: opCampaign}:
 	case <-g.quit:
+	}
+}
+
+// TransferLeadership asks raft to hand this replica's leadership to the
+// most up-to-date follower; it returns at once (see Host.TransferAll).
+func (g *Group) TransferLeadership() {
+	select {
+	case g.props <- &proposal{op: opTransfer}:
+	case <-g.quit:
+	}
+}
+
+func (g *Group) transfer() {
+	if !g.isLeader {
+		return
+	}
+	var best, match uint64
+	for id, pr := range g.rn.Status().Progress {
+		if id != g.id && pr.Match >= match && pr.RecentActive {
+			best, match = id, pr.Match
+		}
+	}
+	if best != 0 {
+		g.rn.TransferLeader(best)
 	}
 }
 
@@ -399,8 +431,12 @@ func (g *Group) fail(err error) {
 // propose checks the batch's producer sequences against the log and what
 // is in flight, then proposes it.
 func (g *Group) propose(p *proposal) {
-	if p.ack == nil {
+	switch p.op {
+	case opCampaign:
 		g.rn.Campaign()
+		return
+	case opTransfer:
+		g.transfer()
 		return
 	}
 	if !g.isLeader {
@@ -711,7 +747,7 @@ func (g *Group) failAll(err error) {
 	for {
 		select {
 		case p := <-g.props:
-			if p.ack != nil {
+			if p.op == opPropose {
 				p.ack.resolve(-1, err)
 			}
 		default:
@@ -766,4 +802,14 @@ func (g *Group) Close() error {
 	}
 	g.hwMu.Unlock()
 	return g.log.Close()
+}
+
+// Replicas returns the names of the nodes holding the group, sorted.
+func (g *Group) Replicas() []string {
+	out := make([]string, 0, len(g.replicas))
+	for _, n := range g.replicas {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -339,6 +339,27 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 	g.deliver(m)
 }
 
+// TransferAll hands the leadership of every group this node leads to a
+// follower and waits, up to timeout, until it leads none (a clean stop:
+// writes move on at once instead of after an election timeout). It
+// returns how many groups it still leads.
+func (h *Host) TransferAll(timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		n := 0
+		for _, g := range h.Groups() {
+			if g.IsLeader() {
+				n++
+				g.TransferLeadership()
+			}
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Close closes every group and stops the host.
 func (h *Host) Close() error {
 	h.mu.Lock()

@@ -486,3 +486,18 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 		t.Fatalf("log holds %v, want %v", got, want)
 	}
 }
+
+func TestTransferLeadership(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	c.appendRetry(record(0))
+	old := c.leader()
+	c.converge(c.group(old).HighWatermark())
+	if left := c.hosts[old].TransferAll(10 * time.Second); left != 0 {
+		t.Fatalf("%s still leads %d groups after the transfer", old, left)
+	}
+	nl := c.leader(old)
+	if nl == old {
+		t.Fatal("leadership did not move")
+	}
+	c.appendRetry(record(1))
+}

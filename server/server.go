@@ -44,6 +44,7 @@ type Server struct {
 	nativeLn, httpLn, kafkaLn net.Listener
 	quicLn                    *quicedge.Listener
 	kafkaAdv                  string
+	cluster                   *clusterRuntime // nil in dev mode
 	wg                        sync.WaitGroup
 	errs                      chan error
 }
@@ -148,8 +149,22 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	nopts := NodeOptions(cfg, log)
 	nopts.PipelineDeleted = s.Offsets.DeleteTopic
+	if !cfg.DevMode() {
+		if s.cluster, err = startCluster(cfg, log); err != nil {
+			s.Offsets.Close()
+			s.shutdownHTTP(context.Background())
+			s.closeListeners()
+			return nil, err
+		}
+		nopts.OpenBuffer = s.cluster.openBuffer
+		nopts.FixedPipelines = true
+		nopts.AutoCreate = false
+	}
 	n, err := node.Open(nopts)
 	if err != nil {
+		if s.cluster != nil {
+			s.cluster.close()
+		}
 		s.Offsets.Close()
 		s.shutdownHTTP(context.Background())
 		s.closeListeners()
@@ -347,8 +362,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
 	}
+	if s.cluster != nil {
+		// Hand leadership over before the buffers close, so writes move to
+		// the other replicas at once rather than after an election timeout.
+		if left := s.cluster.host.TransferAll(2 * time.Second); left > 0 {
+			s.log.Warn("stopping while still leading buffers; their followers elect a leader after the election timeout", "buffers", left)
+		}
+	}
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.cluster != nil {
+		if err := s.cluster.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
