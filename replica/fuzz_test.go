@@ -52,3 +52,24 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeForward: forwarded appends and their answers from a peer.
+func FuzzDecodeForward(f *testing.F) {
+	f.Add(encodeForward(7, "p/h/0", true, record(1)))
+	f.Add(encodeForwardResp(7, 42, nil, "n2"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if id, key, sparse, b, err := decodeForward(p); err == nil {
+			id2, key2, sparse2, b2, err := decodeForward(encodeForward(id, key, sparse, b))
+			if err != nil || id2 != id || key2 != key || sparse2 != sparse || !bytes.Equal(b2, b) {
+				t.Fatalf("forward does not round-trip: %v", err)
+			}
+		}
+		if id, r, err := decodeForwardResp(p); err == nil {
+			id2, r2, err := decodeForwardResp(encodeForwardResp(id, r.base, r.err, r.leader))
+			if err != nil || id2 != id || r2.base != r.base || r2.leader != r.leader || (r2.err == nil) != (r.err == nil) {
+				t.Fatalf("forward answer does not round-trip: %v", err)
+			}
+		}
+	})
+}

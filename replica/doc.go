@@ -1,0 +1,10 @@
+// Package replica makes a buffer a raft group: this node's replica of one
+// partition, on go.etcd.io/raft/v3, whose raft log is the partition's
+// segment log (one record batch per entry, the term in the batch's leader
+// epoch). A Host runs a node's groups, delivers their messages from the
+// cluster transport, drives their clocks and forwards appends from
+// followers and from nodes without a replica to the leader. A Group
+// implements what the node needs of a Buffer: Append resolves once the
+// batch is committed on a quorum, reads stop at the commit point.
+// docs/cluster.md describes the formats and what is not built yet.
+package replica
