@@ -281,7 +281,8 @@ func (pd *PendingProduce) Wait() {
 }
 
 func isProducerErr(err error) bool {
-	return errors.Is(err, seglog.ErrOutOfOrderSequence) || errors.Is(err, seglog.ErrDuplicateSequence) || errors.Is(err, seglog.ErrProducerFenced)
+	_, ok := seglog.ProducerCode(err)
+	return ok
 }
 
 func (n *Node) appendCode(err error) result.Code {
@@ -290,12 +291,9 @@ func (n *Node) appendCode(err error) result.Code {
 		return result.OK
 	case errors.Is(err, seglog.ErrClosed):
 		return n.closedCode()
-	case errors.Is(err, seglog.ErrOutOfOrderSequence):
-		return result.OutOfOrderSequence
-	case errors.Is(err, seglog.ErrDuplicateSequence):
-		return result.DuplicateSequence
-	case errors.Is(err, seglog.ErrProducerFenced):
-		return result.ProducerFenced
+	}
+	if c, ok := seglog.ProducerCode(err); ok {
+		return c
 	}
 	if c := result.CodeOf(err); c != result.Unknown {
 		return c // a replicated buffer's NOT_LEADER, for one

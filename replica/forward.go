@@ -109,14 +109,10 @@ func decodeForwardResp(p []byte) (uint64, fwdResult, error) {
 // codeOf gives an append error its code on the wire; the producer-sequence
 // errors of seglog keep their identity through errorOf.
 func codeOf(err error) result.Code {
-	switch {
-	case errors.Is(err, seglog.ErrOutOfOrderSequence):
-		return result.OutOfOrderSequence
-	case errors.Is(err, seglog.ErrDuplicateSequence):
-		return result.DuplicateSequence
-	case errors.Is(err, seglog.ErrProducerFenced):
-		return result.ProducerFenced
-	case errors.Is(err, seglog.ErrClosed):
+	if c, ok := seglog.ProducerCode(err); ok {
+		return c
+	}
+	if errors.Is(err, seglog.ErrClosed) {
 		return result.NotReady
 	}
 	if c := result.CodeOf(err); c != result.Unknown {

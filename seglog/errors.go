@@ -3,6 +3,8 @@ package seglog
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sensehq/sense/result"
 )
 
 var (
@@ -70,3 +72,18 @@ func (e *failedError) Error() string {
 }
 func (e *failedError) Is(target error) bool { return target == ErrFailed }
 func (e *failedError) Unwrap() error        { return e.cause }
+
+// ProducerCode returns the result code of a producer-sequence error of
+// this package (ErrOutOfOrderSequence, ErrDuplicateSequence,
+// ErrProducerFenced); ok is false for any other error.
+func ProducerCode(err error) (c result.Code, ok bool) {
+	switch {
+	case errors.Is(err, ErrOutOfOrderSequence):
+		return result.OutOfOrderSequence, true
+	case errors.Is(err, ErrDuplicateSequence):
+		return result.DuplicateSequence, true
+	case errors.Is(err, ErrProducerFenced):
+		return result.ProducerFenced, true
+	}
+	return result.Unknown, false
+}
