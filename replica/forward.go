@@ -136,26 +136,51 @@ func errorOf(code result.Code, msg string) error {
 
 // forward sends b to node to for the group key and waits for the answer.
 func (h *Host) forward(to, key string, b []byte, sparse bool) fwdResult {
+	return h.awaitForward(h.sendForward(to, key, b, sparse))
+}
+
+// pendingForward is a forwarded append whose answer has not come yet.
+type pendingForward struct {
+	id  uint64
+	to  string
+	key string
+	ch  chan fwdResult
+	err *fwdResult // set when the frame could not be queued
+}
+
+// sendForward queues the forward frame for node to at once, in the
+// caller's order: the transport keeps a peer's frames in the order they
+// were queued, so a producer's batches reach the leader in the order it
+// sent them, and its sequence numbers stay in order.
+func (h *Host) sendForward(to, key string, b []byte, sparse bool) pendingForward {
 	id := h.fwdID.Add(1)
-	ch := make(chan fwdResult, 1)
+	pf := pendingForward{id: id, to: to, key: key, ch: make(chan fwdResult, 1)}
 	h.fwdMu.Lock()
-	h.fwd[id] = ch
+	h.fwd[id] = pf.ch
 	h.fwdMu.Unlock()
+	if !h.send.Send(to, KindForward, encodeForward(id, key, sparse, b)) {
+		pf.err = &fwdResult{err: result.New(result.NotReady, fmt.Sprintf("cannot reach node %s, which leads %s; retry shortly", to, key))}
+	}
+	return pf
+}
+
+// awaitForward waits for the answer to a forward sendForward queued.
+func (h *Host) awaitForward(pf pendingForward) fwdResult {
 	defer func() {
 		h.fwdMu.Lock()
-		delete(h.fwd, id)
+		delete(h.fwd, pf.id)
 		h.fwdMu.Unlock()
 	}()
-	if !h.send.Send(to, KindForward, encodeForward(id, key, sparse, b)) {
-		return fwdResult{err: result.New(result.NotReady, fmt.Sprintf("cannot reach node %s, which leads %s; retry shortly", to, key))}
+	if pf.err != nil {
+		return *pf.err
 	}
 	t := time.NewTimer(h.opts.ForwardTimeout)
 	defer t.Stop()
 	select {
-	case r := <-ch:
+	case r := <-pf.ch:
 		return r
 	case <-t.C:
-		return fwdResult{err: result.New(result.Timeout, fmt.Sprintf("node %s did not answer for %s within %s; the append may or may not be stored (an idempotent producer's retry is safe)", to, key, h.opts.ForwardTimeout))}
+		return fwdResult{err: result.New(result.Timeout, fmt.Sprintf("node %s did not answer for %s within %s; the append may or may not be stored (an idempotent producer's retry is safe)", pf.to, pf.key, h.opts.ForwardTimeout))}
 	case <-h.quit:
 		return fwdResult{err: seglog.ErrClosed}
 	}
@@ -209,8 +234,10 @@ func (h *Host) handleForwardResp(from string, p []byte) {
 // leader hint, and returns the Ack that resolves with the answer.
 func (h *Host) forwardAck(key, leader string, b []byte, sparse bool) *Ack {
 	a := newAck()
+	pf := h.sendForward(leader, key, b, sparse)
+	b = append([]byte(nil), b...) // for a retry, after Append has returned
 	go func() {
-		r := h.forward(leader, key, b, sparse)
+		r := h.awaitForward(pf)
 		if r.err != nil && result.CodeOf(r.err) == result.NotLeader && r.leader != "" && r.leader != leader && r.leader != h.self {
 			r = h.forward(r.leader, key, b, sparse)
 		}

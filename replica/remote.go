@@ -41,14 +41,24 @@ func (h *Host) Remote(key string, replicas []string) (*Remote, error) {
 // none is known to lead.
 func (r *Remote) Append(b []byte, sparse bool) *Ack {
 	a := newAck()
+	// The first attempt is queued now, in the caller's order (see
+	// sendForward); retries after a NOT_LEADER go from the goroutine.
+	r.mu.Lock()
+	first := r.h.sendForward(r.leader, r.key, b, sparse)
+	r.mu.Unlock()
 	b = append([]byte(nil), b...)
 	go func() {
 		var res fwdResult
-		for range len(r.replicas) + 1 {
+		for i := range len(r.replicas) + 1 {
 			r.mu.Lock()
 			to := r.leader
 			r.mu.Unlock()
-			res = r.h.forward(to, r.key, b, sparse)
+			if i == 0 {
+				to = first.to
+				res = r.h.awaitForward(first)
+			} else {
+				res = r.h.forward(to, r.key, b, sparse)
+			}
 			code := result.CodeOf(res.err)
 			if code != result.NotLeader && code != result.NotReady {
 				break

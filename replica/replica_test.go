@@ -487,6 +487,43 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 	}
 }
 
+// TestForwardKeepsOrder: a follower's forwarded appends reach the leader
+// in the order they were made, so a producer's batches issued back to back
+// without waiting keep their sequence order (strict sequences: any
+// reordering would be refused as out of order or duplicate).
+func TestForwardKeepsOrder(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	l := c.leader()
+	c.appendRetry(record(0)) // followers learn the leader
+	c.converge(c.group(l).HighWatermark())
+	f := ""
+	for n := range c.hosts {
+		if n != l {
+			f = n
+		}
+	}
+	const n = 400
+	acks := make([]*Ack, n)
+	for i := range n {
+		a, err := c.group(f).Append(idempotent(12, int32(i)), false, false, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks[i] = a
+	}
+	prev := int64(-1)
+	for i, a := range acks {
+		off, err := a.Wait()
+		if err != nil {
+			t.Fatalf("forwarded append %d of %d: %v", i, n, err)
+		}
+		if off <= prev {
+			t.Fatalf("append %d at offset %d, not after the previous one's %d", i, off, prev)
+		}
+		prev = off
+	}
+}
+
 func TestTransferLeadership(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
 	c.appendRetry(record(0))
