@@ -95,6 +95,14 @@ type Store struct {
 	b       batch.Builder
 	logger  *slog.Logger
 	now     func() time.Time
+
+	// In a cluster (OpenReplicated) the records go to rlog, a replicated
+	// log, instead of log; every node applies them as they commit.
+	rlog      ReplicatedLog
+	applied   int64         // the offset after the last batch applied from rlog
+	appliedCh chan struct{} // closed, and replaced, when applied moves
+	quit      chan struct{} // closed by Close
+	done      chan struct{} // closed when the applier has stopped
 }
 
 // currentFile names the log in use.
@@ -228,30 +236,48 @@ func (s *Store) replay() error {
 		if len(buf) == 0 {
 			break
 		}
-		for p := buf; len(p) > 0; {
-			h, err := batch.ParseHeader(p)
-			if err != nil {
-				return fmt.Errorf("group: committed-offsets log at offset %d: %w", off, err)
-			}
-			it, err := batch.NewIter(p[:h.Size()])
-			if err != nil {
-				return fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
-			}
-			for it.Next() {
-				r := it.Record()
-				if err := s.apply(r.Key, r.Value); err != nil {
-					return fmt.Errorf("group: committed-offsets log record at offset %d: %w", h.BaseOffset+int64(r.OffsetDelta), err)
-				}
-				s.records++
-			}
-			if err := it.Err(); err != nil {
-				return fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
-			}
-			off = h.NextOffset()
-			p = p[h.Size():]
+		next, err := s.applyBatches(buf, off)
+		if err != nil {
+			return err
 		}
+		off = next
 	}
 	return nil
+}
+
+// applyBatches applies the records of the whole batches in buf, read at
+// offset off, skipping control batches (a replicated log's leader-change
+// and configuration entries), and returns the offset after the last.
+// The caller holds s.mu or owns s alone.
+func (s *Store) applyBatches(buf []byte, off int64) (int64, error) {
+	for p := buf; len(p) > 0; {
+		h, err := batch.ParseHeader(p)
+		if err != nil {
+			return off, fmt.Errorf("group: committed-offsets log at offset %d: %w", off, err)
+		}
+		if h.Attributes&batch.AttrControl != 0 {
+			off = h.NextOffset()
+			p = p[h.Size():]
+			continue
+		}
+		it, err := batch.NewIter(p[:h.Size()])
+		if err != nil {
+			return off, fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
+		}
+		for it.Next() {
+			r := it.Record()
+			if err := s.apply(r.Key, r.Value); err != nil {
+				return off, fmt.Errorf("group: committed-offsets log record at offset %d: %w", h.BaseOffset+int64(r.OffsetDelta), err)
+			}
+			s.records++
+		}
+		if err := it.Err(); err != nil {
+			return off, fmt.Errorf("group: committed-offsets log at offset %d: %w", h.BaseOffset, err)
+		}
+		off = h.NextOffset()
+		p = p[h.Size():]
+	}
+	return off, nil
 }
 
 // apply sets or deletes one key in memory.
@@ -350,6 +376,9 @@ func (s *Store) Commit(group string, commits []OffsetCommit) error {
 	if len(commits) == 0 {
 		return nil
 	}
+	if s.rlog != nil {
+		return s.commitReplicated(group, commits)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -397,6 +426,9 @@ func (s *Store) DeleteTopic(topic string) error {
 // deleteWhere removes the committed offsets that match, durably, in one
 // batch of tombstones.
 func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) error {
+	if !s.Ready() {
+		return ErrNotReady
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -416,6 +448,20 @@ func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) er
 	}
 	if len(gone) == 0 {
 		return nil
+	}
+	if s.rlog != nil {
+		var b batch.Builder
+		b.Reset(-1, -1, -1)
+		now := s.now().UnixMilli()
+		var kbuf []byte
+		for _, k := range gone {
+			kbuf = appendOffsetKey(kbuf[:0], k.group, k.tp)
+			b.Add(now, kbuf, nil)
+		}
+		s.mu.Unlock()
+		err := s.replicate(b.Finish(), len(gone))
+		s.mu.Lock() // for the deferred Unlock
+		return err
 	}
 	now := s.now().UnixMilli()
 	s.b.Reset(-1, -1, -1)
@@ -539,6 +585,13 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	if s.rlog != nil {
+		close(s.quit)
+		s.mu.Unlock()
+		<-s.done
+		s.mu.Lock()
+		return nil
+	}
 	return s.log.Close()
 }
 

@@ -58,15 +58,17 @@ type Group struct {
 	applied  uint64
 
 	// The state others read.
-	leader   atomic.Uint64 // raft id of the leader as last known, 0 if none
-	term     atomic.Uint64
-	failed   atomic.Pointer[error]
-	hwMu     sync.Mutex
-	hw       int64
-	hwCh     chan struct{}
-	closeMu  sync.Mutex
-	closed   bool
-	stopOnce sync.Once
+	leader atomic.Uint64 // raft id of the leader as last known, 0 if none
+	term   atomic.Uint64
+	// appliedTerm is the term of the last committed entry applied.
+	appliedTerm atomic.Uint64
+	failed      atomic.Pointer[error]
+	hwMu        sync.Mutex
+	hw          int64
+	hwCh        chan struct{}
+	closeMu     sync.Mutex
+	closed      bool
+	stopOnce    sync.Once
 }
 
 // proposal is a batch on its way into raft.
@@ -275,6 +277,16 @@ func (g *Group) IsLeader() bool { return g.leader.Load() == g.id }
 
 // Term returns the raft term as last seen.
 func (g *Group) Term() uint64 { return g.term.Load() }
+
+// LeaderReady reports whether this replica leads the group and has
+// committed an entry of its own term: only then does its high watermark
+// cover every entry an earlier leader committed, so a state machine it
+// has applied up to the high watermark is complete (raft's rule that a
+// leader serves reads only after committing in its term).
+func (g *Group) LeaderReady() bool {
+	t := g.term.Load()
+	return g.IsLeader() && t != 0 && g.appliedTerm.Load() == t
+}
 
 // Campaign makes this replica stand for election now (tests, start-up).
 func (g *Group) Campaign() {
@@ -701,6 +713,7 @@ func (g *Group) sendMsg(m *pb.Message) {
 func (g *Group) apply(ents []*pb.Entry) {
 	lastIdx := ents[len(ents)-1].GetIndex()
 	g.applied = lastIdx
+	g.appliedTerm.Store(ents[len(ents)-1].GetTerm())
 	end := g.st.endOf(lastIdx)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
 	for _, e := range ents {

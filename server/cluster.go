@@ -4,22 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/edge/kafka"
+	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
+	"github.com/sensehq/sense/seglog"
 )
 
 // clusterRuntime is what a node of a cluster runs besides the node: the
-// transport to its peers and the host of its raft groups.
+// transport to its peers, the host of its raft groups, and what it knows
+// of the other nodes.
 type clusterRuntime struct {
-	cfg  *config.Config
-	tr   *cluster.Transport
-	host *replica.Host
-	log  *slog.Logger
+	cfg     *config.Config
+	tr      *cluster.Transport
+	host    *replica.Host
+	members *cluster.Members
+	offsets *replica.Group // the committed-offsets log; nil before openOffsets
+	log     *slog.Logger
 }
 
 // lateSender lets the host and the transport be built in either order.
@@ -32,8 +39,9 @@ func (s *lateSender) Send(to string, kind byte, payload []byte) bool {
 	return t != nil && t.Send(to, kind, payload)
 }
 
-// startCluster starts the transport and the raft host of a cluster node.
-func startCluster(cfg *config.Config, log *slog.Logger) (*clusterRuntime, error) {
+// startCluster starts the transport, the raft host and the member list of
+// a cluster node; ni is what the node tells its peers of itself.
+func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*clusterRuntime, error) {
 	var names []string
 	var peers []cluster.Peer
 	for _, p := range cfg.Cluster.Peers {
@@ -45,12 +53,19 @@ func startCluster(cfg *config.Config, log *slog.Logger) (*clusterRuntime, error)
 	}
 	ls := &lateSender{}
 	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log})
+	members := cluster.NewMembers(ni, names, ls, 0, log)
 	tr, err := cluster.New(cluster.Config{
-		Self:    cfg.Node.ID,
-		Listen:  cfg.Cluster.Listen,
-		Peers:   peers,
-		Handler: host,
-		Logger:  log,
+		Self:   cfg.Node.ID,
+		Listen: cfg.Cluster.Listen,
+		Peers:  peers,
+		Handler: cluster.HandlerFunc(func(from string, kind byte, payload []byte) {
+			if kind == cluster.KindNodeInfo {
+				members.Handle(from, payload)
+				return
+			}
+			host.HandleFrame(from, kind, payload)
+		}),
+		Logger: log,
 	})
 	if err != nil {
 		host.Close()
@@ -61,8 +76,94 @@ func startCluster(cfg *config.Config, log *slog.Logger) (*clusterRuntime, error)
 		return nil, fmt.Errorf("listen for cluster peers on %s: %w (set cluster.listen)", cfg.Cluster.Listen, err)
 	}
 	ls.t.Store(tr)
+	members.Start()
 	log.Info("cluster transport listening", "addr", tr.Addr(), "peers", len(peers))
-	return &clusterRuntime{cfg: cfg, tr: tr, host: host, log: log}, nil
+	return &clusterRuntime{cfg: cfg, tr: tr, host: host, members: members, log: log}, nil
+}
+
+// offsetsKey names the raft group of consumer groups' committed offsets.
+// It cannot be a buffer's key: those are pipeline/hub/partition, and a
+// pipeline name has no '_' at its start.
+const offsetsKey = "__offsets"
+
+// openOffsets opens this node's replica of the committed-offsets log, a
+// raft group of every node of the cluster, and the store over it.
+func (c *clusterRuntime) openOffsets() (*group.Store, error) {
+	var all []string
+	for _, p := range c.cfg.Cluster.Peers {
+		all = append(all, p.ID)
+	}
+	g, err := c.host.Open(replica.GroupOptions{
+		Key:      offsetsKey,
+		Dir:      filepath.Join(c.cfg.Node.DataDir, "groups-replicated"),
+		Replicas: all,
+		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open the replicated committed-offsets log: %w", err)
+	}
+	c.offsets = g
+	return group.OpenReplicated(offsetsLog{g}, c.log), nil
+}
+
+// offsetsLog is the committed-offsets raft group as the store's log.
+type offsetsLog struct{ *replica.Group }
+
+func (l offsetsLog) Append(b []byte) (group.Ack, error) {
+	a, err := l.Group.Append(b, false, false, false)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Brokers is kafka.Cluster: every node whose Kafka address is known, with
+// its place in the peer list as its broker id.
+func (c *clusterRuntime) Brokers() []kafka.Broker {
+	var out []kafka.Broker
+	for i, p := range c.cfg.Cluster.Peers {
+		if m, ok := c.members.Get(p.ID); ok && m.Kafka != "" {
+			out = append(out, kafka.SplitBroker(int32(i), m.Kafka))
+		}
+	}
+	return out
+}
+
+// BrokerID is kafka.Cluster.
+func (c *clusterRuntime) BrokerID(name string) (int32, bool) {
+	for i, p := range c.cfg.Cluster.Peers {
+		if p.ID == name {
+			return int32(i), true
+		}
+	}
+	return -1, false
+}
+
+// Self is kafka.Cluster.
+func (c *clusterRuntime) Self() int32 {
+	id, _ := c.BrokerID(c.cfg.Node.ID)
+	return id
+}
+
+// Coordinator is kafka.Cluster: every group is coordinated by the leader
+// of the committed-offsets log, once it has applied the log (this node),
+// or as last known (another node, which answers NOT_COORDINATOR if it
+// lost the lead meanwhile).
+func (c *clusterRuntime) Coordinator(string) (kafka.Broker, bool) {
+	g := c.offsets
+	if g == nil {
+		return kafka.Broker{}, false
+	}
+	leader := g.Leader()
+	if leader == "" || leader == c.cfg.Node.ID && !g.LeaderReady() {
+		return kafka.Broker{}, false
+	}
+	m, ok := c.members.Get(leader)
+	id, known := c.BrokerID(leader)
+	if !ok || !known || m.Kafka == "" {
+		return kafka.Broker{}, false
+	}
+	return kafka.SplitBroker(id, m.Kafka), true
 }
 
 // replicasOf returns the nodes that hold partition p of a pipeline in a
@@ -113,6 +214,7 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 }
 
 func (c *clusterRuntime) close() error {
+	c.members.Close()
 	err := c.host.Close()
 	return errors.Join(err, c.tr.Close())
 }

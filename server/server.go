@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/httpedge"
 	"github.com/sensehq/sense/edge/kafka"
@@ -142,16 +143,31 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}()
 	}
 	t0 := time.Now()
-	if s.Offsets, err = group.Open(vfs.Default, filepath.Join(cfg.Node.DataDir, "groups"), log); err != nil {
-		s.shutdownHTTP(context.Background())
-		s.closeListeners()
-		return nil, err
+	if s.kafkaLn != nil {
+		adv := cfg.Listeners.KafkaAdvertisedAddr()
+		if strings.HasSuffix(adv, ":0") {
+			adv = s.kafkaLn.Addr().String()
+		}
+		if strings.HasPrefix(adv, "0.0.0.0:") || strings.HasPrefix(adv, "[::]:") {
+			log.Warn("the address advertised to Kafka clients is a wildcard; set listeners.kafka_advertised to a reachable host:port", "advertised", adv)
+		}
+		s.kafkaAdv = adv
 	}
 	nopts := NodeOptions(cfg, log)
-	nopts.PipelineDeleted = s.Offsets.DeleteTopic
-	if !cfg.DevMode() {
-		if s.cluster, err = startCluster(cfg, log); err != nil {
-			s.Offsets.Close()
+	if cfg.DevMode() {
+		if s.Offsets, err = group.Open(vfs.Default, filepath.Join(cfg.Node.DataDir, "groups"), log); err != nil {
+			s.shutdownHTTP(context.Background())
+			s.closeListeners()
+			return nil, err
+		}
+	} else {
+		if s.cluster, err = startCluster(cfg, s.nodeInfo(), log); err != nil {
+			s.shutdownHTTP(context.Background())
+			s.closeListeners()
+			return nil, err
+		}
+		if s.Offsets, err = s.cluster.openOffsets(); err != nil {
+			s.cluster.close()
 			s.shutdownHTTP(context.Background())
 			s.closeListeners()
 			return nil, err
@@ -160,12 +176,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		nopts.FixedPipelines = true
 		nopts.AutoCreate = false
 	}
+	nopts.PipelineDeleted = s.Offsets.DeleteTopic
 	n, err := node.Open(nopts)
 	if err != nil {
+		s.Offsets.Close()
 		if s.cluster != nil {
 			s.cluster.close()
 		}
-		s.Offsets.Close()
 		s.shutdownHTTP(context.Background())
 		s.closeListeners()
 		return nil, err
@@ -210,16 +227,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}()
 	}
 	if s.kafkaLn != nil {
-		adv := cfg.Listeners.KafkaAdvertisedAddr()
-		if strings.HasSuffix(adv, ":0") {
-			adv = s.kafkaLn.Addr().String()
-		}
-		if strings.HasPrefix(adv, "0.0.0.0:") || strings.HasPrefix(adv, "[::]:") {
-			log.Warn("the address advertised to Kafka clients is a wildcard; set listeners.kafka_advertised to a reachable host:port", "advertised", adv)
-		}
-		s.kafkaAdv = adv
-		s.kafka, err = kafka.New(n, s.Offsets, kafka.Options{
-			AdvertisedAddr:   adv,
+		kopts := kafka.Options{
+			AdvertisedAddr:   s.kafkaAdv,
 			AutoCreateTopics: cfg.Kafka.AutoCreateTopics != nil && *cfg.Kafka.AutoCreateTopics,
 			MaxRequestBytes:  int32(cfg.Kafka.MaxRequestBytes),
 			ClusterID:        "sense-" + cfg.Node.ID,
@@ -227,7 +236,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			// default, so "none" is passed as negative.
 			GroupInitialRebalanceDelay: groupDelay(cfg.Kafka.GroupInitialRebalanceDelay),
 			Logger:                     log,
-		})
+		}
+		if s.cluster != nil {
+			kopts.Cluster = s.cluster
+			kopts.ClusterID = "sense-cluster"
+		}
+		s.kafka, err = kafka.New(n, s.Offsets, kopts)
 		if err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
@@ -242,6 +256,18 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// nodeInfo is what this node tells its cluster peers of itself.
+func (s *Server) nodeInfo() cluster.NodeInfo {
+	ni := cluster.NodeInfo{ID: s.cfg.Node.ID, Started: time.Now(), Kafka: s.kafkaAdv}
+	if s.nativeLn != nil {
+		ni.Native = s.nativeLn.Addr().String()
+	}
+	if s.httpLn != nil {
+		ni.HTTP = s.httpLn.Addr().String()
+	}
+	return ni
 }
 
 // KafkaAddr is the Kafka listener's address (nil when off).
@@ -374,14 +400,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if s.cluster != nil {
-		if err := s.cluster.close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// The store before the cluster: in a cluster it reads a raft group the
+	// cluster's host owns.
 	if s.Offsets != nil {
 		if err := s.Offsets.Close(); err != nil && !errors.Is(err, group.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close the committed-offsets store: %w", err))
+		}
+	}
+	if s.cluster != nil {
+		if err := s.cluster.close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	s.shutdownHTTP(ctx)

@@ -19,8 +19,9 @@ import (
 // partition). The last stable offset is the high watermark (no
 // transactions). The response waits up to max_wait_ms until min_bytes are
 // there. Fetch sessions are not kept: the response's session id is 0, so
-// clients send full fetch requests. Read replicas and rack awareness do
-// not apply (one broker).
+// clients send full fetch requests. Only a partition's leader serves it;
+// another node answers NOT_LEADER_OR_FOLLOWER (read replicas and rack
+// awareness are not implemented).
 const (
 	fetchMin = 4
 	fetchMax = 11
@@ -87,6 +88,9 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			// sends empty, and librdkafka fails to parse null.
 			rp.RecordBatches = []byte{}
 			start, hw, code := c.s.node.Offsets(t.Topic, p.Partition)
+			if code == result.OK {
+				code = c.leaderCode(t.Topic, p.Partition)
+			}
 			if code != result.OK {
 				rp.ErrorCode = code.Kafka()
 				failed = true

@@ -36,6 +36,9 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 
 func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64, int16) {
 	start, hw, code := c.s.node.Offsets(topic, partition)
+	if code == result.OK {
+		code = c.leaderCode(topic, partition)
+	}
 	if code != result.OK {
 		return -1, -1, code.Kafka()
 	}

@@ -13,8 +13,11 @@ import (
 	"github.com/sensehq/sense/result"
 )
 
-// Metadata (key 3), versions 1 to 8 (9+ are flexible, see header.go). One broker, node id 0,
-// at Options.AdvertisedAddr, leads every partition (replicas and ISR [0]).
+// Metadata (key 3), versions 1 to 8 (9+ are flexible, see header.go). A
+// node that runs alone is broker 0, at Options.AdvertisedAddr, and leads
+// every partition (replicas and ISR [0]). In a cluster every node whose
+// Kafka address is known is a broker (Options.Cluster), and each partition
+// names its raft leader, term (as the leader epoch) and replicas.
 // An unknown topic is created with the
 // default spec when Options.AutoCreateTopics is set and the request allows
 // auto-creation (always before v4).
@@ -26,17 +29,20 @@ const (
 func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	resp := kmsg.NewPtrMetadataResponse()
 	resp.SetVersion(req.Version)
-	host, port := c.advertised()
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = 0, host, port
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	known := map[int32]bool{}
+	for _, br := range c.cluster().Brokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = br.ID, br.Host, br.Port
+		resp.Brokers = append(resp.Brokers, b)
+		known[br.ID] = true
+	}
 	cid := c.s.opts.ClusterID
 	resp.ClusterID = &cid
-	resp.ControllerID = 0
+	resp.ControllerID = c.cluster().Self()
 
 	if req.Topics == nil {
 		for _, p := range c.s.node.Pipelines() {
-			resp.Topics = append(resp.Topics, c.topicMetadata(p.Name, false))
+			resp.Topics = append(resp.Topics, c.topicMetadata(p.Name, false, known))
 		}
 		return resp
 	}
@@ -49,12 +55,12 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, c.topicMetadata(*t.Topic, allow))
+		resp.Topics = append(resp.Topics, c.topicMetadata(*t.Topic, allow, known))
 	}
 	return resp
 }
 
-func (c *conn) topicMetadata(name string, create bool) kmsg.MetadataResponseTopic {
+func (c *conn) topicMetadata(name string, create bool, known map[int32]bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = &name
 	parts, code := c.s.node.Partitions(name)
@@ -71,10 +77,7 @@ func (c *conn) topicMetadata(name string, create bool) kmsg.MetadataResponseTopi
 	for _, p := range parts {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition
-		mp.Leader = 0
-		mp.LeaderEpoch = -1
-		mp.Replicas = []int32{0}
-		mp.ISR = []int32{0}
+		c.partitionMetadata(&mp, name, known)
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

@@ -31,7 +31,10 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 	if req.Version >= 1 {
 		ref.Generation, ref.MemberID = req.Generation, req.MemberID
 	}
-	code := groupErrorCode(c.s.groups.CheckCommit(ref))
+	code := c.coordinatorCode(req.Group)
+	if code == 0 {
+		code = groupErrorCode(c.s.groups.CheckCommit(ref))
+	}
 	var commits []group.OffsetCommit
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()

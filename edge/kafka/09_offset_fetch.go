@@ -25,6 +25,21 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp
 	}
+	if code := c.coordinatorCode(req.Group); code != 0 {
+		// Before v2 the code goes per partition only.
+		resp.ErrorCode = code
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
 	committed := c.s.offsets.Committed(req.Group)
 	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()

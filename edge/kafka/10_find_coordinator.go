@@ -6,8 +6,8 @@ import (
 )
 
 // FindCoordinator (key 10), versions 0 to 2 (3+ are flexible, see
-// header.go). This node coordinates every group (its group.Coordinator,
-// see groups.go). Transactions are not
+// header.go). A node alone coordinates every group (its group.Coordinator,
+// see groups.go); in a cluster, Options.Cluster names the coordinator. Transactions are not
 // supported, so a transaction coordinator lookup gets
 // COORDINATOR_NOT_AVAILABLE.
 const (
@@ -30,7 +30,14 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 		resp.NodeID, resp.Port = -1, -1
 		return resp
 	}
-	resp.NodeID = 0
-	resp.Host, resp.Port = c.advertised()
+	b, ok := c.cluster().Coordinator(req.CoordinatorKey)
+	if !ok {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		msg := "no node coordinates consumer groups now (the group offsets have no leader yet); retry"
+		resp.ErrorMessage = &msg
+		resp.NodeID, resp.Port = -1, -1
+		return resp
+	}
+	resp.NodeID, resp.Host, resp.Port = b.ID, b.Host, b.Port
 	return resp
 }

@@ -20,6 +20,12 @@ const (
 )
 
 func (c *conn) joinGroup(req *kmsg.JoinGroupRequest, h header) kmsg.Response {
+	if code := c.coordinatorCode(req.Group); code != 0 {
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.SetVersion(req.Version)
+		resp.ErrorCode, resp.Generation = code, -1
+		return resp
+	}
 	host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String())
 	if err != nil {
 		host = c.nc.RemoteAddr().String()

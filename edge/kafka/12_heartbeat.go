@@ -17,6 +17,10 @@ const (
 func (c *conn) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	resp := kmsg.NewPtrHeartbeatResponse()
 	resp.SetVersion(req.Version)
+	if code := c.coordinatorCode(req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
 	err := c.s.groups.Heartbeat(group.MemberRef{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation, InstanceID: req.InstanceID})
 	resp.ErrorCode = groupErrorCode(err)
 	return resp

@@ -18,6 +18,10 @@ const (
 func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 	resp := kmsg.NewPtrLeaveGroupResponse()
 	resp.SetVersion(req.Version)
+	if code := c.coordinatorCode(req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
 	if req.Version < 3 {
 		errs := c.s.groups.Leave(req.Group, []group.LeavingMember{{MemberID: req.MemberID}})
 		resp.ErrorCode = groupErrorCode(errs[0])

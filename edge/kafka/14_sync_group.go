@@ -18,6 +18,10 @@ const (
 func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 	resp := kmsg.NewPtrSyncGroupResponse()
 	resp.SetVersion(req.Version)
+	if code := c.coordinatorCode(req.Group); code != 0 {
+		resp.ErrorCode, resp.MemberAssignment = code, []byte{}
+		return resp
+	}
 	ref := group.MemberRef{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation, InstanceID: req.InstanceID}
 	var assignments []group.MemberAssignment
 	for _, a := range req.GroupAssignment {

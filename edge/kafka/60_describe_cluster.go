@@ -11,8 +11,7 @@ import (
 // DescribeCluster (key 60), versions 0 and 1 (2 adds fenced brokers). Every
 // version is flexible, so the body is decoded by decodeDescribeCluster, not
 // kmsg (see ownDecoders in header.go). The answer is Metadata's: the
-// cluster id, controller 0, and the one broker, node 0 at the advertised
-// address. Endpoint type 2 (controllers, v1) is UNSUPPORTED_ENDPOINT_TYPE,
+// cluster id, this node as the controller, and the brokers. Endpoint type 2 (controllers, v1) is UNSUPPORTED_ENDPOINT_TYPE,
 // as a Kafka broker answers it. Sense has no authorization: asked for the
 // cluster's authorized operations, it reports those Sense implements on
 // the cluster resource (create topics, describe, describe configs,
@@ -38,11 +37,12 @@ func (c *conn) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 		resp.ErrorMessage = &msg
 		return resp
 	}
-	resp.ControllerID = 0
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID = 0
-	b.Host, b.Port = c.advertised()
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	resp.ControllerID = c.cluster().Self()
+	for _, br := range c.cluster().Brokers() {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = br.ID, br.Host, br.Port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOps
 	}

@@ -44,3 +44,17 @@ func groupErrorCode(err error) int16 {
 	}
 	return kerr.UnknownServerError.Code
 }
+
+// coordinatorCode returns 0 when this node coordinates group g, else the
+// code that sends a client to FindCoordinator again: NOT_COORDINATOR when
+// another node does, COORDINATOR_NOT_AVAILABLE when none does now.
+func (c *conn) coordinatorCode(g string) int16 {
+	b, ok := c.cluster().Coordinator(g)
+	switch {
+	case !ok:
+		return kerr.CoordinatorNotAvailable.Code
+	case b.ID != c.cluster().Self():
+		return kerr.NotCoordinator.Code
+	}
+	return 0
+}

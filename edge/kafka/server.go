@@ -65,7 +65,11 @@ type Options struct {
 	// forms (Kafka's group.initial.rebalance.delay.ms). Zero means the
 	// default, 3 s; negative means no delay.
 	GroupInitialRebalanceDelay time.Duration
-	Logger                     *slog.Logger
+	// Cluster describes the other nodes of a cluster: brokers, partition
+	// leaders, group coordinators. Nil means this node runs alone, as
+	// broker 0 at AdvertisedAddr.
+	Cluster Cluster
+	Logger  *slog.Logger
 }
 
 // Server serves the Kafka protocol for one node.

@@ -1,0 +1,178 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+)
+
+// ReplicatedLog is the log a cluster keeps committed offsets in: a raft
+// group of a few nodes (package replica), declared here as the store uses
+// it. Offsets and reads are as node.Buffer's: reads never pass the high
+// watermark, the commit point.
+type ReplicatedLog interface {
+	// Append proposes the record batch b; the Ack resolves once it is
+	// committed (with its base offset) or cannot be (this node stopped
+	// leading). Only the leader may append.
+	Append(b []byte) (Ack, error)
+	Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
+	StartOffset() int64
+	HighWatermark() int64
+	// Changed returns a channel closed when the high watermark next moves.
+	Changed() <-chan struct{}
+	// LeaderReady reports whether this node leads the log and has
+	// committed an entry of its own term (so the high watermark covers
+	// every earlier leader's commits).
+	LeaderReady() bool
+}
+
+// Ack is a pending append to a ReplicatedLog.
+type Ack interface {
+	Wait() (int64, error)
+}
+
+// ErrNotReady is returned by a replicated store's writes on a node that
+// does not lead its log, or has not applied it fully yet.
+var ErrNotReady = errors.New("group: this node does not coordinate consumer groups now (it does not lead the committed-offsets log); find the coordinator and retry")
+
+// retryRead is how long the applier waits after a failed read before it
+// tries again.
+const retryRead = 100 * time.Millisecond
+
+// OpenReplicated returns a store whose commits go to rlog, a log
+// replicated over a few nodes of a cluster. Every node that holds a
+// replica applies the log's committed records as they come (a goroutine
+// Close stops), so the node that leads it next knows every commit. The
+// store never compacts rlog (see docs/cluster.md).
+func OpenReplicated(rlog ReplicatedLog, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Store{
+		groups:    map[string]map[TopicPartition]CommittedOffset{},
+		logger:    logger,
+		now:       time.Now,
+		slack:     compactSlack,
+		rlog:      rlog,
+		applied:   rlog.StartOffset(),
+		appliedCh: make(chan struct{}),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	go s.applier()
+	return s
+}
+
+// Ready reports whether this store may answer for the groups: always for a
+// store of one node; for a replicated one, when this node leads the log and
+// has applied everything committed.
+func (s *Store) Ready() bool {
+	if s.rlog == nil {
+		return true
+	}
+	if !s.rlog.LeaderReady() {
+		return false
+	}
+	hw := s.rlog.HighWatermark()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied >= hw
+}
+
+// applier applies rlog's committed batches in order until Close.
+func (s *Store) applier() {
+	defer close(s.done)
+	var buf []byte
+	for {
+		ch := s.rlog.Changed()
+		for {
+			s.mu.Lock()
+			off := s.applied
+			s.mu.Unlock()
+			if off >= s.rlog.HighWatermark() {
+				break
+			}
+			var err error
+			buf, err = s.rlog.Read(buf[:0], off, 1<<20)
+			if err == nil && len(buf) == 0 {
+				break
+			}
+			if err == nil {
+				s.mu.Lock()
+				var next int64
+				next, err = s.applyBatches(buf, off)
+				if next > s.applied {
+					s.applied = next
+					close(s.appliedCh)
+					s.appliedCh = make(chan struct{})
+				}
+				s.mu.Unlock()
+			}
+			if err != nil {
+				s.logger.Error("group: applying the replicated committed-offsets log failed; retrying", "offset", off, "err", err)
+				select {
+				case <-s.quit:
+					return
+				case <-time.After(retryRead):
+				}
+			}
+		}
+		select {
+		case <-s.quit:
+			return
+		case <-ch:
+		}
+	}
+}
+
+// commitReplicated builds a group's commits into one batch and replicates
+// it.
+func (s *Store) commitReplicated(group string, commits []OffsetCommit) error {
+	if !s.Ready() {
+		return ErrNotReady
+	}
+	var b batch.Builder
+	b.Reset(-1, -1, -1)
+	now := s.now().UnixMilli()
+	var kbuf, vbuf []byte
+	for i := range commits {
+		commits[i].CommitMs = now
+		kbuf = appendOffsetKey(kbuf[:0], group, commits[i].TopicPartition)
+		vbuf = appendOffsetValue(vbuf[:0], commits[i].CommittedOffset)
+		b.Add(now, kbuf, vbuf)
+	}
+	return s.replicate(b.Finish(), len(commits))
+}
+
+// replicate appends a batch of n records to rlog, waits for its commit,
+// then for the applier to have applied it, so that what Commit returned
+// nil for is what Committed shows. The caller does not hold s.mu.
+func (s *Store) replicate(b []byte, n int) error {
+	ack, err := s.rlog.Append(b)
+	if err != nil {
+		return fmt.Errorf("group: store committed offsets: %w", err)
+	}
+	base, err := ack.Wait()
+	if err != nil {
+		return fmt.Errorf("group: store committed offsets: %w", err)
+	}
+	end := base + int64(n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.applied < end {
+		if s.closed {
+			return ErrClosed
+		}
+		ch := s.appliedCh
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-s.quit:
+		}
+		s.mu.Lock()
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package sensetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/server"
+)
+
+// Cluster is N in-process nodes of one cluster (n1, n2, ...) on loopback
+// ports fixed at StartCluster, so that a node stopped and started again
+// keeps its addresses and its data directory.
+type Cluster struct {
+	t    testing.TB
+	cfgs []*config.Config
+	// Nodes are the running servers, by index (node n<i+1>); nil while a
+	// node is stopped.
+	Nodes []*server.Server
+}
+
+// StartCluster starts n nodes of one cluster. body is the YAML every node's
+// configuration shares besides its node and cluster sections (jurisdictions,
+// hubs, pipelines). The nodes stop when the test ends.
+func StartCluster(t testing.TB, n int, body string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Nodes: make([]*server.Server, n)}
+	var peers []string
+	for i := range n {
+		peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", i+1, freeAddr(t)))
+	}
+	for i := range n {
+		yaml := fmt.Sprintf("node: {id: n%d}\ncluster: {peers: [%s]}\n%s", i+1, strings.Join(peers, ", "), body)
+		cfg, err := config.Parse(fmt.Sprintf("n%d.yaml", i+1), []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Node.DataDir = t.TempDir()
+		cfg.Listeners.Native = freeAddr(t)
+		cfg.Listeners.HTTP = freeAddr(t)
+		cfg.Listeners.Kafka = freeAddr(t)
+		cfg.Listeners.QUIC = config.ListenerOff
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+	}
+	for i := range n {
+		c.Start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.Nodes {
+			c.Stop(i)
+		}
+	})
+	return c
+}
+
+// Start starts node i (again), on its addresses and data.
+func (c *Cluster) Start(i int) {
+	c.t.Helper()
+	if c.Nodes[i] != nil {
+		c.t.Fatalf("sensetest: node n%d is running already", i+1)
+	}
+	srv, err := server.Start(c.cfgs[i], slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		c.t.Fatalf("start node n%d: %v", i+1, err)
+	}
+	c.Nodes[i] = srv
+}
+
+// Stop shuts node i down (gracefully: it hands its leaderships over); a
+// stopped node is left alone.
+func (c *Cluster) Stop(i int) {
+	if c.Nodes[i] == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.Nodes[i].Shutdown(ctx)
+	c.Nodes[i] = nil
+}
+
+// KafkaAddrs returns every node's Kafka address, stopped ones included.
+func (c *Cluster) KafkaAddrs() []string {
+	var out []string
+	for _, cfg := range c.cfgs {
+		out = append(out, cfg.Listeners.Kafka)
+	}
+	return out
+}
+
+// NativeAddr returns node i's native protocol address.
+func (c *Cluster) NativeAddr(i int) string { return c.cfgs[i].Listeners.Native }
+
+// HTTPAddr returns node i's HTTP address.
+func (c *Cluster) HTTPAddr(i int) string { return c.cfgs[i].Listeners.HTTP }
+
+// Leader waits up to timeout for a running node to lead partition of
+// pipeline and returns its index, or -1.
+func (c *Cluster) Leader(pipeline string, partition int32, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for i, s := range c.Nodes {
+			if s == nil {
+				continue
+			}
+			if l, ok := s.Node.Leadership(pipeline, partition); ok && l.IsLeader() {
+				return i
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return -1
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
