@@ -64,6 +64,10 @@ type ListHubs struct{}
 // GetRegistry returns the jurisdiction registry.
 type GetRegistry struct{}
 
+// ClusterStatus asks a cluster node for its peers and the buffers it holds
+// replicas of (ClusterInfo).
+type ClusterStatus struct{}
+
 func (CreatePipeline) Op() string   { return "pipeline.create" }
 func (ListPipelines) Op() string    { return "pipeline.list" }
 func (DescribePipeline) Op() string { return "pipeline.describe" }
@@ -71,11 +75,12 @@ func (ExplainRoute) Op() string     { return "route.explain" }
 func (SetHubStatus) Op() string     { return "hub.set_status" }
 func (ListHubs) Op() string         { return "hub.list" }
 func (GetRegistry) Op() string      { return "registry" }
+func (ClusterStatus) Op() string    { return "cluster.status" }
 
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create and pipeline.describe Pipelines (one) and Layout,
 // pipeline.list Pipelines, route.explain Verdicts, hub.set_status and
-// hub.list Hubs, registry Registry.
+// hub.list Hubs, registry Registry, cluster.status Cluster.
 type Response struct {
 	// Error and Code are set, on the wire, when the request was refused;
 	// DecodeResponse returns them as a *result.Error.
@@ -86,6 +91,49 @@ type Response struct {
 	Verdicts  []VerdictInfo   `json:"verdicts,omitempty"`
 	Hubs      []HubInfo       `json:"hubs,omitempty"`
 	Registry  *RegistryInfo   `json:"registry,omitempty"`
+	Cluster   *ClusterInfo    `json:"cluster,omitempty"`
+}
+
+// ClusterInfo is one node's view of its cluster (cluster.status).
+type ClusterInfo struct {
+	Self    string         `json:"self"`
+	Nodes   []NodeStatus   `json:"nodes"`
+	Buffers []BufferStatus `json:"buffers"`
+}
+
+// NodeStatus is what the answering node knows of one node: its addresses
+// (from the node itself, once heard), whether it is up, and when it was
+// last heard from.
+type NodeStatus struct {
+	ID      string `json:"id"`
+	Cluster string `json:"cluster_addr"`
+	Kafka   string `json:"kafka_addr,omitempty"`
+	Native  string `json:"native_addr,omitempty"`
+	HTTP    string `json:"http_addr,omitempty"`
+	Up      bool   `json:"up"`
+	// LastHeardMs is how long ago the node was last heard from, in
+	// milliseconds; -1 if never (0 for the answering node itself).
+	LastHeardMs int64 `json:"last_heard_ms"`
+}
+
+// BufferStatus is one raft group (a buffer, or the committed offsets) as
+// the answering node sees it. Replicas' progress is known on the leader
+// only: elsewhere their Match is -1.
+type BufferStatus struct {
+	Key           string          `json:"key"`
+	Leader        string          `json:"leader"`
+	Term          uint64          `json:"term"`
+	HighWatermark int64           `json:"high_watermark"`
+	Replicas      []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica of a buffer: the offset after the last batch
+// it is known to hold, and how far that is behind the leader's log.
+type ReplicaStatus struct {
+	Node   string `json:"node"`
+	Match  int64  `json:"match_offset"`
+	Lag    int64  `json:"lag"`
+	Active bool   `json:"active"`
 }
 
 // RegistryInfo is the jurisdiction registry: bit i is Codes[i]. Clients use
@@ -148,7 +196,7 @@ type envelope struct {
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list, registry"
+const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list, registry, cluster.status"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -163,7 +211,7 @@ func Encode(r Request) ([]byte, error) {
 		e.Pipeline, e.Jurisdiction, e.Priority = r.Pipeline, r.Jurisdiction, r.Priority
 	case SetHubStatus:
 		e.Hub, e.Status = r.Hub, r.Status
-	case ListPipelines, ListHubs, GetRegistry:
+	case ListPipelines, ListHubs, GetRegistry, ClusterStatus:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
 	}
@@ -193,6 +241,8 @@ func Decode(body []byte) (Request, error) {
 		return ListHubs{}, nil
 	case "registry":
 		return GetRegistry{}, nil
+	case "cluster.status":
+		return ClusterStatus{}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

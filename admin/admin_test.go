@@ -16,6 +16,7 @@ var requests = []Request{
 	SetHubStatus{Hub: "tangier", Status: "down"},
 	ListHubs{},
 	GetRegistry{},
+	ClusterStatus{},
 }
 
 func TestRequestRoundTrip(t *testing.T) {

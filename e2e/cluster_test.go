@@ -1,14 +1,24 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 )
 
@@ -118,5 +128,274 @@ func TestClusterKillDuringProduce(t *testing.T) {
 	t.Logf("%d of %d events acknowledged across 3 kills; all readable once on every node", want, sent)
 	for _, n := range nodes {
 		n.stop()
+	}
+}
+
+// TestClusterKillLeaderKafka: three `sense serve` processes; a franz-go
+// producer (acks=all, idempotent, bootstrapped with every node) streams
+// records to one partition while the node that leads it, found with
+// `sense cluster status --json`, is killed with SIGKILL and restarted, five
+// times in a row. Afterwards every acknowledged record is stored exactly
+// once and readable from every node, and nothing is stored twice. The time
+// from each kill to the first acknowledgement of a record sent after it is
+// logged (the failover time).
+func TestClusterKillLeaderKafka(t *testing.T) {
+	root := t.TempDir()
+	cl := []string{freePort(t), freePort(t), freePort(t)}
+	peers := fmt.Sprintf("[{id: n1, addr: %s}, {id: n2, addr: %s}, {id: n3, addr: %s}]", cl[0], cl[1], cl[2])
+	var nodes []*node
+	var seeds []string
+	for i := range 3 {
+		cfg := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
+		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {peers: %s}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: stream, partitions: 1}]\n", i+1, peers)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n := &node{t: t, data: filepath.Join(root, fmt.Sprintf("data%d", i+1)), native: freePort(t), http: freePort(t), kafka: freePort(t),
+			extra: []string{"--config", cfg}}
+		n.start()
+		nodes = append(nodes, n)
+		seeds = append(seeds, n.kafka)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// leaderOf asks a live node who leads stream's partition 0.
+	leaderOf := func(skip int) int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for i, n := range nodes {
+				if i == skip {
+					continue
+				}
+				out, err := n.sense("", "cluster", "status", "--json")
+				if err != nil {
+					continue
+				}
+				var ci admin.ClusterInfo
+				if err := json.Unmarshal([]byte(out), &ci); err != nil {
+					t.Fatalf("cluster status --json printed %q: %v", out, err)
+				}
+				for _, b := range ci.Buffers {
+					if b.Key == "stream/tangier/0" && b.Leader != "" {
+						var l int
+						fmt.Sscanf(b.Leader, "n%d", &l)
+						if l-1 != skip {
+							return l - 1
+						}
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("no leader of stream/tangier/0 within 30s")
+		return -1
+	}
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(2*time.Minute), kgo.RecordDeliveryTimeout(2*time.Minute),
+		// franz-go refreshes metadata at most every 5 s by default; the
+		// failover logged is the cluster's, not that wait.
+		kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var ackTimes []time.Time
+	var prodErrs []error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	sent := 0
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				mu.Lock()
+				sent = i
+				mu.Unlock()
+				return
+			default:
+			}
+			v := fmt.Sprintf("ev-%d", i)
+			prod.Produce(ctx, &kgo.Record{Topic: "stream", Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					prodErrs = append(prodErrs, err)
+					return
+				}
+				acked[v] = true
+				ackTimes = append(ackTimes, time.Now())
+			})
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var failovers []time.Duration
+	for round := range 5 {
+		time.Sleep(500 * time.Millisecond)
+		victim := leaderOf(-1)
+		mu.Lock()
+		before := len(ackTimes)
+		mu.Unlock()
+		killed := time.Now()
+		nodes[victim].kill()
+		// The first acknowledgement after the kill of a record sent after it.
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			mu.Lock()
+			var first time.Time
+			for _, at := range ackTimes[before:] {
+				if at.After(killed) {
+					first = at
+					break
+				}
+			}
+			mu.Unlock()
+			if !first.IsZero() {
+				failovers = append(failovers, first.Sub(killed))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no record acknowledged within 30s of killing the leader n%d", round+1, victim+1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		nodes[victim].start()
+	}
+	close(stop)
+	wg.Wait()
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	mu.Lock()
+	if len(prodErrs) > 0 {
+		t.Fatalf("%d records failed to produce, first: %v", len(prodErrs), prodErrs[0])
+	}
+	want := len(acked)
+	mu.Unlock()
+	if want != sent {
+		t.Fatalf("%d of %d records acknowledged", want, sent)
+	}
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := map[string]int{}
+			for _, r := range n.consumeAll("stream") {
+				got[*r.Value]++
+			}
+			dup, missing := "", 0
+			for v, c := range got {
+				if c > 1 {
+					dup = v
+				}
+			}
+			if dup != "" {
+				t.Fatalf("%s stored %d times (read from %s)", dup, got[dup], n.native)
+			}
+			for v := range acked {
+				if got[v] == 0 {
+					missing++
+				}
+			}
+			if missing == 0 && len(got) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the node at %s holds %d records; %d of the %d acknowledged are missing", n.native, len(got), missing, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Logf("%d records acknowledged across 5 kills of the leader, each stored once on every node; failover (kill to next ack): %v", want, failovers)
+	for _, n := range nodes {
+		n.stop()
+	}
+}
+
+// TestClusterUp: `sense cluster up --nodes 3` starts three nodes that form
+// one cluster and prints their addresses; `sense cluster status` against
+// one of them shows all three up and a leader for every buffer; SIGTERM to
+// cluster up stops every node it started.
+func TestClusterUp(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(senseBin, "cluster", "up", "--nodes", "3", "--dir", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM) // it stops its nodes
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill() // its nodes get SIGTERM (Pdeathsig)
+				<-done
+			}
+		}
+	})
+	// The table: NODE PID NATIVE KAFKA HTTP CLUSTER DIR.
+	type row struct {
+		pid    int
+		native string
+	}
+	var rows []row
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(rows) < 3 {
+		f := strings.Fields(sc.Text())
+		if len(f) == 7 && strings.HasPrefix(f[0], "n") {
+			pid, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("cluster up printed %q", sc.Text())
+			}
+			rows = append(rows, row{pid, f[2]})
+		}
+	}
+	if len(rows) != 3 {
+		t.Fatalf("cluster up printed %d node rows before ending (%v)", len(rows), sc.Err())
+	}
+	go io.Copy(io.Discard, out)
+	n := &node{t: t, native: rows[0].native}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := n.sense("", "cluster", "status", "--json")
+		var ci admin.ClusterInfo
+		ok := err == nil && json.Unmarshal([]byte(s), &ci) == nil && len(ci.Nodes) == 3 && len(ci.Buffers) == 4
+		for _, nd := range ci.Nodes {
+			ok = ok && nd.Up
+		}
+		for _, b := range ci.Buffers {
+			ok = ok && b.Leader != ""
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status after 30s: %s %v", s, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	text, err := n.sense("", "cluster", "status")
+	if err != nil || !strings.Contains(text, "events/local/0") || !strings.Contains(text, "__offsets") {
+		t.Fatalf("cluster status printed %q, %v", text, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cluster up after SIGTERM: %v", err)
+	}
+	for _, r := range rows {
+		if err := syscall.Kill(r.pid, 0); err == nil {
+			t.Fatalf("node pid %d still runs after cluster up stopped", r.pid)
+		}
 	}
 }

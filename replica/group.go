@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -73,7 +74,8 @@ type Group struct {
 
 // proposal is a batch on its way into raft.
 type proposal struct {
-	op     int // opPropose, opCampaign, opTransfer
+	op     int                      // opPropose, opCampaign, opTransfer, opStatus
+	status chan<- []ReplicaProgress // opStatus: the answer
 	data   []byte
 	h      batch.Header
 	sparse bool
@@ -84,6 +86,7 @@ const (
 	opPropose = iota
 	opCampaign
 	opTransfer
+	opStatus
 )
 
 // inflight remembers a producer's idempotent batches proposed but not yet
@@ -305,6 +308,67 @@ func (g *Group) TransferLeadership() {
 	}
 }
 
+// ReplicaProgress is what a leader knows of one replica's copy of the
+// log.
+type ReplicaProgress struct {
+	Node string
+	// Match is the offset after the last batch the replica is known to
+	// have (the leader's own: its log's end).
+	Match int64
+	// Active says the replica answered within the election timeout.
+	Active bool
+}
+
+// Progress returns, on the leader, each replica's progress in replica
+// order; nil on a follower, or when the group is closed or failed.
+func (g *Group) Progress() []ReplicaProgress {
+	if g.failed.Load() != nil {
+		return nil
+	}
+	// A failed group's goroutine stops reading proposals: give up after a
+	// while rather than wait for Close.
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	ch := make(chan []ReplicaProgress, 1)
+	select {
+	case g.props <- &proposal{op: opStatus, status: ch}:
+	case <-g.quit:
+		return nil
+	case <-t.C:
+		return nil
+	}
+	select {
+	case pr := <-ch:
+		return pr
+	case <-g.quit:
+		return nil
+	case <-t.C:
+		return nil
+	}
+}
+
+// progress answers Progress from the group's goroutine.
+func (g *Group) progress() []ReplicaProgress {
+	if !g.isLeader {
+		return nil
+	}
+	st := g.rn.Status()
+	var out []ReplicaProgress
+	for _, name := range g.Replicas() {
+		id := RaftID(name)
+		pr, ok := st.Progress[id]
+		if !ok {
+			continue
+		}
+		m := g.st.endOf(pr.Match)
+		if id == g.id {
+			m = g.log.NextOffset()
+		}
+		out = append(out, ReplicaProgress{Node: name, Match: m, Active: pr.RecentActive || id == g.id})
+	}
+	return out
+}
+
 func (g *Group) transfer() {
 	if !g.isLeader {
 		return
@@ -449,6 +513,9 @@ func (g *Group) propose(p *proposal) {
 		return
 	case opTransfer:
 		g.transfer()
+		return
+	case opStatus:
+		p.status <- g.progress()
 		return
 	}
 	if !g.isLeader {

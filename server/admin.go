@@ -17,9 +17,12 @@ import (
 // Admin serves the admin API (package admin) on a node: the native
 // protocol's ADMIN frames and POST /v1/admin both come here, through
 // admin.Serve. It holds no state of its own.
-type Admin struct{ n *node.Node }
+type Admin struct {
+	n  *node.Node
+	cl *clusterRuntime // nil in dev mode
+}
 
-// NewAdmin returns the admin API of n.
+// NewAdmin returns the admin API of n, a node that runs alone.
 func NewAdmin(n *node.Node) Admin { return Admin{n: n} }
 
 // Admin runs one typed administrative request. A refusal is a
@@ -101,6 +104,12 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 			}
 		}
 		resp.Registry = ri
+		return resp, nil
+	case admin.ClusterStatus:
+		if a.cl == nil {
+			return resp, result.New(result.InvalidRequest, "this node runs alone (dev mode: its config has no cluster section), so it has no cluster status; start a cluster with `sense cluster up --nodes 3`")
+		}
+		resp.Cluster = a.cl.status()
 		return resp, nil
 	case admin.ListHubs:
 		for _, h := range n.Hubs() {

@@ -90,6 +90,7 @@ func TestAdmin(t *testing.T) {
 		{admin.ExplainRoute{Pipeline: "payments", Jurisdiction: "ZZ"}, result.InvalidMask},
 		{admin.SetHubStatus{Hub: "nowhere", Status: "down"}, result.InvalidRequest},
 		{admin.SetHubStatus{Hub: "dakar", Status: "sideways"}, result.InvalidRequest},
+		{admin.ClusterStatus{}, result.InvalidRequest}, // a node alone has no cluster
 	} {
 		_, err := a.Admin(tc.req)
 		if result.CodeOf(err) != tc.want {

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/kafka"
@@ -252,3 +256,52 @@ var (
 	_ node.Buffer     = remoteBuffer{}
 	_ node.Leadership = remoteBuffer{}
 )
+
+// upWindow is how long a node stays up for `sense cluster status` after
+// its last node info (sent every second).
+const upWindow = 3 * time.Second
+
+// status is this node's view of the cluster: its peers, and every raft
+// group it holds a replica of, with the replicas' progress where it leads.
+func (c *clusterRuntime) status() *admin.ClusterInfo {
+	now := time.Now()
+	ci := &admin.ClusterInfo{Self: c.cfg.Node.ID}
+	for _, p := range c.cfg.Cluster.Peers {
+		ns := admin.NodeStatus{ID: p.ID, Cluster: p.Addr, LastHeardMs: -1}
+		if m, ok := c.members.Get(p.ID); ok {
+			ns.Kafka, ns.Native, ns.HTTP = m.Kafka, m.Native, m.HTTP
+			ns.Up = m.Up(now, upWindow)
+			switch {
+			case m.Self:
+				ns.LastHeardMs = 0
+			case !m.LastHeard.IsZero():
+				ns.LastHeardMs = now.Sub(m.LastHeard).Milliseconds()
+			}
+		}
+		ci.Nodes = append(ci.Nodes, ns)
+	}
+	for _, g := range c.host.Groups() {
+		bs := admin.BufferStatus{Key: g.Key(), Leader: g.Leader(), Term: g.Term(), HighWatermark: g.HighWatermark()}
+		var progress map[string]replica.ReplicaProgress
+		var end int64
+		if g.IsLeader() {
+			progress = map[string]replica.ReplicaProgress{}
+			for _, pr := range g.Progress() {
+				progress[pr.Node] = pr
+				if pr.Node == c.cfg.Node.ID {
+					end = pr.Match
+				}
+			}
+		}
+		for _, r := range g.Replicas() {
+			rs := admin.ReplicaStatus{Node: r, Match: -1, Lag: -1}
+			if pr, ok := progress[r]; ok {
+				rs.Match, rs.Lag, rs.Active = pr.Match, max(end-pr.Match, 0), pr.Active
+			}
+			bs.Replicas = append(bs.Replicas, rs)
+		}
+		ci.Buffers = append(ci.Buffers, bs)
+	}
+	slices.SortFunc(ci.Buffers, func(a, b admin.BufferStatus) int { return strings.Compare(a.Key, b.Key) })
+	return ci
+}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/httpedge"
@@ -122,7 +123,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		// without TLS, h2 by ALPN with it.
 		tls := cfg.TLS.Enabled()
 		s.http = &http.Server{
-			Handler:           lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log)),
+			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(n *node.Node) admin.Handler {
+				return Admin{n: n, cl: s.cluster} // s.cluster is set before the node is stored
+			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -200,7 +203,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.native, err = native.New(n, native.Options{
 			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
 			ServerID: "sense/" + cfg.Node.ID,
-			Admin:    NewAdmin(n),
+			Admin:    Admin{n: n, cl: s.cluster},
 			Logger:   log,
 		})
 		if err != nil {
@@ -292,7 +295,7 @@ func httpOptions(cfg *config.Config, log *slog.Logger) httpedge.Options {
 }
 
 // lazyHandler serves the HTTP endpoints with whatever node exists yet.
-func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge.Options) http.Handler {
+func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge.Options, mkAdmin func(*node.Node) admin.Handler) http.Handler {
 	var once sync.Once
 	var h http.Handler
 	notReady := httpedge.Handler(nil, ready, opts)
@@ -303,7 +306,7 @@ func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge
 			return
 		}
 		once.Do(func() {
-			opts.Admin = NewAdmin(nn)
+			opts.Admin = mkAdmin(nn)
 			h = httpedge.Handler(nn, ready, opts)
 		})
 		h.ServeHTTP(w, r)
