@@ -1,15 +1,19 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -158,4 +162,90 @@ func TestClusterKafkaFailover(t *testing.T) {
 	c.Start(coord)
 	produce(600, 50)
 	check(consume(50), 600, 50)
+}
+
+// TestClusterNoEventByteOutsideHub: hub tangier (MA) is on n1 and n2, hub
+// dakar (SN) on n3 alone. 4 MiB of MA-only events produced through n1 are
+// replicated to n2, and n3, outside their jurisdiction, receives none of
+// their bytes: what reaches it from n1 and n2 over the whole run (raft
+// traffic of the committed offsets and of dakar's own buffers, node info)
+// stays far below the events' size, while n2 receives at least all of it.
+func TestClusterNoEventByteOutsideHub(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, `
+jurisdictions: [MA, SN]
+hubs:
+  - {name: tangier, jurisdiction: MA, nodes: [n1, n2]}
+  - {name: dakar, jurisdiction: SN, nodes: [n3]}
+pipelines: [{name: payments, partitions: 1, default_jurisdiction: MA}]
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	recv := func(at int, from ...string) uint64 {
+		var sum uint64
+		for _, ps := range c.Nodes[at].PeerStats() {
+			if slices.Contains(from, ps.ID) {
+				sum += ps.RecvBytes
+			}
+		}
+		return sum
+	}
+	// First the links to n3 carry their usual traffic (node info, the
+	// committed offsets' raft group), so that the count below is of a
+	// working link, not of one not dialed yet.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		heard := 0
+		for _, ps := range c.Nodes[2].PeerStats() {
+			if ps.RecvFrames > 0 {
+				heard++
+			}
+		}
+		if heard == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n3 heard from %d of n1 and n2 within 30s", heard)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n3Before, n2Before := recv(2, "n1", "n2"), recv(1, "n1")
+	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 4096, 1024
+	value := bytes.Repeat([]byte("m"), size)
+	var mu sync.Mutex
+	acked, errs := 0, []error{}
+	for i := range n {
+		p.Send(client.Event{Key: []byte(strconv.Itoa(i)), Value: value}, func(r client.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Err != nil {
+				errs = append(errs, r.Err)
+				return
+			}
+			acked++
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if acked != n {
+		t.Fatalf("%d of %d events acknowledged; errors %v", acked, n, errs)
+	}
+	mu.Unlock()
+	events := uint64(n * size)
+	if got := recv(1, "n1") - n2Before; got < events {
+		t.Fatalf("n2, a tangier replica, received %d bytes from n1 meanwhile; the events alone are %d", got, events)
+	}
+	if got := recv(2, "n1", "n2") - n3Before; got >= events/8 {
+		t.Fatalf("n3 (dakar, SN) received %d bytes from tangier's nodes while %d bytes of MA-only events were produced: event bytes left their jurisdiction", got, events)
+	}
+	t.Logf("while producing, n2 received %d bytes from n1 and n3 %d from n1 and n2 (events: %d)", recv(1, "n1")-n2Before, recv(2, "n1", "n2")-n3Before, events)
 }

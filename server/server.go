@@ -339,6 +339,15 @@ func (s *Server) QUICFingerprint() (sha256 string, selfSigned bool) {
 	return s.quicLn.Fingerprint(), s.quicLn.SelfSigned()
 }
 
+// PeerStats returns the cluster transport's counters per peer (nil in dev
+// mode): what this node sent to and received from each other node.
+func (s *Server) PeerStats() []cluster.PeerStats {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.cluster.tr.Stats()
+}
+
 // HTTPAddr is the HTTP listener's address (nil when off).
 func (s *Server) HTTPAddr() net.Addr {
 	if s.httpLn == nil {
