@@ -23,20 +23,55 @@ type Cluster struct {
 	// Nodes are the running servers, by index (node n<i+1>); nil while a
 	// node is stopped.
 	Nodes []*server.Server
+	// links[i][j] carries node i's cluster traffic to node j (WithLinks).
+	links [][]*Link
 }
+
+// ClusterOption changes how StartCluster builds the cluster.
+type ClusterOption func(*clusterOptions)
+
+type clusterOptions struct{ links bool }
+
+// WithLinks puts a Link (an in-process proxy that can be cut or delayed)
+// on every directed path of cluster traffic between two nodes: each node's
+// config names, as its peers' addresses, the proxies that lead to them.
+func WithLinks() ClusterOption { return func(o *clusterOptions) { o.links = true } }
 
 // StartCluster starts n nodes of one cluster. body is the YAML every node's
 // configuration shares besides its node and cluster sections (jurisdictions,
 // hubs, pipelines). The nodes stop when the test ends.
-func StartCluster(t testing.TB, n int, body string) *Cluster {
+func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Cluster {
 	t.Helper()
+	var o clusterOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	c := &Cluster{t: t, Nodes: make([]*server.Server, n)}
-	var peers []string
+	listen := make([]string, n)
 	for i := range n {
-		peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", i+1, freeAddr(t)))
+		listen[i] = freeAddr(t)
+	}
+	if o.links {
+		c.links = make([][]*Link, n)
+		for i := range n {
+			c.links[i] = make([]*Link, n)
+			for j := range n {
+				if i != j {
+					c.links[i][j] = newLink(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf("n%d", j+1), listen[j])
+				}
+			}
+		}
 	}
 	for i := range n {
-		yaml := fmt.Sprintf("node: {id: n%d}\ncluster: {peers: [%s]}\n%s", i+1, strings.Join(peers, ", "), body)
+		var peers []string
+		for j := range n {
+			addr := listen[j]
+			if o.links && i != j {
+				addr = c.links[i][j].Addr()
+			}
+			peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", j+1, addr))
+		}
+		yaml := fmt.Sprintf("node: {id: n%d}\ncluster: {listen: %s, peers: [%s]}\n%s", i+1, listen[i], strings.Join(peers, ", "), body)
 		cfg, err := config.Parse(fmt.Sprintf("n%d.yaml", i+1), []byte(yaml))
 		if err != nil {
 			t.Fatal(err)
@@ -118,6 +153,30 @@ func (c *Cluster) Leader(pipeline string, partition int32, timeout time.Duration
 		time.Sleep(10 * time.Millisecond)
 	}
 	return -1
+}
+
+// Link returns the link that carries node from's cluster traffic to node
+// to (indexes); the cluster must have been started WithLinks.
+func (c *Cluster) Link(from, to int) *Link {
+	if c.links == nil {
+		c.t.Fatal("sensetest: Link on a cluster started without WithLinks")
+	}
+	return c.links[from][to]
+}
+
+// Isolate cuts every link to and from node i; Rejoin heals them.
+func (c *Cluster) Isolate(i int) { c.eachLinkOf(i, (*Link).Cut) }
+
+// Rejoin heals every link to and from node i.
+func (c *Cluster) Rejoin(i int) { c.eachLinkOf(i, (*Link).Heal) }
+
+func (c *Cluster) eachLinkOf(i int, f func(*Link)) {
+	for j := range c.Nodes {
+		if j != i {
+			f(c.Link(i, j))
+			f(c.Link(j, i))
+		}
+	}
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.

@@ -1,5 +1,9 @@
 // Package sensetest starts in-process Sense servers for tests: real
-// listeners on loopback, real logs in a temporary directory.
+// listeners on loopback, real logs in a temporary directory. Start runs one
+// node; StartCluster runs N nodes of one cluster, which can be stopped and
+// started again on the same ports and data, and, WithLinks, with an
+// in-process proxy on every directed path of cluster traffic (Link: cut,
+// heal, delay; Cluster.Isolate and Rejoin for a node).
 package sensetest
 
 import (
