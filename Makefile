@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
 FUZZTIME ?= 10s
 
 .DEFAULT_GOAL := build
-.PHONY: build test bench fuzz
+.PHONY: build test bench fuzz chaos
 
 ## build: build the sense binary into bin/sense
 build:
@@ -17,6 +17,12 @@ build:
 ## test: install missing test tools, then gofmt, go vet, staticcheck, go test -race
 test:
 	bash scripts/test.sh
+
+## chaos: the randomized fault test of a 3-process cluster for CHAOS_DURATION
+## (make test runs it for 8s); SENSE_CHAOS_SEED=N replays a run's faults
+CHAOS_DURATION ?= 5m
+chaos:
+	SENSE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -timeout 0 -run '^TestClusterChaos$$' -v ./e2e/
 
 ## bench: run every benchmark once, with allocation counts
 bench:

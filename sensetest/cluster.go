@@ -57,7 +57,7 @@ func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Clus
 			c.links[i] = make([]*Link, n)
 			for j := range n {
 				if i != j {
-					c.links[i][j] = newLink(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf("n%d", j+1), listen[j])
+					c.links[i][j] = NewLink(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf("n%d", j+1), listen[j])
 				}
 			}
 		}

@@ -25,8 +25,10 @@ type Link struct {
 	wg    sync.WaitGroup
 }
 
-// newLink starts a proxy to target on a loopback port.
-func newLink(t testing.TB, from, to, target string) *Link {
+// NewLink starts a proxy on a loopback port for the cluster traffic of node
+// from to node to, whose transport listens at target. It stops when the
+// test ends.
+func NewLink(t testing.TB, from, to, target string) *Link {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
