@@ -50,6 +50,7 @@ type peer struct {
 	recvBytes  atomic.Uint64
 	dropped    atomic.Uint64
 	lastHeard  atomic.Int64 // unix nanoseconds; 0 if never
+	inbound    atomic.Int32 // accepted connections from the peer, open
 }
 
 func newPeer(t *Transport, id, addr string) *peer {

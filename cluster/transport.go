@@ -168,6 +168,15 @@ func (t *Transport) Connected(id string) bool {
 	return p != nil && p.connected.Load()
 }
 
+// InboundConnected reports whether a connection from peer id is open now
+// (its hello accepted). A peer that dies closes it at once (its kernel
+// resets the socket), which makes it the quickest sign of a crash; a
+// paused peer keeps it open.
+func (t *Transport) InboundConnected(id string) bool {
+	p := t.peers[id]
+	return p != nil && p.inbound.Load() > 0
+}
+
 // Stats returns the counters of every other peer, sorted by id.
 func (t *Transport) Stats() []PeerStats {
 	out := make([]PeerStats, 0, len(t.order))
@@ -307,6 +316,8 @@ func (t *Transport) serveInbound(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	cr.attribute(&p.recvBytes)
 	p.heard()
+	p.inbound.Add(1)
+	defer p.inbound.Add(-1)
 	t.log.Debug("cluster: accepted a connection", "peer", p.id, "remote", remote)
 
 	fr := newFrameReader(bufio.NewReaderSize(cr, readBufSize), t.cfg.MaxFrameBytes)

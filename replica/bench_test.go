@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/replica"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 // BenchmarkReplicatedAppend: three replicas in process over the real
@@ -113,3 +115,127 @@ func (l *lateSender) Send(to string, kind byte, p []byte) bool {
 	l.mu.Unlock()
 	return t != nil && t.Send(to, kind, p)
 }
+
+// countNet delivers frames between hosts in process, one goroutine per
+// destination, and counts them per directed pair.
+type countNet struct {
+	mu     sync.Mutex
+	hosts  map[string]*replica.Host
+	queues map[string]chan countFrame
+	frames map[[2]string]int
+	quit   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type countFrame struct {
+	from    string
+	kind    byte
+	payload []byte
+}
+
+func newCountNet() *countNet {
+	return &countNet{hosts: map[string]*replica.Host{}, queues: map[string]chan countFrame{}, frames: map[[2]string]int{}, quit: make(chan struct{})}
+}
+
+func (n *countNet) attach(name string, h *replica.Host) {
+	q := make(chan countFrame, 1<<16)
+	n.mu.Lock()
+	n.hosts[name], n.queues[name] = h, q
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			select {
+			case <-n.quit:
+				return
+			case f := <-q:
+				h.HandleFrame(f.from, f.kind, f.payload)
+			}
+		}
+	}()
+}
+
+func (n *countNet) close() { close(n.quit); n.wg.Wait() }
+
+func (n *countNet) sender(self string) replica.Sender {
+	return senderFunc(func(to string, kind byte, p []byte) bool {
+		n.mu.Lock()
+		q := n.queues[to]
+		n.frames[[2]string{self, to}]++
+		n.mu.Unlock()
+		if q == nil {
+			return false
+		}
+		select {
+		case q <- countFrame{self, kind, p}:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// between returns the frames sent so far from a to b and from b to a.
+func (n *countNet) between(a, b string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.frames[[2]string{a, b}] + n.frames[[2]string{b, a}]
+}
+
+type senderFunc func(to string, kind byte, p []byte) bool
+
+func (f senderFunc) Send(to string, kind byte, p []byte) bool { return f(to, kind, p) }
+
+// BenchmarkIdleHeartbeats: three hosts hold G idle raft groups (elected,
+// nothing appended); it reports the frames per second between two of the
+// nodes, which should not grow with G (heartbeats coalesced, idle groups
+// quiet). Each op is a 100 ms window.
+func BenchmarkIdleHeartbeats(b *testing.B) {
+	for _, groups := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
+			names := []string{"n1", "n2", "n3"}
+			net := newCountNet()
+			defer net.close()
+			var hosts []*replica.Host
+			for _, n := range names {
+				fs := vfs.NewMem()
+				h := replica.NewHost(n, net.sender(n), replica.HostOptions{Logger: quiet, FS: fs, Alive: func(string) bool { return true }})
+				defer h.Close()
+				net.attach(n, h)
+				hosts = append(hosts, h)
+				for g := range groups {
+					if _, err := h.Open(replica.GroupOptions{Key: fmt.Sprintf("idle/%d", g), Dir: fmt.Sprintf("/%s/%d", n, g), Replicas: names,
+						Log: seglog.Options{FS: fs, Logger: quiet}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for g := 0; g < groups; {
+				led := false
+				for _, h := range hosts {
+					led = led || h.Group(fmt.Sprintf("idle/%d", g)).IsLeader()
+				}
+				if led {
+					g++
+					continue
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("group %d has no leader after 60s", g)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // elections and their appends settle
+			before, t0 := net.between("n1", "n2"), time.Now()
+			b.ResetTimer()
+			for range b.N {
+				time.Sleep(100 * time.Millisecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(net.between("n1", "n2")-before)/time.Since(t0).Seconds(), "frames/s")
+		})
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

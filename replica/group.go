@@ -63,23 +63,31 @@ type Group struct {
 	term   atomic.Uint64
 	// appliedTerm is the term of the last committed entry applied.
 	appliedTerm atomic.Uint64
-	failed      atomic.Pointer[error]
-	hwMu        sync.Mutex
-	hw          int64
-	hwCh        chan struct{}
-	closeMu     sync.Mutex
-	closed      bool
-	stopOnce    sync.Once
+	// quiet: the group is idle and its clock stands still (quiesce.go).
+	// Set and cleared by run; read by the host's ticker.
+	quiet atomic.Bool
+	// idleTicks counts a leader's ticks with everything replicated and
+	// nothing pending. Owned by run.
+	idleTicks int
+	failed    atomic.Pointer[error]
+	hwMu      sync.Mutex
+	hw        int64
+	hwCh      chan struct{}
+	closeMu   sync.Mutex
+	closed    bool
+	stopOnce  sync.Once
 }
 
 // proposal is a batch on its way into raft.
 type proposal struct {
 	op     int                      // opPropose, opCampaign, opTransfer, opStatus
 	status chan<- []ReplicaProgress // opStatus: the answer
-	data   []byte
-	h      batch.Header
-	sparse bool
-	ack    *Ack
+	// opQuiesce: the leader's term and last index, and its raft id.
+	qterm, qindex, qfrom uint64
+	data                 []byte
+	h                    batch.Header
+	sparse               bool
+	ack                  *Ack
 }
 
 const (
@@ -87,6 +95,7 @@ const (
 	opCampaign
 	opTransfer
 	opStatus
+	opQuiesce
 )
 
 // inflight remembers a producer's idempotent batches proposed but not yet
@@ -402,9 +411,18 @@ func (g *Group) Append(b []byte, checked, sparse, forward bool) (*Ack, error) {
 		return nil, err
 	}
 	if !g.IsLeader() {
+		// A write on a quiet follower starts its clock: should the leader
+		// be gone, the group elects another.
+		g.nudge()
 		l := g.Leader()
 		if !forward || l == "" || l == g.h.self {
 			return nil, g.notLeader()
+		}
+		if alive := g.h.opts.Alive; alive != nil && !alive(l) {
+			// Its leader is gone: an election is under way (or starts now);
+			// the caller retries, rather than wait out a forward to a dead
+			// node.
+			return nil, result.New(result.NotLeader, fmt.Sprintf("node %s, which led %s, is down; a new leader is being elected; retry shortly", l, g.key))
 		}
 		return g.h.forwardAck(g.key, l, b, sparse), nil
 	}
@@ -459,7 +477,9 @@ func (g *Group) run() {
 			g.failAll(seglog.ErrClosed)
 			return
 		case <-g.tickc:
+			g.wake()
 			g.rn.Tick()
+			g.maybeQuiesce()
 		case m := <-g.inbox:
 			g.step(m)
 		case p := <-g.props:
@@ -492,6 +512,9 @@ func (g *Group) run() {
 }
 
 func (g *Group) step(m *pb.Message) {
+	if wakes(m.GetType()) {
+		g.wake()
+	}
 	if err := g.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		g.lg.Debug("raft step", "type", m.GetType().String(), "err", err)
 	}
@@ -517,7 +540,12 @@ func (g *Group) propose(p *proposal) {
 	case opStatus:
 		p.status <- g.progress()
 		return
+	case opQuiesce:
+		g.followQuiesce(p.qterm, p.qindex, p.qfrom)
+		return
 	}
+	g.wake()
+	g.idleTicks = 0
 	if !g.isLeader {
 		p.ack.resolve(-1, g.notLeader())
 		return

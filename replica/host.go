@@ -52,11 +52,25 @@ type HostOptions struct {
 	// ForwardTimeout bounds the wait for a forwarded append's answer;
 	// default DefaultForwardTimeout.
 	ForwardTimeout time.Duration
+	// Alive reports whether a node is up as far as this one can tell
+	// (the cluster's member list and transport). With it, idle groups go
+	// quiet (see quiesce.go): their leader stops heartbeating and every
+	// replica stops its clock, and a quiet follower whose leader is no
+	// longer alive starts its clock again and so elects a new one. Nil
+	// means groups never go quiet.
+	Alive func(node string) bool
+	// QuiesceTicks is how many ticks a leader's group must have been idle
+	// and fully replicated before it goes quiet; default 2 heartbeat
+	// periods.
+	QuiesceTicks int
 }
 
 func (o *HostOptions) fill() {
 	if o.Tick <= 0 {
 		o.Tick = 25 * time.Millisecond
+	}
+	if o.QuiesceTicks <= 0 {
+		o.QuiesceTicks = 2 * max(o.HeartbeatTicks, 3)
 	}
 	if o.ElectionTicks <= 0 {
 		o.ElectionTicks = 12
@@ -171,6 +185,9 @@ func (h *Host) ticker() {
 		}
 		h.mu.RUnlock()
 		for _, g := range gs {
+			if g.quiet.Load() && h.leaderAlive(g) {
+				continue // a quiet group's clock stands still while its leader lives
+			}
 			select {
 			case g.tickc <- struct{}{}:
 			default:
@@ -308,6 +325,9 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 		return
 	case KindForwardResp:
 		h.handleForwardResp(from, payload)
+		return
+	case KindQuiesce:
+		h.handleQuiesce(from, payload)
 		return
 	}
 	if kind != KindRaft {

@@ -23,9 +23,11 @@ type memNet struct {
 	hosts map[string]*Host
 	cut   map[[2]string]bool
 	bytes map[[2]string]int
-	queue map[string]chan frame
-	wg    sync.WaitGroup
-	quit  chan struct{}
+	// frames counts every frame sent, delivered or not.
+	frames int
+	queue  map[string]chan frame
+	wg     sync.WaitGroup
+	quit   chan struct{}
 }
 
 type frame struct {
@@ -54,6 +56,7 @@ func (e endpoint) Send(to string, kind byte, payload []byte) bool {
 	if !cut {
 		n.bytes[[2]string{e.self, to}] += len(payload)
 	}
+	n.frames++
 	n.mu.Unlock()
 	if q == nil || cut {
 		return false
@@ -114,10 +117,18 @@ type testCluster struct {
 	dirs  map[string]string
 	hosts map[string]*Host
 	names []string
+	// alive, when set, is every host's HostOptions.Alive (groups go quiet).
+	alive func(string) bool
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
-	c := &testCluster{t: t, net: newMemNet(t), dirs: map[string]string{}, hosts: map[string]*Host{}, names: names}
+	return newTestClusterAlive(t, nil, names...)
+}
+
+// newTestClusterAlive is newTestCluster whose hosts judge liveness by alive
+// (so their idle groups go quiet).
+func newTestClusterAlive(t *testing.T, alive func(string) bool, names ...string) *testCluster {
+	c := &testCluster{t: t, net: newMemNet(t), dirs: map[string]string{}, hosts: map[string]*Host{}, names: names, alive: alive}
 	root := t.TempDir()
 	for _, n := range names {
 		c.dirs[n] = filepath.Join(root, n)
@@ -132,7 +143,7 @@ func newTestCluster(t *testing.T, names ...string) *testCluster {
 }
 
 func (c *testCluster) start(name string) {
-	h := NewHost(name, endpoint{c.net, name}, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet})
+	h := NewHost(name, endpoint{c.net, name}, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive})
 	if _, err := h.Open(GroupOptions{Key: "p/0", Dir: c.dirs[name], Replicas: c.names,
 		Log: seglog.Options{Logger: quiet, SegmentBytes: 64 << 10}}); err != nil {
 		c.t.Fatal(err)

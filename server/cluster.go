@@ -31,6 +31,7 @@ type clusterRuntime struct {
 	members *cluster.Members
 	offsets *replica.Group // the committed-offsets log; nil before openOffsets
 	log     *slog.Logger
+	sender  *lateSender
 }
 
 // lateSender lets the host and the transport be built in either order.
@@ -56,8 +57,10 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 		return nil, err
 	}
 	ls := &lateSender{}
-	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log})
-	members := cluster.NewMembers(ni, names, ls, 0, log)
+	members := cluster.NewMembers(ni, names, ls, membersInterval, log)
+	c := &clusterRuntime{cfg: cfg, members: members, log: log, sender: ls}
+	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive})
+	c.host = host
 	tr, err := cluster.New(cluster.Config{
 		Self:   cfg.Node.ID,
 		Listen: cfg.Cluster.Listen,
@@ -80,9 +83,19 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 		return nil, fmt.Errorf("listen for cluster peers on %s: %w (set cluster.listen)", cfg.Cluster.Listen, err)
 	}
 	ls.t.Store(tr)
+	c.tr = tr
 	members.Start()
 	log.Info("cluster transport listening", "addr", tr.Addr(), "peers", len(peers))
-	return &clusterRuntime{cfg: cfg, tr: tr, host: host, members: members, log: log}, nil
+	return c, nil
+}
+
+// alive reports whether node is up as far as this node can tell: its
+// connection to this node is open and it was heard from within
+// aliveWindow (see the liveness constants).
+func (c *clusterRuntime) alive(node string) bool {
+	t := c.sender.t.Load()
+	m, ok := c.members.Get(node)
+	return t != nil && ok && t.InboundConnected(node) && m.Up(time.Now(), aliveWindow)
 }
 
 // offsetsKey names the raft group of consumer groups' committed offsets.
@@ -159,7 +172,7 @@ func (c *clusterRuntime) Coordinator(string) (kafka.Broker, bool) {
 		return kafka.Broker{}, false
 	}
 	leader := g.Leader()
-	if leader == "" || leader == c.cfg.Node.ID && !g.LeaderReady() {
+	if leader == "" || leader == c.cfg.Node.ID && !g.LeaderReady() || leader != c.cfg.Node.ID && !c.alive(leader) {
 		return kafka.Broker{}, false
 	}
 	m, ok := c.members.Get(leader)
@@ -257,9 +270,18 @@ var (
 	_ node.Leadership = remoteBuffer{}
 )
 
-// upWindow is how long a node stays up for `sense cluster status` after
-// its last node info (sent every second).
-const upWindow = 3 * time.Second
+// Liveness. Every node sends its node info to every peer each
+// membersInterval. For `sense cluster status` a node is up while heard from
+// within upWindow. For the raft groups (replica.HostOptions.Alive) a node
+// is alive while its connection to this one is open and it was heard from
+// within aliveWindow: a killed node's connection closes at once, a paused
+// one is noticed after aliveWindow, and then the quiet groups it led wake
+// and elect another leader.
+const (
+	membersInterval = 500 * time.Millisecond
+	upWindow        = 3 * time.Second
+	aliveWindow     = 1500 * time.Millisecond
+)
 
 // status is this node's view of the cluster: its peers, and every raft
 // group it holds a replica of, with the replicas' progress where it leads.

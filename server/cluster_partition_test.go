@@ -198,3 +198,68 @@ pipelines: [{name: orders, partitions: 1}]
 	}
 	t.Logf("%d acknowledged, %d refused while isolated; %d records on every node", len(acked), len(failed), len(logs[0]))
 }
+
+// TestClusterQuietLeaderLost: once a cluster is idle its raft groups go
+// quiet (no heartbeats); then the node leading a buffer is cut off, and its
+// quiet followers, which hear nothing either way, learn from liveness
+// (their connections from it closed) that it is gone, elect another leader
+// and take appends.
+func TestClusterQuietLeaderLost(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, `
+jurisdictions: [MA]
+hubs: [{name: tangier, jurisdiction: MA}]
+pipelines: [{name: idle, partitions: 1}]
+`, sensetest.WithLinks())
+	old := c.Leader("idle", 0, 30*time.Second)
+	if old < 0 {
+		t.Fatal("no leader within 30s")
+	}
+	quiet := func() bool {
+		for _, s := range c.Nodes {
+			l, ok := s.Node.Leadership("idle", 0)
+			q, isQ := l.(interface{ Quiet() bool })
+			if !ok || !isQ || !q.Quiet() {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(30 * time.Second); !quiet(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle buffer is not quiet on every node after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if old = c.Leader("idle", 0, time.Second); old < 0 { // as of now
+		t.Fatal("no leader")
+	}
+	t0 := time.Now()
+	c.Isolate(old)
+	other := (old + 1) % 3
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(other)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "idle", MaxRetries: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res client.Result
+	done := make(chan struct{})
+	p.Send(client.Event{Value: []byte("after")}, func(r client.Result) { res = r; close(done) })
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if res.Err != nil {
+		t.Fatalf("append after the quiet leader was cut off: %v", res.Err)
+	}
+	t.Logf("an append was acknowledged %s after the quiet leader was cut off", time.Since(t0))
+	l, _ := c.Nodes[other].Node.Leadership("idle", 0)
+	if l.Leader() == fmt.Sprintf("n%d", old+1) || l.Leader() == "" {
+		t.Fatalf("the majority's leader is %q", l.Leader())
+	}
+}
