@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,43 @@ func TestBenchFailureProfile(t *testing.T) {
 	ownServerGone(t, output)
 }
 
+// TestBenchClusterFailure runs the failure profile against the bench's own
+// cluster of three processes (--cluster 3): a node other than the clients'
+// is SIGKILLed and restarted mid-run, every acknowledged event is consumed
+// exactly once, and every node the bench started is gone afterwards.
+func TestBenchClusterFailure(t *testing.T) {
+	output, res, dir := runBench(t, "--cluster", "3", "--profile", "failure", "--rate", "2000", "--duration", "4s", "--producers", "1")
+	if len(res.Faults) != 1 {
+		t.Fatalf("faults %+v, want one kill and restart", res.Faults)
+	}
+	if res.Acknowledged == 0 || res.Lost != 0 || res.Duplicated != 0 || res.Consumed != res.Acknowledged {
+		t.Fatalf("acknowledged %d consumed %d lost %d duplicated %d", res.Acknowledged, res.Consumed, res.Lost, res.Duplicated)
+	}
+	m := regexp.MustCompile(`own cluster of 3 nodes \(pids \[(\d+) (\d+) (\d+)\]\)`).FindStringSubmatch(output)
+	if m == nil {
+		t.Fatalf("no own-cluster line in the output:\n%s", output)
+	}
+	for i, p := range m[1:] {
+		pid, _ := strconv.Atoi(p)
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("node n%d (pid %d) is still there after the bench", i+1, pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	// One of n2 and n3 started twice (the kill and restart), n1 once.
+	starts := 0
+	for i := 1; i <= 3; i++ {
+		logs, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("server-n%d.log", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts += strings.Count(string(logs), "serving")
+	}
+	if starts != 4 {
+		t.Errorf("the nodes started %d times in all, want 4 (three, and one restart)", starts)
+	}
+}
+
 // TestBenchKafkaMaxRate searches for the maximum rate over the Kafka
 // protocol, then runs at half of it.
 func TestBenchKafkaMaxRate(t *testing.T) {
@@ -124,6 +162,8 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--protocol", "amqp"}, `--protocol "amqp"`},
 		{[]string{"--size", "10"}, "--size 10"},
 		{[]string{"--profile", "failure", "--addr", "127.0.0.1:1"}, "drop --addr"},
+		{[]string{"--cluster", "1"}, "--cluster 1"},
+		{[]string{"--cluster", "3", "--addr", "127.0.0.1:1"}, "drop --addr"},
 	} {
 		b, err := exec.Command(senseBin, append([]string{"bench", "--out", t.TempDir()}, c.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(b), c.want) {

@@ -36,6 +36,7 @@ type benchFlags struct {
 	size, producers, consumers          int
 	serverPID                           int
 	seed                                uint64
+	cluster                             int
 }
 
 // defaultRates are each profile's offered rate when --rate is not given:
@@ -111,6 +112,7 @@ plots and report.md.`,
 	fl.StringVar(&f.metrics, "metrics", "", "with --addr: the server's metrics URL (http://HOST:PORT/metrics), to chart its fsync latency beside the bench's")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench itself (not the server) to this file")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the failure profile's kill times (default random)")
+	fl.IntVar(&f.cluster, "cluster", 0, "start a cluster of this many nodes (2-7) instead of one server: the pipeline is replicated on every node (at most 3 replicas), clients use node 1, the failure profile kills the other nodes in turn, and the server CPU is the sum of every node's")
 	return cmd
 }
 
@@ -130,6 +132,12 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	if !(f.fraction > 0) {
 		return fmt.Errorf("--fraction %v: must be above 0", f.fraction)
+	}
+	if f.cluster != 0 && (f.cluster < 2 || f.cluster > 7) {
+		return fmt.Errorf("--cluster %d: give 2 to 7 nodes (or 0 for one server)", f.cluster)
+	}
+	if f.cluster != 0 && f.addr != "" {
+		return errors.New("--cluster starts a cluster of the bench's own; drop --addr")
 	}
 	if f.profile == bench.ProfileFailure && f.addr != "" {
 		return errors.New("--profile failure kills the server: it needs the bench's own server; drop --addr")
@@ -170,9 +178,25 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		defer pprof.StopCPUProfile()
 	}
 
+	pipeline := fmt.Sprintf("bench-%s-%d", f.profile, time.Now().Unix())
 	var srv *childServer
+	var cl *benchCluster
 	addr := f.addr
-	if addr == "" {
+	switch {
+	case f.cluster > 0:
+		var err error
+		cl, err = startBenchCluster(ctx, f.cluster, f.fsync, f.memoryLimit, f.out, pipeline)
+		if err != nil {
+			return err
+		}
+		defer cl.close()
+		srv = cl.nodes[0] // clients use node 1
+		addr = srv.native
+		if f.protocol == bench.ProtocolKafka {
+			addr = srv.kafka
+		}
+		fmt.Fprintf(out, "sense bench: own cluster of %d nodes (pids %v), clients on n1 at %s, fsync %s\n", f.cluster, cl.pids(), addr, f.fsync)
+	case addr == "":
 		var err error
 		srv, err = startChild(ctx, f.fsync, f.memoryLimit, filepath.Join(f.out, "server.log"))
 		if err != nil {
@@ -192,12 +216,16 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	cfg := bench.Config{
 		Profile: f.profile, Protocol: f.protocol, Addr: addr,
-		Pipeline: fmt.Sprintf("bench-%s-%d", f.profile, time.Now().Unix()),
+		Pipeline: pipeline,
 		Rate:     rate, Duration: f.duration, Size: f.size,
 		Producers: f.producers, Consumers: f.consumers, Fsync: f.fsync,
 	}
 	cfg.Probe = &bench.Probe{MetricsURL: f.metrics}
-	if srv != nil {
+	if cl != nil {
+		cfg.Server = cl
+		cfg.ServerCPU = cl.cpuTime
+		cfg.Probe.MetricsURL = "http://" + srv.health + "/metrics"
+	} else if srv != nil {
 		cfg.Server = srv
 		cfg.ServerCPU = srv.cpuTime
 		cfg.Probe.MetricsURL = "http://" + srv.health + "/metrics"
@@ -331,10 +359,6 @@ type childServer struct {
 }
 
 func startChild(ctx context.Context, fsync, memoryLimit, logPath string) (*childServer, error) {
-	bin, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("bench: finding this binary to start a server: %w", err)
-	}
 	data, err := os.MkdirTemp("", "sense-bench-*")
 	if err != nil {
 		return nil, fmt.Errorf("bench: temporary data directory: %w", err)
@@ -344,17 +368,32 @@ func startChild(ctx context.Context, fsync, memoryLimit, logPath string) (*child
 		os.RemoveAll(data)
 		return nil, err
 	}
-	s := &childServer{bin: bin, data: data, logPath: logPath,
-		native: ports[0], kafka: ports[1], health: ports[2]}
-	s.args = []string{"serve", "--data", data, "--native-addr", s.native, "--kafka-addr", s.kafka,
-		"--http-addr", s.health, "--quic-addr", "off", "--fsync", fsync, "--log-format", "text"}
-	s.env = append(os.Environ(), "SENSE_CONFIG=")
-	if memoryLimit != "" {
-		s.env = append(s.env, "SENSE_ROUTER_MEMORY_LIMIT="+memoryLimit)
+	s, err := newChild(data, logPath, ports, fsync, memoryLimit)
+	if err != nil {
+		os.RemoveAll(data)
+		return nil, err
 	}
 	if err := s.Restart(ctx); err != nil {
 		s.close()
 		return nil, err
+	}
+	return s, nil
+}
+
+// newChild prepares a child server with its data in data, listening on
+// ports (native, Kafka, HTTP); extra arguments go after serve's own.
+func newChild(data, logPath string, ports []string, fsync, memoryLimit string, extra ...string) (*childServer, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: finding this binary to start a server: %w", err)
+	}
+	s := &childServer{bin: bin, data: data, logPath: logPath,
+		native: ports[0], kafka: ports[1], health: ports[2]}
+	s.args = append([]string{"serve", "--data", data, "--native-addr", s.native, "--kafka-addr", s.kafka,
+		"--http-addr", s.health, "--quic-addr", "off", "--fsync", fsync, "--log-format", "text"}, extra...)
+	s.env = append(os.Environ(), "SENSE_CONFIG=")
+	if memoryLimit != "" {
+		s.env = append(s.env, "SENSE_ROUTER_MEMORY_LIMIT="+memoryLimit)
 	}
 	return s, nil
 }
