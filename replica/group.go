@@ -69,13 +69,22 @@ type Group struct {
 	// idleTicks counts a leader's ticks with everything replicated and
 	// nothing pending. Owned by run.
 	idleTicks int
-	failed    atomic.Pointer[error]
-	hwMu      sync.Mutex
-	hw        int64
-	hwCh      chan struct{}
-	closeMu   sync.Mutex
-	closed    bool
-	stopOnce  sync.Once
+	// repairing: this replica cut a damaged batch and what followed from
+	// its log and neither votes nor campaigns until it has applied the
+	// leader's commit index (repairTarget, from the first append the
+	// leader sent since). Owned by run. See repair.go.
+	repairing    bool
+	repairTarget uint64
+	repairTerm   uint64      // the term when the log was cut
+	repairState  atomic.Bool // repairing, for other goroutines
+	repairs      atomic.Uint64
+	failed       atomic.Pointer[error]
+	hwMu         sync.Mutex
+	hw           int64
+	hwCh         chan struct{}
+	closeMu      sync.Mutex
+	closed       bool
+	stopOnce     sync.Once
 }
 
 // proposal is a batch on its way into raft.
@@ -84,10 +93,13 @@ type proposal struct {
 	status chan<- []ReplicaProgress // opStatus: the answer
 	// opQuiesce: the leader's term and last index, and its raft id.
 	qterm, qindex, qfrom uint64
-	data                 []byte
-	h                    batch.Header
-	sparse               bool
-	ack                  *Ack
+	// opRepair: where a reader found a damaged batch, and what was wrong.
+	qoffset int64
+	qerr    error
+	data    []byte
+	h       batch.Header
+	sparse  bool
+	ack     *Ack
 }
 
 const (
@@ -96,6 +108,8 @@ const (
 	opTransfer
 	opStatus
 	opQuiesce
+	opRepair
+	opPeerRepair
 )
 
 // inflight remembers a producer's idempotent batches proposed but not yet
@@ -242,18 +256,7 @@ func (g *Group) recover(st state) error {
 	g.saved.term, g.saved.vote = st.term, st.vote
 	g.hw = s.endOf(commit)
 	g.applied = commit
-	rn, err := raft.NewRawNode(&raft.Config{
-		ID:              g.id,
-		ElectionTick:    g.h.opts.ElectionTicks,
-		HeartbeatTick:   g.h.opts.HeartbeatTicks,
-		Storage:         s,
-		Applied:         commit,
-		MaxSizePerMsg:   g.h.opts.MaxSizePerMsg,
-		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
-		Logger:          raftLogger{g.lg},
-	})
+	rn, err := g.newRawNode(commit)
 	if err != nil {
 		return err
 	}
@@ -378,13 +381,17 @@ func (g *Group) progress() []ReplicaProgress {
 	return out
 }
 
-func (g *Group) transfer() {
+func (g *Group) transfer() { g.transferExcept(0) }
+
+// transferExcept hands the lead to the most up-to-date active follower
+// other than not.
+func (g *Group) transferExcept(not uint64) {
 	if !g.isLeader {
 		return
 	}
 	var best, match uint64
 	for id, pr := range g.rn.Status().Progress {
-		if id != g.id && pr.Match >= match && pr.RecentActive {
+		if id != g.id && id != not && pr.Match >= match && pr.RecentActive {
 			best, match = id, pr.Match
 		}
 	}
@@ -472,34 +479,8 @@ func (g *Group) usable() error {
 func (g *Group) run() {
 	defer close(g.done)
 	for {
-		select {
-		case <-g.quit:
-			g.failAll(seglog.ErrClosed)
+		if g.runOnce() {
 			return
-		case <-g.tickc:
-			g.wake()
-			g.rn.Tick()
-			g.maybeQuiesce()
-		case m := <-g.inbox:
-			g.step(m)
-		case p := <-g.props:
-			g.propose(p)
-		}
-	drain:
-		for range 512 {
-			select {
-			case m := <-g.inbox:
-				g.step(m)
-			case p := <-g.props:
-				g.propose(p)
-			default:
-				break drain
-			}
-		}
-		for g.failed.Load() == nil && g.rn.HasReady() {
-			if err := g.handleReady(g.rn.Ready()); err != nil {
-				g.fail(err)
-			}
 		}
 		if g.failed.Load() != nil {
 			// The log failed: this replica stops taking part; the others go
@@ -511,7 +492,60 @@ func (g *Group) run() {
 	}
 }
 
+// runOnce waits for one event, handles it and whatever else is queued, and
+// processes raft's Ready. It reports whether the group is closing. A
+// damaged batch found in this replica's own log while raft reads it (a
+// damagePanic, see repair.go) ends the round: the log is cut there and
+// raft restarted over it, to fetch the rest again from the leader.
+func (g *Group) runOnce() (closing bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			d, ok := r.(damagePanic)
+			if !ok {
+				panic(r)
+			}
+			g.repair(d.offset, d.err)
+		}
+	}()
+	select {
+	case <-g.quit:
+		g.failAll(seglog.ErrClosed)
+		return true
+	case <-g.tickc:
+		g.wake()
+		if !g.repairing {
+			g.rn.Tick()
+		}
+		g.maybeQuiesce()
+	case m := <-g.inbox:
+		g.step(m)
+	case p := <-g.props:
+		g.propose(p)
+	}
+drain:
+	for range 512 {
+		select {
+		case m := <-g.inbox:
+			g.step(m)
+		case p := <-g.props:
+			g.propose(p)
+		default:
+			break drain
+		}
+	}
+	for g.failed.Load() == nil && g.rn.HasReady() {
+		if err := g.handleReady(g.rn.Ready()); err != nil {
+			g.fail(err)
+		}
+	}
+	g.checkRepaired()
+	return false
+}
+
 func (g *Group) step(m *pb.Message) {
+	if g.repairing && !g.repairStep(m) {
+		return
+	}
 	if wakes(m.GetType()) {
 		g.wake()
 	}
@@ -542,6 +576,12 @@ func (g *Group) propose(p *proposal) {
 		return
 	case opQuiesce:
 		g.followQuiesce(p.qterm, p.qindex, p.qfrom)
+		return
+	case opRepair:
+		g.repair(p.qoffset, p.qerr)
+		return
+	case opPeerRepair:
+		g.peerRepaired(p.qfrom)
 		return
 	}
 	g.wake()

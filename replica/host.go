@@ -329,6 +329,9 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 	case KindQuiesce:
 		h.handleQuiesce(from, payload)
 		return
+	case KindRepair:
+		h.handleRepair(from, payload)
+		return
 	}
 	if kind != KindRaft {
 		h.dropped.Add(1)

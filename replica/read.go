@@ -12,12 +12,16 @@ import (
 // Read appends whole committed batches from offset to dst (see
 // seglog.Log.Read).
 func (g *Group) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
-	return g.log.ReadBelow(dst, offset, maxBytes, g.HighWatermark())
+	out, err := g.log.ReadBelow(dst, offset, maxBytes, g.HighWatermark())
+	g.damaged(err)
+	return out, err
 }
 
 // Locate is Read without the copy.
 func (g *Group) Locate(offset int64, maxBytes int) (seglog.Slice, error) {
-	return g.log.LocateBelow(offset, maxBytes, g.HighWatermark())
+	sl, err := g.log.LocateBelow(offset, maxBytes, g.HighWatermark())
+	g.damaged(err)
+	return sl, err
 }
 
 // OffsetForTime returns the base offset of the first committed batch whose

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -123,6 +124,16 @@ func (s *storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	for off < end && idx < hi {
 		want := int(min(uint64(1<<20), max(maxSize-min(size, maxSize), 1)))
 		buf, err := s.log.Read(nil, off, want)
+		var ce *seglog.CorruptionError
+		if errors.As(err, &ce) {
+			// raft would panic on any error but ErrCompacted; panic
+			// ourselves, with what the group needs to repair the log.
+			at := ce.Offset
+			if at < 0 {
+				at = off
+			}
+			panic(damagePanic{offset: at, err: err})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("replica: read entry %d at offset %d: %w", idx, off, err)
 		}
