@@ -219,7 +219,7 @@ func TestCatalogSyncError(t *testing.T) {
 	if r := produceOne(t, n, "kept", Event{Value: []byte("a")}); r.Code != result.OK {
 		t.Fatal(r)
 	}
-	fault.SetMatch(func(name string) bool { return strings.HasSuffix(name, "pipelines.json.tmp") })
+	fault.SetMatch(func(name string) bool { return strings.Contains(name, catalogName) })
 	fault.FailSync(0, syscall.EIO)
 	err = n.CreatePipeline(PipelineSpec{Name: "doomed"})
 	if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "catalog") {

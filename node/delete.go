@@ -49,8 +49,7 @@ func (n *Node) DeletePipeline(name string) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
-	i := slices.IndexFunc(n.cat.Pipelines, func(p PipelineSpec) bool { return p.Name == name })
-	if i < 0 {
+	if n.cat.find(name) == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPipeline, name)
 	}
 	// The catalog's Declared flag says the pipeline was declared once; the
@@ -58,18 +57,14 @@ func (n *Node) DeletePipeline(name string) error {
 	if slices.ContainsFunc(n.opts.Pipelines, func(p PipelineSpec) bool { return p.Name == name }) {
 		return fmt.Errorf("%w: %q; remove it from the config file's pipelines and restart, then delete it", ErrPipelineDeclared, name)
 	}
-	old := n.cat.Pipelines
-	n.cat.Pipelines = slices.Delete(slices.Clone(old), i, i+1)
-	if err := n.cat.save(); err != nil {
-		n.cat.Pipelines = old
-		return err
+	if err := n.cat.remove(name); err != nil {
+		if n.cat.find(name) != nil {
+			return err
+		}
+		// Deleted durably; compacting the catalog after it failed.
+		n.log.Error("pipeline catalog", "err", err)
 	}
-	if err := n.rebuildLocked(); err != nil {
-		// The catalog no longer lists the pipeline; a restart finishes
-		// the deletion. Its logs stay open meanwhile (the old state still
-		// serves them), so nothing reads a removed directory.
-		return fmt.Errorf("node: pipeline %q is deleted from the catalog, but the node still serves it until a restart: %w", name, err)
-	}
+	n.dropLocked(name)
 	if err := n.dropBuffersLocked(name); err != nil {
 		return fmt.Errorf("node: pipeline %q is deleted; removing its buffers: %w", name, err)
 	}

@@ -15,7 +15,7 @@
 // In dev mode one node hosts every hub of its configuration, each in its own
 // sub-directory of the data directory:
 //
-//	<data_dir>/pipelines.json              the pipeline catalog (docs/storage.md)
+//	<data_dir>/pipelines.log               the pipeline catalog, a log of changes (docs/storage.md)
 //	<data_dir>/hubs/<hub>/<pipeline>-<partition>/   one buffer's log
 //
 // Produce validates each event, resolves its mask and priority, routes it,
@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -184,7 +185,7 @@ func Open(opts Options) (*Node, error) {
 	if err := opts.FS.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("node: create data directory %s: %w", opts.DataDir, err)
 	}
-	cat, err := loadCatalog(opts.FS, opts.DataDir)
+	cat, err := loadCatalog(opts.FS, opts.DataDir, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func Open(opts Options) (*Node, error) {
 			continue
 		}
 		p.Created = time.Now().UTC()
-		cat.Pipelines = append(cat.Pipelines, p)
+		cat.add(p)
 		changed = true
 	}
 	if err := n.layoutHubs(&changed); err != nil {
@@ -273,37 +274,18 @@ func (n *Node) layoutHubs(changed *bool) error {
 // rebuildLocked opens any missing logs, builds a new routing table and
 // swaps the state. Called with n.mu held.
 func (n *Node) rebuildLocked() error {
-	var rhubs []router.Hub
-	for _, h := range n.hubs {
-		m := n.reg.All()
-		if h.Jurisdiction != "*" {
-			bit, ok := n.reg.Bit(h.Jurisdiction)
-			if !ok {
-				return fmt.Errorf("node: hub %q has jurisdiction %q, which is not registered", h.Name, h.Jurisdiction)
-			}
-			m = jurisdiction.Mask(1) << bit
-		}
-		rhubs = append(rhubs, router.Hub{Name: h.Name, Jurisdiction: h.Jurisdiction, Mask: m, Status: h.Status, Deny: h.Deny})
+	rhubs, err := n.routerHubsLocked()
+	if err != nil {
+		return err
 	}
 	var rps []router.Pipeline
-	pipes := map[string]*pipeline{}
+	pipes := make(map[string]*pipeline, len(n.cat.Pipelines))
 	for _, spec := range n.cat.Pipelines {
-		p := &pipeline{spec: spec}
-		var err error
-		if p.mask, err = n.reg.Parse(spec.DefaultJurisdiction); err != nil {
-			return fmt.Errorf("node: pipeline %q default jurisdiction: %w", spec.Name, err)
-		}
-		if p.prio, err = event.ParsePriority(spec.DefaultPriority); err != nil {
-			return fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
+		p, rp, err := n.newPipelineLocked(spec)
+		if err != nil {
+			return err
 		}
 		pipes[spec.Name] = p
-		rp := router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio}
-		if spec.Slots != nil {
-			rp.Layout = make([]router.Slot, len(spec.Slots))
-			for i, sl := range spec.Slots {
-				rp.Layout[i] = router.Slot{Hub: slices.IndexFunc(n.hubs, func(h HubSpec) bool { return h.Name == sl.Hub }), Lane: sl.Lane}
-			}
-		}
 		rps = append(rps, rp)
 	}
 	n.version++
@@ -312,16 +294,91 @@ func (n *Node) rebuildLocked() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	for name, p := range pipes {
-		p.routes = table.Pipeline(name)
 		if _, err := n.openBuffersLocked(p.spec); err != nil {
 			return err
 		}
-		for _, b := range p.routes.Partitions() {
-			p.bufs = append(p.bufs, n.bufs[n.bufferDir(name, b.Hub, b.Partition)])
-		}
+		n.bindLocked(p, table.Pipeline(name))
 	}
 	n.st.Store(&state{table: table, pipelines: pipes})
 	return nil
+}
+
+// routerHubsLocked returns the hubs as the router sees them.
+func (n *Node) routerHubsLocked() ([]router.Hub, error) {
+	var rhubs []router.Hub
+	for _, h := range n.hubs {
+		m := n.reg.All()
+		if h.Jurisdiction != "*" {
+			bit, ok := n.reg.Bit(h.Jurisdiction)
+			if !ok {
+				return nil, fmt.Errorf("node: hub %q has jurisdiction %q, which is not registered", h.Name, h.Jurisdiction)
+			}
+			m = jurisdiction.Mask(1) << bit
+		}
+		rhubs = append(rhubs, router.Hub{Name: h.Name, Jurisdiction: h.Jurisdiction, Mask: m, Status: h.Status, Deny: h.Deny})
+	}
+	return rhubs, nil
+}
+
+// newPipelineLocked returns the live state of spec, without its routes and
+// buffers (bindLocked), and its pipeline as the router takes it.
+func (n *Node) newPipelineLocked(spec PipelineSpec) (*pipeline, router.Pipeline, error) {
+	p := &pipeline{spec: spec}
+	var err error
+	if p.mask, err = n.reg.Parse(spec.DefaultJurisdiction); err != nil {
+		return nil, router.Pipeline{}, fmt.Errorf("node: pipeline %q default jurisdiction: %w", spec.Name, err)
+	}
+	if p.prio, err = event.ParsePriority(spec.DefaultPriority); err != nil {
+		return nil, router.Pipeline{}, fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
+	}
+	rp := router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio}
+	if spec.Slots != nil {
+		rp.Layout = make([]router.Slot, len(spec.Slots))
+		for i, sl := range spec.Slots {
+			rp.Layout[i] = router.Slot{Hub: slices.IndexFunc(n.hubs, func(h HubSpec) bool { return h.Name == sl.Hub }), Lane: sl.Lane}
+		}
+	}
+	return p, rp, nil
+}
+
+// bindLocked gives p its routes and its open buffers, by partition.
+func (n *Node) bindLocked(p *pipeline, routes *router.Routes) {
+	p.routes = routes
+	for _, b := range routes.Partitions() {
+		p.bufs = append(p.bufs, n.bufs[n.bufferDir(p.spec.Name, b.Hub, b.Partition)])
+	}
+}
+
+// putLocked swaps in a state where the pipeline of spec (whose buffers
+// are open) is added or replaced: only its routes are built, the others
+// are shared with the current state (router.Table.With). Called with n.mu
+// held.
+func (n *Node) putLocked(spec PipelineSpec) error {
+	p, rp, err := n.newPipelineLocked(spec)
+	if err != nil {
+		return err
+	}
+	cur := n.st.Load()
+	table, err := cur.table.With(n.version+1, rp)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.version++
+	n.bindLocked(p, table.Pipeline(spec.Name))
+	pipes := maps.Clone(cur.pipelines)
+	pipes[spec.Name] = p
+	n.st.Store(&state{table: table, pipelines: pipes})
+	return nil
+}
+
+// dropLocked swaps in a state without pipeline name. Called with n.mu
+// held.
+func (n *Node) dropLocked(name string) {
+	cur := n.st.Load()
+	n.version++
+	pipes := maps.Clone(cur.pipelines)
+	delete(pipes, name)
+	n.st.Store(&state{table: cur.table.Without(n.version, name), pipelines: pipes})
 }
 
 // bufferDir is the directory of a pipeline's partition in a hub.
@@ -499,16 +556,14 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 		}
 		return err
 	}
-	n.cat.Pipelines = append(n.cat.Pipelines, spec)
-	if err := n.cat.save(); err != nil {
-		n.cat.Pipelines = n.cat.Pipelines[:len(n.cat.Pipelines)-1]
+	if err := n.cat.create(spec); err != nil {
 		n.closeBuffersLocked(opened)
 		if derr := n.dropBuffersLocked(spec.Name); derr != nil {
 			n.log.Warn("removing the buffers of a refused pipeline failed", "pipeline", spec.Name, "err", derr)
 		}
 		return err
 	}
-	return n.rebuildLocked()
+	return n.putLocked(spec)
 }
 
 // hubNamesLocked returns the hubs' names in config order.
@@ -546,7 +601,7 @@ func (n *Node) AddPartitions(name string, total int) error {
 	if total <= cur || total > max(MaxPartitions, cur) {
 		return fmt.Errorf("%w: pipeline %q has %d partitions; it can grow to %d to %d", ErrInvalidSpec, name, cur, cur+1, max(MaxPartitions, cur))
 	}
-	old := *spec
+	grown := *spec
 	layout := spec.slots()
 	var lanes []event.Priority
 	for lane := event.Low; lane <= event.Critical; lane++ {
@@ -554,19 +609,17 @@ func (n *Node) AddPartitions(name string, total int) error {
 			lanes = append(lanes, lane)
 		}
 	}
-	spec.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
-	spec.Partitions = 0
-	opened, err := n.openBuffersLocked(*spec)
+	grown.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
+	grown.Partitions = 0
+	opened, err := n.openBuffersLocked(grown)
 	if err != nil {
-		*spec = old
 		return err
 	}
-	if err := n.cat.save(); err != nil {
-		*spec = old
+	if err := n.cat.update(grown); err != nil {
 		n.closeBuffersLocked(opened)
 		return err
 	}
-	if err := n.rebuildLocked(); err != nil {
+	if err := n.putLocked(grown); err != nil {
 		return fmt.Errorf("node: pipeline %q grew to %d partitions in the catalog, but its new buffers could not be opened: %w", name, total, err)
 	}
 	n.log.Info("added partitions", "pipeline", name, "from", cur, "to", total)
@@ -633,6 +686,7 @@ func (n *Node) Close() error {
 	n.alerts.close()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.cat.close()
 	return n.closeLogs()
 }
 

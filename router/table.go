@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -120,35 +121,11 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 
 	maxParts := 0
 	for _, p := range pipelines {
-		if err := event.ValidatePipelineName(p.Name); err != nil {
-			return nil, configError("pipeline: %v", err)
-		}
 		if _, dup := t.routes[p.Name]; dup {
 			return nil, configError("pipeline %q is defined twice; merge the definitions or rename one", p.Name)
 		}
-		if p.Layout != nil {
-			if len(p.Layout) < 1 || len(p.Layout) > MaxBuffers {
-				return nil, configError("pipeline %q: %d partitions; a pipeline has 1 to %d", p.Name, len(p.Layout), MaxBuffers)
-			}
-			for i, sl := range p.Layout {
-				if sl.Hub < 0 || sl.Hub >= len(hubs) || !sl.Lane.Valid() {
-					return nil, configError("pipeline %q: partition %d is placed in hub %d lane %d; the table has %d hubs and lanes 0 to 2",
-						p.Name, i, sl.Hub, uint8(sl.Lane), len(hubs))
-				}
-			}
-		} else {
-			if p.Partitions < 1 || p.Partitions > MaxPartitions {
-				return nil, configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
-					p.Name, p.Partitions, MaxPartitions)
-			}
-			if total := len(hubs) * Lanes * p.Partitions; total > MaxBuffers {
-				return nil, configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
-					p.Name, len(hubs), Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(len(hubs)*Lanes))
-			}
-		}
-		if !p.DefaultPriority.Valid() {
-			return nil, configError("pipeline %q: default priority is %d; use low (0), medium (1) or critical (2)",
-				p.Name, uint8(p.DefaultPriority))
+		if err := validatePipeline(p, len(hubs)); err != nil {
+			return nil, err
 		}
 		t.routes[p.Name] = nil // mark as seen; filled below
 		maxParts = max(maxParts, p.Partitions)
@@ -159,19 +136,90 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 
 	// Seeds depend on (hub, index) only, so every pipeline shares a prefix
 	// of each hub's seed list.
-	seeds := make([]uint64, len(hubs)*maxParts)
-	for i := range t.hubs {
-		for j := 0; j < maxParts; j++ {
-			seeds[i*maxParts+j] = BufferSeed(t.hubs[i].Name, j)
-		}
-	}
-
+	seeds := t.seeds(maxParts)
 	for _, p := range pipelines {
 		t.routes[p.Name] = t.build(p, seeds, maxParts)
 		t.names = append(t.names, p.Name)
 	}
 	slices.Sort(t.names)
 	return t, nil
+}
+
+// seeds returns the rendezvous seeds of the first maxParts buffers of
+// each hub's lanes, hub after hub.
+func (t *Table) seeds(maxParts int) []uint64 {
+	seeds := make([]uint64, len(t.hubs)*maxParts)
+	for i := range t.hubs {
+		for j := 0; j < maxParts; j++ {
+			seeds[i*maxParts+j] = BufferSeed(t.hubs[i].Name, j)
+		}
+	}
+	return seeds
+}
+
+// With returns a table holding t's pipelines and p (added, or replacing
+// the pipeline of its name), labelled version. It validates p as Build
+// does and builds p's routes only: the other pipelines' routes are shared
+// with t, so its cost does not grow with their routes (it copies the
+// table's map of names).
+func (t *Table) With(version uint64, p Pipeline) (*Table, error) {
+	if err := validatePipeline(p, len(t.hubs)); err != nil {
+		return nil, err
+	}
+	stride := p.Partitions
+	if p.Layout != nil {
+		stride = maxPerSlot(p.Layout)
+	}
+	nt := &Table{version: version, hubs: t.hubs, routes: maps.Clone(t.routes), names: t.names}
+	if _, ok := t.routes[p.Name]; !ok {
+		i, _ := slices.BinarySearch(t.names, p.Name)
+		nt.names = slices.Insert(slices.Clip(t.names), i, p.Name)
+	}
+	nt.routes[p.Name] = nt.build(p, nt.seeds(stride), stride)
+	return nt, nil
+}
+
+// Without returns a table holding t's pipelines but name, labelled
+// version; the others' routes are shared with t.
+func (t *Table) Without(version uint64, name string) *Table {
+	nt := &Table{version: version, hubs: t.hubs, routes: maps.Clone(t.routes), names: t.names}
+	if i, ok := slices.BinarySearch(t.names, name); ok {
+		delete(nt.routes, name)
+		nt.names = slices.Delete(slices.Clone(t.names), i, i+1)
+	}
+	return nt
+}
+
+// validatePipeline checks one pipeline of a table of nhubs hubs.
+func validatePipeline(p Pipeline, nhubs int) error {
+	if err := event.ValidatePipelineName(p.Name); err != nil {
+		return configError("pipeline: %v", err)
+	}
+	if p.Layout != nil {
+		if len(p.Layout) < 1 || len(p.Layout) > MaxBuffers {
+			return configError("pipeline %q: %d partitions; a pipeline has 1 to %d", p.Name, len(p.Layout), MaxBuffers)
+		}
+		for i, sl := range p.Layout {
+			if sl.Hub < 0 || sl.Hub >= nhubs || !sl.Lane.Valid() {
+				return configError("pipeline %q: partition %d is placed in hub %d lane %d; the table has %d hubs and lanes 0 to 2",
+					p.Name, i, sl.Hub, uint8(sl.Lane), nhubs)
+			}
+		}
+	} else {
+		if p.Partitions < 1 || p.Partitions > MaxPartitions {
+			return configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
+				p.Name, p.Partitions, MaxPartitions)
+		}
+		if total := nhubs * Lanes * p.Partitions; total > MaxBuffers {
+			return configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
+				p.Name, nhubs, Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(nhubs*Lanes))
+		}
+	}
+	if !p.DefaultPriority.Valid() {
+		return configError("pipeline %q: default priority is %d; use low (0), medium (1) or critical (2)",
+			p.Name, uint8(p.DefaultPriority))
+	}
+	return nil
 }
 
 // maxPerSlot returns the most partitions any (hub, lane) of a layout has.
