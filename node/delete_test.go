@@ -176,9 +176,9 @@ func TestDeleteDeclaredPipeline(t *testing.T) {
 func TestCreateRemovesLeftoverBuffers(t *testing.T) {
 	dir := t.TempDir()
 	n, _ := threeHubs(t, dir)
-	defer n.Close()
+	n.Close()
 	// What a crash in the middle of DeletePipeline leaves: a buffer with
-	// events and no pipeline.
+	// events and no pipeline, found by the next start.
 	l, err := seglog.Open(filepath.Join(dir, "hubs", "tangier", "ghost-0"), seglog.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +189,8 @@ func TestCreateRemovesLeftoverBuffers(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	n, _ = threeHubs(t, dir)
+	defer n.Close()
 	if err := n.CreatePipeline(PipelineSpec{Name: "ghost"}); err != nil {
 		t.Fatal(err)
 	}

@@ -166,11 +166,14 @@ type Node struct {
 	checkBudget *budget
 	alerts      *alerter
 
-	mu      sync.Mutex // serializes changes: pipeline creation, reloads
-	cat     *catalog
-	hubs    []HubSpec
-	bufs    map[string]Buffer // by directory
-	version uint64
+	mu   sync.Mutex // serializes changes: pipeline creation, reloads
+	cat  *catalog
+	hubs []HubSpec
+	bufs map[string]Buffer // by directory
+	// leftovers are pipelines not in the catalog that may have buffer
+	// directories on disk (findLeftovers).
+	leftovers map[string]bool
+	version   uint64
 
 	st     atomic.Pointer[state]
 	spread atomic.Uint64
@@ -190,13 +193,14 @@ func Open(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		opts:    opts,
-		log:     opts.Logger,
-		reg:     opts.Registry,
-		Metrics: newMetrics(),
-		cat:     cat,
-		hubs:    opts.Hubs,
-		bufs:    map[string]Buffer{},
+		opts:      opts,
+		log:       opts.Logger,
+		reg:       opts.Registry,
+		Metrics:   newMetrics(),
+		cat:       cat,
+		hubs:      opts.Hubs,
+		bufs:      map[string]Buffer{},
+		leftovers: map[string]bool{},
 	}
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
@@ -226,6 +230,9 @@ func Open(opts Options) (*Node, error) {
 		changed = true
 	}
 	if err := n.layoutHubs(&changed); err != nil {
+		return nil, err
+	}
+	if err := n.findLeftovers(); err != nil {
 		return nil, err
 	}
 	if changed {
@@ -543,8 +550,10 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	spec.Created = time.Now().UTC()
 	// Directories of a deleted pipeline of this name that a crash left
 	// behind must not become the new pipeline's buffers.
-	if err := n.dropBuffersLocked(spec.Name); err != nil {
-		return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
+	if n.leftovers[spec.Name] {
+		if err := n.dropBuffersLocked(spec.Name); err != nil {
+			return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
+		}
 	}
 	// Its buffers first: a pipeline whose buffers cannot be opened is
 	// refused alone, before the catalog names it, so it never breaks the
