@@ -68,7 +68,11 @@ func TestDeletePipeline(t *testing.T) {
 	if err := n.CreatePipeline(PipelineSpec{Name: "telemetry-1"}); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, n, "telemetry", 0, 3)
+	// A buffer's directory is created by its first write.
+	for part := range int32(3 * 3 * 2) {
+		appendN(t, n, "telemetry", part, 1)
+	}
+	appendN(t, n, "telemetry", 0, 2)
 	appendN(t, n, "telemetry-1", 0, 1)
 	var deleted []string
 	n.opts.PipelineDeleted = func(name string) error {

@@ -61,12 +61,16 @@ type Options struct {
 	DataDir string
 	// FS is the file system under DataDir: the catalog, every buffer and
 	// pipeline deletion go through it. Default vfs.Default.
-	FS            vfs.FS
-	Registry      *jurisdiction.Registry
-	Hubs          []HubSpec
-	Pipelines     []PipelineSpec // declared in the config file
-	Durability    seglog.Durability
-	SegmentBytes  int64
+	FS           vfs.FS
+	Registry     *jurisdiction.Registry
+	Hubs         []HubSpec
+	Pipelines    []PipelineSpec // declared in the config file
+	Durability   seglog.Durability
+	SegmentBytes int64
+	// MaxOpenFiles bounds the segment files kept open by all the node's
+	// logs (a seglog.Files cache they share); 0 is half the process's
+	// open-file limit, at most 4096.
+	MaxOpenFiles  int
 	MemoryLimit   int64   // ingress bytes held at once; default 256 MiB
 	ShedLowAt     float64 // fraction of MemoryLimit past which low events are refused; default 0.5
 	ShedMediumAt  float64 // same for medium; default 0.8
@@ -135,7 +139,24 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxOpenFiles < 0 {
+		return fmt.Errorf("node: MaxOpenFiles %d is negative", o.MaxOpenFiles)
+	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = defaultMaxOpenFiles()
+	}
 	return nil
+}
+
+// defaultMaxOpenFiles is half the process's open-file limit, at most 4096
+// and at least 16: the other half is for sockets, index, checkpoint and
+// catalog files.
+func defaultMaxOpenFiles() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	return int(min(4096, max(16, lim.Cur/2)))
 }
 
 // pipeline is a pipeline's live state: its spec and its buffers' logs, by
@@ -160,6 +181,7 @@ type Node struct {
 	log     *slog.Logger
 	reg     *jurisdiction.Registry
 	Metrics *Metrics
+	files   *seglog.Files // the open segment files of every log
 	budget  *budget
 	// checkBudget bounds the memory of decompressing Kafka batches to
 	// check them (AppendRaw).
@@ -197,6 +219,7 @@ func Open(opts Options) (*Node, error) {
 		log:       opts.Logger,
 		reg:       opts.Registry,
 		Metrics:   newMetrics(),
+		files:     seglog.NewFiles(opts.MaxOpenFiles),
 		cat:       cat,
 		hubs:      opts.Hubs,
 		bufs:      map[string]Buffer{},
@@ -411,6 +434,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			RetentionAge:   spec.Retention,
 			RetentionBytes: spec.RetentionBytes,
 			Logger:         n.log,
+			Files:          n.files,
 			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
 		}}
 		var l Buffer

@@ -356,7 +356,11 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 		return 0, l.failLocked(err)
 	}
 	if _, err := s.f.WriteAt(b, pos); err != nil {
-		return 0, l.failLocked(fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err))
+		err = fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err)
+		if errors.Is(err, ErrOpenFile) {
+			return 0, err // nothing was written: the log stays usable
+		}
+		return 0, l.failLocked(err)
 	}
 	s.alloc = max(s.alloc, pos+int64(len(b)))
 	if s.firstAppend.IsZero() {
@@ -488,6 +492,9 @@ func (l *Log) ensureDirs() error {
 		return nil
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
+		if vfs.IsNotExist(err) {
+			return nil // nothing written yet: the first write creates it
+		}
 		return fmt.Errorf("%w: sync the new log's directory %s: %w", errSync, l.dir, err)
 	}
 	if parent := filepath.Dir(l.dir); parent != l.dir {
@@ -502,6 +509,9 @@ func (l *Log) ensureDirs() error {
 // writeCheckpoint writes a checkpoint recording next (data encodes it),
 // the log's directories made durable first. Called with ckptMu held.
 func (l *Log) writeCheckpoint(data []byte, next int64) error {
+	if err := vfs.Mkdir(l.fs, l.dir); err != nil { // a new log creates it on its first write
+		return fmt.Errorf("create log directory %s: %w", l.dir, err)
+	}
 	if err := l.ensureDirs(); err != nil {
 		return err
 	}
@@ -512,11 +522,9 @@ func (l *Log) writeCheckpoint(data []byte, next int64) error {
 	return nil
 }
 
-// syncSegment fdatasyncs a segment file.
+// syncSegment fdatasyncs a segment file (creating it, for a new log that
+// has none yet), then the new log's directories (ensureDirs).
 func (l *Log) syncSegment(s *segment) error {
-	if err := l.ensureDirs(); err != nil {
-		return err
-	}
 	t0 := time.Now()
 	err := s.f.Sync()
 	if l.opts.ObserveSync != nil {
@@ -525,7 +533,7 @@ func (l *Log) syncSegment(s *segment) error {
 	if err != nil {
 		return fmt.Errorf("fdatasync %s: %w", s.path(logSuffix), err)
 	}
-	return nil
+	return l.ensureDirs()
 }
 
 // sealDurable is the first half of a seal: it makes the rolled segment
@@ -548,7 +556,7 @@ func (l *Log) sealDurable(w *seal) error {
 		return err
 	}
 	name := w.seg.path(logSuffix)
-	if err := l.fs.Rename(w.pending, name); err != nil {
+	if err := w.seg.f.rename(name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", filepath.Base(w.pending), filepath.Base(name), err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
@@ -582,13 +590,13 @@ func (l *Log) rollLocked() error {
 	old := l.active
 	s := newSegment(l.dir, l.next)
 	pending := filepath.Join(l.dir, segmentName(s.base, pendingSuffix))
-	f, err := l.fs.Create(pending)
-	if err != nil {
+	s.f = l.opts.Files.handle(l.fs, pending, true)
+	if err := s.f.touch(); err != nil {
+		s.f.Close()
 		return l.failLocked(fmt.Errorf("create segment %s: %w", pending, err))
 	}
-	s.f = f
 	if err := l.preallocate(s, 1); err != nil {
-		f.Close()
+		s.f.Close()
 		return l.failLocked(err)
 	}
 	old.sealTimeIndex()
@@ -685,13 +693,13 @@ func newSegment(dir string, base int64) *segment {
 // that has none.
 func (l *Log) createSegment(base int64) (*segment, error) {
 	s := newSegment(l.dir, base)
-	f, err := l.fs.Create(s.path(logSuffix))
-	if err != nil {
+	s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), true)
+	if err := s.f.touch(); err != nil {
+		s.f.Close()
 		return nil, fmt.Errorf("create segment %s: %w", s.path(logSuffix), err)
 	}
-	s.f = f
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		f.Close()
+		s.f.Close()
 		return nil, fmt.Errorf("sync directory %s after creating a segment: %w", l.dir, err)
 	}
 	return s, nil

@@ -25,14 +25,12 @@ import (
 func (l *Log) recover() error {
 	names, err := l.fs.List(l.dir)
 	if vfs.IsNotExist(err) {
-		// A new log: its parent durably, itself lazily (see Log).
+		// A new log: its parent durably; itself and its first segment by
+		// its first write (see Log).
 		if parent := filepath.Dir(l.dir); parent != l.dir {
 			if err := l.fs.MkdirAll(parent); err != nil {
 				return fmt.Errorf("seglog: create directory %s: %w", parent, err)
 			}
-		}
-		if err := vfs.Mkdir(l.fs, l.dir); err != nil {
-			return fmt.Errorf("seglog: create log directory %s: %w", l.dir, err)
 		}
 		names, err = nil, nil
 	}
@@ -84,13 +82,9 @@ func (l *Log) recover() error {
 
 	for _, b := range bases {
 		s := newSegment(l.dir, b)
-		f, err := l.fs.OpenRW(s.path(logSuffix))
-		if err != nil {
-			return fmt.Errorf("seglog: open segment %s: %w", s.path(logSuffix), err)
-		}
-		s.f = f
-		l.segs = append(l.segs, s) // before Size, so a failure closes f
-		if s.size, err = f.Size(); err != nil {
+		s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), false)
+		l.segs = append(l.segs, s) // so a failure closes f
+		if s.size, err = s.f.Size(); err != nil {
 			return fmt.Errorf("seglog: size of segment %s: %w", s.path(logSuffix), err)
 		}
 		s.alloc = s.size // until the scan finds the end of the data
@@ -224,15 +218,12 @@ func (l *Log) recover() error {
 	return l.finishRecovery()
 }
 
-// createLazily starts a new, empty log: one empty segment file, created
-// without any sync, no checkpoint, no index files (see Log).
+// createLazily starts a new, empty log: its first segment, whose file
+// (and the log's directory) its first write creates, without a sync; no
+// checkpoint, no index files (see Log).
 func (l *Log) createLazily() error {
 	s := newSegment(l.dir, 0)
-	f, err := l.fs.Create(s.path(logSuffix))
-	if err != nil {
-		return fmt.Errorf("seglog: create segment %s: %w", s.path(logSuffix), err)
-	}
-	s.f = f
+	s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), true)
 	l.segs = []*segment{s}
 	l.dirsPending = true
 	if err := l.preallocate(s, 1); err != nil {
