@@ -45,6 +45,9 @@ func (n *Node) buffer(pipeline string, partition int32) (Buffer, result.Code) {
 	if partition < 0 || int(partition) >= len(p.bufs) {
 		return nil, result.UnknownPartition
 	}
+	if p.refused != nil {
+		return nil, result.StorageError // its cause was logged at start
+	}
 	return p.bufs[partition], result.OK
 }
 

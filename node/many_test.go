@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 // lowerFileLimit sets the process's open-file limit to the files open now
@@ -113,4 +117,62 @@ func TestManyPipelines(t *testing.T) {
 	}
 	t.Logf("%d pipelines: created in %v (%v each), %d produces in %v, reopened in %v; segment files %+v",
 		count, created, created/time.Duration(count), 3*count/stride, produced, reopened, n.files.Stats())
+}
+
+// TestPipelineRefusedAloneAtStart: a pipeline whose buffer cannot be
+// opened when the node starts (here, damage inside what its checkpoint
+// vouched for) is refused alone: Open succeeds, the error is logged naming
+// the pipeline, the partition and the cause, its produce and fetch answer
+// STORAGE_ERROR, and the other pipelines are served.
+func TestPipelineRefusedAloneAtStart(t *testing.T) {
+	mem := vfs.NewMem()
+	reg, _ := jurisdiction.New([]string{"MA", "SN"}, nil)
+	n, err := memNode(t, mem, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"good", "bad"} {
+		if err := n.CreatePipeline(PipelineSpec{Name: name, Slots: []Slot{{Hub: "tangier", Lane: event.Low}}}); err != nil {
+			t.Fatal(err)
+		}
+		if r := produceOne(t, n, name, Event{Value: []byte("x")}); r.Code != result.OK {
+			t.Fatal(r)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Corrupt("/data/hubs/tangier/bad-0/00000000000000000000.log", 40, 0xff); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	n, err = Open(Options{DataDir: "/data", FS: mem, Registry: reg,
+		Hubs:       []HubSpec{{Name: "tangier", Jurisdiction: "MA"}, {Name: "dakar", Jurisdiction: "SN"}},
+		Durability: seglog.Durability{Mode: seglog.SyncAlways}, AutoCreate: true,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatalf("Open with one damaged pipeline: %v", err)
+	}
+	defer n.Close()
+	line := logged.String()
+	for _, want := range []string{"pipeline refused", "pipeline=bad", "partition 0", "00000000000000000000.log"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("the log does not say %q:\n%s", want, line)
+		}
+	}
+	if r := produceOne(t, n, "bad", Event{Value: []byte("y")}); r.Code != result.StorageError {
+		t.Fatalf("produce to the refused pipeline: %+v", r)
+	}
+	if _, _, _, code := n.Fetch(context.Background(), "bad", 0, 0, 1<<20, nil); code != result.StorageError {
+		t.Fatalf("fetch from the refused pipeline: %v", code)
+	}
+	if _, code, _ := n.AppendRaw(context.Background(), "bad", 0, rawBatch()); code != result.StorageError {
+		t.Fatalf("Kafka append to the refused pipeline: %v", code)
+	}
+	if r := produceOne(t, n, "good", Event{Value: []byte("z")}); r.Code != result.OK {
+		t.Fatalf("produce to the other pipeline: %+v", r)
+	}
+	if r := produceOne(t, n, "new", Event{Value: []byte("z")}); r.Code != result.OK {
+		t.Fatalf("creating another pipeline: %+v", r)
+	}
 }

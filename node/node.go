@@ -164,9 +164,12 @@ func defaultMaxOpenFiles() int {
 type pipeline struct {
 	spec   PipelineSpec
 	routes *router.Routes
-	bufs   []Buffer          // by partition
-	mask   jurisdiction.Mask // default mask
-	prio   event.Priority    // default priority
+	bufs   []Buffer // by partition
+	// refused is set when the pipeline's buffers could not be opened:
+	// every partition is it.
+	refused *refusedBuffer
+	mask    jurisdiction.Mask // default mask
+	prio    event.Priority    // default priority
 }
 
 // state is an immutable snapshot swapped atomically on any change.
@@ -325,7 +328,11 @@ func (n *Node) rebuildLocked() error {
 	}
 	for name, p := range pipes {
 		if _, err := n.openBuffersLocked(p.spec); err != nil {
-			return err
+			// Refused alone: the node serves the others, and this one
+			// answers the cause until a restart or reload opens it.
+			p.refused = newRefusedBuffer(err)
+			n.log.Error("pipeline refused: its buffers cannot be opened; the other pipelines are served",
+				"pipeline", name, "err", err, "open_file_limit", fileLimit(), "max_open_files", n.opts.MaxOpenFiles)
 		}
 		n.bindLocked(p, table.Pipeline(name))
 	}
@@ -371,11 +378,16 @@ func (n *Node) newPipelineLocked(spec PipelineSpec) (*pipeline, router.Pipeline,
 	return p, rp, nil
 }
 
-// bindLocked gives p its routes and its open buffers, by partition.
+// bindLocked gives p its routes and its open buffers, by partition (a
+// refused pipeline, its refusedBuffer).
 func (n *Node) bindLocked(p *pipeline, routes *router.Routes) {
 	p.routes = routes
 	for _, b := range routes.Partitions() {
-		p.bufs = append(p.bufs, n.bufs[n.bufferDir(p.spec.Name, b.Hub, b.Partition)])
+		var buf Buffer = p.refused
+		if p.refused == nil {
+			buf = n.bufs[n.bufferDir(p.spec.Name, b.Hub, b.Partition)]
+		}
+		p.bufs = append(p.bufs, buf)
 	}
 }
 
@@ -470,11 +482,20 @@ func openHint(err error) string {
 	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
 		return ""
 	}
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		return fmt.Sprintf(" (the process may hold %d open files, ulimit -n, and each buffer holds at least one: raise the limit, or use fewer partitions)", lim.Cur)
+	if lim := fileLimit(); lim > 0 {
+		return fmt.Sprintf(" (the process may hold %d open files, ulimit -n; the logs keep at most storage.max_open_files segment files open, the rest is for sockets and index, checkpoint and catalog files: raise ulimit -n or lower storage.max_open_files)", lim)
 	}
-	return " (too many open files: raise ulimit -n, or use fewer partitions)"
+	return " (too many open files: raise ulimit -n or lower storage.max_open_files)"
+}
+
+// fileLimit returns the process's open-file limit (ulimit -n), 0 if
+// unknown.
+func fileLimit() uint64 {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return 0
+	}
+	return lim.Cur
 }
 
 // Table returns the current routing table.

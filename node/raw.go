@@ -196,6 +196,9 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	if p == nil {
 		return -1, result.UnknownPipeline, "unknown pipeline"
 	}
+	if p.refused != nil {
+		return -1, result.StorageError, p.refused.err.Error()
+	}
 	buf, ok := p.routes.Buffer(partition)
 	if !ok {
 		return -1, result.UnknownPartition, "unknown partition"
