@@ -127,8 +127,12 @@ const (
 	catalogVersion = 3
 	legacyName     = "pipelines.json"
 	legacyVersion  = 2
-	compactSlack   = 1024
 )
+
+// compactSlack is how many records past twice the live pipelines the
+// catalog holds before it is compacted (a variable so that tests compact
+// often).
+var compactSlack = 1024
 
 // Record kinds.
 const (
