@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -41,6 +40,7 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/internal/cow"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
@@ -172,10 +172,16 @@ type pipeline struct {
 	prio    event.Priority    // default priority
 }
 
+// pipeline returns the live pipeline of that name, or nil.
+func (s *state) pipeline(name string) *pipeline {
+	p, _ := s.pipelines.Get(name)
+	return p
+}
+
 // state is an immutable snapshot swapped atomically on any change.
 type state struct {
 	table     *router.Table
-	pipelines map[string]*pipeline
+	pipelines cow.Map[*pipeline]
 }
 
 // Node is the engine of one sense process.
@@ -336,7 +342,7 @@ func (n *Node) rebuildLocked() error {
 		}
 		n.bindLocked(p, table.Pipeline(name))
 	}
-	n.st.Store(&state{table: table, pipelines: pipes})
+	n.st.Store(&state{table: table, pipelines: cow.From(pipes)})
 	return nil
 }
 
@@ -407,9 +413,7 @@ func (n *Node) putLocked(spec PipelineSpec) error {
 	}
 	n.version++
 	n.bindLocked(p, table.Pipeline(spec.Name))
-	pipes := maps.Clone(cur.pipelines)
-	pipes[spec.Name] = p
-	n.st.Store(&state{table: table, pipelines: pipes})
+	n.st.Store(&state{table: table, pipelines: cur.pipelines.With(spec.Name, p)})
 	return nil
 }
 
@@ -418,9 +422,7 @@ func (n *Node) putLocked(spec PipelineSpec) error {
 func (n *Node) dropLocked(name string) {
 	cur := n.st.Load()
 	n.version++
-	pipes := maps.Clone(cur.pipelines)
-	delete(pipes, name)
-	n.st.Store(&state{table: cur.table.Without(n.version, name), pipelines: pipes})
+	n.st.Store(&state{table: cur.table.Without(n.version, name), pipelines: cur.pipelines.Without(name)})
 }
 
 // bufferDir is the directory of a pipeline's partition in a hub.
@@ -756,7 +758,7 @@ func (n *Node) closeLogs() error {
 
 // lookup returns the live pipeline, creating it if allowed.
 func (n *Node) lookup(name string) (*pipeline, result.Code) {
-	if p := n.st.Load().pipelines[name]; p != nil {
+	if p := n.st.Load().pipeline(name); p != nil {
 		return p, result.OK
 	}
 	if err := event.ValidatePipelineName(name); err != nil {
@@ -770,7 +772,7 @@ func (n *Node) lookup(name string) (*pipeline, result.Code) {
 		return nil, result.StorageError
 	}
 	n.log.Info("created pipeline on first produce", "pipeline", name)
-	if p := n.st.Load().pipelines[name]; p != nil {
+	if p := n.st.Load().pipeline(name); p != nil {
 		return p, result.OK
 	}
 	return nil, result.UnknownPipeline

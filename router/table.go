@@ -3,11 +3,11 @@ package router
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/internal/cow"
 	"github.com/sensehq/sense/jurisdiction"
 )
 
@@ -43,8 +43,7 @@ func (e *buildError) Is(target error) bool { return target == ErrInvalidConfig }
 type Table struct {
 	version uint64
 	hubs    []Hub
-	routes  map[string]*Routes
-	names   []string // pipeline names, sorted
+	routes  cow.Map[*Routes] // by pipeline name
 }
 
 // Routes is the routing of one pipeline within a Table.
@@ -97,9 +96,8 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 	t := &Table{
 		version: version,
 		hubs:    make([]Hub, len(hubs)),
-		routes:  make(map[string]*Routes, len(pipelines)),
-		names:   make([]string, 0, len(pipelines)),
 	}
+	routes := make(map[string]*Routes, len(pipelines))
 	seen := make(map[string]int, len(hubs))
 	for i, h := range hubs {
 		if err := validHubName(h.Name); err != nil {
@@ -121,13 +119,13 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 
 	maxParts := 0
 	for _, p := range pipelines {
-		if _, dup := t.routes[p.Name]; dup {
+		if _, dup := routes[p.Name]; dup {
 			return nil, configError("pipeline %q is defined twice; merge the definitions or rename one", p.Name)
 		}
 		if err := validatePipeline(p, len(hubs)); err != nil {
 			return nil, err
 		}
-		t.routes[p.Name] = nil // mark as seen; filled below
+		routes[p.Name] = nil // mark as seen; filled below
 		maxParts = max(maxParts, p.Partitions)
 		if p.Layout != nil {
 			maxParts = max(maxParts, maxPerSlot(p.Layout))
@@ -138,10 +136,9 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 	// of each hub's seed list.
 	seeds := t.seeds(maxParts)
 	for _, p := range pipelines {
-		t.routes[p.Name] = t.build(p, seeds, maxParts)
-		t.names = append(t.names, p.Name)
+		routes[p.Name] = t.build(p, seeds, maxParts)
 	}
-	slices.Sort(t.names)
+	t.routes = cow.From(routes)
 	return t, nil
 }
 
@@ -160,8 +157,8 @@ func (t *Table) seeds(maxParts int) []uint64 {
 // With returns a table holding t's pipelines and p (added, or replacing
 // the pipeline of its name), labelled version. It validates p as Build
 // does and builds p's routes only: the other pipelines' routes are shared
-// with t, so its cost does not grow with their routes (it copies the
-// table's map of names).
+// with t, and the map of routes is copied one shard of cow.Shards, so its
+// cost hardly grows with the number of pipelines.
 func (t *Table) With(version uint64, p Pipeline) (*Table, error) {
 	if err := validatePipeline(p, len(t.hubs)); err != nil {
 		return nil, err
@@ -170,24 +167,15 @@ func (t *Table) With(version uint64, p Pipeline) (*Table, error) {
 	if p.Layout != nil {
 		stride = maxPerSlot(p.Layout)
 	}
-	nt := &Table{version: version, hubs: t.hubs, routes: maps.Clone(t.routes), names: t.names}
-	if _, ok := t.routes[p.Name]; !ok {
-		i, _ := slices.BinarySearch(t.names, p.Name)
-		nt.names = slices.Insert(slices.Clip(t.names), i, p.Name)
-	}
-	nt.routes[p.Name] = nt.build(p, nt.seeds(stride), stride)
+	nt := &Table{version: version, hubs: t.hubs}
+	nt.routes = t.routes.With(p.Name, nt.build(p, nt.seeds(stride), stride))
 	return nt, nil
 }
 
 // Without returns a table holding t's pipelines but name, labelled
 // version; the others' routes are shared with t.
 func (t *Table) Without(version uint64, name string) *Table {
-	nt := &Table{version: version, hubs: t.hubs, routes: maps.Clone(t.routes), names: t.names}
-	if i, ok := slices.BinarySearch(t.names, name); ok {
-		delete(nt.routes, name)
-		nt.names = slices.Delete(slices.Clone(t.names), i, i+1)
-	}
-	return nt
+	return &Table{version: version, hubs: t.hubs, routes: t.routes.Without(name)}
 }
 
 // validatePipeline checks one pipeline of a table of nhubs hubs.
@@ -321,10 +309,20 @@ func (t *Table) Version() uint64 { return t.version }
 
 // Pipeline returns the routes of the named pipeline, or nil if the table has
 // no such pipeline. It does not allocate.
-func (t *Table) Pipeline(name string) *Routes { return t.routes[name] }
+func (t *Table) Pipeline(name string) *Routes {
+	r, _ := t.routes.Get(name)
+	return r
+}
 
 // Pipelines returns the pipeline names, sorted. The slice is a copy.
-func (t *Table) Pipelines() []string { return slices.Clone(t.names) }
+func (t *Table) Pipelines() []string {
+	names := make([]string, 0, t.routes.Len())
+	for name := range t.routes.All() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
 
 // Hubs returns the hubs in config order. The result is a deep copy.
 func (t *Table) Hubs() []Hub {
@@ -486,10 +484,10 @@ type Verdict struct {
 // why not. reg, which may be nil, spells masks as codes (MA,SN) rather than
 // in hex. Explain is for tools and logs, not the hot path: it allocates.
 func (t *Table) Explain(pipeline string, mask jurisdiction.Mask, prio event.Priority, reg *jurisdiction.Registry) ([]Verdict, error) {
-	r := t.routes[pipeline]
+	r := t.Pipeline(pipeline)
 	if r == nil {
 		return nil, fmt.Errorf("router: unknown pipeline %q in routing table version %d; known pipelines: %s",
-			pipeline, t.version, strings.Join(t.names, ", "))
+			pipeline, t.version, strings.Join(t.Pipelines(), ", "))
 	}
 	if mask == 0 {
 		return nil, fmt.Errorf("router: the mask is 0, so no buffer is eligible; give at least one jurisdiction")
