@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sensehq/sense/batch"
@@ -154,9 +155,11 @@ type catalog struct {
 	dir  string
 	path string
 
-	// Pipelines in creation order; index maps a name to its position.
+	// Pipelines in creation order; index maps a name to its position,
+	// fold a lower-cased name to the names that lower-case to it.
 	Pipelines []PipelineSpec
 	index     map[string]int
+	fold      map[string][]string
 
 	f       vfs.File // open for appends; nil before the first write or after a failure
 	size    int64    // end of the last whole record
@@ -173,7 +176,7 @@ type catalog struct {
 }
 
 func loadCatalog(fs vfs.FS, dataDir string, log *slog.Logger) (*catalog, error) {
-	c := &catalog{fs: fs, log: log, dir: dataDir, path: filepath.Join(dataDir, catalogName), index: map[string]int{}}
+	c := &catalog{fs: fs, log: log, dir: dataDir, path: filepath.Join(dataDir, catalogName), index: map[string]int{}, fold: map[string][]string{}}
 	if err := fs.Remove(c.path + ".tmp"); err != nil && !vfs.IsNotExist(err) {
 		return nil, fmt.Errorf("node: remove the unfinished catalog rewrite %s.tmp: %w", c.path, err)
 	}
@@ -385,6 +388,33 @@ func putRecord(dst []byte, s PipelineSpec) ([]byte, error) {
 func (c *catalog) add(s PipelineSpec) {
 	c.index[s.Name] = len(c.Pipelines)
 	c.Pipelines = append(c.Pipelines, s)
+	lower := strings.ToLower(s.Name)
+	c.fold[lower] = append(c.fold[lower], s.Name)
+}
+
+// forget removes name from the indexes; the pipeline at position i of
+// Pipelines has been removed.
+func (c *catalog) forget(name string, i int) {
+	delete(c.index, name)
+	for j := i; j < len(c.Pipelines); j++ {
+		c.index[c.Pipelines[j].Name] = j
+	}
+	lower := strings.ToLower(name)
+	if names := slices.DeleteFunc(c.fold[lower], func(n string) bool { return n == name }); len(names) > 0 {
+		c.fold[lower] = names
+	} else {
+		delete(c.fold, lower)
+	}
+}
+
+// equalFold returns a pipeline whose name equals name but for case.
+func (c *catalog) equalFold(name string) (string, bool) {
+	for _, other := range c.fold[strings.ToLower(name)] {
+		if other != name {
+			return other, true
+		}
+	}
+	return "", false
 }
 
 func (c *catalog) find(name string) *PipelineSpec {
@@ -400,7 +430,7 @@ func (c *catalog) create(s PipelineSpec) error {
 	c.add(s)
 	if err := c.put(s); err != nil {
 		c.Pipelines = c.Pipelines[:len(c.Pipelines)-1]
-		delete(c.index, s.Name)
+		c.forget(s.Name, len(c.Pipelines))
 		return err
 	}
 	return nil
@@ -432,10 +462,7 @@ func (c *catalog) remove(name string) error {
 		c.Pipelines = old
 		return err
 	}
-	delete(c.index, name)
-	for j := i; j < len(c.Pipelines); j++ {
-		c.index[c.Pipelines[j].Name] = j
-	}
+	c.forget(name, i)
 	c.maybeCompact()
 	return nil
 }

@@ -361,3 +361,33 @@ func TestCatalogCrashes(t *testing.T) {
 		c.close()
 	}
 }
+
+// equalFold finds a pipeline differing only in case, and forgets it once
+// it is deleted.
+func TestCatalogEqualFold(t *testing.T) {
+	mem := vfs.NewMem()
+	c, err := loadCatalog(mem, "/", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Orders", "orders", "other"} {
+		if err := c.create(PipelineSpec{Name: name, Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok := c.equalFold("ORDERS"); !ok || (got != "Orders" && got != "orders") {
+		t.Fatalf("equalFold(ORDERS) = %q, %v", got, ok)
+	}
+	if got, ok := c.equalFold("orders"); !ok || got != "Orders" {
+		t.Fatalf("equalFold(orders) = %q, %v; want Orders", got, ok)
+	}
+	if err := c.remove("Orders"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.equalFold("orders"); ok {
+		t.Fatalf("equalFold(orders) after deleting Orders = %q", got)
+	}
+	if c.find("other") == nil || c.find("orders") == nil || c.find("Orders") != nil {
+		t.Fatalf("index after the deletion: %v", c.index)
+	}
+}

@@ -526,6 +526,24 @@ func (n *Node) Pipelines() []PipelineSpec {
 	return out
 }
 
+// Pipeline returns the spec of pipeline name as the node serves it now,
+// without taking the node's lock or copying the catalog.
+func (n *Node) Pipeline(name string) (PipelineSpec, bool) {
+	if p := n.st.Load().pipeline(name); p != nil {
+		return p.spec, true
+	}
+	return PipelineSpec{}, false
+}
+
+// PipelineEqualFold returns the name of a pipeline that differs from name
+// only in case, if there is one (buffer directories are named after
+// pipelines, and some file systems ignore case).
+func (n *Node) PipelineEqualFold(name string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cat.equalFold(name)
+}
+
 // ErrPipelineExists is returned by CreatePipeline for a known name.
 var ErrPipelineExists = errors.New("node: pipeline exists")
 
