@@ -91,6 +91,19 @@ func TestManyPipelines(t *testing.T) {
 	if got := openFiles(t) - before; got > maxOpen+8 {
 		t.Fatalf("the node holds %d files, limit %d", got, maxOpen)
 	}
+	metrics := map[string]float64{}
+	mfs, err := n.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			metrics[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if open, ev := metrics["sense_storage_open_files"], metrics["sense_storage_file_evictions_total"]; open > maxOpen || ev == 0 {
+		t.Fatalf("metrics: %v open segment files, %v evictions", open, ev)
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -237,6 +237,7 @@ func Open(opts Options) (*Node, error) {
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
 	n.Metrics.watchBudget(n.budget)
+	n.Metrics.watchFiles(n.files)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	changed := cat.migrated
