@@ -76,6 +76,7 @@ type Config struct {
 	// Router.AutoCreatePipelines is set.
 	Pipelines  []Pipeline `yaml:"pipelines"`
 	Durability Durability `yaml:"durability"`
+	Storage    Storage    `yaml:"storage"`
 	Router     Router     `yaml:"router"`
 	Alerts     Alerts     `yaml:"alerts"`
 	Kafka      Kafka      `yaml:"kafka"`
@@ -264,6 +265,19 @@ type Durability struct {
 	// 128MiB.
 	SegmentBytes Size `yaml:"segment_bytes"`
 }
+
+// Storage configures how the node holds its logs' files.
+type Storage struct {
+	// MaxOpenFiles bounds the segment files the node keeps open for all its
+	// buffers (a cache shared by every log: idle, fully synced files are
+	// closed least recently used first and reopened on demand). 0, the
+	// default, is half the process's open-file limit (ulimit -n), at most
+	// 4096; otherwise at least MinOpenFiles.
+	MaxOpenFiles int `yaml:"max_open_files"`
+}
+
+// MinOpenFiles is the smallest storage.max_open_files.
+const MinOpenFiles = 16
 
 // Router configures the ingestion router.
 type Router struct {

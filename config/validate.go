@@ -41,6 +41,7 @@ func (c *Config) check() []error {
 	v.hubs(reg)
 	v.pipelines(reg)
 	v.durability()
+	v.storage()
 	v.router()
 	v.alerts()
 	v.kafka()
@@ -531,6 +532,12 @@ func (v *checker) durability() {
 	}
 	if d.SegmentBytes < seglog.MinSegmentBytes || d.SegmentBytes > seglog.MaxSegmentBytes {
 		v.fail("durability.segment_bytes", d.SegmentBytes.String(), "is out of range; use %v to %v", Size(seglog.MinSegmentBytes), Size(seglog.MaxSegmentBytes))
+	}
+}
+
+func (v *checker) storage() {
+	if n := v.c.Storage.MaxOpenFiles; n != 0 && n < MinOpenFiles {
+		v.fail("storage.max_open_files", strconv.Itoa(n), "is too small; use 0 (half of ulimit -n, at most 4096) or at least %d", MinOpenFiles)
 	}
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 // benchNode is a dev-mode node (one hub of every jurisdiction) in a
@@ -97,10 +100,19 @@ func BenchmarkProduce(b *testing.B) {
 
 // BenchmarkCreatePipeline creates b.N pipelines of the dev layout (one
 // hub, three lanes) on the real file system, fsync always; it reports the
-// open files the node holds per pipeline.
+// fsyncs (file and directory) per creation and the open files the node
+// holds per pipeline.
 func BenchmarkCreatePipeline(b *testing.B) {
-	n := benchNode(b, seglog.Durability{Mode: seglog.SyncAlways})
+	reg, _ := jurisdiction.New([]string{"MA", "SN"}, nil)
+	fs := &countingFS{FS: vfs.Default}
+	n, err := Open(Options{DataDir: b.TempDir(), FS: fs, Registry: reg, Hubs: []HubSpec{{Name: "local", Jurisdiction: "*"}},
+		Durability: seglog.Durability{Mode: seglog.SyncAlways}, AutoCreate: true, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
 	before := openFiles(b)
+	syncs := fs.syncs.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -109,13 +121,67 @@ func BenchmarkCreatePipeline(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(fs.syncs.Load()-syncs)/float64(b.N), "fsyncs/op")
 	b.ReportMetric(float64(openFiles(b)-before)/float64(b.N), "files/pipeline")
 }
 
-func openFiles(b *testing.B) int {
+func openFiles(b testing.TB) int {
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		b.Fatal(err)
 	}
 	return len(fds)
+}
+
+// countingFS counts the fsyncs of files and directories made through it.
+type countingFS struct {
+	vfs.FS
+	syncs atomic.Int64
+}
+
+type countingFile struct {
+	vfs.File
+	fs *countingFS
+}
+
+func (f countingFile) Sync() error {
+	f.fs.syncs.Add(1)
+	return f.File.Sync()
+}
+
+func (c *countingFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c}, nil
+}
+
+func (c *countingFS) Create(name string) (vfs.File, error) { return c.wrap(c.FS.Create(name)) }
+func (c *countingFS) OpenRW(name string) (vfs.File, error) { return c.wrap(c.FS.OpenRW(name)) }
+func (c *countingFS) Open(name string) (vfs.File, error)   { return c.wrap(c.FS.Open(name)) }
+func (c *countingFS) Mkdir(dir string) error               { return vfs.Mkdir(c.FS, dir) }
+
+func (c *countingFS) SyncDir(dir string) error {
+	c.syncs.Add(1)
+	return c.FS.SyncDir(dir)
+}
+
+// MkdirAll is the inner MkdirAll, with its syncs made (and counted) here.
+func (c *countingFS) MkdirAll(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := c.MkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := vfs.Mkdir(c.FS, dir); err != nil {
+		return err
+	}
+	if err := c.SyncDir(dir); err != nil {
+		return err
+	}
+	return c.SyncDir(parent)
 }

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+
 	"github.com/sensehq/sense/seglog"
 )
 
@@ -86,6 +88,35 @@ type Ack interface {
 	// its base offset, or the error that keeps it from being durable.
 	Wait() (int64, error)
 }
+
+// ErrBufferUnavailable is matched by every error of a buffer the node
+// could not open when it started (or reloaded): its pipeline is refused
+// alone, with the cause, while the node serves the others.
+var ErrBufferUnavailable = errors.New("node: buffer unavailable")
+
+// refusedBuffer stands for the buffers of a pipeline whose buffers could
+// not be opened: every operation fails with err, which wraps
+// ErrBufferUnavailable and the cause.
+type refusedBuffer struct {
+	err   error
+	never chan struct{} // Changed: the buffer never changes
+}
+
+func newRefusedBuffer(cause error) *refusedBuffer {
+	return &refusedBuffer{err: errors.Join(ErrBufferUnavailable, cause), never: make(chan struct{})}
+}
+
+func (r *refusedBuffer) Append([]byte, AppendFlags) (Ack, error)         { return nil, r.err }
+func (r *refusedBuffer) Read(dst []byte, _ int64, _ int) ([]byte, error) { return dst, r.err }
+func (r *refusedBuffer) Locate(int64, int) (seglog.Slice, error)         { return seglog.Slice{}, r.err }
+func (r *refusedBuffer) OffsetForTime(int64) (int64, error)              { return 0, r.err }
+func (r *refusedBuffer) StartOffset() int64                              { return 0 }
+func (r *refusedBuffer) NextOffset() int64                               { return 0 }
+func (r *refusedBuffer) HighWatermark() int64                            { return 0 }
+func (r *refusedBuffer) Changed() <-chan struct{}                        { return r.never }
+func (r *refusedBuffer) Truncate(int64) error                            { return r.err }
+func (r *refusedBuffer) SetEpoch(int32)                                  {}
+func (r *refusedBuffer) Close() error                                    { return nil }
 
 // segmentBuffer is a Buffer on one node: a seglog.Log.
 type segmentBuffer struct{ *seglog.Log }

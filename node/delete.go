@@ -37,9 +37,9 @@ var (
 //  4. its buffer directories, <data_dir>/hubs/<hub>/<name>-<partition>,
 //     are removed and each hub directory is synced.
 //
-// A crash between 1 and 4 leaves directories no pipeline owns; creating a
-// pipeline of the same name removes them first (dropBuffersLocked), so a
-// new pipeline always starts empty.
+// A crash between 1 and 4 leaves directories no pipeline owns; Open finds
+// them (findLeftovers) and creating a pipeline of the same name removes
+// them first (dropBuffersLocked), so a new pipeline always starts empty.
 func (n *Node) DeletePipeline(name string) error {
 	if err := n.fixed(name); err != nil {
 		return err
@@ -49,8 +49,7 @@ func (n *Node) DeletePipeline(name string) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
-	i := slices.IndexFunc(n.cat.Pipelines, func(p PipelineSpec) bool { return p.Name == name })
-	if i < 0 {
+	if n.cat.find(name) == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPipeline, name)
 	}
 	// The catalog's Declared flag says the pipeline was declared once; the
@@ -58,19 +57,13 @@ func (n *Node) DeletePipeline(name string) error {
 	if slices.ContainsFunc(n.opts.Pipelines, func(p PipelineSpec) bool { return p.Name == name }) {
 		return fmt.Errorf("%w: %q; remove it from the config file's pipelines and restart, then delete it", ErrPipelineDeclared, name)
 	}
-	old := n.cat.Pipelines
-	n.cat.Pipelines = slices.Delete(slices.Clone(old), i, i+1)
-	if err := n.cat.save(); err != nil {
-		n.cat.Pipelines = old
+	spec := *n.cat.find(name)
+	if err := n.cat.remove(name); err != nil {
 		return err
 	}
-	if err := n.rebuildLocked(); err != nil {
-		// The catalog no longer lists the pipeline; a restart finishes
-		// the deletion. Its logs stay open meanwhile (the old state still
-		// serves them), so nothing reads a removed directory.
-		return fmt.Errorf("node: pipeline %q is deleted from the catalog, but the node still serves it until a restart: %w", name, err)
-	}
-	if err := n.dropBuffersLocked(name); err != nil {
+	n.dropLocked(name)
+	if err := n.removeBuffersLocked(spec); err != nil {
+		n.leftovers[name] = true
 		return fmt.Errorf("node: pipeline %q is deleted; removing its buffers: %w", name, err)
 	}
 	// Groups' commits on the old pipeline would point a consumer of a new
@@ -84,9 +77,80 @@ func (n *Node) DeletePipeline(name string) error {
 	return nil
 }
 
+// removeBuffersLocked closes the buffers of spec's partitions, forgets
+// them, removes their directories and syncs each hub directory it
+// touched: the cost of a deletion does not grow with the number of
+// pipelines. Called with n.mu held, once no state serves the pipeline.
+func (n *Node) removeBuffersLocked(spec PipelineSpec) error {
+	var errs []error
+	synced := map[string]bool{}
+	for i, sl := range spec.Layout() {
+		dir := n.bufferDir(spec.Name, sl.Hub, int32(i))
+		if l := n.bufs[dir]; l != nil {
+			if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
+				// Its events are being deleted: nothing is lost.
+				n.log.Warn("closing a deleted buffer failed", "dir", dir, "err", err)
+			}
+			delete(n.bufs, dir)
+		}
+		if err := vfs.RemoveAll(n.opts.FS, dir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		synced[filepath.Dir(dir)] = false
+	}
+	for hubDir := range synced {
+		if err := n.opts.FS.SyncDir(hubDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// findLeftovers records the pipelines that have buffer directories on
+// disk but are not in the catalog: a deletion, or a creation that was
+// never acknowledged, cut by a crash. Creating a pipeline of such a name
+// removes them first. Called by Open, the one time every hub directory is
+// listed.
+func (n *Node) findLeftovers() error {
+	hubsDir := filepath.Join(n.opts.DataDir, "hubs")
+	hubs, err := n.opts.FS.List(hubsDir)
+	if vfs.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("node: list %s: %w", hubsDir, err)
+	}
+	for _, h := range hubs {
+		entries, err := n.opts.FS.List(filepath.Join(hubsDir, h))
+		if err != nil {
+			continue // not a directory
+		}
+		for _, e := range entries {
+			name, ok := bufferPipeline(e)
+			if ok && n.cat.find(name) == nil {
+				n.leftovers[name] = true
+			}
+		}
+	}
+	return nil
+}
+
+// bufferPipeline returns the pipeline a hub's sub-directory named base
+// belongs to: base is the name, '-', a partition number.
+func bufferPipeline(base string) (string, bool) {
+	i := strings.LastIndexByte(base, '-')
+	if i <= 0 || !isBufferDir(base, base[:i]) {
+		return "", false
+	}
+	return base[:i], true
+}
+
 // dropBuffersLocked closes the open logs of pipeline name's buffers, forgets
-// them, and removes their directories in every hub. Called with n.mu held,
-// once no state serves the pipeline.
+// them, and removes their directories in every hub, listing each hub
+// directory (pipelines whose directories removeBuffersLocked cannot know:
+// see findLeftovers). Called with n.mu held, once no state serves the
+// pipeline.
 func (n *Node) dropBuffersLocked(name string) error {
 	for dir, l := range n.bufs {
 		if !isBufferDir(filepath.Base(dir), name) {
@@ -131,7 +195,12 @@ func (n *Node) dropBuffersLocked(name string) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		n.leftovers[name] = true
+		return err
+	}
+	delete(n.leftovers, name)
+	return nil
 }
 
 // isBufferDir reports whether a hub's sub-directory named base is a buffer

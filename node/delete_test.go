@@ -68,7 +68,11 @@ func TestDeletePipeline(t *testing.T) {
 	if err := n.CreatePipeline(PipelineSpec{Name: "telemetry-1"}); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, n, "telemetry", 0, 3)
+	// A buffer's directory is created by its first write.
+	for part := range int32(3 * 3 * 2) {
+		appendN(t, n, "telemetry", part, 1)
+	}
+	appendN(t, n, "telemetry", 0, 2)
 	appendN(t, n, "telemetry-1", 0, 1)
 	var deleted []string
 	n.opts.PipelineDeleted = func(name string) error {
@@ -176,9 +180,9 @@ func TestDeleteDeclaredPipeline(t *testing.T) {
 func TestCreateRemovesLeftoverBuffers(t *testing.T) {
 	dir := t.TempDir()
 	n, _ := threeHubs(t, dir)
-	defer n.Close()
+	n.Close()
 	// What a crash in the middle of DeletePipeline leaves: a buffer with
-	// events and no pipeline.
+	// events and no pipeline, found by the next start.
 	l, err := seglog.Open(filepath.Join(dir, "hubs", "tangier", "ghost-0"), seglog.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +193,8 @@ func TestCreateRemovesLeftoverBuffers(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	n, _ = threeHubs(t, dir)
+	defer n.Close()
 	if err := n.CreatePipeline(PipelineSpec{Name: "ghost"}); err != nil {
 		t.Fatal(err)
 	}

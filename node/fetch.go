@@ -24,7 +24,7 @@ type Partition struct {
 
 // Partitions returns the buffers of a pipeline with their offsets.
 func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
-	p := n.st.Load().pipelines[pipeline]
+	p := n.st.Load().pipeline(pipeline)
 	if p == nil {
 		return nil, result.UnknownPipeline
 	}
@@ -38,12 +38,15 @@ func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 
 // buffer returns the buffer of a pipeline's partition.
 func (n *Node) buffer(pipeline string, partition int32) (Buffer, result.Code) {
-	p := n.st.Load().pipelines[pipeline]
+	p := n.st.Load().pipeline(pipeline)
 	if p == nil {
 		return nil, result.UnknownPipeline
 	}
 	if partition < 0 || int(partition) >= len(p.bufs) {
 		return nil, result.UnknownPartition
+	}
+	if p.refused != nil {
+		return nil, result.StorageError // its cause was logged at start
 	}
 	return p.bufs[partition], result.OK
 }
@@ -213,7 +216,7 @@ func appendAndWait(l Buffer, b []byte, f AppendFlags) (int64, error) {
 // ok is false for a buffer this node alone holds (it leads it) or an
 // unknown partition.
 func (n *Node) Leadership(pipeline string, partition int32) (l Leadership, ok bool) {
-	p := n.st.Load().pipelines[pipeline]
+	p := n.st.Load().pipeline(pipeline)
 	if p == nil || partition < 0 || int(partition) >= len(p.bufs) {
 		return nil, false
 	}

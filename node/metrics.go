@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/seglog"
 )
 
 // Metrics are the node's Prometheus collectors (prefix sense_, base units).
@@ -60,6 +61,18 @@ func (m *Metrics) shed(pipeline string, p event.Priority) {
 
 func (m *Metrics) dropped(pipeline, reason string) {
 	m.droppedTotal.WithLabelValues(pipeline, reason).Inc()
+}
+
+// watchFiles exports the segment-file cache's open files and evictions.
+func (m *Metrics) watchFiles(f *seglog.Files) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sense_storage_open_files", Help: "Segment files the node's logs hold open (storage.max_open_files bounds the idle ones).",
+		}, func() float64 { return float64(f.Stats().Open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sense_storage_file_evictions_total", Help: "Segment files closed to stay within storage.max_open_files (reopened on their next use).",
+		}, func() float64 { return float64(f.Stats().Evictions) }),
+	)
 }
 
 // watchBudget exports the bytes held by the ingress budget.

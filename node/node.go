@@ -15,7 +15,7 @@
 // In dev mode one node hosts every hub of its configuration, each in its own
 // sub-directory of the data directory:
 //
-//	<data_dir>/pipelines.json              the pipeline catalog (docs/storage.md)
+//	<data_dir>/pipelines.log               the pipeline catalog, a log of changes (docs/storage.md)
 //	<data_dir>/hubs/<hub>/<pipeline>-<partition>/   one buffer's log
 //
 // Produce validates each event, resolves its mask and priority, routes it,
@@ -40,6 +40,7 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/internal/cow"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
@@ -60,12 +61,16 @@ type Options struct {
 	DataDir string
 	// FS is the file system under DataDir: the catalog, every buffer and
 	// pipeline deletion go through it. Default vfs.Default.
-	FS            vfs.FS
-	Registry      *jurisdiction.Registry
-	Hubs          []HubSpec
-	Pipelines     []PipelineSpec // declared in the config file
-	Durability    seglog.Durability
-	SegmentBytes  int64
+	FS           vfs.FS
+	Registry     *jurisdiction.Registry
+	Hubs         []HubSpec
+	Pipelines    []PipelineSpec // declared in the config file
+	Durability   seglog.Durability
+	SegmentBytes int64
+	// MaxOpenFiles bounds the segment files kept open by all the node's
+	// logs (a seglog.Files cache they share); 0 is half the process's
+	// open-file limit, at most 4096.
+	MaxOpenFiles  int
 	MemoryLimit   int64   // ingress bytes held at once; default 256 MiB
 	ShedLowAt     float64 // fraction of MemoryLimit past which low events are refused; default 0.5
 	ShedMediumAt  float64 // same for medium; default 0.8
@@ -134,7 +139,24 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxOpenFiles < 0 {
+		return fmt.Errorf("node: MaxOpenFiles %d is negative", o.MaxOpenFiles)
+	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = defaultMaxOpenFiles()
+	}
 	return nil
+}
+
+// defaultMaxOpenFiles is half the process's open-file limit, at most 4096
+// and at least 16: the other half is for sockets, index, checkpoint and
+// catalog files.
+func defaultMaxOpenFiles() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	return int(min(4096, max(16, lim.Cur/2)))
 }
 
 // pipeline is a pipeline's live state: its spec and its buffers' logs, by
@@ -142,15 +164,24 @@ func (o *Options) defaults() error {
 type pipeline struct {
 	spec   PipelineSpec
 	routes *router.Routes
-	bufs   []Buffer          // by partition
-	mask   jurisdiction.Mask // default mask
-	prio   event.Priority    // default priority
+	bufs   []Buffer // by partition
+	// refused is set when the pipeline's buffers could not be opened:
+	// every partition is it.
+	refused *refusedBuffer
+	mask    jurisdiction.Mask // default mask
+	prio    event.Priority    // default priority
+}
+
+// pipeline returns the live pipeline of that name, or nil.
+func (s *state) pipeline(name string) *pipeline {
+	p, _ := s.pipelines.Get(name)
+	return p
 }
 
 // state is an immutable snapshot swapped atomically on any change.
 type state struct {
 	table     *router.Table
-	pipelines map[string]*pipeline
+	pipelines cow.Map[*pipeline]
 }
 
 // Node is the engine of one sense process.
@@ -159,17 +190,21 @@ type Node struct {
 	log     *slog.Logger
 	reg     *jurisdiction.Registry
 	Metrics *Metrics
+	files   *seglog.Files // the open segment files of every log
 	budget  *budget
 	// checkBudget bounds the memory of decompressing Kafka batches to
 	// check them (AppendRaw).
 	checkBudget *budget
 	alerts      *alerter
 
-	mu      sync.Mutex // serializes changes: pipeline creation, reloads
-	cat     *catalog
-	hubs    []HubSpec
-	bufs    map[string]Buffer // by directory
-	version uint64
+	mu   sync.Mutex // serializes changes: pipeline creation, reloads
+	cat  *catalog
+	hubs []HubSpec
+	bufs map[string]Buffer // by directory
+	// leftovers are pipelines not in the catalog that may have buffer
+	// directories on disk (findLeftovers).
+	leftovers map[string]bool
+	version   uint64
 
 	st     atomic.Pointer[state]
 	spread atomic.Uint64
@@ -184,22 +219,25 @@ func Open(opts Options) (*Node, error) {
 	if err := opts.FS.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("node: create data directory %s: %w", opts.DataDir, err)
 	}
-	cat, err := loadCatalog(opts.FS, opts.DataDir)
+	cat, err := loadCatalog(opts.FS, opts.DataDir, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{
-		opts:    opts,
-		log:     opts.Logger,
-		reg:     opts.Registry,
-		Metrics: newMetrics(),
-		cat:     cat,
-		hubs:    opts.Hubs,
-		bufs:    map[string]Buffer{},
+		opts:      opts,
+		log:       opts.Logger,
+		reg:       opts.Registry,
+		Metrics:   newMetrics(),
+		files:     seglog.NewFiles(opts.MaxOpenFiles),
+		cat:       cat,
+		hubs:      opts.Hubs,
+		bufs:      map[string]Buffer{},
+		leftovers: map[string]bool{},
 	}
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
 	n.Metrics.watchBudget(n.budget)
+	n.Metrics.watchFiles(n.files)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	changed := cat.migrated
@@ -221,10 +259,13 @@ func Open(opts Options) (*Node, error) {
 			continue
 		}
 		p.Created = time.Now().UTC()
-		cat.Pipelines = append(cat.Pipelines, p)
+		cat.add(p)
 		changed = true
 	}
 	if err := n.layoutHubs(&changed); err != nil {
+		return nil, err
+	}
+	if err := n.findLeftovers(); err != nil {
 		return nil, err
 	}
 	if changed {
@@ -273,37 +314,18 @@ func (n *Node) layoutHubs(changed *bool) error {
 // rebuildLocked opens any missing logs, builds a new routing table and
 // swaps the state. Called with n.mu held.
 func (n *Node) rebuildLocked() error {
-	var rhubs []router.Hub
-	for _, h := range n.hubs {
-		m := n.reg.All()
-		if h.Jurisdiction != "*" {
-			bit, ok := n.reg.Bit(h.Jurisdiction)
-			if !ok {
-				return fmt.Errorf("node: hub %q has jurisdiction %q, which is not registered", h.Name, h.Jurisdiction)
-			}
-			m = jurisdiction.Mask(1) << bit
-		}
-		rhubs = append(rhubs, router.Hub{Name: h.Name, Jurisdiction: h.Jurisdiction, Mask: m, Status: h.Status, Deny: h.Deny})
+	rhubs, err := n.routerHubsLocked()
+	if err != nil {
+		return err
 	}
 	var rps []router.Pipeline
-	pipes := map[string]*pipeline{}
+	pipes := make(map[string]*pipeline, len(n.cat.Pipelines))
 	for _, spec := range n.cat.Pipelines {
-		p := &pipeline{spec: spec}
-		var err error
-		if p.mask, err = n.reg.Parse(spec.DefaultJurisdiction); err != nil {
-			return fmt.Errorf("node: pipeline %q default jurisdiction: %w", spec.Name, err)
-		}
-		if p.prio, err = event.ParsePriority(spec.DefaultPriority); err != nil {
-			return fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
+		p, rp, err := n.newPipelineLocked(spec)
+		if err != nil {
+			return err
 		}
 		pipes[spec.Name] = p
-		rp := router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio}
-		if spec.Slots != nil {
-			rp.Layout = make([]router.Slot, len(spec.Slots))
-			for i, sl := range spec.Slots {
-				rp.Layout[i] = router.Slot{Hub: slices.IndexFunc(n.hubs, func(h HubSpec) bool { return h.Name == sl.Hub }), Lane: sl.Lane}
-			}
-		}
 		rps = append(rps, rp)
 	}
 	n.version++
@@ -312,16 +334,96 @@ func (n *Node) rebuildLocked() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	for name, p := range pipes {
-		p.routes = table.Pipeline(name)
 		if _, err := n.openBuffersLocked(p.spec); err != nil {
-			return err
+			// Refused alone: the node serves the others, and this one
+			// answers the cause until a restart or reload opens it.
+			p.refused = newRefusedBuffer(err)
+			n.log.Error("pipeline refused: its buffers cannot be opened; the other pipelines are served",
+				"pipeline", name, "err", err, "open_file_limit", fileLimit(), "max_open_files", n.opts.MaxOpenFiles)
 		}
-		for _, b := range p.routes.Partitions() {
-			p.bufs = append(p.bufs, n.bufs[n.bufferDir(name, b.Hub, b.Partition)])
+		n.bindLocked(p, table.Pipeline(name))
+	}
+	n.st.Store(&state{table: table, pipelines: cow.From(pipes)})
+	return nil
+}
+
+// routerHubsLocked returns the hubs as the router sees them.
+func (n *Node) routerHubsLocked() ([]router.Hub, error) {
+	var rhubs []router.Hub
+	for _, h := range n.hubs {
+		m := n.reg.All()
+		if h.Jurisdiction != "*" {
+			bit, ok := n.reg.Bit(h.Jurisdiction)
+			if !ok {
+				return nil, fmt.Errorf("node: hub %q has jurisdiction %q, which is not registered", h.Name, h.Jurisdiction)
+			}
+			m = jurisdiction.Mask(1) << bit
+		}
+		rhubs = append(rhubs, router.Hub{Name: h.Name, Jurisdiction: h.Jurisdiction, Mask: m, Status: h.Status, Deny: h.Deny})
+	}
+	return rhubs, nil
+}
+
+// newPipelineLocked returns the live state of spec, without its routes and
+// buffers (bindLocked), and its pipeline as the router takes it.
+func (n *Node) newPipelineLocked(spec PipelineSpec) (*pipeline, router.Pipeline, error) {
+	p := &pipeline{spec: spec}
+	var err error
+	if p.mask, err = n.reg.Parse(spec.DefaultJurisdiction); err != nil {
+		return nil, router.Pipeline{}, fmt.Errorf("node: pipeline %q default jurisdiction: %w", spec.Name, err)
+	}
+	if p.prio, err = event.ParsePriority(spec.DefaultPriority); err != nil {
+		return nil, router.Pipeline{}, fmt.Errorf("node: pipeline %q default priority: %w", spec.Name, err)
+	}
+	rp := router.Pipeline{Name: spec.Name, Partitions: spec.Partitions, DefaultMask: p.mask, DefaultPriority: p.prio}
+	if spec.Slots != nil {
+		rp.Layout = make([]router.Slot, len(spec.Slots))
+		for i, sl := range spec.Slots {
+			rp.Layout[i] = router.Slot{Hub: slices.IndexFunc(n.hubs, func(h HubSpec) bool { return h.Name == sl.Hub }), Lane: sl.Lane}
 		}
 	}
-	n.st.Store(&state{table: table, pipelines: pipes})
+	return p, rp, nil
+}
+
+// bindLocked gives p its routes and its open buffers, by partition (a
+// refused pipeline, its refusedBuffer).
+func (n *Node) bindLocked(p *pipeline, routes *router.Routes) {
+	p.routes = routes
+	for _, b := range routes.Partitions() {
+		var buf Buffer = p.refused
+		if p.refused == nil {
+			buf = n.bufs[n.bufferDir(p.spec.Name, b.Hub, b.Partition)]
+		}
+		p.bufs = append(p.bufs, buf)
+	}
+}
+
+// putLocked swaps in a state where the pipeline of spec (whose buffers
+// are open) is added or replaced: only its routes are built, the others
+// are shared with the current state (router.Table.With). Called with n.mu
+// held.
+func (n *Node) putLocked(spec PipelineSpec) error {
+	p, rp, err := n.newPipelineLocked(spec)
+	if err != nil {
+		return err
+	}
+	cur := n.st.Load()
+	table, err := cur.table.With(n.version+1, rp)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.version++
+	n.bindLocked(p, table.Pipeline(spec.Name))
+	n.st.Store(&state{table: table, pipelines: cur.pipelines.With(spec.Name, p)})
 	return nil
+}
+
+// dropLocked swaps in a state without pipeline name. Called with n.mu
+// held.
+func (n *Node) dropLocked(name string) {
+	cur := n.st.Load()
+	n.version++
+	n.st.Store(&state{table: cur.table.Without(n.version, name), pipelines: cur.pipelines.Without(name)})
 }
 
 // bufferDir is the directory of a pipeline's partition in a hub.
@@ -347,6 +449,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			RetentionAge:   spec.Retention,
 			RetentionBytes: spec.RetentionBytes,
 			Logger:         n.log,
+			Files:          n.files,
 			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
 		}}
 		var l Buffer
@@ -382,11 +485,20 @@ func openHint(err error) string {
 	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
 		return ""
 	}
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		return fmt.Sprintf(" (the process may hold %d open files, ulimit -n, and each buffer holds at least one: raise the limit, or use fewer partitions)", lim.Cur)
+	if lim := fileLimit(); lim > 0 {
+		return fmt.Sprintf(" (the process may hold %d open files, ulimit -n; the logs keep at most storage.max_open_files segment files open, the rest is for sockets and index, checkpoint and catalog files: raise ulimit -n or lower storage.max_open_files)", lim)
 	}
-	return " (too many open files: raise ulimit -n, or use fewer partitions)"
+	return " (too many open files: raise ulimit -n or lower storage.max_open_files)"
+}
+
+// fileLimit returns the process's open-file limit (ulimit -n), 0 if
+// unknown.
+func fileLimit() uint64 {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return 0
+	}
+	return lim.Cur
 }
 
 // Table returns the current routing table.
@@ -413,6 +525,24 @@ func (n *Node) Pipelines() []PipelineSpec {
 		return 0
 	})
 	return out
+}
+
+// Pipeline returns the spec of pipeline name as the node serves it now,
+// without taking the node's lock or copying the catalog.
+func (n *Node) Pipeline(name string) (PipelineSpec, bool) {
+	if p := n.st.Load().pipeline(name); p != nil {
+		return p.spec, true
+	}
+	return PipelineSpec{}, false
+}
+
+// PipelineEqualFold returns the name of a pipeline that differs from name
+// only in case, if there is one (buffer directories are named after
+// pipelines, and some file systems ignore case).
+func (n *Node) PipelineEqualFold(name string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cat.equalFold(name)
 }
 
 // ErrPipelineExists is returned by CreatePipeline for a known name.
@@ -486,8 +616,10 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	spec.Created = time.Now().UTC()
 	// Directories of a deleted pipeline of this name that a crash left
 	// behind must not become the new pipeline's buffers.
-	if err := n.dropBuffersLocked(spec.Name); err != nil {
-		return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
+	if n.leftovers[spec.Name] {
+		if err := n.dropBuffersLocked(spec.Name); err != nil {
+			return fmt.Errorf("node: pipeline %q: remove the buffers of a deleted pipeline of that name: %w", spec.Name, err)
+		}
 	}
 	// Its buffers first: a pipeline whose buffers cannot be opened is
 	// refused alone, before the catalog names it, so it never breaks the
@@ -499,16 +631,14 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 		}
 		return err
 	}
-	n.cat.Pipelines = append(n.cat.Pipelines, spec)
-	if err := n.cat.save(); err != nil {
-		n.cat.Pipelines = n.cat.Pipelines[:len(n.cat.Pipelines)-1]
+	if err := n.cat.create(spec); err != nil {
 		n.closeBuffersLocked(opened)
 		if derr := n.dropBuffersLocked(spec.Name); derr != nil {
 			n.log.Warn("removing the buffers of a refused pipeline failed", "pipeline", spec.Name, "err", derr)
 		}
 		return err
 	}
-	return n.rebuildLocked()
+	return n.putLocked(spec)
 }
 
 // hubNamesLocked returns the hubs' names in config order.
@@ -546,7 +676,7 @@ func (n *Node) AddPartitions(name string, total int) error {
 	if total <= cur || total > max(MaxPartitions, cur) {
 		return fmt.Errorf("%w: pipeline %q has %d partitions; it can grow to %d to %d", ErrInvalidSpec, name, cur, cur+1, max(MaxPartitions, cur))
 	}
-	old := *spec
+	grown := *spec
 	layout := spec.slots()
 	var lanes []event.Priority
 	for lane := event.Low; lane <= event.Critical; lane++ {
@@ -554,19 +684,17 @@ func (n *Node) AddPartitions(name string, total int) error {
 			lanes = append(lanes, lane)
 		}
 	}
-	spec.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
-	spec.Partitions = 0
-	opened, err := n.openBuffersLocked(*spec)
+	grown.Slots = Spread(layout, n.hubNamesLocked(), lanes, total-cur)
+	grown.Partitions = 0
+	opened, err := n.openBuffersLocked(grown)
 	if err != nil {
-		*spec = old
 		return err
 	}
-	if err := n.cat.save(); err != nil {
-		*spec = old
+	if err := n.cat.update(grown); err != nil {
 		n.closeBuffersLocked(opened)
 		return err
 	}
-	if err := n.rebuildLocked(); err != nil {
+	if err := n.putLocked(grown); err != nil {
 		return fmt.Errorf("node: pipeline %q grew to %d partitions in the catalog, but its new buffers could not be opened: %w", name, total, err)
 	}
 	n.log.Info("added partitions", "pipeline", name, "from", cur, "to", total)
@@ -633,6 +761,7 @@ func (n *Node) Close() error {
 	n.alerts.close()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.cat.close()
 	return n.closeLogs()
 }
 
@@ -648,7 +777,7 @@ func (n *Node) closeLogs() error {
 
 // lookup returns the live pipeline, creating it if allowed.
 func (n *Node) lookup(name string) (*pipeline, result.Code) {
-	if p := n.st.Load().pipelines[name]; p != nil {
+	if p := n.st.Load().pipeline(name); p != nil {
 		return p, result.OK
 	}
 	if err := event.ValidatePipelineName(name); err != nil {
@@ -662,7 +791,7 @@ func (n *Node) lookup(name string) (*pipeline, result.Code) {
 		return nil, result.StorageError
 	}
 	n.log.Info("created pipeline on first produce", "pipeline", name)
-	if p := n.st.Load().pipelines[name]; p != nil {
+	if p := n.st.Load().pipeline(name); p != nil {
 		return p, result.OK
 	}
 	return nil, result.UnknownPipeline

@@ -192,9 +192,12 @@ func (n *Node) recordRouting(r *batch.Record, defMask jurisdiction.Mask, lane ev
 // has reserved b's bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
 	s := n.st.Load()
-	p := s.pipelines[pipeline]
+	p := s.pipeline(pipeline)
 	if p == nil {
 		return -1, result.UnknownPipeline, "unknown pipeline"
+	}
+	if p.refused != nil {
+		return -1, result.StorageError, p.refused.err.Error()
 	}
 	buf, ok := p.routes.Buffer(partition)
 	if !ok {

@@ -924,3 +924,30 @@ func TestHolderConcurrent(t *testing.T) {
 		t.Errorf("final version %d", h.Load().Version())
 	}
 }
+
+// With and Without give the table Build gives for the same pipelines: the
+// same names and, for every pipeline, the same routes.
+func TestWithWithout(t *testing.T) {
+	r := testRegistry(t)
+	hubs := []Hub{hub(t, r, "tangier", "MA", Up), hub(t, r, "dakar", "SN", Up, "b")}
+	a := Pipeline{Name: "a", Partitions: 2}
+	b := Pipeline{Name: "b", Layout: []Slot{{Hub: 1, Lane: event.Critical}, {Hub: 0}, {Hub: 0}}, DefaultPriority: event.Critical}
+	c := Pipeline{Name: "c", Partitions: 1}
+	want := mustBuild(t, 1, hubs, a, b)
+	got, err := mustBuild(t, 1, hubs, a, c).With(2, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got.Without(3, "c")
+	if !slices.Equal(got.Pipelines(), want.Pipelines()) || got.Version() != 3 {
+		t.Fatalf("names %v (version %d), want %v", got.Pipelines(), got.Version(), want.Pipelines())
+	}
+	for _, name := range want.Pipelines() {
+		if !reflect.DeepEqual(got.Pipeline(name), want.Pipeline(name)) {
+			t.Fatalf("pipeline %s: routes differ:\n%+v\n%+v", name, got.Pipeline(name), want.Pipeline(name))
+		}
+	}
+	if _, err := want.With(4, Pipeline{Name: "bad", Partitions: 0}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("With of an invalid pipeline: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/internal/cow"
 	"github.com/sensehq/sense/jurisdiction"
 )
 
@@ -42,8 +43,7 @@ func (e *buildError) Is(target error) bool { return target == ErrInvalidConfig }
 type Table struct {
 	version uint64
 	hubs    []Hub
-	routes  map[string]*Routes
-	names   []string // pipeline names, sorted
+	routes  cow.Map[*Routes] // by pipeline name
 }
 
 // Routes is the routing of one pipeline within a Table.
@@ -96,9 +96,8 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 	t := &Table{
 		version: version,
 		hubs:    make([]Hub, len(hubs)),
-		routes:  make(map[string]*Routes, len(pipelines)),
-		names:   make([]string, 0, len(pipelines)),
 	}
+	routes := make(map[string]*Routes, len(pipelines))
 	seen := make(map[string]int, len(hubs))
 	for i, h := range hubs {
 		if err := validHubName(h.Name); err != nil {
@@ -120,37 +119,13 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 
 	maxParts := 0
 	for _, p := range pipelines {
-		if err := event.ValidatePipelineName(p.Name); err != nil {
-			return nil, configError("pipeline: %v", err)
-		}
-		if _, dup := t.routes[p.Name]; dup {
+		if _, dup := routes[p.Name]; dup {
 			return nil, configError("pipeline %q is defined twice; merge the definitions or rename one", p.Name)
 		}
-		if p.Layout != nil {
-			if len(p.Layout) < 1 || len(p.Layout) > MaxBuffers {
-				return nil, configError("pipeline %q: %d partitions; a pipeline has 1 to %d", p.Name, len(p.Layout), MaxBuffers)
-			}
-			for i, sl := range p.Layout {
-				if sl.Hub < 0 || sl.Hub >= len(hubs) || !sl.Lane.Valid() {
-					return nil, configError("pipeline %q: partition %d is placed in hub %d lane %d; the table has %d hubs and lanes 0 to 2",
-						p.Name, i, sl.Hub, uint8(sl.Lane), len(hubs))
-				}
-			}
-		} else {
-			if p.Partitions < 1 || p.Partitions > MaxPartitions {
-				return nil, configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
-					p.Name, p.Partitions, MaxPartitions)
-			}
-			if total := len(hubs) * Lanes * p.Partitions; total > MaxBuffers {
-				return nil, configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
-					p.Name, len(hubs), Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(len(hubs)*Lanes))
-			}
+		if err := validatePipeline(p, len(hubs)); err != nil {
+			return nil, err
 		}
-		if !p.DefaultPriority.Valid() {
-			return nil, configError("pipeline %q: default priority is %d; use low (0), medium (1) or critical (2)",
-				p.Name, uint8(p.DefaultPriority))
-		}
-		t.routes[p.Name] = nil // mark as seen; filled below
+		routes[p.Name] = nil // mark as seen; filled below
 		maxParts = max(maxParts, p.Partitions)
 		if p.Layout != nil {
 			maxParts = max(maxParts, maxPerSlot(p.Layout))
@@ -159,19 +134,80 @@ func Build(version uint64, hubs []Hub, pipelines []Pipeline) (*Table, error) {
 
 	// Seeds depend on (hub, index) only, so every pipeline shares a prefix
 	// of each hub's seed list.
-	seeds := make([]uint64, len(hubs)*maxParts)
+	seeds := t.seeds(maxParts)
+	for _, p := range pipelines {
+		routes[p.Name] = t.build(p, seeds, maxParts)
+	}
+	t.routes = cow.From(routes)
+	return t, nil
+}
+
+// seeds returns the rendezvous seeds of the first maxParts buffers of
+// each hub's lanes, hub after hub.
+func (t *Table) seeds(maxParts int) []uint64 {
+	seeds := make([]uint64, len(t.hubs)*maxParts)
 	for i := range t.hubs {
 		for j := 0; j < maxParts; j++ {
 			seeds[i*maxParts+j] = BufferSeed(t.hubs[i].Name, j)
 		}
 	}
+	return seeds
+}
 
-	for _, p := range pipelines {
-		t.routes[p.Name] = t.build(p, seeds, maxParts)
-		t.names = append(t.names, p.Name)
+// With returns a table holding t's pipelines and p (added, or replacing
+// the pipeline of its name), labelled version. It validates p as Build
+// does and builds p's routes only: the other pipelines' routes are shared
+// with t, and the map of routes is copied one shard of cow.Shards, so its
+// cost hardly grows with the number of pipelines.
+func (t *Table) With(version uint64, p Pipeline) (*Table, error) {
+	if err := validatePipeline(p, len(t.hubs)); err != nil {
+		return nil, err
 	}
-	slices.Sort(t.names)
-	return t, nil
+	stride := p.Partitions
+	if p.Layout != nil {
+		stride = maxPerSlot(p.Layout)
+	}
+	nt := &Table{version: version, hubs: t.hubs}
+	nt.routes = t.routes.With(p.Name, nt.build(p, nt.seeds(stride), stride))
+	return nt, nil
+}
+
+// Without returns a table holding t's pipelines but name, labelled
+// version; the others' routes are shared with t.
+func (t *Table) Without(version uint64, name string) *Table {
+	return &Table{version: version, hubs: t.hubs, routes: t.routes.Without(name)}
+}
+
+// validatePipeline checks one pipeline of a table of nhubs hubs.
+func validatePipeline(p Pipeline, nhubs int) error {
+	if err := event.ValidatePipelineName(p.Name); err != nil {
+		return configError("pipeline: %v", err)
+	}
+	if p.Layout != nil {
+		if len(p.Layout) < 1 || len(p.Layout) > MaxBuffers {
+			return configError("pipeline %q: %d partitions; a pipeline has 1 to %d", p.Name, len(p.Layout), MaxBuffers)
+		}
+		for i, sl := range p.Layout {
+			if sl.Hub < 0 || sl.Hub >= nhubs || !sl.Lane.Valid() {
+				return configError("pipeline %q: partition %d is placed in hub %d lane %d; the table has %d hubs and lanes 0 to 2",
+					p.Name, i, sl.Hub, uint8(sl.Lane), nhubs)
+			}
+		}
+	} else {
+		if p.Partitions < 1 || p.Partitions > MaxPartitions {
+			return configError("pipeline %q: partitions is %d; set it between 1 and %d (buffers per hub per lane)",
+				p.Name, p.Partitions, MaxPartitions)
+		}
+		if total := nhubs * Lanes * p.Partitions; total > MaxBuffers {
+			return configError("pipeline %q: %d hubs x %d lanes x %d partitions = %d buffers, more than %d; lower partitions to at most %d or use fewer hubs",
+				p.Name, nhubs, Lanes, p.Partitions, total, MaxBuffers, MaxBuffers/(nhubs*Lanes))
+		}
+	}
+	if !p.DefaultPriority.Valid() {
+		return configError("pipeline %q: default priority is %d; use low (0), medium (1) or critical (2)",
+			p.Name, uint8(p.DefaultPriority))
+	}
+	return nil
 }
 
 // maxPerSlot returns the most partitions any (hub, lane) of a layout has.
@@ -273,10 +309,20 @@ func (t *Table) Version() uint64 { return t.version }
 
 // Pipeline returns the routes of the named pipeline, or nil if the table has
 // no such pipeline. It does not allocate.
-func (t *Table) Pipeline(name string) *Routes { return t.routes[name] }
+func (t *Table) Pipeline(name string) *Routes {
+	r, _ := t.routes.Get(name)
+	return r
+}
 
 // Pipelines returns the pipeline names, sorted. The slice is a copy.
-func (t *Table) Pipelines() []string { return slices.Clone(t.names) }
+func (t *Table) Pipelines() []string {
+	names := make([]string, 0, t.routes.Len())
+	for name := range t.routes.All() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
 
 // Hubs returns the hubs in config order. The result is a deep copy.
 func (t *Table) Hubs() []Hub {
@@ -438,10 +484,10 @@ type Verdict struct {
 // why not. reg, which may be nil, spells masks as codes (MA,SN) rather than
 // in hex. Explain is for tools and logs, not the hot path: it allocates.
 func (t *Table) Explain(pipeline string, mask jurisdiction.Mask, prio event.Priority, reg *jurisdiction.Registry) ([]Verdict, error) {
-	r := t.routes[pipeline]
+	r := t.Pipeline(pipeline)
 	if r == nil {
 		return nil, fmt.Errorf("router: unknown pipeline %q in routing table version %d; known pipelines: %s",
-			pipeline, t.version, strings.Join(t.names, ", "))
+			pipeline, t.version, strings.Join(t.Pipelines(), ", "))
 	}
 	if mask == 0 {
 		return nil, fmt.Errorf("router: the mask is 0, so no buffer is eligible; give at least one jurisdiction")

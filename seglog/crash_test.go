@@ -239,6 +239,11 @@ func crashRun(t *testing.T, seed uint64) {
 		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(rng.Uint64(), 1)), crashAt: 1 + rng.IntN(120)}
 		o := opts
 		o.FS = cfs
+		if seed%2 == 1 {
+			// A cache of one or two open files: segment files are closed
+			// and reopened all the time, around rolls, seals and syncs.
+			o.Files = NewFiles(1 + int(seed/2%2))
+		}
 		l, err := Open("/p0", o)
 		if err != nil {
 			if errors.Is(err, errPowerLoss) {
@@ -429,6 +434,9 @@ func TestCrashConcurrentAppenders(t *testing.T) {
 		mem := vfs.NewMem()
 		cfs := &crashFS{mem: mem, rng: rand.New(rand.NewPCG(uint64(run), 4)), crashAt: 20 + rng.IntN(300)}
 		o := Options{FS: cfs, SegmentBytes: 8 << 10, CheckpointBytes: 4 << 10, IndexIntervalBytes: 200, PreallocateBytes: crashPrealloc(uint64(run)), Logger: quiet}
+		if run%2 == 1 {
+			o.Files = NewFiles(1) // every segment file closed once idle and clean
+		}
 		l, err := Open("/g", o)
 		if err != nil {
 			t.Fatal(err)

@@ -22,6 +22,12 @@
 //   - Idempotent producers: the last five batches of each producer id are
 //     remembered; a retry returns the original offset, a gap is refused.
 //
+// Logs created in numbers stay cheap: a new log is created without an
+// fsync (its directory and first segment are made durable by its first
+// fdatasync), and the logs of a process can share a Files cache that keeps
+// their open segment files within a limit, closing only idle, fully
+// synced files (files.go states the rule).
+//
 // The log also offers what a raft replica needs: AppendAt (append at an
 // expected offset, keeping the batch's leader epoch), Truncate (remove a
 // suffix), Read by offset, StartOffset and NextOffset; Append stamps the

@@ -24,7 +24,16 @@ type commitPoint struct {
 // Log is one partition's durable log: a directory of segments. It is safe
 // for concurrent use.
 //
-// Lock order: ckptMu, mu, segMu, hwMu, segment.idxMu.
+// Lock order: ckptMu, mu, segMu, hwMu, segment.idxMu; dirMu is taken
+// alone (it guards dirsPending only).
+//
+// A log that Open creates (its directory or its first segment is new) is
+// created lazily: nothing is synced, and neither the checkpoint nor the
+// index files are written, so creating a log costs no fsync. Its
+// directory, and the directory's entry in its parent, are synced by the
+// first fdatasync of a segment or the first checkpoint (ensureDirs),
+// before anything is acknowledged: a crash before that leaves no
+// directory, or an empty one, which Open takes as an empty log again.
 //
 // A roll is done in two halves so that appenders wait only for the first.
 // Under mu, rollLocked creates the new segment file under a pending name
@@ -70,6 +79,16 @@ type Log struct {
 	hwMu sync.Mutex
 	hw   commitPoint
 	hwCh chan struct{} // closed and replaced when the high watermark moves
+
+	// ckptNext is the next offset recorded by the last checkpoint written
+	// (or the base of a fresh log, which has none): Close writes no
+	// checkpoint when the log still ends there. Guarded by ckptMu.
+	ckptNext int64
+
+	// dirsPending: the log was created by this process and its directory
+	// entries are not known durable yet (see ensureDirs).
+	dirMu       sync.Mutex
+	dirsPending bool
 
 	ckptCh chan struct{}
 	sealCh chan struct{} // a roll left a seal for the background goroutine
@@ -337,7 +356,11 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 		return 0, l.failLocked(err)
 	}
 	if _, err := s.f.WriteAt(b, pos); err != nil {
-		return 0, l.failLocked(fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err))
+		err = fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err)
+		if errors.Is(err, ErrOpenFile) {
+			return 0, err // nothing was written: the log stays usable
+		}
+		return 0, l.failLocked(err)
 	}
 	s.alloc = max(s.alloc, pos+int64(len(b)))
 	if s.firstAppend.IsZero() {
@@ -457,7 +480,50 @@ func (l *Log) syncLocked(active bool) {
 	}
 }
 
-// syncSegment fdatasyncs a segment file.
+// ensureDirs makes the directory entries of a log this process created
+// durable: the log's directory (its segment file's entry) and its parent
+// (the directory's entry). It runs before anything of the log is
+// acknowledged or checkpointed; an error fails the log like any failed
+// sync.
+func (l *Log) ensureDirs() error {
+	l.dirMu.Lock()
+	defer l.dirMu.Unlock()
+	if !l.dirsPending {
+		return nil
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		if vfs.IsNotExist(err) {
+			return nil // nothing written yet: the first write creates it
+		}
+		return fmt.Errorf("%w: sync the new log's directory %s: %w", errSync, l.dir, err)
+	}
+	if parent := filepath.Dir(l.dir); parent != l.dir {
+		if err := l.fs.SyncDir(parent); err != nil {
+			return fmt.Errorf("%w: sync directory %s after creating the log %s: %w", errSync, parent, filepath.Base(l.dir), err)
+		}
+	}
+	l.dirsPending = false
+	return nil
+}
+
+// writeCheckpoint writes a checkpoint recording next (data encodes it),
+// the log's directories made durable first. Called with ckptMu held.
+func (l *Log) writeCheckpoint(data []byte, next int64) error {
+	if err := vfs.Mkdir(l.fs, l.dir); err != nil { // a new log creates it on its first write
+		return fmt.Errorf("create log directory %s: %w", l.dir, err)
+	}
+	if err := l.ensureDirs(); err != nil {
+		return err
+	}
+	if err := writeCheckpoint(l.fs, l.dir, data); err != nil {
+		return err
+	}
+	l.ckptNext = next
+	return nil
+}
+
+// syncSegment fdatasyncs a segment file (creating it, for a new log that
+// has none yet), then the new log's directories (ensureDirs).
 func (l *Log) syncSegment(s *segment) error {
 	t0 := time.Now()
 	err := s.f.Sync()
@@ -467,7 +533,7 @@ func (l *Log) syncSegment(s *segment) error {
 	if err != nil {
 		return fmt.Errorf("fdatasync %s: %w", s.path(logSuffix), err)
 	}
-	return nil
+	return l.ensureDirs()
 }
 
 // sealDurable is the first half of a seal: it makes the rolled segment
@@ -490,7 +556,7 @@ func (l *Log) sealDurable(w *seal) error {
 		return err
 	}
 	name := w.seg.path(logSuffix)
-	if err := l.fs.Rename(w.pending, name); err != nil {
+	if err := w.seg.f.rename(name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", filepath.Base(w.pending), filepath.Base(name), err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
@@ -524,13 +590,13 @@ func (l *Log) rollLocked() error {
 	old := l.active
 	s := newSegment(l.dir, l.next)
 	pending := filepath.Join(l.dir, segmentName(s.base, pendingSuffix))
-	f, err := l.fs.Create(pending)
-	if err != nil {
+	s.f = l.opts.Files.handle(l.fs, pending, true)
+	if err := s.f.touch(); err != nil {
+		s.f.Close()
 		return l.failLocked(fmt.Errorf("create segment %s: %w", pending, err))
 	}
-	s.f = f
 	if err := l.preallocate(s, 1); err != nil {
-		f.Close()
+		s.f.Close()
 		return l.failLocked(err)
 	}
 	old.sealTimeIndex()
@@ -581,7 +647,7 @@ func (l *Log) finishSeal() error {
 	if err := l.flushIndexes(w.old); err != nil {
 		return l.fail(err)
 	}
-	if err := writeCheckpoint(l.fs, l.dir, w.ckpt); err != nil {
+	if err := l.writeCheckpoint(w.ckpt, w.next); err != nil {
 		return l.fail(err)
 	}
 	l.mu.Lock()
@@ -627,13 +693,13 @@ func newSegment(dir string, base int64) *segment {
 // that has none.
 func (l *Log) createSegment(base int64) (*segment, error) {
 	s := newSegment(l.dir, base)
-	f, err := l.fs.Create(s.path(logSuffix))
-	if err != nil {
+	s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), true)
+	if err := s.f.touch(); err != nil {
+		s.f.Close()
 		return nil, fmt.Errorf("create segment %s: %w", s.path(logSuffix), err)
 	}
-	s.f = f
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		f.Close()
+		s.f.Close()
 		return nil, fmt.Errorf("sync directory %s after creating a segment: %w", l.dir, err)
 	}
 	return s, nil
@@ -643,19 +709,25 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 // the recovery point. The data up to pos must already be durable. Called
 // with mu (for the producer state) and ckptMu held.
 func (l *Log) writeCheckpointLocked(s *segment, pos, next int64) error {
-	return writeCheckpoint(l.fs, l.dir, encodeCheckpoint(next, s.base, pos, l.prods))
+	return l.writeCheckpoint(encodeCheckpoint(next, s.base, pos, l.prods), next)
 }
 
 // checkpoint makes everything written so far durable, writes the active
 // segment's new index entries, and records a checkpoint, so a recovery
-// scans only what follows.
-func (l *Log) checkpoint() error {
+// scans only what follows. With ifChanged it does nothing when the log
+// still ends where the last checkpoint said (Close: a log that was only
+// opened, or read, writes nothing).
+func (l *Log) checkpoint(ifChanged bool) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.lockSettled(false)
 	if err := l.usableLocked(); err != nil {
 		l.mu.Unlock()
 		return err
+	}
+	if ifChanged && l.next == l.ckptNext {
+		l.mu.Unlock()
+		return nil
 	}
 	s, pos, next := l.active, l.active.size, l.next
 	data := encodeCheckpoint(next, s.base, pos, l.prods)
@@ -672,7 +744,7 @@ func (l *Log) checkpoint() error {
 	if err := l.flushIndexes(s); err != nil {
 		return l.fail(err)
 	}
-	if err := writeCheckpoint(l.fs, l.dir, data); err != nil {
+	if err := l.writeCheckpoint(data, next); err != nil {
 		return l.fail(err)
 	}
 	return nil
@@ -712,7 +784,7 @@ func (l *Log) background() {
 			due := l.sinceCkpt >= l.opts.CheckpointBytes
 			l.mu.Unlock()
 			if due {
-				if err := l.checkpoint(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrFailed) {
+				if err := l.checkpoint(false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrFailed) {
 					l.log.Error("checkpoint failed", "err", err)
 				}
 			}
@@ -789,7 +861,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.quit)
 	l.wg.Wait()
-	err := l.checkpoint()
+	err := l.checkpoint(true)
 	if errors.Is(err, ErrFailed) {
 		err = nil // already reported; nothing more can be made durable
 	}

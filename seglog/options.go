@@ -105,6 +105,10 @@ type Options struct {
 	// raised the ack p99 from about 3 ms to 7 ms; it is to move to the
 	// background before it is turned on.
 	PreallocateBytes int64
+	// Files is the cache of open segment files, shared by the logs of a
+	// process so that their open files stay within its limit; default a
+	// cache of the log's own, without a limit.
+	Files *Files
 	// ObserveSync, when set, is called with the duration of every
 	// fdatasync of a segment (for a latency metric). It must be quick.
 	ObserveSync func(time.Duration)
@@ -117,6 +121,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Files == nil {
+		o.Files = NewFiles(0)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

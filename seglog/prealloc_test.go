@@ -125,8 +125,8 @@ func TestCrashAfterPreallocation(t *testing.T) {
 		mem := vfs.NewMem()
 		o := Options{FS: mem, SegmentBytes: 64 << 10, PreallocateBytes: 16 << 10, Logger: quiet}
 		l := openT(t, "/q", o)
-		_ = l
 		mem.Crash(rand.New(rand.NewPCG(seed, 1)))
+		l.Close() // stops its goroutine before the next Open lists the directory
 		l = openT(t, "/q", o)
 		if l.NextOffset() != 0 || l.Size() != 0 {
 			t.Fatalf("seed %d: fresh log after crash: next %d size %d", seed, l.NextOffset(), l.Size())
@@ -141,6 +141,7 @@ func TestCrashAfterPreallocation(t *testing.T) {
 		}
 		next := l.NextOffset()
 		mem.Crash(rand.New(rand.NewPCG(seed, 2)))
+		l.Close() // its background seal must not race with the next Open
 		l = openT(t, "/q", o)
 		// Everything was acknowledged under SyncAlways.
 		if l.NextOffset() != next {

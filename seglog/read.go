@@ -188,6 +188,7 @@ type Slice struct {
 // Release lets the segment's file be closed. Call it once.
 func (s *Slice) Release() {
 	if s.seg != nil {
+		s.seg.f.unpin(false)
 		s.seg.refs.Add(-1)
 		s.seg.maybeClose()
 		s.seg = nil
@@ -230,8 +231,12 @@ func (l *Log) Locate(offset int64, maxBytes int) (Slice, error) {
 	if err != nil {
 		return Slice{}, err
 	}
+	f, err := v.seg.f.pin(false) // the descriptor stays open until Release
+	if err != nil {
+		return Slice{}, fmt.Errorf("seglog: open %s: %w", v.seg.path(logSuffix), err)
+	}
 	v.seg.refs.Add(1)
-	return Slice{File: v.seg.f, Pos: pos, Len: int64(n), NextOffset: next, seg: v.seg}, nil
+	return Slice{File: f, Pos: pos, Len: int64(n), NextOffset: next, seg: v.seg}, nil
 }
 
 // lastNext returns the offset after the last batch in a run of checked

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/vfs"
 )
 
 // recover loads the segments of l.dir, as described in docs/storage.md:
@@ -22,10 +23,17 @@ import (
 //     (a write that never completed) and is cut. Anything else is reported
 //     as a *CorruptionError.
 func (l *Log) recover() error {
-	if err := l.fs.MkdirAll(l.dir); err != nil {
-		return fmt.Errorf("seglog: create log directory %s: %w", l.dir, err)
-	}
 	names, err := l.fs.List(l.dir)
+	if vfs.IsNotExist(err) {
+		// A new log: its parent durably; itself and its first segment by
+		// its first write (see Log).
+		if parent := filepath.Dir(l.dir); parent != l.dir {
+			if err := l.fs.MkdirAll(parent); err != nil {
+				return fmt.Errorf("seglog: create directory %s: %w", parent, err)
+			}
+		}
+		names, err = nil, nil
+	}
 	if err != nil {
 		return fmt.Errorf("seglog: list %s: %w", l.dir, err)
 	}
@@ -52,9 +60,12 @@ func (l *Log) recover() error {
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 
 	ck, haveCk := l.readCheckpoint()
+	if len(bases) == 0 && !haveCk {
+		return l.createLazily()
+	}
 	if len(bases) == 0 {
 		base := int64(0)
-		if haveCk && ck.next > 0 {
+		if ck.next > 0 {
 			l.log.Warn("checkpoint found but no segments; starting empty at the checkpoint's offset so offsets are never reused", "offset", ck.next)
 			base = ck.next
 		}
@@ -71,13 +82,9 @@ func (l *Log) recover() error {
 
 	for _, b := range bases {
 		s := newSegment(l.dir, b)
-		f, err := l.fs.OpenRW(s.path(logSuffix))
-		if err != nil {
-			return fmt.Errorf("seglog: open segment %s: %w", s.path(logSuffix), err)
-		}
-		s.f = f
-		l.segs = append(l.segs, s) // before Size, so a failure closes f
-		if s.size, err = f.Size(); err != nil {
+		s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), false)
+		l.segs = append(l.segs, s) // so a failure closes f
+		if s.size, err = s.f.Size(); err != nil {
 			return fmt.Errorf("seglog: size of segment %s: %w", s.path(logSuffix), err)
 		}
 		s.alloc = s.size // until the scan finds the end of the data
@@ -184,6 +191,20 @@ func (l *Log) recover() error {
 		return fmt.Errorf("seglog: segment %s holds %d bytes, more than any segment may (%d): is SegmentBytes smaller than when it was written?",
 			s.path(logSuffix), s.size, l.opts.SegmentBytes+batch.MaxSize)
 	}
+	if s := l.segs[last]; haveCk && startIdx == last && s.size == startPos && s.alloc == startPos && s.next == ck.next {
+		// A clean log: it ends exactly at its checkpoint, whose data was
+		// synced before the checkpoint was written, and the checkpoint
+		// names its last segment. Nothing to sync or rewrite.
+		l.setAppendState(s)
+		l.ckptNext = ck.next
+		return nil
+	}
+	if !haveCk && len(l.segs) == 1 && l.fresh(l.segs[0]) {
+		// A log created lazily and never synced: as new.
+		l.setAppendState(l.segs[0])
+		l.dirsPending = true
+		return nil
+	}
 	// The active segment may hold data that reached the page cache but not
 	// the disk (a process crash): make it durable before serving it. Its
 	// preallocation is renewed (after a cut torn tail, or if it was
@@ -197,13 +218,39 @@ func (l *Log) recover() error {
 	return l.finishRecovery()
 }
 
+// createLazily starts a new, empty log: its first segment, whose file
+// (and the log's directory) its first write creates, without a sync; no
+// checkpoint, no index files (see Log).
+func (l *Log) createLazily() error {
+	s := newSegment(l.dir, 0)
+	s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), true)
+	l.segs = []*segment{s}
+	l.dirsPending = true
+	if err := l.preallocate(s, 1); err != nil {
+		return fmt.Errorf("seglog: %w", err)
+	}
+	l.setAppendState(s)
+	return nil
+}
+
+// fresh reports whether s is the empty first segment of a log that never
+// held a batch.
+func (l *Log) fresh(s *segment) bool {
+	return s.base == 0 && s.size == 0 && s.next == 0
+}
+
+// setAppendState sets the append state from the last segment, s.
+func (l *Log) setAppendState(s *segment) {
+	l.active = s
+	l.next, l.commit, l.durable = s.next, s.next, s.next
+	l.hw = commitPoint{next: s.next, seg: s, pos: s.size}
+}
+
 // finishRecovery sets the append state from the last segment and writes a
 // fresh checkpoint, so the next open scans nothing.
 func (l *Log) finishRecovery() error {
 	s := l.segs[len(l.segs)-1]
-	l.active = s
-	l.next, l.commit, l.durable = s.next, s.next, s.next
-	l.hw = commitPoint{next: s.next, seg: s, pos: s.size}
+	l.setAppendState(s)
 	if err := l.flushIndexes(s); err != nil {
 		return fmt.Errorf("seglog: %w", err)
 	}

@@ -62,7 +62,7 @@ type timeEntry struct {
 type segment struct {
 	dir  string
 	base int64
-	f    vfs.File
+	f    *segFile // opened on use, closed past the cache's limit (Files)
 
 	size  int64 // bytes in the file that belong to the log (the logical end)
 	alloc int64 // the file's size: zeros written past size by preallocation

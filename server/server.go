@@ -58,6 +58,7 @@ func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 		Registry:          cfg.Registry(),
 		Durability:        cfg.Durability.Fsync,
 		SegmentBytes:      int64(cfg.Durability.SegmentBytes),
+		MaxOpenFiles:      cfg.Storage.MaxOpenFiles,
 		MemoryLimit:       int64(cfg.Router.MemoryLimit),
 		ShedLowAt:         cfg.Router.ShedLowAt,
 		ShedMediumAt:      cfg.Router.ShedMediumAt,

@@ -209,6 +209,9 @@ func (f *FaultFS) Rename(oldname, newname string) error { return f.inner.Rename(
 // MkdirAll creates a directory and its parents in the inner FS.
 func (f *FaultFS) MkdirAll(dir string) error { return f.inner.MkdirAll(dir) }
 
+// Mkdir creates a directory in the inner FS (vfs.Mkdir).
+func (f *FaultFS) Mkdir(dir string) error { return Mkdir(f.inner, dir) }
+
 // List lists a directory of the inner FS.
 func (f *FaultFS) List(dir string) ([]string, error) { return f.inner.List(dir) }
 

@@ -348,6 +348,26 @@ func (fs *MemFS) MkdirAll(dir string) error {
 	return nil
 }
 
+// Mkdir creates a directory whose parent exists, durable only after
+// SyncDir of the parent (vfs.Mkdirer). An existing directory is not an
+// error.
+func (fs *MemFS) Mkdir(dir string) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	d, base, err := fs.locate(dir)
+	if err != nil {
+		return pathErr("mkdir", dir, err)
+	}
+	switch d.cur[base].(type) {
+	case nil:
+		d.cur[base] = newMemDir()
+	case *memDir:
+	default:
+		return pathErr("mkdir", dir, syscall.ENOTDIR)
+	}
+	return nil
+}
+
 // List returns the sorted names of the files and directories in dir.
 func (fs *MemFS) List(dir string) ([]string, error) {
 	fs.mu.Lock()

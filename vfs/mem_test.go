@@ -707,3 +707,40 @@ func TestMemConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Mkdir creates a directory that a crash takes back until its parent is
+// synced, and whose entries a crash takes back until it is synced itself.
+func TestMemMkdirIsLazy(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.Mkdir(fs, "/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.Mkdir(fs, "/a/b"); err != nil {
+		t.Fatalf("Mkdir of an existing directory: %v", err)
+	}
+	fs.CrashClean()
+	if _, err := fs.List("/a/b"); !vfs.IsNotExist(err) {
+		t.Fatalf("after a crash, an unsynced new directory: %v", err)
+	}
+	if err := vfs.Mkdir(fs, "/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create("/a/b/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := fs.SyncDir("/a"); err != nil {
+		t.Fatal(err)
+	}
+	fs.CrashClean()
+	if names, err := fs.List("/a/b"); err != nil || len(names) != 0 {
+		t.Fatalf("parent synced, directory not: %v %v, want it empty", names, err)
+	}
+	if err := vfs.Mkdir(fs, "/x/y"); !vfs.IsNotExist(err) {
+		t.Fatalf("Mkdir without a parent: %v", err)
+	}
+}

@@ -64,6 +64,24 @@ type FS interface {
 	SyncDir(dir string) error
 }
 
+// Mkdirer is implemented by file systems that can create one directory
+// without syncing anything: the new directory's entry in its parent is
+// durable only after SyncDir of the parent, and the entries made in it
+// only after SyncDir of the directory itself.
+type Mkdirer interface {
+	Mkdir(dir string) error
+}
+
+// Mkdir creates dir, whose parent must exist, without syncing: see
+// Mkdirer. On a file system that does not implement Mkdirer it is
+// MkdirAll, which syncs. A directory that exists already is not an error.
+func Mkdir(fs FS, dir string) error {
+	if m, ok := fs.(Mkdirer); ok {
+		return m.Mkdir(dir)
+	}
+	return fs.MkdirAll(dir)
+}
+
 // OSFile is implemented by files backed by an operating-system file.
 type OSFile interface {
 	OSFile() *os.File
@@ -164,6 +182,13 @@ func (fs osFS) MkdirAll(dir string) error {
 		return err
 	}
 	return fs.SyncDir(parent)
+}
+
+func (osFS) Mkdir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
 }
 
 func (osFS) List(dir string) ([]string, error) {

@@ -3,7 +3,6 @@ package kafka
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -86,10 +85,8 @@ func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 	if _, code := c.s.node.Partitions(t.Topic); code != result.UnknownPipeline {
 		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", t.Topic)
 	}
-	for _, p := range c.s.node.Pipelines() {
-		if strings.EqualFold(p.Name, t.Topic) {
-			return kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q differs from topic %q only in case: buffer directories are named after topics, and some file systems ignore case", t.Topic, p.Name)
-		}
+	if other, ok := c.s.node.PipelineEqualFold(t.Topic); ok {
+		return kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q differs from topic %q only in case: buffer directories are named after topics, and some file systems ignore case", t.Topic, other)
 	}
 	if len(t.ReplicaAssignment) > 0 {
 		return kerr.InvalidRequest.Code, "Sense places partitions itself, over its hubs: send no replica assignment, and NumPartitions and ReplicationFactor instead"

@@ -270,10 +270,5 @@ func orDefault(v, def string) string {
 
 // pipelineSpec returns the catalog's spec of a topic.
 func (c *conn) pipelineSpec(name string) (node.PipelineSpec, bool) {
-	for _, p := range c.s.node.Pipelines() {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return node.PipelineSpec{}, false
+	return c.s.node.Pipeline(name)
 }
