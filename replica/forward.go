@@ -156,7 +156,7 @@ func (h *Host) sendForward(to, key string, b []byte, sparse bool) pendingForward
 	id := h.fwdID.Add(1)
 	pf := pendingForward{id: id, to: to, key: key, ch: make(chan fwdResult, 1)}
 	h.fwdMu.Lock()
-	h.fwd[id] = pf.ch
+	h.fwd[id] = pendingFwd{ch: pf.ch, to: to}
 	h.fwdMu.Unlock()
 	if !h.send.Send(to, KindForward, encodeForward(id, key, sparse, b)) {
 		pf.err = &fwdResult{err: result.New(result.NotReady, fmt.Sprintf("cannot reach node %s, which leads %s; retry shortly", to, key))}
@@ -220,11 +220,11 @@ func (h *Host) handleForwardResp(from string, p []byte) {
 		return
 	}
 	h.fwdMu.Lock()
-	ch := h.fwd[id]
+	pf, ok := h.fwd[id]
 	h.fwdMu.Unlock()
-	if ch != nil {
+	if ok {
 		select {
-		case ch <- r:
+		case pf.ch <- r:
 		default:
 		}
 	}
@@ -244,4 +244,90 @@ func (h *Host) forwardAck(key, leader string, b []byte, sparse bool) *Ack {
 		a.resolve(r.base, r.err)
 	}()
 	return a
+}
+
+// pendingFwd is a forwarded append's answer channel and the node it went
+// to.
+type pendingFwd struct {
+	ch chan fwdResult
+	to string
+}
+
+// failForwardsToDead ends the forwards waiting for a node that is no
+// longer alive (HostOptions.Alive) at once, rather than after the forward
+// timeout: their outcome is unknown, which the retry of an idempotent
+// batch (appendRetrying) settles. Called by the ticker.
+func (h *Host) failForwardsToDead() {
+	if h.opts.Alive == nil {
+		return
+	}
+	h.fwdMu.Lock()
+	defer h.fwdMu.Unlock()
+	for _, pf := range h.fwd {
+		if !h.opts.Alive(pf.to) {
+			select {
+			case pf.ch <- fwdResult{err: result.New(result.NotReady, fmt.Sprintf("node %s went down before it answered a forwarded append; whether it was stored is unknown", pf.to))}:
+			default:
+			}
+		}
+	}
+}
+
+// DefaultRetryFor is HostOptions.RetryFor's default.
+const DefaultRetryFor = 10 * time.Second
+
+// unknownOutcome reports whether err leaves an append's fate unknown, or
+// its refusal temporary: the codes an idempotent batch is tried again on.
+func unknownOutcome(err error) bool {
+	switch result.CodeOf(err) {
+	case result.NotLeader, result.Timeout, result.NotReady:
+		return true
+	}
+	return false
+}
+
+// appendRetrying appends an idempotent batch (producer id and sequence
+// set) on a node that may not lead the group, and tries the same bytes
+// again after an answer that leaves its fate unknown — its leader went
+// down or stepped down before committing it, or did not answer — until it
+// gets a definite one or RetryFor passes. The same bytes are safe to send
+// again: a leader that has the batch answers with its original offsets.
+// Answering the unknown outcome to the producer instead would make it
+// send the events again under new sequence numbers, stored twice if the
+// first attempt was committed after all.
+//
+// The first attempt is made before appendRetrying returns, so that a
+// producer's batches leave in the order they were appended (see
+// sendForward); only the tries again come from a goroutine.
+func (g *Group) appendRetrying(b []byte, checked, sparse bool) (*Ack, error) {
+	first, ferr := g.appendOnce(b, checked, sparse)
+	if ferr != nil && !unknownOutcome(ferr) {
+		return nil, ferr
+	}
+	b = append([]byte(nil), b...)
+	a := newAck()
+	go func() {
+		deadline := time.Now().Add(g.h.opts.RetryFor)
+		backoff := 10 * time.Millisecond
+		inner, err := first, ferr
+		for {
+			var base int64
+			if err == nil {
+				base, err = inner.Wait()
+			}
+			if err == nil || !unknownOutcome(err) || !time.Now().Before(deadline) {
+				a.resolve(base, err)
+				return
+			}
+			select {
+			case <-g.quit:
+				a.resolve(-1, seglog.ErrClosed)
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 200*time.Millisecond)
+			inner, err = g.appendOnce(b, checked, sparse)
+		}
+	}()
+	return a, nil
 }

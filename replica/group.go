@@ -417,6 +417,25 @@ func (g *Group) Append(b []byte, checked, sparse, forward bool) (*Ack, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
+	if forward {
+		if h, err := batch.ParseHeader(b); err == nil && h.Idempotent() {
+			return g.appendRetrying(b, checked, sparse)
+		}
+	}
+	return g.appendOrForward(b, checked, sparse, forward)
+}
+
+// appendOnce makes one attempt at an append that may be forwarded.
+func (g *Group) appendOnce(b []byte, checked, sparse bool) (*Ack, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	return g.appendOrForward(b, checked, sparse, true)
+}
+
+// appendOrForward appends b here when this replica leads, else forwards it to
+// the leader (with forward) or refuses with NOT_LEADER.
+func (g *Group) appendOrForward(b []byte, checked, sparse, forward bool) (*Ack, error) {
 	if !g.IsLeader() {
 		// A write on a quiet follower starts its clock: should the leader
 		// be gone, the group elects another.

@@ -52,6 +52,11 @@ type HostOptions struct {
 	// ForwardTimeout bounds the wait for a forwarded append's answer;
 	// default DefaultForwardTimeout.
 	ForwardTimeout time.Duration
+	// RetryFor bounds how long an idempotent batch appended on a node that
+	// does not lead (Append with forward) is tried again, the same bytes,
+	// after an answer that leaves its fate unknown (the leader went down,
+	// lost its lead, did not answer); default DefaultRetryFor.
+	RetryFor time.Duration
 	// Alive reports whether a node is up as far as this one can tell
 	// (the cluster's member list and transport). With it, idle groups go
 	// quiet (see quiesce.go): their leader stops heartbeating and every
@@ -68,6 +73,9 @@ type HostOptions struct {
 func (o *HostOptions) fill() {
 	if o.Tick <= 0 {
 		o.Tick = 25 * time.Millisecond
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = DefaultRetryFor
 	}
 	if o.QuiesceTicks <= 0 {
 		o.QuiesceTicks = 2 * max(o.HeartbeatTicks, 3)
@@ -139,7 +147,7 @@ type Host struct {
 
 	fwdID atomic.Uint64
 	fwdMu sync.Mutex
-	fwd   map[uint64]chan fwdResult // forwarded appends awaiting their answer
+	fwd   map[uint64]pendingFwd // forwarded appends awaiting their answer
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -156,7 +164,7 @@ func NewHost(self string, send Sender, opts HostOptions) *Host {
 		log:    opts.Logger.With("node", self),
 		groups: map[string]*Group{},
 		names:  map[uint64]string{},
-		fwd:    map[uint64]chan fwdResult{},
+		fwd:    map[uint64]pendingFwd{},
 		quit:   make(chan struct{}),
 	}
 	h.wg.Add(1)
@@ -184,6 +192,7 @@ func (h *Host) ticker() {
 			gs = append(gs, g)
 		}
 		h.mu.RUnlock()
+		h.failForwardsToDead()
 		for _, g := range gs {
 			if g.quiet.Load() && h.leaderAlive(g) {
 				continue // a quiet group's clock stands still while its leader lives

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/internal/loopback"
 	"github.com/sensehq/sense/server"
 )
 
@@ -179,13 +179,13 @@ func (c *Cluster) eachLinkOf(i int, f func(*Link)) {
 	}
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address whose port was free a moment ago
+// (outside the ephemeral range: see package loopback).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := loopback.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a[0]
 }

@@ -3,13 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/internal/loopback"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
@@ -17,12 +17,11 @@ import (
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := loopback.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a[0]
 }
 
 // TestClusterProduceAnywhere: three in-process nodes of one hub replicate

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sensehq/sense/bench"
+	"github.com/sensehq/sense/internal/loopback"
 )
 
 // benchFlags are the options of sense bench.
@@ -398,24 +398,13 @@ func newChild(data, logPath string, ports []string, fsync, memoryLimit string, e
 	return s, nil
 }
 
-// freePorts returns n loopback addresses the kernel had free.
+// freePorts returns n loopback addresses that were free a moment ago.
 func freePorts(n int) ([]string, error) {
-	var out []string
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("bench: finding a free loopback port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
+	a, err := loopback.Addrs(n)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	return out, nil
+	return a, nil
 }
 
 func (s *childServer) pid() int {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/internal/loopback"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -106,7 +107,7 @@ func clusterUp(ctx context.Context, out io.Writer, n int, dir, body string) erro
 	var ns []*localNode
 	for i := range n {
 		ln := &localNode{id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), exited: make(chan error, 1)}
-		addrs, err := freeLoopbackAddrs(4)
+		addrs, err := loopback.Addrs(4)
 		if err != nil {
 			return err
 		}
@@ -249,27 +250,6 @@ func stopLocalNodes(out io.Writer, ns []*localNode) {
 			<-ln.exited
 		}
 	}
-}
-
-// freeLoopbackAddrs returns n loopback TCP addresses whose ports were free
-// a moment ago (held together, so they differ).
-func freeLoopbackAddrs(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free loopback port: %w", err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().String())
-	}
-	return out, nil
 }
 
 func newClusterStatusCmd() *cobra.Command {
