@@ -89,13 +89,22 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 	return c, nil
 }
 
-// alive reports whether node is up as far as this node can tell: its
-// connection to this node is open and it was heard from within
-// aliveWindow (see the liveness constants).
+// alive reports whether node is up as far as this node can tell. A node is
+// presumed alive until proven gone: once heard from, it is gone when its
+// connection to this node closes or it has not been heard from within
+// aliveWindow (see the liveness constants). A node never heard from yet
+// (this node just started, or it did) is presumed alive, so that nothing
+// is given up on, nor re-sent, in the first moments of a cluster.
 func (c *clusterRuntime) alive(node string) bool {
 	t := c.sender.t.Load()
 	m, ok := c.members.Get(node)
-	return t != nil && ok && t.InboundConnected(node) && m.Up(time.Now(), aliveWindow)
+	switch {
+	case t == nil || !ok:
+		return false
+	case m.Self || m.LastHeard.IsZero():
+		return true
+	}
+	return t.InboundConnected(node) && m.Up(time.Now(), aliveWindow)
 }
 
 // offsetsKey names the raft group of consumer groups' committed offsets.
