@@ -185,7 +185,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	switch {
 	case f.cluster > 0:
 		var err error
-		cl, err = startBenchCluster(ctx, f.cluster, f.fsync, f.memoryLimit, f.out, pipeline)
+		cl, err = startBenchCluster(ctx, f.cluster, f.fsync, f.memoryLimit, f.out, pipeline, rate == 0)
 		if err != nil {
 			return err
 		}

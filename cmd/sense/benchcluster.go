@@ -30,7 +30,11 @@ type benchCluster struct {
 // startBenchCluster writes each node's config and starts the nodes, each
 // ready (/readyz) before it returns. The server logs go to
 // out/server-n<i>.log.
-func startBenchCluster(ctx context.Context, n int, fsync, memoryLimit, out, pipeline string) (*benchCluster, error) {
+//
+// A cluster's pipelines are declared in its config, so the pipelines of a
+// maximum-rate search's trials (bench.SearchMax names them
+// PIPELINE-search-N) are declared too when search is set.
+func startBenchCluster(ctx context.Context, n int, fsync, memoryLimit, out, pipeline string, search bool) (*benchCluster, error) {
 	root, err := os.MkdirTemp("", "sense-bench-cluster-*")
 	if err != nil {
 		return nil, fmt.Errorf("bench: temporary data directory: %w", err)
@@ -45,13 +49,19 @@ func startBenchCluster(ctx context.Context, n int, fsync, memoryLimit, out, pipe
 	for i := range n {
 		peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", i+1, transport[i]))
 	}
+	pipelines := []string{fmt.Sprintf("{name: %s, partitions: 1}", pipeline)}
+	if search {
+		for t := 1; t <= maxSearchTrials; t++ {
+			pipelines = append(pipelines, fmt.Sprintf("{name: %s-search-%d, partitions: 1}", pipeline, t))
+		}
+	}
 	for i := range n {
 		yaml := fmt.Sprintf(`node: {id: n%d}
 cluster: {peers: [%s]}
 jurisdictions: [MA, SN, NG, KE]
 hubs: [{name: local, jurisdiction: "*"}]
-pipelines: [{name: %s, partitions: 1}]
-`, i+1, strings.Join(peers, ", "), pipeline)
+pipelines: [%s]
+`, i+1, strings.Join(peers, ", "), strings.Join(pipelines, ", "))
 		cfgPath := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 			c.close()
@@ -108,6 +118,12 @@ func (c *benchCluster) waitLeaders(ctx context.Context) error {
 		}
 	}
 }
+
+// maxSearchTrials is how many trial pipelines a cluster declares for a
+// maximum-rate search: more than the doublings from 50,000/s to the
+// largest rate a machine reaches, the halvings down to 1/s, and the three
+// bisections.
+const maxSearchTrials = 24
 
 // pids returns the nodes' process ids.
 func (c *benchCluster) pids() []int {
