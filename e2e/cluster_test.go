@@ -135,7 +135,7 @@ func TestClusterKillDuringProduce(t *testing.T) {
 // producer (acks=all, idempotent, bootstrapped with every node) streams
 // records to one partition while the node that leads it, found with
 // `sense cluster status --json`, is killed with SIGKILL and restarted, five
-// times in a row. Afterwards every acknowledged record is stored exactly
+// times in a row, then stopped with SIGTERM and restarted, three times. Afterwards every acknowledged record is stored exactly
 // once and readable from every node, and nothing is stored twice. The time
 // from each kill to the first acknowledgement of a record sent after it is
 // logged (the failover time).
@@ -204,7 +204,8 @@ func TestClusterKillLeaderKafka(t *testing.T) {
 	defer prod.Close()
 	var mu sync.Mutex
 	acked := map[string]bool{}
-	var ackTimes []time.Time
+	type ackAt struct{ sent, acked time.Time }
+	var ackTimes []ackAt
 	var prodErrs []error
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -222,6 +223,7 @@ func TestClusterKillLeaderKafka(t *testing.T) {
 			default:
 			}
 			v := fmt.Sprintf("ev-%d", i)
+			sentAt := time.Now()
 			prod.Produce(ctx, &kgo.Record{Topic: "stream", Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -230,39 +232,55 @@ func TestClusterKillLeaderKafka(t *testing.T) {
 					return
 				}
 				acked[v] = true
-				ackTimes = append(ackTimes, time.Now())
+				ackTimes = append(ackTimes, ackAt{sentAt, time.Now()})
 			})
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	var failovers []time.Duration
-	for round := range 5 {
+	// Five SIGKILLs of the leader, then three SIGTERMs (a clean stop hands
+	// the lead over first).
+	var failovers, handovers []time.Duration
+	for round := range 8 {
 		time.Sleep(500 * time.Millisecond)
 		victim := leaderOf(-1)
 		mu.Lock()
 		before := len(ackTimes)
 		mu.Unlock()
-		killed := time.Now()
-		nodes[victim].kill()
-		// The first acknowledgement after the kill of a record sent after it.
+		hit := time.Now()
+		graceful := round >= 5
+		if graceful {
+			nodes[victim].cmd.Process.Signal(syscall.SIGTERM)
+		} else {
+			nodes[victim].kill()
+		}
+		// The first acknowledgement of a record sent after the signal.
 		for deadline := time.Now().Add(30 * time.Second); ; {
 			mu.Lock()
 			var first time.Time
 			for _, at := range ackTimes[before:] {
-				if at.After(killed) {
-					first = at
+				if at.sent.After(hit) {
+					first = at.acked
 					break
 				}
 			}
 			mu.Unlock()
 			if !first.IsZero() {
-				failovers = append(failovers, first.Sub(killed))
+				if graceful {
+					handovers = append(handovers, first.Sub(hit))
+				} else {
+					failovers = append(failovers, first.Sub(hit))
+				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no record acknowledged within 30s of killing the leader n%d", round+1, victim+1)
+				t.Fatalf("round %d: no record acknowledged within 30s of stopping the leader n%d", round+1, victim+1)
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+		if graceful {
+			if err := nodes[victim].cmd.Wait(); err != nil {
+				t.Fatalf("n%d exited with %v after SIGTERM", victim+1, err)
+			}
 		}
 		nodes[victim].start()
 	}
@@ -310,7 +328,7 @@ func TestClusterKillLeaderKafka(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	t.Logf("%d records acknowledged across 5 kills of the leader, each stored once on every node; failover (kill to next ack): %v", want, failovers)
+	t.Logf("%d records acknowledged across 5 kills and 3 clean stops of the leader, each stored once on every node; from SIGKILL to the first ack of a record sent after it: %v; from SIGTERM: %v", want, failovers, handovers)
 	for _, n := range nodes {
 		n.stop()
 	}

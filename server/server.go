@@ -383,6 +383,18 @@ func (s *Server) Reload(cfg *config.Config) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	var errs []error
+	if s.cluster != nil {
+		// Hand leadership over first, while the listeners still answer: a
+		// client writing here gets NOT_LEADER and moves to the new leader at
+		// once, rather than finding the port closed and the old leader
+		// still named until an election timeout.
+		t0 := time.Now()
+		if left := s.cluster.host.TransferAll(2 * time.Second); left > 0 {
+			s.log.Warn("stopping while still leading buffers; their followers elect a leader after the election timeout", "buffers", left)
+		} else {
+			s.log.Info("leadership handed over", "duration", time.Since(t0).String())
+		}
+	}
 	if s.native != nil {
 		if err := s.native.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -400,13 +412,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
-	}
-	if s.cluster != nil {
-		// Hand leadership over before the buffers close, so writes move to
-		// the other replicas at once rather than after an election timeout.
-		if left := s.cluster.host.TransferAll(2 * time.Second); left > 0 {
-			s.log.Warn("stopping while still leading buffers; their followers elect a leader after the election timeout", "buffers", left)
-		}
 	}
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {
