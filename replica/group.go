@@ -182,7 +182,9 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 			return nil, fmt.Errorf("replica: create group %s: %w", o.Key, err)
 		}
 	}
-	l, err := seglog.Open(o.Dir, o.Log)
+	lo := o.Log
+	lo.CutCorrupt = true // the other replicas fill in what a cut removes (repair.go)
+	l, err := seglog.Open(o.Dir, lo)
 	if err != nil {
 		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
 	}
@@ -208,6 +210,14 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 	if err := g.recover(st); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
+	}
+	if at, cut := l.CutAt(); cut {
+		// Recovery cut a damaged batch and what followed: repair from the
+		// leader, without voting meanwhile (repair.go).
+		g.lg.Error("this replica's log was cut at a damaged batch on open; it is filled in again from the leader", "offset", at)
+		g.repairing, g.repairTerm = true, st.term
+		g.repairState.Store(true)
+		g.repairs.Add(1)
 	}
 	return g, nil
 }

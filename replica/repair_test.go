@@ -132,3 +132,43 @@ func FuzzDecodeRepair(f *testing.F) {
 		}
 	})
 }
+
+// TestRepairDamagedOnOpen: a follower stops; a bit of its log flips and
+// its checkpoint is lost (as in a crash before the next one), so recovery
+// scans the whole log and finds the damage. It cuts the log there instead
+// of refusing to open, and the follower is repaired from the leader.
+func TestRepairDamagedOnOpen(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	l := c.leader()
+	for i := range 20 {
+		c.appendRetry(record(i))
+	}
+	c.converge(c.group(l).HighWatermark())
+	f := ""
+	for n := range c.hosts {
+		if n != l {
+			f = n
+		}
+	}
+	c.stop(f)
+	flipByte(t, c.dirs[f], 300)
+	if err := os.Remove(filepath.Join(c.dirs[f], "checkpoint")); err != nil {
+		t.Fatal(err)
+	}
+	c.start(f)
+	g := c.group(f)
+	if g.Repairs() != 1 {
+		t.Fatalf("repairs %d after opening a damaged log, want 1", g.Repairs())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for g.Repairing() {
+		if time.Now().After(deadline) {
+			t.Fatal("still repairing after 20s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	nl := c.leader(f)
+	c.appendRetry(record(99))
+	c.converge(c.group(nl).HighWatermark())
+	c.sameLogs()
+}

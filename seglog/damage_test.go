@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -245,6 +246,61 @@ func TestCorruptionBeforeTailIsReported(t *testing.T) {
 	defer l.Close()
 	if l.NextOffset() != 57 {
 		t.Fatalf("after cutting a torn last batch the log ends at %d, want 57", l.NextOffset())
+	}
+}
+
+// TestCutCorrupt: with Options.CutCorrupt, damage before the tail (here in
+// a sealed segment, with later segments after it) makes recovery cut the
+// log at the damaged batch instead of refusing to open: the batches before
+// it read back as written, the log ends at the damaged batch's offset, and
+// it takes appends again; CutAt says where it cut.
+func TestCutCorrupt(t *testing.T) {
+	mem := vfs.NewMem()
+	o := Options{FS: mem, SegmentBytes: 4 << 10, CheckpointBytes: 1 << 20, Logger: quiet}
+	l := openT(t, "/cc", o)
+	var bases []int64
+	for i := 0; i < 60; i++ {
+		base, err := l.Append(mkBatch(fmt.Sprint(i), 3, 50, -1, -1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bases = append(bases, base)
+	}
+	mem.CrashClean()
+	// Damage the first batch of the active segment, which recovery scans
+	// (past the checkpoint of the last roll); valid batches follow it.
+	names, err := mem.List("/cc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := ""
+	for _, n := range names {
+		if strings.HasSuffix(n, logSuffix) && "/cc/"+n > seg {
+			seg = "/cc/" + n
+		}
+	}
+	if seg == "/cc/"+segmentName(0, logSuffix) {
+		t.Fatal("the log did not roll: no sealed segment before the damage")
+	}
+	if err := mem.Corrupt(seg, 100, 0x10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("/cc", o); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open without CutCorrupt: %v, want a corruption error", err)
+	}
+	o.CutCorrupt = true
+	l = openT(t, "/cc", o)
+	defer l.Close()
+	at, cut := l.CutAt()
+	if !cut || at != l.NextOffset() || at <= bases[0] || at >= bases[len(bases)-1] {
+		t.Fatalf("CutAt %d, %v; log ends at %d", at, cut, l.NextOffset())
+	}
+	got, err := l.Read(nil, 0, 1<<20)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("read before the cut: %d bytes, %v", len(got), err)
+	}
+	if _, err := l.Append(mkBatch("after", 3, 50, -1, -1)); err != nil {
+		t.Fatalf("append after the cut: %v", err)
 	}
 }
 

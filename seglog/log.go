@@ -51,6 +51,11 @@ type Log struct {
 	fs   vfs.FS
 	log  *slog.Logger
 
+	// recut and cutAt record a cut of a damaged log by recovery
+	// (Options.CutCorrupt); set before Open returns.
+	recut bool
+	cutAt int64
+
 	// ckptMu serializes checkpoints, seals, truncation and index-file
 	// writes.
 	ckptMu sync.Mutex

@@ -70,6 +70,11 @@ const (
 type Options struct {
 	// FS is the file system; default vfs.Default.
 	FS vfs.FS
+	// CutCorrupt makes recovery cut the log at a damaged batch (that batch
+	// and everything after it), where it would otherwise refuse to open
+	// with a *CorruptionError: for a replicated log, whose replicas hold
+	// the data and fill it in again. CutAt reports the cut.
+	CutCorrupt bool
 	// Durability is the fsync policy; default SyncAlways.
 	Durability Durability
 	// SegmentBytes rolls the active segment when the next batch would take

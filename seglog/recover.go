@@ -159,13 +159,14 @@ func (l *Log) recover() error {
 		}
 		if bad != nil {
 			cerr := &CorruptionError{Segment: s.path(logSuffix), Position: end, Offset: s.next, Err: bad}
-			switch {
-			case end < startPos && i == startIdx:
-				return cerr // damage in data the checkpoint said was durable
-			case i < last:
-				return cerr // a sealed segment was synced whole before the roll
-			case sc.findValidAfter(end, s.next):
-				return cerr // valid data follows: not a torn tail
+			damaged := end < startPos && i == startIdx || // damage in data the checkpoint said was durable
+				i < last || // a sealed segment was synced whole before the roll
+				sc.findValidAfter(end, s.next) // valid data follows: not a torn tail
+			if damaged && l.opts.CutCorrupt && !l.recut {
+				return l.cutDamaged(i, end, cerr)
+			}
+			if damaged {
+				return cerr
 			}
 			l.log.Warn("cutting torn tail", "segment", s.path(logSuffix), "position", end, "bytes", s.size-end, "reason", bad.Error())
 			if err := s.f.Truncate(end); err != nil {
@@ -324,3 +325,48 @@ func (l *Log) rebuildIndexes(s *segment) error {
 	}
 	return nil
 }
+
+// cutDamaged cuts the log at a damaged batch found by recovery
+// (Options.CutCorrupt): segment i is truncated at pos, every later segment
+// and the checkpoint are removed, and recovery starts again, scanning every
+// batch (the producer state is rebuilt from what is left). CutAt reports
+// the cut.
+func (l *Log) cutDamaged(i int, pos int64, cerr *CorruptionError) error {
+	l.log.Error("cutting the log at a damaged batch; its replicas have the data", "segment", cerr.Segment, "position", pos, "offset", cerr.Offset, "err", cerr.Err)
+	for _, s := range l.segs[i+1:] {
+		s.f.Close()
+		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			if err := l.fs.Remove(s.path(suf)); err != nil && !vfs.IsNotExist(err) {
+				return fmt.Errorf("seglog: remove %s after a damaged batch: %w", s.path(suf), err)
+			}
+		}
+	}
+	s := l.segs[i]
+	if err := s.f.Truncate(pos); err != nil {
+		return fmt.Errorf("seglog: cut %s at its damaged batch (%d): %w", s.path(logSuffix), pos, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("seglog: sync %s after cutting it: %w", s.path(logSuffix), err)
+	}
+	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		if err := l.fs.Remove(s.path(suf)); err != nil && !vfs.IsNotExist(err) {
+			return fmt.Errorf("seglog: remove %s after a damaged batch: %w", s.path(suf), err)
+		}
+	}
+	if err := l.fs.Remove(filepath.Join(l.dir, checkpointName)); err != nil && !vfs.IsNotExist(err) {
+		return fmt.Errorf("seglog: remove the checkpoint after a damaged batch: %w", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("seglog: sync %s after cutting it: %w", l.dir, err)
+	}
+	for _, s := range l.segs[:i+1] {
+		s.f.Close()
+	}
+	l.segs, l.prods = nil, nil
+	l.recut, l.cutAt = true, cerr.Offset
+	return l.recover()
+}
+
+// CutAt returns the offset at which recovery cut a damaged log
+// (Options.CutCorrupt), and whether it did.
+func (l *Log) CutAt() (int64, bool) { return l.cutAt, l.recut }
