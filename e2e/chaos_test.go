@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,41 +61,17 @@ func TestClusterChaos(t *testing.T) {
 	t.Logf("seed %d (SENSE_CHAOS_SEED), faults for %s", seed, dur)
 	rng := rand.New(rand.NewPCG(seed, seed^0x5e45e))
 
-	root := t.TempDir()
 	const n = 3
-	listen := []string{freePort(t), freePort(t), freePort(t)}
 	links := make([][]*sensetest.Link, n)
-	for i := range n {
+	for i := range links {
 		links[i] = make([]*sensetest.Link, n)
-		for j := range n {
-			if i != j {
-				links[i][j] = sensetest.NewLink(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf("n%d", j+1), listen[j])
-			}
-		}
 	}
-	var nodes []*node
-	var seeds []string
-	for i := range n {
-		var peers []string
-		for j := range n {
-			addr := listen[j]
-			if i != j {
-				addr = links[i][j].Addr()
-			}
-			peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", j+1, addr))
+	nodes, seeds := startProcessCluster(t, "chaos", func(i, j int, listen []string) string {
+		if links[i][j] == nil {
+			links[i][j] = sensetest.NewLink(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf("n%d", j+1), listen[j])
 		}
-		cfg := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
-		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {listen: %s, peers: [%s]}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: chaos, partitions: 1}]\n",
-			i+1, listen[i], strings.Join(peers, ", "))
-		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		nd := &node{t: t, data: filepath.Join(root, fmt.Sprintf("data%d", i+1)), native: freePort(t), http: freePort(t), kafka: freePort(t),
-			extra: []string{"--config", cfg}}
-		nd.start()
-		nodes = append(nodes, nd)
-		seeds = append(seeds, nd.kafka)
-	}
+		return links[i][j].Addr()
+	})
 	// A paused node must not stay paused when the test fails.
 	t.Cleanup(func() {
 		for _, nd := range nodes {

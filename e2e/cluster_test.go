@@ -22,19 +22,29 @@ import (
 	"github.com/sensehq/sense/client"
 )
 
-// TestClusterKillDuringProduce: three `sense serve` processes replicate a
-// pipeline; a producer connected to n1 streams events while n2 and n3 are
-// killed with SIGKILL and restarted in turn (one of them leads the buffer
-// some of the time; n1 forwards to whichever does). Afterwards every
-// acknowledged event is readable exactly once from every node.
-func TestClusterKillDuringProduce(t *testing.T) {
+// startProcessCluster starts three `sense serve` processes, n1 to n3, of one
+// cluster holding pipeline (one hub tangier, jurisdiction MA, one partition
+// per lane). dial(i, j) is the address node i is told to reach node j's
+// cluster transport at, given node j listens at listen[j]: the address
+// itself, or a proxy's. It returns the nodes and their Kafka addresses.
+func startProcessCluster(t *testing.T, pipeline string, dial func(i, j int, listen []string) string) ([]*node, []string) {
+	t.Helper()
 	root := t.TempDir()
-	cl := []string{freePort(t), freePort(t), freePort(t)}
-	peers := fmt.Sprintf("[{id: n1, addr: %s}, {id: n2, addr: %s}, {id: n3, addr: %s}]", cl[0], cl[1], cl[2])
+	listen := []string{freePort(t), freePort(t), freePort(t)}
 	var nodes []*node
+	var seeds []string
 	for i := range 3 {
+		var peers []string
+		for j := range 3 {
+			addr := listen[j]
+			if dial != nil && i != j {
+				addr = dial(i, j, listen)
+			}
+			peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", j+1, addr))
+		}
 		cfg := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
-		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {peers: %s}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: stream, partitions: 1}]\n", i+1, peers)
+		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {listen: %s, peers: [%s]}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: %s, partitions: 1}]\n",
+			i+1, listen[i], strings.Join(peers, ", "), pipeline)
 		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +52,18 @@ func TestClusterKillDuringProduce(t *testing.T) {
 			extra: []string{"--config", cfg}}
 		n.start()
 		nodes = append(nodes, n)
+		seeds = append(seeds, n.kafka)
 	}
+	return nodes, seeds
+}
+
+// TestClusterKillDuringProduce: three `sense serve` processes replicate a
+// pipeline; a producer connected to n1 streams events while n2 and n3 are
+// killed with SIGKILL and restarted in turn (one of them leads the buffer
+// some of the time; n1 forwards to whichever does). Afterwards every
+// acknowledged event is readable exactly once from every node.
+func TestClusterKillDuringProduce(t *testing.T) {
+	nodes, _ := startProcessCluster(t, "stream", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{Addr: nodes[0].native})
@@ -140,23 +161,7 @@ func TestClusterKillDuringProduce(t *testing.T) {
 // from each kill to the first acknowledgement of a record sent after it is
 // logged (the failover time).
 func TestClusterKillLeaderKafka(t *testing.T) {
-	root := t.TempDir()
-	cl := []string{freePort(t), freePort(t), freePort(t)}
-	peers := fmt.Sprintf("[{id: n1, addr: %s}, {id: n2, addr: %s}, {id: n3, addr: %s}]", cl[0], cl[1], cl[2])
-	var nodes []*node
-	var seeds []string
-	for i := range 3 {
-		cfg := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
-		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {peers: %s}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: stream, partitions: 1}]\n", i+1, peers)
-		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		n := &node{t: t, data: filepath.Join(root, fmt.Sprintf("data%d", i+1)), native: freePort(t), http: freePort(t), kafka: freePort(t),
-			extra: []string{"--config", cfg}}
-		n.start()
-		nodes = append(nodes, n)
-		seeds = append(seeds, n.kafka)
-	}
+	nodes, seeds := startProcessCluster(t, "stream", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

@@ -40,23 +40,29 @@ func flipByte(t *testing.T, dir string, pos int64) {
 	t.Fatalf("no segment file in %s", dir)
 }
 
+// repairCluster starts three replicas holding 20 committed batches and
+// returns them, the leader and a follower.
+func repairCluster(t *testing.T) (c *testCluster, leader, follower string) {
+	c = newTestCluster(t, "n1", "n2", "n3")
+	leader = c.leader()
+	for i := range 20 {
+		c.appendRetry(record(i))
+	}
+	c.converge(c.group(leader).HighWatermark())
+	for n := range c.hosts {
+		if n != leader {
+			follower = n
+		}
+	}
+	return c, leader, follower
+}
+
 // TestRepairDamagedFollower: a bit flipped in a follower's segment is
 // found by a read, which is refused (nothing damaged is served); the
 // follower cuts its log there, fetches the rest from the leader again,
 // and ends with a log identical to the others'.
 func TestRepairDamagedFollower(t *testing.T) {
-	c := newTestCluster(t, "n1", "n2", "n3")
-	l := c.leader()
-	for i := range 20 {
-		c.appendRetry(record(i))
-	}
-	c.converge(c.group(l).HighWatermark())
-	f := ""
-	for n := range c.hosts {
-		if n != l {
-			f = n
-		}
-	}
+	c, l, f := repairCluster(t)
 	flipByte(t, c.dirs[f], 300) // inside the second or third batch
 	g := c.group(f)
 	if _, err := g.Read(nil, 0, 1<<20); !errors.Is(err, seglog.ErrCorrupt) {
@@ -88,12 +94,7 @@ func TestRepairDamagedFollower(t *testing.T) {
 // leader cuts its log, gives up the lead, the others elect a leader, and
 // the old leader is repaired from it. No replica ever fails or panics.
 func TestRepairDamagedLeader(t *testing.T) {
-	c := newTestCluster(t, "n1", "n2", "n3")
-	l := c.leader()
-	for i := range 20 {
-		c.appendRetry(record(i))
-	}
-	c.converge(c.group(l).HighWatermark())
+	c, l, _ := repairCluster(t)
 	flipByte(t, c.dirs[l], 300)
 	// A read on the leader finds it.
 	if _, err := c.group(l).Read(nil, 0, 1<<20); !errors.Is(err, seglog.ErrCorrupt) {
@@ -138,18 +139,7 @@ func FuzzDecodeRepair(f *testing.F) {
 // scans the whole log and finds the damage. It cuts the log there instead
 // of refusing to open, and the follower is repaired from the leader.
 func TestRepairDamagedOnOpen(t *testing.T) {
-	c := newTestCluster(t, "n1", "n2", "n3")
-	l := c.leader()
-	for i := range 20 {
-		c.appendRetry(record(i))
-	}
-	c.converge(c.group(l).HighWatermark())
-	f := ""
-	for n := range c.hosts {
-		if n != l {
-			f = n
-		}
-	}
+	c, _, f := repairCluster(t)
 	c.stop(f)
 	flipByte(t, c.dirs[f], 300)
 	if err := os.Remove(filepath.Join(c.dirs[f], "checkpoint")); err != nil {
