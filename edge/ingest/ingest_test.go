@@ -56,6 +56,26 @@ func TestConvert(t *testing.T) {
 	if len(r.Events) != 0 {
 		t.Fatal("Release kept events")
 	}
+	// Nothing of the request stays referenced: every slot used is cleared,
+	// also after a large request followed by a small one.
+	r.Convert(&wr, lim)
+	big := r.Events[:cap(r.Events)]
+	small, err := lim.DecodeProduce(wire.AppendProduce(nil, 2, wire.ProduceHeader{Pipeline: "p"}, events[:1])[wire.FrameHeaderSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Convert(&small, lim)
+	r.Release()
+	for i, e := range big {
+		if e.Key != nil || e.Value != nil || e.Headers != nil {
+			t.Fatalf("event slot %d still references the request after Release", i)
+		}
+	}
+	for i, h := range r.headers[:cap(r.headers)] {
+		if h.Key != nil || h.Value != nil {
+			t.Fatalf("header slot %d still references the request after Release", i)
+		}
+	}
 	if Memory(1000, 10) != 2640 || BodyMemory(10) != 30 {
 		t.Fatal("memory reckoning changed")
 	}
