@@ -52,5 +52,13 @@
 //
 // Each accepted connection has a read goroutine that calls
 // Handler.HandleFrame once per frame, in order; the payload aliases a
-// buffer the next frame reuses.
+// buffer the next frame reuses. InboundConnected tells whether a peer's
+// connection is open: a killed peer's closes at once.
+//
+// # Members
+//
+// Members sends this node's NodeInfo (its client addresses and start time,
+// frame kind KindNodeInfo) to every peer every interval and keeps what the
+// peers send: how Kafka clients learn every broker, and how `sense cluster
+// status` and the raft groups' liveness learn which nodes are up.
 package cluster
