@@ -33,6 +33,9 @@
 // Clock in Config lets a test drive time.
 //
 // A Store keeps the groups' committed offsets durably, in a log of its
-// own, and NewLagCollector exports the sense_consumer_group_lag metric.
-// The on-disk format is in offsets.go and docs/storage.md.
+// own (Open), or in a cluster in a replicated log (OpenReplicated: a raft
+// group every replica applies; Ready says whether this node may answer for
+// the groups), and NewLagCollector exports the sense_consumer_group_lag
+// metric. The on-disk format is in offsets.go and docs/storage.md; the
+// replicated store in docs/cluster.md.
 package group
