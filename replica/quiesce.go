@@ -61,9 +61,17 @@ func decodeQuiesce(p []byte) (key string, term, index uint64, err error) {
 // handleQuiesce passes a leader's quiesce notice to its group.
 func (h *Host) handleQuiesce(from string, p []byte) {
 	key, term, index, err := decodeQuiesce(p)
+	h.control(from, "quiesce", key, err, &proposal{op: opQuiesce, qterm: term, qindex: index, qfrom: RaftID(from)})
+}
+
+// control hands a control frame's operation (quiesce, repair) to the group
+// key names, from one of its replicas; a frame that did not decode (err),
+// or names a group or sender it should not, is counted and dropped. A
+// group whose queue is full is busy, and the notice moot: it is dropped.
+func (h *Host) control(from, what, key string, err error, p *proposal) {
 	if err != nil {
 		h.dropped.Add(1)
-		h.log.Warn("dropping a quiesce frame", "from", from, "err", err)
+		h.log.Warn("dropping a "+what+" frame", "from", from, "err", err)
 		return
 	}
 	g := h.Group(key)
@@ -72,8 +80,8 @@ func (h *Host) handleQuiesce(from string, p []byte) {
 		return
 	}
 	select {
-	case g.props <- &proposal{op: opQuiesce, qterm: term, qindex: index, qfrom: RaftID(from)}:
-	default: // a busy group is not idle anyway
+	case g.props <- p:
+	default:
 	}
 }
 

@@ -190,20 +190,7 @@ func decodeRepair(p []byte) (string, error) {
 // handleRepair passes a follower's repair notice to its group.
 func (h *Host) handleRepair(from string, p []byte) {
 	key, err := decodeRepair(p)
-	if err != nil {
-		h.dropped.Add(1)
-		h.log.Warn("dropping a repair frame", "from", from, "err", err)
-		return
-	}
-	g := h.Group(key)
-	if g == nil || !g.isReplica(RaftID(from)) {
-		h.dropped.Add(1)
-		return
-	}
-	select {
-	case g.props <- &proposal{op: opPeerRepair, qfrom: RaftID(from)}:
-	default:
-	}
+	h.control(from, "repair", key, err, &proposal{op: opPeerRepair, qfrom: RaftID(from)})
 }
 
 // peerRepaired hands the lead to another follower than the repairing one,
