@@ -58,6 +58,14 @@ type ExplainRoute struct{ Pipeline, Jurisdiction, Priority string }
 // SetHubStatus sets a hub's status: up, draining or down.
 type SetHubStatus struct{ Hub, Status string }
 
+// SetHubPolicy changes a hub's policy: the pipelines in Deny may no longer
+// be held by the hub (their stored events are moved, in a cluster), those
+// in Allow may again.
+type SetHubPolicy struct {
+	Hub         string
+	Deny, Allow []string
+}
+
 // ListHubs lists the hubs.
 type ListHubs struct{}
 
@@ -73,6 +81,7 @@ func (ListPipelines) Op() string    { return "pipeline.list" }
 func (DescribePipeline) Op() string { return "pipeline.describe" }
 func (ExplainRoute) Op() string     { return "route.explain" }
 func (SetHubStatus) Op() string     { return "hub.set_status" }
+func (SetHubPolicy) Op() string     { return "hub.policy" }
 func (ListHubs) Op() string         { return "hub.list" }
 func (GetRegistry) Op() string      { return "registry" }
 func (ClusterStatus) Op() string    { return "cluster.status" }
@@ -80,7 +89,9 @@ func (ClusterStatus) Op() string    { return "cluster.status" }
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create and pipeline.describe Pipelines (one) and Layout,
 // pipeline.list Pipelines, route.explain Verdicts, hub.set_status and
-// hub.list Hubs, registry Registry, cluster.status Cluster.
+// hub.policy and hub.list Hubs, registry Registry, cluster.status Cluster.
+// TableVersion is the version of the routing table the answering node
+// routes with (route.explain, hub.*).
 type Response struct {
 	// Error and Code are set, on the wire, when the request was refused;
 	// DecodeResponse returns them as a *result.Error.
@@ -92,6 +103,8 @@ type Response struct {
 	Hubs      []HubInfo       `json:"hubs,omitempty"`
 	Registry  *RegistryInfo   `json:"registry,omitempty"`
 	Cluster   *ClusterInfo    `json:"cluster,omitempty"`
+	// TableVersion is the answering node's routing table version.
+	TableVersion uint64 `json:"table_version,omitempty"`
 }
 
 // ClusterInfo is one node's view of its cluster (cluster.status).
@@ -114,6 +127,9 @@ type NodeStatus struct {
 	// LastHeardMs is how long ago the node was last heard from, in
 	// milliseconds; -1 if never (0 for the answering node itself).
 	LastHeardMs int64 `json:"last_heard_ms"`
+	// TableVersion is the routing table version the node routes with,
+	// as it last said (the metadata log's applied offset).
+	TableVersion uint64 `json:"table_version"`
 }
 
 // BufferStatus is one raft group (a buffer, or the committed offsets) as
@@ -183,20 +199,22 @@ type HubInfo struct {
 
 // envelope is a request on the wire.
 type envelope struct {
-	Op                  string `json:"op"`
-	Pipeline            string `json:"pipeline,omitempty"`
-	Partitions          int    `json:"partitions,omitempty"`
-	Retention           string `json:"retention,omitempty"`
-	DefaultPriority     string `json:"default_priority,omitempty"`
-	DefaultJurisdiction string `json:"default_jurisdiction,omitempty"`
-	Jurisdiction        string `json:"jurisdiction,omitempty"`
-	Priority            string `json:"priority,omitempty"`
-	Hub                 string `json:"hub,omitempty"`
-	Status              string `json:"status,omitempty"`
+	Op                  string   `json:"op"`
+	Pipeline            string   `json:"pipeline,omitempty"`
+	Partitions          int      `json:"partitions,omitempty"`
+	Retention           string   `json:"retention,omitempty"`
+	DefaultPriority     string   `json:"default_priority,omitempty"`
+	DefaultJurisdiction string   `json:"default_jurisdiction,omitempty"`
+	Jurisdiction        string   `json:"jurisdiction,omitempty"`
+	Priority            string   `json:"priority,omitempty"`
+	Hub                 string   `json:"hub,omitempty"`
+	Status              string   `json:"status,omitempty"`
+	Deny                []string `json:"deny,omitempty"`
+	Allow               []string `json:"allow,omitempty"`
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.list, registry, cluster.status"
+const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -211,6 +229,8 @@ func Encode(r Request) ([]byte, error) {
 		e.Pipeline, e.Jurisdiction, e.Priority = r.Pipeline, r.Jurisdiction, r.Priority
 	case SetHubStatus:
 		e.Hub, e.Status = r.Hub, r.Status
+	case SetHubPolicy:
+		e.Hub, e.Deny, e.Allow = r.Hub, r.Deny, r.Allow
 	case ListPipelines, ListHubs, GetRegistry, ClusterStatus:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
@@ -237,6 +257,8 @@ func Decode(body []byte) (Request, error) {
 		return ExplainRoute{Pipeline: e.Pipeline, Jurisdiction: e.Jurisdiction, Priority: e.Priority}, nil
 	case "hub.set_status":
 		return SetHubStatus{Hub: e.Hub, Status: e.Status}, nil
+	case "hub.policy":
+		return SetHubPolicy{Hub: e.Hub, Deny: e.Deny, Allow: e.Allow}, nil
 	case "hub.list":
 		return ListHubs{}, nil
 	case "registry":

@@ -14,6 +14,7 @@ var requests = []Request{
 	DescribePipeline{Pipeline: "payments"},
 	ExplainRoute{Pipeline: "payments", Jurisdiction: "MA", Priority: "critical"},
 	SetHubStatus{Hub: "tangier", Status: "down"},
+	SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}, Allow: []string{"audit"}},
 	ListHubs{},
 	GetRegistry{},
 	ClusterStatus{},

@@ -16,7 +16,7 @@ import (
 const KindNodeInfo byte = 4
 
 // nodeInfoVersion is the version byte that opens a NodeInfo payload.
-const nodeInfoVersion = 1
+const nodeInfoVersion = 2
 
 // ErrBadNodeInfo: a KindNodeInfo payload does not decode.
 var ErrBadNodeInfo = errors.New("cluster: bad node info")
@@ -27,12 +27,13 @@ var ErrBadNodeInfo = errors.New("cluster: bad node info")
 //
 // Its encoding (big-endian):
 //
-//	u8   version, 1
+//	u8   version, 2
 //	u8   length of the node id, then the id
 //	i64  start time, Unix milliseconds (tells a restart from a pause)
 //	u8   length, then the Kafka address advertised to clients ("" if none)
 //	u8   length, then the native protocol's address ("" if none)
 //	u8   length, then the HTTP address ("" if none)
+//	u64  the routing table version the node routes with
 //
 // Nothing may follow. Strings are at most 255 bytes.
 type NodeInfo struct {
@@ -41,6 +42,9 @@ type NodeInfo struct {
 	Kafka   string
 	Native  string
 	HTTP    string
+	// Table is the version of the routing table the node routes with:
+	// the offset of the cluster metadata log it has applied.
+	Table uint64
 }
 
 // AppendNodeInfo appends the encoding of ni to dst. Strings longer than
@@ -53,7 +57,7 @@ func AppendNodeInfo(dst []byte, ni NodeInfo) []byte {
 	for _, s := range [...]string{ni.Kafka, ni.Native, ni.HTTP} {
 		dst = appendShort(dst, s)
 	}
-	return dst
+	return binary.BigEndian.AppendUint64(dst, ni.Table)
 }
 
 func appendShort(dst []byte, s string) []byte {
@@ -100,6 +104,11 @@ func DecodeNodeInfo(p []byte) (NodeInfo, error) {
 			return ni, err
 		}
 	}
+	if len(p) < 8 {
+		return ni, fmt.Errorf("%w: table version cut short", ErrBadNodeInfo)
+	}
+	ni.Table = binary.BigEndian.Uint64(p)
+	p = p[8:]
 	if len(p) != 0 {
 		return ni, fmt.Errorf("%w: %d bytes after the last field", ErrBadNodeInfo, len(p))
 	}
@@ -201,7 +210,9 @@ func (m *Members) Start() {
 }
 
 func (m *Members) announce() {
+	m.mu.Lock()
 	p := AppendNodeInfo(nil, m.self)
+	m.mu.Unlock()
 	for _, id := range m.peers {
 		m.send.Send(id, KindNodeInfo, p)
 	}
@@ -230,11 +241,11 @@ func (m *Members) Handle(from string, p []byte) {
 // Get returns what is known of node id (this node included); false for a
 // node that is not in the cluster.
 func (m *Members) Get(id string) (Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if id == m.self.ID {
 		return Member{NodeInfo: m.self, Self: true}, true
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	mb, ok := m.known[id]
 	return mb, ok
 }
@@ -246,8 +257,8 @@ func (m *Members) List() []Member {
 	for _, mb := range m.known {
 		out = append(out, mb)
 	}
-	m.mu.Unlock()
 	out = append(out, Member{NodeInfo: m.self, Self: true})
+	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int {
 		switch {
 		case a.ID < b.ID:
@@ -258,6 +269,19 @@ func (m *Members) List() []Member {
 		return 0
 	})
 	return out
+}
+
+// SetTable records the routing table version this node routes with, for
+// its next NodeInfo; it is sent at once when it grows.
+func (m *Members) SetTable(v uint64) {
+	m.mu.Lock()
+	grew := v > m.self.Table
+	m.self.Table = max(m.self.Table, v)
+	started := m.started
+	m.mu.Unlock()
+	if grew && started {
+		m.announce()
+	}
 }
 
 // Close stops the sending and waits for it. It is idempotent, and safe

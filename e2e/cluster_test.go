@@ -393,9 +393,11 @@ func TestClusterUp(t *testing.T) {
 	for {
 		s, err := n.sense("", "cluster", "status", "--json")
 		var ci admin.ClusterInfo
-		ok := err == nil && json.Unmarshal([]byte(s), &ci) == nil && len(ci.Nodes) == 3 && len(ci.Buffers) == 4
+		// Three buffers of events, the committed offsets, the metadata;
+		// every node routes with the seeded table.
+		ok := err == nil && json.Unmarshal([]byte(s), &ci) == nil && len(ci.Nodes) == 3 && len(ci.Buffers) == 5
 		for _, nd := range ci.Nodes {
-			ok = ok && nd.Up
+			ok = ok && nd.Up && nd.TableVersion > 0 && nd.TableVersion == ci.Nodes[0].TableVersion
 		}
 		for _, b := range ci.Buffers {
 			ok = ok && b.Leader != ""
@@ -409,7 +411,7 @@ func TestClusterUp(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	text, err := n.sense("", "cluster", "status")
-	if err != nil || !strings.Contains(text, "events/local/0") || !strings.Contains(text, "__offsets") {
+	if err != nil || !strings.Contains(text, "events/local/0") || !strings.Contains(text, "__offsets") || !strings.Contains(text, "__meta") || !strings.Contains(text, "TABLE VERSION") {
 		t.Fatalf("cluster status printed %q, %v", text, err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)

@@ -7,40 +7,21 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/internal/follow"
 )
 
 // ReplicatedLog is the log a cluster keeps committed offsets in: a raft
-// group of a few nodes (package replica), declared here as the store uses
-// it. Offsets and reads are as node.Buffer's: reads never pass the high
+// group of a few nodes (package replica). Only the leader may append.
+// Offsets and reads are as node.Buffer's: reads never pass the high
 // watermark, the commit point.
-type ReplicatedLog interface {
-	// Append proposes the record batch b; the Ack resolves once it is
-	// committed (with its base offset) or cannot be (this node stopped
-	// leading). Only the leader may append.
-	Append(b []byte) (Ack, error)
-	Read(dst []byte, offset int64, maxBytes int) ([]byte, error)
-	StartOffset() int64
-	HighWatermark() int64
-	// Changed returns a channel closed when the high watermark next moves.
-	Changed() <-chan struct{}
-	// LeaderReady reports whether this node leads the log and has
-	// committed an entry of its own term (so the high watermark covers
-	// every earlier leader's commits).
-	LeaderReady() bool
-}
+type ReplicatedLog = follow.Replicated
 
 // Ack is a pending append to a ReplicatedLog.
-type Ack interface {
-	Wait() (int64, error)
-}
+type Ack = follow.Ack
 
 // ErrNotReady is returned by a replicated store's writes on a node that
 // does not lead its log, or has not applied it fully yet.
 var ErrNotReady = errors.New("group: this node does not coordinate consumer groups now (it does not lead the committed-offsets log); find the coordinator and retry")
-
-// retryRead is how long the applier waits after a failed read before it
-// tries again.
-const retryRead = 100 * time.Millisecond
 
 // OpenReplicated returns a store whose commits go to rlog, a log
 // replicated over a few nodes of a cluster. Every node that holds a
@@ -85,47 +66,19 @@ func (s *Store) Ready() bool {
 // applier applies rlog's committed batches in order until Close.
 func (s *Store) applier() {
 	defer close(s.done)
-	var buf []byte
-	for {
-		ch := s.rlog.Changed()
-		for {
-			s.mu.Lock()
-			off := s.applied
-			s.mu.Unlock()
-			if off >= s.rlog.HighWatermark() {
-				break
-			}
-			var err error
-			buf, err = s.rlog.Read(buf[:0], off, 1<<20)
-			if err == nil && len(buf) == 0 {
-				break
-			}
-			if err == nil {
-				s.mu.Lock()
-				var next int64
-				next, err = s.applyBatches(buf, off)
-				if next > s.applied {
-					s.applied = next
-					close(s.appliedCh)
-					s.appliedCh = make(chan struct{})
-				}
-				s.mu.Unlock()
-			}
-			if err != nil {
-				s.logger.Error("group: applying the replicated committed-offsets log failed; retrying", "offset", off, "err", err)
-				select {
-				case <-s.quit:
-					return
-				case <-time.After(retryRead):
-				}
-			}
+	follow.Run(s.rlog, s.applied, func(p []byte, off int64) (int64, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		next, err := s.applyBatches(p, off)
+		if next > s.applied {
+			s.applied = next
+			close(s.appliedCh)
+			s.appliedCh = make(chan struct{})
 		}
-		select {
-		case <-s.quit:
-			return
-		case <-ch:
-		}
-	}
+		return next, err
+	}, func(off int64, err error) {
+		s.logger.Error("group: applying the replicated committed-offsets log failed; retrying", "offset", off, "err", err)
+	}, s.quit)
 }
 
 // commitReplicated builds a group's commits into one batch and replicates

@@ -208,6 +208,9 @@ type Node struct {
 
 	st     atomic.Pointer[state]
 	spread atomic.Uint64
+	// fence, when set, refuses every new event with NOT_READY and says
+	// why: a cluster node whose routing table may be stale (Fence).
+	fence  atomic.Pointer[string]
 	closed atomic.Bool
 }
 
@@ -747,7 +750,55 @@ func (n *Node) SetHubStatus(name string, st router.HubStatus) error {
 			return n.SetHubs(hubs)
 		}
 	}
-	return fmt.Errorf("%w: %q", ErrUnknownHub, name)
+	return unknownHub(name, hubs)
+}
+
+// Fence makes the node refuse every new event (NOT_READY, retriable) until
+// Unfence, for the reason given: a cluster node that cannot tell whether
+// its routing table is current must not route by it.
+func (n *Node) Fence(reason string) {
+	if old := n.fence.Swap(&reason); old == nil {
+		n.log.Warn("refusing new events", "reason", reason)
+	}
+}
+
+// Unfence lets the node take events again after Fence.
+func (n *Node) Unfence() {
+	if n.fence.Swap(nil) != nil {
+		n.log.Info("taking new events again")
+	}
+}
+
+// Fenced returns the reason events are refused, or "" if they are not.
+func (n *Node) Fenced() string {
+	if f := n.fence.Load(); f != nil {
+		return *f
+	}
+	return ""
+}
+
+// SetHubPolicy adds the pipelines of deny to a hub's policy and removes
+// those of allow from it.
+func (n *Node) SetHubPolicy(name string, deny, allow []string) error {
+	hubs := n.Hubs()
+	for i := range hubs {
+		if hubs[i].Name == name {
+			d := append(slices.Clone(hubs[i].Deny), deny...)
+			slices.Sort(d)
+			d = slices.DeleteFunc(slices.Compact(d), func(p string) bool { return slices.Contains(allow, p) })
+			hubs[i].Deny = d
+			return n.SetHubs(hubs)
+		}
+	}
+	return unknownHub(name, hubs)
+}
+
+func unknownHub(name string, hubs []HubSpec) error {
+	names := make([]string, len(hubs))
+	for i, h := range hubs {
+		names[i] = h.Name
+	}
+	return fmt.Errorf("%w: %q; the hubs are %v", ErrUnknownHub, name, names)
 }
 
 // ErrClosed is returned by the node's methods after Close.

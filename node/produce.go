@@ -130,7 +130,7 @@ type PendingProduce struct {
 // returns.
 func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Result) (*PendingProduce, error) {
 	start := time.Now()
-	if n.closed.Load() {
+	if n.closed.Load() || n.fence.Load() != nil {
 		fill(res, result.NotReady)
 		return &PendingProduce{}, nil
 	}

@@ -203,6 +203,14 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	if !ok {
 		return -1, result.UnknownPartition, "unknown partition"
 	}
+	if f := n.fence.Load(); f != nil {
+		return -1, result.NotReady, *f
+	}
+	if !p.routes.Allowed(buf.HubIndex) {
+		n.Metrics.dropped(pipeline, "policy_violation")
+		return -1, result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
+			partition, buf.Hub, pipeline, s.table.Version(), buf.Hub, pipeline)
+	}
 	h, err := batch.Check(b)
 	if err != nil {
 		return -1, result.CorruptBatch, err.Error()

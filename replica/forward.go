@@ -298,10 +298,15 @@ func unknownOutcome(err error) bool {
 //
 // The first attempt is made before appendRetrying returns, so that a
 // producer's batches leave in the order they were appended (see
-// sendForward); only the tries again come from a goroutine.
+// sendForward); only the tries again come from a goroutine. A first
+// attempt refused at once (no leader known, the leader known to be down)
+// sent nothing: its outcome is known, and it is answered as it is. Trying
+// it again from a goroutine would let the producer's next batch, sent
+// meanwhile to a leader just elected, overtake it: its sequences would
+// then be older than the log's, refused as duplicates though never stored.
 func (g *Group) appendRetrying(b []byte, checked, sparse bool) (*Ack, error) {
 	first, ferr := g.appendOnce(b, checked, sparse)
-	if ferr != nil && !unknownOutcome(ferr) {
+	if ferr != nil {
 		return nil, ferr
 	}
 	b = append([]byte(nil), b...)
@@ -309,7 +314,8 @@ func (g *Group) appendRetrying(b []byte, checked, sparse bool) (*Ack, error) {
 	go func() {
 		deadline := time.Now().Add(g.h.opts.RetryFor)
 		backoff := 10 * time.Millisecond
-		inner, err := first, ferr
+		inner := first
+		var err error
 		for {
 			var base int64
 			if err == nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
@@ -77,6 +79,7 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		if err != nil {
 			return resp, result.New(result.UnknownPipeline, err.Error())
 		}
+		resp.TableVersion = a.tableVersion()
 		for _, v := range vs {
 			resp.Verdicts = append(resp.Verdicts, admin.VerdictInfo{Partition: v.Buffer.Partition, Hub: v.Buffer.Hub,
 				Lane: v.Buffer.Lane.String(), Eligible: v.Eligible, Why: v.Why})
@@ -87,7 +90,23 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		if err != nil {
 			return resp, result.New(result.InvalidRequest, err.Error())
 		}
-		if err := n.SetHubStatus(r.Hub, st); err != nil {
+		if m := a.meta(); m != nil {
+			if _, err := m.propose(meta.Command{Op: meta.OpHubStatus, Hub: r.Hub, Status: st.String()}); err != nil {
+				return resp, metaError(err)
+			}
+		} else if err := n.SetHubStatus(r.Hub, st); err != nil {
+			return resp, adminError(err)
+		}
+		return a.Admin(admin.ListHubs{})
+	case admin.SetHubPolicy:
+		if len(r.Deny) == 0 && len(r.Allow) == 0 {
+			return resp, result.New(result.InvalidRequest, fmt.Sprintf("no pipeline to deny or allow in hub %q; give --deny P or --allow P", r.Hub))
+		}
+		if m := a.meta(); m != nil {
+			if _, err := m.propose(meta.Command{Op: meta.OpHubPolicy, Hub: r.Hub, Deny: r.Deny, Allow: r.Allow}); err != nil {
+				return resp, metaError(err)
+			}
+		} else if err := n.SetHubPolicy(r.Hub, r.Deny, r.Allow); err != nil {
 			return resp, adminError(err)
 		}
 		return a.Admin(admin.ListHubs{})
@@ -112,12 +131,44 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		resp.Cluster = a.cl.status()
 		return resp, nil
 	case admin.ListHubs:
+		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {
 			resp.Hubs = append(resp.Hubs, admin.HubInfo{Name: h.Name, Jurisdiction: h.Jurisdiction, Status: h.Status.String(), Deny: h.Deny})
 		}
 		return resp, nil
 	}
 	return resp, result.New(result.InvalidRequest, fmt.Sprintf("admin request %T is not known to this node", req))
+}
+
+// meta returns the cluster metadata runtime, or nil in dev mode.
+func (a Admin) meta() *metaRuntime {
+	if a.cl == nil {
+		return nil
+	}
+	return a.cl.meta
+}
+
+// tableVersion is the version of the routing table this node routes with:
+// in a cluster, the metadata log's applied offset.
+func (a Admin) tableVersion() uint64 {
+	if m := a.meta(); m != nil {
+		return m.routed.Load()
+	}
+	return a.n.Table().Version()
+}
+
+// metaError gives an error of a metadata change its result code.
+func metaError(err error) error {
+	code := result.NotReady
+	switch {
+	case errors.Is(err, meta.ErrInvalid):
+		code = result.InvalidRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		code = result.Timeout
+	case result.CodeOf(err) != result.Unknown:
+		return err
+	}
+	return result.New(code, err.Error())
 }
 
 // adminError gives a node error its result code.

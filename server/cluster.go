@@ -16,6 +16,7 @@ import (
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/internal/follow"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
 	"github.com/sensehq/sense/seglog"
@@ -30,6 +31,7 @@ type clusterRuntime struct {
 	host    *replica.Host
 	members *cluster.Members
 	offsets *replica.Group // the committed-offsets log; nil before openOffsets
+	meta    *metaRuntime   // the cluster metadata; nil before openMeta
 	log     *slog.Logger
 	sender  *lateSender
 }
@@ -115,28 +117,40 @@ const offsetsKey = "__offsets"
 // openOffsets opens this node's replica of the committed-offsets log, a
 // raft group of every node of the cluster, and the store over it.
 func (c *clusterRuntime) openOffsets() (*group.Store, error) {
-	var all []string
-	for _, p := range c.cfg.Cluster.Peers {
-		all = append(all, p.ID)
-	}
-	g, err := c.host.Open(replica.GroupOptions{
-		Key:      offsetsKey,
-		Dir:      filepath.Join(c.cfg.Node.DataDir, "groups-replicated"),
-		Replicas: all,
-		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log},
-	})
+	g, err := c.openEverywhere(offsetsKey, "groups-replicated")
 	if err != nil {
 		return nil, fmt.Errorf("open the replicated committed-offsets log: %w", err)
 	}
 	c.offsets = g
-	return group.OpenReplicated(offsetsLog{g}, c.log), nil
+	return group.OpenReplicated(replicatedLog{g, false}, c.log), nil
 }
 
-// offsetsLog is the committed-offsets raft group as the store's log.
-type offsetsLog struct{ *replica.Group }
+// openEverywhere opens this node's replica of a raft group of the cluster's
+// own state, with a replica on every node, in <data_dir>/<dir>, fsynced on
+// every write.
+func (c *clusterRuntime) openEverywhere(key, dir string) (*replica.Group, error) {
+	var all []string
+	for _, p := range c.cfg.Cluster.Peers {
+		all = append(all, p.ID)
+	}
+	return c.host.Open(replica.GroupOptions{
+		Key:      key,
+		Dir:      filepath.Join(c.cfg.Node.DataDir, dir),
+		Replicas: all,
+		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log},
+	})
+}
 
-func (l offsetsLog) Append(b []byte) (group.Ack, error) {
-	a, err := l.Group.Append(b, false, false, false)
+// replicatedLog is a raft group as the log of a state machine's store
+// (follow.Replicated); with forward, a follower's appends go to the
+// leader, else they are refused.
+type replicatedLog struct {
+	*replica.Group
+	forward bool
+}
+
+func (l replicatedLog) Append(b []byte) (follow.Ack, error) {
+	a, err := l.Group.Append(b, false, false, l.forward)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +254,9 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 }
 
 func (c *clusterRuntime) close() error {
+	if c.meta != nil {
+		c.meta.close()
+	}
 	c.members.Close()
 	err := c.host.Close()
 	return errors.Join(err, c.tr.Close())
@@ -302,6 +319,7 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 		if m, ok := c.members.Get(p.ID); ok {
 			ns.Kafka, ns.Native, ns.HTTP = m.Kafka, m.Native, m.HTTP
 			ns.Up = m.Up(now, upWindow)
+			ns.TableVersion = m.Table
 			switch {
 			case m.Self:
 				ns.LastHeardMs = 0

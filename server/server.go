@@ -192,6 +192,12 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Node = n
+	if s.cluster != nil {
+		if s.cluster.meta, err = s.cluster.openMeta(n); err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
+	}
 	n.Metrics.Registry.MustRegister(group.NewLagCollector(s.Offsets, func(topic string, partition int32) (int64, bool) {
 		_, hw, code := n.Offsets(topic, partition)
 		return hw, code == result.OK
@@ -364,7 +370,11 @@ func (s *Server) Errors() <-chan error { return s.errs }
 // may be appended) and swaps the routing table without dropping
 // connections. Other changes need a restart; they are reported, not applied.
 func (s *Server) Reload(cfg *config.Config) error {
-	if err := s.Node.SetHubs(HubSpecs(cfg)); err != nil {
+	if s.cluster != nil && s.cluster.meta != nil {
+		if err := s.cluster.meta.reconcile(cfg); err != nil {
+			return err
+		}
+	} else if err := s.Node.SetHubs(HubSpecs(cfg)); err != nil {
 		return err
 	}
 	for _, p := range cfg.Pipelines {
@@ -412,6 +422,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
+	}
+	if s.cluster != nil && s.cluster.meta != nil {
+		// Before the node: the store's applier rebuilds its routing.
+		s.cluster.meta.close()
 	}
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {

@@ -325,7 +325,7 @@ func clusterStatus(addr string) (*admin.ClusterInfo, error) {
 
 func printClusterStatus(out io.Writer, ci *admin.ClusterInfo) {
 	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tLAST HEARD\tNATIVE\tKAFKA\tHTTP\tCLUSTER")
+	fmt.Fprintln(tw, "NODE\tSTATE\tLAST HEARD\tTABLE VERSION\tNATIVE\tKAFKA\tHTTP\tCLUSTER")
 	for _, nd := range ci.Nodes {
 		state, heard := "down", "never"
 		if nd.Up {
@@ -337,7 +337,7 @@ func printClusterStatus(out io.Writer, ci *admin.ClusterInfo) {
 		case nd.LastHeardMs >= 0:
 			heard = (time.Duration(nd.LastHeardMs) * time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nd.ID, state, heard, dash(nd.Native), dash(nd.Kafka), dash(nd.HTTP), nd.Cluster)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", nd.ID, state, heard, nd.TableVersion, dash(nd.Native), dash(nd.Kafka), dash(nd.HTTP), nd.Cluster)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)

@@ -134,8 +134,26 @@ func newRouteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// In a cluster, every node's table version too: a node that
+			// has not applied a change yet routes by the version it shows.
+			var nodes []admin.NodeStatus
+			if cs, err := adminCall(addr, admin.ClusterStatus{}); err == nil && cs.Cluster != nil {
+				nodes = cs.Cluster.Nodes
+			}
 			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Verdicts)
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
+					TableVersion uint64              `json:"table_version"`
+					Nodes        []admin.NodeStatus  `json:"nodes,omitempty"`
+					Verdicts     []admin.VerdictInfo `json:"verdicts"`
+				}{resp.TableVersion, nodes, resp.Verdicts})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "routing table version %d (the node at %s)\n", resp.TableVersion, addr)
+			for _, nd := range nodes {
+				state := "up"
+				if !nd.Up {
+					state = "down (as last heard)"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "  node %s routes with version %d, %s\n", nd.ID, nd.TableVersion, state)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PARTITION\tHUB\tLANE\tELIGIBLE\tWHY")

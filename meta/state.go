@@ -1,0 +1,264 @@
+// Package meta is a cluster's metadata: what every node must agree on to
+// route events the same way, kept in one raft group (the metadata log)
+// that every node applies in order.
+//
+// The metadata log holds commands, one per record: a record's key is the
+// command's op and its value the command as JSON (Command). Applying them
+// in log order from an empty State gives every node the same State; its
+// Version is the offset after the last command applied, so two nodes with
+// the same Version route alike. The routing table a node builds from a
+// State carries that Version (`sense route explain`, `sense cluster
+// status`).
+//
+// What the log holds today (docs/cluster.md):
+//
+//   - seed: the hubs' status and policy as the config file of the first
+//     node to lead the log said; ignored once the metadata is seeded.
+//   - hub.status: a hub's status (up, draining, down).
+//   - hub.policy: pipelines added to (deny) or removed from (allow) the
+//     list a hub may not hold.
+//   - hub.set: a hub's status and whole policy, as a reloaded config file
+//     says (SIGHUP reconciles what the file changed).
+//
+// The hubs themselves (name, jurisdiction, nodes) and the pipelines are the
+// config file's, identical on every node.
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Ops of the commands.
+const (
+	OpSeed      = "seed"
+	OpHubStatus = "hub.status"
+	OpHubPolicy = "hub.policy"
+	OpHubSet    = "hub.set"
+)
+
+// Hub statuses, as the router names them.
+var statuses = []string{"up", "draining", "down"}
+
+// HubState is what the metadata holds of one hub.
+type HubState struct {
+	Name   string   `json:"name"`
+	Status string   `json:"status"`
+	Deny   []string `json:"deny,omitempty"` // pipelines the hub may not hold, sorted
+}
+
+// Command is one change to the metadata.
+type Command struct {
+	Op     string     `json:"op"`
+	Hub    string     `json:"hub,omitempty"`
+	Status string     `json:"status,omitempty"` // hub.status, hub.set
+	Deny   []string   `json:"deny,omitempty"`   // hub.policy: pipelines to deny; hub.set: the whole list
+	Allow  []string   `json:"allow,omitempty"`  // hub.policy: pipelines to allow again
+	Hubs   []HubState `json:"hubs,omitempty"`   // seed
+	// At is when the command was proposed (Unix nanoseconds on the
+	// proposing node's clock), By the node that proposed it: the
+	// propagation metric and the audit trail use them.
+	At int64  `json:"at"`
+	By string `json:"by,omitempty"`
+}
+
+// ErrInvalid is matched by every error of Command.Check.
+var ErrInvalid = errors.New("meta: invalid command")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// State is the metadata after the commands up to Version.
+type State struct {
+	// Version is the offset after the last command applied: the routing
+	// table version of a node that applied it.
+	Version uint64
+	// Seeded is set once a seed command is applied; before, each node
+	// routes by its own config file.
+	Seeded bool
+	Hubs   []HubState // in seed order
+}
+
+// Clone returns a deep copy of s.
+func (s State) Clone() State {
+	c := s
+	c.Hubs = make([]HubState, len(s.Hubs))
+	for i, h := range s.Hubs {
+		h.Deny = slices.Clone(h.Deny)
+		c.Hubs[i] = h
+	}
+	return c
+}
+
+// Hub returns the state of the hub named name.
+func (s *State) Hub(name string) (HubState, bool) {
+	for _, h := range s.Hubs {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return HubState{}, false
+}
+
+// Check reports whether c may be applied to s: a known op, a known hub,
+// a valid status. It names what is wrong and with which value. Apply
+// ignores a command Check refuses, so that a command proposed against a
+// stale state changes nothing on any node.
+func (c *Command) Check(s *State) error {
+	validStatus := func(st string) error {
+		if !slices.Contains(statuses, st) {
+			return invalid("hub status %q is not up, draining or down", st)
+		}
+		return nil
+	}
+	hub := func() error {
+		if _, ok := s.Hub(c.Hub); !ok {
+			names := make([]string, len(s.Hubs))
+			for i, h := range s.Hubs {
+				names[i] = h.Name
+			}
+			return invalid("unknown hub %q; the hubs are %v", c.Hub, names)
+		}
+		return nil
+	}
+	switch c.Op {
+	case OpSeed:
+		seen := map[string]bool{}
+		for _, h := range c.Hubs {
+			if h.Name == "" || seen[h.Name] {
+				return invalid("seed names hub %q twice or not at all", h.Name)
+			}
+			seen[h.Name] = true
+			if err := validStatus(h.Status); err != nil {
+				return err
+			}
+		}
+		return nil
+	case OpHubStatus:
+		if err := hub(); err != nil {
+			return err
+		}
+		return validStatus(c.Status)
+	case OpHubPolicy:
+		if err := hub(); err != nil {
+			return err
+		}
+		if len(c.Deny) == 0 && len(c.Allow) == 0 {
+			return invalid("policy change of hub %q names no pipeline to deny or allow", c.Hub)
+		}
+		for _, p := range c.Deny {
+			if slices.Contains(c.Allow, p) {
+				return invalid("pipeline %q is both denied and allowed in hub %q", p, c.Hub)
+			}
+		}
+		return nil
+	case OpHubSet:
+		if !s.Seeded {
+			return invalid("hub.set before the metadata is seeded")
+		}
+		if _, ok := s.Hub(c.Hub); !ok {
+			return nil // a hub the config gained: added
+		}
+		return validStatus(c.Status)
+	}
+	return invalid("unknown op %q; known: %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet)
+}
+
+// Apply applies c to s (a command Check refuses, or a seed once seeded,
+// changes nothing) and reports whether it changed anything. It does not
+// move Version: the store sets it from the log.
+func (s *State) Apply(c *Command) bool {
+	if c.Check(s) != nil {
+		return false
+	}
+	switch c.Op {
+	case OpSeed:
+		if s.Seeded {
+			return false
+		}
+		s.Seeded = true
+		s.Hubs = make([]HubState, len(c.Hubs))
+		for i, h := range c.Hubs {
+			h.Deny = sortedSet(h.Deny)
+			s.Hubs[i] = h
+		}
+		return true
+	case OpHubStatus:
+		h := s.hub(c.Hub)
+		if h.Status == c.Status {
+			return false
+		}
+		h.Status = c.Status
+		return true
+	case OpHubPolicy:
+		h := s.hub(c.Hub)
+		deny := slices.Clone(h.Deny)
+		deny = append(deny, c.Deny...)
+		deny = slices.DeleteFunc(sortedSet(deny), func(p string) bool { return slices.Contains(c.Allow, p) })
+		if slices.Equal(deny, h.Deny) {
+			return false
+		}
+		h.Deny = deny
+		return true
+	case OpHubSet:
+		h := s.hub(c.Hub)
+		if h == nil {
+			s.Hubs = append(s.Hubs, HubState{Name: c.Hub, Status: c.Status, Deny: sortedSet(c.Deny)})
+			return true
+		}
+		deny := sortedSet(c.Deny)
+		if h.Status == c.Status && slices.Equal(h.Deny, deny) {
+			return false
+		}
+		h.Status, h.Deny = c.Status, deny
+		return true
+	}
+	return false
+}
+
+func (s *State) hub(name string) *HubState {
+	for i := range s.Hubs {
+		if s.Hubs[i].Name == name {
+			return &s.Hubs[i]
+		}
+	}
+	return nil
+}
+
+func sortedSet(v []string) []string {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	v = slices.Compact(v)
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+// maxCommand bounds one command's JSON.
+const maxCommand = 1 << 20
+
+// EncodeCommand returns c's record value.
+func EncodeCommand(c *Command) ([]byte, error) {
+	return json.Marshal(c)
+}
+
+// DecodeCommand parses a record value of the metadata log. A record that
+// does not decode is an error (the log is damaged, or written by a newer
+// version).
+func DecodeCommand(p []byte) (Command, error) {
+	var c Command
+	if len(p) > maxCommand {
+		return c, fmt.Errorf("meta: command of %d bytes, more than %d", len(p), maxCommand)
+	}
+	if err := json.Unmarshal(p, &c); err != nil {
+		return c, fmt.Errorf("meta: command does not decode: %w", err)
+	}
+	if c.Op == "" {
+		return c, errors.New("meta: command without an op")
+	}
+	return c, nil
+}

@@ -1,0 +1,116 @@
+package meta
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func seeded(t *testing.T) State {
+	t.Helper()
+	var s State
+	c := Command{Op: OpSeed, Hubs: []HubState{{Name: "tangier", Status: "up"}, {Name: "dakhla", Status: "up", Deny: []string{"b", "a", "a"}}}}
+	if !s.Apply(&c) || !s.Seeded {
+		t.Fatalf("seed not applied: %+v", s)
+	}
+	return s
+}
+
+// TestApply: every op changes what it says and nothing else; a command
+// Check refuses, or a second seed, changes nothing; a policy is a sorted
+// set.
+func TestApply(t *testing.T) {
+	s := seeded(t)
+	if h, _ := s.Hub("dakhla"); !slices.Equal(h.Deny, []string{"a", "b"}) {
+		t.Fatalf("seeded deny list %v, want [a b]", h.Deny)
+	}
+	if s.Apply(&Command{Op: OpSeed, Hubs: []HubState{{Name: "x", Status: "up"}}}) || len(s.Hubs) != 2 {
+		t.Fatalf("a second seed changed the state: %+v", s)
+	}
+	if !s.Apply(&Command{Op: OpHubStatus, Hub: "tangier", Status: "down"}) {
+		t.Fatal("status change not applied")
+	}
+	if s.Apply(&Command{Op: OpHubStatus, Hub: "tangier", Status: "down"}) {
+		t.Fatal("a status change to the same status reported a change")
+	}
+	if !s.Apply(&Command{Op: OpHubPolicy, Hub: "tangier", Deny: []string{"payments", "payments"}}) {
+		t.Fatal("deny not applied")
+	}
+	if !s.Apply(&Command{Op: OpHubPolicy, Hub: "dakhla", Deny: []string{"c"}, Allow: []string{"a"}}) {
+		t.Fatal("deny+allow not applied")
+	}
+	tg, _ := s.Hub("tangier")
+	dk, _ := s.Hub("dakhla")
+	if tg.Status != "down" || !slices.Equal(tg.Deny, []string{"payments"}) || !slices.Equal(dk.Deny, []string{"b", "c"}) || dk.Status != "up" {
+		t.Fatalf("state %+v", s)
+	}
+	if !s.Apply(&Command{Op: OpHubSet, Hub: "tangier", Status: "up"}) {
+		t.Fatal("hub.set not applied")
+	}
+	if tg, _ := s.Hub("tangier"); tg.Status != "up" || tg.Deny != nil {
+		t.Fatalf("hub.set left %+v, want up with no deny list", tg)
+	}
+	if !s.Apply(&Command{Op: OpHubSet, Hub: "dakar", Status: "draining"}) || len(s.Hubs) != 3 {
+		t.Fatalf("hub.set of a new hub did not add it: %+v", s)
+	}
+	before := s.Clone()
+	for _, c := range []Command{
+		{Op: OpHubStatus, Hub: "nope", Status: "up"},
+		{Op: OpHubStatus, Hub: "tangier", Status: "sideways"},
+		{Op: OpHubPolicy, Hub: "tangier"},
+		{Op: OpHubPolicy, Hub: "tangier", Deny: []string{"p"}, Allow: []string{"p"}},
+		{Op: "hub.delete", Hub: "tangier"},
+	} {
+		if err := c.Check(&s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: Check = %v, want ErrInvalid", c, err)
+		}
+		if s.Apply(&c) {
+			t.Errorf("%+v was applied", c)
+		}
+	}
+	if !slices.EqualFunc(before.Hubs, s.Hubs, func(a, b HubState) bool {
+		return a.Name == b.Name && a.Status == b.Status && slices.Equal(a.Deny, b.Deny)
+	}) {
+		t.Fatalf("refused commands changed the state: %+v -> %+v", before, s)
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	c := Command{Op: OpHubPolicy, Hub: "tangier", Deny: []string{"payments"}, At: 42, By: "n2"}
+	b, err := EncodeCommand(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeCommand(b)
+	if err != nil || got.Op != c.Op || got.Hub != c.Hub || !slices.Equal(got.Deny, c.Deny) || got.At != 42 || got.By != "n2" {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "{", "[]", `{"op":""}`, `{"hub":"x"}`, `{"op":"seed","hubs":"x"}`} {
+		if _, err := DecodeCommand([]byte(bad)); err == nil {
+			t.Errorf("DecodeCommand(%q) accepted it", bad)
+		}
+	}
+}
+
+// FuzzDecodeCommand: any bytes decode or are refused without a panic, and
+// what decodes applies to a seeded state without a panic.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, s := range []string{
+		`{"op":"seed","hubs":[{"name":"a","status":"up"}]}`,
+		`{"op":"hub.status","hub":"tangier","status":"down","at":1}`,
+		`{"op":"hub.policy","hub":"tangier","deny":["p"],"allow":["q"]}`,
+		`{"op":"hub.set","hub":"new","status":"up","deny":["x"]}`,
+		`{"op":"hub.status","hub":"tangier","status":"down","at":-99999999999999999999}`,
+		"\x00\xff", `{"op":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c, err := DecodeCommand(p)
+		if err != nil {
+			return
+		}
+		s := State{Seeded: true, Hubs: []HubState{{Name: "tangier", Status: "up"}}}
+		s.Apply(&c)
+	})
+}
