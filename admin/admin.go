@@ -72,6 +72,10 @@ type ListHubs struct{}
 // GetRegistry returns the jurisdiction registry.
 type GetRegistry struct{}
 
+// Audit asks a node to read every record it stores (of Pipeline, or of
+// all) and check that each rests in a hub of its mask.
+type Audit struct{ Pipeline string }
+
 // ClusterStatus asks a cluster node for its peers and the buffers it holds
 // replicas of (ClusterInfo).
 type ClusterStatus struct{}
@@ -85,6 +89,7 @@ func (SetHubPolicy) Op() string     { return "hub.policy" }
 func (ListHubs) Op() string         { return "hub.list" }
 func (GetRegistry) Op() string      { return "registry" }
 func (ClusterStatus) Op() string    { return "cluster.status" }
+func (Audit) Op() string            { return "audit" }
 
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create and pipeline.describe Pipelines (one) and Layout,
@@ -104,7 +109,32 @@ type Response struct {
 	Registry  *RegistryInfo   `json:"registry,omitempty"`
 	Cluster   *ClusterInfo    `json:"cluster,omitempty"`
 	// TableVersion is the answering node's routing table version.
-	TableVersion uint64 `json:"table_version,omitempty"`
+	TableVersion uint64       `json:"table_version,omitempty"`
+	Audit        *AuditReport `json:"audit,omitempty"`
+}
+
+// AuditReport is what one node found reading what it stores (audit).
+type AuditReport struct {
+	Node string     `json:"node"`
+	Hubs []AuditHub `json:"hubs"`
+}
+
+// AuditHub is one hub's records on the answering node. Violations must
+// be 0: a record whose stored mask does not include the hub's
+// jurisdiction, or that carries no mask. AwaitingMigration counts the
+// records of pipelines the hub's policy now denies. Corrupt counts
+// buffers whose reading stopped at a damaged batch.
+type AuditHub struct {
+	Hub               string           `json:"hub"`
+	Jurisdiction      string           `json:"jurisdiction"`
+	Buffers           int              `json:"buffers"`
+	Records           int64            `json:"records"`
+	Bytes             int64            `json:"bytes"`
+	Masks             map[string]int64 `json:"masks"`
+	Violations        int64            `json:"violations"`
+	AwaitingMigration int64            `json:"awaiting_migration"`
+	Corrupt           int64            `json:"corrupt"`
+	Examples          []string         `json:"examples,omitempty"`
 }
 
 // ClusterInfo is one node's view of its cluster (cluster.status).
@@ -214,7 +244,7 @@ type envelope struct {
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status"
+const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -224,6 +254,8 @@ func Encode(r Request) ([]byte, error) {
 		e.Pipeline, e.Partitions, e.Retention, e.DefaultPriority, e.DefaultJurisdiction =
 			r.Pipeline, r.Partitions, r.Retention, r.DefaultPriority, r.DefaultJurisdiction
 	case DescribePipeline:
+		e.Pipeline = r.Pipeline
+	case Audit:
 		e.Pipeline = r.Pipeline
 	case ExplainRoute:
 		e.Pipeline, e.Jurisdiction, e.Priority = r.Pipeline, r.Jurisdiction, r.Priority
@@ -265,6 +297,8 @@ func Decode(body []byte) (Request, error) {
 		return GetRegistry{}, nil
 	case "cluster.status":
 		return ClusterStatus{}, nil
+	case "audit":
+		return Audit{Pipeline: e.Pipeline}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

@@ -15,6 +15,8 @@ var requests = []Request{
 	ExplainRoute{Pipeline: "payments", Jurisdiction: "MA", Priority: "critical"},
 	SetHubStatus{Hub: "tangier", Status: "down"},
 	SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}, Allow: []string{"audit"}},
+	Audit{Pipeline: "payments"},
+	Audit{},
 	ListHubs{},
 	GetRegistry{},
 	ClusterStatus{},

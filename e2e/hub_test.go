@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sensehq/sense/admin"
 )
 
 // TestHubCommands: `sense hub list|set|policy` and `sense jurisdiction list`
@@ -44,6 +47,22 @@ func TestHubCommands(t *testing.T) {
 		if r.Hub != "dakhla" {
 			t.Fatalf("an MA event went to %s while tangier denies payments", r.Hub)
 		}
+	}
+	out, err = n.sense("", "audit", "--output", "json")
+	var rep struct {
+		Nodes []admin.AuditReport `json:"nodes"`
+		OK    bool                `json:"ok"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Nodes) != 1 {
+		t.Fatalf("audit: %q %v", out, err)
+	}
+	for _, h := range rep.Nodes[0].Hubs {
+		if h.Violations != 0 || (h.Hub == "dakhla") != (h.Records == 4) || h.Hub == "dakhla" && h.Masks["MA"] != 4 {
+			t.Fatalf("audit of hub %s: %+v", h.Hub, h)
+		}
+	}
+	if out, err := n.sense("", "audit"); err != nil || !regexp.MustCompile(`-\s+dakhla\s+MA\s+\d+\s+4\s+\d+\s+0\s+0\s+0\s+MA=4`).MatchString(out) {
+		t.Fatalf("audit (text): %q %v", out, err)
 	}
 	if out, err := n.sense("", "hub", "set", "dakhla", "--status", "down"); err != nil || !regexp.MustCompile(`dakhla\s+MA\s+down`).MatchString(out) {
 		t.Fatalf("hub set dakhla down: %q %v", out, err)

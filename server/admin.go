@@ -130,6 +130,21 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		}
 		resp.Cluster = a.cl.status()
 		return resp, nil
+	case admin.Audit:
+		ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+		defer cancel()
+		hubs, err := n.Audit(ctx, r.Pipeline)
+		if err != nil {
+			return resp, adminError(err)
+		}
+		rep := &admin.AuditReport{Node: a.nodeID(), Hubs: []admin.AuditHub{}}
+		for _, h := range hubs {
+			rep.Hubs = append(rep.Hubs, admin.AuditHub{Hub: h.Hub, Jurisdiction: h.Jurisdiction, Buffers: h.Buffers, Records: h.Records,
+				Bytes: h.Bytes, Masks: h.Masks, Violations: h.Violations, AwaitingMigration: h.AwaitingMigration, Corrupt: h.Corrupt, Examples: h.Examples})
+		}
+		resp.Audit = rep
+		resp.TableVersion = a.tableVersion()
+		return resp, nil
 	case admin.ListHubs:
 		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {
@@ -138,6 +153,17 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		return resp, nil
 	}
 	return resp, result.New(result.InvalidRequest, fmt.Sprintf("admin request %T is not known to this node", req))
+}
+
+// auditTimeout bounds one node's audit.
+const auditTimeout = 10 * time.Minute
+
+// nodeID is this node's id ("" in dev mode).
+func (a Admin) nodeID() string {
+	if a.cl == nil {
+		return ""
+	}
+	return a.cl.cfg.Node.ID
 }
 
 // meta returns the cluster metadata runtime, or nil in dev mode.
@@ -189,6 +215,8 @@ func adminError(err error) error {
 		code = result.InvalidMask
 	case errors.Is(err, node.ErrInvalidSpec), errors.Is(err, node.ErrPipelineDeclared), errors.Is(err, node.ErrUnknownHub):
 		code = result.InvalidRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		code = result.Timeout
 	case errors.Is(err, node.ErrClosed):
 		code = result.NotReady
 	}

@@ -286,14 +286,18 @@ func (b remoteBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 }
 
 func (remoteBuffer) SetEpoch(int32) {}
-func (remoteBuffer) IsLeader() bool { return false }
-func (remoteBuffer) Term() uint64   { return 0 }
+
+// HoldsData is node.Local: a remote buffer's log is on other nodes.
+func (remoteBuffer) HoldsData() bool { return false }
+func (remoteBuffer) IsLeader() bool  { return false }
+func (remoteBuffer) Term() uint64    { return 0 }
 
 var (
 	_ node.Buffer     = groupBuffer{}
 	_ node.Leadership = groupBuffer{}
 	_ node.Buffer     = remoteBuffer{}
 	_ node.Leadership = remoteBuffer{}
+	_ node.Local      = remoteBuffer{}
 )
 
 // Liveness. Every node sends its node info to every peer each
