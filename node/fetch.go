@@ -23,10 +23,24 @@ type Partition struct {
 }
 
 // Partitions returns the buffers of a pipeline with their offsets.
+// pipeline may be a jurisdiction view (view.go): its partitions are
+// numbered as the view numbers them.
 func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
-	p := n.st.Load().pipeline(pipeline)
+	s := n.st.Load()
+	p := s.pipeline(pipeline)
 	if p == nil {
-		return nil, result.UnknownPipeline
+		v := s.view(pipeline, n.reg)
+		if v == nil {
+			return nil, result.UnknownPipeline
+		}
+		bufs := v.p.routes.Partitions()
+		out := make([]Partition, len(v.parts))
+		for i, part := range v.parts {
+			b := bufs[part]
+			b.Partition = int32(i)
+			out[i] = Partition{Buffer: b, Start: v.p.bufs[part].StartOffset(), HighWatermark: v.p.bufs[part].HighWatermark()}
+		}
+		return out, result.OK
 	}
 	bufs := p.routes.Partitions()
 	out := make([]Partition, len(bufs))
@@ -36,19 +50,16 @@ func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 	return out, result.OK
 }
 
-// buffer returns the buffer of a pipeline's partition.
+// buffer returns the buffer of a pipeline's (or a view's) partition.
 func (n *Node) buffer(pipeline string, partition int32) (Buffer, result.Code) {
-	p := n.st.Load().pipeline(pipeline)
-	if p == nil {
-		return nil, result.UnknownPipeline
-	}
-	if partition < 0 || int(partition) >= len(p.bufs) {
-		return nil, result.UnknownPartition
+	p, part, _, code := n.resolve(n.st.Load(), pipeline, partition)
+	if code != result.OK {
+		return nil, code
 	}
 	if p.refused != nil {
 		return nil, result.StorageError // its cause was logged at start
 	}
-	return p.bufs[partition], result.OK
+	return p.bufs[part], result.OK
 }
 
 // Offsets returns a partition's first offset and high watermark.
@@ -216,10 +227,10 @@ func appendAndWait(l Buffer, b []byte, f AppendFlags) (int64, error) {
 // ok is false for a buffer this node alone holds (it leads it) or an
 // unknown partition.
 func (n *Node) Leadership(pipeline string, partition int32) (l Leadership, ok bool) {
-	p := n.st.Load().pipeline(pipeline)
-	if p == nil || partition < 0 || int(partition) >= len(p.bufs) {
+	p, part, _, code := n.resolve(n.st.Load(), pipeline, partition)
+	if code != result.OK {
 		return nil, false
 	}
-	l, ok = p.bufs[partition].(Leadership)
+	l, ok = p.bufs[part].(Leadership)
 	return l, ok
 }

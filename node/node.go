@@ -182,6 +182,7 @@ func (s *state) pipeline(name string) *pipeline {
 type state struct {
 	table     *router.Table
 	pipelines cow.Map[*pipeline]
+	views     sync.Map // name -> *view, resolved on first use (view.go)
 }
 
 // Node is the engine of one sense process.

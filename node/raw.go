@@ -48,7 +48,7 @@ var stamperPool = sync.Pool{New: func() any { return new(stamper) }}
 // is stored as it came; otherwise it is re-encoded with the producer's
 // codec, fields, timestamps and headers kept and the binary headers added
 // (docs/storage.md). b must already have passed batch.Check.
-func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub, h *batch.Header, b []byte) ([]byte, result.Code, string) {
+func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf router.Buffer, hub router.Hub, h *batch.Header, b []byte) ([]byte, result.Code, string) {
 	var it batch.Iter
 	records := b[batch.HeaderSize:]
 	if h.Compression() != batch.CompressionNone {
@@ -75,7 +75,7 @@ func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub
 		if r.OffsetDelta != i {
 			return nil, result.CorruptBatch, fmt.Sprintf("record %d has offset delta %d; a producer's records are numbered 0 to count-1", i, r.OffsetDelta)
 		}
-		mask, prio, hasJ, hasP, code, why := n.recordRouting(r, p.mask, buf.Lane)
+		mask, prio, hasJ, hasP, code, why := n.recordRouting(r, defMask, buf.Lane)
 		if code != result.OK {
 			return nil, code, why
 		}
@@ -102,7 +102,7 @@ func (st *stamper) stamp(n *Node, p *pipeline, buf router.Buffer, hub router.Hub
 	it.ResetRecords(records, h.RecordCount)
 	for it.Next() {
 		r := it.Record()
-		mask, prio, hasJ, hasP, _, _ := n.recordRouting(r, p.mask, buf.Lane)
+		mask, prio, hasJ, hasP, _, _ := n.recordRouting(r, defMask, buf.Lane)
 		extra := st.hdrs[:0]
 		if !hasJ {
 			event.AppendMaskHeader(st.hbuf[:0], mask)
@@ -192,17 +192,18 @@ func (n *Node) recordRouting(r *batch.Record, defMask jurisdiction.Mask, lane ev
 // has reserved b's bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
 	s := n.st.Load()
-	p := s.pipeline(pipeline)
-	if p == nil {
-		return -1, result.UnknownPipeline, "unknown pipeline"
+	p, partition, defMask, code := n.resolve(s, pipeline, partition)
+	switch code {
+	case result.UnknownPipeline:
+		return -1, code, "unknown pipeline"
+	case result.UnknownPartition:
+		return -1, code, "unknown partition"
 	}
+	pipeline = p.spec.Name
 	if p.refused != nil {
 		return -1, result.StorageError, p.refused.err.Error()
 	}
-	buf, ok := p.routes.Buffer(partition)
-	if !ok {
-		return -1, result.UnknownPartition, "unknown partition"
-	}
+	buf, _ := p.routes.Buffer(partition)
 	if f := n.fence.Load(); f != nil {
 		return -1, result.NotReady, *f
 	}
@@ -242,7 +243,7 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 		}
 		stamperPool.Put(st)
 	}()
-	stored, code, why := st.stamp(n, p, buf, s.table.Hub(buf.HubIndex), &h, b)
+	stored, code, why := st.stamp(n, p, defMask, buf, s.table.Hub(buf.HubIndex), &h, b)
 	if code != result.OK {
 		if code == result.PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")

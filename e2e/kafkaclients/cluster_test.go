@@ -90,6 +90,12 @@ func freeAddrs(t *testing.T, n int) []string {
 // Every node still running when the test ends is killed.
 func startSenseCluster(t *testing.T) *senseCluster {
 	t.Helper()
+	return startSenseClusterOf(t, clusterBody)
+}
+
+// startSenseClusterOf starts three nodes whose configs share body.
+func startSenseClusterOf(t *testing.T, body string) *senseCluster {
+	t.Helper()
 	c := &senseCluster{t: t, bin: buildSense(t)}
 	root := t.TempDir()
 	var peers []string
@@ -104,7 +110,7 @@ func startSenseCluster(t *testing.T) *senseCluster {
 		peers = append(peers, fmt.Sprintf("{id: %s, addr: %s}", n.name, a[3]))
 	}
 	for _, n := range c.nodes {
-		yaml := fmt.Sprintf("node: {id: %s}\ncluster: {peers: [%s]}\n%s", n.name, strings.Join(peers, ", "), clusterBody)
+		yaml := fmt.Sprintf("node: {id: %s}\ncluster: {peers: [%s]}\n%s", n.name, strings.Join(peers, ", "), body)
 		if err := os.WriteFile(n.config, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
