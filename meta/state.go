@@ -19,15 +19,22 @@
 //     list a hub may not hold.
 //   - hub.set: a hub's status and whole policy, as a reloaded config file
 //     says (SIGHUP reconciles what the file changed).
+//   - pids.alloc: a block of PIDBlock producer ids for the proposing node,
+//     so that no two nodes ever hand out the same id.
+//   - pipeline.create, pipeline.delete: pipelines created and deleted at
+//     run time (the admin API, Kafka CreateTopics and DeleteTopics); the
+//     spec is the node's, opaque here, complete with its layout so that
+//     every node creates the same partitions.
 //
-// The hubs themselves (name, jurisdiction, nodes) and the pipelines are the
-// config file's, identical on every node.
+// The hubs themselves (name, jurisdiction, nodes) and the pipelines the
+// config file declares are the config file's, identical on every node.
 package meta
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -37,7 +44,13 @@ const (
 	OpHubStatus = "hub.status"
 	OpHubPolicy = "hub.policy"
 	OpHubSet    = "hub.set"
+	OpCreate    = "pipeline.create"
+	OpDelete    = "pipeline.delete"
+	OpPIDs      = "pids.alloc"
 )
+
+// PIDBlock is how many producer ids one pids.alloc gives a node.
+const PIDBlock = 1000
 
 // Hub statuses, as the router names them.
 var statuses = []string{"up", "draining", "down"}
@@ -57,6 +70,10 @@ type Command struct {
 	Deny   []string   `json:"deny,omitempty"`   // hub.policy: pipelines to deny; hub.set: the whole list
 	Allow  []string   `json:"allow,omitempty"`  // hub.policy: pipelines to allow again
 	Hubs   []HubState `json:"hubs,omitempty"`   // seed
+	// Pipeline names the pipeline of pipeline.create and pipeline.delete;
+	// Spec is the created pipeline's spec (JSON of the node's spec).
+	Pipeline string          `json:"pipeline,omitempty"`
+	Spec     json.RawMessage `json:"spec,omitempty"`
 	// At is when the command was proposed (Unix nanoseconds on the
 	// proposing node's clock), By the node that proposed it: the
 	// propagation metric and the audit trail use them.
@@ -80,6 +97,13 @@ type State struct {
 	// routes by its own config file.
 	Seeded bool
 	Hubs   []HubState // in seed order
+	// Pipelines are the names of the pipelines created at run time and
+	// not deleted, sorted.
+	Pipelines []string
+	// NextPID is the first producer id no node has been given; PIDBlocks
+	// the first id of the last block each node was given.
+	NextPID   int64
+	PIDBlocks map[string]int64
 }
 
 // Clone returns a deep copy of s.
@@ -90,7 +114,16 @@ func (s State) Clone() State {
 		h.Deny = slices.Clone(h.Deny)
 		c.Hubs[i] = h
 	}
+	c.Pipelines = slices.Clone(s.Pipelines)
+	c.PIDBlocks = maps.Clone(s.PIDBlocks)
 	return c
+}
+
+// HasPipeline reports whether a pipeline of that name was created at run
+// time and not deleted.
+func (s *State) HasPipeline(name string) bool {
+	_, ok := slices.BinarySearch(s.Pipelines, name)
+	return ok
 }
 
 // Hub returns the state of the hub named name.
@@ -163,8 +196,26 @@ func (c *Command) Check(s *State) error {
 			return nil // a hub the config gained: added
 		}
 		return validStatus(c.Status)
+	case OpPIDs:
+		if c.By == "" {
+			return invalid("pids.alloc names no node")
+		}
+		return nil
+	case OpCreate:
+		if c.Pipeline == "" || len(c.Spec) == 0 {
+			return invalid("pipeline.create without a pipeline name or spec")
+		}
+		if s.HasPipeline(c.Pipeline) {
+			return invalid("pipeline %q exists already", c.Pipeline)
+		}
+		return nil
+	case OpDelete:
+		if !s.HasPipeline(c.Pipeline) {
+			return invalid("pipeline %q was not created at run time, or is deleted already", c.Pipeline)
+		}
+		return nil
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpPIDs)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -214,6 +265,22 @@ func (s *State) Apply(c *Command) bool {
 			return false
 		}
 		h.Status, h.Deny = c.Status, deny
+		return true
+	case OpPIDs:
+		if s.PIDBlocks == nil {
+			s.PIDBlocks = map[string]int64{}
+		}
+		first := max(s.NextPID, 1)
+		s.PIDBlocks[c.By] = first
+		s.NextPID = first + PIDBlock
+		return true
+	case OpCreate:
+		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
+		s.Pipelines = slices.Insert(s.Pipelines, i, c.Pipeline)
+		return true
+	case OpDelete:
+		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
+		s.Pipelines = slices.Delete(s.Pipelines, i, i+1)
 		return true
 	}
 	return false

@@ -114,3 +114,39 @@ func FuzzDecodeCommand(f *testing.F) {
 		s.Apply(&c)
 	})
 }
+
+// TestPipelinesAndProducerIDs: pipelines created at run time are a sorted
+// set a delete removes from; producer id blocks never overlap.
+func TestPipelinesAndProducerIDs(t *testing.T) {
+	s := seeded(t)
+	for _, p := range []string{"b", "a", "c"} {
+		if !s.Apply(&Command{Op: OpCreate, Pipeline: p, Spec: []byte(`{}`)}) {
+			t.Fatalf("create %s not applied", p)
+		}
+	}
+	if s.Apply(&Command{Op: OpCreate, Pipeline: "a", Spec: []byte(`{}`)}) {
+		t.Fatal("a second create of a was applied")
+	}
+	if !s.Apply(&Command{Op: OpDelete, Pipeline: "b"}) || s.Apply(&Command{Op: OpDelete, Pipeline: "b"}) {
+		t.Fatal("delete of b not applied once")
+	}
+	if !slices.Equal(s.Pipelines, []string{"a", "c"}) || !s.HasPipeline("c") || s.HasPipeline("b") {
+		t.Fatalf("pipelines %v", s.Pipelines)
+	}
+	if err := (&Command{Op: OpCreate, Pipeline: "x"}).Check(&s); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("create without a spec: %v", err)
+	}
+	var firsts []int64
+	for _, n := range []string{"n1", "n2", "n1"} {
+		if !s.Apply(&Command{Op: OpPIDs, By: n}) {
+			t.Fatal("pids.alloc not applied")
+		}
+		firsts = append(firsts, s.PIDBlocks[n])
+	}
+	if firsts[0] < 1 || firsts[1] != firsts[0]+PIDBlock || firsts[2] != firsts[1]+PIDBlock || s.NextPID != firsts[2]+PIDBlock {
+		t.Fatalf("blocks start at %v, next %d", firsts, s.NextPID)
+	}
+	if s.Apply(&Command{Op: OpPIDs}) {
+		t.Fatal("pids.alloc without a node was applied")
+	}
+}

@@ -158,11 +158,11 @@ func (s *Store) Propose(ctx context.Context, c Command) (State, error) {
 		}
 	}
 	st := s.State()
+	c.At = s.opts.Now().UnixNano()
+	c.By = s.opts.Self
 	if err := c.Check(&st); err != nil {
 		return st, err
 	}
-	c.At = s.opts.Now().UnixNano()
-	c.By = s.opts.Self
 	v, err := EncodeCommand(&c)
 	if err != nil {
 		return st, err

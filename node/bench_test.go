@@ -48,7 +48,7 @@ func benchEvents(n int) []Event {
 func BenchmarkStartProduce(b *testing.B) {
 	n := benchNode(b, seglog.Durability{Mode: seglog.SyncNever})
 	const per = 100
-	req := &ProduceRequest{Pipeline: "bench", ProducerID: n.NewProducerID(), Events: benchEvents(per)}
+	req := &ProduceRequest{Pipeline: "bench", ProducerID: pid(b, n), Events: benchEvents(per)}
 	res := make([]Result, per)
 	ctx := context.Background()
 	run := func() {
@@ -81,7 +81,7 @@ func BenchmarkProduce(b *testing.B) {
 	b.SetParallelism(2) // 2 x GOMAXPROCS producers
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		req := &ProduceRequest{Pipeline: "bench", ProducerID: n.NewProducerID(), Events: benchEvents(per)}
+		req := &ProduceRequest{Pipeline: "bench", ProducerID: pid(b, n), Events: benchEvents(per)}
 		res := make([]Result, per)
 		for k := 0; pb.Next(); k++ {
 			if k%per != 0 {
@@ -184,4 +184,12 @@ func (c *countingFS) MkdirAll(dir string) error {
 		return err
 	}
 	return c.SyncDir(parent)
+}
+
+func pid(b *testing.B, n *Node) int64 {
+	id, err := n.NewProducerID()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return id
 }

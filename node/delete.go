@@ -44,8 +44,20 @@ func (n *Node) DeletePipeline(name string) error {
 	if err := n.fixed(name); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	if n.opts.Proposer != nil {
+		n.mu.Lock()
+		err := n.deletableLocked(name)
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return n.opts.Proposer.DeletePipeline(name)
+	}
+	return n.ApplyDeletePipeline(name)
+}
+
+// deletableLocked says why pipeline name cannot be deleted, if it cannot.
+func (n *Node) deletableLocked(name string) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
@@ -56,6 +68,17 @@ func (n *Node) DeletePipeline(name string) error {
 	// options say whether the running config still declares it.
 	if slices.ContainsFunc(n.opts.Pipelines, func(p PipelineSpec) bool { return p.Name == name }) {
 		return fmt.Errorf("%w: %q; remove it from the config file's pipelines and restart, then delete it", ErrPipelineDeclared, name)
+	}
+	return nil
+}
+
+// ApplyDeletePipeline deletes pipeline name on this node: DeletePipeline's
+// work, which a cluster node does when its metadata log says so.
+func (n *Node) ApplyDeletePipeline(name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.deletableLocked(name); err != nil {
+		return err
 	}
 	spec := *n.cat.find(name)
 	if err := n.cat.remove(name); err != nil {

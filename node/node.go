@@ -88,10 +88,17 @@ type Options struct {
 	// forgets consumer groups' commits on it there). An error is reported
 	// to DeletePipeline's caller; the pipeline stays deleted.
 	PipelineDeleted func(name string) error
-	// FixedPipelines refuses to create, grow or delete pipelines at run
-	// time (a cluster's nodes each declare them in their config file until
-	// the cluster metadata holds them).
+	// FixedPipelines refuses to grow pipelines at run time, and to create
+	// or delete them unless Proposer is set (a cluster node).
 	FixedPipelines bool
+	// Proposer, when set, takes the creation and deletion of pipelines
+	// (from the admin API, Kafka CreateTopics and DeleteTopics): a
+	// cluster's metadata log, which every node applies with
+	// ApplyCreatePipeline and ApplyDeletePipeline.
+	Proposer Proposer
+	// ProducerIDs, when set, hands out producer ids in place of the
+	// node's clock (a cluster's, from blocks of its metadata log).
+	ProducerIDs func() (int64, error)
 	// OpenBuffer, when set, opens the node's buffers in place of
 	// OpenSegmentBuffer: a cluster's replicated buffers.
 	OpenBuffer func(BufferSpec) (Buffer, error)
@@ -555,45 +562,48 @@ var ErrPipelineExists = errors.New("node: pipeline exists")
 // ErrInvalidSpec is matched by CreatePipeline's errors for a bad argument.
 var ErrInvalidSpec = errors.New("node: invalid pipeline spec")
 
+// Proposer carries a change of the pipelines to every node of a cluster
+// and returns once this node has applied it.
+type Proposer interface {
+	// CreatePipeline proposes spec, complete (CreatePipeline filled in
+	// its defaults and layout); every node applies it verbatim.
+	CreatePipeline(spec PipelineSpec) error
+	DeletePipeline(name string) error
+}
+
 // fixed refuses a change to the pipelines when they are fixed.
 func (n *Node) fixed(name string) error {
-	if !n.opts.FixedPipelines {
+	if !n.opts.FixedPipelines || n.opts.Proposer != nil {
 		return nil
 	}
-	return fmt.Errorf("%w: pipeline %q: in a cluster, pipelines are declared in every node's config file (pipelines:) and cannot be created, grown or deleted at run time yet", ErrInvalidSpec, name)
+	return fmt.Errorf("%w: pipeline %q: pipelines of this node are declared in its config file (pipelines:) and cannot be created or deleted at run time", ErrInvalidSpec, name)
 }
 
 // ErrUnknownHub is matched by SetHubStatus's error for an unknown hub.
 var ErrUnknownHub = errors.New("node: no such hub")
 
-// CreatePipeline adds a pipeline durably and opens its buffers.
+// CreatePipeline adds a pipeline durably and opens its buffers; in a
+// cluster (Options.Proposer) it proposes the pipeline, complete, to every
+// node and returns once this node has it.
 func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	if err := n.fixed(spec.Name); err != nil {
 		return err
 	}
+	spec, err := n.prepare(spec)
+	if err != nil {
+		return err
+	}
+	if n.opts.Proposer != nil {
+		return n.opts.Proposer.CreatePipeline(spec)
+	}
+	return n.createPrepared(spec)
+}
+
+// ApplyCreatePipeline creates, on this node, a pipeline that a cluster's
+// metadata log holds (spec as CreatePipeline completed it on the node that
+// proposed it).
+func (n *Node) ApplyCreatePipeline(spec PipelineSpec) error {
 	if err := event.ValidatePipelineName(spec.Name); err != nil {
-		return err
-	}
-	switch {
-	case spec.Slots != nil && spec.Partitions != 0:
-		return fmt.Errorf("%w: pipeline %q: give partitions per hub and lane or an explicit layout, not both", ErrInvalidSpec, spec.Name)
-	case spec.Slots != nil:
-		if len(spec.Slots) < 1 || len(spec.Slots) > MaxPartitions {
-			return fmt.Errorf("%w: pipeline %q: %d partitions outside [1, %d]", ErrInvalidSpec, spec.Name, len(spec.Slots), MaxPartitions)
-		}
-	case spec.Partitions < 0 || spec.Partitions > MaxPartitions:
-		return fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
-	}
-	if spec.DefaultPriority == "" {
-		spec.DefaultPriority = "low"
-	}
-	if spec.DefaultJurisdiction == "" {
-		spec.DefaultJurisdiction = "*"
-	}
-	if _, err := event.ParsePriority(spec.DefaultPriority); err != nil {
-		return err
-	}
-	if _, err := n.reg.Parse(spec.DefaultJurisdiction); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -603,6 +613,48 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	}
 	if n.cat.find(spec.Name) != nil {
 		return fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
+	}
+	if !slices.Equal(spec.Hubs, n.hubNamesLocked()) {
+		return fmt.Errorf("%w: pipeline %q is laid out over hubs %v, this node has %v; every node's config must list the same hubs", ErrInvalidSpec, spec.Name, spec.Hubs, n.hubNamesLocked())
+	}
+	return n.createLocked(spec)
+}
+
+// prepare validates spec and fills in its defaults, hubs, layout and
+// creation time.
+func (n *Node) prepare(spec PipelineSpec) (PipelineSpec, error) {
+	if err := event.ValidatePipelineName(spec.Name); err != nil {
+		return spec, err
+	}
+	switch {
+	case spec.Slots != nil && spec.Partitions != 0:
+		return spec, fmt.Errorf("%w: pipeline %q: give partitions per hub and lane or an explicit layout, not both", ErrInvalidSpec, spec.Name)
+	case spec.Slots != nil:
+		if len(spec.Slots) < 1 || len(spec.Slots) > MaxPartitions {
+			return spec, fmt.Errorf("%w: pipeline %q: %d partitions outside [1, %d]", ErrInvalidSpec, spec.Name, len(spec.Slots), MaxPartitions)
+		}
+	case spec.Partitions < 0 || spec.Partitions > MaxPartitions:
+		return spec, fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
+	}
+	if spec.DefaultPriority == "" {
+		spec.DefaultPriority = "low"
+	}
+	if spec.DefaultJurisdiction == "" {
+		spec.DefaultJurisdiction = "*"
+	}
+	if _, err := event.ParsePriority(spec.DefaultPriority); err != nil {
+		return spec, err
+	}
+	if _, err := n.reg.Parse(spec.DefaultJurisdiction); err != nil {
+		return spec, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return spec, ErrClosed
+	}
+	if n.cat.find(spec.Name) != nil {
+		return spec, fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
 	}
 	spec.Hubs = n.hubNamesLocked()
 	if spec.Slots == nil && spec.Partitions == 0 {
@@ -614,11 +666,29 @@ func (n *Node) CreatePipeline(spec PipelineSpec) error {
 	}
 	for i, sl := range spec.Slots {
 		if !slices.Contains(spec.Hubs, sl.Hub) || !sl.Lane.Valid() {
-			return fmt.Errorf("%w: pipeline %q: partition %d is placed in hub %q lane %s; the hubs are %v", ErrInvalidSpec, spec.Name, i, sl.Hub, sl.Lane, spec.Hubs)
+			return spec, fmt.Errorf("%w: pipeline %q: partition %d is placed in hub %q lane %s; the hubs are %v", ErrInvalidSpec, spec.Name, i, sl.Hub, sl.Lane, spec.Hubs)
 		}
 	}
 	spec.Created = time.Now().UTC()
-	// Directories of a deleted pipeline of this name that a crash left
+	return spec, nil
+}
+
+// createPrepared creates a prepared pipeline on this node.
+func (n *Node) createPrepared(spec PipelineSpec) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.cat.find(spec.Name) != nil {
+		return fmt.Errorf("%w: %q", ErrPipelineExists, spec.Name)
+	}
+	return n.createLocked(spec)
+}
+
+// createLocked opens a prepared pipeline's buffers and records it in the
+// catalog. Called with n.mu held.
+func (n *Node) createLocked(spec PipelineSpec) error { // Directories of a deleted pipeline of this name that a crash left
 	// behind must not become the new pipeline's buffers.
 	if n.leftovers[spec.Name] {
 		if err := n.dropBuffersLocked(spec.Name); err != nil {
@@ -661,8 +731,8 @@ func (n *Node) hubNamesLocked() []string {
 // file declares cannot grow (ErrPipelineDeclared): its layout is the
 // config's.
 func (n *Node) AddPartitions(name string, total int) error {
-	if err := n.fixed(name); err != nil {
-		return err
+	if n.opts.FixedPipelines {
+		return fmt.Errorf("%w: pipeline %q: the partitions of a pipeline cannot grow in a cluster yet (each is a raft group placed when the pipeline is created); create another pipeline with more partitions", ErrInvalidSpec, name)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -852,16 +922,20 @@ func (n *Node) lookup(name string) (*pipeline, result.Code) {
 // lastPID is the last producer id handed out.
 var lastPID atomic.Int64
 
-// NewProducerID returns a producer id never handed out before by this data
-// directory's nodes: the wall clock in microseconds, bumped past the last id
-// given. (A clock set back across a restart could repeat an id; the
-// cluster's metadata log will allocate ids durably later.)
-func (n *Node) NewProducerID() int64 {
+// NewProducerID returns a producer id never handed out before: in a
+// cluster one of a block the metadata log gave this node (Options.
+// ProducerIDs); alone, the wall clock in microseconds, bumped past the
+// last id given by this process (a clock set back across a restart could
+// repeat an id).
+func (n *Node) NewProducerID() (int64, error) {
+	if f := n.opts.ProducerIDs; f != nil {
+		return f()
+	}
 	for {
 		last := lastPID.Load()
 		id := max(time.Now().UnixMicro(), last+1)
 		if lastPID.CompareAndSwap(last, id) {
-			return id
+			return id, nil
 		}
 	}
 }

@@ -32,8 +32,10 @@ type clusterRuntime struct {
 	members *cluster.Members
 	offsets *replica.Group // the committed-offsets log; nil before openOffsets
 	meta    *metaRuntime   // the cluster metadata; nil before openMeta
-	log     *slog.Logger
-	sender  *lateSender
+	// proposer is the node's node.Proposer, bound to meta once open.
+	proposer lateProposer
+	log      *slog.Logger
+	sender   *lateSender
 }
 
 // lateSender lets the host and the transport be built in either order.

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
@@ -29,7 +33,7 @@ pipelines: [{name: payments, partitions: 1}]
 `
 
 // adminAt runs one admin request on node i of c.
-func adminAt(t *testing.T, c *sensetest.Cluster, i int, req admin.Request) (admin.Response, error) {
+func adminAt(t testing.TB, c *sensetest.Cluster, i int, req admin.Request) (admin.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -309,4 +313,219 @@ func produceDirect(ctx context.Context, t *testing.T, s *server.Server, pipeline
 		out[i] = r.Code
 	}
 	return out
+}
+
+// BenchmarkRoutingPropagation: hub policy changes, each proposed on the
+// next of three in-process nodes in turn and waited for, then, per change,
+// the time from the first node routing with it (the metadata leader, which
+// applies a change as it commits it) to the last, and from its proposal to
+// the last. Run with -benchtime=100x for the closing figure of 100 changes.
+func BenchmarkRoutingPropagation(b *testing.B) {
+	c := sensetest.StartCluster(b, 3, sovereignHubs)
+	ctx := context.Background()
+	var clients []*client.Client
+	for i := range c.Nodes {
+		cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		clients = append(clients, cl)
+	}
+	if _, err := clients[0].Admin(ctx, admin.SetHubStatus{Hub: "dakar", Status: "up"}); err != nil {
+		b.Fatal(err)
+	}
+	versions := make([]uint64, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}}
+		if i%2 == 1 {
+			req = admin.SetHubPolicy{Hub: "tangier", Allow: []string{"payments"}}
+		}
+		resp, err := clients[i%3].Admin(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		versions = append(versions, resp.TableVersion)
+	}
+	b.StopTimer()
+	last := versions[len(versions)-1]
+	var hist [][]server.RoutingChange
+	for i, s := range c.Nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			h := s.RoutingHistory()
+			if len(h) > 0 && h[len(h)-1].Version >= last {
+				hist = append(hist, h)
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("n%d does not route with version %d after 10s", i+1, last)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var spread, total []time.Duration
+	for _, v := range versions {
+		var first, lastAt, proposed time.Time
+		for _, h := range hist {
+			for _, rc := range h {
+				if rc.Version != v {
+					continue
+				}
+				if first.IsZero() || rc.Routed.Before(first) {
+					first = rc.Routed
+				}
+				if rc.Routed.After(lastAt) {
+					lastAt = rc.Routed
+				}
+				proposed = rc.Proposed
+			}
+		}
+		if first.IsZero() {
+			continue // out of a node's history
+		}
+		spread = append(spread, lastAt.Sub(first))
+		total = append(total, lastAt.Sub(proposed))
+	}
+	pct := func(ds []time.Duration, q float64) float64 {
+		slices.Sort(ds)
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(spread, 0.5), "commit-to-all-p50-ms")
+	b.ReportMetric(pct(spread, 0.99), "commit-to-all-p99-ms")
+	b.ReportMetric(pct(total, 0.5), "proposed-to-all-p50-ms")
+	b.ReportMetric(pct(total, 0.99), "proposed-to-all-p99-ms")
+	b.ReportMetric(float64(len(spread)), "changes")
+}
+
+// TestClusterPipelinesThroughMetadata: pipelines created and deleted at run
+// time go through the metadata log to every node: a Kafka CreateTopics on
+// one node makes a topic every node serves with the same layout, produced
+// to and read back with franz-go; an admin create on another node too; a
+// node that was down when a pipeline was deleted deletes it when it comes
+// back; a re-created pipeline starts empty.
+func TestClusterPipelinesThroughMetadata(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, sovereignHubs)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kc, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()[0]), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	adm := kadm.NewClient(kc)
+	if _, err := adm.CreateTopic(ctx, 3, -1, nil, "orders"); err != nil {
+		t.Fatalf("CreateTopics on n1: %v", err)
+	}
+	layout := func(i int, name string) []node.Partition {
+		parts, code := c.Nodes[i].Node.Partitions(name)
+		if code != result.OK {
+			return nil
+		}
+		return parts
+	}
+	waitAll := func(what string, ok func(i int) bool) {
+		t.Helper()
+		for i := range c.Nodes {
+			deadline := time.Now().Add(20 * time.Second)
+			for !ok(i) {
+				if time.Now().After(deadline) {
+					t.Fatalf("n%d: %s not so after 20s", i+1, what)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	want := layout(0, "orders")
+	if len(want) != 3 {
+		t.Fatalf("orders on n1 has %d partitions, want 3", len(want))
+	}
+	waitAll("orders laid out as on n1", func(i int) bool {
+		got := layout(i, "orders")
+		if len(got) != len(want) {
+			return false
+		}
+		for k := range got {
+			if got[k].Buffer != want[k].Buffer {
+				t.Fatalf("n%d lays orders out as %+v, n1 as %+v", i+1, got, want)
+			}
+		}
+		return true
+	})
+	for k := range 30 {
+		r := &kgo.Record{Topic: "orders", Partition: int32(k % 3), Value: fmt.Appendf(nil, "o%d", k)}
+		if err := kc.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce to orders: %v", err)
+		}
+	}
+	if _, err := adminAt(t, c, 1, admin.CreatePipeline{Pipeline: "refunds", Partitions: 1, DefaultJurisdiction: "MA"}); err != nil {
+		t.Fatalf("admin create on n2: %v", err)
+	}
+	waitAll("refunds exists", func(i int) bool { return len(layout(i, "refunds")) == 9 })
+	if _, err := adminAt(t, c, 2, admin.CreatePipeline{Pipeline: "refunds"}); result.CodeOf(err) != result.PipelineExists {
+		t.Fatalf("creating refunds again on n3: %v, want PIPELINE_EXISTS", err)
+	}
+
+	// n3 is down while orders is deleted; it deletes it when back.
+	c.Stop(2)
+	resp, err := adm.DeleteTopics(ctx, "orders")
+	if err != nil || resp["orders"].Err != nil {
+		t.Fatalf("DeleteTopics orders: %v %+v", err, resp)
+	}
+	c.Start(2)
+	waitAll("orders gone", func(i int) bool { return layout(i, "orders") == nil })
+	if _, err := adm.CreateTopic(ctx, 3, -1, nil, "orders"); err != nil {
+		t.Fatalf("CreateTopics orders again: %v", err)
+	}
+	waitAll("orders back, empty", func(i int) bool {
+		parts := layout(i, "orders")
+		if len(parts) != 3 {
+			return false
+		}
+		for _, p := range parts {
+			if p.HighWatermark != 0 {
+				t.Fatalf("n%d: re-created orders partition %d holds offsets up to %d", i+1, p.Partition, p.HighWatermark)
+			}
+		}
+		return true
+	})
+	// A node restarted keeps what it applied.
+	c.Stop(1)
+	c.Start(1)
+	waitAll("refunds and orders after a restart", func(i int) bool {
+		return len(layout(i, "refunds")) == 9 && len(layout(i, "orders")) == 3
+	})
+}
+
+// TestClusterProducerIDsUnique: producer ids handed out by the three nodes
+// of a cluster at once, across a block boundary, never repeat.
+func TestClusterProducerIDsUnique(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, sovereignHubs)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for i := range c.Nodes {
+		wg.Go(func() {
+			for range 1500 {
+				id, err := c.Nodes[i].Node.NewProducerID()
+				if err != nil {
+					t.Errorf("n%d: %v", i+1, err)
+					return
+				}
+				mu.Lock()
+				seen[id]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 4500 {
+		for id, k := range seen {
+			if k > 1 {
+				t.Errorf("producer id %d handed out %d times", id, k)
+			}
+		}
+		t.Fatalf("%d distinct ids of 4500 handed out", len(seen))
+	}
 }

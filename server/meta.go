@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 )
 
@@ -46,10 +49,16 @@ type metaRuntime struct {
 	propagate prometheus.Histogram
 	version   prometheus.GaugeFunc
 
-	// mu guards hubs: the config's hubs, overlaid with the metadata's
-	// status and policy when the node routes.
-	mu   sync.Mutex
-	cfgs []node.HubSpec
+	// mu guards cfgs, the config's hubs (overlaid with the metadata's
+	// status and policy when the node routes), and history.
+	mu      sync.Mutex
+	cfgs    []node.HubSpec
+	history []RoutingChange // the last historyLen changes applied, oldest first
+
+	// pidMu guards the block of producer ids this node hands out:
+	// [pidNext, pidEnd).
+	pidMu           sync.Mutex
+	pidNext, pidEnd int64
 
 	quit chan struct{}
 	done chan struct{}
@@ -111,10 +120,14 @@ func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 	return out
 }
 
-// apply swaps the node's routing table for the metadata's (meta.Options
-// OnApply: called in log order).
+// apply swaps the node's routing table for the metadata's, and creates
+// and deletes the pipelines it says (meta.Options OnApply: called in log
+// order).
 func (m *metaRuntime) apply(a meta.Applied) {
-	if len(a.Changes) > 0 {
+	for _, ch := range a.Changes {
+		m.applyPipeline(ch, a.State)
+	}
+	if hubChanged(a.Changes) {
 		m.mu.Lock()
 		hubs := hubSpecs(m.cfgs, a.State)
 		m.mu.Unlock()
@@ -126,11 +139,155 @@ func (m *metaRuntime) apply(a meta.Applied) {
 	m.routed.Store(a.State.Version)
 	m.c.members.SetTable(a.State.Version)
 	now := time.Now()
+	if len(a.Changes) > 0 {
+		m.mu.Lock()
+		if len(m.history) == historyLen {
+			m.history = append(m.history[:0], m.history[1:]...)
+		}
+		m.history = append(m.history, RoutingChange{Version: a.State.Version, Proposed: time.Unix(0, a.Changes[len(a.Changes)-1].At), Routed: now})
+		m.mu.Unlock()
+	}
 	for _, ch := range a.Changes {
 		m.propagate.Observe(now.Sub(time.Unix(0, ch.At)).Seconds())
 		m.c.log.Info("routing changed by the cluster metadata", "op", ch.Op, "hub", ch.Hub, "status", ch.Status,
 			"deny", ch.Deny, "allow", ch.Allow, "by", ch.By, "version", a.State.Version)
 	}
+}
+
+// historyLen bounds metaRuntime.history.
+const historyLen = 1024
+
+// RoutingChange is one change of the cluster metadata as this node applied
+// it: the routing table version it made, when it was proposed (on the
+// proposer's clock) and when this node started routing with it.
+type RoutingChange struct {
+	Version          uint64
+	Proposed, Routed time.Time
+}
+
+// RoutingHistory returns the last changes of the cluster metadata this node
+// routes with, oldest first (nil in dev mode): for measuring propagation.
+func (s *Server) RoutingHistory() []RoutingChange {
+	if s.cluster == nil || s.cluster.meta == nil {
+		return nil
+	}
+	m := s.cluster.meta
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.history)
+}
+
+// hubChanged reports whether any of cs changes hubs.
+func hubChanged(cs []meta.Command) bool {
+	for _, c := range cs {
+		if c.Op != meta.OpCreate && c.Op != meta.OpDelete {
+			return true
+		}
+	}
+	return false
+}
+
+// applyPipeline creates or deletes on this node the pipeline of a
+// pipeline.create or pipeline.delete command. st is the state after the
+// whole batch the command came in: a pipeline created and deleted within
+// it (replaying the log at start) is not created at all.
+func (m *metaRuntime) applyPipeline(c meta.Command, st meta.State) {
+	switch c.Op {
+	case meta.OpCreate:
+		if !st.HasPipeline(c.Pipeline) {
+			return
+		}
+		var spec node.PipelineSpec
+		if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Name != c.Pipeline {
+			m.c.log.Error("a pipeline of the cluster metadata cannot be read; this node does not create it", "pipeline", c.Pipeline, "err", err)
+			return
+		}
+		if err := m.n.ApplyCreatePipeline(spec); err != nil && !errors.Is(err, node.ErrPipelineExists) {
+			m.c.log.Error("a pipeline of the cluster metadata cannot be created on this node", "pipeline", c.Pipeline, "err", err)
+			return
+		}
+		m.c.log.Info("pipeline created by the cluster metadata", "pipeline", c.Pipeline, "by", c.By)
+	case meta.OpDelete:
+		if err := m.n.ApplyDeletePipeline(c.Pipeline); err != nil && !errors.Is(err, node.ErrUnknownPipeline) {
+			m.c.log.Error("a pipeline deleted by the cluster metadata cannot be deleted on this node", "pipeline", c.Pipeline, "err", err)
+			return
+		}
+		m.c.log.Info("pipeline deleted by the cluster metadata", "pipeline", c.Pipeline, "by", c.By)
+	}
+}
+
+// CreatePipeline is node.Proposer: the pipeline goes through the metadata
+// log to every node.
+func (m *metaRuntime) CreatePipeline(spec node.PipelineSpec) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if _, err := m.propose(meta.Command{Op: meta.OpCreate, Pipeline: spec.Name, Spec: b}); err != nil {
+		if st := m.store.State(); errors.Is(err, meta.ErrInvalid) && st.HasPipeline(spec.Name) {
+			return fmt.Errorf("%w: %q", node.ErrPipelineExists, spec.Name)
+		}
+		return metaError(err)
+	}
+	if _, ok := m.n.Pipeline(spec.Name); !ok {
+		return result.New(result.StorageError, fmt.Sprintf("pipeline %q is in the cluster metadata, but this node could not open its buffers; its log says why", spec.Name))
+	}
+	return nil
+}
+
+// DeletePipeline is node.Proposer.
+func (m *metaRuntime) DeletePipeline(name string) error {
+	if _, err := m.propose(meta.Command{Op: meta.OpDelete, Pipeline: name}); err != nil {
+		return metaError(err)
+	}
+	return nil
+}
+
+// producerID is node.Options.ProducerIDs: the next id of this node's
+// block, a new block from the metadata log when it is used up.
+func (m *metaRuntime) producerID() (int64, error) {
+	m.pidMu.Lock()
+	defer m.pidMu.Unlock()
+	if m.pidNext > 0 && m.pidNext < m.pidEnd {
+		id := m.pidNext
+		m.pidNext++
+		return id, nil
+	}
+	st, err := m.propose(meta.Command{Op: meta.OpPIDs})
+	if err != nil {
+		return -1, metaError(err)
+	}
+	first, ok := st.PIDBlocks[m.c.cfg.Node.ID]
+	if !ok {
+		return -1, result.New(result.NotReady, "the cluster metadata gave this node no block of producer ids; retry")
+	}
+	m.pidNext, m.pidEnd = first+1, first+meta.PIDBlock
+	return first, nil
+}
+
+// lateProposer is the node's Proposer before the metadata runtime exists
+// (it needs the node): changes are refused as not ready until then.
+type lateProposer struct{ m atomic.Pointer[metaRuntime] }
+
+func (p *lateProposer) CreatePipeline(spec node.PipelineSpec) error {
+	if m := p.m.Load(); m != nil {
+		return m.CreatePipeline(spec)
+	}
+	return result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
+}
+
+func (p *lateProposer) producerID() (int64, error) {
+	if m := p.m.Load(); m != nil {
+		return m.producerID()
+	}
+	return -1, result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
+}
+
+func (p *lateProposer) DeletePipeline(name string) error {
+	if m := p.m.Load(); m != nil {
+		return m.DeletePipeline(name)
+	}
+	return result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
 }
 
 // watch fences the node while its routing table may be stale.

@@ -178,6 +178,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 		nopts.OpenBuffer = s.cluster.openBuffer
 		nopts.FixedPipelines = true
+		nopts.Proposer = &s.cluster.proposer
+		nopts.ProducerIDs = s.cluster.proposer.producerID
 		nopts.AutoCreate = false
 	}
 	nopts.PipelineDeleted = s.Offsets.DeleteTopic
@@ -197,6 +199,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
+		s.cluster.proposer.m.Store(s.cluster.meta)
 	}
 	n.Metrics.Registry.MustRegister(group.NewLagCollector(s.Offsets, func(topic string, partition int32) (int64, bool) {
 		_, hw, code := n.Offsets(topic, partition)

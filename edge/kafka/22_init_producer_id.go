@@ -3,12 +3,15 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/result"
 )
 
 // InitProducerId (key 22), versions 0 and 1 (2+ are flexible, see
 // header.go). Idempotent
-// producers only: each request gets a new producer id (node.NewProducerID)
-// with epoch 0. Transactions are not supported yet: a request with a
+// producers only: each request gets a new producer id (node.NewProducerID:
+// in a cluster, from a block the metadata log gave this node) with epoch 0;
+// when none can be had (no metadata leader) the answer is a retriable error. Transactions are not supported yet: a request with a
 // transactional id is refused with INVALID_REQUEST.
 const (
 	initProducerIDMin = 0
@@ -22,7 +25,17 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp
 	}
-	resp.ProducerID = c.s.node.NewProducerID()
+	id, err := c.s.node.NewProducerID()
+	if err != nil {
+		code := result.CodeOf(err)
+		if code == result.Unknown {
+			code = result.NotReady
+		}
+		c.s.log.Warn("InitProducerId refused: no producer id to give", "err", err)
+		resp.ProducerID, resp.ErrorCode = -1, code.Kafka()
+		return resp
+	}
+	resp.ProducerID = id
 	resp.ProducerEpoch = 0
 	return resp
 }

@@ -286,7 +286,10 @@ func (c *conn) dispatch(f wire.Frame) bool {
 			c.malformed(err)
 			return false
 		}
-		id := c.s.node.NewProducerID()
+		id, err := c.s.node.NewProducerID()
+		if err != nil {
+			return c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) }) == nil
+		}
 		return c.write(func(b []byte) []byte {
 			return wire.AppendInitProducerOK(b, f.Corr, wire.InitProducerOK{ProducerID: id, Epoch: 0})
 		}) == nil
