@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/result"
 )
 
 // Log is the metadata raft group as the store uses it (package replica's
@@ -170,7 +171,22 @@ func (s *Store) Propose(ctx context.Context, c Command) (State, error) {
 	var b batch.Builder
 	b.Reset(-1, -1, -1)
 	b.Add(time.Now().UnixMilli(), []byte(c.Op), v)
-	ack, err := s.log.Append(b.Finish())
+	rec := b.Finish()
+	// An append refused at once (no leader known, the leader known to be
+	// down) sent nothing: it is tried again, until ctx ends, while the
+	// log elects a leader. An append whose answer is lost is not: its
+	// outcome is unknown.
+	ack, err := s.log.Append(rec)
+	for backoff := 10 * time.Millisecond; err != nil && result.CodeOf(err).Retriable(); backoff = min(2*backoff, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("meta: propose %s: %w (last refusal: %w)", c.Op, ctx.Err(), err)
+		case <-s.quit:
+			return st, ErrClosed
+		case <-time.After(backoff):
+		}
+		ack, err = s.log.Append(rec)
+	}
 	if err != nil {
 		return st, fmt.Errorf("meta: propose %s: %w", c.Op, err)
 	}
