@@ -192,6 +192,10 @@ func TestClusterErrors(t *testing.T) {
 			"cluster.peers[1].addr", ":7200", "with a host"},
 		{"peer address on every interface", peers("{id: n1, addr: 'a:1'}, {id: n2, addr: '0.0.0.0:7200'}"),
 			"cluster.peers[1].addr", "0.0.0.0:7200", "is not an address peers can connect to"},
+		{"metadata voter not a peer", "cluster: {peers: [{id: n1, addr: 'a:1'}, {id: n2, addr: 'b:1'}, {id: n3, addr: 'c:1'}], metadata_voters: [n1, n9, n2]}\n" + reg + hubs,
+			"cluster.metadata_voters[1]", "n9", "is not among cluster.peers (n1, n2, n3)"},
+		{"even metadata voters", "cluster: {peers: [{id: n1, addr: 'a:1'}, {id: n2, addr: 'b:1'}, {id: n3, addr: 'c:1'}], metadata_voters: [n1, n2]}\n" + reg + hubs,
+			"cluster.metadata_voters", "n1, n2", "name an odd number (3 or 5)"},
 		{"repeated peer address", peers("{id: n1, addr: 'a:1'}, {id: n2, addr: 'b:1'}, {id: n3, addr: 'a:1'}"),
 			"cluster.peers[2].addr", "a:1", "is also the address of cluster.peers[0] (n1); give each peer its own address"},
 		{"node not a peer", "node: {id: n4}\n" + cluster3 + reg + clusterHubs,
@@ -389,5 +393,26 @@ func TestClusterErrorsDoNotCascade(t *testing.T) {
 				t.Errorf("got %v; want one error on %s", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestMetadataVoterIDs(t *testing.T) {
+	var c Cluster
+	for i := range 7 {
+		c.Peers = append(c.Peers, Peer{ID: string(rune('a' + i))})
+		want := []string{}
+		for j := range min(i+1, 5) {
+			want = append(want, string(rune('a'+j)))
+		}
+		if i+1 > 5 {
+			want = want[:3]
+		}
+		if got := c.MetadataVoterIDs(); !slices.Equal(got, want) {
+			t.Errorf("%d peers: voters %v, want %v", i+1, got, want)
+		}
+	}
+	c.MetadataVoters = []string{"b", "d", "f"}
+	if got := c.MetadataVoterIDs(); !slices.Equal(got, c.MetadataVoters) {
+		t.Errorf("voters %v, want the configured %v", got, c.MetadataVoters)
 	}
 }

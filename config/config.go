@@ -448,6 +448,28 @@ type Cluster struct {
 	// Peers are every node of the cluster, this one included, in an order
 	// every node's config must share.
 	Peers []Peer `yaml:"peers"`
+	// MetadataVoters are the nodes that vote in the cluster metadata log
+	// (an odd number, 3 or 5); the other nodes follow it as learners.
+	// Empty means every peer when there are at most 5, else the first 3
+	// (MetadataVoterIDs). Every node's config must give the same.
+	MetadataVoters []string `yaml:"metadata_voters"`
+}
+
+// MetadataVoterIDs returns the voters of the cluster metadata log:
+// MetadataVoters, or by default every peer when there are at most 5, else
+// the first 3 in peer order.
+func (c Cluster) MetadataVoterIDs() []string {
+	if len(c.MetadataVoters) > 0 {
+		return c.MetadataVoters
+	}
+	var ids []string
+	for _, p := range c.Peers {
+		ids = append(ids, p.ID)
+	}
+	if len(ids) > 5 {
+		ids = ids[:3]
+	}
+	return ids
 }
 
 // Peer is one node of a cluster.

@@ -703,6 +703,20 @@ func (v *checker) cluster() {
 			addrs[p.Addr] = i
 		}
 	}
+	seen := map[string]bool{}
+	for i, id := range cl.MetadataVoters {
+		key := fmt.Sprintf("cluster.metadata_voters[%d]", i)
+		switch _, ok := ids[id]; {
+		case !ok:
+			v.fail(key, id, "is not among cluster.peers (%s); name peers' ids", strings.Join(c.peerIDs(), ", "))
+		case seen[id]:
+			v.fail(key, id, "is named twice; name each voter once")
+		}
+		seen[id] = true
+	}
+	if n := len(cl.MetadataVoters); n > 0 && n%2 == 0 {
+		v.fail("cluster.metadata_voters", strings.Join(cl.MetadataVoters, ", "), "names %d nodes; name an odd number (3 or 5): an even one tolerates no more failures than one fewer", n)
+	}
 	if _, ok := ids[c.Node.ID]; !ok && idsOK && validName(c.Node.ID, true) {
 		v.fail("node.id", c.Node.ID, "is not among cluster.peers (%s); set node.id to this node's id in cluster.peers, or add this node to cluster.peers", strings.Join(c.peerIDs(), ", "))
 	}

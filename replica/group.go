@@ -35,7 +35,8 @@ type Group struct {
 	key      string
 	dir      string
 	id       uint64
-	replicas map[uint64]string
+	replicas map[uint64]string // voters and learners
+	learners []uint64          // replicas that follow without voting
 	fs       vfs.FS
 	log      *seglog.Log
 	st       *storage
@@ -164,10 +165,16 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
 	}
 	voters := make([]uint64, 0, len(o.Replicas))
-	replicas := make(map[uint64]string, len(o.Replicas))
+	replicas := make(map[uint64]string, len(o.Replicas)+len(o.Learners))
 	for _, r := range o.Replicas {
 		id := RaftID(r)
 		voters = append(voters, id)
+		replicas[id] = r
+	}
+	var learners []uint64
+	for _, r := range o.Learners {
+		id := RaftID(r)
+		learners = append(learners, id)
 		replicas[id] = r
 	}
 	if have && !sameSet(st.voters, voters) {
@@ -207,6 +214,7 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 		inflight: map[int64]*inflight{},
 		propID:   propBase + rand.Uint64N(1<<60),
 	}
+	g.learners = learners
 	if err := g.recover(st); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
@@ -261,7 +269,7 @@ func (g *Group) recover(st state) error {
 	commit := min(st.commit, last)
 	term, vote := st.term, st.vote
 	s.hard = &pb.HardState{Term: &term, Vote: &vote, Commit: &commit}
-	s.conf = &pb.ConfState{Voters: st.voters}
+	s.conf = &pb.ConfState{Voters: st.voters, Learners: g.learners}
 	g.st = s
 	g.saved.term, g.saved.vote = st.term, st.vote
 	g.hw = s.endOf(commit)
@@ -401,7 +409,7 @@ func (g *Group) transferExcept(not uint64) {
 	}
 	var best, match uint64
 	for id, pr := range g.rn.Status().Progress {
-		if id != g.id && id != not && pr.Match >= match && pr.RecentActive {
+		if id != g.id && id != not && !pr.IsLearner && pr.Match >= match && pr.RecentActive {
 			best, match = id, pr.Match
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -211,9 +212,15 @@ type GroupOptions struct {
 	Key string
 	// Dir is the replica's directory: its segments and state file.
 	Dir string
-	// Replicas are the node names holding the group, this host's
-	// included. They are fixed when the group is first created.
+	// Replicas are the node names holding the group and voting in it,
+	// this host's included unless it is a learner. They are fixed when
+	// the group is first created.
 	Replicas []string
+	// Learners are nodes that hold the group and apply it without voting
+	// (raft learners): they never lead it and do not count for a quorum.
+	// They are not recorded in the group's state; every node must give
+	// the same ones.
+	Learners []string
 	// Log configures the segment log. Retention is not supported yet on a
 	// replicated log and must be off.
 	Log seglog.Options
@@ -227,11 +234,11 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 	if o.Log.RetentionAge > 0 || o.Log.RetentionBytes > 0 {
 		return nil, fmt.Errorf("replica: group %s: retention on a replicated buffer is not supported yet; turn it off for this pipeline", o.Key)
 	}
-	if err := CheckIDs(o.Replicas); err != nil {
+	if err := CheckIDs(append(slices.Clone(o.Replicas), o.Learners...)); err != nil {
 		return nil, err
 	}
 	self := false
-	for _, r := range o.Replicas {
+	for _, r := range append(slices.Clone(o.Replicas), o.Learners...) {
 		self = self || r == h.self
 	}
 	if !self {
@@ -258,7 +265,7 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 		g.Close()
 		return nil, fmt.Errorf("replica: group %s: the host closed or opened it meanwhile", o.Key)
 	}
-	for _, r := range o.Replicas {
+	for _, r := range append(slices.Clone(o.Replicas), o.Learners...) {
 		h.names[RaftID(r)] = r
 	}
 	h.groups[o.Key] = g

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,8 @@ type testCluster struct {
 	names []string
 	// alive, when set, is every host's HostOptions.Alive (groups go quiet).
 	alive func(string) bool
+	// learners are the names of names that hold the group as learners.
+	learners []string
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
@@ -144,7 +147,8 @@ func newTestClusterAlive(t *testing.T, alive func(string) bool, names ...string)
 
 func (c *testCluster) start(name string) {
 	h := NewHost(name, endpoint{c.net, name}, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive})
-	if _, err := h.Open(GroupOptions{Key: "p/0", Dir: c.dirs[name], Replicas: c.names,
+	voters := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(c.learners, n) })
+	if _, err := h.Open(GroupOptions{Key: "p/0", Dir: c.dirs[name], Replicas: voters, Learners: c.learners,
 		Log: seglog.Options{Logger: quiet, SegmentBytes: 64 << 10}}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -548,4 +552,73 @@ func TestTransferLeadership(t *testing.T) {
 		t.Fatal("leadership did not move")
 	}
 	c.appendRetry(record(1))
+}
+
+// TestLearnerFollows: a learner holds and applies the group's log like a
+// voter, but never leads it and does not count for a quorum: with two of
+// the three voters down, the third and the learner elect no one; a voter
+// back makes a leader among the voters. A leader stopping hands the lead
+// to a voter, never to the learner.
+func TestLearnerFollows(t *testing.T) {
+	c := &testCluster{t: t, net: newMemNet(t), dirs: map[string]string{}, hosts: map[string]*Host{},
+		names: []string{"a", "b", "c", "d"}, learners: []string{"d"}}
+	root := t.TempDir()
+	for _, n := range c.names {
+		c.dirs[n] = filepath.Join(root, n)
+		c.start(n)
+	}
+	t.Cleanup(func() {
+		for _, h := range c.hosts {
+			h.Close()
+		}
+	})
+	var hw int64
+	for i := range 20 {
+		hw = c.appendRetry(record(i)) + 2
+	}
+	c.converge(hw)
+	want := c.sameLogs()
+	if got := readAll(t, c.group("d")); string(got) != string(want) {
+		t.Fatal("the learner's log differs from the voters'")
+	}
+	for range 3 {
+		l := c.leader()
+		if l == "d" {
+			t.Fatal("the learner leads")
+		}
+		c.group(l).TransferLeadership()
+		time.Sleep(50 * time.Millisecond)
+	}
+	l := c.leader()
+	var others []string
+	for _, n := range []string{"a", "b", "c"} {
+		if n != l {
+			others = append(others, n)
+		}
+	}
+	// Down: the leader and one other voter. Left: one voter and the
+	// learner, no quorum.
+	c.stop(l)
+	c.stop(others[0])
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		for _, n := range []string{others[1], "d"} {
+			if c.group(n).IsLeader() {
+				t.Fatalf("%s leads with one voter of three up (d is a learner)", n)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.start(l)
+	if got := c.leader(); got == "d" {
+		t.Fatal("the learner leads")
+	}
+	hw = c.appendRetry(record(99)) + 2
+	deadline = time.Now().Add(10 * time.Second)
+	for c.group("d").HighWatermark() < hw {
+		if time.Now().After(deadline) {
+			t.Fatalf("the learner's high watermark is %d, the log's %d", c.group("d").HighWatermark(), hw)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -30,12 +30,21 @@ type Cluster struct {
 // ClusterOption changes how StartCluster builds the cluster.
 type ClusterOption func(*clusterOptions)
 
-type clusterOptions struct{ links bool }
+type clusterOptions struct {
+	links  bool
+	voters []string
+}
 
 // WithLinks puts a Link (an in-process proxy that can be cut or delayed)
 // on every directed path of cluster traffic between two nodes: each node's
 // config names, as its peers' addresses, the proxies that lead to them.
 func WithLinks() ClusterOption { return func(o *clusterOptions) { o.links = true } }
+
+// WithMetadataVoters names the voters of the cluster metadata log
+// (cluster.metadata_voters); the other nodes are learners.
+func WithMetadataVoters(ids ...string) ClusterOption {
+	return func(o *clusterOptions) { o.voters = ids }
+}
 
 // StartCluster starts n nodes of one cluster. body is the YAML every node's
 // configuration shares besides its node and cluster sections (jurisdictions,
@@ -81,6 +90,7 @@ func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Clus
 		cfg.Listeners.HTTP = freeAddr(t)
 		cfg.Listeners.Kafka = freeAddr(t)
 		cfg.Listeners.QUIC = config.ListenerOff
+		cfg.Cluster.MetadataVoters = o.voters
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}

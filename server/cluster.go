@@ -130,15 +130,23 @@ func (c *clusterRuntime) openOffsets() (*group.Store, error) {
 // openEverywhere opens this node's replica of a raft group of the cluster's
 // own state, with a replica on every node, in <data_dir>/<dir>, fsynced on
 // every write.
-func (c *clusterRuntime) openEverywhere(key, dir string) (*replica.Group, error) {
-	var all []string
+// With voters, only those vote and the other nodes hold learner replicas;
+// without, every node votes.
+func (c *clusterRuntime) openEverywhere(key, dir string, voters ...string) (*replica.Group, error) {
+	var all, learners []string
 	for _, p := range c.cfg.Cluster.Peers {
-		all = append(all, p.ID)
+		switch {
+		case len(voters) == 0 || slices.Contains(voters, p.ID):
+			all = append(all, p.ID)
+		default:
+			learners = append(learners, p.ID)
+		}
 	}
 	return c.host.Open(replica.GroupOptions{
 		Key:      key,
 		Dir:      filepath.Join(c.cfg.Node.DataDir, dir),
 		Replicas: all,
+		Learners: learners,
 		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log},
 	})
 }

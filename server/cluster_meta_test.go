@@ -529,3 +529,42 @@ func TestClusterProducerIDsUnique(t *testing.T) {
 		t.Fatalf("%d distinct ids of 4500 handed out", len(seen))
 	}
 }
+
+// TestClusterMetadataLearner: with metadata voters n1, n2, n3, the fourth
+// node follows the metadata log as a learner: it routes with every change,
+// proposes changes like any node, never leads the log, and the voters go
+// on without it.
+func TestClusterMetadataLearner(t *testing.T) {
+	c := sensetest.StartCluster(t, 4, sovereignHubs, sensetest.WithMetadataVoters("n1", "n2", "n3"))
+	resp, err := adminAt(t, c, 3, admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}})
+	if err != nil {
+		t.Fatalf("a change proposed on the learner n4: %v", err)
+	}
+	waitTables(t, c, resp.TableVersion)
+	st, err := adminAt(t, c, 3, admin.ClusterStatus{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range st.Cluster.Buffers {
+		if b.Key == "__meta" && (b.Leader == "n4" || len(b.Replicas) != 4) {
+			t.Fatalf("__meta as n4 sees it: %+v; n4 must hold a replica and never lead", b)
+		}
+	}
+	for i := range 3 {
+		l := metaLeader(t, c)
+		if l == 3 {
+			t.Fatal("the learner n4 leads the metadata log")
+		}
+		c.Stop(l)
+		resp, err = adminAt(t, c, 3, admin.SetHubStatus{Hub: "dakhla", Status: []string{"draining", "up"}[i%2]})
+		c.Start(l)
+		if err != nil {
+			t.Fatalf("a change with voter n%d down: %v", l+1, err)
+		}
+	}
+	waitTables(t, c, resp.TableVersion)
+	c.Stop(3)
+	if _, err := adminAt(t, c, 0, admin.SetHubPolicy{Hub: "tangier", Allow: []string{"payments"}}); err != nil {
+		t.Fatalf("a change with the learner down: %v", err)
+	}
+}

@@ -66,9 +66,10 @@ type metaRuntime struct {
 }
 
 // openMeta opens this node's replica of the metadata log (a raft group of
-// every node of the cluster) and starts applying it to n.
+// every node of the cluster: the metadata voters vote, the others are
+// learners) and starts applying it to n.
 func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
-	g, err := c.openEverywhere(metaKey, "meta")
+	g, err := c.openEverywhere(metaKey, "meta", c.cfg.Cluster.MetadataVoterIDs()...)
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster metadata log: %w", err)
 	}
