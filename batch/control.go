@@ -17,6 +17,10 @@ const (
 	// ControlRaftConfig holds a raft configuration-change entry; its value
 	// is the entry's type (one byte) and data.
 	ControlRaftConfig int16 = 0x5301
+	// ControlTrim moves a replicated log's start: its value is the new
+	// first offset readers see (8 bytes, big-endian). Every replica moves
+	// its start when it applies the record (package replica).
+	ControlTrim int16 = 0x5302
 )
 
 // Control returns a new control batch of one record whose key is

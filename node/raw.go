@@ -216,6 +216,11 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	if err != nil {
 		return -1, result.CorruptBatch, err.Error()
 	}
+	if h.Attributes&batch.AttrControl != 0 {
+		// Control records (transaction markers, a replicated log's
+		// trims) are the broker's to write, as in Kafka.
+		return -1, result.InvalidRequest, "the batch is a control batch; producers may not write control records"
+	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
 	if n.budget.shed(buf.Lane) {

@@ -50,6 +50,9 @@ func TestAppendRaw(t *testing.T) {
 			t.Errorf("%s: %v (%s), want %v", c.name, code, why, c.want)
 		}
 	}
+	if _, code, why := n.AppendRaw(ctx, "payments", 0, batch.Control(1, batch.ControlTrim, make([]byte, 8))); code != result.InvalidRequest {
+		t.Errorf("a producer's control batch: %v %s, want INVALID_REQUEST", code, why)
+	}
 	bad := rawBatch()
 	bad[len(bad)-1] ^= 1
 	if _, code, _ := n.AppendRaw(ctx, "payments", 0, bad); code != result.CorruptBatch {

@@ -36,6 +36,7 @@ type Group struct {
 	dir      string
 	id       uint64
 	replicas map[uint64]string // voters and learners
+	logStart atomic.Int64      // the first offset readers see (trim.go)
 	learners []uint64          // replicas that follow without voting
 	fs       vfs.FS
 	log      *seglog.Log
@@ -254,10 +255,21 @@ func (g *Group) recover(st state) error {
 		baseIndex: st.baseIndex,
 		baseTerm:  st.baseTerm,
 		baseNext:  st.baseNext,
+		start:     st.start,
+	}
+	if start := g.log.StartOffset(); start < st.baseNext {
+		// A trim saved its state, then stopped before dropping every
+		// segment below its new base: drop them now (trim.go).
+		got, err := g.log.DropBefore(st.baseNext)
+		if err != nil {
+			return fmt.Errorf("finish the trim to %d: %w", st.start, err)
+		}
+		g.lg.Info("finished a trim a stop interrupted", "start", st.start, "segments_start", got)
 	}
 	if start := g.log.StartOffset(); start != st.baseNext {
 		return fmt.Errorf("the log starts at offset %d but its raft state expects %d", start, st.baseNext)
 	}
+	g.logStart.Store(st.start)
 	err := g.log.ScanHeaders(st.baseNext, func(h *batch.Header) error {
 		s.ents = append(s.ents, meta{term: uint64(max(h.LeaderEpoch, 0)), next: h.NextOffset()})
 		return nil
@@ -766,7 +778,7 @@ func (g *Group) saveState(hs *pb.HardState) error {
 	g.st.mu.Lock()
 	s := state{
 		term: hs.GetTerm(), vote: hs.GetVote(), commit: hs.GetCommit(),
-		baseIndex: g.st.baseIndex, baseTerm: g.st.baseTerm, baseNext: g.st.baseNext,
+		baseIndex: g.st.baseIndex, baseTerm: g.st.baseTerm, baseNext: g.st.baseNext, start: max(g.st.start, g.st.baseNext),
 		voters: g.st.conf.GetVoters(),
 	}
 	g.st.mu.Unlock()
@@ -889,6 +901,13 @@ func (g *Group) apply(ents []*pb.Entry) {
 	end := g.st.endOf(lastIdx)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
 	for _, e := range ents {
+		if off, ok := trimOf(e); ok {
+			if err := g.applyTrim(off); err != nil {
+				// The start readers see moved; the segments stay until the
+				// next trim or open finishes the drop.
+				g.lg.Error("moving the log's start failed", "start", off, "err", err)
+			}
+		}
 		if a := g.byIndex[e.GetIndex()]; a != nil {
 			delete(g.byIndex, e.GetIndex())
 			a.resolve(a.base, nil)

@@ -12,6 +12,9 @@ import (
 // Read appends whole committed batches from offset to dst (see
 // seglog.Log.Read).
 func (g *Group) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	if offset < g.logStart.Load() {
+		return dst, fmt.Errorf("%w: %w", seglog.ErrOffsetOutOfRange, g.errBeforeStart(offset))
+	}
 	out, err := g.log.ReadBelow(dst, offset, maxBytes, g.HighWatermark())
 	g.damaged(err)
 	return out, err
@@ -19,6 +22,9 @@ func (g *Group) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
 
 // Locate is Read without the copy.
 func (g *Group) Locate(offset int64, maxBytes int) (seglog.Slice, error) {
+	if offset < g.logStart.Load() {
+		return seglog.Slice{}, fmt.Errorf("%w: %w", seglog.ErrOffsetOutOfRange, g.errBeforeStart(offset))
+	}
 	sl, err := g.log.LocateBelow(offset, maxBytes, g.HighWatermark())
 	g.damaged(err)
 	return sl, err
@@ -32,11 +38,12 @@ func (g *Group) OffsetForTime(ts int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return min(off, hw), nil
+	return min(max(off, g.logStart.Load()), hw), nil
 }
 
-// StartOffset is the first offset held.
-func (g *Group) StartOffset() int64 { return g.log.StartOffset() }
+// StartOffset is the first offset readers see: the log's first, or past
+// it after a trim (trim.go).
+func (g *Group) StartOffset() int64 { return max(g.log.StartOffset(), g.logStart.Load()) }
 
 // NextOffset is the offset after the last batch written here, committed
 // or not (Kafka's log end offset of this replica).

@@ -25,12 +25,19 @@ type state struct {
 	// term 0, offset 0.
 	baseIndex, baseTerm uint64
 	baseNext            int64
-	voters              []uint64
+	// start is the log's first offset readers see: at or past baseNext
+	// (the log keeps whole segments; Trim moves start to any batch).
+	start  int64
+	voters []uint64
 }
 
+// The state file's formats: SRS1 has six u64 fields, SRS2 a seventh, the
+// log's start (an SRS1 file's start is its baseNext).
 const (
-	stateMagic   = "SRS1"
-	stateFixed   = 4 + 8*6 + 4 // magic, six u64, voter count
+	stateMagic1  = "SRS1"
+	stateMagic   = "SRS2"
+	stateFixed1  = 4 + 8*6 + 4 // magic, six u64, voter count
+	stateFixed   = 4 + 8*7 + 4 // magic, seven u64, voter count
 	maxVoters    = 16
 	stateMaxSize = stateFixed + 8*maxVoters + 4
 )
@@ -40,7 +47,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 func (s *state) encode() []byte {
 	b := make([]byte, 0, stateFixed+8*len(s.voters)+4)
 	b = append(b, stateMagic...)
-	for _, v := range []uint64{s.term, s.vote, s.commit, s.baseIndex, s.baseTerm, uint64(s.baseNext)} {
+	for _, v := range []uint64{s.term, s.vote, s.commit, s.baseIndex, s.baseTerm, uint64(s.baseNext), uint64(s.start)} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.voters)))
@@ -54,7 +61,13 @@ func (s *state) encode() []byte {
 // guessed at: raft's vote must not be forgotten.
 func decodeState(b []byte) (state, error) {
 	var s state
-	if len(b) < stateFixed+4 || len(b) > stateMaxSize || string(b[:4]) != stateMagic {
+	fixed, fields := stateFixed, 7
+	if len(b) >= 4 && string(b[:4]) == stateMagic1 {
+		fixed, fields = stateFixed1, 6
+	} else if len(b) >= 4 && string(b[:4]) != stateMagic {
+		return s, fmt.Errorf("not a raft state file (%d bytes)", len(b))
+	}
+	if len(b) < fixed+4 || len(b) > stateMaxSize {
 		return s, fmt.Errorf("not a raft state file (%d bytes)", len(b))
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -63,15 +76,19 @@ func decodeState(b []byte) (state, error) {
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(body[4+8*i:]) }
 	s.term, s.vote, s.commit, s.baseIndex, s.baseTerm, s.baseNext = u(0), u(1), u(2), u(3), u(4), int64(u(5))
-	n := int(binary.BigEndian.Uint32(body[4+48:]))
-	if n > maxVoters || len(body) != stateFixed+8*n {
+	s.start = s.baseNext
+	if fields == 7 {
+		s.start = int64(u(6))
+	}
+	n := int(binary.BigEndian.Uint32(body[4+8*fields:]))
+	if n > maxVoters || len(body) != fixed+8*n {
 		return s, fmt.Errorf("raft state file lists %d voters in %d bytes", n, len(body))
 	}
 	for i := range n {
-		s.voters = append(s.voters, binary.BigEndian.Uint64(body[stateFixed+8*i:]))
+		s.voters = append(s.voters, binary.BigEndian.Uint64(body[fixed+8*i:]))
 	}
-	if s.baseNext < 0 || s.commit < s.baseIndex && s.commit != 0 {
-		return s, fmt.Errorf("raft state file is inconsistent: commit %d, log after index %d at offset %d", s.commit, s.baseIndex, s.baseNext)
+	if s.baseNext < 0 || s.start < s.baseNext || s.commit < s.baseIndex && s.commit != 0 {
+		return s, fmt.Errorf("raft state file is inconsistent: commit %d, log after index %d at offset %d, readers' start %d", s.commit, s.baseIndex, s.baseNext, s.start)
 	}
 	return s, nil
 }

@@ -38,7 +38,10 @@ type storage struct {
 	baseIndex uint64 // the entry before ents[0]
 	baseTerm  uint64
 	baseNext  int64 // the offset ents[0] starts at
-	ents      []meta
+	// start is the first offset readers see, at or past baseNext: a
+	// trim moves it to any batch; the log drops whole segments below it.
+	start int64
+	ents  []meta
 }
 
 func (s *storage) InitialState() (*pb.HardState, *pb.ConfState, error) {
@@ -184,9 +187,13 @@ func entryOf(b []byte, term, index uint64) (*pb.Entry, error) {
 		t := pb.EntryType(value[0])
 		e.Type = &t
 		e.Data = value[1:]
+	case typ == batch.ControlLeaderChange:
+		// The leader's empty entry at the start of its term: raft sees it
+		// as empty, and every replica writes the same marker for it.
 	default:
-		// An empty entry (the leader's at the start of its term), or a
-		// marker written through raft: raft sees it as empty.
+		// A control record written through raft (a trim): the entry is
+		// the batch itself, so that every replica stores the same bytes.
+		e.Data = b
 	}
 	return e, nil
 }

@@ -128,49 +128,84 @@ func (l *Log) EnforceRetention() (int, error) {
 	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
 		return 0, nil
 	}
+	now := l.opts.Now().UnixMilli()
+	removed, _, err := l.dropFront("retention", func(s *segment, rest int64) bool {
+		old := l.opts.RetentionAge > 0 && s.maxTS >= 0 && now-s.maxTS > l.opts.RetentionAge.Milliseconds()
+		big := l.opts.RetentionBytes > 0 && rest >= l.opts.RetentionBytes
+		return old || big
+	})
+	return removed, err
+}
+
+// DropBefore deletes the segments that hold only offsets below offset (a
+// replicated log's start moving forward: package replica), never the last
+// segment. It returns the log's new start, a segment's base, at most
+// offset.
+func (l *Log) DropBefore(offset int64) (int64, error) {
+	_, start, err := l.dropFront("drop", func(s *segment, _ int64) bool { return s.next <= offset })
+	return start, err
+}
+
+// StartAfterDrop returns the start DropBefore(offset) would leave: the
+// base of the first segment holding an offset at or past offset, or of the
+// last segment.
+func (l *Log) StartAfterDrop(offset int64) int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	for _, s := range l.segs[:len(l.segs)-1] {
+		if s.next > offset {
+			return s.base
+		}
+	}
+	return l.segs[len(l.segs)-1].base
+}
+
+// dropFront deletes segments from the front of the log while drop says so
+// (given the segment and the bytes the log would keep without it), never
+// the last one nor one still being sealed. It returns how many it deleted
+// and the log's start after.
+func (l *Log) dropFront(why string, drop func(s *segment, rest int64) bool) (int, int64, error) {
 	l.mu.Lock()
 	if err := l.usableLocked(); err != nil {
 		l.mu.Unlock()
-		return 0, err
+		return 0, 0, err
 	}
 	l.segMu.Lock()
 	var total int64
 	for _, s := range l.segs {
 		total += s.size
 	}
-	now := l.opts.Now().UnixMilli()
 	var removed []*segment
 	for len(l.segs) > 1 {
 		s := l.segs[0]
 		if l.sealing != nil && s == l.sealing.old {
 			break // its seal still syncs it and writes its indexes
 		}
-		old := l.opts.RetentionAge > 0 && s.maxTS >= 0 && now-s.maxTS > l.opts.RetentionAge.Milliseconds()
-		big := l.opts.RetentionBytes > 0 && total-s.size >= l.opts.RetentionBytes
-		if !old && !big {
+		if !drop(s, total-s.size) {
 			break
 		}
 		removed = append(removed, s)
 		l.segs = l.segs[1:]
 		total -= s.size
 	}
+	start := l.segs[0].base
 	l.segMu.Unlock()
 	l.mu.Unlock()
 	if len(removed) == 0 {
-		return 0, nil
+		return 0, start, nil
 	}
 	for _, s := range removed {
 		s.deleted.Store(true)
 		s.maybeClose()
 		if err := removeSegmentFiles(l.fs, s); err != nil {
-			return 0, fmt.Errorf("seglog: retention: %w", err)
+			return 0, start, fmt.Errorf("seglog: %s: %w", why, err)
 		}
-		l.log.Info("retention deleted segment", "segment", s.path(logSuffix), "bytes", s.size, "next_offset", s.next)
+		l.log.Info(why+" deleted segment", "segment", s.path(logSuffix), "bytes", s.size, "next_offset", s.next)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return len(removed), fmt.Errorf("seglog: retention: sync directory %s: %w", l.dir, err)
+		return len(removed), start, fmt.Errorf("seglog: %s: sync directory %s: %w", why, l.dir, err)
 	}
-	return len(removed), nil
+	return len(removed), start, nil
 }
 
 // refillProducers rebuilds the idempotence windows of producers that lost
