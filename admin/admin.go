@@ -76,6 +76,10 @@ type GetRegistry struct{}
 // all) and check that each rests in a hub of its mask.
 type Audit struct{ Pipeline string }
 
+// AuditLog asks a cluster node for the audit log of moves: every step of
+// the migrator, in order.
+type AuditLog struct{}
+
 // ClusterStatus asks a cluster node for its peers and the buffers it holds
 // replicas of (ClusterInfo).
 type ClusterStatus struct{}
@@ -90,6 +94,7 @@ func (ListHubs) Op() string         { return "hub.list" }
 func (GetRegistry) Op() string      { return "registry" }
 func (ClusterStatus) Op() string    { return "cluster.status" }
 func (Audit) Op() string            { return "audit" }
+func (AuditLog) Op() string         { return "audit.log" }
 
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create and pipeline.describe Pipelines (one) and Layout,
@@ -111,6 +116,29 @@ type Response struct {
 	// TableVersion is the answering node's routing table version.
 	TableVersion uint64       `json:"table_version,omitempty"`
 	Audit        *AuditReport `json:"audit,omitempty"`
+	Moves        []Move       `json:"moves,omitempty"`
+}
+
+// Move is one step of the migrator, as the audit log of moves records it:
+// the records of a source buffer in [From, To) copied to a destination
+// partition at [DestFrom, DestTo) (-1 when a copy made before a restart
+// was recognized as stored), their count and a CRC-32C of their keys and
+// values, the routing table version that made them move, and when.
+type Move struct {
+	Pipeline  string `json:"pipeline"`
+	Source    string `json:"source"`
+	SourceHub string `json:"source_hub"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Dest      int32  `json:"dest_partition"`
+	DestHub   string `json:"dest_hub"`
+	DestFrom  int64  `json:"dest_from"`
+	DestTo    int64  `json:"dest_to"`
+	Records   int64  `json:"records"`
+	Checksum  uint32 `json:"checksum"`
+	Cause     uint64 `json:"cause_table_version"`
+	Planned   string `json:"planned"`
+	Finished  string `json:"finished"`
 }
 
 // AuditReport is what one node found reading what it stores (audit).
@@ -244,7 +272,7 @@ type envelope struct {
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit"
+const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -263,7 +291,7 @@ func Encode(r Request) ([]byte, error) {
 		e.Hub, e.Status = r.Hub, r.Status
 	case SetHubPolicy:
 		e.Hub, e.Deny, e.Allow = r.Hub, r.Deny, r.Allow
-	case ListPipelines, ListHubs, GetRegistry, ClusterStatus:
+	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
 	}
@@ -299,6 +327,8 @@ func Decode(body []byte) (Request, error) {
 		return ClusterStatus{}, nil
 	case "audit":
 		return Audit{Pipeline: e.Pipeline}, nil
+	case "audit.log":
+		return AuditLog{}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

@@ -17,6 +17,7 @@ var requests = []Request{
 	SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}, Allow: []string{"audit"}},
 	Audit{Pipeline: "payments"},
 	Audit{},
+	AuditLog{},
 	ListHubs{},
 	GetRegistry{},
 	ClusterStatus{},

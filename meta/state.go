@@ -21,6 +21,10 @@
 //     says (SIGHUP reconciles what the file changed).
 //   - pids.alloc: a block of PIDBlock producer ids for the proposing node,
 //     so that no two nodes ever hand out the same id.
+//   - move.plan, move.done: the migrator's checkpoints (migrate.go of
+//     package server): a range of a source buffer to copy to a destination
+//     partition under a producer id of its own, then the copy done; the
+//     done records are the audit log of moves (`sense audit log`).
 //   - pipeline.create, pipeline.delete: pipelines created and deleted at
 //     run time (the admin API, Kafka CreateTopics and DeleteTopics); the
 //     spec is the node's, opaque here, complete with its layout so that
@@ -47,7 +51,41 @@ const (
 	OpCreate    = "pipeline.create"
 	OpDelete    = "pipeline.delete"
 	OpPIDs      = "pids.alloc"
+	OpMovePlan  = "move.plan"
+	OpMoveDone  = "move.done"
 )
+
+// MovePIDBase is the first producer id of the migrator's copies: each
+// plan takes the next, far above the ids pids.alloc hands out.
+const MovePIDBase int64 = 1 << 56
+
+// Move is one step of the migrator: the records of a source buffer in
+// [From, To) copied to partition Dest of the same pipeline. The plan fixes
+// all but the outcome; move.done fills the rest in.
+type Move struct {
+	Source   string `json:"source"` // pipeline/hub/partition
+	Pipeline string `json:"pipeline"`
+	Hub      string `json:"hub"`
+	From     int64  `json:"from"`
+	To       int64  `json:"to"`
+	Dest     int32  `json:"dest"` // destination partition
+	DestHub  string `json:"dest_hub"`
+	// PID is the producer id the copies are written under (sequence =
+	// source offset), so that a copy made again after a crash is
+	// recognized by the destination; set when the plan is applied.
+	PID int64 `json:"pid"`
+	// Cause is the routing table version the migrator saw the source's
+	// hub deny the pipeline with.
+	Cause uint64 `json:"cause"`
+
+	Done     bool   `json:"done"`
+	DestFrom int64  `json:"dest_from"` // destination offsets of the copies
+	DestTo   int64  `json:"dest_to"`
+	Records  int64  `json:"records"`
+	Checksum uint32 `json:"checksum"` // CRC-32C of the records' keys and values, in order
+	Planned  int64  `json:"planned"`  // Unix nanoseconds
+	Finished int64  `json:"finished"`
+}
 
 // PIDBlock is how many producer ids one pids.alloc gives a node.
 const PIDBlock = 1000
@@ -70,6 +108,8 @@ type Command struct {
 	Deny   []string   `json:"deny,omitempty"`   // hub.policy: pipelines to deny; hub.set: the whole list
 	Allow  []string   `json:"allow,omitempty"`  // hub.policy: pipelines to allow again
 	Hubs   []HubState `json:"hubs,omitempty"`   // seed
+	// Move is the step of move.plan and move.done.
+	Move *Move `json:"move,omitempty"`
 	// Pipeline names the pipeline of pipeline.create and pipeline.delete;
 	// Spec is the created pipeline's spec (JSON of the node's spec).
 	Pipeline string          `json:"pipeline,omitempty"`
@@ -104,6 +144,11 @@ type State struct {
 	// the first id of the last block each node was given.
 	NextPID   int64
 	PIDBlocks map[string]int64
+	// Moves is each source buffer's last move step, by source key;
+	// MoveLog every finished step in order (the audit log of moves).
+	Moves       map[string]Move
+	MoveLog     []Move
+	NextMovePID int64
 }
 
 // Clone returns a deep copy of s.
@@ -116,6 +161,8 @@ func (s State) Clone() State {
 	}
 	c.Pipelines = slices.Clone(s.Pipelines)
 	c.PIDBlocks = maps.Clone(s.PIDBlocks)
+	c.Moves = maps.Clone(s.Moves)
+	c.MoveLog = slices.Clone(s.MoveLog)
 	return c
 }
 
@@ -201,6 +248,25 @@ func (c *Command) Check(s *State) error {
 			return invalid("pids.alloc names no node")
 		}
 		return nil
+	case OpMovePlan:
+		m := c.Move
+		if m == nil || m.Source == "" || m.To <= m.From {
+			return invalid("move.plan without a source or a range")
+		}
+		if cur, ok := s.Moves[m.Source]; ok && (!cur.Done || m.From < cur.To) {
+			return invalid("move.plan of %s from %d: its last step (%d to %d, done %v) is not behind it", m.Source, m.From, cur.From, cur.To, cur.Done)
+		}
+		return nil
+	case OpMoveDone:
+		m := c.Move
+		if m == nil {
+			return invalid("move.done without a step")
+		}
+		cur, ok := s.Moves[m.Source]
+		if !ok || cur.Done || cur.From != m.From || cur.To != m.To {
+			return invalid("move.done of %s %d to %d: no such step is under way", m.Source, m.From, m.To)
+		}
+		return nil
 	case OpCreate:
 		if c.Pipeline == "" || len(c.Spec) == 0 {
 			return invalid("pipeline.create without a pipeline name or spec")
@@ -215,7 +281,7 @@ func (c *Command) Check(s *State) error {
 		}
 		return nil
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpPIDs)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -273,6 +339,21 @@ func (s *State) Apply(c *Command) bool {
 		first := max(s.NextPID, 1)
 		s.PIDBlocks[c.By] = first
 		s.NextPID = first + PIDBlock
+		return true
+	case OpMovePlan:
+		if s.Moves == nil {
+			s.Moves = map[string]Move{}
+		}
+		m := *c.Move
+		m.Done, m.PID, m.Planned = false, MovePIDBase+s.NextMovePID, c.At
+		s.NextMovePID++
+		s.Moves[m.Source] = m
+		return true
+	case OpMoveDone:
+		m := s.Moves[c.Move.Source]
+		m.Done, m.DestFrom, m.DestTo, m.Records, m.Checksum, m.Finished = true, c.Move.DestFrom, c.Move.DestTo, c.Move.Records, c.Move.Checksum, c.At
+		s.Moves[m.Source] = m
+		s.MoveLog = append(s.MoveLog, m)
 		return true
 	case OpCreate:
 		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)

@@ -114,3 +114,10 @@ func (a *alerter) close() {
 	a.wg.Wait()
 	a.client.CloseIdleConnections()
 }
+
+// AlertNoCompliantHub fires the NO_COMPLIANT_HUB incident (the alert
+// webhook) for events the node cannot place: stored events a migration
+// has no compliant destination for, as ingest does for new ones.
+func (n *Node) AlertNoCompliantHub(pipeline, mask, prio, reason string) {
+	n.alerts.fire(pipeline, mask, prio, reason)
+}

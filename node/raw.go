@@ -191,6 +191,45 @@ func (n *Node) recordRouting(r *batch.Record, defMask jurisdiction.Mask, lane ev
 // code and a reason. The pipeline's state is looked up once. The caller
 // has reserved b's bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
+	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendLocal)
+}
+
+// AppendMoved stores a batch the migrator built from records it moves out
+// of a hub: checked exactly as a Kafka producer's batch (every record's
+// mask against the partition's hub, its priority against the lane, the
+// hub's policy), then appended with sparse sequences (the copy's sequence
+// numbers are the source offsets) and, on a cluster node that does not
+// lead the partition, forwarded to its leader.
+func (n *Node) AppendMoved(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
+	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendSparse)
+}
+
+// Trimmer is implemented by a Buffer whose start can move forward (a
+// replicated buffer): Trim returns once the new start is committed.
+type Trimmer interface {
+	Trim(offset int64) (Ack, error)
+}
+
+// Trim moves a partition's start to offset (a batch boundary): the
+// records below it leave the buffer.
+func (n *Node) Trim(pipeline string, partition int32, offset int64) error {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return result.New(code, fmt.Sprintf("trim %s/%d", pipeline, partition))
+	}
+	t, ok := b.(Trimmer)
+	if !ok {
+		return fmt.Errorf("%w: %s/%d: this buffer's start cannot move (only a replicated buffer's can)", ErrInvalidSpec, pipeline, partition)
+	}
+	a, err := t.Trim(offset)
+	if err != nil {
+		return err
+	}
+	_, err = a.Wait()
+	return err
+}
+
+func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags) (int64, result.Code, string) {
 	s := n.st.Load()
 	p, partition, defMask, code := n.resolve(s, pipeline, partition)
 	switch code {
@@ -258,7 +297,7 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
-	base, err := appendAndWait(p.bufs[partition], stored, AppendChecked|AppendLocal)
+	base, err := appendAndWait(p.bufs[partition], stored, flags)
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {

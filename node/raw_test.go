@@ -357,7 +357,7 @@ func FuzzAppendRaw(f *testing.F) {
 		switch code {
 		case result.OK:
 		case result.CorruptBatch, result.PolicyViolation, result.UnknownPartition, result.OutOfOrderSequence,
-			result.DuplicateSequence, result.ProducerFenced:
+			result.DuplicateSequence, result.ProducerFenced, result.InvalidRequest:
 			if why == "" {
 				t.Fatalf("%v without a reason", code)
 			}

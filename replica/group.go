@@ -37,6 +37,7 @@ type Group struct {
 	id       uint64
 	replicas map[uint64]string // voters and learners
 	logStart atomic.Int64      // the first offset readers see (trim.go)
+	dropTo   int64             // segments below this offset are still to drop (trim.go); owned by run
 	learners []uint64          // replicas that follow without voting
 	fs       vfs.FS
 	log      *seglog.Log
@@ -566,6 +567,9 @@ func (g *Group) runOnce() (closing bool) {
 			g.rn.Tick()
 		}
 		g.maybeQuiesce()
+		if err := g.dropSegments(); err != nil {
+			g.lg.Error("dropping the segments below the log's start failed; retried", "err", err)
+		}
 	case m := <-g.inbox:
 		g.step(m)
 	case p := <-g.props:

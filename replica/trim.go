@@ -109,12 +109,24 @@ func (g *Group) applyTrim(offset int64) error {
 	if err := writeState(g.fs, g.dir, &st); err != nil {
 		return fmt.Errorf("trim to %d: save raft state: %w", offset, err)
 	}
-	if got, err := g.log.DropBefore(offset); err != nil {
-		return fmt.Errorf("trim to %d: %w", offset, err)
-	} else if got != newBase {
-		return fmt.Errorf("trim to %d: the log starts at %d after dropping segments, not %d", offset, got, newBase)
-	}
 	g.lg.Info("log start moved", "start", offset, "raft_base_index", baseIdx, "segments_start", newBase)
+	g.dropTo = newBase
+	return g.dropSegments()
+}
+
+// dropSegments drops the segments below the raft log's base that a trim
+// left (one still being sealed is dropped at a later tick). Called by run.
+func (g *Group) dropSegments() error {
+	if g.dropTo == 0 {
+		return nil
+	}
+	got, err := g.log.DropBefore(g.dropTo)
+	if err != nil {
+		return fmt.Errorf("drop the segments below offset %d: %w", g.dropTo, err)
+	}
+	if got >= g.dropTo {
+		g.dropTo = 0
+	}
 	return nil
 }
 

@@ -145,6 +145,19 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		resp.Audit = rep
 		resp.TableVersion = a.tableVersion()
 		return resp, nil
+	case admin.AuditLog:
+		m := a.meta()
+		if m == nil {
+			return resp, result.New(result.InvalidRequest, "this node runs alone (dev mode): it migrates nothing, so it has no audit log of moves")
+		}
+		resp.Moves = []admin.Move{}
+		for _, mv := range m.store.State().MoveLog {
+			resp.Moves = append(resp.Moves, admin.Move{Pipeline: mv.Pipeline, Source: mv.Source, SourceHub: mv.Hub, From: mv.From, To: mv.To,
+				Dest: mv.Dest, DestHub: mv.DestHub, DestFrom: mv.DestFrom, DestTo: mv.DestTo, Records: mv.Records, Checksum: mv.Checksum,
+				Cause: mv.Cause, Planned: time.Unix(0, mv.Planned).UTC().Format(time.RFC3339Nano), Finished: time.Unix(0, mv.Finished).UTC().Format(time.RFC3339Nano)})
+		}
+		resp.TableVersion = a.tableVersion()
+		return resp, nil
 	case admin.ListHubs:
 		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {

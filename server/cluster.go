@@ -285,6 +285,15 @@ func (b groupBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 
 func (groupBuffer) SetEpoch(int32) {} // the raft term is the epoch
 
+// Trim is node.Trimmer.
+func (b groupBuffer) Trim(offset int64) (node.Ack, error) {
+	a, err := b.Group.Trim(offset)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // remoteBuffer is a replica.Remote as the node's Buffer.
 type remoteBuffer struct{ *replica.Remote }
 
@@ -305,6 +314,7 @@ func (remoteBuffer) Term() uint64    { return 0 }
 var (
 	_ node.Buffer     = groupBuffer{}
 	_ node.Leadership = groupBuffer{}
+	_ node.Trimmer    = groupBuffer{}
 	_ node.Buffer     = remoteBuffer{}
 	_ node.Leadership = remoteBuffer{}
 	_ node.Local      = remoteBuffer{}

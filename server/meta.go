@@ -48,6 +48,7 @@ type metaRuntime struct {
 	fresh     atomic.Int64  // Unix nanoseconds when the table was last known current
 	propagate prometheus.Histogram
 	version   prometheus.GaugeFunc
+	moved     prometheus.Counter
 
 	// mu guards cfgs, the config's hubs (overlaid with the metadata's
 	// status and policy when the node routes), and history.
@@ -60,9 +61,10 @@ type metaRuntime struct {
 	pidMu           sync.Mutex
 	pidNext, pidEnd int64
 
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+	quit     chan struct{}
+	done     chan struct{} // watch ended
+	migrated chan struct{} // migrate ended
+	once     sync.Once
 }
 
 // openMeta opens this node's replica of the metadata log (a raft group of
@@ -73,7 +75,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster metadata log: %w", err)
 	}
-	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{})}
+	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), migrated: make(chan struct{})}
 	m.fresh.Store(time.Now().UnixNano())
 	m.propagate = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sense_routing_change_propagation_seconds",
@@ -84,7 +86,11 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 		Name: "sense_routing_table_version",
 		Help: "The routing table version this node routes with: the offset of the cluster metadata log it has applied.",
 	}, func() float64 { return float64(m.routed.Load()) })
-	n.Metrics.Registry.MustRegister(m.propagate, m.version)
+	m.moved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sense_migrated_records_total",
+		Help: "Records this node moved out of hubs whose policy no longer allows their pipeline.",
+	})
+	n.Metrics.Registry.MustRegister(m.propagate, m.version, m.moved)
 	m.store = meta.Open(replicatedLog{g, true}, meta.Options{
 		Self:    c.cfg.Node.ID,
 		Seed:    seedOf(m.cfgs),
@@ -92,6 +98,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 		Logger:  c.log,
 	})
 	go m.watch()
+	go m.migrate()
 	return m, nil
 }
 
@@ -378,6 +385,7 @@ func (m *metaRuntime) close() {
 	m.once.Do(func() {
 		close(m.quit)
 		<-m.done
+		<-m.migrated
 		m.store.Close()
 	})
 }

@@ -103,6 +103,43 @@ audited.`,
 	cmd.Flags().StringVar(&nodeID, "node", "", "audit this node of the cluster only")
 	cmd.Flags().BoolVar(&all, "all", false, "audit every node of the cluster (the default)")
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.AddCommand(newAuditLogCmd())
+	return cmd
+}
+
+func newAuditLogCmd() *cobra.Command {
+	var addr, output string
+	cmd := &cobra.Command{
+		Use:   "log [--output text|json]",
+		Short: "Show the audit log of moves: every batch of events the migrator moved out of a hub",
+		Long: `When a hub's policy stops allowing a pipeline, the migrator moves the events
+stored there to another hub of the same jurisdiction, a step at a time. Each
+step is recorded in the cluster metadata log, append-only and replicated: the
+source buffer and offset range, the destination partition and offsets, the
+record count, a CRC-32C of the records' keys and values, the routing table
+version that made them move, and when the step was planned and finished.`,
+		Example: `  sense audit log
+  sense audit log --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := adminCall(addr, admin.AuditLog{})
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Moves)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FINISHED\tSOURCE\tRANGE\tDEST\tDEST RANGE\tRECORDS\tCHECKSUM\tCAUSE")
+			for _, m := range resp.Moves {
+				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s/%d (%s)\t%d-%d\t%d\t%08x\tv%d\n", m.Finished, m.Source, m.From, m.To, m.Pipeline, m.Dest, m.DestHub,
+					m.DestFrom, m.DestTo, m.Records, m.Checksum, m.Cause)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
 	return cmd
 }
 

@@ -1,0 +1,233 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/admin"
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/jurisdiction"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/sensetest"
+	"github.com/sensehq/sense/server"
+)
+
+// produceMasked produces n events named prefix-i with the given mask on
+// node i of c and returns their values, every one acknowledged.
+func produceMasked(t *testing.T, c *sensetest.Cluster, at int, prefix, juris string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	reg, err := cl.Registry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask, err := reg.Parse(juris)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	var values []string
+	var errs []error
+	for i := range n {
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		p.Send(client.Event{Key: []byte(v), Value: []byte(v), Mask: mask}, func(r client.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Err != nil {
+				errs = append(errs, r.Err)
+				return
+			}
+			values = append(values, v)
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d %s events refused: %v", len(errs), n, prefix, errs[0])
+	}
+	return values
+}
+
+// storedEverywhere reads every partition of payments on node i and returns
+// each value with the hub it is in, its mask, and its sense.from header.
+type storedRec struct {
+	hub, from string
+	mask      jurisdiction.Mask
+}
+
+func storedOn(t *testing.T, s *server.Server) map[string][]storedRec {
+	t.Helper()
+	out := map[string][]storedRec{}
+	parts, code := s.Node.Partitions("payments")
+	if code != result.OK {
+		t.Fatal(code)
+	}
+	for _, p := range parts {
+		for off := p.Start; off < p.HighWatermark; {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			b, _, _, code := s.Node.Fetch(ctx, "payments", p.Partition, off, 1<<20, nil)
+			cancel()
+			if code != result.OK {
+				t.Fatalf("fetch payments/%d at %d: %s", p.Partition, off, code)
+			}
+			for len(b) > 0 {
+				h, err := batch.ParseHeader(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.Attributes&batch.AttrControl == 0 {
+					it, err := batch.NewIter(b[:h.Size()])
+					if err != nil {
+						t.Fatal(err)
+					}
+					for it.Next() {
+						r := it.Record()
+						rec := storedRec{hub: p.Hub}
+						hi := r.Headers()
+						for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+							switch string(k) {
+							case "sense.from":
+								rec.from = string(v)
+							case "sense.j":
+								rec.mask = jurisdiction.Mask(beUint64(v))
+							}
+						}
+						out[string(r.Value)] = append(out[string(r.Value)], rec)
+					}
+				}
+				off = h.NextOffset()
+				b = b[h.Size():]
+			}
+		}
+	}
+	return out
+}
+
+func beUint64(v []byte) uint64 {
+	var x uint64
+	for _, c := range v {
+		x = x<<8 | uint64(c)
+	}
+	return x
+}
+
+// TestClusterMigration: events stored in tangier (MA) move to dakhla (MA)
+// once tangier's policy denies their pipeline, while producers go on:
+// every acknowledged event is then stored exactly once, none in tangier,
+// each moved one with a sense.from header naming its source; SN events
+// stay in dakar; every node's audit finds no violation and nothing
+// awaiting migration; the audit log of moves accounts for every moved
+// record.
+func TestClusterMigration(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, sovereignHubs)
+	// Only tangier takes MA events at first.
+	if _, err := adminAt(t, c, 0, admin.SetHubStatus{Hub: "dakhla", Status: "draining"}); err != nil {
+		t.Fatal(err)
+	}
+	want := produceMasked(t, c, 0, "ma", "MA", 600)
+	want = append(want, produceMasked(t, c, 1, "sn", "SN", 100)...)
+	if _, err := adminAt(t, c, 0, admin.SetHubStatus{Hub: "dakhla", Status: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	before := storedOn(t, c.Nodes[0])
+	inTangier := 0
+	for _, rs := range before {
+		if rs[0].hub == "tangier" {
+			inTangier++
+		}
+	}
+	if inTangier != 600 {
+		t.Fatalf("%d events in tangier before the policy change, want 600", inTangier)
+	}
+	if _, err := adminAt(t, c, 2, admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Ingest goes on during the migration.
+	want = append(want, produceMasked(t, c, 1, "during", "MA", 300)...)
+	deadline := time.Now().Add(60 * time.Second)
+	for i := range c.Nodes {
+		for {
+			resp, err := adminAt(t, c, i, admin.Audit{Pipeline: "payments"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			left := int64(0)
+			for _, h := range resp.Audit.Hubs {
+				if h.Violations != 0 || h.Corrupt != 0 {
+					t.Fatalf("n%d hub %s: %+v", i+1, h.Hub, h)
+				}
+				if h.Hub == "tangier" {
+					left = h.Records + h.AwaitingMigration
+				}
+			}
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d still holds %d records in tangier 60s after its policy denied payments", i+1, left)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	moved := 0
+	for i, s := range c.Nodes {
+		got := storedOn(t, s)
+		for _, v := range want {
+			rs := got[v]
+			if len(rs) != 1 {
+				t.Fatalf("n%d stores %s %d times", i+1, v, len(rs))
+			}
+			r := rs[0]
+			switch {
+			case r.hub == "tangier":
+				t.Fatalf("n%d: %s still in tangier", i+1, v)
+			case strings.HasPrefix(v, "sn-") && r.hub != "dakar", !strings.HasPrefix(v, "sn-") && r.hub != "dakhla":
+				t.Fatalf("n%d: %s in %s", i+1, v, r.hub)
+			}
+			if strings.HasPrefix(v, "ma-") {
+				if !strings.HasPrefix(r.from, "payments/tangier/") {
+					t.Fatalf("n%d: moved %s has sense.from %q", i+1, v, r.from)
+				}
+				if i == 0 {
+					moved++
+				}
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("n%d stores %d distinct values, %d were acknowledged", i+1, len(got), len(want))
+		}
+	}
+	resp, err := adminAt(t, c, 1, admin.AuditLog{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := int64(0)
+	for _, m := range resp.Moves {
+		if m.SourceHub != "tangier" || m.DestHub != "dakhla" || m.Records <= 0 || m.To <= m.From {
+			t.Fatalf("audit log entry %+v", m)
+		}
+		logged += m.Records
+	}
+	if logged != int64(moved) || moved != 600 {
+		t.Fatalf("the audit log of moves accounts for %d records, %d were moved (600 were in tangier)", logged, moved)
+	}
+}
