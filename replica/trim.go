@@ -89,16 +89,16 @@ func (g *Group) applyTrim(offset int64) error {
 	// batch boundary, the end of entry baseIdx.
 	newBase := g.log.StartAfterDrop(offset)
 	s.mu.Lock()
-	baseIdx, baseTerm := s.baseIndex, s.baseTerm
+	baseIdx := s.baseIndex
 	if newBase > s.baseNext {
 		k := sort.Search(len(s.ents), func(i int) bool { return s.ents[i].next >= newBase })
 		if k == len(s.ents) || s.ents[k].next != newBase {
 			s.mu.Unlock()
 			return fmt.Errorf("trim to %d: the log's segments would start at %d, which ends no entry", offset, newBase)
 		}
-		baseIdx, baseTerm = s.baseIndex+uint64(k)+1, s.ents[k].term
+		baseIdx = s.baseIndex + uint64(k) + 1
+		s.baseIndex, s.baseTerm, s.baseNext = baseIdx, s.ents[k].term, newBase
 		s.ents = append([]meta(nil), s.ents[k+1:]...)
-		s.baseIndex, s.baseTerm, s.baseNext = baseIdx, baseTerm, newBase
 	}
 	s.start = offset
 	hs := s.hard
