@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/batch"
@@ -116,6 +117,11 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool) {
 	}
 }
 
+// migrateHook, when set (by tests, export_test.go), is called after each
+// batch the migrator copies; an error stops the step there, as a crash
+// would.
+var migrateHook atomic.Pointer[func(stage string) error]
+
 var errNoDestination = errors.New("no other hub of the same jurisdiction is up and allows the pipeline")
 
 // step makes one migration step of a source buffer (see above).
@@ -217,6 +223,9 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 			}
 			h, _ := batch.ParseHeader(out)
 			destTo = base + int64(h.LastDelta) + 1
+			if f := migrateHook.Load(); f != nil {
+				return (*f)("copied")
+			}
 			return nil
 		case result.DuplicateSequence:
 			return nil // stored by an attempt before a restart
