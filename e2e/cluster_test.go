@@ -29,6 +29,13 @@ import (
 // itself, or a proxy's. It returns the nodes and their Kafka addresses.
 func startProcessCluster(t *testing.T, pipeline string, dial func(i, j int, listen []string) string) ([]*node, []string) {
 	t.Helper()
+	return startProcessClusterOf(t, fmt.Sprintf("jurisdictions: [MA]\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: %s, partitions: 1}]\n", pipeline), dial)
+}
+
+// startProcessClusterOf is startProcessCluster with body as what every
+// node's config holds besides its node and cluster sections.
+func startProcessClusterOf(t *testing.T, body string, dial func(i, j int, listen []string) string) ([]*node, []string) {
+	t.Helper()
 	root := t.TempDir()
 	listen := []string{freePort(t), freePort(t), freePort(t)}
 	var nodes []*node
@@ -43,8 +50,7 @@ func startProcessCluster(t *testing.T, pipeline string, dial func(i, j int, list
 			peers = append(peers, fmt.Sprintf("{id: n%d, addr: %s}", j+1, addr))
 		}
 		cfg := filepath.Join(root, fmt.Sprintf("n%d.yaml", i+1))
-		yaml := fmt.Sprintf("node: {id: n%d}\njurisdictions: [MA]\ncluster: {listen: %s, peers: [%s]}\nhubs: [{name: tangier, jurisdiction: MA}]\npipelines: [{name: %s, partitions: 1}]\n",
-			i+1, listen[i], strings.Join(peers, ", "), pipeline)
+		yaml := fmt.Sprintf("node: {id: n%d}\ncluster: {listen: %s, peers: [%s]}\n%s", i+1, listen[i], strings.Join(peers, ", "), body)
 		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
