@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,4 +349,128 @@ func produceSized(t *testing.T, c *sensetest.Cluster, at int, prefix, juris stri
 	t.Helper()
 	vals := produceMasked(t, c, at, prefix+strings.Repeat("x", size), juris, n)
 	return vals
+}
+
+// BenchmarkMigration: 200,000 events of 100 bytes in tangier, then
+// tangier's policy denies their pipeline while a producer sends 1,000
+// events a second to dakhla: it reports the migration's rate (events
+// moved per second, from the policy change to tangier empty) and the
+// producer's ack p99 in the second before the change and during the
+// migration. Run with -benchtime=1x.
+func BenchmarkMigration(b *testing.B) {
+	for range b.N {
+		benchMigration(b)
+	}
+}
+
+func benchMigration(b *testing.B) {
+	c := sensetest.StartCluster(b, 3, sovereignHubs)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	admin0 := func(req admin.Request) {
+		if _, err := adminAt(b, c, 0, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admin0(admin.SetHubStatus{Hub: "dakhla", Status: "draining"})
+	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	reg, _ := cl.Registry(ctx)
+	ma, _ := reg.Parse("MA")
+	bulk, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 200_000
+	value := []byte(strings.Repeat("v", 100))
+	for i := range n {
+		bulk.Send(client.Event{Key: fmt.Appendf(nil, "k%d", i%1000), Value: value, Mask: ma}, func(r client.Result) {
+			if r.Err != nil {
+				b.Error(r.Err)
+			}
+		})
+	}
+	if err := bulk.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	bulk.Close()
+	admin0(admin.SetHubStatus{Hub: "dakhla", Status: "up"})
+
+	// The paced producer: 1,000 events a second, each ack's latency kept
+	// with the phase it was sent in.
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	lat := map[string][]time.Duration{}
+	var phase atomic.Value
+	phase.Store("before")
+	stop := make(chan struct{})
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ph, sent := phase.Load().(string), time.Now()
+			p.Send(client.Event{Value: value, Mask: ma}, func(r client.Result) {
+				if r.Err == nil {
+					mu.Lock()
+					lat[ph] = append(lat[ph], time.Since(sent))
+					mu.Unlock()
+				}
+			})
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	phase.Store("during")
+	t0 := time.Now()
+	admin0(admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}})
+	for {
+		resp, err := adminAt(b, c, 0, admin.Audit{Pipeline: "payments"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		left := int64(-1)
+		for _, h := range resp.Audit.Hubs {
+			if h.Hub == "tangier" {
+				left = h.Records
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Since(t0) > 4*time.Minute {
+			b.Fatalf("%d records still in tangier after 4 minutes", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(t0)
+	phase.Store("after")
+	close(stop)
+	<-paced
+	p.Flush(ctx)
+	p99 := func(ds []time.Duration) float64 {
+		if len(ds) == 0 {
+			return 0
+		}
+		slices.Sort(ds)
+		return float64(ds[len(ds)*99/100].Microseconds()) / 1000
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	b.ReportMetric(float64(n)/took.Seconds(), "moved-events/s")
+	b.ReportMetric(p99(lat["before"]), "ack-p99-before-ms")
+	b.ReportMetric(p99(lat["during"]), "ack-p99-during-ms")
+	b.ReportMetric(float64(len(lat["during"])), "acks-during")
 }

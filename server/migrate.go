@@ -47,8 +47,12 @@ import (
 // Migrator tuning.
 const (
 	migrateEvery = 200 * time.Millisecond
-	moveChunk    = 1 << 20   // source bytes per step
-	moveBatch    = 256 << 10 // bytes per destination batch
+	moveChunk    = 1 << 20  // source bytes per step
+	moveBatch    = 64 << 10 // bytes per destination batch
+	// moveRate bounds the bytes a node's migrator writes a second, so
+	// that ingest keeps its latency: the copies share the destination's
+	// appends and fsyncs with new events.
+	moveRate = 8 << 20
 	// headerFrom names where a moved record came from:
 	// pipeline/hub/partition/offset.
 	headerFrom = "sense.from"
@@ -214,8 +218,12 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 			return nil
 		}
 		out := bld.Finish()
+		t0 := time.Now()
 		base, code, why := m.n.AppendMoved(ctx, mv.Pipeline, mv.Dest, out)
 		pending = 0
+		if pace := time.Duration(len(out)) * time.Second / moveRate; time.Since(t0) < pace {
+			time.Sleep(pace - time.Since(t0))
+		}
 		switch code {
 		case result.OK:
 			if destFrom < 0 {
