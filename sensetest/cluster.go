@@ -56,10 +56,13 @@ func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Clus
 		f(&o)
 	}
 	c := &Cluster{t: t, Nodes: make([]*server.Server, n)}
-	listen := make([]string, n)
-	for i := range n {
-		listen[i] = freeAddr(t)
+	// Every address at once, so that no two are the same port.
+	addrs, err := loopback.Addrs(4 * n)
+	if err != nil {
+		t.Fatal(err)
 	}
+	listen := addrs[:n]
+	clients := addrs[n:]
 	if o.links {
 		c.links = make([][]*Link, n)
 		for i := range n {
@@ -86,9 +89,9 @@ func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Clus
 			t.Fatal(err)
 		}
 		cfg.Node.DataDir = t.TempDir()
-		cfg.Listeners.Native = freeAddr(t)
-		cfg.Listeners.HTTP = freeAddr(t)
-		cfg.Listeners.Kafka = freeAddr(t)
+		cfg.Listeners.Native = clients[3*i]
+		cfg.Listeners.HTTP = clients[3*i+1]
+		cfg.Listeners.Kafka = clients[3*i+2]
 		cfg.Listeners.QUIC = config.ListenerOff
 		cfg.Cluster.MetadataVoters = o.voters
 		if err := cfg.Validate(); err != nil {
@@ -187,15 +190,4 @@ func (c *Cluster) eachLinkOf(i int, f func(*Link)) {
 			f(c.Link(j, i))
 		}
 	}
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago
-// (outside the ephemeral range: see package loopback).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	a, err := loopback.Addrs(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a[0]
 }

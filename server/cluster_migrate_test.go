@@ -436,22 +436,24 @@ func benchMigration(b *testing.B) {
 	phase.Store("during")
 	t0 := time.Now()
 	admin0(admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}})
+	// Done when the audit log of moves accounts for every bulk event
+	// (and the paced ones routed to tangier before the change): cheap to
+	// ask, unlike an audit, which reads every record.
+	var moved int64
 	for {
-		resp, err := adminAt(b, c, 0, admin.Audit{Pipeline: "payments"})
+		resp, err := adminAt(b, c, 0, admin.AuditLog{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		left := int64(-1)
-		for _, h := range resp.Audit.Hubs {
-			if h.Hub == "tangier" {
-				left = h.Records
-			}
+		moved = 0
+		for _, m := range resp.Moves {
+			moved += m.Records
 		}
-		if left == 0 {
+		if moved >= n {
 			break
 		}
 		if time.Since(t0) > 4*time.Minute {
-			b.Fatalf("%d records still in tangier after 4 minutes", left)
+			b.Fatalf("%d of %d records moved after 4 minutes", moved, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -469,7 +471,7 @@ func benchMigration(b *testing.B) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	b.ReportMetric(float64(n)/took.Seconds(), "moved-events/s")
+	b.ReportMetric(float64(moved)/took.Seconds(), "moved-events/s")
 	b.ReportMetric(p99(lat["before"]), "ack-p99-before-ms")
 	b.ReportMetric(p99(lat["during"]), "ack-p99-during-ms")
 	b.ReportMetric(float64(len(lat["during"])), "acks-during")

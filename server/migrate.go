@@ -48,11 +48,11 @@ import (
 const (
 	migrateEvery = 200 * time.Millisecond
 	moveChunk    = 1 << 20  // source bytes per step
-	moveBatch    = 64 << 10 // bytes per destination batch
+	moveBatch    = 16 << 10 // bytes per destination batch
 	// moveRate bounds the bytes a node's migrator writes a second, so
 	// that ingest keeps its latency: the copies share the destination's
 	// appends and fsyncs with new events.
-	moveRate = 8 << 20
+	moveRate = 4 << 20
 	// headerFrom names where a moved record came from:
 	// pipeline/hub/partition/offset.
 	headerFrom = "sense.from"
@@ -64,19 +64,22 @@ func (m *metaRuntime) migrate() {
 	t := time.NewTicker(migrateEvery)
 	defer t.Stop()
 	flagged := map[string]bool{}
+	idle := map[string]int64{}
 	for {
 		select {
 		case <-m.quit:
 			return
 		case <-t.C:
 		}
-		m.migrateOnce(flagged)
+		m.migrateOnce(flagged, idle)
 	}
 }
 
 // migrateOnce makes one step on every buffer this node leads in a hub
-// that denies its pipeline.
-func (m *metaRuntime) migrateOnce(flagged map[string]bool) {
+// that denies its pipeline. flagged holds the sources with no destination
+// (alerted once), idle those that hold only control records up to the
+// offset given (read again only when the buffer grows).
+func (m *metaRuntime) migrateOnce(flagged map[string]bool, idle map[string]int64) {
 	n := m.n
 	table := n.Table()
 	for _, spec := range n.Pipelines() {
@@ -101,8 +104,14 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool) {
 			default:
 			}
 			key := spec.Name + "/" + p.Hub + "/" + strconv.Itoa(int(p.Partition))
+			if idle[key] >= p.HighWatermark {
+				continue
+			}
 			err := m.step(key, spec.Name, p, parts, table)
+			var nothing errNothingToMove
 			switch {
+			case errors.As(err, &nothing):
+				idle[key] = nothing.to
 			case errors.Is(err, errNoDestination):
 				if !flagged[key] {
 					flagged[key] = true
@@ -125,6 +134,13 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool) {
 // batch the migrator copies; an error stops the step there, as a crash
 // would.
 var migrateHook atomic.Pointer[func(stage string) error]
+
+// errNothingToMove: a source holds only control records up to offset to.
+type errNothingToMove struct{ to int64 }
+
+func (e errNothingToMove) Error() string {
+	return fmt.Sprintf("only control records up to offset %d", e.to)
+}
 
 var errNoDestination = errors.New("no other hub of the same jurisdiction is up and allows the pipeline")
 
@@ -162,8 +178,9 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 	case to <= src.Start:
 		return nil
 	case !data:
-		// Only control records (raft's term markers): nothing to move.
-		return m.n.Trim(pipeline, src.Partition, to)
+		// Only control records (raft's term markers, trims): nothing to
+		// move, and trimming them would write one more.
+		return errNothingToMove{to}
 	}
 	st, err := m.propose(meta.Command{Op: meta.OpMovePlan, Move: &meta.Move{Source: key, Pipeline: pipeline, Hub: src.Hub,
 		From: src.Start, To: to, Dest: dest.Partition, DestHub: dest.Hub, Cause: m.routed.Load()}})
