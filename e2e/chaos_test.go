@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +48,12 @@ func chaosDuration(t *testing.T) time.Duration {
 //   - reordered: a key's numbers out of order in its partition's offsets;
 //   - inconsistent: two nodes holding different records at one offset.
 //
-// The seed is logged (SENSE_CHAOS_SEED replays it).
+// The seed is logged (SENSE_CHAOS_SEED replays it). For each duplicated
+// record, the headers of the batches holding its copies are logged, as
+// every node's segment files hold them (producer id, epoch, sequences,
+// raft term), with what the producer logged about failed batches. With
+// SENSE_CHAOS_LOGS=DIR every node's log (one file per start) and the
+// producer's are kept in DIR.
 func TestClusterChaos(t *testing.T) {
 	dur := chaosDuration(t)
 	seed := uint64(time.Now().UnixNano())
@@ -83,7 +89,12 @@ func TestClusterChaos(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur+4*time.Minute)
 	defer cancel()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond),
+	clientLog, err := os.Create(filepath.Join(t.TempDir(), "franz-go.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clientLog.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithLogger(kgo.BasicLogger(clientLog, kgo.LogLevelInfo, nil)), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond),
 		kgo.RetryTimeout(3*time.Minute), kgo.RecordDeliveryTimeout(3*time.Minute), kgo.MetadataMinAge(100*time.Millisecond),
 		kgo.RequestTimeoutOverhead(2*time.Second))
 	if err != nil {
@@ -216,6 +227,7 @@ func TestClusterChaos(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	var lost, dup, reordered, inconsistent []string
+	dupAt := map[int32][]int64{} // partition → offsets of duplicated records (n1's view)
 	for i, v := range views {
 		count := map[string]int{}
 		byKey := map[string][]keyed{}
@@ -231,6 +243,13 @@ func TestClusterChaos(t *testing.T) {
 		for val, c := range count {
 			if c > 1 {
 				dup = append(dup, fmt.Sprintf("n%d %s x%d", i+1, val, c))
+			}
+		}
+		if i == 0 {
+			for at, val := range v {
+				if count[val] > 1 {
+					dupAt[at.partition] = append(dupAt[at.partition], at.offset)
+				}
 			}
 		}
 		for val := range acked {
@@ -275,6 +294,12 @@ func TestClusterChaos(t *testing.T) {
 	t.Logf("%d records sent, %d acknowledged, %d on each node; %d faults", nSent, nAcked, len(views[0]), len(faults))
 	for _, nd := range nodes {
 		nd.stop()
+	}
+	if len(dupAt) > 0 {
+		explainDuplicates(t, nodes, dupAt, clientLog.Name())
+	}
+	if dir := os.Getenv("SENSE_CHAOS_LOGS"); dir != "" {
+		keepChaosLogs(t, dir, nodes, clientLog.Name())
 	}
 }
 

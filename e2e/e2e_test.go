@@ -63,6 +63,7 @@ type node struct {
 	extra      []string
 	stdout     bytes.Buffer
 	stderrPath string
+	logs       []string // every start's stderrPath, oldest first
 }
 
 func startNode(t *testing.T, data string, extra ...string) *node {
@@ -80,6 +81,7 @@ func (n *node) start() {
 	n.stdout.Reset()
 	n.cmd.Stdout = &n.stdout
 	n.stderrPath = filepath.Join(t.TempDir(), "stderr.log")
+	n.logs = append(n.logs, n.stderrPath)
 	f, err := os.Create(n.stderrPath)
 	if err != nil {
 		t.Fatal(err)

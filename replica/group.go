@@ -639,7 +639,7 @@ func (g *Group) propose(p *proposal) {
 	}
 	g.wake()
 	g.idleTicks = 0
-	if !g.isLeader {
+	if !g.leads() {
 		p.ack.resolve(-1, g.notLeader())
 		return
 	}
@@ -664,6 +664,22 @@ func (g *Group) propose(p *proposal) {
 		}
 		f.ents = append(f.ents, inflightBatch{first: p.h.BaseSequence, last: p.h.LastSequence(), ack: p.ack})
 	}
+}
+
+// leads reports whether raft leads now. g.isLeader follows raft's soft
+// state only at the next Ready, and a round of run may have stepped a
+// newer leader's message since: a replica that has just become a follower
+// must not check and propose as a leader (its log and in-flight state no
+// longer decide the producer's sequences; the new leader's do). It also
+// updates the leader others read, so that an append made meanwhile is
+// refused at once. Called by run.
+func (g *Group) leads() bool {
+	st := g.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader {
+		return true
+	}
+	g.leader.Store(st.Lead)
+	return false
 }
 
 // checkSequence decides an idempotent proposal as the log would: it

@@ -371,7 +371,11 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 			"msg_from", m.GetFrom(), "msg_to", m.GetTo())
 		return
 	}
-	if raft.IsLocalMsg(m.GetType()) {
+	if t := m.GetType(); raft.IsLocalMsg(t) || t == pb.MsgProp {
+		// No replica forwards a proposal (DisableProposalForwarding): a
+		// leader appends one without checking its producer sequences, so
+		// one that comes anyway is dropped; its proposer answers
+		// NOT_LEADER and the producer retries with the leader itself.
 		h.dropped.Add(1)
 		return
 	}

@@ -83,7 +83,14 @@ func (g *Group) newRawNode(applied uint64) (*raft.RawNode, error) {
 		MaxInflightMsgs: 256,
 		CheckQuorum:     true,
 		PreVote:         true,
-		Logger:          raftLogger{g.lg},
+		// A proposal made on a replica that is not the leader is dropped
+		// (propose answers NOT_LEADER), never passed on to the leader:
+		// the leader appends a forwarded proposal without checking its
+		// producer sequences, so a retry the leader already holds would
+		// be stored twice. Every batch enters the log through its
+		// leader's own propose (see docs/cluster.md, Idempotence).
+		DisableProposalForwarding: true,
+		Logger:                    raftLogger{g.lg},
 	})
 }
 

@@ -122,6 +122,9 @@ type testCluster struct {
 	alive func(string) bool
 	// learners are the names of names that hold the group as learners.
 	learners []string
+	// wrap, when set, wraps each host's sender (tests that hold a host's
+	// sends).
+	wrap func(name string, s Sender) Sender
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
@@ -131,7 +134,13 @@ func newTestCluster(t *testing.T, names ...string) *testCluster {
 // newTestClusterAlive is newTestCluster whose hosts judge liveness by alive
 // (so their idle groups go quiet).
 func newTestClusterAlive(t *testing.T, alive func(string) bool, names ...string) *testCluster {
-	c := &testCluster{t: t, net: newMemNet(t), dirs: map[string]string{}, hosts: map[string]*Host{}, names: names, alive: alive}
+	return newTestClusterWith(t, alive, nil, names...)
+}
+
+// newTestClusterWith is newTestClusterAlive whose hosts send through
+// wrap(name, sender) when wrap is set.
+func newTestClusterWith(t *testing.T, alive func(string) bool, wrap func(string, Sender) Sender, names ...string) *testCluster {
+	c := &testCluster{t: t, net: newMemNet(t), dirs: map[string]string{}, hosts: map[string]*Host{}, names: names, alive: alive, wrap: wrap}
 	root := t.TempDir()
 	for _, n := range names {
 		c.dirs[n] = filepath.Join(root, n)
@@ -146,7 +155,11 @@ func newTestClusterAlive(t *testing.T, alive func(string) bool, names ...string)
 }
 
 func (c *testCluster) start(name string) {
-	h := NewHost(name, endpoint{c.net, name}, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive})
+	var s Sender = endpoint{c.net, name}
+	if c.wrap != nil {
+		s = c.wrap(name, s)
+	}
+	h := NewHost(name, s, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive})
 	voters := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(c.learners, n) })
 	if _, err := h.Open(GroupOptions{Key: "p/0", Dir: c.dirs[name], Replicas: voters, Learners: c.learners,
 		Log: seglog.Options{Logger: quiet, SegmentBytes: 64 << 10}}); err != nil {
