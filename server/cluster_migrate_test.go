@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -434,6 +435,7 @@ func benchMigration(b *testing.B) {
 	}()
 	time.Sleep(2 * time.Second)
 	phase.Store("during")
+	cpu0 := processCPU()
 	t0 := time.Now()
 	admin0(admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}})
 	// Done when the audit log of moves accounts for every bulk event
@@ -458,6 +460,7 @@ func benchMigration(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(t0)
+	cpu := processCPU() - cpu0
 	phase.Store("after")
 	close(stop)
 	<-paced
@@ -472,7 +475,18 @@ func benchMigration(b *testing.B) {
 	mu.Lock()
 	defer mu.Unlock()
 	b.ReportMetric(float64(moved)/took.Seconds(), "moved-events/s")
+	// The whole process: three nodes, the paced producer and the test.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(moved), "cpu-us/moved-event")
 	b.ReportMetric(p99(lat["before"]), "ack-p99-before-ms")
 	b.ReportMetric(p99(lat["during"]), "ack-p99-during-ms")
 	b.ReportMetric(float64(len(lat["during"])), "acks-during")
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
