@@ -96,6 +96,15 @@ func (s *Store) State() State {
 	return s.st.Clone()
 }
 
+// Move returns a source buffer's last move step as applied here, without
+// copying the whole state (the migrator asks for it at every step).
+func (s *Store) Move(source string) (Move, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.st.Moves[source]
+	return m, ok
+}
+
 // applyBatches applies the commands of the batches in p, read at off.
 func (s *Store) applyBatches(p []byte, off int64) (int64, error) {
 	var changes []Command

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,52 +87,21 @@ func storedOn(t *testing.T, s *server.Server) map[string][]storedRec {
 		t.Fatal(code)
 	}
 	for _, p := range parts {
-		for off := p.Start; off < p.HighWatermark; {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			b, _, _, code := s.Node.Fetch(ctx, "payments", p.Partition, off, 1<<20, nil)
-			cancel()
-			if code != result.OK {
-				t.Fatalf("fetch payments/%d at %d: %s", p.Partition, off, code)
-			}
-			for len(b) > 0 {
-				h, err := batch.ParseHeader(b)
-				if err != nil {
-					t.Fatal(err)
+		eachRecord(t, s, "payments", p.Partition, func(r *batch.Record) {
+			rec := storedRec{hub: p.Hub}
+			hi := r.Headers()
+			for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+				switch string(k) {
+				case "sense.from":
+					rec.from = string(v)
+				case "sense.j":
+					rec.mask = jurisdiction.Mask(binary.BigEndian.Uint64(v))
 				}
-				if h.Attributes&batch.AttrControl == 0 {
-					it, err := batch.NewIter(b[:h.Size()])
-					if err != nil {
-						t.Fatal(err)
-					}
-					for it.Next() {
-						r := it.Record()
-						rec := storedRec{hub: p.Hub}
-						hi := r.Headers()
-						for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-							switch string(k) {
-							case "sense.from":
-								rec.from = string(v)
-							case "sense.j":
-								rec.mask = jurisdiction.Mask(beUint64(v))
-							}
-						}
-						out[string(r.Value)] = append(out[string(r.Value)], rec)
-					}
-				}
-				off = h.NextOffset()
-				b = b[h.Size():]
 			}
-		}
+			out[string(r.Value)] = append(out[string(r.Value)], rec)
+		})
 	}
 	return out
-}
-
-func beUint64(v []byte) uint64 {
-	var x uint64
-	for _, c := range v {
-		x = x<<8 | uint64(c)
-	}
-	return x
 }
 
 // TestClusterMigration: events stored in tangier (MA) move to dakhla (MA)

@@ -19,14 +19,26 @@ import (
 func readValues(t *testing.T, s *server.Server, pipeline string, partition int32) []string {
 	t.Helper()
 	var out []string
-	off := int64(0)
+	eachRecord(t, s, pipeline, partition, func(r *batch.Record) { out = append(out, string(r.Value)) })
+	return out
+}
+
+// eachRecord calls fn with every record of one partition on one node, from
+// its start to its high watermark, in offset order (control batches
+// skipped).
+func eachRecord(t *testing.T, s *server.Server, pipeline string, partition int32, fn func(r *batch.Record)) {
+	t.Helper()
+	off, _, code := s.Node.Offsets(pipeline, partition)
+	if code != result.OK {
+		t.Fatalf("offsets of %s/%d: %s", pipeline, partition, code)
+	}
 	for {
 		_, hw, code := s.Node.Offsets(pipeline, partition)
 		if code != result.OK {
 			t.Fatalf("offsets of %s/%d: %s", pipeline, partition, code)
 		}
 		if off >= hw {
-			return out
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		b, _, _, code := s.Node.Fetch(ctx, pipeline, partition, off, 1<<20, nil)
@@ -45,7 +57,7 @@ func readValues(t *testing.T, s *server.Server, pipeline string, partition int32
 					t.Fatal(err)
 				}
 				for it.Next() {
-					out = append(out, string(it.Record().Value))
+					fn(it.Record())
 				}
 				if err := it.Err(); err != nil {
 					t.Fatal(err)

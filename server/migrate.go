@@ -146,8 +146,7 @@ var errNoDestination = errors.New("no other hub of the same jurisdiction is up a
 
 // step makes one migration step of a source buffer (see above).
 func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []node.Partition, table *router.Table) error {
-	st := m.store.State()
-	cur, ok := st.Moves[key]
+	cur, ok := m.store.Move(key)
 	switch {
 	case ok && cur.Done && cur.To > src.Start:
 		return m.n.Trim(pipeline, src.Partition, cur.To)
