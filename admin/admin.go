@@ -55,8 +55,10 @@ type DescribePipeline struct{ Pipeline string }
 // set (codes, groups or "*") and priority may be stored there, and why.
 type ExplainRoute struct{ Pipeline, Jurisdiction, Priority string }
 
-// SetHubStatus sets a hub's status: up, draining or down.
-type SetHubStatus struct{ Hub, Status string }
+// SetHubStatus sets a hub's status (up, draining or down), its
+// jurisdiction (a re-designation: in a cluster, what it stored that the
+// new jurisdiction does not allow is migrated), or both.
+type SetHubStatus struct{ Hub, Status, Jurisdiction string }
 
 // SetHubPolicy changes a hub's policy: the pipelines in Deny may no longer
 // be held by the hub (their stored events are moved, in a cluster), those
@@ -119,11 +121,16 @@ type Response struct {
 	Moves        []Move       `json:"moves,omitempty"`
 }
 
-// Move is one step of the migrator, as the audit log of moves records it:
-// the records of a source buffer in [From, To) copied to a destination
-// partition at [DestFrom, DestTo) (-1 when a copy made before a restart
-// was recognized as stored), their count and a CRC-32C of their keys and
-// values, the routing table version that made them move, and when.
+// Move is one step of the migrator to one destination, as the audit log
+// of moves records it: of the records of a source buffer in [From, To),
+// those copied to a destination partition at [DestFrom, DestTo) (-1 when
+// a copy made before a restart was recognized as stored), their count and
+// a CRC-32C of their keys and values, why they moved ("policy": the hub's
+// policy denies the pipeline; "designation": the hub was re-designated to
+// a jurisdiction their mask does not allow, or they were re-appended to
+// keep them while the records before them left), the routing table version
+// the step was planned with, and when. A step that sent records to
+// several destinations is one Move per destination.
 type Move struct {
 	Pipeline  string `json:"pipeline"`
 	Source    string `json:"source"`
@@ -136,6 +143,7 @@ type Move struct {
 	DestTo    int64  `json:"dest_to"`
 	Records   int64  `json:"records"`
 	Checksum  uint32 `json:"checksum"`
+	Reason    string `json:"reason"`
 	Cause     uint64 `json:"cause_table_version"`
 	Planned   string `json:"planned"`
 	Finished  string `json:"finished"`
@@ -253,6 +261,9 @@ type HubInfo struct {
 	Jurisdiction string   `json:"jurisdiction"`
 	Status       string   `json:"status"`
 	Deny         []string `json:"deny_pipelines,omitempty"`
+	// Former are the jurisdictions the hub was designated before, oldest
+	// first.
+	Former []string `json:"former_jurisdictions,omitempty"`
 }
 
 // envelope is a request on the wire.
@@ -288,7 +299,7 @@ func Encode(r Request) ([]byte, error) {
 	case ExplainRoute:
 		e.Pipeline, e.Jurisdiction, e.Priority = r.Pipeline, r.Jurisdiction, r.Priority
 	case SetHubStatus:
-		e.Hub, e.Status = r.Hub, r.Status
+		e.Hub, e.Status, e.Jurisdiction = r.Hub, r.Status, r.Jurisdiction
 	case SetHubPolicy:
 		e.Hub, e.Deny, e.Allow = r.Hub, r.Deny, r.Allow
 	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog:
@@ -316,7 +327,7 @@ func Decode(body []byte) (Request, error) {
 	case "route.explain":
 		return ExplainRoute{Pipeline: e.Pipeline, Jurisdiction: e.Jurisdiction, Priority: e.Priority}, nil
 	case "hub.set_status":
-		return SetHubStatus{Hub: e.Hub, Status: e.Status}, nil
+		return SetHubStatus{Hub: e.Hub, Status: e.Status, Jurisdiction: e.Jurisdiction}, nil
 	case "hub.policy":
 		return SetHubPolicy{Hub: e.Hub, Deny: e.Deny, Allow: e.Allow}, nil
 	case "hub.list":

@@ -19,6 +19,8 @@
 //     list a hub may not hold.
 //   - hub.set: a hub's status and whole policy, as a reloaded config file
 //     says (SIGHUP reconciles what the file changed).
+//   - hub.designate: a hub re-designated to another jurisdiction; what it
+//     stored that the new one does not allow is migrated (designate.go).
 //   - pids.alloc: a block of PIDBlock producer ids for the proposing node,
 //     so that no two nodes ever hand out the same id.
 //   - move.plan, move.done: the migrator's checkpoints (migrate.go of
@@ -48,6 +50,7 @@ const (
 	OpHubStatus = "hub.status"
 	OpHubPolicy = "hub.policy"
 	OpHubSet    = "hub.set"
+	OpDesignate = "hub.designate"
 	OpCreate    = "pipeline.create"
 	OpDelete    = "pipeline.delete"
 	OpPIDs      = "pids.alloc"
@@ -60,16 +63,28 @@ const (
 const MovePIDBase int64 = 1 << 56
 
 // Move is one step of the migrator: the records of a source buffer in
-// [From, To) copied to partition Dest of the same pipeline. The plan fixes
-// all but the outcome; move.done fills the rest in.
+// [From, To) copied to partitions of the same pipeline, each record to the
+// first of Routes whose jurisdiction its mask allows. The plan fixes all
+// but the outcome; move.done fills the rest in.
 type Move struct {
 	Source   string `json:"source"` // pipeline/hub/partition
 	Pipeline string `json:"pipeline"`
 	Hub      string `json:"hub"`
 	From     int64  `json:"from"`
 	To       int64  `json:"to"`
-	Dest     int32  `json:"dest"` // destination partition
-	DestHub  string `json:"dest_hub"`
+	// Dest and DestHub are the one destination of a step planned before
+	// Routes existed (a log written by an older version); Routes is
+	// empty then.
+	Dest    int32   `json:"dest"`
+	DestHub string  `json:"dest_hub"`
+	Routes  []Route `json:"routes,omitempty"`
+	// Reason is why the records move: "policy" (the hub's policy denies
+	// the pipeline) or "designation" (the hub was re-designated; Since is
+	// the hub's DesignatedAt, and the campaign moves the records below
+	// Until, the end of the last one stored under a former designation).
+	Reason string `json:"reason,omitempty"`
+	Since  int64  `json:"since,omitempty"`
+	Until  int64  `json:"until,omitempty"`
 	// PID is the producer id the copies are written under (sequence =
 	// source offset), so that a copy made again after a crash is
 	// recognized by the destination; set when the plan is applied.
@@ -79,12 +94,37 @@ type Move struct {
 	Cause uint64 `json:"cause"`
 
 	Done     bool   `json:"done"`
-	DestFrom int64  `json:"dest_from"` // destination offsets of the copies
+	DestFrom int64  `json:"dest_from"` // destination offsets of the copies (one route)
 	DestTo   int64  `json:"dest_to"`
-	Records  int64  `json:"records"`
-	Checksum uint32 `json:"checksum"` // CRC-32C of the records' keys and values, in order
+	Records  int64  `json:"records"`  // of all routes
+	Checksum uint32 `json:"checksum"` // CRC-32C of the records' keys and values, in order (one route)
 	Planned  int64  `json:"planned"`  // Unix nanoseconds
 	Finished int64  `json:"finished"`
+}
+
+// Route is one destination of a move step: partition Dest, in hub
+// DestHub, which was of Jurisdiction when the step was planned. Records
+// the step sends there are counted and summed as they are copied; their
+// destination offsets are [DestFrom, DestTo) (-1 when every copy was
+// recognized as stored by an attempt before a restart).
+type Route struct {
+	Dest         int32  `json:"dest"`
+	DestHub      string `json:"dest_hub"`
+	Jurisdiction string `json:"jurisdiction"`
+
+	DestFrom int64  `json:"dest_from"`
+	DestTo   int64  `json:"dest_to"`
+	Records  int64  `json:"records"`
+	Checksum uint32 `json:"checksum"`
+}
+
+// Destinations returns the step's routes: Routes, or the one destination
+// of a step planned before Routes existed.
+func (m Move) Destinations() []Route {
+	if len(m.Routes) > 0 {
+		return m.Routes
+	}
+	return []Route{{Dest: m.Dest, DestHub: m.DestHub, Jurisdiction: "*", DestFrom: m.DestFrom, DestTo: m.DestTo, Records: m.Records, Checksum: m.Checksum}}
 }
 
 // PIDBlock is how many producer ids one pids.alloc gives a node.
@@ -98,6 +138,14 @@ type HubState struct {
 	Name   string   `json:"name"`
 	Status string   `json:"status"`
 	Deny   []string `json:"deny,omitempty"` // pipelines the hub may not hold, sorted
+	// Jurisdiction is the hub's designation: a registered code, a group,
+	// or "*". Empty in a log seeded before it was kept: the config file's.
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	// Former are the designations the hub had before, oldest first: what
+	// it stored under them is due to move (designate.go). DesignatedAt is
+	// when the last re-designation was proposed (Unix nanoseconds).
+	Former       []string `json:"former,omitempty"`
+	DesignatedAt int64    `json:"designated_at,omitempty"`
 }
 
 // Command is one change to the metadata.
@@ -108,6 +156,11 @@ type Command struct {
 	Deny   []string   `json:"deny,omitempty"`   // hub.policy: pipelines to deny; hub.set: the whole list
 	Allow  []string   `json:"allow,omitempty"`  // hub.policy: pipelines to allow again
 	Hubs   []HubState `json:"hubs,omitempty"`   // seed
+	// Jurisdiction is hub.designate's new designation; From the one the
+	// proposer routes the hub with (the config file's, when the metadata
+	// has none yet).
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	From         string `json:"from,omitempty"`
 	// Move is the step of move.plan and move.done.
 	Move *Move `json:"move,omitempty"`
 	// Pipeline names the pipeline of pipeline.create and pipeline.delete;
@@ -157,6 +210,7 @@ func (s State) Clone() State {
 	c.Hubs = make([]HubState, len(s.Hubs))
 	for i, h := range s.Hubs {
 		h.Deny = slices.Clone(h.Deny)
+		h.Former = slices.Clone(h.Former)
 		c.Hubs[i] = h
 	}
 	c.Pipelines = slices.Clone(s.Pipelines)
@@ -243,6 +297,8 @@ func (c *Command) Check(s *State) error {
 			return nil // a hub the config gained: added
 		}
 		return validStatus(c.Status)
+	case OpDesignate:
+		return c.checkDesignate(s)
 	case OpPIDs:
 		if c.By == "" {
 			return invalid("pids.alloc names no node")
@@ -281,7 +337,7 @@ func (c *Command) Check(s *State) error {
 		}
 		return nil
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -323,7 +379,7 @@ func (s *State) Apply(c *Command) bool {
 	case OpHubSet:
 		h := s.hub(c.Hub)
 		if h == nil {
-			s.Hubs = append(s.Hubs, HubState{Name: c.Hub, Status: c.Status, Deny: sortedSet(c.Deny)})
+			s.Hubs = append(s.Hubs, HubState{Name: c.Hub, Status: c.Status, Deny: sortedSet(c.Deny), Jurisdiction: c.Jurisdiction})
 			return true
 		}
 		deny := sortedSet(c.Deny)
@@ -332,6 +388,8 @@ func (s *State) Apply(c *Command) bool {
 		}
 		h.Status, h.Deny = c.Status, deny
 		return true
+	case OpDesignate:
+		return s.applyDesignate(c)
 	case OpPIDs:
 		if s.PIDBlocks == nil {
 			s.PIDBlocks = map[string]int64{}
@@ -352,6 +410,14 @@ func (s *State) Apply(c *Command) bool {
 	case OpMoveDone:
 		m := s.Moves[c.Move.Source]
 		m.Done, m.DestFrom, m.DestTo, m.Records, m.Checksum, m.Finished = true, c.Move.DestFrom, c.Move.DestTo, c.Move.Records, c.Move.Checksum, c.At
+		routes := slices.Clone(m.Routes) // shared with clones of the state: not changed in place
+		for i := range routes {
+			if i < len(c.Move.Routes) {
+				o := c.Move.Routes[i]
+				routes[i].DestFrom, routes[i].DestTo, routes[i].Records, routes[i].Checksum = o.DestFrom, o.DestTo, o.Records, o.Checksum
+			}
+		}
+		m.Routes = routes
 		s.Moves[m.Source] = m
 		s.MoveLog = append(s.MoveLog, m)
 		return true

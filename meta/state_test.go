@@ -150,3 +150,38 @@ func TestPipelinesAndProducerIDs(t *testing.T) {
 		t.Fatal("pids.alloc without a node was applied")
 	}
 }
+
+// TestDesignate: a re-designation records the designation it replaces
+// (the proposer's, when the metadata has none yet) and when; naming the
+// current one changes nothing; a clone does not share the former list.
+func TestDesignate(t *testing.T) {
+	s := seeded(t) // tangier seeded without a jurisdiction: the config's
+	if err := (&Command{Op: OpDesignate, Hub: "tangier"}).Check(&s); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a re-designation naming no jurisdiction: %v", err)
+	}
+	if err := (&Command{Op: OpDesignate, Hub: "nope", Jurisdiction: "SN"}).Check(&s); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a re-designation of an unknown hub: %v", err)
+	}
+	if s.Apply(&Command{Op: OpDesignate, Hub: "tangier", Jurisdiction: "MA", From: "MA"}) {
+		t.Fatal("designating a hub its own jurisdiction changed the state")
+	}
+	if !s.Apply(&Command{Op: OpDesignate, Hub: "tangier", Jurisdiction: "SN", From: "MA", At: 42}) {
+		t.Fatal("re-designation not applied")
+	}
+	h, _ := s.Hub("tangier")
+	if h.Jurisdiction != "SN" || !slices.Equal(h.Former, []string{"MA"}) || h.DesignatedAt != 42 {
+		t.Fatalf("after MA -> SN: %+v", h)
+	}
+	c := s.Clone()
+	// From is the proposer's view; the metadata's own designation wins.
+	if !s.Apply(&Command{Op: OpDesignate, Hub: "tangier", Jurisdiction: "MA", From: "XX", At: 43}) {
+		t.Fatal("second re-designation not applied")
+	}
+	h, _ = s.Hub("tangier")
+	if h.Jurisdiction != "MA" || !slices.Equal(h.Former, []string{"MA", "SN"}) || h.DesignatedAt != 43 {
+		t.Fatalf("after SN -> MA: %+v", h)
+	}
+	if ch, _ := c.Hub("tangier"); ch.Jurisdiction != "SN" || len(ch.Former) != 1 {
+		t.Fatalf("a clone changed with the state: %+v", ch)
+	}
+}

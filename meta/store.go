@@ -105,6 +105,15 @@ func (s *Store) Move(source string) (Move, bool) {
 	return m, ok
 }
 
+// Hub returns a hub's state as applied here, without copying the whole
+// state.
+func (s *Store) Hub(name string) (HubState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.st.Hub(name)
+	return h, ok
+}
+
 // applyBatches applies the commands of the batches in p, read at off.
 func (s *Store) applyBatches(p []byte, off int64) (int64, error) {
 	var changes []Command

@@ -32,9 +32,12 @@ type HubAudit struct {
 	// must be none. Examples name the first few.
 	Violations int64
 	Examples   []string
-	// AwaitingMigration counts records of pipelines the hub's policy
-	// now denies: compliant with their masks, due to move.
+	// AwaitingMigration counts records due to move: of pipelines the
+	// hub's policy now denies, or stored under a former designation of
+	// the hub (Former) that their mask allows and the current one not.
 	AwaitingMigration int64
+	// Former are the hub's former designations.
+	Former []string
 	// Corrupt counts buffers whose reading stopped at a batch that fails
 	// its CRC or framing; Examples says where.
 	Corrupt int64
@@ -66,6 +69,16 @@ func (n *Node) Audit(ctx context.Context, pipeline string) ([]HubAudit, error) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPipeline, pipeline)
 	}
 	sort.Strings(names)
+	former := map[string]jurisdiction.Mask{}
+	formerNames := map[string][]string{}
+	for _, h := range n.Hubs() {
+		for _, j := range h.Former {
+			if m, err := n.reg.Parse(j); err == nil {
+				former[h.Name] |= m
+			}
+		}
+		formerNames[h.Name] = h.Former
+	}
 	var buf []byte
 	for _, name := range names {
 		p := s.pipeline(name)
@@ -80,14 +93,14 @@ func (n *Node) Audit(ctx context.Context, pipeline string) ([]HubAudit, error) {
 			hub := s.table.Hub(rb.HubIndex)
 			ha := hubs[hub.Name]
 			if ha == nil {
-				ha = &HubAudit{Hub: hub.Name, Jurisdiction: hub.Jurisdiction, Masks: map[string]int64{}}
+				ha = &HubAudit{Hub: hub.Name, Jurisdiction: hub.Jurisdiction, Former: formerNames[hub.Name], Masks: map[string]int64{}}
 				hubs[hub.Name] = ha
 				order = append(order, hub.Name)
 			}
 			ha.Buffers++
 			denied := !p.routes.Allowed(rb.HubIndex)
 			var err error
-			buf, err = n.auditBuffer(ctx, ha, hub.Mask, name, rb.Partition, b, denied, buf)
+			buf, err = n.auditBuffer(ctx, ha, hub.Mask, former[hub.Name], name, rb.Partition, b, denied, buf)
 			if err != nil {
 				return nil, err
 			}
@@ -111,7 +124,7 @@ func (n *Node) Audit(ctx context.Context, pipeline string) ([]HubAudit, error) {
 
 // auditBuffer reads one buffer into ha. It returns only ctx's error; a
 // batch that does not read is counted as Corrupt and ends the buffer.
-func (n *Node) auditBuffer(ctx context.Context, ha *HubAudit, hubMask jurisdiction.Mask, pipeline string, partition int32, b Buffer, denied bool, buf []byte) ([]byte, error) {
+func (n *Node) auditBuffer(ctx context.Context, ha *HubAudit, hubMask, formerMask jurisdiction.Mask, pipeline string, partition int32, b Buffer, denied bool, buf []byte) ([]byte, error) {
 	example := func(format string, args ...any) {
 		if len(ha.Examples) < maxExamples {
 			ha.Examples = append(ha.Examples, fmt.Sprintf("%s/%d ", pipeline, partition)+fmt.Sprintf(format, args...))
@@ -168,6 +181,8 @@ func (n *Node) auditBuffer(ctx context.Context, ha *HubAudit, hubMask jurisdicti
 					}
 					ha.Masks[n.reg.Format(mask)]++
 					switch {
+					case mask&hubMask == 0 && mask&formerMask != 0:
+						ha.AwaitingMigration++ // lawful under a former designation
 					case mask&hubMask == 0:
 						ha.Violations++
 						example("offset %d: mask %s, stored in hub %s (%s)", h.BaseOffset+int64(r.OffsetDelta), n.reg.Format(mask), ha.Hub, ha.Jurisdiction)

@@ -54,6 +54,11 @@ type HubSpec struct {
 	Jurisdiction string // a registered code, or "*"
 	Status       router.HubStatus
 	Deny         []string // pipelines the hub's policy forbids
+	// Former are the jurisdictions the hub was designated before (the
+	// cluster metadata's re-designations), oldest first: what it stored
+	// under them and the current one does not allow awaits migration.
+	// SetHubs takes a new Jurisdiction only with the old one in Former.
+	Former []string
 }
 
 // Options configure a node.
@@ -785,9 +790,13 @@ func (n *Node) SetHubs(hubs []HubSpec) error {
 		return fmt.Errorf("node: the new config has %d hubs, the running node %d; hubs cannot be removed", len(hubs), len(n.hubs))
 	}
 	for i := range n.hubs {
-		if hubs[i].Name != n.hubs[i].Name || hubs[i].Jurisdiction != n.hubs[i].Jurisdiction {
+		if hubs[i].Name != n.hubs[i].Name {
 			return fmt.Errorf("node: hub %d is %s (%s) in the new config, %s (%s) in the running node; hubs may only be added at the end",
 				i, hubs[i].Name, hubs[i].Jurisdiction, n.hubs[i].Name, n.hubs[i].Jurisdiction)
+		}
+		if hubs[i].Jurisdiction != n.hubs[i].Jurisdiction && !slices.Contains(hubs[i].Former, n.hubs[i].Jurisdiction) {
+			return fmt.Errorf("node: hub %s is in jurisdiction %s in the new config, %s in the running node; a hub's jurisdiction changes only by re-designation in a cluster (`sense hub set %s --jurisdiction %s`), which migrates what it stored",
+				hubs[i].Name, hubs[i].Jurisdiction, n.hubs[i].Jurisdiction, hubs[i].Name, hubs[i].Jurisdiction)
 		}
 	}
 	old := n.hubs

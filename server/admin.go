@@ -86,6 +86,17 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		}
 		return resp, nil
 	case admin.SetHubStatus:
+		if r.Status == "" && r.Jurisdiction == "" {
+			return resp, result.New(result.InvalidRequest, fmt.Sprintf("nothing to set on hub %q; give --status up|draining|down, --jurisdiction J, or both", r.Hub))
+		}
+		if r.Jurisdiction != "" {
+			if err := a.designate(r.Hub, r.Jurisdiction); err != nil {
+				return resp, err
+			}
+			if r.Status == "" {
+				return a.Admin(admin.ListHubs{})
+			}
+		}
 		st, err := router.ParseHubStatus(r.Status)
 		if err != nil {
 			return resp, result.New(result.InvalidRequest, err.Error())
@@ -152,20 +163,51 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		}
 		resp.Moves = []admin.Move{}
 		for _, mv := range m.store.State().MoveLog {
-			resp.Moves = append(resp.Moves, admin.Move{Pipeline: mv.Pipeline, Source: mv.Source, SourceHub: mv.Hub, From: mv.From, To: mv.To,
-				Dest: mv.Dest, DestHub: mv.DestHub, DestFrom: mv.DestFrom, DestTo: mv.DestTo, Records: mv.Records, Checksum: mv.Checksum,
-				Cause: mv.Cause, Planned: time.Unix(0, mv.Planned).UTC().Format(time.RFC3339Nano), Finished: time.Unix(0, mv.Finished).UTC().Format(time.RFC3339Nano)})
+			reason := mv.Reason
+			if reason == "" {
+				reason = reasonPolicy // a step logged before reasons were
+			}
+			for _, r := range mv.Destinations() {
+				if r.Records == 0 && len(mv.Destinations()) > 1 {
+					continue // a route the step sent nothing
+				}
+				resp.Moves = append(resp.Moves, admin.Move{Pipeline: mv.Pipeline, Source: mv.Source, SourceHub: mv.Hub, From: mv.From, To: mv.To,
+					Dest: r.Dest, DestHub: r.DestHub, DestFrom: r.DestFrom, DestTo: r.DestTo, Records: r.Records, Checksum: r.Checksum,
+					Reason: reason, Cause: mv.Cause, Planned: time.Unix(0, mv.Planned).UTC().Format(time.RFC3339Nano), Finished: time.Unix(0, mv.Finished).UTC().Format(time.RFC3339Nano)})
+			}
 		}
 		resp.TableVersion = a.tableVersion()
 		return resp, nil
 	case admin.ListHubs:
 		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {
-			resp.Hubs = append(resp.Hubs, admin.HubInfo{Name: h.Name, Jurisdiction: h.Jurisdiction, Status: h.Status.String(), Deny: h.Deny})
+			resp.Hubs = append(resp.Hubs, admin.HubInfo{Name: h.Name, Jurisdiction: h.Jurisdiction, Status: h.Status.String(), Deny: h.Deny, Former: h.Former})
 		}
 		return resp, nil
 	}
 	return resp, result.New(result.InvalidRequest, fmt.Sprintf("admin request %T is not known to this node", req))
+}
+
+// designate re-designates a hub: through the cluster metadata, whose
+// migrator then moves what the hub stored that the new jurisdiction does
+// not allow. A node alone cannot move its events, so it refuses.
+func (a Admin) designate(hub, j string) error {
+	n := a.n
+	if _, ok := n.Registry().Bit(j); !ok && j != "*" {
+		return result.New(result.InvalidMask, fmt.Sprintf("hub %s cannot be designated %q: a hub's jurisdiction is one registered code (`sense jurisdiction list`) or *", hub, j))
+	}
+	i := slices.IndexFunc(n.Hubs(), func(h node.HubSpec) bool { return h.Name == hub })
+	if i < 0 {
+		return result.New(result.InvalidRequest, fmt.Sprintf("unknown hub %q; `sense hub list` names the hubs", hub))
+	}
+	m := a.meta()
+	if m == nil {
+		return result.New(result.InvalidRequest, fmt.Sprintf("hub %s cannot be re-designated on a node alone (dev mode): the events it stored would have to move, and only a cluster's migrator moves them", hub))
+	}
+	if _, err := m.propose(meta.Command{Op: meta.OpDesignate, Hub: hub, Jurisdiction: j, From: n.Hubs()[i].Jurisdiction}); err != nil {
+		return metaError(err)
+	}
+	return nil
 }
 
 // auditTimeout bounds one node's audit.

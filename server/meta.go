@@ -106,13 +106,13 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 func seedOf(hubs []node.HubSpec) []meta.HubState {
 	out := make([]meta.HubState, len(hubs))
 	for i, h := range hubs {
-		out[i] = meta.HubState{Name: h.Name, Status: h.Status.String(), Deny: h.Deny}
+		out[i] = meta.HubState{Name: h.Name, Status: h.Status.String(), Deny: h.Deny, Jurisdiction: h.Jurisdiction}
 	}
 	return out
 }
 
-// hubSpecs overlays the config's hubs with the metadata's status and
-// policy. A hub the metadata does not know keeps the config's.
+// hubSpecs overlays the config's hubs with the metadata's status, policy
+// and designation. A hub the metadata does not know keeps the config's.
 func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 	out := make([]node.HubSpec, len(cfgs))
 	for i, h := range cfgs {
@@ -122,6 +122,10 @@ func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 				h.Status = s
 			}
 			h.Deny = slices.Clone(mh.Deny)
+			if mh.Jurisdiction != "" {
+				h.Jurisdiction = mh.Jurisdiction
+			}
+			h.Former = slices.Clone(mh.Former)
 		}
 		out[i] = h
 	}
@@ -363,10 +367,15 @@ func (m *metaRuntime) reconcile(cfg *config.Config) error {
 	m.mu.Unlock()
 	for _, h := range next {
 		i := slices.IndexFunc(prev, func(p node.HubSpec) bool { return p.Name == h.Name })
+		if i >= 0 && prev[i].Jurisdiction != h.Jurisdiction {
+			if _, err := m.propose(meta.Command{Op: meta.OpDesignate, Hub: h.Name, Jurisdiction: h.Jurisdiction, From: prev[i].Jurisdiction}); err != nil {
+				return fmt.Errorf("re-designate hub %s in the cluster metadata: %w", h.Name, err)
+			}
+		}
 		if i >= 0 && prev[i].Status == h.Status && slices.Equal(sortedCopy(prev[i].Deny), sortedCopy(h.Deny)) {
 			continue
 		}
-		if _, err := m.propose(meta.Command{Op: meta.OpHubSet, Hub: h.Name, Status: h.Status.String(), Deny: h.Deny}); err != nil {
+		if _, err := m.propose(meta.Command{Op: meta.OpHubSet, Hub: h.Name, Status: h.Status.String(), Deny: h.Deny, Jurisdiction: h.Jurisdiction}); err != nil {
 			return fmt.Errorf("reconcile hub %s with the cluster metadata: %w", h.Name, err)
 		}
 	}

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
@@ -18,25 +21,37 @@ import (
 	"github.com/sensehq/sense/router"
 )
 
-// The migrator moves stored events out of a hub whose policy no longer
-// allows their pipeline (docs/sovereignty.md). Each node migrates the
-// buffers it leads, a step at a time, each step checkpointed in the
-// metadata log:
+// The migrator moves stored events out of a hub that may no longer hold
+// them (docs/sovereignty.md): every event of a pipeline the hub's policy
+// now denies ("policy"), and, once a hub is re-designated to another
+// jurisdiction, every event stored before that the new one does not allow
+// ("designation"). Each node migrates the buffers it leads, a step at a
+// time, each step checkpointed in the metadata log:
 //
 //  1. plan (move.plan): the source range [From, To), whole batches from
-//     the buffer's start, up to moveChunk bytes; the destination, a
-//     partition of the same lane in another hub of the same jurisdiction
-//     that is up and allows the pipeline; and, as the plan is applied, a
-//     producer id of its own.
+//     the buffer's start, up to moveChunk bytes; the routes, destination
+//     partitions of the same lane in hubs that are up and allow the
+//     pipeline, in order of preference (the source itself first when its
+//     hub still allows the pipeline: a record it may keep is appended to
+//     it again); and, as the plan is applied, a producer id of its own.
+//     Each record goes to the first route whose jurisdiction its stored
+//     mask allows; the range ends before the first batch holding a record
+//     no route can take.
 //  2. copy: the records, with a sense.from header naming their source,
-//     appended to the destination under that producer id with the source
+//     appended to their routes under that producer id with the source
 //     offsets as sequence numbers, one batch at a time, each checked like a
 //     Kafka producer's (every record's mask against the destination hub)
 //     and acknowledged by a quorum of the destination's replicas.
-//  3. done (move.done): the destination offsets, the record count and a
-//     checksum; the audit log of moves is these records.
+//  3. done (move.done): per route the destination offsets, the record
+//     count and a checksum; the audit log of moves is these records.
 //  4. trim: the source buffer's start moves past the range on every
 //     replica (replica.Group.Trim), once every replica holds it.
+//
+// A re-designation's campaign covers a source up to Until, the end of the
+// last record stored there that the new jurisdiction does not allow, as a
+// scan finds it designationSettle after the change (when no node routes
+// by the former table any more); Until is kept in each step's plan, so
+// that the next leader goes on with the same campaign.
 //
 // A node that stops at any point leaves the step where the metadata log
 // says it is; whichever node leads the source next resumes it: a plan not
@@ -56,6 +71,16 @@ const (
 	// headerFrom names where a moved record came from:
 	// pipeline/hub/partition/offset.
 	headerFrom = "sense.from"
+	// designationSettle is how long after a re-designation its campaign
+	// starts: longer than staleAfter, after which a node that has not
+	// applied the change refuses events.
+	designationSettle = staleAfter + 3*time.Second
+)
+
+// Reasons of a move (meta.Move.Reason).
+const (
+	reasonPolicy      = "policy"
+	reasonDesignation = "designation"
 )
 
 // migrate runs the migrator until quit.
@@ -63,23 +88,32 @@ func (m *metaRuntime) migrate() {
 	defer close(m.migrated)
 	t := time.NewTicker(migrateEvery)
 	defer t.Stop()
-	flagged := map[string]bool{}
-	idle := map[string]int64{}
+	ms := migrateState{flagged: map[string]bool{}, idle: map[string]int64{}, clean: map[string]int64{}}
 	for {
 		select {
 		case <-m.quit:
 			return
 		case <-t.C:
 		}
-		m.migrateOnce(flagged, idle)
+		m.migrateOnce(&ms)
 	}
 }
 
-// migrateOnce makes one step on every buffer this node leads in a hub
-// that denies its pipeline. flagged holds the sources with no destination
-// (alerted once), idle those that hold only control records up to the
-// offset given (read again only when the buffer grows).
-func (m *metaRuntime) migrateOnce(flagged map[string]bool, idle map[string]int64) {
+// migrateState is what the migrator remembers between rounds, by source
+// key: flagged, the sources whose records no compliant buffer can take
+// (alerted once); idle, those that hold only control records up to the
+// offset given (read again only when the buffer grows); clean, those a
+// re-designation's scan found holding nothing to move (the DesignatedAt
+// of the re-designation).
+type migrateState struct {
+	flagged map[string]bool
+	idle    map[string]int64
+	clean   map[string]int64
+}
+
+// migrateOnce makes one step on every buffer this node leads that holds
+// records due to move, or a step under way.
+func (m *metaRuntime) migrateOnce(ms *migrateState) {
 	n := m.n
 	table := n.Table()
 	for _, spec := range n.Pipelines() {
@@ -92,7 +126,7 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool, idle map[string]int64
 			continue
 		}
 		for _, p := range parts {
-			if routes.Allowed(p.HubIndex) || p.Start >= p.HighWatermark {
+			if p.Start >= p.HighWatermark {
 				continue
 			}
 			if l, ok := n.Leadership(spec.Name, p.Partition); !ok || !l.IsLeader() {
@@ -104,18 +138,16 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool, idle map[string]int64
 			default:
 			}
 			key := spec.Name + "/" + p.Hub + "/" + strconv.Itoa(int(p.Partition))
-			if idle[key] >= p.HighWatermark {
-				continue
-			}
-			err := m.step(key, spec.Name, p, parts, table)
+			err := m.step(key, spec.Name, p, parts, table, ms)
 			var nothing errNothingToMove
 			switch {
+			case errors.Is(err, errNoWork):
 			case errors.As(err, &nothing):
-				idle[key] = nothing.to
+				ms.idle[key] = nothing.to
 			case errors.Is(err, errNoDestination):
-				if !flagged[key] {
-					flagged[key] = true
-					m.c.log.Error("stored events must leave their hub but no compliant buffer can take them; they stay, flagged, until a hub of their jurisdiction allows the pipeline",
+				if !ms.flagged[key] {
+					ms.flagged[key] = true
+					m.c.log.Error("stored events must leave their hub but no compliant buffer can take them; they stay, flagged, until a hub their mask allows takes the pipeline",
 						"pipeline", spec.Name, "hub", p.Hub, "partition", p.Partition, "records_from", p.Start, "records_to", p.HighWatermark)
 					n.AlertNoCompliantHub(spec.Name, table.Hub(p.HubIndex).Jurisdiction, p.Lane.String(), "migration: "+err.Error())
 				}
@@ -124,7 +156,7 @@ func (m *metaRuntime) migrateOnce(flagged map[string]bool, idle map[string]int64
 			case err != nil:
 				m.c.log.Warn("migration step failed; retried", "source", key, "err", err)
 			default:
-				delete(flagged, key)
+				delete(ms.flagged, key)
 			}
 		}
 	}
@@ -142,135 +174,232 @@ func (e errNothingToMove) Error() string {
 	return fmt.Sprintf("only control records up to offset %d", e.to)
 }
 
-var errNoDestination = errors.New("no other hub of the same jurisdiction is up and allows the pipeline")
+var (
+	errNoDestination = errors.New("no hub that is up and allows the pipeline is of a jurisdiction the records' masks allow")
+	// errNoWork: the source holds nothing due to move.
+	errNoWork = errors.New("nothing to move")
+)
 
 // step makes one migration step of a source buffer (see above).
-func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []node.Partition, table *router.Table) error {
+func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []node.Partition, table *router.Table, ms *migrateState) error {
 	cur, ok := m.store.Move(key)
 	switch {
-	case ok && cur.Done && cur.To > src.Start:
-		return m.n.Trim(pipeline, src.Partition, cur.To)
 	case ok && !cur.Done:
 		return m.copyStep(cur)
+	case ok && cur.Done && cur.To > src.Start:
+		return m.n.Trim(pipeline, src.Partition, cur.To)
 	}
-	dest, ok := destination(src, parts, table, pipeline)
-	if !ok {
-		return errNoDestination
+	if ms.idle[key] >= src.HighWatermark {
+		return errNoWork
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, _, _, code := m.n.Fetch(ctx, pipeline, src.Partition, src.Start, moveChunk, nil)
-	if code != result.OK {
-		return result.New(code, fmt.Sprintf("read %s at %d", key, src.Start))
-	}
-	to, data := src.Start, false
-	for p := b; len(p) > 0; {
-		h, err := batch.ParseHeader(p)
+	plan := meta.Move{Source: key, Pipeline: pipeline, Hub: src.Hub, From: src.Start, Cause: m.routed.Load()}
+	until := src.HighWatermark
+	hub := table.Hub(src.HubIndex)
+	denied := !table.Pipeline(pipeline).Allowed(src.HubIndex)
+	switch hs, _ := m.store.Hub(src.Hub); {
+	case denied:
+		plan.Reason = reasonPolicy
+	case hs.DesignatedAt == 0 || len(hs.Former) == 0 || ms.clean[key] == hs.DesignatedAt:
+		return errNoWork
+	case ok && cur.Reason == reasonDesignation && cur.Since == hs.DesignatedAt:
+		// The campaign under way.
+		if src.Start >= cur.Until {
+			return errNoWork
+		}
+		plan.Reason, plan.Since, plan.Until = reasonDesignation, cur.Since, cur.Until
+		until = cur.Until
+	default:
+		if time.Since(time.Unix(0, hs.DesignatedAt)) < designationSettle {
+			return errNoWork
+		}
+		end, err := m.lastForeign(pipeline, src, hub.Mask)
 		if err != nil {
 			return err
 		}
-		to = h.NextOffset()
-		data = data || h.Attributes&batch.AttrControl == 0
-		p = p[h.Size():]
+		if end <= src.Start {
+			ms.clean[key] = hs.DesignatedAt
+			return errNoWork
+		}
+		m.c.log.Info("hub re-designated: its events the new jurisdiction does not allow are moved", "source", key,
+			"jurisdiction", hub.Jurisdiction, "former", hs.Former, "from", src.Start, "until", end)
+		plan.Reason, plan.Since, plan.Until = reasonDesignation, hs.DesignatedAt, end
+		until = end
+	}
+	plan.Routes = m.routes(src, parts, table, pipeline, denied)
+	masks, err := m.routeMasks(plan.Routes)
+	if err != nil {
+		return err
+	}
+	// The range: whole batches from the start, up to moveChunk bytes and
+	// until, ending before the first batch holding a record no route takes.
+	to, data, blocked := src.Start, false, false
+	dataBefore := false // data, before the batch being read
+	err = m.walk(pipeline, src.Partition, src.Start, until, moveChunk, func(h *batch.Header, r *batch.Record) bool {
+		if r == nil {
+			if h.BaseOffset >= until {
+				return false
+			}
+			dataBefore = data
+			to = h.NextOffset()
+			data = data || h.Attributes&batch.AttrControl == 0
+			return true
+		}
+		if routeOf(r, masks) < 0 {
+			to, data, blocked = h.BaseOffset, dataBefore, true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	switch {
+	case to <= src.Start && blocked:
+		return errNoDestination
 	case to <= src.Start:
-		return nil
+		return errNoWork
 	case !data:
 		// Only control records (raft's term markers, trims): nothing to
 		// move, and trimming them would write one more.
 		return errNothingToMove{to}
 	}
-	st, err := m.propose(meta.Command{Op: meta.OpMovePlan, Move: &meta.Move{Source: key, Pipeline: pipeline, Hub: src.Hub,
-		From: src.Start, To: to, Dest: dest.Partition, DestHub: dest.Hub, Cause: m.routed.Load()}})
+	plan.To = to
+	plan.Dest, plan.DestHub = plan.Routes[0].Dest, plan.Routes[0].DestHub
+	st, err := m.propose(meta.Command{Op: meta.OpMovePlan, Move: &plan})
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
 	return m.copyStep(st.Moves[key])
 }
 
-// destination picks the partition a source's records move to: of the same
-// lane, in another hub of the source hub's jurisdiction (or of any, "*")
-// that is up and allows the pipeline; the same one for a source every
-// time the table is the same.
-func destination(src node.Partition, parts []node.Partition, table *router.Table, pipeline string) (node.Partition, bool) {
+// routes lists, in order of preference, where a source's records may move:
+// the source itself while its hub allows the pipeline (a record its hub
+// may still hold stays in it), then one partition of the same lane in each
+// other hub that is up and allows the pipeline, the same ones for a source
+// every time the table is the same.
+func (m *metaRuntime) routes(src node.Partition, parts []node.Partition, table *router.Table, pipeline string, denied bool) []meta.Route {
 	routes := table.Pipeline(pipeline)
-	srcHub := table.Hub(src.HubIndex)
-	var cands []node.Partition
+	var out []meta.Route
+	if !denied {
+		out = append(out, meta.Route{Dest: src.Partition, DestHub: src.Hub, Jurisdiction: table.Hub(src.HubIndex).Jurisdiction})
+	}
+	byHub := map[int][]node.Partition{}
+	var hubs []int
 	for _, p := range parts {
 		h := table.Hub(p.HubIndex)
 		if p.HubIndex == src.HubIndex || p.Lane != src.Lane || h.Status != router.Up || !routes.Allowed(p.HubIndex) {
 			continue
 		}
-		if h.Mask&srcHub.Mask != srcHub.Mask {
-			continue // a record of the source may hold only its hub's jurisdiction
+		if byHub[p.HubIndex] == nil {
+			hubs = append(hubs, p.HubIndex)
 		}
-		cands = append(cands, p)
+		byHub[p.HubIndex] = append(byHub[p.HubIndex], p)
 	}
-	if len(cands) == 0 {
-		return node.Partition{}, false
+	// Hubs of the source's jurisdiction first, then the others, each in
+	// table order.
+	srcMask := table.Hub(src.HubIndex).Mask
+	for _, same := range []bool{true, false} {
+		for _, hi := range hubs {
+			h := table.Hub(hi)
+			if (h.Mask&srcMask == srcMask) != same {
+				continue
+			}
+			ps := byHub[hi]
+			p := ps[src.Index%len(ps)]
+			out = append(out, meta.Route{Dest: p.Partition, DestHub: h.Name, Jurisdiction: h.Jurisdiction})
+		}
 	}
-	return cands[src.Index%len(cands)], true
+	return out
 }
 
-// copyStep copies a planned step's records and records it done.
-func (m *metaRuntime) copyStep(mv meta.Move) error {
+// routeMasks returns the masks of routes' jurisdictions.
+func (m *metaRuntime) routeMasks(routes []meta.Route) ([]jurisdiction.Mask, error) {
+	out := make([]jurisdiction.Mask, len(routes))
+	for i, r := range routes {
+		mk, err := m.n.Registry().Parse(r.Jurisdiction)
+		if err != nil {
+			return nil, fmt.Errorf("route to %s (%s): %w", r.DestHub, r.Jurisdiction, err)
+		}
+		out[i] = mk
+	}
+	return out, nil
+}
+
+// routeOf returns the index of the first route whose mask r's stored mask
+// allows, or -1.
+func routeOf(r *batch.Record, masks []jurisdiction.Mask) int {
+	mask, ok := recordMask(r)
+	if !ok {
+		return -1
+	}
+	for i, mk := range masks {
+		if mk&mask != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// recordMask returns a record's stored mask (the sense.j header).
+func recordMask(r *batch.Record) (jurisdiction.Mask, bool) {
+	hi := r.Headers()
+	for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+		if string(k) == event.HeaderMask {
+			mk, err := event.DecodeMaskHeader(v)
+			return mk, err == nil
+		}
+	}
+	return 0, false
+}
+
+// lastForeign returns the end of the last batch of a source holding a
+// record whose mask the hub's (new) mask does not allow, or the source's
+// start when there is none.
+func (m *metaRuntime) lastForeign(pipeline string, src node.Partition, hubMask jurisdiction.Mask) (int64, error) {
+	end := src.Start
+	err := m.walk(pipeline, src.Partition, src.Start, src.HighWatermark, -1, func(h *batch.Header, r *batch.Record) bool {
+		if r != nil {
+			if mk, ok := recordMask(r); !ok || mk&hubMask == 0 {
+				end = h.NextOffset()
+			}
+		}
+		return true
+	})
+	return end, err
+}
+
+// walk reads a partition from offset from up to until (and, when limit >
+// 0, about limit bytes), calling fn for each batch (r nil), then for each
+// record of a data batch; fn returning false stops the walk.
+func (m *metaRuntime) walk(pipeline string, partition int32, from, until int64, limit int, fn func(h *batch.Header, r *batch.Record) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srcPart, err := strconv.Atoi(mv.Source[len(mv.Pipeline)+len(mv.Hub)+2:])
-	if err != nil {
-		return fmt.Errorf("move of %q: %w", mv.Source, err)
-	}
-	crc := crc32.MakeTable(crc32.Castagnoli)
-	var sum uint32
-	var count int64
-	destFrom, destTo := int64(-1), int64(-1)
-	var bld batch.Builder
-	var pending int
-	var dec []byte
-	var hdrs []batch.RawHeader
-	flush := func() error {
-		if pending == 0 {
-			return nil
-		}
-		out := bld.Finish()
-		t0 := time.Now()
-		base, code, why := m.n.AppendMoved(ctx, mv.Pipeline, mv.Dest, out)
-		pending = 0
-		if pace := time.Duration(len(out)) * time.Second / moveRate; time.Since(t0) < pace {
-			time.Sleep(pace - time.Since(t0))
-		}
-		switch code {
-		case result.OK:
-			if destFrom < 0 {
-				destFrom = base
-			}
-			h, _ := batch.ParseHeader(out)
-			destTo = base + int64(h.LastDelta) + 1
-			if f := migrateHook.Load(); f != nil {
-				return (*f)("copied")
-			}
-			return nil
-		case result.DuplicateSequence:
-			return nil // stored by an attempt before a restart
-		}
-		return result.New(code, fmt.Sprintf("copy to %s/%d: %s", mv.Pipeline, mv.Dest, why))
-	}
-	for off := mv.From; off < mv.To; {
-		b, _, _, code := m.n.Fetch(ctx, mv.Pipeline, int32(srcPart), off, moveChunk, nil)
+	var dec, buf []byte
+	var it batch.Iter
+	read := 0
+	for off := from; off < until && (limit <= 0 || read < limit); {
+		b, _, _, code := m.n.Fetch(ctx, pipeline, partition, off, moveChunk, buf[:0])
 		if code != result.OK {
-			return result.New(code, fmt.Sprintf("read %s at %d", mv.Source, off))
+			return result.New(code, fmt.Sprintf("read %s/%d at %d", pipeline, partition, off))
 		}
 		if len(b) == 0 {
-			return fmt.Errorf("read %s at %d: nothing below the high watermark", mv.Source, off)
+			return nil
 		}
-		for p := b; len(p) > 0 && off < mv.To; {
+		buf = b
+		read += len(b)
+		for p := b; len(p) > 0; {
 			h, err := batch.ParseHeader(p)
 			if err != nil {
 				return err
 			}
 			raw := p[:h.Size()]
 			p = p[h.Size():]
+			if h.NextOffset() <= off {
+				continue // below the offset asked for
+			}
+			if !fn(&h, nil) {
+				return nil
+			}
 			off = h.NextOffset()
 			if h.Attributes&batch.AttrControl != 0 {
 				continue
@@ -282,50 +411,147 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 				}
 				records = dec
 			}
-			var it batch.Iter
 			if err := it.ResetRecords(records, h.RecordCount); err != nil {
 				return err
 			}
 			for it.Next() {
-				r := it.Record()
-				srcOff := h.BaseOffset + int64(r.OffsetDelta)
-				if pending > 0 && bld.Size() >= moveBatch {
-					if err := flush(); err != nil {
-						return err
-					}
+				if !fn(&h, it.Record()) {
+					return nil
 				}
-				if pending == 0 {
-					bld.Reset(mv.PID, 0, int32(srcOff&math.MaxInt32))
-				}
-				hdrs = hdrs[:0]
-				hi := r.Headers()
-				for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
-					if string(k) != headerFrom {
-						hdrs = append(hdrs, batch.RawHeader{Key: k, Value: v})
-					}
-				}
-				hdrs = append(hdrs, batch.RawHeader{Key: []byte(headerFrom), Value: []byte(mv.Source + "/" + strconv.FormatInt(srcOff, 10))})
-				bld.AddRaw(h.BaseTimestamp+r.TimestampDelta, r.Key, r.Value, hdrs)
-				pending++
-				count++
-				sum = crc32.Update(sum, crc, r.Key)
-				sum = crc32.Update(sum, crc, r.Value)
 			}
 			if err := it.Err(); err != nil {
 				return err
 			}
+			if off >= until {
+				return nil
+			}
 		}
 	}
-	if err := flush(); err != nil {
+	return nil
+}
+
+// routeCopy is the copying of one route of a step.
+type routeCopy struct {
+	bld      batch.Builder
+	pending  int
+	from, to int64
+	count    int64
+	sum      uint32
+}
+
+// copyStep copies a planned step's records and records it done.
+func (m *metaRuntime) copyStep(mv meta.Move) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srcPart, err := strconv.Atoi(mv.Source[len(mv.Pipeline)+len(mv.Hub)+2:])
+	if err != nil {
+		return fmt.Errorf("move of %q: %w", mv.Source, err)
+	}
+	dests := mv.Destinations()
+	masks, err := m.routeMasks(dests)
+	if err != nil {
 		return err
 	}
+	crc := crc32.MakeTable(crc32.Castagnoli)
+	rcs := make([]routeCopy, len(dests))
+	for i := range rcs {
+		rcs[i].from, rcs[i].to = -1, -1
+	}
+	flush := func(i int) error {
+		rc := &rcs[i]
+		if rc.pending == 0 {
+			return nil
+		}
+		out := rc.bld.Finish()
+		t0 := time.Now()
+		base, code, why := m.n.AppendMoved(ctx, mv.Pipeline, dests[i].Dest, out)
+		rc.pending = 0
+		if pace := time.Duration(len(out)) * time.Second / moveRate; time.Since(t0) < pace {
+			time.Sleep(pace - time.Since(t0))
+		}
+		switch code {
+		case result.OK:
+			if rc.from < 0 {
+				rc.from = base
+			}
+			h, _ := batch.ParseHeader(out)
+			rc.to = base + int64(h.LastDelta) + 1
+			if f := migrateHook.Load(); f != nil {
+				return (*f)("copied")
+			}
+			return nil
+		case result.DuplicateSequence:
+			return nil // stored by an attempt before a restart
+		}
+		return result.New(code, fmt.Sprintf("copy to %s/%d: %s", mv.Pipeline, dests[i].Dest, why))
+	}
+	var hdrs []batch.RawHeader
+	var werr error
+	err = m.walk(mv.Pipeline, int32(srcPart), mv.From, mv.To, -1, func(h *batch.Header, r *batch.Record) bool {
+		if r == nil {
+			return h.BaseOffset < mv.To
+		}
+		i := routeOf(r, masks)
+		if i < 0 {
+			werr = fmt.Errorf("move of %s: the record at offset %d has no route the plan allows", mv.Source, h.BaseOffset+int64(r.OffsetDelta))
+			return false
+		}
+		rc := &rcs[i]
+		srcOff := h.BaseOffset + int64(r.OffsetDelta)
+		if rc.pending > 0 && rc.bld.Size() >= moveBatch {
+			if werr = flush(i); werr != nil {
+				return false
+			}
+		}
+		if rc.pending == 0 {
+			rc.bld.Reset(mv.PID, 0, int32(srcOff&math.MaxInt32))
+		}
+		hdrs = hdrs[:0]
+		hi := r.Headers()
+		for k, v, ok := hi.Next(); ok; k, v, ok = hi.Next() {
+			if string(k) != headerFrom {
+				hdrs = append(hdrs, batch.RawHeader{Key: k, Value: v})
+			}
+		}
+		hdrs = append(hdrs, batch.RawHeader{Key: []byte(headerFrom), Value: []byte(mv.Source + "/" + strconv.FormatInt(srcOff, 10))})
+		rc.bld.AddRaw(h.BaseTimestamp+r.TimestampDelta, r.Key, r.Value, hdrs)
+		rc.pending++
+		rc.count++
+		rc.sum = crc32.Update(rc.sum, crc, r.Key)
+		rc.sum = crc32.Update(rc.sum, crc, r.Value)
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	for i := range rcs {
+		if err := flush(i); err != nil {
+			return err
+		}
+	}
 	done := mv
-	done.DestFrom, done.DestTo, done.Records, done.Checksum = destFrom, destTo, count, sum
+	done.Routes = slices.Clone(dests)
+	done.Records = 0
+	for i, rc := range rcs {
+		done.Routes[i].DestFrom, done.Routes[i].DestTo, done.Routes[i].Records, done.Routes[i].Checksum = rc.from, rc.to, rc.count, rc.sum
+		done.Records += rc.count
+	}
+	done.DestFrom, done.DestTo, done.Checksum = done.Routes[0].DestFrom, done.Routes[0].DestTo, done.Routes[0].Checksum
+	if len(mv.Routes) == 0 {
+		done.Routes = nil // a step planned by an older version
+	}
 	if _, err := m.propose(meta.Command{Op: meta.OpMoveDone, Move: &done}); err != nil {
 		return fmt.Errorf("record the step done: %w", err)
 	}
-	m.moved.Add(float64(count))
-	m.c.log.Info("events moved out of a hub that no longer allows their pipeline", "source", mv.Source, "from", mv.From, "to", mv.To,
-		"dest_partition", mv.Dest, "dest_hub", mv.DestHub, "dest_from", destFrom, "dest_to", destTo, "records", count)
+	m.moved.Add(float64(done.Records))
+	for i, rc := range rcs {
+		if rc.count > 0 {
+			m.c.log.Info("events moved out of a hub that may no longer hold them", "source", mv.Source, "reason", mv.Reason, "from", mv.From, "to", mv.To,
+				"dest_partition", dests[i].Dest, "dest_hub", dests[i].DestHub, "dest_from", rc.from, "dest_to", rc.to, "records", rc.count)
+		}
+	}
 	return m.n.Trim(mv.Pipeline, int32(srcPart), mv.To)
 }

@@ -112,12 +112,14 @@ func newAuditLogCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "log [--output text|json]",
 		Short: "Show the audit log of moves: every batch of events the migrator moved out of a hub",
-		Long: `When a hub's policy stops allowing a pipeline, the migrator moves the events
-stored there to another hub of the same jurisdiction, a step at a time. Each
-step is recorded in the cluster metadata log, append-only and replicated: the
-source buffer and offset range, the destination partition and offsets, the
-record count, a CRC-32C of the records' keys and values, the routing table
-version that made them move, and when the step was planned and finished.`,
+		Long: `When a hub's policy stops allowing a pipeline, or a hub is re-designated to
+another jurisdiction, the migrator moves the events stored there that it may
+no longer hold to hubs their masks allow, a step at a time. Each step is
+recorded in the cluster metadata log, append-only and replicated: the source
+buffer and offset range, per destination the partition and offsets, the
+record count and a CRC-32C of the records' keys and values, why they moved,
+the routing table version of the plan, and when the step was planned and
+finished.`,
 		Example: `  sense audit log
   sense audit log --output json`,
 		Args: cobra.NoArgs,
@@ -130,10 +132,10 @@ version that made them move, and when the step was planned and finished.`,
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Moves)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FINISHED\tSOURCE\tRANGE\tDEST\tDEST RANGE\tRECORDS\tCHECKSUM\tCAUSE")
+			fmt.Fprintln(tw, "FINISHED\tSOURCE\tRANGE\tDEST\tDEST RANGE\tRECORDS\tCHECKSUM\tREASON\tCAUSE")
 			for _, m := range resp.Moves {
-				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s/%d (%s)\t%d-%d\t%d\t%08x\tv%d\n", m.Finished, m.Source, m.From, m.To, m.Pipeline, m.Dest, m.DestHub,
-					m.DestFrom, m.DestTo, m.Records, m.Checksum, m.Cause)
+				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s/%d (%s)\t%d-%d\t%d\t%08x\t%s\tv%d\n", m.Finished, m.Source, m.From, m.To, m.Pipeline, m.Dest, m.DestHub,
+					m.DestFrom, m.DestTo, m.Records, m.Checksum, m.Reason, m.Cause)
 			}
 			return tw.Flush()
 		},

@@ -45,24 +45,30 @@ table version. In dev mode it changes this node only, until a restart.`,
 		},
 	}
 
-	var status string
+	var status, jur string
 	set := &cobra.Command{
-		Use:     "set HUB --status up|draining|down",
-		Short:   "Set a hub's status: only an up hub takes new events",
-		Example: `  sense hub set dakhla --status down`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "set HUB [--status up|draining|down] [--jurisdiction J]",
+		Short: "Set a hub's status (only an up hub takes new events) or re-designate its jurisdiction",
+		Long: `--status sets whether the hub takes new events. --jurisdiction re-designates it
+(a cluster only): from then on it takes events whose mask allows the new
+jurisdiction, and the events it stored that the new jurisdiction does not allow
+are moved to a hub their mask allows (` + "`sense audit log`" + ` lists the moves).`,
+		Example: `  sense hub set dakhla --status down
+  sense hub set dakar --jurisdiction MA`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if status == "" {
-				return fmt.Errorf("give the hub's new status: --status up, draining or down")
+			if status == "" && jur == "" {
+				return fmt.Errorf("give the hub's new status (--status up, draining or down), its new jurisdiction (--jurisdiction J), or both")
 			}
-			resp, err := adminCall(addr, admin.SetHubStatus{Hub: args[0], Status: status})
+			resp, err := adminCall(addr, admin.SetHubStatus{Hub: args[0], Status: status, Jurisdiction: jur})
 			if err != nil {
 				return err
 			}
 			return printHubs(cmd.OutOrStdout(), resp, asJSON)
 		},
 	}
-	set.Flags().StringVar(&status, "status", "", "up, draining or down (required)")
+	set.Flags().StringVar(&status, "status", "", "up, draining or down")
+	set.Flags().StringVar(&jur, "jurisdiction", "", "a registered jurisdiction code or group, or *")
 
 	var deny, allow []string
 	policy := &cobra.Command{
@@ -99,9 +105,9 @@ func printHubs(w io.Writer, resp admin.Response, asJSON bool) error {
 		}{resp.TableVersion, resp.Hubs})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HUB\tJURISDICTION\tSTATUS\tDENIED PIPELINES")
+	fmt.Fprintln(tw, "HUB\tJURISDICTION\tSTATUS\tDENIED PIPELINES\tFORMERLY")
 	for _, h := range resp.Hubs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Name, h.Jurisdiction, h.Status, dash(strings.Join(h.Deny, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, h.Jurisdiction, h.Status, dash(strings.Join(h.Deny, ",")), dash(strings.Join(h.Former, ",")))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "routing table version %d\n", resp.TableVersion)
