@@ -20,6 +20,9 @@ const (
 type Partition struct {
 	router.Buffer
 	Start, HighWatermark int64
+	// Denied: the hub's policy denies the pipeline; the partition takes
+	// no new events, and what it holds awaits migration.
+	Denied bool
 }
 
 // Partitions returns the buffers of a pipeline with their offsets.
@@ -38,14 +41,14 @@ func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 		for i, part := range v.parts {
 			b := bufs[part]
 			b.Partition = int32(i)
-			out[i] = Partition{Buffer: b, Start: v.p.bufs[part].StartOffset(), HighWatermark: v.p.bufs[part].HighWatermark()}
+			out[i] = Partition{Buffer: b, Start: v.p.bufs[part].StartOffset(), HighWatermark: v.p.bufs[part].HighWatermark(), Denied: !v.p.routes.Allowed(b.HubIndex)}
 		}
 		return out, result.OK
 	}
 	bufs := p.routes.Partitions()
 	out := make([]Partition, len(bufs))
 	for i, b := range bufs {
-		out[i] = Partition{Buffer: b, Start: p.bufs[i].StartOffset(), HighWatermark: p.bufs[i].HighWatermark()}
+		out[i] = Partition{Buffer: b, Start: p.bufs[i].StartOffset(), HighWatermark: p.bufs[i].HighWatermark(), Denied: !p.routes.Allowed(b.HubIndex)}
 	}
 	return out, result.OK
 }

@@ -18,6 +18,8 @@ import (
 // every partition (replicas and ISR [0]). In a cluster every node whose
 // Kafka address is known is a broker (Options.Cluster), and each partition
 // names its raft leader, term (as the leader epoch) and replicas.
+// A partition in a hub whose policy denies the pipeline has the error
+// POLICY_VIOLATION, beside its leader and replicas (docs/kafka.md).
 // An unknown topic is created with the
 // default spec when Options.AutoCreateTopics is set and the request allows
 // auto-creation (always before v4).
@@ -78,6 +80,14 @@ func (c *conn) topicMetadata(name string, create bool, known map[int32]bool) kms
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition
 		c.partitionMetadata(&mp, name, known)
+		if p.Denied && mp.ErrorCode == 0 {
+			// The hub's policy denies the pipeline: Produce answers
+			// POLICY_VIOLATION there. Saying so here keeps clients that
+			// pick among partitions without a load error (franz-go's
+			// default partitioners, librdkafka's random one) off it;
+			// the leader stays, for readers of what remains.
+			mp.ErrorCode = kerr.PolicyViolation.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

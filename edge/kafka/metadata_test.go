@@ -2,12 +2,18 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/edge/kafka"
+	"github.com/sensehq/sense/node"
 )
 
 func TestMetadata(t *testing.T) {
@@ -59,5 +65,85 @@ func TestMetadata(t *testing.T) {
 	}
 	if len(r.Topics) != 1 || *r.Topics[0].Topic != "telemetry" {
 		t.Errorf("all topics: %d", len(r.Topics))
+	}
+}
+
+// TestMetadataDeniedPartitions: once a hub's policy denies a pipeline,
+// Metadata gives its partitions there the error POLICY_VIOLATION (leader
+// and replicas kept), and a franz-go producer with the default partitioner
+// sends nothing to them: every record is stored in an allowed hub. A
+// consumer still reads every record, those stored in the denied hub before
+// the change included.
+func TestMetadataDeniedPartitions(t *testing.T) {
+	addr, n := startWith(t, `
+jurisdictions: [MA, SN]
+hubs:
+  - {name: tangier, jurisdiction: MA}
+  - {name: dakhla, jurisdiction: MA}
+  - {name: dakar, jurisdiction: SN}
+pipelines: [{name: payments, partitions: 1}]
+`, kafka.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	parts, _ := n.Partitions("payments")
+	// 30 events in tangier's low lane, before the denial.
+	tangier := parts[slices.IndexFunc(parts, func(p node.Partition) bool { return p.Hub == "tangier" })].Partition
+	manual := client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range 30 {
+		r := &kgo.Record{Topic: "payments", Partition: tangier, Value: []byte("before-" + strconv.Itoa(i))}
+		if err := manual.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.SetHubPolicy("tangier", []string{"payments"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("payments")
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, client(t, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mps := resp.Topics[0].Partitions
+	if len(mps) != len(parts) {
+		t.Fatalf("%d partitions in Metadata, %d in the pipeline", len(mps), len(parts))
+	}
+	for i, mp := range mps {
+		want := int16(0)
+		if parts[i].Hub == "tangier" {
+			want = kerr.PolicyViolation.Code
+		}
+		if mp.ErrorCode != want || mp.Leader != 0 || len(mp.Replicas) != 1 {
+			t.Errorf("partition %d (hub %s): error %d, leader %d, replicas %v; want error %d, leader 0", mp.Partition, parts[i].Hub, mp.ErrorCode, mp.Leader, mp.Replicas, want)
+		}
+	}
+	// A new producer learns of the denial from Metadata: RecordRetries(0)
+	// would fail any record sent to tangier.
+	cl := client(t, addr, kgo.DefaultProduceTopic("payments"), kgo.RecordRetries(0))
+	for i := range 200 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after-" + strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("after-%d: %v", i, err)
+		}
+	}
+	if start, hw, _ := n.Offsets("payments", tangier); hw-start != 30 {
+		t.Fatalf("tangier's partition holds %d events, the 30 produced before the denial were all", hw-start)
+	}
+	cons := client(t, addr, kgo.ConsumeTopics("payments"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := map[string]bool{}
+	for len(got) < 230 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of 230 records", len(got))
+		}
+		// franz-go reports the partitions' POLICY_VIOLATION from
+		// Metadata as fetch errors, and goes on reading them.
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, kerr.PolicyViolation) || parts[p].Hub != "tangier" {
+				t.Fatalf("fetch error %s/%d: %v", topic, p, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
 	}
 }
