@@ -111,6 +111,10 @@ type Route struct {
 	Dest         int32  `json:"dest"`
 	DestHub      string `json:"dest_hub"`
 	Jurisdiction string `json:"jurisdiction"`
+	// Start is the destination's high watermark as the plan was made:
+	// every copy of the step is stored after it, which is where the
+	// migrator reads them back from.
+	Start int64 `json:"start"`
 
 	DestFrom int64  `json:"dest_from"`
 	DestTo   int64  `json:"dest_to"`

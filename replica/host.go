@@ -149,6 +149,9 @@ type Host struct {
 	fwdID atomic.Uint64
 	fwdMu sync.Mutex
 	fwd   map[uint64]pendingFwd // forwarded appends awaiting their answer
+	// digests are the digests asked of other nodes awaiting their answer
+	// (digest.go), by request id: chan digestResult.
+	digests sync.Map
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -347,6 +350,12 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 		return
 	case KindRepair:
 		h.handleRepair(from, payload)
+		return
+	case KindDigest:
+		h.handleDigest(from, payload)
+		return
+	case KindDigestResp:
+		h.handleDigestResp(from, payload)
 		return
 	}
 	if kind != KindRaft {

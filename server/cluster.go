@@ -294,6 +294,12 @@ func (b groupBuffer) Trim(offset int64) (node.Ack, error) {
 	return a, nil
 }
 
+// Digest is node.Digester: summed by the group's leader.
+func (b groupBuffer) Digest(from, pid int64) (node.Digest, error) {
+	d, err := b.Group.DigestLeader(from, pid)
+	return node.Digest(d), err
+}
+
 // remoteBuffer is a replica.Remote as the node's Buffer.
 type remoteBuffer struct{ *replica.Remote }
 
@@ -306,6 +312,12 @@ func (b remoteBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 
 func (remoteBuffer) SetEpoch(int32) {}
 
+// Digest is node.Digester: summed by a node of the buffer's hub.
+func (b remoteBuffer) Digest(from, pid int64) (node.Digest, error) {
+	d, err := b.Remote.Digest(from, pid)
+	return node.Digest(d), err
+}
+
 // HoldsData is node.Local: a remote buffer's log is on other nodes.
 func (remoteBuffer) HoldsData() bool { return false }
 func (remoteBuffer) IsLeader() bool  { return false }
@@ -315,6 +327,8 @@ var (
 	_ node.Buffer     = groupBuffer{}
 	_ node.Leadership = groupBuffer{}
 	_ node.Trimmer    = groupBuffer{}
+	_ node.Digester   = groupBuffer{}
+	_ node.Digester   = remoteBuffer{}
 	_ node.Buffer     = remoteBuffer{}
 	_ node.Leadership = remoteBuffer{}
 	_ node.Local      = remoteBuffer{}

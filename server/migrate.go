@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"slices"
 	"strconv"
@@ -42,10 +41,14 @@ import (
 //     offsets as sequence numbers, one batch at a time, each checked like a
 //     Kafka producer's (every record's mask against the destination hub)
 //     and acknowledged by a quorum of the destination's replicas.
-//  3. done (move.done): per route the destination offsets, the record
-//     count and a checksum; the audit log of moves is these records.
+//  3. verify, then done (move.done): each route's destination sums, where
+//     it is stored, what the step's producer id wrote there since the plan
+//     (node.Digest: numbers only cross nodes); it must match what was
+//     copied. Then per route the destination offsets, the record count and
+//     a checksum; the audit log of moves is these records.
 //  4. trim: the source buffer's start moves past the range on every
-//     replica (replica.Group.Trim), once every replica holds it.
+//     replica (replica.Group.Trim), once every replica holds it; until
+//     then the next steps go on from the end of the last one.
 //
 // A re-designation's campaign covers a source up to Until, the end of the
 // last record stored there that the new jurisdiction does not allow, as a
@@ -187,7 +190,16 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 	case ok && !cur.Done:
 		return m.copyStep(cur)
 	case ok && cur.Done && cur.To > src.Start:
-		return m.n.Trim(pipeline, src.Partition, cur.To)
+		// The last step is copied, not trimmed yet. While a replica of
+		// the source is behind or down, its trim waits and the next
+		// steps go on from where it ended (a later trim covers them
+		// all): the source keeps its records until every replica has
+		// them, but migration does not stall.
+		err := m.n.Trim(pipeline, src.Partition, cur.To)
+		if !errors.Is(err, replica.ErrTrimBehind) || cur.To >= src.HighWatermark {
+			return err
+		}
+		src.Start = cur.To
 	}
 	if ms.idle[key] >= src.HighWatermark {
 		return errNoWork
@@ -226,6 +238,13 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 		until = end
 	}
 	plan.Routes = m.routes(src, parts, table, pipeline, denied)
+	for i, r := range plan.Routes {
+		d, err := m.n.Digest(pipeline, r.Dest, -1, 0)
+		if err != nil {
+			return fmt.Errorf("plan: the end of %s/%d: %w", pipeline, r.Dest, err)
+		}
+		plan.Routes[i].Start = d.End
+	}
 	masks, err := m.routeMasks(plan.Routes)
 	if err != nil {
 		return err
@@ -452,7 +471,6 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 	if err != nil {
 		return err
 	}
-	crc := crc32.MakeTable(crc32.Castagnoli)
 	rcs := make([]routeCopy, len(dests))
 	for i := range rcs {
 		rcs[i].from, rcs[i].to = -1, -1
@@ -517,8 +535,7 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 		rc.bld.AddRaw(h.BaseTimestamp+r.TimestampDelta, r.Key, r.Value, hdrs)
 		rc.pending++
 		rc.count++
-		rc.sum = crc32.Update(rc.sum, crc, r.Key)
-		rc.sum = crc32.Update(rc.sum, crc, r.Value)
+		rc.sum = batch.AddRecord(rc.sum, r.Key, r.Value)
 		return true
 	})
 	if err == nil {
@@ -531,6 +548,24 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 		if err := flush(i); err != nil {
 			return err
 		}
+	}
+	// Verify: each destination's leader sums what the step's producer id
+	// stored there since the plan; it must be what was copied, record for
+	// record, before the source loses anything.
+	for i := range rcs {
+		rc := &rcs[i]
+		if rc.count == 0 {
+			continue
+		}
+		d, err := m.n.Digest(mv.Pipeline, dests[i].Dest, dests[i].Start, mv.PID)
+		if err != nil {
+			return fmt.Errorf("verify the copies in %s/%d: %w", mv.Pipeline, dests[i].Dest, err)
+		}
+		if d.Records != rc.count || d.Checksum != rc.sum {
+			return fmt.Errorf("verify the copies in %s/%d from offset %d: it holds %d records of the step (checksum %08x), %d were copied (checksum %08x); the source is kept and the step tried again",
+				mv.Pipeline, dests[i].Dest, dests[i].Start, d.Records, d.Checksum, rc.count, rc.sum)
+		}
+		rc.from, rc.to = d.First, d.Last+1
 	}
 	done := mv
 	done.Routes = slices.Clone(dests)
