@@ -17,6 +17,7 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
 	"github.com/sensehq/sense/seglog"
@@ -32,6 +33,8 @@ type clusterRuntime struct {
 	members *cluster.Members
 	offsets *replica.Group // the committed-offsets log; nil before openOffsets
 	meta    *metaRuntime   // the cluster metadata; nil before openMeta
+	// metaStore is meta's store, for the buffers opened before it.
+	metaStore atomic.Pointer[meta.Store]
 	// proposer is the node's node.Proposer, bound to meta once open.
 	proposer lateProposer
 	log      *slog.Logger
