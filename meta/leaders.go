@@ -1,6 +1,9 @@
 package meta
 
-import "strings"
+import (
+	"maps"
+	"strings"
+)
 
 // The buffers' leaders. Each buffer is a raft group of its own; the node
 // that leads one reports it (server/leaders.go), so that every node knows,
@@ -101,4 +104,12 @@ func (s *Store) NewerLeaders(ls []BufferLeader) []BufferLeader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st.NewerLeaders(ls)
+}
+
+// Leaders returns every buffer's leader as last reported and applied
+// here, by buffer key.
+func (s *Store) Leaders() map[string]BufferLeader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.st.Leaders)
 }

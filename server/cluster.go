@@ -251,7 +251,7 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return remoteBuffer{r}, nil
+		return remoteBuffer{Remote: r, key: key, c: c}, nil
 	}
 	lo := bs.Log
 	if lo.RetentionAge > 0 || lo.RetentionBytes > 0 {
@@ -297,8 +297,13 @@ func (b groupBuffer) Trim(offset int64) (node.Ack, error) {
 	return a, nil
 }
 
-// remoteBuffer is a replica.Remote as the node's Buffer.
-type remoteBuffer struct{ *replica.Remote }
+// remoteBuffer is a replica.Remote as the node's Buffer; its Leader and
+// Term come from the cluster metadata (leaders.go).
+type remoteBuffer struct {
+	*replica.Remote
+	key string
+	c   *clusterRuntime
+}
 
 func (b remoteBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 	if f&node.AppendLocal != 0 {
@@ -312,7 +317,6 @@ func (remoteBuffer) SetEpoch(int32) {}
 // HoldsData is node.Local: a remote buffer's log is on other nodes.
 func (remoteBuffer) HoldsData() bool { return false }
 func (remoteBuffer) IsLeader() bool  { return false }
-func (remoteBuffer) Term() uint64    { return 0 }
 
 var (
 	_ node.Buffer     = groupBuffer{}
@@ -357,7 +361,7 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 		ci.Nodes = append(ci.Nodes, ns)
 	}
 	for _, g := range c.host.Groups() {
-		bs := admin.BufferStatus{Key: g.Key(), Leader: g.Leader(), Term: g.Term(), HighWatermark: g.HighWatermark()}
+		bs := admin.BufferStatus{Key: g.Key(), Leader: g.Leader(), Term: g.Term(), HighWatermark: g.HighWatermark(), Held: true}
 		var progress map[string]replica.ReplicaProgress
 		var end int64
 		if g.IsLeader() {
@@ -378,6 +382,7 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 		}
 		ci.Buffers = append(ci.Buffers, bs)
 	}
+	c.addMetaLeaders(ci)
 	slices.SortFunc(ci.Buffers, func(a, b admin.BufferStatus) int { return strings.Compare(a.Key, b.Key) })
 	return ci
 }

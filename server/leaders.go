@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/meta"
 )
 
@@ -88,4 +90,76 @@ func (m *metaRuntime) ledBuffers() []meta.BufferLeader {
 		out = append(out, meta.BufferLeader{Buffer: g.Key(), Leader: self, Term: term})
 	}
 	return out
+}
+
+// lastLeader returns a buffer's leader as the cluster metadata last
+// recorded it; false before the metadata is open or when it has none.
+func (c *clusterRuntime) lastLeader(key string) (meta.BufferLeader, bool) {
+	st := c.metaStore.Load()
+	if st == nil {
+		return meta.BufferLeader{}, false
+	}
+	return st.Leader(key)
+}
+
+// Leader is node.Leadership for a buffer this node holds no replica of,
+// which this node has no raft view of: the leader the cluster metadata
+// last recorded, or "" when that node is down as far as this node can
+// tell (the new leader has not been reported yet). Before the metadata
+// has any, the replica the Remote last found leading, or its first
+// guess.
+func (b remoteBuffer) Leader() string {
+	l, ok := b.c.lastLeader(b.key)
+	switch {
+	case !ok:
+		return b.Remote.Leader()
+	case !b.c.alive(l.Leader):
+		return ""
+	}
+	return l.Leader
+}
+
+// Term is node.Leadership: the term the metadata last recorded, 0 when
+// it has none.
+func (b remoteBuffer) Term() uint64 {
+	l, _ := b.c.lastLeader(b.key)
+	return l.Term
+}
+
+// addMetaLeaders fills in, for each buffer of ci, the leader the metadata
+// last recorded, and lists the buffers the metadata knows that this node
+// does not hold (with their replicas as the config places them).
+func (c *clusterRuntime) addMetaLeaders(ci *admin.ClusterInfo) {
+	st := c.metaStore.Load()
+	if st == nil {
+		return
+	}
+	ls := st.Leaders()
+	for i := range ci.Buffers {
+		b := &ci.Buffers[i]
+		if l, ok := ls[b.Key]; ok {
+			b.MetaLeader, b.MetaTerm = l.Leader, l.Term
+			delete(ls, b.Key)
+		}
+	}
+	for key, l := range ls {
+		bs := admin.BufferStatus{Key: key, MetaLeader: l.Leader, MetaTerm: l.Term, HighWatermark: -1}
+		if pipeline, hub, part, ok := splitBufferKey(key); ok {
+			for _, r := range c.replicasOf(pipeline, hub, part) {
+				bs.Replicas = append(bs.Replicas, admin.ReplicaStatus{Node: r, Match: -1, Lag: -1})
+			}
+		}
+		ci.Buffers = append(ci.Buffers, bs)
+	}
+}
+
+// splitBufferKey parses a buffer key, pipeline/hub/partition.
+func splitBufferKey(key string) (pipeline, hub string, partition int32, ok bool) {
+	pipeline, rest, ok1 := strings.Cut(key, "/")
+	hub, ps, ok2 := strings.Cut(rest, "/")
+	p, err := strconv.ParseInt(ps, 10, 32)
+	if !ok1 || !ok2 || err != nil || p < 0 {
+		return "", "", 0, false
+	}
+	return pipeline, hub, int32(p), true
 }
