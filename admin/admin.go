@@ -207,6 +207,16 @@ type BufferStatus struct {
 	Term          uint64          `json:"term"`
 	HighWatermark int64           `json:"high_watermark"`
 	Replicas      []ReplicaStatus `json:"replicas"`
+	// Held says the answering node holds a replica: Leader, Term and
+	// HighWatermark are its live view. A buffer it does not hold is
+	// listed from the cluster metadata alone (Leader "", HighWatermark
+	// -1, the replicas' progress unknown).
+	Held bool `json:"held"`
+	// MetaLeader and MetaTerm are the buffer's leader and raft term as
+	// the cluster metadata last recorded them ("" and 0 when it has none
+	// yet; always so for __offsets and __meta).
+	MetaLeader string `json:"meta_leader,omitempty"`
+	MetaTerm   uint64 `json:"meta_term,omitempty"`
 }
 
 // ReplicaStatus is one replica of a buffer: the offset after the last batch

@@ -31,6 +31,8 @@
 //     run time (the admin API, Kafka CreateTopics and DeleteTopics); the
 //     spec is the node's, opaque here, complete with its layout so that
 //     every node creates the same partitions.
+//   - leaders: buffers' leaders and raft terms as their leaders report them
+//     (leaders.go); per buffer the highest term wins.
 //
 // The hubs themselves (name, jurisdiction, nodes) and the pipelines the
 // config file declares are the config file's, identical on every node.
@@ -56,6 +58,7 @@ const (
 	OpPIDs      = "pids.alloc"
 	OpMovePlan  = "move.plan"
 	OpMoveDone  = "move.done"
+	OpLeaders   = "leaders"
 )
 
 // MovePIDBase is the first producer id of the migrator's copies: each
@@ -171,6 +174,7 @@ type Command struct {
 	// Spec is the created pipeline's spec (JSON of the node's spec).
 	Pipeline string          `json:"pipeline,omitempty"`
 	Spec     json.RawMessage `json:"spec,omitempty"`
+	Leaders  []BufferLeader  `json:"leaders,omitempty"` // leaders
 	// At is when the command was proposed (Unix nanoseconds on the
 	// proposing node's clock), By the node that proposed it: the
 	// propagation metric and the audit trail use them.
@@ -206,6 +210,8 @@ type State struct {
 	Moves       map[string]Move
 	MoveLog     []Move
 	NextMovePID int64
+	// Leaders is each buffer's leader as last reported, by buffer key.
+	Leaders map[string]BufferLeader
 }
 
 // Clone returns a deep copy of s.
@@ -221,6 +227,7 @@ func (s State) Clone() State {
 	c.PIDBlocks = maps.Clone(s.PIDBlocks)
 	c.Moves = maps.Clone(s.Moves)
 	c.MoveLog = slices.Clone(s.MoveLog)
+	c.Leaders = maps.Clone(s.Leaders)
 	return c
 }
 
@@ -340,8 +347,10 @@ func (c *Command) Check(s *State) error {
 			return invalid("pipeline %q was not created at run time, or is deleted already", c.Pipeline)
 		}
 		return nil
+	case OpLeaders:
+		return c.checkLeaders()
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -428,11 +437,15 @@ func (s *State) Apply(c *Command) bool {
 	case OpCreate:
 		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
 		s.Pipelines = slices.Insert(s.Pipelines, i, c.Pipeline)
+		s.dropLeaders(c.Pipeline)
 		return true
 	case OpDelete:
 		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
 		s.Pipelines = slices.Delete(s.Pipelines, i, i+1)
+		s.dropLeaders(c.Pipeline)
 		return true
+	case OpLeaders:
+		return s.applyLeaders(c)
 	}
 	return false
 }

@@ -102,6 +102,11 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"op":"hub.set","hub":"new","status":"up","deny":["x"]}`,
 		`{"op":"hub.status","hub":"tangier","status":"down","at":-99999999999999999999}`,
 		"\x00\xff", `{"op":1}`,
+		`{"op":"leaders","leaders":[{"buffer":"p/tangier/0","leader":"n1","term":3},{"buffer":"p/tangier/0","leader":"n2","term":2}]}`,
+		`{"op":"leaders","leaders":[{"buffer":"p/h/0","leader":"n1","term":18446744073709551615}]}`,
+		`{"op":"leaders","leaders":[{"buffer":"p/h/0","leader":"n1","term":-1}]}`,
+		`{"op":"leaders","leaders":[{"buffer":"/","leader":"","term":0}]}`,
+		`{"op":"leaders","leaders":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -110,8 +115,15 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := State{Seeded: true, Hubs: []HubState{{Name: "tangier", Status: "up"}}}
+		s := State{Seeded: true, Hubs: []HubState{{Name: "tangier", Status: "up"}},
+			Leaders: map[string]BufferLeader{"p/tangier/0": {Buffer: "p/tangier/0", Leader: "n1", Term: 2}}}
 		s.Apply(&c)
+		// A report never moves a buffer to an older or equal term; only
+		// creating or deleting its pipeline forgets it.
+		l, ok := s.Leaders["p/tangier/0"]
+		if ok && (l.Term < 2 || l.Term == 2 && l.Leader != "n1") || !ok && c.Op != OpCreate {
+			t.Fatalf("%s left p/tangier/0 at %+v (kept %v)", p, l, ok)
+		}
 	})
 }
 

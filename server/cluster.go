@@ -17,6 +17,7 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
 	"github.com/sensehq/sense/seglog"
@@ -32,6 +33,8 @@ type clusterRuntime struct {
 	members *cluster.Members
 	offsets *replica.Group // the committed-offsets log; nil before openOffsets
 	meta    *metaRuntime   // the cluster metadata; nil before openMeta
+	// metaStore is meta's store, for the buffers opened before it.
+	metaStore atomic.Pointer[meta.Store]
 	// proposer is the node's node.Proposer, bound to meta once open.
 	proposer lateProposer
 	log      *slog.Logger
@@ -248,7 +251,7 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return remoteBuffer{r}, nil
+		return remoteBuffer{Remote: r, key: key, c: c}, nil
 	}
 	lo := bs.Log
 	if lo.RetentionAge > 0 || lo.RetentionBytes > 0 {
@@ -300,8 +303,13 @@ func (b groupBuffer) Digest(from, pid int64) (node.Digest, error) {
 	return node.Digest(d), err
 }
 
-// remoteBuffer is a replica.Remote as the node's Buffer.
-type remoteBuffer struct{ *replica.Remote }
+// remoteBuffer is a replica.Remote as the node's Buffer; its Leader and
+// Term come from the cluster metadata (leaders.go).
+type remoteBuffer struct {
+	*replica.Remote
+	key string
+	c   *clusterRuntime
+}
 
 func (b remoteBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 	if f&node.AppendLocal != 0 {
@@ -321,7 +329,6 @@ func (b remoteBuffer) Digest(from, pid int64) (node.Digest, error) {
 // HoldsData is node.Local: a remote buffer's log is on other nodes.
 func (remoteBuffer) HoldsData() bool { return false }
 func (remoteBuffer) IsLeader() bool  { return false }
-func (remoteBuffer) Term() uint64    { return 0 }
 
 var (
 	_ node.Buffer     = groupBuffer{}
@@ -368,7 +375,7 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 		ci.Nodes = append(ci.Nodes, ns)
 	}
 	for _, g := range c.host.Groups() {
-		bs := admin.BufferStatus{Key: g.Key(), Leader: g.Leader(), Term: g.Term(), HighWatermark: g.HighWatermark()}
+		bs := admin.BufferStatus{Key: g.Key(), Leader: g.Leader(), Term: g.Term(), HighWatermark: g.HighWatermark(), Held: true}
 		var progress map[string]replica.ReplicaProgress
 		var end int64
 		if g.IsLeader() {
@@ -389,6 +396,7 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 		}
 		ci.Buffers = append(ci.Buffers, bs)
 	}
+	c.addMetaLeaders(ci)
 	slices.SortFunc(ci.Buffers, func(a, b admin.BufferStatus) int { return strings.Compare(a.Key, b.Key) })
 	return ci
 }

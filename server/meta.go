@@ -64,7 +64,12 @@ type metaRuntime struct {
 	quit     chan struct{}
 	done     chan struct{} // watch ended
 	migrated chan struct{} // migrate ended
-	once     sync.Once
+	reported chan struct{} // reportLeaders ended
+	// ctx ends at close: the proposals of this runtime's own goroutines
+	// take it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
 // openMeta opens this node's replica of the metadata log (a raft group of
@@ -75,7 +80,8 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster metadata log: %w", err)
 	}
-	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), migrated: make(chan struct{})}
+	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), migrated: make(chan struct{}), reported: make(chan struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.fresh.Store(time.Now().UnixNano())
 	m.propagate = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sense_routing_change_propagation_seconds",
@@ -97,8 +103,10 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 		OnApply: m.apply,
 		Logger:  c.log,
 	})
+	c.metaStore.Store(m.store)
 	go m.watch()
 	go m.migrate()
+	go m.reportLeaders()
 	return m, nil
 }
 
@@ -139,6 +147,9 @@ func (m *metaRuntime) apply(a meta.Applied) {
 	for _, ch := range a.Changes {
 		m.applyPipeline(ch, a.State)
 	}
+	// Leader reports move the version but change no route: they are left
+	// out of the routing history, the propagation metric and the log.
+	a.Changes = slices.DeleteFunc(slices.Clone(a.Changes), func(c meta.Command) bool { return c.Op == meta.OpLeaders })
 	if hubChanged(a.Changes) {
 		m.mu.Lock()
 		hubs := hubSpecs(m.cfgs, a.State)
@@ -393,8 +404,10 @@ func sortedCopy(v []string) []string {
 func (m *metaRuntime) close() {
 	m.once.Do(func() {
 		close(m.quit)
+		m.cancel()
 		<-m.done
 		<-m.migrated
+		<-m.reported
 		m.store.Close()
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -262,7 +263,12 @@ func newClusterStatusCmd() *cobra.Command {
 last heard from, their addresses), and for each buffer (and the committed
 offsets, "__offsets") its leader, raft term, high watermark and replicas, with
 each replica's match offset and lag. A replica's progress is known to the
-buffer's leader, so the other nodes that are up are asked too.`,
+buffer's leader, so the other nodes that are up are asked too.
+
+Beside each buffer's live leader and term, METADATA is the leader and term the
+cluster metadata last recorded for it (the leaders report themselves), and
+AGREE whether the two are the same. A buffer no node that is up holds a
+replica of is listed from the metadata alone, with "?" for its live view.`,
 		Example: `  sense cluster status --addr 127.0.0.1:7070
   sense cluster status --json`,
 		Args: cobra.NoArgs,
@@ -287,7 +293,8 @@ buffer's leader, so the other nodes that are up are asked too.`,
 
 // clusterStatus asks the node at addr, then every other node it sees up,
 // and keeps for each buffer the view of the node that leads it (which
-// knows its replicas' progress), else the first node's.
+// knows its replicas' progress), else of the first node that holds a
+// replica, else the metadata's alone.
 func clusterStatus(addr string) (*admin.ClusterInfo, error) {
 	resp, err := adminCall(addr, admin.ClusterStatus{})
 	if err != nil {
@@ -315,7 +322,8 @@ func clusterStatus(addr string) (*admin.ClusterInfo, error) {
 			case !ok:
 				best[b.Key] = len(ci.Buffers)
 				ci.Buffers = append(ci.Buffers, b)
-			case b.Leader == nd.ID && ci.Buffers[i].Leader != ci.Self:
+			case b.Held && !ci.Buffers[i].Held,
+				b.Leader == nd.ID && ci.Buffers[i].Leader != ci.Self:
 				ci.Buffers[i] = b
 			}
 		}
@@ -342,7 +350,7 @@ func printClusterStatus(out io.Writer, ci *admin.ClusterInfo) {
 	tw.Flush()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUFFER\tLEADER\tTERM\tHIGH WATERMARK\tREPLICAS (match offset, lag)")
+	fmt.Fprintln(tw, "BUFFER\tLEADER\tTERM\tMETADATA (leader, term)\tAGREE\tHIGH WATERMARK\tREPLICAS (match offset, lag)")
 	for _, b := range ci.Buffers {
 		var rs []string
 		for _, r := range b.Replicas {
@@ -356,7 +364,21 @@ func printClusterStatus(out io.Writer, ci *admin.ClusterInfo) {
 			}
 			rs = append(rs, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", b.Key, dash(b.Leader), b.Term, b.HighWatermark, strings.Join(rs, ", "))
+		leader, term, hw := dash(b.Leader), strconv.FormatUint(b.Term, 10), strconv.FormatInt(b.HighWatermark, 10)
+		if !b.Held {
+			leader, term, hw = "?", "?", "?"
+		}
+		last, agree := "-", "-"
+		switch {
+		case b.MetaLeader == "":
+		case !b.Held:
+			last, agree = fmt.Sprintf("%s %d", b.MetaLeader, b.MetaTerm), "?"
+		case b.MetaLeader == b.Leader && b.MetaTerm == b.Term:
+			last, agree = fmt.Sprintf("%s %d", b.MetaLeader, b.MetaTerm), "yes"
+		default:
+			last, agree = fmt.Sprintf("%s %d", b.MetaLeader, b.MetaTerm), "no"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Key, leader, term, last, agree, hw, dash(strings.Join(rs, ", ")))
 	}
 	tw.Flush()
 }
