@@ -29,6 +29,7 @@
 //     run time (the admin API, Kafka CreateTopics and DeleteTopics); the
 //     spec is the node's, opaque here, complete with its layout so that
 //     every node creates the same partitions.
+//   - pipeline.alter: a run-time pipeline's settings changed (alter.go).
 //
 // The hubs themselves (name, jurisdiction, nodes) and the pipelines the
 // config file declares are the config file's, identical on every node.
@@ -50,6 +51,7 @@ const (
 	OpHubSet    = "hub.set"
 	OpCreate    = "pipeline.create"
 	OpDelete    = "pipeline.delete"
+	OpAlter     = "pipeline.alter"
 	OpPIDs      = "pids.alloc"
 	OpMovePlan  = "move.plan"
 	OpMoveDone  = "move.done"
@@ -280,8 +282,10 @@ func (c *Command) Check(s *State) error {
 			return invalid("pipeline %q was not created at run time, or is deleted already", c.Pipeline)
 		}
 		return nil
+	case OpAlter:
+		return c.checkAlter(s)
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -363,6 +367,8 @@ func (s *State) Apply(c *Command) bool {
 		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
 		s.Pipelines = slices.Delete(s.Pipelines, i, i+1)
 		return true
+	case OpAlter:
+		return s.applyAlter(c)
 	}
 	return false
 }
