@@ -188,17 +188,18 @@ func (s *Server) RoutingHistory() []RoutingChange {
 // hubChanged reports whether any of cs changes hubs.
 func hubChanged(cs []meta.Command) bool {
 	for _, c := range cs {
-		if c.Op != meta.OpCreate && c.Op != meta.OpDelete {
+		if c.Op != meta.OpCreate && c.Op != meta.OpDelete && c.Op != meta.OpAlter {
 			return true
 		}
 	}
 	return false
 }
 
-// applyPipeline creates or deletes on this node the pipeline of a
-// pipeline.create or pipeline.delete command. st is the state after the
-// whole batch the command came in: a pipeline created and deleted within
-// it (replaying the log at start) is not created at all.
+// applyPipeline creates, deletes or alters on this node the pipeline of a
+// pipeline.create, pipeline.delete or pipeline.alter command. st is the
+// state after the whole batch the command came in: a pipeline created and
+// deleted within it (replaying the log at start) is not created at all,
+// nor altered.
 func (m *metaRuntime) applyPipeline(c meta.Command, st meta.State) {
 	switch c.Op {
 	case meta.OpCreate:
@@ -221,6 +222,20 @@ func (m *metaRuntime) applyPipeline(c meta.Command, st meta.State) {
 			return
 		}
 		m.c.log.Info("pipeline deleted by the cluster metadata", "pipeline", c.Pipeline, "by", c.By)
+	case meta.OpAlter:
+		if !st.HasPipeline(c.Pipeline) {
+			return
+		}
+		var ch node.PipelineChange
+		if err := json.Unmarshal(c.Spec, &ch); err != nil {
+			m.c.log.Error("a change of pipeline settings in the cluster metadata cannot be read; this node keeps the old settings", "pipeline", c.Pipeline, "err", err)
+			return
+		}
+		if err := m.n.ApplyAlterPipeline(c.Pipeline, ch); err != nil {
+			m.c.log.Error("a change of pipeline settings in the cluster metadata cannot be applied on this node", "pipeline", c.Pipeline, "change", ch.String(), "err", err)
+			return
+		}
+		m.c.log.Info("pipeline settings changed by the cluster metadata", "pipeline", c.Pipeline, "change", ch.String(), "by", c.By)
 	}
 }
 
@@ -246,6 +261,19 @@ func (m *metaRuntime) CreatePipeline(spec node.PipelineSpec) error {
 // DeletePipeline is node.Proposer.
 func (m *metaRuntime) DeletePipeline(name string) error {
 	if _, err := m.propose(meta.Command{Op: meta.OpDelete, Pipeline: name}); err != nil {
+		return metaError(err)
+	}
+	return nil
+}
+
+// AlterPipeline is node.Proposer: the change goes through the metadata
+// log to every node, which applies it in log order.
+func (m *metaRuntime) AlterPipeline(name string, ch node.PipelineChange) error {
+	b, err := json.Marshal(ch)
+	if err != nil {
+		return err
+	}
+	if _, err := m.propose(meta.Command{Op: meta.OpAlter, Pipeline: name, Spec: b}); err != nil {
 		return metaError(err)
 	}
 	return nil
@@ -289,6 +317,13 @@ func (p *lateProposer) producerID() (int64, error) {
 		return m.producerID()
 	}
 	return -1, result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
+}
+
+func (p *lateProposer) AlterPipeline(name string, ch node.PipelineChange) error {
+	if m := p.m.Load(); m != nil {
+		return m.AlterPipeline(name, ch)
+	}
+	return result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
 }
 
 func (p *lateProposer) DeletePipeline(name string) error {
