@@ -38,6 +38,24 @@ func (c PipelineChange) Empty() bool {
 	return c.Retention == nil && c.RetentionBytes == nil && c.DefaultJurisdiction == nil && c.DefaultPriority == nil
 }
 
+// Then returns the change c then next make: next's settings where it has
+// them, c's elsewhere.
+func (c PipelineChange) Then(next PipelineChange) PipelineChange {
+	if next.Retention != nil {
+		c.Retention = next.Retention
+	}
+	if next.RetentionBytes != nil {
+		c.RetentionBytes = next.RetentionBytes
+	}
+	if next.DefaultJurisdiction != nil {
+		c.DefaultJurisdiction = next.DefaultJurisdiction
+	}
+	if next.DefaultPriority != nil {
+		c.DefaultPriority = next.DefaultPriority
+	}
+	return c
+}
+
 // String lists the settings c changes, for logs.
 func (c PipelineChange) String() string {
 	var parts []string
@@ -197,6 +215,10 @@ func (n *Node) applyAlter(name string, c PipelineChange) (PipelineSpec, error) {
 	// No longer declared by the running config (alterableLocked): a
 	// pipeline of run time from now on.
 	spec.Declared = false
+	if spec.Retention == cur.Retention && spec.RetentionBytes == cur.RetentionBytes && spec.DefaultJurisdiction == cur.DefaultJurisdiction &&
+		spec.DefaultPriority == cur.DefaultPriority && spec.Declared == cur.Declared {
+		return spec, nil // as it is already (a cluster node replaying its metadata log at start)
+	}
 	if err := n.cat.update(spec); err != nil {
 		return PipelineSpec{}, err
 	}

@@ -178,3 +178,17 @@ func TestAlterPipeline(t *testing.T) {
 		t.Fatalf("after reopen, an event without a priority went to %+v", slotOf(t, n, "orders", r.Partition))
 	}
 }
+
+// TestPipelineChangeThen: merged changes keep the later value of each
+// setting and the earlier one of a setting the later change leaves alone.
+func TestPipelineChangeThen(t *testing.T) {
+	a := PipelineChange{Retention: ptr(time.Hour), DefaultPriority: ptr("critical")}
+	b := PipelineChange{Retention: ptr(time.Duration(0)), DefaultJurisdiction: ptr("SN")}
+	m := a.Then(b)
+	if *m.Retention != 0 || *m.DefaultPriority != "critical" || *m.DefaultJurisdiction != "SN" || m.RetentionBytes != nil {
+		t.Fatalf("merged: %v", m)
+	}
+	if !(PipelineChange{}).Then(PipelineChange{}).Empty() {
+		t.Fatal("two empty changes merged into a non-empty one")
+	}
+}

@@ -132,9 +132,7 @@ func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 // and deletes the pipelines it says (meta.Options OnApply: called in log
 // order).
 func (m *metaRuntime) apply(a meta.Applied) {
-	for _, ch := range a.Changes {
-		m.applyPipeline(ch, a.State)
-	}
+	m.applyPipelines(a.Changes, a.State)
 	if hubChanged(a.Changes) {
 		m.mu.Lock()
 		hubs := hubSpecs(m.cfgs, a.State)
@@ -193,6 +191,66 @@ func hubChanged(cs []meta.Command) bool {
 		}
 	}
 	return false
+}
+
+// applyPipelines applies the pipeline commands of one batch in log order,
+// except that the changes of settings of a pipeline that follow one
+// another (no creation or deletion of it in between) are merged and
+// applied once, as the last of them leaves the pipeline: a node replaying
+// the log at start, which reads it in large batches, neither rewrites its
+// catalog once per change nor routes, for a moment, by settings changed
+// since. (A node down through several changes still applies those of
+// each batch it reads in turn. Retention is not enforced on replicated
+// buffers yet; when it is, it must be by their leader, through the
+// buffer's log, so that no node deletes events by a limit a later change
+// lifted.)
+func (m *metaRuntime) applyPipelines(cs []meta.Command, st meta.State) {
+	pending := map[string]*meta.Command{} // merged pipeline.alter, by pipeline
+	var order []string                    // pipelines of pending, by first change
+	flush := func(name string) {
+		if c := pending[name]; c != nil {
+			m.applyPipeline(*c, st)
+			delete(pending, name)
+		}
+	}
+	for _, c := range cs {
+		switch c.Op {
+		case meta.OpAlter:
+			prev := pending[c.Pipeline]
+			if prev == nil {
+				pending[c.Pipeline] = &c
+				order = append(order, c.Pipeline)
+				continue
+			}
+			merged, err := mergeChanges(prev.Spec, c.Spec)
+			if err != nil { // applied apart, and said why by applyPipeline
+				flush(c.Pipeline)
+				pending[c.Pipeline] = &c
+				order = append(order, c.Pipeline)
+				continue
+			}
+			c.Spec = merged
+			pending[c.Pipeline] = &c
+		case meta.OpCreate, meta.OpDelete:
+			flush(c.Pipeline)
+			m.applyPipeline(c, st)
+		}
+	}
+	for _, name := range order {
+		flush(name)
+	}
+}
+
+// mergeChanges returns the change of settings that a then b make.
+func mergeChanges(a, b []byte) ([]byte, error) {
+	var ca, cb node.PipelineChange
+	if err := json.Unmarshal(a, &ca); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &cb); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ca.Then(cb))
 }
 
 // applyPipeline creates, deletes or alters on this node the pipeline of a
