@@ -47,9 +47,10 @@ func wantConfig(t *testing.T, what string, got map[string]kadm.Config, name, val
 	}
 }
 
-// alterOne runs one alter on one topic and returns its answer.
+// alterOne runs one alter on one topic and returns its answer: the
+// message, and the error.
 func alterOne(t *testing.T, ctx context.Context, f func(context.Context, []kadm.AlterConfig, ...string) (kadm.AlterConfigsResponses, error),
-	topic string, cfgs ...kadm.AlterConfig) (error, string) {
+	topic string, cfgs ...kadm.AlterConfig) (string, error) {
 	t.Helper()
 	rs, err := f(ctx, cfgs, topic)
 	if err != nil {
@@ -59,7 +60,7 @@ func alterOne(t *testing.T, ctx context.Context, f func(context.Context, []kadm.
 	if err != nil {
 		t.Fatalf("no answer for %s: %v", topic, err)
 	}
-	return r.Err, r.ErrMessage
+	return r.ErrMessage, r.Err
 }
 
 func set(name, value string) kadm.AlterConfig {
@@ -84,7 +85,7 @@ func TestAlterConfigs(t *testing.T) {
 	dyn, def := kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigSourceDefaultConfig
 
 	// SET.
-	err, msg := alterOne(t, ctx, adm.AlterTopicConfigs, "orders",
+	msg, err := alterOne(t, ctx, adm.AlterTopicConfigs, "orders",
 		set("retention.ms", "3600000"), set("sense.default.priority", "critical"), set("sense.default.jurisdiction", "SN"),
 		set("cleanup.policy", "delete"), set("segment.bytes", "1048576"))
 	wantErr(t, "incremental SET", err, msg, nil)
@@ -143,7 +144,7 @@ func TestAlterConfigs(t *testing.T) {
 	}
 
 	// DELETE: back to the defaults.
-	err, msg = alterOne(t, ctx, adm.AlterTopicConfigs, "orders", del("sense.default.priority"), del("sense.default.jurisdiction"),
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigs, "orders", del("sense.default.priority"), del("sense.default.jurisdiction"),
 		set("retention.bytes", "1073741824"))
 	wantErr(t, "incremental DELETE", err, msg, nil)
 	got = topicConfigs(t, ctx, adm, "orders")
@@ -181,7 +182,7 @@ func TestAlterConfigs(t *testing.T) {
 		{"declared topic", "declared", []kadm.AlterConfig{set("retention.ms", "60000")}, kerr.PolicyViolation, []string{"config file", "restart"}},
 		{"unknown topic", "missing", []kadm.AlterConfig{set("retention.ms", "60000")}, kerr.UnknownTopicOrPartition, []string{`"missing"`}},
 	} {
-		err, msg := alterOne(t, ctx, adm.AlterTopicConfigs, tc.topic, tc.cfgs...)
+		msg, err := alterOne(t, ctx, adm.AlterTopicConfigs, tc.topic, tc.cfgs...)
 		wantErr(t, tc.what, err, msg, tc.want, tc.words...)
 	}
 	if s := spec(t, n, "orders"); s.DefaultPriority != "low" {
@@ -190,17 +191,17 @@ func TestAlterConfigs(t *testing.T) {
 	// The layout's values as they are: accepted, nothing changes.
 	cur := topicConfigs(t, ctx, adm, "orders")
 	perLane, hubs := cur["sense.partitions.per.lane"], cur["sense.hubs"]
-	err, msg = alterOne(t, ctx, adm.AlterTopicConfigs, "orders", set("sense.partitions.per.lane", perLane.MaybeValue()),
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigs, "orders", set("sense.partitions.per.lane", perLane.MaybeValue()),
 		set("sense.hubs", hubs.MaybeValue()))
 	wantErr(t, "layout values as they are", err, msg, nil)
 
 	// validate_only, both forms: answered as the change would be, nothing
 	// changes.
-	err, msg = alterOne(t, ctx, adm.ValidateAlterTopicConfigs, "orders", set("sense.default.priority", "medium"))
+	msg, err = alterOne(t, ctx, adm.ValidateAlterTopicConfigs, "orders", set("sense.default.priority", "medium"))
 	wantErr(t, "validate incremental", err, msg, nil)
-	err, msg = alterOne(t, ctx, adm.ValidateAlterTopicConfigs, "orders", set("sense.partitions.per.lane", "4"))
+	msg, err = alterOne(t, ctx, adm.ValidateAlterTopicConfigs, "orders", set("sense.partitions.per.lane", "4"))
 	wantErr(t, "validate a refused one", err, msg, kerr.InvalidConfig, "sense.partitions.per.lane")
-	err, msg = alterOne(t, ctx, adm.ValidateAlterTopicConfigsState, "orders", set("retention.ms", "60000"))
+	msg, err = alterOne(t, ctx, adm.ValidateAlterTopicConfigsState, "orders", set("retention.ms", "60000"))
 	wantErr(t, "validate whole set", err, msg, nil)
 	got = topicConfigs(t, ctx, adm, "orders")
 	wantConfig(t, "after validate_only", got, "sense.default.priority", "low", def)
@@ -209,7 +210,7 @@ func TestAlterConfigs(t *testing.T) {
 
 	// AlterConfigs: what it names is set, every other setting that can
 	// change goes back to its default.
-	err, msg = alterOne(t, ctx, adm.AlterTopicConfigsState, "orders", set("sense.default.priority", "medium"))
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigsState, "orders", set("sense.default.priority", "medium"))
 	wantErr(t, "AlterConfigs", err, msg, nil)
 	got = topicConfigs(t, ctx, adm, "orders")
 	wantConfig(t, "after AlterConfigs", got, "sense.default.priority", "medium", dyn)
@@ -219,9 +220,9 @@ func TestAlterConfigs(t *testing.T) {
 	if s := spec(t, n, "orders"); s.Retention != 0 || s.RetentionBytes != 0 || s.DefaultPriority != "medium" || s.NumPartitions() != 6 {
 		t.Fatalf("the node's spec after AlterConfigs: %+v", s)
 	}
-	err, msg = alterOne(t, ctx, adm.AlterTopicConfigsState, "orders", set("sense.layout", "dakar:low"))
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigsState, "orders", set("sense.layout", "dakar:low"))
 	wantErr(t, "AlterConfigs of the layout", err, msg, kerr.InvalidConfig, "sense.layout", "CreatePartitions")
-	err, msg = alterOne(t, ctx, adm.AlterTopicConfigsState, "declared")
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigsState, "declared")
 	wantErr(t, "AlterConfigs of a declared topic", err, msg, kerr.PolicyViolation, "config file")
 }
 
