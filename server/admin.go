@@ -178,44 +178,6 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 	return resp, result.New(result.InvalidRequest, fmt.Sprintf("admin request %T is not known to this node", req))
 }
 
-// pipelineChange reads the settings an admin alter names.
-func pipelineChange(r admin.AlterPipeline) (node.PipelineChange, error) {
-	var ch node.PipelineChange
-	switch r.Retention {
-	case "":
-	case "forever":
-		ch.Retention = new(time.Duration)
-	default:
-		d, err := time.ParseDuration(r.Retention)
-		if err != nil || d < 0 {
-			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention %q is not a duration such as 72h; give one, or forever", r.Retention))
-		}
-		ch.Retention = &d
-	}
-	switch r.RetentionBytes {
-	case "":
-	case "none", "0", "-1":
-		ch.RetentionBytes = new(int64)
-	default:
-		sz, err := config.ParseSize(r.RetentionBytes)
-		if err != nil {
-			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention bytes %q is not a size such as 10GiB or 1073741824; give one, or none for no limit", r.RetentionBytes))
-		}
-		b := int64(sz)
-		ch.RetentionBytes = &b
-	}
-	if r.DefaultJurisdiction != "" {
-		ch.DefaultJurisdiction = &r.DefaultJurisdiction
-	}
-	if r.DefaultPriority != "" {
-		ch.DefaultPriority = &r.DefaultPriority
-	}
-	if ch.Empty() {
-		return ch, result.New(result.InvalidRequest, fmt.Sprintf("nothing to change in pipeline %q: give a retention, retention bytes, default jurisdiction or default priority", r.Pipeline))
-	}
-	return ch, nil
-}
-
 // auditTimeout bounds one node's audit.
 const auditTimeout = 10 * time.Minute
 
@@ -302,4 +264,42 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// pipelineChange reads the settings an admin alter names.
+func pipelineChange(r admin.AlterPipeline) (node.PipelineChange, error) {
+	var ch node.PipelineChange
+	switch r.Retention {
+	case "":
+	case "forever":
+		ch.Retention = new(time.Duration)
+	default:
+		d, err := time.ParseDuration(r.Retention)
+		if err != nil || d < 0 {
+			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention %q is not a duration such as 72h; give one, or forever", r.Retention))
+		}
+		ch.Retention = &d
+	}
+	switch r.RetentionBytes {
+	case "":
+	case "none", "0", "-1":
+		ch.RetentionBytes = new(int64)
+	default:
+		sz, err := config.ParseSize(r.RetentionBytes)
+		if err != nil {
+			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention bytes %q is not a size such as 10GiB or 1073741824; give one, or none for no limit", r.RetentionBytes))
+		}
+		b := int64(sz)
+		ch.RetentionBytes = &b
+	}
+	if r.DefaultJurisdiction != "" {
+		ch.DefaultJurisdiction = &r.DefaultJurisdiction
+	}
+	if r.DefaultPriority != "" {
+		ch.DefaultPriority = &r.DefaultPriority
+	}
+	if ch.Empty() {
+		return ch, result.New(result.InvalidRequest, fmt.Sprintf("nothing to change in pipeline %q: give a retention, retention bytes, default jurisdiction or default priority", r.Pipeline))
+	}
+	return ch, nil
 }
