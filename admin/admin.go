@@ -8,6 +8,7 @@
 //	{"op":"pipeline.create","pipeline":"payments","partitions":2,"default_jurisdiction":"MA,SN"}
 //	{"op":"pipeline.list"}
 //	{"op":"pipeline.describe","pipeline":"payments"}
+//	{"op":"pipeline.alter","pipeline":"payments","retention":"72h","default_priority":"medium"}
 //	{"op":"route.explain","pipeline":"payments","jurisdiction":"MA","priority":"critical"}
 //	{"op":"hub.set_status","hub":"tangier","status":"down"}
 //	{"op":"hub.list"}
@@ -43,6 +44,21 @@ type CreatePipeline struct {
 	Retention           string
 	DefaultPriority     string
 	DefaultJurisdiction string
+}
+
+// AlterPipeline changes the settings of a pipeline that may change while
+// it serves; an empty field stays as it is. Retention is a duration such
+// as "72h", or "forever"; RetentionBytes a size of a buffer such as
+// "10GiB" or 1073741824, or "none"; DefaultJurisdiction codes or groups
+// (e.g. "MA,SN"), or "*"; DefaultPriority low, medium or critical. Its
+// layout cannot change this way, nor a pipeline of the server's config
+// file.
+type AlterPipeline struct {
+	Pipeline            string
+	Retention           string
+	RetentionBytes      string
+	DefaultJurisdiction string
+	DefaultPriority     string
 }
 
 // ListPipelines lists every pipeline.
@@ -87,6 +103,7 @@ type AuditLog struct{}
 type ClusterStatus struct{}
 
 func (CreatePipeline) Op() string   { return "pipeline.create" }
+func (AlterPipeline) Op() string    { return "pipeline.alter" }
 func (ListPipelines) Op() string    { return "pipeline.list" }
 func (DescribePipeline) Op() string { return "pipeline.describe" }
 func (ExplainRoute) Op() string     { return "route.explain" }
@@ -99,7 +116,8 @@ func (Audit) Op() string            { return "audit" }
 func (AuditLog) Op() string         { return "audit.log" }
 
 // Response is the answer to any request; each operation fills its part:
-// pipeline.create and pipeline.describe Pipelines (one) and Layout,
+// pipeline.create, pipeline.alter and pipeline.describe Pipelines (one)
+// and Layout,
 // pipeline.list Pipelines, route.explain Verdicts, hub.set_status and
 // hub.policy and hub.list Hubs, registry Registry, cluster.status Cluster.
 // TableVersion is the version of the routing table the answering node
@@ -241,6 +259,7 @@ type PipelineInfo struct {
 	Partitions          int    `json:"partitions_per_hub_lane"`
 	TotalPartitions     int    `json:"total_partitions"`
 	Retention           string `json:"retention"`
+	RetentionBytes      string `json:"retention_bytes"` // "none" or a size such as 10GiB
 	DefaultPriority     string `json:"default_priority"`
 	DefaultJurisdiction string `json:"default_jurisdiction"`
 	Declared            bool   `json:"declared"`
@@ -282,6 +301,7 @@ type envelope struct {
 	Pipeline            string   `json:"pipeline,omitempty"`
 	Partitions          int      `json:"partitions,omitempty"`
 	Retention           string   `json:"retention,omitempty"`
+	RetentionBytes      string   `json:"retention_bytes,omitempty"`
 	DefaultPriority     string   `json:"default_priority,omitempty"`
 	DefaultJurisdiction string   `json:"default_jurisdiction,omitempty"`
 	Jurisdiction        string   `json:"jurisdiction,omitempty"`
@@ -293,7 +313,7 @@ type envelope struct {
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -302,6 +322,9 @@ func Encode(r Request) ([]byte, error) {
 	case CreatePipeline:
 		e.Pipeline, e.Partitions, e.Retention, e.DefaultPriority, e.DefaultJurisdiction =
 			r.Pipeline, r.Partitions, r.Retention, r.DefaultPriority, r.DefaultJurisdiction
+	case AlterPipeline:
+		e.Pipeline, e.Retention, e.RetentionBytes, e.DefaultPriority, e.DefaultJurisdiction =
+			r.Pipeline, r.Retention, r.RetentionBytes, r.DefaultPriority, r.DefaultJurisdiction
 	case DescribePipeline:
 		e.Pipeline = r.Pipeline
 	case Audit:
@@ -329,6 +352,9 @@ func Decode(body []byte) (Request, error) {
 	switch e.Op {
 	case "pipeline.create":
 		return CreatePipeline{Pipeline: e.Pipeline, Partitions: e.Partitions, Retention: e.Retention,
+			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction}, nil
+	case "pipeline.alter":
+		return AlterPipeline{Pipeline: e.Pipeline, Retention: e.Retention, RetentionBytes: e.RetentionBytes,
 			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction}, nil
 	case "pipeline.list":
 		return ListPipelines{}, nil

@@ -10,6 +10,8 @@ import (
 
 var requests = []Request{
 	CreatePipeline{Pipeline: "payments", Partitions: 2, Retention: "24h", DefaultPriority: "medium", DefaultJurisdiction: "MA,SN"},
+	AlterPipeline{Pipeline: "payments", Retention: "72h", RetentionBytes: "10GiB", DefaultPriority: "critical", DefaultJurisdiction: "SN"},
+	AlterPipeline{Pipeline: "payments", DefaultPriority: "medium"},
 	ListPipelines{},
 	DescribePipeline{Pipeline: "payments"},
 	ExplainRoute{Pipeline: "payments", Jurisdiction: "MA", Priority: "critical"},

@@ -33,6 +33,7 @@
 //     every node creates the same partitions.
 //   - leaders: buffers' leaders and raft terms as their leaders report them
 //     (leaders.go); per buffer the highest term wins.
+//   - pipeline.alter: a run-time pipeline's settings changed (alter.go).
 //
 // The hubs themselves (name, jurisdiction, nodes) and the pipelines the
 // config file declares are the config file's, identical on every node.
@@ -55,6 +56,7 @@ const (
 	OpDesignate = "hub.designate"
 	OpCreate    = "pipeline.create"
 	OpDelete    = "pipeline.delete"
+	OpAlter     = "pipeline.alter"
 	OpPIDs      = "pids.alloc"
 	OpMovePlan  = "move.plan"
 	OpMoveDone  = "move.done"
@@ -349,8 +351,10 @@ func (c *Command) Check(s *State) error {
 		return nil
 	case OpLeaders:
 		return c.checkLeaders()
+	case OpAlter:
+		return c.checkAlter(s)
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -446,6 +450,8 @@ func (s *State) Apply(c *Command) bool {
 		return true
 	case OpLeaders:
 		return s.applyLeaders(c)
+	case OpAlter:
+		return s.applyAlter(c)
 	}
 	return false
 }

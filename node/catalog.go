@@ -108,9 +108,9 @@ func Spread(layout []Slot, hubs []string, lanes []event.Priority, n int) []Slot 
 //	body    byte kind, then for kindPut the pipeline's spec as JSON, for
 //	        kindDelete the pipeline's name
 //
-// A creation, a deletion or a change of layout appends one record and
-// fdatasyncs the file once: the cost of a change does not grow with the
-// number of pipelines. When the records outnumber the live pipelines
+// A creation, a deletion or a change of layout or settings appends one
+// record and fdatasyncs the file once: the cost of a change does not grow
+// with the number of pipelines. When the records outnumber the live pipelines
 // (twice over, plus compactSlack), the catalog is rewritten whole:
 // temporary file, fdatasync, rename, directory sync. Open replays the
 // records; a record cut short or failing its CRC at the end of the file is

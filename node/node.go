@@ -97,9 +97,10 @@ type Options struct {
 	// or delete them unless Proposer is set (a cluster node).
 	FixedPipelines bool
 	// Proposer, when set, takes the creation and deletion of pipelines
-	// (from the admin API, Kafka CreateTopics and DeleteTopics): a
-	// cluster's metadata log, which every node applies with
-	// ApplyCreatePipeline and ApplyDeletePipeline.
+	// and changes of their settings (from the admin API, Kafka
+	// CreateTopics, DeleteTopics and AlterConfigs): a cluster's metadata
+	// log, which every node applies with ApplyCreatePipeline,
+	// ApplyDeletePipeline and ApplyAlterPipeline.
 	Proposer Proposer
 	// ProducerIDs, when set, hands out producer ids in place of the
 	// node's clock (a cluster's, from blocks of its metadata log).
@@ -415,14 +416,15 @@ func (n *Node) bindLocked(p *pipeline, routes *router.Routes) {
 }
 
 // putLocked swaps in a state where the pipeline of spec (whose buffers
-// are open) is added or replaced: only its routes are built, the others
-// are shared with the current state (router.Table.With). Called with n.mu
-// held.
-func (n *Node) putLocked(spec PipelineSpec) error {
+// are open, unless refused says why they are not) is added or replaced:
+// only its routes are built, the others are shared with the current state
+// (router.Table.With). Called with n.mu held.
+func (n *Node) putLocked(spec PipelineSpec, refused *refusedBuffer) error {
 	p, rp, err := n.newPipelineLocked(spec)
 	if err != nil {
 		return err
 	}
+	p.refused = refused
 	cur := n.st.Load()
 	table, err := cur.table.With(n.version+1, rp)
 	if err != nil {
@@ -574,6 +576,10 @@ type Proposer interface {
 	// its defaults and layout); every node applies it verbatim.
 	CreatePipeline(spec PipelineSpec) error
 	DeletePipeline(name string) error
+	// AlterPipeline proposes a change of a pipeline's run-time settings
+	// (checked by AlterPipeline); every node applies it in log order
+	// (ApplyAlterPipeline).
+	AlterPipeline(name string, c PipelineChange) error
 }
 
 // fixed refuses a change to the pipelines when they are fixed.
@@ -717,7 +723,7 @@ func (n *Node) createLocked(spec PipelineSpec) error { // Directories of a delet
 		}
 		return err
 	}
-	return n.putLocked(spec)
+	return n.putLocked(spec, nil)
 }
 
 // hubNamesLocked returns the hubs' names in config order.
@@ -773,7 +779,7 @@ func (n *Node) AddPartitions(name string, total int) error {
 		n.closeBuffersLocked(opened)
 		return err
 	}
-	if err := n.putLocked(grown); err != nil {
+	if err := n.putLocked(grown, nil); err != nil {
 		return fmt.Errorf("node: pipeline %q grew to %d partitions in the catalog, but its new buffers could not be opened: %w", name, total, err)
 	}
 	n.log.Info("added partitions", "pipeline", name, "from", cur, "to", total)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/batch"
@@ -95,6 +96,10 @@ type Log struct {
 	dirMu       sync.Mutex
 	dirsPending bool
 
+	// retAge (nanoseconds) and retBytes are the retention limits:
+	// Options.RetentionAge and RetentionBytes at Open, then SetRetention's.
+	retAge, retBytes atomic.Int64
+
 	ckptCh chan struct{}
 	sealCh chan struct{} // a roll left a seal for the background goroutine
 	quit   chan struct{}
@@ -133,6 +138,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		quit:   make(chan struct{}),
 	}
 	l.cond.L = &l.mu
+	l.retAge.Store(int64(opts.RetentionAge))
+	l.retBytes.Store(opts.RetentionBytes)
 	if err := l.recover(); err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
@@ -779,7 +786,7 @@ func (l *Log) background() {
 			l.ckptMu.Lock()
 			err := l.finishSeal()
 			l.ckptMu.Unlock()
-			if err == nil && (l.opts.RetentionAge > 0 || l.opts.RetentionBytes > 0) {
+			if err == nil && (l.retAge.Load() > 0 || l.retBytes.Load() > 0) {
 				if _, err := l.EnforceRetention(); err != nil && !errors.Is(err, ErrClosed) {
 					l.log.Error("retention failed", "err", err)
 				}

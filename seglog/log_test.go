@@ -381,6 +381,46 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestSetRetention: limits changed on an open log are enforced by its
+// background goroutine without a roll; 0 turns them off again.
+func TestSetRetention(t *testing.T) {
+	l := openT(t, "/r", Options{FS: vfs.NewMem(), SegmentBytes: 4 << 10})
+	defer l.Close()
+	for i := 0; i < 400; i++ {
+		if _, err := l.Append(mkBatch(fmt.Sprint(i), 1, 100, -1, -1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.EnforceRetention(); n != 0 || err != nil || l.StartOffset() != 0 {
+		t.Fatalf("without limits: %d segments deleted (%v), start %d", n, err, l.StartOffset())
+	}
+	if err := l.SetRetention(-time.Second, 0); err == nil {
+		t.Fatal("a negative retention was taken")
+	}
+	if err := l.SetRetention(0, 16<<10); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Size() > 16<<10+4<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("size %d 10s after SetRetention(0, 16KiB)", l.Size())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := l.StartOffset()
+	if err := l.SetRetention(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := l.Append(mkBatch(fmt.Sprint(i), 1, 100, -1, -1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.EnforceRetention(); n != 0 || err != nil || l.StartOffset() != start {
+		t.Fatalf("limits off again: %d segments deleted (%v), start %d, want %d", n, err, l.StartOffset(), start)
+	}
+}
+
 func TestOffsetForTime(t *testing.T) {
 	o := Options{FS: vfs.NewMem(), SegmentBytes: 4 << 10, IndexIntervalBytes: 300}
 	l := openT(t, "/t", o)

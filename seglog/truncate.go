@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/vfs"
@@ -120,21 +121,39 @@ func removeSegmentFiles(fs vfs.FS, s *segment) error {
 }
 
 // EnforceRetention deletes the oldest sealed segments whose newest record is
-// older than RetentionAge, and those that keep the log above RetentionBytes.
-// The active segment is never deleted. It returns how many were deleted.
-// The log runs it after each roll's seal; a server may also call it on a
+// older than RetentionAge, and those that keep the log above RetentionBytes
+// (as Open got them, or SetRetention last set them). The active segment is
+// never deleted. It returns how many were deleted. The log runs it after
+// each roll's seal and after SetRetention; a server may also call it on a
 // timer.
 func (l *Log) EnforceRetention() (int, error) {
-	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
+	age, size := time.Duration(l.retAge.Load()), l.retBytes.Load()
+	if age <= 0 && size <= 0 {
 		return 0, nil
 	}
 	now := l.opts.Now().UnixMilli()
 	removed, _, err := l.dropFront("retention", func(s *segment, rest int64) bool {
-		old := l.opts.RetentionAge > 0 && s.maxTS >= 0 && now-s.maxTS > l.opts.RetentionAge.Milliseconds()
-		big := l.opts.RetentionBytes > 0 && rest >= l.opts.RetentionBytes
+		old := age > 0 && s.maxTS >= 0 && now-s.maxTS > age.Milliseconds()
+		big := size > 0 && rest >= size
 		return old || big
 	})
 	return removed, err
+}
+
+// SetRetention replaces the retention limits of an open log (0 is no
+// limit, as in Options). The background goroutine enforces them soon
+// after, without waiting for the next roll.
+func (l *Log) SetRetention(age time.Duration, size int64) error {
+	if age < 0 || size < 0 {
+		return fmt.Errorf("seglog: retention %v and %d bytes: neither may be negative", age, size)
+	}
+	l.retAge.Store(int64(age))
+	l.retBytes.Store(size)
+	select {
+	case l.ckptCh <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+	return nil
 }
 
 // DropBefore deletes the segments that hold only offsets below offset (a

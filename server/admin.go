@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/admin"
+	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
@@ -46,6 +47,15 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		}
 		if err := n.CreatePipeline(node.PipelineSpec{Name: r.Pipeline, Partitions: r.Partitions, Retention: ret,
 			DefaultPriority: r.DefaultPriority, DefaultJurisdiction: r.DefaultJurisdiction}); err != nil {
+			return resp, adminError(err)
+		}
+		return a.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
+	case admin.AlterPipeline:
+		ch, err := pipelineChange(r)
+		if err != nil {
+			return resp, err
+		}
+		if _, err := n.AlterPipeline(r.Pipeline, ch); err != nil {
 			return resp, adminError(err)
 		}
 		return a.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
@@ -283,8 +293,12 @@ func pipelineInfo(p node.PipelineSpec) admin.PipelineInfo {
 	if p.Retention > 0 {
 		ret = p.Retention.String()
 	}
-	return admin.PipelineInfo{Name: p.Name, Partitions: p.Partitions, TotalPartitions: p.NumPartitions(),
-		Retention: ret, DefaultPriority: p.DefaultPriority, DefaultJurisdiction: p.DefaultJurisdiction, Declared: p.Declared}
+	retBytes := "none"
+	if p.RetentionBytes > 0 {
+		retBytes = config.Size(p.RetentionBytes).String()
+	}
+	return admin.PipelineInfo{Name: p.Name, Partitions: p.Partitions, TotalPartitions: p.NumPartitions(), Retention: ret,
+		RetentionBytes: retBytes, DefaultPriority: p.DefaultPriority, DefaultJurisdiction: p.DefaultJurisdiction, Declared: p.Declared}
 }
 
 func orDefault(s, d string) string {
@@ -292,4 +306,42 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// pipelineChange reads the settings an admin alter names.
+func pipelineChange(r admin.AlterPipeline) (node.PipelineChange, error) {
+	var ch node.PipelineChange
+	switch r.Retention {
+	case "":
+	case "forever":
+		ch.Retention = new(time.Duration)
+	default:
+		d, err := time.ParseDuration(r.Retention)
+		if err != nil || d < 0 {
+			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention %q is not a duration such as 72h; give one, or forever", r.Retention))
+		}
+		ch.Retention = &d
+	}
+	switch r.RetentionBytes {
+	case "":
+	case "none", "0", "-1":
+		ch.RetentionBytes = new(int64)
+	default:
+		sz, err := config.ParseSize(r.RetentionBytes)
+		if err != nil {
+			return ch, result.New(result.InvalidRequest, fmt.Sprintf("retention bytes %q is not a size such as 10GiB or 1073741824; give one, or none for no limit", r.RetentionBytes))
+		}
+		b := int64(sz)
+		ch.RetentionBytes = &b
+	}
+	if r.DefaultJurisdiction != "" {
+		ch.DefaultJurisdiction = &r.DefaultJurisdiction
+	}
+	if r.DefaultPriority != "" {
+		ch.DefaultPriority = &r.DefaultPriority
+	}
+	if ch.Empty() {
+		return ch, result.New(result.InvalidRequest, fmt.Sprintf("nothing to change in pipeline %q: give a retention, retention bytes, default jurisdiction or default priority", r.Pipeline))
+	}
+	return ch, nil
 }

@@ -73,6 +73,14 @@ func TestAdmin(t *testing.T) {
 	if eligible != 2 {
 		t.Fatalf("%d eligible buffers for SN/critical, want 2: %+v", eligible, r.Verdicts)
 	}
+	r = run(admin.AlterPipeline{Pipeline: "audit", Retention: "72h", RetentionBytes: "1GiB", DefaultPriority: "critical"})
+	if p := r.Pipelines[0]; p.Retention != "72h0m0s" || p.RetentionBytes != "1GiB" || p.DefaultPriority != "critical" || p.DefaultJurisdiction != "ECOWAS" || len(r.Layout) != 18 {
+		t.Fatalf("alter: %+v", r)
+	}
+	r = run(admin.AlterPipeline{Pipeline: "audit", Retention: "forever", RetentionBytes: "none"})
+	if p := r.Pipelines[0]; p.Retention != "forever" || p.RetentionBytes != "none" || p.DefaultPriority != "critical" {
+		t.Fatalf("alter back to no limits: %+v", r.Pipelines[0])
+	}
 	if r := run(admin.GetRegistry{}); r.Registry == nil || len(r.Registry.Codes) != 4 || len(r.Registry.Groups["ECOWAS"]) != 2 {
 		t.Fatalf("registry: %+v", r.Registry)
 	}
@@ -91,6 +99,13 @@ func TestAdmin(t *testing.T) {
 		{admin.SetHubStatus{Hub: "nowhere", Status: "down"}, result.InvalidRequest},
 		{admin.SetHubStatus{Hub: "dakar", Status: "sideways"}, result.InvalidRequest},
 		{admin.ClusterStatus{}, result.InvalidRequest}, // a node alone has no cluster
+		{admin.AlterPipeline{Pipeline: "audit"}, result.InvalidRequest},
+		{admin.AlterPipeline{Pipeline: "audit", Retention: "soon"}, result.InvalidRequest},
+		{admin.AlterPipeline{Pipeline: "audit", RetentionBytes: "10GB"}, result.InvalidRequest},
+		{admin.AlterPipeline{Pipeline: "audit", DefaultJurisdiction: "ZZ"}, result.InvalidMask},
+		{admin.AlterPipeline{Pipeline: "audit", DefaultPriority: "urgent"}, result.InvalidPriority},
+		{admin.AlterPipeline{Pipeline: "nope", DefaultPriority: "low"}, result.UnknownPipeline},
+		{admin.AlterPipeline{Pipeline: "payments", DefaultPriority: "low"}, result.InvalidRequest}, // declared in the config
 	} {
 		_, err := a.Admin(tc.req)
 		if result.CodeOf(err) != tc.want {

@@ -144,9 +144,7 @@ func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 // and deletes the pipelines it says (meta.Options OnApply: called in log
 // order).
 func (m *metaRuntime) apply(a meta.Applied) {
-	for _, ch := range a.Changes {
-		m.applyPipeline(ch, a.State)
-	}
+	m.applyPipelines(a.Changes, a.State)
 	// Leader reports move the version but change no route: they are left
 	// out of the routing history, the propagation metric and the log.
 	a.Changes = slices.DeleteFunc(slices.Clone(a.Changes), func(c meta.Command) bool { return c.Op == meta.OpLeaders })
@@ -203,17 +201,79 @@ func (s *Server) RoutingHistory() []RoutingChange {
 // hubChanged reports whether any of cs changes hubs.
 func hubChanged(cs []meta.Command) bool {
 	for _, c := range cs {
-		if c.Op != meta.OpCreate && c.Op != meta.OpDelete {
+		switch c.Op {
+		case meta.OpSeed, meta.OpHubStatus, meta.OpHubPolicy, meta.OpHubSet, meta.OpDesignate:
 			return true
 		}
 	}
 	return false
 }
 
-// applyPipeline creates or deletes on this node the pipeline of a
-// pipeline.create or pipeline.delete command. st is the state after the
-// whole batch the command came in: a pipeline created and deleted within
-// it (replaying the log at start) is not created at all.
+// applyPipelines applies the pipeline commands of one batch in log order,
+// except that the changes of settings of a pipeline that follow one
+// another (no creation or deletion of it in between) are merged and
+// applied once, as the last of them leaves the pipeline: a node replaying
+// the log at start, which reads it in large batches, neither rewrites its
+// catalog once per change nor routes, for a moment, by settings changed
+// since. (A node down through several changes still applies those of
+// each batch it reads in turn. Retention is not enforced on replicated
+// buffers yet; when it is, it must be by their leader, through the
+// buffer's log, so that no node deletes events by a limit a later change
+// lifted.)
+func (m *metaRuntime) applyPipelines(cs []meta.Command, st meta.State) {
+	pending := map[string]*meta.Command{} // merged pipeline.alter, by pipeline
+	var order []string                    // pipelines of pending, by first change
+	flush := func(name string) {
+		if c := pending[name]; c != nil {
+			m.applyPipeline(*c, st)
+			delete(pending, name)
+		}
+	}
+	for _, c := range cs {
+		switch c.Op {
+		case meta.OpAlter:
+			prev := pending[c.Pipeline]
+			if prev == nil {
+				pending[c.Pipeline] = &c
+				order = append(order, c.Pipeline)
+				continue
+			}
+			merged, err := mergeChanges(prev.Spec, c.Spec)
+			if err != nil { // applied apart, and said why by applyPipeline
+				flush(c.Pipeline)
+				pending[c.Pipeline] = &c
+				order = append(order, c.Pipeline)
+				continue
+			}
+			c.Spec = merged
+			pending[c.Pipeline] = &c
+		case meta.OpCreate, meta.OpDelete:
+			flush(c.Pipeline)
+			m.applyPipeline(c, st)
+		}
+	}
+	for _, name := range order {
+		flush(name)
+	}
+}
+
+// mergeChanges returns the change of settings that a then b make.
+func mergeChanges(a, b []byte) ([]byte, error) {
+	var ca, cb node.PipelineChange
+	if err := json.Unmarshal(a, &ca); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &cb); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ca.Then(cb))
+}
+
+// applyPipeline creates, deletes or alters on this node the pipeline of a
+// pipeline.create, pipeline.delete or pipeline.alter command. st is the
+// state after the whole batch the command came in: a pipeline created and
+// deleted within it (replaying the log at start) is not created at all,
+// nor altered.
 func (m *metaRuntime) applyPipeline(c meta.Command, st meta.State) {
 	switch c.Op {
 	case meta.OpCreate:
@@ -236,6 +296,20 @@ func (m *metaRuntime) applyPipeline(c meta.Command, st meta.State) {
 			return
 		}
 		m.c.log.Info("pipeline deleted by the cluster metadata", "pipeline", c.Pipeline, "by", c.By)
+	case meta.OpAlter:
+		if !st.HasPipeline(c.Pipeline) {
+			return
+		}
+		var ch node.PipelineChange
+		if err := json.Unmarshal(c.Spec, &ch); err != nil {
+			m.c.log.Error("a change of pipeline settings in the cluster metadata cannot be read; this node keeps the old settings", "pipeline", c.Pipeline, "err", err)
+			return
+		}
+		if err := m.n.ApplyAlterPipeline(c.Pipeline, ch); err != nil {
+			m.c.log.Error("a change of pipeline settings in the cluster metadata cannot be applied on this node", "pipeline", c.Pipeline, "change", ch.String(), "err", err)
+			return
+		}
+		m.c.log.Info("pipeline settings changed by the cluster metadata", "pipeline", c.Pipeline, "change", ch.String(), "by", c.By)
 	}
 }
 
@@ -261,6 +335,19 @@ func (m *metaRuntime) CreatePipeline(spec node.PipelineSpec) error {
 // DeletePipeline is node.Proposer.
 func (m *metaRuntime) DeletePipeline(name string) error {
 	if _, err := m.propose(meta.Command{Op: meta.OpDelete, Pipeline: name}); err != nil {
+		return metaError(err)
+	}
+	return nil
+}
+
+// AlterPipeline is node.Proposer: the change goes through the metadata
+// log to every node, which applies it in log order.
+func (m *metaRuntime) AlterPipeline(name string, ch node.PipelineChange) error {
+	b, err := json.Marshal(ch)
+	if err != nil {
+		return err
+	}
+	if _, err := m.propose(meta.Command{Op: meta.OpAlter, Pipeline: name, Spec: b}); err != nil {
 		return metaError(err)
 	}
 	return nil
@@ -304,6 +391,13 @@ func (p *lateProposer) producerID() (int64, error) {
 		return m.producerID()
 	}
 	return -1, result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
+}
+
+func (p *lateProposer) AlterPipeline(name string, ch node.PipelineChange) error {
+	if m := p.m.Load(); m != nil {
+		return m.AlterPipeline(name, ch)
+	}
+	return result.New(result.NotReady, "this node is starting: it has not opened the cluster metadata yet; retry")
 }
 
 func (p *lateProposer) DeletePipeline(name string) error {

@@ -28,8 +28,9 @@ func adminCall(addr string, req admin.Request) (admin.Response, error) {
 func newPipelineCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pipeline",
-		Short: "Create, list and describe pipelines",
+		Short: "Create, alter, list and describe pipelines",
 		Example: `  sense pipeline create payments --partitions 2 --jurisdiction MA,SN
+  sense pipeline alter payments --retention 72h --default-priority medium
   sense pipeline list
   sense pipeline describe payments`,
 	}
@@ -62,6 +63,8 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 	create.Flags().StringVar(&juris, "jurisdiction", "*", "default jurisdiction of events that name none")
 	create.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
+	alter := newPipelineAlterCmd(&addr)
+
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List pipelines",
@@ -76,9 +79,9 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Pipelines)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPARTITIONS\tPER HUB/LANE\tRETENTION\tDEFAULT PRIORITY\tDEFAULT JURISDICTION")
+			fmt.Fprintln(tw, "NAME\tPARTITIONS\tPER HUB/LANE\tRETENTION\tRETENTION BYTES\tDEFAULT PRIORITY\tDEFAULT JURISDICTION")
 			for _, p := range resp.Pipelines {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.DefaultPriority, p.DefaultJurisdiction)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.RetentionBytes, p.DefaultPriority, p.DefaultJurisdiction)
 			}
 			return tw.Flush()
 		},
@@ -99,7 +102,52 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 		},
 	}
 	describe.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(create, list, describe)
+	cmd.AddCommand(create, alter, list, describe)
+	return cmd
+}
+
+// newPipelineAlterCmd is sense pipeline alter, on the node at *addr.
+func newPipelineAlterCmd(addr *string) *cobra.Command {
+	var r admin.AlterPipeline
+	var partitions int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "alter NAME",
+		Short: "Change a pipeline's retention or default jurisdiction and priority while it serves",
+		Long: `Change the settings of a pipeline that may change while it serves: how long and how
+much its buffers keep, and the jurisdiction and priority given to events that name none
+(new events are routed by them at once). Flags not given stay as they are. In a
+cluster the change goes through the cluster metadata to every node.
+
+A pipeline's layout (its partitions, hubs and lanes) cannot change this way; a
+pipeline declared in the server's config file takes its settings from the file:
+change them there and restart.`,
+		Example: `  sense pipeline alter payments --retention 72h --retention-bytes 10GiB
+  sense pipeline alter payments --default-jurisdiction MA,SN --default-priority medium
+  sense pipeline alter payments --retention forever --retention-bytes none`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("partitions") {
+				return fmt.Errorf("--partitions %d: a pipeline's partitions cannot change with alter; a Kafka client grows a topic with CreatePartitions (kafka-topics --alter --partitions), or create another pipeline with more", partitions)
+			}
+			if r.Retention == "" && r.RetentionBytes == "" && r.DefaultJurisdiction == "" && r.DefaultPriority == "" {
+				return fmt.Errorf("nothing to change in pipeline %s: give --retention, --retention-bytes, --default-jurisdiction or --default-priority", args[0])
+			}
+			r.Pipeline = args[0]
+			resp, err := adminCall(*addr, r)
+			if err != nil {
+				return err
+			}
+			return printDescribe(cmd.OutOrStdout(), resp, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&r.Retention, "retention", "", "how long to keep events, e.g. 72h, or forever")
+	cmd.Flags().StringVar(&r.RetentionBytes, "retention-bytes", "", "the most a buffer keeps, e.g. 10GiB or 1073741824, or none")
+	cmd.Flags().StringVar(&r.DefaultJurisdiction, "default-jurisdiction", "", "jurisdiction of events that name none: codes or groups, e.g. MA,SN, or *")
+	cmd.Flags().StringVar(&r.DefaultPriority, "default-priority", "", "priority of events that name none: low, medium or critical")
+	cmd.Flags().IntVar(&partitions, "partitions", 0, "refused: the layout cannot change")
+	cmd.Flags().MarkHidden("partitions")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
@@ -108,8 +156,8 @@ func printDescribe(w io.Writer, resp admin.Response, asJSON bool) error {
 		return json.NewEncoder(w).Encode(resp)
 	}
 	for _, p := range resp.Pipelines {
-		fmt.Fprintf(w, "pipeline %s: %d partitions (%d per hub and lane), retention %s, default priority %s, default jurisdiction %s\n",
-			p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.DefaultPriority, p.DefaultJurisdiction)
+		fmt.Fprintf(w, "pipeline %s: %d partitions (%d per hub and lane), retention %s, retention bytes %s, default priority %s, default jurisdiction %s\n",
+			p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.RetentionBytes, p.DefaultPriority, p.DefaultJurisdiction)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tHUB\tLANE\tINDEX\tSTART\tHIGH WATERMARK")

@@ -15,8 +15,12 @@ import (
 // topic_configs.go: those its spec sets have source DYNAMIC_TOPIC_CONFIG
 // (STATIC_BROKER_CONFIG for a pipeline of the config file), the others
 // DEFAULT_CONFIG. The broker (type 4, name "0" or "", both answered alike)
-// reports a few node settings. Every entry is read-only: Sense has no
-// AlterConfigs, a topic's settings are fixed at creation. ConfigNames
+// reports a few node settings. A topic's run-time settings (retention.ms,
+// retention.bytes, sense.default.jurisdiction, sense.default.priority) are
+// not read-only, unless the topic is the config file's: AlterConfigs and
+// IncrementalAlterConfigs change them, and a changed value has source
+// DYNAMIC_TOPIC_CONFIG. Every other entry, and every broker entry, is
+// read-only. ConfigNames
 // filters (unknown names are left out, as Kafka does); synonyms, when
 // asked for, are the entry itself then its default; documentation is sent
 // when asked for. An unknown topic is UNKNOWN_TOPIC_OR_PARTITION, another
@@ -31,6 +35,7 @@ type configEntry struct {
 	name, value, def, doc string
 	typ                   kmsg.ConfigType
 	source                kmsg.ConfigSource
+	alterable             bool // AlterConfigs may change it
 }
 
 func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
@@ -68,7 +73,8 @@ func (c *conn) configEntries(typ kmsg.ConfigResourceType, name string) ([]config
 		entries := make([]configEntry, 0, len(topicConfigs))
 		for _, tc := range topicConfigs {
 			v, isSet := tc.get(&spec)
-			e := configEntry{name: tc.name, value: v, def: tc.def, doc: tc.doc, typ: tc.typ, source: kmsg.ConfigSourceDefaultConfig}
+			e := configEntry{name: tc.name, value: v, def: tc.def, doc: tc.doc, typ: tc.typ, source: kmsg.ConfigSourceDefaultConfig,
+				alterable: tc.alter != nil && !spec.Declared}
 			if isSet {
 				e.source = set
 			}
@@ -114,7 +120,7 @@ func (e *configEntry) kafka(req *kmsg.DescribeConfigsRequest) kmsg.DescribeConfi
 	rc := kmsg.NewDescribeConfigsResponseResourceConfig()
 	rc.Name = e.name
 	rc.Value = kmsg.StringPtr(e.value)
-	rc.ReadOnly = true
+	rc.ReadOnly = !e.alterable
 	rc.IsDefault = e.source == kmsg.ConfigSourceDefaultConfig // v0
 	rc.Source = e.source                                      // v1+
 	rc.ConfigType = e.typ                                     // v3+

@@ -82,7 +82,7 @@ func TestAdminApiVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int16][2]int16{19: {0, 4}, 20: {0, 3}, 32: {0, 3}, 37: {0, 1}, 60: {0, 1}}
+	want := map[int16][2]int16{19: {0, 4}, 20: {0, 3}, 32: {0, 3}, 33: {0, 1}, 37: {0, 1}, 44: {0, 0}, 60: {0, 1}}
 	vs.Each(func(b kadm.BrokerApiVersions) {
 		if b.Err != nil {
 			t.Fatal(b.Err)
@@ -413,7 +413,7 @@ func TestDescribeConfigs(t *testing.T) {
 	if rs := resp.Resources; len(rs) != 3 {
 		t.Fatalf("%d resources answered", len(rs))
 	}
-	if r := resp.Resources[0]; r.ErrorCode != 0 || len(r.Configs) != 1 || r.Configs[0].Name != "retention.ms" || !r.Configs[0].ReadOnly {
+	if r := resp.Resources[0]; r.ErrorCode != 0 || len(r.Configs) != 1 || r.Configs[0].Name != "retention.ms" || r.Configs[0].ReadOnly {
 		t.Errorf("filtered: %+v", r)
 	}
 	for _, r := range resp.Resources[1:] {

@@ -37,6 +37,23 @@ func seeds() [][]byte {
 				name := "orders"
 				t.Topic = &name
 				r.Topics = append(r.Topics, t)
+			case *kmsg.IncrementalAlterConfigsRequest:
+				res := kmsg.NewIncrementalAlterConfigsRequestResource()
+				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"
+				for op, name := range []string{"retention.ms", "sense.default.priority"} {
+					c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+					c.Name, c.Op, c.Value = name, kmsg.IncrementalAlterConfigOp(op), kmsg.StringPtr("60000")
+					res.Configs = append(res.Configs, c)
+				}
+				r.Resources = append(r.Resources, res)
+				r.ValidateOnly = true
+			case *kmsg.AlterConfigsRequest:
+				res := kmsg.NewAlterConfigsRequestResource()
+				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"
+				c := kmsg.NewAlterConfigsRequestResourceConfig()
+				c.Name = "retention.bytes" // a null value
+				res.Configs = append(res.Configs, c)
+				r.Resources = append(r.Resources, res)
 			}
 			out = append(out, rawRequest(req, ver, 1)[4:])
 		}
@@ -56,6 +73,12 @@ func FuzzRequest(f *testing.F) {
 	// bytes left, and an unknown tag.
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 1, 1, 7, 2, 0xaa, 0xbb})
+	// IncrementalAlterConfigs v0 claiming 2^31-1 resources, and v1
+	// (flexible, not served) with a tagged-field count past the end.
+	f.Add([]byte{0, 44, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 44, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	// AlterConfigs v1: one resource whose config name claims 32767 bytes.
+	f.Add([]byte{0, 33, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 1, 2, 0, 1, 'x', 0, 0, 0, 1, 0x7f, 0xff})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		h, err := kafka.ParseRequest(frame)
 		if err != nil {

@@ -52,8 +52,10 @@ var supported = []versionRange{
 	{20, deleteTopicsMin, deleteTopicsMax},
 	{22, initProducerIDMin, initProducerIDMax},
 	{32, describeConfigsMin, describeConfigsMax},
+	{33, alterConfigsMin, alterConfigsMax},
 	{37, createPartitionsMin, createPartitionsMax},
 	{42, deleteGroupsMin, deleteGroupsMax},
+	{44, incrementalAlterConfigsMin, incrementalAlterConfigsMax},
 	{60, describeClusterMin, describeClusterMax},
 }
 

@@ -318,6 +318,10 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.deleteTopics(req)
 	case *kmsg.DescribeConfigsRequest:
 		return c.describeConfigs(req)
+	case *kmsg.AlterConfigsRequest:
+		return c.alterConfigs(req)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return c.incrementalAlterConfigs(req)
 	case *kmsg.CreatePartitionsRequest:
 		return c.createPartitions(req)
 	case *kmsg.DescribeClusterRequest:
