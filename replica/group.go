@@ -37,6 +37,9 @@ type Group struct {
 	id       uint64
 	replicas map[uint64]string // voters and learners
 	logStart atomic.Int64      // the first offset readers see (trim.go)
+	// retAge, retBytes: the retention limits (retention.go); retNext:
+	// when the leader checks them next (Unix nanoseconds).
+	retAge, retBytes, retNext atomic.Int64
 	dropTo   int64             // segments below this offset are still to drop (trim.go); owned by run
 	learners []uint64          // replicas that follow without voting
 	fs       vfs.FS
@@ -503,6 +506,12 @@ func (g *Group) appendLocal(b []byte, checked, sparse bool) (*Ack, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("replica: append to %s: %w", g.key, err)
+	}
+	if int64(len(b)) > g.log.SegmentBytes() {
+		// Refused here, before raft commits it: every replica's log
+		// would refuse to write it, and fail.
+		return nil, result.New(result.RequestTooLarge, fmt.Sprintf("%s: a batch of %d bytes is larger than a segment (durability.segment_bytes %d); send smaller batches or raise the segment size",
+			g.key, len(b), g.log.SegmentBytes()))
 	}
 	p := &proposal{data: append([]byte(nil), b...), h: h, sparse: sparse, ack: newAck()}
 	select {

@@ -149,6 +149,8 @@ type Host struct {
 	fwdID atomic.Uint64
 	fwdMu sync.Mutex
 	fwd   map[uint64]pendingFwd // forwarded appends awaiting their answer
+	// retentionHeld: HoldRetention (retention.go).
+	retentionHeld atomic.Bool
 	// digests are the digests asked of other nodes awaiting their answer
 	// (digest.go), by request id: chan digestResult.
 	digests sync.Map
@@ -197,6 +199,10 @@ func (h *Host) ticker() {
 		}
 		h.mu.RUnlock()
 		h.failForwardsToDead()
+		now := time.Now()
+		for _, g := range gs {
+			g.enforceRetention(now)
+		}
 		for _, g := range gs {
 			if g.quiet.Load() && h.leaderAlive(g) {
 				continue // a quiet group's clock stands still while its leader lives
@@ -224,9 +230,15 @@ type GroupOptions struct {
 	// They are not recorded in the group's state; every node must give
 	// the same ones.
 	Learners []string
-	// Log configures the segment log. Retention is not supported yet on a
-	// replicated log and must be off.
+	// Log configures the segment log. Its retention must be off: a
+	// replicated buffer's is RetentionAge and RetentionBytes, enforced by
+	// its leader for every replica (retention.go).
 	Log seglog.Options
+	// RetentionAge and RetentionBytes bound the buffer (0: no limit), as
+	// seglog's retention bounds a lone log; Group.SetRetention changes
+	// them.
+	RetentionAge   time.Duration
+	RetentionBytes int64
 }
 
 // Open opens (recovering, or creating) this node's replica of a group.
@@ -235,7 +247,10 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 		return nil, fmt.Errorf("replica: group key of %d bytes; give 1 to %d", len(o.Key), maxKeyLen)
 	}
 	if o.Log.RetentionAge > 0 || o.Log.RetentionBytes > 0 {
-		return nil, fmt.Errorf("replica: group %s: retention on a replicated buffer is not supported yet; turn it off for this pipeline", o.Key)
+		return nil, fmt.Errorf("replica: group %s: the segment log's own retention must be off; give the buffer's as GroupOptions.RetentionAge and RetentionBytes", o.Key)
+	}
+	if o.RetentionAge < 0 || o.RetentionBytes < 0 {
+		return nil, fmt.Errorf("replica: group %s: retention %v and %d bytes: neither may be negative", o.Key, o.RetentionAge, o.RetentionBytes)
 	}
 	if err := CheckIDs(append(slices.Clone(o.Replicas), o.Learners...)); err != nil {
 		return nil, err
@@ -272,6 +287,7 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 		h.names[RaftID(r)] = r
 	}
 	h.groups[o.Key] = g
+	_ = g.SetRetention(o.RetentionAge, o.RetentionBytes) // its limits were checked above
 	g.start()
 	return g, nil
 }

@@ -286,6 +286,10 @@ func (l *Log) AppendAt(b []byte) error {
 	return l.waitCommit(end, gen)
 }
 
+// SegmentBytes returns the size a segment rolls at: the largest batch the
+// log takes.
+func (l *Log) SegmentBytes() int64 { return l.opts.SegmentBytes }
+
 func (l *Log) checkBatch(b []byte, trusted bool) (batch.Header, error) {
 	var h batch.Header
 	var err error

@@ -140,6 +140,35 @@ func (l *Log) EnforceRetention() (int, error) {
 	return removed, err
 }
 
+// RetentionPoint returns where a log kept under the limits given would
+// start (0 is no limit, as in Options): the base of the oldest segment
+// that EnforceRetention with those limits would keep, deleting nothing. A
+// replicated log (package replica) cannot delete its segments on its own:
+// its leader trims every replica to this point instead.
+func (l *Log) RetentionPoint(age time.Duration, size int64) int64 {
+	l.mu.Lock() // the active segment's size moves under it
+	defer l.mu.Unlock()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if age <= 0 && size <= 0 {
+		return l.segs[0].base
+	}
+	now := l.opts.Now().UnixMilli()
+	var total int64
+	for _, s := range l.segs {
+		total += s.size
+	}
+	for _, s := range l.segs[:len(l.segs)-1] {
+		old := age > 0 && s.maxTS >= 0 && now-s.maxTS > age.Milliseconds()
+		big := size > 0 && total-s.size >= size
+		if !old && !big {
+			return s.base
+		}
+		total -= s.size
+	}
+	return l.segs[len(l.segs)-1].base
+}
+
 // SetRetention replaces the retention limits of an open log (0 is no
 // limit, as in Options). The background goroutine enforces them soon
 // after, without waiting for the next roll.

@@ -67,6 +67,7 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 	members := cluster.NewMembers(ni, names, ls, membersInterval, log)
 	c := &clusterRuntime{cfg: cfg, members: members, log: log, sender: ls}
 	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive})
+	host.HoldRetention(true) // until the metadata is applied (meta.go)
 	c.host = host
 	tr, err := cluster.New(cluster.Config{
 		Self:   cfg.Node.ID,
@@ -253,13 +254,12 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 		}
 		return remoteBuffer{Remote: r, key: key, c: c}, nil
 	}
+	// The buffer's retention is its leader's to enforce for every replica
+	// (replica/retention.go), not each segment log's.
 	lo := bs.Log
-	if lo.RetentionAge > 0 || lo.RetentionBytes > 0 {
-		c.log.Warn("retention is not applied to replicated buffers yet; the pipeline's events are kept",
-			"pipeline", bs.Pipeline, "partition", bs.Partition)
-		lo.RetentionAge, lo.RetentionBytes = 0, 0
-	}
-	g, err := c.host.Open(replica.GroupOptions{Key: key, Dir: bs.Dir, Replicas: replicas, Log: lo})
+	lo.RetentionAge, lo.RetentionBytes = 0, 0
+	g, err := c.host.Open(replica.GroupOptions{Key: key, Dir: bs.Dir, Replicas: replicas, Log: lo,
+		RetentionAge: bs.Log.RetentionAge, RetentionBytes: bs.Log.RetentionBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +287,12 @@ func (b groupBuffer) Append(p []byte, f node.AppendFlags) (node.Ack, error) {
 }
 
 func (groupBuffer) SetEpoch(int32) {} // the raft term is the epoch
+
+// SetRetention is node.RetentionSetter: the leader enforces the new
+// limits for every replica.
+func (b groupBuffer) SetRetention(age time.Duration, size int64) error {
+	return b.Group.SetRetention(age, size)
+}
 
 // Trim is node.Trimmer.
 func (b groupBuffer) Trim(offset int64) (node.Ack, error) {
@@ -331,14 +337,15 @@ func (remoteBuffer) HoldsData() bool { return false }
 func (remoteBuffer) IsLeader() bool  { return false }
 
 var (
-	_ node.Buffer     = groupBuffer{}
-	_ node.Leadership = groupBuffer{}
-	_ node.Trimmer    = groupBuffer{}
-	_ node.Digester   = groupBuffer{}
-	_ node.Digester   = remoteBuffer{}
-	_ node.Buffer     = remoteBuffer{}
-	_ node.Leadership = remoteBuffer{}
-	_ node.Local      = remoteBuffer{}
+	_ node.Buffer          = groupBuffer{}
+	_ node.Leadership      = groupBuffer{}
+	_ node.Trimmer         = groupBuffer{}
+	_ node.Digester        = groupBuffer{}
+	_ node.RetentionSetter = groupBuffer{}
+	_ node.Digester        = remoteBuffer{}
+	_ node.Buffer          = remoteBuffer{}
+	_ node.Leadership      = remoteBuffer{}
+	_ node.Local           = remoteBuffer{}
 )
 
 // Liveness. Every node sends its node info to every peer each

@@ -65,6 +65,11 @@ type metaRuntime struct {
 	done     chan struct{} // watch ended
 	migrated chan struct{} // migrate ended
 	reported chan struct{} // reportLeaders ended
+	// openedAt is the metadata log's high watermark as this node opened
+	// it; caughtUp is set (by the applier) once it applied that far, and
+	// lifts the hold on retention.
+	openedAt int64
+	caughtUp bool
 	// ctx ends at close: the proposals of this runtime's own goroutines
 	// take it.
 	ctx    context.Context
@@ -82,6 +87,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	}
 	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), migrated: make(chan struct{}), reported: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.openedAt = g.HighWatermark()
 	m.fresh.Store(time.Now().UnixNano())
 	m.propagate = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sense_routing_change_propagation_seconds",
@@ -157,6 +163,12 @@ func (m *metaRuntime) apply(a meta.Applied) {
 			return
 		}
 	}
+	if !m.caughtUp && a.State.Version >= uint64(m.openedAt) {
+		// The limits of every pipeline are now at least as recent as
+		// when this node started: its leaders may enforce them.
+		m.caughtUp = true
+		m.c.host.HoldRetention(false)
+	}
 	m.routed.Store(a.State.Version)
 	m.c.members.SetTable(a.State.Version)
 	now := time.Now()
@@ -216,10 +228,11 @@ func hubChanged(cs []meta.Command) bool {
 // the log at start, which reads it in large batches, neither rewrites its
 // catalog once per change nor routes, for a moment, by settings changed
 // since. (A node down through several changes still applies those of
-// each batch it reads in turn. Retention is not enforced on replicated
-// buffers yet; when it is, it must be by their leader, through the
-// buffer's log, so that no node deletes events by a limit a later change
-// lifted.)
+// each batch it reads in turn. The retention of replicated buffers is
+// enforced by their leaders only, through the buffer's log, and not before
+// this node has applied the metadata log as far as it stood when it
+// opened (see apply), so that no node deletes events by a limit a later
+// change lifted.)
 func (m *metaRuntime) applyPipelines(cs []meta.Command, st meta.State) {
 	pending := map[string]*meta.Command{} // merged pipeline.alter, by pipeline
 	var order []string                    // pipelines of pending, by first change

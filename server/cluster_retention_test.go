@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/sensetest"
+)
+
+// TestClusterRetention: a replicated pipeline's retention_bytes holds on
+// every node: the oldest segments of each buffer go, on every replica
+// alike, and what is kept reads back whole.
+func TestClusterRetention(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, `
+jurisdictions: [MA]
+hubs: [{name: tangier, jurisdiction: MA}]
+pipelines: [{name: payments, partitions: 1, retention_bytes: 512KiB}]
+durability: {segment_bytes: 512KiB}
+`)
+	// About 6 MiB in one buffer, in requests smaller than a segment.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50, BatchBytes: 128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1024)
+	for i := range 3000 {
+		p.Send(client.Event{Key: fmt.Appendf(nil, "r-%d", i), Value: []byte(pad)}, func(r client.Result) {
+			if r.Err != nil {
+				t.Errorf("r-%d: %v", i, r.Err)
+			}
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if t.Failed() {
+		t.FailNow()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i, s := range c.Nodes {
+		for {
+			parts, code := s.Node.Partitions("payments")
+			if code != result.OK {
+				t.Fatal(code)
+			}
+			var start, hw int64
+			part := int32(-1)
+			for _, p := range parts {
+				if p.HighWatermark > hw {
+					start, hw, part = p.Start, p.HighWatermark, p.Partition
+				}
+			}
+			// Kept: the newest 512 KiB at least (records of about 2 KiB),
+			// with the last one produced, and not much more.
+			if start > 0 && hw-start < 1000 {
+				var kept []string
+				eachRecord(t, s, "payments", part, func(r *batch.Record) { kept = append(kept, string(r.Key)) })
+				if len(kept) < 250 || kept[len(kept)-1] != "r-2999" {
+					t.Fatalf("n%d keeps %d records from offset %d to %d, the last %q; want the newest 250 at least, r-2999 last", i+1, len(kept), start, hw, kept[len(kept)-1:])
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d: payments holds offsets %d to %d 30s after 6 MiB were produced under a retention of 512 KiB", i+1, start, hw)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
