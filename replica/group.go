@@ -40,13 +40,13 @@ type Group struct {
 	// retAge, retBytes: the retention limits (retention.go); retNext:
 	// when the leader checks them next (Unix nanoseconds).
 	retAge, retBytes, retNext atomic.Int64
-	dropTo   int64             // segments below this offset are still to drop (trim.go); owned by run
-	learners []uint64          // replicas that follow without voting
-	fs       vfs.FS
-	log      *seglog.Log
-	st       *storage
-	lg       *slog.Logger
-	rn       *raft.RawNode // owned by run
+	dropTo                    int64    // segments below this offset are still to drop (trim.go); owned by run
+	learners                  []uint64 // replicas that follow without voting
+	fs                        vfs.FS
+	log                       *seglog.Log
+	st                        *storage
+	lg                        *slog.Logger
+	rn                        *raft.RawNode // owned by run
 
 	inbox chan *pb.Message
 	props chan *proposal
