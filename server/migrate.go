@@ -147,9 +147,9 @@ func newMigrator(n *node.Node, log *slog.Logger, ledger moveLedger, alone bool) 
 // start runs the migrator's goroutine.
 func (m *migrator) start() { go m.run() }
 
-// stop ends the migrator's goroutine and waits for it: a step under way
-// stops where it is, as a crash would leave it, and is resumed at the next
-// start.
+// stop ends the migrator's goroutine and waits for it, once the step it is
+// on ends (a step is at most moveChunk bytes; whatever it left undone is
+// resumed by the next start, as after a crash).
 func (m *migrator) stop() {
 	m.once.Do(func() { close(m.quit) })
 	<-m.done
