@@ -12,7 +12,12 @@
 //
 //	header  [8]byte "SENSEMOV", uint32 format version (1), uint32 CRC-32C of the 12 bytes before
 //	record  uint32 body length n (1 to maxRecord), uint32 CRC-32C of the body, the body:
-//	        a meta.Command as JSON
+//	        a meta.Command as JSON: move.plan, move.done, or move.forget
+//
+// move.forget is this file's own: a pipeline was deleted, and the last
+// steps of its buffers are forgotten (its done steps stay in the audit
+// log), so that a new pipeline of the same name, whose offsets start
+// again, is not taken for the old one.
 //
 // It is created with its first record (a node that never migrates has
 // none), each record is appended and fdatasynced before Plan or Done
@@ -40,6 +45,9 @@ import (
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/vfs"
 )
+
+// OpForget is the op of a move.forget record.
+const OpForget = "move.forget"
 
 const (
 	magic      = "SENSEMOV"
@@ -106,6 +114,10 @@ func Open(fs vfs.FS, path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("movelog: %s: %w", path, err)
 	}
 	for i := range cmds {
+		if cmds[i].Op == OpForget {
+			l.forget(cmds[i].Pipeline)
+			continue
+		}
 		if err := cmds[i].Check(&l.st); err != nil {
 			return nil, fmt.Errorf("%w: %s: record %d (%s of %s) does not follow the ones before: %v; restore the file from a backup",
 				ErrCorrupt, path, i+1, cmds[i].Op, cmds[i].Move.Source, err)
@@ -197,14 +209,18 @@ func wholeRecordAfter(b []byte, pos int) bool {
 	return false
 }
 
-// decodeCommand parses a record's body: a move.plan or move.done command.
+// decodeCommand parses a record's body: a move.plan or move.done command
+// with its step, or a move.forget naming a pipeline.
 func decodeCommand(body []byte) (meta.Command, error) {
 	var c meta.Command
 	if err := json.Unmarshal(body, &c); err != nil {
 		return c, err
 	}
-	if (c.Op != meta.OpMovePlan && c.Op != meta.OpMoveDone) || c.Move == nil {
-		return c, fmt.Errorf("op %q without a step; a move log holds %s and %s", c.Op, meta.OpMovePlan, meta.OpMoveDone)
+	switch {
+	case c.Op == OpForget && c.Pipeline != "":
+	case (c.Op == meta.OpMovePlan || c.Op == meta.OpMoveDone) && c.Move != nil:
+	default:
+		return c, fmt.Errorf("op %q without its step or pipeline; a move log holds %s, %s and %s", c.Op, meta.OpMovePlan, meta.OpMoveDone, OpForget)
 	}
 	return c, nil
 }
@@ -243,6 +259,46 @@ func (l *Log) Done(m meta.Move) error {
 	return l.record(meta.Command{Op: meta.OpMoveDone, Move: &m})
 }
 
+// Forget records that a pipeline was deleted: the last steps of its
+// buffers are forgotten (a step under way is abandoned with the buffers
+// it read and wrote), its done steps stay in the audit log. A pipeline
+// with no step recorded needs no record.
+func (l *Log) Forget(pipeline string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.pipelines(), pipeline) {
+		return nil
+	}
+	return l.record(meta.Command{Op: OpForget, Pipeline: pipeline})
+}
+
+// Pipelines returns the pipelines with a last step recorded, sorted.
+func (l *Log) Pipelines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pipelines()
+}
+
+func (l *Log) pipelines() []string {
+	var out []string
+	for _, m := range l.st.Moves {
+		if !slices.Contains(out, m.Pipeline) {
+			out = append(out, m.Pipeline)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// forget drops a pipeline's last steps from the state.
+func (l *Log) forget(pipeline string) {
+	for src, m := range l.st.Moves {
+		if m.Pipeline == pipeline {
+			delete(l.st.Moves, src)
+		}
+	}
+}
+
 // record checks c against the state, appends it durably and applies it.
 // Called with mu held.
 func (l *Log) record(c meta.Command) error {
@@ -253,15 +309,17 @@ func (l *Log) record(c meta.Command) error {
 		return l.failed
 	}
 	c.At = l.now().UnixNano()
-	if err := c.Check(&l.st); err != nil {
-		return err
+	if c.Op != OpForget {
+		if err := c.Check(&l.st); err != nil {
+			return err
+		}
 	}
 	body, err := json.Marshal(&c)
 	if err != nil {
 		return fmt.Errorf("movelog: encode %s: %w", c.Op, err)
 	}
 	if len(body) > maxRecord {
-		return fmt.Errorf("movelog: %s of %s is %d bytes, more than a record holds (%d)", c.Op, c.Move.Source, len(body), maxRecord)
+		return fmt.Errorf("movelog: %s is %d bytes, more than a record holds (%d)", c.Op, len(body), maxRecord)
 	}
 	if err := l.ensureFile(); err != nil {
 		return err
@@ -274,7 +332,11 @@ func (l *Log) record(c meta.Command) error {
 		return l.fail(fmt.Errorf("fdatasync: %w", err))
 	}
 	l.size += int64(len(rec))
-	l.st.Apply(&c)
+	if c.Op == OpForget {
+		l.forget(c.Pipeline)
+	} else {
+		l.st.Apply(&c)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -38,7 +39,8 @@ func newMem(t testing.TB) *vfs.MemFS {
 }
 
 func step(source string, from, to int64) meta.Move {
-	return meta.Move{Source: source, Pipeline: "payments", Hub: "tangier", From: from, To: to, Reason: "policy",
+	pipeline, _, _ := strings.Cut(source, "/")
+	return meta.Move{Source: source, Pipeline: pipeline, Hub: "tangier", From: from, To: to, Reason: "policy",
 		Routes: []meta.Route{{Dest: 3, DestHub: "dakhla", Jurisdiction: "MA", Start: 100}}}
 }
 
@@ -101,6 +103,49 @@ func TestReplay(t *testing.T) {
 	d, err := l.Plan(step("payments/tangier/9", 0, 4))
 	if err != nil || d.PID != c.PID+1 {
 		t.Fatalf("a plan after a restart: pid %d, %v; want %d", d.PID, err, c.PID+1)
+	}
+}
+
+// TestForget: a deleted pipeline's last steps are forgotten, across a
+// restart, and its buffers may start again from offset 0; its done steps
+// stay in the audit log.
+func TestForget(t *testing.T) {
+	mem := newMem(t)
+	l := openT(t, mem)
+	a, _ := l.Plan(step("old/h/0", 0, 10))
+	if err := l.Done(done(a, 10)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := l.Plan(step("other/h/0", 0, 10))
+	if got := l.Pipelines(); len(got) != 2 || got[0] != "old" || got[1] != "other" {
+		t.Fatalf("pipelines with steps: %v", got)
+	}
+	if err := l.Forget("old"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := mem.ReadFile(path)
+	if err := l.Forget("never"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := mem.ReadFile(path); len(after) != len(before) {
+		t.Fatal("forgetting a pipeline with no step wrote a record")
+	}
+	l.Close()
+	mem.CrashClean()
+	l = openT(t, mem)
+	defer l.Close()
+	if _, ok := l.Move("old/h/0"); ok {
+		t.Fatal("a forgotten pipeline's step is back after a restart")
+	}
+	if m, ok := l.Move("other/h/0"); !ok || m.PID != b.PID {
+		t.Fatalf("another pipeline's step: %+v", m)
+	}
+	if log := l.Moves(); len(log) != 1 || log[0].Source != "old/h/0" {
+		t.Fatalf("the audit log after forgetting: %+v", log)
+	}
+	c, err := l.Plan(step("old/h/0", 0, 5))
+	if err != nil || c.PID <= b.PID {
+		t.Fatalf("a plan of the new pipeline from offset 0: %+v, %v", c, err)
 	}
 }
 
@@ -260,6 +305,8 @@ func FuzzOpen(f *testing.F) {
 	f.Add(appendRecord(header(), []byte(`{"op":"hub.status","move":{}}`)))
 	f.Add(appendRecord(header(), []byte(`{"op":"move.plan"}`)))
 	f.Add(appendRecord(header(), []byte(`[1,2`)))
+	f.Add(appendRecord(header(), []byte(`{"op":"move.forget","pipeline":"s"}`)))
+	f.Add(appendRecord(header(), []byte(`{"op":"move.forget"}`)))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := newMem(t)
 		if err := vfs.WriteFileAtomic(mem, path, raw); err != nil {

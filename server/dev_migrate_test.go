@@ -17,6 +17,8 @@ import (
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/movelog"
+	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 	"github.com/sensehq/sense/vfs"
@@ -387,5 +389,69 @@ func TestDevMigrationResumesAfterRestart(t *testing.T) {
 				t.Fatalf("the audit log of moves accounts for %d records; 800 moved", logged)
 			}
 		})
+	}
+}
+
+// TestDevMigrationForgetsDeletedPipeline: a pipeline whose events moved
+// out of tangier is deleted and created again; the new one's offsets start
+// at 0 again, and none of its events, in a tangier that allows it again,
+// is taken for a step of the old one (trimmed, or moved).
+func TestDevMigrationForgetsDeletedPipeline(t *testing.T) {
+	s := sensetest.Start(t, fmt.Sprintf(devHubs, ""))
+	n := s.Node
+	ma, err := n.Registry().Parse("MA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := func(prefix string, count int) {
+		t.Helper()
+		req := &node.ProduceRequest{Pipeline: "orders", ProducerID: -1}
+		for i := range count {
+			req.Events = append(req.Events, node.Event{Value: fmt.Appendf(nil, "%s-%d", prefix, i), Mask: ma})
+		}
+		res := make([]node.Result, count)
+		if err := n.Produce(context.Background(), req, res); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Code != result.OK || r.Partition != 0 {
+				t.Fatalf("produce %s: %+v; want stored in tangier's low lane (partition 0)", prefix, r)
+			}
+		}
+	}
+	create := func() {
+		t.Helper()
+		if err := n.CreatePipeline(node.PipelineSpec{Name: "orders", Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adminTo(t, s, admin.SetHubStatus{Hub: "dakhla", Status: "draining"})
+	create()
+	produce("old", 50)
+	adminTo(t, s, admin.SetHubStatus{Hub: "dakhla", Status: "up"})
+	adminTo(t, s, admin.SetHubPolicy{Hub: "tangier", Deny: []string{"orders"}})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if start, _, _ := n.Offsets("orders", 0); start == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 50 events did not leave tangier within 30s")
+		}
+	}
+	if err := n.DeletePipeline("orders"); err != nil {
+		t.Fatal(err)
+	}
+	adminTo(t, s, admin.SetHubPolicy{Hub: "tangier", Allow: []string{"orders"}})
+	adminTo(t, s, admin.SetHubStatus{Hub: "dakhla", Status: "draining"})
+	create()
+	// A batch ends where the old pipeline's step did.
+	produce("new0", 50)
+	produce("new1", 40)
+	time.Sleep(time.Second) // five rounds of the migrator
+	if start, hw, code := n.Offsets("orders", 0); code != result.OK || start != 0 || hw != 90 {
+		t.Fatalf("the new pipeline's tangier partition holds [%d, %d) (%s); want its 90 events, from 0", start, hw, code)
+	}
+	if log := adminTo(t, s, admin.AuditLog{}).Moves; len(log) != 1 || log[0].Records != 50 {
+		t.Fatalf("the audit log of moves: %+v; want the old pipeline's step", log)
 	}
 }

@@ -364,6 +364,14 @@ func (m *migrator) step(key, pipeline string, src node.Partition, parts []node.P
 	}
 	plan.To = to
 	plan.Dest, plan.DestHub = plan.Routes[0].Dest, plan.Routes[0].DestHub
+	// Each route's end, where the read-back will start, must not be past
+	// what a crash keeps (a buffer of a node alone may acknowledge before
+	// it syncs): what the routes hold up to now is made durable first.
+	for _, r := range plan.Routes {
+		if err := m.n.Sync(pipeline, r.Dest); err != nil {
+			return fmt.Errorf("plan: make %s/%d durable: %w", pipeline, r.Dest, err)
+		}
+	}
 	planned, err := m.ledger.Plan(plan)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)

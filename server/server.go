@@ -188,7 +188,20 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		nopts.ProducerIDs = s.cluster.proposer.producerID
 		nopts.AutoCreate = false
 	}
-	nopts.PipelineDeleted = s.Offsets.DeleteTopic
+	nopts.PipelineDeleted = func(name string) error {
+		var errs []error
+		if err := s.Offsets.DeleteTopic(name); err != nil {
+			errs = append(errs, fmt.Errorf("remove the consumer groups' committed offsets on it: %w", err))
+		}
+		// A node alone's migrator steps (its move log is opened once the
+		// node is, and checked then against the pipelines).
+		if ml := s.moves; ml != nil {
+			if err := ml.Forget(name); err != nil {
+				errs = append(errs, fmt.Errorf("forget its migration steps: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	n, err := node.Open(nopts)
 	if err != nil {
 		s.Offsets.Close()
@@ -213,6 +226,16 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if s.moves, err = movelog.Open(vfs.Default, path, movelog.Options{Logger: log}); err != nil {
 			s.Shutdown(context.Background())
 			return nil, fmt.Errorf("open the migrator's move log: %w (it is %s; docs/storage.md says how it is checked)", err, path)
+		}
+		// Pipelines deleted while the move log could not hear of it (a
+		// crash between the deletion and its record).
+		for _, p := range s.moves.Pipelines() {
+			if _, ok := n.Pipeline(p); !ok {
+				if err := s.moves.Forget(p); err != nil {
+					s.Shutdown(context.Background())
+					return nil, fmt.Errorf("forget the migration steps of the deleted pipeline %s: %w", p, err)
+				}
+			}
 		}
 		s.mig = newMigrator(n, log, localLedger{s.moves, n}, true)
 		s.mig.start()
@@ -300,6 +323,24 @@ type localLedger struct {
 
 func (localLedger) Hub(string) (meta.HubState, bool) { return meta.HubState{}, false }
 func (l localLedger) Version() uint64                { return l.n.Table().Version() }
+
+// Plan records a step, then forgets it at once if its pipeline was
+// deleted meanwhile: a deletion after this check forgets it itself
+// (PipelineDeleted), so no step of a deleted pipeline outlives it, to be
+// taken for a step of a new pipeline of the same name.
+func (l localLedger) Plan(mv meta.Move) (meta.Move, error) {
+	planned, err := l.Log.Plan(mv)
+	if err != nil {
+		return planned, err
+	}
+	if _, ok := l.n.Pipeline(mv.Pipeline); !ok {
+		if err := l.Log.Forget(mv.Pipeline); err != nil {
+			return planned, err
+		}
+		return planned, fmt.Errorf("pipeline %s was deleted", mv.Pipeline)
+	}
+	return planned, nil
+}
 
 // admin returns the admin API of this server's node. Called once the node
 // is open.
