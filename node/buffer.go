@@ -140,3 +140,18 @@ func (b segmentBuffer) Append(p []byte, f AppendFlags) (Ack, error) {
 	}
 	return pd, nil
 }
+
+// Trim moves the log's start to offset (seglog's Trim: durable when it
+// returns), so a node alone can migrate a buffer's records: it is
+// Trimmer.
+func (b segmentBuffer) Trim(offset int64) (Ack, error) {
+	if err := b.Log.Trim(offset); err != nil {
+		return nil, err
+	}
+	return trimmed(b.Log.StartOffset()), nil
+}
+
+// trimmed is the Ack of a trim that is durable already: the start.
+type trimmed int64
+
+func (t trimmed) Wait() (int64, error) { return int64(t), nil }

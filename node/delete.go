@@ -93,7 +93,7 @@ func (n *Node) ApplyDeletePipeline(name string) error {
 	// one of the same name past its end.
 	if f := n.opts.PipelineDeleted; f != nil {
 		if err := f(name); err != nil {
-			return fmt.Errorf("node: pipeline %q is deleted; removing the groups' committed offsets on it: %w", name, err)
+			return fmt.Errorf("node: pipeline %q is deleted, but forgetting what refers to it failed: %w", name, err)
 		}
 	}
 	n.log.Info("deleted pipeline", "pipeline", name)

@@ -205,9 +205,35 @@ func (n *Node) AppendMoved(ctx context.Context, pipeline string, partition int32
 }
 
 // Trimmer is implemented by a Buffer whose start can move forward (a
-// replicated buffer): Trim returns once the new start is committed.
+// replicated buffer, and a single node's seglog.Log): its Ack resolves
+// once the new start is committed, and durable.
 type Trimmer interface {
 	Trim(offset int64) (Ack, error)
+}
+
+// Syncer is implemented by a Buffer whose acknowledgements may come
+// before its data is durable (a single node's seglog.Log under the
+// interval and never policies): Sync makes everything appended so far
+// durable. A replicated buffer's acknowledgement means a quorum holds the
+// data; it has no Sync.
+type Syncer interface {
+	Sync() error
+}
+
+// Sync makes what a partition acknowledged durable, when its buffer is a
+// Syncer; otherwise it does nothing. The migrator of a node alone calls
+// it on its destinations before the source loses anything.
+func (n *Node) Sync(pipeline string, partition int32) error {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return result.New(code, fmt.Sprintf("sync %s/%d", pipeline, partition))
+	}
+	if s, ok := b.(Syncer); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("sync %s/%d: %w", pipeline, partition, err)
+		}
+	}
+	return nil
 }
 
 // Trim moves a partition's start to offset (a batch boundary): the
@@ -219,7 +245,7 @@ func (n *Node) Trim(pipeline string, partition int32, offset int64) error {
 	}
 	t, ok := b.(Trimmer)
 	if !ok {
-		return fmt.Errorf("%w: %s/%d: this buffer's start cannot move (only a replicated buffer's can)", ErrInvalidSpec, pipeline, partition)
+		return fmt.Errorf("%w: %s/%d: this buffer's start cannot move", ErrInvalidSpec, pipeline, partition)
 	}
 	a, err := t.Trim(offset)
 	if err != nil {

@@ -75,7 +75,15 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 
 // writeCheckpoint replaces the checkpoint file atomically and durably.
 func writeCheckpoint(fs vfs.FS, dir string, data []byte) error {
-	tmp := filepath.Join(dir, checkpointTmp)
+	return replaceFile(fs, dir, checkpointName, data)
+}
+
+// replaceFile replaces dir/name with data atomically and durably: it
+// writes name.tmp, syncs it, renames it over name and syncs the
+// directory, so a crash leaves the old file or the new one. A failed sync
+// is marked errSync.
+func replaceFile(fs vfs.FS, dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := fs.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
@@ -91,7 +99,7 @@ func writeCheckpoint(fs vfs.FS, dir string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := fs.Rename(tmp, filepath.Join(dir, checkpointName)); err != nil {
+	if err := fs.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	if err := fs.SyncDir(dir); err != nil {

@@ -32,4 +32,9 @@
 // expected offset, keeping the batch's leader epoch), Truncate (remove a
 // suffix), Read by offset, StartOffset and NextOffset; Append stamps the
 // epoch set by SetEpoch into each batch's PartitionLeaderEpoch.
+//
+// Trim moves the log's start forward (Kafka's log start offset): the new
+// start is kept in a file of its own, durably, reads below it are out of
+// range, and the segments wholly below it are deleted. A node alone trims
+// a buffer once the migrator has copied its records elsewhere.
 package seglog

@@ -77,10 +77,13 @@ type Log struct {
 	truncations uint64 // bumped by Truncate, failing waiters of removed batches
 	sealing     *seal  // the last roll's seal, until finishSeal completes it
 
-	// segMu guards the segment list and, for segments other than the
-	// active one, their size and next.
+	// segMu guards the segment list, trimmed and, for segments other
+	// than the active one, their size and next.
 	segMu sync.RWMutex
 	segs  []*segment
+	// trimmed is the start Trim set (the start offset file), 0 when
+	// none: readers see the log from max(segs[0].base, trimmed).
+	trimmed int64
 
 	hwMu sync.Mutex
 	hw   commitPoint
@@ -140,7 +143,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.cond.L = &l.mu
 	l.retAge.Store(int64(opts.RetentionAge))
 	l.retBytes.Store(opts.RetentionBytes)
-	if err := l.recover(); err != nil {
+	err := l.recover()
+	if err == nil {
+		err = l.loadStart()
+	}
+	if err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
 		}
@@ -790,6 +797,13 @@ func (l *Log) background() {
 			l.ckptMu.Lock()
 			err := l.finishSeal()
 			l.ckptMu.Unlock()
+			if err == nil {
+				// A segment wholly below a trimmed start that was being
+				// sealed when Trim ran.
+				if err := l.dropBelowStart(); err != nil && !errors.Is(err, ErrClosed) {
+					l.log.Error("deleting the segments below the log's start failed", "err", err)
+				}
+			}
 			if err == nil && (l.retAge.Load() > 0 || l.retBytes.Load() > 0) {
 				if _, err := l.EnforceRetention(); err != nil && !errors.Is(err, ErrClosed) {
 					l.log.Error("retention failed", "err", err)
@@ -811,11 +825,12 @@ func (l *Log) background() {
 	}
 }
 
-// StartOffset returns the first offset still in the log.
+// StartOffset returns the first offset still in the log: the first
+// segment's base, or the start Trim moved past it.
 func (l *Log) StartOffset() int64 {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
-	return l.segs[0].base
+	return l.startLocked()
 }
 
 // NextOffset returns the offset the next batch will get (the log end,

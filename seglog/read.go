@@ -27,7 +27,7 @@ func (l *Log) viewLocked(offset int64) (v readView, ok bool, err error) {
 	l.hwMu.Lock()
 	hw := l.hw
 	l.hwMu.Unlock()
-	start := l.segs[0].base
+	start := l.startLocked()
 	if offset < start || offset > hw.next {
 		return v, false, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, hw.next)
 	}
@@ -274,11 +274,15 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 	l.hwMu.Lock()
 	hw := l.hw
 	l.hwMu.Unlock()
+	start := l.startLocked()
 	hb := getHeaderBuf()
 	defer headerPool.Put(hb)
 	for _, s := range l.segs {
 		if s.base >= hw.next {
 			break
+		}
+		if s.next <= start && s != hw.seg {
+			continue // wholly below the start Trim set
 		}
 		v := readView{seg: s, limit: s.size}
 		if s == hw.seg {
@@ -298,7 +302,7 @@ func (l *Log) OffsetForTime(ts int64) (int64, error) {
 			if err != nil {
 				return 0, v.corrupt(pos, base, err)
 			}
-			if h.MaxTimestamp >= ts {
+			if h.MaxTimestamp >= ts && h.BaseOffset >= start {
 				return h.BaseOffset, nil
 			}
 			pos += int64(h.Size())

@@ -42,7 +42,7 @@ func (l *Log) recover() error {
 		if b, ok := parseSegmentName(n); ok {
 			bases = append(bases, b)
 		}
-		if n == checkpointTmp {
+		if n == checkpointTmp || n == startTmp {
 			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
 				return fmt.Errorf("seglog: remove stale %s: %w", n, err)
 			}

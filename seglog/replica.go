@@ -62,7 +62,7 @@ func (l *Log) ScanHeaders(from int64, fn func(h *batch.Header) error) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if start := l.segs[0].base; from < start {
+	if start := l.startLocked(); from < start {
 		return fmt.Errorf("%w: offset %d, log starts at %d", ErrOffsetOutOfRange, from, start)
 	}
 	_, i := l.findLocked(from)

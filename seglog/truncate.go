@@ -31,7 +31,7 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
-	if start := l.segs[0].base; offset < start || offset > l.next {
+	if start := l.startLocked(); offset < start || offset > l.next {
 		return fmt.Errorf("%w: cannot truncate to %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, l.next)
 	}
 	s, i := l.findLocked(offset)

@@ -23,9 +23,13 @@ import (
 type Admin struct {
 	n  *node.Node
 	cl *clusterRuntime // nil in dev mode
+	// ledger is a node alone's migrator ledger, whose done steps are the
+	// audit log of moves (nil in a cluster: the metadata's, through cl).
+	ledger moveLedger
 }
 
-// NewAdmin returns the admin API of n, a node that runs alone.
+// NewAdmin returns the admin API of n, a node that runs alone without a
+// migrator (it has no audit log of moves).
 func NewAdmin(n *node.Node) Admin { return Admin{n: n} }
 
 // Admin runs one typed administrative request. A refusal is a
@@ -167,12 +171,12 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		resp.TableVersion = a.tableVersion()
 		return resp, nil
 	case admin.AuditLog:
-		m := a.meta()
-		if m == nil {
-			return resp, result.New(result.InvalidRequest, "this node runs alone (dev mode): it migrates nothing, so it has no audit log of moves")
+		l := a.moves()
+		if l == nil {
+			return resp, result.New(result.InvalidRequest, "this node runs no migrator, so it has no audit log of moves (a server started with `sense serve` has one)")
 		}
 		resp.Moves = []admin.Move{}
-		for _, mv := range m.store.State().MoveLog {
+		for _, mv := range l.Moves() {
 			reason := mv.Reason
 			if reason == "" {
 				reason = reasonPolicy // a step logged before reasons were
@@ -200,7 +204,10 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 
 // designate re-designates a hub: through the cluster metadata, whose
 // migrator then moves what the hub stored that the new jurisdiction does
-// not allow. A node alone cannot move its events, so it refuses.
+// not allow. A node alone refuses: it keeps no designation state (the
+// former jurisdictions a re-designation must be remembered with across
+// restarts, which the cluster metadata keeps), so its migrator would
+// never know what to move.
 func (a Admin) designate(hub, j string) error {
 	n := a.n
 	if _, ok := n.Registry().Bit(j); !ok && j != "*" {
@@ -212,7 +219,7 @@ func (a Admin) designate(hub, j string) error {
 	}
 	m := a.meta()
 	if m == nil {
-		return result.New(result.InvalidRequest, fmt.Sprintf("hub %s cannot be re-designated on a node alone (dev mode): the events it stored would have to move, and only a cluster's migrator moves them", hub))
+		return result.New(result.InvalidRequest, fmt.Sprintf("hub %s cannot be re-designated on a node alone (dev mode): only the cluster metadata keeps a hub's former jurisdictions, by which the migrator moves what the hub stored under them; re-designate hubs in a cluster (`sense cluster up`)", hub))
 	}
 	if _, err := m.propose(meta.Command{Op: meta.OpDesignate, Hub: hub, Jurisdiction: j, From: n.Hubs()[i].Jurisdiction}); err != nil {
 		return metaError(err)
@@ -229,6 +236,15 @@ func (a Admin) nodeID() string {
 		return ""
 	}
 	return a.cl.cfg.Node.ID
+}
+
+// moves returns the ledger of this node's migrator: the cluster
+// metadata's, or a node alone's move log; nil when it runs none.
+func (a Admin) moves() moveLedger {
+	if m := a.meta(); m != nil {
+		return metaLedger{m}
+	}
+	return a.ledger
 }
 
 // meta returns the cluster metadata runtime, or nil in dev mode.

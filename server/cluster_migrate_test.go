@@ -26,9 +26,17 @@ import (
 // node i of c and returns their values, every one acknowledged.
 func produceMasked(t *testing.T, c *sensetest.Cluster, at int, prefix, juris string, n int) []string {
 	t.Helper()
+	return produceTo(t, c.NativeAddr(at), prefix, juris, n)
+}
+
+// produceTo produces n events named prefix-i with the given mask to the
+// native listener at addr and returns their values, every one
+// acknowledged.
+func produceTo(t *testing.T, addr, prefix, juris string, n int) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(at)})
+	cl, err := client.Dial(ctx, client.Options{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}

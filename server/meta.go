@@ -48,7 +48,7 @@ type metaRuntime struct {
 	fresh     atomic.Int64  // Unix nanoseconds when the table was last known current
 	propagate prometheus.Histogram
 	version   prometheus.GaugeFunc
-	moved     prometheus.Counter
+	mig       *migrator // keeps its steps in the metadata log (metaLedger)
 
 	// mu guards cfgs, the config's hubs (overlaid with the metadata's
 	// status and policy when the node routes), and history.
@@ -63,7 +63,6 @@ type metaRuntime struct {
 
 	quit     chan struct{}
 	done     chan struct{} // watch ended
-	migrated chan struct{} // migrate ended
 	reported chan struct{} // reportLeaders ended
 	// openedAt is the metadata log's high watermark as this node opened
 	// it; caughtUp is set (by the applier) once it applied that far, and
@@ -85,7 +84,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster metadata log: %w", err)
 	}
-	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), migrated: make(chan struct{}), reported: make(chan struct{})}
+	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), reported: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.openedAt = g.HighWatermark()
 	m.fresh.Store(time.Now().UnixNano())
@@ -98,11 +97,8 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 		Name: "sense_routing_table_version",
 		Help: "The routing table version this node routes with: the offset of the cluster metadata log it has applied.",
 	}, func() float64 { return float64(m.routed.Load()) })
-	m.moved = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sense_migrated_records_total",
-		Help: "Records this node moved out of hubs whose policy no longer allows their pipeline.",
-	})
-	n.Metrics.Registry.MustRegister(m.propagate, m.version, m.moved)
+	n.Metrics.Registry.MustRegister(m.propagate, m.version)
+	m.mig = newMigrator(n, c.log, metaLedger{m}, false)
 	m.store = meta.Open(replicatedLog{g, true}, meta.Options{
 		Self:    c.cfg.Node.ID,
 		Seed:    seedOf(m.cfgs),
@@ -111,7 +107,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	})
 	c.metaStore.Store(m.store)
 	go m.watch()
-	go m.migrate()
+	m.mig.start()
 	go m.reportLeaders()
 	return m, nil
 }
@@ -388,6 +384,28 @@ func (m *metaRuntime) producerID() (int64, error) {
 	return first, nil
 }
 
+// metaLedger keeps the migrator's steps in the cluster metadata log: a
+// plan or a done is a proposal, acted on once this node has applied it.
+type metaLedger struct{ m *metaRuntime }
+
+func (l metaLedger) Move(source string) (meta.Move, bool)  { return l.m.store.Move(source) }
+func (l metaLedger) Hub(name string) (meta.HubState, bool) { return l.m.store.Hub(name) }
+func (l metaLedger) Version() uint64                       { return l.m.routed.Load() }
+func (l metaLedger) Moves() []meta.Move                    { return l.m.store.State().MoveLog }
+
+func (l metaLedger) Plan(mv meta.Move) (meta.Move, error) {
+	st, err := l.m.propose(meta.Command{Op: meta.OpMovePlan, Move: &mv})
+	if err != nil {
+		return meta.Move{}, err
+	}
+	return st.Moves[mv.Source], nil
+}
+
+func (l metaLedger) Done(mv meta.Move) error {
+	_, err := l.m.propose(meta.Command{Op: meta.OpMoveDone, Move: &mv})
+	return err
+}
+
 // lateProposer is the node's Proposer before the metadata runtime exists
 // (it needs the node): changes are refused as not ready until then.
 type lateProposer struct{ m atomic.Pointer[metaRuntime] }
@@ -513,7 +531,7 @@ func (m *metaRuntime) close() {
 		close(m.quit)
 		m.cancel()
 		<-m.done
-		<-m.migrated
+		m.mig.stop()
 		<-m.reported
 		m.store.Close()
 	})

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
@@ -25,7 +29,9 @@ import (
 // now denies ("policy"), and, once a hub is re-designated to another
 // jurisdiction, every event stored before that the new one does not allow
 // ("designation"). Each node migrates the buffers it leads, a step at a
-// time, each step checkpointed in the metadata log:
+// time, each step checkpointed in its ledger (moveLedger): the metadata
+// log in a cluster, the move log of package movelog on a node alone, which
+// leads every buffer it holds:
 //
 //  1. plan (move.plan): the source range [From, To), whole batches from
 //     the buffer's start, up to moveChunk bytes; the routes, destination
@@ -48,7 +54,10 @@ import (
 //     a checksum; the audit log of moves is these records.
 //  4. trim: the source buffer's start moves past the range on every
 //     replica (replica.Group.Trim), once every replica holds it; until
-//     then the next steps go on from the end of the last one.
+//     then the next steps go on from the end of the last one. On a node
+//     alone, the copies are synced first (node.Sync: an acknowledgement
+//     may precede fdatasync under the interval and never policies), then
+//     the source's log moves its start (seglog's Trim).
 //
 // A re-designation's campaign covers a source up to Until, the end of the
 // last record stored there that the new jurisdiction does not allow, as a
@@ -56,11 +65,12 @@ import (
 // by the former table any more); Until is kept in each step's plan, so
 // that the next leader goes on with the same campaign.
 //
-// A node that stops at any point leaves the step where the metadata log
-// says it is; whichever node leads the source next resumes it: a plan not
-// done is copied again (the destination recognizes each batch already
-// stored by its producer id and sequence, and stores it once), a step done
-// but not trimmed is trimmed. Ingest goes on throughout.
+// A node that stops at any point leaves the step where its ledger says it
+// is; whichever node leads the source next (a node alone, once restarted)
+// resumes it: a plan not done is copied again (the destination recognizes
+// each batch already stored by its producer id and sequence, and stores it
+// once), a step done but not trimmed is trimmed. Ingest goes on
+// throughout.
 
 // Migrator tuning.
 const (
@@ -86,9 +96,68 @@ const (
 	reasonDesignation = "designation"
 )
 
-// migrate runs the migrator until quit.
-func (m *metaRuntime) migrate() {
-	defer close(m.migrated)
+// moveLedger is where the migrator keeps its checkpoints, and what it
+// reads of the routing metadata.
+type moveLedger interface {
+	// Move returns a source buffer's last step.
+	Move(source string) (meta.Move, bool)
+	// Plan records a step planned (meta.OpMovePlan) and returns it as
+	// recorded, with its producer id, once this node may act on it.
+	Plan(meta.Move) (meta.Move, error)
+	// Done records a step copied and verified (meta.OpMoveDone).
+	Done(meta.Move) error
+	// Moves is the audit log of moves: every step done, in order.
+	Moves() []meta.Move
+	// Hub returns a hub's designation state (meta.HubState's Former and
+	// DesignatedAt).
+	Hub(name string) (meta.HubState, bool)
+	// Version is the routing table version this node routes with.
+	Version() uint64
+}
+
+// migrator is one node's migrator. Its goroutine is started by start and
+// ended by stop, which its owner (the metadata runtime in a cluster, the
+// server on a node alone) calls before the node closes.
+type migrator struct {
+	n      *node.Node
+	log    *slog.Logger
+	ledger moveLedger
+	// alone: every buffer of the node is led here (a node alone's
+	// buffers are not replicated and have no Leadership).
+	alone bool
+	moved prometheus.Counter
+
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// newMigrator returns a migrator of n keeping its steps in ledger, and
+// registers its metric.
+func newMigrator(n *node.Node, log *slog.Logger, ledger moveLedger, alone bool) *migrator {
+	m := &migrator{n: n, log: log, ledger: ledger, alone: alone, quit: make(chan struct{}), done: make(chan struct{})}
+	m.moved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sense_migrated_records_total",
+		Help: "Records this node moved out of hubs whose policy no longer allows their pipeline.",
+	})
+	n.Metrics.Registry.MustRegister(m.moved)
+	return m
+}
+
+// start runs the migrator's goroutine.
+func (m *migrator) start() { go m.run() }
+
+// stop ends the migrator's goroutine and waits for it, once the step it is
+// on ends (a step is at most moveChunk bytes; whatever it left undone is
+// resumed by the next start, as after a crash).
+func (m *migrator) stop() {
+	m.once.Do(func() { close(m.quit) })
+	<-m.done
+}
+
+// run migrates until quit.
+func (m *migrator) run() {
+	defer close(m.done)
 	t := time.NewTicker(migrateEvery)
 	defer t.Stop()
 	ms := migrateState{flagged: map[string]bool{}, idle: map[string]int64{}, clean: map[string]int64{}}
@@ -116,7 +185,7 @@ type migrateState struct {
 
 // migrateOnce makes one step on every buffer this node leads that holds
 // records due to move, or a step under way.
-func (m *metaRuntime) migrateOnce(ms *migrateState) {
+func (m *migrator) migrateOnce(ms *migrateState) {
 	n := m.n
 	table := n.Table()
 	for _, spec := range n.Pipelines() {
@@ -132,7 +201,7 @@ func (m *metaRuntime) migrateOnce(ms *migrateState) {
 			if p.Start >= p.HighWatermark {
 				continue
 			}
-			if l, ok := n.Leadership(spec.Name, p.Partition); !ok || !l.IsLeader() {
+			if !m.leads(spec.Name, p.Partition) {
 				continue
 			}
 			select {
@@ -150,14 +219,14 @@ func (m *metaRuntime) migrateOnce(ms *migrateState) {
 			case errors.Is(err, errNoDestination):
 				if !ms.flagged[key] {
 					ms.flagged[key] = true
-					m.c.log.Error("stored events must leave their hub but no compliant buffer can take them; they stay, flagged, until a hub their mask allows takes the pipeline",
+					m.log.Error("stored events must leave their hub but no compliant buffer can take them; they stay, flagged, until a hub their mask allows takes the pipeline",
 						"pipeline", spec.Name, "hub", p.Hub, "partition", p.Partition, "records_from", p.Start, "records_to", p.HighWatermark)
 					n.AlertNoCompliantHub(spec.Name, table.Hub(p.HubIndex).Jurisdiction, p.Lane.String(), "migration: "+err.Error())
 				}
 			case errors.Is(err, replica.ErrTrimBehind):
 				// A replica of the source is behind or down: the trim waits.
 			case err != nil:
-				m.c.log.Warn("migration step failed; retried", "source", key, "err", err)
+				m.log.Warn("migration step failed; retried", "source", key, "err", err)
 			default:
 				delete(ms.flagged, key)
 			}
@@ -165,8 +234,19 @@ func (m *metaRuntime) migrateOnce(ms *migrateState) {
 	}
 }
 
+// leads reports whether this node leads a partition: a cluster node the
+// buffers whose raft group it leads, a node alone every buffer.
+func (m *migrator) leads(pipeline string, partition int32) bool {
+	l, ok := m.n.Leadership(pipeline, partition)
+	if m.alone && !ok {
+		return true
+	}
+	return ok && l.IsLeader()
+}
+
 // migrateHook, when set (by tests, export_test.go), is called after each
-// batch the migrator copies; an error stops the step there, as a crash
+// batch the migrator copies (stage "copied") and before it trims a source
+// past a step done ("trim"); an error stops the step there, as a crash
 // would.
 var migrateHook atomic.Pointer[func(stage string) error]
 
@@ -184,8 +264,8 @@ var (
 )
 
 // step makes one migration step of a source buffer (see above).
-func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []node.Partition, table *router.Table, ms *migrateState) error {
-	cur, ok := m.store.Move(key)
+func (m *migrator) step(key, pipeline string, src node.Partition, parts []node.Partition, table *router.Table, ms *migrateState) error {
+	cur, ok := m.ledger.Move(key)
 	switch {
 	case ok && !cur.Done:
 		return m.copyStep(cur)
@@ -195,7 +275,7 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 		// steps go on from where it ended (a later trim covers them
 		// all): the source keeps its records until every replica has
 		// them, but migration does not stall.
-		err := m.n.Trim(pipeline, src.Partition, cur.To)
+		err := m.trim(pipeline, src.Partition, cur.To)
 		if !errors.Is(err, replica.ErrTrimBehind) || cur.To >= src.HighWatermark {
 			return err
 		}
@@ -204,11 +284,11 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 	if ms.idle[key] >= src.HighWatermark {
 		return errNoWork
 	}
-	plan := meta.Move{Source: key, Pipeline: pipeline, Hub: src.Hub, From: src.Start, Cause: m.routed.Load()}
+	plan := meta.Move{Source: key, Pipeline: pipeline, Hub: src.Hub, From: src.Start, Cause: m.ledger.Version()}
 	until := src.HighWatermark
 	hub := table.Hub(src.HubIndex)
 	denied := !table.Pipeline(pipeline).Allowed(src.HubIndex)
-	switch hs, _ := m.store.Hub(src.Hub); {
+	switch hs, _ := m.ledger.Hub(src.Hub); {
 	case denied:
 		plan.Reason = reasonPolicy
 	case hs.DesignatedAt == 0 || len(hs.Former) == 0 || ms.clean[key] == hs.DesignatedAt:
@@ -232,7 +312,7 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 			ms.clean[key] = hs.DesignatedAt
 			return errNoWork
 		}
-		m.c.log.Info("hub re-designated: its events the new jurisdiction does not allow are moved", "source", key,
+		m.log.Info("hub re-designated: its events the new jurisdiction does not allow are moved", "source", key,
 			"jurisdiction", hub.Jurisdiction, "former", hs.Former, "from", src.Start, "until", end)
 		plan.Reason, plan.Since, plan.Until = reasonDesignation, hs.DesignatedAt, end
 		until = end
@@ -284,11 +364,19 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 	}
 	plan.To = to
 	plan.Dest, plan.DestHub = plan.Routes[0].Dest, plan.Routes[0].DestHub
-	st, err := m.propose(meta.Command{Op: meta.OpMovePlan, Move: &plan})
+	// Each route's end, where the read-back will start, must not be past
+	// what a crash keeps (a buffer of a node alone may acknowledge before
+	// it syncs): what the routes hold up to now is made durable first.
+	for _, r := range plan.Routes {
+		if err := m.n.Sync(pipeline, r.Dest); err != nil {
+			return fmt.Errorf("plan: make %s/%d durable: %w", pipeline, r.Dest, err)
+		}
+	}
+	planned, err := m.ledger.Plan(plan)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	return m.copyStep(st.Moves[key])
+	return m.copyStep(planned)
 }
 
 // routes lists, in order of preference, where a source's records may move:
@@ -296,7 +384,7 @@ func (m *metaRuntime) step(key, pipeline string, src node.Partition, parts []nod
 // may still hold stays in it), then one partition of the same lane in each
 // other hub that is up and allows the pipeline, the same ones for a source
 // every time the table is the same.
-func (m *metaRuntime) routes(src node.Partition, parts []node.Partition, table *router.Table, pipeline string, denied bool) []meta.Route {
+func (m *migrator) routes(src node.Partition, parts []node.Partition, table *router.Table, pipeline string, denied bool) []meta.Route {
 	routes := table.Pipeline(pipeline)
 	var out []meta.Route
 	if !denied {
@@ -332,7 +420,7 @@ func (m *metaRuntime) routes(src node.Partition, parts []node.Partition, table *
 }
 
 // routeMasks returns the masks of routes' jurisdictions.
-func (m *metaRuntime) routeMasks(routes []meta.Route) ([]jurisdiction.Mask, error) {
+func (m *migrator) routeMasks(routes []meta.Route) ([]jurisdiction.Mask, error) {
 	out := make([]jurisdiction.Mask, len(routes))
 	for i, r := range routes {
 		mk, err := m.n.Registry().Parse(r.Jurisdiction)
@@ -374,7 +462,7 @@ func recordMask(r *batch.Record) (jurisdiction.Mask, bool) {
 // lastForeign returns the end of the last batch of a source holding a
 // record whose mask the hub's (new) mask does not allow, or the source's
 // start when there is none.
-func (m *metaRuntime) lastForeign(pipeline string, src node.Partition, hubMask jurisdiction.Mask) (int64, error) {
+func (m *migrator) lastForeign(pipeline string, src node.Partition, hubMask jurisdiction.Mask) (int64, error) {
 	end := src.Start
 	err := m.walk(pipeline, src.Partition, src.Start, src.HighWatermark, -1, func(h *batch.Header, r *batch.Record) bool {
 		if r != nil {
@@ -390,7 +478,7 @@ func (m *metaRuntime) lastForeign(pipeline string, src node.Partition, hubMask j
 // walk reads a partition from offset from up to until (and, when limit >
 // 0, about limit bytes), calling fn for each batch (r nil), then for each
 // record of a data batch; fn returning false stops the walk.
-func (m *metaRuntime) walk(pipeline string, partition int32, from, until int64, limit int, fn func(h *batch.Header, r *batch.Record) bool) error {
+func (m *migrator) walk(pipeline string, partition int32, from, until int64, limit int, fn func(h *batch.Header, r *batch.Record) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var dec, buf []byte
@@ -459,7 +547,7 @@ type routeCopy struct {
 }
 
 // copyStep copies a planned step's records and records it done.
-func (m *metaRuntime) copyStep(mv meta.Move) error {
+func (m *migrator) copyStep(mv meta.Move) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srcPart, err := strconv.Atoi(mv.Source[len(mv.Pipeline)+len(mv.Hub)+2:])
@@ -551,11 +639,16 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 	}
 	// Verify: each destination's leader sums what the step's producer id
 	// stored there since the plan; it must be what was copied, record for
-	// record, before the source loses anything.
+	// record, before the source loses anything. A buffer of a node alone
+	// is synced first: it may have acknowledged the copies before they
+	// were durable.
 	for i := range rcs {
 		rc := &rcs[i]
 		if rc.count == 0 {
 			continue
+		}
+		if err := m.n.Sync(mv.Pipeline, dests[i].Dest); err != nil {
+			return fmt.Errorf("make the copies in %s/%d durable: %w", mv.Pipeline, dests[i].Dest, err)
 		}
 		d, err := m.n.Digest(mv.Pipeline, dests[i].Dest, dests[i].Start, mv.PID)
 		if err != nil {
@@ -578,15 +671,25 @@ func (m *metaRuntime) copyStep(mv meta.Move) error {
 	if len(mv.Routes) == 0 {
 		done.Routes = nil // a step planned by an older version
 	}
-	if _, err := m.propose(meta.Command{Op: meta.OpMoveDone, Move: &done}); err != nil {
+	if err := m.ledger.Done(done); err != nil {
 		return fmt.Errorf("record the step done: %w", err)
 	}
 	m.moved.Add(float64(done.Records))
 	for i, rc := range rcs {
 		if rc.count > 0 {
-			m.c.log.Info("events moved out of a hub that may no longer hold them", "source", mv.Source, "reason", mv.Reason, "from", mv.From, "to", mv.To,
+			m.log.Info("events moved out of a hub that may no longer hold them", "source", mv.Source, "reason", mv.Reason, "from", mv.From, "to", mv.To,
 				"dest_partition", dests[i].Dest, "dest_hub", dests[i].DestHub, "dest_from", rc.from, "dest_to", rc.to, "records", rc.count)
 		}
 	}
-	return m.n.Trim(mv.Pipeline, int32(srcPart), mv.To)
+	return m.trim(mv.Pipeline, int32(srcPart), mv.To)
+}
+
+// trim moves a source's start past a step done.
+func (m *migrator) trim(pipeline string, partition int32, to int64) error {
+	if f := migrateHook.Load(); f != nil {
+		if err := (*f)("trim"); err != nil {
+			return err
+		}
+	}
+	return m.n.Trim(pipeline, partition, to)
 }

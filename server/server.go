@@ -25,6 +25,8 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/meta"
+	"github.com/sensehq/sense/movelog"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
@@ -47,8 +49,12 @@ type Server struct {
 	quicLn                    *quicedge.Listener
 	kafkaAdv                  string
 	cluster                   *clusterRuntime // nil in dev mode
-	wg                        sync.WaitGroup
-	errs                      chan error
+	// moves and mig are a node alone's move log and migrator (nil in a
+	// cluster, whose metadata runtime owns its migrator).
+	moves *movelog.Log
+	mig   *migrator
+	wg    sync.WaitGroup
+	errs  chan error
 }
 
 // NodeOptions turns a validated configuration into node options.
@@ -124,8 +130,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		// without TLS, h2 by ALPN with it.
 		tls := cfg.TLS.Enabled()
 		s.http = &http.Server{
-			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(n *node.Node) admin.Handler {
-				return Admin{n: n, cl: s.cluster} // s.cluster is set before the node is stored
+			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(*node.Node) admin.Handler {
+				return s.admin() // s.Node, s.cluster and s.moves are set before the node is stored
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -182,7 +188,20 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		nopts.ProducerIDs = s.cluster.proposer.producerID
 		nopts.AutoCreate = false
 	}
-	nopts.PipelineDeleted = s.Offsets.DeleteTopic
+	nopts.PipelineDeleted = func(name string) error {
+		var errs []error
+		if err := s.Offsets.DeleteTopic(name); err != nil {
+			errs = append(errs, fmt.Errorf("remove the consumer groups' committed offsets on it: %w", err))
+		}
+		// A node alone's migrator steps (its move log is opened once the
+		// node is, and checked then against the pipelines).
+		if ml := s.moves; ml != nil {
+			if err := ml.Forget(name); err != nil {
+				errs = append(errs, fmt.Errorf("forget its migration steps: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	n, err := node.Open(nopts)
 	if err != nil {
 		s.Offsets.Close()
@@ -200,6 +219,26 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.cluster.proposer.m.Store(s.cluster.meta)
+	} else {
+		// A node alone migrates too, keeping its steps in a file of its
+		// own (docs/sovereignty.md).
+		path := filepath.Join(cfg.Node.DataDir, movesFile)
+		if s.moves, err = movelog.Open(vfs.Default, path, movelog.Options{Logger: log}); err != nil {
+			s.Shutdown(context.Background())
+			return nil, fmt.Errorf("open the migrator's move log: %w (it is %s; docs/storage.md says how it is checked)", err, path)
+		}
+		// Pipelines deleted while the move log could not hear of it (a
+		// crash between the deletion and its record).
+		for _, p := range s.moves.Pipelines() {
+			if _, ok := n.Pipeline(p); !ok {
+				if err := s.moves.Forget(p); err != nil {
+					s.Shutdown(context.Background())
+					return nil, fmt.Errorf("forget the migration steps of the deleted pipeline %s: %w", p, err)
+				}
+			}
+		}
+		s.mig = newMigrator(n, log, localLedger{s.moves, n}, true)
+		s.mig.start()
 	}
 	n.Metrics.Registry.MustRegister(group.NewLagCollector(s.Offsets, func(topic string, partition int32) (int64, bool) {
 		_, hw, code := n.Offsets(topic, partition)
@@ -213,7 +252,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.native, err = native.New(n, native.Options{
 			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
 			ServerID: "sense/" + cfg.Node.ID,
-			Admin:    Admin{n: n, cl: s.cluster},
+			Admin:    s.admin(),
 			Logger:   log,
 		})
 		if err != nil {
@@ -269,6 +308,48 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// movesFile is a node alone's move log, under its data directory.
+const movesFile = "moves.log"
+
+// localLedger keeps a node alone's migrator steps in its move log. A node
+// alone is never re-designated (Admin.designate), so no hub has a
+// designation state.
+type localLedger struct {
+	*movelog.Log
+	n *node.Node
+}
+
+func (localLedger) Hub(string) (meta.HubState, bool) { return meta.HubState{}, false }
+func (l localLedger) Version() uint64                { return l.n.Table().Version() }
+
+// Plan records a step, then forgets it at once if its pipeline was
+// deleted meanwhile: a deletion after this check forgets it itself
+// (PipelineDeleted), so no step of a deleted pipeline outlives it, to be
+// taken for a step of a new pipeline of the same name.
+func (l localLedger) Plan(mv meta.Move) (meta.Move, error) {
+	planned, err := l.Log.Plan(mv)
+	if err != nil {
+		return planned, err
+	}
+	if _, ok := l.n.Pipeline(mv.Pipeline); !ok {
+		if err := l.Log.Forget(mv.Pipeline); err != nil {
+			return planned, err
+		}
+		return planned, fmt.Errorf("pipeline %s was deleted", mv.Pipeline)
+	}
+	return planned, nil
+}
+
+// admin returns the admin API of this server's node. Called once the node
+// is open.
+func (s *Server) admin() Admin {
+	a := Admin{n: s.Node, cl: s.cluster}
+	if s.moves != nil {
+		a.ledger = localLedger{s.moves, s.Node}
+	}
+	return a
 }
 
 // nodeInfo is what this node tells its cluster peers of itself.
@@ -430,9 +511,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Before the node: the store's applier rebuilds its routing.
 		s.cluster.meta.close()
 	}
+	if s.mig != nil {
+		s.mig.stop() // before the node, which it reads and writes
+	}
 	if s.Node != nil {
 		if err := s.Node.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.moves != nil {
+		if err := s.moves.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the move log: %w", err))
 		}
 	}
 	// The store before the cluster: in a cluster it reads a raft group the

@@ -115,7 +115,8 @@ func newAuditLogCmd() *cobra.Command {
 		Long: `When a hub's policy stops allowing a pipeline, or a hub is re-designated to
 another jurisdiction, the migrator moves the events stored there that it may
 no longer hold to hubs their masks allow, a step at a time. Each step is
-recorded in the cluster metadata log, append-only and replicated: the source
+recorded in the cluster metadata log, append-only and replicated (on a node
+alone, in the move log under its data directory, append-only and synced): the source
 buffer and offset range, per destination the partition and offsets, the
 record count and a CRC-32C of the records' keys and values, why they moved,
 the routing table version of the plan, and when the step was planned and

@@ -76,8 +76,8 @@ are moved to a hub their mask allows (` + "`sense audit log`" + ` lists the move
 		Short: "Forbid a hub to hold pipelines, or allow them again",
 		Long: `--deny makes the hub unfit for the pipelines named: new events go to other
 hubs their jurisdiction allows, Kafka writes to the hub's partitions are refused
-with POLICY_VIOLATION, and in a cluster the events already stored there are
-moved to a compliant hub. --allow lifts it.`,
+with POLICY_VIOLATION, and the events already stored there are moved to a
+compliant hub. --allow lifts it.`,
 		Example: `  sense hub policy tangier --deny payments,refunds`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
