@@ -447,6 +447,18 @@ func (s *State) Apply(c *Command) bool {
 		i, _ := slices.BinarySearch(s.Pipelines, c.Pipeline)
 		s.Pipelines = slices.Delete(s.Pipelines, i, i+1)
 		s.dropLeaders(c.Pipeline)
+		// Its migration steps go with it: a step of the deleted pipeline
+		// would otherwise trim a new one of the same name, whose records
+		// were never copied. (The audit log of moves keeps them.)
+		if len(s.Moves) > 0 {
+			moves := make(map[string]Move, len(s.Moves))
+			for k, m := range s.Moves {
+				if m.Pipeline != c.Pipeline {
+					moves[k] = m
+				}
+			}
+			s.Moves = moves
+		}
 		return true
 	case OpLeaders:
 		return s.applyLeaders(c)

@@ -197,3 +197,33 @@ func TestDesignate(t *testing.T) {
 		t.Fatalf("a clone changed with the state: %+v", ch)
 	}
 }
+
+// TestDeleteForgetsMoves: deleting a pipeline forgets its migration steps
+// (a new pipeline of the same name must not be trimmed by them), keeps
+// the audit log of moves and the steps of other pipelines, and leaves
+// clones of the state as they were.
+func TestDeleteForgetsMoves(t *testing.T) {
+	s := seeded(t)
+	for _, p := range []string{"a", "b"} {
+		if !s.Apply(&Command{Op: OpCreate, Pipeline: p, Spec: []byte(`{}`)}) {
+			t.Fatalf("create %s", p)
+		}
+		mv := Move{Source: p + "/tangier/0", Pipeline: p, Hub: "tangier", From: 0, To: 50}
+		if !s.Apply(&Command{Op: OpMovePlan, Move: &mv}) || !s.Apply(&Command{Op: OpMoveDone, Move: &mv}) {
+			t.Fatalf("move of %s", p)
+		}
+	}
+	c := s.Clone()
+	if !s.Apply(&Command{Op: OpDelete, Pipeline: "a"}) {
+		t.Fatal("delete")
+	}
+	if _, ok := s.Moves["a/tangier/0"]; ok {
+		t.Fatal("the deleted pipeline's step is still there")
+	}
+	if _, ok := s.Moves["b/tangier/0"]; !ok || len(s.MoveLog) != 2 {
+		t.Fatalf("other steps or the audit log lost: %v, %d logged", s.Moves, len(s.MoveLog))
+	}
+	if _, ok := c.Moves["a/tangier/0"]; !ok {
+		t.Fatal("a clone lost the step")
+	}
+}
