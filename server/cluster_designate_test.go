@@ -195,3 +195,60 @@ func TestClusterRedesignation(t *testing.T) {
 		t.Fatalf("the audit log of moves has %v records by destination hub, want 300 to dakhla and 100 kept in tangier", perDest)
 	}
 }
+
+// TestClusterMigrationNoByteOutsideMask: tangier and dakhla (MA) are on n1
+// and n2, dakar (SN) on n3 alone. 3 MiB of MA events stored in tangier are
+// moved to dakhla when tangier's policy denies the pipeline: n3, outside
+// their jurisdiction, receives none of their bytes over the whole run
+// (the copies, their verification, the audit), while n2 receives them
+// again as dakhla's replica.
+func TestClusterMigrationNoByteOutsideMask(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, `
+jurisdictions: [MA, SN]
+hubs:
+  - {name: tangier, jurisdiction: MA, nodes: [n1, n2]}
+  - {name: dakhla, jurisdiction: MA, nodes: [n1, n2]}
+  - {name: dakar, jurisdiction: SN, nodes: [n3]}
+pipelines: [{name: payments, partitions: 1}]
+`)
+	recv := func(at int, from ...string) uint64 {
+		var sum uint64
+		for _, ps := range c.Nodes[at].PeerStats() {
+			if slices.Contains(from, ps.ID) {
+				sum += ps.RecvBytes
+			}
+		}
+		return sum
+	}
+	if _, err := adminAt(t, c, 0, admin.SetHubStatus{Hub: "dakhla", Status: "draining"}); err != nil {
+		t.Fatal(err)
+	}
+	want := produceSized(t, c, 0, "ma", "MA", 3000, 1024)
+	if _, err := adminAt(t, c, 0, admin.SetHubStatus{Hub: "dakhla", Status: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	n3Before, n2Before := recv(2, "n1", "n2"), recv(1, "n1")
+	if _, err := adminAt(t, c, 1, admin.SetHubPolicy{Hub: "tangier", Deny: []string{"payments"}}); err != nil {
+		t.Fatal(err)
+	}
+	auditUntil(t, c, 90*time.Second, "tangier emptied", func(hubs map[string]admin.AuditHub) bool {
+		return hubs["tangier"].Records == 0
+	})
+	for i := range 2 {
+		got := storedOn(t, c.Nodes[i])
+		for _, v := range want {
+			if rs := got[v]; len(rs) != 1 || rs[0].hub != "dakhla" {
+				t.Fatalf("n%d stores %.12s... as %+v; want once, in dakhla", i+1, v, rs)
+			}
+		}
+	}
+	moved := uint64(3000 * 1024 * 2) // keys and values of 1 KiB each
+	n3, n2 := recv(2, "n1", "n2")-n3Before, recv(1, "n1")-n2Before
+	if n2 < moved {
+		t.Fatalf("n2 received %d bytes from n1 during the migration, less than the %d bytes of the events it holds again", n2, moved)
+	}
+	if n3 > moved/20 {
+		t.Fatalf("n3 (SN) received %d bytes from n1 and n2 during the migration of %d bytes of MA events", n3, moved)
+	}
+	t.Logf("during the migration n2 received %d bytes, n3 %d", n2, n3)
+}
