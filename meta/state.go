@@ -136,6 +136,31 @@ func (m Move) Destinations() []Route {
 	return []Route{{Dest: m.Dest, DestHub: m.DestHub, Jurisdiction: "*", DestFrom: m.DestFrom, DestTo: m.DestTo, Records: m.Records, Checksum: m.Checksum}}
 }
 
+// Registry is a jurisdiction registry as the metadata keeps it: the codes
+// in bit order, and each group's codes.
+type Registry struct {
+	Codes  []string            `json:"codes"`
+	Groups map[string][]string `json:"groups,omitempty"`
+}
+
+// Diff says how r and o differ, or "" when they are the same registry.
+func (r *Registry) Diff(o *Registry) string {
+	if !slices.Equal(r.Codes, o.Codes) {
+		return fmt.Sprintf("jurisdiction codes %v (mask bit i is the i-th) against %v", r.Codes, o.Codes)
+	}
+	for _, g := range slices.Sorted(maps.Keys(r.Groups)) {
+		if !slices.Equal(r.Groups[g], o.Groups[g]) {
+			return fmt.Sprintf("group %s is %v against %v", g, r.Groups[g], o.Groups[g])
+		}
+	}
+	for g := range o.Groups {
+		if _, ok := r.Groups[g]; !ok {
+			return fmt.Sprintf("group %s is missing against %v", g, o.Groups[g])
+		}
+	}
+	return ""
+}
+
 // PIDBlock is how many producer ids one pids.alloc gives a node.
 const PIDBlock = 1000
 
@@ -165,6 +190,10 @@ type Command struct {
 	Deny   []string   `json:"deny,omitempty"`   // hub.policy: pipelines to deny; hub.set: the whole list
 	Allow  []string   `json:"allow,omitempty"`  // hub.policy: pipelines to allow again
 	Hubs   []HubState `json:"hubs,omitempty"`   // seed
+	// Registry is the jurisdiction registry of the seeding node's config
+	// (seed): every node must have the same, since a mask's bit i means
+	// the registry's i-th code.
+	Registry *Registry `json:"registry,omitempty"`
 	// Jurisdiction is hub.designate's new designation; From the one the
 	// proposer routes the hub with (the config file's, when the metadata
 	// has none yet).
@@ -200,6 +229,9 @@ type State struct {
 	// routes by its own config file.
 	Seeded bool
 	Hubs   []HubState // in seed order
+	// Registry is the seed's jurisdiction registry (nil in a log seeded
+	// before it was kept); never changed once seeded.
+	Registry *Registry
 	// Pipelines are the names of the pipelines created at run time and
 	// not deleted, sorted.
 	Pipelines []string
@@ -370,6 +402,7 @@ func (s *State) Apply(c *Command) bool {
 			return false
 		}
 		s.Seeded = true
+		s.Registry = c.Registry
 		s.Hubs = make([]HubState, len(c.Hubs))
 		for i, h := range c.Hubs {
 			h.Deny = sortedSet(h.Deny)

@@ -32,6 +32,9 @@ type Options struct {
 	// Seed is the hubs as this node's config file has them: proposed as
 	// the seed command when this node leads an unseeded log.
 	Seed []HubState
+	// Registry is this node's jurisdiction registry, proposed with the
+	// seed.
+	Registry *Registry
 	// OnApply is called by the applier goroutine after each batch of
 	// commands, in log order, before Propose returns for any of them: the
 	// owner swaps its routing table there.
@@ -299,7 +302,7 @@ func (s *Store) seeder() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := s.Propose(ctx, Command{Op: OpSeed, Hubs: s.opts.Seed})
+		_, err := s.Propose(ctx, Command{Op: OpSeed, Hubs: s.opts.Seed, Registry: s.opts.Registry})
 		cancel()
 		if err != nil && !errors.Is(err, ErrClosed) {
 			s.lg.Warn("meta: seeding the metadata log failed; retrying", "err", err)

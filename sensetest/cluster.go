@@ -144,6 +144,10 @@ func (c *Cluster) KafkaAddrs() []string {
 	return out
 }
 
+// Config returns node i's config: a test may change it while the node is
+// stopped, and Start uses it.
+func (c *Cluster) Config(i int) *config.Config { return c.cfgs[i] }
+
 // NativeAddr returns node i's native protocol address.
 func (c *Cluster) NativeAddr(i int) string { return c.cfgs[i].Listeners.Native }
 

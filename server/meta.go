@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
@@ -69,6 +70,11 @@ type metaRuntime struct {
 	// lifts the hold on retention.
 	openedAt int64
 	caughtUp bool
+	// registry is this node's jurisdiction registry; misfit says how it
+	// differs from the cluster's (the seed's), "" while it does not: such
+	// a node refuses events (staleness).
+	registry *meta.Registry
+	misfit   atomic.Pointer[string]
 	// ctx ends at close: the proposals of this runtime's own goroutines
 	// take it.
 	ctx    context.Context
@@ -86,6 +92,7 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	}
 	m := &metaRuntime{c: c, n: n, group: g, cfgs: HubSpecs(c.cfg), quit: make(chan struct{}), done: make(chan struct{}), reported: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.registry = registryOf(n.Registry())
 	m.openedAt = g.HighWatermark()
 	m.fresh.Store(time.Now().UnixNano())
 	m.propagate = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -100,16 +107,37 @@ func (c *clusterRuntime) openMeta(n *node.Node) (*metaRuntime, error) {
 	n.Metrics.Registry.MustRegister(m.propagate, m.version)
 	m.mig = newMigrator(n, c.log, metaLedger{m}, false)
 	m.store = meta.Open(replicatedLog{g, true}, meta.Options{
-		Self:    c.cfg.Node.ID,
-		Seed:    seedOf(m.cfgs),
-		OnApply: m.apply,
-		Logger:  c.log,
+		Self:     c.cfg.Node.ID,
+		Seed:     seedOf(m.cfgs),
+		Registry: m.registry,
+		OnApply:  m.apply,
+		Logger:   c.log,
 	})
 	c.metaStore.Store(m.store)
 	go m.watch()
 	m.mig.start()
 	go m.reportLeaders()
 	return m, nil
+}
+
+// registryOf is a jurisdiction registry as the metadata keeps it.
+func registryOf(reg *jurisdiction.Registry) *meta.Registry {
+	r := &meta.Registry{Codes: reg.Codes()}
+	for _, g := range reg.Groups() {
+		mask, _ := reg.Group(g)
+		var codes []string
+		for bit := range 64 {
+			if mask.Has(bit) {
+				c, _ := reg.Code(bit)
+				codes = append(codes, c)
+			}
+		}
+		if r.Groups == nil {
+			r.Groups = map[string][]string{}
+		}
+		r.Groups[g] = codes
+	}
+	return r
 }
 
 // seedOf is the metadata seed of a config's hubs.
@@ -146,6 +174,13 @@ func hubSpecs(cfgs []node.HubSpec, st meta.State) []node.HubSpec {
 // and deletes the pipelines it says (meta.Options OnApply: called in log
 // order).
 func (m *metaRuntime) apply(a meta.Applied) {
+	if r := a.State.Registry; r != nil && m.misfit.Load() == nil {
+		if diff := m.registry.Diff(r); diff != "" {
+			why := "this node's jurisdictions differ from the cluster's: " + diff + "; give every node the same jurisdictions and groups in its config file, in the same order, and restart it"
+			m.misfit.Store(&why)
+			m.c.log.Error("this node refuses events: "+why, "version", a.State.Version)
+		}
+	}
 	m.applyPipelines(a.Changes, a.State)
 	// Leader reports move the version but change no route: they are left
 	// out of the routing history, the propagation metric and the log.
@@ -462,6 +497,9 @@ func (m *metaRuntime) watch() {
 // staleness says why this node cannot tell its routing table is current,
 // or "" when it can.
 func (m *metaRuntime) staleness() string {
+	if why := m.misfit.Load(); why != nil {
+		return *why
+	}
 	g := m.group
 	leader := g.Leader()
 	self := m.c.cfg.Node.ID
