@@ -260,7 +260,9 @@ func (s State) Clone() State {
 	c.Pipelines = slices.Clone(s.Pipelines)
 	c.PIDBlocks = maps.Clone(s.PIDBlocks)
 	c.Moves = maps.Clone(s.Moves)
-	c.MoveLog = slices.Clone(s.MoveLog)
+	// MoveLog only grows, and its entries never change: a clone shares
+	// it, capped at its length, so that an append never shows in it.
+	c.MoveLog = s.MoveLog[:len(s.MoveLog):len(s.MoveLog)]
 	c.Leaders = maps.Clone(s.Leaders)
 	return c
 }

@@ -226,4 +226,13 @@ func TestDeleteForgetsMoves(t *testing.T) {
 	if _, ok := c.Moves["a/tangier/0"]; !ok {
 		t.Fatal("a clone lost the step")
 	}
+	// A clone shares the audit log of moves; what is logged after does
+	// not show in it.
+	mv := Move{Source: "b/tangier/0", Pipeline: "b", Hub: "tangier", From: 50, To: 60}
+	if !s.Apply(&Command{Op: OpMovePlan, Move: &mv}) || !s.Apply(&Command{Op: OpMoveDone, Move: &mv}) {
+		t.Fatal("second move of b")
+	}
+	if len(s.MoveLog) != 3 || len(c.MoveLog) != 2 || c.MoveLog[1].To != 50 {
+		t.Fatalf("audit log %d entries, its clone's %d (%+v)", len(s.MoveLog), len(c.MoveLog), c.MoveLog)
+	}
 }
