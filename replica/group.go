@@ -605,6 +605,9 @@ drain:
 }
 
 func (g *Group) step(m *pb.Message) {
+	if !g.repairing && m.GetType() == pb.MessageType_MsgHeartbeat {
+		g.checkLost(m)
+	}
 	if g.repairing && !g.repairStep(m) {
 		return
 	}
