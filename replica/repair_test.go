@@ -178,6 +178,7 @@ func TestRepairLostLog(t *testing.T) {
 	c.start(follower)
 	hw := c.appendRetry(record(101)) + 2
 	c.converge(hw)
+	c.settle()
 	c.sameLogs()
 	g := c.group(follower)
 	if g.Repairs() == 0 {
