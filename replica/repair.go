@@ -81,8 +81,15 @@ func (g *Group) newRawNode(applied uint64) (*raft.RawNode, error) {
 		Applied:         applied,
 		MaxSizePerMsg:   g.h.opts.MaxSizePerMsg,
 		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
+		// A follower far behind (one refilled after a snapshot) is sent
+		// its entries as fast as it acknowledges them: bound what one Ready
+		// reads from the log and queues for it to half the transport's
+		// queue for a peer (cluster.MaxQueueBytes, 64 MiB), rather than
+		// 256 messages of MaxSizePerMsg, most of which the transport would
+		// refuse.
+		MaxInflightBytes: 32 * g.h.opts.MaxSizePerMsg,
+		CheckQuorum:      true,
+		PreVote:          true,
 		// A proposal made on a replica that is not the leader is dropped
 		// (propose answers NOT_LEADER), never passed on to the leader:
 		// the leader appends a forwarded proposal without checking its
