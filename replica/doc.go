@@ -10,7 +10,10 @@
 // Idle groups go quiet (quiesce.go): no ticks, no heartbeats, until an
 // append, a campaign or their leader's death (HostOptions.Alive) wakes
 // them. A damaged batch in a replica's own log, found by a reader, by raft
-// or by recovery, is cut and filled in again from the leader (repair.go).
+// or by recovery, is cut and filled in again from the leader, and so is a
+// log lost whole (repair.go); a replica that needs entries below the
+// leader's trimmed start gets a snapshot, which starts its log there
+// (snapshot.go).
 // An idempotent batch appended on a node that does not lead is sent again,
 // the same bytes, when its outcome is unknown (forward.go). Leaders report
 // replicas' progress (Group.Progress) and whether they may serve a state

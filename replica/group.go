@@ -84,6 +84,7 @@ type Group struct {
 	repairTerm   uint64      // the term when the log was cut
 	repairState  atomic.Bool // repairing, for other goroutines
 	repairs      atomic.Uint64
+	snapshots    atomic.Uint64 // snapshots installed (snapshot.go)
 	failed       atomic.Pointer[error]
 	hwMu         sync.Mutex
 	hw           int64
@@ -260,6 +261,15 @@ func (g *Group) recover(st state) error {
 		baseTerm:  st.baseTerm,
 		baseNext:  st.baseNext,
 		start:     st.start,
+	}
+	if l := g.log; l.NextOffset() == l.StartOffset() && l.StartOffset() != st.baseNext {
+		// A log that holds nothing, and starts elsewhere than the state
+		// says: a snapshot's install stopped after emptying the log, before
+		// or after saving the new base (snapshot.go). Start it there.
+		g.lg.Warn("the log holds nothing and does not start where its raft state says: starting it there", "offset", st.baseNext, "was", l.StartOffset())
+		if err := l.Reset(st.baseNext); err != nil {
+			return fmt.Errorf("start the empty log at offset %d: %w", st.baseNext, err)
+		}
 	}
 	if start := g.log.StartOffset(); start < st.baseNext {
 		// A trim saved its state, then stopped before dropping every
@@ -605,6 +615,9 @@ drain:
 }
 
 func (g *Group) step(m *pb.Message) {
+	if !g.repairing && m.GetType() == pb.MessageType_MsgHeartbeat {
+		g.checkLost(m)
+	}
 	if g.repairing && !g.repairStep(m) {
 		return
 	}
@@ -771,7 +784,9 @@ func (g *Group) handleReady(rd raft.Ready) error {
 		g.term.Store(rd.HardState.GetTerm())
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		return fmt.Errorf("a snapshot arrived (index %d) but installing one is not supported yet", rd.Snapshot.GetMetadata().GetIndex())
+		if err := g.installSnapshot(rd.Snapshot, rd.HardState); err != nil {
+			return err
+		}
 	}
 	if len(rd.Entries) > 0 {
 		if err := g.persist(rd.Entries); err != nil {
@@ -916,8 +931,12 @@ func (g *Group) sendMsg(m *pb.Message) {
 		g.lg.Error("encode raft message", "err", err)
 		return
 	}
-	if !g.h.send.Send(to, KindRaft, p) {
+	sent := g.h.send.Send(to, KindRaft, p)
+	if !sent {
 		g.rn.ReportUnreachable(m.GetTo())
+	}
+	if m.GetType() == pb.MessageType_MsgSnap {
+		g.reportSnapshot(m.GetTo(), sent)
 	}
 }
 

@@ -396,6 +396,13 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 			"msg_from", m.GetFrom(), "msg_to", m.GetTo())
 		return
 	}
+	if m.GetType() == pb.MsgSnap {
+		if err := checkSnapshot(m.GetSnapshot()); err != nil {
+			h.dropped.Add(1)
+			h.log.Warn("dropping a raft snapshot", "from", from, "group", key, "err", err)
+			return
+		}
+	}
 	if t := m.GetType(); raft.IsLocalMsg(t) || t == pb.MsgProp {
 		// No replica forwards a proposal (DisableProposalForwarding): a
 		// leader appends one without checking its producer sequences, so

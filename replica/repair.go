@@ -81,8 +81,15 @@ func (g *Group) newRawNode(applied uint64) (*raft.RawNode, error) {
 		Applied:         applied,
 		MaxSizePerMsg:   g.h.opts.MaxSizePerMsg,
 		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
+		// A follower far behind (one refilled after a snapshot) is sent
+		// its entries as fast as it acknowledges them: bound what one Ready
+		// reads from the log and queues for it to half the transport's
+		// queue for a peer (cluster.MaxQueueBytes, 64 MiB), rather than
+		// 256 messages of MaxSizePerMsg, most of which the transport would
+		// refuse.
+		MaxInflightBytes: 32 * g.h.opts.MaxSizePerMsg,
+		CheckQuorum:      true,
+		PreVote:          true,
 		// A proposal made on a replica that is not the leader is dropped
 		// (propose answers NOT_LEADER), never passed on to the leader:
 		// the leader appends a forwarded proposal without checking its
@@ -144,6 +151,29 @@ func (g *Group) repair(offset int64, cause error) {
 	g.repairs.Add(1)
 }
 
+// checkLost starts a repair when a heartbeat's commit index lies past this
+// replica's log. A leader sends a follower a commit index no higher than
+// what the follower acknowledged, so this replica lost entries it had
+// acknowledged: its directory was wiped, replaced by an old copy, or its
+// disk replaced. Raft assumes an acknowledged entry is never lost (it
+// would panic on that commit index), and its leader would go on sending
+// from where it believes this replica's log ends. So the replica repairs
+// as after a cut: it asks that leader to hand over the lead, so that the
+// next one probes it afresh and refills its log (with a snapshot when it
+// needs entries below the leader's base, snapshot.go), and it votes for no
+// one meanwhile. Called by run.
+func (g *Group) checkLost(m *pb.Message) {
+	last, _ := g.st.LastIndex()
+	if m.GetCommit() <= last {
+		return
+	}
+	g.lg.Error("this replica's leader believes it holds entries its log lacks: the log was lost (a wiped or replaced directory or disk); it is filled in again from a new leader, without voting meanwhile",
+		"leader", g.replicas[m.GetFrom()], "leader_commit", m.GetCommit(), "last_index", last)
+	g.repairing, g.repairTarget, g.repairTerm = true, 0, m.GetTerm()
+	g.repairState.Store(true)
+	g.repairs.Add(1)
+}
+
 // repairStep filters what a repairing replica takes: no votes, no
 // campaigns; a leader of the term of the cut is asked to step aside, and
 // the commit index its heartbeats carry is clipped to this log; the first
@@ -158,9 +188,13 @@ func (g *Group) repairStep(m *pb.Message) bool {
 			if name := g.replicas[m.GetFrom()]; name != "" {
 				g.h.send.Send(name, KindRepair, encodeRepair(g.key))
 			}
-			last, _ := g.st.LastIndex()
-			if c := m.GetCommit(); c > last {
-				m.Commit = &last
+			// The commit index raft has, not more: the leader's counts
+			// entries this replica acknowledged and then lost, and raft
+			// would panic on a commit index past its log. (Not this log's
+			// end either: a log restored from an old copy may hold entries
+			// no leader sent it since.)
+			if c, have := m.GetCommit(), g.rn.BasicStatus().GetCommit(); c > have {
+				m.Commit = &have
 			}
 			return true
 		}

@@ -162,3 +162,33 @@ func TestRepairDamagedOnOpen(t *testing.T) {
 	c.converge(c.group(nl).HighWatermark())
 	c.sameLogs()
 }
+
+// TestRepairLostLog: a follower whose directory is wiped comes back with
+// nothing while its leader believes it holds the log. The first heartbeat
+// tells it so (its commit index lies past the empty log, on which raft
+// would panic): it repairs as after a cut, a new leader refills its log,
+// and every replica ends with the same bytes.
+func TestRepairLostLog(t *testing.T) {
+	c, _, follower := repairCluster(t)
+	c.stop(follower)
+	if err := os.RemoveAll(c.dirs[follower]); err != nil {
+		t.Fatal(err)
+	}
+	c.appendRetry(record(100), follower)
+	c.start(follower)
+	hw := c.appendRetry(record(101)) + 2
+	c.converge(hw)
+	c.settle()
+	c.sameLogs()
+	g := c.group(follower)
+	if g.Repairs() == 0 {
+		t.Fatal("the wiped follower did not notice it lost its log")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Repairing() {
+		if time.Now().After(deadline) {
+			t.Fatal("the wiped follower is still repairing 10s after it caught up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/vfs"
 )
 
 // memNet connects hosts in process: each Send is delivered, in order per
@@ -125,6 +126,11 @@ type testCluster struct {
 	// wrap, when set, wraps each host's sender (tests that hold a host's
 	// sends).
 	wrap func(name string, s Sender) Sender
+	// fs, when it has an entry for a host, holds that host's state files
+	// and logs (else the operating system's).
+	fs map[string]vfs.FS
+	// segBytes, when set, is the replicas' segment size (else 64 KiB).
+	segBytes int64
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
@@ -155,18 +161,35 @@ func newTestClusterWith(t *testing.T, alive func(string) bool, wrap func(string,
 }
 
 func (c *testCluster) start(name string) {
+	if err := c.tryStart(name); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// tryStart starts host name and opens its replica.
+func (c *testCluster) tryStart(name string) error {
 	var s Sender = endpoint{c.net, name}
 	if c.wrap != nil {
 		s = c.wrap(name, s)
 	}
-	h := NewHost(name, s, HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive})
+	ho := HostOptions{Tick: 5 * time.Millisecond, Logger: quiet, Alive: c.alive}
+	lo := seglog.Options{Logger: quiet, SegmentBytes: 64 << 10}
+	if c.segBytes > 0 {
+		lo.SegmentBytes = c.segBytes
+	}
+	if fs := c.fs[name]; fs != nil {
+		ho.FS, lo.FS = fs, fs
+	}
+	h := NewHost(name, s, ho)
 	voters := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(c.learners, n) })
 	if _, err := h.Open(GroupOptions{Key: "p/0", Dir: c.dirs[name], Replicas: voters, Learners: c.learners,
-		Log: seglog.Options{Logger: quiet, SegmentBytes: 64 << 10}}); err != nil {
-		c.t.Fatal(err)
+		Log: lo}); err != nil {
+		h.Close()
+		return err
 	}
 	c.hosts[name] = h
 	c.net.attach(name, h)
+	return nil
 }
 
 func (c *testCluster) stop(name string) {

@@ -214,16 +214,3 @@ func batchOf(e *pb.Entry) (b []byte, built bool) {
 	}
 	return e.Data, false
 }
-
-func (s *storage) Snapshot() (*pb.Snapshot, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.baseIndex == 0 {
-		// Nothing was ever cut from this log: the empty snapshot.
-		idx, term := s.baseIndex, s.baseTerm
-		return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: &idx, Term: &term, ConfState: proto.CloneOf(s.conf)}}, nil
-	}
-	// Sending segment files to a replica that is behind the log's start
-	// is not built yet.
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
-}

@@ -25,8 +25,9 @@ import (
 //
 // Raft never needs an entry below the new base again: the leader proposes
 // a trim only once every replica holds the log up to the new start, so no
-// follower is sent an entry from before it. (A replica that lost its log
-// would need a snapshot, which is not built yet.)
+// follower is sent an entry from before it. A replica that lost its log
+// (a wiped directory, a replaced disk) does need them: it gets a snapshot
+// instead, which starts its log at the leader's start (snapshot.go).
 
 // ErrTrimBehind is returned by Trim while a replica does not hold the log
 // up to the new start yet: try again once it has caught up.

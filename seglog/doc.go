@@ -30,8 +30,10 @@
 //
 // The log also offers what a raft replica needs: AppendAt (append at an
 // expected offset, keeping the batch's leader epoch), Truncate (remove a
-// suffix), Read by offset, StartOffset and NextOffset; Append stamps the
-// epoch set by SetEpoch into each batch's PartitionLeaderEpoch.
+// suffix), Reset (empty the log and start it again at any offset, to
+// install a raft snapshot), Read by offset, StartOffset and NextOffset;
+// Append stamps the epoch set by SetEpoch into each batch's
+// PartitionLeaderEpoch.
 //
 // Trim moves the log's start forward (Kafka's log start offset): the new
 // start is kept in a file of its own, durably, reads below it are out of
