@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"hash/crc32"
 )
 
@@ -76,4 +77,34 @@ func (s *ProducerSum) Add(p []byte, pid, from int64) (int64, error) {
 		}
 	}
 	return next, nil
+}
+
+// sumChunk is how much SumLog reads at a time.
+const sumChunk = 1 << 20
+
+// SumLog sums the records of producer pid in a log from offset from up to
+// end, reading whole batches through read (a log's Read: appending to dst
+// the batches from an offset, up to about maxBytes). Records and First
+// stay 0 and -1 when there are none.
+func SumLog(read func(dst []byte, offset int64, maxBytes int) ([]byte, error), from, end, pid int64) (ProducerSum, error) {
+	s := ProducerSum{First: -1, Last: -1}
+	var buf []byte
+	for off := from; off < end; {
+		var err error
+		if buf, err = read(buf[:0], off, sumChunk); err != nil {
+			return s, err
+		}
+		if len(buf) == 0 {
+			break
+		}
+		next, err := s.Add(buf, pid, off)
+		if err != nil {
+			return s, fmt.Errorf("at offset %d: %w", off, err)
+		}
+		if next <= off {
+			break
+		}
+		off = next
+	}
+	return s, nil
 }

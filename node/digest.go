@@ -25,9 +25,6 @@ type Digester interface {
 	Digest(from, pid int64) (Digest, error)
 }
 
-// digestChunk is how much one read of a local digest takes.
-const digestChunk = 1 << 20
-
 // Digest sums the records producer pid wrote to a partition from offset
 // from; from < 0 asks only for End. The migrator reads its copies back
 // with it.
@@ -44,27 +41,10 @@ func (n *Node) Digest(pipeline string, partition int32, from, pid int64) (Digest
 	if from < 0 {
 		return d, nil
 	}
-	var s batch.ProducerSum
-	var buf []byte
-	for off := max(from, b.StartOffset()); off < end; {
-		var err error
-		if buf, err = b.Read(buf[:0], off, digestChunk); err != nil {
-			return d, err
-		}
-		if len(buf) == 0 {
-			break
-		}
-		next, err := s.Add(buf, pid, off)
-		if err != nil {
-			return d, fmt.Errorf("digest of %s/%d at %d: %w", pipeline, partition, off, err)
-		}
-		if next <= off {
-			break
-		}
-		off = next
+	sum, err := batch.SumLog(b.Read, max(from, b.StartOffset()), end, pid)
+	if err != nil {
+		return d, fmt.Errorf("digest of %s/%d: %w", pipeline, partition, err)
 	}
-	if s.Records > 0 {
-		d.Records, d.Checksum, d.First, d.Last = s.Records, s.Checksum, s.First, s.Last
-	}
+	d.Records, d.Checksum, d.First, d.Last = sum.Records, sum.Checksum, sum.First, sum.Last
 	return d, nil
 }

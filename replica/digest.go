@@ -38,9 +38,6 @@ type Digest struct {
 	End         int64
 }
 
-// digestChunk is how much one read of a digest takes.
-const digestChunk = 1 << 20
-
 // Digest sums the committed records of producer pid in this replica's log
 // from offset from (from < 0: only End).
 func (g *Group) Digest(from, pid int64) (Digest, error) {
@@ -49,29 +46,11 @@ func (g *Group) Digest(from, pid int64) (Digest, error) {
 	if from < 0 {
 		return d, nil
 	}
-	var s batch.ProducerSum
-	var buf []byte
-	for off := max(from, g.StartOffset()); off < end; {
-		var err error
-		buf, err = g.Read(buf[:0], off, digestChunk)
-		if err != nil {
-			return d, err
-		}
-		if len(buf) == 0 {
-			break
-		}
-		next, err := s.Add(buf, pid, off)
-		if err != nil {
-			return d, fmt.Errorf("replica: digest of %s at %d: %w", g.key, off, err)
-		}
-		if next <= off {
-			break
-		}
-		off = next
+	s, err := batch.SumLog(g.Read, max(from, g.StartOffset()), end, pid)
+	if err != nil {
+		return d, fmt.Errorf("replica: digest of %s: %w", g.key, err)
 	}
-	if s.Records > 0 {
-		d.Records, d.Checksum, d.First, d.Last = s.Records, s.Checksum, s.First, s.Last
-	}
+	d.Records, d.Checksum, d.First, d.Last = s.Records, s.Checksum, s.First, s.Last
 	return d, nil
 }
 
