@@ -138,10 +138,26 @@ func (f *crashFile) WriteAt(p []byte, off int64) (n int, err error) {
 func (f *crashFile) Truncate(size int64) error {
 	return f.c.do(true, func() error { return f.f.Truncate(size) })
 }
-func (f *crashFile) Sync() error          { return f.c.do(false, f.f.Sync) }
-func (f *crashFile) Size() (int64, error) { return f.f.Size() }
-func (f *crashFile) Name() string         { return f.f.Name() }
-func (f *crashFile) Close() error         { return f.f.Close() }
+func (f *crashFile) Sync() error { return f.c.do(false, f.f.Sync) }
+func (f *crashFile) Size() (int64, error) {
+	n, err := f.f.Size()
+	if err != nil && f.c.alive() != nil {
+		return n, errPowerLoss // the memory file system's ErrCrashed, as the power is out
+	}
+	return n, err
+}
+func (f *crashFile) Name() string { return f.f.Name() }
+
+// Close is not a crash point, but after one it fails as every other
+// operation does (a background seal may close a file after the power
+// went out).
+func (f *crashFile) Close() error {
+	err := f.f.Close()
+	if err != nil && f.c.alive() != nil {
+		return errPowerLoss
+	}
+	return err
+}
 
 // crashModel is what the test knows: every batch written at each offset
 // (acknowledged or not) and which were acknowledged.
