@@ -29,6 +29,32 @@ func produceMasked(t *testing.T, c *sensetest.Cluster, at int, prefix, juris str
 	return produceTo(t, c.NativeAddr(at), prefix, juris, n)
 }
 
+// maskedProducer dials the native listener at addr and returns the client,
+// a producer to payments, and the mask juris names in the node's registry.
+func maskedProducer(t *testing.T, ctx context.Context, addr, juris string) (*client.Client, *client.Producer, jurisdiction.Mask) {
+	t.Helper()
+	cl, err := client.Dial(ctx, client.Options{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := cl.Registry(ctx)
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	mask, err := reg.Parse(juris)
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50})
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	return cl, p, mask
+}
+
 // produceTo produces n events named prefix-i with the given mask to the
 // native listener at addr and returns their values, every one
 // acknowledged.
@@ -36,23 +62,8 @@ func produceTo(t *testing.T, addr, prefix, juris string, n int) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Options{Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, p, mask := maskedProducer(t, ctx, addr, juris)
 	defer cl.Close()
-	reg, err := cl.Registry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mask, err := reg.Parse(juris)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer p.Close()
 	var mu sync.Mutex
 	var values []string

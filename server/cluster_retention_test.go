@@ -16,17 +16,23 @@ import (
 // TestClusterRetention: a replicated pipeline's retention_bytes holds on
 // every node: the oldest segments of each buffer go, on every replica
 // alike, and what is kept reads back whole.
-func TestClusterRetention(t *testing.T) {
-	c := sensetest.StartCluster(t, 3, `
+// retainedHub: one hub on every node, a pipeline whose buffers keep 512
+// KiB in segments of 512 KiB.
+const retainedHub = `
 jurisdictions: [MA]
 hubs: [{name: tangier, jurisdiction: MA}]
 pipelines: [{name: payments, partitions: 1, retention_bytes: 512KiB}]
 durability: {segment_bytes: 512KiB}
-`)
-	// About 6 MiB in one buffer, in requests smaller than a segment.
+`
+
+// producePadded produces events r-from to r-(to-1), with values of 1 KiB,
+// to payments through the node at addr, in requests of at most 128 KiB
+// (smaller than a segment), and fails the test on any refusal.
+func producePadded(t *testing.T, addr string, from, to int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(0)})
+	cl, err := client.Dial(ctx, client.Options{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +41,10 @@ durability: {segment_bytes: 512KiB}
 	if err != nil {
 		t.Fatal(err)
 	}
-	pad := strings.Repeat("x", 1024)
-	for i := range 3000 {
-		p.Send(client.Event{Key: fmt.Appendf(nil, "r-%d", i), Value: []byte(pad)}, func(r client.Result) {
+	defer p.Close()
+	pad := []byte(strings.Repeat("x", 1024))
+	for i := from; i < to; i++ {
+		p.Send(client.Event{Key: fmt.Appendf(nil, "r-%d", i), Value: pad}, func(r client.Result) {
 			if r.Err != nil {
 				t.Errorf("r-%d: %v", i, r.Err)
 			}
@@ -46,10 +53,15 @@ durability: {segment_bytes: 512KiB}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p.Close()
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+func TestClusterRetention(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, retainedHub)
+	// About 6 MiB in one buffer, in requests smaller than a segment.
+	producePadded(t, c.NativeAddr(0), 0, 3000)
 	deadline := time.Now().Add(30 * time.Second)
 	for i, s := range c.Nodes {
 		for {

@@ -1,17 +1,14 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sensehq/sense/batch"
-	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
@@ -22,40 +19,8 @@ import (
 // it starts again (a raft snapshot, then the leader's batches): it starts
 // where the leader does and holds the same records from there.
 func TestClusterSnapshot(t *testing.T) {
-	c := sensetest.StartCluster(t, 3, `
-jurisdictions: [MA]
-hubs: [{name: tangier, jurisdiction: MA}]
-pipelines: [{name: payments, partitions: 1, retention_bytes: 512KiB}]
-durability: {segment_bytes: 512KiB}
-`)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	produce := func(node, from, to int) {
-		cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(node)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50, BatchBytes: 128 << 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pad := strings.Repeat("x", 1024)
-		for i := from; i < to; i++ {
-			p.Send(client.Event{Key: fmt.Appendf(nil, "r-%d", i), Value: []byte(pad)}, func(r client.Result) {
-				if r.Err != nil {
-					t.Errorf("r-%d: %v", i, r.Err)
-				}
-			})
-		}
-		if err := p.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		p.Close()
-		if t.Failed() {
-			t.FailNow()
-		}
-	}
+	c := sensetest.StartCluster(t, 3, retainedHub)
+	produce := func(node, from, to int) { producePadded(t, c.NativeAddr(node), from, to) }
 	// About 2 MiB, in the one buffer that gets them: retention moves its
 	// start past its first segments.
 	produce(0, 0, 2000)

@@ -118,22 +118,7 @@ func waitAudit(t *testing.T, s *server.Server, what string, ok func(hubs map[str
 func ingest(t *testing.T, s *server.Server, prefix, juris string) func() []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cl, err := client.Dial(ctx, client.Options{Addr: s.NativeAddr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := cl.Registry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mask, err := reg.Parse(juris)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := cl.NewProducer(ctx, client.ProducerOptions{Pipeline: "payments", MaxRetries: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, p, mask := maskedProducer(t, ctx, s.NativeAddr().String(), juris)
 	var mu sync.Mutex
 	var acked []string
 	var errs []error
