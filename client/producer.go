@@ -171,9 +171,12 @@ func (o *ProducerOptions) normalize() error {
 //
 // Events reach a partition in the order of Send, with two exceptions: an
 // event refused with a retriable code and sent again comes after the
-// events sent in between; and with the current server, which accepts gaps
-// in the sequence numbers of one partition, a request that failed as a
-// whole with a retriable code may be stored after requests sent after it.
+// events sent in between (while a partition's leader changes, the server
+// itself tries a batch again in its place, for up to 10 s, so this takes
+// a longer outage: docs/cluster.md, "Forwarding"); and a request refused
+// as a whole with a retriable code (an ERROR answer: OVERLOADED, NOT_READY)
+// may be stored after requests sent after it, the server accepting gaps
+// in the sequence numbers of one partition.
 // A key keeps its partition while the set of eligible partitions is
 // stable.
 //

@@ -70,11 +70,12 @@ func poke(c chan struct{}) {
 
 func (p *peer) heard() { p.lastHeard.Store(time.Now().UnixNano()) }
 
-func (p *peer) enqueue(kind byte, payload []byte) bool {
+// enqueue queues a frame while the peer's queue stays within limit bytes;
+// the caller counts a refusal.
+func (p *peer) enqueue(kind byte, payload []byte, limit int) bool {
 	p.mu.Lock()
-	if p.closed || p.down || p.q.mem+p.inflight+p.q.cost(len(payload)) > p.t.cfg.MaxQueueBytes {
+	if p.closed || p.down || p.q.mem+p.inflight+p.q.cost(len(payload)) > limit {
 		p.mu.Unlock()
-		p.dropped.Add(1)
 		return false
 	}
 	p.q.add(kind, payload)

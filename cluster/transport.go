@@ -158,7 +158,29 @@ func (t *Transport) Send(to string, kind byte, payload []byte) bool {
 		p.dropped.Add(1)
 		return false
 	}
-	return p.enqueue(kind, payload)
+	if !p.enqueue(kind, payload, t.cfg.MaxQueueBytes) {
+		p.dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// SendBulk is Send for bulk data that may wait (reads served for other
+// nodes): it queues the frame only while the peer's queue stays within
+// half of MaxQueueBytes, so that raft's messages always find room. It
+// returns false, counting no drop, when there is no room now; the caller
+// tries again later.
+func (t *Transport) SendBulk(to string, kind byte, payload []byte) bool {
+	p := t.peers[to]
+	if p == nil {
+		t.misrouted.Add(1)
+		return false
+	}
+	if 1+len(payload) > t.cfg.MaxFrameBytes/2 {
+		p.dropped.Add(1)
+		return false
+	}
+	return p.enqueue(kind, payload, t.cfg.MaxQueueBytes/2)
 }
 
 // Connected reports whether an outbound connection to peer id is

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/sensehq/sense/seglog"
 )
@@ -62,6 +64,18 @@ type Leadership interface {
 	Term() uint64
 	// Replicas names the nodes holding the buffer.
 	Replicas() []string
+}
+
+// RemoteReader is implemented by a Buffer whose log is on other nodes (a
+// cluster node's buffer it holds no replica of): a node that holds it
+// answers its reads. Fetch and Offsets go through it; the Buffer's own
+// StartOffset and HighWatermark are then only as fresh as its last read.
+type RemoteReader interface {
+	// ReadFrom reads whole batches from offset (Earliest and Latest
+	// resolve; off is the resolved offset) up to maxBytes, at least one
+	// batch; with nothing there yet the node that holds the buffer waits
+	// up to wait for data. With maxBytes 0 it answers the offsets only.
+	ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration) (batches []byte, off, start, hw int64, err error)
 }
 
 // AppendFlags qualify one Append.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
@@ -71,8 +72,39 @@ func (n *Node) Offsets(pipeline string, partition int32) (start, hw int64, code 
 	if code != result.OK {
 		return -1, -1, code
 	}
+	if rr, ok := b.(RemoteReader); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), remoteOffsetsTimeout)
+		defer cancel()
+		_, _, start, hw, err := rr.ReadFrom(ctx, Latest, 0, 0)
+		if err != nil {
+			return -1, -1, n.readCode(pipeline, partition, err)
+		}
+		return start, hw, result.OK
+	}
 	return b.StartOffset(), b.HighWatermark(), result.OK
 }
+
+// KnownHighWatermark is a partition's high watermark as this node knows it
+// without asking another: for a buffer held on other nodes, as its last
+// remote read answered it. For metrics.
+func (n *Node) KnownHighWatermark(pipeline string, partition int32) (int64, bool) {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, false
+	}
+	return b.HighWatermark(), true
+}
+
+// remoteOffsetsTimeout bounds asking another node for a buffer's offsets.
+const remoteOffsetsTimeout = 10 * time.Second
+
+// remoteWait is the longest a node holding a buffer keeps one remote read
+// open waiting for data; a reader that waits longer asks again.
+const remoteWait = 2 * time.Second
+
+// remoteRetryPause is the pause before asking again after no replica could
+// answer a remote read.
+const remoteRetryPause = 50 * time.Millisecond
 
 // Resolve turns Earliest and Latest into a partition's offsets and checks
 // that offset lies in [start, high watermark] (OffsetOutOfRange if not).
@@ -171,6 +203,12 @@ func (n *Node) readCode(pipeline string, partition int32, err error) result.Code
 		return result.OffsetOutOfRange
 	case errors.Is(err, seglog.ErrClosed):
 		return n.closedCode()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return result.Timeout
+	}
+	if c := result.CodeOf(err); c != result.Unknown {
+		// An answer from another node (a remote read), with its code.
+		return c
 	}
 	n.log.Error("read failed", "pipeline", pipeline, "partition", partition, "err", err)
 	return result.StorageError
@@ -184,6 +222,9 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 	l, code := n.buffer(pipeline, partition)
 	if code != result.OK {
 		return dst, offset, -1, code
+	}
+	if rr, ok := l.(RemoteReader); ok {
+		return n.fetchRemote(ctx, l, rr, pipeline, partition, offset, maxBytes, dst)
 	}
 	switch offset {
 	case Earliest:
@@ -213,6 +254,44 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 		}
 		if !WaitAny(ctx, []<-chan struct{}{ch}) {
 			return dst, offset, hw, result.OK
+		}
+	}
+}
+
+// fetchRemote is Fetch of a buffer held on other nodes: each round asks a
+// node that holds it, which waits up to remoteWait for data.
+func (n *Node) fetchRemote(ctx context.Context, l Buffer, rr RemoteReader, pipeline string, partition int32, offset int64, maxBytes int, dst []byte) ([]byte, int64, int64, result.Code) {
+	hw := int64(-1)
+	for {
+		wait := remoteWait
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d))
+		}
+		b, off, _, w, err := rr.ReadFrom(ctx, offset, max(maxBytes, 1), max(wait, 0))
+		if ctx.Err() != nil {
+			// The reader stopped waiting: nothing new, as a local wait
+			// that ends with its context.
+			return dst, offset, hw, result.OK
+		}
+		if c := result.CodeOf(err); c == result.NotReady || c == result.Timeout {
+			// No replica could answer now (an election, a node down, a
+			// busy link): ask again while the reader waits.
+			select {
+			case <-ctx.Done():
+				return dst, offset, hw, result.OK
+			case <-time.After(remoteRetryPause):
+			}
+			continue
+		}
+		if err != nil {
+			return dst, offset, hw, n.readCode(pipeline, partition, err)
+		}
+		offset, hw = off, w
+		if len(b) > 0 {
+			return append(dst, b...), offset, hw, result.OK
+		}
+		if cur, _ := n.buffer(pipeline, partition); cur != l || n.closed.Load() {
+			return dst, offset, hw, n.closedCode()
 		}
 	}
 }

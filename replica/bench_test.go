@@ -189,9 +189,21 @@ func (f senderFunc) Send(to string, kind byte, p []byte) bool { return f(to, kin
 
 // BenchmarkIdleHeartbeats: three hosts hold G idle raft groups (elected,
 // nothing appended); it reports the frames per second between two of the
-// nodes, which should not grow with G (heartbeats coalesced, idle groups
-// quiet). Each op is a 100 ms window.
-func BenchmarkIdleHeartbeats(b *testing.B) {
+// nodes, which should not grow with G (idle groups quiet). Each op is a
+// 100 ms window.
+func BenchmarkIdleHeartbeats(b *testing.B) { benchHeartbeats(b, true) }
+
+// BenchmarkHeartbeats is BenchmarkIdleHeartbeats with groups that never go
+// quiet, as busy groups: each leader heartbeats every period, and the
+// frames per second between two nodes should still not grow with G (a
+// peer's heartbeats go in one frame).
+func BenchmarkHeartbeats(b *testing.B) { benchHeartbeats(b, false) }
+
+func benchHeartbeats(b *testing.B, quiesce bool) {
+	var alive func(string) bool
+	if quiesce {
+		alive = func(string) bool { return true }
+	}
 	for _, groups := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
 			names := []string{"n1", "n2", "n3"}
@@ -200,7 +212,7 @@ func BenchmarkIdleHeartbeats(b *testing.B) {
 			var hosts []*replica.Host
 			for _, n := range names {
 				fs := vfs.NewMem()
-				h := replica.NewHost(n, net.sender(n), replica.HostOptions{Logger: quiet, FS: fs, Alive: func(string) bool { return true }})
+				h := replica.NewHost(n, net.sender(n), replica.HostOptions{Logger: quiet, FS: fs, Alive: alive})
 				defer h.Close()
 				net.attach(n, h)
 				hosts = append(hosts, h)

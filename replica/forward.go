@@ -289,51 +289,26 @@ func unknownOutcome(err error) bool {
 // appendRetrying appends an idempotent batch (producer id and sequence
 // set) on a node that may not lead the group, and tries the same bytes
 // again after an answer that leaves its fate unknown — its leader went
-// down or stepped down before committing it, or did not answer — until it
-// gets a definite one or RetryFor passes. The same bytes are safe to send
-// again: a leader that has the batch answers with its original offsets.
-// Answering the unknown outcome to the producer instead would make it
-// send the events again under new sequence numbers, stored twice if the
-// first attempt was committed after all.
-//
-// The first attempt is made before appendRetrying returns, so that a
-// producer's batches leave in the order they were appended (see
-// sendForward); only the tries again come from a goroutine. A first
-// attempt refused at once (no leader known, the leader known to be down)
-// sent nothing: its outcome is known, and it is answered as it is. Trying
-// it again from a goroutine would let the producer's next batch, sent
-// meanwhile to a leader just elected, overtake it: its sequences would
-// then be older than the log's, refused as duplicates though never stored.
-func (g *Group) appendRetrying(b []byte, checked, sparse bool) (*Ack, error) {
-	first, ferr := g.appendOnce(b, checked, sparse)
-	if ferr != nil {
-		return nil, ferr
-	}
+// down or stepped down before committing it, or did not answer, or none
+// is known yet — until it gets a definite one or RetryFor passes. The
+// same bytes are safe to send again: a leader that has the batch answers
+// with its original offsets. Answering the unknown outcome to the producer
+// instead would make it send the events again under new sequence numbers,
+// stored twice if the first attempt was committed after all, and after
+// batches it sent later. The producer's batches keep their order through
+// the tries (order.go).
+func (g *Group) appendRetrying(pid int64, b []byte, checked, sparse bool) *Ack {
 	b = append([]byte(nil), b...)
-	a := newAck()
-	go func() {
-		deadline := time.Now().Add(g.h.opts.RetryFor)
-		backoff := 10 * time.Millisecond
-		inner := first
-		var err error
-		for {
-			var base int64
-			if err == nil {
-				base, err = inner.Wait()
-			}
-			if err == nil || !unknownOutcome(err) || !time.Now().Before(deadline) {
-				a.resolve(base, err)
-				return
-			}
-			select {
-			case <-g.quit:
-				a.resolve(-1, seglog.ErrClosed)
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 200*time.Millisecond)
-			inner, err = g.appendOnce(b, checked, sparse)
+	target := func() string {
+		if g.IsLeader() {
+			return g.h.self
 		}
-	}()
-	return a, nil
+		return g.Leader()
+	}
+	attempt := func() (*Ack, string, error) {
+		to := target()
+		a, err := g.appendOnce(b, checked, sparse)
+		return a, to, err
+	}
+	return g.chains.appendOrdered(pid, target(), attempt, g.h.opts.RetryFor, g.quit)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 )
@@ -123,6 +124,60 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 		if err := checkSnapshot(&pb.Snapshot{Data: p}); err == nil {
 			t.Fatal("a snapshot at index 0 passed the check")
+		}
+	})
+}
+
+// FuzzDecodeRead: a remote read's request and answer from a peer decode or
+// are refused, never panic; a request decodes within the read bounds and
+// encodes back; an answer round-trips.
+func FuzzDecodeRead(f *testing.F) {
+	f.Add(encodeRead(7, "payments/tangier/0", ReadBatches, Earliest, 1<<20, time.Second))
+	f.Add(encodeRead(7, "payments/tangier/0", ReadTime, 1700000000000, 0, 0))
+	f.Add(encodeReadResp(7, RemoteRead{Batches: []byte("batches"), Offset: 4, Start: 1, Watermark: 9}, nil))
+	f.Add(encodeReadResp(8, RemoteRead{}, errors.New("no replica here")))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if q, err := decodeRead(p); err == nil {
+			if q.maxBytes > MaxRemoteReadBytes || q.wait > MaxRemoteReadWait || q.maxBytes < 0 || q.wait < 0 {
+				t.Fatalf("a read request decodes past the bounds: %+v", q)
+			}
+			again := encodeRead(q.id, q.key, q.op, q.offset, q.maxBytes, q.wait)
+			if q2, err := decodeRead(again); err != nil || q2 != q {
+				t.Fatalf("a read request does not round-trip: %+v, then %+v (%v)", q, q2, err)
+			}
+		}
+		if id, r, err := decodeReadResp(p); err == nil {
+			id2, r2, err := decodeReadResp(encodeReadResp(id, r.r, r.err))
+			if err != nil || id2 != id || !bytes.Equal(r2.r.Batches, r.r.Batches) || r2.r.Offset != r.r.Offset ||
+				r2.r.Start != r.r.Start || r2.r.Watermark != r.r.Watermark || (r2.err == nil) != (r.err == nil) {
+				t.Fatalf("a read answer does not round-trip: %+v, then %+v (%v)", r, r2, err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeHeartbeats: a heartbeats frame from a peer decodes entry by
+// entry, each of which encodes back to its bytes, or stops with an error;
+// never a panic.
+func FuzzDecodeHeartbeats(f *testing.F) {
+	p := appendHeartbeat(nil, "payments/tangier/0", hbHeartbeat, 3, 17, nil)
+	p = appendHeartbeat(p, "payments/tangier/1", hbAnswer, 3, 0, []byte("ctx"))
+	f.Add(p)
+	f.Add(p[:len(p)-1])
+	f.Add([]byte{0, 1, 'k', 2})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var again []byte
+		err := decodeHeartbeats(p, func(e heartbeatEntry) {
+			again = appendHeartbeat(again, e.key, e.typ, e.term, e.commit, e.ctx)
+		})
+		if !bytes.HasPrefix(p, again) {
+			t.Fatalf("decoded entries do not encode back: %x, then %x", p, again)
+		}
+		if err == nil && len(again) != len(p) {
+			t.Fatalf("a frame of %d bytes decoded as %d bytes of entries", len(p), len(again))
 		}
 	})
 }

@@ -48,6 +48,9 @@ type Group struct {
 	lg                        *slog.Logger
 	rn                        *raft.RawNode // owned by run
 
+	// chains keep each producer's forwarded batches in order (order.go).
+	chains chains
+
 	inbox chan *pb.Message
 	props chan *proposal
 	tickc chan struct{}
@@ -463,7 +466,7 @@ func (g *Group) Append(b []byte, checked, sparse, forward bool) (*Ack, error) {
 	}
 	if forward {
 		if h, err := batch.ParseHeader(b); err == nil && h.Idempotent() {
-			return g.appendRetrying(b, checked, sparse)
+			return g.appendRetrying(h.ProducerID, b, checked, sparse), nil
 		}
 	}
 	return g.appendOrForward(b, checked, sparse, forward)
@@ -924,6 +927,10 @@ func (g *Group) sendMsg(m *pb.Message) {
 	}
 	if m.GetTo() == g.id {
 		g.step(m)
+		return
+	}
+	if isHeartbeat(m) {
+		g.h.queueHeartbeat(to, g.key, m) // one frame per peer (heartbeat.go)
 		return
 	}
 	p, err := encodeFrame(g.key, m)

@@ -33,6 +33,13 @@ type Sender interface {
 	Send(to string, kind byte, payload []byte) bool
 }
 
+// BulkSender is implemented by a Sender that can hold bulk frames back
+// while a peer's queue is busy (cluster.Transport.SendBulk): the host
+// sends the answers of remote reads through it when it can.
+type BulkSender interface {
+	SendBulk(to string, kind byte, payload []byte) bool
+}
+
 // HostOptions tune a host's raft groups. The zero value is valid.
 type HostOptions struct {
 	// Tick is raft's clock period; default 25ms.
@@ -69,6 +76,11 @@ type HostOptions struct {
 	// and fully replicated before it goes quiet; default 2 heartbeat
 	// periods.
 	QuiesceTicks int
+	// ReadFilter, when set, passes the batches a remote read (remoteread.go)
+	// is about to send to node to: it appends to dst what that node may
+	// receive. Sense filters by the records' jurisdiction masks, so that no
+	// event byte reaches a node outside them. Nil sends the batches as read.
+	ReadFilter func(to string, dst, batches []byte) ([]byte, error)
 }
 
 func (o *HostOptions) fill() {
@@ -154,6 +166,13 @@ type Host struct {
 	// digests are the digests asked of other nodes awaiting their answer
 	// (digest.go), by request id: chan digestResult.
 	digests sync.Map
+	// reads are the reads asked of other nodes awaiting their answer
+	// (remoteread.go), by request id: chan readResult; served counts the
+	// reads this node serves for others.
+	reads  sync.Map
+	served atomic.Int64
+	// hb gathers heartbeats per peer (heartbeat.go).
+	hb heartbeats
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -373,6 +392,15 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 	case KindDigestResp:
 		h.handleDigestResp(from, payload)
 		return
+	case KindRead:
+		h.handleRead(from, payload)
+		return
+	case KindReadResp:
+		h.handleReadResp(from, payload)
+		return
+	case KindHeartbeats:
+		h.handleHeartbeats(from, payload)
+		return
 	}
 	if kind != KindRaft {
 		h.dropped.Add(1)
@@ -385,6 +413,13 @@ func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
 		h.log.Warn("dropping a raft frame", "from", from, "err", err)
 		return
 	}
+	h.deliverRaft(from, key, m)
+}
+
+// deliverRaft hands a raft message from node from to the group key, once
+// it is checked: addressed to this replica by a replica of the group, and
+// not one raft keeps local or a forwarded proposal.
+func (h *Host) deliverRaft(from, key string, m *pb.Message) {
 	g := h.Group(key)
 	if g == nil {
 		h.dropped.Add(1)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
@@ -39,6 +41,8 @@ type clusterRuntime struct {
 	proposer lateProposer
 	log      *slog.Logger
 	sender   *lateSender
+	// node is the node, once open: remote reads are filtered by its hubs.
+	node atomic.Pointer[node.Node]
 }
 
 // lateSender lets the host and the transport be built in either order.
@@ -49,6 +53,12 @@ type lateSender struct {
 func (s *lateSender) Send(to string, kind byte, payload []byte) bool {
 	t := s.t.Load()
 	return t != nil && t.Send(to, kind, payload)
+}
+
+// SendBulk is replica.BulkSender.
+func (s *lateSender) SendBulk(to string, kind byte, payload []byte) bool {
+	t := s.t.Load()
+	return t != nil && t.SendBulk(to, kind, payload)
 }
 
 // startCluster starts the transport, the raft host and the member list of
@@ -66,7 +76,7 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 	ls := &lateSender{}
 	members := cluster.NewMembers(ni, names, ls, membersInterval, log)
 	c := &clusterRuntime{cfg: cfg, members: members, log: log, sender: ls}
-	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive})
+	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive, ReadFilter: c.readFilter})
 	host.HoldRetention(true) // until the metadata is applied (meta.go)
 	c.host = host
 	tr, err := cluster.New(cluster.Config{
@@ -275,6 +285,29 @@ func (c *clusterRuntime) close() error {
 	return errors.Join(err, c.tr.Close())
 }
 
+// readFilter is replica.HostOptions.ReadFilter: a node receives only the
+// records whose masks hold the jurisdiction of every hub it is a node of
+// (none when it is in no hub).
+func (c *clusterRuntime) readFilter(to string, dst, batches []byte) ([]byte, error) {
+	n := c.node.Load()
+	if n == nil {
+		return dst, errors.New("the node is still starting")
+	}
+	var want jurisdiction.Mask
+	for _, h := range n.Hubs() {
+		if !slices.Contains(c.cfg.HubNodes(h.Name), to) {
+			continue
+		}
+		m, err := n.Registry().Parse(h.Jurisdiction)
+		if err != nil {
+			return dst, fmt.Errorf("hub %s: %w", h.Name, err)
+		}
+		want |= m
+	}
+	var f node.MaskFilter
+	return f.Filter(dst, batches, func(m jurisdiction.Mask) bool { return want != 0 && want&^m == 0 })
+}
+
 // groupBuffer is a replica.Group as the node's Buffer.
 type groupBuffer struct{ *replica.Group }
 
@@ -407,3 +440,11 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 	slices.SortFunc(ci.Buffers, func(a, b admin.BufferStatus) int { return strings.Compare(a.Key, b.Key) })
 	return ci
 }
+
+// ReadFrom is node.RemoteReader: a replica of the buffer answers.
+func (b remoteBuffer) ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration) ([]byte, int64, int64, int64, error) {
+	r, err := b.Remote.ReadRemote(ctx, replica.ReadBatches, offset, maxBytes, wait)
+	return r.Batches, r.Offset, r.Start, r.Watermark, err
+}
+
+var _ node.RemoteReader = remoteBuffer{}

@@ -28,7 +28,6 @@ import (
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/movelog"
 	"github.com/sensehq/sense/node"
-	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/vfs"
 )
@@ -214,6 +213,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Node = n
 	if s.cluster != nil {
+		s.cluster.node.Store(n)
 		if s.cluster.meta, err = s.cluster.openMeta(n); err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
@@ -241,8 +241,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.mig.start()
 	}
 	n.Metrics.Registry.MustRegister(group.NewLagCollector(s.Offsets, func(topic string, partition int32) (int64, bool) {
-		_, hw, code := n.Offsets(topic, partition)
-		return hw, code == result.OK
+		return n.KnownHighWatermark(topic, partition)
 	}))
 	nodeRef.Store(n)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))

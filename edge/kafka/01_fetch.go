@@ -87,9 +87,12 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			// An empty record set, never a null one (size -1): Kafka
 			// sends empty, and librdkafka fails to parse null.
 			rp.RecordBatches = []byte{}
-			start, hw, code := c.s.node.Offsets(t.Topic, p.Partition)
+			// Leadership first: a node that holds no replica would ask
+			// another node for the offsets, and then refuse.
+			code := c.leaderCode(t.Topic, p.Partition)
+			var start, hw int64
 			if code == result.OK {
-				code = c.leaderCode(t.Topic, p.Partition)
+				start, hw, code = c.s.node.Offsets(t.Topic, p.Partition)
 			}
 			if code != result.OK {
 				rp.ErrorCode = code.Kafka()

@@ -35,9 +35,10 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 }
 
 func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64, int16) {
-	start, hw, code := c.s.node.Offsets(topic, partition)
+	code := c.leaderCode(topic, partition)
+	var start, hw int64
 	if code == result.OK {
-		code = c.leaderCode(topic, partition)
+		start, hw, code = c.s.node.Offsets(topic, partition)
 	}
 	if code != result.OK {
 		return -1, -1, code.Kafka()
