@@ -197,7 +197,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	} else {
-		if s.cluster, err = startCluster(cfg, s.nodeInfo(), log); err != nil {
+		if s.cluster, err = startCluster(cfg, s.nodeInfo(), s.tls, log); err != nil {
 			s.shutdownHTTP(context.Background())
 			s.closeListeners()
 			return nil, err

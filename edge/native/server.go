@@ -277,6 +277,7 @@ func (c *conn) handshake() bool {
 	if id, ok := tlsconf.PeerIdentity(c.nc); ok {
 		// The verified client certificate's subject, on every later line.
 		c.log = c.log.With("client_cert", id.String())
+		c.log.Debug("TLS client certificate verified", "client_id", h.ClientID)
 	}
 	v, err := wire.NegotiateVersion(h)
 	if err != nil {
