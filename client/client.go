@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -94,13 +95,19 @@ type Options struct {
 	// experiments only: the connection is encrypted but not
 	// authenticated.
 	InsecureSkipVerify bool
-	// TLSConfig is the base TLS configuration for QUIC (for example
-	// RootCAs for a configured server certificate); it is cloned, and TLS
-	// 1.3 and ALPN "sense/1" are set. Over HTTP it turns on HTTPS, with
-	// ALPN h2 and http/1.1. With neither a pin nor
+	// TLSConfig is the base TLS configuration for QUIC, TLS over TCP and
+	// HTTPS (for example RootCAs for a configured server certificate, and
+	// Certificates for a client certificate when the server asks for one:
+	// mutual TLS); it is cloned, and TLS 1.3 and ALPN "sense/1" are set
+	// (over HTTP: ALPN h2 and http/1.1). With neither a pin nor
 	// InsecureSkipVerify, the server's certificate is verified against
 	// TLSConfig.RootCAs (or the system roots) and the host of Addr.
 	TLSConfig *tls.Config
+	// TLS runs the native protocol over TLS on TCP (the native listener's
+	// tls.native.enabled; docs/security.md). It is implied by TLSConfig,
+	// ServerFingerprint or InsecureSkipVerify; set it alone to verify the
+	// server against the system roots.
+	TLS bool
 }
 
 func (o *Options) normalize() error {
@@ -127,6 +134,9 @@ func (o *Options) normalize() error {
 		default:
 			o.Addr = DefaultAddr
 		}
+	}
+	if o.Transport == TransportTCP && (o.TLSConfig != nil || o.ServerFingerprint != "" || o.InsecureSkipVerify) {
+		o.TLS = true
 	}
 	if o.ClientID == "" {
 		o.ClientID = "sense-go"
@@ -238,7 +248,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		c.h = h
 		return c, nil
 	}
-	if opts.Transport == TransportQUIC {
+	if opts.Transport == TransportQUIC || opts.Transport == TransportTCP && opts.TLS {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("client: Options.Addr %q: %w", opts.Addr, err)
@@ -462,6 +472,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		if nc, err = d.DialContext(ctx, "tcp", c.opts.Addr); err != nil {
 			return nil, fmt.Errorf("client: connect to Sense at %s: %w", c.opts.Addr, err)
 		}
+		if c.tlsConf != nil {
+			if nc, err = c.tlsHandshake(ctx, nc); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
@@ -474,6 +489,8 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		nc.Close()
 		if err == nil || ctx.Err() != nil {
 			err = ctx.Err()
+		} else if c.tlsConf != nil && clientCertRefused(err) {
+			err = clientCertError(err)
 		}
 		return nil, fmt.Errorf("client: handshake with Sense at %s: %w", c.opts.Addr, err)
 	}
@@ -484,6 +501,44 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	return cn, nil
 }
 
+// tlsHandshake runs a TLS handshake on nc, the TCP connection to the
+// native listener; its errors say what to change.
+func (c *Client) tlsHandshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	tc := tls.Client(nc, c.tlsConf)
+	err := tc.HandshakeContext(ctx)
+	if err == nil {
+		return tc, nil
+	}
+	nc.Close()
+	var rh tls.RecordHeaderError
+	var cv *tls.CertificateVerificationError
+	var fp *quicwire.FingerprintError
+	switch {
+	case errors.As(err, &rh):
+		return nil, fmt.Errorf("client: TLS handshake with Sense at %s: the server does not speak TLS there (turn on tls.native.enabled, or connect without TLS): %w", c.opts.Addr, err)
+	case errors.As(err, &cv), errors.As(err, &fp):
+		return nil, fmt.Errorf("client: TLS handshake with Sense at %s: the server's certificate is not trusted: %w "+
+			"(give its CA in Options.TLSConfig.RootCAs, sense ... --ca-file; or pin it with Options.ServerFingerprint)", c.opts.Addr, err)
+	case clientCertRefused(err):
+		return nil, fmt.Errorf("client: TLS handshake with Sense at %s: %w", c.opts.Addr, clientCertError(err))
+	}
+	return nil, fmt.Errorf("client: TLS handshake with Sense at %s: %w", c.opts.Addr, err)
+}
+
+// clientCertRefused reports whether err is the server's TLS alert that it
+// wants a client certificate or refuses the one given. Under TLS 1.3 it
+// arrives with the first read after the handshake.
+func clientCertRefused(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "tls: certificate required") || strings.Contains(msg, "tls: bad certificate") ||
+		strings.Contains(msg, "tls: unknown certificate authority") || strings.Contains(msg, "tls: expired certificate")
+}
+
+func clientCertError(err error) error {
+	return fmt.Errorf("the server refused this client's certificate, or wants one: %w "+
+		"(give a client certificate signed by a CA of the server's tls.client_ca_file: Options.TLSConfig.Certificates, sense ... --cert-file and --key-file)", err)
+}
+
 func handshake(nc net.Conn, rd *wire.Reader, corr uint32, clientID string) (wire.HelloOK, error) {
 	b := wire.AppendHello(nil, corr, wire.Hello{MinVersion: wire.MinVersion, MaxVersion: wire.MaxVersion, ClientID: clientID})
 	if _, err := nc.Write(b); err != nil {
@@ -491,8 +546,8 @@ func handshake(nc net.Conn, rd *wire.Reader, corr uint32, clientID string) (wire
 	}
 	f, err := rd.Next()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("the server closed the connection during the handshake (is this a Sense native listener?): %w", err)
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			err = fmt.Errorf("the server closed the connection during the handshake (is this a Sense native listener? If it speaks TLS, tls.native.enabled, connect with TLS: Options.TLS, --tls): %w", err)
 		}
 		return wire.HelloOK{}, err
 	}

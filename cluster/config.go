@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/sensehq/sense/internal/tlsconf"
 )
 
 // Peer is one node of the cluster.
@@ -77,6 +79,12 @@ type Config struct {
 	// batch of frames; a write that misses it closes the connection.
 	// Default 5s.
 	WriteTimeout time.Duration
+	// TLS, when set, runs every connection over mutual TLS 1.3 (see the
+	// package comment, "TLS"): this node presents TLS's certificate and
+	// verifies each peer's against TLS's CA pool, and a peer's
+	// certificate must name its node id (tlsconf.NamesNode). Nil: plain
+	// TCP.
+	TLS *tlsconf.Source
 }
 
 // Validate fills in the defaults of c and checks it; the error names the
@@ -157,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("cluster: WriteTimeout %v is negative; use 0 for the default (%v)", c.WriteTimeout, DefaultWriteTimeout)
+	}
+	if c.TLS != nil && (c.TLS.Certificate() == nil || c.TLS.CAs() == nil) {
+		return fmt.Errorf("cluster: TLS needs a certificate and a CA file, got %+v; give both (cluster.tls)", c.TLS.Files())
 	}
 	return nil
 }

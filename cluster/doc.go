@@ -27,6 +27,18 @@
 // the connection, with a logged error naming the value it got and the one
 // it wanted, on any mismatch.
 //
+// # TLS
+//
+// With Config.TLS every connection is mutual TLS 1.3 (ALPN
+// "sense-cluster/1") before the hello. Both ends present their node's
+// certificate and verify the other's chain against the CA pool of
+// Config.TLS; a certificate names a node by a URI SAN sense://node/<id>
+// or a DNS SAN equal to the id (tlsconf.NamesNode). The dialer requires
+// the server's certificate to name the peer it dialed; the acceptor
+// requires the client's to name a configured peer, and then the node its
+// hello claims to be from. Any refusal closes the connection and logs
+// what to fix; the refused node logs the TLS alert it got.
+//
 // # Frames
 //
 // After the hello come frames, back to back (big-endian):

@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -231,6 +234,14 @@ func (p *peer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.t.cfg.TLS != nil {
+		tc := tls.Client(conn, p.t.clientTLS(p.id))
+		if err := p.t.handshake(tc); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("cluster: TLS handshake with peer %s at %s: %w", p.id, addr, err)
+		}
+		conn = tc
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.addr != addr {
@@ -248,12 +259,13 @@ func (p *peer) serve(conn net.Conn, inflight *queue) (err error) {
 	// The peer never writes on this connection: a read returns only when
 	// it closes the connection (or breaks the protocol).
 	dead := make(chan struct{})
+	var deadErr error // why the read ended; read after dead is closed
 	p.t.wg.Add(1)
 	go func() {
 		defer p.t.wg.Done()
 		defer close(dead)
 		var b [1]byte
-		conn.Read(b[:])
+		_, deadErr = conn.Read(b[:])
 	}()
 	defer func() {
 		p.mu.Lock()
@@ -289,6 +301,11 @@ func (p *peer) serve(conn net.Conn, inflight *queue) (err error) {
 			case <-p.wake:
 				continue
 			case <-dead:
+				if deadErr != nil && !errors.Is(deadErr, io.EOF) {
+					// Such as the TLS alert of a peer that refused this
+					// node's certificate.
+					return fmt.Errorf("%w: %v", errPeerClosed, deadErr)
+				}
 				return errPeerClosed
 			case <-p.t.ctx.Done():
 				return nil

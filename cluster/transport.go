@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -319,6 +320,17 @@ func (t *Transport) serveInbound(c net.Conn) {
 		t.mu.Unlock()
 	}()
 	remote := c.RemoteAddr().String()
+	if t.cfg.TLS != nil {
+		tc := tls.Server(c, t.serverTLS())
+		if err := t.handshake(tc); err != nil {
+			if !t.closing() {
+				t.log.Error("cluster: refusing a connection: TLS handshake failed; every node needs a certificate from cluster.tls.ca_file naming its node id",
+					"remote", remote, "err", err)
+			}
+			return
+		}
+		c = tc
+	}
 	cr := &countingReader{r: c}
 
 	// A dialer writes its hello at once; one that does not is not a peer.
@@ -331,6 +343,9 @@ func (t *Transport) serveInbound(c net.Conn) {
 		return
 	}
 	p, err := t.checkHello(h)
+	if err == nil {
+		err = checkPeerCert(c, h.From)
+	}
 	if err != nil {
 		t.log.Error("cluster: refusing a connection", "remote", remote, "err", err)
 		return

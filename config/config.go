@@ -343,18 +343,143 @@ const (
 	MaxHTTPEventsPerRequest = 1000000
 )
 
-// TLS names the certificate the HTTP listener (HTTPS with HTTP/2) and the
-// QUIC listener present. Both files or neither: without them the HTTP
-// listener serves plain HTTP/1.1 and HTTP/2 with prior knowledge.
+// TLS configures TLS on the TCP listeners (docs/security.md, "TLS").
+//
+// CertFile, KeyFile, ClientCAFile and ClientAuth are shared: a listener's
+// section (HTTP, Native, Kafka) may override each of them. The HTTP
+// listener serves HTTPS whenever it has a certificate, as it always has,
+// and QUIC presents the shared certificate; the native and Kafka listeners
+// speak TLS only when their section turns it on (Enabled, or a cert_file
+// of their own), so a plain-TCP client keeps working with a config that
+// only names the shared certificate.
 type TLS struct {
 	// CertFile is a PEM file holding the certificate chain, leaf first.
 	CertFile string `yaml:"cert_file"`
 	// KeyFile is a PEM file holding the certificate's private key.
 	KeyFile string `yaml:"key_file"`
+	// ClientCAFile is a PEM file of the CA certificates that sign client
+	// certificates (mutual TLS). With it ClientAuth defaults to require.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is none, verify_if_given or require; empty is require
+	// with a ClientCAFile, none without.
+	ClientAuth ClientAuth `yaml:"client_auth"`
+	// HandshakeTimeout disconnects a client that has not finished its TLS
+	// handshake this long after connecting. Default 10s.
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// HTTP, Native and Kafka are the listeners' own settings.
+	HTTP   ListenerTLS `yaml:"http"`
+	Native ListenerTLS `yaml:"native"`
+	Kafka  ListenerTLS `yaml:"kafka"`
 }
 
-// Enabled reports whether a certificate is configured.
+// ListenerTLS is one listener's TLS: whether it is on, and the shared
+// settings it overrides (an empty field takes the shared one).
+type ListenerTLS struct {
+	// Enabled turns TLS on or off for the listener. nil means the default
+	// (TLS.Listener resolves it): for HTTP, true when a certificate is
+	// configured for it (shared or its own); for the native and Kafka
+	// listeners, true when the section gives a cert_file of its own.
+	Enabled      *bool      `yaml:"enabled"`
+	CertFile     string     `yaml:"cert_file"`
+	KeyFile      string     `yaml:"key_file"`
+	ClientCAFile string     `yaml:"client_ca_file"`
+	ClientAuth   ClientAuth `yaml:"client_auth"`
+}
+
+// ClientAuth says whether a TLS listener asks its clients for a
+// certificate. The zero value, "", is the default: require with a client
+// CA file, none without.
+type ClientAuth string
+
+// Client authentication policies.
+const (
+	ClientAuthDefault       ClientAuth = ""
+	ClientAuthNone          ClientAuth = "none"            // no client certificate asked for
+	ClientAuthVerifyIfGiven ClientAuth = "verify_if_given" // optional; verified when given
+	ClientAuthRequire       ClientAuth = "require"         // required and verified
+)
+
+func (a ClientAuth) valid() bool {
+	switch a {
+	case ClientAuthDefault, ClientAuthNone, ClientAuthVerifyIfGiven, ClientAuthRequire:
+		return true
+	}
+	return false
+}
+
+// DefaultHandshakeTimeout is the default of tls.handshake_timeout.
+const DefaultHandshakeTimeout = Duration(10 * time.Second)
+
+// Listener names for TLS.Listener.
+const (
+	ListenerHTTP   = "http"
+	ListenerNative = "native"
+	ListenerKafka  = "kafka"
+)
+
+// ListenerTLSSettings are a listener's effective TLS settings, shared ones
+// and overrides resolved.
+type ListenerTLSSettings struct {
+	Enabled                         bool
+	CertFile, KeyFile, ClientCAFile string
+	ClientAuth                      ClientAuth // never ClientAuthDefault
+}
+
+// Listener returns the effective TLS settings of the listener named
+// ListenerHTTP, ListenerNative or ListenerKafka, after Validate.
+func (t TLS) Listener(name string) ListenerTLSSettings {
+	var l ListenerTLS
+	switch name {
+	case ListenerHTTP:
+		l = t.HTTP
+	case ListenerNative:
+		l = t.Native
+	case ListenerKafka:
+		l = t.Kafka
+	default:
+		panic("config: no TLS settings for listener " + name)
+	}
+	s := ListenerTLSSettings{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientAuth: t.ClientAuth}
+	if l.CertFile != "" || l.KeyFile != "" {
+		s.CertFile, s.KeyFile = l.CertFile, l.KeyFile
+	}
+	if l.ClientCAFile != "" {
+		s.ClientCAFile = l.ClientCAFile
+	}
+	if l.ClientAuth != ClientAuthDefault {
+		s.ClientAuth = l.ClientAuth
+	}
+	if s.ClientAuth == ClientAuthDefault {
+		s.ClientAuth = ClientAuthNone
+		if s.ClientCAFile != "" {
+			s.ClientAuth = ClientAuthRequire
+		}
+	}
+	if l.Enabled != nil {
+		s.Enabled = *l.Enabled
+	} else {
+		s.Enabled = name == ListenerHTTP && s.CertFile != "" && s.KeyFile != "" || l.CertFile != ""
+	}
+	return s
+}
+
+// Enabled reports whether a shared certificate is configured.
 func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// ClusterTLS secures the cluster transport with mutual TLS: every node
+// presents its certificate, which must name its node id (URI SAN
+// sense://node/<id>, or a DNS SAN equal to the id), and verifies its
+// peers' against CAFile. Empty: the transport is plain TCP.
+type ClusterTLS struct {
+	// CertFile and KeyFile are this node's certificate (chain) and key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile holds the CA certificates that sign the nodes' certificates.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Enabled reports whether the cluster transport uses TLS.
+func (t ClusterTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
 
 // Log configures the process's log.
 type Log struct {
@@ -453,6 +578,8 @@ type Cluster struct {
 	// Empty means every peer when there are at most 5, else the first 3
 	// (MetadataVoterIDs). Every node's config must give the same.
 	MetadataVoters []string `yaml:"metadata_voters"`
+	// TLS, when set, secures the transport with mutual TLS.
+	TLS ClusterTLS `yaml:"tls"`
 }
 
 // MetadataVoterIDs returns the voters of the cluster metadata log:

@@ -53,6 +53,7 @@ func TestZeroConfigDefaults(t *testing.T) {
 		},
 		Kafka: Kafka{AutoCreateTopics: Bool(true), MaxRequestBytes: 100 * MiB, GroupInitialRebalanceDelay: ptr(DefaultGroupInitialRebalanceDelay)},
 		HTTP:  HTTP{MaxBodyBytes: 16 * MiB, MaxEventsPerRequest: 10000},
+		TLS:   TLS{HandshakeTimeout: DefaultHandshakeTimeout},
 	}
 	want.registry = c.registry
 	if !reflect.DeepEqual(*c, want) {
@@ -124,6 +125,7 @@ func TestFullFile(t *testing.T) {
 		Alerts: Alerts{Webhook: "https://alerts.example.com/sense"},
 		Kafka:  Kafka{AutoCreateTopics: Bool(false), MaxRequestBytes: 50 * MiB, GroupInitialRebalanceDelay: ptr(Duration(0))},
 		HTTP:   HTTP{MaxBodyBytes: 4 * MiB, MaxEventsPerRequest: 500},
+		TLS:    TLS{HandshakeTimeout: DefaultHandshakeTimeout},
 		Log:    Log{Format: LogJSON, Level: slog.LevelDebug},
 	}
 	got := *c

@@ -505,6 +505,17 @@ var codecs = map[reflect.Type]codec{
 		format: func(v reflect.Value) string { return HubStatus(v.Uint()).String() },
 		tag:    "!!str",
 	},
+	reflect.TypeFor[ClientAuth](): {
+		parse: func(s string) (reflect.Value, error) {
+			a := ClientAuth(strings.TrimSpace(s))
+			if !a.valid() {
+				return reflect.Value{}, hint("is not a client authentication policy; use none, verify_if_given or require")
+			}
+			return reflect.ValueOf(a), nil
+		},
+		format: func(v reflect.Value) string { return v.String() },
+		tag:    "!!str",
+	},
 	reflect.TypeFor[LogFormat](): {
 		parse: func(s string) (reflect.Value, error) {
 			f, err := ParseLogFormat(strings.TrimSpace(s))

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensehq/sense/internal/tlstest"
 )
 
 // writeKeyPair writes a self-signed PEM certificate and its key to dir and
@@ -105,5 +108,129 @@ func TestTLS(t *testing.T) {
 	}
 	if l.TLS.CertFile != cert || l.TLS.KeyFile != key || l.HTTP.MaxBodyBytes != MiB || l.HTTP.MaxEventsPerRequest != 7 {
 		t.Errorf("from the environment: tls %+v, http %+v", l.TLS, l.HTTP)
+	}
+}
+
+// TestListenerTLS: the per-listener settings and their defaults. A config
+// with only the shared certificate means what it always meant (HTTPS,
+// native and Kafka plain); a listener turns TLS on by itself.
+func TestListenerTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	srv := ca.Server(t, "server")
+	other := ca.Server(t, "other")
+
+	c := Config{TLS: TLS{CertFile: srv.CertFile, KeyFile: srv.KeyFile}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if h, n, k := c.TLS.Listener(ListenerHTTP), c.TLS.Listener(ListenerNative), c.TLS.Listener(ListenerKafka); !h.Enabled || n.Enabled || k.Enabled ||
+		h.CertFile != srv.CertFile || h.ClientAuth != ClientAuthNone {
+		t.Fatalf("shared certificate only: http %+v, native %+v, kafka %+v; want HTTPS alone", h, n, k)
+	}
+	if c.TLS.HandshakeTimeout != DefaultHandshakeTimeout {
+		t.Errorf("handshake_timeout = %v", c.TLS.HandshakeTimeout)
+	}
+
+	yaml := fmt.Sprintf(`
+tls:
+  cert_file: %s
+  key_file: %s
+  client_ca_file: %s
+  client_auth: verify_if_given
+  http: {enabled: false}
+  native: {enabled: true, client_auth: require}
+  kafka: {cert_file: %s, key_file: %s, client_auth: none}
+`, srv.CertFile, srv.KeyFile, ca.CertFile, other.CertFile, other.KeyFile)
+	p, err := Parse("sense.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, k := p.TLS.Listener(ListenerHTTP), p.TLS.Listener(ListenerNative), p.TLS.Listener(ListenerKafka)
+	if h.Enabled {
+		t.Errorf("http: %+v, want off", h)
+	}
+	if !n.Enabled || n.CertFile != srv.CertFile || n.ClientCAFile != ca.CertFile || n.ClientAuth != ClientAuthRequire {
+		t.Errorf("native: %+v", n)
+	}
+	if !k.Enabled || k.CertFile != other.CertFile || k.KeyFile != other.KeyFile || k.ClientAuth != ClientAuthNone {
+		t.Errorf("kafka: %+v (its own cert_file turns it on)", k)
+	}
+	// A client CA alone means require.
+	p, err = Parse("", []byte(fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_ca_file: %s}\n", srv.CertFile, srv.KeyFile, ca.CertFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := p.TLS.Listener(ListenerHTTP).ClientAuth; a != ClientAuthRequire {
+		t.Errorf("client_ca_file alone: client_auth %q, want require", a)
+	}
+	// The environment sets the listeners' settings too.
+	l, err := Load(nil, []string{"SENSE_TLS_CERT_FILE=" + srv.CertFile, "SENSE_TLS_KEY_FILE=" + srv.KeyFile, "SENSE_TLS_KAFKA_ENABLED=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.TLS.Listener(ListenerKafka).Enabled {
+		t.Error("SENSE_TLS_KAFKA_ENABLED=true did not turn TLS on for Kafka")
+	}
+
+	bad := []struct {
+		name, yaml, key, hint string
+	}{
+		{"enabled without a certificate", "tls: {native: {enabled: true}}\n", "tls.native.enabled", "has no certificate; set tls.cert_file and tls.key_file"},
+		{"require without a CA", fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_auth: require}\n", srv.CertFile, srv.KeyFile), "tls.client_auth", "no CA file is given for the http listener"},
+		{"listener policy without a CA", fmt.Sprintf("tls: {cert_file: %s, key_file: %s, kafka: {enabled: true, client_auth: verify_if_given}}\n", srv.CertFile, srv.KeyFile), "tls.kafka.client_auth", "no CA file"},
+		{"unknown policy", "tls: {client_auth: always}\n", "tls.client_auth", "use none, verify_if_given or require"},
+		{"listener half a pair", fmt.Sprintf("tls: {native: {cert_file: %s}}\n", srv.CertFile), "tls.native.key_file", "give the certificate's private key too"},
+		{"CA not PEM", fmt.Sprintf("tls: {client_ca_file: %s}\n", srv.KeyFile), "tls.client_ca_file", "holds no PEM CERTIFICATE"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("sense.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			errs := fieldErrors(t, err)
+			if len(errs) != 1 || errs[0].Key != tt.key || !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("got %v; want one error on %s saying %q", err, tt.key, tt.hint)
+			}
+		})
+	}
+}
+
+// TestClusterTLS: the three files together, only in a cluster, and a
+// certificate that names this node.
+func TestClusterTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	n1, n2 := ca.Node(t, "n1"), ca.Node(t, "n2")
+	cluster := func(tls string) string {
+		return "node: {id: n1}\njurisdictions: [MA]\nhubs: [{name: h, jurisdiction: MA}]\ncluster: {peers: [{id: n1, addr: 127.0.0.1:7100}, {id: n2, addr: 127.0.0.1:7200}], tls: " + tls + "}\n"
+	}
+	c, err := Parse("", []byte(cluster(fmt.Sprintf("{cert_file: %s, key_file: %s, ca_file: %s}", n1.CertFile, n1.KeyFile, ca.CertFile))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cluster.TLS.Enabled() {
+		t.Fatal("cluster.tls not enabled")
+	}
+	bad := []struct {
+		name, yaml, key, hint string
+	}{
+		{"another node's certificate", cluster(fmt.Sprintf("{cert_file: %s, key_file: %s, ca_file: %s}", n2.CertFile, n2.KeyFile, ca.CertFile)),
+			"cluster.tls.cert_file", `names node(s) n2, localhost, not this node "n1"`},
+		{"no CA", cluster(fmt.Sprintf("{cert_file: %s, key_file: %s}", n1.CertFile, n1.KeyFile)), "cluster.tls.ca_file", "needs cluster.tls.cert_file, key_file and ca_file together"},
+		{"dev mode", fmt.Sprintf("cluster: {tls: {cert_file: %s, key_file: %s, ca_file: %s}}\n", n1.CertFile, n1.KeyFile, ca.CertFile), "cluster.tls", "cluster.peers is empty"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("sense.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			errs := fieldErrors(t, err)
+			if len(errs) != 1 || errs[0].Key != tt.key || !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("got %v; want one error on %s saying %q", err, tt.key, tt.hint)
+			}
+		})
 	}
 }

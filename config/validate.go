@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/seglog"
 )
@@ -49,6 +51,7 @@ func (c *Config) check() []error {
 	v.tls()
 	v.log()
 	v.cluster()
+	v.clusterTLS()
 	if len(v.errs) == 0 {
 		c.registry = reg
 	} else {
@@ -116,6 +119,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.HTTP.MaxEventsPerRequest == 0 {
 		c.HTTP.MaxEventsPerRequest = DefaultHTTPMaxEventsPerRequest
+	}
+	if c.TLS.HandshakeTimeout == 0 {
+		c.TLS.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 }
 
@@ -602,40 +608,124 @@ func (v *checker) http() {
 	}
 }
 
-// tls checks that the certificate and key are given together and that
-// both files hold what they should, so a bad file stops start-up with a
-// message naming it rather than failing the first TLS handshake.
+// tls checks every certificate, key and CA file of the listeners: given
+// together, readable, holding what they should, so a bad file stops
+// start-up with a message naming it rather than failing the first TLS
+// handshake. A listener whose TLS is on must have a certificate, and a
+// policy that verifies client certificates a CA file.
 func (v *checker) tls() {
 	t := v.c.TLS
+	v.keyPair("tls.cert_file", "tls.key_file", t.CertFile, t.KeyFile)
+	v.caFile("tls.client_ca_file", t.ClientCAFile)
+	if t.HandshakeTimeout < 0 {
+		v.fail("tls.handshake_timeout", t.HandshakeTimeout.String(), "is negative; give a duration such as 10s")
+	}
+	for _, l := range []struct {
+		name string
+		lt   ListenerTLS
+		addr string
+	}{{ListenerHTTP, t.HTTP, v.c.Listeners.HTTP}, {ListenerNative, t.Native, v.c.Listeners.Native}, {ListenerKafka, t.Kafka, v.c.Listeners.Kafka}} {
+		key := "tls." + l.name
+		v.keyPair(key+".cert_file", key+".key_file", l.lt.CertFile, l.lt.KeyFile)
+		v.caFile(key+".client_ca_file", l.lt.ClientCAFile)
+		eff := t.Listener(l.name)
+		if !eff.Enabled || l.addr == ListenerOff {
+			continue
+		}
+		if eff.CertFile == "" || eff.KeyFile == "" {
+			if eff.CertFile != "" || eff.KeyFile != "" {
+				continue // half a pair, reported above
+			}
+			v.fail(key+".enabled", "true", "but the %s listener has no certificate; set tls.cert_file and tls.key_file, or %s.cert_file and %s.key_file", l.name, key, key)
+			continue
+		}
+		if eff.ClientAuth != ClientAuthNone && eff.ClientCAFile == "" {
+			k := "tls.client_auth"
+			if l.lt.ClientAuth != ClientAuthDefault {
+				k = key + ".client_auth"
+			}
+			v.fail(k, string(eff.ClientAuth), "verifies client certificates, but no CA file is given for the %s listener; set tls.client_ca_file (or %s.client_ca_file) to the CAs that sign your clients' certificates, or use none", l.name, key)
+		}
+	}
+}
+
+// keyPair checks a certificate file and its key file: both or neither,
+// readable PEM, and the key of the certificate.
+func (v *checker) keyPair(certKey, keyKey, certFile, keyFile string) {
 	switch {
-	case t.CertFile == "" && t.KeyFile == "":
+	case certFile == "" && keyFile == "":
 		return
-	case t.KeyFile == "":
-		v.fail("tls.key_file", "", "is empty but tls.cert_file is set; give the certificate's private key too, or neither")
+	case keyFile == "":
+		v.fail(keyKey, "", "is empty but %s is set; give the certificate's private key too, or neither", certKey)
 		return
-	case t.CertFile == "":
-		v.fail("tls.cert_file", "", "is empty but tls.key_file is set; give the certificate too, or neither")
+	case certFile == "":
+		v.fail(certKey, "", "is empty but %s is set; give the certificate too, or neither", keyKey)
 		return
 	}
-	certPEM, certErr := os.ReadFile(t.CertFile)
+	certPEM, certErr := os.ReadFile(certFile)
 	if certErr != nil {
-		v.failErr("tls.cert_file", t.CertFile, hintWrap("cannot be read: "+certErr.Error()+"; give a readable PEM certificate file", certErr))
+		v.failErr(certKey, certFile, hintWrap("cannot be read: "+certErr.Error()+"; give a readable PEM certificate file", certErr))
 	} else if !hasPEM(certPEM, "CERTIFICATE") {
-		v.fail("tls.cert_file", t.CertFile, "holds no PEM CERTIFICATE block; give a PEM certificate file (-----BEGIN CERTIFICATE-----)")
+		v.fail(certKey, certFile, "holds no PEM CERTIFICATE block; give a PEM certificate file (-----BEGIN CERTIFICATE-----)")
 		certErr = errors.New("no certificate")
 	}
-	keyPEM, keyErr := os.ReadFile(t.KeyFile)
+	keyPEM, keyErr := os.ReadFile(keyFile)
 	if keyErr != nil {
-		v.failErr("tls.key_file", t.KeyFile, hintWrap("cannot be read: "+keyErr.Error()+"; give a readable PEM private key file", keyErr))
+		v.failErr(keyKey, keyFile, hintWrap("cannot be read: "+keyErr.Error()+"; give a readable PEM private key file", keyErr))
 	} else if !hasPEM(keyPEM, "PRIVATE KEY") {
-		v.fail("tls.key_file", t.KeyFile, "holds no PEM PRIVATE KEY block; give a PEM private key file (-----BEGIN PRIVATE KEY-----)")
+		v.fail(keyKey, keyFile, "holds no PEM PRIVATE KEY block; give a PEM private key file (-----BEGIN PRIVATE KEY-----)")
 		keyErr = errors.New("no key")
 	}
 	if certErr != nil || keyErr != nil {
 		return
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		v.failErr("tls.key_file", t.KeyFile, hintWrap(fmt.Sprintf("does not go with tls.cert_file %s: %v; give the certificate's own private key", t.CertFile, err), err))
+		v.failErr(keyKey, keyFile, hintWrap(fmt.Sprintf("does not go with %s %s: %v; give the certificate's own private key", certKey, certFile, err), err))
+	}
+}
+
+// caFile checks a file of CA certificates, when one is named.
+func (v *checker) caFile(key, file string) {
+	if file == "" {
+		return
+	}
+	data, err := os.ReadFile(file)
+	switch {
+	case err != nil:
+		v.failErr(key, file, hintWrap("cannot be read: "+err.Error()+"; give a readable PEM file of CA certificates", err))
+	case !x509.NewCertPool().AppendCertsFromPEM(data):
+		v.fail(key, file, "holds no PEM CERTIFICATE block; give a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)")
+	}
+}
+
+// clusterTLS checks cluster.tls: the three files together, and this
+// node's certificate naming its node.id.
+func (v *checker) clusterTLS() {
+	t := v.c.Cluster.TLS
+	if !t.Enabled() {
+		return
+	}
+	if !v.c.Cluster.Enabled() {
+		v.fail("cluster.tls", "", "is set but cluster.peers is empty; list the cluster's nodes in cluster.peers, or remove cluster.tls for dev mode")
+		return
+	}
+	for _, f := range []struct{ key, file string }{{"cluster.tls.cert_file", t.CertFile}, {"cluster.tls.key_file", t.KeyFile}, {"cluster.tls.ca_file", t.CAFile}} {
+		if f.file == "" {
+			v.fail(f.key, "", "is empty; mutual TLS between nodes needs cluster.tls.cert_file, key_file and ca_file together (or none of them for plain TCP)")
+			return
+		}
+	}
+	v.keyPair("cluster.tls.cert_file", "cluster.tls.key_file", t.CertFile, t.KeyFile)
+	v.caFile("cluster.tls.ca_file", t.CAFile)
+	if cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err == nil && cert.Leaf != nil {
+		if !tlsconf.NamesNode(cert.Leaf, v.c.Node.ID) {
+			names := strings.Join(tlsconf.NodeIDs(cert.Leaf), ", ")
+			if names == "" {
+				names = "none"
+			}
+			v.fail("cluster.tls.cert_file", t.CertFile, "names node(s) %s, not this node %q; its peers would refuse it. Give the node a certificate with the URI SAN %s%s (or a DNS SAN %s)",
+				names, v.c.Node.ID, tlsconf.NodeURIPrefix, v.c.Node.ID, v.c.Node.ID)
+		}
 	}
 }
 

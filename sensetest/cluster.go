@@ -33,6 +33,14 @@ type ClusterOption func(*clusterOptions)
 type clusterOptions struct {
 	links  bool
 	voters []string
+	mods   []func(i int, cfg *config.Config)
+}
+
+// WithNodeConfig changes node i's configuration (index i is node
+// n<i+1>) before it is validated and the node starts: for settings that
+// differ per node, such as each node's certificate in cluster.tls.
+func WithNodeConfig(mod func(i int, cfg *config.Config)) ClusterOption {
+	return func(o *clusterOptions) { o.mods = append(o.mods, mod) }
 }
 
 // WithLinks puts a Link (an in-process proxy that can be cut or delayed)
@@ -94,6 +102,9 @@ func StartCluster(t testing.TB, n int, body string, opts ...ClusterOption) *Clus
 		cfg.Listeners.Kafka = clients[3*i+2]
 		cfg.Listeners.QUIC = config.ListenerOff
 		cfg.Cluster.MetadataVoters = o.voters
+		for _, mod := range o.mods {
+			mod(i, cfg)
+		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}

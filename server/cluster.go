@@ -18,6 +18,7 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
@@ -63,7 +64,7 @@ func (s *lateSender) SendBulk(to string, kind byte, payload []byte) bool {
 
 // startCluster starts the transport, the raft host and the member list of
 // a cluster node; ni is what the node tells its peers of itself.
-func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*clusterRuntime, error) {
+func startCluster(cfg *config.Config, ni cluster.NodeInfo, tlsRT *tlsRuntime, log *slog.Logger) (*clusterRuntime, error) {
 	var names []string
 	var peers []cluster.Peer
 	for _, p := range cfg.Cluster.Peers {
@@ -79,7 +80,18 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, log *slog.Logger) (*c
 	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive, ReadFilter: c.readFilter})
 	host.HoldRetention(true) // until the metadata is applied (meta.go)
 	c.host = host
+	var trTLS *tlsconf.Source
+	if t := cfg.Cluster.TLS; t.Enabled() {
+		src, err := tlsRT.source(tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile})
+		if err != nil {
+			host.Close()
+			return nil, fmt.Errorf("TLS for the cluster transport: %w (cluster.tls)", err)
+		}
+		trTLS = src
+		log.Info("cluster transport speaks mutual TLS", "cert_file", t.CertFile, "ca_file", t.CAFile, "sha256", src.Fingerprint())
+	}
 	tr, err := cluster.New(cluster.Config{
+		TLS:    trTLS,
 		Self:   cfg.Node.ID,
 		Listen: cfg.Cluster.Listen,
 		Peers:  peers,

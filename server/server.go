@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,8 +24,10 @@ import (
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/edge/native"
 	"github.com/sensehq/sense/edge/native/wire"
+	"github.com/sensehq/sense/edge/native/wire/quicwire"
 	"github.com/sensehq/sense/edge/quicedge"
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/movelog"
 	"github.com/sensehq/sense/node"
@@ -48,6 +51,7 @@ type Server struct {
 	quicLn                    *quicedge.Listener
 	kafkaAdv                  string
 	cluster                   *clusterRuntime // nil in dev mode
+	tls                       *tlsRuntime
 	// moves and mig are a node alone's move log and migrator (nil in a
 	// cluster, whose metadata runtime owns its migrator).
 	moves *movelog.Log
@@ -96,9 +100,14 @@ func HubSpecs(cfg *config.Config) []node.HubSpec {
 // at once), recovers every log, and starts serving. The HTTP listener
 // answers /healthz at once and /readyz once recovery is done.
 func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, errs: make(chan error, 4)}
+	s := &Server{cfg: cfg, log: log, errs: make(chan error, 4), tls: newTLSRuntime(cfg, log)}
 	var err error
+	var httpTLS *tls.Config
 	if cfg.Listeners.HTTP != config.ListenerOff {
+		// HTTP/2 by ALPN with TLS, as net/http offers it.
+		if httpTLS, err = s.tls.serverConfig(config.ListenerHTTP, []string{"h2", "http/1.1"}); err != nil {
+			return nil, err
+		}
 		if s.httpLn, err = net.Listen("tcp", cfg.Listeners.HTTP); err != nil {
 			return nil, fmt.Errorf("listen for HTTP on %s: %w (set listeners.http or --http-addr)", cfg.Listeners.HTTP, err)
 		}
@@ -108,16 +117,32 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for the native protocol on %s: %w (set listeners.native or --native-addr)", cfg.Listeners.Native, err)
 		}
+		if s.nativeLn, err = s.tls.wrap(config.ListenerNative, s.nativeLn, []string{quicwire.ALPN}); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
 	}
 	if cfg.Listeners.Kafka != config.ListenerOff {
 		if s.kafkaLn, err = net.Listen("tcp", cfg.Listeners.Kafka); err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for Kafka clients on %s: %w (set listeners.kafka or --kafka-addr)", cfg.Listeners.Kafka, err)
 		}
+		if s.kafkaLn, err = s.tls.wrap(config.ListenerKafka, s.kafkaLn, nil); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
 	}
 	if cfg.Listeners.QUIC != config.ListenerOff {
-		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, quicedge.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
-			DevCertDir: cfg.Node.DataDir, Logger: log}); err != nil {
+		qopts := quicedge.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, DevCertDir: cfg.Node.DataDir, Logger: log}
+		if cfg.TLS.Enabled() {
+			src, err := s.tls.source(tlsconf.Files{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+			if err != nil {
+				s.closeListeners()
+				return nil, fmt.Errorf("TLS for the QUIC listener: %w (tls.cert_file, tls.key_file)", err)
+			}
+			qopts.GetCertificate = src.GetCertificate
+		}
+		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, qopts); err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for QUIC on %s: %w (set listeners.quic or --quic-addr, or off)", cfg.Listeners.QUIC, err)
 		}
@@ -127,7 +152,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if s.httpLn != nil {
 		// HTTP/1.1 and HTTP/2 on one listener: h2c with prior knowledge
 		// without TLS, h2 by ALPN with it.
-		tls := cfg.TLS.Enabled()
+		useTLS := httpTLS != nil
 		s.http = &http.Server{
 			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(*node.Node) admin.Handler {
 				return s.admin() // s.Node, s.cluster and s.moves are set before the node is stored
@@ -135,14 +160,15 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-			Protocols:         httpedge.Protocols(tls),
+			Protocols:         httpedge.Protocols(useTLS),
+			TLSConfig:         httpTLS,
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			var err error
-			if tls {
-				err = s.http.ServeTLS(s.httpLn, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			if useTLS {
+				err = s.http.ServeTLS(s.httpLn, "", "") // the certificate comes from TLSConfig
 			} else {
 				err = s.http.Serve(s.httpLn)
 			}
@@ -170,7 +196,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	} else {
-		if s.cluster, err = startCluster(cfg, s.nodeInfo(), log); err != nil {
+		if s.cluster, err = startCluster(cfg, s.nodeInfo(), s.tls, log); err != nil {
 			s.shutdownHTTP(context.Background())
 			s.closeListeners()
 			return nil, err
@@ -451,8 +477,29 @@ func (s *Server) Errors() <-chan error { return s.errs }
 
 // Reload applies a new configuration's hub statuses and policies (new hubs
 // may be appended) and swaps the routing table without dropping
-// connections. Other changes need a restart; they are reported, not applied.
+// connections, and reloads the TLS certificates (ReloadTLS). Other changes
+// need a restart; they are reported, not applied.
 func (s *Server) Reload(cfg *config.Config) error {
+	tlsErr := s.ReloadTLS()
+	if err := s.reloadHubs(cfg); err != nil {
+		return errors.Join(tlsErr, err)
+	}
+	return tlsErr
+}
+
+// ReloadTLS reads every certificate, key and CA file of the listeners and
+// of the cluster transport again, from the paths given at start. New
+// connections get what it read; established connections are not touched.
+// A file that does not load leaves its previous certificate in use; the
+// error (also logged) names it.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.reload()
+}
+
+func (s *Server) reloadHubs(cfg *config.Config) error {
 	if s.cluster != nil && s.cluster.meta != nil {
 		if err := s.cluster.meta.reconcile(cfg); err != nil {
 			return err

@@ -34,7 +34,8 @@ environment variables, then flags; flags win. See docs/configuration.md.
 
 SIGTERM and SIGINT stop accepting, finish the requests in flight, sync and exit
 0. SIGHUP reloads the file and swaps the routing table without dropping
-connections.`,
+connections, and reads every TLS certificate, key and CA file again (new
+connections get them; see docs/security.md).`,
 		Example: `  # Run on the embedded default
   sense serve
 
@@ -73,8 +74,14 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "sense %s serving (node %s, dev mode %v)\n", versionString(), cfg.Node.ID, cfg.DevMode())
 	fmt.Fprintf(out, "  data:     %s (fsync %s)\n", cfg.Node.DataDir, cfg.Durability.Fsync)
+	tlsNote := func(listener string) string {
+		if l := cfg.TLS.Listener(listener); l.Enabled {
+			return fmt.Sprintf(" (TLS, client certificates: %s)", l.ClientAuth)
+		}
+		return ""
+	}
 	if a := srv.NativeAddr(); a != nil {
-		fmt.Fprintf(out, "  native:   %s\n", a)
+		fmt.Fprintf(out, "  native:   %s%s\n", a, tlsNote(config.ListenerNative))
 	}
 	if a := srv.QUICAddr(); a != nil {
 		fp, self := srv.QUICFingerprint()
@@ -86,10 +93,14 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(out, "            sha256 %s\n", fp)
 	}
 	if a := srv.KafkaAddr(); a != nil {
-		fmt.Fprintf(out, "  kafka:    %s (advertised to clients as %s)\n", a, srv.KafkaAdvertised())
+		fmt.Fprintf(out, "  kafka:    %s (advertised to clients as %s)%s\n", a, srv.KafkaAdvertised(), tlsNote(config.ListenerKafka))
 	}
 	if a := srv.HTTPAddr(); a != nil {
-		fmt.Fprintf(out, "  http:     http://%s (/v1/pipelines/{name}/events, /healthz /readyz /metrics /v1/admin)\n", a)
+		scheme := "http"
+		if cfg.TLS.Listener(config.ListenerHTTP).Enabled {
+			scheme = "https"
+		}
+		fmt.Fprintf(out, "  http:     %s://%s (/v1/pipelines/{name}/events, /healthz /readyz /metrics /v1/admin)%s\n", scheme, a, tlsNote(config.ListenerHTTP))
 	}
 	for _, h := range cfg.Hubs {
 		fmt.Fprintf(out, "  hub:      %s (%s, %s)\n", h.Name, h.Jurisdiction, h.Status)
@@ -126,6 +137,9 @@ func reload(cmd *cobra.Command, srv *server.Server, log *slog.Logger) {
 	cfg, err := config.Load(cmd.Flags(), os.Environ())
 	if err != nil {
 		log.Error("reload refused: the configuration is invalid; the running one stays", "err", err)
+		// The certificates are still reloaded, from the files named at
+		// start: a rotation must not wait for an unrelated fix.
+		srv.ReloadTLS()
 		return
 	}
 	if err := srv.Reload(cfg); err != nil {

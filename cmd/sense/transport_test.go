@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/internal/tlstest"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -117,12 +119,46 @@ func TestTransportFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--transport", "carrier-pigeon"}, "use tcp, quic or http"},
-		{[]string{"--server-fingerprint", strings.Repeat("a", 64)}, "--transport quic and http only"},
+		{[]string{"--cert-file", "client.crt"}, "--cert-file and --key-file go together"},
+		{[]string{"--transport", "quic", "--tls"}, "QUIC always speaks TLS"},
+		{[]string{"--tls", "--ca-file", "/nonexistent/ca.crt"}, "--ca-file"},
 		{[]string{"--transport", "http", "--addr", "http://127.0.0.1:1", "--insecure"}, "http:// but a TLS option"},
 	} {
 		_, err := execute(t, newProduceCmd(), "x\n", append([]string{"--pipeline", "p"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestProduceConsumeOverTLS: sense produce and consume with --tls,
+// --ca-file and a client certificate reach a native listener that requires
+// one; without the certificate, or without --tls, the error says what to
+// give.
+func TestProduceConsumeOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	srvCert, cli := ca.Server(t, "server"), ca.Client(t, "cli-user")
+	srv := sensetest.Start(t, "", func(c *config.Config) {
+		c.TLS = config.TLS{CertFile: srvCert.CertFile, KeyFile: srvCert.KeyFile, ClientCAFile: ca.CertFile,
+			Native: config.ListenerTLS{Enabled: config.Bool(true)}}
+	})
+	addr := srv.NativeAddr().String()
+	flags := []string{"--addr", addr, "--tls", "--ca-file", ca.CertFile, "--cert-file", cli.CertFile, "--key-file", cli.KeyFile}
+	out, err := execute(t, newProduceCmd(), "a\nb\n", append([]string{"--pipeline", "tls"}, flags...)...)
+	if err != nil || !strings.Contains(out, "acknowledged: 2") {
+		t.Fatalf("produce: %q, %v", out, err)
+	}
+	out, err = execute(t, newConsumeCmd(), "", append([]string{"--pipeline", "tls", "--from", "beginning", "--output", "json", "-n", "2"}, flags...)...)
+	if err != nil || strings.Count(out, "\n") != 2 {
+		t.Fatalf("consume: %q, %v", out, err)
+	}
+	_, err = execute(t, newProduceCmd(), "x\n", "--pipeline", "tls", "--addr", addr, "--ca-file", ca.CertFile)
+	if err == nil || !strings.Contains(err.Error(), "--cert-file") {
+		t.Fatalf("without a client certificate: %v", err)
+	}
+	_, err = execute(t, newProduceCmd(), "x\n", "--pipeline", "tls", "--addr", addr)
+	if err == nil || !strings.Contains(err.Error(), "--tls") {
+		t.Fatalf("without TLS: %v", err)
 	}
 }

@@ -354,12 +354,12 @@ type stored struct {
 
 // readBack reads every record of topic with franz-go: the partitions from
 // Metadata, their ends from ListOffsets, then Fetch from offset 0 to the
-// ends.
-func readBack(t *testing.T, addr, topic string) []stored {
+// ends. opts are given to the clients (kgo.DialTLSConfig for TLS).
+func readBack(t *testing.T, addr, topic string, opts ...kgo.Opt) []stored {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl := kgoClient(t, addr)
+	cl := kgoClient(t, addr, opts...)
 
 	mreq := kmsg.NewPtrMetadataRequest()
 	mt := kmsg.NewMetadataRequestTopic()
@@ -399,7 +399,7 @@ func readBack(t *testing.T, addr, topic string) []stored {
 	if total == 0 {
 		return nil
 	}
-	cons := kgoClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}))
+	cons := kgoClient(t, addr, append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}))...)
 	var out []stored
 	for int64(len(out)) < total {
 		fs := cons.PollFetches(ctx)

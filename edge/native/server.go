@@ -32,6 +32,7 @@ import (
 	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/tcpserve"
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 )
@@ -126,10 +127,18 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // still sends for a moment, so that a last ERROR frame is not lost to a
 // reset caused by unread bytes.
 func (c *conn) closeGracefully() {
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.CloseWrite()
-		tc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		io.CopyN(io.Discard, tc, 1<<20)
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
+		nc.CloseWrite()
+		nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		io.CopyN(io.Discard, nc, 1<<20)
+	case *tlsconf.Conn:
+		// A close_notify, then the same drain; fails at once when the
+		// handshake did.
+		if nc.CloseWrite() == nil {
+			nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			io.CopyN(io.Discard, nc, 1<<20)
+		}
 	}
 	c.nc.Close()
 }
@@ -264,6 +273,11 @@ func (c *conn) handshake() bool {
 	if err != nil {
 		c.malformed(err)
 		return false
+	}
+	if id, ok := tlsconf.PeerIdentity(c.nc); ok {
+		// The verified client certificate's subject, on every later line.
+		c.log = c.log.With("client_cert", id.String())
+		c.log.Debug("TLS client certificate verified", "client_id", h.ClientID)
 	}
 	v, err := wire.NegotiateVersion(h)
 	if err != nil {

@@ -39,6 +39,11 @@ type Options struct {
 	// localhost and the listen host is generated (dev mode); its SHA-256
 	// fingerprint is Listener.Fingerprint.
 	CertFile, KeyFile string
+	// GetCertificate, when set with CertFile and KeyFile, serves each
+	// handshake instead of the files loaded at start, so that a
+	// certificate reloaded on SIGHUP reaches new connections.
+	// Listener.Fingerprint stays the one of the files at start.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// DevCertDir, when set, keeps the self-signed certificate there
 	// (dev-quic-cert.pem, dev-quic-key.pem) so its fingerprint survives
 	// restarts: clients pin it once. A kept certificate is replaced when
@@ -106,6 +111,9 @@ func Listen(addr string, opts Options) (*Listener, error) {
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{quicwire.ALPN},
 		MinVersion:   tls.VersionTLS13,
+	}
+	if opts.GetCertificate != nil && !selfSigned {
+		tlsConf.Certificates, tlsConf.GetCertificate = nil, opts.GetCertificate
 	}
 	ql, err := tr.Listen(tlsConf, &quic.Config{
 		MaxIncomingStreams:    int64(opts.MaxStreams),

@@ -48,6 +48,7 @@ def main():
         "enable.partition.eof": True,
         "error_cb": on_error,
         "logger": log,
+        **rdlog.extra_config(),
     })
     assigned = set()
     at_eof = set()

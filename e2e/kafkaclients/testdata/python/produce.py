@@ -38,6 +38,7 @@ def main():
         "message.timeout.ms": int(timeout * 1000),
         "error_cb": on_error,
         "logger": log,
+        **rdlog.extra_config(),
     })
 
     def report(index):

@@ -3,7 +3,9 @@ at error level or above (a protocol parse failure, a refused connection)
 are kept, so that the script fails on them instead of waiting for a
 client that retries forever."""
 
+import json
 import logging
+import os
 import sys
 
 
@@ -28,3 +30,11 @@ def logger(name):
     log.addHandler(out)
     log.addHandler(keep)
     return log, keep.errors
+
+
+def extra_config():
+    """Return the librdkafka settings of the environment variable
+    SENSE_E2E_KAFKA_CONFIG, a JSON object (such as the SSL settings of a
+    test of the Kafka listener's TLS), or none."""
+    text = os.environ.get("SENSE_E2E_KAFKA_CONFIG", "")
+    return json.loads(text) if text else {}
