@@ -350,6 +350,7 @@ func produceKgo(t *testing.T, addr, topic string, w want) map[int32][]record {
 type stored struct {
 	record
 	headers map[string]string
+	codec   uint8 // the compression of the batch that held it (kgo.RecordAttrs)
 }
 
 // readBack reads every record of topic with franz-go: the partitions from
@@ -415,7 +416,7 @@ func readBack(t *testing.T, addr, topic string, opts ...kgo.Opt) []stored {
 			for _, kv := range r.Headers {
 				h[kv.Key] = string(kv.Value)
 			}
-			out = append(out, stored{record{r.Partition, r.Offset, string(r.Key), string(r.Value)}, h})
+			out = append(out, stored{record{r.Partition, r.Offset, string(r.Key), string(r.Value)}, h, r.Attrs.CompressionType()})
 		})
 	}
 	return out

@@ -9,7 +9,14 @@ import (
 )
 
 // Produce (key 0), versions 3 to 8 (RecordBatch v2 only; see flexible in
-// header.go for why not 9+).
+// header.go for why not 9+). Versions 0 to 2 are advertised too, and
+// answered UNSUPPORTED_FOR_MESSAGE_FORMAT for every partition (not
+// retriable): they carry the legacy message sets (magic 0 and 1), which
+// Sense does not store. librdkafka up to 2.11 compresses with gzip, snappy
+// or lz4 only for a broker that advertises Produce v0 (it asks whether
+// Produce [0, 0] is supported before it uses those codecs), and sends
+// record batches at v3+ to a broker that advertises them: without v0,
+// kcat -z gzip sent its batches uncompressed.
 // Each partition's records go to node.AppendRaw as they came (it checks
 // the CRC and the records' jurisdiction and priority headers against the
 // partition's hub and lane, applies idempotence, and stores the batch
@@ -17,13 +24,17 @@ import (
 // acks 1 and -1 both answer once the batch is durable (one replica);
 // acks 0 sends no response. Transactional produce is not supported.
 const (
-	produceMin = 3
-	produceMax = 8
+	produceAdvertisedMin = 0
+	produceMin           = 3
+	produceMax           = 8
 )
 
 func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(req.Version)
+	if req.Version < produceMin {
+		return c.produceLegacy(req, resp)
+	}
 	var wg sync.WaitGroup
 	for _, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
@@ -69,4 +80,26 @@ func (c *conn) appendPartition(topic string, partition int32, records []byte, rp
 	if start, _, code := c.s.node.Offsets(topic, partition); code == result.OK {
 		rp.LogStartOffset = start
 	}
+}
+
+// produceLegacy answers a Produce of version 0 to 2 (legacy message sets)
+// with UNSUPPORTED_FOR_MESSAGE_FORMAT for every partition, and logs it.
+func (c *conn) produceLegacy(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) kmsg.Response {
+	c.log.Warn("Kafka Produce with a legacy message format refused: Sense stores record batches (message format v2, Produce v3 and later); upgrade the client or let it negotiate a newer version",
+		"api_version", req.Version, "remote", c.nc.RemoteAddr().String())
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if req.Acks == 0 {
+		return nil
+	}
+	return resp
 }

@@ -34,7 +34,7 @@ type versionRange struct {
 // exception is an API with no version before KIP-482, such as
 // DescribeCluster: its bodies are decoded by our own code (ownDecoders).
 var supported = []versionRange{
-	{0, produceMin, produceMax},
+	{0, produceAdvertisedMin, produceMax},
 	{1, fetchMin, fetchMax},
 	{2, listOffsetsMin, listOffsetsMax},
 	{3, metadataMin, metadataMax},

@@ -398,6 +398,32 @@ func TestUnsupported(t *testing.T) {
 		t.Fatalf("ApiVersions after unsupported requests: correlation id %d", corr)
 	}
 
+	// Produce v2 (a legacy message set, advertised so that librdkafka
+	// compresses): every partition answered UNSUPPORTED_FOR_MESSAGE_FORMAT,
+	// not retriable.
+	c = dial()
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Acks, pr.TimeoutMillis = -1, 1000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "legacy"
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = []byte("a v1 message set would be here")
+	pt.Partitions = append(pt.Partitions, pp)
+	pr.Topics = append(pr.Topics, pt)
+	c.Write(rawRequest(pr, 2, 5))
+	b = readResponse(t, c)
+	presp := kmsg.NewPtrProduceResponse()
+	presp.SetVersion(2)
+	if err := presp.ReadFrom(b[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if len(presp.Topics) != 1 || len(presp.Topics[0].Partitions) != 1 || presp.Topics[0].Partitions[0].ErrorCode != kerr.UnsupportedForMessageFormat.Code {
+		t.Fatalf("Produce v2: %+v, want UNSUPPORTED_FOR_MESSAGE_FORMAT", presp.Topics)
+	}
+	if lo, _, _ := kafka.VersionRange(0); lo != 0 {
+		t.Fatalf("Produce advertised from v%d; librdkafka up to 2.11 compresses with gzip, snappy and lz4 only from a broker that advertises v0", lo)
+	}
+
 	// A size past the limit: closed before anything is allocated.
 	c = dial()
 	c.Write([]byte{0x7f, 0xff, 0xff, 0xff})
