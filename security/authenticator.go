@@ -359,4 +359,3 @@ func ReadTokenFile(path string) (string, error) {
 	}
 	return tok, nil
 }
-
