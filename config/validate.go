@@ -47,6 +47,7 @@ func (c *Config) check() []error {
 	v.kafka()
 	v.http()
 	v.tls()
+	v.security()
 	v.log()
 	v.cluster()
 	if len(v.errs) == 0 {
