@@ -2,6 +2,7 @@ package security
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -305,7 +306,13 @@ func (a *Authenticator) Record(edge, remote, mech, user string, err error) {
 		}
 		a.log.Warn("authentication failed", "edge", edge, "remote", remote, "mechanism", mech, "principal", ev.User, "reason", ev.Reason)
 	} else {
-		a.log.Info("authenticated", "edge", edge, "remote", remote, "mechanism", mech, "principal", user)
+		// HTTP authenticates every request: its successes are logged at
+		// debug level (the audit log keeps them all the same).
+		level := slog.LevelInfo
+		if edge == "http" {
+			level = slog.LevelDebug
+		}
+		a.log.Log(context.Background(), level, "authenticated", "edge", edge, "remote", remote, "mechanism", mech, "principal", user)
 	}
 	a.audit.Add(ev)
 }
