@@ -17,6 +17,9 @@ import (
 type transportFlags struct {
 	addr, transport, fingerprint, caFile string
 	insecure                             bool
+	// creds are --user, --password, --mechanism; --token-file is the
+	// root command's (cliCreds).
+	creds credentials
 }
 
 func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
@@ -28,12 +31,19 @@ func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
 		"QUIC and HTTPS: trust the server certificate with this SHA-256 (hex, as sense serve prints it); needed for a dev server's self-signed certificate (env SENSE_SERVER_FINGERPRINT)")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "QUIC and HTTPS: PEM file of the CA certificates that sign the server's certificate (default: the system's)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "QUIC and HTTPS: accept any server certificate (encrypted, not authenticated; for experiments only)")
+	f.creds = *newCredentials()
+	addUserFlags(cmd, &f.creds)
 }
 
 // options turns the flags into client options.
 func (f *transportFlags) options(clientID string) (client.Options, error) {
 	o := client.Options{Addr: f.addr, ClientID: clientID, Transport: f.transport,
 		ServerFingerprint: f.fingerprint, InsecureSkipVerify: f.insecure}
+	creds := f.creds
+	creds.tokenFile = cliCreds.tokenFile
+	if err := creds.apply(&o); err != nil {
+		return o, err
+	}
 	switch f.transport {
 	case client.TransportTCP:
 		if o.Addr == "" {
