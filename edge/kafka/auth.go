@@ -33,12 +33,15 @@ func beforeAuth(key int16) bool { return key == 17 || key == 18 || key == 36 }
 func (c *conn) remote() string { return c.nc.RemoteAddr().String() }
 
 // unauthenticated answers a request that came before authentication:
-// ILLEGAL_SASL_STATE in the response's top-level error code where it has
-// one; the connection is then closed.
+// ILLEGAL_SASL_STATE in the response's top-level error code where every
+// version has one (topLevelError); the connection is then closed.
 func (c *conn) unauthenticated(h header) kmsg.Response {
 	reason := fmt.Sprintf("API key %d before authentication: this listener requires SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", h.key)
 	c.s.opts.Auth.Record("kafka", c.remote(), "", "", fmt.Errorf("API key %d before authentication", h.key))
 	c.closeAfter = reason
+	if !topLevelError[h.key] {
+		return nil // no field to say it in: the connection closes
+	}
 	resp := kmsg.ResponseForKey(h.key)
 	if resp == nil {
 		return nil
@@ -51,6 +54,12 @@ func (c *conn) unauthenticated(h header) kmsg.Response {
 	f.SetInt(int64(kerr.IllegalSaslState.Code))
 	return resp
 }
+
+// topLevelError lists the APIs served whose responses have a top-level
+// error code in every version (a field added in a later version, such as
+// Metadata's, would be dropped when encoding an older one, leaving an
+// answer that looks successful).
+var topLevelError = map[int16]bool{11: true, 12: true, 13: true, 14: true, 16: true, 22: true, 50: true, 60: true}
 
 // authorize asks the authorizer whether the connection's principal may do
 // a on r; with security off nothing is asked. It returns the Kafka error
