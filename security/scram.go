@@ -250,7 +250,11 @@ func (s *scramServer) Step(in []byte) ([]byte, bool, error) {
 		if cf.ChannelBinding != base64.StdEncoding.EncodeToString([]byte(s.first.GS2Header)) {
 			return nil, false, s.fail(user, "channel binding does not match the gs2 header", "the channel binding (c=) does not match the gs2 header of the client-first-message")
 		}
-		if cf.Nonce != s.nonce {
+		// librdkafka (before 2.3) puts its own nonce before the whole
+		// nonce the server sent; Kafka brokers accept that, and so does
+		// Sense, in that exact form only. The AuthMessage is built from
+		// the message as sent, so the proof covers it either way.
+		if cf.Nonce != s.nonce && cf.Nonce != s.first.Nonce+s.nonce {
 			return nil, false, s.fail(user, "nonce does not match", "the nonce of the client-final-message is not the one the server sent")
 		}
 		authMsg := s.first.Bare + "," + s.serverFirst + "," + cf.WithoutProof

@@ -11,15 +11,17 @@ import (
 	"github.com/sensehq/sense/security"
 )
 
-// SaslHandshake (key 17), version 1 only: version 0 sends the SASL tokens
-// outside Kafka's framing, which no client of SaslAuthenticate (every
-// client since Kafka 1.0) does. The mechanisms: PLAIN, SCRAM-SHA-256 and
+// SaslHandshake (key 17), versions 0 and 1, advertised so because
+// librdkafka looks for version 0 in ApiVersions before it uses SASL at all;
+// a handshake of version 0, after which Kafka reads the SASL tokens
+// outside its framing, is answered UNSUPPORTED_VERSION and the connection
+// closed: every client since Kafka 1.0 uses version 1 and SaslAuthenticate. The mechanisms: PLAIN, SCRAM-SHA-256 and
 // SCRAM-SHA-512 (kafkaMechanisms). An unknown one is
 // UNSUPPORTED_SASL_MECHANISM with the list, and the connection is closed,
 // as a Kafka broker does. A second handshake, or one after authentication,
 // is ILLEGAL_SASL_STATE.
 const (
-	saslHandshakeMin = 1
+	saslHandshakeMin = 0
 	saslHandshakeMax = 1
 )
 
@@ -33,6 +35,9 @@ func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 	resp.SupportedMechanisms = kafkaMechanisms
 	auth := c.s.opts.Auth
 	switch {
+	case req.Version == 0:
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		c.closeAfter = "SaslHandshake version 0 (SASL tokens outside Kafka framing) is not supported; use version 1 with SaslAuthenticate"
 	case auth == nil:
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		resp.SupportedMechanisms = []string{}
