@@ -13,6 +13,12 @@
 //	{"op":"hub.set_status","hub":"tangier","status":"down"}
 //	{"op":"hub.list"}
 //	{"op":"registry"}
+//	{"op":"user.create","user":"alice","credentials":[{"mechanism":"SCRAM-SHA-256","salt":"...","iterations":8192,"stored_key":"...","server_key":"..."}]}
+//	{"op":"user.create","user":"alice","password":"...","mechanism":"SCRAM-SHA-512"}
+//	{"op":"user.delete","user":"alice"}
+//	{"op":"user.list"}
+//	{"op":"token.create","user":"alice","ttl":"24h"}
+//	{"op":"audit.security"}
 //
 // The answer is a Response object; a refused request carries "error" (a
 // message for people) and "code" (a result code name such as
@@ -24,6 +30,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -102,6 +109,48 @@ type AuditLog struct{}
 // replicas of (ClusterInfo).
 type ClusterStatus struct{}
 
+// CreateUser creates a user, or replaces its credentials. Credentials are
+// SCRAM credentials the client derived (the password never leaves it);
+// without them, the server derives them from Password for Mechanism
+// (both SCRAM mechanisms when empty), Iterations (0: the default).
+type CreateUser struct {
+	User        string
+	Password    string
+	Mechanism   string
+	Iterations  int
+	Credentials []ScramCredential
+}
+
+// ScramCredential is a user's SCRAM credential for one mechanism (package
+// security's Credential); the byte fields travel in base64.
+type ScramCredential struct {
+	Mechanism  string `json:"mechanism"`
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+}
+
+// DeleteUser deletes a user; its tokens stop working.
+type DeleteUser struct{ User string }
+
+// ListUsers lists the users and their mechanisms.
+type ListUsers struct{}
+
+// CreateToken makes a token for User valid for TTL (a duration such as
+// "24h").
+type CreateToken struct{ User, TTL string }
+
+// SecurityAudit asks a node for its security audit log: the last
+// authentications it saw, successful or not.
+type SecurityAudit struct{}
+
+func (CreateUser) Op() string    { return "user.create" }
+func (DeleteUser) Op() string    { return "user.delete" }
+func (ListUsers) Op() string     { return "user.list" }
+func (CreateToken) Op() string   { return "token.create" }
+func (SecurityAudit) Op() string { return "audit.security" }
+
 func (CreatePipeline) Op() string   { return "pipeline.create" }
 func (AlterPipeline) Op() string    { return "pipeline.alter" }
 func (ListPipelines) Op() string    { return "pipeline.list" }
@@ -137,6 +186,47 @@ type Response struct {
 	TableVersion uint64       `json:"table_version,omitempty"`
 	Audit        *AuditReport `json:"audit,omitempty"`
 	Moves        []Move       `json:"moves,omitempty"`
+	// Users answers user.create, user.delete (the users left) and
+	// user.list; Token token.create; SecurityEvents audit.security, with
+	// SecurityEventsTotal the number of authentications the node ever
+	// recorded (the log keeps the last ones).
+	Users               []UserInfo      `json:"users,omitempty"`
+	Token               *TokenInfo      `json:"token,omitempty"`
+	SecurityEvents      []SecurityEvent `json:"security_events,omitempty"`
+	SecurityEventsTotal uint64          `json:"security_events_total,omitempty"`
+}
+
+// UserInfo is a user: its name and the mechanisms it has credentials for.
+type UserInfo struct {
+	Name       string   `json:"name"`
+	Mechanisms []string `json:"mechanisms"`
+	// Iterations is each mechanism's iteration count.
+	Iterations map[string]int `json:"iterations,omitempty"`
+	// Credentials are the user's SCRAM credentials (their keys): filled
+	// in-process only (the Kafka listener's AlterUserScramCredentials),
+	// never sent on the wire.
+	Credentials []ScramCredential `json:"-"`
+}
+
+// TokenInfo is a token made by token.create: the token itself (a secret:
+// whoever holds it is the user until it expires), its user, id and expiry
+// (RFC 3339).
+type TokenInfo struct {
+	Token   string `json:"token"`
+	User    string `json:"user"`
+	ID      string `json:"id"`
+	Expires string `json:"expires"`
+}
+
+// SecurityEvent is one authentication a node saw.
+type SecurityEvent struct {
+	Time      string `json:"time"`
+	Edge      string `json:"edge"`
+	Remote    string `json:"remote"`
+	Mechanism string `json:"mechanism"`
+	Principal string `json:"principal"`
+	Success   bool   `json:"success"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // Move is one step of the migrator to one destination, as the audit log
@@ -297,23 +387,29 @@ type HubInfo struct {
 
 // envelope is a request on the wire.
 type envelope struct {
-	Op                  string   `json:"op"`
-	Pipeline            string   `json:"pipeline,omitempty"`
-	Partitions          int      `json:"partitions,omitempty"`
-	Retention           string   `json:"retention,omitempty"`
-	RetentionBytes      string   `json:"retention_bytes,omitempty"`
-	DefaultPriority     string   `json:"default_priority,omitempty"`
-	DefaultJurisdiction string   `json:"default_jurisdiction,omitempty"`
-	Jurisdiction        string   `json:"jurisdiction,omitempty"`
-	Priority            string   `json:"priority,omitempty"`
-	Hub                 string   `json:"hub,omitempty"`
-	Status              string   `json:"status,omitempty"`
-	Deny                []string `json:"deny,omitempty"`
-	Allow               []string `json:"allow,omitempty"`
+	Op                  string            `json:"op"`
+	Pipeline            string            `json:"pipeline,omitempty"`
+	Partitions          int               `json:"partitions,omitempty"`
+	Retention           string            `json:"retention,omitempty"`
+	RetentionBytes      string            `json:"retention_bytes,omitempty"`
+	DefaultPriority     string            `json:"default_priority,omitempty"`
+	DefaultJurisdiction string            `json:"default_jurisdiction,omitempty"`
+	Jurisdiction        string            `json:"jurisdiction,omitempty"`
+	Priority            string            `json:"priority,omitempty"`
+	Hub                 string            `json:"hub,omitempty"`
+	Status              string            `json:"status,omitempty"`
+	Deny                []string          `json:"deny,omitempty"`
+	Allow               []string          `json:"allow,omitempty"`
+	User                string            `json:"user,omitempty"`
+	Password            string            `json:"password,omitempty"`
+	Mechanism           string            `json:"mechanism,omitempty"`
+	Iterations          int               `json:"iterations,omitempty"`
+	Credentials         []ScramCredential `json:"credentials,omitempty"`
+	TTL                 string            `json:"ttl,omitempty"`
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -335,7 +431,13 @@ func Encode(r Request) ([]byte, error) {
 		e.Hub, e.Status, e.Jurisdiction = r.Hub, r.Status, r.Jurisdiction
 	case SetHubPolicy:
 		e.Hub, e.Deny, e.Allow = r.Hub, r.Deny, r.Allow
-	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog:
+	case CreateUser:
+		e.User, e.Password, e.Mechanism, e.Iterations, e.Credentials = r.User, r.Password, r.Mechanism, r.Iterations, r.Credentials
+	case DeleteUser:
+		e.User = r.User
+	case CreateToken:
+		e.User, e.TTL = r.User, r.TTL
+	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListUsers, SecurityAudit:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
 	}
@@ -376,6 +478,16 @@ func Decode(body []byte) (Request, error) {
 		return Audit{Pipeline: e.Pipeline}, nil
 	case "audit.log":
 		return AuditLog{}, nil
+	case "user.create":
+		return CreateUser{User: e.User, Password: e.Password, Mechanism: e.Mechanism, Iterations: e.Iterations, Credentials: e.Credentials}, nil
+	case "user.delete":
+		return DeleteUser{User: e.User}, nil
+	case "user.list":
+		return ListUsers{}, nil
+	case "token.create":
+		return CreateToken{User: e.User, TTL: e.TTL}, nil
+	case "audit.security":
+		return SecurityAudit{}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }
@@ -412,13 +524,30 @@ type Handler interface {
 	Admin(Request) (Response, error)
 }
 
+// ContextHandler is a Handler that runs a request on behalf of whoever
+// ctx says sent it (the principal of package security, which the edges
+// put there): the server's admin API checks that the principal may.
+type ContextHandler interface {
+	Handler
+	AdminContext(ctx context.Context, req Request) (Response, error)
+}
+
 // Serve decodes a request's wire form, runs it with h, and returns the
 // answer's wire form: the one path of the native ADMIN frame and of POST
 // /v1/admin.
 func Serve(h Handler, body []byte) []byte {
+	return ServeContext(context.Background(), h, body)
+}
+
+// ServeContext is Serve on behalf of the sender ctx carries: a
+// ContextHandler gets ctx.
+func ServeContext(ctx context.Context, h Handler, body []byte) []byte {
 	req, err := Decode(body)
 	if err != nil {
 		return EncodeResponse(Response{}, err)
+	}
+	if ch, ok := h.(ContextHandler); ok {
+		return EncodeResponse(ch.AdminContext(ctx, req))
 	}
 	return EncodeResponse(h.Admin(req))
 }

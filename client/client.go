@@ -21,6 +21,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire/quicwire"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Special start offsets for ConsumerOptions.From (and Fetch).
@@ -108,9 +109,29 @@ type Options struct {
 	// ServerFingerprint or InsecureSkipVerify; set it alone to verify the
 	// server against the system roots.
 	TLS bool
+
+	// User and Password authenticate the client (docs/security.md) with
+	// Mechanism: SCRAM-SHA-512 (the default), SCRAM-SHA-256 or PLAIN. Over
+	// HTTP they are sent as Basic credentials.
+	User, Password, Mechanism string
+	// Token authenticates the client with a token of `sense token
+	// create`, or the bootstrap token; it is used instead of User.
+	Token string
 }
 
 func (o *Options) normalize() error {
+	if o.User != "" && o.Token == "" {
+		if o.Password == "" {
+			return fmt.Errorf("client: Options.User %q without a Password", o.User)
+		}
+		switch o.Mechanism {
+		case "":
+			o.Mechanism = security.ScramSHA512
+		case security.ScramSHA256, security.ScramSHA512, security.Plain:
+		default:
+			return fmt.Errorf("client: Options.Mechanism %q: use %s, %s or %s", o.Mechanism, security.ScramSHA512, security.ScramSHA256, security.Plain)
+		}
+	}
 	switch o.Transport {
 	case "", TransportTCP:
 		o.Transport = TransportTCP
@@ -485,6 +506,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	corr := c.nextCorr()
 	rd := wire.NewReader(nc)
 	hello, err := handshake(nc, rd, corr, c.opts.ClientID)
+	if err == nil {
+		err = authenticate(nc, rd, c.nextCorr(), &c.opts)
+	}
 	if !stop() || err != nil {
 		nc.Close()
 		if err == nil || ctx.Err() != nil {
@@ -564,6 +588,75 @@ func handshake(nc net.Conn, rd *wire.Reader, corr uint32, clientID string) (wire
 		return wire.HelloOK{}, fmt.Errorf("%w: HELLO_OK with correlation id %d, want %d", ErrProtocol, f.Corr, corr)
 	}
 	return wire.DecodeHelloOK(f.Payload)
+}
+
+// authenticate runs an AUTHENTICATE exchange when the options give
+// credentials (a token, or a user and password).
+func authenticate(nc net.Conn, rd *wire.Reader, corr uint32, o *Options) error {
+	var mech string
+	var first []byte
+	var sc *security.ScramClient
+	switch {
+	case o.Token != "":
+		mech, first = security.Token, []byte(o.Token)
+	case o.User == "":
+		return nil
+	case o.Mechanism == security.Plain:
+		mech, first = security.Plain, []byte("\x00"+o.User+"\x00"+o.Password)
+	default:
+		var err error
+		if sc, err = security.NewScramClient(o.Mechanism, o.User, o.Password); err != nil {
+			return err
+		}
+		mech, first = o.Mechanism, sc.First()
+	}
+	step := func(data []byte) (wire.AuthenticateResult, error) {
+		if _, err := nc.Write(wire.AppendAuthenticate(nil, corr, wire.Authenticate{Mechanism: mech, Data: data})); err != nil {
+			return wire.AuthenticateResult{}, err
+		}
+		f, err := rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("the server closed the connection during authentication: %w", err)
+			}
+			return wire.AuthenticateResult{}, err
+		}
+		switch {
+		case f.Type == wire.TypeError:
+			e, err := wire.DecodeError(f.Payload)
+			if err != nil {
+				return wire.AuthenticateResult{}, err
+			}
+			return wire.AuthenticateResult{}, e
+		case f.Type != wire.TypeAuthenticateResult || f.Corr != corr:
+			return wire.AuthenticateResult{}, fmt.Errorf("%w: %s frame (correlation id %d) in answer to AUTHENTICATE", ErrProtocol, f.Type, f.Corr)
+		}
+		return wire.DecodeAuthenticateResult(f.Payload)
+	}
+	res, err := step(first)
+	if err != nil {
+		return err
+	}
+	if sc == nil {
+		if !res.Done {
+			return fmt.Errorf("%w: %s authentication not done after one step", ErrProtocol, mech)
+		}
+		return nil
+	}
+	if res.Done {
+		return fmt.Errorf("%w: SCRAM authentication done after one step", ErrProtocol)
+	}
+	final, err := sc.Final(res.Data)
+	if err != nil {
+		return err
+	}
+	if res, err = step(final); err != nil {
+		return err
+	}
+	if !res.Done {
+		return fmt.Errorf("%w: SCRAM authentication not done after two steps", ErrProtocol)
+	}
+	return sc.Verify(res.Data)
 }
 
 // handler receives the frames of one correlation id.

@@ -146,6 +146,9 @@ func newHTTPClient(o *Options) (*httpClient, error) {
 	}
 	tr.Protocols = protos
 	h.hc = &http.Client{Transport: tr}
+	if o.Token != "" || o.User != "" {
+		h.hc.Transport = authTransport{tr, o.Token, o.User, o.Password}
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
 }
@@ -507,3 +510,21 @@ type httpResults []wire.EventResult
 
 func (r httpResults) Len() int                  { return len(r) }
 func (r httpResults) At(i int) wire.EventResult { return r[i] }
+
+// authTransport adds the client's credentials to every request: a bearer
+// token, or Basic with a user and password.
+type authTransport struct {
+	next           http.RoundTripper
+	token          string
+	user, password string
+}
+
+func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if a.token != "" {
+		r.Header.Set("Authorization", "Bearer "+a.token)
+	} else {
+		r.SetBasicAuth(a.user, a.password)
+	}
+	return a.next.RoundTrip(r)
+}

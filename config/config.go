@@ -82,6 +82,7 @@ type Config struct {
 	Kafka      Kafka      `yaml:"kafka"`
 	HTTP       HTTP       `yaml:"http"`
 	TLS        TLS        `yaml:"tls"`
+	Security   Security   `yaml:"security"`
 	Log        Log        `yaml:"log"`
 	Cluster    Cluster    `yaml:"cluster"`
 

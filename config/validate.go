@@ -49,6 +49,7 @@ func (c *Config) check() []error {
 	v.kafka()
 	v.http()
 	v.tls()
+	v.security()
 	v.log()
 	v.cluster()
 	v.clusterTLS()

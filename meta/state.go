@@ -34,6 +34,8 @@
 //   - leaders: buffers' leaders and raft terms as their leaders report them
 //     (leaders.go); per buffer the highest term wins.
 //   - pipeline.alter: a run-time pipeline's settings changed (alter.go).
+//   - user.put, user.delete, token.key: users (their SCRAM credentials)
+//     and the key tokens are signed with (users.go).
 //
 // The hubs themselves (name, jurisdiction, nodes) and the pipelines the
 // config file declares are the config file's, identical on every node.
@@ -45,6 +47,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/sensehq/sense/security"
 )
 
 // Ops of the commands.
@@ -206,6 +210,11 @@ type Command struct {
 	Pipeline string          `json:"pipeline,omitempty"`
 	Spec     json.RawMessage `json:"spec,omitempty"`
 	Leaders  []BufferLeader  `json:"leaders,omitempty"` // leaders
+	// User is user.put's user; Name user.delete's; TokenKey token.key's
+	// key.
+	User     *security.User `json:"user,omitempty"`
+	Name     string         `json:"name,omitempty"`
+	TokenKey []byte         `json:"token_key,omitempty"`
 	// At is when the command was proposed (Unix nanoseconds on the
 	// proposing node's clock), By the node that proposed it: the
 	// propagation metric and the audit trail use them.
@@ -246,6 +255,10 @@ type State struct {
 	NextMovePID int64
 	// Leaders is each buffer's leader as last reported, by buffer key.
 	Leaders map[string]BufferLeader
+	// Users are the users by name (never changed in place: a change
+	// makes a new map); TokenKey the key tokens are signed with.
+	Users    map[string]security.User
+	TokenKey []byte
 }
 
 // Clone returns a deep copy of s.
@@ -387,8 +400,10 @@ func (c *Command) Check(s *State) error {
 		return c.checkLeaders()
 	case OpAlter:
 		return c.checkAlter(s)
+	case OpUserPut, OpUserDelete, OpTokenKey:
+		return c.checkUser(s)
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders, OpUserPut, OpUserDelete, OpTokenKey)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -499,6 +514,8 @@ func (s *State) Apply(c *Command) bool {
 		return s.applyLeaders(c)
 	case OpAlter:
 		return s.applyAlter(c)
+	case OpUserPut, OpUserDelete, OpTokenKey:
+		return s.applyUser(c)
 	}
 	return false
 }

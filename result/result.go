@@ -53,10 +53,15 @@ const (
 	PolicyViolation     Code = 24 // a record's jurisdiction or priority forbids the partition it was sent to
 	CorruptBatch        Code = 25 // a record batch fails its CRC or framing
 	PipelineExists      Code = 26 // a pipeline of that name exists already
+	// AuthenticationFailed: the credentials or token were refused, or a
+	// request came before authentication where it is required; the
+	// connection is closed.
+	AuthenticationFailed Code = 27
+	Unauthorized         Code = 28 // the authenticated principal may not do this
 )
 
 // numCodes is one more than the largest defined code.
-const numCodes = 27
+const numCodes = 29
 
 // Kafka error codes used by the table (their names as in the Kafka
 // protocol; edge/kafka's tests check each number against franz-go's kerr).
@@ -79,6 +84,8 @@ const (
 	kafkaDuplicateSequenceNumber  int16 = 46
 	kafkaInvalidProducerEpoch     int16 = 47
 	kafkaStorageError             int16 = 56
+	kafkaSaslAuthenticationFailed int16 = 58
+	kafkaClusterAuthorization     int16 = 31
 )
 
 // entry is one row of the table.
@@ -94,6 +101,7 @@ type entry struct {
 const (
 	httpOK                  = 200
 	httpBadRequest          = 400
+	httpUnauthorized        = 401
 	httpForbidden           = 403
 	httpNotFound            = 404
 	httpConflict            = 409
@@ -142,6 +150,11 @@ var table = [numCodes]entry{
 	PolicyViolation:     {"POLICY_VIOLATION", false, kafkaPolicyViolation, httpForbidden, "a record's jurisdiction or priority forbids the partition it was sent to"},
 	CorruptBatch:        {"CORRUPT_BATCH", false, kafkaCorruptMessage, httpBadRequest, "the record batch fails its CRC or framing"},
 	PipelineExists:      {"PIPELINE_EXISTS", false, kafkaTopicAlreadyExists, httpConflict, "a pipeline of that name exists already; describe it, or delete it first"},
+	// The Kafka edge answers a denial with the authorization code of the
+	// resource it checked (TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED);
+	// CLUSTER_AUTHORIZATION_FAILED is the fallback.
+	AuthenticationFailed: {"AUTHENTICATION_FAILED", false, kafkaSaslAuthenticationFailed, httpUnauthorized, "the server requires authentication and the credentials or token were missing or refused; give a user and password or a token (docs/security.md)"},
+	Unauthorized:         {"UNAUTHORIZED", false, kafkaClusterAuthorization, httpForbidden, "the authenticated principal is not allowed to do this"},
 }
 
 // Parse returns the code named name (as String gives it), or false.
@@ -274,32 +287,34 @@ func MessageOf(err error) string {
 
 // Sentinel errors, one per code, for errors.Is. Do not modify them.
 var (
-	ErrUnknown             = &Error{Code: Unknown}
-	ErrMalformed           = &Error{Code: Malformed}
-	ErrUnsupportedVersion  = &Error{Code: UnsupportedVersion}
-	ErrUnknownPipeline     = &Error{Code: UnknownPipeline}
-	ErrNoCompliantHub      = &Error{Code: NoCompliantHub}
-	ErrOverloaded          = &Error{Code: Overloaded}
-	ErrInvalidMask         = &Error{Code: InvalidMask}
-	ErrEventTooLarge       = &Error{Code: EventTooLarge}
-	ErrOutOfOrderSequence  = &Error{Code: OutOfOrderSequence}
-	ErrDuplicateSequence   = &Error{Code: DuplicateSequence}
-	ErrProducerFenced      = &Error{Code: ProducerFenced}
-	ErrOffsetOutOfRange    = &Error{Code: OffsetOutOfRange}
-	ErrNotReady            = &Error{Code: NotReady}
-	ErrStorageError        = &Error{Code: StorageError}
-	ErrInvalidPriority     = &Error{Code: InvalidPriority}
-	ErrUnknownPartition    = &Error{Code: UnknownPartition}
-	ErrRequestTooLarge     = &Error{Code: RequestTooLarge}
-	ErrInvalidPipelineName = &Error{Code: InvalidPipelineName}
-	ErrNotHandshaken       = &Error{Code: NotHandshaken}
-	ErrTimeout             = &Error{Code: Timeout}
-	ErrInvalidRequest      = &Error{Code: InvalidRequest}
-	ErrNotLeader           = &Error{Code: NotLeader}
-	ErrBatchTooLarge       = &Error{Code: BatchTooLarge}
-	ErrPolicyViolation     = &Error{Code: PolicyViolation}
-	ErrCorruptBatch        = &Error{Code: CorruptBatch}
-	ErrPipelineExists      = &Error{Code: PipelineExists}
+	ErrUnknown              = &Error{Code: Unknown}
+	ErrMalformed            = &Error{Code: Malformed}
+	ErrUnsupportedVersion   = &Error{Code: UnsupportedVersion}
+	ErrUnknownPipeline      = &Error{Code: UnknownPipeline}
+	ErrNoCompliantHub       = &Error{Code: NoCompliantHub}
+	ErrOverloaded           = &Error{Code: Overloaded}
+	ErrInvalidMask          = &Error{Code: InvalidMask}
+	ErrEventTooLarge        = &Error{Code: EventTooLarge}
+	ErrOutOfOrderSequence   = &Error{Code: OutOfOrderSequence}
+	ErrDuplicateSequence    = &Error{Code: DuplicateSequence}
+	ErrProducerFenced       = &Error{Code: ProducerFenced}
+	ErrOffsetOutOfRange     = &Error{Code: OffsetOutOfRange}
+	ErrNotReady             = &Error{Code: NotReady}
+	ErrStorageError         = &Error{Code: StorageError}
+	ErrInvalidPriority      = &Error{Code: InvalidPriority}
+	ErrUnknownPartition     = &Error{Code: UnknownPartition}
+	ErrRequestTooLarge      = &Error{Code: RequestTooLarge}
+	ErrInvalidPipelineName  = &Error{Code: InvalidPipelineName}
+	ErrNotHandshaken        = &Error{Code: NotHandshaken}
+	ErrTimeout              = &Error{Code: Timeout}
+	ErrInvalidRequest       = &Error{Code: InvalidRequest}
+	ErrNotLeader            = &Error{Code: NotLeader}
+	ErrBatchTooLarge        = &Error{Code: BatchTooLarge}
+	ErrPolicyViolation      = &Error{Code: PolicyViolation}
+	ErrCorruptBatch         = &Error{Code: CorruptBatch}
+	ErrPipelineExists       = &Error{Code: PipelineExists}
+	ErrAuthenticationFailed = &Error{Code: AuthenticationFailed}
+	ErrUnauthorized         = &Error{Code: Unauthorized}
 )
 
 var sentinels = [numCodes]*Error{
@@ -330,4 +345,6 @@ var sentinels = [numCodes]*Error{
 	ErrPolicyViolation,
 	ErrCorruptBatch,
 	ErrPipelineExists,
+	ErrAuthenticationFailed,
+	ErrUnauthorized,
 }

@@ -26,6 +26,9 @@ type Admin struct {
 	// ledger is a node alone's migrator ledger, whose done steps are the
 	// audit log of moves (nil in a cluster: the metadata's, through cl).
 	ledger moveLedger
+	// sec is the node's authentication (nil for NewAdmin): users, tokens,
+	// the security audit log, and the authorizer of AdminContext.
+	sec *securityRuntime
 }
 
 // NewAdmin returns the admin API of n, a node that runs alone without a
@@ -192,6 +195,8 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		}
 		resp.TableVersion = a.tableVersion()
 		return resp, nil
+	case admin.CreateUser, admin.DeleteUser, admin.ListUsers, admin.CreateToken, admin.SecurityAudit:
+		return a.securityAdmin(req)
 	case admin.ListHubs:
 		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {

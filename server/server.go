@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/edge/httpedge"
@@ -52,6 +51,7 @@ type Server struct {
 	kafkaAdv                  string
 	cluster                   *clusterRuntime // nil in dev mode
 	tls                       *tlsRuntime
+	sec                       *securityRuntime
 	// moves and mig are a node alone's move log and migrator (nil in a
 	// cluster, whose metadata runtime owns its migrator).
 	moves *movelog.Log
@@ -154,8 +154,11 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		// without TLS, h2 by ALPN with it.
 		useTLS := httpTLS != nil
 		s.http = &http.Server{
-			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(*node.Node) admin.Handler {
-				return s.admin() // s.Node, s.cluster and s.moves are set before the node is stored
+			Handler: lazyHandler(&nodeRef, &s.ready, httpOptions(cfg, log), func(_ *node.Node, o *httpedge.Options) {
+				// s.Node, s.cluster, s.moves and s.sec are set before the
+				// node is stored.
+				o.Admin = s.admin()
+				o.Auth, o.Authorizer = s.sec.auth, s.sec.authz
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -212,6 +215,15 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		nopts.Proposer = &s.cluster.proposer
 		nopts.ProducerIDs = s.cluster.proposer.producerID
 		nopts.AutoCreate = false
+	}
+	if s.sec, err = openSecurity(cfg, s.cluster, log); err != nil {
+		s.Offsets.Close()
+		if s.cluster != nil {
+			s.cluster.close()
+		}
+		s.shutdownHTTP(context.Background())
+		s.closeListeners()
+		return nil, err
 	}
 	nopts.PipelineDeleted = func(name string) error {
 		var errs []error
@@ -275,10 +287,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		// One native server serves both: a QUIC stream is served exactly
 		// like a TCP connection.
 		s.native, err = native.New(n, native.Options{
-			Limits:   wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
-			ServerID: "sense/" + cfg.Node.ID,
-			Admin:    s.admin(),
-			Logger:   log,
+			Limits:      wire.Limits{MaxEventBytes: int(cfg.Router.MaxEventBytes)},
+			ServerID:    "sense/" + cfg.Node.ID,
+			Admin:       s.admin(),
+			Auth:        s.sec.auth,
+			Authorizer:  s.sec.authz,
+			AuthTimeout: cfg.Security.Timeout(),
+			Logger:      log,
 		})
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -312,6 +327,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			// Validate sets the delay; kafka.Options reads 0 as its
 			// default, so "none" is passed as negative.
 			GroupInitialRebalanceDelay: groupDelay(cfg.Kafka.GroupInitialRebalanceDelay),
+			Auth:                       s.sec.auth,
+			Authorizer:                 s.sec.authz,
+			AuthTimeout:                cfg.Security.Timeout(),
+			Admin:                      s.admin(),
 			Logger:                     log,
 		}
 		if s.cluster != nil {
@@ -370,7 +389,7 @@ func (l localLedger) Plan(mv meta.Move) (meta.Move, error) {
 // admin returns the admin API of this server's node. Called once the node
 // is open.
 func (s *Server) admin() Admin {
-	a := Admin{n: s.Node, cl: s.cluster}
+	a := Admin{n: s.Node, cl: s.cluster, sec: s.sec}
 	if s.moves != nil {
 		a.ledger = localLedger{s.moves, s.Node}
 	}
@@ -411,7 +430,7 @@ func httpOptions(cfg *config.Config, log *slog.Logger) httpedge.Options {
 }
 
 // lazyHandler serves the HTTP endpoints with whatever node exists yet.
-func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge.Options, mkAdmin func(*node.Node) admin.Handler) http.Handler {
+func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge.Options, complete func(*node.Node, *httpedge.Options)) http.Handler {
 	var once sync.Once
 	var h http.Handler
 	notReady := httpedge.Handler(nil, ready, opts)
@@ -422,7 +441,7 @@ func lazyHandler(n *atomic.Pointer[node.Node], ready *atomic.Bool, opts httpedge
 			return
 		}
 		once.Do(func() {
-			opts.Admin = mkAdmin(nn)
+			complete(nn, &opts)
 			h = httpedge.Handler(nn, ready, opts)
 		})
 		h.ServeHTTP(w, r)

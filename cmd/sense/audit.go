@@ -109,6 +109,7 @@ audited.`,
 
 func newAuditLogCmd() *cobra.Command {
 	var addr, output string
+	var sec bool
 	cmd := &cobra.Command{
 		Use:   "log [--output text|json]",
 		Short: "Show the audit log of moves: every batch of events the migrator moved out of a hub",
@@ -120,11 +121,20 @@ alone, in the move log under its data directory, append-only and synced): the so
 buffer and offset range, per destination the partition and offsets, the
 record count and a CRC-32C of the records' keys and values, why they moved,
 the routing table version of the plan, and when the step was planned and
-finished.`,
+finished.
+
+With --security it shows the node's security audit log instead: the last
+authentications it saw on every edge (the last 1024, kept in memory; every one
+is also in the node's log), successful or not, with the principal, mechanism,
+edge, client address and the reason of a refusal.`,
 		Example: `  sense audit log
-  sense audit log --output json`,
+  sense audit log --output json
+  sense audit log --security --token-file /etc/sense/bootstrap.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sec {
+				return securityLog(cmd.OutOrStdout(), addr, output)
+			}
 			resp, err := adminCall(addr, admin.AuditLog{})
 			if err != nil {
 				return err
@@ -143,7 +153,31 @@ finished.`,
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().BoolVar(&sec, "security", false, "show the security audit log (authentications) instead")
 	return cmd
+}
+
+// securityLog prints a node's security audit log.
+func securityLog(w io.Writer, addr, output string) error {
+	resp, err := adminCall(addr, admin.SecurityAudit{})
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return json.NewEncoder(w).Encode(resp.SecurityEvents)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tEDGE\tREMOTE\tMECHANISM\tPRINCIPAL\tRESULT\tREASON")
+	for _, e := range resp.SecurityEvents {
+		res := "ok"
+		if !e.Success {
+			res = "refused"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time, e.Edge, e.Remote, dash(e.Mechanism), dash(e.Principal), res, dash(e.Reason))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d shown, %d recorded since the node started\n", len(resp.SecurityEvents), resp.SecurityEventsTotal)
+	return nil
 }
 
 func printAudit(w io.Writer, reports []admin.AuditReport, failures []string) {

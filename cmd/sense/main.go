@@ -55,6 +55,9 @@ a durable log in a hub whose jurisdiction the event's mask allows.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd(), newHubCmd(), newJurisdictionCmd(), newAuditCmd(), newBenchCmd(), newClusterCmd())
+	cliCreds = newCredentials()
+	addTokenFileFlag(root, cliCreds)
+	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd(), newHubCmd(), newJurisdictionCmd(), newAuditCmd(), newBenchCmd(), newClusterCmd(),
+		newUserCmd(), newTokenCmd())
 	return root
 }

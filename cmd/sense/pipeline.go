@@ -17,7 +17,11 @@ import (
 func adminCall(addr string, req admin.Request) (admin.Response, error) {
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "sense-admin"})
+	opts := client.Options{Addr: addr, ClientID: "sense-admin"}
+	if err := cliCreds.apply(&opts); err != nil {
+		return admin.Response{}, err
+	}
+	c, err := client.Dial(ctx, opts)
 	if err != nil {
 		return admin.Response{}, err
 	}

@@ -21,6 +21,9 @@ type transportFlags struct {
 	addr, transport, fingerprint, caFile string
 	certFile, keyFile                    string
 	insecure, tls                        bool
+	// creds are --user, --password, --mechanism; --token-file is the
+	// root command's (cliCreds).
+	creds credentials
 }
 
 func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
@@ -36,6 +39,8 @@ func addTransportFlags(cmd *cobra.Command, f *transportFlags) {
 	cmd.Flags().StringVar(&f.certFile, "cert-file", os.Getenv("SENSE_CERT_FILE"), "TLS: PEM file of the client certificate to present (mutual TLS: the server's tls.client_ca_file signs it); with --key-file (env SENSE_CERT_FILE)")
 	cmd.Flags().StringVar(&f.keyFile, "key-file", os.Getenv("SENSE_KEY_FILE"), "TLS: PEM file of --cert-file's private key (env SENSE_KEY_FILE)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "TLS: accept any server certificate (encrypted, not authenticated; for experiments only)")
+	f.creds = *newCredentials()
+	addUserFlags(cmd, &f.creds)
 }
 
 // envBool reads a boolean variable; unset or unparsable is false.
@@ -48,6 +53,11 @@ func envBool(name string) bool {
 func (f *transportFlags) options(clientID string) (client.Options, error) {
 	o := client.Options{Addr: f.addr, ClientID: clientID, Transport: f.transport,
 		ServerFingerprint: f.fingerprint, InsecureSkipVerify: f.insecure}
+	creds := f.creds
+	creds.tokenFile = cliCreds.tokenFile
+	if err := creds.apply(&o); err != nil {
+		return o, err
+	}
 	switch f.transport {
 	case client.TransportTCP:
 		if o.Addr == "" {

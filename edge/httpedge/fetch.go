@@ -17,6 +17,7 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Read limits.
@@ -123,6 +124,9 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
+	if !h.authorize(w, r, security.Read, security.PipelineResource(name)) {
+		return
+	}
 	tail := wantsEventStream(r)
 	q, bad := parseFetchQuery(r, tail)
 	if bad != "" {

@@ -33,6 +33,7 @@ import (
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/security"
 )
 
 // maxAdminBody bounds an admin request.
@@ -50,8 +51,15 @@ type Options struct {
 	// own limit to every event as well.
 	MaxEventBytes int
 	// Admin serves POST /v1/admin; nil answers it 404.
-	Admin  admin.Handler
-	Logger *slog.Logger
+	Admin admin.Handler
+	// Auth checks the credentials of requests; when it is Enabled, every
+	// endpoint but /healthz and /readyz requires "Authorization: Bearer
+	// <token>" (or Basic, a user and password), and answers 401 without.
+	Auth *security.Authenticator
+	// Authorizer is asked at produce, read and admin requests when Auth
+	// is Enabled; nil allows everything.
+	Authorizer security.Authorizer
+	Logger     *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -66,6 +74,9 @@ func (o *Options) fill() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Authorizer == nil {
+		o.Authorizer = security.DefaultAuthorizer{}
 	}
 }
 
@@ -129,11 +140,14 @@ func Handler(n *node.Node, ready *atomic.Bool, opts Options) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(admin.Serve(opts.Admin, body))
+		w.Write(admin.ServeContext(r.Context(), opts.Admin, body))
 	})
 	mux.HandleFunc("POST /v1/pipelines/{name}/events", h.produce)
 	mux.HandleFunc("GET /v1/pipelines/{name}/events", h.fetch)
-	return mux
+	if !opts.Auth.Enabled() {
+		return mux
+	}
+	return h.authenticated(mux)
 }
 
 func (h *handler) isReady() bool { return h.n != nil && h.ready.Load() }

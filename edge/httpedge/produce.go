@@ -15,6 +15,7 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Request headers that set defaults for the events of a produce request
@@ -46,6 +47,9 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := event.ValidatePipelineName(name); err != nil {
 		writeError(w, http.StatusBadRequest, result.InvalidPipelineName, err.Error())
+		return
+	}
+	if !h.authorize(w, r, security.Write, security.PipelineResource(name)) {
 		return
 	}
 	batchBody, ok := bodyFormat(r.Header.Get("Content-Type"))

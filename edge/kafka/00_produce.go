@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -40,6 +41,14 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		if code := c.authorize(security.Write, security.PipelineResource(t.Topic)); code != 0 {
+			for i, p := range t.Partitions {
+				rt.Partitions[i] = kmsg.NewProduceResponseTopicPartition()
+				rt.Partitions[i].Partition, rt.Partitions[i].ErrorCode = p.Partition, code
+			}
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		known := true
 		if _, code := c.s.node.Partitions(t.Topic); code == result.UnknownPipeline {
 			known = c.create(t.Topic) == result.OK

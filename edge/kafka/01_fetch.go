@@ -6,6 +6,7 @@ import (
 
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -81,12 +82,19 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
+		denied := c.authorize(security.Read, security.PipelineResource(t.Topic))
 		for _, p := range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
 			// An empty record set, never a null one (size -1): Kafka
 			// sends empty, and librdkafka fails to parse null.
 			rp.RecordBatches = []byte{}
+			if denied != 0 {
+				rp.ErrorCode = denied
+				failed = true
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			// Leadership first: a node that holds no replica would ask
 			// another node for the offsets, and then refuse.
 			code := c.leaderCode(t.Topic, p.Partition)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // OffsetCommit (key 8), versions 0 to 7 (8+ are flexible, see header.go).
@@ -31,7 +32,10 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 	if req.Version >= 1 {
 		ref.Generation, ref.MemberID = req.Generation, req.MemberID
 	}
-	code := c.coordinatorCode(req.Group)
+	code := c.authorize(security.Read, security.GroupResource(req.Group))
+	if code == 0 {
+		code = c.coordinatorCode(req.Group)
+	}
 	if code == 0 {
 		code = groupErrorCode(c.s.groups.CheckCommit(ref))
 	}

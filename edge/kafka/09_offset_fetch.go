@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // OffsetFetch (key 9), versions 0 to 5 (6+ are flexible, see header.go):
@@ -25,7 +26,11 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp
 	}
-	if code := c.coordinatorCode(req.Group); code != 0 {
+	code := c.authorize(security.Describe, security.GroupResource(req.Group))
+	if code == 0 {
+		code = c.coordinatorCode(req.Group)
+	}
+	if code != 0 {
 		// Before v2 the code goes per partition only.
 		resp.ErrorCode = code
 		for _, t := range req.Topics {

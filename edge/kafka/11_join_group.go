@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // JoinGroup (key 11), versions 0 to 5 (6+ are flexible, see header.go).
@@ -20,7 +21,11 @@ const (
 )
 
 func (c *conn) joinGroup(req *kmsg.JoinGroupRequest, h header) kmsg.Response {
-	if code := c.coordinatorCode(req.Group); code != 0 {
+	code := c.authorize(security.Read, security.GroupResource(req.Group))
+	if code == 0 {
+		code = c.coordinatorCode(req.Group)
+	}
+	if code != 0 {
 		resp := kmsg.NewPtrJoinGroupResponse()
 		resp.SetVersion(req.Version)
 		resp.ErrorCode, resp.Generation = code, -1

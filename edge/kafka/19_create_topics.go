@@ -10,6 +10,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // CreateTopics (key 19), versions 0 to 4 (5+ are flexible, see header.go).
@@ -81,6 +82,9 @@ func eachTopicOnce[T any](topics []T, name func(*T) string, answer func(t *T, du
 func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) (int16, string) {
 	if err := event.ValidatePipelineName(t.Topic); err != nil {
 		return kerr.InvalidTopicException.Code, err.Error()
+	}
+	if code := c.authorize(security.Create, security.PipelineResource(t.Topic)); code != 0 {
+		return code, fmt.Sprintf("not authorized to create topic %q", t.Topic)
 	}
 	if _, code := c.s.node.Partitions(t.Topic); code != result.UnknownPipeline {
 		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", t.Topic)

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/security"
 )
 
 // DeleteTopics (key 20), versions 0 to 3 (4+ are flexible, see header.go).
@@ -41,6 +42,9 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 }
 
 func (c *conn) deleteTopic(name string) int16 {
+	if code := c.authorize(security.Delete, security.PipelineResource(name)); code != 0 {
+		return code
+	}
 	err := c.s.node.DeletePipeline(name)
 	switch {
 	case err == nil:

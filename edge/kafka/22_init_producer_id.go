@@ -5,6 +5,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // InitProducerId (key 22), versions 0 and 1 (2+ are flexible, see
@@ -23,6 +24,10 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	resp.SetVersion(req.Version)
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	if code := c.authorize(security.IdempotentWrite, security.ClusterResource); code != 0 {
+		resp.ProducerID, resp.ErrorCode = -1, code
 		return resp
 	}
 	id, err := c.s.node.NewProducerID()

@@ -47,15 +47,19 @@ var supported = []versionRange{
 	{14, syncGroupMin, syncGroupMax},
 	{15, describeGroupsMin, describeGroupsMax},
 	{16, listGroupsMin, listGroupsMax},
+	{17, saslHandshakeMin, saslHandshakeMax},
 	{18, apiVersionsMin, apiVersionsMax},
 	{19, createTopicsMin, createTopicsMax},
 	{20, deleteTopicsMin, deleteTopicsMax},
 	{22, initProducerIDMin, initProducerIDMax},
 	{32, describeConfigsMin, describeConfigsMax},
 	{33, alterConfigsMin, alterConfigsMax},
+	{36, saslAuthenticateMin, saslAuthenticateMax},
 	{37, createPartitionsMin, createPartitionsMax},
 	{42, deleteGroupsMin, deleteGroupsMax},
 	{44, incrementalAlterConfigsMin, incrementalAlterConfigsMax},
+	{50, describeUserSCRAMCredentialsMin, describeUserSCRAMCredentialsMax},
+	{51, alterUserSCRAMCredentialsMin, alterUserSCRAMCredentialsMax},
 	{60, describeClusterMin, describeClusterMax},
 }
 
@@ -66,6 +70,8 @@ var supported = []versionRange{
 // checks every length against the bytes left, and rejects trailing bytes.
 // An API whose served versions are not flexible is decoded by kmsg.
 var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, error){
+	50: decodeDescribeUserSCRAMCredentials,
+	51: decodeAlterUserSCRAMCredentials,
 	60: decodeDescribeCluster,
 }
 

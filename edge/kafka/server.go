@@ -29,14 +29,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/edge/tcpserve"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/security"
 )
 
 // DefaultMaxRequestBytes bounds a request's size unless Options says
@@ -69,7 +72,20 @@ type Options struct {
 	// leaders, group coordinators. Nil means this node runs alone, as
 	// broker 0 at AdvertisedAddr.
 	Cluster Cluster
-	Logger  *slog.Logger
+	// Auth authenticates SASL exchanges (SaslHandshake, SaslAuthenticate);
+	// when it is Enabled, a connection must authenticate before anything
+	// but ApiVersions, within AuthTimeout (default 10s) of connecting (see
+	// auth.go). Nil: SASL is refused.
+	Auth        *security.Authenticator
+	AuthTimeout time.Duration
+	// Authorizer is asked at produce, fetch, group and admin requests
+	// when Auth is Enabled; nil allows everything.
+	Authorizer security.Authorizer
+	// Admin serves DescribeUserScramCredentials and
+	// AlterUserScramCredentials (user.list, user.create, user.delete);
+	// nil answers them UNSUPPORTED_VERSION... as an unknown API.
+	Admin  admin.Handler
+	Logger *slog.Logger
 }
 
 // Server serves the Kafka protocol for one node.
@@ -109,6 +125,12 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.AuthTimeout <= 0 {
+		opts.AuthTimeout = 10 * time.Second
+	}
+	if opts.Authorizer == nil {
+		opts.Authorizer = security.DefaultAuthorizer{}
+	}
 	switch {
 	case opts.GroupInitialRebalanceDelay == 0:
 		opts.GroupInitialRebalanceDelay = 3 * time.Second
@@ -144,6 +166,16 @@ type conn struct {
 	jobs   chan *job
 
 	stopping atomic.Bool
+
+	// Authentication. authenticated is set by the handler goroutine and
+	// read by the reader (for the request size allowed); the rest is the
+	// handler goroutine's: the SASL exchange under way, the principal
+	// (Anonymous until authenticated; ctx carries it), and a reason to
+	// close the connection once the response being answered is written.
+	authenticated atomic.Bool
+	session       security.Session
+	principal     security.Principal
+	closeAfter    string
 }
 
 // job is one decoded request, or a reason to close after the responses
@@ -162,8 +194,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		tc.SetNoDelay(true)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
+	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
 		jobs: make(chan *job, s.opts.MaxInFlight)}
+	if c.authRequired() {
+		nc.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	}
+	return c
 }
 
 func (c *conn) stop() {
@@ -201,14 +237,16 @@ func (c *conn) read() {
 	var sz [4]byte
 	for {
 		if _, err := io.ReadFull(br, sz[:]); err != nil {
-			if !errors.Is(err, io.EOF) && !c.stopping.Load() {
-				c.log.Debug("kafka connection read failed", "err", err)
-			}
+			c.readFailed(err)
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(sz[:]))
-		if size < minRequestBytes || size > c.s.opts.MaxRequestBytes {
-			c.jobs <- &job{close: fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, c.s.opts.MaxRequestBytes)}
+		limit := c.s.opts.MaxRequestBytes
+		if c.authRequired() {
+			limit = min(limit, preAuthMaxRequest)
+		}
+		if size < minRequestBytes || size > limit {
+			c.jobs <- &job{close: fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, limit)}
 			return
 		}
 		// The request's bytes count against the node's ingress memory
@@ -221,9 +259,7 @@ func (c *conn) read() {
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
 			c.s.node.Release(int64(size))
-			if !c.stopping.Load() {
-				c.log.Debug("kafka connection ended inside a request", "err", err)
-			}
+			c.readFailed(err)
 			return
 		}
 		hdr, req, err := parseRequest(frame)
@@ -233,6 +269,18 @@ func (c *conn) read() {
 			return
 		}
 		c.jobs <- &job{hdr: hdr, req: req, reserved: int64(size)}
+	}
+}
+
+// readFailed notes why reading stopped: a client that did not
+// authenticate in time is recorded in the security audit log.
+func (c *conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, io.EOF) || c.stopping.Load():
+	case c.authRequired() && errors.Is(err, os.ErrDeadlineExceeded):
+		c.s.opts.Auth.Record("kafka", c.remote(), "", "", fmt.Errorf("no authentication within %s (security.auth_timeout); connection closed", c.s.opts.AuthTimeout))
+	default:
+		c.log.Debug("kafka connection read failed", "err", err)
 	}
 }
 
@@ -257,6 +305,13 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 		c.nc.Close()
 		return out, true
 	}
+	if c.authRequired() && !beforeAuth(j.hdr.key) {
+		if resp := c.unauthenticated(j.hdr); resp != nil {
+			out = appendResponse(out[:0], j.hdr, resp)
+			c.nc.Write(out)
+		}
+		return out, c.closeNow()
+	}
 	if j.req == nil { // parseRequest found an unsupported key or version
 		c.log.Warn("unsupported Kafka request answered with UNSUPPORTED_VERSION", "api_key", j.hdr.key,
 			"api_version", j.hdr.version, "client_id", j.hdr.clientID)
@@ -275,7 +330,27 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 	if cap(out) > 1<<20 {
 		out = nil
 	}
+	if c.closeAfter != "" {
+		failed = c.closeNow()
+	}
 	return out, failed
+}
+
+// closeNow closes the connection for c.closeAfter once its last answer is
+// written; it returns true.
+func (c *conn) closeNow() bool {
+	c.log.Warn("closing Kafka connection", "reason", c.closeAfter)
+	c.stopping.Store(true) // the reader's end is expected, not news
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		// Half-close, and let the reader drain what the client still
+		// sends for a moment: closing with unread bytes would reset the
+		// connection and could lose the answer on its way.
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		return true
+	}
+	c.nc.Close()
+	return true
 }
 
 func (c *conn) dispatch(j *job) kmsg.Response {
@@ -326,6 +401,14 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.createPartitions(req)
 	case *kmsg.DescribeClusterRequest:
 		return c.describeCluster(req)
+	case *kmsg.SASLHandshakeRequest:
+		return c.saslHandshake(req)
+	case *kmsg.SASLAuthenticateRequest:
+		return c.saslAuthenticate(req)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return c.describeUserSCRAMCredentials(req)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return c.alterUserSCRAMCredentials(req)
 	}
 	panic(fmt.Sprintf("kafka: no handler for %T", j.req)) // parseRequest admits only the types above
 }

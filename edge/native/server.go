@@ -35,6 +35,7 @@ import (
 	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Options configure a Server.
@@ -46,8 +47,16 @@ type Options struct {
 	// ServerID is announced in HELLO_OK.
 	ServerID string
 	// Admin serves ADMIN frames; nil answers them INVALID_REQUEST.
-	Admin  admin.Handler
-	Logger *slog.Logger
+	Admin admin.Handler
+	// Auth authenticates AUTHENTICATE exchanges; when it is Enabled, a
+	// connection must authenticate before any request but PING, within
+	// AuthTimeout (default 10s) of connecting. Nil: no authentication.
+	Auth        *security.Authenticator
+	AuthTimeout time.Duration
+	// Authorizer is asked at produce, read and admin requests; nil
+	// allows everything.
+	Authorizer security.Authorizer
+	Logger     *slog.Logger
 }
 
 // Server serves the native protocol for one node.
@@ -72,6 +81,12 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	}
 	if opts.ServerID == "" {
 		opts.ServerID = "sense"
+	}
+	if opts.AuthTimeout <= 0 {
+		opts.AuthTimeout = 10 * time.Second
+	}
+	if opts.Authorizer == nil {
+		opts.Authorizer = security.DefaultAuthorizer{}
 	}
 	return &Server{node: n, opts: opts, log: opts.Logger}, nil
 }
@@ -109,7 +124,18 @@ type conn struct {
 	subs map[uint32]*subscription
 
 	stopping atomic.Bool
+
+	// Authentication, owned by the reader goroutine: the exchange under
+	// way, and who the connection acts as (Anonymous until then). c.ctx
+	// carries the principal once authenticated.
+	edge          string
+	session       security.Session
+	principal     security.Principal
+	authenticated bool
 }
+
+// authRequired reports whether the connection must still authenticate.
+func (c *conn) authRequired() bool { return c.s.opts.Auth.Enabled() && !c.authenticated }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -120,6 +146,16 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		jobs: make(chan *produceJob, s.opts.MaxInFlight), subs: map[uint32]*subscription{}}
 	c.rd = wire.NewReader(nc)
 	c.rd.SetMaxFrame(s.opts.Limits.MaxFrameBytes)
+	c.edge = "native"
+	if nc.LocalAddr() != nil && nc.LocalAddr().Network() == "udp" {
+		c.edge = "quic"
+	}
+	if c.authRequired() {
+		// Until authenticated: small frames, and a deadline, so that a
+		// slow or silent peer holds neither memory nor the connection.
+		c.rd.SetMaxFrame(wire.HandshakeMaxFrame)
+		nc.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	}
 	return c
 }
 
@@ -239,6 +275,14 @@ func (c *conn) readFailed(f wire.Frame, err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+	case c.authRequired() && errors.Is(err, os.ErrDeadlineExceeded):
+		why := fmt.Sprintf("no authentication within %s (security.auth_timeout); the connection is closed", c.s.opts.AuthTimeout)
+		mech, user := "", ""
+		if c.session != nil {
+			mech, user = c.session.Mechanism(), c.session.User()
+		}
+		c.s.opts.Auth.Record(c.edge, c.nc.RemoteAddr().String(), mech, user, errors.New("timed out"))
+		c.write(func(b []byte) []byte { return wire.AppendError(b, 0, result.AuthenticationFailed, why) })
 	case errors.Is(err, result.ErrRequestTooLarge):
 		c.write(func(b []byte) []byte {
 			return wire.AppendError(b, 0, result.RequestTooLarge, fmt.Sprintf("%s frame is larger than the %d bytes allowed; the connection is closed", f.Type, c.s.opts.Limits.MaxFrameBytes))
@@ -284,21 +328,117 @@ func (c *conn) handshake() bool {
 		c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) })
 		return false
 	}
-	return c.write(func(b []byte) []byte {
-		return wire.AppendHelloOK(b, f.Corr, wire.NewHelloOK(v, c.s.opts.Limits, c.s.opts.ServerID))
-	}) == nil
+	ok := wire.NewHelloOK(v, c.s.opts.Limits, c.s.opts.ServerID)
+	ok.AuthRequired = c.authRequired()
+	return c.write(func(b []byte) []byte { return wire.AppendHelloOK(b, f.Corr, ok) }) == nil
+}
+
+// authenticate handles one AUTHENTICATE frame; it returns false when the
+// connection must close (a refused or malformed exchange).
+func (c *conn) authenticate(f wire.Frame) bool {
+	m, err := wire.DecodeAuthenticate(f.Payload)
+	if err != nil {
+		c.malformed(err)
+		return false
+	}
+	auth := c.s.opts.Auth
+	if auth == nil {
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, f.Corr, result.InvalidRequest, "this server does not authenticate")
+		})
+		return true
+	}
+	if c.authenticated {
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, f.Corr, result.InvalidRequest, "this connection is authenticated already, as "+c.principal.User)
+		})
+		return true
+	}
+	remote := c.nc.RemoteAddr().String()
+	if c.session == nil {
+		if c.session, err = auth.NewSession(m.Mechanism); err != nil {
+			auth.Record(c.edge, remote, m.Mechanism, "", err)
+			return c.refuse(f.Corr, err)
+		}
+	} else if m.Mechanism != c.session.Mechanism() {
+		err := fmt.Errorf("AUTHENTICATE with mechanism %s in the middle of a %s exchange", m.Mechanism, c.session.Mechanism())
+		auth.Record(c.edge, remote, c.session.Mechanism(), c.session.User(), err)
+		return c.refuse(f.Corr, result.New(result.AuthenticationFailed, err.Error()))
+	}
+	out, done, err := c.session.Step(m.Data)
+	if err != nil {
+		auth.Record(c.edge, remote, c.session.Mechanism(), c.session.User(), err)
+		return c.refuse(f.Corr, err)
+	}
+	res := wire.AuthenticateResult{Done: done, Data: out}
+	if done {
+		c.principal = c.session.Principal()
+		c.authenticated = true
+		c.session = nil
+		c.ctx = security.NewContext(c.ctx, c.principal)
+		c.log = c.log.With("principal", c.principal.User)
+		res.Principal = c.principal.User
+		auth.Record(c.edge, remote, c.principal.Mechanism, c.principal.User, nil)
+		c.rd.SetMaxFrame(c.s.opts.Limits.MaxFrameBytes)
+		c.nc.SetReadDeadline(time.Time{})
+		if c.stopping.Load() {
+			c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	return c.write(func(b []byte) []byte { return wire.AppendAuthenticateResult(b, f.Corr, res) }) == nil
+}
+
+// refuse answers a refused authentication with ERROR
+// AUTHENTICATION_FAILED; the connection then closes.
+func (c *conn) refuse(corr uint32, err error) bool {
+	msg := err.Error() + "; the connection is closed"
+	var re *result.Error
+	if errors.As(err, &re) {
+		msg = re.Message + "; the connection is closed"
+	}
+	c.write(func(b []byte) []byte { return wire.AppendError(b, corr, result.AuthenticationFailed, msg) })
+	return false
+}
+
+// authorize asks the authorizer; a denial is answered with ERROR
+// UNAUTHORIZED and false.
+// With security off nothing is asked: every request is allowed, at no
+// cost.
+func (c *conn) authorize(corr uint32, a security.Action, r security.Resource) bool {
+	if !c.s.opts.Auth.Enabled() {
+		return true
+	}
+	err := c.s.opts.Authorizer.Authorize(c.principal, a, r)
+	if err == nil {
+		return true
+	}
+	c.log.Info("request denied", "action", a.String(), "resource", r.String(), "err", err)
+	c.write(func(b []byte) []byte { return wire.AppendError(b, corr, result.Unauthorized, err.Error()) })
+	return false
 }
 
 // dispatch handles one frame; it returns false when the connection must
 // close.
 func (c *conn) dispatch(f wire.Frame) bool {
+	if c.authRequired() && f.Type != wire.TypeAuthenticate && f.Type != wire.TypePing {
+		c.s.opts.Auth.Record(c.edge, c.nc.RemoteAddr().String(), "", "", fmt.Errorf("%s before authentication", f.Type))
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, f.Corr, result.AuthenticationFailed, fmt.Sprintf("%s before authentication: this server requires an AUTHENTICATE exchange first (docs/protocol.md); the connection is closed", f.Type))
+		})
+		return false
+	}
 	switch f.Type {
+	case wire.TypeAuthenticate:
+		return c.authenticate(f)
 	case wire.TypeProduce:
 		return c.produce(f)
 	case wire.TypeInitProducer:
 		if _, err := wire.DecodeInitProducer(f.Payload); err != nil {
 			c.malformed(err)
 			return false
+		}
+		if !c.authorize(f.Corr, security.IdempotentWrite, security.ClusterResource) {
+			return true
 		}
 		id, err := c.s.node.NewProducerID()
 		if err != nil {
@@ -312,6 +452,9 @@ func (c *conn) dispatch(f wire.Frame) bool {
 		if err != nil {
 			c.malformed(err)
 			return false
+		}
+		if !c.authorize(f.Corr, security.Read, security.PipelineResource(m.Pipeline)) {
+			return true
 		}
 		c.subscribe(f.Corr, m)
 		return true
@@ -348,13 +491,16 @@ func (c *conn) dispatch(f wire.Frame) bool {
 			c.malformed(err)
 			return false
 		}
+		if !c.authorize(f.Corr, security.Read, security.PipelineResource(m.Pipeline)) {
+			return true
+		}
 		c.fetch(f.Corr, m)
 		return true
 	case wire.TypeAdmin:
 		body := append([]byte(nil), f.Payload...)
 		res := admin.EncodeResponse(admin.Response{}, result.New(result.InvalidRequest, "this server does not serve the admin API"))
 		if c.s.opts.Admin != nil {
-			res = admin.Serve(c.s.opts.Admin, body)
+			res = admin.ServeContext(c.ctx, c.s.opts.Admin, body)
 		}
 		return c.write(func(b []byte) []byte { return wire.AppendAdminResult(b, f.Corr, res) }) == nil
 	case wire.TypePing:
@@ -396,6 +542,9 @@ func (c *conn) produce(f wire.Frame) bool {
 			return false
 		}
 		return c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) }) == nil
+	}
+	if !c.authorize(f.Corr, security.Write, security.PipelineResource(string(wr.Pipeline))) {
+		return true
 	}
 	// Take the request's memory from the node's ingress budget before
 	// copying it; while the budget is full this blocks, and the connection

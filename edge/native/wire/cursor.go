@@ -37,6 +37,15 @@ func (c *cursor) need(n int, field string) bool {
 	return true
 }
 
+func (c *cursor) u8(field string) uint8 {
+	if !c.need(1, field) {
+		return 0
+	}
+	v := c.p[c.off]
+	c.off++
+	return v
+}
+
 func (c *cursor) u16(field string) uint16 {
 	if !c.need(2, field) {
 		return 0

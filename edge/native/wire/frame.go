@@ -28,39 +28,43 @@ const (
 	TypeFetch        Type = 0x07 // client: one-shot read of one partition
 	TypeAdmin        Type = 0x08 // client: JSON admin request
 	TypePing         Type = 0x09 // client: liveness probe
+	TypeAuthenticate Type = 0x0C // client: one step of an authentication exchange
 
-	TypeHelloOK        Type = 0x81 // server: handshake accepted
-	TypeInitProducerOK Type = 0x82 // server: producer id and epoch
-	TypeProduceResult  Type = 0x83 // server: one result per event
-	TypeSubscribed     Type = 0x84 // server: subscription started
-	TypeData           Type = 0x85 // server: record batches pushed on a subscription (paid for by CREDIT)
-	TypeUnsubscribed   Type = 0x86 // server: no more DATA will follow on the subscription
-	TypeFetchResult    Type = 0x87 // server: batches for a FETCH
-	TypeAdminResult    Type = 0x88 // server: JSON admin result
-	TypePong           Type = 0x89 // server: answer to PING
-	TypeError          Type = 0xFF // server: a request failed, or (correlation id 0) the connection is closing
+	TypeHelloOK            Type = 0x81 // server: handshake accepted
+	TypeInitProducerOK     Type = 0x82 // server: producer id and epoch
+	TypeProduceResult      Type = 0x83 // server: one result per event
+	TypeSubscribed         Type = 0x84 // server: subscription started
+	TypeData               Type = 0x85 // server: record batches pushed on a subscription (paid for by CREDIT)
+	TypeUnsubscribed       Type = 0x86 // server: no more DATA will follow on the subscription
+	TypeFetchResult        Type = 0x87 // server: batches for a FETCH
+	TypeAdminResult        Type = 0x88 // server: JSON admin result
+	TypePong               Type = 0x89 // server: answer to PING
+	TypeAuthenticateResult Type = 0x8C // server: the next step of an authentication, or its success
+	TypeError              Type = 0xFF // server: a request failed, or (correlation id 0) the connection is closing
 )
 
 var typeNames = map[Type]string{
-	TypeHello:          "HELLO",
-	TypeInitProducer:   "INIT_PRODUCER",
-	TypeProduce:        "PRODUCE",
-	TypeSubscribe:      "SUBSCRIBE",
-	TypeCredit:         "CREDIT",
-	TypeUnsubscribe:    "UNSUBSCRIBE",
-	TypeFetch:          "FETCH",
-	TypeAdmin:          "ADMIN",
-	TypePing:           "PING",
-	TypeHelloOK:        "HELLO_OK",
-	TypeInitProducerOK: "INIT_PRODUCER_OK",
-	TypeProduceResult:  "PRODUCE_RESULT",
-	TypeSubscribed:     "SUBSCRIBED",
-	TypeData:           "DATA",
-	TypeUnsubscribed:   "UNSUBSCRIBED",
-	TypeFetchResult:    "FETCH_RESULT",
-	TypeAdminResult:    "ADMIN_RESULT",
-	TypePong:           "PONG",
-	TypeError:          "ERROR",
+	TypeHello:              "HELLO",
+	TypeInitProducer:       "INIT_PRODUCER",
+	TypeProduce:            "PRODUCE",
+	TypeSubscribe:          "SUBSCRIBE",
+	TypeCredit:             "CREDIT",
+	TypeUnsubscribe:        "UNSUBSCRIBE",
+	TypeFetch:              "FETCH",
+	TypeAdmin:              "ADMIN",
+	TypePing:               "PING",
+	TypeAuthenticate:       "AUTHENTICATE",
+	TypeHelloOK:            "HELLO_OK",
+	TypeInitProducerOK:     "INIT_PRODUCER_OK",
+	TypeProduceResult:      "PRODUCE_RESULT",
+	TypeSubscribed:         "SUBSCRIBED",
+	TypeData:               "DATA",
+	TypeUnsubscribed:       "UNSUBSCRIBED",
+	TypeFetchResult:        "FETCH_RESULT",
+	TypeAdminResult:        "ADMIN_RESULT",
+	TypePong:               "PONG",
+	TypeAuthenticateResult: "AUTHENTICATE_RESULT",
+	TypeError:              "ERROR",
 }
 
 // String returns the type's name ("PRODUCE"), or "TYPE_0xNN" for a type

@@ -245,6 +245,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(TypeData), []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff})
 	f.Add(uint8(TypeProduceResult), []byte{0xff, 0xff, 0xff, 0xff})
 	f.Add(uint8(TypeHello), []byte("SNS1\x00\x01\x00\x01\xff\xff\xff\xff"))
+	f.Add(uint8(TypeAuthenticate), AppendAuthenticate(nil, 1, Authenticate{Mechanism: "SCRAM-SHA-256", Data: []byte("n,,n=u,r=x")})[FrameHeaderSize:])
+	f.Add(uint8(TypeAuthenticate), []byte{0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add(uint8(TypeAuthenticateResult), AppendAuthenticateResult(nil, 1, AuthenticateResult{Done: true, Data: []byte("v=x"), Principal: "alice"})[FrameHeaderSize:])
+	f.Add(uint8(TypeAuthenticateResult), []byte{2, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, typ uint8, p []byte) {
 		var again []byte
 		var err error
@@ -307,6 +311,16 @@ func FuzzDecode(f *testing.F) {
 			var m FetchResult
 			if m, err = DecodeFetchResult(p); err == nil {
 				again = AppendFetchResult(nil, 0, m)
+			}
+		case TypeAuthenticate:
+			var m Authenticate
+			if m, err = DecodeAuthenticate(p); err == nil {
+				again = AppendAuthenticate(nil, 0, m)
+			}
+		case TypeAuthenticateResult:
+			var m AuthenticateResult
+			if m, err = DecodeAuthenticateResult(p); err == nil {
+				again = AppendAuthenticateResult(nil, 0, m)
 			}
 		case TypeError:
 			var m *result.Error

@@ -68,6 +68,10 @@ func NegotiateVersion(h Hello) (uint16, error) {
 //	u32    max event bytes           (key + value + header keys and values)
 //	string server id                 (for example "sense/1.4.0 n1")
 type HelloOK struct {
+	// AuthRequired is flag bit 0 of the HELLO_OK frame (FlagAuthRequired),
+	// not a payload field: the server requires an AUTHENTICATE exchange
+	// before any other request. Clients of version 1 ignore flags.
+	AuthRequired        bool
 	Version             uint16
 	MaxFrameBytes       uint32
 	MaxEventsPerProduce uint32
@@ -101,7 +105,11 @@ func (h HelloOK) Limits() Limits {
 
 // AppendHelloOK appends a HELLO_OK frame.
 func AppendHelloOK(dst []byte, corr uint32, h HelloOK) []byte {
-	dst, start := BeginFrame(dst, TypeHelloOK, 0, corr)
+	var flags uint8
+	if h.AuthRequired {
+		flags |= FlagAuthRequired
+	}
+	dst, start := BeginFrame(dst, TypeHelloOK, flags, corr)
 	dst = binary.BigEndian.AppendUint16(dst, h.Version)
 	dst = binary.BigEndian.AppendUint32(dst, h.MaxFrameBytes)
 	dst = binary.BigEndian.AppendUint32(dst, h.MaxEventsPerProduce)
