@@ -36,6 +36,9 @@ type Record struct {
 	headers        []byte
 }
 
+// Size is the bytes of the record's key, value and headers (as encoded).
+func (r *Record) Size() int { return len(r.Key) + len(r.Value) + len(r.headers) }
+
 // Headers returns an iterator over the record's headers.
 func (r *Record) Headers() HeaderIter { return HeaderIter{p: r.headers, left: r.NumHeaders} }
 

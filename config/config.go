@@ -236,6 +236,10 @@ type Pipeline struct {
 	// DefaultJurisdiction applies to events that carry no mask, in the
 	// registry's Parse syntax ("MA,SN", "ECOWAS", "*"). Default "*".
 	DefaultJurisdiction string `yaml:"default_jurisdiction"`
+	// MaxMessageBytes is the largest batch, and record, a Kafka producer
+	// may send to the pipeline (Kafka's max.message.bytes); 0 means
+	// router.max_event_bytes.
+	MaxMessageBytes Size `yaml:"max_message_bytes"`
 
 	defaultMask jurisdiction.Mask // set by Validate
 }

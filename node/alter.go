@@ -9,9 +9,9 @@ import (
 	"github.com/sensehq/sense/event"
 )
 
-// Run-time settings. Four fields of a pipeline's spec may change while it
-// serves: Retention, RetentionBytes, DefaultJurisdiction and
-// DefaultPriority. Its layout (Partitions, Slots, Hubs) may not: partition
+// Run-time settings. Five fields of a pipeline's spec may change while it
+// serves: Retention, RetentionBytes, DefaultJurisdiction, DefaultPriority
+// and MaxMessageBytes. Its layout (Partitions, Slots, Hubs) may not: partition
 // numbers and the buffers behind them follow from it (AddPartitions grows
 // a pipeline instead). A pipeline of the config file takes its settings
 // from the file, at every start: it is changed there, not here.
@@ -31,11 +31,13 @@ type PipelineChange struct {
 	RetentionBytes      *int64         `json:"retention_bytes,omitempty"`
 	DefaultJurisdiction *string        `json:"default_jurisdiction,omitempty"`
 	DefaultPriority     *string        `json:"default_priority,omitempty"`
+	// MaxMessageBytes: 0 is the node's event limit.
+	MaxMessageBytes *int64 `json:"max_message_bytes,omitempty"`
 }
 
 // Empty reports whether c changes nothing.
 func (c PipelineChange) Empty() bool {
-	return c.Retention == nil && c.RetentionBytes == nil && c.DefaultJurisdiction == nil && c.DefaultPriority == nil
+	return c.Retention == nil && c.RetentionBytes == nil && c.DefaultJurisdiction == nil && c.DefaultPriority == nil && c.MaxMessageBytes == nil
 }
 
 // Then returns the change c then next make: next's settings where it has
@@ -52,6 +54,9 @@ func (c PipelineChange) Then(next PipelineChange) PipelineChange {
 	}
 	if next.DefaultPriority != nil {
 		c.DefaultPriority = next.DefaultPriority
+	}
+	if next.MaxMessageBytes != nil {
+		c.MaxMessageBytes = next.MaxMessageBytes
 	}
 	return c
 }
@@ -70,6 +75,9 @@ func (c PipelineChange) String() string {
 	}
 	if c.DefaultPriority != nil {
 		parts = append(parts, "default_priority="+*c.DefaultPriority)
+	}
+	if c.MaxMessageBytes != nil {
+		parts = append(parts, fmt.Sprintf("max_message_bytes=%d", *c.MaxMessageBytes))
 	}
 	return strings.Join(parts, " ")
 }
@@ -90,6 +98,11 @@ func (n *Node) checkChange(name string, c PipelineChange) (PipelineChange, error
 	}
 	if c.RetentionBytes != nil && *c.RetentionBytes < 0 {
 		return c, fmt.Errorf("%w: pipeline %q: retention bytes %d is negative; give a size in bytes, or 0 for no limit", ErrInvalidSpec, name, *c.RetentionBytes)
+	}
+	if c.MaxMessageBytes != nil {
+		if err := CheckMaxMessageBytes(*c.MaxMessageBytes); err != nil {
+			return c, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, name, err)
+		}
 	}
 	if c.DefaultJurisdiction != nil {
 		v := *c.DefaultJurisdiction
@@ -130,7 +143,33 @@ func (c PipelineChange) apply(spec PipelineSpec) PipelineSpec {
 	if c.DefaultPriority != nil {
 		spec.DefaultPriority = *c.DefaultPriority
 	}
+	if c.MaxMessageBytes != nil {
+		spec.MaxMessageBytes = *c.MaxMessageBytes
+	}
 	return spec
+}
+
+// MaxMessageBytesLimit bounds a pipeline's MaxMessageBytes: a batch is
+// checked whole in memory, and never larger than a segment's default.
+const MaxMessageBytesLimit = 64 << 20
+
+// CheckMaxMessageBytes checks a pipeline's MaxMessageBytes (0: the node's
+// event limit).
+func CheckMaxMessageBytes(v int64) error {
+	if v < 0 || v > MaxMessageBytesLimit {
+		return fmt.Errorf("max message bytes %d is out of range; give 1 to %d bytes, or 0 for the node's event limit (router.max_event_bytes)", v, MaxMessageBytesLimit)
+	}
+	return nil
+}
+
+// MaxMessageBytes is the largest batch a Kafka producer may append to the
+// pipeline spec describes: its MaxMessageBytes, else the node's event
+// limit.
+func (n *Node) MaxMessageBytes(spec PipelineSpec) int64 {
+	if spec.MaxMessageBytes > 0 {
+		return spec.MaxMessageBytes
+	}
+	return int64(n.opts.MaxEventBytes)
 }
 
 // alterableLocked returns the catalog's spec of pipeline name, or why its
@@ -216,7 +255,7 @@ func (n *Node) applyAlter(name string, c PipelineChange) (PipelineSpec, error) {
 	// pipeline of run time from now on.
 	spec.Declared = false
 	if spec.Retention == cur.Retention && spec.RetentionBytes == cur.RetentionBytes && spec.DefaultJurisdiction == cur.DefaultJurisdiction &&
-		spec.DefaultPriority == cur.DefaultPriority && spec.Declared == cur.Declared {
+		spec.DefaultPriority == cur.DefaultPriority && spec.MaxMessageBytes == cur.MaxMessageBytes && spec.Declared == cur.Declared {
 		return spec, nil // as it is already (a cluster node replaying its metadata log at start)
 	}
 	if err := n.cat.update(spec); err != nil {

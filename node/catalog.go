@@ -39,7 +39,11 @@ type PipelineSpec struct {
 	DefaultPriority     string        `json:"default_priority"`
 	DefaultJurisdiction string        `json:"default_jurisdiction"`
 	Hubs                []string      `json:"hubs"`
-	Created             time.Time     `json:"created"`
+	// MaxMessageBytes is the largest record batch a Kafka producer may
+	// append (Kafka's max.message.bytes); 0 is the node's event limit
+	// (router.max_event_bytes).
+	MaxMessageBytes int64     `json:"max_message_bytes,omitempty"`
+	Created         time.Time `json:"created"`
 	// Declared is true when the pipeline comes from the config file.
 	Declared bool `json:"declared"`
 }

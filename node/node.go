@@ -647,6 +647,9 @@ func (n *Node) prepare(spec PipelineSpec) (PipelineSpec, error) {
 	case spec.Partitions < 0 || spec.Partitions > MaxPartitions:
 		return spec, fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
 	}
+	if err := CheckMaxMessageBytes(spec.MaxMessageBytes); err != nil {
+		return spec, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, spec.Name, err)
+	}
 	if spec.DefaultPriority == "" {
 		spec.DefaultPriority = "low"
 	}
@@ -953,4 +956,13 @@ func (n *Node) NewProducerID() (int64, error) {
 			return id, nil
 		}
 	}
+}
+
+// SegmentBytes is the size at which the node's segment logs seal a
+// segment (durability.segment_bytes).
+func (n *Node) SegmentBytes() int64 {
+	if n.opts.SegmentBytes == 0 {
+		return seglog.DefaultSegmentBytes
+	}
+	return n.opts.SegmentBytes
 }

@@ -48,7 +48,11 @@ var stamperPool = sync.Pool{New: func() any { return new(stamper) }}
 // is stored as it came; otherwise it is re-encoded with the producer's
 // codec, fields, timestamps and headers kept and the binary headers added
 // (docs/storage.md). b must already have passed batch.Check.
-func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf router.Buffer, hub router.Hub, h *batch.Header, b []byte) ([]byte, result.Code, string) {
+//
+// With maxRecord above 0, a record whose key, value and headers take more
+// bytes is refused with EventTooLarge, as the native edges refuse such an
+// event.
+func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf router.Buffer, hub router.Hub, h *batch.Header, b []byte, maxRecord int64) ([]byte, result.Code, string) {
 	var it batch.Iter
 	records := b[batch.HeaderSize:]
 	if h.Compression() != batch.CompressionNone {
@@ -74,6 +78,10 @@ func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf ro
 		r := it.Record()
 		if r.OffsetDelta != i {
 			return nil, result.CorruptBatch, fmt.Sprintf("record %d has offset delta %d; a producer's records are numbered 0 to count-1", i, r.OffsetDelta)
+		}
+		if size := int64(r.Size()); maxRecord > 0 && size > maxRecord {
+			return nil, result.EventTooLarge, fmt.Sprintf("record at offset delta %d holds %d bytes of key, value and headers, more than pipeline %s's max.message.bytes, %d; send smaller records, or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
+				r.OffsetDelta, size, p.spec.Name, maxRecord, p.spec.Name)
 		}
 		mask, prio, hasJ, hasP, code, why := n.recordRouting(r, defMask, buf.Lane)
 		if code != result.OK {
@@ -277,6 +285,16 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		return -1, result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
 			partition, buf.Hub, pipeline, s.table.Version(), buf.Hub, pipeline)
 	}
+	// A Kafka producer's batch, compressed as sent, and each of its
+	// records: the pipeline's max.message.bytes.
+	var maxRecord int64
+	if flags&AppendLocal != 0 {
+		maxRecord = n.MaxMessageBytes(p.spec)
+		if int64(len(b)) > maxRecord {
+			return -1, result.EventTooLarge, fmt.Sprintf("a record batch of %d bytes is larger than pipeline %s's max.message.bytes, %d; send smaller batches (batch.size, max.request.size), or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
+				len(b), pipeline, maxRecord, pipeline)
+		}
+	}
 	h, err := batch.Check(b)
 	if err != nil {
 		return -1, result.CorruptBatch, err.Error()
@@ -313,7 +331,7 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		}
 		stamperPool.Put(st)
 	}()
-	stored, code, why := st.stamp(n, p, defMask, buf, s.table.Hub(buf.HubIndex), &h, b)
+	stored, code, why := st.stamp(n, p, defMask, buf, s.table.Hub(buf.HubIndex), &h, b, maxRecord)
 	if code != result.OK {
 		if code == result.PolicyViolation {
 			n.Metrics.dropped(pipeline, "policy_violation")

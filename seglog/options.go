@@ -134,7 +134,7 @@ func (o *Options) Validate() error {
 		o.Logger = slog.Default()
 	}
 	if o.SegmentBytes == 0 {
-		o.SegmentBytes = 128 << 20
+		o.SegmentBytes = DefaultSegmentBytes
 	}
 	if o.SegmentBytes < MinSegmentBytes || o.SegmentBytes > MaxSegmentBytes {
 		return fmt.Errorf("seglog: SegmentBytes %d outside [%d, %d]", o.SegmentBytes, MinSegmentBytes, MaxSegmentBytes)
@@ -174,3 +174,6 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
+
+// DefaultSegmentBytes is Options.SegmentBytes's default.
+const DefaultSegmentBytes = 128 << 20

@@ -82,6 +82,7 @@ func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 		o.Pipelines = append(o.Pipelines, node.PipelineSpec{
 			Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention), RetentionBytes: int64(p.RetentionBytes),
 			DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction,
+			MaxMessageBytes: int64(p.MaxMessageBytes),
 		})
 	}
 	return o
@@ -336,6 +337,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if s.cluster != nil {
 			kopts.Cluster = s.cluster
 			kopts.ClusterID = "sense-cluster"
+			kopts.MinInsyncReplicas = minQuorum(cfg)
 		}
 		s.kafka, err = kafka.New(n, s.Offsets, kopts)
 		if err != nil {
@@ -528,7 +530,8 @@ func (s *Server) reloadHubs(cfg *config.Config) error {
 	}
 	for _, p := range cfg.Pipelines {
 		if err := s.Node.CreatePipeline(node.PipelineSpec{Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention),
-			RetentionBytes: int64(p.RetentionBytes), DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction}); err != nil &&
+			RetentionBytes: int64(p.RetentionBytes), DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction,
+			MaxMessageBytes: int64(p.MaxMessageBytes)}); err != nil &&
 			!errors.Is(err, node.ErrPipelineExists) {
 			return err
 		}
@@ -639,4 +642,19 @@ func groupDelay(d *config.Duration) time.Duration {
 		return -1
 	}
 	return time.Duration(*d)
+}
+
+// minQuorum is how many replicas hold an acknowledged batch in every hub of
+// a cluster: the smallest majority of a run-time pipeline's replicas (the
+// default replication in each hub). Kafka's min.insync.replicas reports
+// it.
+func minQuorum(cfg *config.Config) int {
+	q := 0
+	for _, h := range cfg.Hubs {
+		r := config.Pipeline{}.ReplicationIn(len(cfg.HubNodes(h.Name)))
+		if m := r/2 + 1; q == 0 || m < q {
+			q = m
+		}
+	}
+	return max(q, 1)
 }

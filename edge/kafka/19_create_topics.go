@@ -103,7 +103,7 @@ func (c *conn) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions: give 1 to %d, or -1 for the node's default", t.NumPartitions, node.MaxPartitions)
 	}
 	spec := node.PipelineSpec{Name: t.Topic}
-	if err := applyTopicConfigs(c.s.node, &spec, t.Configs); err != nil {
+	if err := applyTopicConfigs(c.configEnv(), &spec, t.Configs); err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
 	}
 	if t.NumPartitions > 0 {

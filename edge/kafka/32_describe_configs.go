@@ -71,9 +71,10 @@ func (c *conn) configEntries(typ kmsg.ConfigResourceType, name string) ([]config
 			set = kmsg.ConfigSourceStaticBrokerConfig
 		}
 		entries := make([]configEntry, 0, len(topicConfigs))
+		env := c.configEnv()
 		for _, tc := range topicConfigs {
-			v, isSet := tc.get(&spec)
-			e := configEntry{name: tc.name, value: v, def: tc.def, doc: tc.doc, typ: tc.typ, source: kmsg.ConfigSourceDefaultConfig,
+			v, isSet := tc.get(env, &spec)
+			e := configEntry{name: tc.name, value: v, def: tc.defaultValue(env), doc: tc.doc, typ: tc.typ, source: kmsg.ConfigSourceDefaultConfig,
 				alterable: tc.alter != nil && !spec.Declared}
 			if isSet {
 				e.source = set

@@ -182,21 +182,29 @@ func TestCreateTopics(t *testing.T) {
 		t.Errorf("topics %s, want count-1,count-12,count-2,count-7,declared,defaults", got)
 	}
 
-	// Configs Sense keeps go into the pipeline's spec; the harmless ones
-	// are accepted.
+	// A config Sense does not set per topic is refused with any value but
+	// the one it has: never accepted and ignored.
+	for cfg, v := range map[string]string{"segment.bytes": "1073741824", "segment.ms": "3600000", "min.insync.replicas": "2",
+		"compression.type": "zstd", "message.timestamp.type": "LogAppendTime"} {
+		msg, err := create(6, 1, map[string]*string{cfg: kadm.StringPtr(v)}, "fixed")
+		wantErr(t, cfg+"="+v, err, msg, kerr.InvalidConfig, cfg)
+	}
+	// Configs Sense keeps go into the pipeline's spec; the fixed ones are
+	// accepted with the values they have.
 	msg, err = create(6, 1, map[string]*string{
 		"retention.ms":               kadm.StringPtr("3600000"),
 		"retention.bytes":            kadm.StringPtr("1048576"),
 		"cleanup.policy":             kadm.StringPtr("delete"),
 		"sense.default.jurisdiction": kadm.StringPtr("SN"),
 		"sense.default.priority":     kadm.StringPtr("critical"),
-		"segment.bytes":              kadm.StringPtr("1073741824"),
+		"segment.bytes":              kadm.StringPtr("134217728"),
 		"min.insync.replicas":        kadm.StringPtr("1"),
 		"compression.type":           kadm.StringPtr("producer"),
+		"max.message.bytes":          kadm.StringPtr("65536"),
 	}, "configured")
 	wantErr(t, "configs", err, msg, nil)
 	s := spec(t, n, "configured")
-	if s.Retention != time.Hour || s.RetentionBytes != 1<<20 || s.DefaultJurisdiction != "SN" || s.DefaultPriority != "critical" || len(s.Slots) != 6 {
+	if s.Retention != time.Hour || s.RetentionBytes != 1<<20 || s.DefaultJurisdiction != "SN" || s.DefaultPriority != "critical" || len(s.Slots) != 6 || s.MaxMessageBytes != 65536 {
 		t.Errorf("configured: spec %+v", s)
 	}
 	for i, sl := range s.Slots {
@@ -344,6 +352,12 @@ func TestDescribeConfigs(t *testing.T) {
 		"sense.partitions.per.lane":  {"0", dyn},
 		"sense.hubs":                 {"tangier,dakar", def},
 		"sense.layout":               {strings.Repeat("tangier:low,dakar:low,", 5) + "tangier:low,dakar:low", dyn},
+		"max.message.bytes":          {"1048576", def},
+		"segment.bytes":              {"134217728", def},
+		"segment.ms":                 {"9223372036854775807", def},
+		"min.insync.replicas":        {"1", def},
+		"compression.type":           {"producer", def},
+		"message.timestamp.type":     {"CreateTime", def},
 	}
 	got := entries("described")
 	for k, w := range want {

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"bytes"
 	"errors"
 	"net"
 	"testing"
@@ -87,13 +88,14 @@ func TestAlterConfigs(t *testing.T) {
 	// SET.
 	msg, err := alterOne(t, ctx, adm.AlterTopicConfigs, "orders",
 		set("retention.ms", "3600000"), set("sense.default.priority", "critical"), set("sense.default.jurisdiction", "SN"),
-		set("cleanup.policy", "delete"), set("segment.bytes", "1048576"))
+		set("cleanup.policy", "delete"), set("segment.bytes", "134217728"), set("max.message.bytes", "2048"))
 	wantErr(t, "incremental SET", err, msg, nil)
 	got := topicConfigs(t, ctx, adm, "orders")
 	wantConfig(t, "after SET", got, "retention.ms", "3600000", dyn)
 	wantConfig(t, "after SET", got, "sense.default.priority", "critical", dyn)
 	wantConfig(t, "after SET", got, "sense.default.jurisdiction", "SN", dyn)
 	wantConfig(t, "after SET", got, "retention.bytes", "-1", def)
+	wantConfig(t, "after SET", got, "max.message.bytes", "2048", dyn)
 	// kadm does not show ReadOnly: ask with kmsg.
 	dreq := kmsg.NewPtrDescribeConfigsRequest()
 	for _, topic := range []string{"orders", "declared"} {
@@ -108,13 +110,13 @@ func TestAlterConfigs(t *testing.T) {
 	for _, r := range dresp.Resources {
 		for _, c := range r.Configs {
 			alterable := r.ResourceName == "orders" && (c.Name == "retention.ms" || c.Name == "retention.bytes" ||
-				c.Name == "sense.default.priority" || c.Name == "sense.default.jurisdiction")
+				c.Name == "sense.default.priority" || c.Name == "sense.default.jurisdiction" || c.Name == "max.message.bytes")
 			if c.ReadOnly == alterable {
 				t.Errorf("%s %s: read-only %v, want %v", r.ResourceName, c.Name, c.ReadOnly, !alterable)
 			}
 		}
 	}
-	if s := spec(t, n, "orders"); s.Retention != time.Hour || s.DefaultPriority != "critical" || s.DefaultJurisdiction != "SN" {
+	if s := spec(t, n, "orders"); s.Retention != time.Hour || s.DefaultPriority != "critical" || s.DefaultJurisdiction != "SN" || s.MaxMessageBytes != 2048 {
 		t.Fatalf("the node's spec after SET: %+v", s)
 	}
 
@@ -310,4 +312,61 @@ func TestAlterConfigsRaw(t *testing.T) {
 	if s := spec(t, n, "orders"); s.Retention != 0 {
 		t.Errorf("orders' retention %v after AlterConfigs with a null value, want none", s.Retention)
 	}
+}
+
+// TestMaxMessageBytes: max.message.bytes is kept and enforced, on the
+// batch as sent and on each record's key, value and headers. A topic
+// without it takes the node's event limit (1 MiB): a 10 MiB record is
+// refused with MESSAGE_TOO_LARGE, not stored; with max.message.bytes 4096 a
+// batch of about 8 KiB is refused and one of 1 KiB stored; deleting the
+// setting brings the default back.
+func TestMaxMessageBytes(t *testing.T) {
+	addr, n, adm, _ := startAdmin(t)
+	ctx := ctxFor(t)
+	// A client that sends what it is given: its own limits above ours.
+	cl := client(t, addr, kgo.ProducerBatchMaxBytes(32<<20), kgo.BrokerMaxWriteBytes(64<<20), kgo.RecordRetries(1))
+	produce := func(topic string, size int) error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: bytes.Repeat([]byte("v"), size)}).FirstErr()
+	}
+	for _, topic := range []string{"plain", "small"} {
+		if _, err := adm.CreateTopic(ctx, -1, -1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := produce("plain", 10<<20); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("a 10 MiB record under the default limit: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if err := produce("plain", 512<<10); err != nil {
+		t.Fatalf("a 512 KiB record under the default limit: %v", err)
+	}
+	msg, err := alterOne(t, ctx, adm.AlterTopicConfigs, "small", set("max.message.bytes", "4096"))
+	wantErr(t, "SET max.message.bytes", err, msg, nil)
+	if err := produce("small", 8<<10); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("an 8 KiB record under max.message.bytes 4096: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if err := produce("small", 1<<10); err != nil {
+		t.Fatalf("a 1 KiB record under max.message.bytes 4096: %v", err)
+	}
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigs, "small", del("max.message.bytes"))
+	wantErr(t, "DELETE max.message.bytes", err, msg, nil)
+	if s := spec(t, n, "small"); s.MaxMessageBytes != 0 {
+		t.Fatalf("after DELETE: max message bytes %d, want 0 (the node's limit)", s.MaxMessageBytes)
+	}
+	if err := produce("small", 8<<10); err != nil {
+		t.Fatalf("an 8 KiB record after DELETE: %v", err)
+	}
+	// Only what was accepted is stored.
+	for topic, want := range map[string]int64{"plain": 1, "small": 2} {
+		var hw int64
+		parts, _ := n.Partitions(topic)
+		for _, p := range parts {
+			_, h, _ := n.Offsets(topic, p.Partition)
+			hw += h
+		}
+		if hw != want {
+			t.Fatalf("%s holds %d records, want %d", topic, hw, want)
+		}
+	}
+	msg, err = alterOne(t, ctx, adm.AlterTopicConfigs, "small", set("max.message.bytes", "-5"))
+	wantErr(t, "SET max.message.bytes -5", err, msg, kerr.InvalidConfig, "max.message.bytes")
 }

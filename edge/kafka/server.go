@@ -61,6 +61,11 @@ type Options struct {
 	MaxRequestBytes int32
 	// MaxInFlight bounds the requests read ahead per connection; default 8.
 	MaxInFlight int
+	// MinInsyncReplicas is how many replicas hold a batch when it is
+	// acknowledged (the topic config min.insync.replicas): 1 on a node
+	// alone (the default), a majority of a partition's replicas in a
+	// cluster.
+	MinInsyncReplicas int
 	// ClusterID is returned in Metadata; default "sense".
 	ClusterID string
 	// GroupInitialRebalanceDelay is how long the first join of an empty

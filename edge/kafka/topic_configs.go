@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +31,26 @@ const (
 	defaultPriority     = "low"
 )
 
+// configEnv is what topic configs read besides the spec: the node, and
+// how many replicas hold a batch once it is acknowledged.
+type configEnv struct {
+	n         *node.Node
+	minInsync int
+}
+
+// configEnv returns the connection's configEnv.
+func (c *conn) configEnv() *configEnv {
+	return &configEnv{n: c.s.node, minInsync: c.s.opts.MinInsyncReplicas}
+}
+
+// defaultValue is the default DescribeConfigs shows.
+func (tc *topicConfig) defaultValue(e *configEnv) string {
+	if tc.dflt != nil {
+		return tc.dflt(e)
+	}
+	return tc.def
+}
+
 // topicConfig is one topic config Sense keeps in the pipeline spec.
 type topicConfig struct {
 	name string
@@ -41,11 +60,14 @@ type topicConfig struct {
 	// set applies a value to spec (CreateTopics, or an alter); nil: it
 	// cannot be set by a config, and fixed says why and what to do
 	// instead.
-	set   func(n *node.Node, spec *node.PipelineSpec, v string) error
+	set   func(e *configEnv, spec *node.PipelineSpec, v string) error
 	fixed string
 	// get returns the spec's value, and whether it was set (differs from
 	// def).
-	get func(spec *node.PipelineSpec) (string, bool)
+	get func(e *configEnv, spec *node.PipelineSpec) (string, bool)
+	// dflt, when set, is the default DescribeConfigs shows (def is then
+	// the value DELETE sets: the spec's "unset").
+	dflt func(e *configEnv) string
 	// alter copies the config's field of spec into a change of the
 	// pipeline's run-time settings (node.PipelineChange); nil: the config
 	// cannot change once the topic exists.
@@ -56,7 +78,7 @@ var topicConfigs = []topicConfig{
 	{
 		name: "retention.ms", typ: kmsg.ConfigTypeLong, def: "-1",
 		doc: "Sealed segments whose newest event is older than this many milliseconds are deleted; -1 keeps events forever.",
-		set: func(_ *node.Node, spec *node.PipelineSpec, v string) error {
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
 			ms, err := limitValue(v)
 			if err != nil {
 				return fmt.Errorf("retention.ms %w", err)
@@ -69,7 +91,7 @@ var topicConfigs = []topicConfig{
 			}
 			return nil
 		},
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			if spec.Retention <= 0 {
 				return "-1", false
 			}
@@ -80,7 +102,7 @@ var topicConfigs = []topicConfig{
 	{
 		name: "retention.bytes", typ: kmsg.ConfigTypeLong, def: "-1",
 		doc: "The oldest sealed segments of a partition are deleted while it holds more than this many bytes; -1 is no limit.",
-		set: func(_ *node.Node, spec *node.PipelineSpec, v string) error {
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
 			b, err := limitValue(v)
 			if err != nil {
 				return fmt.Errorf("retention.bytes %w", err)
@@ -88,7 +110,7 @@ var topicConfigs = []topicConfig{
 			spec.RetentionBytes = b
 			return nil
 		},
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			if spec.RetentionBytes <= 0 {
 				return "-1", false
 			}
@@ -99,25 +121,25 @@ var topicConfigs = []topicConfig{
 	{
 		name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: "delete",
 		doc: "Sense deletes old segments (retention.ms, retention.bytes); it does not compact.",
-		set: func(_ *node.Node, _ *node.PipelineSpec, v string) error {
+		set: func(_ *configEnv, _ *node.PipelineSpec, v string) error {
 			if v != "delete" {
 				return fmt.Errorf("cleanup.policy %q: Sense does not compact logs yet; only delete is supported (old segments go by retention.ms and retention.bytes)", v)
 			}
 			return nil
 		},
-		get: func(*node.PipelineSpec) (string, bool) { return "delete", false },
+		get: func(*configEnv, *node.PipelineSpec) (string, bool) { return "delete", false },
 	},
 	{
 		name: "sense.default.jurisdiction", typ: kmsg.ConfigTypeString, def: defaultJurisdiction,
 		doc: "Where a record without a sense.jurisdiction header may rest: jurisdiction codes or groups, e.g. MA,SN, or * for anywhere.",
-		set: func(n *node.Node, spec *node.PipelineSpec, v string) error {
-			if _, err := n.Registry().Parse(v); err != nil {
+		set: func(e *configEnv, spec *node.PipelineSpec, v string) error {
+			if _, err := e.n.Registry().Parse(v); err != nil {
 				return fmt.Errorf("sense.default.jurisdiction %q: %v", v, err)
 			}
 			spec.DefaultJurisdiction = v
 			return nil
 		},
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			v := orDefault(spec.DefaultJurisdiction, defaultJurisdiction)
 			return v, v != defaultJurisdiction
 		},
@@ -128,14 +150,14 @@ var topicConfigs = []topicConfig{
 	{
 		name: "sense.default.priority", typ: kmsg.ConfigTypeString, def: defaultPriority,
 		doc: "The priority (low, medium, critical) Sense's own edges give an event without one; Kafka records take their partition's lane.",
-		set: func(_ *node.Node, spec *node.PipelineSpec, v string) error {
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
 			if _, err := event.ParsePriority(v); err != nil {
 				return fmt.Errorf("sense.default.priority %q: %v", v, err)
 			}
 			spec.DefaultPriority = v
 			return nil
 		},
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			v := orDefault(spec.DefaultPriority, defaultPriority)
 			return v, v != defaultPriority
 		},
@@ -145,7 +167,7 @@ var topicConfigs = []topicConfig{
 		name: "sense.partitions.per.lane", typ: kmsg.ConfigTypeInt, def: "1",
 		doc:   "Partitions per hub and lane of a topic in the standard layout (hubs x 3 lanes x this many partitions); 0 for a topic laid out partition by partition (see sense.layout).",
 		fixed: "a topic's partitions are fixed by its layout; add partitions with CreatePartitions (kafka-topics --alter --partitions N), which appends them and keeps the existing numbers",
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			return strconv.Itoa(spec.Partitions), spec.Partitions != 1
 		},
 	},
@@ -153,13 +175,13 @@ var topicConfigs = []topicConfig{
 		name: "sense.hubs", typ: kmsg.ConfigTypeList, def: "",
 		doc:   "The hubs of a standard-layout topic in partition order: partition (hub_index*3 + lane)*partitions_per_lane + index.",
 		fixed: "a topic's hubs are the server's (hubs: in its config file); add partitions with CreatePartitions, which spreads them over the hubs",
-		get:   func(spec *node.PipelineSpec) (string, bool) { return strings.Join(spec.Hubs, ","), false },
+		get:   func(_ *configEnv, spec *node.PipelineSpec) (string, bool) { return strings.Join(spec.Hubs, ","), false },
 	},
 	{
 		name: "sense.layout", typ: kmsg.ConfigTypeList, def: "",
 		doc:   "Where each partition lives, in partition order, as hub:lane (for example tangier:low,dakar:low).",
 		fixed: "partitions never move; add partitions with CreatePartitions (kafka-topics --alter --partitions N), which appends them",
-		get: func(spec *node.PipelineSpec) (string, bool) {
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
 			var b strings.Builder
 			for i, sl := range spec.Layout() {
 				if i > 0 {
@@ -170,20 +192,72 @@ var topicConfigs = []topicConfig{
 			return b.String(), spec.Slots != nil
 		},
 	},
-}
-
-// ignoredTopicConfigs are Kafka topic configs CreateTopics accepts without
-// keeping them, each checked: Sense already behaves as the accepted values
-// ask, or the setting is node-wide and a different value changes nothing a
-// client relies on. Anything else is refused with INVALID_CONFIG, so that a
-// client never believes a topic has a property it does not have.
-var ignoredTopicConfigs = map[string]func(v string) error{
-	"segment.bytes":          positive, // node-wide: durability.segment_bytes
-	"segment.ms":             positive, // node-wide
-	"max.message.bytes":      positive, // node-wide: kafka.max_request_bytes
-	"min.insync.replicas":    only("1"),
-	"compression.type":       only("producer"), // batches keep their producer's codec
-	"message.timestamp.type": only("CreateTime"),
+	{
+		name: "max.message.bytes", typ: kmsg.ConfigTypeInt, def: "0",
+		doc: "The largest record batch a producer may send to the topic, compressed as sent; larger ones are refused with MESSAGE_TOO_LARGE. The default is the node's event limit (router.max_event_bytes).",
+		dflt: func(e *configEnv) string { return strconv.FormatInt(e.n.MaxMessageBytes(node.PipelineSpec{}), 10) },
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("max.message.bytes %q is not a whole number of bytes", v)
+			}
+			if err := node.CheckMaxMessageBytes(x); err != nil {
+				return fmt.Errorf("max.message.bytes: %w", err)
+			}
+			spec.MaxMessageBytes = x
+			return nil
+		},
+		get: func(e *configEnv, spec *node.PipelineSpec) (string, bool) {
+			return strconv.FormatInt(e.n.MaxMessageBytes(*spec), 10), spec.MaxMessageBytes > 0
+		},
+		alter: func(spec *node.PipelineSpec, ch *node.PipelineChange) { ch.MaxMessageBytes = &spec.MaxMessageBytes },
+	},
+	{
+		name: "segment.bytes", typ: kmsg.ConfigTypeInt, def: "",
+		doc:   "The size at which a partition's segment file is sealed and a new one begun: the node's durability.segment_bytes, for every topic.",
+		fixed: "the segment size is the node's (durability.segment_bytes in the server's config file), the same for every topic",
+		get: func(e *configEnv, _ *node.PipelineSpec) (string, bool) {
+			return strconv.FormatInt(e.n.SegmentBytes(), 10), false
+		},
+	},
+	{
+		name: "segment.ms", typ: kmsg.ConfigTypeLong, def: strconv.FormatInt(math.MaxInt64, 10),
+		doc:   "Segments are sealed by size only (segment.bytes), never by age.",
+		fixed: "Sense seals segments by size only (durability.segment_bytes); retention.ms still deletes sealed segments by age",
+		get: func(*configEnv, *node.PipelineSpec) (string, bool) {
+			return strconv.FormatInt(math.MaxInt64, 10), false
+		},
+	},
+	{
+		name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, def: "1",
+		doc:   "How many replicas hold a batch when it is acknowledged to acks=all: 1 on a node alone, a majority of the partition's replicas in a cluster.",
+		fixed: "Sense acknowledges a batch once a majority of its partition's replicas hold it (one replica on a node alone); a lower value is implied and accepted, a higher one cannot be honoured",
+		get: func(e *configEnv, _ *node.PipelineSpec) (string, bool) {
+			return strconv.Itoa(max(e.minInsync, 1)), false
+		},
+		set: func(e *configEnv, _ *node.PipelineSpec, v string) error {
+			x, err := strconv.Atoi(v)
+			if err != nil || x < 1 {
+				return fmt.Errorf("min.insync.replicas %q: give a positive whole number", v)
+			}
+			if x > max(e.minInsync, 1) {
+				return fmt.Errorf("min.insync.replicas %d: Sense acknowledges a batch once %d replicas hold it (a majority of the partition's replicas; one on a node alone), so it cannot promise %d; use at most %d", x, max(e.minInsync, 1), x, max(e.minInsync, 1))
+			}
+			return nil
+		},
+	},
+	{
+		name: "compression.type", typ: kmsg.ConfigTypeString, def: "producer",
+		doc:   "Batches are stored with the codec their producer chose.",
+		fixed: "Sense stores each batch with its producer's codec (compression.type producer); it does not recompress",
+		get:   func(*configEnv, *node.PipelineSpec) (string, bool) { return "producer", false },
+	},
+	{
+		name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: "CreateTime",
+		doc:   "Records keep the timestamps their producers gave them.",
+		fixed: "Sense keeps the producer's timestamps (CreateTime); it does not stamp LogAppendTime",
+		get:   func(*configEnv, *node.PipelineSpec) (string, bool) { return "CreateTime", false },
+	},
 }
 
 // findTopicConfig returns the topic config named name.
@@ -197,8 +271,11 @@ func findTopicConfig(name string) *topicConfig {
 }
 
 // applyTopicConfigs applies CreateTopics configs to spec. It returns why
-// they cannot be applied, for INVALID_CONFIG.
-func applyTopicConfigs(n *node.Node, spec *node.PipelineSpec, configs []kmsg.CreateTopicsRequestTopicConfig) error {
+// they cannot be applied, for INVALID_CONFIG. A config Sense does not set
+// per topic is accepted only with the value it has (as DescribeConfigs
+// shows it), so that a client never believes a topic has a property it
+// does not have.
+func applyTopicConfigs(e *configEnv, spec *node.PipelineSpec, configs []kmsg.CreateTopicsRequestTopicConfig) error {
 	seen := make(map[string]bool, len(configs))
 	for _, c := range configs {
 		if seen[c.Name] {
@@ -209,25 +286,32 @@ func applyTopicConfigs(n *node.Node, spec *node.PipelineSpec, configs []kmsg.Cre
 			return fmt.Errorf("config %s has a null value", c.Name)
 		}
 		v := *c.Value
-		if tc := findTopicConfig(c.Name); tc != nil {
-			if tc.set == nil {
-				return fmt.Errorf("config %s is read-only: Sense lays partitions out itself; set NumPartitions instead", c.Name)
-			}
-			if err := tc.set(n, spec, v); err != nil {
+		tc := findTopicConfig(c.Name)
+		switch {
+		case tc == nil:
+			return fmt.Errorf("unknown topic config %q; Sense accepts %s (docs/kafka.md lists their values)",
+				c.Name, strings.Join(topicConfigNames(), ", "))
+		case tc.set != nil:
+			if err := tc.set(e, spec, v); err != nil {
 				return err
 			}
-			continue
-		}
-		if check, ok := ignoredTopicConfigs[c.Name]; ok {
-			if err := check(v); err != nil {
-				return fmt.Errorf("config %s %q: %v", c.Name, v, err)
+		case strings.HasPrefix(c.Name, "sense."):
+			return fmt.Errorf("config %s is read-only: Sense lays partitions out itself; set NumPartitions instead", c.Name)
+		default:
+			if cur, _ := tc.get(e, spec); v != cur {
+				return fmt.Errorf("config %s %q cannot be set (it is %q): %s", c.Name, v, cur, tc.fixed)
 			}
-			continue
 		}
-		return fmt.Errorf("unknown topic config %q; Sense accepts %s, and %s with the values docs/kafka.md lists",
-			c.Name, strings.Join(settableConfigNames(), ", "), strings.Join(ignoredConfigNames(), ", "))
 	}
 	return nil
+}
+
+func topicConfigNames() []string {
+	out := make([]string, 0, len(topicConfigs))
+	for _, tc := range topicConfigs {
+		out = append(out, tc.name)
+	}
+	return out
 }
 
 func settableConfigNames() []string {
@@ -237,15 +321,6 @@ func settableConfigNames() []string {
 			out = append(out, tc.name)
 		}
 	}
-	return out
-}
-
-func ignoredConfigNames() []string {
-	out := make([]string, 0, len(ignoredTopicConfigs))
-	for name := range ignoredTopicConfigs {
-		out = append(out, name)
-	}
-	slices.Sort(out)
 	return out
 }
 
@@ -262,23 +337,6 @@ func limitValue(v string) (int64, error) {
 		return 0, fmt.Errorf("%d: use -1 (no limit) or a positive number", x)
 	}
 	return x, nil
-}
-
-func positive(v string) error {
-	x, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || x <= 0 {
-		return errors.New("not a positive whole number")
-	}
-	return nil
-}
-
-func only(want string) func(string) error {
-	return func(v string) error {
-		if v != want {
-			return fmt.Errorf("only %s is supported", want)
-		}
-		return nil
-	}
 }
 
 func orDefault(v, def string) string {
@@ -350,6 +408,7 @@ func (c *conn) alterTopic(topic string, ops []configOp, validateOnly bool) (int1
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("unknown topic %q", topic)
 	}
 	next := spec
+	env := c.configEnv()
 	var touched []*topicConfig
 	seen := make(map[string]bool, len(ops))
 	for _, o := range ops {
@@ -367,10 +426,8 @@ func (c *conn) alterTopic(topic string, ops []configOp, validateOnly bool) (int1
 		case o.op == kmsg.IncrementalAlterConfigOpSet && o.value == nil:
 			return kerr.InvalidConfig.Code, fmt.Sprintf("config %s: SET with a null value; give a value, or DELETE it for the default", o.name)
 		case tc == nil:
-			if msg := checkIgnored(o); msg != "" {
-				return kerr.InvalidConfig.Code, msg
-			}
-			continue
+			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown topic config %q; Sense alters %s (and accepts %s with the values DescribeConfigs shows)",
+				o.name, strings.Join(alterableConfigNames(), ", "), strings.Join(fixedConfigNames(), ", "))
 		}
 		v := tc.def
 		if o.op == kmsg.IncrementalAlterConfigOpSet {
@@ -381,12 +438,12 @@ func (c *conn) alterTopic(topic string, ops []configOp, validateOnly bool) (int1
 			// (tools send back what DescribeConfigs showed), any other
 			// refused with what to do.
 			if tc.set != nil {
-				if err := tc.set(c.s.node, &next, v); err != nil {
+				if err := tc.set(env, &next, v); err != nil {
 					return kerr.InvalidConfig.Code, err.Error()
 				}
 				continue
 			}
-			cur, _ := tc.get(&spec)
+			cur, _ := tc.get(env, &spec)
 			switch {
 			case v == cur:
 			case o.op == kmsg.IncrementalAlterConfigOpDelete:
@@ -396,7 +453,7 @@ func (c *conn) alterTopic(topic string, ops []configOp, validateOnly bool) (int1
 			}
 			continue
 		}
-		if err := tc.set(c.s.node, &next, v); err != nil {
+		if err := tc.set(env, &next, v); err != nil {
 			return kerr.InvalidConfig.Code, err.Error()
 		}
 		touched = append(touched, tc)
@@ -431,29 +488,20 @@ func (c *conn) alterTopic(topic string, ops []configOp, validateOnly bool) (int1
 	return 0, ""
 }
 
-// checkIgnored checks an op on a config CreateTopics accepts without
-// keeping (ignoredTopicConfigs): a value Sense already behaves as, or
-// DELETE, changes nothing; anything else is refused. It returns the
-// refusal's message, or "".
-func checkIgnored(o configOp) string {
-	check, ok := ignoredTopicConfigs[o.name]
-	if !ok {
-		return fmt.Sprintf("unknown topic config %q; Sense alters %s (and accepts %s with the values docs/kafka.md lists)",
-			o.name, strings.Join(alterableConfigNames(), ", "), strings.Join(ignoredConfigNames(), ", "))
-	}
-	if o.op == kmsg.IncrementalAlterConfigOpDelete {
-		return ""
-	}
-	if err := check(*o.value); err != nil {
-		return fmt.Sprintf("config %s %q: %v", o.name, *o.value, err)
-	}
-	return ""
-}
-
 func alterableConfigNames() []string {
 	var out []string
 	for _, tc := range topicConfigs {
 		if tc.alter != nil {
+			out = append(out, tc.name)
+		}
+	}
+	return out
+}
+
+func fixedConfigNames() []string {
+	var out []string
+	for _, tc := range topicConfigs {
+		if tc.alter == nil {
 			out = append(out, tc.name)
 		}
 	}
