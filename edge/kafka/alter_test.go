@@ -1,8 +1,8 @@
 package kafka_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"testing"

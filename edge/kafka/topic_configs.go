@@ -194,7 +194,7 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "max.message.bytes", typ: kmsg.ConfigTypeInt, def: "0",
-		doc: "The largest record batch a producer may send to the topic, compressed as sent; larger ones are refused with MESSAGE_TOO_LARGE. The default is the node's event limit (router.max_event_bytes).",
+		doc:  "The largest record batch a producer may send to the topic, compressed as sent; larger ones are refused with MESSAGE_TOO_LARGE. The default is the node's event limit (router.max_event_bytes).",
 		dflt: func(e *configEnv) string { return strconv.FormatInt(e.n.MaxMessageBytes(node.PipelineSpec{}), 10) },
 		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
 			x, err := strconv.ParseInt(v, 10, 64)
