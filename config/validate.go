@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
@@ -666,14 +665,14 @@ func (v *checker) keyPair(certKey, keyKey, certFile, keyFile string) {
 	certPEM, certErr := os.ReadFile(certFile)
 	if certErr != nil {
 		v.failErr(certKey, certFile, hintWrap("cannot be read: "+certErr.Error()+"; give a readable PEM certificate file", certErr))
-	} else if !hasPEM(certPEM, "CERTIFICATE") {
+	} else if !tlsconf.HasPEM(certPEM, "CERTIFICATE") {
 		v.fail(certKey, certFile, "holds no PEM CERTIFICATE block; give a PEM certificate file (-----BEGIN CERTIFICATE-----)")
 		certErr = errors.New("no certificate")
 	}
 	keyPEM, keyErr := os.ReadFile(keyFile)
 	if keyErr != nil {
 		v.failErr(keyKey, keyFile, hintWrap("cannot be read: "+keyErr.Error()+"; give a readable PEM private key file", keyErr))
-	} else if !hasPEM(keyPEM, "PRIVATE KEY") {
+	} else if !tlsconf.HasPEM(keyPEM, "PRIVATE KEY") {
 		v.fail(keyKey, keyFile, "holds no PEM PRIVATE KEY block; give a PEM private key file (-----BEGIN PRIVATE KEY-----)")
 		keyErr = errors.New("no key")
 	}
@@ -726,21 +725,6 @@ func (v *checker) clusterTLS() {
 			}
 			v.fail("cluster.tls.cert_file", t.CertFile, "names node(s) %s, not this node %q; its peers would refuse it. Give the node a certificate with the URI SAN %s%s (or a DNS SAN %s)",
 				names, v.c.Node.ID, tlsconf.NodeURIPrefix, v.c.Node.ID, v.c.Node.ID)
-		}
-	}
-}
-
-// hasPEM reports whether data holds a PEM block whose type ends with kind
-// ("PRIVATE KEY" matches RSA, EC and PKCS #8 keys).
-func hasPEM(data []byte, kind string) bool {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return false
-		}
-		if strings.HasSuffix(b.Type, kind) {
-			return true
 		}
 	}
 }

@@ -371,35 +371,23 @@ func decodeFrame(p []byte) (string, *pb.Message, error) {
 	return key, m, nil
 }
 
+// frameHandlers serve the frames of every kind but KindRaft.
+var frameHandlers = map[byte]func(h *Host, from string, payload []byte){
+	KindForward:     (*Host).handleForward,
+	KindForwardResp: (*Host).handleForwardResp,
+	KindQuiesce:     (*Host).handleQuiesce,
+	KindRepair:      (*Host).handleRepair,
+	KindDigest:      (*Host).handleDigest,
+	KindDigestResp:  (*Host).handleDigestResp,
+	KindRead:        (*Host).handleRead,
+	KindReadResp:    (*Host).handleReadResp,
+	KindHeartbeats:  (*Host).handleHeartbeats,
+}
+
 // HandleFrame delivers a frame from the transport (cluster.Handler).
 func (h *Host) HandleFrame(from string, kind byte, payload []byte) {
-	switch kind {
-	case KindForward:
-		h.handleForward(from, payload)
-		return
-	case KindForwardResp:
-		h.handleForwardResp(from, payload)
-		return
-	case KindQuiesce:
-		h.handleQuiesce(from, payload)
-		return
-	case KindRepair:
-		h.handleRepair(from, payload)
-		return
-	case KindDigest:
-		h.handleDigest(from, payload)
-		return
-	case KindDigestResp:
-		h.handleDigestResp(from, payload)
-		return
-	case KindRead:
-		h.handleRead(from, payload)
-		return
-	case KindReadResp:
-		h.handleReadResp(from, payload)
-		return
-	case KindHeartbeats:
-		h.handleHeartbeats(from, payload)
+	if handle := frameHandlers[kind]; handle != nil {
+		handle(h, from, payload)
 		return
 	}
 	if kind != KindRaft {

@@ -36,6 +36,10 @@ func (c *testCluster) waitQuiet(what string) {
 			all = all && h.Group("p/0").quiet.Load()
 		}
 		if all {
+			// Heartbeats gathered for a peer just before the group went
+			// quiet leave within heartbeatLinger (heartbeat.go), and the
+			// answers to them within another.
+			time.Sleep(5 * heartbeatLinger)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -156,14 +156,14 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tlsconf: read certificate file: %w", err)
 	}
-	if !hasPEM(certPEM, "CERTIFICATE") {
+	if !HasPEM(certPEM, "CERTIFICATE") {
 		return tls.Certificate{}, fmt.Errorf("tlsconf: certificate file %s holds no PEM CERTIFICATE block (-----BEGIN CERTIFICATE-----)", certFile)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tlsconf: read key file: %w", err)
 	}
-	if !hasPEM(keyPEM, "PRIVATE KEY") {
+	if !HasPEM(keyPEM, "PRIVATE KEY") {
 		return tls.Certificate{}, fmt.Errorf("tlsconf: key file %s holds no PEM PRIVATE KEY block (-----BEGIN PRIVATE KEY-----)", keyFile)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -186,9 +186,9 @@ func LoadCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// hasPEM reports whether data holds a PEM block whose type ends with kind
+// HasPEM reports whether data holds a PEM block whose type ends with kind
 // ("PRIVATE KEY" matches RSA, EC and PKCS #8 keys).
-func hasPEM(data []byte, kind string) bool {
+func HasPEM(data []byte, kind string) bool {
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
