@@ -314,16 +314,6 @@ func topicConfigNames() []string {
 	return out
 }
 
-func settableConfigNames() []string {
-	var out []string
-	for _, tc := range topicConfigs {
-		if tc.set != nil {
-			out = append(out, tc.name)
-		}
-	}
-	return out
-}
-
 // limitValue parses a retention limit: -1 (none, returned as 0) or a
 // positive number.
 func limitValue(v string) (int64, error) {
