@@ -27,6 +27,8 @@ type AuditLog struct {
 	next  int
 	full  bool
 	total uint64
+	// sink, when set, keeps every event in a file too (auditfile.go).
+	sink *auditFile
 }
 
 // NewAuditLog returns a log keeping the last size events (at least 1).
@@ -34,8 +36,19 @@ func NewAuditLog(size int) *AuditLog {
 	return &AuditLog{ring: make([]Event, max(size, 1))}
 }
 
-// Add appends an event, dropping the oldest when full.
+// Add appends an event, dropping the oldest when full, and hands it to the
+// log's file when it has one.
 func (l *AuditLog) Add(e Event) {
+	l.mu.Lock()
+	sink := l.sink
+	l.mu.Unlock()
+	if sink != nil {
+		sink.append(e)
+	}
+	l.add(e)
+}
+
+func (l *AuditLog) add(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ring[l.next] = e

@@ -60,12 +60,26 @@ func openSecurity(cfg *config.Config, cl *clusterRuntime, log *slog.Logger) (*se
 	} else if sc.Enabled {
 		log.Warn("security is enabled without security.bootstrap_token_file: only users created before can authenticate")
 	}
+	if err := vfs.Default.MkdirAll(cfg.Node.DataDir); err != nil {
+		return nil, fmt.Errorf("create the data directory %s: %w", cfg.Node.DataDir, err)
+	}
+	audit, err := security.OpenAuditFile(vfs.Default, filepath.Join(cfg.Node.DataDir, security.AuditFileName), security.DefaultAuditSize, log)
+	if err != nil {
+		return nil, err
+	}
 	auth := security.NewAuthenticator(security.Options{Enabled: sc.Enabled, Directory: users, Bootstrap: boot,
-		Superusers: sc.Superusers, Logger: log})
+		Superusers: sc.Superusers, Audit: audit, Logger: log})
 	if sc.Enabled {
 		log.Info("authentication required on every edge", "mechanisms", auth.Mechanisms(), "auth_timeout", sc.Timeout().String())
 	}
 	return &securityRuntime{auth: auth, authz: security.DefaultAuthorizer{Enabled: sc.Enabled}, users: users}, nil
+}
+
+// close writes out the security audit log.
+func (r *securityRuntime) close() {
+	if r != nil {
+		r.auth.Audit().Close()
+	}
 }
 
 // metaUsers keeps users and the token key in the cluster metadata.

@@ -242,6 +242,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	n, err := node.Open(nopts)
 	if err != nil {
+		s.sec.close()
 		s.Offsets.Close()
 		if s.cluster != nil {
 			s.cluster.close()
@@ -592,6 +593,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close the move log: %w", err))
 		}
 	}
+	s.sec.close()
 	// The store before the cluster: in a cluster it reads a raft group the
 	// cluster's host owns.
 	if s.Offsets != nil {
