@@ -317,6 +317,18 @@ func (a *Authenticator) Record(edge, remote, mech, user string, err error) {
 	a.audit.Add(ev)
 }
 
+// RecordChange logs a change a principal made to the security settings
+// (op "acl.create" or "acl.delete", detail the ACL) and keeps it in the
+// audit log.
+func (a *Authenticator) RecordChange(p Principal, op, detail string) {
+	who := p.User
+	if who == "" {
+		who = "anonymous"
+	}
+	a.log.Info("ACL changed", "op", op, "principal", who, "acl", detail)
+	a.audit.Add(Event{Time: time.Now().UTC(), Op: op, User: who, Detail: detail, Success: true})
+}
+
 // LoadBootstrap reads the bootstrap token from path, or, when the file
 // does not exist, makes a new random one and writes it there (mode 0600).
 // created says which. A file holding fewer than 32 characters is an
