@@ -299,7 +299,9 @@ func (f ACLFilter) Matches(a ACL) bool {
 
 // MarshalText and UnmarshalText give the enums their names in JSON.
 
-func (a Action) MarshalText() ([]byte, error) { return marshalName(actionNames[:], int(a), "operation") }
+func (a Action) MarshalText() ([]byte, error) {
+	return marshalName(actionNames[:], int(a), "operation")
+}
 func (a *Action) UnmarshalText(b []byte) error {
 	return unmarshalName(actionNames[:], b, "operation", func(i int) { *a = Action(i) })
 }

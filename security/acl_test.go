@@ -56,10 +56,10 @@ func TestACLAuthorizer(t *testing.T) {
 		want bool
 	}{
 		{user("alice"), Write, PipelineResource("payments"), true},
-		{user("alice"), Read, PipelineResource("payments"), true},  // prefix pay
-		{user("alice"), Read, PipelineResource("paying"), true},    // prefix pay
-		{user("alice"), Read, PipelineResource("pa"), false},       // shorter than the prefix
-		{user("alice"), Read, PipelineResource("payroll"), false},  // deny wins
+		{user("alice"), Read, PipelineResource("payments"), true},    // prefix pay
+		{user("alice"), Read, PipelineResource("paying"), true},      // prefix pay
+		{user("alice"), Read, PipelineResource("pa"), false},         // shorter than the prefix
+		{user("alice"), Read, PipelineResource("payroll"), false},    // deny wins
 		{user("alice"), Describe, PipelineResource("payroll"), true}, // a deny of read does not deny describe
 		{user("alice"), Write, PipelineResource("paying"), false},
 		{user("alice"), Describe, PipelineResource("payments"), true}, // implied by write and read
@@ -71,8 +71,8 @@ func TestACLAuthorizer(t *testing.T) {
 		{user("alice"), IdempotentWrite, ClusterResource, true}, // KIP-679: writes payments
 		{user("alice"), Alter, ClusterResource, false},
 		{user("bob"), Delete, PipelineResource("anything"), true},
-		{user("bob"), Read, PipelineResource("secrets"), false}, // deny all by prefix
-		{user("bob"), Write, PipelineResource("closed"), false}, // User:* deny
+		{user("bob"), Read, PipelineResource("secrets"), false},   // deny all by prefix
+		{user("bob"), Write, PipelineResource("closed"), false},   // User:* deny
 		{user("carol"), Write, PipelineResource("closed"), false}, // User:* deny beats carol's allow
 		{user("carol"), Alter, ClusterResource, true},
 		{user("carol"), Describe, ClusterResource, true},
@@ -158,18 +158,18 @@ func TestReadLimit(t *testing.T) {
 
 func TestACLValidate(t *testing.T) {
 	bad := map[string]ACL{
-		"principal":          {Principal: "alice", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Allow},
+		"principal":         {Principal: "alice", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Allow},
 		"principal \"User:": {Principal: "User:a b", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Allow},
-		"does not apply":     {Principal: "User:a", ResourceType: Group, Name: "g", Operation: Write, Permission: Allow},
-		"host":               {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Allow, Host: "10.0.0.1"},
+		"does not apply":    {Principal: "User:a", ResourceType: Group, Name: "g", Operation: Write, Permission: Allow},
+		"host":              {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Allow, Host: "10.0.0.1"},
 		"jurisdictions limit": {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Write, Permission: Allow,
 			Jurisdictions: []string{"SN"}},
-		"deny read":      {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Deny, Jurisdictions: []string{"SN"}},
-		"prefixed":       {Principal: "User:a", ResourceType: Pipeline, Pattern: Prefixed, Name: "*", Operation: Read, Permission: Allow},
-		"resource name":  {Principal: "User:a", ResourceType: Pipeline, Operation: Read, Permission: Allow},
-		"kafka-cluster":  {Principal: "User:a", ResourceType: Cluster, Name: "x", Operation: Alter, Permission: Allow},
-		"permission":     {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read},
-		"resource type":  {Principal: "User:a", Name: "p", Operation: Read, Permission: Allow},
+		"deny read":     {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read, Permission: Deny, Jurisdictions: []string{"SN"}},
+		"prefixed":      {Principal: "User:a", ResourceType: Pipeline, Pattern: Prefixed, Name: "*", Operation: Read, Permission: Allow},
+		"resource name": {Principal: "User:a", ResourceType: Pipeline, Operation: Read, Permission: Allow},
+		"kafka-cluster": {Principal: "User:a", ResourceType: Cluster, Name: "x", Operation: Alter, Permission: Allow},
+		"permission":    {Principal: "User:a", ResourceType: Pipeline, Name: "p", Operation: Read},
+		"resource type": {Principal: "User:a", Name: "p", Operation: Read, Permission: Allow},
 	}
 	for want, a := range bad {
 		a.Normalize()

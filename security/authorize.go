@@ -41,10 +41,10 @@ type ResourceType uint8
 
 // Resource types.
 const (
-	Cluster  ResourceType = iota + 1 // the cluster itself: hubs, users, audit, producer ids
-	Pipeline                         // a pipeline (a Kafka topic)
-	Group                            // a consumer group
-	TransactionalID                  // a Kafka transactional id
+	Cluster         ResourceType = iota + 1 // the cluster itself: hubs, users, audit, producer ids
+	Pipeline                                // a pipeline (a Kafka topic)
+	Group                                   // a consumer group
+	TransactionalID                         // a Kafka transactional id
 )
 
 var resourceNames = [...]string{"", "cluster", "pipeline", "group", "transactional_id"}
