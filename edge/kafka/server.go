@@ -175,7 +175,10 @@ type conn struct {
 	authenticated atomic.Bool
 	session       security.Session
 	principal     security.Principal
-	closeAfter    string
+	// filter removes records a jurisdiction-limited principal may not
+	// receive from its fetches.
+	filter     node.MaskFilter
+	closeAfter string
 }
 
 // job is one decoded request, or a reason to close after the responses
@@ -399,6 +402,12 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.incrementalAlterConfigs(req)
 	case *kmsg.CreatePartitionsRequest:
 		return c.createPartitions(req)
+	case *kmsg.DescribeACLsRequest:
+		return c.describeACLs(req)
+	case *kmsg.CreateACLsRequest:
+		return c.createACLs(req)
+	case *kmsg.DeleteACLsRequest:
+		return c.deleteACLs(req)
 	case *kmsg.DescribeClusterRequest:
 		return c.describeCluster(req)
 	case *kmsg.SASLHandshakeRequest:
