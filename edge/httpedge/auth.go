@@ -68,6 +68,15 @@ const (
 	errScheme  authErr = "Authorization header neither Bearer nor Basic"
 )
 
+// readLimit is the request's principal's read limit on a pipeline (none
+// with security off).
+func (h *handler) readLimit(req *http.Request, pipeline string) security.ReadLimit {
+	if !h.opts.Auth.Enabled() {
+		return security.ReadLimit{}
+	}
+	return security.ReadLimitOf(h.opts.Authorizer, security.FromContext(req.Context()), pipeline)
+}
+
 // authorize asks the authorizer whether the request's principal may do a
 // on r; a denial is answered 403 and false. With security off nothing is
 // asked.

@@ -132,6 +132,10 @@ type conn struct {
 	session       security.Session
 	principal     security.Principal
 	authenticated bool
+	// filter removes from FETCH answers the records a
+	// jurisdiction-limited principal may not receive (the reading
+	// goroutine's; each subscription has its own).
+	filter node.MaskFilter
 }
 
 // authRequired reports whether the connection must still authenticate.
@@ -417,6 +421,15 @@ func (c *conn) authorize(corr uint32, a security.Action, r security.Resource) bo
 	return false
 }
 
+// readLimit is the principal's read limit on a pipeline (none with
+// security off).
+func (c *conn) readLimit(pipeline string) security.ReadLimit {
+	if !c.s.opts.Auth.Enabled() {
+		return security.ReadLimit{}
+	}
+	return security.ReadLimitOf(c.s.opts.Authorizer, c.principal, pipeline)
+}
+
 // dispatch handles one frame; it returns false when the connection must
 // close.
 func (c *conn) dispatch(f wire.Frame) bool {
@@ -650,6 +663,13 @@ func (c *conn) fetch(corr uint32, m wire.Fetch) {
 	ctx, cancel := context.WithTimeout(c.ctx, 0)
 	defer cancel()
 	buf, _, hw, code := c.s.node.Fetch(ctx, m.Pipeline, m.Partition, m.Offset, maxBytes, nil)
+	if lim := c.readLimit(m.Pipeline); code == result.OK && lim.Limited() {
+		var err error
+		if buf, err = c.filter.Filter(nil, buf, lim.Allows); err != nil {
+			c.log.Error("filtering a fetch by jurisdiction failed", "err", err)
+			code, buf = result.StorageError, nil
+		}
+	}
 	if code == result.OK && len(buf) > maxBytes+batch.MaxSize {
 		code = result.Code(result.BatchTooLarge)
 		buf = nil
