@@ -70,7 +70,7 @@ func openSecurity(cfg *config.Config, cl *clusterRuntime, log *slog.Logger) (*se
 		log.Warn("security is enabled without security.bootstrap_token_file: only users created before can authenticate")
 	}
 	auth := security.NewAuthenticator(security.Options{Enabled: sc.Enabled, Directory: users, Bootstrap: boot,
-		Superusers: sc.Superusers, Logger: log})
+		Superusers: sc.Superusers, CertificateUser: certificateUser(sc.CertificateUser), Logger: log})
 	if sc.Enabled {
 		log.Info("authentication required on every edge", "mechanisms", auth.Mechanisms(), "auth_timeout", sc.Timeout().String())
 	}
@@ -89,6 +89,13 @@ func openSecurity(cfg *config.Config, cl *clusterRuntime, log *slog.Logger) (*se
 		log.Info("authorization by ACLs: everything not granted is denied", "acls", sr.az.Len(), "superusers", sc.Superusers)
 	}
 	return sr, nil
+}
+
+func certificateUser(s string) string {
+	if s == "none" {
+		return ""
+	}
+	return s
 }
 
 // metaUsers keeps users and the token key in the cluster metadata.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
 )
@@ -28,6 +29,8 @@ func (h *handler) authenticated(next http.Handler) http.Handler {
 		var err error
 		mech := ""
 		switch {
+		case hdr == "" && auth.Enabled() && certificatePrincipal(auth, r, &p):
+			mech = security.Certificate
 		case hdr == "":
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sense"`)
 			auth.Record("http", remote, "", "", errMissing)
@@ -57,6 +60,22 @@ func (h *handler) authenticated(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(security.NewContext(r.Context(), p)))
 	})
+}
+
+// certificatePrincipal sets *p to the user the request's verified TLS
+// client certificate maps to (security.certificate_user), and reports
+// whether there is one.
+func certificatePrincipal(auth *security.Authenticator, r *http.Request, p *security.Principal) bool {
+	id, verified := tlsconf.IdentityOf(r.TLS)
+	cp, ok, err := auth.Certificate(id, verified)
+	if err != nil {
+		auth.Record("http", r.RemoteAddr, security.Certificate, "", err)
+		return false
+	}
+	if ok {
+		*p = cp
+	}
+	return ok
 }
 
 type authErr string

@@ -3,10 +3,12 @@ package kafka
 import (
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
 )
@@ -61,6 +63,31 @@ func (c *conn) unauthenticated(h header) kmsg.Response {
 // Metadata's, would be dropped when encoding an older one, leaving an
 // answer that looks successful).
 var topLevelError = map[int16]bool{11: true, 12: true, 13: true, 14: true, 16: true, 22: true, 50: true, 60: true}
+
+// certificateAuth authenticates the connection as the user its verified
+// TLS client certificate maps to (security.certificate_user), if any: the
+// client then sends no SASL (security.protocol=SSL).
+func (c *conn) certificateAuth() {
+	auth := c.s.opts.Auth
+	id, verified := tlsconf.PeerIdentity(c.nc)
+	p, ok, err := auth.Certificate(id, verified)
+	if err != nil {
+		auth.Record("kafka", c.remote(), security.Certificate, "", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	c.principal = p
+	c.ctx = security.NewContext(c.ctx, p)
+	c.log = c.log.With("principal", p.User)
+	auth.Record("kafka", c.remote(), p.Mechanism, p.User, nil)
+	c.authenticated.Store(true)
+	c.nc.SetReadDeadline(time.Time{})
+	if c.stopping.Load() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
 
 // readLimit is the principal's read limit on a pipeline it may read
 // (none with security off).

@@ -175,6 +175,9 @@ type conn struct {
 	authenticated atomic.Bool
 	session       security.Session
 	principal     security.Principal
+	// certChecked is set once the client certificate was looked at
+	// (security.certificate_user).
+	certChecked bool
 	// filter removes records a jurisdiction-limited principal may not
 	// receive from its fetches.
 	filter     node.MaskFilter
@@ -307,6 +310,11 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 			"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
 		c.nc.Close()
 		return out, true
+	}
+	if !c.certChecked {
+		// The TLS handshake is done once a request was read.
+		c.certChecked = true
+		c.certificateAuth()
 	}
 	if c.authRequired() && !beforeAuth(j.hdr.key) {
 		if resp := c.unauthenticated(j.hdr); resp != nil {
