@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -186,7 +187,24 @@ func adminAccess(req admin.Request) (security.Action, security.Resource) {
 // AdminContext runs a request on behalf of the principal ctx carries,
 // once the authorizer allows it (admin.ContextHandler). A refusal is
 // UNAUTHORIZED.
+//
+// The jurisdiction registry is anyone's (clients need it to read masks),
+// and pipeline.list lists the pipelines the principal may describe.
 func (a Admin) AdminContext(ctx context.Context, req admin.Request) (admin.Response, error) {
+	switch req.(type) {
+	case admin.GetRegistry:
+		return a.Admin(req)
+	case admin.ListPipelines:
+		resp, err := a.Admin(req)
+		if err != nil || a.sec == nil {
+			return resp, err
+		}
+		p := security.FromContext(ctx)
+		resp.Pipelines = slices.DeleteFunc(resp.Pipelines, func(pi admin.PipelineInfo) bool {
+			return a.sec.authz.Authorize(p, security.Describe, security.PipelineResource(pi.Name)) != nil
+		})
+		return resp, nil
+	}
 	if a.sec != nil {
 		act, res := adminAccess(req)
 		if err := a.sec.authz.Authorize(security.FromContext(ctx), act, res); err != nil {

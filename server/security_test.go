@@ -41,9 +41,14 @@ type secureNode struct {
 }
 
 func startSecure(t *testing.T, timeout time.Duration) *secureNode {
+	return startSecureWith(t, timeout, "")
+}
+
+// startSecureWith is startSecure with more configuration (YAML).
+func startSecureWith(t *testing.T, timeout time.Duration, extra string) *secureNode {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Parse("secure.yaml", []byte("security: {enabled: true, bootstrap_token_file: "+filepath.Join(dir, "boot.token")+"}\n"))
+	cfg, err := config.Parse("secure.yaml", []byte("security: {enabled: true, bootstrap_token_file: "+filepath.Join(dir, "boot.token")+"}\n"+extra))
 	if err != nil {
 		t.Fatal(err)
 	}
