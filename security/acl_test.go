@@ -1,6 +1,7 @@
 package security
 
 import (
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/vfs"
@@ -364,6 +366,32 @@ func TestACLAuthorizerAgainstReference(t *testing.T) {
 			if want := referenceAllowed(acls, p, op, r); got != want && !(op == IdempotentWrite) {
 				t.Fatalf("seed %d: %s %s %s: allowed %v, reference %v; ACLs %v", seed, p.User, op, r, got, want, acls)
 			}
+		}
+	}
+}
+
+func TestCertificateUser(t *testing.T) {
+	id := tlsconf.Identity{Subject: pkix.Name{CommonName: "alice"}, EmailAddresses: []string{"ops@example.com"}}
+	for _, c := range []struct {
+		mapping, want string
+		id            tlsconf.Identity
+		verified, ok  bool
+		fails         bool
+	}{
+		{"cn", "alice", id, true, true, false},
+		{"email", "ops@example.com", id, true, true, false},
+		{"", "", id, true, false, false},
+		{"cn", "", id, false, false, false},
+		{"cn", "", tlsconf.Identity{Subject: pkix.Name{CommonName: "Alice Smith"}}, true, false, true},
+		{"email", "", tlsconf.Identity{}, true, false, true},
+	} {
+		a := NewAuthenticator(Options{Enabled: true, CertificateUser: c.mapping, Superusers: []string{"ops@example.com"}})
+		p, ok, err := a.Certificate(c.id, c.verified)
+		if ok != c.ok || p.User != c.want || (err != nil) != c.fails {
+			t.Errorf("%q %+v: %+v %v %v", c.mapping, c.id.Subject, p, ok, err)
+		}
+		if ok && (p.Mechanism != Certificate || p.Superuser != (p.User == "ops@example.com")) {
+			t.Errorf("%+v", p)
 		}
 	}
 }

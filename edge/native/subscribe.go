@@ -108,7 +108,9 @@ func (s *subscription) visible(buf []byte) ([]byte, bool) {
 	}
 	if err := c.s.opts.Authorizer.Authorize(c.principal, security.Read, security.PipelineResource(s.m.Pipeline)); err != nil {
 		c.log.Info("subscription ended: read no longer allowed", "pipeline", s.m.Pipeline, "err", err)
-		c.write(func(b []byte) []byte { return wire.AppendError(b, s.corr, result.Unauthorized, "subscription ended: "+err.Error()) })
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, s.corr, result.Unauthorized, "subscription ended: "+err.Error())
+		})
 		return nil, false
 	}
 	lim := c.readLimit(s.m.Pipeline)
@@ -118,7 +120,9 @@ func (s *subscription) visible(buf []byte) ([]byte, bool) {
 	var err error
 	if s.fbuf, err = s.filter.Filter(s.fbuf[:0], buf, lim.Allows); err != nil {
 		c.log.Error("filtering a subscription by jurisdiction failed", "pipeline", s.m.Pipeline, "err", err)
-		c.write(func(b []byte) []byte { return wire.AppendError(b, s.corr, result.StorageError, "subscription ended: "+err.Error()) })
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, s.corr, result.StorageError, "subscription ended: "+err.Error())
+		})
 		return nil, false
 	}
 	return s.fbuf, true
