@@ -19,6 +19,9 @@
 //	{"op":"user.list"}
 //	{"op":"token.create","user":"alice","ttl":"24h"}
 //	{"op":"audit.security"}
+//	{"op":"acl.create","acls":[{"principal":"User:alice","resource_type":"pipeline","pattern":"literal","name":"payments","operation":"read","permission":"allow","jurisdictions":["SN"]}]}
+//	{"op":"acl.list","filters":[{"principal":"User:alice"}]}
+//	{"op":"acl.delete","filters":[{"principal":"User:alice","resource_type":"pipeline","pattern":"literal","name":"payments","operation":"read"}]}
 //
 // The answer is a Response object; a refused request carries "error" (a
 // message for people) and "code" (a result code name such as
@@ -145,6 +148,53 @@ type CreateToken struct{ User, TTL string }
 // authentications it saw, successful or not.
 type SecurityAudit struct{}
 
+// CreateACLs adds ACLs; one present already is not added twice.
+type CreateACLs struct{ ACLs []ACLInfo }
+
+// ListACLs lists the ACLs that match any of Filters (every ACL when
+// there is none).
+type ListACLs struct{ Filters []ACLFilter }
+
+// DeleteACLs removes the ACLs that match any of Filters (at least one).
+type DeleteACLs struct{ Filters []ACLFilter }
+
+// ACLInfo is one ACL (package security's ACL): Principal "User:<name>" or
+// "User:*"; ResourceType pipeline (or topic), group, transactional_id or
+// cluster; Pattern literal (default) or prefixed; Name the resource name
+// or prefix ("*" with literal: every one; the cluster's is
+// kafka-cluster); Operation read, write, create, delete, alter, describe,
+// describe_configs, alter_configs, idempotent_write or all (produce and
+// consume are taken for write and read); Permission allow or deny; Host
+// "*" (or empty); Jurisdictions codes or groups limiting an allow read
+// ACL of a pipeline.
+type ACLInfo struct {
+	Principal     string   `json:"principal"`
+	ResourceType  string   `json:"resource_type"`
+	Pattern       string   `json:"pattern,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Operation     string   `json:"operation"`
+	Permission    string   `json:"permission"`
+	Host          string   `json:"host,omitempty"`
+	Jurisdictions []string `json:"jurisdictions,omitempty"`
+}
+
+// ACLFilter selects ACLs; an empty field matches any value. Pattern is
+// literal, prefixed, match (the ACLs that apply to a resource called
+// Name) or empty (any pattern, Name exactly).
+type ACLFilter struct {
+	Principal    string `json:"principal,omitempty"`
+	ResourceType string `json:"resource_type,omitempty"`
+	Pattern      string `json:"pattern,omitempty"`
+	Name         string `json:"name,omitempty"`
+	Operation    string `json:"operation,omitempty"`
+	Permission   string `json:"permission,omitempty"`
+	Host         string `json:"host,omitempty"`
+}
+
+func (CreateACLs) Op() string { return "acl.create" }
+func (ListACLs) Op() string   { return "acl.list" }
+func (DeleteACLs) Op() string { return "acl.delete" }
+
 func (CreateUser) Op() string    { return "user.create" }
 func (DeleteUser) Op() string    { return "user.delete" }
 func (ListUsers) Op() string     { return "user.list" }
@@ -194,6 +244,9 @@ type Response struct {
 	Token               *TokenInfo      `json:"token,omitempty"`
 	SecurityEvents      []SecurityEvent `json:"security_events,omitempty"`
 	SecurityEventsTotal uint64          `json:"security_events_total,omitempty"`
+	// ACLs answers acl.create (the ACLs created), acl.list and
+	// acl.delete (the ACLs deleted).
+	ACLs []ACLInfo `json:"acls,omitempty"`
 }
 
 // UserInfo is a user: its name and the mechanisms it has credentials for.
@@ -227,6 +280,10 @@ type SecurityEvent struct {
 	Principal string `json:"principal"`
 	Success   bool   `json:"success"`
 	Reason    string `json:"reason,omitempty"`
+	// Op is set for a change to the ACLs (acl.create, acl.delete) made
+	// by Principal; Detail is the ACL.
+	Op     string `json:"op,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Move is one step of the migrator to one destination, as the audit log
@@ -406,10 +463,12 @@ type envelope struct {
 	Iterations          int               `json:"iterations,omitempty"`
 	Credentials         []ScramCredential `json:"credentials,omitempty"`
 	TTL                 string            `json:"ttl,omitempty"`
+	ACLs                []ACLInfo         `json:"acls,omitempty"`
+	Filters             []ACLFilter       `json:"filters,omitempty"`
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security, acl.create, acl.list, acl.delete"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -437,6 +496,12 @@ func Encode(r Request) ([]byte, error) {
 		e.User = r.User
 	case CreateToken:
 		e.User, e.TTL = r.User, r.TTL
+	case CreateACLs:
+		e.ACLs = r.ACLs
+	case ListACLs:
+		e.Filters = r.Filters
+	case DeleteACLs:
+		e.Filters = r.Filters
 	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListUsers, SecurityAudit:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
@@ -488,6 +553,12 @@ func Decode(body []byte) (Request, error) {
 		return CreateToken{User: e.User, TTL: e.TTL}, nil
 	case "audit.security":
 		return SecurityAudit{}, nil
+	case "acl.create":
+		return CreateACLs{ACLs: e.ACLs}, nil
+	case "acl.list":
+		return ListACLs{Filters: e.Filters}, nil
+	case "acl.delete":
+		return DeleteACLs{Filters: e.Filters}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

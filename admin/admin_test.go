@@ -23,6 +23,10 @@ var requests = []Request{
 	ListHubs{},
 	GetRegistry{},
 	ClusterStatus{},
+	CreateACLs{ACLs: []ACLInfo{{Principal: "User:alice", ResourceType: "pipeline", Pattern: "prefixed", Name: "pay", Operation: "read", Permission: "allow", Jurisdictions: []string{"SN"}}}},
+	ListACLs{Filters: []ACLFilter{{Principal: "User:alice", Pattern: "match", Name: "payments"}}},
+	ListACLs{},
+	DeleteACLs{Filters: []ACLFilter{{ResourceType: "group", Operation: "read", Permission: "deny"}}},
 }
 
 func TestRequestRoundTrip(t *testing.T) {

@@ -19,6 +19,13 @@ type Security struct {
 	BootstrapTokenFile string `yaml:"bootstrap_token_file"`
 	// Superusers are users the authorizer lets do anything.
 	Superusers []string `yaml:"superusers"`
+	// CertificateUser makes a verified TLS client certificate (mutual
+	// TLS on the native, Kafka or HTTP listener) authenticate its
+	// connection as a user, without SASL or a token: "cn", the
+	// certificate subject's common name; "email", its first email
+	// address (SAN); "" or "none" (default), no user. The user need not
+	// exist as a SCRAM user: ACLs name it.
+	CertificateUser string `yaml:"certificate_user"`
 	// AuthTimeout bounds the handshake and authentication of a new
 	// connection; 0 means 10s; else 100ms to 5m.
 	AuthTimeout Duration `yaml:"auth_timeout"`
@@ -41,6 +48,11 @@ func (v *checker) security() {
 	s := v.c.Security
 	if d := time.Duration(s.AuthTimeout); d != 0 && (d < 100*time.Millisecond || d > 5*time.Minute) {
 		v.fail("security.auth_timeout", s.AuthTimeout.String(), "must be 100ms to 5m")
+	}
+	switch s.CertificateUser {
+	case "", "none", "cn", "email":
+	default:
+		v.fail("security.certificate_user", s.CertificateUser, "must be cn (the certificate subject's common name), email (its first email SAN) or none")
 	}
 	for i, u := range s.Superusers {
 		if !securityUser.MatchString(u) {

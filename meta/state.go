@@ -36,6 +36,7 @@
 //   - pipeline.alter: a run-time pipeline's settings changed (alter.go).
 //   - user.put, user.delete, token.key: users (their SCRAM credentials)
 //     and the key tokens are signed with (users.go).
+//   - acl.create, acl.delete: ACLs added and removed (acls.go).
 //
 // The hubs themselves (name, jurisdiction, nodes) and the pipelines the
 // config file declares are the config file's, identical on every node.
@@ -215,6 +216,8 @@ type Command struct {
 	User     *security.User `json:"user,omitempty"`
 	Name     string         `json:"name,omitempty"`
 	TokenKey []byte         `json:"token_key,omitempty"`
+	// ACLs are acl.create's and acl.delete's ACLs.
+	ACLs []security.ACL `json:"acls,omitempty"`
 	// At is when the command was proposed (Unix nanoseconds on the
 	// proposing node's clock), By the node that proposed it: the
 	// propagation metric and the audit trail use them.
@@ -259,6 +262,9 @@ type State struct {
 	// makes a new map); TokenKey the key tokens are signed with.
 	Users    map[string]security.User
 	TokenKey []byte
+	// ACLs are the ACLs, sorted (security.Compare); a change makes a new
+	// slice.
+	ACLs []security.ACL
 }
 
 // Clone returns a deep copy of s.
@@ -402,8 +408,10 @@ func (c *Command) Check(s *State) error {
 		return c.checkAlter(s)
 	case OpUserPut, OpUserDelete, OpTokenKey:
 		return c.checkUser(s)
+	case OpACLCreate, OpACLDelete:
+		return c.checkACL()
 	}
-	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders, OpUserPut, OpUserDelete, OpTokenKey)
+	return invalid("unknown op %q; known: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s", c.Op, OpSeed, OpHubStatus, OpHubPolicy, OpHubSet, OpDesignate, OpCreate, OpDelete, OpAlter, OpPIDs, OpMovePlan, OpMoveDone, OpLeaders, OpUserPut, OpUserDelete, OpTokenKey, OpACLCreate, OpACLDelete)
 }
 
 // Apply applies c to s (a command Check refuses, or a seed once seeded,
@@ -516,6 +524,8 @@ func (s *State) Apply(c *Command) bool {
 		return s.applyAlter(c)
 	case OpUserPut, OpUserDelete, OpTokenKey:
 		return s.applyUser(c)
+	case OpACLCreate, OpACLDelete:
+		return s.applyACL(c)
 	}
 	return false
 }

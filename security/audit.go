@@ -8,15 +8,20 @@ import (
 // DefaultAuditSize is how many events an AuditLog keeps by default.
 const DefaultAuditSize = 1024
 
-// Event is one authentication, as the audit log keeps it.
+// Event is one authentication, or one change to the ACLs (Op set), as the
+// audit log keeps it.
 type Event struct {
-	Time      time.Time `json:"time"`
-	Edge      string    `json:"edge"`
-	Remote    string    `json:"remote"`
-	Mechanism string    `json:"mechanism"`
-	User      string    `json:"principal"`
-	Success   bool      `json:"success"`
-	Reason    string    `json:"reason,omitempty"`
+	Time time.Time `json:"time"`
+	// Op is "" for an authentication; "acl.create" or "acl.delete" for a
+	// change to the ACLs, made by User, with Detail the ACL.
+	Op        string `json:"op,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+	Edge      string `json:"edge"`
+	Remote    string `json:"remote"`
+	Mechanism string `json:"mechanism"`
+	User      string `json:"principal"`
+	Success   bool   `json:"success"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // AuditLog keeps the last events in memory: a ring of fixed size, so that

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/result"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	Bootstrap string
 	// Superusers are users the Authorizer lets do anything.
 	Superusers []string
+	// CertificateUser maps a verified TLS client certificate to a user
+	// (security.certificate_user): CertificateCN its subject's common
+	// name, CertificateEmail its first email address (SAN); "" none.
+	CertificateUser string
 	// Audit keeps the events; nil makes one of DefaultAuditSize.
 	Audit  *AuditLog
 	Logger *slog.Logger
@@ -315,6 +320,54 @@ func (a *Authenticator) Record(edge, remote, mech, user string, err error) {
 		a.log.Log(context.Background(), level, "authenticated", "edge", edge, "remote", remote, "mechanism", mech, "principal", user)
 	}
 	a.audit.Add(ev)
+}
+
+// Ways of mapping a client certificate to a user (Options.CertificateUser).
+const (
+	CertificateCN    = "cn"
+	CertificateEmail = "email"
+)
+
+// Certificate is the mechanism of a principal authenticated by its TLS
+// client certificate.
+const Certificate = "MTLS"
+
+// Certificate returns the principal a verified client certificate maps
+// to, with CertificateUser: ok is false when no mapping is configured or
+// the connection has no verified certificate. A certificate whose name is
+// not a valid user name is an error that says so (the connection may
+// still authenticate otherwise).
+func (a *Authenticator) Certificate(id tlsconf.Identity, verified bool) (p Principal, ok bool, err error) {
+	if a == nil || !verified || a.opts.CertificateUser == "" {
+		return Principal{}, false, nil
+	}
+	var name string
+	switch a.opts.CertificateUser {
+	case CertificateCN:
+		name = id.Subject.CommonName
+	case CertificateEmail:
+		if len(id.EmailAddresses) > 0 {
+			name = id.EmailAddresses[0]
+		}
+	}
+	if err := ValidUserName(name); err != nil {
+		return Principal{}, false, &AuthError{Mechanism: Certificate, User: name,
+			Reason: fmt.Sprintf("client certificate %q maps (security.certificate_user: %s) to no valid user: %v", id.String(), a.opts.CertificateUser, err),
+			Public: fmt.Sprintf("the client certificate names no valid user (its %s is %q)", a.opts.CertificateUser, name)}
+	}
+	return a.principal(name, Certificate), true, nil
+}
+
+// RecordChange logs a change a principal made to the security settings
+// (op "acl.create" or "acl.delete", detail the ACL) and keeps it in the
+// audit log.
+func (a *Authenticator) RecordChange(p Principal, op, detail string) {
+	who := p.User
+	if who == "" {
+		who = "anonymous"
+	}
+	a.log.Info("ACL changed", "op", op, "principal", who, "acl", detail)
+	a.audit.Add(Event{Time: time.Now().UTC(), Op: op, User: who, Detail: detail, Success: true})
 }
 
 // LoadBootstrap reads the bootstrap token from path, or, when the file

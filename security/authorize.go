@@ -21,9 +21,12 @@ const (
 	DescribeConfigs                   // read settings
 	AlterConfigs                      // change settings
 	IdempotentWrite                   // get a producer id
+	// All is an ACL's operation that matches every action; the edges
+	// never ask for it.
+	All
 )
 
-var actionNames = [...]string{"", "read", "write", "create", "delete", "alter", "describe", "describe_configs", "alter_configs", "idempotent_write"}
+var actionNames = [...]string{"", "read", "write", "create", "delete", "alter", "describe", "describe_configs", "alter_configs", "idempotent_write", "all"}
 
 // String returns the action's name ("write").
 func (a Action) String() string {
@@ -38,12 +41,13 @@ type ResourceType uint8
 
 // Resource types.
 const (
-	Cluster  ResourceType = iota + 1 // the cluster itself: hubs, users, audit, producer ids
-	Pipeline                         // a pipeline (a Kafka topic)
-	Group                            // a consumer group
+	Cluster         ResourceType = iota + 1 // the cluster itself: hubs, users, audit, producer ids
+	Pipeline                                // a pipeline (a Kafka topic)
+	Group                                   // a consumer group
+	TransactionalID                         // a Kafka transactional id
 )
 
-var resourceNames = [...]string{"", "cluster", "pipeline", "group"}
+var resourceNames = [...]string{"", "cluster", "pipeline", "group", "transactional_id"}
 
 // String returns the resource type's name ("pipeline").
 func (t ResourceType) String() string {
@@ -65,6 +69,9 @@ var ClusterResource = Resource{Type: Cluster}
 
 // PipelineResource returns the resource of a pipeline.
 func PipelineResource(name string) Resource { return Resource{Type: Pipeline, Name: name} }
+
+// TransactionalIDResource returns the resource of a transactional id.
+func TransactionalIDResource(id string) Resource { return Resource{Type: TransactionalID, Name: id} }
 
 // GroupResource returns the resource of a consumer group.
 func GroupResource(name string) Resource { return Resource{Type: Group, Name: name} }

@@ -1,8 +1,12 @@
 package security
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensehq/sense/event"
 )
 
 // The cost of authentication (once per connection) and of authorization
@@ -64,6 +68,79 @@ func BenchmarkAuthorize(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := az.Authorize(p, Write, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// aclSet is n ACLs over n/10 users: literal and prefixed ACLs on
+// pipelines and groups, some deny, some for User:*.
+func aclSet(n int) []ACL {
+	acls := make([]ACL, 0, n)
+	ops := []Action{Read, Write, Describe, Delete, Alter}
+	for i := 0; len(acls) < n; i++ {
+		u := fmt.Sprintf("User:user%d", i%(n/10))
+		if i%50 == 0 {
+			u = WildcardPrincipal
+		}
+		pat, t := Literal, Pipeline
+		if i%3 == 0 {
+			pat = Prefixed
+		}
+		if i%7 == 0 {
+			t = Group
+		}
+		op := ops[i%len(ops)]
+		if t == Group && op != Read {
+			op = Describe
+		}
+		perm := Allow
+		if i%11 == 0 {
+			perm = Deny
+		}
+		a := ACL{Principal: u, ResourceType: t, Pattern: pat, Name: fmt.Sprintf("pipe-%d-%d", i%17, i), Operation: op, Permission: perm}
+		a.Normalize()
+		acls = append(acls, a)
+	}
+	return acls
+}
+
+// BenchmarkAuthorizeACLs is the cost of authorizing a produce request
+// with 1,000 ACLs: a user with ten ACLs of its own (literal and
+// prefixed), User:* ACLs, and the one that allows.
+func BenchmarkAuthorizeACLs(b *testing.B) {
+	z := NewACLAuthorizer(nil, nil)
+	acls := append(aclSet(999), ACL{Principal: "User:user7", ResourceType: Pipeline, Pattern: Literal, Name: "payments", Operation: Write, Permission: Allow, Host: "*"})
+	z.Set(acls)
+	var az Authorizer = z
+	p := Principal{User: "user7", Mechanism: ScramSHA256}
+	r := PipelineResource("payments")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := az.Authorize(p, Write, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthorizeACLsPrefixes is the worst case: one user with 1,000
+// prefixed ACLs of every length a pipeline name may have, asked about a
+// pipeline name of the greatest length.
+func BenchmarkAuthorizeACLsPrefixes(b *testing.B) {
+	z := NewACLAuthorizer(nil, nil)
+	name := strings.Repeat("p", event.MaxPipelineLen)
+	var acls []ACL
+	for i := 0; i < 1000; i++ {
+		n := 1 + i%event.MaxPipelineLen
+		acls = append(acls, ACL{Principal: "User:alice", ResourceType: Pipeline, Pattern: Prefixed, Name: fmt.Sprintf("%0*d", n, i), Operation: Write, Permission: Allow, Host: "*"})
+	}
+	acls = append(acls, ACL{Principal: "User:alice", ResourceType: Pipeline, Pattern: Literal, Name: name, Operation: Write, Permission: Allow, Host: "*"})
+	z.Set(acls)
+	p := Principal{User: "alice", Mechanism: ScramSHA256}
+	r := PipelineResource(name)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := z.Authorize(p, Write, r); err != nil {
 			b.Fatal(err)
 		}
 	}

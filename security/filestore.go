@@ -18,14 +18,14 @@ import (
 // under its data directory.
 const FileName = "security.json"
 
-// FileStore keeps the users and the token key of a node alone (dev mode:
+// FileStore keeps the users, the token key and the ACLs of a node alone (dev mode:
 // no cluster section) in one JSON file, rewritten whole and atomically
 // (temporary file, fdatasync, rename, directory sync) at every change, with
 // mode 0600. It is a Directory.
 //
 // The file:
 //
-//	{"version": 1, "users": [User...], "token_key": "<base64>", "crc": <CRC-32C of the users and key JSON>}
+//	{"version": 1, "body": {"users": [User...], "token_key": "<base64>", "acls": [ACL...]}, "crc": <CRC-32C of the body>}
 type FileStore struct {
 	fs   vfs.FS
 	path string
@@ -33,11 +33,13 @@ type FileStore struct {
 	mu    sync.RWMutex
 	users map[string]User
 	key   []byte
+	acls  []ACL // sorted (Compare), never changed in place
 }
 
 type fileBody struct {
 	Users    []User `json:"users"`
 	TokenKey []byte `json:"token_key,omitempty"`
+	ACLs     []ACL  `json:"acls,omitempty"`
 }
 
 type fileImage struct {
@@ -82,6 +84,15 @@ func OpenFileStore(fs vfs.FS, path string) (*FileStore, error) {
 		s.users[u.Name] = u
 	}
 	s.key = body.TokenKey
+	for i := range body.ACLs {
+		a := body.ACLs[i]
+		a.Normalize()
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("security: %s: ACL %d: %w", path, i, err)
+		}
+		s.acls = append(s.acls, a)
+	}
+	slices.SortFunc(s.acls, Compare)
 	return s, nil
 }
 
@@ -127,7 +138,7 @@ func (s *FileStore) PutUser(u User) error {
 		users[k] = v
 	}
 	users[u.Name] = u
-	if err := s.save(users, s.key); err != nil {
+	if err := s.save(users, s.key, s.acls); err != nil {
 		return err
 	}
 	s.users = users
@@ -147,7 +158,7 @@ func (s *FileStore) DeleteUser(name string) error {
 			users[k] = v
 		}
 	}
-	if err := s.save(users, s.key); err != nil {
+	if err := s.save(users, s.key, s.acls); err != nil {
 		return err
 	}
 	s.users = users
@@ -163,15 +174,15 @@ func (s *FileStore) EnsureTokenKey() ([]byte, error) {
 		return s.key, nil
 	}
 	key := NewTokenKey()
-	if err := s.save(s.users, key); err != nil {
+	if err := s.save(s.users, key, s.acls); err != nil {
 		return nil, err
 	}
 	s.key = key
 	return key, nil
 }
 
-func (s *FileStore) save(users map[string]User, key []byte) error {
-	body := fileBody{TokenKey: key, Users: make([]User, 0, len(users))}
+func (s *FileStore) save(users map[string]User, key []byte, acls []ACL) error {
+	body := fileBody{TokenKey: key, Users: make([]User, 0, len(users)), ACLs: acls}
 	for _, u := range users {
 		body.Users = append(body.Users, u)
 	}
@@ -196,6 +207,77 @@ func (s *FileStore) save(users map[string]User, key []byte) error {
 		return fmt.Errorf("security: write %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// ACLs returns the ACLs, sorted.
+func (s *FileStore) ACLs() []ACL {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.acls
+}
+
+// CreateACLs adds ACLs (normalized and valid), durably; those present
+// already are not added twice. It returns the ACLs after the change.
+func (s *FileStore) CreateACLs(add []ACL) ([]ACL, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acls, changed := AddACLs(s.acls, add)
+	if !changed {
+		return s.acls, nil
+	}
+	if err := s.save(s.users, s.key, acls); err != nil {
+		return s.acls, err
+	}
+	s.acls = acls
+	return acls, nil
+}
+
+// DeleteACLs removes the ACLs every one of which is in del, durably. It
+// returns the ACLs after the change.
+func (s *FileStore) DeleteACLs(del []ACL) ([]ACL, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acls, changed := RemoveACLs(s.acls, del)
+	if !changed {
+		return s.acls, nil
+	}
+	if err := s.save(s.users, s.key, acls); err != nil {
+		return s.acls, err
+	}
+	s.acls = acls
+	return acls, nil
+}
+
+// AddACLs returns a new sorted slice of acls and add, without duplicates,
+// and whether it differs from acls; acls is not changed.
+func AddACLs(acls, add []ACL) ([]ACL, bool) {
+	out := slices.Clone(acls)
+	changed := false
+	for _, a := range add {
+		if !slices.ContainsFunc(out, a.Equal) {
+			out = append(out, cloneACL(a))
+			changed = true
+		}
+	}
+	slices.SortFunc(out, Compare)
+	return out, changed
+}
+
+// RemoveACLs returns a new slice of acls without those in del, and
+// whether it differs from acls; acls is not changed.
+func RemoveACLs(acls, del []ACL) ([]ACL, bool) {
+	out := make([]ACL, 0, len(acls))
+	for _, a := range acls {
+		if !slices.ContainsFunc(del, a.Equal) {
+			out = append(out, a)
+		}
+	}
+	return out, len(out) != len(acls)
+}
+
+func cloneACL(a ACL) ACL {
+	a.Jurisdictions = slices.Clone(a.Jurisdictions)
+	return a
 }
 
 // writePrivate is vfs.WriteFileAtomic with the file's mode 0600 where it

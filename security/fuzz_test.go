@@ -1,9 +1,13 @@
 package security
 
 import (
+	"encoding/json"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensehq/sense/vfs"
 )
 
 // The fuzz targets feed every decoder of client bytes; none may panic,
@@ -107,6 +111,40 @@ func FuzzToken(f *testing.F) {
 			forged := s[:i] + string(s[i]^1) + s[i+1:]
 			if _, err := VerifyToken(key, forged, now); err == nil {
 				t.Fatalf("%q verified after a change of its payload", forged)
+			}
+		}
+	})
+}
+
+// FuzzFileStore opens security files of arbitrary bodies, with a valid
+// checksum so that the body decoder is what is fed: none may panic, and
+// every ACL of a file that opens is valid.
+func FuzzFileStore(f *testing.F) {
+	for _, s := range []string{
+		`{"users":[],"acls":[{"principal":"User:alice","resource_type":"pipeline","pattern":"literal","name":"p","operation":"read","permission":"allow","host":"*","jurisdictions":["SN"]}]}`,
+		`{"acls":[{"principal":"User:*","resource_type":"cluster","pattern":"literal","name":"kafka-cluster","operation":"alter","permission":"deny","host":"*"}]}`,
+		`{"acls":[{"principal":"User:a","resource_type":"group","pattern":"prefixed","name":"*","operation":"read","permission":"allow"}]}`,
+		`{"acls":[{"operation":"fly"}]}`, `{"acls":[{"resource_type":"topic"}]}`, `{"acls":null}`, `{"acls":[null]}`,
+		"", "{}", "null", "\x00\xff", strings.Repeat("[", 10000)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		img, err := json.Marshal(fileImage{Version: 1, Body: json.RawMessage(body), CRC: crc32.Checksum(body, crcTable)})
+		if err != nil {
+			return // not JSON: json.RawMessage refuses it
+		}
+		fs := vfs.NewMem()
+		fs.MkdirAll("/d")
+		wf, _ := fs.Create("/d/s.json")
+		wf.WriteAt(img, 0)
+		wf.Close()
+		s, err := OpenFileStore(fs, "/d/s.json")
+		if err != nil {
+			return
+		}
+		for _, a := range s.ACLs() {
+			if err := a.Validate(); err != nil {
+				t.Fatalf("opened with an invalid ACL %+v: %v", a, err)
 			}
 		}
 	})

@@ -197,6 +197,8 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		return resp, nil
 	case admin.CreateUser, admin.DeleteUser, admin.ListUsers, admin.CreateToken, admin.SecurityAudit:
 		return a.securityAdmin(req)
+	case admin.CreateACLs, admin.ListACLs, admin.DeleteACLs:
+		return a.aclAdmin(context.Background(), req)
 	case admin.ListHubs:
 		resp.TableVersion = a.tableVersion()
 		for _, h := range n.Hubs() {

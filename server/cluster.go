@@ -44,6 +44,9 @@ type clusterRuntime struct {
 	sender   *lateSender
 	// node is the node, once open: remote reads are filtered by its hubs.
 	node atomic.Pointer[node.Node]
+	// aclsChanged, once security is set up, gives the authorizer the
+	// ACLs the metadata holds after a change to them.
+	aclsChanged atomic.Pointer[func()]
 }
 
 // lateSender lets the host and the transport be built in either order.

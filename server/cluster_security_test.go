@@ -12,6 +12,7 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
 	"github.com/sensehq/sense/sensetest"
 )
@@ -58,6 +59,36 @@ func TestClusterSecurity(t *testing.T) {
 		t.Fatalf("token on n2: %v", err)
 	}
 	ctok := resp.Token.Token
+	// ACLs made on n3 reach every node: before them carol may do
+	// nothing; after, what they grant (users: describe on the cluster;
+	// payments: produce and consume), and the deny on produce made on n2
+	// wins everywhere.
+	if _, err := call(0, client.Options{User: "carol", Password: "pw"}, admin.ListUsers{}); result.CodeOf(err) != result.Unauthorized {
+		t.Fatalf("carol lists users without an ACL: %v", err)
+	}
+	if _, err := call(2, client.Options{Token: tok}, admin.CreateACLs{ACLs: []admin.ACLInfo{
+		{Principal: "User:carol", ResourceType: "cluster", Operation: "describe"},
+		{Principal: "User:carol", ResourceType: "pipeline", Pattern: "prefixed", Name: "pay", Operation: "produce"},
+		{Principal: "User:*", ResourceType: "pipeline", Name: "payments", Operation: "consume"},
+		{Principal: "User:*", ResourceType: "group", Name: "*", Operation: "read"},
+	}}); err != nil {
+		t.Fatalf("create ACLs on n3: %v", err)
+	}
+	for i := range 3 {
+		for {
+			resp, err := call(i, client.Options{Token: tok}, admin.ListACLs{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.ACLs) == 4 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("n%d has %d ACLs, want 4", i+1, len(resp.ACLs))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for i := range 3 {
 		for _, o := range []client.Options{
 			{User: "carol", Password: "pw"},
@@ -87,6 +118,30 @@ func TestClusterSecurity(t *testing.T) {
 			t.Fatalf("n%d HTTP with a token of n2: %d", i+1, hr.StatusCode)
 		}
 	}
-	// Kafka SCRAM on n3.
+	// Kafka SCRAM on n3, with the ACLs of n3.
 	kafkaRoundTrip(t, ctx, c.KafkaAddrs()[2], "payments", scram.Auth{User: "carol", Pass: "pw"}.AsSha512Mechanism())
+
+	// A deny made on n2 wins on every node.
+	if _, err := call(1, client.Options{Token: tok}, admin.CreateACLs{ACLs: []admin.ACLInfo{
+		{Principal: "User:carol", ResourceType: "pipeline", Name: "payments", Operation: "produce", Permission: "deny"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		for {
+			cl, err := client.Dial(ctx, client.Options{Addr: c.NativeAddr(i), User: "carol", Password: "pw"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = produceOne(ctx, cl, "payments")
+			cl.Close()
+			if result.CodeOf(err) == result.Unauthorized {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("n%d: carol still produces after the deny: %v", i+1, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }

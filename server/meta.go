@@ -182,6 +182,11 @@ func (m *metaRuntime) apply(a meta.Applied) {
 		}
 	}
 	m.applyPipelines(a.Changes, a.State)
+	if aclsChanged(a.Changes) {
+		if f := m.c.aclsChanged.Load(); f != nil {
+			(*f)()
+		}
+	}
 	// Leader reports move the version but change no route: they are left
 	// out of the routing history, the propagation metric and the log.
 	a.Changes = slices.DeleteFunc(slices.Clone(a.Changes), func(c meta.Command) bool { return c.Op == meta.OpLeaders })

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
@@ -28,23 +31,30 @@ type userStore interface {
 
 // securityRuntime is a node's authentication and authorization.
 type securityRuntime struct {
-	auth  *security.Authenticator
+	auth *security.Authenticator
+	// authz is az with security on, and security.DefaultAuthorizer (not
+	// asked) with it off; the ACLs are kept either way.
 	authz security.Authorizer
+	az    *security.ACLAuthorizer
 	users userStore
+	acls  aclStore
+	reg   *jurisdiction.Registry
+	aclMu sync.Mutex
 }
 
 // openSecurity sets up authentication for a node: its users in the
 // cluster metadata (cl not nil) or in a file of its data directory.
 func openSecurity(cfg *config.Config, cl *clusterRuntime, log *slog.Logger) (*securityRuntime, error) {
 	var users userStore
+	var acls aclStore
 	if cl != nil {
-		users = metaUsers{cl}
+		users, acls = metaUsers{cl}, metaACLs{cl}
 	} else {
 		fs, err := security.OpenFileStore(vfs.Default, filepath.Join(cfg.Node.DataDir, security.FileName))
 		if err != nil {
 			return nil, err
 		}
-		users = fs
+		users, acls = fs, fileACLs{fs}
 	}
 	sc := cfg.Security
 	var boot string
@@ -68,11 +78,32 @@ func openSecurity(cfg *config.Config, cl *clusterRuntime, log *slog.Logger) (*se
 		return nil, err
 	}
 	auth := security.NewAuthenticator(security.Options{Enabled: sc.Enabled, Directory: users, Bootstrap: boot,
-		Superusers: sc.Superusers, Audit: audit, Logger: log})
+		Superusers: sc.Superusers, CertificateUser: certificateUser(sc.CertificateUser), Audit: audit, Logger: log})
 	if sc.Enabled {
 		log.Info("authentication required on every edge", "mechanisms", auth.Mechanisms(), "auth_timeout", sc.Timeout().String())
 	}
-	return &securityRuntime{auth: auth, authz: security.DefaultAuthorizer{Enabled: sc.Enabled}, users: users}, nil
+	reg := cfg.Registry()
+	sr := &securityRuntime{auth: auth, authz: security.DefaultAuthorizer{}, users: users, acls: acls, reg: reg,
+		az: security.NewACLAuthorizer(reg.Parse, log)}
+	if sc.Enabled {
+		sr.authz = sr.az
+	}
+	if cl != nil {
+		refresh := sr.refreshACLs
+		cl.aclsChanged.Store(&refresh)
+	}
+	sr.refreshACLs()
+	if sc.Enabled {
+		log.Info("authorization by ACLs: everything not granted is denied", "acls", sr.az.Len(), "superusers", sc.Superusers)
+	}
+	return sr, nil
+}
+
+func certificateUser(s string) string {
+	if s == "none" {
+		return ""
+	}
+	return s
 }
 
 // close writes out the security audit log.
@@ -161,7 +192,7 @@ func adminAccess(req admin.Request) (security.Action, security.Resource) {
 			return security.Describe, security.PipelineResource(r.Pipeline)
 		}
 		return security.Describe, security.ClusterResource
-	case admin.SetHubStatus, admin.SetHubPolicy, admin.CreateUser, admin.DeleteUser, admin.CreateToken:
+	case admin.SetHubStatus, admin.SetHubPolicy, admin.CreateUser, admin.DeleteUser, admin.CreateToken, admin.CreateACLs, admin.DeleteACLs:
 		return security.Alter, security.ClusterResource
 	}
 	return security.Describe, security.ClusterResource
@@ -170,12 +201,33 @@ func adminAccess(req admin.Request) (security.Action, security.Resource) {
 // AdminContext runs a request on behalf of the principal ctx carries,
 // once the authorizer allows it (admin.ContextHandler). A refusal is
 // UNAUTHORIZED.
+//
+// The jurisdiction registry is anyone's (clients need it to read masks),
+// and pipeline.list lists the pipelines the principal may describe.
 func (a Admin) AdminContext(ctx context.Context, req admin.Request) (admin.Response, error) {
+	switch req.(type) {
+	case admin.GetRegistry:
+		return a.Admin(req)
+	case admin.ListPipelines:
+		resp, err := a.Admin(req)
+		if err != nil || a.sec == nil {
+			return resp, err
+		}
+		p := security.FromContext(ctx)
+		resp.Pipelines = slices.DeleteFunc(resp.Pipelines, func(pi admin.PipelineInfo) bool {
+			return a.sec.authz.Authorize(p, security.Describe, security.PipelineResource(pi.Name)) != nil
+		})
+		return resp, nil
+	}
 	if a.sec != nil {
 		act, res := adminAccess(req)
 		if err := a.sec.authz.Authorize(security.FromContext(ctx), act, res); err != nil {
 			return admin.Response{}, unauthorized(err)
 		}
+	}
+	switch req.(type) {
+	case admin.CreateACLs, admin.ListACLs, admin.DeleteACLs:
+		return a.aclAdmin(ctx, req)
 	}
 	return a.Admin(req)
 }
@@ -258,7 +310,7 @@ func (a Admin) securityAdmin(req admin.Request) (admin.Response, error) {
 		resp.SecurityEvents = []admin.SecurityEvent{}
 		for _, e := range evs {
 			resp.SecurityEvents = append(resp.SecurityEvents, admin.SecurityEvent{Time: e.Time.Format(time.RFC3339Nano), Edge: e.Edge,
-				Remote: e.Remote, Mechanism: e.Mechanism, Principal: e.User, Success: e.Success, Reason: e.Reason})
+				Remote: e.Remote, Mechanism: e.Mechanism, Principal: e.User, Success: e.Success, Reason: e.Reason, Op: e.Op, Detail: e.Detail})
 		}
 		resp.SecurityEventsTotal = total
 		return resp, nil
@@ -280,7 +332,7 @@ func securityError(err error) error {
 	switch {
 	case errors.Is(err, security.ErrUnknownUser):
 		return result.New(result.InvalidRequest, err.Error()+"; `sense user list` names the users")
-	case errors.Is(err, meta.ErrInvalid):
+	case errors.Is(err, meta.ErrInvalid), errors.Is(err, security.ErrInvalidACL):
 		return result.New(result.InvalidRequest, err.Error())
 	case result.CodeOf(err) != result.Unknown:
 		return err

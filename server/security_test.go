@@ -41,9 +41,14 @@ type secureNode struct {
 }
 
 func startSecure(t *testing.T, timeout time.Duration) *secureNode {
+	return startSecureWith(t, timeout, "")
+}
+
+// startSecureWith is startSecure with more configuration (YAML).
+func startSecureWith(t *testing.T, timeout time.Duration, extra string) *secureNode {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Parse("secure.yaml", []byte("security: {enabled: true, bootstrap_token_file: "+filepath.Join(dir, "boot.token")+"}\n"))
+	cfg, err := config.Parse("secure.yaml", []byte("security: {enabled: true, bootstrap_token_file: "+filepath.Join(dir, "boot.token")+"}\n"+extra))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +143,17 @@ func TestSecurityNodeAlone(t *testing.T) {
 	n := startSecure(t, 10*time.Second)
 	n.admin(ctx, admin.CreateUser{User: "alice", Password: "s3cret"})
 	n.admin(ctx, admin.CreateUser{User: "bob", Password: "pw256", Mechanism: security.ScramSHA256})
+	// Authorization is TestACLMatrix's: here every user may use every
+	// pipeline and group, alice administers, and bob may not produce to
+	// bob-denied* (checked again after a restart).
+	acls := []admin.ACLInfo{
+		{Principal: "User:*", ResourceType: "pipeline", Name: "*", Operation: "all"},
+		{Principal: "User:*", ResourceType: "group", Name: "*", Operation: "all"},
+		{Principal: "User:*", ResourceType: "cluster", Operation: "describe"},
+		{Principal: "User:alice", ResourceType: "cluster", Operation: "all"},
+		{Principal: "User:bob", ResourceType: "pipeline", Pattern: "prefixed", Name: "bob-denied", Operation: "produce", Permission: "deny"},
+	}
+	n.admin(ctx, admin.CreateACLs{ACLs: acls})
 	if us := n.admin(ctx, admin.ListUsers{}).Users; len(us) != 2 || us[0].Name != "alice" || len(us[0].Mechanisms) != 2 {
 		t.Fatalf("users: %+v", us)
 	}
@@ -339,7 +355,14 @@ func TestSecurityNodeAlone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a restart: %v", err)
 	}
+	// So do the ACLs, enforced.
+	if err := produceOne(ctx, c, "bob-denied-1"); result.CodeOf(err) != result.Unauthorized {
+		t.Fatalf("bob produces to bob-denied-1 after a restart: %v", err)
+	}
 	c.Close()
+	if got := n.admin(ctx, admin.ListACLs{}).ACLs; len(got) != len(acls) {
+		t.Fatalf("after a restart: %d ACLs, want %d: %+v", len(got), len(acls), got)
+	}
 	c, err = n.dial(ctx, client.Options{Token: tok.Token})
 	if err != nil {
 		t.Fatalf("the token after a restart: %v", err)

@@ -173,6 +173,12 @@ func securityLog(w io.Writer, addr, output string) error {
 		if !e.Success {
 			res = "refused"
 		}
+		if e.Op != "" {
+			// A change to the ACLs: the op where the edge goes, the ACL
+			// where the reason goes.
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t%s\t%s\n", e.Time, e.Op, dash(e.Principal), res, e.Detail)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time, e.Edge, e.Remote, dash(e.Mechanism), dash(e.Principal), res, dash(e.Reason))
 	}
 	tw.Flush()

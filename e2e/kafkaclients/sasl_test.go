@@ -37,7 +37,47 @@ func startSecureSense(t *testing.T) string {
 	if _, err := c.Admin(ctx, admin.CreateUser{User: "alice", Password: "s3cret"}); err != nil {
 		t.Fatal(err)
 	}
+	// bob may consume, never produce.
+	if _, err := c.Admin(ctx, admin.CreateUser{User: "bob", Password: "b0b"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Admin(ctx, admin.CreateACLs{ACLs: []admin.ACLInfo{
+		{Principal: "User:alice", ResourceType: "pipeline", Name: "*", Operation: "all"},
+		{Principal: "User:alice", ResourceType: "group", Name: "*", Operation: "all"},
+		{Principal: "User:bob", ResourceType: "pipeline", Name: "*", Operation: "consume"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	return srv.KafkaAddr().String()
+}
+
+// TestKcatDenied: kcat producing as a user without write on the topic
+// gets TOPIC_AUTHORIZATION_FAILED, said plainly, and exits; it does not
+// hang. The same user consumes.
+func TestKcatDenied(t *testing.T) {
+	kcat := needKcat(t)
+	addr := startSecureSense(t)
+	sasl := func(user, pw string) []string {
+		return []string{"-b", addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+			"-X", "sasl.username=" + user, "-X", "sasl.password=" + pw}
+	}
+	topic := topicName(t, "denied")
+	if _, err := kcatRun(t, kcat, "one\n", append(sasl("alice", "s3cret"), "-P", "-t", topic)...); err != nil {
+		t.Fatalf("alice: kcat -P: %v", err)
+	}
+	start := time.Now()
+	out, err := kcatRun(t, kcat, "two\n", append(sasl("bob", "b0b"), "-P", "-t", topic)...)
+	if err == nil {
+		t.Fatalf("bob produced: %s", out)
+	}
+	if !strings.Contains(err.Error()+string(out), "Topic authorization failed") {
+		t.Fatalf("bob's produce: %v\n%s", err, out)
+	}
+	t.Logf("refused in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	out, err = kcatRun(t, kcat, "", append(sasl("bob", "b0b"), "-C", "-t", topic, "-o", "beginning", "-e")...)
+	if err != nil || strings.TrimSpace(string(out)) != "one" {
+		t.Fatalf("bob's consume: %q %v", out, err)
+	}
 }
 
 var saslMechanisms = []string{security.ScramSHA512, security.ScramSHA256, security.Plain}

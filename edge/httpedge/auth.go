@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
 )
@@ -28,6 +29,8 @@ func (h *handler) authenticated(next http.Handler) http.Handler {
 		var err error
 		mech := ""
 		switch {
+		case hdr == "" && auth.Enabled() && certificatePrincipal(auth, r, &p):
+			mech = security.Certificate
 		case hdr == "":
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sense"`)
 			auth.Record("http", remote, "", "", errMissing)
@@ -59,6 +62,22 @@ func (h *handler) authenticated(next http.Handler) http.Handler {
 	})
 }
 
+// certificatePrincipal sets *p to the user the request's verified TLS
+// client certificate maps to (security.certificate_user), and reports
+// whether there is one.
+func certificatePrincipal(auth *security.Authenticator, r *http.Request, p *security.Principal) bool {
+	id, verified := tlsconf.IdentityOf(r.TLS)
+	cp, ok, err := auth.Certificate(id, verified)
+	if err != nil {
+		auth.Record("http", r.RemoteAddr, security.Certificate, "", err)
+		return false
+	}
+	if ok {
+		*p = cp
+	}
+	return ok
+}
+
 type authErr string
 
 func (e authErr) Error() string { return string(e) }
@@ -67,6 +86,15 @@ const (
 	errMissing authErr = "no Authorization header"
 	errScheme  authErr = "Authorization header neither Bearer nor Basic"
 )
+
+// readLimit is the request's principal's read limit on a pipeline (none
+// with security off).
+func (h *handler) readLimit(req *http.Request, pipeline string) security.ReadLimit {
+	if !h.opts.Auth.Enabled() {
+		return security.ReadLimit{}
+	}
+	return security.ReadLimitOf(h.opts.Authorizer, security.FromContext(req.Context()), pipeline)
+}
 
 // authorize asks the authorizer whether the request's principal may do a
 // on r; a denial is answered 403 and false. With security off nothing is

@@ -149,11 +149,12 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 		h.stream(w, r, name, q)
 		return
 	}
-	rd := reader{n: h.n, reg: h.n.Registry(), pipeline: name, partition: q.partition, offset: q.offset}
+	rd := reader{n: h.n, reg: h.n.Registry(), pipeline: name, partition: q.partition, offset: q.offset, limit: h.readLimit(r, name)}
 	ctx, cancel := context.WithTimeout(r.Context(), 0) // never wait for new data
 	defer cancel()
 	resp := FetchResponse{Partition: q.partition, Records: []Record{}}
 	for len(resp.Records) < q.max {
+		from := rd.offset
 		recs, hw, code := rd.next(ctx, q.max-len(resp.Records))
 		resp.HighWatermark = hw
 		if code != result.OK {
@@ -163,8 +164,8 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request) {
 			}
 			break
 		}
-		if len(recs) == 0 {
-			break
+		if len(recs) == 0 && rd.offset == from {
+			break // nothing more now (a read limit may skip records: read on past them)
 		}
 		resp.Records = append(resp.Records, recs...)
 	}
@@ -190,7 +191,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, q 
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	rd := reader{n: h.n, reg: h.n.Registry(), pipeline: name, partition: q.partition, offset: q.offset}
+	rd := reader{n: h.n, reg: h.n.Registry(), pipeline: name, partition: q.partition, offset: q.offset, limit: h.readLimit(r, name)}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -198,6 +199,15 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, q 
 		ctx, cancel := context.WithTimeout(r.Context(), keepAlive)
 		recs, _, code := rd.next(ctx, maxFetchMax)
 		cancel()
+		if code == result.OK && h.opts.Auth.Enabled() {
+			// A stream lasts: an ACL removed since it began ends it,
+			// and a changed read limit applies from the next read.
+			p := security.FromContext(r.Context())
+			if h.opts.Authorizer.Authorize(p, security.Read, security.PipelineResource(name)) != nil {
+				code = result.Unauthorized
+			}
+			rd.limit = h.readLimit(r, name)
+		}
 		buf.Reset()
 		if code != result.OK {
 			buf.WriteString("event: error\ndata: ")
@@ -234,6 +244,11 @@ type reader struct {
 	partition int32
 	offset    int64
 	buf, dec  []byte
+	// limit is the principal's read limit: records it does not allow
+	// are removed by filter (offsets kept), and so skipped.
+	limit  security.ReadLimit
+	filter node.MaskFilter
+	fbuf   []byte
 }
 
 // next reads up to limit records from the reader's offset, waiting for new
@@ -246,8 +261,15 @@ func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, result.
 	if code != result.OK {
 		return nil, hw, code
 	}
-	var out []Record
 	p := rd.buf
+	if rd.limit.Limited() {
+		var err error
+		if rd.fbuf, err = rd.filter.Filter(rd.fbuf[:0], rd.buf, rd.limit.Allows); err != nil {
+			return nil, hw, result.StorageError
+		}
+		p = rd.fbuf
+	}
+	var out []Record
 	for len(p) > 0 && len(out) < limit {
 		size, err := batch.Size(p)
 		if err != nil || size > len(p) {

@@ -22,7 +22,10 @@ import (
 // there. Fetch sessions are not kept: the response's session id is 0, so
 // clients send full fetch requests. Only a partition's leader serves it;
 // another node answers NOT_LEADER_OR_FOLLOWER (read replicas and rack
-// awareness are not implemented).
+// awareness are not implemented). A principal whose read ACLs limit it to
+// jurisdictions gets the batches with the records it may not receive
+// removed (node.MaskFilter: offsets kept, a batch emptied stays as an
+// empty batch that clients step over), so it skips them.
 const (
 	fetchMin = 4
 	fetchMax = 11
@@ -83,6 +86,10 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
 		denied := c.authorize(security.Read, security.PipelineResource(t.Topic))
+		var readLimit security.ReadLimit
+		if denied == 0 {
+			readLimit = c.readLimit(t.Topic)
+		}
 		for _, p := range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
@@ -113,6 +120,9 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
 				var b []byte
 				b, _, _, code = c.s.node.Fetch(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil)
+				if code == result.OK && len(b) > 0 && readLimit.Limited() {
+					b, code = c.filterRecords(b, readLimit)
+				}
 				if code == result.OK && len(b) > 0 {
 					rp.RecordBatches = b
 					total += len(b)

@@ -5,13 +5,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // ListOffsets (key 2), versions 1 to 5 (6+ are flexible, see header.go): timestamp -2 is the
 // log start offset, -1 the high watermark (read_committed sees the same:
 // there are no transactions), any other timestamp the first batch whose
 // max timestamp is at or after it (seglog.OffsetForTime, batch
-// granularity), or offset -1 when no batch is that recent.
+// granularity), or offset -1 when no batch is that recent. A topic the
+// principal may not describe is TOPIC_AUTHORIZATION_FAILED.
 const (
 	listOffsetsMin = 1
 	listOffsetsMax = 5
@@ -23,9 +25,15 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
+		denied := c.authorize(security.Describe, security.PipelineResource(t.Topic))
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
+			if denied != 0 {
+				rp.Timestamp, rp.Offset, rp.ErrorCode = -1, -1, denied
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			rp.Timestamp, rp.Offset, rp.ErrorCode = c.offsetFor(t.Topic, p.Partition, p.Timestamp)
 			rt.Partitions = append(rt.Partitions, rp)
 		}

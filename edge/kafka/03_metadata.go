@@ -11,6 +11,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Metadata (key 3), versions 1 to 8 (9+ are flexible, see header.go). A
@@ -22,7 +23,10 @@ import (
 // POLICY_VIOLATION, beside its leader and replicas (docs/kafka.md).
 // An unknown topic is created with the
 // default spec when Options.AutoCreateTopics is set and the request allows
-// auto-creation (always before v4).
+// auto-creation (always before v4), and the principal may create it. With
+// security on, a listing of every topic leaves out those the principal
+// may not describe, and a topic asked for by name that it may not
+// describe is TOPIC_AUTHORIZATION_FAILED.
 const (
 	metadataMin = 1
 	metadataMax = 8
@@ -44,7 +48,9 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 
 	if req.Topics == nil {
 		for _, p := range c.s.node.Pipelines() {
-			resp.Topics = append(resp.Topics, c.topicMetadata(p.Name, false, known))
+			if c.may(security.Describe, security.PipelineResource(p.Name)) {
+				resp.Topics = append(resp.Topics, c.topicMetadata(p.Name, false, known))
+			}
 		}
 		return resp
 	}
@@ -57,7 +63,16 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, c.topicMetadata(*t.Topic, allow, known))
+		if code := c.authorize(security.Describe, security.PipelineResource(*t.Topic)); code != 0 {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = t.Topic
+			mt.ErrorCode = code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		// Auto-creation needs create on the topic, or on the cluster.
+		create := allow && (c.may(security.Create, security.PipelineResource(*t.Topic)) || c.may(security.Create, security.ClusterResource))
+		resp.Topics = append(resp.Topics, c.topicMetadata(*t.Topic, create, known))
 	}
 	return resp
 }

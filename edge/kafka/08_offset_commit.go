@@ -44,12 +44,18 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
 		parts, pcode := c.s.node.Partitions(t.Topic)
+		tcode := int16(0)
+		if code == 0 {
+			tcode = c.authorize(security.Read, security.PipelineResource(t.Topic))
+		}
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
 			switch {
 			case code != 0:
 				rp.ErrorCode = code
+			case tcode != 0:
+				rp.ErrorCode = tcode
 			case pcode != result.OK || p.Partition < 0 || int(p.Partition) >= len(parts):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case p.Metadata != nil && len(*p.Metadata) > 4096:

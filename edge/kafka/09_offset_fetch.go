@@ -71,6 +71,9 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		}
 		slices.Sort(topics)
 		for _, t := range topics {
+			if !c.may(security.Describe, security.PipelineResource(t)) {
+				continue
+			}
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = t
 			ps := byTopic[t]
@@ -85,8 +88,13 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetFetchResponseTopic()
 		rt.Topic = t.Topic
+		tcode := c.authorize(security.Describe, security.PipelineResource(t.Topic))
 		for _, p := range t.Partitions {
-			rt.Partitions = append(rt.Partitions, part(group.TopicPartition{Topic: t.Topic, Partition: p}))
+			rp := part(group.TopicPartition{Topic: t.Topic, Partition: p})
+			if tcode != 0 {
+				rp.Offset, rp.Metadata, rp.ErrorCode = -1, nil, tcode
+			}
+			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

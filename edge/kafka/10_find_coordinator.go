@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -27,6 +28,11 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	}
 	if req.CoordinatorKey == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
+		resp.NodeID, resp.Port = -1, -1
+		return resp
+	}
+	if code := c.authorize(security.Describe, security.GroupResource(req.CoordinatorKey)); code != 0 {
+		resp.ErrorCode = code
 		resp.NodeID, resp.Port = -1, -1
 		return resp
 	}

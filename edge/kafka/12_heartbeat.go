@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // Heartbeat (key 12), versions 0 to 3 (4+ are flexible, see header.go).
@@ -17,7 +18,11 @@ const (
 func (c *conn) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	resp := kmsg.NewPtrHeartbeatResponse()
 	resp.SetVersion(req.Version)
-	if code := c.coordinatorCode(req.Group); code != 0 {
+	code := c.authorize(security.Read, security.GroupResource(req.Group))
+	if code == 0 {
+		code = c.coordinatorCode(req.Group)
+	}
+	if code != 0 {
 		resp.ErrorCode = code
 		return resp
 	}

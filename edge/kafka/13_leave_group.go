@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // LeaveGroup (key 13), versions 0 to 3 (4+ are flexible, see header.go).
@@ -18,7 +19,11 @@ const (
 func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 	resp := kmsg.NewPtrLeaveGroupResponse()
 	resp.SetVersion(req.Version)
-	if code := c.coordinatorCode(req.Group); code != 0 {
+	code := c.authorize(security.Read, security.GroupResource(req.Group))
+	if code == 0 {
+		code = c.coordinatorCode(req.Group)
+	}
+	if code != 0 {
 		resp.ErrorCode = code
 		return resp
 	}

@@ -5,6 +5,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // DescribeGroups (key 15), versions 0 to 4 (5+ are flexible, see
@@ -25,6 +26,11 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 		rg.AuthorizedOperations = -2147483648 // not requested or not supported
 		if name == "" {
 			rg.ErrorCode = kerr.InvalidGroupID.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		if code := c.authorize(security.Describe, security.GroupResource(name)); code != 0 {
+			rg.ErrorCode = code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"slices"
 
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -24,7 +25,11 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 		}
 	}
 	slices.Sort(names)
+	all := c.may(security.Describe, security.ClusterResource)
 	for _, n := range names {
+		if !all && !c.may(security.Describe, security.GroupResource(n)) {
+			continue
+		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group = n
 		if gi, ok := c.s.groups.Describe(n); ok {

@@ -23,7 +23,10 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	resp := kmsg.NewPtrInitProducerIDResponse()
 	resp.SetVersion(req.Version)
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
+		resp.ProducerID, resp.ErrorCode = -1, kerr.InvalidRequest.Code
+		if code := c.authorize(security.Write, security.TransactionalIDResource(*req.TransactionalID)); code != 0 {
+			resp.ErrorCode = code
+		}
 		return resp
 	}
 	if code := c.authorize(security.IdempotentWrite, security.ClusterResource); code != 0 {

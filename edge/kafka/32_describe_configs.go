@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -44,6 +45,12 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	for _, r := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		if code := c.authorize(security.DescribeConfigs, configResource(r.ResourceType, r.ResourceName)); code != 0 {
+			msg := "not authorized to describe its configs"
+			rr.ErrorCode, rr.ErrorMessage = code, &msg
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
 		entries, code, msg := c.configEntries(r.ResourceType, r.ResourceName)
 		if code != 0 {
 			rr.ErrorCode, rr.ErrorMessage = code, &msg
@@ -57,6 +64,15 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp
+}
+
+// configResource is the resource of a config resource for the
+// authorizer: a topic's pipeline, or (a broker) the cluster.
+func configResource(typ kmsg.ConfigResourceType, name string) security.Resource {
+	if typ == kmsg.ConfigResourceTypeTopic {
+		return security.PipelineResource(name)
+	}
+	return security.ClusterResource
 }
 
 func (c *conn) configEntries(typ kmsg.ConfigResourceType, name string) ([]configEntry, int16, string) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sensehq/sense/node"
+	"github.com/sensehq/sense/security"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -44,6 +45,9 @@ func (c *conn) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Response
 }
 
 func (c *conn) createPartitionsTopic(t *kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, string) {
+	if code := c.authorize(security.Alter, security.PipelineResource(t.Topic)); code != 0 {
+		return code, "not authorized to alter the topic"
+	}
 	spec, ok := c.pipelineSpec(t.Topic)
 	if !ok {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("unknown topic %q", t.Topic)

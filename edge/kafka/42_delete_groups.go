@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/group"
+	"github.com/sensehq/sense/security"
 )
 
 // DeleteGroups (key 42), versions 0 and 1 (2+ are flexible, see
@@ -27,6 +28,11 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 		rg.Group = name
 		if name == "" {
 			rg.ErrorCode = kerr.InvalidGroupID.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		if code := c.authorize(security.Delete, security.GroupResource(name)); code != 0 {
+			rg.ErrorCode = code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}

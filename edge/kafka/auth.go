@@ -3,10 +3,13 @@ package kafka
 import (
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/internal/tlsconf"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
 )
 
@@ -61,6 +64,57 @@ func (c *conn) unauthenticated(h header) kmsg.Response {
 // answer that looks successful).
 var topLevelError = map[int16]bool{11: true, 12: true, 13: true, 14: true, 16: true, 22: true, 50: true, 60: true}
 
+// certificateAuth authenticates the connection as the user its verified
+// TLS client certificate maps to (security.certificate_user), if any: the
+// client then sends no SASL (security.protocol=SSL).
+func (c *conn) certificateAuth() {
+	auth := c.s.opts.Auth
+	id, verified := tlsconf.PeerIdentity(c.nc)
+	p, ok, err := auth.Certificate(id, verified)
+	if err != nil {
+		auth.Record("kafka", c.remote(), security.Certificate, "", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	c.principal = p
+	c.ctx = security.NewContext(c.ctx, p)
+	c.log = c.log.With("principal", p.User)
+	auth.Record("kafka", c.remote(), p.Mechanism, p.User, nil)
+	c.authenticated.Store(true)
+	c.nc.SetReadDeadline(time.Time{})
+	if c.stopping.Load() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// readLimit is the principal's read limit on a pipeline it may read
+// (none with security off).
+func (c *conn) readLimit(pipeline string) security.ReadLimit {
+	if !c.s.opts.Auth.Enabled() {
+		return security.ReadLimit{}
+	}
+	return security.ReadLimitOf(c.s.opts.Authorizer, c.principal, pipeline)
+}
+
+// filterRecords removes from fetched batches the records the limit does
+// not allow.
+func (c *conn) filterRecords(b []byte, limit security.ReadLimit) ([]byte, result.Code) {
+	out, err := c.filter.Filter(nil, b, limit.Allows)
+	if err != nil {
+		c.log.Error("filtering a fetch by jurisdiction failed", "err", err)
+		return nil, result.StorageError
+	}
+	return out, result.OK
+}
+
+// may reports whether the principal may do a on r, without logging a
+// denial: for listings that leave out what it may not see.
+func (c *conn) may(a security.Action, r security.Resource) bool {
+	return !c.s.opts.Auth.Enabled() || c.s.opts.Authorizer.Authorize(c.principal, a, r) == nil
+}
+
 // authorize asks the authorizer whether the connection's principal may do
 // a on r; with security off nothing is asked. It returns the Kafka error
 // code of a denial (TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED), or 0.
@@ -78,6 +132,8 @@ func (c *conn) authorize(a security.Action, r security.Resource) int16 {
 		return kerr.TopicAuthorizationFailed.Code
 	case security.Group:
 		return kerr.GroupAuthorizationFailed.Code
+	case security.TransactionalID:
+		return kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	return kerr.ClusterAuthorizationFailed.Code
 }

@@ -47,6 +47,19 @@ func seeds() [][]byte {
 				}
 				r.Resources = append(r.Resources, res)
 				r.ValidateOnly = true
+			case *kmsg.CreateACLsRequest:
+				c := kmsg.NewCreateACLsRequestCreation()
+				c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "orders", kmsg.ACLResourcePatternTypePrefixed
+				c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+				r.Creations = append(r.Creations, c)
+			case *kmsg.DeleteACLsRequest:
+				f := kmsg.NewDeleteACLsRequestFilter()
+				f.ResourceType, f.ResourceName, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.StringPtr("orders"), kmsg.ACLResourcePatternTypeMatch
+				f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+				r.Filters = append(r.Filters, f)
+			case *kmsg.DescribeACLsRequest:
+				r.ResourceType, r.ResourceName, r.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.StringPtr("orders"), kmsg.ACLResourcePatternTypeMatch
+				r.Principal, r.Operation, r.PermissionType = kmsg.StringPtr("User:alice"), kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 			case *kmsg.AlterConfigsRequest:
 				res := kmsg.NewAlterConfigsRequestResource()
 				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"

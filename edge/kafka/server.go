@@ -180,7 +180,13 @@ type conn struct {
 	authenticated atomic.Bool
 	session       security.Session
 	principal     security.Principal
-	closeAfter    string
+	// certChecked is set once the client certificate was looked at
+	// (security.certificate_user).
+	certChecked bool
+	// filter removes records a jurisdiction-limited principal may not
+	// receive from its fetches.
+	filter     node.MaskFilter
+	closeAfter string
 }
 
 // job is one decoded request, or a reason to close after the responses
@@ -310,6 +316,11 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 		c.nc.Close()
 		return out, true
 	}
+	if !c.certChecked {
+		// The TLS handshake is done once a request was read.
+		c.certChecked = true
+		c.certificateAuth()
+	}
 	if c.authRequired() && !beforeAuth(j.hdr.key) {
 		if resp := c.unauthenticated(j.hdr); resp != nil {
 			out = appendResponse(out[:0], j.hdr, resp)
@@ -404,6 +415,12 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.incrementalAlterConfigs(req)
 	case *kmsg.CreatePartitionsRequest:
 		return c.createPartitions(req)
+	case *kmsg.DescribeACLsRequest:
+		return c.describeACLs(req)
+	case *kmsg.CreateACLsRequest:
+		return c.createACLs(req)
+	case *kmsg.DeleteACLsRequest:
+		return c.deleteACLs(req)
 	case *kmsg.DescribeClusterRequest:
 		return c.describeCluster(req)
 	case *kmsg.SASLHandshakeRequest:

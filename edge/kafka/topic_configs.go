@@ -14,6 +14,7 @@ import (
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // Topic configs: the Kafka names under which CreateTopics sets a pipeline's
@@ -374,6 +375,10 @@ func (c *conn) alterResources(n int, resource func(i int) (kmsg.ConfigResourceTy
 			continue
 		}
 		count[k] = 0
+		if code := c.authorize(security.AlterConfigs, configResource(typ, name)); code != 0 {
+			answer(typ, name, code, "not authorized to alter its configs")
+			continue
+		}
 		switch {
 		case times > 1:
 			answer(typ, name, kerr.InvalidRequest.Code, fmt.Sprintf("resource %v %q is named %d times in the request; name it once", typ, name, times))

@@ -132,6 +132,13 @@ type conn struct {
 	session       security.Session
 	principal     security.Principal
 	authenticated bool
+	// byCertificate is set while the principal is the client
+	// certificate's (security.certificate_user).
+	byCertificate bool
+	// filter removes from FETCH answers the records a
+	// jurisdiction-limited principal may not receive (the reading
+	// goroutine's; each subscription has its own).
+	filter node.MaskFilter
 }
 
 // authRequired reports whether the connection must still authenticate.
@@ -322,6 +329,7 @@ func (c *conn) handshake() bool {
 		// The verified client certificate's subject, on every later line.
 		c.log = c.log.With("client_cert", id.String())
 		c.log.Debug("TLS client certificate verified", "client_id", h.ClientID)
+		c.certificateAuth(id)
 	}
 	v, err := wire.NegotiateVersion(h)
 	if err != nil {
@@ -331,6 +339,38 @@ func (c *conn) handshake() bool {
 	ok := wire.NewHelloOK(v, c.s.opts.Limits, c.s.opts.ServerID)
 	ok.AuthRequired = c.authRequired()
 	return c.write(func(b []byte) []byte { return wire.AppendHelloOK(b, f.Corr, ok) }) == nil
+}
+
+// certificateAuth authenticates the connection as the user its verified
+// client certificate maps to (security.certificate_user), if any. An
+// AUTHENTICATE exchange may still replace that principal.
+func (c *conn) certificateAuth(id tlsconf.Identity) {
+	auth := c.s.opts.Auth
+	p, ok, err := auth.Certificate(id, true)
+	if err != nil {
+		auth.Record(c.edge, c.nc.RemoteAddr().String(), security.Certificate, "", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	c.byCertificate = true
+	c.authenticatedAs(p)
+}
+
+// authenticatedAs makes p the connection's principal.
+func (c *conn) authenticatedAs(p security.Principal) {
+	c.principal = p
+	c.authenticated = true
+	c.session = nil
+	c.ctx = security.NewContext(c.ctx, p)
+	c.log = c.log.With("principal", p.User)
+	c.s.opts.Auth.Record(c.edge, c.nc.RemoteAddr().String(), p.Mechanism, p.User, nil)
+	c.rd.SetMaxFrame(c.s.opts.Limits.MaxFrameBytes)
+	c.nc.SetReadDeadline(time.Time{})
+	if c.stopping.Load() {
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 // authenticate handles one AUTHENTICATE frame; it returns false when the
@@ -348,7 +388,7 @@ func (c *conn) authenticate(f wire.Frame) bool {
 		})
 		return true
 	}
-	if c.authenticated {
+	if c.authenticated && !c.byCertificate {
 		c.write(func(b []byte) []byte {
 			return wire.AppendError(b, f.Corr, result.InvalidRequest, "this connection is authenticated already, as "+c.principal.User)
 		})
@@ -372,18 +412,9 @@ func (c *conn) authenticate(f wire.Frame) bool {
 	}
 	res := wire.AuthenticateResult{Done: done, Data: out}
 	if done {
-		c.principal = c.session.Principal()
-		c.authenticated = true
-		c.session = nil
-		c.ctx = security.NewContext(c.ctx, c.principal)
-		c.log = c.log.With("principal", c.principal.User)
+		c.byCertificate = false
+		c.authenticatedAs(c.session.Principal())
 		res.Principal = c.principal.User
-		auth.Record(c.edge, remote, c.principal.Mechanism, c.principal.User, nil)
-		c.rd.SetMaxFrame(c.s.opts.Limits.MaxFrameBytes)
-		c.nc.SetReadDeadline(time.Time{})
-		if c.stopping.Load() {
-			c.nc.SetReadDeadline(time.Now())
-		}
 	}
 	return c.write(func(b []byte) []byte { return wire.AppendAuthenticateResult(b, f.Corr, res) }) == nil
 }
@@ -415,6 +446,15 @@ func (c *conn) authorize(corr uint32, a security.Action, r security.Resource) bo
 	c.log.Info("request denied", "action", a.String(), "resource", r.String(), "err", err)
 	c.write(func(b []byte) []byte { return wire.AppendError(b, corr, result.Unauthorized, err.Error()) })
 	return false
+}
+
+// readLimit is the principal's read limit on a pipeline (none with
+// security off).
+func (c *conn) readLimit(pipeline string) security.ReadLimit {
+	if !c.s.opts.Auth.Enabled() {
+		return security.ReadLimit{}
+	}
+	return security.ReadLimitOf(c.s.opts.Authorizer, c.principal, pipeline)
 }
 
 // dispatch handles one frame; it returns false when the connection must
@@ -650,6 +690,13 @@ func (c *conn) fetch(corr uint32, m wire.Fetch) {
 	ctx, cancel := context.WithTimeout(c.ctx, 0)
 	defer cancel()
 	buf, _, hw, code := c.s.node.Fetch(ctx, m.Pipeline, m.Partition, m.Offset, maxBytes, nil)
+	if lim := c.readLimit(m.Pipeline); code == result.OK && lim.Limited() {
+		var err error
+		if buf, err = c.filter.Filter(nil, buf, lim.Allows); err != nil {
+			c.log.Error("filtering a fetch by jurisdiction failed", "err", err)
+			code, buf = result.StorageError, nil
+		}
+	}
 	if code == result.OK && len(buf) > maxBytes+batch.MaxSize {
 		code = result.Code(result.BatchTooLarge)
 		buf = nil

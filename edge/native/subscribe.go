@@ -9,6 +9,7 @@ import (
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 )
 
 // subscription pushes DATA frames for one partition, paced by credit.
@@ -18,6 +19,11 @@ type subscription struct {
 	m      wire.Subscribe
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// filter and fbuf remove the records a jurisdiction-limited
+	// principal may not receive.
+	filter node.MaskFilter
+	fbuf   []byte
 
 	mu     sync.Mutex
 	acct   wire.CreditAccount
@@ -90,6 +96,38 @@ func (c *conn) subscribe(corr uint32, m wire.Subscribe) {
 	}()
 }
 
+// visible checks, with security on, that the principal may still read
+// the pipeline (an ACL removed ends the subscription with ERROR
+// UNAUTHORIZED), and removes from buf the records its read limit does
+// not allow (node.MaskFilter: offsets kept). It reports false when the
+// subscription ended.
+func (s *subscription) visible(buf []byte) ([]byte, bool) {
+	c := s.c
+	if !c.s.opts.Auth.Enabled() {
+		return buf, true
+	}
+	if err := c.s.opts.Authorizer.Authorize(c.principal, security.Read, security.PipelineResource(s.m.Pipeline)); err != nil {
+		c.log.Info("subscription ended: read no longer allowed", "pipeline", s.m.Pipeline, "err", err)
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, s.corr, result.Unauthorized, "subscription ended: "+err.Error())
+		})
+		return nil, false
+	}
+	lim := c.readLimit(s.m.Pipeline)
+	if !lim.Limited() {
+		return buf, true
+	}
+	var err error
+	if s.fbuf, err = s.filter.Filter(s.fbuf[:0], buf, lim.Allows); err != nil {
+		c.log.Error("filtering a subscription by jurisdiction failed", "pipeline", s.m.Pipeline, "err", err)
+		c.write(func(b []byte) []byte {
+			return wire.AppendError(b, s.corr, result.StorageError, "subscription ended: "+err.Error())
+		})
+		return nil, false
+	}
+	return s.fbuf, true
+}
+
 // run pushes batches from offset until the subscription ends. It reports
 // whether it ended with an ERROR frame.
 func (s *subscription) run(offset int64) (failed bool) {
@@ -122,13 +160,17 @@ func (s *subscription) run(offset int64) (failed bool) {
 		if len(buf) == 0 {
 			continue
 		}
+		data, ok := s.visible(buf)
+		if !ok {
+			return true
+		}
 		// Keep only the batches the credit pays for (at least the first
 		// when the rule allows an oversized one).
 		n, next := 0, offset
 		limit := 0
 		s.mu.Lock()
-		for n < len(buf) {
-			size, _ := batch.Size(buf[n:])
+		for n < len(data) {
+			size, _ := batch.Size(data[n:])
 			if n == 0 {
 				limit = s.acct.Allowance(size)
 				if limit == 0 {
@@ -137,7 +179,7 @@ func (s *subscription) run(offset int64) (failed bool) {
 			} else if n+size > limit || n+size > maxFrame {
 				break
 			}
-			h, _ := batch.ParseHeader(buf[n:])
+			h, _ := batch.ParseHeader(data[n:])
 			next = h.NextOffset()
 			n += size
 			if int64(size) > s.acct.Credit() {
@@ -159,7 +201,7 @@ func (s *subscription) run(offset int64) (failed bool) {
 			}
 			continue
 		}
-		data := buf[:n]
+		data = data[:n]
 		if s.c.writeWith(func(b []byte) []byte {
 			return wire.AppendDataHeader(b, s.corr, s.m.Partition, hw, len(data))
 		}, data) != nil {
