@@ -25,7 +25,7 @@ type commitPoint struct {
 // Log is one partition's durable log: a directory of segments. It is safe
 // for concurrent use.
 //
-// Lock order: ckptMu, mu, segMu, hwMu, segment.idxMu; dirMu is taken
+// Lock order: compactMu, ckptMu, mu, segMu, hwMu, segment.idxMu; dirMu is taken
 // alone (it guards dirsPending only).
 //
 // A log that Open creates (its directory or its first segment is new) is
@@ -60,6 +60,10 @@ type Log struct {
 	// ckptMu serializes checkpoints, seals, truncation and index-file
 	// writes.
 	ckptMu sync.Mutex
+
+	// compactMu serializes compaction passes (compact.go); it comes before
+	// ckptMu.
+	compactMu sync.Mutex
 
 	// mu guards the append path.
 	mu          sync.Mutex
@@ -892,6 +896,9 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.quit)
 	l.wg.Wait()
+	// A compaction pass stops at its next batch (it watches quit).
+	l.compactMu.Lock()
+	l.compactMu.Unlock() //lint:ignore SA2001 waits for a pass to end
 	err := l.checkpoint(true)
 	if errors.Is(err, ErrFailed) {
 		err = nil // already reported; nothing more can be made durable
