@@ -251,6 +251,11 @@ func (l *Log) Compact(o CompactOptions) (CompactStats, error) {
 	return st, nil
 }
 
+// Roll seals the active segment now, if it holds any data, and returns
+// once the seal is complete: everything written so far then lies in
+// sealed segments, which compaction may rewrite.
+func (l *Log) Roll() error { return l.rollBelow(0) }
+
 // rollBelow seals the active segment if it holds offsets below end (any,
 // with end 0) and finishes the seal.
 func (l *Log) rollBelow(end int64) error {
