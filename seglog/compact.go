@@ -244,6 +244,9 @@ func (l *Log) Compact(o CompactOptions) (CompactStats, error) {
 	}
 	st.Records, st.Removed, st.DroppedBatches = c.records, c.removed, c.dropped
 	st.Duration = time.Since(t0)
+	l.polMu.Lock()
+	l.cleanEnd = max(l.cleanEnd, c.end)
+	l.polMu.Unlock()
 	if st.Written > 0 {
 		l.log.Info("compacted", "segments", st.Rewritten, "into", st.Written, "bytes_before", st.BytesBefore,
 			"bytes_after", st.BytesAfter, "records_removed", st.Removed, "end_offset", st.End, "duration", st.Duration)
@@ -255,6 +258,106 @@ func (l *Log) Compact(o CompactOptions) (CompactStats, error) {
 // once the seal is complete: everything written so far then lies in
 // sealed segments, which compaction may rewrite.
 func (l *Log) Roll() error { return l.rollBelow(0) }
+
+// SetCompaction replaces the log's background compaction policy; a pass
+// runs soon after if the log is dirty enough.
+func (l *Log) SetCompaction(p CompactPolicy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	l.polMu.Lock()
+	l.compaction = p
+	l.polMu.Unlock()
+	select {
+	case l.ckptCh <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Dirty returns the bytes of the sealed segments at or past the end point
+// of the last compaction pass, and of all sealed segments: their ratio is
+// what Kafka's min.cleanable.dirty.ratio compares. After a restart every
+// sealed byte counts as dirty until a pass runs.
+func (l *Log) Dirty() (dirty, sealed int64) {
+	l.polMu.Lock()
+	clean := l.cleanEnd
+	l.polMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	for _, s := range l.segs {
+		if s == l.active {
+			break
+		}
+		sealed += s.size
+		if s.next > clean {
+			dirty += s.size
+		}
+	}
+	return dirty, sealed
+}
+
+// LagPoint returns where compaction must stop for the records it removes
+// to be at least lag old: the base of the first segment whose newest
+// record is more recent (the active segment's base when none is). 0 lag:
+// the log's end.
+func (l *Log) LagPoint(lag time.Duration) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lag <= 0 {
+		return l.next
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	horizon := l.opts.Now().Add(-lag).UnixMilli()
+	for _, s := range l.segs {
+		if s == l.active || s.maxTS > horizon {
+			return s.base
+		}
+	}
+	return l.active.base
+}
+
+// Due reports whether a log with these sizes (Dirty) is due for a pass
+// under policy p.
+func (p CompactPolicy) Due(dirty, sealed int64) bool {
+	return p.Enabled && dirty > 0 && float64(dirty) >= p.DirtyRatio*float64(sealed)
+}
+
+// compactDue starts a background pass when the policy says the log is
+// dirty enough and none is running.
+func (l *Log) compactDue() {
+	l.polMu.Lock()
+	p := l.compaction
+	l.polMu.Unlock()
+	if !p.Enabled || !p.Due(l.Dirty()) || !l.compacting.CompareAndSwap(false, true) {
+		return
+	}
+	l.polMu.Lock()
+	clean := l.cleanEnd
+	l.polMu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		st, err := l.Compact(CompactOptions{
+			End:              l.LagPoint(p.MinLag),
+			TombstonesBefore: l.opts.Now().Add(-p.TombstoneAge).UnixMilli(),
+		})
+		if err != nil && !errors.Is(err, ErrClosed) {
+			l.log.Error("compaction failed", "err", err)
+		}
+		if l.opts.ObserveCompaction != nil && !errors.Is(err, ErrClosed) {
+			l.opts.ObserveCompaction(st, err)
+		}
+		l.compacting.Store(false)
+		if err == nil && st.End > clean {
+			// Segments sealed during the pass may make the log due again.
+			l.compactDue()
+		}
+	}()
+}
 
 // rollBelow seals the active segment if it holds offsets below end (any,
 // with end 0) and finishes the seal.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/vfs"
@@ -568,4 +569,44 @@ func BenchmarkCompact(b *testing.B) {
 	}
 	b.ReportMetric(float64(after)/float64(liveBytes), "disk/live")
 	b.ReportMetric(float64(before)/float64(liveBytes), "before/live")
+}
+
+// TestCompactBackground: a log with compaction enabled compacts its
+// sealed segments by itself as they fill, and reports each pass.
+func TestCompactBackground(t *testing.T) {
+	var mu sync.Mutex
+	var passes []CompactStats
+	l := openT(t, t.TempDir(), Options{SegmentBytes: 16 << 10, Durability: Durability{Mode: SyncNever},
+		Compaction: CompactPolicy{Enabled: true},
+		ObserveCompaction: func(st CompactStats, err error) {
+			if err != nil {
+				t.Errorf("background pass: %v", err)
+			}
+			mu.Lock()
+			passes = append(passes, st)
+			mu.Unlock()
+		}})
+	defer l.Close()
+	m := newModel()
+	for r := range 40 {
+		m.appendRound(t, l, r, 0, 100, 10, nil, 1)
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dirty, sealed := l.Dirty()
+		mu.Lock()
+		n := len(passes)
+		mu.Unlock()
+		if n > 0 && dirty < sealed/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background compaction within 10s: %d passes, %d of %d sealed bytes dirty", n, dirty, sealed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.check(t, l, 0, true)
 }

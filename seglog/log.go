@@ -64,6 +64,13 @@ type Log struct {
 	// compactMu serializes compaction passes (compact.go); it comes before
 	// ckptMu.
 	compactMu sync.Mutex
+	// compaction is the background compaction's policy (compactDue), and
+	// cleanEnd the end point of the last pass (offsets below were
+	// compacted; not kept across a restart). Guarded by polMu.
+	polMu      sync.Mutex
+	compaction CompactPolicy
+	cleanEnd   int64
+	compacting atomic.Bool // a background pass is running
 
 	// mu guards the append path.
 	mu          sync.Mutex
@@ -145,6 +152,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		quit:   make(chan struct{}),
 	}
 	l.cond.L = &l.mu
+	l.compaction = opts.Compaction
 	l.retAge.Store(int64(opts.RetentionAge))
 	l.retBytes.Store(opts.RetentionBytes)
 	err := l.recover()
@@ -813,6 +821,9 @@ func (l *Log) background() {
 					l.log.Error("retention failed", "err", err)
 				}
 			}
+			if err == nil {
+				l.compactDue()
+			}
 		case <-l.ckptCh:
 			l.mu.Lock()
 			due := l.sinceCkpt >= l.opts.CheckpointBytes
@@ -825,6 +836,7 @@ func (l *Log) background() {
 			if _, err := l.EnforceRetention(); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Error("retention failed", "err", err)
 			}
+			l.compactDue()
 		}
 	}
 }
