@@ -469,9 +469,9 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			RetentionBytes:    size,
 			Compaction:        spec.CompactPolicy(),
 			ObserveCompaction: n.Metrics.compacted(spec.Name),
-			Logger:         n.log,
-			Files:          n.files,
-			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+			Logger:            n.log,
+			Files:             n.files,
+			ObserveSync:       func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
 		}}
 		var l Buffer
 		var err error
