@@ -21,6 +21,10 @@ const (
 	// first offset readers see (8 bytes, big-endian). Every replica moves
 	// its start when it applies the record (package replica).
 	ControlTrim int16 = 0x5302
+	// ControlCompact has every replica of a replicated log compact it
+	// below an end point: its value is the end offset and the tombstone
+	// horizon (Unix ms), 8 bytes each, big-endian (package replica).
+	ControlCompact int16 = 0x5303
 )
 
 // Control returns a new control batch of one record whose key is

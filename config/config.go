@@ -240,6 +240,21 @@ type Pipeline struct {
 	// may send to the pipeline (Kafka's max.message.bytes); 0 means
 	// router.max_event_bytes.
 	MaxMessageBytes Size `yaml:"max_message_bytes"`
+	// CleanupPolicy is Kafka's cleanup.policy: delete (the default; old
+	// segments go by retention), compact (each buffer keeps the latest
+	// event of each key; events need a key; retention deletes nothing) or
+	// "compact,delete" (both). docs/storage.md, "Compaction".
+	CleanupPolicy string `yaml:"cleanup_policy"`
+	// DeleteRetention is how long a tombstone (an event with a key and no
+	// value) that is the latest of its key stays in a compacted pipeline;
+	// 0 means 24h (Kafka's delete.retention.ms).
+	DeleteRetention Duration `yaml:"delete_retention"`
+	// MinCompactionLag keeps events from compaction until they are this
+	// old (min.compaction.lag.ms).
+	MinCompactionLag Duration `yaml:"min_compaction_lag"`
+	// MinCleanableDirtyRatio: a buffer is compacted once this share of
+	// its sealed bytes was not compacted yet; 0 means 0.5.
+	MinCleanableDirtyRatio float64 `yaml:"min_cleanable_dirty_ratio"`
 
 	defaultMask jurisdiction.Mask // set by Validate
 }

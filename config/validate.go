@@ -463,6 +463,20 @@ func (v *checker) pipelines(reg *jurisdiction.Registry) {
 		if p.RetentionBytes < 0 {
 			v.fail(key+".retention_bytes", p.RetentionBytes.String(), "is negative; use a size such as 10GiB, or 0 for no limit")
 		}
+		switch strings.ReplaceAll(p.CleanupPolicy, " ", "") {
+		case "", "delete", "compact", "compact,delete", "delete,compact":
+		default:
+			v.fail(key+".cleanup_policy", p.CleanupPolicy, "is not a cleanup policy; use delete, compact or compact,delete")
+		}
+		if p.DeleteRetention < 0 {
+			v.fail(key+".delete_retention", p.DeleteRetention.String(), "is negative; use a duration such as 24h (0 is 24h)")
+		}
+		if p.MinCompactionLag < 0 {
+			v.fail(key+".min_compaction_lag", p.MinCompactionLag.String(), "is negative; use a duration such as 1h, or 0")
+		}
+		if p.MinCleanableDirtyRatio < 0 || p.MinCleanableDirtyRatio > 1 {
+			v.fail(key+".min_cleanable_dirty_ratio", strconv.FormatFloat(p.MinCleanableDirtyRatio, 'g', -1, 64), "is out of range; use a number above 0, at most 1 (0 is 0.5)")
+		}
 		if !p.DefaultPriority.Valid() {
 			v.fail(key+".default_priority", p.DefaultPriority.String(), "is not a priority class; use low, medium or critical")
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/event"
+	"github.com/sensehq/sense/seglog"
 )
 
 // Run-time settings. Five fields of a pipeline's spec may change while it
@@ -33,11 +34,23 @@ type PipelineChange struct {
 	DefaultPriority     *string        `json:"default_priority,omitempty"`
 	// MaxMessageBytes: 0 is the node's event limit.
 	MaxMessageBytes *int64 `json:"max_message_bytes,omitempty"`
+	// The compaction settings (PipelineSpec's); an empty CleanupPolicy is
+	// delete, a zero DeleteRetention or MinCleanableDirtyRatio the default.
+	CleanupPolicy          *string        `json:"cleanup_policy,omitempty"`
+	DeleteRetention        *time.Duration `json:"delete_retention,omitempty"`
+	MinCompactionLag       *time.Duration `json:"min_compaction_lag,omitempty"`
+	MinCleanableDirtyRatio *float64       `json:"min_cleanable_dirty_ratio,omitempty"`
+}
+
+// compactionChanged reports whether c changes a compaction setting.
+func (c PipelineChange) compactionChanged() bool {
+	return c.CleanupPolicy != nil || c.DeleteRetention != nil || c.MinCompactionLag != nil || c.MinCleanableDirtyRatio != nil
 }
 
 // Empty reports whether c changes nothing.
 func (c PipelineChange) Empty() bool {
-	return c.Retention == nil && c.RetentionBytes == nil && c.DefaultJurisdiction == nil && c.DefaultPriority == nil && c.MaxMessageBytes == nil
+	return c.Retention == nil && c.RetentionBytes == nil && c.DefaultJurisdiction == nil && c.DefaultPriority == nil && c.MaxMessageBytes == nil &&
+		!c.compactionChanged()
 }
 
 // Then returns the change c then next make: next's settings where it has
@@ -57,6 +70,18 @@ func (c PipelineChange) Then(next PipelineChange) PipelineChange {
 	}
 	if next.MaxMessageBytes != nil {
 		c.MaxMessageBytes = next.MaxMessageBytes
+	}
+	if next.CleanupPolicy != nil {
+		c.CleanupPolicy = next.CleanupPolicy
+	}
+	if next.DeleteRetention != nil {
+		c.DeleteRetention = next.DeleteRetention
+	}
+	if next.MinCompactionLag != nil {
+		c.MinCompactionLag = next.MinCompactionLag
+	}
+	if next.MinCleanableDirtyRatio != nil {
+		c.MinCleanableDirtyRatio = next.MinCleanableDirtyRatio
 	}
 	return c
 }
@@ -78,6 +103,18 @@ func (c PipelineChange) String() string {
 	}
 	if c.MaxMessageBytes != nil {
 		parts = append(parts, fmt.Sprintf("max_message_bytes=%d", *c.MaxMessageBytes))
+	}
+	if c.CleanupPolicy != nil {
+		parts = append(parts, "cleanup_policy="+orDelete(*c.CleanupPolicy))
+	}
+	if c.DeleteRetention != nil {
+		parts = append(parts, "delete_retention="+c.DeleteRetention.String())
+	}
+	if c.MinCompactionLag != nil {
+		parts = append(parts, "min_compaction_lag="+c.MinCompactionLag.String())
+	}
+	if c.MinCleanableDirtyRatio != nil {
+		parts = append(parts, fmt.Sprintf("min_cleanable_dirty_ratio=%g", *c.MinCleanableDirtyRatio))
 	}
 	return strings.Join(parts, " ")
 }
@@ -101,6 +138,19 @@ func (n *Node) checkChange(name string, c PipelineChange) (PipelineChange, error
 	}
 	if c.MaxMessageBytes != nil {
 		if err := CheckMaxMessageBytes(*c.MaxMessageBytes); err != nil {
+			return c, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, name, err)
+		}
+	}
+	if c.compactionChanged() {
+		var s PipelineSpec
+		if c.CleanupPolicy != nil {
+			v, err := ParseCleanupPolicy(*c.CleanupPolicy)
+			if err != nil {
+				return c, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, name, err)
+			}
+			c.CleanupPolicy = &v
+		}
+		if err := checkCompaction(c.apply(s)); err != nil {
 			return c, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, name, err)
 		}
 	}
@@ -146,7 +196,92 @@ func (c PipelineChange) apply(spec PipelineSpec) PipelineSpec {
 	if c.MaxMessageBytes != nil {
 		spec.MaxMessageBytes = *c.MaxMessageBytes
 	}
+	if c.CleanupPolicy != nil {
+		spec.CleanupPolicy = *c.CleanupPolicy
+	}
+	if c.DeleteRetention != nil {
+		spec.DeleteRetention = *c.DeleteRetention
+	}
+	if c.MinCompactionLag != nil {
+		spec.MinCompactionLag = *c.MinCompactionLag
+	}
+	if c.MinCleanableDirtyRatio != nil {
+		spec.MinCleanableDirtyRatio = *c.MinCleanableDirtyRatio
+	}
 	return spec
+}
+
+// Cleanup policies (PipelineSpec.CleanupPolicy), as Kafka spells them.
+const (
+	CleanupDelete        = "delete"
+	CleanupCompact       = "compact"
+	CleanupCompactDelete = "compact,delete"
+)
+
+// ParseCleanupPolicy returns a cleanup policy in the spelling the catalog
+// keeps: "" for delete (the default), "compact" or "compact,delete" (in
+// either order, as Kafka takes the list).
+func ParseCleanupPolicy(v string) (string, error) {
+	switch strings.ReplaceAll(strings.TrimSpace(v), " ", "") {
+	case "", CleanupDelete:
+		return "", nil
+	case CleanupCompact:
+		return CleanupCompact, nil
+	case CleanupCompactDelete, "delete,compact":
+		return CleanupCompactDelete, nil
+	}
+	return "", fmt.Errorf("cleanup policy %q is not one of delete, compact, compact,delete", v)
+}
+
+func orDelete(v string) string {
+	if v == "" {
+		return CleanupDelete
+	}
+	return v
+}
+
+// checkCompaction checks the compaction settings of spec.
+func checkCompaction(spec PipelineSpec) error {
+	if _, err := ParseCleanupPolicy(spec.CleanupPolicy); err != nil {
+		return err
+	}
+	switch {
+	case spec.DeleteRetention < 0:
+		return fmt.Errorf("delete retention %v is negative; give a duration such as 24h (0 is the default, 24h)", spec.DeleteRetention)
+	case spec.MinCompactionLag < 0:
+		return fmt.Errorf("min compaction lag %v is negative; give a duration such as 1h, or 0", spec.MinCompactionLag)
+	case spec.MinCleanableDirtyRatio < 0 || spec.MinCleanableDirtyRatio > 1:
+		return fmt.Errorf("min cleanable dirty ratio %g is outside [0, 1]; 0 is the default, 0.5", spec.MinCleanableDirtyRatio)
+	}
+	return nil
+}
+
+// Compacted reports whether the pipeline's buffers are compacted.
+func (p PipelineSpec) Compacted() bool { return strings.HasPrefix(p.CleanupPolicy, CleanupCompact) }
+
+// BufferRetention is the retention the pipeline's buffers enforce: none
+// under cleanup policy compact alone (Kafka deletes nothing by age or
+// size then), its retention limits otherwise.
+func (p PipelineSpec) BufferRetention() (age time.Duration, bytes int64) {
+	if p.CleanupPolicy == CleanupCompact {
+		return 0, 0
+	}
+	return p.Retention, p.RetentionBytes
+}
+
+// CompactPolicy is the compaction policy of the pipeline's buffers.
+func (p PipelineSpec) CompactPolicy() seglog.CompactPolicy {
+	cp := seglog.CompactPolicy{Enabled: p.Compacted(), TombstoneAge: p.DeleteRetention,
+		MinLag: p.MinCompactionLag, DirtyRatio: p.MinCleanableDirtyRatio}
+	_ = cp.Validate() // fills the defaults; the values were checked
+	return cp
+}
+
+// CompactionSetter is implemented by a Buffer whose compaction policy can
+// change while it is open (a single node's seglog.Log, a replicated
+// buffer).
+type CompactionSetter interface {
+	SetCompaction(p seglog.CompactPolicy) error
 }
 
 // MaxMessageBytesLimit bounds a pipeline's MaxMessageBytes: a batch is
@@ -255,7 +390,9 @@ func (n *Node) applyAlter(name string, c PipelineChange) (PipelineSpec, error) {
 	// pipeline of run time from now on.
 	spec.Declared = false
 	if spec.Retention == cur.Retention && spec.RetentionBytes == cur.RetentionBytes && spec.DefaultJurisdiction == cur.DefaultJurisdiction &&
-		spec.DefaultPriority == cur.DefaultPriority && spec.MaxMessageBytes == cur.MaxMessageBytes && spec.Declared == cur.Declared {
+		spec.DefaultPriority == cur.DefaultPriority && spec.MaxMessageBytes == cur.MaxMessageBytes && spec.Declared == cur.Declared &&
+		spec.CleanupPolicy == cur.CleanupPolicy && spec.DeleteRetention == cur.DeleteRetention &&
+		spec.MinCompactionLag == cur.MinCompactionLag && spec.MinCleanableDirtyRatio == cur.MinCleanableDirtyRatio {
 		return spec, nil // as it is already (a cluster node replaying its metadata log at start)
 	}
 	if err := n.cat.update(spec); err != nil {
@@ -268,14 +405,26 @@ func (n *Node) applyAlter(name string, c PipelineChange) (PipelineSpec, error) {
 	if err := n.putLocked(spec, refused); err != nil {
 		return PipelineSpec{}, fmt.Errorf("node: pipeline %q: the catalog holds its new settings, but the routing table could not be rebuilt: %w", name, err)
 	}
-	if c.Retention != nil || c.RetentionBytes != nil {
+	if c.Retention != nil || c.RetentionBytes != nil || c.CleanupPolicy != nil {
+		age, size := spec.BufferRetention()
 		for i, sl := range spec.Layout() {
 			b, ok := n.bufs[n.bufferDir(name, sl.Hub, int32(i))].(RetentionSetter)
 			if !ok {
 				continue
 			}
-			if err := b.SetRetention(spec.Retention, spec.RetentionBytes); err != nil {
+			if err := b.SetRetention(age, size); err != nil {
 				n.log.Error("a buffer keeps its old retention", "pipeline", name, "partition", i, "err", err)
+			}
+		}
+	}
+	if c.compactionChanged() {
+		for i, sl := range spec.Layout() {
+			b, ok := n.bufs[n.bufferDir(name, sl.Hub, int32(i))].(CompactionSetter)
+			if !ok {
+				continue
+			}
+			if err := b.SetCompaction(spec.CompactPolicy()); err != nil {
+				n.log.Error("a buffer keeps its old compaction policy", "pipeline", name, "partition", i, "err", err)
 			}
 		}
 	}

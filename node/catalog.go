@@ -42,8 +42,23 @@ type PipelineSpec struct {
 	// MaxMessageBytes is the largest record batch a Kafka producer may
 	// append (Kafka's max.message.bytes); 0 is the node's event limit
 	// (router.max_event_bytes).
-	MaxMessageBytes int64     `json:"max_message_bytes,omitempty"`
-	Created         time.Time `json:"created"`
+	MaxMessageBytes int64 `json:"max_message_bytes,omitempty"`
+	// CleanupPolicy is Kafka's cleanup.policy: "" or "delete" (sealed
+	// segments go by retention), "compact" (each buffer keeps the latest
+	// record of each key, and retention deletes nothing), "compact,delete"
+	// (both). See docs/storage.md, "Compaction".
+	CleanupPolicy string `json:"cleanup_policy,omitempty"`
+	// DeleteRetention is how long a tombstone that is the latest record
+	// of its key stays (delete.retention.ms); 0 is 24 hours.
+	DeleteRetention time.Duration `json:"delete_retention,omitempty"`
+	// MinCompactionLag keeps records from compaction until they are this
+	// old (min.compaction.lag.ms, at segment granularity).
+	MinCompactionLag time.Duration `json:"min_compaction_lag,omitempty"`
+	// MinCleanableDirtyRatio: a buffer is compacted once the share of its
+	// sealed bytes not compacted yet reaches it (min.cleanable.dirty.ratio);
+	// 0 is 0.5.
+	MinCleanableDirtyRatio float64   `json:"min_cleanable_dirty_ratio,omitempty"`
+	Created                time.Time `json:"created"`
 	// Declared is true when the pipeline comes from the config file.
 	Declared bool `json:"declared"`
 }

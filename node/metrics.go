@@ -19,6 +19,12 @@ type Metrics struct {
 	appendLatency  prometheus.Histogram
 	fsyncLatency   prometheus.Histogram
 	queueBytes     prometheus.GaugeFunc
+
+	compactRuns     *prometheus.CounterVec
+	compactBefore   *prometheus.CounterVec
+	compactAfter    *prometheus.CounterVec
+	compactRemoved  *prometheus.CounterVec
+	compactDuration *prometheus.HistogramVec
 }
 
 func newMetrics() *Metrics {
@@ -45,7 +51,24 @@ func newMetrics() *Metrics {
 	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sense_fsync_latency_seconds", Help: "Duration of one group-commit fdatasync of a buffer's segment.", Buckets: buckets,
 	})
-	m.Registry.MustRegister(m.eventsIn, m.bytesIn, m.shedTotal, m.droppedTotal, m.produceLatency, m.appendLatency, m.fsyncLatency)
+	m.compactRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sense_compaction_runs_total", Help: "Compaction passes over a buffer's sealed segments, by pipeline and result (ok, error).",
+	}, []string{"pipeline", "result"})
+	m.compactBefore = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sense_compaction_bytes_before_total", Help: "Bytes of the segments compaction replaced, by pipeline.",
+	}, []string{"pipeline"})
+	m.compactAfter = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sense_compaction_bytes_after_total", Help: "Bytes of the segments that replaced them, by pipeline.",
+	}, []string{"pipeline"})
+	m.compactRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sense_compaction_records_removed_total", Help: "Records compaction removed (superseded, or tombstones past delete.retention.ms), by pipeline.",
+	}, []string{"pipeline"})
+	m.compactDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sense_compaction_duration_seconds", Help: "Duration of one compaction pass over a buffer, by pipeline.",
+		Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10), // 1 ms .. 4.4 min
+	}, []string{"pipeline"})
+	m.Registry.MustRegister(m.eventsIn, m.bytesIn, m.shedTotal, m.droppedTotal, m.produceLatency, m.appendLatency, m.fsyncLatency,
+		m.compactRuns, m.compactBefore, m.compactAfter, m.compactRemoved, m.compactDuration)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,6 +76,25 @@ func newMetrics() *Metrics {
 func (m *Metrics) stored(pipeline, hub string, p event.Priority, events, bytes int) {
 	m.eventsIn.WithLabelValues(pipeline, hub, p.String()).Add(float64(events))
 	m.bytesIn.WithLabelValues(pipeline, hub, p.String()).Add(float64(bytes))
+}
+
+// compacted returns the seglog.Options.ObserveCompaction of a buffer of
+// pipeline.
+func (m *Metrics) compacted(pipeline string) func(seglog.CompactStats, error) {
+	return func(st seglog.CompactStats, err error) { m.Compacted(pipeline, st, err) }
+}
+
+// Compacted counts one compaction pass over a buffer of pipeline.
+func (m *Metrics) Compacted(pipeline string, st seglog.CompactStats, err error) {
+	res := "ok"
+	if err != nil {
+		res = "error"
+	}
+	m.compactRuns.WithLabelValues(pipeline, res).Inc()
+	m.compactBefore.WithLabelValues(pipeline).Add(float64(st.BytesBefore))
+	m.compactAfter.WithLabelValues(pipeline).Add(float64(st.BytesAfter))
+	m.compactRemoved.WithLabelValues(pipeline).Add(float64(st.Removed))
+	m.compactDuration.WithLabelValues(pipeline).Observe(st.Duration.Seconds())
 }
 
 func (m *Metrics) shed(pipeline string, p event.Priority) {

@@ -460,15 +460,18 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 		if n.bufs[dir] != nil {
 			continue
 		}
+		age, size := spec.BufferRetention()
 		bs := BufferSpec{Pipeline: spec.Name, Hub: sl.Hub, Partition: int32(i), Dir: dir, Log: seglog.Options{
-			FS:             n.opts.FS,
-			Durability:     n.opts.Durability,
-			SegmentBytes:   n.opts.SegmentBytes,
-			RetentionAge:   spec.Retention,
-			RetentionBytes: spec.RetentionBytes,
-			Logger:         n.log,
-			Files:          n.files,
-			ObserveSync:    func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+			FS:                n.opts.FS,
+			Durability:        n.opts.Durability,
+			SegmentBytes:      n.opts.SegmentBytes,
+			RetentionAge:      age,
+			RetentionBytes:    size,
+			Compaction:        spec.CompactPolicy(),
+			ObserveCompaction: n.Metrics.compacted(spec.Name),
+			Logger:            n.log,
+			Files:             n.files,
+			ObserveSync:       func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
 		}}
 		var l Buffer
 		var err error
@@ -648,6 +651,14 @@ func (n *Node) prepare(spec PipelineSpec) (PipelineSpec, error) {
 		return spec, fmt.Errorf("%w: pipeline %q: partitions %d outside [1, %d]", ErrInvalidSpec, spec.Name, spec.Partitions, MaxPartitions)
 	}
 	if err := CheckMaxMessageBytes(spec.MaxMessageBytes); err != nil {
+		return spec, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, spec.Name, err)
+	}
+	cp, err := ParseCleanupPolicy(spec.CleanupPolicy)
+	if err == nil {
+		spec.CleanupPolicy = cp
+		err = checkCompaction(spec)
+	}
+	if err != nil {
 		return spec, fmt.Errorf("%w: pipeline %q: %w", ErrInvalidSpec, spec.Name, err)
 	}
 	if spec.DefaultPriority == "" {

@@ -158,6 +158,11 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			res[i].Code = result.EventTooLarge
 			continue
 		}
+		if e.Key == nil && p.spec.Compacted() {
+			// A compacted pipeline keeps the latest event of each key.
+			res[i].Code = result.CorruptBatch
+			continue
+		}
 	}
 	// Shedding: past the thresholds, low and then medium events are
 	// refused; the decision is taken once per class for the request.

@@ -79,6 +79,9 @@ func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf ro
 		if r.OffsetDelta != i {
 			return nil, result.CorruptBatch, fmt.Sprintf("record %d has offset delta %d; a producer's records are numbered 0 to count-1", i, r.OffsetDelta)
 		}
+		if r.Key == nil && p.spec.Compacted() {
+			return nil, result.CorruptBatch, fmt.Sprintf("record at offset delta %d has no key; topic %s is compacted (cleanup.policy %s), which keeps the latest record of each key: give every record a key", r.OffsetDelta, p.spec.Name, p.spec.CleanupPolicy)
+		}
 		if size := int64(r.Size()); maxRecord > 0 && size > maxRecord {
 			return nil, result.EventTooLarge, fmt.Sprintf("record at offset delta %d holds %d bytes of key, value and headers, more than pipeline %s's max.message.bytes, %d; send smaller records, or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
 				r.OffsetDelta, size, p.spec.Name, maxRecord, p.spec.Name)

@@ -40,13 +40,26 @@ type Group struct {
 	// retAge, retBytes: the retention limits (retention.go); retNext:
 	// when the leader checks them next (Unix nanoseconds).
 	retAge, retBytes, retNext atomic.Int64
-	dropTo                    int64    // segments below this offset are still to drop (trim.go); owned by run
-	learners                  []uint64 // replicas that follow without voting
-	fs                        vfs.FS
-	log                       *seglog.Log
-	st                        *storage
-	lg                        *slog.Logger
-	rn                        *raft.RawNode // owned by run
+	// Compaction (compact.go): the policy, the next time the leader
+	// checks it, the end of the last pass it proposed; the pass wanted and
+	// whether one runs; how many ran.
+	compMu            sync.Mutex
+	compPolicy        seglog.CompactPolicy
+	compNext          atomic.Int64
+	compProposed      int64
+	compWant          compactPoint
+	compRunning       bool
+	compWG            sync.WaitGroup
+	compactions       atomic.Uint64
+	observeCompaction func(seglog.CompactStats, error)
+	reapply           *compactPoint // the last compaction record, run again at start
+	dropTo            int64         // segments below this offset are still to drop (trim.go); owned by run
+	learners          []uint64      // replicas that follow without voting
+	fs                vfs.FS
+	log               *seglog.Log
+	st                *storage
+	lg                *slog.Logger
+	rn                *raft.RawNode // owned by run
 
 	// chains keep each producer's forwarded batches in order (order.go).
 	chains chains
@@ -205,23 +218,24 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 		return nil, fmt.Errorf("replica: open group %s: %w", o.Key, err)
 	}
 	g := &Group{
-		h:        h,
-		key:      o.Key,
-		dir:      o.Dir,
-		id:       h.id,
-		replicas: replicas,
-		fs:       fs,
-		log:      l,
-		lg:       h.log.With("group", o.Key),
-		inbox:    make(chan *pb.Message, 1024),
-		props:    make(chan *proposal, 1024),
-		tickc:    make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		waiting:  map[uint64]*Ack{},
-		byIndex:  map[uint64]*Ack{},
-		inflight: map[int64]*inflight{},
-		propID:   propBase + rand.Uint64N(1<<60),
+		h:                 h,
+		observeCompaction: o.Log.ObserveCompaction,
+		key:               o.Key,
+		dir:               o.Dir,
+		id:                h.id,
+		replicas:          replicas,
+		fs:                fs,
+		log:               l,
+		lg:                h.log.With("group", o.Key),
+		inbox:             make(chan *pb.Message, 1024),
+		props:             make(chan *proposal, 1024),
+		tickc:             make(chan struct{}, 1),
+		quit:              make(chan struct{}),
+		done:              make(chan struct{}),
+		waiting:           map[uint64]*Ack{},
+		byIndex:           map[uint64]*Ack{},
+		inflight:          map[int64]*inflight{},
+		propID:            propBase + rand.Uint64N(1<<60),
 	}
 	g.learners = learners
 	if err := g.recover(st); err != nil {
@@ -287,8 +301,12 @@ func (g *Group) recover(st state) error {
 		return fmt.Errorf("the log starts at offset %d but its raft state expects %d", start, st.baseNext)
 	}
 	g.logStart.Store(st.start)
+	var controls []int64 // control batches, for lastCompaction
 	err := g.log.ScanHeaders(st.baseNext, func(h *batch.Header) error {
 		s.ents = append(s.ents, meta{term: uint64(max(h.LeaderEpoch, 0)), next: h.NextOffset()})
+		if h.Attributes&batch.AttrControl != 0 {
+			controls = append(controls, h.BaseOffset)
+		}
 		return nil
 	})
 	if err != nil {
@@ -303,6 +321,9 @@ func (g *Group) recover(st state) error {
 	g.saved.term, g.saved.vote = st.term, st.vote
 	g.hw = s.endOf(commit)
 	g.applied = commit
+	if p, ok := g.lastCompaction(controls, g.hw); ok {
+		g.reapply = &p
+	}
 	rn, err := g.newRawNode(commit)
 	if err != nil {
 		return err
@@ -311,7 +332,13 @@ func (g *Group) recover(st state) error {
 	return nil
 }
 
-func (g *Group) start() { go g.run() }
+func (g *Group) start() {
+	if p := g.reapply; p != nil {
+		g.reapply = nil
+		g.applyCompaction(*p)
+	}
+	go g.run()
+}
 
 func (g *Group) isReplica(id uint64) bool { _, ok := g.replicas[id]; return ok }
 
@@ -963,6 +990,9 @@ func (g *Group) apply(ents []*pb.Entry) {
 				g.lg.Error("moving the log's start failed", "start", off, "err", err)
 			}
 		}
+		if p, ok := compactOf(e); ok {
+			g.applyCompaction(p)
+		}
 		if a := g.byIndex[e.GetIndex()]; a != nil {
 			delete(g.byIndex, e.GetIndex())
 			a.resolve(a.base, nil)
@@ -1060,7 +1090,9 @@ func (g *Group) Close() error {
 		g.hwCh = nil
 	}
 	g.hwMu.Unlock()
-	return g.log.Close()
+	err := g.log.Close()
+	g.compWG.Wait() // a pass stops at its next batch once the log closes
+	return err
 }
 
 // Replicas returns the names of the nodes holding the group, sorted.

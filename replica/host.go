@@ -221,6 +221,7 @@ func (h *Host) ticker() {
 		now := time.Now()
 		for _, g := range gs {
 			g.enforceRetention(now)
+			g.enforceCompaction(now)
 		}
 		for _, g := range gs {
 			if g.quiet.Load() && h.leaderAlive(g) {
@@ -258,6 +259,10 @@ type GroupOptions struct {
 	// them.
 	RetentionAge   time.Duration
 	RetentionBytes int64
+	// Compaction is the buffer's compaction policy (compact.go): its
+	// leader has every replica compact; Group.SetCompaction changes it.
+	// Log.ObserveCompaction, if set, is told of each pass.
+	Compaction seglog.CompactPolicy
 }
 
 // Open opens (recovering, or creating) this node's replica of a group.
@@ -267,6 +272,9 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 	}
 	if o.Log.RetentionAge > 0 || o.Log.RetentionBytes > 0 {
 		return nil, fmt.Errorf("replica: group %s: the segment log's own retention must be off; give the buffer's as GroupOptions.RetentionAge and RetentionBytes", o.Key)
+	}
+	if o.Log.Compaction.Enabled {
+		return nil, fmt.Errorf("replica: group %s: the segment log's own compaction must be off; give the buffer's policy as GroupOptions.Compaction", o.Key)
 	}
 	if o.RetentionAge < 0 || o.RetentionBytes < 0 {
 		return nil, fmt.Errorf("replica: group %s: retention %v and %d bytes: neither may be negative", o.Key, o.RetentionAge, o.RetentionBytes)
@@ -307,6 +315,9 @@ func (h *Host) Open(o GroupOptions) (*Group, error) {
 	}
 	h.groups[o.Key] = g
 	_ = g.SetRetention(o.RetentionAge, o.RetentionBytes) // its limits were checked above
+	if err := g.SetCompaction(o.Compaction); err != nil {
+		g.lg.Error("compaction stays off", "err", err)
+	}
 	g.start()
 	return g, nil
 }

@@ -25,7 +25,7 @@ type commitPoint struct {
 // Log is one partition's durable log: a directory of segments. It is safe
 // for concurrent use.
 //
-// Lock order: ckptMu, mu, segMu, hwMu, segment.idxMu; dirMu is taken
+// Lock order: compactMu, ckptMu, mu, segMu, hwMu, segment.idxMu; dirMu is taken
 // alone (it guards dirsPending only).
 //
 // A log that Open creates (its directory or its first segment is new) is
@@ -60,6 +60,17 @@ type Log struct {
 	// ckptMu serializes checkpoints, seals, truncation and index-file
 	// writes.
 	ckptMu sync.Mutex
+
+	// compactMu serializes compaction passes (compact.go); it comes before
+	// ckptMu.
+	compactMu sync.Mutex
+	// compaction is the background compaction's policy (compactDue), and
+	// cleanEnd the end point of the last pass (offsets below were
+	// compacted; not kept across a restart). Guarded by polMu.
+	polMu      sync.Mutex
+	compaction CompactPolicy
+	cleanEnd   int64
+	compacting atomic.Bool // a background pass is running
 
 	// mu guards the append path.
 	mu          sync.Mutex
@@ -141,6 +152,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		quit:   make(chan struct{}),
 	}
 	l.cond.L = &l.mu
+	l.compaction = opts.Compaction
 	l.retAge.Store(int64(opts.RetentionAge))
 	l.retBytes.Store(opts.RetentionBytes)
 	err := l.recover()
@@ -809,6 +821,9 @@ func (l *Log) background() {
 					l.log.Error("retention failed", "err", err)
 				}
 			}
+			if err == nil {
+				l.compactDue()
+			}
 		case <-l.ckptCh:
 			l.mu.Lock()
 			due := l.sinceCkpt >= l.opts.CheckpointBytes
@@ -821,6 +836,7 @@ func (l *Log) background() {
 			if _, err := l.EnforceRetention(); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Error("retention failed", "err", err)
 			}
+			l.compactDue()
 		}
 	}
 }
@@ -892,6 +908,9 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.quit)
 	l.wg.Wait()
+	// A compaction pass stops at its next batch (it watches quit).
+	l.compactMu.Lock()
+	l.compactMu.Unlock() //lint:ignore SA2001 waits for a pass to end
 	err := l.checkpoint(true)
 	if errors.Is(err, ErrFailed) {
 		err = nil // already reported; nothing more can be made durable

@@ -117,6 +117,57 @@ type Options struct {
 	// ObserveSync, when set, is called with the duration of every
 	// fdatasync of a segment (for a latency metric). It must be quick.
 	ObserveSync func(time.Duration)
+	// Compaction, when enabled, has the log compact its sealed segments
+	// in the background (compact.go) whenever they are dirty enough;
+	// SetCompaction changes it. A replicated log leaves it off: its leader
+	// decides when every replica compacts (package replica).
+	Compaction CompactPolicy
+	// ObserveCompaction, when set, is called after each background
+	// compaction pass that ran (for metrics). It must be quick.
+	ObserveCompaction func(CompactStats, error)
+}
+
+// CompactPolicy is when and how a log is compacted (Kafka's
+// cleanup.policy compact and the settings that go with it).
+type CompactPolicy struct {
+	// Enabled turns compaction on.
+	Enabled bool
+	// TombstoneAge is how long a tombstone that is the latest record of
+	// its key stays, from its timestamp (Kafka's delete.retention.ms);
+	// default 24 hours.
+	TombstoneAge time.Duration
+	// MinLag keeps a record from compaction until its segment's newest
+	// record is this old (Kafka's min.compaction.lag.ms); default 0.
+	MinLag time.Duration
+	// DirtyRatio: a pass runs once the sealed bytes not compacted yet are
+	// at least this share of all sealed bytes (Kafka's
+	// min.cleanable.dirty.ratio); default 0.5, in (0, 1].
+	DirtyRatio float64
+}
+
+// DefaultTombstoneAge is CompactPolicy.TombstoneAge's default, Kafka's.
+const DefaultTombstoneAge = 24 * time.Hour
+
+// DefaultDirtyRatio is CompactPolicy.DirtyRatio's default, Kafka's.
+const DefaultDirtyRatio = 0.5
+
+// Validate fills defaults and rejects bad values.
+func (p *CompactPolicy) Validate() error {
+	if p.TombstoneAge == 0 {
+		p.TombstoneAge = DefaultTombstoneAge
+	}
+	if p.DirtyRatio == 0 {
+		p.DirtyRatio = DefaultDirtyRatio
+	}
+	switch {
+	case p.TombstoneAge < 0:
+		return fmt.Errorf("seglog: compaction TombstoneAge %v is negative", p.TombstoneAge)
+	case p.MinLag < 0:
+		return fmt.Errorf("seglog: compaction MinLag %v is negative", p.MinLag)
+	case !(p.DirtyRatio > 0 && p.DirtyRatio <= 1):
+		return fmt.Errorf("seglog: compaction DirtyRatio %v outside (0, 1]", p.DirtyRatio)
+	}
+	return nil
 }
 
 // Validate fills defaults and rejects bad values, naming the field.
@@ -162,6 +213,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RetentionBytes < 0 {
 		return fmt.Errorf("seglog: RetentionBytes %d is negative", o.RetentionBytes)
+	}
+	if err := o.Compaction.Validate(); err != nil {
+		return err
 	}
 	switch o.Durability.Mode {
 	case SyncAlways, SyncNever:

@@ -37,6 +37,14 @@ func (l *Log) recover() error {
 	if err != nil {
 		return fmt.Errorf("seglog: list %s: %w", l.dir, err)
 	}
+	// A compaction cut short: completed if it committed, else undone.
+	if changed, err := l.recoverCompaction(names); err != nil {
+		return err
+	} else if changed {
+		if names, err = l.fs.List(l.dir); err != nil {
+			return fmt.Errorf("seglog: list %s: %w", l.dir, err)
+		}
+	}
 	var bases []int64
 	for _, n := range names {
 		if b, ok := parseSegmentName(n); ok {

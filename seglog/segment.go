@@ -76,6 +76,11 @@ type segment struct {
 
 	firstAppend time.Time // for age-based rolling; zero until the first append
 
+	// compacting: a compaction pass reads the segment and may replace it;
+	// retention and trims leave it alone meanwhile. Guarded by the log's
+	// segMu.
+	compacting bool
+
 	refs      atomic.Int32 // open Slices
 	deleted   atomic.Bool  // removed from the log; close when refs reaches 0
 	closeOnce sync.Once

@@ -229,6 +229,9 @@ func (l *Log) dropFront(why string, drop func(s *segment, rest int64) bool) (int
 		if l.sealing != nil && s == l.sealing.old {
 			break // its seal still syncs it and writes its indexes
 		}
+		if s.compacting {
+			break // a compaction may replace it; the next pass of retention deletes it
+		}
 		if !drop(s, total-s.size) {
 			break
 		}

@@ -281,10 +281,12 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 	}
 	// The buffer's retention is its leader's to enforce for every replica
 	// (replica/retention.go), not each segment log's.
+	// So is its compaction (replica/compact.go).
 	lo := bs.Log
 	lo.RetentionAge, lo.RetentionBytes = 0, 0
+	lo.Compaction = seglog.CompactPolicy{}
 	g, err := c.host.Open(replica.GroupOptions{Key: key, Dir: bs.Dir, Replicas: replicas, Log: lo,
-		RetentionAge: bs.Log.RetentionAge, RetentionBytes: bs.Log.RetentionBytes})
+		RetentionAge: bs.Log.RetentionAge, RetentionBytes: bs.Log.RetentionBytes, Compaction: bs.Log.Compaction})
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +342,12 @@ func (groupBuffer) SetEpoch(int32) {} // the raft term is the epoch
 // limits for every replica.
 func (b groupBuffer) SetRetention(age time.Duration, size int64) error {
 	return b.Group.SetRetention(age, size)
+}
+
+// SetCompaction is node.CompactionSetter: the leader has every replica
+// compact under the new policy.
+func (b groupBuffer) SetCompaction(p seglog.CompactPolicy) error {
+	return b.Group.SetCompaction(p)
 }
 
 // Trim is node.Trimmer.

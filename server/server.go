@@ -83,6 +83,8 @@ func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 			Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention), RetentionBytes: int64(p.RetentionBytes),
 			DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction,
 			MaxMessageBytes: int64(p.MaxMessageBytes),
+			CleanupPolicy:   p.CleanupPolicy, DeleteRetention: time.Duration(p.DeleteRetention),
+			MinCompactionLag: time.Duration(p.MinCompactionLag), MinCleanableDirtyRatio: p.MinCleanableDirtyRatio,
 		})
 	}
 	return o
@@ -532,7 +534,8 @@ func (s *Server) reloadHubs(cfg *config.Config) error {
 	for _, p := range cfg.Pipelines {
 		if err := s.Node.CreatePipeline(node.PipelineSpec{Name: p.Name, Partitions: p.Partitions, Retention: time.Duration(p.Retention),
 			RetentionBytes: int64(p.RetentionBytes), DefaultPriority: p.DefaultPriority.String(), DefaultJurisdiction: p.DefaultJurisdiction,
-			MaxMessageBytes: int64(p.MaxMessageBytes)}); err != nil &&
+			MaxMessageBytes: int64(p.MaxMessageBytes), CleanupPolicy: p.CleanupPolicy, DeleteRetention: time.Duration(p.DeleteRetention),
+			MinCompactionLag: time.Duration(p.MinCompactionLag), MinCleanableDirtyRatio: p.MinCleanableDirtyRatio}); err != nil &&
 			!errors.Is(err, node.ErrPipelineExists) {
 			return err
 		}

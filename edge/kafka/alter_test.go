@@ -110,7 +110,8 @@ func TestAlterConfigs(t *testing.T) {
 	for _, r := range dresp.Resources {
 		for _, c := range r.Configs {
 			alterable := r.ResourceName == "orders" && (c.Name == "retention.ms" || c.Name == "retention.bytes" ||
-				c.Name == "sense.default.priority" || c.Name == "sense.default.jurisdiction" || c.Name == "max.message.bytes")
+				c.Name == "sense.default.priority" || c.Name == "sense.default.jurisdiction" || c.Name == "max.message.bytes" ||
+				c.Name == "cleanup.policy" || c.Name == "delete.retention.ms" || c.Name == "min.compaction.lag.ms" || c.Name == "min.cleanable.dirty.ratio")
 			if c.ReadOnly == alterable {
 				t.Errorf("%s %s: read-only %v, want %v", r.ResourceName, c.Name, c.ReadOnly, !alterable)
 			}
@@ -170,7 +171,7 @@ func TestAlterConfigs(t *testing.T) {
 		{"layout", "orders", []kadm.AlterConfig{set("sense.default.priority", "medium"), set("sense.partitions.per.lane", "4")},
 			kerr.InvalidConfig, []string{"sense.partitions.per.lane", `"4"`, "CreatePartitions"}},
 		{"layout reset", "orders", []kadm.AlterConfig{del("sense.layout")}, kerr.InvalidConfig, []string{"sense.layout", "reset", "CreatePartitions"}},
-		{"compaction", "orders", []kadm.AlterConfig{set("cleanup.policy", "compact")}, kerr.InvalidConfig, []string{"compact", "delete"}},
+		{"unknown cleanup policy", "orders", []kadm.AlterConfig{set("cleanup.policy", "tidy")}, kerr.InvalidConfig, []string{"tidy", "compact,delete"}},
 		{"append", "orders", []kadm.AlterConfig{{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}},
 			kerr.InvalidConfig, []string{"APPEND", "SET"}},
 		{"subtract", "orders", []kadm.AlterConfig{{Op: kadm.SubtractConfig, Name: "sense.hubs", Value: kadm.StringPtr("dakar")}},

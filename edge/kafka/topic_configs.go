@@ -121,14 +121,81 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: "delete",
-		doc: "Sense deletes old segments (retention.ms, retention.bytes); it does not compact.",
-		set: func(_ *configEnv, _ *node.PipelineSpec, v string) error {
-			if v != "delete" {
-				return fmt.Errorf("cleanup.policy %q: Sense does not compact logs yet; only delete is supported (old segments go by retention.ms and retention.bytes)", v)
+		doc: "delete: sealed segments go by retention.ms and retention.bytes. compact: each partition keeps the latest record of each key (records need a key), and retention deletes nothing. compact,delete: both.",
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
+			p, err := node.ParseCleanupPolicy(v)
+			if err != nil {
+				return fmt.Errorf("cleanup.policy %q: give delete, compact or compact,delete", v)
+			}
+			spec.CleanupPolicy = p
+			return nil
+		},
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
+			if spec.CleanupPolicy == "" {
+				return "delete", false
+			}
+			return spec.CleanupPolicy, true
+		},
+		alter: func(spec *node.PipelineSpec, ch *node.PipelineChange) { ch.CleanupPolicy = &spec.CleanupPolicy },
+	},
+	{
+		name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, def: "86400000",
+		doc: "How long a tombstone (a record with a null value) that is the latest of its key stays in a compacted topic, from its timestamp.",
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+				return fmt.Errorf("delete.retention.ms %q: give a whole number of milliseconds, 0 or more", v)
+			}
+			spec.DeleteRetention = time.Duration(ms) * time.Millisecond
+			if ms == 0 {
+				spec.DeleteRetention = time.Nanosecond // 0 ms: at once (0 in the spec is the default)
 			}
 			return nil
 		},
-		get: func(*configEnv, *node.PipelineSpec) (string, bool) { return "delete", false },
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
+			if spec.DeleteRetention == 0 {
+				return "86400000", false
+			}
+			return strconv.FormatInt(spec.DeleteRetention.Milliseconds(), 10), true
+		},
+		alter: func(spec *node.PipelineSpec, ch *node.PipelineChange) { ch.DeleteRetention = &spec.DeleteRetention },
+	},
+	{
+		name: "min.compaction.lag.ms", typ: kmsg.ConfigTypeLong, def: "0",
+		doc: "A record of a compacted topic is not compacted before its segment's newest record is this old.",
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+				return fmt.Errorf("min.compaction.lag.ms %q: give a whole number of milliseconds, 0 or more", v)
+			}
+			spec.MinCompactionLag = time.Duration(ms) * time.Millisecond
+			return nil
+		},
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
+			return strconv.FormatInt(spec.MinCompactionLag.Milliseconds(), 10), spec.MinCompactionLag != 0
+		},
+		alter: func(spec *node.PipelineSpec, ch *node.PipelineChange) { ch.MinCompactionLag = &spec.MinCompactionLag },
+	},
+	{
+		name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: "0.5",
+		doc: "A partition of a compacted topic is compacted once this share of its sealed bytes was not compacted yet.",
+		set: func(_ *configEnv, spec *node.PipelineSpec, v string) error {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(x > 0 && x <= 1) {
+				return fmt.Errorf("min.cleanable.dirty.ratio %q: give a number above 0, at most 1", v)
+			}
+			spec.MinCleanableDirtyRatio = x
+			return nil
+		},
+		get: func(_ *configEnv, spec *node.PipelineSpec) (string, bool) {
+			if spec.MinCleanableDirtyRatio == 0 {
+				return "0.5", false
+			}
+			return strconv.FormatFloat(spec.MinCleanableDirtyRatio, 'g', -1, 64), true
+		},
+		alter: func(spec *node.PipelineSpec, ch *node.PipelineChange) {
+			ch.MinCleanableDirtyRatio = &spec.MinCleanableDirtyRatio
+		},
 	},
 	{
 		name: "sense.default.jurisdiction", typ: kmsg.ConfigTypeString, def: defaultJurisdiction,
