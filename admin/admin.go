@@ -54,6 +54,11 @@ type CreatePipeline struct {
 	Retention           string
 	DefaultPriority     string
 	DefaultJurisdiction string
+	// CleanupPolicy is delete (the default), compact or compact,delete;
+	// MaxMessageBytes a size such as 4MiB (default: the node's event
+	// limit).
+	CleanupPolicy   string
+	MaxMessageBytes string
 }
 
 // AlterPipeline changes the settings of a pipeline that may change while
@@ -69,6 +74,10 @@ type AlterPipeline struct {
 	RetentionBytes      string
 	DefaultJurisdiction string
 	DefaultPriority     string
+	// CleanupPolicy delete, compact or compact,delete; MaxMessageBytes a
+	// size, or "default" for the node's event limit.
+	CleanupPolicy   string
+	MaxMessageBytes string
 }
 
 // ListPipelines lists every pipeline.
@@ -409,6 +418,8 @@ type PipelineInfo struct {
 	RetentionBytes      string `json:"retention_bytes"` // "none" or a size such as 10GiB
 	DefaultPriority     string `json:"default_priority"`
 	DefaultJurisdiction string `json:"default_jurisdiction"`
+	CleanupPolicy       string `json:"cleanup_policy"`
+	MaxMessageBytes     int64  `json:"max_message_bytes"`
 	Declared            bool   `json:"declared"`
 }
 
@@ -451,6 +462,8 @@ type envelope struct {
 	RetentionBytes      string            `json:"retention_bytes,omitempty"`
 	DefaultPriority     string            `json:"default_priority,omitempty"`
 	DefaultJurisdiction string            `json:"default_jurisdiction,omitempty"`
+	CleanupPolicy       string            `json:"cleanup_policy,omitempty"`
+	MaxMessageBytes     string            `json:"max_message_bytes,omitempty"`
 	Jurisdiction        string            `json:"jurisdiction,omitempty"`
 	Priority            string            `json:"priority,omitempty"`
 	Hub                 string            `json:"hub,omitempty"`
@@ -477,9 +490,11 @@ func Encode(r Request) ([]byte, error) {
 	case CreatePipeline:
 		e.Pipeline, e.Partitions, e.Retention, e.DefaultPriority, e.DefaultJurisdiction =
 			r.Pipeline, r.Partitions, r.Retention, r.DefaultPriority, r.DefaultJurisdiction
+		e.CleanupPolicy, e.MaxMessageBytes = r.CleanupPolicy, r.MaxMessageBytes
 	case AlterPipeline:
 		e.Pipeline, e.Retention, e.RetentionBytes, e.DefaultPriority, e.DefaultJurisdiction =
 			r.Pipeline, r.Retention, r.RetentionBytes, r.DefaultPriority, r.DefaultJurisdiction
+		e.CleanupPolicy, e.MaxMessageBytes = r.CleanupPolicy, r.MaxMessageBytes
 	case DescribePipeline:
 		e.Pipeline = r.Pipeline
 	case Audit:
@@ -519,10 +534,12 @@ func Decode(body []byte) (Request, error) {
 	switch e.Op {
 	case "pipeline.create":
 		return CreatePipeline{Pipeline: e.Pipeline, Partitions: e.Partitions, Retention: e.Retention,
-			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction}, nil
+			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction,
+			CleanupPolicy: e.CleanupPolicy, MaxMessageBytes: e.MaxMessageBytes}, nil
 	case "pipeline.alter":
 		return AlterPipeline{Pipeline: e.Pipeline, Retention: e.Retention, RetentionBytes: e.RetentionBytes,
-			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction}, nil
+			DefaultPriority: e.DefaultPriority, DefaultJurisdiction: e.DefaultJurisdiction,
+			CleanupPolicy: e.CleanupPolicy, MaxMessageBytes: e.MaxMessageBytes}, nil
 	case "pipeline.list":
 		return ListPipelines{}, nil
 	case "pipeline.describe":

@@ -52,8 +52,23 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 			}
 			ret = d
 		}
-		if err := n.CreatePipeline(node.PipelineSpec{Name: r.Pipeline, Partitions: r.Partitions, Retention: ret,
-			DefaultPriority: r.DefaultPriority, DefaultJurisdiction: r.DefaultJurisdiction}); err != nil {
+		spec := node.PipelineSpec{Name: r.Pipeline, Partitions: r.Partitions, Retention: ret,
+			DefaultPriority: r.DefaultPriority, DefaultJurisdiction: r.DefaultJurisdiction}
+		if r.CleanupPolicy != "" {
+			p, err := node.ParseCleanupPolicy(r.CleanupPolicy)
+			if err != nil {
+				return resp, result.New(result.InvalidRequest, err.Error())
+			}
+			spec.CleanupPolicy = p
+		}
+		if r.MaxMessageBytes != "" {
+			b, err := maxMessageBytes(r.MaxMessageBytes)
+			if err != nil {
+				return resp, err
+			}
+			spec.MaxMessageBytes = b
+		}
+		if err := n.CreatePipeline(spec); err != nil {
 			return resp, adminError(err)
 		}
 		return a.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
@@ -68,7 +83,7 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		return a.Admin(admin.DescribePipeline{Pipeline: r.Pipeline})
 	case admin.ListPipelines:
 		for _, p := range n.Pipelines() {
-			resp.Pipelines = append(resp.Pipelines, pipelineInfo(p))
+			resp.Pipelines = append(resp.Pipelines, pipelineInfo(n, p))
 		}
 		return resp, nil
 	case admin.DescribePipeline:
@@ -76,7 +91,7 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 		if i < 0 {
 			return resp, result.New(result.UnknownPipeline, fmt.Sprintf("unknown pipeline %q; create it with `sense pipeline create %s`", r.Pipeline, r.Pipeline))
 		}
-		resp.Pipelines = []admin.PipelineInfo{pipelineInfo(n.Pipelines()[i])}
+		resp.Pipelines = []admin.PipelineInfo{pipelineInfo(n, n.Pipelines()[i])}
 		parts, _ := n.Partitions(r.Pipeline)
 		for _, p := range parts {
 			resp.Layout = append(resp.Layout, admin.PartitionInfo{Partition: p.Partition, Hub: p.Hub, Lane: p.Lane.String(),
@@ -311,7 +326,7 @@ func adminError(err error) error {
 	return result.New(code, err.Error())
 }
 
-func pipelineInfo(p node.PipelineSpec) admin.PipelineInfo {
+func pipelineInfo(n *node.Node, p node.PipelineSpec) admin.PipelineInfo {
 	ret := "forever"
 	if p.Retention > 0 {
 		ret = p.Retention.String()
@@ -321,7 +336,8 @@ func pipelineInfo(p node.PipelineSpec) admin.PipelineInfo {
 		retBytes = config.Size(p.RetentionBytes).String()
 	}
 	return admin.PipelineInfo{Name: p.Name, Partitions: p.Partitions, TotalPartitions: p.NumPartitions(), Retention: ret,
-		RetentionBytes: retBytes, DefaultPriority: p.DefaultPriority, DefaultJurisdiction: p.DefaultJurisdiction, Declared: p.Declared}
+		RetentionBytes: retBytes, DefaultPriority: p.DefaultPriority, DefaultJurisdiction: p.DefaultJurisdiction,
+		CleanupPolicy: orDefault(p.CleanupPolicy, node.CleanupDelete), MaxMessageBytes: n.MaxMessageBytes(p), Declared: p.Declared}
 }
 
 func orDefault(s, d string) string {
@@ -363,8 +379,38 @@ func pipelineChange(r admin.AlterPipeline) (node.PipelineChange, error) {
 	if r.DefaultPriority != "" {
 		ch.DefaultPriority = &r.DefaultPriority
 	}
+	if r.CleanupPolicy != "" {
+		p, err := node.ParseCleanupPolicy(r.CleanupPolicy)
+		if err != nil {
+			return ch, result.New(result.InvalidRequest, err.Error())
+		}
+		ch.CleanupPolicy = &p
+	}
+	if r.MaxMessageBytes != "" {
+		b, err := maxMessageBytes(r.MaxMessageBytes)
+		if err != nil {
+			return ch, err
+		}
+		ch.MaxMessageBytes = &b
+	}
 	if ch.Empty() {
-		return ch, result.New(result.InvalidRequest, fmt.Sprintf("nothing to change in pipeline %q: give a retention, retention bytes, default jurisdiction or default priority", r.Pipeline))
+		return ch, result.New(result.InvalidRequest, fmt.Sprintf("nothing to change in pipeline %q: give a retention, retention bytes, default jurisdiction, default priority, cleanup policy or max message bytes", r.Pipeline))
 	}
 	return ch, nil
+}
+
+// maxMessageBytes reads an admin request's max message bytes: a size, or
+// "default" (0: the node's event limit).
+func maxMessageBytes(v string) (int64, error) {
+	if v == "default" {
+		return 0, nil
+	}
+	sz, err := config.ParseSize(v)
+	if err == nil {
+		err = node.CheckMaxMessageBytes(int64(sz))
+	}
+	if err != nil {
+		return 0, result.New(result.InvalidRequest, fmt.Sprintf("max message bytes %q: %v; give a size such as 4MiB, or default for the node's event limit", v, err))
+	}
+	return int64(sz), nil
 }

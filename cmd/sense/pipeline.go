@@ -42,7 +42,7 @@ func newPipelineCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&addr, "addr", envOr("SENSE_ADDR", defaultAddr), "address of a Sense node's native listener (env SENSE_ADDR)")
 
 	var partitions int
-	var retention, prio, juris string
+	var retention, prio, juris, cleanup, maxMsg string
 	var asJSON bool
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -54,7 +54,7 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			resp, err := adminCall(addr, admin.CreatePipeline{Pipeline: args[0], Partitions: partitions,
-				Retention: retention, DefaultPriority: prio, DefaultJurisdiction: juris})
+				Retention: retention, DefaultPriority: prio, DefaultJurisdiction: juris, CleanupPolicy: cleanup, MaxMessageBytes: maxMsg})
 			if err != nil {
 				return err
 			}
@@ -65,6 +65,8 @@ lane by lane (low, medium, critical). "sense pipeline describe" shows the layout
 	create.Flags().StringVar(&retention, "retention", "", "how long to keep events, e.g. 24h (default: forever)")
 	create.Flags().StringVar(&prio, "priority", "low", "default priority of events that name none")
 	create.Flags().StringVar(&juris, "jurisdiction", "*", "default jurisdiction of events that name none")
+	create.Flags().StringVar(&cleanup, "cleanup-policy", "", "delete (old segments go by retention; the default), compact (the latest record of each key is kept) or compact,delete")
+	create.Flags().StringVar(&maxMsg, "max-message-bytes", "", "the largest batch and record a Kafka producer may send, e.g. 4MiB (default: the node's router.max_event_bytes)")
 	create.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
 	alter := newPipelineAlterCmd(&addr)
@@ -134,8 +136,8 @@ change them there and restart.`,
 			if cmd.Flags().Changed("partitions") {
 				return fmt.Errorf("--partitions %d: a pipeline's partitions cannot change with alter; a Kafka client grows a topic with CreatePartitions (kafka-topics --alter --partitions), or create another pipeline with more", partitions)
 			}
-			if r.Retention == "" && r.RetentionBytes == "" && r.DefaultJurisdiction == "" && r.DefaultPriority == "" {
-				return fmt.Errorf("nothing to change in pipeline %s: give --retention, --retention-bytes, --default-jurisdiction or --default-priority", args[0])
+			if r.Retention == "" && r.RetentionBytes == "" && r.DefaultJurisdiction == "" && r.DefaultPriority == "" && r.CleanupPolicy == "" && r.MaxMessageBytes == "" {
+				return fmt.Errorf("nothing to change in pipeline %s: give --retention, --retention-bytes, --default-jurisdiction, --default-priority, --cleanup-policy or --max-message-bytes", args[0])
 			}
 			r.Pipeline = args[0]
 			resp, err := adminCall(*addr, r)
@@ -149,6 +151,8 @@ change them there and restart.`,
 	cmd.Flags().StringVar(&r.RetentionBytes, "retention-bytes", "", "the most a buffer keeps, e.g. 10GiB or 1073741824, or none")
 	cmd.Flags().StringVar(&r.DefaultJurisdiction, "default-jurisdiction", "", "jurisdiction of events that name none: codes or groups, e.g. MA,SN, or *")
 	cmd.Flags().StringVar(&r.DefaultPriority, "default-priority", "", "priority of events that name none: low, medium or critical")
+	cmd.Flags().StringVar(&r.CleanupPolicy, "cleanup-policy", "", "delete, compact or compact,delete")
+	cmd.Flags().StringVar(&r.MaxMessageBytes, "max-message-bytes", "", "the largest batch and record a Kafka producer may send, e.g. 4MiB, or default")
 	cmd.Flags().IntVar(&partitions, "partitions", 0, "refused: the layout cannot change")
 	cmd.Flags().MarkHidden("partitions")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -160,8 +164,8 @@ func printDescribe(w io.Writer, resp admin.Response, asJSON bool) error {
 		return json.NewEncoder(w).Encode(resp)
 	}
 	for _, p := range resp.Pipelines {
-		fmt.Fprintf(w, "pipeline %s: %d partitions (%d per hub and lane), retention %s, retention bytes %s, default priority %s, default jurisdiction %s\n",
-			p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.RetentionBytes, p.DefaultPriority, p.DefaultJurisdiction)
+		fmt.Fprintf(w, "pipeline %s: %d partitions (%d per hub and lane), retention %s, retention bytes %s, default priority %s, default jurisdiction %s, cleanup policy %s, max message bytes %d\n",
+			p.Name, p.TotalPartitions, p.Partitions, p.Retention, p.RetentionBytes, p.DefaultPriority, p.DefaultJurisdiction, p.CleanupPolicy, p.MaxMessageBytes)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tHUB\tLANE\tINDEX\tSTART\tHIGH WATERMARK")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -39,6 +40,28 @@ func TestPipelineAlter(t *testing.T) {
 		t.Fatalf("alter --retention forever: %q, %v", out, err)
 	}
 
+	// The Kafka message size, and compaction (on another pipeline: a
+	// compacted one refuses events without a key).
+	out, err = execute(t, newPipelineCmd(), "", "alter", "orders", "--addr", addr, "--max-message-bytes", "64KiB")
+	if err != nil || !strings.Contains(out, "cleanup policy delete, max message bytes 65536") {
+		t.Fatalf("alter --max-message-bytes: %q, %v", out, err)
+	}
+	out, err = execute(t, newPipelineCmd(), "", "create", "keyed", "--addr", addr, "--cleanup-policy", "compact")
+	if err != nil || !strings.Contains(out, "cleanup policy compact, max message bytes 1048576") {
+		t.Fatalf("create --cleanup-policy compact: %q, %v", out, err)
+	}
+	out, err = execute(t, newPipelineCmd(), "", "alter", "keyed", "--addr", addr, "--cleanup-policy", "compact,delete")
+	if err != nil || !strings.Contains(out, "cleanup policy compact,delete") {
+		t.Fatalf("alter --cleanup-policy compact,delete: %q, %v", out, err)
+	}
+	if a, b := func() (node.PipelineSpec, node.PipelineSpec) {
+		a, _ := srv.Node.Pipeline("orders")
+		b, _ := srv.Node.Pipeline("keyed")
+		return a, b
+	}(); a.MaxMessageBytes != 64<<10 || b.CleanupPolicy != "compact,delete" {
+		t.Fatalf("the node's specs after alter: %+v, %+v", a, b)
+	}
+
 	if out, err := execute(t, newProduceCmd(), "bare\n", "--pipeline", "orders", "--addr", addr); err != nil {
 		t.Fatalf("produce: %q, %v", out, err)
 	}
@@ -62,6 +85,8 @@ func TestPipelineAlter(t *testing.T) {
 		{[]string{"alter", "orders", "--retention-bytes", "10GB"}, []string{`"10GB"`, "none"}},
 		{[]string{"alter", "declared", "--retention", "1h"}, []string{"config file", "restart"}},
 		{[]string{"alter", "nope", "--retention", "1h"}, []string{`"nope"`}},
+		{[]string{"alter", "orders", "--cleanup-policy", "shred"}, []string{`"shred"`, "compact"}},
+		{[]string{"alter", "orders", "--max-message-bytes", "1TiB"}, []string{`"1TiB"`, "default"}},
 	} {
 		out, err := execute(t, newPipelineCmd(), "", append(tc.args, "--addr", addr)...)
 		if err == nil {
