@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/sensehq/sense/seglog"
 	"slices"
 	"sort"
 
@@ -139,6 +141,12 @@ func (n *Node) auditBuffer(ctx context.Context, ha *HubAudit, hubMask, formerMas
 		}
 		var err error
 		buf, err = b.Read(buf[:0], off, auditChunk)
+		if err != nil && errors.Is(err, seglog.ErrOffsetOutOfRange) && b.StartOffset() > off {
+			// Trimmed while the audit read (retention, a migration step
+			// done): what went is no longer stored; go on from the start.
+			off = b.StartOffset()
+			continue
+		}
 		if err != nil {
 			ha.Corrupt++
 			example("offset %d: %v", off, err)

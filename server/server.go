@@ -145,6 +145,16 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			}
 			qopts.GetCertificate = src.GetCertificate
 		}
+		// QUIC carries the native protocol: it asks for client
+		// certificates as the native listener's settings say.
+		if nt := cfg.TLS.Listener(config.ListenerNative); nt.ClientCAFile != "" && nt.ClientAuth != config.ClientAuthNone {
+			src, err := s.tls.source(tlsconf.Files{CAFile: nt.ClientCAFile})
+			if err != nil {
+				s.closeListeners()
+				return nil, fmt.Errorf("client certificates for the QUIC listener: %w (tls.client_ca_file, tls.native.client_ca_file)", err)
+			}
+			qopts.ClientCAs, qopts.ClientAuth = src.CAs, clientAuth(nt.ClientAuth)
+		}
 		if s.quicLn, err = quicedge.Listen(cfg.Listeners.QUIC, qopts); err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen for QUIC on %s: %w (set listeners.quic or --quic-addr, or off)", cfg.Listeners.QUIC, err)

@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/internal/tlstest"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/security"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 )
@@ -426,6 +429,105 @@ func produceAndCheck(t *testing.T, c *sensetest.Cluster, pipeline string, nodes 
 				t.Fatalf("n%d never held offset %d", i+1, last)
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestTLSQUICMutualCertificateUser: QUIC asks for client certificates as
+// the native listener's settings say, and with security.certificate_user
+// cn a verified certificate authenticates its connection, over QUIC and
+// over native TLS alike, as the user its CN names: alice, granted the
+// pipeline, produces and reads; bob, authenticated the same way but
+// granted nothing, is refused UNAUTHORIZED; a certificate of another CA,
+// or none, does not get a connection.
+func TestTLSQUICMutualCertificateUser(t *testing.T) {
+	p := newPKI(t)
+	bob := p.ca.Client(t, "bob")
+	cfg := &config.Config{TLS: config.TLS{CertFile: p.certFile, KeyFile: p.keyFile, ClientCAFile: p.ca.CertFile,
+		Native: config.ListenerTLS{Enabled: config.Bool(true), ClientAuth: config.ClientAuthRequire}}}
+	cfg.Node.DataDir = t.TempDir()
+	cfg.Listeners = config.Listeners{Native: "127.0.0.1:0", HTTP: "127.0.0.1:0", Kafka: "127.0.0.1:0", QUIC: "127.0.0.1:0"}
+	boot := filepath.Join(t.TempDir(), "boot.token")
+	cfg.Security = config.Security{Enabled: true, BootstrapTokenFile: boot, CertificateUser: "cn"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tok, err := security.ReadTokenFile(boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := func(c *tlstest.Cert) *tls.Config {
+		conf := &tls.Config{RootCAs: p.ca.Pool()}
+		if c != nil {
+			conf.Certificates = []tls.Certificate{c.TLS()}
+		}
+		return conf
+	}
+	admin0, err := dial(t, client.Options{Addr: srv.NativeAddr().String(), Token: tok, TLSConfig: withCert(p.alice)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin0.Admin(ctx, admin.CreateACLs{ACLs: []admin.ACLInfo{
+		{Principal: "User:alice", ResourceType: "pipeline", Name: "secure", Operation: "all"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []struct {
+		name string
+		o    func(*tls.Config) client.Options
+	}{
+		{"quic", func(c *tls.Config) client.Options {
+			return client.Options{Transport: client.TransportQUIC, Addr: srv.QUICAddr().String(), TLSConfig: c}
+		}},
+		{"native TLS", func(c *tls.Config) client.Options {
+			return client.Options{Addr: srv.NativeAddr().String(), TLSConfig: c}
+		}},
+	} {
+		c, err := dial(t, tr.o(withCert(p.alice)))
+		if err != nil {
+			t.Fatalf("%s as alice: %v", tr.name, err)
+		}
+		pr, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "secure"})
+		if err != nil {
+			t.Fatalf("%s as alice: %v", tr.name, err)
+		}
+		if r := pr.Produce(ctx, client.Event{Key: []byte("k"), Value: []byte(tr.name)}); r.Err != nil {
+			t.Fatalf("%s: alice's produce: %v", tr.name, r.Err)
+		}
+		pr.Close()
+		c, err = dial(t, tr.o(withCert(bob)))
+		if err != nil {
+			t.Fatalf("%s as bob: %v", tr.name, err)
+		}
+		err = func() error {
+			pr, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "secure"})
+			if err != nil {
+				return err
+			}
+			defer pr.Close()
+			return pr.Produce(ctx, client.Event{Key: []byte("k"), Value: []byte("bob")}).Err
+		}()
+		if result.CodeOf(err) != result.Unauthorized {
+			t.Fatalf("%s: bob's produce: %v, want UNAUTHORIZED", tr.name, err)
+		}
+		m := p.mallory.TLS()
+		foreign := &tls.Config{RootCAs: p.ca.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &m, nil }}
+		if _, err := dial(t, tr.o(foreign)); err == nil {
+			t.Fatalf("%s with another CA's certificate: connected", tr.name)
+		}
+		if _, err := dial(t, tr.o(withCert(nil))); err == nil {
+			t.Fatalf("%s without a certificate: connected", tr.name)
 		}
 	}
 }

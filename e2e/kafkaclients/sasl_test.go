@@ -12,17 +12,19 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/config"
+	"github.com/sensehq/sense/internal/tlstest"
 	"github.com/sensehq/sense/security"
 	"github.com/sensehq/sense/sensetest"
 )
 
 // startSecureSense starts a node with security enabled and the user
 // alice (password s3cret, both SCRAM mechanisms); it returns the Kafka
-// address.
-func startSecureSense(t *testing.T) string {
+// address. opts change the node's config further.
+func startSecureSense(t *testing.T, opts ...sensetest.Option) string {
 	t.Helper()
 	boot := filepath.Join(t.TempDir(), "boot.token")
-	srv := sensetest.Start(t, "security: {enabled: true, bootstrap_token_file: "+boot+"}\n")
+	srv := sensetest.Start(t, "security: {enabled: true, bootstrap_token_file: "+boot+"}\n", opts...)
 	tok, err := security.ReadTokenFile(boot)
 	if err != nil {
 		t.Fatal(err)
@@ -159,4 +161,61 @@ func sortedCopy(v []string) []string {
 		}
 	}
 	return v
+}
+
+// TestSASLSSL: SCRAM-SHA-512 over TLS (Kafka's SASL_SSL), the setup of
+// docs/security.md: kcat and confluent-kafka-python produce and consume,
+// verifying the server's certificate; a wrong password and a plain-text
+// SASL client are refused, not left hanging.
+func TestSASLSSL(t *testing.T) {
+	kcat := needKcat(t)
+	needPython(t)
+	ca := tlstest.NewCA(t, t.TempDir(), "kafka ca")
+	cert := ca.Server(t, "sense-kafka")
+	addr := startSecureSense(t, func(c *config.Config) {
+		c.TLS = config.TLS{Kafka: config.ListenerTLS{CertFile: cert.CertFile, KeyFile: cert.KeyFile}}
+	})
+	saslSSL := func(pw string) []string {
+		return []string{"-b", addr, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + ca.CertFile,
+			"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=alice", "-X", "sasl.password=" + pw}
+	}
+	topic := topicName(t, "saslssl")
+	if _, err := kcatRun(t, kcat, "k1:one\nk2:two\n", append(saslSSL("s3cret"), "-P", "-t", topic, "-K:")...); err != nil {
+		t.Fatalf("kcat -P over SASL_SSL: %v", err)
+	}
+	out, err := kcatRun(t, kcat, "", append(saslSSL("s3cret"), "-C", "-t", topic, "-o", "beginning", "-e", "-J")...)
+	if err != nil {
+		t.Fatalf("kcat -C over SASL_SSL: %v", err)
+	}
+	var values []string
+	for _, m := range jsonLines[kcatMessage](t, out) {
+		values = append(values, *m.Payload)
+	}
+	if strings.Join(sortedCopy(values), ",") != "one,two" {
+		t.Fatalf("kcat -C over SASL_SSL: consumed %v, want one and two", values)
+	}
+	if out, err := kcatRun(t, kcat, "", append(saslSSL("wrong"), "-L", "-J")...); err == nil {
+		t.Fatalf("kcat over SASL_SSL with a wrong password: %s", out)
+	}
+	// SASL without TLS to the TLS listener.
+	if out, err := kcatRun(t, kcat, "", "-b", addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+		"-X", "sasl.username=alice", "-X", "sasl.password=s3cret", "-L", "-m", "10"); err == nil {
+		t.Fatalf("kcat SASL_PLAINTEXT to the TLS listener: %s", out)
+	}
+
+	env, err := json.Marshal(map[string]string{"security.protocol": "SASL_SSL", "ssl.ca.location": ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic = topicName(t, "saslssl-py")
+	out, err = run(t, scriptTimeout*time.Second+killAfter, "", []string{"PYTHONDONTWRITEBYTECODE=1", "SENSE_E2E_KAFKA_CONFIG=" + string(env)},
+		systemPython, filepath.Join("testdata", "python", "sasl.py"), addr, topic, "5", security.ScramSHA512, "alice", "s3cret", strconv.Itoa(scriptTimeout))
+	var o struct {
+		Produced int      `json:"produced"`
+		Consumed []string `json:"consumed"`
+	}
+	json.Unmarshal(out, &o)
+	if err != nil || o.Produced != 5 || fmt.Sprint(o.Consumed) != "[v0 v1 v2 v3 v4]" {
+		t.Fatalf("confluent-kafka-python over SASL_SSL: %+v %v\n%s", o, err, out)
+	}
 }

@@ -60,6 +60,18 @@ func seeds() [][]byte {
 			case *kmsg.DescribeACLsRequest:
 				r.ResourceType, r.ResourceName, r.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.StringPtr("orders"), kmsg.ACLResourcePatternTypeMatch
 				r.Principal, r.Operation, r.PermissionType = kmsg.StringPtr("User:alice"), kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			case *kmsg.DescribeUserSCRAMCredentialsRequest:
+				u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
+				u.Name = "alice"
+				r.Users = append(r.Users, u)
+			case *kmsg.AlterUserSCRAMCredentialsRequest:
+				up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+				up.Name, up.Mechanism, up.Iterations = "alice", 2, 8192
+				up.Salt, up.SaltedPassword = []byte("salt"), bytes.Repeat([]byte{7}, 64)
+				r.Upsertions = append(r.Upsertions, up)
+				d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+				d.Name, d.Mechanism = "bob", 1
+				r.Deletions = append(r.Deletions, d)
 			case *kmsg.AlterConfigsRequest:
 				res := kmsg.NewAlterConfigsRequestResource()
 				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"

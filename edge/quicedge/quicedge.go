@@ -17,6 +17,7 @@ package quicedge
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,15 @@ type Options struct {
 	// certificate reloaded on SIGHUP reaches new connections.
 	// Listener.Fingerprint stays the one of the files at start.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// ClientCAs, when set, asks clients for a certificate signed by one of
+	// the pool it returns (read at each handshake, so that a reloaded CA
+	// file applies to new connections), as ClientAuth says (a
+	// tls.ClientAuthType: tls.VerifyClientCertIfGiven or
+	// tls.RequireAndVerifyClientCert). A stream's tls.ConnectionState
+	// (quicwire.StreamConn.ConnectionState) then shows the verified
+	// certificate.
+	ClientCAs  func() *x509.CertPool
+	ClientAuth tls.ClientAuthType
 	// DevCertDir, when set, keeps the self-signed certificate there
 	// (dev-quic-cert.pem, dev-quic-key.pem) so its fingerprint survives
 	// restarts: clients pin it once. A kept certificate is replaced when
@@ -114,6 +124,14 @@ func Listen(addr string, opts Options) (*Listener, error) {
 	}
 	if opts.GetCertificate != nil && !selfSigned {
 		tlsConf.Certificates, tlsConf.GetCertificate = nil, opts.GetCertificate
+	}
+	if opts.ClientCAs != nil {
+		base := tlsConf.Clone()
+		tlsConf.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientCAs, c.ClientAuth = opts.ClientCAs(), opts.ClientAuth
+			return c, nil
+		}
 	}
 	ql, err := tr.Listen(tlsConf, &quic.Config{
 		MaxIncomingStreams:    int64(opts.MaxStreams),

@@ -2,6 +2,10 @@
 
 usage: sasl.py ADDR TOPIC N MECHANISM USER PASSWORD TIMEOUT
 
+The librdkafka settings of SENSE_E2E_KAFKA_CONFIG (rdlog.extra_config) are
+added last: security.protocol SASL_SSL and ssl.ca.location, for SASL over
+TLS.
+
 Prints {"produced": n, "consumed": [values...]} on success; on an error
 (authentication refused, say) prints {"error": "..."} and exits 1.
 """
@@ -10,6 +14,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer
+from rdlog import extra_config
 
 addr, topic, n, mech, user, password, timeout = sys.argv[1:8]
 n, timeout = int(n), float(timeout)
@@ -20,6 +25,7 @@ sasl = {
     "sasl.username": user,
     "sasl.password": password,
 }
+sasl.update(extra_config())
 deadline = time.monotonic() + timeout
 errors = []
 

@@ -1,6 +1,7 @@
 package quicwire
 
 import (
+	"crypto/tls"
 	"net"
 	"time"
 
@@ -54,6 +55,10 @@ func (c *StreamConn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
 
 // RemoteAddr is the connection's remote UDP address.
 func (c *StreamConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+
+// ConnectionState is the TLS state of the stream's connection: a verified
+// client certificate, for one (tlsconf.PeerIdentity reads it).
+func (c *StreamConn) ConnectionState() tls.ConnectionState { return c.qc.ConnectionState().TLS }
 
 // CloseWrite sends FIN: the peer reads what was written, then EOF.
 func (c *StreamConn) CloseWrite() error { return c.Stream.Close() }
