@@ -56,22 +56,31 @@ func (s *Store) Watch(kind string, fn func(key, value []byte)) {
 	}
 }
 
-// Write stores side records and a group's commits (group may be empty when
-// there are none) in one batch, durably, all or none, then applies them:
-// when it returns nil, the watchers have seen the side records and
-// Committed shows the commits.
-func (s *Store) Write(side []SideRecord, group string, commits []OffsetCommit) error {
-	for _, c := range commits {
-		if len(c.Metadata) > maxOffsetMetadata {
-			return fmt.Errorf("%w: partition %d of %q has %d bytes", ErrOffsetMetadataTooLarge, c.Partition, c.Topic, len(c.Metadata))
+// GroupCommits are one group's commits in Write.
+type GroupCommits struct {
+	Group   string
+	Commits []OffsetCommit
+}
+
+// Write stores side records and groups' commits in one batch, durably, all
+// or none, then applies them: when it returns nil, the watchers have seen
+// the side records and Committed shows the commits.
+func (s *Store) Write(side []SideRecord, groups ...GroupCommits) error {
+	n := len(side)
+	for _, g := range groups {
+		for _, c := range g.Commits {
+			if len(c.Metadata) > maxOffsetMetadata {
+				return fmt.Errorf("%w: partition %d of %q has %d bytes", ErrOffsetMetadataTooLarge, c.Partition, c.Topic, len(c.Metadata))
+			}
 		}
+		n += len(g.Commits)
 	}
 	for _, r := range side {
 		if len(r.Key)+len(r.Value) > maxSideRecord || r.Kind == "" {
 			return fmt.Errorf("%w (kind %q, %d bytes)", ErrSideRecordTooLarge, r.Kind, len(r.Key)+len(r.Value))
 		}
 	}
-	if len(side)+len(commits) == 0 {
+	if n == 0 {
 		return nil
 	}
 	var b batch.Builder
@@ -81,17 +90,19 @@ func (s *Store) Write(side []SideRecord, group string, commits []OffsetCommit) e
 		b.Add(now, r.Key, r.Value, batch.RecordHeader{Key: sideHeader, Value: []byte(r.Kind)})
 	}
 	var kbuf, vbuf []byte
-	for i := range commits {
-		commits[i].CommitMs = now
-		kbuf = appendOffsetKey(kbuf[:0], group, commits[i].TopicPartition)
-		vbuf = appendOffsetValue(vbuf[:0], commits[i].CommittedOffset)
-		b.Add(now, kbuf, vbuf)
+	for _, g := range groups {
+		for i := range g.Commits {
+			g.Commits[i].CommitMs = now
+			kbuf = appendOffsetKey(kbuf[:0], g.Group, g.Commits[i].TopicPartition)
+			vbuf = appendOffsetValue(vbuf[:0], g.Commits[i].CommittedOffset)
+			b.Add(now, kbuf, vbuf)
+		}
 	}
 	if s.rlog != nil {
 		if !s.Ready() {
 			return ErrNotReady
 		}
-		return s.replicate(b.Finish(), len(side)+len(commits))
+		return s.replicate(b.Finish(), n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,18 +115,23 @@ func (s *Store) Write(side []SideRecord, group string, commits []OffsetCommit) e
 	for _, r := range side {
 		s.applySide(r.Kind, r.Key, r.Value)
 	}
-	g := s.groups[group]
-	if g == nil && len(commits) > 0 {
-		g = map[TopicPartition]CommittedOffset{}
-		s.groups[group] = g
-	}
-	for _, c := range commits {
-		if _, ok := g[c.TopicPartition]; !ok {
-			s.live++
+	for _, gc := range groups {
+		if len(gc.Commits) == 0 {
+			continue
 		}
-		g[c.TopicPartition] = c.CommittedOffset
+		g := s.groups[gc.Group]
+		if g == nil {
+			g = map[TopicPartition]CommittedOffset{}
+			s.groups[gc.Group] = g
+		}
+		for _, c := range gc.Commits {
+			if _, ok := g[c.TopicPartition]; !ok {
+				s.live++
+			}
+			g[c.TopicPartition] = c.CommittedOffset
+		}
 	}
-	s.records += len(side) + len(commits)
+	s.records += n
 	return s.maybeCompactLocked()
 }
 

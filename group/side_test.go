@@ -27,11 +27,11 @@ func TestSideRecords(t *testing.T) {
 	tp := TopicPartition{Topic: "out", Partition: 1}
 	for i := range 100 {
 		side := []SideRecord{{Kind: "txn", Key: []byte(fmt.Sprint("t", i%5)), Value: []byte(fmt.Sprint(i))}}
-		if err := s.Write(side, "g", []OffsetCommit{{tp, CommittedOffset{Offset: int64(i)}}}); err != nil {
+		if err := s.Write(side, GroupCommits{"g", []OffsetCommit{{tp, CommittedOffset{Offset: int64(i)}}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Write([]SideRecord{{Kind: "txn", Key: []byte("t4")}}, "", nil); err != nil {
+	if err := s.Write([]SideRecord{{Kind: "txn", Key: []byte("t4")}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != 4 || seen["t0"] != "95" || seen["t3"] != "98" {
@@ -54,7 +54,7 @@ func TestSideRecords(t *testing.T) {
 	if got := s.Committed("g")[tp].Offset; got != 99 {
 		t.Fatalf("offset %d, want 99", got)
 	}
-	if err := s.Write([]SideRecord{{Kind: "txn", Key: make([]byte, maxSideRecord+1)}}, "", nil); err == nil {
+	if err := s.Write([]SideRecord{{Kind: "txn", Key: make([]byte, maxSideRecord+1)}}); err == nil {
 		t.Fatal("an oversized side record was accepted")
 	}
 }
