@@ -203,7 +203,7 @@ func decodeValue(id string, p []byte) (*Txn, error) {
 		t.Groups = make([]Pending, n)
 		for i := range t.Groups {
 			t.Groups[i].Group = r.str()
-			if m := r.count(22); m > 0 {
+			if m := r.count(18); m > 0 {
 				t.Groups[i].Offsets = make([]group.OffsetCommit, m)
 				for j := range t.Groups[i].Offsets {
 					o := &t.Groups[i].Offsets[j]
