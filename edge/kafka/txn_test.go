@@ -2,12 +2,19 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/sensetest"
 )
 
 // readAll reads every record of topic's partitions from the start up to
@@ -86,5 +93,172 @@ pipelines:
 	}
 	if got := readAll(t, ctx, addr, "tx", false); !slices.Equal(got, all) {
 		t.Fatalf("read_uncommitted got %d records %v\nwant %d", len(got), got, len(all))
+	}
+}
+
+// kconn is a raw Kafka connection for tests that need to control which
+// request goes on which connection.
+type kconn struct {
+	t    *testing.T
+	c    net.Conn
+	corr int32
+}
+
+func dialKafka(t *testing.T, addr string) *kconn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &kconn{t: t, c: c}
+}
+
+// send writes a request without reading its response.
+func (k *kconn) send(req kmsg.Request, version int16) {
+	k.t.Helper()
+	k.corr++
+	if _, err := k.c.Write(rawRequest(req, version, k.corr)); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// recv reads the next response into resp (of the version sent).
+func (k *kconn) recv(resp kmsg.Response, version int16) {
+	k.t.Helper()
+	b := readResponse(k.t, k.c)
+	resp.SetVersion(version)
+	if err := resp.ReadFrom(b[4:]); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+func (k *kconn) do(req kmsg.Request, resp kmsg.Response, version int16) {
+	k.t.Helper()
+	k.send(req, version)
+	k.recv(resp, version)
+}
+
+// txnBatch is a transactional batch of one record.
+func txnBatch(pid int64, epoch int16, seq int32, value string) []byte {
+	var b batch.Builder
+	b.Reset(pid, epoch, seq)
+	b.Add(time.Now().UnixMilli(), nil, []byte(value))
+	p := append([]byte(nil), b.Finish()...)
+	binary.BigEndian.PutUint16(p[batch.OffAttributes:], batch.AttrTransactional)
+	binary.BigEndian.PutUint32(p[batch.OffCRC:], batch.Checksum(p[batch.OffAttributes:]))
+	return p
+}
+
+// The anomaly Jepsen found in Kafka's transaction protocol (analysis of
+// Bufstream 0.1, 2024): an EndTxn delayed on one connection must not end
+// a later transaction of the same producer. Here the producer's
+// EndTxn(commit) of its first transaction is held in a proxy; the producer
+// gives up on it, aborts that transaction on another connection, begins a
+// second and writes to it; then the held commit arrives. It must be
+// refused (INVALID_TXN_STATE), and the second transaction's outcome be the
+// one its producer asks for (abort): read_committed sees neither.
+func TestDelayedEndTxnFenced(t *testing.T) {
+	addr := start(t, `
+pipelines:
+  - {name: fence, partitions: 1}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gate := sensetest.NewGate(t, addr)
+	// The producer's connection to the coordinator, as a client keeps one,
+	// through the proxy; its produce connection to the partition leader.
+	a := dialKafka(t, gate.Addr())
+	pc := dialKafka(t, addr)
+	const tid, topic = "fenced-producer", "fence"
+
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey, fc.CoordinatorType = tid, 1
+	fcr := kmsg.NewPtrFindCoordinatorResponse()
+	a.do(fc, fcr, 2)
+	if fcr.ErrorCode != 0 {
+		t.Fatalf("FindCoordinator: %v", kerr.ErrorForCode(fcr.ErrorCode))
+	}
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.TransactionalID = kmsg.StringPtr(tid)
+	ip.TransactionTimeoutMillis = 60000
+	ipr := kmsg.NewPtrInitProducerIDResponse()
+	a.do(ip, ipr, 1)
+	if ipr.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(ipr.ErrorCode))
+	}
+	pid, epoch := ipr.ProducerID, ipr.ProducerEpoch
+
+	addPartition := func(k *kconn) {
+		t.Helper()
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch = tid, pid, epoch
+		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		req.Topics = append(req.Topics, rt)
+		resp := kmsg.NewPtrAddPartitionsToTxnResponse()
+		k.do(req, resp, 2)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
+		}
+	}
+	produce := func(seq int32, value string) {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.TransactionID, req.Acks, req.TimeoutMillis = kmsg.StringPtr(tid), -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = 0, txnBatch(pid, epoch, seq, value)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := kmsg.NewPtrProduceResponse()
+		pc.do(req, resp, 7)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce %s: %v", value, kerr.ErrorForCode(code))
+		}
+	}
+	endTxn := func(k *kconn, commit bool) int16 {
+		t.Helper()
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = tid, pid, epoch, commit
+		resp := kmsg.NewPtrEndTxnResponse()
+		k.do(req, resp, 2)
+		return resp.ErrorCode
+	}
+
+	// Transaction 1, begun on connection a.
+	addPartition(a)
+	produce(0, "first")
+	// Its EndTxn(commit) is held in the proxy.
+	gate.Hold()
+	commit := kmsg.NewPtrEndTxnRequest()
+	commit.TransactionalID, commit.ProducerID, commit.ProducerEpoch, commit.Commit = tid, pid, epoch, true
+	a.send(commit, 2)
+	// The producer gives up on it, connects again (as a client whose
+	// request timed out does), aborts transaction 1 and begins
+	// transaction 2 on the new connection.
+	b := dialKafka(t, addr)
+	if code := endTxn(b, false); code != 0 {
+		t.Fatalf("abort of transaction 1: %v", kerr.ErrorForCode(code))
+	}
+	addPartition(b)
+	produce(1, "second")
+	// The delayed commit arrives now.
+	gate.Release()
+	late := kmsg.NewPtrEndTxnResponse()
+	a.recv(late, 2)
+	if late.ErrorCode != kerr.InvalidTxnState.Code {
+		t.Fatalf("the delayed EndTxn(commit) answered %v, want INVALID_TXN_STATE", kerr.ErrorForCode(late.ErrorCode))
+	}
+	// Transaction 2 ends as its producer asks: aborted.
+	if code := endTxn(b, false); code != 0 {
+		t.Fatalf("abort of transaction 2: %v (the delayed commit ended it?)", kerr.ErrorForCode(code))
+	}
+	if got := readAll(t, ctx, addr, topic, true); len(got) != 0 {
+		t.Fatalf("read_committed sees %v; both transactions were aborted", got)
+	}
+	if got := readAll(t, ctx, addr, topic, false); !slices.Equal(got, []string{"first", "second"}) {
+		t.Fatalf("read_uncommitted sees %v", got)
 	}
 }
