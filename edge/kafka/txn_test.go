@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,5 +262,157 @@ pipelines:
 	}
 	if got := readAll(t, ctx, addr, topic, false); !slices.Equal(got, []string{"first", "second"}) {
 		t.Fatalf("read_uncommitted sees %v", got)
+	}
+}
+
+// A consume-transform-produce ETL in franz-go's GroupTransactSession, two
+// members, one killed in the middle of a transaction (its records written,
+// not committed): the other takes its partitions over from the group's
+// committed offsets. Every input record appears exactly once in the
+// output read with read_committed; the group's committed offsets are the
+// input's ends; the aborted transactions (the killed member's, timed out,
+// and one aborted on purpose) are invisible to read_committed and visible
+// to read_uncommitted.
+func TestTransactionalETLMemberKilled(t *testing.T) {
+	addr := start(t, `
+pipelines:
+  - {name: etl-in, partitions: 1}
+  - {name: etl-out, partitions: 1}
+`)
+	const in, out, grp, n = "etl-in", "etl-out", "etl", 3000
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// The input, and an aborted transaction already in the output.
+	src := client(t, addr, kgo.DefaultProduceTopic(in))
+	for i := 0; i < n; i += 100 {
+		var rs []*kgo.Record
+		for j := i; j < i+100; j++ {
+			rs = append(rs, kgo.StringRecord(fmt.Sprintf("v-%05d", j)))
+		}
+		if err := src.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poison := client(t, addr, kgo.TransactionalID("etl-poison"), kgo.DefaultProduceTopic(out))
+	if err := poison.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := poison.ProduceSync(ctx, kgo.StringRecord(fmt.Sprintf("poison-%d", i))).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := poison.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	var processed atomic.Int64
+	member := func(i int, ks *killSwitch, killAfter int64) error {
+		sess, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(addr),
+			kgo.Dialer(ks.dial),
+			kgo.ClientID(fmt.Sprintf("etl-%d", i)),
+			kgo.TransactionalID(fmt.Sprintf("etl-member-%d", i)),
+			kgo.TransactionTimeout(4*time.Second),
+			kgo.ConsumerGroup(grp),
+			kgo.ConsumeTopics(in),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.SessionTimeout(3*time.Second),
+			kgo.HeartbeatInterval(300*time.Millisecond),
+			kgo.RebalanceTimeout(10*time.Second),
+			kgo.FetchMaxWait(200*time.Millisecond),
+			kgo.FetchMaxPartitionBytes(4<<10),
+			kgo.DefaultProduceTopic(out),
+			kgo.RetryTimeout(10*time.Second),
+		)
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		for ctx.Err() == nil {
+			fs := sess.PollFetches(ctx)
+			if ks.killed() {
+				return nil
+			}
+			var recs []*kgo.Record
+			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+			if len(recs) == 0 {
+				continue
+			}
+			if err := sess.Begin(); err != nil {
+				return fmt.Errorf("member %d begin: %w", i, err)
+			}
+			for _, r := range recs {
+				sess.Produce(ctx, kgo.StringRecord("out-"+string(r.Value)), nil)
+			}
+			if killAfter > 0 && processed.Load() >= killAfter {
+				// Killed mid-transaction: its records are written (flush),
+				// never committed; its connections die, it leaves nothing.
+				sess.Client().Flush(ctx)
+				ks.kill()
+				return nil
+			}
+			committed, err := sess.End(ctx, kgo.TryCommit)
+			if err != nil {
+				return fmt.Errorf("member %d end: %w", i, err)
+			}
+			if committed {
+				processed.Add(int64(len(recs)))
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 2)
+	k0, k1 := &killSwitch{}, &killSwitch{}
+	go func() { errs <- member(0, k0, n/3) }()
+	go func() { errs <- member(1, k1, 0) }()
+
+	// The output, read committed, until it holds every input once.
+	reader := client(t, addr, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	seen := map[string]int{}
+	total := 0
+	for ctx.Err() == nil && len(seen) < n {
+		fs := reader.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+	}
+	k1.kill()
+	cancel()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if !k0.killed() {
+		t.Fatal("member 0 was never killed: the test did not test a takeover")
+	}
+	if len(seen) != n || total != n {
+		t.Fatalf("read_committed: %d distinct records of %d, %d in all", len(seen), n, total)
+	}
+	for i := range n {
+		if v := fmt.Sprintf("out-v-%05d", i); seen[v] != 1 {
+			t.Fatalf("%s seen %d times", v, seen[v])
+		}
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel2()
+	check := client(t, addr)
+	offs, err := committedOffsets(ctx2, check, grp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[0] != n {
+		t.Fatalf("the group's committed offset is %d, want %d (the input's end)", offs[0], n)
+	}
+	unc := readAll(t, ctx2, addr, out, false)
+	poisoned := 0
+	for _, v := range unc {
+		if strings.HasPrefix(v, "poison-") {
+			poisoned++
+		}
+	}
+	if poisoned != 10 || len(unc) <= n {
+		t.Fatalf("read_uncommitted: %d records, %d of the aborted transaction; want more than %d, 10 of them", len(unc), poisoned, n)
 	}
 }
