@@ -424,9 +424,10 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, e
 }
 
 // EndTxn commits or aborts the producer's ongoing transaction, on behalf
-// of the connection s: the outcome is logged, then a marker is written to
-// each of its partitions, then the group offsets it holds are committed
-// (for a commit) with the record that completes it. A retry of an ended
+// of the connection s: the outcome is logged (for a commit in the same
+// write as the group offsets it holds, which become the groups'), then a
+// marker is written to each of its partitions, then a record completes
+// it. A retry of an ended
 // transaction's EndTxn with the same outcome succeeds; an EndTxn that was
 // sent before the ongoing transaction began is refused (ErrStaleEndTxn,
 // fence.go).
@@ -468,10 +469,21 @@ func (c *Coordinator) EndTxn(ctx context.Context, s *Session, id string, pid int
 	}
 	next := *cur
 	next.State = PrepareAbort
+	var commits []group.GroupCommits
 	if commit {
+		// The decision and the offsets are one write: from here the
+		// transaction commits whatever happens (a restart completes it),
+		// so its offsets are the group's at once. A member that takes
+		// the input over reads them, never the ones before, even while
+		// the markers are on their way.
 		next.State = PrepareCommit
+		for _, g := range cur.Groups {
+			if len(g.Offsets) > 0 {
+				commits = append(commits, group.GroupCommits{Group: g.Group, Commits: slices.Clone(g.Offsets)})
+			}
+		}
 	}
-	if err := c.write(&next); err != nil {
+	if err := c.write(&next, commits...); err != nil {
 		return err
 	}
 	s.note(id, cur.Seq)
@@ -509,8 +521,8 @@ func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason stri
 }
 
 // complete writes t's markers (t is PrepareCommit or PrepareAbort), then
-// the record that completes it, with its offsets for a commit. The caller
-// holds e.op.
+// the record that completes it (a commit's offsets were stored with its
+// PrepareCommit). The caller holds e.op.
 func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 	commit := t.State == PrepareCommit
 	m := batch.Marker{ProducerID: t.ProducerID, ProducerEpoch: t.Epoch, Commit: commit}
@@ -527,17 +539,11 @@ func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 	}
 	done := *t
 	done.State = CompleteAbort
-	var commits []group.GroupCommits
 	if commit {
 		done.State = CompleteCommit
-		for _, g := range t.Groups {
-			if len(g.Offsets) > 0 {
-				commits = append(commits, group.GroupCommits{Group: g.Group, Commits: slices.Clone(g.Offsets)})
-			}
-		}
 	}
 	done.StartMs, done.Partitions, done.Groups = 0, nil, nil
-	return c.write(&done, commits...)
+	return c.write(&done)
 }
 
 // BeginProduce checks that producer pid at epoch may append a

@@ -164,7 +164,7 @@ func TestRecovery(t *testing.T) {
 	if err := e.c.CommitOffsets(ctx, "deciding", pid2, ep2, "g", oc); err != nil {
 		t.Fatal(err)
 	}
-	e.mk.fail = true // the commit is logged, its markers are not written
+	e.mk.fail = true // the commit is logged (with its offsets), its markers are not written
 	if err := e.c.EndTxn(ctx, s, "deciding", pid2, ep2, true); err != nil {
 		t.Fatal(err)
 	}
