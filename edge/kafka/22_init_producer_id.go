@@ -16,7 +16,8 @@ import (
 // transaction coordinator (txn.go) answers: the id's stable producer id and
 // a new epoch, which fences the older ones (their ongoing transaction is
 // aborted); the transaction timeout must be 1 ms to
-// kafka.transaction_max_timeout (INVALID_TRANSACTION_TIMEOUT).
+// Options.TransactionMaxTimeout, 15 minutes by default
+// (INVALID_TRANSACTION_TIMEOUT).
 const (
 	initProducerIDMin = 0
 	initProducerIDMax = 1
