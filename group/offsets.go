@@ -96,6 +96,11 @@ type Store struct {
 	logger  *slog.Logger
 	now     func() time.Time
 
+	// side holds the live side records (side.go) by kind and key, and
+	// watchers the function each kind's state machine applies them with.
+	side     map[string]map[string][]byte
+	watchers map[string]func(key, value []byte)
+
 	// In a cluster (OpenReplicated) the records go to rlog, a replicated
 	// log, instead of log; every node applies them as they commit.
 	rlog      ReplicatedLog
@@ -266,6 +271,11 @@ func (s *Store) applyBatches(buf []byte, off int64) (int64, error) {
 		}
 		for it.Next() {
 			r := it.Record()
+			if kind := sideKind(r); kind != "" {
+				s.applySide(kind, r.Key, r.Value)
+				s.records++
+				continue
+			}
 			if err := s.apply(r.Key, r.Value); err != nil {
 				return off, fmt.Errorf("group: committed-offsets log record at offset %d: %w", h.BaseOffset+int64(r.OffsetDelta), err)
 			}
@@ -535,6 +545,10 @@ func (s *Store) compactLocked() error {
 				}
 			}
 		}
+	}
+	if err := s.addLiveSide(&s.b, now, flush); err != nil {
+		nl.Close()
+		return fmt.Errorf("group: compact committed offsets: %w", err)
 	}
 	if err := flush(); err != nil {
 		nl.Close()

@@ -215,10 +215,19 @@ func (n *Node) readCode(pipeline string, partition int32, err error) result.Code
 }
 
 // Fetch appends to dst whole record batches of a partition from offset
-// (Earliest and Latest resolve), up to maxBytes (at least one batch). When
-// nothing is there yet it waits until data arrives or ctx ends. It returns
-// the batches, the resolved offset and the high watermark.
+// (Earliest and Latest resolve), up to maxBytes (at least one batch), read
+// committed (ReadCommitted: below the last stable offset, the aborted
+// transactions' batches emptied). When nothing is there yet it waits until
+// data arrives or ctx ends. It returns the batches, the resolved offset and
+// the high watermark.
 func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int, dst []byte) ([]byte, int64, int64, result.Code) {
+	return n.FetchIsolated(ctx, pipeline, partition, offset, maxBytes, dst, ReadCommitted)
+}
+
+// FetchIsolated is Fetch with the isolation asked for. A buffer held on
+// other nodes is read as its replica serves it, whatever the isolation
+// (docs/kafka.md, "Transactions").
+func (n *Node) FetchIsolated(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int, dst []byte, iso Isolation) ([]byte, int64, int64, result.Code) {
 	l, code := n.buffer(pipeline, partition)
 	if code != result.OK {
 		return dst, offset, -1, code
@@ -235,8 +244,19 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 	for {
 		ch := l.Changed()
 		hw := l.HighWatermark()
-		if offset < hw {
+		limit := hw
+		if iso != ReadUncommitted && offset < hw {
+			lso, _, err := n.stable(l, 0, 0, false)
+			if err != nil {
+				return dst, offset, hw, n.readCode(pipeline, partition, err)
+			}
+			limit = lso
+		}
+		if offset < limit {
 			out, err := l.Read(dst, offset, maxBytes)
+			if err == nil && iso != ReadUncommitted {
+				out, err = n.committed(l, iso, out, len(dst), offset)
+			}
 			if err != nil {
 				return dst, offset, hw, n.readCode(pipeline, partition, err)
 			}

@@ -226,6 +226,9 @@ type Node struct {
 	// why: a cluster node whose routing table may be stale (Fence).
 	fence  atomic.Pointer[string]
 	closed atomic.Bool
+
+	// txnIdx holds each buffer's transaction index (txn.go), by Buffer.
+	txnIdx sync.Map
 }
 
 // Open opens (recovering) every buffer of every known pipeline.
@@ -495,6 +498,7 @@ func (n *Node) closeBuffersLocked(dirs []string) {
 	for _, dir := range dirs {
 		if l := n.bufs[dir]; l != nil {
 			l.Close()
+			n.txnIdx.Delete(l)
 			delete(n.bufs, dir)
 		}
 	}

@@ -485,7 +485,7 @@ func (m *migrator) walk(pipeline string, partition int32, from, until int64, lim
 	var it batch.Iter
 	read := 0
 	for off := from; off < until && (limit <= 0 || read < limit); {
-		b, _, _, code := m.n.Fetch(ctx, pipeline, partition, off, moveChunk, buf[:0])
+		b, _, _, code := m.n.FetchIsolated(ctx, pipeline, partition, off, moveChunk, buf[:0], node.ReadUncommitted)
 		if code != result.OK {
 			return result.New(code, fmt.Sprintf("read %s/%d at %d", pipeline, partition, off))
 		}

@@ -190,3 +190,71 @@ func TestPythonConsumerGroup(t *testing.T) {
 	checkResume(t, "third run", byPart, pos, run3)
 	t.Logf("first run: %d records, second run: %d", len(run1.records), len(run2.records))
 }
+
+// txnLine is a line of txn.py's output.
+type txnLine struct {
+	Type      string `json:"type"`
+	Isolation string `json:"isolation"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Value     string `json:"value"`
+}
+
+// txnRead runs txn.py read and returns the values read committed and
+// uncommitted (sorted), and the group's committed offset.
+func txnRead(t *testing.T, lines []txnLine) (committed, uncommitted []string, offset int64) {
+	t.Helper()
+	offset = -1
+	for _, l := range lines {
+		switch {
+		case l.Type == "record" && l.Isolation == "read_committed":
+			committed = append(committed, l.Value)
+		case l.Type == "record":
+			uncommitted = append(uncommitted, l.Value)
+		case l.Type == "committed":
+			offset = l.Offset
+		}
+	}
+	slices.Sort(committed)
+	slices.Sort(uncommitted)
+	return committed, uncommitted, offset
+}
+
+// TestPythonTransactions: confluent-kafka-python commits a transaction
+// over two partitions with offsets (send_offsets_to_transaction) and
+// aborts another; a read_committed consumer sees exactly the committed
+// records, read_uncommitted both, and the group's offset is the
+// committed transaction's.
+func TestPythonTransactions(t *testing.T) {
+	needPython(t)
+	addr := startSense(t)
+	topic := topicName(t, "txn")
+	out, err := python(t, "txn.py", "commit-abort", addr, topic, topic+"-g", strconv.Itoa(scriptTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := jsonLines[txnLine](t, out); len(ls) != 1 || ls[0].Type != "done" {
+		t.Fatalf("txn.py commit-abort printed %s", out)
+	}
+	out, err = python(t, "txn.py", "read", addr, topic, topic+"-g", strconv.Itoa(scriptTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, uncommitted, offset := txnRead(t, jsonLines[txnLine](t, out))
+	var wantC, wantU []string
+	for i := range 10 {
+		wantC = append(wantC, "c-"+strconv.Itoa(i))
+		wantU = append(wantU, "a-"+strconv.Itoa(i), "c-"+strconv.Itoa(i))
+	}
+	slices.Sort(wantC)
+	slices.Sort(wantU)
+	if !slices.Equal(committed, wantC) {
+		t.Fatalf("read_committed: %v, want %v", committed, wantC)
+	}
+	if !slices.Equal(uncommitted, wantU) {
+		t.Fatalf("read_uncommitted: %v, want %v", uncommitted, wantU)
+	}
+	if offset != 5 {
+		t.Fatalf("the group's committed offset is %d, want 5 (the committed transaction's)", offset)
+	}
+}

@@ -284,6 +284,14 @@ func (rd *reader) next(ctx context.Context, limit int) ([]Record, int64, result.
 		if bh.NextOffset() <= rd.offset {
 			continue
 		}
+		if bh.Attributes&batch.AttrControl != 0 {
+			// A transaction marker or a replicated log's own record:
+			// no event; its offset is consumed.
+			if len(out) < limit {
+				rd.offset = bh.NextOffset()
+			}
+			continue
+		}
 		records, err := batch.Decompress(rd.dec[:0], b)
 		if err != nil {
 			return out, hw, result.StorageError

@@ -3,8 +3,10 @@ package kafka
 import (
 	"sync"
 
+	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
+	"github.com/sensehq/sense/txn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -23,7 +25,13 @@ import (
 // partition's hub and lane, applies idempotence, and stores the batch
 // unchanged); the partitions of one request are appended concurrently.
 // acks 1 and -1 both answer once the batch is durable (one replica);
-// acks 0 sends no response. Transactional produce is not supported.
+// acks 0 sends no response. A transactional batch (the transactional
+// attribute) is accepted only from the producer id and epoch of a
+// transactional id whose ongoing transaction holds the partition
+// (AddPartitionsToTxn first): else INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH
+// for a fenced epoch, INVALID_PRODUCER_ID_MAPPING for a producer id of no
+// transactional id. The coordinator counts the batch under way until it is
+// appended, so that EndTxn writes its markers after it (txn.go).
 const (
 	produceAdvertisedMin = 0
 	produceMin           = 3
@@ -57,12 +65,8 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 			rp := &rt.Partitions[i]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			switch {
-			case !known:
+			if !known {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
-			case req.TransactionID != nil:
-				rp.ErrorCode = kerr.InvalidRequest.Code
 				continue
 			}
 			wg.Go(func() { c.appendPartition(t.Topic, p.Partition, p.Records, rp) })
@@ -77,6 +81,16 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 }
 
 func (c *conn) appendPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) {
+	if h, err := batch.ParseHeader(records); err == nil && h.Attributes&(batch.AttrTransactional|batch.AttrControl) == batch.AttrTransactional {
+		done, err := c.s.txns.BeginProduce(c.ctx, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
+		if err != nil {
+			rp.ErrorCode = c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code)
+			msg := err.Error()
+			rp.ErrorMessage = &msg
+			return
+		}
+		defer done()
+	}
 	base, code, why := c.s.node.AppendRaw(c.ctx, topic, partition, records)
 	rp.ErrorCode = code.Kafka()
 	if code != result.OK {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
@@ -17,8 +18,13 @@ import (
 // while any of the request's budget is left (so a batch larger than the
 // limits still makes progress; Kafka does this for the first partition
 // only, so a response may exceed max_bytes by up to one batch per
-// partition). The last stable offset is the high watermark (no
-// transactions). The response waits up to max_wait_ms until min_bytes are
+// partition). With isolation level read_uncommitted (0) a partition is
+// read up to its high watermark; with read_committed (1) up to its last
+// stable offset (node.StableOffset: the first offset of its oldest open
+// transaction), with the aborted transactions that hold offsets in the
+// range returned (producer id, first offset), by which the client drops
+// their records. Each partition's LastStableOffset is its real one. The
+// response waits up to max_wait_ms until min_bytes are
 // there. Fetch sessions are not kept: the response's session id is 0, so
 // clients send full fetch requests. Only a partition's leader serves it;
 // another node answers NOT_LEADER_OR_FOLLOWER (read replicas and rack
@@ -115,11 +121,16 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
+			iso := node.ReadUncommitted
+			if req.IsolationLevel == 1 {
+				iso = node.ReadCommittedKafka
+			}
+			end := p.FetchOffset
 			if p.FetchOffset < 0 {
 				code = result.OffsetOutOfRange
 			} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
 				var b []byte
-				b, _, _, code = c.s.node.Fetch(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil)
+				b, _, _, code = c.s.node.FetchIsolated(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil, iso)
 				if code == result.OK && len(b) > 0 && readLimit.Limited() {
 					b, code = c.filterRecords(b, readLimit)
 				}
@@ -127,15 +138,28 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 					rp.RecordBatches = b
 					total += len(b)
 					left -= len(b)
+					end = batchesEnd(b)
 				}
 			}
+			lso := hw
 			if code == result.OK {
 				// The high watermark as of the read, or later: never
-				// below the batches returned.
+				// below the batches returned; the last stable offset
+				// after it, so never above it.
 				_, hw, _ = c.s.node.Offsets(t.Topic, p.Partition)
+				var aborted []node.AbortedTxn
+				lso, aborted, code = c.s.node.AbortedTransactions(t.Topic, p.Partition, p.FetchOffset, end)
+				lso = min(lso, hw)
+				if iso == node.ReadCommittedKafka {
+					for _, a := range aborted {
+						at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+						rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+					}
+				}
 			}
 			rp.HighWatermark = hw
-			rp.LastStableOffset = rp.HighWatermark
+			rp.LastStableOffset = lso
 			rp.LogStartOffset = start
 			if code != result.OK {
 				rp.ErrorCode = code.Kafka()
@@ -146,4 +170,18 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp, total, failed
+}
+
+// batchesEnd returns the offset after the last of whole batches b.
+func batchesEnd(b []byte) int64 {
+	end := int64(-1)
+	for len(b) >= batch.HeaderSize {
+		h, err := batch.ParseHeader(b)
+		if err != nil || h.Size() > len(b) {
+			break
+		}
+		end = h.NextOffset()
+		b = b[h.Size():]
+	}
+	return end
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // ListOffsets (key 2), versions 1 to 5 (6+ are flexible, see header.go): timestamp -2 is the
-// log start offset, -1 the high watermark (read_committed sees the same:
-// there are no transactions), any other timestamp the first batch whose
+// log start offset, -1 the high watermark, or with isolation level
+// read_committed (1, version 2+) the last stable offset, any other timestamp the first batch whose
 // max timestamp is at or after it (seglog.OffsetForTime, batch
 // granularity), or offset -1 when no batch is that recent. A topic the
 // principal may not describe is TOPIC_AUTHORIZATION_FAILED.
@@ -34,7 +34,7 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
-			rp.Timestamp, rp.Offset, rp.ErrorCode = c.offsetFor(t.Topic, p.Partition, p.Timestamp)
+			rp.Timestamp, rp.Offset, rp.ErrorCode = c.offsetFor(t.Topic, p.Partition, p.Timestamp, req.IsolationLevel == 1)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
@@ -42,11 +42,14 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	return resp
 }
 
-func (c *conn) offsetFor(topic string, partition int32, ts int64) (int64, int64, int16) {
+func (c *conn) offsetFor(topic string, partition int32, ts int64, committed bool) (int64, int64, int16) {
 	code := c.leaderCode(topic, partition)
 	var start, hw int64
 	if code == result.OK {
 		start, hw, code = c.s.node.Offsets(topic, partition)
+	}
+	if code == result.OK && committed {
+		hw, code = c.s.node.StableOffset(topic, partition)
 	}
 	if code != result.OK {
 		return -1, -1, code.Kafka()

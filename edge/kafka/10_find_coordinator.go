@@ -8,9 +8,10 @@ import (
 
 // FindCoordinator (key 10), versions 0 to 2 (3+ are flexible, see
 // header.go). A node alone coordinates every group (its group.Coordinator,
-// see groups.go); in a cluster, Options.Cluster names the coordinator. Transactions are not
-// supported, so a transaction coordinator lookup gets
-// COORDINATOR_NOT_AVAILABLE.
+// see groups.go) and every transactional id (key type 1, its
+// txn.Coordinator, see txn.go); in a cluster, Options.Cluster names the
+// coordinator of both: the leader of the replicated committed offsets,
+// which hold the transactions' state too.
 const (
 	findCoordinatorMin = 0
 	findCoordinatorMax = 2
@@ -19,10 +20,15 @@ const (
 func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	resp.SetVersion(req.Version)
-	if req.CoordinatorType != 0 {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		msg := "Sense does not support Kafka transactions yet: there is no transaction coordinator"
+	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		msg := "unknown coordinator type: 0 (a group) and 1 (a transactional id) exist"
 		resp.ErrorMessage = &msg
+		resp.NodeID, resp.Port = -1, -1
+		return resp
+	}
+	if req.CoordinatorType == 1 && req.CoordinatorKey == "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
 		resp.NodeID, resp.Port = -1, -1
 		return resp
 	}
@@ -39,7 +45,7 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	b, ok := c.cluster().Coordinator(req.CoordinatorKey)
 	if !ok {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		msg := "no node coordinates consumer groups now (the group offsets have no leader yet); retry"
+		msg := "no node coordinates consumer groups and transactions now (the group offsets have no leader yet); retry"
 		resp.ErrorMessage = &msg
 		resp.NodeID, resp.Port = -1, -1
 		return resp

@@ -36,10 +36,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/admin"
+	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/edge/tcpserve"
 	"github.com/sensehq/sense/group"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/security"
+	"github.com/sensehq/sense/txn"
 )
 
 // DefaultMaxRequestBytes bounds a request's size unless Options says
@@ -86,6 +88,10 @@ type Options struct {
 	// Authorizer is asked at produce, fetch, group and admin requests
 	// when Auth is Enabled; nil allows everything.
 	Authorizer security.Authorizer
+	// TransactionMaxTimeout bounds the transaction timeout a transactional
+	// producer may ask for (Kafka's transaction.max.timeout.ms); default
+	// 15 minutes.
+	TransactionMaxTimeout time.Duration
 	// Admin serves DescribeUserScramCredentials and
 	// AlterUserScramCredentials (user.list, user.create, user.delete);
 	// nil answers them UNSUPPORTED_VERSION... as an unknown API.
@@ -101,6 +107,7 @@ type Server struct {
 	log     *slog.Logger
 
 	groups *group.Coordinator
+	txns   *txn.Coordinator
 	conns  tcpserve.Tracker
 }
 
@@ -142,7 +149,22 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 	case opts.GroupInitialRebalanceDelay < 0:
 		opts.GroupInitialRebalanceDelay = 0
 	}
-	return &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: group.NewCoordinator(group.Config{InitialRebalanceDelay: opts.GroupInitialRebalanceDelay})}, nil
+	s := &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: group.NewCoordinator(group.Config{InitialRebalanceDelay: opts.GroupInitialRebalanceDelay})}
+	txns, err := txn.New(txn.Config{
+		Store: offsets,
+		WriteMarker: func(ctx context.Context, tp txn.TopicPartition, m batch.Marker) error {
+			return n.AppendMarker(ctx, tp.Topic, tp.Partition, m)
+		},
+		NewProducerID: n.NewProducerID,
+		MaxTimeout:    opts.TransactionMaxTimeout,
+		Logger:        opts.Logger,
+	})
+	if err != nil {
+		s.groups.Close()
+		return nil, err
+	}
+	s.txns = txns
+	return s, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -158,6 +180,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // connection. If ctx ends first, the connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.groups.Close()
+	defer s.txns.Close()
 	return s.conns.Shutdown(ctx)
 }
 
@@ -187,6 +210,10 @@ type conn struct {
 	// receive from its fetches.
 	filter     node.MaskFilter
 	closeAfter string
+
+	// txnSession is the connection as the transaction coordinator's
+	// EndTxn fence knows it (txn/fence.go).
+	txnSession *txn.Session
 }
 
 // job is one decoded request, or a reason to close after the responses
@@ -206,7 +233,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
-		jobs: make(chan *job, s.opts.MaxInFlight)}
+		jobs: make(chan *job, s.opts.MaxInFlight), txnSession: s.txns.NewSession()}
 	if c.authRequired() {
 		nc.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
 	}
@@ -403,6 +430,14 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.apiVersions(req, j.hdr)
 	case *kmsg.InitProducerIDRequest:
 		return c.initProducerID(req)
+	case *kmsg.AddPartitionsToTxnRequest:
+		return c.addPartitionsToTxn(req)
+	case *kmsg.AddOffsetsToTxnRequest:
+		return c.addOffsetsToTxn(req)
+	case *kmsg.EndTxnRequest:
+		return c.endTxn(req)
+	case *kmsg.TxnOffsetCommitRequest:
+		return c.txnOffsetCommit(req)
 	case *kmsg.CreateTopicsRequest:
 		return c.createTopics(req)
 	case *kmsg.DeleteTopicsRequest:

@@ -1,0 +1,68 @@
+package kafka
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sensehq/sense/txn"
+)
+
+// Transactions (KIP-98) are run by a txn.Coordinator (package txn: the
+// transactional ids, their producer ids and epochs, the partitions and
+// groups of each transaction, the markers, timeouts and recovery); the
+// transactional APIs (22 with a transactional id, 24, 25, 26, 28) translate
+// requests to it and its errors to Kafka error codes, here. Only the
+// versions before KIP-482 (flexible versions) are served, so only the
+// versions before KIP-890's epoch per transaction: the EndTxn fence of
+// package txn (fence.go) stands in for it. docs/kafka.md, "Transactions".
+
+// txnErrorCode maps an error of the transaction coordinator to a Kafka
+// error code. fencedCode is what the API's version knows a fenced
+// producer as: PRODUCER_FENCED from version 2 of AddPartitionsToTxn,
+// AddOffsetsToTxn, EndTxn and TxnOffsetCommit (KIP-588), else
+// INVALID_PRODUCER_EPOCH.
+func (c *conn) txnErrorCode(err error, fencedCode int16) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, txn.ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, txn.ErrInvalidTimeout):
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, txn.ErrInvalidMapping):
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, txn.ErrFenced):
+		return fencedCode
+	case errors.Is(err, txn.ErrInvalidState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, txn.ErrConcurrent):
+		return kerr.ConcurrentTransactions.Code
+	}
+	c.log.Error("transaction coordinator failed", "err", err)
+	return kerr.UnknownServerError.Code
+}
+
+// fencedCode is the code of a fenced producer at an API's version.
+func fencedCode(version int16) int16 {
+	if version >= 2 {
+		return kerr.ProducerFenced.Code
+	}
+	return kerr.InvalidProducerEpoch.Code
+}
+
+// txnCoordinatorCode is coordinatorCode for a transactional id: the node
+// that coordinates consumer groups coordinates transactions.
+func (c *conn) txnCoordinatorCode(id string) int16 {
+	if code := c.coordinatorCode(id); code != 0 {
+		return code
+	}
+	if !c.s.txns.Ready() {
+		return kerr.CoordinatorLoadInProgress.Code
+	}
+	return 0
+}
+
+// msDuration turns a millisecond count from a request into a duration.
+func msDuration(ms int32) time.Duration { return time.Duration(ms) * time.Millisecond }

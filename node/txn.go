@@ -1,0 +1,310 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/seglog"
+)
+
+// Transactions in a partition (Kafka's KIP-98, coordinated by package txn).
+// A transactional producer's batches carry the transactional attribute;
+// the coordinator ends each transaction with a marker in every partition it
+// wrote to (AppendMarker): a control batch of the producer's id whose
+// record says commit or abort. Until its marker, a transaction is open.
+//
+// The last stable offset (LSO) of a partition is the first offset of its
+// oldest open transaction, else its high watermark: below it every record
+// is decided. Read-committed readers read below it only, and skip the
+// records of aborted transactions: Kafka clients with the aborted list
+// Fetch gives them, Sense's own readers because Fetch empties those
+// batches for them.
+//
+// The node keeps, per buffer, a txnIndex of the open transactions and the
+// aborted ones, built from the log itself: it reads the batches it has not
+// indexed yet, up to the high watermark, whenever it is asked (the first
+// question after a start reads the whole log's batches once). So it is
+// always exactly the log's, after a crash, a truncation or a failover
+// alike, and never trails an acknowledged batch.
+
+// AbortedTxn is an aborted transaction of a partition: its producer, its
+// first offset and the offset of its abort marker.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// txnIndex is the transaction state of one buffer (see above).
+type txnIndex struct {
+	mu      sync.Mutex
+	next    int64           // the log is indexed below this offset
+	open    map[int64]int64 // producer id -> first offset of its open transaction
+	aborted []AbortedTxn    // by LastOffset
+}
+
+// txnIndexReadBytes bounds one read of the index's catch-up.
+const txnIndexReadBytes = 1 << 20
+
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// txnIndex returns buffer l's index.
+func (n *Node) txnIndex(l Buffer) *txnIndex {
+	if x, ok := n.txnIdx.Load(l); ok {
+		return x.(*txnIndex)
+	}
+	x, _ := n.txnIdx.LoadOrStore(l, &txnIndex{next: -1, open: map[int64]int64{}})
+	return x.(*txnIndex)
+}
+
+// catchUp indexes l up to its high watermark and returns the last stable
+// offset. The caller holds x.mu.
+func (x *txnIndex) catchUp(l Buffer) (int64, error) {
+	start := l.StartOffset()
+	if x.next < start {
+		// A new index, or the log's start moved past it (a trim, a
+		// snapshot): transactions that began below the start are gone.
+		x.next = start
+		clear(x.open)
+	}
+	if i := slices.IndexFunc(x.aborted, func(a AbortedTxn) bool { return a.LastOffset >= start }); i > 0 {
+		x.aborted = slices.Delete(x.aborted, 0, i)
+	} else if i < 0 {
+		x.aborted = x.aborted[:0]
+	}
+	hw := l.HighWatermark()
+	if x.next < hw {
+		bp := readBufs.Get().(*[]byte)
+		defer readBufs.Put(bp)
+		for x.next < hw {
+			buf, err := l.Read((*bp)[:0], x.next, txnIndexReadBytes)
+			*bp = buf[:0]
+			if errors.Is(err, seglog.ErrOffsetOutOfRange) && l.StartOffset() > x.next {
+				x.next = l.StartOffset()
+				clear(x.open)
+				continue
+			}
+			if err != nil {
+				return -1, err
+			}
+			if len(buf) == 0 {
+				break
+			}
+			if err := x.index(buf); err != nil {
+				return -1, err
+			}
+		}
+		if cap(*bp) > 2*txnIndexReadBytes {
+			*bp = nil
+		}
+	}
+	lso := x.next
+	for _, first := range x.open {
+		lso = min(lso, first)
+	}
+	return lso, nil
+}
+
+// index notes the transactional batches and markers of whole batches read
+// at x.next.
+func (x *txnIndex) index(p []byte) error {
+	for len(p) > 0 {
+		h, err := batch.ParseHeader(p)
+		if err != nil || h.Size() > len(p) {
+			return fmt.Errorf("node: indexing transactions at offset %d: a batch does not parse: %v", x.next, err)
+		}
+		b := p[:h.Size()]
+		p = p[h.Size():]
+		if h.NextOffset() <= x.next {
+			continue // the start of the batch holding x.next, already indexed
+		}
+		switch {
+		case h.Attributes&batch.AttrControl != 0:
+			m, ok, err := batch.ParseMarker(b)
+			if err != nil {
+				return fmt.Errorf("node: indexing transactions: the control batch at offset %d: %w", h.BaseOffset, err)
+			}
+			if ok {
+				if first, open := x.open[m.ProducerID]; open {
+					delete(x.open, m.ProducerID)
+					if !m.Commit {
+						x.aborted = append(x.aborted, AbortedTxn{ProducerID: m.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset})
+					}
+				}
+			}
+		case h.Attributes&batch.AttrTransactional != 0 && h.ProducerID >= 0:
+			if _, open := x.open[h.ProducerID]; !open {
+				x.open[h.ProducerID] = h.BaseOffset
+			}
+		}
+		x.next = h.NextOffset()
+	}
+	return nil
+}
+
+// abortedIn returns the aborted transactions that hold offsets in [from,
+// to). The caller holds x.mu.
+func (x *txnIndex) abortedIn(dst []AbortedTxn, from, to int64) []AbortedTxn {
+	i, _ := slices.BinarySearchFunc(x.aborted, from, func(a AbortedTxn, off int64) int {
+		switch {
+		case a.LastOffset < off:
+			return -1
+		case a.LastOffset > off:
+			return 1
+		}
+		return 0
+	})
+	for _, a := range x.aborted[i:] {
+		if a.FirstOffset < to {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
+// stable returns buffer l's last stable offset, and with want the aborted
+// transactions that hold offsets in [from, to).
+func (n *Node) stable(l Buffer, from, to int64, want bool) (int64, []AbortedTxn, error) {
+	if _, ok := l.(RemoteReader); ok {
+		// Held on other nodes: its replicas know; this node does not
+		// (docs/kafka.md, "Transactions").
+		return l.HighWatermark(), nil, nil
+	}
+	x := n.txnIndex(l)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	lso, err := x.catchUp(l)
+	if err != nil || !want {
+		return lso, nil, err
+	}
+	return lso, x.abortedIn(nil, from, to), nil
+}
+
+// StableOffset returns a partition's last stable offset: the first offset
+// of its oldest open transaction, else its high watermark.
+func (n *Node) StableOffset(pipeline string, partition int32) (int64, result.Code) {
+	l, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, code
+	}
+	lso, _, err := n.stable(l, 0, 0, false)
+	if err != nil {
+		return -1, n.readCode(pipeline, partition, err)
+	}
+	return lso, result.OK
+}
+
+// AbortedTransactions returns a partition's last stable offset and its
+// aborted transactions that hold offsets in [from, to): a Kafka
+// read_committed fetch's list, by which the client drops their records.
+func (n *Node) AbortedTransactions(pipeline string, partition int32, from, to int64) (int64, []AbortedTxn, result.Code) {
+	l, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, nil, code
+	}
+	lso, aborted, err := n.stable(l, from, to, true)
+	if err != nil {
+		return -1, nil, n.readCode(pipeline, partition, err)
+	}
+	return lso, aborted, result.OK
+}
+
+// AppendMarker writes a transaction marker to a partition and returns once
+// it is durable. Markers are the broker's to write (AppendRaw refuses
+// control batches from producers): package txn's coordinator calls this.
+// On a cluster node that does not lead the partition, the marker goes to
+// its leader. A partition that no longer exists needs no marker: nil.
+func (n *Node) AppendMarker(ctx context.Context, pipeline string, partition int32, m batch.Marker) error {
+	p, partition, _, code := n.resolve(n.st.Load(), pipeline, partition)
+	switch code {
+	case result.UnknownPipeline, result.UnknownPartition:
+		return nil
+	}
+	if p.refused != nil {
+		return p.refused.err
+	}
+	ack, err := p.bufs[partition].Append(batch.TxnMarker(time.Now().UnixMilli(), m), AppendChecked)
+	if err != nil {
+		return fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ack.Wait()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, ctx.Err())
+	}
+}
+
+// Isolation says what a read returns of transactions.
+type Isolation uint8
+
+const (
+	// ReadCommitted returns only what lies below the last stable offset,
+	// with the aborted transactions' batches emptied (their header, no
+	// records), so that a reader that skips empty and control batches
+	// sees committed records only. The default of Sense's own readers.
+	ReadCommitted Isolation = iota
+	// ReadCommittedKafka returns only what lies below the last stable
+	// offset, aborted batches as they are: a Kafka read_committed client
+	// drops them itself, by the aborted list (AbortedTransactions).
+	ReadCommittedKafka
+	// ReadUncommitted returns everything up to the high watermark.
+	ReadUncommitted
+)
+
+// committed cuts batches read at offset (from a local buffer) at the last
+// stable offset and, for ReadCommitted, empties the aborted transactions'
+// batches. It returns the batches kept (in place, or appended to dst's
+// start) and whether any was.
+func (n *Node) committed(l Buffer, iso Isolation, dst []byte, start int, offset int64) ([]byte, error) {
+	read := dst[start:]
+	end := offset
+	for p := read; len(p) > 0; {
+		h, err := batch.ParseHeader(p)
+		if err != nil || h.Size() > len(p) {
+			return dst[:start], fmt.Errorf("node: a batch read does not parse: %v", err)
+		}
+		end = h.NextOffset()
+		p = p[h.Size():]
+	}
+	lso, aborted, err := n.stable(l, offset, end, iso == ReadCommitted)
+	if err != nil {
+		return dst[:start], err
+	}
+	keep := 0 // bytes of read kept
+	out := read[:0]
+	var emptied []byte
+	for p := read; len(p) > 0; {
+		h, _ := batch.ParseHeader(p)
+		b := p[:h.Size()]
+		p = p[h.Size():]
+		if h.BaseOffset >= lso {
+			break
+		}
+		if iso == ReadCommitted && h.Attributes&(batch.AttrTransactional|batch.AttrControl) == batch.AttrTransactional &&
+			slices.ContainsFunc(aborted, func(a AbortedTxn) bool {
+				return a.ProducerID == h.ProducerID && a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset
+			}) {
+			emptied = batch.Emptied(emptied[:0], b)
+			out = append(out[:keep], emptied...)
+		} else {
+			out = append(out[:keep], b...)
+		}
+		keep = len(out)
+	}
+	return dst[:start+keep], nil
+}

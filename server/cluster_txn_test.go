@@ -1,0 +1,72 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sensehq/sense/sensetest"
+)
+
+// Kafka transactions in a cluster of three: the coordinator is the leader
+// of the replicated committed offsets, the markers go to each partition's
+// leader, wherever it is. A committed transaction over three partitions is
+// read back by read_committed, an aborted one is not.
+func TestClusterKafkaTransactions(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
+	for p := range int32(3) {
+		if c.Leader("payments", p, 30*time.Second) < 0 {
+			t.Fatalf("partition %d has no leader after 30s", p)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.TransactionalID("cluster-txn"),
+		kgo.DefaultProduceTopic("payments"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, commit := range []bool{true, false} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 9 {
+			r := &kgo.Record{Partition: int32(i % 3), Value: fmt.Appendf(nil, "%v-%d", commit, i)}
+			if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end (commit %v): %v", commit, err)
+		}
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.ConsumeTopics("payments"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var got []string
+	for len(got) < 9 && ctx.Err() == nil {
+		fs := rd.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	// Anything more (an aborted record) would come in the same fetches.
+	wctx, wcancel := context.WithTimeout(ctx, time.Second)
+	rd.PollFetches(wctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	wcancel()
+	slices.Sort(got)
+	var want []string
+	for i := range 9 {
+		want = append(want, fmt.Sprintf("true-%d", i))
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+}

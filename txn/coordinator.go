@@ -1,0 +1,719 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/group"
+)
+
+// Errors of the coordinator's operations, which an edge maps to its own
+// codes (edge/kafka/txn.go).
+var (
+	// ErrNotCoordinator: this node does not coordinate transactions now
+	// (in a cluster it does not lead the committed-offsets log, or has not
+	// finished recovering it). Retriable: find the coordinator again.
+	ErrNotCoordinator = errors.New("txn: this node does not coordinate transactions now; find the coordinator and retry")
+	// ErrInvalidTimeout: a transaction timeout of 0 or less, or above the
+	// node's maximum.
+	ErrInvalidTimeout = errors.New("txn: invalid transaction timeout")
+	// ErrInvalidMapping: the producer id is not the transactional id's,
+	// or the transactional id is unknown (InitProducerId first).
+	ErrInvalidMapping = errors.New("txn: the producer id does not belong to the transactional id")
+	// ErrFenced: the producer epoch is not the transactional id's current
+	// one: another producer initialized the id since, or the coordinator
+	// aborted the transaction (timeout, restart) and fenced the epoch.
+	ErrFenced = errors.New("txn: producer fenced: a newer producer epoch exists for this transactional id")
+	// ErrInvalidState: the request does not fit the transaction's state
+	// (EndTxn without a transaction, commit after abort, a produce to a
+	// partition not added, offsets for a group not added).
+	ErrInvalidState = errors.New("txn: invalid transaction state")
+	// ErrStaleEndTxn is an ErrInvalidState: an EndTxn that arrived on a
+	// connection that carried nothing of the ongoing transaction and was
+	// opened before it began, so it was sent for an earlier transaction
+	// (fence.go).
+	ErrStaleEndTxn = fmt.Errorf("%w: the EndTxn was sent before the ongoing transaction began (it ends an earlier one)", ErrInvalidState)
+	// ErrConcurrent: the previous transaction of the id is still being
+	// completed. Retriable.
+	ErrConcurrent = errors.New("txn: the previous transaction is still being completed; retry")
+	// ErrClosed: the coordinator was closed.
+	ErrClosed = errors.New("txn: coordinator closed")
+)
+
+// MarkerWriter writes a transaction marker to a partition and returns once
+// it is durable; nil too when the partition no longer exists (nothing is
+// left to mark).
+type MarkerWriter func(ctx context.Context, tp TopicPartition, m batch.Marker) error
+
+// Config configures a Coordinator.
+type Config struct {
+	// Store keeps the coordinator's state (side records of kind Kind) and
+	// the groups' committed offsets.
+	Store *group.Store
+	// WriteMarker writes commit and abort markers (node.AppendMarker).
+	WriteMarker MarkerWriter
+	// NewProducerID gives a producer id never given before
+	// (node.NewProducerID).
+	NewProducerID func() (int64, error)
+	// MaxTimeout bounds the transaction timeout a producer may ask for
+	// (Kafka's transaction.max.timeout.ms); default 15 minutes.
+	MaxTimeout time.Duration
+	// Tick is how often timeouts and unfinished completions are looked
+	// at; default 500 ms.
+	Tick   time.Duration
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// DefaultMaxTimeout is Kafka's default transaction.max.timeout.ms.
+const DefaultMaxTimeout = 15 * time.Minute
+
+// markerTimeout bounds one round of marker writes.
+const markerTimeout = 30 * time.Second
+
+// Coordinator runs the transactions of transactional producers (KIP-98).
+// It is safe for concurrent use; operations on one transactional id are
+// serialized.
+type Coordinator struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ids     map[string]*entry
+	byPID   map[int64]*entry
+	changed chan struct{} // closed, and replaced, when a state is applied
+
+	// clock orders sessions' openings and transactions' beginnings (fence.go).
+	clock     atomic.Uint64
+	recovered atomic.Bool
+
+	quit chan struct{}
+	done chan struct{}
+}
+
+// entry is one transactional id: its applied state and what is in memory
+// only.
+type entry struct {
+	op sync.Mutex // serializes the operations on the id
+
+	// Guarded by Coordinator.mu:
+	t        *Txn // applied state; replaced, never changed
+	parts    map[TopicPartition]bool
+	beganAt  uint64 // clock when the ongoing transaction began here
+	inflight int    // transactional appends under way (BeginProduce)
+	idle     chan struct{}
+}
+
+// New returns a coordinator over cfg.Store. It applies the state the store
+// holds, then, while this node coordinates, finishes what a crash or a
+// failover interrupted: an ongoing transaction is aborted (and its
+// producer fenced), one whose outcome was logged is completed. A goroutine,
+// stopped by Close, aborts transactions that outlive their timeout.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil || cfg.WriteMarker == nil || cfg.NewProducerID == nil {
+		return nil, errors.New("txn: New needs a Store, a WriteMarker and a NewProducerID")
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = DefaultMaxTimeout
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, ids: map[string]*entry{}, byPID: map[int64]*entry{},
+		changed: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	cfg.Store.Watch(Kind, c.apply)
+	c.tick()
+	go c.loop()
+	return c, nil
+}
+
+// Close stops the coordinator's goroutine and waits for it.
+func (c *Coordinator) Close() {
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+	<-c.done
+}
+
+// apply is the store's watcher: it applies one record of the log.
+func (c *Coordinator) apply(key, value []byte) {
+	id := string(key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}()
+	e := c.ids[id]
+	if value == nil {
+		if e != nil && e.t != nil {
+			delete(c.byPID, e.t.ProducerID)
+			e.t, e.parts = nil, nil
+		}
+		return
+	}
+	t, err := decodeValue(id, value)
+	if err != nil {
+		c.log.Error("txn: a transaction coordinator record does not decode; the transactional id keeps its previous state", "transactional_id", id, "err", err)
+		return
+	}
+	if e == nil {
+		e = &entry{}
+		c.ids[id] = e
+	}
+	if e.t != nil && e.t.ProducerID != t.ProducerID && c.byPID[e.t.ProducerID] == e {
+		delete(c.byPID, e.t.ProducerID)
+	}
+	if t.State == Ongoing && (e.t == nil || e.t.State != Ongoing || e.t.Seq != t.Seq) {
+		e.beganAt = c.clock.Add(1)
+	}
+	e.t = t
+	c.byPID[t.ProducerID] = e
+	e.parts = make(map[TopicPartition]bool, len(t.Partitions))
+	for _, tp := range t.Partitions {
+		e.parts[tp] = true
+	}
+}
+
+// ready reports whether this node may run transactions now.
+func (c *Coordinator) ready() bool {
+	return c.cfg.Store.Ready() && c.recovered.Load()
+}
+
+// Ready reports whether this node coordinates transactions now.
+func (c *Coordinator) Ready() bool { return c.ready() }
+
+// current returns the id's entry and a copy of its state (nil if the id
+// has none).
+func (c *Coordinator) current(id string) (*entry, *Txn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.ids[id]
+	if e == nil || e.t == nil {
+		return e, nil
+	}
+	t := *e.t
+	return e, &t
+}
+
+// lock returns the id's entry (created when missing) with its operation
+// lock held, and the id's state.
+func (c *Coordinator) lock(id string) (*entry, *Txn) {
+	c.mu.Lock()
+	e := c.ids[id]
+	if e == nil {
+		e = &entry{}
+		c.ids[id] = e
+	}
+	c.mu.Unlock()
+	e.op.Lock()
+	_, t := c.current(id)
+	return e, t
+}
+
+// write stores t as its id's state, with the groups' commits, durably.
+func (c *Coordinator) write(t *Txn, commits ...group.GroupCommits) error {
+	err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(t.ID), Value: appendValue(nil, t)}}, commits...)
+	if errors.Is(err, group.ErrNotReady) {
+		return ErrNotCoordinator
+	}
+	if err != nil {
+		return fmt.Errorf("txn: store the state of transactional id %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// check verifies that pid and epoch are the id's current ones.
+func check(t *Txn, pid int64, epoch int16) error {
+	switch {
+	case t == nil || t.ProducerID != pid:
+		return ErrInvalidMapping
+	case t.Epoch != epoch:
+		return ErrFenced
+	}
+	return nil
+}
+
+// InitProducerID returns the producer id and a new epoch for transactional
+// id, fencing the epochs before it: the id's ongoing transaction is
+// aborted, one whose outcome was logged is completed first. timeout is the
+// producer's transaction timeout.
+func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string, timeout time.Duration) (int64, int16, error) {
+	if timeout <= 0 || timeout > c.cfg.MaxTimeout {
+		return -1, -1, fmt.Errorf("%w: %v (at most %v, the node's transaction max timeout)", ErrInvalidTimeout, timeout, c.cfg.MaxTimeout)
+	}
+	if !c.ready() {
+		return -1, -1, ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	var next Txn
+	switch {
+	case cur == nil:
+		pid, err := c.cfg.NewProducerID()
+		if err != nil {
+			return -1, -1, fmt.Errorf("%w: no producer id to give: %v", ErrNotCoordinator, err)
+		}
+		next = Txn{ID: id, ProducerID: pid}
+	default:
+		bumped := false
+		switch cur.State {
+		case PrepareCommit, PrepareAbort:
+			if err := c.complete(ctx, e, cur); err != nil {
+				c.log.Warn("txn: completing the previous transaction failed; InitProducerId answered CONCURRENT_TRANSACTIONS", "transactional_id", id, "err", err)
+				return -1, -1, ErrConcurrent
+			}
+		case Ongoing:
+			if err := c.abort(ctx, e, cur, "a producer initialized the transactional id again"); err != nil {
+				return -1, -1, err
+			}
+			bumped = true
+		}
+		_, cur = c.current(id)
+		next = *cur
+		if !bumped {
+			next.Epoch++
+		}
+		if next.Epoch >= math.MaxInt16-1 {
+			pid, err := c.cfg.NewProducerID()
+			if err != nil {
+				return -1, -1, fmt.Errorf("%w: no producer id to give: %v", ErrNotCoordinator, err)
+			}
+			next.ProducerID, next.Epoch = pid, 0
+		}
+	}
+	next.State = Empty
+	next.TimeoutMs = int32(timeout / time.Millisecond)
+	next.StartMs, next.Partitions, next.Groups = 0, nil, nil
+	if err := c.write(&next); err != nil {
+		return -1, -1, err
+	}
+	s.note(id, next.Seq)
+	return next.ProducerID, next.Epoch, nil
+}
+
+// begin returns the state of a transaction that the id's producer adds
+// to: the ongoing one, or a new one.
+func (c *Coordinator) begin(cur *Txn) (Txn, error) {
+	next := *cur
+	switch cur.State {
+	case Ongoing:
+	case Empty, CompleteCommit, CompleteAbort:
+		next.State = Ongoing
+		next.Seq++
+		next.StartMs = c.cfg.Now().UnixMilli()
+		next.Partitions, next.Groups = nil, nil
+	default:
+		return next, ErrConcurrent
+	}
+	next.Partitions = slices.Clone(next.Partitions)
+	next.Groups = slices.Clone(next.Groups)
+	return next, nil
+}
+
+// AddPartitions adds partitions to the producer's transaction, beginning
+// one if none is ongoing.
+func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, pid int64, epoch int16, parts []TopicPartition) error {
+	if !c.ready() {
+		return ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	if err := check(cur, pid, epoch); err != nil {
+		return err
+	}
+	next, err := c.begin(cur)
+	if err != nil {
+		return err
+	}
+	added := false
+	for _, tp := range parts {
+		if !slices.Contains(next.Partitions, tp) {
+			next.Partitions = append(next.Partitions, tp)
+			added = true
+		}
+	}
+	if added || cur.State != Ongoing {
+		if err := c.write(&next); err != nil {
+			return err
+		}
+	}
+	s.note(id, next.Seq)
+	return nil
+}
+
+// AddOffsets adds a consumer group's offsets to the producer's
+// transaction (TxnOffsetCommit then stores them), beginning one if none is
+// ongoing.
+func (c *Coordinator) AddOffsets(ctx context.Context, s *Session, id string, pid int64, epoch int16, groupID string) error {
+	if !c.ready() {
+		return ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	if err := check(cur, pid, epoch); err != nil {
+		return err
+	}
+	next, err := c.begin(cur)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
+		next.Groups = append(next.Groups, Pending{Group: groupID})
+	} else if cur.State == Ongoing {
+		s.note(id, next.Seq)
+		return nil
+	}
+	if err := c.write(&next); err != nil {
+		return err
+	}
+	s.note(id, next.Seq)
+	return nil
+}
+
+// CommitOffsets stores a group's offsets in the producer's ongoing
+// transaction: they are applied to the group when it commits, dropped when
+// it aborts. The group must have been added (AddOffsets).
+func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, epoch int16, groupID string, offsets []group.OffsetCommit) error {
+	if !c.ready() {
+		return ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	if err := check(cur, pid, epoch); err != nil {
+		return err
+	}
+	if cur.State != Ongoing {
+		return fmt.Errorf("%w: no transaction is ongoing (state %s)", ErrInvalidState, cur.State)
+	}
+	next := *cur
+	next.Groups = slices.Clone(cur.Groups)
+	i := slices.IndexFunc(next.Groups, func(p Pending) bool { return p.Group == groupID })
+	if i < 0 {
+		return fmt.Errorf("%w: group %q was not added to the transaction (AddOffsetsToTxn first)", ErrInvalidState, groupID)
+	}
+	merged := slices.Clone(next.Groups[i].Offsets)
+	for _, o := range offsets {
+		j := slices.IndexFunc(merged, func(m group.OffsetCommit) bool { return m.TopicPartition == o.TopicPartition })
+		if j < 0 {
+			merged = append(merged, o)
+		} else {
+			merged[j] = o
+		}
+	}
+	next.Groups[i] = Pending{Group: groupID, Offsets: merged}
+	return c.write(&next)
+}
+
+// EndTxn commits or aborts the producer's ongoing transaction, on behalf
+// of the connection s: the outcome is logged (for a commit in the same
+// write as the group offsets it holds, which become the groups'), then a
+// marker is written to each of its partitions, then a record completes
+// it. A retry of an ended
+// transaction's EndTxn with the same outcome succeeds; an EndTxn that was
+// sent before the ongoing transaction began is refused (ErrStaleEndTxn,
+// fence.go).
+func (c *Coordinator) EndTxn(ctx context.Context, s *Session, id string, pid int64, epoch int16, commit bool) error {
+	if !c.ready() {
+		return ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	if err := check(cur, pid, epoch); err != nil {
+		return err
+	}
+	want := "abort"
+	if commit {
+		want = "commit"
+	}
+	switch cur.State {
+	case Ongoing:
+		c.mu.Lock()
+		began := e.beganAt
+		c.mu.Unlock()
+		if !s.mayEnd(id, cur.Seq, began) {
+			c.log.Warn("txn: EndTxn refused: it was sent before the ongoing transaction began, for an earlier one (a delayed request)",
+				"transactional_id", id, "producer_id", pid, "epoch", epoch, "outcome", want, "transaction", cur.Seq)
+			return ErrStaleEndTxn
+		}
+	case PrepareCommit, PrepareAbort:
+		if (cur.State == PrepareCommit) == commit {
+			return ErrConcurrent
+		}
+		return fmt.Errorf("%w: cannot %s a transaction being %s", ErrInvalidState, want, map[bool]string{true: "committed", false: "aborted"}[cur.State == PrepareCommit])
+	case CompleteCommit, CompleteAbort:
+		if (cur.State == CompleteCommit) == commit {
+			return nil // a retry of the EndTxn that ended it
+		}
+		return fmt.Errorf("%w: cannot %s a transaction that was %s", ErrInvalidState, want, map[bool]string{true: "committed", false: "aborted"}[cur.State == CompleteCommit])
+	default:
+		return fmt.Errorf("%w: no transaction is ongoing", ErrInvalidState)
+	}
+	next := *cur
+	next.State = PrepareAbort
+	var commits []group.GroupCommits
+	if commit {
+		// The decision and the offsets are one write: from here the
+		// transaction commits whatever happens (a restart completes it),
+		// so its offsets are the group's at once. A member that takes
+		// the input over reads them, never the ones before, even while
+		// the markers are on their way.
+		next.State = PrepareCommit
+		for _, g := range cur.Groups {
+			if len(g.Offsets) > 0 {
+				commits = append(commits, group.GroupCommits{Group: g.Group, Commits: slices.Clone(g.Offsets)})
+			}
+		}
+	}
+	if err := c.write(&next, commits...); err != nil {
+		return err
+	}
+	s.note(id, cur.Seq)
+	if err := c.waitIdle(ctx, e); err != nil {
+		return nil // the outcome is logged; the background completes it
+	}
+	if err := c.complete(ctx, e, &next); err != nil {
+		c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", id, "outcome", want, "err", err)
+	}
+	return nil
+}
+
+// abort aborts the ongoing transaction cur and bumps the id's epoch, so the
+// producer that ran it is fenced. The caller holds e.op.
+func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason string) error {
+	next := *cur
+	next.State = PrepareAbort
+	if next.Epoch < math.MaxInt16 {
+		next.Epoch++
+	}
+	if err := c.write(&next); err != nil {
+		return err
+	}
+	c.log.Info("txn: transaction aborted", "transactional_id", cur.ID, "producer_id", cur.ProducerID, "fenced_epoch", cur.Epoch, "reason", reason)
+	wctx, cancel := context.WithTimeout(ctx, markerTimeout)
+	defer cancel()
+	if err := c.waitIdle(wctx, e); err != nil {
+		return ErrConcurrent
+	}
+	if err := c.complete(wctx, e, &next); err != nil {
+		c.log.Warn("txn: writing abort markers failed; retrying in the background", "transactional_id", cur.ID, "err", err)
+		return ErrConcurrent
+	}
+	return nil
+}
+
+// complete writes t's markers (t is PrepareCommit or PrepareAbort), then
+// the record that completes it (a commit's offsets were stored with its
+// PrepareCommit). The caller holds e.op.
+func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
+	commit := t.State == PrepareCommit
+	m := batch.Marker{ProducerID: t.ProducerID, ProducerEpoch: t.Epoch, Commit: commit}
+	ctx, cancel := context.WithTimeout(ctx, markerTimeout)
+	defer cancel()
+	errs := make([]error, len(t.Partitions))
+	var wg sync.WaitGroup
+	for i, tp := range t.Partitions {
+		wg.Go(func() { errs[i] = c.cfg.WriteMarker(ctx, tp, m) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	done := *t
+	done.State = CompleteAbort
+	if commit {
+		done.State = CompleteCommit
+	}
+	done.StartMs, done.Partitions, done.Groups = 0, nil, nil
+	return c.write(&done)
+}
+
+// BeginProduce checks that producer pid at epoch may append a
+// transactional batch to tp now (its transaction is ongoing and tp was
+// added to it) and returns a function to call once the append is over:
+// EndTxn writes its markers only after the appends under way, so no batch
+// of a transaction lands after its marker. On a node that is not the
+// coordinator (a cluster), the state it checks is its replica's, which may
+// lag the coordinator's by a moment: it waits up to a second for it.
+func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, tp TopicPartition) (func(), error) {
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		e := c.byPID[pid]
+		var err error
+		switch {
+		case e == nil || e.t == nil:
+			err = fmt.Errorf("%w: producer id %d has no transactional id (InitProducerId with a transactional.id first)", ErrInvalidMapping, pid)
+		case epoch < e.t.Epoch:
+			err = ErrFenced
+		case epoch > e.t.Epoch:
+			err = fmt.Errorf("%w: epoch %d is newer than the coordinator's %d", ErrFenced, epoch, e.t.Epoch)
+		case e.t.State != Ongoing:
+			err = fmt.Errorf("%w: producer id %d has no ongoing transaction (state %s); AddPartitionsToTxn first", ErrInvalidState, pid, e.t.State)
+		case !e.parts[tp]:
+			err = fmt.Errorf("%w: partition %d of %q was not added to the transaction (AddPartitionsToTxn first)", ErrInvalidState, tp.Partition, tp.Topic)
+		}
+		if err == nil {
+			if e.inflight == 0 {
+				e.idle = make(chan struct{})
+			}
+			e.inflight++
+			c.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { c.endProduce(e) }) }, nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		if c.ready() || errors.Is(err, ErrFenced) {
+			return nil, err
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil, err
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func (c *Coordinator) endProduce(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.inflight--
+	if e.inflight == 0 {
+		close(e.idle)
+	}
+}
+
+// waitIdle waits until no transactional append of e's producer is under
+// way.
+func (c *Coordinator) waitIdle(ctx context.Context, e *entry) error {
+	c.mu.Lock()
+	if e.inflight == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	ch := e.idle
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Describe returns transactional id's state.
+func (c *Coordinator) Describe(id string) (Txn, bool) {
+	_, t := c.current(id)
+	if t == nil {
+		return Txn{}, false
+	}
+	return *t, true
+}
+
+// List returns the state of every transactional id, sorted by id.
+func (c *Coordinator) List() []Txn {
+	c.mu.Lock()
+	out := make([]Txn, 0, len(c.ids))
+	for _, e := range c.ids {
+		if e.t != nil {
+			out = append(out, *e.t)
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b Txn) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// loop runs tick until Close.
+func (c *Coordinator) loop() {
+	defer close(c.done)
+	t := time.NewTicker(c.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-t.C:
+			c.tick()
+		}
+	}
+}
+
+// tick recovers the transactions when this node has just become the
+// coordinator (at start, after a failover), aborts those past their
+// timeout, and completes those whose markers could not be written.
+func (c *Coordinator) tick() {
+	if !c.cfg.Store.Ready() {
+		c.recovered.Store(false)
+		return
+	}
+	recovering := !c.recovered.Load()
+	now := c.cfg.Now().UnixMilli()
+	c.mu.Lock()
+	var ids []string
+	for id, e := range c.ids {
+		t := e.t
+		if t == nil {
+			continue
+		}
+		switch {
+		case t.State == PrepareCommit || t.State == PrepareAbort,
+			t.State == Ongoing && (recovering || now-t.StartMs > int64(t.TimeoutMs)):
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(ids)
+	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
+	defer cancel()
+	failed := false
+	for _, id := range ids {
+		e, cur := c.lock(id)
+		var err error
+		switch {
+		case cur == nil:
+		case cur.State == PrepareCommit || cur.State == PrepareAbort:
+			err = c.complete(ctx, e, cur)
+		case cur.State == Ongoing && recovering:
+			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing")
+		case cur.State == Ongoing && now-cur.StartMs > int64(cur.TimeoutMs):
+			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs))
+		}
+		e.op.Unlock()
+		if err != nil {
+			failed = true
+			c.log.Warn("txn: could not finish a transaction; retrying", "transactional_id", id, "err", err)
+		}
+	}
+	if recovering && !failed {
+		c.recovered.Store(true)
+	} else if recovering && failed {
+		// Serve anyway: the transactions left are PrepareCommit or
+		// PrepareAbort (their outcome is logged and the ticks finish
+		// them) or were fenced; refusing every other id would only
+		// stall them.
+		c.recovered.Store(true)
+	}
+}

@@ -1,0 +1,244 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/group"
+)
+
+type markers struct {
+	mu   sync.Mutex
+	got  map[TopicPartition][]batch.Marker
+	fail bool
+}
+
+func (m *markers) write(_ context.Context, tp TopicPartition, mk batch.Marker) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errors.New("injected marker failure")
+	}
+	if m.got == nil {
+		m.got = map[TopicPartition][]batch.Marker{}
+	}
+	m.got[tp] = append(m.got[tp], mk)
+	return nil
+}
+
+func (m *markers) of(tp TopicPartition) []batch.Marker {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]batch.Marker(nil), m.got[tp]...)
+}
+
+type env struct {
+	dir   string
+	store *group.Store
+	mk    *markers
+	c     *Coordinator
+	pids  int64
+}
+
+func open(t *testing.T, e *env) {
+	t.Helper()
+	var err error
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if e.store, err = group.Open(nil, e.dir, quiet); err != nil {
+		t.Fatal(err)
+	}
+	e.c, err = New(Config{Store: e.store, WriteMarker: e.mk.write, Tick: time.Hour, Logger: quiet,
+		NewProducerID: func() (int64, error) { e.pids++; return 1000 + e.pids, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) close() {
+	e.c.Close()
+	e.store.Close()
+}
+
+func newEnv(t *testing.T) *env {
+	e := &env{dir: filepath.Join(t.TempDir(), "groups"), mk: &markers{}}
+	open(t, e)
+	t.Cleanup(func() { e.c.Close(); e.store.Close() })
+	return e
+}
+
+var (
+	ctx = context.Background()
+	tpA = TopicPartition{Topic: "out", Partition: 0}
+	tpB = TopicPartition{Topic: "out", Partition: 1}
+	in0 = TopicPartition{Topic: "in", Partition: 0}
+)
+
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t)
+	s := e.c.NewSession()
+	pid, epoch, err := e.c.InitProducerID(ctx, s, "t1", time.Minute)
+	if err != nil || epoch != 0 {
+		t.Fatal(pid, epoch, err)
+	}
+	if err := e.c.AddPartitions(ctx, s, "t1", pid, epoch, []TopicPartition{tpA, tpB}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.BeginProduce(ctx, pid, epoch, TopicPartition{Topic: "other"}); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("produce to a partition not added: %v", err)
+	}
+	done, err := e.c.BeginProduce(ctx, pid, epoch, tpA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if err := e.c.AddOffsets(ctx, s, "t1", pid, epoch, "g"); err != nil {
+		t.Fatal(err)
+	}
+	oc := []group.OffsetCommit{{TopicPartition: in0, CommittedOffset: group.CommittedOffset{Offset: 17, LeaderEpoch: -1}}}
+	if err := e.c.CommitOffsets(ctx, "t1", pid, epoch, "g", oc); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.store.Committed("g"); len(got) != 0 {
+		t.Fatalf("offsets visible before the commit: %v", got)
+	}
+	if err := e.c.EndTxn(ctx, s, "t1", pid, epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.store.Committed("g")[in0].Offset; got != 17 {
+		t.Fatalf("committed offset %d, want 17", got)
+	}
+	if m := e.mk.of(tpA); len(m) != 1 || !m[0].Commit || m[0].ProducerID != pid {
+		t.Fatalf("markers of %v: %+v", tpA, m)
+	}
+	// A retry of the same EndTxn succeeds, the opposite outcome does not.
+	if err := e.c.EndTxn(ctx, s, "t1", pid, epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.EndTxn(ctx, s, "t1", pid, epoch, false); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("abort after commit: %v", err)
+	}
+	// A second producer of the id fences the first and aborts its
+	// transaction.
+	if err := e.c.AddPartitions(ctx, s, "t1", pid, epoch, []TopicPartition{tpB}); err != nil {
+		t.Fatal(err)
+	}
+	pid2, epoch2, err := e.c.InitProducerID(ctx, e.c.NewSession(), "t1", time.Minute)
+	if err != nil || pid2 != pid || epoch2 <= epoch {
+		t.Fatalf("second init: %d %d %v", pid2, epoch2, err)
+	}
+	if m := e.mk.of(tpB); len(m) != 2 || m[1].Commit || m[1].ProducerEpoch <= epoch {
+		t.Fatalf("markers of %v: %+v", tpB, m)
+	}
+	if err := e.c.AddPartitions(ctx, s, "t1", pid, epoch, []TopicPartition{tpA}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the fenced producer: %v", err)
+	}
+	if _, _, err := e.c.InitProducerID(ctx, s, "t2", time.Hour); !errors.Is(err, ErrInvalidTimeout) {
+		t.Fatalf("a timeout above the maximum: %v", err)
+	}
+}
+
+// After a restart an ongoing transaction is aborted (its epoch fenced),
+// one whose commit was logged is completed with its offsets.
+func TestRecovery(t *testing.T) {
+	e := newEnv(t)
+	s := e.c.NewSession()
+	pid1, ep1, _ := e.c.InitProducerID(ctx, s, "ongoing", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "ongoing", pid1, ep1, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	pid2, ep2, _ := e.c.InitProducerID(ctx, s, "deciding", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "deciding", pid2, ep2, []TopicPartition{tpB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.AddOffsets(ctx, s, "deciding", pid2, ep2, "g"); err != nil {
+		t.Fatal(err)
+	}
+	oc := []group.OffsetCommit{{TopicPartition: in0, CommittedOffset: group.CommittedOffset{Offset: 5, LeaderEpoch: -1}}}
+	if err := e.c.CommitOffsets(ctx, "deciding", pid2, ep2, "g", oc); err != nil {
+		t.Fatal(err)
+	}
+	e.mk.fail = true // the commit is logged (with its offsets), its markers are not written
+	if err := e.c.EndTxn(ctx, s, "deciding", pid2, ep2, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.c.Describe("deciding"); st.State != PrepareCommit {
+		t.Fatalf("state %v, want PrepareCommit", st.State)
+	}
+	e.close()
+	e.mk.fail = false
+	open(t, e)
+	if st, _ := e.c.Describe("deciding"); st.State != CompleteCommit {
+		t.Fatalf("after restart: %v, want CompleteCommit", st.State)
+	}
+	if got := e.store.Committed("g")[in0].Offset; got != 5 {
+		t.Fatalf("offset %d, want 5", got)
+	}
+	st, _ := e.c.Describe("ongoing")
+	if st.State != CompleteAbort || st.Epoch <= ep1 {
+		t.Fatalf("ongoing after restart: %+v", st)
+	}
+	if m := e.mk.of(tpA); len(m) != 1 || m[0].Commit {
+		t.Fatalf("markers of the aborted transaction: %+v", m)
+	}
+	if err := e.c.EndTxn(ctx, e.c.NewSession(), "ongoing", pid1, ep1, true); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the old producer's commit after the restart: %v", err)
+	}
+}
+
+// A transaction past its timeout is aborted and its producer fenced.
+func TestTimeout(t *testing.T) {
+	e := newEnv(t)
+	now := time.Unix(1000, 0)
+	e.c.cfg.Now = func() time.Time { return now }
+	s := e.c.NewSession()
+	pid, ep, _ := e.c.InitProducerID(ctx, s, "slow", time.Second)
+	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	e.c.tick()
+	if st, _ := e.c.Describe("slow"); st.State != Ongoing {
+		t.Fatalf("aborted before its timeout: %v", st.State)
+	}
+	now = now.Add(2 * time.Second)
+	e.c.tick()
+	if st, _ := e.c.Describe("slow"); st.State != CompleteAbort {
+		t.Fatalf("state %v after the timeout", st.State)
+	}
+	if err := e.c.EndTxn(ctx, s, "slow", pid, ep, true); !errors.Is(err, ErrFenced) {
+		t.Fatalf("commit after the timeout: %v", err)
+	}
+}
+
+// The fence: an EndTxn on a connection opened before the ongoing
+// transaction began, that carried none of it, is refused.
+func TestStaleEndTxnFenced(t *testing.T) {
+	e := newEnv(t)
+	a := e.c.NewSession()
+	pid, ep, _ := e.c.InitProducerID(ctx, a, "t", time.Minute)
+	if err := e.c.AddPartitions(ctx, a, "t", pid, ep, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	// The EndTxn(commit) sent on a is delayed; the producer aborts on b
+	// and begins the next transaction there.
+	b := e.c.NewSession()
+	if err := e.c.EndTxn(ctx, b, "t", pid, ep, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.AddPartitions(ctx, b, "t", pid, ep, []TopicPartition{tpB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.EndTxn(ctx, a, "t", pid, ep, true); !errors.Is(err, ErrStaleEndTxn) {
+		t.Fatalf("the delayed EndTxn: %v", err)
+	}
+	// A connection opened after the transaction began may end it.
+	if err := e.c.EndTxn(ctx, e.c.NewSession(), "t", pid, ep, true); err != nil {
+		t.Fatal(err)
+	}
+}
