@@ -87,7 +87,7 @@ func TestTransactionsInPartition(t *testing.T) {
 	if err := n.AppendMarker(ctx, "payments", 0, batch.Marker{ProducerID: 7}); err != nil { // 3: abort
 		t.Fatal(err)
 	}
-	appendOK(txnRawBatch(7, 1, "done-b")) // 4
+	appendOK(txnRawBatch(7, 1, "done-b"))                                                                 // 4
 	if err := n.AppendMarker(ctx, "payments", 0, batch.Marker{ProducerID: 7, Commit: true}); err != nil { // 5
 		t.Fatal(err)
 	}
