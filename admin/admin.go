@@ -13,6 +13,11 @@
 //	{"op":"hub.set_status","hub":"tangier","status":"down"}
 //	{"op":"hub.list"}
 //	{"op":"registry"}
+//	{"op":"processor.list"}
+//	{"op":"processor.describe","processor":"payments-to-pg"}
+//	{"op":"processor.pause","processor":"payments-to-pg"}
+//	{"op":"processor.reset","processor":"payments-to-pg","to":"beginning"}
+//	{"op":"processor.create","config":"processors:\n  - name: ..."}
 //
 // The answer is a Response object; a refused request carries "error" (a
 // message for people) and "code" (a result code name such as
@@ -102,18 +107,47 @@ type AuditLog struct{}
 // replicas of (ClusterInfo).
 type ClusterStatus struct{}
 
-func (CreatePipeline) Op() string   { return "pipeline.create" }
-func (AlterPipeline) Op() string    { return "pipeline.alter" }
-func (ListPipelines) Op() string    { return "pipeline.list" }
-func (DescribePipeline) Op() string { return "pipeline.describe" }
-func (ExplainRoute) Op() string     { return "route.explain" }
-func (SetHubStatus) Op() string     { return "hub.set_status" }
-func (SetHubPolicy) Op() string     { return "hub.policy" }
-func (ListHubs) Op() string         { return "hub.list" }
-func (GetRegistry) Op() string      { return "registry" }
-func (ClusterStatus) Op() string    { return "cluster.status" }
-func (Audit) Op() string            { return "audit" }
-func (AuditLog) Op() string         { return "audit.log" }
+// ListProcessors lists the processors of the node.
+type ListProcessors struct{}
+
+// DescribeProcessor describes one processor: its state, rate, lag and
+// counters, and each of its partitions.
+type DescribeProcessor struct{ Processor string }
+
+// PauseProcessor stops a processor's deliveries (it keeps its place);
+// ResumeProcessor starts them again.
+type PauseProcessor struct{ Processor string }
+
+// ResumeProcessor resumes a paused processor.
+type ResumeProcessor struct{ Processor string }
+
+// ResetProcessor moves a processor's position on every partition it reads
+// to "beginning", "end" or an offset (clamped to each partition's range).
+type ResetProcessor struct{ Processor, To string }
+
+// CreateProcessor starts the processors of Config, YAML with a
+// processors: list as in a node's config file. They run until the node
+// stops; put them in the config file to keep them.
+type CreateProcessor struct{ Config string }
+
+func (CreatePipeline) Op() string    { return "pipeline.create" }
+func (ListProcessors) Op() string    { return "processor.list" }
+func (DescribeProcessor) Op() string { return "processor.describe" }
+func (PauseProcessor) Op() string    { return "processor.pause" }
+func (ResumeProcessor) Op() string   { return "processor.resume" }
+func (ResetProcessor) Op() string    { return "processor.reset" }
+func (CreateProcessor) Op() string   { return "processor.create" }
+func (AlterPipeline) Op() string     { return "pipeline.alter" }
+func (ListPipelines) Op() string     { return "pipeline.list" }
+func (DescribePipeline) Op() string  { return "pipeline.describe" }
+func (ExplainRoute) Op() string      { return "route.explain" }
+func (SetHubStatus) Op() string      { return "hub.set_status" }
+func (SetHubPolicy) Op() string      { return "hub.policy" }
+func (ListHubs) Op() string          { return "hub.list" }
+func (GetRegistry) Op() string       { return "registry" }
+func (ClusterStatus) Op() string     { return "cluster.status" }
+func (Audit) Op() string             { return "audit" }
+func (AuditLog) Op() string          { return "audit.log" }
 
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create, pipeline.alter and pipeline.describe Pipelines (one)
@@ -137,6 +171,47 @@ type Response struct {
 	TableVersion uint64       `json:"table_version,omitempty"`
 	Audit        *AuditReport `json:"audit,omitempty"`
 	Moves        []Move       `json:"moves,omitempty"`
+	// Processors answers processor.*.
+	Processors []ProcessorInfo `json:"processors,omitempty"`
+}
+
+// ProcessorInfo is a processor as processor.list and processor.describe
+// show it. Counters count since the node started.
+type ProcessorInfo struct {
+	Name     string `json:"name"`
+	Pipeline string `json:"pipeline"`
+	Sink     string `json:"sink"`
+	Group    string `json:"group"`
+	// State is running, paused or starting; Error the last failure, if
+	// the processor is retrying.
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Rate is the adaptive rate now (events/s); MaxRate the configured
+	// bound (0: none).
+	Rate             float64 `json:"rate"`
+	MaxRate          float64 `json:"max_rate"`
+	InFlightBytes    int64   `json:"in_flight_bytes"`
+	MaxInFlightBytes int64   `json:"max_in_flight_bytes"`
+	LagEvents        int64   `json:"lag_events"`
+	LagSeconds       float64 `json:"lag_seconds"`
+	Delivered        uint64  `json:"delivered"`
+	Filtered         uint64  `json:"filtered"`
+	Retries          uint64  `json:"retries"`
+	DeadLettered     uint64  `json:"dead_lettered"`
+	// SinkLatencyP99 is the 99th percentile of recent delivery attempts,
+	// in seconds.
+	SinkLatencyP99 float64                  `json:"sink_latency_p99"`
+	Partitions     []ProcessorPartitionInfo `json:"partitions,omitempty"`
+}
+
+// ProcessorPartitionInfo is one partition a processor reads here.
+type ProcessorPartitionInfo struct {
+	Partition     int32  `json:"partition"`
+	Hub           string `json:"hub"`
+	Priority      string `json:"priority"`
+	Position      int64  `json:"position"`
+	HighWatermark int64  `json:"high_watermark"`
+	Lag           int64  `json:"lag"`
 }
 
 // Move is one step of the migrator to one destination, as the audit log
@@ -310,10 +385,13 @@ type envelope struct {
 	Status              string   `json:"status,omitempty"`
 	Deny                []string `json:"deny,omitempty"`
 	Allow               []string `json:"allow,omitempty"`
+	Processor           string   `json:"processor,omitempty"`
+	To                  string   `json:"to,omitempty"`
+	Config              string   `json:"config,omitempty"`
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, processor.list, processor.describe, processor.pause, processor.resume, processor.reset, processor.create"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -335,7 +413,17 @@ func Encode(r Request) ([]byte, error) {
 		e.Hub, e.Status, e.Jurisdiction = r.Hub, r.Status, r.Jurisdiction
 	case SetHubPolicy:
 		e.Hub, e.Deny, e.Allow = r.Hub, r.Deny, r.Allow
-	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog:
+	case DescribeProcessor:
+		e.Processor = r.Processor
+	case PauseProcessor:
+		e.Processor = r.Processor
+	case ResumeProcessor:
+		e.Processor = r.Processor
+	case ResetProcessor:
+		e.Processor, e.To = r.Processor, r.To
+	case CreateProcessor:
+		e.Config = r.Config
+	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListProcessors:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
 	}
@@ -376,6 +464,18 @@ func Decode(body []byte) (Request, error) {
 		return Audit{Pipeline: e.Pipeline}, nil
 	case "audit.log":
 		return AuditLog{}, nil
+	case "processor.list":
+		return ListProcessors{}, nil
+	case "processor.describe":
+		return DescribeProcessor{Processor: e.Processor}, nil
+	case "processor.pause":
+		return PauseProcessor{Processor: e.Processor}, nil
+	case "processor.resume":
+		return ResumeProcessor{Processor: e.Processor}, nil
+	case "processor.reset":
+		return ResetProcessor{Processor: e.Processor, To: e.To}, nil
+	case "processor.create":
+		return CreateProcessor{Config: e.Config}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

@@ -23,6 +23,12 @@ var requests = []Request{
 	ListHubs{},
 	GetRegistry{},
 	ClusterStatus{},
+	ListProcessors{},
+	DescribeProcessor{Processor: "payments-to-pg"},
+	PauseProcessor{Processor: "p"},
+	ResumeProcessor{Processor: "p"},
+	ResetProcessor{Processor: "p", To: "beginning"},
+	CreateProcessor{Config: "processors:\n  - name: x\n"},
 }
 
 func TestRequestRoundTrip(t *testing.T) {

@@ -26,6 +26,8 @@ type Admin struct {
 	// ledger is a node alone's migrator ledger, whose done steps are the
 	// audit log of moves (nil in a cluster: the metadata's, through cl).
 	ledger moveLedger
+	// procs runs the processors (nil: none, as in NewAdmin).
+	procs *processorRuntime
 }
 
 // NewAdmin returns the admin API of n, a node that runs alone without a
@@ -39,6 +41,13 @@ func NewAdmin(n *node.Node) Admin { return Admin{n: n} }
 func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 	n := a.n
 	var resp admin.Response
+	switch req.(type) {
+	case admin.ListProcessors, admin.DescribeProcessor, admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor:
+		if a.procs == nil {
+			return resp, result.New(result.InvalidRequest, "this node runs no processors")
+		}
+		return a.procs.admin(req)
+	}
 	switch r := req.(type) {
 	case admin.CreatePipeline:
 		var ret time.Duration

@@ -56,6 +56,7 @@ type Server struct {
 	// cluster, whose metadata runtime owns its migrator).
 	moves *movelog.Log
 	mig   *migrator
+	procs *processorRuntime
 	wg    sync.WaitGroup
 	errs  chan error
 }
@@ -270,6 +271,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return n.KnownHighWatermark(topic, partition)
 	}))
 	nodeRef.Store(n)
+	s.procs = newProcessorRuntime(n, s.Offsets, cfg, log)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
 	if s.nativeLn != nil || s.quicLn != nil {
 		// One native server serves both: a QUIC stream is served exactly
@@ -331,6 +333,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			}
 		}()
 	}
+	if err := s.procs.start(); err != nil {
+		s.Shutdown(context.Background())
+		return nil, fmt.Errorf("start the processors: %w", err)
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -370,7 +376,7 @@ func (l localLedger) Plan(mv meta.Move) (meta.Move, error) {
 // admin returns the admin API of this server's node. Called once the node
 // is open.
 func (s *Server) admin() Admin {
-	a := Admin{n: s.Node, cl: s.cluster}
+	a := Admin{n: s.Node, cl: s.cluster, procs: s.procs}
 	if s.moves != nil {
 		a.ledger = localLedger{s.moves, s.Node}
 	}
@@ -552,6 +558,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
+	}
+	if s.procs != nil {
+		// Before the node and the offsets, which they read and write.
+		if err := s.procs.close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.cluster != nil && s.cluster.meta != nil {
 		// Before the node: the store's applier rebuilds its routing.
