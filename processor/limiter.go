@@ -12,8 +12,9 @@ import (
 // limiter is an adaptive token bucket: events leave at most at rate per
 // second, and the sink moves rate. A refusal (429, 503, an error, a
 // timeout) halves it, a slow answer (past the slow threshold) cuts it by
-// a fifth, and a quick success raises it by a tenth (at least minStep),
-// never past ceiling (the processor's rate; +Inf without one) nor below
+// a fifth, and a quick success raises it by a tenth (at least minStep)
+// when the rate made a delivery wait since the last raise, never past
+// ceiling (the processor's rate; +Inf without one) nor below
 // floor. Waiters of a higher priority class go first.
 type limiter struct {
 	mu      sync.Mutex
@@ -25,6 +26,7 @@ type limiter struct {
 	last    time.Time
 	slow    time.Duration
 	waiting [3]int
+	limited bool // a wait was cut short by the rate since the last raise
 	now     func() time.Time
 }
 
@@ -63,6 +65,7 @@ func (l *limiter) wait(ctx context.Context, prio event.Priority, n int) error {
 			l.mu.Unlock()
 			return nil
 		}
+		l.limited = l.limited || !higher
 		d := time.Duration((need - l.tokens) / l.rate * float64(time.Second))
 		if higher || d < time.Millisecond {
 			d = time.Millisecond
@@ -97,7 +100,12 @@ func (l *limiter) success(latency time.Duration) {
 		l.rate = math.Max(l.floor, l.rate*0.8)
 		return
 	}
-	l.rate = math.Min(l.ceiling, l.rate+math.Max(limiterMinStep, l.rate/10))
+	// Raise the rate only when it is what held deliveries back: a
+	// sink that sets the pace by its latency alone leaves it as it is.
+	if l.limited {
+		l.limited = false
+		l.rate = math.Min(l.ceiling, l.rate+math.Max(limiterMinStep, l.rate/10))
+	}
 }
 
 // refused records a refusal or a failure of the sink.

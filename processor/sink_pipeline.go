@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/result"
 )
 
 // Headers a processor adds to the events it writes into a pipeline.
@@ -35,6 +36,11 @@ type pipelineWriter struct {
 // Prepare returns the target's high watermarks: "partition=hw,...".
 func (pw *pipelineWriter) Prepare(ctx context.Context, _ *Batch) (string, error) {
 	parts, err := pw.src.Partitions(ctx, pw.target)
+	if result.CodeOf(err) == result.UnknownPipeline {
+		// Not there yet (a node alone creates it on the first write): a
+		// retry reads all of it.
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("list the partitions of %s: %w", pw.target, err)
 	}
@@ -64,6 +70,9 @@ func (pw *pipelineWriter) stored(ctx context.Context, b *Batch) (map[int64]bool,
 		}
 	}
 	parts, err := pw.src.Partitions(ctx, pw.target)
+	if result.CodeOf(err) == result.UnknownPipeline {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list the partitions of %s: %w", pw.target, err)
 	}
