@@ -120,6 +120,14 @@ ensure_deps() {
 	# --http2-prior-knowledge and --http1.1 (they fail without it when CI
 	# is set).
 	ensure_apt curl curl
+	# PostgreSQL for the processors' postgres sink (processor/, e2e/),
+	# started by internal/pgtest from its binaries under
+	# /usr/lib/postgresql/N/bin (the tests fail without it when CI is
+	# set).
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+		echo "installing postgresql (for the processors' postgres sink)"
+		apt_install postgresql
+	fi
 }
 
 main() {

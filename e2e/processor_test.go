@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/internal/pgtest"
+)
+
+// hookReceiver is a webhook endpoint that honours Idempotency-Key: a key
+// it has accepted is answered 200 and not stored again.
+type hookReceiver struct {
+	t       *testing.T
+	mu      sync.Mutex
+	bodies  map[string][]byte
+	offsets map[string]int
+	repeats int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	k := r.Header.Get("Idempotency-Key")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old, ok := h.bodies[k]; ok {
+		h.repeats++
+		if !bytes.Equal(old, body) {
+			h.t.Errorf("Idempotency-Key %s came again with another body", k)
+		}
+		return
+	}
+	h.bodies[k] = body
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l consumed
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			h.t.Errorf("webhook line %q: %v", sc.Text(), err)
+			continue
+		}
+		h.offsets[fmt.Sprintf("%s/%d/%d", l.Pipeline, l.Partition, l.Offset)]++
+	}
+}
+
+func (h *hookReceiver) count() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]int, len(h.offsets))
+	for k, v := range h.offsets {
+		out[k] = v
+	}
+	return out
+}
+
+func fileOffsets(t *testing.T, dir string) map[string]int {
+	out := map[string]int{}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".ndjson" || filepath.Base(path)[0] == '.' {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l consumed
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("%s: %q: %v", path, sc.Text(), err)
+			}
+			out[fmt.Sprintf("%s/%d/%d", l.Pipeline, l.Partition, l.Offset)]++
+		}
+		return nil
+	})
+	return out
+}
+
+func pgOffsets(t *testing.T, dsn string) map[string]int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	out := map[string]int{}
+	rows, err := c.Query(ctx, "SELECT source_pipeline, source_partition, source_offset, count(*) FROM events GROUP BY 1, 2, 3")
+	if err != nil {
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		var part int32
+		var off, n int64
+		if err := rows.Scan(&p, &part, &off, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[fmt.Sprintf("%s/%d/%d", p, part, off)] = int(n)
+	}
+	return out
+}
+
+// checkOnce fails the test unless got holds every key of want once and
+// nothing else.
+func checkOnce(t *testing.T, sink string, got map[string]int, want map[string]bool) {
+	t.Helper()
+	dup, missing, extra := 0, 0, 0
+	for k, n := range got {
+		if n > 1 {
+			dup++
+		}
+		if !want[k] {
+			extra++
+		}
+	}
+	for k := range want {
+		if got[k] == 0 {
+			missing++
+		}
+	}
+	if dup+missing+extra > 0 {
+		t.Fatalf("%s: %d events duplicated, %d missing, %d unexpected (of %d)", sink, dup, missing, extra, len(want))
+	}
+}
+
+// TestProcessorsKill9ExactlyOnce: a node runs three processors (postgres,
+// NDJSON files, a webhook) over a pipeline being written; it is killed
+// with SIGKILL three times mid-stream and restarted. Afterwards each sink
+// holds every event of the pipeline exactly once, counted by source
+// offset.
+func TestProcessorsKill9ExactlyOnce(t *testing.T) {
+	dsn := pgtest.Start(t)
+	rc := &hookReceiver{t: t, bodies: map[string][]byte{}, offsets: map[string]int{}}
+	hs := httptest.NewServer(rc)
+	defer hs.Close()
+	files := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "sense.yaml")
+	// The rate keeps each processor a few seconds behind ingest, so that
+	// every kill lands while batches are on their way.
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - {name: stream, partitions: 2}
+processors:
+  - name: to-pg
+    from: {pipeline: stream}
+    sink: {type: postgres, dsn: %q, table: events}
+    rate: 4000/s
+    batch: {max_events: 250, linger: 5ms}
+  - name: to-files
+    from: {pipeline: stream}
+    sink: {type: file, dir: %q}
+    rate: 4000/s
+    batch: {max_events: 250, linger: 5ms}
+  - name: to-hook
+    from: {pipeline: stream}
+    sink: {type: webhook, url: %q}
+    rate: 4000/s
+    batch: {max_events: 250, linger: 5ms}
+`, dsn, files, hs.URL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "--config", cfg)
+	rng := rand.New(rand.NewPCG(7, 15))
+	const rounds, perRound = 4, 6000
+	for round := 0; round < rounds; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		c, err := client.Dial(ctx, client.Options{Addr: n.native})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "stream"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, perRound)
+		for i := 0; i < perRound; i++ {
+			p.Send(client.Event{Key: []byte(fmt.Sprintf("k%d", i%97)), Value: bytes.Repeat([]byte{'v'}, 100)}, func(r client.Result) { errs <- r.Err })
+		}
+		for i := 0; i < perRound; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Close()
+		c.Close()
+		cancel()
+		if round == rounds-1 {
+			break
+		}
+		// Kill while the processors are between 0.3 and 1.2 s into
+		// delivering the round.
+		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
+		n.kill()
+		t.Logf("round %d: killed with SIGKILL; files %d, webhook %d, postgres %d events so far", round, len(fileOffsets(t, files)), len(rc.count()), len(pgOffsets(t, dsn)))
+		n.start()
+	}
+	want := map[string]bool{}
+	for _, r := range n.consumeAll("stream") {
+		want[fmt.Sprintf("%s/%d/%d", r.Pipeline, r.Partition, r.Offset)] = true
+	}
+	if len(want) != rounds*perRound {
+		t.Fatalf("the pipeline holds %d events, %d were acknowledged", len(want), rounds*perRound)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		f, h, g := fileOffsets(t, files), rc.count(), pgOffsets(t, dsn)
+		if len(f) >= len(want) && len(h) >= len(want) && len(g) >= len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up: files %d, webhook %d, postgres %d of %d events", len(f), len(h), len(g), len(want))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	checkOnce(t, "postgres", pgOffsets(t, dsn), want)
+	checkOnce(t, "file", fileOffsets(t, files), want)
+	checkOnce(t, "webhook", rc.count(), want)
+	rc.mu.Lock()
+	t.Logf("%d events in each sink; the webhook receiver saw %d keys again (answered, not stored)", len(want), rc.repeats)
+	rc.mu.Unlock()
+	n.stop()
+}
