@@ -426,6 +426,9 @@ func (p *Processor) resume() {
 
 // info describes the processor.
 func (p *Processor) info(withParts bool) admin.ProcessorInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	p.refresh(ctx) // the high watermarks now, also while paused
+	cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in := admin.ProcessorInfo{Name: p.cfg.Name, Pipeline: p.cfg.From.Pipeline, Sink: p.cfg.Sink.Type, Group: p.group,

@@ -55,6 +55,6 @@ a durable log in a hub whose jurisdiction the event's mask allows.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd(), newHubCmd(), newJurisdictionCmd(), newAuditCmd(), newBenchCmd(), newClusterCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd(), newHubCmd(), newJurisdictionCmd(), newAuditCmd(), newBenchCmd(), newClusterCmd(), newProcessorCmd(), newProcessCmd())
 	return root
 }
