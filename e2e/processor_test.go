@@ -12,12 +12,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/internal/pgtest"
 )
@@ -236,4 +239,109 @@ processors:
 	t.Logf("%d events in each sink; the webhook receiver saw %d keys again (answered, not stored)", len(want), rc.repeats)
 	rc.mu.Unlock()
 	n.stop()
+}
+
+// rssKiB reads a process's VmRSS and VmHWM (peak) in KiB.
+func rssKiB(pid int) (rss, hwm int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var v int64
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
+			rss = v
+		}
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
+			hwm = v
+		}
+	}
+	return rss, hwm
+}
+
+// BenchmarkProcessorRSSSlowSink: a sense serve process (fsync always)
+// runs a webhook processor (default max_in_flight_bytes, 16MiB) whose
+// receiver takes about 1,000 events/s, while b.N events of 100 bytes are
+// produced at 10,000/s: the sink is ten times slower than ingest. Reported:
+// the node's RSS before the processor starts (idle-MiB), its peak while
+// the lag grows (peak-MiB), and the lag at the end of ingest. The
+// sub-benchmark paused is the same node and ingest with the processor
+// left paused: the difference is the processor's share.
+func BenchmarkProcessorRSSSlowSink(b *testing.B) {
+	for _, run := range []bool{true, false} {
+		name := "running"
+		if !run {
+			name = "paused"
+		}
+		b.Run(name, func(b *testing.B) { benchRSSSlowSink(b, run) })
+	}
+}
+
+func benchRSSSlowSink(b *testing.B, run bool) {
+	var got atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got.Add(int64(bytes.Count(body, []byte("\n"))))
+		time.Sleep(100 * time.Millisecond) // batches of 100: about 1,000 events/s
+	}))
+	defer hs.Close()
+	cfg := filepath.Join(b.TempDir(), "sense.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - {name: in, partitions: 1}
+processors:
+  - name: slow
+    from: {pipeline: in}
+    sink: {type: webhook, url: %q}
+    batch: {max_events: 100, linger: 5ms}
+    paused: true
+`, hs.URL)), 0o644)
+	n := startNode(b, b.TempDir(), "--config", cfg)
+	pid := n.cmd.Process.Pid
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Addr: n.native})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	idle, _ := rssKiB(pid)
+	if run {
+		if _, err := c.Admin(ctx, admin.ResumeProcessor{Processor: "slow"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "in"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	value := bytes.Repeat([]byte{'x'}, 100)
+	var peak int64
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < b.N; {
+		<-tick.C
+		for j := 0; j < 10 && i < b.N; j, i = j+1, i+1 {
+			p.Send(client.Event{Value: value}, func(client.Result) {})
+		}
+		if i%1000 == 0 {
+			rss, _ := rssKiB(pid)
+			peak = max(peak, rss)
+		}
+	}
+	p.Flush(ctx)
+	b.StopTimer()
+	_, hwm := rssKiB(pid)
+	resp, err := c.Admin(ctx, admin.DescribeProcessor{Processor: "slow"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := resp.Processors[0]
+	b.ReportMetric(float64(idle)/1024, "idle-MiB")
+	b.ReportMetric(float64(max(peak, hwm))/1024, "peak-MiB")
+	b.ReportMetric(float64(info.LagEvents), "lag-events")
+	b.ReportMetric(float64(info.InFlightBytes)/(1<<20), "inflight-MiB")
+	n.kill()
 }

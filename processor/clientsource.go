@@ -57,12 +57,12 @@ func (s *ClientSource) Fetch(ctx context.Context, pipeline string, partition int
 			return Fetched{Next: offset, HighWatermark: res.HighWatermark}, err
 		}
 		if len(res.Records) > 0 || res.NextOffset > offset || time.Now().After(deadline) {
-			size := 0
+			size := recordsMemory(res.Records)
 			for i := range res.Records {
 				r := &res.Records[i]
-				size += len(r.Key) + len(r.Value) + 64
+				size += len(r.Key) + len(r.Value)
 				for _, h := range r.Headers {
-					size += len(h.Key) + len(h.Value) + 16
+					size += len(h.Key) + len(h.Value)
 				}
 			}
 			return Fetched{Records: res.Records, Next: res.NextOffset, HighWatermark: res.HighWatermark, Bytes: size}, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/client"
@@ -108,10 +109,21 @@ func (s NodeSource) Fetch(ctx context.Context, pipeline string, partition int32,
 	}
 	recs, next, err := client.DecodeBatches(nil, s.Node.Registry(), pipeline, partition, "", data, off)
 	f.Records, f.Next = recs, next
+	f.Bytes += recordsMemory(recs)
 	if err != nil && len(recs) == 0 {
 		return f, err
 	}
 	return f, nil
+}
+
+// recordsMemory is the memory of decoded records beside their bytes: the
+// Record structs and their header lists.
+func recordsMemory(recs []client.Record) int {
+	n := cap(recs) * int(unsafe.Sizeof(client.Record{}))
+	for i := range recs {
+		n += cap(recs[i].Headers) * int(unsafe.Sizeof(client.Header{}))
+	}
+	return n
 }
 
 // Produce stores events through node.Produce.
