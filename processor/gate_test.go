@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/sensehq/sense/event"
 )
 
@@ -113,5 +116,17 @@ func TestLimiterAdapts(t *testing.T) {
 	}
 	if l.current() != 10 {
 		t.Fatalf("below the floor: %v", l.current())
+	}
+}
+
+// TestMetricsRegisterTwice: a second manager on one registry (processors
+// stopped and started again on a node) shares the metrics.
+func TestMetricsRegisterTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, b := newMetrics(reg), newMetrics(reg)
+	a.delivered.WithLabelValues("x").Add(2)
+	b.delivered.WithLabelValues("x").Add(3)
+	if got := testutil.ToFloat64(a.delivered.WithLabelValues("x")); got != 5 {
+		t.Fatalf("delivered %v", got)
 	}
 }

@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,9 +43,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes of events read and not yet committed (bounded by max_in_flight_bytes)."}, l),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lagEvents, m.lagSeconds, m.delivered, m.filtered, m.retries, m.deadLettered, m.latency, m.rate, m.inFlight)
+		// A registry that has them already (a node whose processors
+		// stopped and start again) keeps its own.
+		m.lagEvents = register(reg, m.lagEvents)
+		m.lagSeconds = register(reg, m.lagSeconds)
+		m.delivered = register(reg, m.delivered)
+		m.filtered = register(reg, m.filtered)
+		m.retries = register(reg, m.retries)
+		m.deadLettered = register(reg, m.deadLettered)
+		m.latency = register(reg, m.latency)
+		m.rate = register(reg, m.rate)
+		m.inFlight = register(reg, m.inFlight)
 	}
 	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+		panic(err)
+	}
+	return c
 }
 
 func (m *metrics) forget(name string) {
