@@ -13,7 +13,6 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/server"
 )
@@ -178,4 +177,3 @@ func key(pipeline string, partition int32, off int64) string {
 	return fmt.Sprintf("%s/%d/%d", pipeline, partition, off)
 }
 
-var _ = jurisdiction.Mask(0)

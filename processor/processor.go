@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/admin"
-	"github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/config"
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/group"
@@ -501,4 +500,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-var _ = client.Record{}

@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/sensehq/sense/client"
@@ -403,4 +402,3 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-var _ = fmt.Sprintf
