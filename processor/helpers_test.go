@@ -176,4 +176,3 @@ func exactlyOnce(t testing.TB, what string, got map[string]int, want map[string]
 func key(pipeline string, partition int32, off int64) string {
 	return fmt.Sprintf("%s/%d/%d", pipeline, partition, off)
 }
-

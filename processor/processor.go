@@ -499,4 +499,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-

@@ -401,4 +401,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-
