@@ -223,6 +223,10 @@ func (p *Processor) session(ctx context.Context) error {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// A worker that stops on its own (a commit refused: a rebalance, or
+	// the offsets store could not take it) ends the session, so that the
+	// processor joins again rather than leave its partition idle.
+	workerDone := make(chan struct{}, len(my))
 	var wg sync.WaitGroup
 	p.mu.Lock()
 	p.parts = map[int32]*partState{}
@@ -234,6 +238,7 @@ func (p *Processor) session(ctx context.Context) error {
 			defer wg.Done()
 			w := &worker{p: p, st: st, ref: ref, intent: intents[sp.Partition], chunks: make(chan *chunk, 64)}
 			w.run(wctx)
+			workerDone <- struct{}{}
 		}()
 	}
 	p.mu.Unlock()
@@ -244,6 +249,8 @@ func (p *Processor) session(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-workerDone:
+			return errWorkerStopped
 		case <-tick.C:
 		}
 		if err := p.co.Heartbeat(ref); err != nil {
@@ -255,6 +262,10 @@ func (p *Processor) session(ctx context.Context) error {
 		}
 	}
 }
+
+// errWorkerStopped ends a session one of whose workers stopped; its cause
+// was recorded (fail).
+var errWorkerStopped = errors.New("processor: a partition's delivery stopped; joining the group again")
 
 // assign spreads the partitions of the lanes read over the members, in
 // partition order.
