@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -486,6 +487,9 @@ func (s *Server) Errors() <-chan error { return s.errs }
 // connections, and reloads the TLS certificates (ReloadTLS). Other changes
 // need a restart; they are reported, not applied.
 func (s *Server) Reload(cfg *config.Config) error {
+	if !reflect.DeepEqual(cfg.Processors, s.cfg.Processors) {
+		s.log.Warn("the processors: list changed; a reload does not apply it: restart the node (docs/processors.md)")
+	}
 	tlsErr := s.ReloadTLS()
 	if err := s.reloadHubs(cfg); err != nil {
 		return errors.Join(tlsErr, err)
