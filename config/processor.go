@@ -69,7 +69,7 @@ type ProcessorWhere struct {
 
 // ProcessorSink is where a processor delivers. Type says which fields
 // apply: webhook (url, format ndjson|json, timeout, headers), file (dir,
-// format ndjson), postgres (dsn, table, timeout), pipeline (pipeline).
+// format ndjson|parquet), postgres (dsn, table, timeout), pipeline (pipeline).
 type ProcessorSink struct {
 	Type     string            `yaml:"type"`
 	URL      string            `yaml:"url"`
@@ -307,11 +307,9 @@ func (v *checker) processorSink(key string, p *Processor) {
 			s.Format = "ndjson"
 		}
 		switch s.Format {
-		case "ndjson":
-		case "parquet":
-			v.fail(key+".format", s.Format, "is not built yet (docs/processors.md); use ndjson")
+		case "ndjson", "parquet":
 		default:
-			v.fail(key+".format", s.Format, "is not a file format; use ndjson")
+			v.fail(key+".format", s.Format, "is not a file format; use ndjson or parquet")
 		}
 		unused("url", s.URL)
 		unused("dsn", s.DSN)

@@ -11,7 +11,7 @@ func TestProcessorsValidate(t *testing.T) {
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook}}]`, `processors[0].sink.url is missing`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook, url: "ftp://x"}}]`, `processors[0].sink.url "ftp://x" is not an http:// or https:// URL`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /tmp, url: "http://x"}}]`, `processors[0].sink.url "http://x" does not apply to a file sink`},
-		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /tmp, format: parquet}}]`, `processors[0].sink.format "parquet" is not built yet`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /tmp, format: csv}}]`, `processors[0].sink.format "csv" is not a file format; use ndjson or parquet`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: postgres, dsn: "postgres://x", table: "a;drop"}}]`, `processors[0].sink.table "a;drop" is not a table name`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: pipeline, pipeline: p}}]`, `processors[0].sink.pipeline "p" is the pipeline the processor reads`},
 		{`processors: [{name: a, from: {pipeline: p, priority: [urgent]}, sink: {type: pipeline, pipeline: q}}]`, `processors[0].from.priority[0] "urgent" is not a priority class`},

@@ -13,17 +13,19 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 )
 
-// fileSink writes each batch to one NDJSON file, DIR/PIPELINE/
-// PIPELINE-PARTITION-FIRST-LAST.ndjson (offsets zero-padded to 20 digits,
-// so names sort by offset), a line per event with the fields of `sense
-// consume --output json`. It writes a temporary file (.tmp- and the name),
+// fileSink writes each batch to one file, DIR/PIPELINE/
+// PIPELINE-PARTITION-FIRST-LAST.EXT (offsets zero-padded to 20 digits, so
+// names sort by offset): NDJSON (.ndjson), a line per event with the
+// fields of `sense consume --output json`, or Parquet (.parquet), a row
+// per event (ParquetRow). It writes a temporary file (.tmp- and the name),
 // fsyncs it, renames it to its name and fsyncs the directory; the
 // processor commits after. A batch tried again, in this process or after
 // a crash, is the same range and so the same name: the rename replaces a
 // file with the same bytes, and there is never a second file.
 type fileSink struct {
-	dir string
-	reg *jurisdiction.Registry
+	dir     string
+	parquet bool
+	reg     *jurisdiction.Registry
 }
 
 const tmpPrefix = ".tmp-"
@@ -44,26 +46,34 @@ func newFileSink(cfg config.Processor, env SinkEnv) (*fileSink, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &fileSink{dir: dir, reg: env.Registry}, nil
+	return &fileSink{dir: dir, parquet: cfg.Sink.Format == "parquet", reg: env.Registry}, nil
 }
 
-// FileName is the name of the file of a batch.
-func FileName(pipeline string, partition int32, first, last int64) string {
-	return fmt.Sprintf("%s-%d-%020d-%020d.ndjson", pipeline, partition, first, last)
+// FileName is the name of the file of a batch; ext is ndjson or parquet.
+func FileName(pipeline string, partition int32, first, last int64, ext string) string {
+	return fmt.Sprintf("%s-%d-%020d-%020d.%s", pipeline, partition, first, last, ext)
 }
 
 func (s *fileSink) Deliver(_ context.Context, b *Batch) error {
-	name := FileName(b.Pipeline, b.Partition, b.First, b.Last)
+	ext := "ndjson"
+	if s.parquet {
+		ext = "parquet"
+	}
+	name := FileName(b.Pipeline, b.Partition, b.First, b.Last, ext)
 	tmp := filepath.Join(s.dir, tmpPrefix+name)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
-	enc := json.NewEncoder(w)
-	for i := range b.Records {
-		if err = enc.Encode(b.Records[i].JSON(s.reg)); err != nil {
-			break
+	if s.parquet {
+		err = writeParquet(w, b.Records, s.reg)
+	} else {
+		enc := json.NewEncoder(w)
+		for i := range b.Records {
+			if err = enc.Encode(b.Records[i].JSON(s.reg)); err != nil {
+				break
+			}
 		}
 	}
 	if err == nil {

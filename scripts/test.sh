@@ -124,6 +124,9 @@ ensure_deps() {
 	# started by internal/pgtest from its binaries under
 	# /usr/lib/postgresql/N/bin (the tests fail without it when CI is
 	# set).
+	# DuckDB (npm @duckdb/node-api, pinned by the lock file) reads the file
+	# sink's Parquet files back in processor/ and e2e/.
+	ensure_npm processor/testdata/duckdb
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 		echo "installing postgresql (for the processors' postgres sink)"
 		apt_install postgresql
