@@ -35,12 +35,14 @@ func cpuSeconds() float64 {
 // process's (node, processor and, for webhook, the receiver) user+system
 // time over that span.
 func BenchmarkSinkThroughput(b *testing.B) {
-	for _, sink := range []string{"file", "webhook", "postgres"} {
+	for _, sink := range []string{"file", "parquet", "webhook", "postgres"} {
 		b.Run(sink, func(b *testing.B) {
 			var spec string
 			switch sink {
 			case "file":
 				spec = fmt.Sprintf("{type: file, dir: %q}", b.TempDir())
+			case "parquet":
+				spec = fmt.Sprintf("{type: file, dir: %q, format: parquet}", b.TempDir())
 			case "webhook":
 				hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
 				defer hs.Close()
