@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -69,7 +70,8 @@ type ProcessorWhere struct {
 
 // ProcessorSink is where a processor delivers. Type says which fields
 // apply: webhook (url, format ndjson|json, timeout, headers), file (dir,
-// format ndjson|parquet), postgres (dsn, table, timeout), pipeline (pipeline).
+// format ndjson|parquet), postgres (dsn, table, timeout), pipeline
+// (pipeline), kafka (brokers, topic, timeout).
 type ProcessorSink struct {
 	Type     string            `yaml:"type"`
 	URL      string            `yaml:"url"`
@@ -80,6 +82,10 @@ type ProcessorSink struct {
 	DSN      string            `yaml:"dsn"`
 	Table    string            `yaml:"table"`
 	Pipeline string            `yaml:"pipeline"`
+	// Brokers and Topic are a kafka sink's cluster (host:port seeds) and
+	// topic.
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
 }
 
 // ProcessorBatch bounds one delivery: at most MaxEvents events (default
@@ -341,12 +347,40 @@ func (v *checker) processorSink(key string, p *Processor) {
 		unused("dsn", s.DSN)
 		unused("table", s.Table)
 		unused("format", s.Format)
+	case SinkKafka:
+		if len(s.Brokers) == 0 {
+			v.fail(key+".brokers", "", "is missing; list the Kafka cluster's bootstrap addresses, such as [10.0.0.1:9092]")
+		}
+		for i, b := range s.Brokers {
+			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+				v.fail(fmt.Sprintf("%s.brokers[%d]", key, i), b, "is not host:port")
+			}
+		}
+		if s.Topic == "" {
+			v.fail(key+".topic", "", "is missing; name the topic the events go to")
+		} else if err := event.ValidatePipelineName(s.Topic); err != nil {
+			v.failErr(key+".topic", s.Topic, hintWrap("is not a valid topic name; use 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-'", err))
+		}
+		unused("url", s.URL)
+		unused("dir", s.Dir)
+		unused("dsn", s.DSN)
+		unused("table", s.Table)
+		unused("format", s.Format)
+		unused("pipeline", s.Pipeline)
 	case "":
-		v.fail(key+".type", "", "is missing; use webhook, file, postgres or pipeline")
-	case SinkClickHouse, SinkKafka:
-		v.fail(key+".type", s.Type, "is not built yet (docs/processors.md says what is); use webhook, file, postgres or pipeline")
+		v.fail(key+".type", "", "is missing; use webhook, file, postgres, pipeline or kafka")
+	case SinkClickHouse:
+		v.fail(key+".type", s.Type, "is not built yet (docs/processors.md says what is); use webhook, file, postgres, pipeline or kafka")
 	default:
-		v.fail(key+".type", s.Type, "is not a sink type; use webhook, file, postgres or pipeline")
+		v.fail(key+".type", s.Type, "is not a sink type; use webhook, file, postgres, pipeline or kafka")
+	}
+	if s.Type != SinkKafka && s.Type != "" {
+		if len(s.Brokers) > 0 {
+			v.fail(key+".brokers", strings.Join(s.Brokers, ","), "does not apply to a %s sink; remove it", s.Type)
+		}
+		if s.Topic != "" {
+			v.fail(key+".topic", s.Topic, "does not apply to a %s sink; remove it", s.Type)
+		}
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 func TestProcessorsValidate(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: s3}}]`, `processors[0].sink.type "s3" is not a sink type`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, topic: t}}]`, `processors[0].sink.brokers is missing`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, brokers: [nope], topic: t}}]`, `processors[0].sink.brokers[0] "nope" is not host:port`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, topic: t}}]`, `processors[0].sink.topic "t" does not apply to a file sink`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook}}]`, `processors[0].sink.url is missing`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook, url: "ftp://x"}}]`, `processors[0].sink.url "ftp://x" is not an http:// or https:// URL`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /tmp, url: "http://x"}}]`, `processors[0].sink.url "http://x" does not apply to a file sink`},

@@ -146,15 +146,16 @@ func (n *node) sense(stdin string, args ...string) (string, error) {
 }
 
 type consumed struct {
-	Pipeline      string   `json:"pipeline"`
-	Partition     int32    `json:"partition"`
-	Hub           string   `json:"hub"`
-	Offset        int64    `json:"offset"`
-	Key           *string  `json:"key"`
-	Value         *string  `json:"value"`
-	Jurisdictions []string `json:"jurisdictions"`
-	Priority      string   `json:"priority"`
-	Timestamp     string   `json:"timestamp"`
+	Pipeline      string            `json:"pipeline"`
+	Partition     int32             `json:"partition"`
+	Hub           string            `json:"hub"`
+	Offset        int64             `json:"offset"`
+	Key           *string           `json:"key"`
+	Value         *string           `json:"value"`
+	Jurisdictions []string          `json:"jurisdictions"`
+	Priority      string            `json:"priority"`
+	Timestamp     string            `json:"timestamp"`
+	Headers       map[string]string `json:"headers"`
 }
 
 func (n *node) consumeAll(pipeline string) []consumed {

@@ -146,8 +146,8 @@ func checkOnce(t *testing.T, sink string, got map[string]int, want map[string]bo
 	}
 }
 
-// TestProcessorsKill9ExactlyOnce: a node runs four processors (postgres,
-// NDJSON files, Parquet files, a webhook) over a pipeline being written; it is killed
+// TestProcessorsKill9ExactlyOnce: a node runs five processors (postgres,
+// NDJSON files, Parquet files, a webhook, Kafka: its own Kafka listener) over a pipeline being written; it is killed
 // with SIGKILL three times mid-stream and restarted. Afterwards each sink
 // holds every event of the pipeline exactly once, counted by source
 // offset (the Parquet files read with parquet-go and with DuckDB).
@@ -157,13 +157,21 @@ func TestProcessorsKill9ExactlyOnce(t *testing.T) {
 	hs := httptest.NewServer(rc)
 	defer hs.Close()
 	files, pq := t.TempDir(), t.TempDir()
+	// The kafka processor writes to the node's own Kafka listener.
+	kafkaAddr := freePort(t)
 	cfg := filepath.Join(t.TempDir(), "sense.yaml")
 	// The rate keeps each processor a few seconds behind ingest, so that
 	// every kill lands while batches are on their way.
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
 pipelines:
   - {name: stream, partitions: 2}
+  - {name: stream-copy, partitions: 1}
 processors:
+  - name: to-kafka
+    from: {pipeline: stream}
+    sink: {type: kafka, brokers: [%q], topic: stream-copy}
+    rate: 4000/s
+    batch: {max_events: 250, linger: 5ms}
   - name: to-pg
     from: {pipeline: stream}
     sink: {type: postgres, dsn: %q, table: events}
@@ -184,10 +192,10 @@ processors:
     sink: {type: webhook, url: %q}
     rate: 4000/s
     batch: {max_events: 250, linger: 5ms}
-`, dsn, files, pq, hs.URL)), 0o644); err != nil {
+`, kafkaAddr, dsn, files, pq, hs.URL)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, t.TempDir(), "--config", cfg)
+	n := startNode(t, t.TempDir(), "--config", cfg, "--kafka-addr", kafkaAddr)
 	rng := rand.New(rand.NewPCG(7, 15))
 	const rounds, perRound = 4, 6000
 	for round := 0; round < rounds; round++ {
@@ -231,12 +239,12 @@ processors:
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		f, h, g, q := fileOffsets(t, files), rc.count(), pgOffsets(t, dsn), parquetOffsets(t, pq)
-		if len(f) >= len(want) && len(h) >= len(want) && len(g) >= len(want) && len(q) >= len(want) {
+		f, h, g, q, k := fileOffsets(t, files), rc.count(), pgOffsets(t, dsn), parquetOffsets(t, pq), kafkaOffsets(n)
+		if len(f) >= len(want) && len(h) >= len(want) && len(g) >= len(want) && len(q) >= len(want) && len(k) >= len(want) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up: files %d, webhook %d, postgres %d, parquet %d of %d events", len(f), len(h), len(g), len(q), len(want))
+			t.Fatalf("gave up: files %d, webhook %d, postgres %d, parquet %d, kafka %d of %d events", len(f), len(h), len(g), len(q), len(k), len(want))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -244,6 +252,7 @@ processors:
 	checkOnce(t, "file", fileOffsets(t, files), want)
 	checkOnce(t, "webhook", rc.count(), want)
 	checkOnce(t, "parquet", parquetOffsets(t, pq), want)
+	checkOnce(t, "kafka", kafkaOffsets(n), want)
 	// DuckDB reads the same files: as many rows as events, each offset
 	// once.
 	var offsetSum int64
@@ -262,6 +271,16 @@ processors:
 	t.Logf("%d events in each sink; the webhook receiver saw %d keys again (answered, not stored)", len(want), rc.repeats)
 	rc.mu.Unlock()
 	n.stop()
+}
+
+// kafkaOffsets counts the source offsets (sense.source) in stream-copy,
+// where the kafka processor writes.
+func kafkaOffsets(n *node) map[string]int {
+	out := map[string]int{}
+	for _, r := range n.consumeAll("stream-copy") {
+		out[r.Headers["sense.source"]]++
+	}
+	return out
 }
 
 // parquetOffsets counts the source offsets in the Parquet files under

@@ -256,6 +256,8 @@ func NewSink(ctx context.Context, cfg config.Processor, env SinkEnv) (Sink, erro
 		return s, nil
 	case config.SinkPipeline:
 		return &pipelineSink{pipelineWriter{src: env.Source, target: cfg.Sink.Pipeline}}, nil
+	case config.SinkKafka:
+		return newKafkaSink(cfg, env)
 	}
-	return nil, fmt.Errorf("sink.type %q is not a sink type; use webhook, file, postgres or pipeline", cfg.Sink.Type)
+	return nil, fmt.Errorf("sink.type %q is not a sink type; use webhook, file, postgres, pipeline or kafka", cfg.Sink.Type)
 }
