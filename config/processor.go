@@ -71,7 +71,8 @@ type ProcessorWhere struct {
 // ProcessorSink is where a processor delivers. Type says which fields
 // apply: webhook (url, format ndjson|json, timeout, headers), file (dir,
 // format ndjson|parquet), postgres (dsn, table, timeout), pipeline
-// (pipeline), kafka (brokers, topic, timeout).
+// (pipeline), kafka (brokers, topic, timeout), clickhouse (url, table,
+// timeout, headers).
 type ProcessorSink struct {
 	Type     string            `yaml:"type"`
 	URL      string            `yaml:"url"`
@@ -367,12 +368,27 @@ func (v *checker) processorSink(key string, p *Processor) {
 		unused("table", s.Table)
 		unused("format", s.Format)
 		unused("pipeline", s.Pipeline)
-	case "":
-		v.fail(key+".type", "", "is missing; use webhook, file, postgres, pipeline or kafka")
 	case SinkClickHouse:
-		v.fail(key+".type", s.Type, "is not built yet (docs/processors.md says what is); use webhook, file, postgres, pipeline or kafka")
+		u, err := url.Parse(s.URL)
+		if s.URL == "" {
+			v.fail(key+".url", "", "is missing; give ClickHouse's HTTP interface, such as http://127.0.0.1:8123")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			v.fail(key+".url", s.URL, "is not the URL of ClickHouse's HTTP interface; write http://host:8123 (no path, no query)")
+		}
+		s.URL = strings.TrimSuffix(s.URL, "/")
+		if s.Table == "" {
+			v.fail(key+".table", "", "is missing; name the table the rows go to (created when missing), such as events or db.events")
+		} else if !validSQLName(s.Table) {
+			v.fail(key+".table", s.Table, "is not a table name; use 1 to %d of a-z, 0-9 and '_', starting with a letter or '_' (optionally database.table)", postgresTableNameMaxLength)
+		}
+		unused("dir", s.Dir)
+		unused("dsn", s.DSN)
+		unused("format", s.Format)
+		unused("pipeline", s.Pipeline)
+	case "":
+		v.fail(key+".type", "", "is missing; use webhook, file, postgres, pipeline, kafka or clickhouse")
 	default:
-		v.fail(key+".type", s.Type, "is not a sink type; use webhook, file, postgres, pipeline or kafka")
+		v.fail(key+".type", s.Type, "is not a sink type; use webhook, file, postgres, pipeline, kafka or clickhouse")
 	}
 	if s.Type != SinkKafka && s.Type != "" {
 		if len(s.Brokers) > 0 {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sensehq/sense/admin"
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/internal/chtest"
 	"github.com/sensehq/sense/internal/pgtest"
 	"github.com/sensehq/sense/processor"
 )
@@ -146,13 +147,15 @@ func checkOnce(t *testing.T, sink string, got map[string]int, want map[string]bo
 	}
 }
 
-// TestProcessorsKill9ExactlyOnce: a node runs five processors (postgres,
-// NDJSON files, Parquet files, a webhook, Kafka: its own Kafka listener) over a pipeline being written; it is killed
+// TestProcessorsKill9ExactlyOnce: a node runs six processors (postgres,
+// NDJSON files, Parquet files, a webhook, ClickHouse, Kafka: its own Kafka
+// listener) over a pipeline being written; it is killed
 // with SIGKILL three times mid-stream and restarted. Afterwards each sink
 // holds every event of the pipeline exactly once, counted by source
 // offset (the Parquet files read with parquet-go and with DuckDB).
 func TestProcessorsKill9ExactlyOnce(t *testing.T) {
 	dsn := pgtest.Start(t)
+	ch := chtest.Start(t)
 	rc := &hookReceiver{t: t, bodies: map[string][]byte{}, offsets: map[string]int{}}
 	hs := httptest.NewServer(rc)
 	defer hs.Close()
@@ -167,6 +170,11 @@ pipelines:
   - {name: stream, partitions: 2}
   - {name: stream-copy, partitions: 1}
 processors:
+  - name: to-clickhouse
+    from: {pipeline: stream}
+    sink: {type: clickhouse, url: %q, table: stream}
+    rate: 4000/s
+    batch: {max_events: 250, linger: 5ms}
   - name: to-kafka
     from: {pipeline: stream}
     sink: {type: kafka, brokers: [%q], topic: stream-copy}
@@ -192,7 +200,7 @@ processors:
     sink: {type: webhook, url: %q}
     rate: 4000/s
     batch: {max_events: 250, linger: 5ms}
-`, kafkaAddr, dsn, files, pq, hs.URL)), 0o644); err != nil {
+`, ch, kafkaAddr, dsn, files, pq, hs.URL)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, t.TempDir(), "--config", cfg, "--kafka-addr", kafkaAddr)
@@ -240,11 +248,12 @@ processors:
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		f, h, g, q, k := fileOffsets(t, files), rc.count(), pgOffsets(t, dsn), parquetOffsets(t, pq), kafkaOffsets(n)
-		if len(f) >= len(want) && len(h) >= len(want) && len(g) >= len(want) && len(q) >= len(want) && len(k) >= len(want) {
+		c, _ := chtest.Query(ch, "SELECT uniqExact(source_partition, source_offset) FROM stream")
+		if len(f) >= len(want) && len(h) >= len(want) && len(g) >= len(want) && len(q) >= len(want) && len(k) >= len(want) && c == fmt.Sprint(len(want)) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up: files %d, webhook %d, postgres %d, parquet %d, kafka %d of %d events", len(f), len(h), len(g), len(q), len(k), len(want))
+			t.Fatalf("gave up: files %d, webhook %d, postgres %d, parquet %d, kafka %d, clickhouse %s of %d events", len(f), len(h), len(g), len(q), len(k), c, len(want))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -253,6 +262,12 @@ processors:
 	checkOnce(t, "webhook", rc.count(), want)
 	checkOnce(t, "parquet", parquetOffsets(t, pq), want)
 	checkOnce(t, "kafka", kafkaOffsets(n), want)
+	// ClickHouse: a batch tried again is inserted again, and the
+	// ReplacingMergeTree's key collapses it: FINAL holds each event once,
+	// and only events of the pipeline.
+	if got, err := chtest.Query(ch, "SELECT count(), uniqExact(source_partition, source_offset), countIf(source_pipeline != 'stream') FROM stream FINAL"); err != nil || got != fmt.Sprintf("%d\t%d\t0", len(want), len(want)) {
+		t.Fatalf("clickhouse FINAL: %q, %v; want %d rows, each offset once", got, err, len(want))
+	}
 	// DuckDB reads the same files: as many rows as events, each offset
 	// once.
 	var offsetSum int64
@@ -439,4 +454,70 @@ processors:
 	b.ReportMetric(float64(info.LagEvents), "lag-events")
 	b.ReportMetric(float64(info.InFlightBytes)/(1<<20), "inflight-MiB")
 	n.kill()
+}
+
+// TestWebhookKilledBeforeItsCommit: the receiver stores a batch and holds
+// its answer; the node is killed with SIGKILL meanwhile, so the batch is
+// delivered and not committed. After the restart the processor sends the
+// same range again, with the same Idempotency-Key and body, and the
+// receiver, which keeps keys, stores every event once.
+func TestWebhookKilledBeforeItsCommit(t *testing.T) {
+	rc := &hookReceiver{t: t, bodies: map[string][]byte{}, offsets: map[string]int{}}
+	var hold sync.Once
+	held := make(chan struct{})
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rc.ServeHTTP(w, r) // stored
+		hold.Do(func() {
+			close(held)
+			<-release // the answer never reaches the killed node
+		})
+	}))
+	defer hs.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	cfg := filepath.Join(t.TempDir(), "sense.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - {name: orders, partitions: 1}
+processors:
+  - name: hook
+    from: {pipeline: orders}
+    sink: {type: webhook, url: %q, timeout: 60s}
+    batch: {max_events: 100, linger: 5ms}
+`, hs.URL)), 0o644)
+	n := startNode(t, t.TempDir(), "--config", cfg)
+	// The first batch holds the 50 events there are (0-49); the 950 that
+	// follow while it waits would make a batch cut afresh 0-99, with
+	// another key: only the intent's replay sends 0-49 again.
+	produceN(t, n.native, "orders", 0, 50)
+	select {
+	case <-held:
+	case <-time.After(time.Minute):
+		t.Fatal("no request reached the receiver")
+	}
+	produceN(t, n.native, "orders", 50, 950)
+	n.kill()
+	close(release)
+	n.start()
+	want := map[string]bool{}
+	for _, r := range n.consumeAll("orders") {
+		want[fmt.Sprintf("%s/%d/%d", r.Pipeline, r.Partition, r.Offset)] = true
+	}
+	waitUntil(t, "every event at the receiver", func() bool { return len(rc.count()) >= len(want) })
+	checkOnce(t, "webhook", rc.count(), want)
+	rc.mu.Lock()
+	repeats := rc.repeats
+	rc.mu.Unlock()
+	if repeats < 1 {
+		t.Fatal("the batch delivered before the kill was not sent again: its intent was not replayed")
+	}
+	n.stop()
 }

@@ -258,6 +258,8 @@ func NewSink(ctx context.Context, cfg config.Processor, env SinkEnv) (Sink, erro
 		return &pipelineSink{pipelineWriter{src: env.Source, target: cfg.Sink.Pipeline}}, nil
 	case config.SinkKafka:
 		return newKafkaSink(cfg, env)
+	case config.SinkClickHouse:
+		return newClickHouseSink(cfg, env), nil
 	}
 	return nil, fmt.Errorf("sink.type %q is not a sink type; use webhook, file, postgres, pipeline or kafka", cfg.Sink.Type)
 }

@@ -127,6 +127,12 @@ ensure_deps() {
 	# DuckDB (npm @duckdb/node-api, pinned by the lock file) reads the file
 	# sink's Parquet files back in processor/ and e2e/.
 	ensure_npm processor/testdata/duckdb
+	# ClickHouse for the processors' clickhouse sink, started by
+	# internal/chtest from /usr/sbin/clickhouse-server.
+	if ! [ -x /usr/sbin/clickhouse-server ]; then
+		echo "installing clickhouse-server (for the processors' clickhouse sink)"
+		apt_install clickhouse-server
+	fi
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 		echo "installing postgresql (for the processors' postgres sink)"
 		apt_install postgresql
