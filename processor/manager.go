@@ -21,11 +21,12 @@ import (
 type Options struct {
 	// Source is where processors read and write.
 	Source Source
-	// Offsets holds the processors' committed offsets (group.Store).
+	// Group runs the processors' consumer groups and keeps their
+	// offsets: a KafkaGroup, shared with other processes; nil: a
+	// LocalGroup of a coordinator of the Manager's own and Offsets.
+	Group Group
+	// Offsets holds the committed offsets of a LocalGroup (group.Store).
 	Offsets Offsets
-	// Groups runs the processors' consumer groups; nil: the Manager runs
-	// a coordinator of its own.
-	Groups *group.Coordinator
 	// Registerer receives the processors' metrics; nil: none.
 	Registerer prometheus.Registerer
 	// ClientID names this process in the groups (the node's id).
@@ -36,8 +37,8 @@ type Options struct {
 // Manager runs the processors of a process.
 type Manager struct {
 	opts   Options
-	co     *group.Coordinator
-	ownCo  bool
+	grp    Group
+	co     *group.Coordinator // of a LocalGroup, nil otherwise
 	m      *metrics
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,9 +56,10 @@ func NewManager(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m := &Manager{opts: opts, co: opts.Groups, m: newMetrics(opts.Registerer), procs: map[string]*Processor{}}
-	if m.co == nil {
-		m.co, m.ownCo = group.NewCoordinator(group.Config{}), true
+	m := &Manager{opts: opts, grp: opts.Group, m: newMetrics(opts.Registerer), procs: map[string]*Processor{}}
+	if m.grp == nil {
+		m.co = group.NewCoordinator(group.Config{})
+		m.grp = LocalGroup{Co: m.co, Store: opts.Offsets}
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
@@ -89,7 +91,7 @@ func (m *Manager) Start(ctx context.Context, cfgs []config.Processor) error {
 		if err != nil {
 			return fail(fmt.Errorf("processors[%d] %s: %w", i, cfg.Name, err))
 		}
-		p, err := newProcessor(cfg, m.opts.Source, reg, m.co, m.opts.Offsets, sink, m.m, m.opts.ClientID, m.opts.Logger)
+		p, err := newProcessor(cfg, m.opts.Source, reg, m.grp, sink, m.m, m.opts.ClientID, m.opts.Logger)
 		if err != nil {
 			sink.Close()
 			return fail(err)
@@ -213,7 +215,11 @@ func (m *Manager) Reset(ctx context.Context, name, to string) error {
 			return fmt.Errorf("reset the offsets the %s sink keeps: %w", p.cfg.Sink.Type, err)
 		}
 	}
-	return m.opts.Offsets.Commit(p.group, commits)
+	err = m.grp.Commit(ctx, group.MemberRef{Group: p.group, Generation: -1}, commits)
+	if errors.Is(err, group.ErrUnknownMemberID) || errors.Is(err, group.ErrIllegalGeneration) || errors.Is(err, group.ErrRebalanceInProgress) {
+		return result.New(result.InvalidRequest, fmt.Sprintf("reset %s: other members of the group %s are running (on other nodes or sense process instances); pause the processor on each of them first", name, p.group))
+	}
+	return err
 }
 
 // positionSetter is an OffsetKeeper whose offsets Reset can move.
@@ -234,7 +240,7 @@ func (m *Manager) Close() error {
 		}
 		m.m.forget(name)
 	}
-	if m.ownCo {
+	if m.co != nil {
 		m.co.Close()
 	}
 	return errors.Join(errs...)

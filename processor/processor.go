@@ -19,12 +19,6 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 )
 
-// Offsets is where a processor commits: group.Store.
-type Offsets interface {
-	Committed(group string) map[group.TopicPartition]group.CommittedOffset
-	Commit(group string, commits []group.OffsetCommit) error
-}
-
 // GroupPrefix starts the name of every processor's consumer group.
 const GroupPrefix = "processor."
 
@@ -37,6 +31,7 @@ const (
 	retryMax         = 10 * time.Second
 	deliverySlots    = 4
 	sourceRetryPause = 500 * time.Millisecond
+	commitTimeout    = 10 * time.Second
 )
 
 // Metadata of a commit that records an intent (see the package comment).
@@ -50,8 +45,7 @@ type Processor struct {
 	cfg      config.Processor
 	group    string
 	src      Source
-	co       *group.Coordinator
-	offsets  Offsets
+	grp      Group
 	sink     Sink
 	keeper   OffsetKeeper
 	preparer Preparer
@@ -88,8 +82,8 @@ type partState struct {
 	oldest time.Time // timestamp of the oldest record held, zero when none
 }
 
-func newProcessor(cfg config.Processor, src Source, reg *jurisdiction.Registry, co *group.Coordinator, offsets Offsets, sink Sink, m *metrics, clientID string, log *slog.Logger) (*Processor, error) {
-	p := &Processor{cfg: cfg, group: GroupPrefix + cfg.Name, src: src, co: co, offsets: offsets, sink: sink, reg: reg,
+func newProcessor(cfg config.Processor, src Source, reg *jurisdiction.Registry, grp Group, sink Sink, m *metrics, clientID string, log *slog.Logger) (*Processor, error) {
+	p := &Processor{cfg: cfg, group: GroupPrefix + cfg.Name, src: src, grp: grp, sink: sink, reg: reg,
 		budget: newGate(int64(cfg.MaxInFlightBytes)), slots: newGate(deliverySlots),
 		lim: newLimiter(float64(cfg.Rate), cfg.Batch.MaxEvents, time.Duration(cfg.Sink.Timeout)/2),
 		m:   m, log: log.With("processor", cfg.Name), clientID: clientID, parts: map[int32]*partState{}, paused: cfg.Paused, resumed: make(chan struct{})}
@@ -154,7 +148,7 @@ func (p *Processor) leave() {
 	p.memberID = ""
 	p.mu.Unlock()
 	if id != "" {
-		p.co.Leave(p.group, []group.LeavingMember{{MemberID: id}})
+		p.grp.Leave(context.Background(), p.group, id)
 	}
 }
 
@@ -175,7 +169,7 @@ func (p *Processor) session(ctx context.Context) error {
 	p.mu.Lock()
 	memberID := p.memberID
 	p.mu.Unlock()
-	jr, err := p.co.Join(ctx, group.JoinRequest{Group: p.group, MemberID: memberID, ClientID: p.clientID,
+	jr, err := p.grp.Join(ctx, group.JoinRequest{Group: p.group, MemberID: memberID, ClientID: p.clientID,
 		SessionTimeout: sessionTimeout, ProtocolType: "sense-processor", Protocols: []group.Protocol{{Name: "spread"}}})
 	if errors.Is(err, group.ErrUnknownMemberID) {
 		p.mu.Lock()
@@ -198,9 +192,9 @@ func (p *Processor) session(ctx context.Context) error {
 	if jr.LeaderID == jr.MemberID {
 		assignments = p.assign(parts, jr.Members)
 	}
-	mine, err := p.co.Sync(ctx, ref, assignments)
+	mine, err := p.grp.Sync(ctx, ref, assignments)
 	if err != nil {
-		if errors.Is(err, group.ErrRebalanceInProgress) {
+		if errors.Is(err, group.ErrRebalanceInProgress) || errors.Is(err, group.ErrIllegalGeneration) || errors.Is(err, group.ErrUnknownMemberID) {
 			return nil
 		}
 		return fmt.Errorf("sync the group %s: %w", p.group, err)
@@ -222,12 +216,17 @@ func (p *Processor) session(ctx context.Context) error {
 		return err
 	}
 	wctx, stop := context.WithCancel(ctx)
-	defer stop()
+	var wg sync.WaitGroup
+	// The workers stop before the session returns (a rebalance ends it
+	// while its context lives on).
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	// A worker that stops on its own (a commit refused: a rebalance, or
 	// the offsets store could not take it) ends the session, so that the
 	// processor joins again rather than leave its partition idle.
 	workerDone := make(chan struct{}, len(my))
-	var wg sync.WaitGroup
 	p.mu.Lock()
 	p.parts = map[int32]*partState{}
 	for _, sp := range my {
@@ -242,7 +241,6 @@ func (p *Processor) session(ctx context.Context) error {
 		}()
 	}
 	p.mu.Unlock()
-	defer wg.Wait()
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
@@ -253,7 +251,7 @@ func (p *Processor) session(ctx context.Context) error {
 			return errWorkerStopped
 		case <-tick.C:
 		}
-		if err := p.co.Heartbeat(ref); err != nil {
+		if err := p.grp.Heartbeat(ctx, ref); err != nil {
 			return nil // a rebalance, or the member was dropped: join again
 		}
 		p.refresh(ctx)
@@ -340,13 +338,16 @@ func (p *Processor) positions(ctx context.Context, parts []SourcePartition) (map
 			return nil, nil, fmt.Errorf("read the offsets the %s sink keeps: %w", p.cfg.Sink.Type, err)
 		}
 	}
-	committed := p.offsets.Committed(p.group)
+	committed, err := p.grp.Committed(ctx, p.group, p.cfg.From.Pipeline)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the committed offsets of %s: %w", p.group, err)
+	}
 	for _, sp := range parts {
 		pos := sp.Start
 		if p.cfg.From.Start == "end" {
 			pos = sp.HighWatermark
 		}
-		c, ok := committed[group.TopicPartition{Topic: p.cfg.From.Pipeline, Partition: sp.Partition}]
+		c, ok := committed[sp.Partition]
 		if ok {
 			pos = c.Offset
 			if in, ok := parseIntent(c.Metadata); ok {
@@ -400,10 +401,9 @@ func (p *Processor) refresh(ctx context.Context) {
 
 // commit stores a partition's position (with an intent's metadata).
 func (p *Processor) commit(ref group.MemberRef, partition int32, offset int64, md string) error {
-	if err := p.co.CheckCommit(ref); err != nil {
-		return err
-	}
-	return p.offsets.Commit(p.group, []group.OffsetCommit{{
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	return p.grp.Commit(ctx, ref, []group.OffsetCommit{{
 		TopicPartition:  group.TopicPartition{Topic: p.cfg.From.Pipeline, Partition: partition},
 		CommittedOffset: group.CommittedOffset{Offset: offset, LeaderEpoch: -1, Metadata: md},
 	}})

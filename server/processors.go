@@ -16,17 +16,23 @@ import (
 )
 
 // processorRuntime runs the node's processors (docs/processors.md). A node
-// alone runs them from the start. In a cluster, the processors run on the
-// node that leads the committed offsets (where their group's commits are
-// decided): it starts them when it becomes that node and stops them when
-// it stops being it, and the next one starts them from the replicated
-// offsets.
+// alone runs them from the start, with a coordinator of its own. In a
+// cluster with Kafka listeners every node runs them, as members of groups
+// coordinated by the node that leads the committed offsets, reached over
+// the Kafka protocol through this node's own listener: the nodes share
+// the partitions, and a lost node's go to the others. In a cluster without
+// a Kafka listener, the processors run on the node that leads the
+// committed offsets only: it starts them when it becomes that node and
+// stops them when it stops being it, and the next one starts them from the
+// replicated offsets.
 type processorRuntime struct {
-	n       *node.Node
-	offsets *group.Store
-	log     *slog.Logger
-	nodeID  string
-	gated   bool // in a cluster: run only while offsets.Ready()
+	n         *node.Node
+	offsets   *group.Store
+	log       *slog.Logger
+	nodeID    string
+	gated     bool   // in a cluster without Kafka: run only while offsets.Ready()
+	kafkaSeed string // in a cluster: this node's Kafka listener
+	kgroup    *processor.KafkaGroup
 
 	mu      sync.Mutex
 	cfgs    []config.Processor
@@ -36,9 +42,17 @@ type processorRuntime struct {
 	started bool
 }
 
-func newProcessorRuntime(n *node.Node, offsets *group.Store, cfg *config.Config, log *slog.Logger) *processorRuntime {
-	return &processorRuntime{n: n, offsets: offsets, log: log, nodeID: cfg.Node.ID, gated: !cfg.DevMode(),
+func newProcessorRuntime(n *node.Node, offsets *group.Store, cfg *config.Config, kafkaSeed string, log *slog.Logger) *processorRuntime {
+	r := &processorRuntime{n: n, offsets: offsets, log: log, nodeID: cfg.Node.ID,
 		cfgs: append([]config.Processor(nil), cfg.Processors...), quit: make(chan struct{}), done: make(chan struct{})}
+	if !cfg.DevMode() {
+		if kafkaSeed != "" {
+			r.kafkaSeed = kafkaSeed
+		} else {
+			r.gated = true
+		}
+	}
+	return r
 }
 
 // start starts the configured processors (a node alone), or the watch for
@@ -59,8 +73,19 @@ func (r *processorRuntime) start() error {
 
 // runLocked starts a manager with every processor.
 func (r *processorRuntime) runLocked() error {
-	m := processor.NewManager(processor.Options{Source: processor.NodeSource{Node: r.n}, Offsets: r.offsets,
-		Registerer: r.n.Metrics.Registry, ClientID: r.nodeID, Logger: r.log})
+	opts := processor.Options{Source: processor.NodeSource{Node: r.n}, Offsets: r.offsets,
+		Registerer: r.n.Metrics.Registry, ClientID: "sense-" + r.nodeID, Logger: r.log}
+	if r.kafkaSeed != "" {
+		if r.kgroup == nil {
+			kg, err := processor.NewKafkaGroup([]string{r.kafkaSeed}, "sense-processors-"+r.nodeID)
+			if err != nil {
+				return fmt.Errorf("reach the group coordinators through %s: %w", r.kafkaSeed, err)
+			}
+			r.kgroup = kg
+		}
+		opts.Group = r.kgroup
+	}
+	m := processor.NewManager(opts)
 	if err := m.Start(context.Background(), r.cfgs); err != nil {
 		m.Close()
 		return err
@@ -111,12 +136,16 @@ func (r *processorRuntime) close() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var err error
 	if r.mgr != nil {
-		err := r.mgr.Close()
+		err = r.mgr.Close()
 		r.mgr = nil
-		return err
 	}
-	return nil
+	if r.kgroup != nil {
+		r.kgroup.Close()
+		r.kgroup = nil
+	}
+	return err
 }
 
 // manager returns the running manager, or an error saying where the

@@ -272,7 +272,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return n.KnownHighWatermark(topic, partition)
 	}))
 	nodeRef.Store(n)
-	s.procs = newProcessorRuntime(n, s.Offsets, cfg, log)
+	// The processors of a cluster share their groups through this node's
+	// Kafka listener, when it speaks plain Kafka (docs/processors.md).
+	kafkaSeed := ""
+	if s.kafkaLn != nil && !cfg.TLS.Listener(config.ListenerKafka).Enabled {
+		kafkaSeed = s.kafkaLn.Addr().String()
+	}
+	s.procs = newProcessorRuntime(n, s.Offsets, cfg, kafkaSeed, log)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
 	if s.nativeLn != nil || s.quicLn != nil {
 		// One native server serves both: a QUIC stream is served exactly
