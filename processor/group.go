@@ -53,7 +53,9 @@ func (l LocalGroup) Sync(ctx context.Context, ref group.MemberRef, a []group.Mem
 	return l.Co.Sync(ctx, ref, a)
 }
 
-func (l LocalGroup) Heartbeat(_ context.Context, ref group.MemberRef) error { return l.Co.Heartbeat(ref) }
+func (l LocalGroup) Heartbeat(_ context.Context, ref group.MemberRef) error {
+	return l.Co.Heartbeat(ref)
+}
 
 func (l LocalGroup) Leave(_ context.Context, g, id string) {
 	l.Co.Leave(g, []group.LeavingMember{{MemberID: id}})
