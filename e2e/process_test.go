@@ -13,7 +13,11 @@ import (
 	"time"
 
 	"github.com/sensehq/sense/admin"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/event"
 )
 
 func produceN(t *testing.T, addr, pipeline string, from, n int) {
@@ -155,6 +159,92 @@ func TestProcessStandaloneKill9(t *testing.T) {
 	checkOnce(t, "standalone file", fileOffsets(t, files), want)
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sense process after SIGINT: %v", err)
+	}
+	n.stop()
+}
+
+// TestProcessStandaloneShared: two sense process instances run the same
+// file processor against one node, as members of one group at the node's
+// coordinator (--kafka-addr): they share the partitions; one is killed
+// with SIGKILL mid-stream and the other takes its partitions over; the
+// files hold every event once.
+func TestProcessStandaloneShared(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	files := t.TempDir()
+	pf := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(pf, []byte(fmt.Sprintf("processors:\n  - {name: shared, from: {pipeline: feed}, sink: {type: file, dir: %q}, rate: 2000/s, batch: {max_events: 200, linger: 2ms}}\n", files)), 0o644)
+	// Writes feed's three lanes: events of every priority.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Addr: n.native})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, client.ProducerOptions{Pipeline: "feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 12000
+	errs := make(chan error, total)
+	for i := 0; i < total; i++ {
+		p.Send(client.Event{Value: []byte(fmt.Sprintf("e%d", i)), HasPriority: true, Priority: event.Priority(i % 3)}, func(r client.Result) { errs <- r.Err })
+	}
+	for i := 0; i < total; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	c.Close()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(senseBin, "process", "--config", pf, "--addr", n.native, "--kafka-addr", n.kafka)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
+		return cmd
+	}
+	a, b := start(), start()
+	// The group at the node has both as members, each with partitions.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(n.kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	waitUntil(t, "two members sharing the partitions", func() bool {
+		dg, err := kadm.NewClient(kc).DescribeGroups(ctx, "processor.shared")
+		if err != nil {
+			return false
+		}
+		g := dg["processor.shared"]
+		if g.State != "Stable" || len(g.Members) != 2 {
+			return false
+		}
+		for _, m := range g.Members {
+			if raw, _ := m.Assigned.Raw(); len(raw) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitUntil(t, "a third of the events in the files", func() bool { return len(fileOffsets(t, files)) >= total/3 })
+	a.Process.Kill()
+	a.Wait()
+	t.Logf("killed one sense process with %d events in files", len(fileOffsets(t, files)))
+	waitUntil(t, "every event in the files", func() bool { return len(fileOffsets(t, files)) >= total })
+	want := map[string]bool{}
+	for _, r := range n.consumeAll("feed") {
+		want[fmt.Sprintf("%s/%d/%d", r.Pipeline, r.Partition, r.Offset)] = true
+	}
+	checkOnce(t, "shared standalone file", fileOffsets(t, files), want)
+	b.Process.Signal(os.Interrupt)
+	if err := b.Wait(); err != nil {
 		t.Fatalf("sense process after SIGINT: %v", err)
 	}
 	n.stop()
