@@ -275,3 +275,42 @@ func TestSlowAndFailingSink(t *testing.T) {
 	}
 	t.Logf("sent %d, max in flight %d bytes, max lag %d events, retries %d, %d requests", sent, maxInFlight, maxLag, info.Retries, rc.requests)
 }
+
+// TestDeadSinkDoesNotStallOthers: beside a processor whose webhook never
+// answers, another processor of the same pipeline delivers everything,
+// and the stalled one holds no more than its max_in_flight_bytes.
+func TestDeadSinkDoesNotStallOthers(t *testing.T) {
+	hang := make(chan struct{})
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer dead.Close()
+	defer close(hang)
+	dir := t.TempDir()
+	const budget = 128 << 10
+	srv := sensetest.Start(t, fmt.Sprintf(`
+pipelines:
+  - {name: orders, partitions: 1}
+processors:
+  - name: stuck
+    from: {pipeline: orders}
+    sink: {type: webhook, url: %q, timeout: 1s}
+    max_in_flight_bytes: %d
+  - name: files
+    from: {pipeline: orders}
+    sink: {type: file, dir: %q}
+`, dead.URL, budget, dir))
+	c := dial(t, srv)
+	const n = 5000
+	produce(t, c, "orders", n, func(i int) client.Event {
+		return client.Event{Value: bytes.Repeat([]byte{'x'}, 100)}
+	})
+	waitFor(t, "the healthy processor to deliver everything", time.Minute, func() bool { return describe(t, c, "files").Delivered == n })
+	info := describe(t, c, "stuck")
+	if info.Delivered != 0 || info.InFlightBytes > budget || info.LagEvents != n {
+		t.Fatalf("the stuck processor: %+v", info)
+	}
+}
