@@ -4,7 +4,7 @@
 # It first installs whatever the checks need and is missing (ensure_deps),
 # then runs, in order, and stops at the first failure:
 #   gofmt -l, go vet, staticcheck, go test -race; then the same for the
-#   bench/peers module.
+#   bench/peers module, and vet, staticcheck and a build for bench/parquet.
 #
 # Run it from anywhere: it works from the repository root. On a fresh Debian
 # machine it expects to run as root, so that it can install packages.
@@ -173,6 +173,17 @@ main() {
 		"$(gobin)/staticcheck" ./...
 		GOWORK=off go build -o /dev/null ./...
 		go test -race -timeout "$TEST_TIMEOUT" ./...
+	)
+
+	# bench/parquet, the Parquet libraries' comparison, is a module of its
+	# own too (arrow-go stays out of the sense binary): vet, staticcheck and
+	# a build of its benchmarks with GOWORK=off.
+	step "bench/parquet: go vet, staticcheck, go test -run none with GOWORK=off"
+	(
+		cd bench/parquet
+		go vet ./...
+		"$(gobin)/staticcheck" ./...
+		GOWORK=off go test -run none ./...
 	)
 }
 

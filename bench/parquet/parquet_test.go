@@ -101,7 +101,7 @@ func BenchmarkArrowGo(b *testing.B) {
 			bld.Field(8).(*array.StringBuilder).Append(r.Priority)
 			bld.Field(9).(*array.TimestampBuilder).Append(arrow.Timestamp(r.Timestamp.UnixMilli()))
 		}
-		rec := bld.NewRecord()
+		rec := bld.NewRecordBatch()
 		w, err := pqarrow.NewFileWriter(arrowSchema, &buf, props, pqarrow.DefaultWriterProps())
 		if err != nil {
 			b.Fatal(err)
