@@ -38,7 +38,12 @@ const (
 
 func newWebhookSink(cfg config.Processor, env SinkEnv) *webhookSink {
 	return &webhookSink{url: cfg.Sink.URL, array: cfg.Sink.Format == "json", headers: cfg.Sink.Headers, name: cfg.Name,
-		hc: &http.Client{Timeout: time.Duration(cfg.Sink.Timeout)}, reg: env.Registry}
+		hc: &http.Client{Timeout: time.Duration(cfg.Sink.Timeout),
+			// A redirected POST may become a GET without its body, whose
+			// 200 would commit events nobody stored: redirects are
+			// answers to act on, not to follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		reg: env.Registry}
 }
 
 // EncodeRecords writes records as NDJSON, or as one JSON array.
@@ -96,7 +101,9 @@ func (s *webhookSink) Deliver(ctx context.Context, b *Batch) error {
 			after = time.Duration(s) * time.Second
 		}
 		return &Backoff{Reason: fmt.Sprintf("HTTP %d from %s", c, s.url), After: after}
-	case c >= 500 || c < 200 || (c >= 300 && c < 400):
+	case c >= 300 && c < 400:
+		return fmt.Errorf("webhook: HTTP %d from %s (to %s): redirects are not followed; set sink.url to the final URL", c, s.url, resp.Header.Get("Location"))
+	case c >= 500 || c < 200:
 		return fmt.Errorf("webhook: HTTP %d from %s: %s", c, s.url, bytes.TrimSpace(msg))
 	default:
 		return &Refusal{Reason: fmt.Sprintf("HTTP %d from %s: %s", c, s.url, bytes.TrimSpace(msg))}
