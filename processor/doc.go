@@ -1,13 +1,17 @@
 // Package processor runs processors: consumers of a pipeline that hand its
-// events, filtered, to a sink (a webhook, NDJSON files, a PostgreSQL
-// table, another Sense pipeline) at the pace the sink can take, exactly
-// once. docs/processors.md is the user's guide; this comment is the
-// implementer's.
+// events, filtered, to a sink (a webhook, NDJSON or Parquet files, a
+// PostgreSQL or ClickHouse table, another Sense pipeline, a Kafka topic)
+// at the pace the sink can take, exactly once. docs/processors.md is the
+// user's guide; this comment is the implementer's.
 //
-// A Processor is one config.Processor at work. It is a member of the
-// consumer group processor.NAME (group.Coordinator), so the group's
-// committed offsets (group.Store, replicated in a cluster) say how far it
-// got. For each partition it was assigned, two goroutines work:
+// A Processor is one config.Processor at work, run by a Manager. It is a
+// member of the consumer group processor.NAME, through a Group: a
+// LocalGroup (a group.Coordinator and the node's group.Store, replicated
+// in a cluster) or a KafkaGroup (a Sense's coordinator over the Kafka
+// protocol, so that processes share the partitions). The group's committed
+// offsets say how far it got. It reads through a Source: the node it runs
+// in (NodeSource) or a remote Sense (ClientSource). For each partition it
+// was assigned, two goroutines work:
 //
 //	reader:    Source.Fetch, paying for each chunk of bytes with credit
 //	           from the processor's budget (max_in_flight_bytes); a chunk
