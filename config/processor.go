@@ -83,6 +83,11 @@ type ProcessorSink struct {
 	DSN      string            `yaml:"dsn"`
 	Table    string            `yaml:"table"`
 	Pipeline string            `yaml:"pipeline"`
+	// Columns declares Parquet columns taken from the JSON object in each
+	// event's value: field path (dotted for nested objects) -> type
+	// (string, int64, double, bool or json). A file sink with format
+	// parquet only.
+	Columns map[string]string `yaml:"columns"`
 	// Brokers and Topic are a kafka sink's cluster (host:port seeds) and
 	// topic.
 	Brokers []string `yaml:"brokers"`
@@ -318,6 +323,30 @@ func (v *checker) processorSink(key string, p *Processor) {
 		default:
 			v.fail(key+".format", s.Format, "is not a file format; use ndjson or parquet")
 		}
+		if len(s.Columns) > 0 && s.Format != "parquet" {
+			v.fail(key+".columns", "", "applies to format: parquet only; remove it or set format: parquet")
+		}
+		names := map[string]string{}
+		for _, path := range sortedKeys(s.Columns) {
+			typ := s.Columns[path]
+			ck := key + ".columns." + path
+			name := ParquetColumnName(path)
+			if other, dup := names[name]; dup {
+				v.fail(ck, path, "would be the column %q, as %s is; keep one", name, other)
+			}
+			names[name] = path
+			switch {
+			case path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, ".."):
+				v.fail(ck, path, "is not a field path; write a field name, or names joined by dots for nested objects (meta.user)")
+			case parquetBaseColumns[name]:
+				v.fail(ck, path, "would be the column %q, which every Parquet file of the sink has already; a field of that name is read as value's", name)
+			}
+			switch typ {
+			case "string", "int64", "double", "bool", "json":
+			default:
+				v.fail(ck, typ, "is not a column type; use string, int64, double, bool or json")
+			}
+		}
 		unused("url", s.URL)
 		unused("dsn", s.DSN)
 		unused("table", s.Table)
@@ -390,6 +419,9 @@ func (v *checker) processorSink(key string, p *Processor) {
 	default:
 		v.fail(key+".type", s.Type, "is not a sink type; use webhook, file, postgres, pipeline, kafka or clickhouse")
 	}
+	if s.Type != SinkFile && s.Type != "" && len(s.Columns) > 0 {
+		v.fail(key+".columns", "", "applies to a file sink with format: parquet; remove it")
+	}
 	if s.Type != SinkKafka && s.Type != "" {
 		if len(s.Brokers) > 0 {
 			v.fail(key+".brokers", strings.Join(s.Brokers, ","), "does not apply to a %s sink; remove it", s.Type)
@@ -399,6 +431,15 @@ func (v *checker) processorSink(key string, p *Processor) {
 		}
 	}
 }
+
+// parquetBaseColumns are the columns of every Parquet file of the file
+// sink (processor.ParquetRow).
+var parquetBaseColumns = map[string]bool{"pipeline": true, "partition": true, "hub": true, "offset": true, "key": true,
+	"value": true, "headers": true, "jurisdiction": true, "priority": true, "timestamp": true}
+
+// ParquetColumnName is the column of a declared field path: its dots
+// written as underscores (meta.user: meta_user).
+func ParquetColumnName(path string) string { return strings.ReplaceAll(path, ".", "_") }
 
 // validSQLName reports whether s is a plain SQL identifier, or two joined
 // by a dot, each of which needs no quoting.

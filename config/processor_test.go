@@ -53,3 +53,20 @@ func TestProcessorsDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestProcessorsColumns(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, columns: {amount: double}}}]`, `processors[0].sink.columns applies to format: parquet only`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, format: parquet, columns: {amount: decimal}}}]`, `processors[0].sink.columns.amount "decimal" is not a column type`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, format: parquet, columns: {offset: int64}}}]`, `would be the column "offset", which every Parquet file of the sink has already`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, format: parquet, columns: {a.b: int64, a_b: string}}}]`, `would be the column "a_b", as a.b is`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook, url: "http://x", columns: {a: int64}}}]`, `processors[0].sink.columns applies to a file sink`},
+	} {
+		if _, err := ParseProcessors("t.yaml", []byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s:\n got %v\nwant %s", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := ParseProcessors("t.yaml", []byte(`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, format: parquet, columns: {meta.user: int64, amount: double}}}]`)); err != nil {
+		t.Fatal(err)
+	}
+}

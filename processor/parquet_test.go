@@ -40,18 +40,11 @@ func inCI() bool {
 	return v != "" && v != "false" && v != "0"
 }
 
-// DuckDBCount runs testdata/duckdb/count.mjs over glob with Node and
-// DuckDB (@duckdb/node-api): the rows, distinct offsets, sums.
-type duckCount struct {
-	N               int64 `json:"n"`
-	DistinctOffsets int64 `json:"distinct_offsets"`
-	OffsetSum       int64 `json:"offset_sum"`
-	ValueBytes      int64 `json:"value_bytes"`
-}
-
-func duckdb(t testing.TB, glob string) duckCount {
+// needDuckDB returns node's path and testdata/duckdb's, or skips the test
+// (fails it with CI set) when either is missing.
+func needDuckDB(t testing.TB) (node, dir string) {
 	t.Helper()
-	dir, _ := filepath.Abs("testdata/duckdb")
+	dir, _ = filepath.Abs("testdata/duckdb")
 	node, err := exec.LookPath("node")
 	if err == nil {
 		_, err = os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api"))
@@ -63,6 +56,21 @@ func duckdb(t testing.TB, glob string) duckCount {
 		}
 		t.Skip(msg + " (this would fail with CI set)")
 	}
+	return node, dir
+}
+
+// DuckDBCount runs testdata/duckdb/count.mjs over glob with Node and
+// DuckDB (@duckdb/node-api): the rows, distinct offsets, sums.
+type duckCount struct {
+	N               int64 `json:"n"`
+	DistinctOffsets int64 `json:"distinct_offsets"`
+	OffsetSum       int64 `json:"offset_sum"`
+	ValueBytes      int64 `json:"value_bytes"`
+}
+
+func duckdb(t testing.TB, glob string) duckCount {
+	t.Helper()
+	node, dir := needDuckDB(t)
 	out, err := exec.Command(node, filepath.Join(dir, "count.mjs"), glob).CombinedOutput()
 	if err != nil {
 		t.Fatalf("duckdb: %v\n%s", err, out)
@@ -127,4 +135,103 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// duckdbQuery runs SQL with DuckDB (testdata/duckdb/query.mjs) and
+// returns its first row.
+func duckdbQuery(t testing.TB, sql string) map[string]any {
+	t.Helper()
+	node, dir := needDuckDB(t)
+	out, err := exec.Command(node, filepath.Join(dir, "query.mjs"), sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, out)
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	var row map[string]any
+	if err := json.Unmarshal([]byte(line), &row); err != nil {
+		t.Fatalf("duckdb printed %q: %v", out, err)
+	}
+	return row
+}
+
+// TestParquetDeclaredColumns: sink.columns adds a typed column per JSON
+// field; absent fields, fields of another type and values that are not
+// JSON are null. Read back with parquet-go and with DuckDB.
+func TestParquetDeclaredColumns(t *testing.T) {
+	dir := t.TempDir()
+	srv := sensetest.Start(t, fmt.Sprintf(`
+pipelines:
+  - {name: pay, partitions: 1}
+processors:
+  - name: cols
+    from: {pipeline: pay}
+    sink:
+      type: file
+      dir: %s
+      format: parquet
+      columns: {amount: double, currency: string, meta.user: int64, meta: json, flag: bool}
+    batch: {max_events: 100, linger: 5ms}
+`, dir))
+	c := dial(t, srv)
+	const n = 300
+	produce(t, c, "pay", n, func(i int) client.Event {
+		switch i % 3 {
+		case 0:
+			return client.Event{Value: []byte(fmt.Sprintf(`{"amount": %d.5, "currency": "MAD", "meta": {"user": %d}, "flag": true}`, i, i))}
+		case 1:
+			return client.Event{Value: []byte(`{"amount": "not a number", "currency": 7}`)}
+		}
+		return client.Event{Value: []byte("not json")}
+	})
+	waitFor(t, "every event in Parquet files", time.Minute, func() bool { return describe(t, c, "cols").Delivered == n })
+	files, _ := filepath.Glob(filepath.Join(dir, "pay", "*.parquet"))
+	var amounts float64
+	var rows, users int
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") {
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := fh.Stat()
+		pf, err := parquet.OpenFile(fh, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := parquet.NewReader(pf)
+		for {
+			m := map[string]any{}
+			if err := rd.Read(&m); err != nil {
+				break
+			}
+			rows++
+			off := m["offset"].(int64)
+			switch off % 3 {
+			case 0:
+				if m["currency"] != "MAD" || m["flag"] != true || m["meta_user"] != off || fmt.Sprint(m["meta"]) != fmt.Sprintf("map[user:%d]", off) {
+					t.Fatalf("offset %d: %v", off, m)
+				}
+				amounts += m["amount"].(float64)
+				users++
+			default:
+				if m["amount"] != nil || m["currency"] != nil || m["meta_user"] != nil || m["flag"] != nil {
+					t.Fatalf("offset %d: %v; want nulls", off, m)
+				}
+			}
+		}
+		fh.Close()
+	}
+	var want float64
+	for i := 0; i < n; i += 3 {
+		want += float64(i) + 0.5
+	}
+	if rows != n || users != n/3 || amounts != want {
+		t.Fatalf("%d rows, %d with a user, amounts %v; want %d, %d, %v", rows, users, amounts, n, n/3, want)
+	}
+	d := duckdbQuery(t, fmt.Sprintf(`SELECT count(*) AS n, sum(amount) AS amount, count(meta_user) AS users, count(DISTINCT currency) AS currencies FROM read_parquet('%s')`, filepath.Join(dir, "pay", "*.parquet")))
+	if d["n"] != float64(n) || d["amount"] != want || d["users"] != float64(n/3) || d["currencies"] != float64(1) {
+		t.Fatalf("DuckDB reads %v", d)
+	}
 }

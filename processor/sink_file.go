@@ -24,7 +24,7 @@ import (
 // file with the same bytes, and there is never a second file.
 type fileSink struct {
 	dir     string
-	parquet bool
+	parquet *parquetWriter // nil: NDJSON
 	reg     *jurisdiction.Registry
 }
 
@@ -46,7 +46,11 @@ func newFileSink(cfg config.Processor, env SinkEnv) (*fileSink, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &fileSink{dir: dir, parquet: cfg.Sink.Format == "parquet", reg: env.Registry}, nil
+	s := &fileSink{dir: dir, reg: env.Registry}
+	if cfg.Sink.Format == "parquet" {
+		s.parquet = newParquetWriter(cfg.Sink.Columns, env.Registry)
+	}
+	return s, nil
 }
 
 // FileName is the name of the file of a batch; ext is ndjson or parquet.
@@ -56,7 +60,7 @@ func FileName(pipeline string, partition int32, first, last int64, ext string) s
 
 func (s *fileSink) Deliver(_ context.Context, b *Batch) error {
 	ext := "ndjson"
-	if s.parquet {
+	if s.parquet != nil {
 		ext = "parquet"
 	}
 	name := FileName(b.Pipeline, b.Partition, b.First, b.Last, ext)
@@ -66,8 +70,8 @@ func (s *fileSink) Deliver(_ context.Context, b *Batch) error {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
-	if s.parquet {
-		err = writeParquet(w, b.Records, s.reg)
+	if s.parquet != nil {
+		err = s.parquet.write(w, b.Records)
 	} else {
 		enc := json.NewEncoder(w)
 		for i := range b.Records {
