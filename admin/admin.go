@@ -22,6 +22,11 @@
 //	{"op":"acl.create","acls":[{"principal":"User:alice","resource_type":"pipeline","pattern":"literal","name":"payments","operation":"read","permission":"allow","jurisdictions":["SN"]}]}
 //	{"op":"acl.list","filters":[{"principal":"User:alice"}]}
 //	{"op":"acl.delete","filters":[{"principal":"User:alice","resource_type":"pipeline","pattern":"literal","name":"payments","operation":"read"}]}
+//	{"op":"processor.list"}
+//	{"op":"processor.describe","processor":"payments-to-pg"}
+//	{"op":"processor.pause","processor":"payments-to-pg"}
+//	{"op":"processor.reset","processor":"payments-to-pg","to":"beginning"}
+//	{"op":"processor.create","config":"processors:\n  - name: ..."}
 //
 // The answer is a Response object; a refused request carries "error" (a
 // message for people) and "code" (a result code name such as
@@ -223,6 +228,36 @@ func (ClusterStatus) Op() string    { return "cluster.status" }
 func (Audit) Op() string            { return "audit" }
 func (AuditLog) Op() string         { return "audit.log" }
 
+// ListProcessors lists the processors of the node.
+type ListProcessors struct{}
+
+// DescribeProcessor describes one processor: its state, rate, lag and
+// counters, and each of its partitions.
+type DescribeProcessor struct{ Processor string }
+
+// PauseProcessor stops a processor's deliveries (it keeps its place);
+// ResumeProcessor starts them again.
+type PauseProcessor struct{ Processor string }
+
+// ResumeProcessor resumes a paused processor.
+type ResumeProcessor struct{ Processor string }
+
+// ResetProcessor moves a processor's position on every partition it reads
+// to "beginning", "end" or an offset (clamped to each partition's range).
+type ResetProcessor struct{ Processor, To string }
+
+// CreateProcessor starts the processors of Config, YAML with a
+// processors: list as in a node's config file. They run until the node
+// stops; put them in the config file to keep them.
+type CreateProcessor struct{ Config string }
+
+func (ListProcessors) Op() string    { return "processor.list" }
+func (DescribeProcessor) Op() string { return "processor.describe" }
+func (PauseProcessor) Op() string    { return "processor.pause" }
+func (ResumeProcessor) Op() string   { return "processor.resume" }
+func (ResetProcessor) Op() string    { return "processor.reset" }
+func (CreateProcessor) Op() string   { return "processor.create" }
+
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create, pipeline.alter and pipeline.describe Pipelines (one)
 // and Layout,
@@ -256,6 +291,8 @@ type Response struct {
 	// ACLs answers acl.create (the ACLs created), acl.list and
 	// acl.delete (the ACLs deleted).
 	ACLs []ACLInfo `json:"acls,omitempty"`
+	// Processors answers processor.*.
+	Processors []ProcessorInfo `json:"processors,omitempty"`
 }
 
 // UserInfo is a user: its name and the mechanisms it has credentials for.
@@ -293,6 +330,45 @@ type SecurityEvent struct {
 	// by Principal; Detail is the ACL.
 	Op     string `json:"op,omitempty"`
 	Detail string `json:"detail,omitempty"`
+}
+
+// ProcessorInfo is a processor as processor.list and processor.describe
+// show it. Counters count since the node started.
+type ProcessorInfo struct {
+	Name     string `json:"name"`
+	Pipeline string `json:"pipeline"`
+	Sink     string `json:"sink"`
+	Group    string `json:"group"`
+	// State is running, paused or starting; Error the last failure, if
+	// the processor is retrying.
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Rate is the adaptive rate now (events/s); MaxRate the configured
+	// bound (0: none).
+	Rate             float64 `json:"rate"`
+	MaxRate          float64 `json:"max_rate"`
+	InFlightBytes    int64   `json:"in_flight_bytes"`
+	MaxInFlightBytes int64   `json:"max_in_flight_bytes"`
+	LagEvents        int64   `json:"lag_events"`
+	LagSeconds       float64 `json:"lag_seconds"`
+	Delivered        uint64  `json:"delivered"`
+	Filtered         uint64  `json:"filtered"`
+	Retries          uint64  `json:"retries"`
+	DeadLettered     uint64  `json:"dead_lettered"`
+	// SinkLatencyP99 is the 99th percentile of recent delivery attempts,
+	// in seconds.
+	SinkLatencyP99 float64                  `json:"sink_latency_p99"`
+	Partitions     []ProcessorPartitionInfo `json:"partitions,omitempty"`
+}
+
+// ProcessorPartitionInfo is one partition a processor reads here.
+type ProcessorPartitionInfo struct {
+	Partition     int32  `json:"partition"`
+	Hub           string `json:"hub"`
+	Priority      string `json:"priority"`
+	Position      int64  `json:"position"`
+	HighWatermark int64  `json:"high_watermark"`
+	Lag           int64  `json:"lag"`
 }
 
 // Move is one step of the migrator to one destination, as the audit log
@@ -478,10 +554,13 @@ type envelope struct {
 	TTL                 string            `json:"ttl,omitempty"`
 	ACLs                []ACLInfo         `json:"acls,omitempty"`
 	Filters             []ACLFilter       `json:"filters,omitempty"`
+	Processor           string            `json:"processor,omitempty"`
+	To                  string            `json:"to,omitempty"`
+	Config              string            `json:"config,omitempty"`
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security, acl.create, acl.list, acl.delete"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security, acl.create, acl.list, acl.delete, processor.list, processor.describe, processor.pause, processor.resume, processor.reset, processor.create"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -517,7 +596,17 @@ func Encode(r Request) ([]byte, error) {
 		e.Filters = r.Filters
 	case DeleteACLs:
 		e.Filters = r.Filters
-	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListUsers, SecurityAudit:
+	case DescribeProcessor:
+		e.Processor = r.Processor
+	case PauseProcessor:
+		e.Processor = r.Processor
+	case ResumeProcessor:
+		e.Processor = r.Processor
+	case ResetProcessor:
+		e.Processor, e.To = r.Processor, r.To
+	case CreateProcessor:
+		e.Config = r.Config
+	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListUsers, SecurityAudit, ListProcessors:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
 	}
@@ -576,6 +665,18 @@ func Decode(body []byte) (Request, error) {
 		return ListACLs{Filters: e.Filters}, nil
 	case "acl.delete":
 		return DeleteACLs{Filters: e.Filters}, nil
+	case "processor.list":
+		return ListProcessors{}, nil
+	case "processor.describe":
+		return DescribeProcessor{Processor: e.Processor}, nil
+	case "processor.pause":
+		return PauseProcessor{Processor: e.Processor}, nil
+	case "processor.resume":
+		return ResumeProcessor{Processor: e.Processor}, nil
+	case "processor.reset":
+		return ResetProcessor{Processor: e.Processor, To: e.To}, nil
+	case "processor.create":
+		return CreateProcessor{Config: e.Config}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

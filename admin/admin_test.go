@@ -27,6 +27,12 @@ var requests = []Request{
 	ListACLs{Filters: []ACLFilter{{Principal: "User:alice", Pattern: "match", Name: "payments"}}},
 	ListACLs{},
 	DeleteACLs{Filters: []ACLFilter{{ResourceType: "group", Operation: "read", Permission: "deny"}}},
+	ListProcessors{},
+	DescribeProcessor{Processor: "payments-to-pg"},
+	PauseProcessor{Processor: "p"},
+	ResumeProcessor{Processor: "p"},
+	ResetProcessor{Processor: "p", To: "beginning"},
+	CreateProcessor{Config: "processors:\n  - name: x\n"},
 }
 
 func TestRequestRoundTrip(t *testing.T) {

@@ -85,6 +85,8 @@ type Config struct {
 	Security   Security   `yaml:"security"`
 	Log        Log        `yaml:"log"`
 	Cluster    Cluster    `yaml:"cluster"`
+	// Processors read pipelines and deliver to sinks (docs/processors.md).
+	Processors []Processor `yaml:"processors"`
 
 	registry *jurisdiction.Registry // built by Validate
 	sources  map[string]string      // key -> where its value came from, set by Load

@@ -52,6 +52,7 @@ func (c *Config) check() []error {
 	v.log()
 	v.cluster()
 	v.clusterTLS()
+	v.processors()
 	if len(v.errs) == 0 {
 		c.registry = reg
 	} else {

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	a, err := loopback.Addrs(1)
 	if err != nil {
@@ -54,7 +54,7 @@ func freePort(t *testing.T) string {
 
 // node is a sense serve process.
 type node struct {
-	t          *testing.T
+	t          testing.TB
 	cmd        *exec.Cmd
 	data       string
 	native     string
@@ -66,7 +66,7 @@ type node struct {
 	logs       []string // every start's stderrPath, oldest first
 }
 
-func startNode(t *testing.T, data string, extra ...string) *node {
+func startNode(t testing.TB, data string, extra ...string) *node {
 	t.Helper()
 	n := &node{t: t, data: data, native: freePort(t), http: freePort(t), kafka: freePort(t), extra: extra}
 	n.start()
@@ -146,15 +146,16 @@ func (n *node) sense(stdin string, args ...string) (string, error) {
 }
 
 type consumed struct {
-	Pipeline      string   `json:"pipeline"`
-	Partition     int32    `json:"partition"`
-	Hub           string   `json:"hub"`
-	Offset        int64    `json:"offset"`
-	Key           *string  `json:"key"`
-	Value         *string  `json:"value"`
-	Jurisdictions []string `json:"jurisdictions"`
-	Priority      string   `json:"priority"`
-	Timestamp     string   `json:"timestamp"`
+	Pipeline      string            `json:"pipeline"`
+	Partition     int32             `json:"partition"`
+	Hub           string            `json:"hub"`
+	Offset        int64             `json:"offset"`
+	Key           *string           `json:"key"`
+	Value         *string           `json:"value"`
+	Jurisdictions []string          `json:"jurisdictions"`
+	Priority      string            `json:"priority"`
+	Timestamp     string            `json:"timestamp"`
+	Headers       map[string]string `json:"headers"`
 }
 
 func (n *node) consumeAll(pipeline string) []consumed {

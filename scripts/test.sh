@@ -4,7 +4,7 @@
 # It first installs whatever the checks need and is missing (ensure_deps),
 # then runs, in order, and stops at the first failure:
 #   gofmt -l, go vet, staticcheck, go test -race; then the same for the
-#   bench/peers module.
+#   bench/peers module, and vet, staticcheck and a build for bench/parquet.
 #
 # Run it from anywhere: it works from the repository root. On a fresh Debian
 # machine it expects to run as root, so that it can install packages.
@@ -120,6 +120,23 @@ ensure_deps() {
 	# --http2-prior-knowledge and --http1.1 (they fail without it when CI
 	# is set).
 	ensure_apt curl curl
+	# PostgreSQL for the processors' postgres sink (processor/, e2e/),
+	# started by internal/pgtest from its binaries under
+	# /usr/lib/postgresql/N/bin (the tests fail without it when CI is
+	# set).
+	# DuckDB (npm @duckdb/node-api, pinned by the lock file) reads the file
+	# sink's Parquet files back in processor/ and e2e/.
+	ensure_npm processor/testdata/duckdb
+	# ClickHouse for the processors' clickhouse sink, started by
+	# internal/chtest from /usr/sbin/clickhouse-server.
+	if ! [ -x /usr/sbin/clickhouse-server ]; then
+		echo "installing clickhouse-server (for the processors' clickhouse sink)"
+		apt_install clickhouse-server
+	fi
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+		echo "installing postgresql (for the processors' postgres sink)"
+		apt_install postgresql
+	fi
 }
 
 main() {
@@ -156,6 +173,17 @@ main() {
 		"$(gobin)/staticcheck" ./...
 		GOWORK=off go build -o /dev/null ./...
 		go test -race -timeout "$TEST_TIMEOUT" ./...
+	)
+
+	# bench/parquet, the Parquet libraries' comparison, is a module of its
+	# own too (arrow-go stays out of the sense binary): vet, staticcheck and
+	# a build of its benchmarks with GOWORK=off.
+	step "bench/parquet: go vet, staticcheck, go test -run none with GOWORK=off"
+	(
+		cd bench/parquet
+		go vet ./...
+		"$(gobin)/staticcheck" ./...
+		GOWORK=off go test -run none ./...
 	)
 }
 

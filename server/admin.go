@@ -29,6 +29,8 @@ type Admin struct {
 	// sec is the node's authentication (nil for NewAdmin): users, tokens,
 	// the security audit log, and the authorizer of AdminContext.
 	sec *securityRuntime
+	// procs runs the processors (nil: none, as in NewAdmin).
+	procs *processorRuntime
 }
 
 // NewAdmin returns the admin API of n, a node that runs alone without a
@@ -42,6 +44,13 @@ func NewAdmin(n *node.Node) Admin { return Admin{n: n} }
 func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 	n := a.n
 	var resp admin.Response
+	switch req.(type) {
+	case admin.ListProcessors, admin.DescribeProcessor, admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor:
+		if a.procs == nil {
+			return resp, result.New(result.InvalidRequest, "this node runs no processors")
+		}
+		return a.procs.admin(req)
+	}
 	switch r := req.(type) {
 	case admin.CreatePipeline:
 		var ret time.Duration

@@ -192,7 +192,10 @@ func adminAccess(req admin.Request) (security.Action, security.Resource) {
 			return security.Describe, security.PipelineResource(r.Pipeline)
 		}
 		return security.Describe, security.ClusterResource
-	case admin.SetHubStatus, admin.SetHubPolicy, admin.CreateUser, admin.DeleteUser, admin.CreateToken, admin.CreateACLs, admin.DeleteACLs:
+	case admin.SetHubStatus, admin.SetHubPolicy, admin.CreateUser, admin.DeleteUser, admin.CreateToken, admin.CreateACLs, admin.DeleteACLs,
+		// A processor sends events out of Sense: changing one is the
+		// cluster's to allow.
+		admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor:
 		return security.Alter, security.ClusterResource
 	}
 	return security.Describe, security.ClusterResource

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ type Server struct {
 	// cluster, whose metadata runtime owns its migrator).
 	moves *movelog.Log
 	mig   *migrator
+	procs *processorRuntime
 	wg    sync.WaitGroup
 	errs  chan error
 }
@@ -296,6 +298,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return n.KnownHighWatermark(topic, partition)
 	}))
 	nodeRef.Store(n)
+	// The processors of a cluster share their groups through this node's
+	// Kafka listener, when it speaks plain Kafka (docs/processors.md).
+	kafkaSeed := ""
+	if s.kafkaLn != nil && !cfg.TLS.Listener(config.ListenerKafka).Enabled {
+		kafkaSeed = s.kafkaLn.Addr().String()
+	}
+	s.procs = newProcessorRuntime(n, s.Offsets, cfg, kafkaSeed, log)
 	log.Info("logs recovered", "data_dir", cfg.Node.DataDir, "duration", time.Since(t0).String(), "pipelines", len(n.Pipelines()))
 	if s.nativeLn != nil || s.quicLn != nil {
 		// One native server serves both: a QUIC stream is served exactly
@@ -365,6 +374,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			}
 		}()
 	}
+	if err := s.procs.start(); err != nil {
+		s.Shutdown(context.Background())
+		return nil, fmt.Errorf("start the processors: %w", err)
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -404,7 +417,7 @@ func (l localLedger) Plan(mv meta.Move) (meta.Move, error) {
 // admin returns the admin API of this server's node. Called once the node
 // is open.
 func (s *Server) admin() Admin {
-	a := Admin{n: s.Node, cl: s.cluster, sec: s.sec}
+	a := Admin{n: s.Node, cl: s.cluster, sec: s.sec, procs: s.procs}
 	if s.moves != nil {
 		a.ledger = localLedger{s.moves, s.Node}
 	}
@@ -514,6 +527,9 @@ func (s *Server) Errors() <-chan error { return s.errs }
 // connections, and reloads the TLS certificates (ReloadTLS). Other changes
 // need a restart; they are reported, not applied.
 func (s *Server) Reload(cfg *config.Config) error {
+	if !reflect.DeepEqual(cfg.Processors, s.cfg.Processors) {
+		s.log.Warn("the processors: list changed; a reload does not apply it: restart the node (docs/processors.md)")
+	}
 	tlsErr := s.ReloadTLS()
 	if err := s.reloadHubs(cfg); err != nil {
 		return errors.Join(tlsErr, err)
@@ -588,6 +604,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
+	}
+	if s.procs != nil {
+		// Before the node and the offsets, which they read and write.
+		if err := s.procs.close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.cluster != nil && s.cluster.meta != nil {
 		// Before the node: the store's applier rebuilds its routing.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -201,46 +200,5 @@ func parseFrom(s string) (int64, error) {
 	return off, nil
 }
 
-// recordJSON is an event as --output json prints it. Jurisdiction,
-// Jurisdictions and Priority are left out when the event carries none.
-type recordJSON struct {
-	Pipeline      string            `json:"pipeline"`
-	Partition     int32             `json:"partition"`
-	Hub           string            `json:"hub"`
-	Offset        int64             `json:"offset"`
-	Key           *string           `json:"key"`
-	Value         *string           `json:"value"`
-	Headers       map[string]string `json:"headers,omitempty"`
-	Jurisdiction  string            `json:"jurisdiction,omitempty"`
-	Jurisdictions []string          `json:"jurisdictions,omitempty"`
-	Priority      string            `json:"priority,omitempty"`
-	Timestamp     string            `json:"timestamp"`
-}
-
-func jsonRecord(r client.Record, reg *jurisdiction.Registry) recordJSON {
-	j := recordJSON{Pipeline: r.Pipeline, Partition: r.Partition, Hub: r.Hub, Offset: r.Offset,
-		Timestamp: r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
-	if r.Key != nil {
-		k := string(r.Key)
-		j.Key = &k
-	}
-	if r.Value != nil {
-		v := string(r.Value)
-		j.Value = &v
-	}
-	if r.Mask != 0 {
-		// Format names a bit no code owns "bitN", so that it shows.
-		j.Jurisdiction = reg.Format(r.Mask)
-		j.Jurisdictions = strings.Split(j.Jurisdiction, ",")
-	}
-	if r.HasPriority {
-		j.Priority = r.Priority.String()
-	}
-	if len(r.Headers) > 0 {
-		j.Headers = map[string]string{}
-		for _, h := range r.Headers {
-			j.Headers[h.Key] = string(h.Value)
-		}
-	}
-	return j
-}
+// jsonRecord is r as --output json prints it (client.RecordJSON).
+func jsonRecord(r client.Record, reg *jurisdiction.Registry) client.RecordJSON { return r.JSON(reg) }

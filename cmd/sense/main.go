@@ -58,6 +58,6 @@ a durable log in a hub whose jurisdiction the event's mask allows.`,
 	cliCreds = newCredentials()
 	addTokenFileFlag(root, cliCreds)
 	root.AddCommand(newVersionCmd(), newServeCmd(), newProduceCmd(), newConsumeCmd(), newPipelineCmd(), newRouteCmd(), newHubCmd(), newJurisdictionCmd(), newAuditCmd(), newBenchCmd(), newClusterCmd(),
-		newUserCmd(), newTokenCmd(), newACLCmd())
+		newUserCmd(), newTokenCmd(), newACLCmd(), newProcessorCmd(), newProcessCmd())
 	return root
 }
