@@ -46,7 +46,8 @@ func produceN(t *testing.T, addr, pipeline string, from, n int) {
 }
 
 // TestProcessorCLI: sense processor create, list, describe, pause, resume
-// and reset against a running node.
+// and reset against a running node; a created processor runs again after
+// the node is killed and started.
 func TestProcessorCLI(t *testing.T) {
 	n := startNode(t, t.TempDir())
 	files := t.TempDir()
@@ -104,6 +105,20 @@ func TestProcessorCLI(t *testing.T) {
 	if _, err := n.sense("", "processor", "describe", "nope"); err == nil || !strings.Contains(err.Error(), `no processor "nope"`) {
 		t.Fatalf("describe of an unknown processor: %v", err)
 	}
+	// A created processor outlives the node: it is kept in the
+	// committed-offsets log, and runs again after a kill -9 and a start,
+	// from its committed offsets.
+	n.kill()
+	n.start()
+	waitUntil(t, "the created processor running again", func() bool {
+		out, err := n.sense("", "processor", "list")
+		return err == nil && strings.Contains(out, "to-files")
+	})
+	produceN(t, n.native, "clicks", 650, 50)
+	waitUntil(t, "the 50 after the restart delivered", func() bool {
+		d := describe()
+		return d.State == "running" && d.LagEvents == 0 && d.Delivered >= 50
+	})
 	n.stop()
 }
 

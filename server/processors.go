@@ -34,8 +34,18 @@ type processorRuntime struct {
 	kafkaSeed string // in a cluster: this node's Kafka listener
 	kgroup    *processor.KafkaGroup
 
+	// created are the processors of `sense processor create`, by name:
+	// the YAML document that defined each, as the committed-offsets log
+	// keeps them (side records of kind processorKind), so that they run
+	// again after a restart and, in a cluster, on every node that runs
+	// processors. Guarded by cmu, never held while calling the store;
+	// changed signals the follower.
+	cmu     sync.Mutex
+	created map[string]string
+	changed chan struct{}
+
 	mu      sync.Mutex
-	cfgs    []config.Processor
+	cfgs    []config.Processor // the config file's
 	mgr     *processor.Manager // nil while not running here
 	quit    chan struct{}
 	done    chan struct{}
@@ -44,7 +54,9 @@ type processorRuntime struct {
 
 func newProcessorRuntime(n *node.Node, offsets *group.Store, cfg *config.Config, kafkaSeed string, log *slog.Logger) *processorRuntime {
 	r := &processorRuntime{n: n, offsets: offsets, log: log, nodeID: cfg.Node.ID,
-		cfgs: append([]config.Processor(nil), cfg.Processors...), quit: make(chan struct{}), done: make(chan struct{})}
+		cfgs: append([]config.Processor(nil), cfg.Processors...), quit: make(chan struct{}), done: make(chan struct{}),
+		created: map[string]string{}, changed: make(chan struct{}, 1)}
+	offsets.Watch(processorKind, r.onCreated)
 	if !cfg.DevMode() {
 		if kafkaSeed != "" {
 			r.kafkaSeed = kafkaSeed
@@ -55,17 +67,100 @@ func newProcessorRuntime(n *node.Node, offsets *group.Store, cfg *config.Config,
 	return r
 }
 
+// processorKind is the side-record kind of a created processor.
+const processorKind = "processor"
+
+// onCreated is the committed-offsets store's watcher of created
+// processors (it runs under the store's lock).
+func (r *processorRuntime) onCreated(key, value []byte) {
+	r.cmu.Lock()
+	if value == nil {
+		delete(r.created, string(key))
+	} else {
+		r.created[string(key)] = string(value)
+	}
+	r.cmu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// createdConfigs returns the created processors' configs, but for names
+// in skip.
+func (r *processorRuntime) createdConfigs(skip func(string) bool) []config.Processor {
+	r.cmu.Lock()
+	docs := make(map[string]string, len(r.created))
+	for k, v := range r.created {
+		docs[k] = v
+	}
+	r.cmu.Unlock()
+	var out []config.Processor
+	for name, doc := range docs {
+		if skip(name) {
+			continue
+		}
+		cfgs, err := config.ParseProcessors("processor "+name, []byte(doc))
+		if err != nil {
+			r.log.Error("a created processor's config no longer reads; it does not run", "processor", name, "err", err)
+			continue
+		}
+		for _, c := range cfgs {
+			if c.Name == name {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// startCreatedLocked starts the created processors the manager does not
+// run yet.
+func (r *processorRuntime) startCreatedLocked() {
+	if r.mgr == nil {
+		return
+	}
+	m := r.mgr
+	cfgs := r.createdConfigs(func(name string) bool { _, err := m.Describe(name); return err == nil })
+	if len(cfgs) == 0 {
+		return
+	}
+	if err := m.Start(context.Background(), cfgs); err != nil {
+		r.log.Error("created processors cannot start", "err", err)
+	}
+}
+
+// follow starts the processors created elsewhere (another node of the
+// cluster) as the committed-offsets log brings them.
+func (r *processorRuntime) follow() {
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-r.changed:
+		}
+		r.mu.Lock()
+		r.startCreatedLocked()
+		r.mu.Unlock()
+	}
+}
+
 // start starts the configured processors (a node alone), or the watch for
 // the offsets' leadership (a cluster).
 func (r *processorRuntime) start() error {
 	r.mu.Lock()
 	r.started = true
 	r.mu.Unlock()
+	go r.follow()
 	if !r.gated {
 		close(r.done)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.runLocked()
+		if err := r.runLocked(); err != nil {
+			return err
+		}
+		r.startCreatedLocked()
+		return nil
 	}
 	go r.watch()
 	return nil
@@ -107,10 +202,11 @@ func (r *processorRuntime) watch() {
 		ready := r.offsets.Ready()
 		r.mu.Lock()
 		switch {
-		case ready && r.mgr == nil && len(r.cfgs) > 0:
+		case ready && r.mgr == nil:
 			if err := r.runLocked(); err != nil {
 				r.log.Error("processors cannot start", "err", err)
 			} else {
+				r.startCreatedLocked()
 				r.log.Info("processors run on this node: it leads the committed offsets")
 			}
 		case !ready && r.mgr != nil:
@@ -165,8 +261,9 @@ func (r *processorRuntime) manager() (*processor.Manager, error) {
 // admin runs the processor.* requests.
 func (r *processorRuntime) admin(req admin.Request) (admin.Response, error) {
 	var resp admin.Response
-	if c, ok := req.(admin.CreateProcessor); ok {
-		cfgs, err := config.ParseProcessors("processor.create", []byte(c.Config))
+	if cr, ok := req.(admin.CreateProcessor); ok {
+		doc := cr.Config
+		cfgs, err := config.ParseProcessors("processor.create", []byte(doc))
 		if err != nil {
 			return resp, result.New(result.InvalidRequest, err.Error())
 		}
@@ -177,15 +274,27 @@ func (r *processorRuntime) admin(req admin.Request) (admin.Response, error) {
 		if err != nil {
 			return resp, err
 		}
+		for _, c := range cfgs {
+			if _, err := m.Describe(c.Name); err == nil {
+				return resp, result.New(result.InvalidRequest, fmt.Sprintf("processor %q runs already; choose another name", c.Name))
+			}
+		}
+		// Kept in the committed-offsets log before it runs: it runs
+		// again after a restart, and on the other nodes that run
+		// processors.
+		var recs []group.SideRecord
+		for _, c := range cfgs {
+			recs = append(recs, group.SideRecord{Kind: processorKind, Key: []byte(c.Name), Value: []byte(doc)})
+		}
+		if err := r.offsets.Write(recs); err != nil {
+			return resp, fmt.Errorf("keep the new processors in the committed-offsets log: %w", err)
+		}
 		if err := m.Start(context.Background(), cfgs); err != nil {
 			if result.CodeOf(err) == result.Unknown {
 				err = result.New(result.InvalidRequest, err.Error())
 			}
 			return resp, err
 		}
-		r.mu.Lock()
-		r.cfgs = append(r.cfgs, cfgs...)
-		r.mu.Unlock()
 		for _, c := range cfgs {
 			info, _ := m.Describe(c.Name)
 			resp.Processors = append(resp.Processors, info)
