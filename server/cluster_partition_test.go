@@ -9,7 +9,6 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/client"
-	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/server"
 )
@@ -28,45 +27,7 @@ func readValues(t *testing.T, s *server.Server, pipeline string, partition int32
 // skipped).
 func eachRecord(t *testing.T, s *server.Server, pipeline string, partition int32, fn func(r *batch.Record)) {
 	t.Helper()
-	off, _, code := s.Node.Offsets(pipeline, partition)
-	if code != result.OK {
-		t.Fatalf("offsets of %s/%d: %s", pipeline, partition, code)
-	}
-	for {
-		_, hw, code := s.Node.Offsets(pipeline, partition)
-		if code != result.OK {
-			t.Fatalf("offsets of %s/%d: %s", pipeline, partition, code)
-		}
-		if off >= hw {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		b, _, _, code := s.Node.Fetch(ctx, pipeline, partition, off, 1<<20, nil)
-		cancel()
-		if code != result.OK {
-			t.Fatalf("fetch %s/%d at %d: %s", pipeline, partition, off, code)
-		}
-		for len(b) > 0 {
-			h, err := batch.ParseHeader(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Attributes&batch.AttrControl == 0 {
-				it, err := batch.NewIter(b[:h.Size()])
-				if err != nil {
-					t.Fatal(err)
-				}
-				for it.Next() {
-					fn(it.Record())
-				}
-				if err := it.Err(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			off = h.NextOffset()
-			b = b[h.Size():]
-		}
-	}
+	eachRecordAt(t, s, pipeline, partition, func(_ int64, r *batch.Record) { fn(r) })
 }
 
 // TestClusterPartitionIsolatesLeader: the leader of a one-partition
