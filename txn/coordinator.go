@@ -332,38 +332,35 @@ func (c *Coordinator) begin(cur *Txn) (Txn, error) {
 // AddPartitions adds partitions to the producer's transaction, beginning
 // one if none is ongoing.
 func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, pid int64, epoch int16, parts []TopicPartition) error {
-	if !c.ready() {
-		return ErrNotCoordinator
-	}
-	e, cur := c.lock(id)
-	defer e.op.Unlock()
-	if err := check(cur, pid, epoch); err != nil {
-		return err
-	}
-	next, err := c.begin(cur)
-	if err != nil {
-		return err
-	}
-	added := false
-	for _, tp := range parts {
-		if !slices.Contains(next.Partitions, tp) {
-			next.Partitions = append(next.Partitions, tp)
-			added = true
+	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
+		added := false
+		for _, tp := range parts {
+			if !slices.Contains(next.Partitions, tp) {
+				next.Partitions = append(next.Partitions, tp)
+				added = true
+			}
 		}
-	}
-	if added || cur.State != Ongoing {
-		if err := c.write(&next); err != nil {
-			return err
-		}
-	}
-	s.note(id, next.Seq)
-	return nil
+		return added
+	})
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's
 // transaction (TxnOffsetCommit then stores them), beginning one if none is
 // ongoing.
 func (c *Coordinator) AddOffsets(ctx context.Context, s *Session, id string, pid int64, epoch int16, groupID string) error {
+	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
+		if slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
+			return false
+		}
+		next.Groups = append(next.Groups, Pending{Group: groupID})
+		return true
+	})
+}
+
+// extend adds to the producer's transaction what add adds (it reports
+// whether it added anything), beginning one if none is ongoing, and writes
+// the transaction when it changed or began.
+func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, add func(next *Txn) bool) error {
 	if !c.ready() {
 		return ErrNotCoordinator
 	}
@@ -376,14 +373,10 @@ func (c *Coordinator) AddOffsets(ctx context.Context, s *Session, id string, pid
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
-		next.Groups = append(next.Groups, Pending{Group: groupID})
-	} else if cur.State == Ongoing {
-		s.note(id, next.Seq)
-		return nil
-	}
-	if err := c.write(&next); err != nil {
-		return err
+	if add(&next) || cur.State != Ongoing {
+		if err := c.write(&next); err != nil {
+			return err
+		}
 	}
 	s.note(id, next.Seq)
 	return nil
