@@ -29,6 +29,8 @@ const (
 	DefaultMaxRequestBytes = 100 * MiB
 	DefaultShedLowAt       = 0.5
 	DefaultShedMediumAt    = 0.8
+	DefaultTargetDelay     = Duration(5 * time.Millisecond)
+	DefaultDelayInterval   = Duration(100 * time.Millisecond)
 	// DefaultHTTPMaxBodyBytes and DefaultHTTPMaxEventsPerRequest bound an
 	// HTTP produce request.
 	DefaultHTTPMaxBodyBytes        = 16 * MiB
@@ -319,6 +321,14 @@ type Router struct {
 	// ShedMediumAt is the same for medium events; default 0.8, at least
 	// ShedLowAt. Critical events are never shed.
 	ShedMediumAt float64 `yaml:"shed_medium_at"`
+	// TargetDelay is the queueing delay (from reading a produce request to
+	// the start of its append) a low or medium lane may keep for a
+	// DelayInterval before part of its requests are refused as
+	// OVERLOADED, low before medium; default 5ms.
+	TargetDelay Duration `yaml:"target_delay"`
+	// DelayInterval is how long the delay must stay above TargetDelay,
+	// and how often a lane revises how much it admits; default 100ms.
+	DelayInterval Duration `yaml:"delay_interval"`
 	// DefaultPartitions is the partition count of a pipeline created
 	// without one (on first produce, by a Kafka CreateTopics with -1): 0,
 	// the default, is one partition per hub and lane; N (1 to 1024) lays N

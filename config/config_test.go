@@ -49,7 +49,7 @@ func TestZeroConfigDefaults(t *testing.T) {
 		Durability:    Durability{Fsync: seglog.Durability{Mode: seglog.SyncAlways}, SegmentBytes: 128 * MiB},
 		Router: Router{
 			MemoryLimit: 256 * MiB, AutoCreatePipelines: Bool(true), MaxEventBytes: 1 * MiB,
-			ShedLowAt: 0.5, ShedMediumAt: 0.8,
+			ShedLowAt: 0.5, ShedMediumAt: 0.8, TargetDelay: DefaultTargetDelay, DelayInterval: DefaultDelayInterval,
 		},
 		Kafka: Kafka{AutoCreateTopics: Bool(true), MaxRequestBytes: 100 * MiB, GroupInitialRebalanceDelay: ptr(DefaultGroupInitialRebalanceDelay)},
 		HTTP:  HTTP{MaxBodyBytes: 16 * MiB, MaxEventsPerRequest: 10000},
@@ -121,7 +121,7 @@ func TestFullFile(t *testing.T) {
 		},
 		Durability: Durability{Fsync: seglog.Durability{Mode: seglog.SyncInterval, Interval: 10 * time.Millisecond}, SegmentBytes: 64 * MiB},
 		Router: Router{MemoryLimit: 512 * MiB, AutoCreatePipelines: Bool(false), MaxEventBytes: 2 * MiB,
-			ShedLowAt: 0.6, ShedMediumAt: 0.9},
+			ShedLowAt: 0.6, ShedMediumAt: 0.9, TargetDelay: DefaultTargetDelay, DelayInterval: DefaultDelayInterval},
 		Alerts: Alerts{Webhook: "https://alerts.example.com/sense"},
 		Kafka:  Kafka{AutoCreateTopics: Bool(false), MaxRequestBytes: 50 * MiB, GroupInitialRebalanceDelay: ptr(Duration(0))},
 		HTTP:   HTTP{MaxBodyBytes: 4 * MiB, MaxEventsPerRequest: 500},

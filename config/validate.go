@@ -105,6 +105,12 @@ func (c *Config) fillDefaults() {
 	if c.Router.ShedMediumAt == 0 {
 		c.Router.ShedMediumAt = DefaultShedMediumAt
 	}
+	if c.Router.TargetDelay == 0 {
+		c.Router.TargetDelay = DefaultTargetDelay
+	}
+	if c.Router.DelayInterval == 0 {
+		c.Router.DelayInterval = DefaultDelayInterval
+	}
 	if c.Kafka.AutoCreateTopics == nil {
 		c.Kafka.AutoCreateTopics = Bool(dev)
 	}
@@ -575,6 +581,12 @@ func (v *checker) router() {
 	}
 	if r.DefaultPartitions < 0 || r.DefaultPartitions > 1024 {
 		v.fail("router.default_partitions", strconv.Itoa(r.DefaultPartitions), "is out of range; use 0 (one partition per hub and lane) or 1 to 1024")
+	}
+	if r.TargetDelay < 0 || time.Duration(r.TargetDelay) > time.Minute {
+		v.fail("router.target_delay", r.TargetDelay.String(), "is out of range; use a duration from 0 (the default, 5ms) to 1m, such as 5ms")
+	}
+	if r.DelayInterval < 0 || time.Duration(r.DelayInterval) > time.Hour {
+		v.fail("router.delay_interval", r.DelayInterval.String(), "is out of range; use a duration from 0 (the default, 100ms) to 1h, such as 100ms")
 	}
 	lowOK := v.fraction("router.shed_low_at", r.ShedLowAt)
 	if v.fraction("router.shed_medium_at", r.ShedMediumAt) && lowOK && r.ShedMediumAt < r.ShedLowAt {

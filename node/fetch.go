@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
 	"github.com/sensehq/sense/seglog"
@@ -52,6 +53,17 @@ func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 		out[i] = Partition{Buffer: b, Start: p.bufs[i].StartOffset(), HighWatermark: p.bufs[i].HighWatermark(), Denied: !p.routes.Allowed(b.HubIndex)}
 	}
 	return out, result.OK
+}
+
+// Lane returns the priority class a partition's buffer holds (its lane);
+// ok is false for an unknown pipeline or partition.
+func (n *Node) Lane(pipeline string, partition int32) (lane event.Priority, ok bool) {
+	p, part, _, code := n.resolve(n.st.Load(), pipeline, partition)
+	if code != result.OK {
+		return 0, false
+	}
+	b, ok := p.routes.Buffer(part)
+	return b.Lane, ok
 }
 
 // buffer returns the buffer of a pipeline's (or a view's) partition.

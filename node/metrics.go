@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -19,6 +21,8 @@ type Metrics struct {
 	appendLatency  prometheus.Histogram
 	fsyncLatency   prometheus.Histogram
 	queueBytes     prometheus.GaugeFunc
+	// laneDelay observes each request's queueing delay, by lane.
+	laneDelay [3]prometheus.Observer
 
 	compactRuns     *prometheus.CounterVec
 	compactBefore   *prometheus.CounterVec
@@ -36,8 +40,8 @@ func newMetrics() *Metrics {
 		Name: "sense_bytes_in_total", Help: "Record-batch bytes stored, by pipeline, hub and priority.",
 	}, []string{"pipeline", "hub", "priority"})
 	m.shedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sense_events_shed_total", Help: "Events refused with OVERLOADED, by pipeline and priority.",
-	}, []string{"pipeline", "priority"})
+		Name: "sense_events_shed_total", Help: "Events refused with OVERLOADED, by pipeline, priority and reason (bytes: the ingress memory budget past its level; delay: the lane's queueing delay above router.target_delay).",
+	}, []string{"pipeline", "priority", "reason"})
 	m.droppedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sense_events_dropped_total", Help: "Events refused before storage, by pipeline and reason.",
 	}, []string{"pipeline", "reason"})
@@ -97,8 +101,14 @@ func (m *Metrics) Compacted(pipeline string, st seglog.CompactStats, err error) 
 	m.compactDuration.WithLabelValues(pipeline).Observe(st.Duration.Seconds())
 }
 
-func (m *Metrics) shed(pipeline string, p event.Priority) {
-	m.shedTotal.WithLabelValues(pipeline, p.String()).Inc()
+// Reasons for shedding, the reason label of sense_events_shed_total.
+const (
+	shedBytes = "bytes"
+	shedDelay = "delay"
+)
+
+func (m *Metrics) shed(pipeline string, p event.Priority, reason string, events int) {
+	m.shedTotal.WithLabelValues(pipeline, p.String(), reason).Add(float64(events))
 }
 
 func (m *Metrics) dropped(pipeline, reason string) {
@@ -123,4 +133,30 @@ func (m *Metrics) watchBudget(b *budget) {
 		Name: "sense_ingress_bytes", Help: "Ingress bytes held in memory, waiting to be stored (the router queue depth).",
 	}, func() float64 { return float64(b.Used()) })
 	m.Registry.MustRegister(m.queueBytes)
+}
+
+// watchLanes exports the lanes' queueing delay, shedding time and admitted
+// fraction.
+func (m *Metrics) watchLanes(l *lanes) {
+	delay := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sense_lane_queue_delay_seconds", Help: "Time a produce request waited, from being read to the start of its append, by lane (its highest priority).",
+		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 18), // 10 us .. 1.3 s
+	}, []string{"priority"})
+	m.Registry.MustRegister(delay)
+	for _, p := range []event.Priority{event.Low, event.Medium, event.Critical} {
+		m.laneDelay[p] = delay.WithLabelValues(p.String())
+		if p == event.Critical {
+			continue // never shed
+		}
+		m.Registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "sense_lane_shedding_seconds_total", Help: "Time the lane spent refusing part of its requests because of its queueing delay.",
+				ConstLabels: prometheus.Labels{"priority": p.String()},
+			}, func() float64 { return l.stats(p, time.Now()).Shedding.Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sense_lane_admitted_ratio", Help: "Fraction of the lane's produce requests admitted now (1: not shedding).",
+				ConstLabels: prometheus.Labels{"priority": p.String()},
+			}, func() float64 { return l.stats(p, time.Now()).Admitted }),
+		)
+	}
 }

@@ -75,12 +75,17 @@ type Options struct {
 	// MaxOpenFiles bounds the segment files kept open by all the node's
 	// logs (a seglog.Files cache they share); 0 is half the process's
 	// open-file limit, at most 4096.
-	MaxOpenFiles  int
-	MemoryLimit   int64   // ingress bytes held at once; default 256 MiB
-	ShedLowAt     float64 // fraction of MemoryLimit past which low events are refused; default 0.5
-	ShedMediumAt  float64 // same for medium; default 0.8
-	AutoCreate    bool    // create unknown pipelines on first produce
-	MaxEventBytes int     // key + value + headers; default 1 MiB
+	MaxOpenFiles int
+	MemoryLimit  int64   // ingress bytes held at once; default 256 MiB
+	ShedLowAt    float64 // fraction of MemoryLimit past which low events are refused; default 0.5
+	ShedMediumAt float64 // same for medium; default 0.8
+	// TargetDelay is the queueing delay a low or medium lane may keep for
+	// a DelayInterval before part of its requests are refused (see
+	// lanes); defaults DefaultTargetDelay and DefaultDelayInterval.
+	TargetDelay   time.Duration
+	DelayInterval time.Duration
+	AutoCreate    bool // create unknown pipelines on first produce
+	MaxEventBytes int  // key + value + headers; default 1 MiB
 	// DefaultPartitions is the partition count of a pipeline created
 	// without one (on first produce, a Kafka CreateTopics with -1, an
 	// admin create without partitions): 0 is the standard layout of one
@@ -209,6 +214,7 @@ type Node struct {
 	// checkBudget bounds the memory of decompressing Kafka batches to
 	// check them (AppendRaw).
 	checkBudget *budget
+	lanes       *lanes
 	alerts      *alerter
 
 	mu   sync.Mutex // serializes changes: pipeline creation, reloads
@@ -257,6 +263,8 @@ func Open(opts Options) (*Node, error) {
 	n.budget = newBudget(opts.MemoryLimit, opts.ShedLowAt, opts.ShedMediumAt)
 	n.checkBudget = newBudget(max(opts.MemoryLimit/2, batch.MaxDecompressed), 1, 1)
 	n.Metrics.watchBudget(n.budget)
+	n.lanes = newLanes(opts.TargetDelay, opts.DelayInterval)
+	n.Metrics.watchLanes(n.lanes)
 	n.Metrics.watchFiles(n.files)
 	n.mu.Lock()
 	defer n.mu.Unlock()

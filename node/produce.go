@@ -32,6 +32,10 @@ type ProduceRequest struct {
 	Epoch        int16
 	BaseSequence int32 // event i has sequence BaseSequence+i
 	Events       []Event
+	// Arrived is when the edge had read the request (zero: when
+	// StartProduce is called); the request's queueing delay, by which
+	// overload is judged, runs from it.
+	Arrived time.Time
 }
 
 // Result is the outcome for one event.
@@ -164,9 +168,51 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			continue
 		}
 	}
-	// Shedding: past the thresholds, low and then medium events are
-	// refused; the decision is taken once per class for the request.
-	shed := [3]bool{n.budget.shed(event.Low), n.budget.shed(event.Medium), false}
+	// Shedding, decided once per class for the request: a low or medium
+	// class is refused when the memory budget is past its level (bytes),
+	// or when its lane does not admit the request because its queueing
+	// delay stays above target (delay; see lanes).
+	var has [3]bool
+	for i := range req.Events {
+		if res[i].Code == result.OK {
+			has[req.Events[i].Priority] = true
+		}
+	}
+	var shed [3]string
+	lane := event.Priority(255)
+	for _, pr := range [...]event.Priority{event.Low, event.Medium, event.Critical} {
+		switch {
+		case !has[pr]:
+			continue
+		case pr == event.Critical:
+		case n.budget.shed(pr):
+			shed[pr] = shedBytes
+			continue
+		case !n.lanes.admit(pr, start):
+			shed[pr] = shedDelay
+			continue
+		}
+		lane = pr
+	}
+	// The request's place among the appends: critical goes at once, low
+	// and medium take a place in order of class. Its queueing delay runs
+	// from the moment the edge read it.
+	if lane.Valid() {
+		if err := n.lanes.acquire(ctx, lane); err != nil {
+			fill(res, result.Timeout)
+			return nil, err
+		}
+		defer n.lanes.release(lane)
+		arrived := req.Arrived
+		if arrived.IsZero() {
+			arrived = start
+		}
+		now := time.Now()
+		delay := now.Sub(arrived)
+		n.lanes.observe(lane, delay, now)
+		n.Metrics.laneDelay[lane].Observe(delay.Seconds())
+	}
+	var shedEvents [3]int
 	sc := scratchPool.Get().(*scratch)
 	routes := p.routes
 	now := time.Now().UnixMilli()
@@ -175,9 +221,9 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			continue
 		}
 		e := &req.Events[i]
-		if shed[e.Priority] {
+		if shed[e.Priority] != "" {
 			res[i].Code = result.Overloaded
-			n.Metrics.shed(req.Pipeline, e.Priority)
+			shedEvents[e.Priority]++
 			continue
 		}
 		mask := e.Mask
@@ -225,6 +271,11 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 			batch.RawHeader{Key: prioKey, Value: sc.hbuf[8:9]})
 		sc.headers = append(sc.headers, e.Headers...)
 		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
+	}
+	for pr, k := range shedEvents {
+		if k > 0 {
+			n.Metrics.shed(req.Pipeline, event.Priority(pr), shed[pr], k)
+		}
 	}
 	for _, pt := range sc.parts {
 		flags := AppendChecked

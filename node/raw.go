@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/event"
@@ -309,9 +310,21 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
-	if n.budget.shed(buf.Lane) {
-		n.Metrics.shedTotal.WithLabelValues(pipeline, buf.Lane.String()).Add(float64(h.RecordCount))
-		return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events; retry later or send critical events", buf.Lane)
+	// A Kafka connection's requests are handled one after the other, each
+	// answered once durable (docs/kafka.md): the wait behind the
+	// connection's own earlier requests is the client's pipeline, not the
+	// node's queue, so the delay runs from here.
+	start := time.Now()
+	reason := ""
+	switch {
+	case n.budget.shed(buf.Lane):
+		reason = shedBytes
+	case !n.lanes.admit(buf.Lane, start):
+		reason = shedDelay
+	}
+	if reason != "" {
+		n.Metrics.shed(pipeline, buf.Lane, reason, int(h.RecordCount))
+		return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events (%s); retry later or send critical events", buf.Lane, reason)
 	}
 	// Checking and restamping takes memory beyond the request's bytes (the
 	// decompressed records, up to batch.MaxDecompressed, and the new
@@ -327,6 +340,20 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		return -1, result.NotReady, err.Error()
 	}
 	defer n.checkBudget.release(work)
+	// The batch's place among the appends, by its lane (see lanes).
+	if err := n.lanes.acquire(ctx, buf.Lane); err != nil {
+		return -1, result.Timeout, err.Error()
+	}
+	now := time.Now()
+	delay := now.Sub(start)
+	n.lanes.observe(buf.Lane, delay, now)
+	n.Metrics.laneDelay[buf.Lane].Observe(delay.Seconds())
+	placed := true
+	defer func() {
+		if placed {
+			n.lanes.release(buf.Lane)
+		}
+	}()
 	st := stamperPool.Get().(*stamper)
 	defer func() {
 		if cap(st.dec) > 4<<20 {
@@ -344,7 +371,13 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
-	base, err := appendAndWait(p.bufs[partition], stored, flags)
+	ack, err := p.bufs[partition].Append(stored, flags)
+	placed = false
+	n.lanes.release(buf.Lane)
+	base := int64(-1)
+	if err == nil {
+		base, err = ack.Wait()
+	}
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {

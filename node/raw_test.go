@@ -148,7 +148,7 @@ func TestAppendRawSheds(t *testing.T) {
 	if _, code, why := n.AppendRaw(ctx, "payments", 0, b); code != result.OK {
 		t.Fatalf("low lane after the pressure: %v (%s)", code, why)
 	}
-	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("payments", "low")); v != 1 {
+	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("payments", "low", "bytes")); v != 1 {
 		t.Fatalf("shed counter for low = %v, want 1", v)
 	}
 }

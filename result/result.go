@@ -129,7 +129,7 @@ var table = [numCodes]entry{
 	UnsupportedVersion:  {"UNSUPPORTED_VERSION", false, kafkaUnsupportedVersion, httpBadRequest, "the client and the server have no protocol version in common; upgrade one of them"},
 	UnknownPipeline:     {"UNKNOWN_PIPELINE", false, kafkaUnknownTopicOrPartition, httpNotFound, "no such pipeline (and router.auto_create_pipelines is off)"},
 	NoCompliantHub:      {"NO_COMPLIANT_HUB", true, kafkaPolicyViolation, httpUnprocessable, "no up hub in the event's jurisdictions may hold this pipeline's events of this priority; the event was not stored"},
-	Overloaded:          {"OVERLOADED", true, kafkaNotEnoughReplicas, httpTooManyRequests, "the router is shedding low and medium events to stay within its memory; retry later or send critical events"},
+	Overloaded:          {"OVERLOADED", true, kafkaNotEnoughReplicas, httpTooManyRequests, "the node is shedding low and medium events (their lane waits too long, or memory is short); retry after a back-off, or send critical events"},
 	InvalidMask:         {"INVALID_MASK", false, kafkaPolicyViolation, httpBadRequest, "the jurisdiction set is empty or holds unregistered jurisdictions"},
 	EventTooLarge:       {"EVENT_TOO_LARGE", false, kafkaMessageTooLarge, httpEntityTooLarge, "the event's key, value and headers are larger than router.max_event_bytes, or it has too many headers"},
 	OutOfOrderSequence:  {"OUT_OF_ORDER_SEQUENCE", false, kafkaOutOfOrderSequenceNumber, httpConflict, "the producer's sequence number is not the next one expected; events may be missing"},

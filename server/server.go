@@ -73,6 +73,8 @@ func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 		MemoryLimit:       int64(cfg.Router.MemoryLimit),
 		ShedLowAt:         cfg.Router.ShedLowAt,
 		ShedMediumAt:      cfg.Router.ShedMediumAt,
+		TargetDelay:       time.Duration(cfg.Router.TargetDelay),
+		DelayInterval:     time.Duration(cfg.Router.DelayInterval),
 		AutoCreate:        cfg.Router.AutoCreatePipelines != nil && *cfg.Router.AutoCreatePipelines,
 		MaxEventBytes:     int(cfg.Router.MaxEventBytes),
 		DefaultPartitions: cfg.Router.DefaultPartitions,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/edge/native/wire"
@@ -40,6 +41,7 @@ var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
 
 // produce handles POST /v1/pipelines/{name}/events.
 func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	if !h.isReady() {
 		writeError(w, http.StatusServiceUnavailable, result.NotReady, "the node is starting or stopping; retry shortly")
 		return
@@ -144,7 +146,7 @@ func (h *handler) produce(w http.ResponseWriter, r *http.Request) {
 
 	// Hand the events the edge accepted to the node.
 	d := &j.d
-	j.req = node.ProduceRequest{Pipeline: name, ProducerID: -1, Epoch: -1, BaseSequence: -1, Events: j.req.Events[:0]}
+	j.req = node.ProduceRequest{Pipeline: name, ProducerID: -1, Epoch: -1, BaseSequence: -1, Events: j.req.Events[:0], Arrived: arrived}
 	j.idx = j.idx[:0]
 	for i := range d.events {
 		if d.codes[i] != result.OK {

@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/sensehq/sense/batch"
+	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
@@ -88,86 +90,104 @@ func (c *conn) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 	}
 	total := 0
 	failed := false
-	for _, t := range req.Topics {
-		rt := kmsg.NewFetchResponseTopic()
+	// The partitions are read critical lane first, then medium, then low,
+	// so that a consumer that lags gets its critical events within the
+	// request's byte limit before the rest; the response keeps the
+	// request's order.
+	type slot struct {
+		topic     int
+		partition int
+		lane      event.Priority
+	}
+	order := make([]slot, 0, 8)
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	denied := make([]int16, len(req.Topics))
+	readLimits := make([]security.ReadLimit, len(req.Topics))
+	for ti, t := range req.Topics {
+		rt := &resp.Topics[ti]
+		*rt = kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
-		denied := c.authorize(security.Read, security.PipelineResource(t.Topic))
-		var readLimit security.ReadLimit
-		if denied == 0 {
-			readLimit = c.readLimit(t.Topic)
+		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
+		denied[ti] = c.authorize(security.Read, security.PipelineResource(t.Topic))
+		if denied[ti] == 0 {
+			readLimits[ti] = c.readLimit(t.Topic)
 		}
-		for _, p := range t.Partitions {
-			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = p.Partition
-			// An empty record set, never a null one (size -1): Kafka
-			// sends empty, and librdkafka fails to parse null.
-			rp.RecordBatches = []byte{}
-			if denied != 0 {
-				rp.ErrorCode = denied
-				failed = true
-				rt.Partitions = append(rt.Partitions, rp)
-				continue
-			}
-			// Leadership first: a node that holds no replica would ask
-			// another node for the offsets, and then refuse.
-			code := c.leaderCode(t.Topic, p.Partition)
-			var start, hw int64
-			if code == result.OK {
-				start, hw, code = c.s.node.Offsets(t.Topic, p.Partition)
-			}
-			if code != result.OK {
-				rp.ErrorCode = code.Kafka()
-				failed = true
-				rt.Partitions = append(rt.Partitions, rp)
-				continue
-			}
-			iso := node.ReadUncommitted
-			if req.IsolationLevel == 1 {
-				iso = node.ReadCommittedKafka
-			}
-			end := p.FetchOffset
-			if p.FetchOffset < 0 {
-				code = result.OffsetOutOfRange
-			} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
-				var b []byte
-				b, _, _, code = c.s.node.FetchIsolated(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil, iso)
-				if code == result.OK && len(b) > 0 && readLimit.Limited() {
-					b, code = c.filterRecords(b, readLimit)
-				}
-				if code == result.OK && len(b) > 0 {
-					rp.RecordBatches = b
-					total += len(b)
-					left -= len(b)
-					end = batchesEnd(b)
-				}
-			}
-			lso := hw
-			if code == result.OK {
-				// The high watermark as of the read, or later: never
-				// below the batches returned; the last stable offset
-				// after it, so never above it.
-				_, hw, _ = c.s.node.Offsets(t.Topic, p.Partition)
-				var aborted []node.AbortedTxn
-				lso, aborted, code = c.s.node.AbortedTransactions(t.Topic, p.Partition, p.FetchOffset, end)
-				lso = min(lso, hw)
-				if iso == node.ReadCommittedKafka {
-					for _, a := range aborted {
-						at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
-						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-						rp.AbortedTransactions = append(rp.AbortedTransactions, at)
-					}
-				}
-			}
-			rp.HighWatermark = hw
-			rp.LastStableOffset = lso
-			rp.LogStartOffset = start
-			if code != result.OK {
-				rp.ErrorCode = code.Kafka()
-				failed = true
-			}
-			rt.Partitions = append(rt.Partitions, rp)
+		for pi, p := range t.Partitions {
+			lane, _ := c.s.node.Lane(t.Topic, p.Partition)
+			order = append(order, slot{ti, pi, lane})
 		}
-		resp.Topics = append(resp.Topics, rt)
+	}
+	slices.SortStableFunc(order, func(a, b slot) int { return int(b.lane) - int(a.lane) })
+	for _, o := range order {
+		t, p := &req.Topics[o.topic], &req.Topics[o.topic].Partitions[o.partition]
+		rp := &resp.Topics[o.topic].Partitions[o.partition]
+		*rp = kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = p.Partition
+		// An empty record set, never a null one (size -1): Kafka
+		// sends empty, and librdkafka fails to parse null.
+		rp.RecordBatches = []byte{}
+		if denied[o.topic] != 0 {
+			rp.ErrorCode = denied[o.topic]
+			failed = true
+			continue
+		}
+		readLimit := readLimits[o.topic]
+		// Leadership first: a node that holds no replica would ask
+		// another node for the offsets, and then refuse.
+		code := c.leaderCode(t.Topic, p.Partition)
+		var start, hw int64
+		if code == result.OK {
+			start, hw, code = c.s.node.Offsets(t.Topic, p.Partition)
+		}
+		if code != result.OK {
+			rp.ErrorCode = code.Kafka()
+			failed = true
+			continue
+		}
+		iso := node.ReadUncommitted
+		if req.IsolationLevel == 1 {
+			iso = node.ReadCommittedKafka
+		}
+		end := p.FetchOffset
+		if p.FetchOffset < 0 {
+			code = result.OffsetOutOfRange
+		} else if limit := min(int(p.PartitionMaxBytes), left); limit > 0 || total == 0 {
+			var b []byte
+			b, _, _, code = c.s.node.FetchIsolated(done, t.Topic, p.Partition, p.FetchOffset, max(limit, 1), nil, iso)
+			if code == result.OK && len(b) > 0 && readLimit.Limited() {
+				b, code = c.filterRecords(b, readLimit)
+			}
+			if code == result.OK && len(b) > 0 {
+				rp.RecordBatches = b
+				total += len(b)
+				left -= len(b)
+				end = batchesEnd(b)
+			}
+		}
+		lso := hw
+		if code == result.OK {
+			// The high watermark as of the read, or later: never
+			// below the batches returned; the last stable offset
+			// after it, so never above it.
+			_, hw, _ = c.s.node.Offsets(t.Topic, p.Partition)
+			var aborted []node.AbortedTxn
+			lso, aborted, code = c.s.node.AbortedTransactions(t.Topic, p.Partition, p.FetchOffset, end)
+			lso = min(lso, hw)
+			if iso == node.ReadCommittedKafka {
+				for _, a := range aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+					rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+				}
+			}
+		}
+		rp.HighWatermark = hw
+		rp.LastStableOffset = lso
+		rp.LogStartOffset = start
+		if code != result.OK {
+			rp.ErrorCode = code.Kafka()
+			failed = true
+		}
 	}
 	return resp, total, failed
 }

@@ -315,3 +315,54 @@ func TestFetchEmptyRecordSetNotNull(t *testing.T) {
 		t.Fatalf("record set size %d for a caught-up partition, want 0 (empty, not null)", size)
 	}
 }
+
+// TestFetchCriticalFirst: a fetch whose byte limit cannot hold every
+// partition's data reads the critical lane's partition first, whatever the
+// request's order, and answers in the request's order.
+func TestFetchCriticalFirst(t *testing.T) {
+	addr := start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := client(t, addr, kgo.DefaultProduceTopic("lagging"), kgo.AllowAutoTopicCreation(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	value := make([]byte, 1000)
+	// The standard layout of one hub: partition 0 is the low lane, 2 the
+	// critical one.
+	for i := range 20 {
+		rec := &kgo.Record{Partition: 0, Value: value, Headers: []kgo.RecordHeader{{Key: "sense.priority", Value: []byte("low")}}}
+		if i < 3 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 2, Value: value, Headers: []kgo.RecordHeader{{Key: "sense.priority", Value: []byte("critical")}}}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := fetchReq("lagging", 0, 0, 0, 1<<20)
+	for _, p := range []int32{1, 2} {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, rp)
+	}
+	req.MaxBytes = 1 // room for one batch: the first partition read gets it
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := resp.Topics[0].Partitions
+	if len(parts) != 3 || parts[0].Partition != 0 || parts[1].Partition != 1 || parts[2].Partition != 2 {
+		t.Fatalf("answer's partitions not in the request's order: %+v", parts)
+	}
+	if len(parts[2].RecordBatches) == 0 {
+		t.Error("the critical partition got no records")
+	}
+	if len(parts[0].RecordBatches) != 0 {
+		t.Errorf("the low partition got %d bytes before the critical one was served", len(parts[0].RecordBatches))
+	}
+	for _, p := range parts {
+		if p.ErrorCode != 0 {
+			t.Errorf("partition %d: error %d", p.Partition, p.ErrorCode)
+		}
+	}
+}

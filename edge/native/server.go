@@ -113,6 +113,7 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	starts chan *produceJob // PRODUCE requests read, started in order
 	jobs   chan *produceJob // started PRODUCE requests, answered in order
 	work   sync.WaitGroup
 
@@ -150,7 +151,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
-		jobs: make(chan *produceJob, s.opts.MaxInFlight), subs: map[uint32]*subscription{}}
+		starts: make(chan *produceJob, s.opts.MaxInFlight), jobs: make(chan *produceJob, s.opts.MaxInFlight), subs: map[uint32]*subscription{}}
 	c.rd = wire.NewReader(nc)
 	c.rd.SetMaxFrame(s.opts.Limits.MaxFrameBytes)
 	c.edge = "native"
@@ -239,10 +240,11 @@ func (c *conn) Stop() { c.stopReading() }
 func (c *conn) Close() { c.nc.Close() }
 
 func (c *conn) serve() {
-	c.work.Add(1)
+	c.work.Add(2)
+	go c.starter()
 	go c.completer()
 	defer func() {
-		close(c.jobs) // the completer answers what is queued, then exits
+		close(c.starts) // the starter starts what is queued, then the completer answers it
 		c.endSubscriptions()
 		c.work.Wait()
 		c.cancel()
@@ -568,11 +570,13 @@ type produceJob struct {
 	in       ingest.Request // the request's events, as the node takes them
 	res      []node.Result
 	out      []wire.EventResult
+	arrived  time.Time // when the request had been read
 }
 
 var jobPool = sync.Pool{New: func() any { return new(produceJob) }}
 
 func (c *conn) produce(f wire.Frame) bool {
+	arrived := time.Now()
 	// Validate the whole request before queueing it, so a malformed one
 	// closes the connection at once.
 	wr, err := c.s.opts.Limits.DecodeProduce(f.Payload)
@@ -600,11 +604,24 @@ func (c *conn) produce(f wire.Frame) bool {
 	// aliases, and gives it its own (spent) one to read into next.
 	j.buf = c.rd.Swap(j.buf)
 	j.wr = wr
-	c.startProduce(j.corr, &j.wr, j)
-	// Once started, a request is always answered: the completer takes
-	// every job queued, even while the connection closes.
-	c.jobs <- j // blocks when the queue is full: backpressure
+	j.arrived = arrived
+	// Once queued, a request is always answered: the starter and the
+	// completer take every job queued, even while the connection closes.
+	c.starts <- j // blocks when the queue is full: backpressure
 	return true
+}
+
+// starter starts each request read, in order, and hands it to the
+// completer. Reading runs ahead of it by up to MaxInFlight requests, so a
+// request's time waiting for its turn is seen by the node (its queueing
+// delay, by which overload is judged) rather than hidden in the socket.
+func (c *conn) starter() {
+	defer c.work.Done()
+	defer close(c.jobs)
+	for j := range c.starts {
+		c.startProduce(j.corr, &j.wr, j)
+		c.jobs <- j // blocks when the queue is full: backpressure
+	}
 }
 
 // completer waits for each started request to be durable and answers it,
@@ -632,7 +649,7 @@ func (c *conn) releaseJob(j *produceJob) {
 func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
 	j.in.Convert(wr, c.s.opts.Limits)
 	j.req = node.ProduceRequest{Pipeline: string(wr.Pipeline), ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
-		Events: j.in.Events}
+		Events: j.in.Events, Arrived: j.arrived}
 	if wr.ProducerID < 0 {
 		j.req.ProducerID = -1
 	}
