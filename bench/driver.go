@@ -68,6 +68,7 @@ func errorCode(err error) (code string, shed bool) {
 type nativeDriver struct {
 	addr, pipeline string
 	linger         time.Duration
+	inFlight       int
 	retries        bool
 }
 
@@ -76,7 +77,7 @@ func (d *nativeDriver) newProducer(ctx context.Context, name string) (producerFl
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w", name, err)
 	}
-	opts := client.ProducerOptions{Pipeline: d.pipeline, Linger: d.linger, MaxRetries: -1}
+	opts := client.ProducerOptions{Pipeline: d.pipeline, Linger: d.linger, MaxInFlight: d.inFlight, MaxRetries: -1}
 	if d.retries {
 		opts.MaxRetries = 0 // the client's default
 	}

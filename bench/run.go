@@ -73,6 +73,9 @@ type Config struct {
 	Retries bool
 	// Linger is the native producer's linger (0: none).
 	Linger time.Duration
+	// MaxInFlight is the native producer's MaxInFlight (0: the client's
+	// default).
+	MaxInFlight int
 	// Faults are the offsets into the load at which Server is killed and
 	// restarted (failure profile).
 	Faults []time.Duration
@@ -169,7 +172,7 @@ func (c *Config) driver() driver {
 	if linger <= 0 {
 		linger = -1 // the client's "no wait"
 	}
-	return &nativeDriver{addr: c.Addr, pipeline: c.Pipeline, linger: linger, retries: c.Retries}
+	return &nativeDriver{addr: c.Addr, pipeline: c.Pipeline, linger: linger, inFlight: c.MaxInFlight, retries: c.Retries}
 }
 
 // priorityOf returns the class of event seq under mix.

@@ -336,6 +336,13 @@ func (l *Log) lockForAppend(n int) error {
 			l.mu.Unlock()
 			return err
 		}
+		if s := l.active; s.extending && (s.size+int64(n) > s.alloc || l.needsRollLocked(n)) {
+			// The batch would go past the zeros already written, or roll
+			// the segment (whose seal trims them): wait for the
+			// extension under way.
+			l.cond.Wait()
+			continue
+		}
 		if !l.needsRollLocked(n) {
 			return nil
 		}
@@ -398,6 +405,7 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 		return 0, l.failLocked(err)
 	}
 	s.alloc = max(s.alloc, pos+int64(len(b)))
+	l.extendAheadLocked(s)
 	if s.firstAppend.IsZero() {
 		s.firstAppend = l.opts.Now()
 	}
@@ -703,7 +711,7 @@ func (l *Log) lockSettled(quiesce bool) {
 			l.mu.Unlock()
 			l.finishSeal() // an error fails the log, seen by the loop
 			l.mu.Lock()
-		case quiesce && l.syncing:
+		case quiesce && (l.syncing || l.active.extending):
 			l.cond.Wait()
 		default:
 			return

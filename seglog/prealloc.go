@@ -41,6 +41,52 @@ func (l *Log) preallocate(s *segment, need int64) error {
 	return nil
 }
 
+// extendAheadLocked starts a background extension of the active segment
+// once fewer than half of PreallocateBytes of written zeros are left ahead
+// of its end, so that appends seldom meet the end of its preallocation and
+// never write the zeros themselves under the append lock. Called with mu
+// held after a write.
+func (l *Log) extendAheadLocked(s *segment) {
+	p := l.opts.PreallocateBytes
+	if p <= 0 || s.extending || s.alloc-s.size >= p/2 || s.alloc >= l.opts.SegmentBytes || l.failed != nil || l.closed {
+		return
+	}
+	from, to := s.alloc, min(s.alloc+p, l.opts.SegmentBytes)
+	s.extending = true
+	go l.extend(s, from, to)
+}
+
+// extend writes zeros to s's file from byte from to byte to and
+// fdatasyncs it, beside appends (which write below from meanwhile: see
+// lockForAppend), then makes them the segment's preallocation. An error
+// fails the log. An extension is always of the active segment: a roll, a
+// truncation, a reset and Close wait for it to end (lockForAppend,
+// lockSettled).
+func (l *Log) extend(s *segment, from, to int64) {
+	var err error
+	for off := from; off < to && err == nil; {
+		n := int(min(int64(len(zeroChunk)), to-off))
+		if _, err = s.f.WriteAt(zeroChunk[:n], off); err != nil {
+			err = fmt.Errorf("preallocate %s: write zeros at bytes %d to %d: %w", s.path(logSuffix), off, off+int64(n), err)
+		}
+		off += int64(n)
+	}
+	if err == nil {
+		if err = s.f.Sync(); err != nil {
+			err = fmt.Errorf("preallocate %s: fdatasync after extending it to %d bytes: %w", s.path(logSuffix), to, err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.extending = false
+	l.cond.Broadcast()
+	if err != nil {
+		l.failLocked(err)
+		return
+	}
+	s.alloc = max(s.alloc, to)
+}
+
 // zeroFrom reports whether the bytes of s's file from pos to its end are
 // all zero: a preallocated tail, or growth whose data never reached the
 // disk, and either way the end of the segment's data.

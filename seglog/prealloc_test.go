@@ -1,12 +1,14 @@
 package seglog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -196,7 +198,7 @@ func TestPreallocationErrorFailsLog(t *testing.T) {
 //
 //	go test -run XXX -bench AppendFdatasync -benchtime 5000x ./seglog/
 func BenchmarkAppendFdatasync(b *testing.B) {
-	for _, pre := range []int64{-1, 8 << 20} {
+	for _, pre := range []int64{-1, 1 << 20, 8 << 20} {
 		name := "prealloc=off"
 		if pre > 0 {
 			name = fmt.Sprintf("prealloc=%dMiB", pre>>20)
@@ -225,5 +227,128 @@ func BenchmarkAppendFdatasync(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds())/1e3, "max-µs")
 		})
+	}
+}
+
+// zeroHoldFS holds every write of zeros of at least 4 KiB (preallocation)
+// while hold is set, until release is closed, and records the offsets of
+// the writes in order.
+type zeroHoldFS struct {
+	vfs.FS
+	mu      sync.Mutex
+	hold    bool
+	held    chan struct{} // receives when a zero write is held
+	release chan struct{}
+	writes  []zeroWrite
+}
+
+type zeroWrite struct {
+	off   int64
+	zeros bool
+}
+
+type zeroHoldFile struct {
+	vfs.File
+	fs *zeroHoldFS
+}
+
+func (z *zeroHoldFS) Create(name string) (vfs.File, error) { return z.wrap(z.FS.Create(name)) }
+func (z *zeroHoldFS) OpenRW(name string) (vfs.File, error) { return z.wrap(z.FS.OpenRW(name)) }
+
+func (z *zeroHoldFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &zeroHoldFile{File: f, fs: z}, nil
+}
+
+func (f *zeroHoldFile) WriteAt(p []byte, off int64) (int, error) {
+	zeros := len(p) >= 4<<10 && bytes.Equal(p, zeroChunk[:len(p)])
+	f.fs.mu.Lock()
+	hold := f.fs.hold && zeros
+	f.fs.mu.Unlock()
+	if hold {
+		f.fs.held <- struct{}{}
+		<-f.fs.release
+	}
+	f.fs.mu.Lock()
+	f.fs.writes = append(f.fs.writes, zeroWrite{off, zeros})
+	f.fs.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+// TestPreallocateAheadInBackground: once half of the written zeros ahead
+// of the active segment's end are used, more are written beside the
+// appends, which go on meanwhile; an append that would pass them waits for
+// them, and writes after them. Nothing appended is lost on reopen.
+func TestPreallocateAheadInBackground(t *testing.T) {
+	mem := vfs.NewMem()
+	zfs := &zeroHoldFS{FS: mem, held: make(chan struct{}, 1), release: make(chan struct{})}
+	const prealloc = 64 << 10
+	o := Options{FS: zfs, SegmentBytes: 1 << 20, PreallocateBytes: prealloc, IndexIntervalBytes: 4096, Logger: quiet}
+	l := openT(t, "/bg", o)
+	zfs.mu.Lock()
+	zfs.hold = true
+	zfs.mu.Unlock()
+
+	var data int64
+	appendOne := func(i int) {
+		t.Helper()
+		b := mkBatch(fmt.Sprint(i), 1, 900, -1, -1)
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		data += int64(len(b))
+	}
+	i := 0
+	for data < prealloc/2+1024 {
+		appendOne(i)
+		i++
+	}
+	select {
+	case <-zfs.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no extension started once half the preallocation was used")
+	}
+	// The extension is held: appends below the written zeros go on.
+	for data < prealloc-2048 {
+		appendOne(i)
+		i++
+	}
+	// This one would pass them: it waits for the extension.
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for k := 0; k < 4 && err == nil; k++ {
+			_, err = l.Append(mkBatch(fmt.Sprint("past", k), 1, 900, -1, -1))
+		}
+		done <- err
+	}()
+	close(zfs.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	zfs.mu.Lock()
+	var zeroAt, dataPast int = -1, -1
+	for k, w := range zfs.writes {
+		switch {
+		case w.zeros && w.off >= prealloc && zeroAt < 0:
+			zeroAt = k
+		case !w.zeros && w.off >= prealloc && dataPast < 0:
+			dataPast = k
+		}
+	}
+	zfs.mu.Unlock()
+	if zeroAt < 0 || dataPast < 0 || dataPast < zeroAt {
+		t.Fatalf("writes past the first preallocation: zeros at #%d, data at #%d; want the zeros first", zeroAt, dataPast)
+	}
+	want, next := readAll(t, l), l.NextOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, "/bg", Options{FS: mem, SegmentBytes: 1 << 20, PreallocateBytes: prealloc, IndexIntervalBytes: 4096, Logger: quiet})
+	defer l.Close()
+	if got := readAll(t, l); l.NextOffset() != next || len(got) != len(want) {
+		t.Fatalf("reopened: next %d, %d batches; want %d, %d", l.NextOffset(), len(got), next, len(want))
 	}
 }

@@ -28,15 +28,15 @@ import (
 
 // benchFlags are the options of sense bench.
 type benchFlags struct {
-	profile, protocol, addr, out, fsync string
-	memoryLimit, cpuProfile, metrics    string
-	rate                                int64
-	fraction                            float64
-	duration, trial                     time.Duration
-	size, producers, consumers          int
-	serverPID                           int
-	seed                                uint64
-	cluster                             int
+	profile, protocol, addr, out, fsync  string
+	memoryLimit, cpuProfile, metrics     string
+	rate                                 int64
+	fraction                             float64
+	duration, trial                      time.Duration
+	size, producers, consumers, inFlight int
+	serverPID                            int
+	seed                                 uint64
+	cluster                              int
 }
 
 // defaultRates are each profile's offered rate when --rate is not given:
@@ -102,6 +102,7 @@ plots and report.md.`,
 	fl.DurationVar(&f.trial, "trial", 4*time.Second, "length of each trial of the maximum-rate search")
 	fl.IntVar(&f.size, "size", 100, "event value size in bytes (at least 25)")
 	fl.IntVar(&f.producers, "producers", 2, "producer connections (per class with the mixed profile)")
+	fl.IntVar(&f.inFlight, "max-in-flight", 0, "native producers' requests in flight per connection, 1 to 5 (default: the Go client's, 4)")
 	fl.IntVar(&f.consumers, "consumers", 1, "consumer connections")
 	fl.StringVar(&f.protocol, "protocol", bench.ProtocolNative, "native or kafka")
 	fl.StringVar(&f.addr, "addr", "", "server to measure (native or Kafka listener, by --protocol); default: start one")
@@ -218,7 +219,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		Profile: f.profile, Protocol: f.protocol, Addr: addr,
 		Pipeline: pipeline,
 		Rate:     rate, Duration: f.duration, Size: f.size,
-		Producers: f.producers, Consumers: f.consumers, Fsync: f.fsync,
+		Producers: f.producers, Consumers: f.consumers, MaxInFlight: f.inFlight, Fsync: f.fsync,
 	}
 	cfg.Probe = &bench.Probe{MetricsURL: f.metrics}
 	if cl != nil {
