@@ -98,6 +98,9 @@ func FuzzRequest(f *testing.F) {
 	// bytes left, and an unknown tag.
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 1, 1, 7, 2, 0xaa, 0xbb})
+	// DescribeCluster v0 whose tagged-field count is 0 in 6 bytes: Kafka's
+	// varints are at most 5.
+	f.Add([]byte{0, 60, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0})
 	// IncrementalAlterConfigs v0 claiming 2^31-1 resources, and v1
 	// (flexible, not served) with a tagged-field count past the end.
 	f.Add([]byte{0, 44, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff})
@@ -191,6 +194,21 @@ func TestNoFlexibleVersionReachesKmsg(t *testing.T) {
 			if req.IsFlexible() && !kafka.HasOwnDecoder(key) {
 				t.Errorf("API key %d version %d is flexible and would be decoded by kmsg", key, v)
 			}
+		}
+	}
+}
+
+// A varint of more than 5 bytes, or above 2^32-1, is refused, as Kafka's
+// and kmsg's readers refuse it (Go's binary.Uvarint reads up to 10).
+func TestLongVarintRefused(t *testing.T) {
+	for _, tags := range [][]byte{
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0}, // 0 in 6 bytes
+		{0xff, 0xff, 0xff, 0xff, 0x1f},    // 2^33-1
+		{0x80, 0x80, 0x80, 0x80, 0x10},    // 2^32
+	} {
+		frame := append([]byte{0, 60, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0}, tags...)
+		if _, err := kafka.ParseRequest(frame); err == nil {
+			t.Errorf("tagged-field count %x accepted", tags)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -169,9 +170,19 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 	return h, req, nil
 }
 
+// uvarint reads Kafka's unsigned varint: at most 5 bytes, a uint32 (Go's
+// binary.Uvarint reads 10, a uint64). n <= 0 when b holds none.
+func uvarint(b []byte) (v uint64, n int) {
+	v, n = binary.Uvarint(b)
+	if n > 5 || n < 0 || v > math.MaxUint32 {
+		return 0, -1
+	}
+	return v, n
+}
+
 // skipTags skips a tagged-field section, checking every length.
 func skipTags(b []byte) ([]byte, error) {
-	count, n := binary.Uvarint(b)
+	count, n := uvarint(b)
 	if n <= 0 {
 		return nil, errShort
 	}
@@ -180,12 +191,12 @@ func skipTags(b []byte) ([]byte, error) {
 		return nil, errShort
 	}
 	for range count {
-		_, n := binary.Uvarint(b) // tag
+		_, n := uvarint(b) // tag
 		if n <= 0 {
 			return nil, errShort
 		}
 		b = b[n:]
-		size, n := binary.Uvarint(b)
+		size, n := uvarint(b)
 		if n <= 0 || size > uint64(len(b)-n) {
 			return nil, errShort
 		}

@@ -12,7 +12,8 @@ import (
 // encodings: a compact string or bytes is a uvarint N+1 then N bytes (0:
 // null); a compact array a uvarint N+1 then N elements (0: null); a
 // tagged-field section a uvarint count then, per field, a uvarint tag, a
-// uvarint size and that many bytes; integers are big-endian.
+// uvarint size and that many bytes; a uvarint is at most 5 bytes (a
+// uint32); integers are big-endian.
 
 // kreader reads the compact encodings of flexible Kafka bodies with a
 // sticky error, checking every length against the bytes left.
@@ -27,7 +28,7 @@ func (r *kreader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(r.b)
+	v, n := uvarint(r.b)
 	if n <= 0 {
 		r.err = errTruncated
 		return 0
