@@ -32,8 +32,9 @@ type versionRange struct {
 // testdata/fuzz/FuzzRequest/cc38b871a837fd22). Serving them needs a body
 // decoder that checks the count against the bytes left (our own, or a
 // fixed kmsg). Every client negotiates down to these versions. The
-// exception is an API with no version before KIP-482, such as
-// DescribeCluster: its bodies are decoded by our own code (ownDecoders).
+// exceptions are the APIs with no version before KIP-482 (DescribeCluster,
+// the SCRAM credential APIs, DescribeTransactions, ListTransactions): their
+// bodies are decoded by our own code (ownDecoders).
 var supported = []versionRange{
 	{0, produceAdvertisedMin, produceMax},
 	{1, fetchMin, fetchMax},
@@ -69,6 +70,8 @@ var supported = []versionRange{
 	{50, describeUserSCRAMCredentialsMin, describeUserSCRAMCredentialsMax},
 	{51, alterUserSCRAMCredentialsMin, alterUserSCRAMCredentialsMax},
 	{60, describeClusterMin, describeClusterMax},
+	{65, describeTransactionsMin, describeTransactionsMax},
+	{66, listTransactionsMin, listTransactionsMax},
 }
 
 // ownDecoders decode the bodies of the APIs served whose every version is
@@ -81,6 +84,8 @@ var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, erro
 	50: decodeDescribeUserSCRAMCredentials,
 	51: decodeAlterUserSCRAMCredentials,
 	60: decodeDescribeCluster,
+	65: decodeDescribeTransactions,
+	66: decodeListTransactions,
 }
 
 func versions(key int16) (versionRange, bool) {

@@ -83,6 +83,17 @@ func (r *kreader) int8() int8 {
 	return v
 }
 
+// nullableString reads a compact nullable string (nil for null).
+func (r *kreader) nullableString() *string {
+	n := r.compactLen()
+	if n < 0 || r.err != nil {
+		return nil
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return &s
+}
+
 func (r *kreader) int32() int32 {
 	if r.err != nil || len(r.b) < 4 {
 		r.fail()
@@ -90,6 +101,16 @@ func (r *kreader) int32() int32 {
 	}
 	v := int32(binary.BigEndian.Uint32(r.b))
 	r.b = r.b[4:]
+	return v
+}
+
+func (r *kreader) int64() int64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := int64(binary.BigEndian.Uint64(r.b))
+	r.b = r.b[8:]
 	return v
 }
 
@@ -106,6 +127,16 @@ func (r *kreader) array(min int) int {
 	if r.err == nil && n > len(r.b)/min {
 		r.err = fmt.Errorf("array of %d elements in %d bytes", n, len(r.b))
 		return -1
+	}
+	return n
+}
+
+// requiredArray is array for an array that is not nullable: null is an
+// error, as Kafka's own decoders make it.
+func (r *kreader) requiredArray(min int) int {
+	n := r.array(min)
+	if n < 0 && r.err == nil {
+		r.err = errors.New("null array where one is required")
 	}
 	return n
 }
