@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/sensetest"
 )
@@ -15,7 +18,8 @@ import (
 // Kafka transactions in a cluster of three: the coordinator is the leader
 // of the replicated committed offsets, the markers go to each partition's
 // leader, wherever it is. A committed transaction over three partitions is
-// read back by read_committed, an aborted one is not.
+// read back by read_committed, an aborted one is not. kadm describes and
+// lists the transactional id (checkClusterTxnAdmin).
 func TestClusterKafkaTransactions(t *testing.T) {
 	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
 	for p := range int32(3) {
@@ -45,6 +49,7 @@ func TestClusterKafkaTransactions(t *testing.T) {
 			t.Fatalf("end (commit %v): %v", commit, err)
 		}
 	}
+	checkClusterTxnAdmin(t, ctx, p)
 	rd, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.ConsumeTopics("payments"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
@@ -68,5 +73,60 @@ func TestClusterKafkaTransactions(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+}
+
+// checkClusterTxnAdmin: kadm describes the transactional id at its
+// coordinator and lists it once, merged over every node; a node that
+// does not coordinate answers DescribeTransactions NOT_COORDINATOR and
+// ListTransactions with no id, as a Kafka broker that leads none of the
+// id's transaction log partitions.
+func checkClusterTxnAdmin(t *testing.T, ctx context.Context, cl *kgo.Client) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	described, err := adm.DescribeTransactions(ctx, "cluster-txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := described["cluster-txn"]
+	if d.Err != nil || d.State != "CompleteAbort" {
+		t.Fatalf("described %+v, want CompleteAbort", d)
+	}
+	listed, err := adm.ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := listed["cluster-txn"]; len(listed) != 1 || !ok || l.Coordinator != d.Coordinator || l.ProducerID != d.ProducerID {
+		t.Fatalf("listed %+v, want cluster-txn once, at broker %d", listed, d.Coordinator)
+	}
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := 0
+	for _, b := range brokers {
+		if b.NodeID == d.Coordinator {
+			continue
+		}
+		others++
+		dreq := kmsg.NewPtrDescribeTransactionsRequest()
+		dreq.TransactionalIDs = []string{"cluster-txn"}
+		kr, err := cl.Broker(int(b.NodeID)).Request(ctx, dreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := kr.(*kmsg.DescribeTransactionsResponse).TransactionStates; len(st) != 1 || st[0].ErrorCode != kerr.NotCoordinator.Code {
+			t.Errorf("broker %d described %+v, want NOT_COORDINATOR", b.NodeID, st)
+		}
+		kr, err = cl.Broker(int(b.NodeID)).Request(ctx, kmsg.NewPtrListTransactionsRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lr := kr.(*kmsg.ListTransactionsResponse); lr.ErrorCode != 0 || len(lr.TransactionStates) != 0 {
+			t.Errorf("broker %d listed %+v, want nothing", b.NodeID, lr)
+		}
+	}
+	if others != 2 {
+		t.Errorf("%d brokers besides the coordinator, want 2", others)
 	}
 }

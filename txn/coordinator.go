@@ -535,7 +535,9 @@ func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 	if commit {
 		done.State = CompleteCommit
 	}
-	done.StartMs, done.Partitions, done.Groups = 0, nil, nil
+	// The start is kept, as Kafka keeps it: DescribeTransactions shows
+	// when the completed transaction began.
+	done.Partitions, done.Groups = nil, nil
 	return c.write(&done)
 }
 
@@ -616,7 +618,8 @@ func (c *Coordinator) waitIdle(ctx context.Context, e *entry) error {
 	}
 }
 
-// Describe returns transactional id's state.
+// Describe returns transactional id's state; false for an id that never
+// had one (no InitProducerId).
 func (c *Coordinator) Describe(id string) (Txn, bool) {
 	_, t := c.current(id)
 	if t == nil {
@@ -625,12 +628,44 @@ func (c *Coordinator) Describe(id string) (Txn, bool) {
 	return *t, true
 }
 
-// List returns the state of every transactional id, sorted by id.
-func (c *Coordinator) List() []Txn {
+// Filter selects transactional ids for List; the zero value selects
+// every one. The rules are Kafka's ListTransactions'.
+type Filter struct {
+	// States: only ids in one of these states; none: any state.
+	States []State
+	// ProducerIDs: only ids with one of these producer ids; none: any.
+	ProducerIDs []int64
+	// StartedBefore, when not zero: only ids whose transaction (ongoing,
+	// or the last one, completed) began before it, and those with no
+	// transaction since their InitProducerId (Kafka's start of -1 passes
+	// its duration filter).
+	StartedBefore time.Time
+	// ID, when not nil: only ids it accepts.
+	ID func(id string) bool
+}
+
+func (f *Filter) match(t *Txn) bool {
+	switch {
+	case len(f.States) > 0 && !slices.Contains(f.States, t.State):
+		return false
+	case len(f.ProducerIDs) > 0 && !slices.Contains(f.ProducerIDs, t.ProducerID):
+		return false
+	case !f.StartedBefore.IsZero() && t.StartMs != 0 && t.StartMs >= f.StartedBefore.UnixMilli():
+		return false
+	case f.ID != nil && !f.ID(t.ID):
+		return false
+	}
+	return true
+}
+
+// List returns the state of every transactional id that f selects, sorted
+// by id. Like Describe, it reads this node's copy of the state, which in a
+// cluster only the coordinator's is sure to be current (Ready).
+func (c *Coordinator) List(f Filter) []Txn {
 	c.mu.Lock()
-	out := make([]Txn, 0, len(c.ids))
+	var out []Txn
 	for _, e := range c.ids {
-		if e.t != nil {
+		if e.t != nil && f.match(e.t) {
 			out = append(out, *e.t)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +241,73 @@ func TestStaleEndTxnFenced(t *testing.T) {
 	// A connection opened after the transaction began may end it.
 	if err := e.c.EndTxn(ctx, e.c.NewSession(), "t", pid, ep, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// List selects ids by state, producer id, start and id, as Kafka's
+// ListTransactions does; a completed transaction keeps its start.
+func TestListFilter(t *testing.T) {
+	e := newEnv(t)
+	now := time.Unix(1000, 0)
+	e.c.cfg.Now = func() time.Time { return now }
+	s := e.c.NewSession()
+	pidA, _, _ := e.c.InitProducerID(ctx, s, "a", time.Minute) // Empty
+	pidB, epB, _ := e.c.InitProducerID(ctx, s, "b", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "b", pidB, epB, []TopicPartition{tpA}); err != nil { // Ongoing since 1000 s
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	pidC, epC, _ := e.c.InitProducerID(ctx, s, "c", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "c", pidC, epC, []TopicPartition{tpB}); err != nil { // began at 1010 s
+		t.Fatal(err)
+	}
+	if err := e.c.EndTxn(ctx, s, "c", pidC, epC, true); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	ids := func(f Filter) []string {
+		var out []string
+		for _, x := range e.c.List(f) {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"all", Filter{}, []string{"a", "b", "c"}},
+		{"ongoing", Filter{States: []State{Ongoing}}, []string{"b"}},
+		{"empty or committed", Filter{States: []State{Empty, CompleteCommit}}, []string{"a", "c"}},
+		{"producer ids", Filter{ProducerIDs: []int64{pidA, pidC}}, []string{"a", "c"}},
+		{"state and producer id", Filter{States: []State{Ongoing}, ProducerIDs: []int64{pidA}}, nil},
+		// Longer than 10 s (started before 1005 s): b, and a (never began).
+		{"started before", Filter{StartedBefore: now.Add(-10 * time.Second)}, []string{"a", "b"}},
+		{"id", Filter{ID: func(id string) bool { return id != "a" }}, []string{"b", "c"}},
+	} {
+		if got := ids(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	c, _ := e.c.Describe("c")
+	if c.State != CompleteCommit || c.StartMs != time.Unix(1010, 0).UnixMilli() || len(c.Partitions) != 0 {
+		t.Errorf("completed: %+v, want CompleteCommit, started at 1010 s, no partitions", c)
+	}
+	if _, ok := e.c.Describe("never"); ok {
+		t.Error("an unknown id described")
+	}
+}
+
+func TestParseState(t *testing.T) {
+	for s := Empty; s <= CompleteAbort; s++ {
+		if got, ok := ParseState(s.String()); !ok || got != s {
+			t.Errorf("ParseState(%q) = %v, %v", s.String(), got, ok)
+		}
+	}
+	for _, name := range []string{"", "ongoing", "Dead", "PrepareEpochFence", "State(9)"} {
+		if _, ok := ParseState(name); ok {
+			t.Errorf("ParseState(%q) accepted", name)
+		}
 	}
 }

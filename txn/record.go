@@ -18,7 +18,8 @@ import (
 //	i16     producer epoch
 //	u8      state (State)
 //	i32     transaction timeout (ms)
-//	i64     start of the ongoing transaction (ms since the epoch; 0: none)
+//	i64     start of the ongoing or last completed transaction (ms since
+//	        the epoch; 0: none since InitProducerId)
 //	u64     transactions begun under this id (the fence of EndTxn, see fence.go)
 //	uvarint partition count, then each: uvarint topic length, topic, i32 partition
 //	uvarint group count, then each: uvarint group length, group, uvarint
@@ -56,6 +57,18 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", s)
 }
 
+// ParseState returns the state Kafka names name (exactly, as Kafka
+// compares them); false for a name that is not one of this package's
+// states.
+func ParseState(name string) (State, bool) {
+	for i, n := range stateNames {
+		if n == name {
+			return State(i), true
+		}
+	}
+	return 0, false
+}
+
 // TopicPartition names one partition.
 type TopicPartition = group.TopicPartition
 
@@ -73,6 +86,8 @@ type Txn struct {
 	Epoch      int16
 	State      State
 	TimeoutMs  int32
+	// StartMs is when the ongoing transaction, or the last one completed,
+	// began (ms since the epoch); 0 when none began since InitProducerId.
 	StartMs    int64
 	Seq        uint64
 	Partitions []TopicPartition

@@ -11,7 +11,8 @@ import (
 // see groups.go) and every transactional id (key type 1, its
 // txn.Coordinator, see txn.go); in a cluster, Options.Cluster names the
 // coordinator of both: the leader of the replicated committed offsets,
-// which hold the transactions' state too.
+// which hold the transactions' state too. It needs describe on the group,
+// or on the transactional id (which write on it implies), as Kafka's.
 const (
 	findCoordinatorMin = 0
 	findCoordinatorMax = 2
@@ -37,7 +38,11 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 		resp.NodeID, resp.Port = -1, -1
 		return resp
 	}
-	if code := c.authorize(security.Describe, security.GroupResource(req.CoordinatorKey)); code != 0 {
+	res := security.GroupResource(req.CoordinatorKey)
+	if req.CoordinatorType == 1 {
+		res = security.TransactionalIDResource(req.CoordinatorKey)
+	}
+	if code := c.authorize(security.Describe, res); code != 0 {
 		resp.ErrorCode = code
 		resp.NodeID, resp.Port = -1, -1
 		return resp

@@ -39,3 +39,9 @@ func ParseRequest(frame []byte) (ParsedRequest, error) {
 // HasOwnDecoder reports whether an API key's bodies are decoded by our own
 // code rather than kmsg's.
 func HasOwnDecoder(key int16) bool { return ownDecoders[key] != nil }
+
+// DecodeOwn decodes a body (after the request header) with the server's
+// own decoder for key, as parseRequest does.
+func DecodeOwn(key, version int16, body []byte) (kmsg.Request, error) {
+	return ownDecoders[key](version, body)
+}

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"bytes"
 	"encoding/binary"
+	"reflect"
 	"runtime"
 	"testing"
 
@@ -72,6 +73,13 @@ func seeds() [][]byte {
 				d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
 				d.Name, d.Mechanism = "bob", 1
 				r.Deletions = append(r.Deletions, d)
+			case *kmsg.DescribeTransactionsRequest:
+				r.TransactionalIDs = []string{"tx-1", "", "tx-2"}
+			case *kmsg.ListTransactionsRequest:
+				r.StateFilters = []string{"Ongoing", "Nope"}
+				r.ProducerIDFilters = []int64{7, -1}
+				r.DurationFilterMillis = 60000
+				r.TransactionalIDPattern = kmsg.StringPtr("tx-.*")
 			case *kmsg.AlterConfigsRequest:
 				res := kmsg.NewAlterConfigsRequestResource()
 				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"
@@ -98,12 +106,20 @@ func FuzzRequest(f *testing.F) {
 	// bytes left, and an unknown tag.
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0, 60, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 1, 1, 7, 2, 0xaa, 0xbb})
+	// DescribeCluster v0 whose tagged-field count is 0 in 6 bytes: Kafka's
+	// varints are at most 5.
+	f.Add([]byte{0, 60, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0})
 	// IncrementalAlterConfigs v0 claiming 2^31-1 resources, and v1
 	// (flexible, not served) with a tagged-field count past the end.
 	f.Add([]byte{0, 44, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 44, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	// AlterConfigs v1: one resource whose config name claims 32767 bytes.
 	f.Add([]byte{0, 33, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 1, 2, 0, 1, 'x', 0, 0, 0, 1, 0x7f, 0xff})
+	// DescribeTransactions v0 claiming 2^28 ids, and a null id list;
+	// ListTransactions v2 whose pattern claims 2^31 bytes.
+	f.Add([]byte{0, 65, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Add([]byte{0, 65, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0})
+	f.Add([]byte{0, 66, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		h, err := kafka.ParseRequest(frame)
 		if err != nil {
@@ -193,4 +209,85 @@ func TestNoFlexibleVersionReachesKmsg(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A varint of more than 5 bytes, or above 2^32-1, is refused, as Kafka's
+// and kmsg's readers refuse it (Go's binary.Uvarint reads up to 10).
+func TestLongVarintRefused(t *testing.T) {
+	for _, tags := range [][]byte{
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0}, // 0 in 6 bytes
+		{0xff, 0xff, 0xff, 0xff, 0x1f},    // 2^33-1
+		{0x80, 0x80, 0x80, 0x80, 0x10},    // 2^32
+	} {
+		frame := append([]byte{0, 60, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0}, tags...)
+		if _, err := kafka.ParseRequest(frame); err == nil {
+			t.Errorf("tagged-field count %x accepted", tags)
+		}
+	}
+}
+
+// fuzzOwnDecoder checks one of our decoders on arbitrary bodies: it never
+// panics; what it decodes, kmsg decodes alike (kmsg's reader is safe on a
+// body whose tagged-field counts ours has checked), and kmsg's encoding of
+// it decodes to the same request.
+func fuzzOwnDecoder(t *testing.T, key, version int16, body []byte) {
+	req, err := kafka.DecodeOwn(key, version, body)
+	if err != nil {
+		return
+	}
+	enc := req.AppendTo(nil)
+	ref := kmsg.RequestForKey(key)
+	ref.SetVersion(version)
+	if err := ref.ReadFrom(body); err != nil {
+		t.Fatalf("key %d version %d: ours decoded %x, kmsg: %v", key, version, body, err)
+	}
+	reflect.ValueOf(ref).Elem().FieldByName("UnknownTags").Set(reflect.Zero(reflect.TypeFor[kmsg.Tags]()))
+	if refEnc := ref.AppendTo(nil); !bytes.Equal(enc, refEnc) {
+		t.Fatalf("key %d version %d: %x decodes as %x, kmsg's as %x", key, version, body, enc, refEnc)
+	}
+	again, err := kafka.DecodeOwn(key, version, enc)
+	if err != nil {
+		t.Fatalf("key %d version %d: re-encoded %x does not decode: %v", key, version, enc, err)
+	}
+	if enc2 := again.AppendTo(nil); !bytes.Equal(enc, enc2) {
+		t.Fatalf("key %d version %d: %x re-decoded encodes as %x", key, version, enc, enc2)
+	}
+}
+
+// FuzzDescribeTransactions fuzzes the DescribeTransactions body decoder.
+func FuzzDescribeTransactions(f *testing.F) {
+	req := kmsg.NewPtrDescribeTransactionsRequest()
+	req.TransactionalIDs = []string{"tx-1", "", "tx-2"}
+	f.Add(req.AppendTo(nil))
+	f.Add([]byte{1, 0})                               // no ids
+	f.Add([]byte{0, 0})                               // a null list
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x01, 0})    // 2^28 ids in 6 bytes
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}) // an id claiming 2^32 bytes
+	f.Add([]byte{2, 0, 0})                            // a null id
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})    // 2^32 tagged fields
+	f.Add([]byte{1, 1, 3, 0xff, 0xff, 0x03})          // a tag claiming 64 KiB
+	f.Add([]byte{1, 0, 0})                            // a byte after the body
+	f.Fuzz(func(t *testing.T, body []byte) { fuzzOwnDecoder(t, 65, 0, body) })
+}
+
+// FuzzListTransactions fuzzes the ListTransactions body decoder, at every
+// version served.
+func FuzzListTransactions(f *testing.F) {
+	for v := int16(0); v <= 2; v++ {
+		req := kmsg.NewPtrListTransactionsRequest()
+		req.SetVersion(v)
+		req.StateFilters = []string{"Ongoing", "Nope"}
+		req.ProducerIDFilters = []int64{7, -1}
+		req.DurationFilterMillis = 60000
+		req.TransactionalIDPattern = kmsg.StringPtr("tx-.*")
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	f.Add(uint8(0), []byte{1, 1, 0})
+	f.Add(uint8(0), []byte{0, 1, 0})                                                    // null states
+	f.Add(uint8(0), []byte{1, 0x80, 0x80, 0x80, 0x80, 0x01, 0})                         // 2^28 producer ids
+	f.Add(uint8(0), []byte{1, 3, 0, 0, 0, 0, 0, 0, 0, 7, 0})                            // two ids, one sent
+	f.Add(uint8(1), []byte{1, 1, 0, 0, 0})                                              // a truncated duration
+	f.Add(uint8(2), []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0}) // a null pattern
+	f.Add(uint8(2), []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0})
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 66, int16(v%3), body) })
 }

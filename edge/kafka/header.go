@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,8 +32,9 @@ type versionRange struct {
 // testdata/fuzz/FuzzRequest/cc38b871a837fd22). Serving them needs a body
 // decoder that checks the count against the bytes left (our own, or a
 // fixed kmsg). Every client negotiates down to these versions. The
-// exception is an API with no version before KIP-482, such as
-// DescribeCluster: its bodies are decoded by our own code (ownDecoders).
+// exceptions are the APIs with no version before KIP-482 (DescribeCluster,
+// the SCRAM credential APIs, DescribeTransactions, ListTransactions): their
+// bodies are decoded by our own code (ownDecoders).
 var supported = []versionRange{
 	{0, produceAdvertisedMin, produceMax},
 	{1, fetchMin, fetchMax},
@@ -68,6 +70,8 @@ var supported = []versionRange{
 	{50, describeUserSCRAMCredentialsMin, describeUserSCRAMCredentialsMax},
 	{51, alterUserSCRAMCredentialsMin, alterUserSCRAMCredentialsMax},
 	{60, describeClusterMin, describeClusterMax},
+	{65, describeTransactionsMin, describeTransactionsMax},
+	{66, listTransactionsMin, listTransactionsMax},
 }
 
 // ownDecoders decode the bodies of the APIs served whose every version is
@@ -80,6 +84,8 @@ var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, erro
 	50: decodeDescribeUserSCRAMCredentials,
 	51: decodeAlterUserSCRAMCredentials,
 	60: decodeDescribeCluster,
+	65: decodeDescribeTransactions,
+	66: decodeListTransactions,
 }
 
 func versions(key int16) (versionRange, bool) {
@@ -169,9 +175,19 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 	return h, req, nil
 }
 
+// uvarint reads Kafka's unsigned varint: at most 5 bytes, a uint32 (Go's
+// binary.Uvarint reads 10, a uint64). n <= 0 when b holds none.
+func uvarint(b []byte) (v uint64, n int) {
+	v, n = binary.Uvarint(b)
+	if n > 5 || n < 0 || v > math.MaxUint32 {
+		return 0, -1
+	}
+	return v, n
+}
+
 // skipTags skips a tagged-field section, checking every length.
 func skipTags(b []byte) ([]byte, error) {
-	count, n := binary.Uvarint(b)
+	count, n := uvarint(b)
 	if n <= 0 {
 		return nil, errShort
 	}
@@ -180,12 +196,12 @@ func skipTags(b []byte) ([]byte, error) {
 		return nil, errShort
 	}
 	for range count {
-		_, n := binary.Uvarint(b) // tag
+		_, n := uvarint(b) // tag
 		if n <= 0 {
 			return nil, errShort
 		}
 		b = b[n:]
-		size, n := binary.Uvarint(b)
+		size, n := uvarint(b)
 		if n <= 0 || size > uint64(len(b)-n) {
 			return nil, errShort
 		}

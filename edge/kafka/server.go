@@ -438,6 +438,10 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.endTxn(req)
 	case *kmsg.TxnOffsetCommitRequest:
 		return c.txnOffsetCommit(req)
+	case *kmsg.DescribeTransactionsRequest:
+		return c.describeTransactions(req)
+	case *kmsg.ListTransactionsRequest:
+		return c.listTransactions(req)
 	case *kmsg.CreateTopicsRequest:
 		return c.createTopics(req)
 	case *kmsg.DeleteTopicsRequest:

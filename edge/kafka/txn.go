@@ -12,9 +12,10 @@ import (
 // Transactions (KIP-98) are run by a txn.Coordinator (package txn: the
 // transactional ids, their producer ids and epochs, the partitions and
 // groups of each transaction, the markers, timeouts and recovery); the
-// transactional APIs (22 with a transactional id, 24, 25, 26, 28) translate
-// requests to it and its errors to Kafka error codes, here. Only the
-// versions before KIP-482 (flexible versions) are served, so only the
+// transactional APIs (22 with a transactional id, 24, 25, 26, 28, and the
+// admin APIs 65 and 66, which describe and list them) translate requests
+// to it and its errors to Kafka error codes, here. Only the versions
+// before KIP-482 (flexible versions) of 22 to 28 are served, so only the
 // versions before KIP-890's epoch per transaction: the EndTxn fence of
 // package txn (fence.go) stands in for it. docs/kafka.md, "Transactions".
 

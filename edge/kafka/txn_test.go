@@ -128,9 +128,12 @@ func (k *kconn) send(req kmsg.Request, version int16) {
 // recv reads the next response into resp (of the version sent).
 func (k *kconn) recv(resp kmsg.Response, version int16) {
 	k.t.Helper()
-	b := readResponse(k.t, k.c)
+	b := readResponse(k.t, k.c)[4:] // after the correlation id
 	resp.SetVersion(version)
-	if err := resp.ReadFrom(b[4:]); err != nil {
+	if resp.IsFlexible() && resp.Key() != 18 {
+		b = b[1:] // response header v1: its tagged fields (none)
+	}
+	if err := resp.ReadFrom(b); err != nil {
 		k.t.Fatal(err)
 	}
 }
