@@ -336,10 +336,10 @@ func (l *Log) lockForAppend(n int) error {
 			l.mu.Unlock()
 			return err
 		}
-		if s := l.active; s.extending && (s.size+int64(n) > s.alloc || l.needsRollLocked(n)) {
-			// The batch would go past the zeros already written, or roll
-			// the segment (whose seal trims them): wait for the
-			// extension under way.
+		if s := l.active; s.extending && (s.size+int64(n) > s.extFrom || l.needsRollLocked(n)) {
+			// The batch would reach the zeros being written, or roll the
+			// segment (whose seal trims them): wait for the extension
+			// under way.
 			l.cond.Wait()
 			continue
 		}
@@ -394,9 +394,6 @@ func (l *Log) needsRollLocked(n int) bool {
 func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 	s := l.active
 	pos := s.size
-	if err := l.preallocate(s, pos+int64(len(b))); err != nil {
-		return 0, l.failLocked(err)
-	}
 	if _, err := s.f.WriteAt(b, pos); err != nil {
 		err = fmt.Errorf("write %d bytes to %s at byte %d: %w", len(b), s.path(logSuffix), pos, err)
 		if errors.Is(err, ErrOpenFile) {
@@ -405,11 +402,11 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 		return 0, l.failLocked(err)
 	}
 	s.alloc = max(s.alloc, pos+int64(len(b)))
-	l.extendAheadLocked(s)
 	if s.firstAppend.IsZero() {
 		s.firstAppend = l.opts.Now()
 	}
 	s.addBatch(h, pos, l.opts.IndexIntervalBytes)
+	l.extendAheadLocked(s)
 	l.next = s.next
 	if h.Idempotent() {
 		l.prods.record(h)
@@ -637,10 +634,6 @@ func (l *Log) rollLocked() error {
 	if err := s.f.touch(); err != nil {
 		s.f.Close()
 		return l.failLocked(fmt.Errorf("create segment %s: %w", pending, err))
-	}
-	if err := l.preallocate(s, 1); err != nil {
-		s.f.Close()
-		return l.failLocked(err)
 	}
 	old.sealTimeIndex()
 	l.segMu.Lock()

@@ -9,50 +9,38 @@ import (
 // zeroChunk is what preallocation writes.
 var zeroChunk [1 << 20]byte
 
-// preallocate, when the file of s holds fewer than need bytes, extends it
-// PreallocateBytes past need (at most to SegmentBytes) with written zeros, then fdatasyncs it: the new size and
-// the blocks are durable before appends rely on them, and the fdatasync of
-// a later append overwrites allocated, initialized blocks instead of
-// growing the file (which would make it write the inode synchronously).
-// Real zeros rather than fallocate: an unwritten extent would still need
-// converting, a metadata write, at the fdatasync after each append.
+// Preallocation (Options.PreallocateBytes) keeps written zeros ahead of
+// the active segment's end, so that the fdatasync of an append overwrites
+// allocated, initialized blocks instead of growing the file, which would
+// make it write the inode synchronously, and on ext4 (data=ordered) tie it
+// to the journal commit that also flushes other files' new blocks: a
+// critical buffer's fsync would wait for a low one's writes. Real zeros
+// rather than fallocate: an unwritten extent would still need converting,
+// a metadata write, at the fdatasync after each append.
 //
-// The zeros past s.size are not data: recovery takes an all-zero tail as
-// the end of the segment, and a seal trims it. An error fails the log.
-func (l *Log) preallocate(s *segment, need int64) error {
-	if need <= s.alloc || l.opts.PreallocateBytes <= 0 {
-		return nil // a write past alloc grows the file; writeLocked updates alloc
-	}
-	target := min(need+l.opts.PreallocateBytes, l.opts.SegmentBytes)
-	if target <= s.alloc {
-		return nil
-	}
-	for off := s.alloc; off < target; {
-		n := int(min(int64(len(zeroChunk)), target-off))
-		if _, err := s.f.WriteAt(zeroChunk[:n], off); err != nil {
-			return fmt.Errorf("preallocate %s: write zeros at bytes %d to %d: %w", s.path(logSuffix), off, off+int64(n), err)
-		}
-		off += int64(n)
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("preallocate %s: fdatasync after extending it to %d bytes: %w", s.path(logSuffix), target, err)
-	}
-	s.alloc = target
-	return nil
-}
+// It is lazy and in the background: a segment gets no zeros until it is
+// written to (an idle buffer costs no disk), and the zeros are written
+// beside the appends, never under the append lock. The zeros past size are
+// not data: recovery takes an all-zero tail as the end of the segment (a
+// hole reads as zeros too), and a seal trims it.
 
 // extendAheadLocked starts a background extension of the active segment
 // once fewer than half of PreallocateBytes of written zeros are left ahead
-// of its end, so that appends seldom meet the end of its preallocation and
-// never write the zeros themselves under the append lock. Called with mu
-// held after a write.
+// of its end. The zeros start at the file's end, or, when fewer than a
+// quarter of PreallocateBytes of them are left (a new segment), that far
+// past the data: the appends meanwhile grow the file below them. Called
+// with mu held after a write.
 func (l *Log) extendAheadLocked(s *segment) {
 	p := l.opts.PreallocateBytes
-	if p <= 0 || s.extending || s.alloc-s.size >= p/2 || s.alloc >= l.opts.SegmentBytes || l.failed != nil || l.closed {
+	if p <= 0 || s.extending || s.alloc-s.size >= p/2 || l.failed != nil || l.closed {
 		return
 	}
-	from, to := s.alloc, min(s.alloc+p, l.opts.SegmentBytes)
-	s.extending = true
+	from := max(s.alloc, s.size+p/4)
+	to := min(from+p, l.opts.SegmentBytes)
+	if from >= to {
+		return
+	}
+	s.extending, s.extFrom = true, from
 	go l.extend(s, from, to)
 }
 

@@ -34,10 +34,17 @@ func TestPreallocatedReopen(t *testing.T) {
 	o := Options{FS: mem, SegmentBytes: 256 << 10, PreallocateBytes: 20 << 10, IndexIntervalBytes: 1024, Logger: quiet}
 	l := openT(t, "/p", o)
 	active := "/p/" + segmentName(0, logSuffix)
-	if n := fileSize(t, mem, active); n != 20<<10+1 {
-		t.Fatalf("new segment file is %d bytes, want %d preallocated", n, 20<<10+1)
+	// Nothing before the first write; then zeros from a quarter of
+	// PreallocateBytes past the data, PreallocateBytes of them.
+	first := mkBatch("first", 1, 100, -1, -1)
+	if _, err := l.Append(first); err != nil {
+		t.Fatal(err)
 	}
-	var data int64
+	waitExtended(t, l)
+	if n, want := fileSize(t, mem, active), int64(len(first))+5<<10+20<<10; n != want {
+		t.Fatalf("segment file is %d bytes after its first write, want %d preallocated", n, want)
+	}
+	data := int64(len(first))
 	for i := 0; i < 150; i++ { // about 3 segments, each extended several times
 		b := mkBatch(fmt.Sprint(i), 4, 500, -1, -1)
 		data += int64(len(b))
@@ -166,22 +173,21 @@ func TestPreallocationErrorFailsLog(t *testing.T) {
 		o := Options{FS: ffs, SegmentBytes: 64 << 10, PreallocateBytes: 8 << 10, Durability: Durability{Mode: SyncNever}, Logger: quiet}
 		l := openT(t, "/f", o)
 		b := mkBatch("x", 4, 500, -1, -1)
-		// Fill the preallocation made at open (8 KiB + 1 byte).
-		for l.Size()+int64(len(b)) <= 8<<10+1 {
-			if _, err := l.Append(b); err != nil {
-				t.Fatal(err)
-			}
-		}
 		ffs.SetMatch(func(name string) bool { return strings.HasSuffix(name, logSuffix) })
 		switch kind {
 		case "write":
-			ffs.FailWrite(0, syscall.ENOSPC)
+			ffs.FailWrite(1, syscall.ENOSPC) // the append's own write passes
 		case "sync":
 			ffs.FailSync(0, syscall.EIO)
 		}
+		// The first write starts the extension, which fails.
+		if _, err := l.Append(b); err != nil {
+			t.Fatalf("%s: the append that starts the extension: %v", kind, err)
+		}
+		waitExtended(t, l)
 		_, err := l.Append(b)
 		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "preallocate") {
-			t.Fatalf("%s: append that extends the file: %v, want ErrFailed naming the preallocation", kind, err)
+			t.Fatalf("%s: append after the failed extension: %v, want ErrFailed naming the preallocation", kind, err)
 		}
 		ffs.Reset()
 		if _, err := l.Append(mkBatch("y", 1, 10, -1, -1)); !errors.Is(err, ErrFailed) {
@@ -228,6 +234,22 @@ func BenchmarkAppendFdatasync(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds())/1e3, "max-µs")
 		})
 	}
+}
+
+// waitExtended waits (at most 10 s) for the active segment's background
+// extension, if any, to end.
+func waitExtended(t *testing.T, l *Log) {
+	t.Helper()
+	for range 10000 {
+		l.mu.Lock()
+		e := l.active.extending
+		l.mu.Unlock()
+		if !e {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the segment's extension did not end")
 }
 
 // zeroHoldFS holds every write of zeros of at least 4 KiB (preallocation)
@@ -277,10 +299,11 @@ func (f *zeroHoldFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
-// TestPreallocateAheadInBackground: once half of the written zeros ahead
-// of the active segment's end are used, more are written beside the
-// appends, which go on meanwhile; an append that would pass them waits for
-// them, and writes after them. Nothing appended is lost on reopen.
+// TestPreallocateAheadInBackground: a segment's first write starts an
+// extension that writes zeros a quarter of PreallocateBytes past the data,
+// beside the appends, which go on below them meanwhile; an append that
+// would reach them waits for them, and writes after them. Nothing appended
+// is lost on reopen.
 func TestPreallocateAheadInBackground(t *testing.T) {
 	mem := vfs.NewMem()
 	zfs := &zeroHoldFS{FS: mem, held: make(chan struct{}, 1), release: make(chan struct{})}
@@ -292,30 +315,26 @@ func TestPreallocateAheadInBackground(t *testing.T) {
 	zfs.mu.Unlock()
 
 	var data int64
-	appendOne := func(i int) {
+	appendOne := func(tag string) {
 		t.Helper()
-		b := mkBatch(fmt.Sprint(i), 1, 900, -1, -1)
+		b := mkBatch(tag, 1, 900, -1, -1)
 		if _, err := l.Append(b); err != nil {
 			t.Fatal(err)
 		}
 		data += int64(len(b))
 	}
-	i := 0
-	for data < prealloc/2+1024 {
-		appendOne(i)
-		i++
-	}
+	appendOne("first")
 	select {
 	case <-zfs.held:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no extension started once half the preallocation was used")
+		t.Fatal("no extension started by the first write")
 	}
-	// The extension is held: appends below the written zeros go on.
-	for data < prealloc-2048 {
-		appendOne(i)
-		i++
+	from := data + prealloc/4
+	// The extension is held: appends below its zeros go on.
+	for i := 0; data < from-2048; i++ {
+		appendOne(fmt.Sprint(i))
 	}
-	// This one would pass them: it waits for the extension.
+	// These would reach them: they wait for the extension.
 	done := make(chan error, 1)
 	go func() {
 		var err error
@@ -329,18 +348,18 @@ func TestPreallocateAheadInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	zfs.mu.Lock()
-	var zeroAt, dataPast int = -1, -1
+	zeroAt, dataPast := -1, -1
 	for k, w := range zfs.writes {
 		switch {
-		case w.zeros && w.off >= prealloc && zeroAt < 0:
+		case w.zeros && w.off == from && zeroAt < 0:
 			zeroAt = k
-		case !w.zeros && w.off >= prealloc && dataPast < 0:
+		case !w.zeros && w.off >= from && dataPast < 0:
 			dataPast = k
 		}
 	}
 	zfs.mu.Unlock()
 	if zeroAt < 0 || dataPast < 0 || dataPast < zeroAt {
-		t.Fatalf("writes past the first preallocation: zeros at #%d, data at #%d; want the zeros first", zeroAt, dataPast)
+		t.Fatalf("writes from byte %d: zeros at #%d, data at #%d; want the zeros first (%+v)", from, zeroAt, dataPast, zfs.writes)
 	}
 	want, next := readAll(t, l), l.NextOffset()
 	if err := l.Close(); err != nil {

@@ -82,9 +82,6 @@ func (l *Log) recover() error {
 			return fmt.Errorf("seglog: %w", err)
 		}
 		l.segs = []*segment{s}
-		if err := l.preallocate(s, 1); err != nil {
-			return fmt.Errorf("seglog: %w", err)
-		}
 		return l.finishRecovery()
 	}
 
@@ -216,11 +213,7 @@ func (l *Log) recover() error {
 	}
 	// The active segment may hold data that reached the page cache but not
 	// the disk (a process crash): make it durable before serving it. Its
-	// preallocation is renewed (after a cut torn tail, or if it was
-	// sealed and trimmed before a crash took the next segment back).
-	if err := l.preallocate(l.segs[last], l.segs[last].size+1); err != nil {
-		return fmt.Errorf("seglog: %w", err)
-	}
+	// preallocation is renewed by the next append (extendAheadLocked).
 	if err := l.segs[last].f.Sync(); err != nil {
 		return fmt.Errorf("seglog: sync %s: %w", l.segs[last].path(logSuffix), err)
 	}
@@ -235,9 +228,6 @@ func (l *Log) createLazily() error {
 	s.f = l.opts.Files.handle(l.fs, s.path(logSuffix), true)
 	l.segs = []*segment{s}
 	l.dirsPending = true
-	if err := l.preallocate(s, 1); err != nil {
-		return fmt.Errorf("seglog: %w", err)
-	}
 	l.setAppendState(s)
 	return nil
 }

@@ -76,9 +76,6 @@ func (l *Log) Reset(base int64) error {
 	}
 	l.hwMu.Unlock()
 	l.cond.Broadcast()
-	if err := l.preallocate(s, 1); err != nil {
-		return l.failLocked(fmt.Errorf("reset to offset %d: %w", base, err))
-	}
 	l.log.Info("log emptied; it starts again", "offset", base)
 	return nil
 }

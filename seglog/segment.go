@@ -66,9 +66,10 @@ type segment struct {
 
 	size  int64 // bytes in the file that belong to the log (the logical end)
 	alloc int64 // the file's size: zeros written past size by preallocation
-	// extending: a background extension is writing zeros past alloc
-	// (Log.extend); no append writes past alloc until it ends.
+	// extending: a background extension is writing zeros from extFrom
+	// (Log.extend); no append writes past extFrom until it ends.
 	extending bool
+	extFrom   int64
 	next  int64 // offset after the last batch
 	maxTS int64 // largest batch max timestamp, -1 if none
 

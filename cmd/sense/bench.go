@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 // benchFlags are the options of sense bench.
 type benchFlags struct {
 	profile, protocol, addr, out, fsync  string
+	mix                                  string
 	memoryLimit, cpuProfile, metrics     string
 	rate                                 int64
 	fraction                             float64
@@ -102,6 +104,7 @@ plots and report.md.`,
 	fl.DurationVar(&f.trial, "trial", 4*time.Second, "length of each trial of the maximum-rate search")
 	fl.IntVar(&f.size, "size", 100, "event value size in bytes (at least 25)")
 	fl.IntVar(&f.producers, "producers", 2, "producer connections (per class with the mixed profile)")
+	fl.StringVar(&f.mix, "mix", "", "weights of the classes low,medium,critical, such as 0,0,1 for critical events only (default: the profile's; uniform and bursty send low)")
 	fl.IntVar(&f.inFlight, "max-in-flight", 0, "native producers' requests in flight per connection, 1 to 5 (default: the Go client's, 4)")
 	fl.IntVar(&f.consumers, "consumers", 1, "consumer connections")
 	fl.StringVar(&f.protocol, "protocol", bench.ProtocolNative, "native or kafka")
@@ -235,6 +238,20 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	if err := bench.Preset(&cfg, f.seed); err != nil {
 		return err
+	}
+	if f.mix != "" {
+		var m [3]int
+		parts := strings.Split(f.mix, ",")
+		ok := len(parts) == 3
+		for i := 0; ok && i < 3; i++ {
+			n, err := strconv.Atoi(strings.TrimSpace(parts[i]))
+			ok = err == nil && n >= 0
+			m[i] = n
+		}
+		if !ok || m == [3]int{} {
+			return fmt.Errorf("--mix %q: want three weights low,medium,critical, at least one above 0, such as 80,15,5", f.mix)
+		}
+		cfg.Mix, cfg.SplitClasses = m, true
 	}
 	var search *bench.Search
 	if rate == 0 {
