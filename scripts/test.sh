@@ -113,9 +113,12 @@ ensure_deps() {
 	ensure_apt node nodejs
 	ensure_apt npm npm
 	ensure_npm e2e/kafkaclients/testdata/js
-	# redis-server for bench/peers, whose tests compare Sense with Redis
-	# Streams (they fail without it when CI is set).
+	# redis-server and rabbitmq-server for bench/peers, whose tests compare
+	# Sense with Redis Streams and RabbitMQ Streams (they fail without them
+	# when CI is set). The tests start their own servers on loopback ports;
+	# the Debian package's service is not used.
 	ensure_apt redis-server redis-server
+	ensure_apt rabbitmq-server rabbitmq-server
 	# curl for edge/httpedge, whose tests post and read events with
 	# --http2-prior-knowledge and --http1.1 (they fail without it when CI
 	# is set).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ var drainSilence = func(d time.Duration) time.Duration { return max(time.Minute,
 
 // Outcome is what became of one workload's publishes. Every publish is
 // acknowledged, failed or unanswered; DoubleAnswers counts callbacks
-// beyond the first of an event.
+// beyond the first of an event. Every acknowledged event must also be
+// read back, once.
 type Outcome struct {
 	Published     int64  `json:"published"`
 	Acknowledged  int64  `json:"acknowledged"`
@@ -32,9 +34,19 @@ type Outcome struct {
 	FirstError    string `json:"first_error,omitempty"`
 	Unanswered    int64  `json:"unanswered"`
 	DoubleAnswers int64  `json:"double_answers"`
+	// Read counts this workload's events read back by the consumer,
+	// each once; Unread the acknowledged events it never read.
+	// DuplicateReads counts reads of an event beyond its first, and
+	// BadReads values read that are not this workload's events as
+	// published (another run's, or bytes that differ).
+	Read           int64 `json:"read"`
+	Unread         int64 `json:"unread"`
+	DuplicateReads int64 `json:"duplicate_reads"`
+	BadReads       int64 `json:"bad_reads"`
 }
 
-// Verify reports an error unless every publish was answered exactly once.
+// Verify reports an error unless every publish was answered exactly once
+// and every acknowledged event was read back exactly once.
 func (o Outcome) Verify() error {
 	switch {
 	case o.Unanswered > 0:
@@ -43,31 +55,105 @@ func (o Outcome) Verify() error {
 		return fmt.Errorf("%d publishes answered more than once", o.DoubleAnswers)
 	case o.Acknowledged+o.Errors != o.Published:
 		return fmt.Errorf("%d acknowledged + %d errors != %d published", o.Acknowledged, o.Errors, o.Published)
+	case o.Unread > 0:
+		return fmt.Errorf("%d of %d acknowledged events never read back", o.Unread, o.Acknowledged)
+	case o.DuplicateReads > 0:
+		return fmt.Errorf("%d events read back more than once", o.DuplicateReads)
+	case o.BadReads > 0:
+		return fmt.Errorf("%d values read back that this workload did not publish as read", o.BadReads)
 	}
 	return nil
 }
 
-// tracker counts one workload's publishes and answers.
+// The state of one event in tracker.events.
+const (
+	eventAcked uint8 = 1 << iota
+	eventRead
+)
+
+// tracker counts one workload's publishes, answers and reads.
 type tracker struct {
 	start      time.Time
+	runID      uint64
 	published  atomic.Int64
 	acked      atomic.Int64
 	failed     atomic.Int64
 	doubled    atomic.Int64
 	lastAnswer atomic.Int64 // unix nanoseconds
+	lastRead   atomic.Int64 // unix nanoseconds
 	mu         sync.Mutex
 	firstErr   error
+
+	// e2e records each event's latency from its intended send time to its
+	// first read.
+	e2e *bench.Recorder
+
+	readMu sync.Mutex
+	size   int     // every value's size
+	want   []byte  // the value expected for the event being read
+	events []uint8 // by sequence number: eventAcked | eventRead
+	both   int64   // events acknowledged and read
+	read   int64
+	dupes  int64
+	bad    int64
 }
 
-func newTracker(start time.Time) *tracker {
-	t := &tracker{start: start}
+func newTracker(start time.Time, runID uint64, size int) *tracker {
+	t := &tracker{start: start, runID: runID, size: size, e2e: bench.NewRecorder("e2e")}
 	t.lastAnswer.Store(start.UnixNano())
+	t.lastRead.Store(start.UnixNano())
 	return t
 }
 
-// publish sends value through target; ok runs on the event's
+// mark sets flag on event seq and reports whether it was set already.
+func (t *tracker) mark(seq uint64, flag uint8) (already bool) {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	return t.markLocked(seq, flag)
+}
+
+// markLocked is mark with t.readMu held.
+func (t *tracker) markLocked(seq uint64, flag uint8) (already bool) {
+	if seq >= uint64(len(t.events)) {
+		t.events = append(t.events, make([]uint8, int(seq)+1-len(t.events)+len(t.events)/2)...)
+	}
+	st := t.events[seq]
+	if st&flag != 0 {
+		return true
+	}
+	t.events[seq] = st | flag
+	if st|flag == eventAcked|eventRead {
+		t.both++
+	}
+	return false
+}
+
+// onEvent is the target's consumer callback: it pairs the value read back
+// with its publish, checks that it holds the bytes published, and records
+// its end-to-end latency on its first read.
+func (t *tracker) onEvent(value []byte) {
+	now := time.Now()
+	t.lastRead.Store(now.UnixNano())
+	h, err := bench.DecodeHeader(value)
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	if err == nil && h.RunID == t.runID && len(value) == t.size {
+		t.want, err = bench.AppendValue(t.want[:0], h, t.size)
+	}
+	switch {
+	case err != nil || h.RunID != t.runID || !bytes.Equal(value, t.want):
+		t.bad++
+	case t.markLocked(h.Seq, eventRead):
+		t.dupes++
+	default:
+		t.read++
+		t.e2e.Record(event.Low, now.Sub(h.Intended))
+	}
+}
+
+// publish sends event seq's value through target; ok runs on the event's
 // acknowledgement and always runs after the answer, whatever it is.
-func (t *tracker) publish(ctx context.Context, target Target, value []byte, ok func(), always func()) {
+func (t *tracker) publish(ctx context.Context, target Target, seq uint64, value []byte, ok func(), always func()) {
 	var answered atomic.Bool
 	t.published.Add(1)
 	target.Publish(ctx, value, func(err error) {
@@ -86,6 +172,7 @@ func (t *tracker) publish(ctx context.Context, target Target, value []byte, ok f
 			if ok != nil {
 				ok()
 			}
+			t.mark(seq, eventAcked)
 			t.acked.Add(1)
 		}
 		t.lastAnswer.Store(time.Now().UnixNano())
@@ -97,29 +184,46 @@ func (t *tracker) publish(ctx context.Context, target Target, value []byte, ok f
 
 func (t *tracker) answered() int64 { return t.acked.Load() + t.failed.Load() }
 
-// drain waits until every publish is answered, until no answer arrived
-// for silence, or until ctx ends. After 5 seconds it says once on
-// progress (when not nil) what it is waiting for.
+// pending is the number of publishes unanswered plus acknowledged events
+// not read back yet.
+func (t *tracker) pending() int64 {
+	t.readMu.Lock()
+	both := t.both
+	t.readMu.Unlock()
+	return t.published.Load() - t.answered() + t.acked.Load() - both
+}
+
+// drain waits until every publish is answered and every acknowledged
+// event read back, until neither an answer nor a read arrived for
+// silence, or until ctx ends. After 5 seconds it says once on progress
+// (when not nil) what it is waiting for.
 func (t *tracker) drain(ctx context.Context, silence time.Duration, progress io.Writer) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	start, told := time.Now(), progress == nil
-	for t.answered() < t.published.Load() {
+	for t.pending() > 0 {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			last := time.Unix(0, t.lastAnswer.Load())
+			last := time.Unix(0, max(t.lastAnswer.Load(), t.lastRead.Load()))
 			if now.Sub(last) > silence {
 				return
 			}
 			if !told && now.Sub(start) > 5*time.Second {
 				told = true
-				fmt.Fprintf(progress, "  waiting for %d of %d answers (giving up after %v without one)\n",
-					t.published.Load()-t.answered(), t.published.Load(), silence)
+				fmt.Fprintf(progress, "  waiting for %d of %d answers and %d reads (giving up after %v without either)\n",
+					t.published.Load()-t.answered(), t.published.Load(), t.unread(), silence)
 			}
 		}
 	}
+}
+
+// unread is the number of acknowledged events not read back yet.
+func (t *tracker) unread() int64 {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	return t.acked.Load() - t.both
 }
 
 // outcome returns the counts; call it after drain.
@@ -136,12 +240,53 @@ func (t *tracker) outcome() Outcome {
 		o.FirstError = t.firstErr.Error()
 	}
 	t.mu.Unlock()
+	t.readMu.Lock()
+	o.Read, o.DuplicateReads, o.BadReads = t.read, t.dupes, t.bad
+	o.Unread = max(o.Acknowledged-t.both, 0)
+	t.readMu.Unlock()
 	return o
 }
 
 // elapsed is the time from the start to the last answer.
 func (t *tracker) elapsed() time.Duration {
 	return time.Unix(0, t.lastAnswer.Load()).Sub(t.start)
+}
+
+// ServerCPU is the server process's CPU time over a workload: from just
+// before the first publish to the end of the drain, when every
+// acknowledged event had been stored and read back. The fields are null
+// when it could not be measured, and Note says why.
+type ServerCPU struct {
+	// UsPerEvent is the CPU time over the acknowledged events, in µs.
+	UsPerEvent *float64 `json:"server_cpu_us_per_event"`
+	UserS      *float64 `json:"server_cpu_user_s"`
+	SystemS    *float64 `json:"server_cpu_system_s"`
+	Note       string   `json:"server_cpu_note,omitempty"`
+}
+
+// startCPU reads the server's CPU time now; the function it returns reads
+// it again and computes the figures over acked events.
+func startCPU(target Target) func(acked int64) ServerCPU {
+	before, err := target.ServerCPU()
+	return func(acked int64) ServerCPU {
+		if err != nil {
+			return ServerCPU{Note: "not measured: " + err.Error()}
+		}
+		after, err := target.ServerCPU()
+		if err != nil {
+			return ServerCPU{Note: "not measured: " + err.Error()}
+		}
+		d := after.Sub(before)
+		user, system := d.User.Seconds(), d.System.Seconds()
+		c := ServerCPU{UserS: &user, SystemS: &system}
+		if acked > 0 {
+			us := float64(d.Total().Nanoseconds()) / 1e3 / float64(acked)
+			c.UsPerEvent = &us
+		} else {
+			c.Note = "no event acknowledged"
+		}
+		return c
+	}
 }
 
 // Workload is the shape of one run, the same for every system.
@@ -180,8 +325,11 @@ type MaxRate struct {
 	ElapsedS    float64 `json:"elapsed_s"`
 	// AckLatencyMs is measured from each event's actual send: the
 	// workload is closed-loop, so this says how deep the window ran, not
-	// what a paced sender would see.
+	// what a paced sender would see. E2ELatencyMs runs from the same send
+	// to the event's first read.
 	AckLatencyMs bench.Percentiles `json:"ack_latency_ms"`
+	E2ELatencyMs bench.Percentiles `json:"e2e_latency_ms"`
+	ServerCPU
 }
 
 // runMaxRate publishes as fast as acknowledgements allow, with at most
@@ -192,8 +340,14 @@ func runMaxRate(ctx context.Context, target Target, w Workload, progress io.Writ
 	slots := make(chan struct{}, w.Window)
 	release := func() { <-slots }
 	rec := bench.NewRecorder("ack")
+	t := newTracker(time.Now(), runID, w.Size)
+	if err := target.Read(ctx, t.onEvent); err != nil {
+		return MaxRate{}, err
+	}
+	cpu := startCPU(target)
 	start := time.Now()
-	t := newTracker(start)
+	t.start = start
+	t.lastAnswer.Store(start.UnixNano())
 	end := start.Add(w.Duration)
 	var err error
 publish:
@@ -215,10 +369,11 @@ publish:
 			err = verr
 			break
 		}
-		t.publish(ctx, target, value, func() { rec.Record(event.Low, time.Since(sent)) }, release)
+		t.publish(ctx, target, seq, value, func() { rec.Record(event.Low, time.Since(sent)) }, release)
 	}
 	t.drain(ctx, drainSilence(w.Duration), progress)
-	res := MaxRate{Outcome: t.outcome(), AckLatencyMs: rec.Report().Percentiles}
+	res := MaxRate{Outcome: t.outcome(), AckLatencyMs: rec.Report().Percentiles, E2ELatencyMs: t.e2e.Report().Percentiles}
+	res.ServerCPU = cpu(res.Acknowledged)
 	if el := t.elapsed(); el > 0 {
 		res.ElapsedS = el.Seconds()
 		res.PublishRate = float64(res.Acknowledged) / el.Seconds()
@@ -240,8 +395,12 @@ type Uniform struct {
 	// Behind counts events the sender sent late, at once, because it had
 	// fallen behind the schedule (their lateness is in the latency).
 	Behind uint64 `json:"behind"`
-	// AckLatencyMs is measured from each event's intended send time.
+	// AckLatencyMs is measured from each event's intended send time to
+	// its acknowledgement, E2ELatencyMs from the same time to its first
+	// read.
 	AckLatencyMs bench.Percentiles `json:"ack_latency_ms"`
+	E2ELatencyMs bench.Percentiles `json:"e2e_latency_ms"`
+	ServerCPU
 }
 
 // runUniform publishes open-loop at w.Rate for w.Duration, never skipping
@@ -250,6 +409,10 @@ type Uniform struct {
 // runMaxRate it then waits for the answers.
 func runUniform(ctx context.Context, target Target, w Workload, progress io.Writer) (Uniform, error) {
 	runID := rand.Uint64()
+	t := newTracker(time.Now(), runID, w.Size)
+	if err := target.Read(ctx, t.onEvent); err != nil {
+		return Uniform{}, err
+	}
 	sched, err := bench.NewSchedule(w.Rate, time.Now().Add(20*time.Millisecond))
 	if err != nil {
 		return Uniform{}, err
@@ -259,7 +422,9 @@ func runUniform(ctx context.Context, target Target, w Workload, progress io.Writ
 		return Uniform{}, err
 	}
 	rec := bench.NewRecorder("ack")
-	t := newTracker(sched.Start)
+	t.start = sched.Start
+	t.lastAnswer.Store(sched.Start.UnixNano())
+	cpu := startCPU(target)
 	for {
 		seq, intended, ok, nerr := pacer.Next(ctx)
 		if nerr != nil {
@@ -274,7 +439,7 @@ func runUniform(ctx context.Context, target Target, w Workload, progress io.Writ
 			err = verr
 			break
 		}
-		t.publish(ctx, target, value, func() { rec.Record(event.Low, time.Since(intended)) }, nil)
+		t.publish(ctx, target, seq, value, func() { rec.Record(event.Low, time.Since(intended)) }, nil)
 	}
 	t.drain(ctx, drainSilence(w.Duration), progress)
 	res := Uniform{
@@ -282,7 +447,9 @@ func runUniform(ctx context.Context, target Target, w Workload, progress io.Writ
 		OfferedRate:  w.Rate,
 		Behind:       pacer.Behind(),
 		AckLatencyMs: rec.Report().Percentiles,
+		E2ELatencyMs: t.e2e.Report().Percentiles,
 	}
+	res.ServerCPU = cpu(res.Acknowledged)
 	if el := t.elapsed(); el > 0 {
 		res.PublishRate = float64(res.Acknowledged) / el.Seconds()
 	}

@@ -1,23 +1,29 @@
 // Command peers measures Sense side by side with the systems people would
-// use instead, in one invocation on one machine: NATS JetStream (embedded
-// nats-server, file storage, with SyncAlways and with its default 2-minute
-// sync) and Redis Streams (a redis-server child process with appendfsync
-// always and everysec).
+// use instead, in one invocation on one machine: NATS JetStream
+// (nats-server, file storage, with SyncAlways and with its default
+// 2-minute sync), Redis Streams (redis-server with appendfsync always and
+// everysec) and RabbitMQ Streams (rabbitmq-server, a stream queue over
+// AMQP 0.9.1 with publisher confirms).
 //
-// Every system runs the same two workloads through the same load code (a
-// Target per system), with the same event size, one after the other, each
-// workload against a fresh server:
+// Every server runs as a process of its own, started by this program on
+// loopback ports with its data in a temporary directory (Sense and
+// nats-server in a copy of this program, see child.go), so that its CPU
+// time can be read apart from the clients'. Every system runs the same two
+// workloads through the same load code (a Target per system), with the
+// same event size, one after the other, each workload against a fresh
+// server, while a consumer on another connection reads the stream back:
 //
 //   - max-rate: publish as fast as acknowledgements allow with a bounded
 //     number of unanswered events; publish_rate is acknowledged events
 //     over the time to the last answer.
 //   - uniform: open loop at a fixed rate, latency measured from each
-//     event's intended send time (coordinated omission corrected).
+//     event's intended send time (coordinated omission corrected) to its
+//     acknowledgement and to its first read.
 //
 // It prints a table with each system's durability mode, its max
-// publish_rate, its uniform acknowledgement latency and the ratio of
-// Sense's rate to its, and writes peers.json. Run it from the repository
-// root:
+// publish_rate and the ratio of Sense's rate to its, its uniform ack and
+// end-to-end latency, and its server's CPU time per event at the uniform
+// rate, and writes peers.json. Run it from the repository root:
 //
 //	go run ./bench/peers [--duration 10s] [--size 100] [--rate 20000]
 //	    [--window 4096] [--systems all] [--out .]
@@ -36,6 +42,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Out, "out", ".", "directory to write peers.json to")
 	fs.StringVar(&o.Systems, "systems", "all", "comma-separated systems to run: all, or among "+strings.Join(names(allPeers()), ", ")+" (Sense always runs: the ratios are relative to it)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./bench/peers [flags]\n\nRuns the max-rate and uniform workloads against Sense, NATS JetStream and Redis Streams\nand writes peers.json. Flags:\n\n")
+		fmt.Fprintf(stderr, "usage: go run ./bench/peers [flags]\n\nRuns the max-rate and uniform workloads against Sense, NATS JetStream, Redis Streams and\nRabbitMQ Streams, reads every stream back, and writes peers.json. Flags:\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func main() {
+	serveIfChild()
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -155,7 +163,8 @@ func runPeer(ctx context.Context, p Peer, w Workload, root string, progress io.W
 	if mr.Published > 0 {
 		res.MaxRate = &mr
 		res.PublishRate = mr.PublishRate
-		fmt.Fprintf(progress, "  max-rate: %s ev/s (%d acknowledged, %d errors in %.1fs)\n", thousands(mr.PublishRate), mr.Acknowledged, mr.Errors, mr.ElapsedS)
+		fmt.Fprintf(progress, "  max-rate: %s ev/s (%d acknowledged, %d read back, %d errors in %.1fs; server CPU %s µs/ev)\n",
+			thousands(mr.PublishRate), mr.Acknowledged, mr.Read, mr.Errors, mr.ElapsedS, cpuText(mr.ServerCPU))
 	}
 	if err != nil {
 		fail("max-rate", err)
@@ -176,14 +185,25 @@ func runPeer(ctx context.Context, p Peer, w Workload, root string, progress io.W
 	if u.Published > 0 {
 		res.Uniform = &u
 		res.AckLatencyMs = u.AckLatencyMs
-		fmt.Fprintf(progress, "  uniform at %s ev/s: ack p50 %s ms, p99 %s ms, max %s ms (%s ev/s acknowledged, %d errors)\n",
-			thousands(float64(u.OfferedRate)), ms(u.AckLatencyMs.P50), ms(u.AckLatencyMs.P99), ms(u.AckLatencyMs.Max), thousands(u.PublishRate), u.Errors)
+		res.E2ELatencyMs = u.E2ELatencyMs
+		res.ServerCPUUsPerEvent = u.UsPerEvent
+		fmt.Fprintf(progress, "  uniform at %s ev/s: ack p50 %s ms, p99 %s ms, max %s ms; e2e p99 %s ms (%s ev/s acknowledged, %d read back, %d errors; server CPU %s µs/ev)\n",
+			thousands(float64(u.OfferedRate)), ms(u.AckLatencyMs.P50), ms(u.AckLatencyMs.P99), ms(u.AckLatencyMs.Max), ms(u.E2ELatencyMs.P99),
+			thousands(u.PublishRate), u.Read, u.Errors, cpuText(u.ServerCPU))
 	}
 	if err != nil {
 		fail("uniform", err)
 	}
 	res.Error = strings.Join(errs, "; ")
 	return res
+}
+
+// cpuText is c's CPU time per event for the progress lines.
+func cpuText(c ServerCPU) string {
+	if c.UsPerEvent == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*c.UsPerEvent, 'f', 2, 64)
 }
 
 // withTarget starts a fresh server of p with its data in a new directory

@@ -7,9 +7,10 @@ import (
 	"sync"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sensehq/sense/bench"
 )
 
 // NATS stream and subject the benchmark publishes to.
@@ -52,38 +53,35 @@ func natsPeer(id string, syncAlways bool) Peer {
 	}
 }
 
-// natsTarget is an embedded nats-server with JetStream file storage and a
-// nats.go client publishing asynchronously with acks.
+// natsTarget is a nats-server with JetStream file storage in a child
+// process (see child.go), a nats.go client publishing asynchronously
+// with acks, and an ordered consumer on a connection of its own.
 type natsTarget struct {
-	ns *natsserver.Server
-	nc *nats.Conn
-	js jetstream.JetStream
+	proc  *serverProc
+	ready childReady
+	nc    *nats.Conn
+	js    jetstream.JetStream
 
 	mu      sync.Mutex
 	pending map[*nats.Msg]func(error)
+
+	// The consumer: its connection and its subscription.
+	rc   *nats.Conn
+	cons jetstream.ConsumeContext
 }
 
 func startNATS(ctx context.Context, dir string, syncAlways bool) (*natsTarget, error) {
-	opts := &natsserver.Options{
-		Host:       "127.0.0.1",
-		Port:       natsserver.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dir,
-		SyncAlways: syncAlways,
-		NoLog:      true,
-		NoSigs:     true,
-	}
-	ns, err := natsserver.NewServer(opts)
+	proc, ready, err := startChild(ctx, "nats-server", childSpec{Server: "nats", Dir: dir, SyncAlways: syncAlways})
 	if err != nil {
-		return nil, fmt.Errorf("nats-server options: %w", err)
+		return nil, err
 	}
-	go ns.Start()
-	t := &natsTarget{ns: ns, pending: map[*nats.Msg]func(error){}}
-	if !ns.ReadyForConnections(10 * time.Second) {
+	t := &natsTarget{proc: proc, ready: ready, pending: map[*nats.Msg]func(error){}}
+	// Check that the server runs in the mode the table states.
+	if ready.SyncAlways != syncAlways || (!syncAlways && ready.SyncInterval != natsDefaultSync) {
 		t.Close()
-		return nil, errors.New("nats-server did not accept connections within 10s")
+		return nil, fmt.Errorf("nats-server runs with SyncAlways %v and sync interval %v; want %v and %v", ready.SyncAlways, ready.SyncInterval, syncAlways, natsDefaultSync)
 	}
-	if t.nc, err = nats.Connect(ns.ClientURL(), nats.Name("sense-peers")); err != nil {
+	if t.nc, err = nats.Connect(ready.Addr, nats.Name("sense-peers")); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("connecting to nats-server: %w", err)
 	}
@@ -109,13 +107,35 @@ func startNATS(ctx context.Context, dir string, syncAlways bool) (*natsTarget, e
 	return t, nil
 }
 
-// syncConfig returns the server's effective JetStream sync settings.
-func (t *natsTarget) syncConfig() (always bool, interval time.Duration) {
-	c := t.ns.JetStreamConfig()
-	if c == nil {
-		return false, 0
+// Read consumes the stream from its first message with an ordered
+// consumer (ephemeral, no acks, flow-controlled pulls of the client's
+// default 500 messages).
+func (t *natsTarget) Read(ctx context.Context, onEvent func([]byte)) error {
+	var err error
+	if t.rc, err = nats.Connect(t.ready.Addr, nats.Name("sense-peers-reader")); err != nil {
+		return fmt.Errorf("connecting the nats consumer: %w", err)
 	}
-	return c.SyncAlways, c.SyncInterval
+	js, err := jetstream.New(t.rc)
+	if err != nil {
+		return fmt.Errorf("jetstream context for the consumer: %w", err)
+	}
+	c, err := js.OrderedConsumer(ctx, natsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("ordered consumer on %s: %w", natsStream, err)
+	}
+	t.cons, err = c.Consume(func(m jetstream.Msg) { onEvent(m.Data()) })
+	if err != nil {
+		return fmt.Errorf("consuming %s: %w", natsStream, err)
+	}
+	return nil
+}
+
+func (t *natsTarget) ServerCPU() (bench.CPUTime, error) { return t.proc.CPU() }
+
+// syncConfig returns the server's effective JetStream sync settings, as
+// the child reported them.
+func (t *natsTarget) syncConfig() (always bool, interval time.Duration) {
+	return t.ready.SyncAlways, t.ready.SyncInterval
 }
 
 func (t *natsTarget) Publish(_ context.Context, value []byte, onAck func(error)) {
@@ -142,6 +162,12 @@ func (t *natsTarget) answer(m *nats.Msg, err error) {
 }
 
 func (t *natsTarget) Close() error {
+	if t.cons != nil {
+		t.cons.Stop()
+	}
+	if t.rc != nil {
+		t.rc.Close()
+	}
 	if t.js != nil {
 		// Fails every pending publish through the error handler.
 		t.js.CleanupPublisher()
@@ -149,8 +175,7 @@ func (t *natsTarget) Close() error {
 	if t.nc != nil {
 		t.nc.Close()
 	}
-	t.ns.Shutdown()
-	t.ns.WaitForShutdown()
+	err := t.proc.stop(30 * time.Second)
 	t.mu.Lock()
 	left := t.pending
 	t.pending = map[*nats.Msg]func(error){}
@@ -158,5 +183,5 @@ func (t *natsTarget) Close() error {
 	for _, onAck := range left {
 		onAck(errNATSClosed)
 	}
-	return nil
+	return err
 }

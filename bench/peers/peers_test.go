@@ -14,36 +14,57 @@ import (
 	"time"
 )
 
-// requireRedis returns whether Redis can run here. In CI (CI=true) a
-// missing redis-server fails the test: CI must compare every peer.
-func requireRedis(t *testing.T) bool {
+// TestMain lets the test binary serve as a child server (child.go), as
+// the peers binary does.
+func TestMain(m *testing.M) {
+	serveIfChild()
+	os.Exit(m.Run())
+}
+
+// require returns whether a peer whose Check is check can run here. In CI
+// (CI=true) a missing server fails the test: CI must compare every peer.
+func require(t *testing.T, check func() error) bool {
 	t.Helper()
-	_, err := redisServerPath()
+	err := check()
 	if err == nil {
 		return true
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI=true: %v", err)
 	}
-	t.Logf("running without Redis: %v", err)
+	t.Logf("running without it: %v", err)
 	return false
+}
+
+func requireRedis(t *testing.T) bool {
+	t.Helper()
+	return require(t, func() error { _, err := redisServerPath(); return err })
+}
+
+func requireRabbit(t *testing.T) bool {
+	t.Helper()
+	return require(t, func() error { _, _, err := rabbitPaths(); return err })
 }
 
 // TestRunEverySystem runs both workloads briefly against every system and
 // checks what the run verified and wrote, never how fast it was.
 func TestRunEverySystem(t *testing.T) {
-	systems := "all"
-	if !requireRedis(t) {
-		systems = "sense,nats"
+	systems := []string{"sense", "nats"}
+	if requireRedis(t) {
+		systems = append(systems, "redis")
+	}
+	if requireRabbit(t) {
+		systems = append(systems, "rabbitmq")
 	}
 	w := Workload{Duration: time.Second, Size: 100, Rate: 2000, Window: 64}
 	out := t.TempDir()
 	var stdout, progress bytes.Buffer
-	err := run(context.Background(), options{Workload: w, Out: out, Systems: systems}, &stdout, &progress)
+	list := strings.Join(systems, ",")
+	err := run(context.Background(), options{Workload: w, Out: out, Systems: list}, &stdout, &progress)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, progress.String())
 	}
-	peers, _ := selectPeers(allPeers(), systems)
+	peers, _ := selectPeers(allPeers(), list)
 
 	raw, err := os.ReadFile(filepath.Join(out, "peers.json"))
 	if err != nil {
@@ -85,11 +106,16 @@ func TestRunEverySystem(t *testing.T) {
 		if _, ok := s["ratio"].(float64); !ok {
 			t.Errorf("%s: ratio %v is not a number", p.ID, s["ratio"])
 		}
-		lat, _ := s["ack_latency_ms"].(map[string]any)
-		for _, k := range []string{"p50", "p99", "p999", "max"} {
-			if _, ok := lat[k].(float64); !ok {
-				t.Errorf("%s: ack_latency_ms.%s is %v", p.ID, k, lat[k])
+		for _, series := range []string{"ack_latency_ms", "e2e_latency_ms"} {
+			lat, _ := s[series].(map[string]any)
+			for _, k := range []string{"p50", "p99", "p999", "max"} {
+				if _, ok := lat[k].(float64); !ok {
+					t.Errorf("%s: %s.%s is %v", p.ID, series, k, lat[k])
+				}
 			}
+		}
+		if _, ok := s["server_cpu_us_per_event"]; !ok {
+			t.Errorf("%s: no server_cpu_us_per_event", p.ID)
 		}
 	}
 
@@ -112,11 +138,26 @@ func TestRunEverySystem(t *testing.T) {
 			if o.Published == 0 || o.Acknowledged != o.Published || o.Errors != 0 || o.Unanswered != 0 || o.DoubleAnswers != 0 {
 				t.Errorf("%s %s: %+v: want every publish acknowledged once", p.ID, name, o)
 			}
+			if o.Read != o.Acknowledged || o.Unread != 0 || o.DuplicateReads != 0 || o.BadReads != 0 {
+				t.Errorf("%s %s: %+v: want every acknowledged event read back once, as published", p.ID, name, o)
+			}
+		}
+		// The server's CPU time is measured (on Linux, where /proc has
+		// it), not judged.
+		if _, err := os.Stat("/proc/self/stat"); err == nil {
+			for name, c := range map[string]ServerCPU{"max-rate": s.MaxRate.ServerCPU, "uniform": s.Uniform.ServerCPU} {
+				if c.UsPerEvent == nil || *c.UsPerEvent < 0 || c.Note != "" {
+					t.Errorf("%s %s: server CPU %+v: want it measured", p.ID, name, c)
+				}
+			}
+			if u := s.Uniform.UsPerEvent; s.ServerCPUUsPerEvent == nil || u == nil || *s.ServerCPUUsPerEvent != *u {
+				t.Errorf("%s: server_cpu_us_per_event %v, want the uniform workload's %v", p.ID, s.ServerCPUUsPerEvent, s.Uniform.UsPerEvent)
+			}
 		}
 		if want := int64(w.Rate) * int64(w.Duration/time.Second); s.Uniform.Published != want {
 			t.Errorf("%s uniform: published %d, the schedule has %d", p.ID, s.Uniform.Published, want)
 		}
-		if s.PublishRate != s.MaxRate.PublishRate || s.AckLatencyMs != s.Uniform.AckLatencyMs {
+		if s.PublishRate != s.MaxRate.PublishRate || s.AckLatencyMs != s.Uniform.AckLatencyMs || s.E2ELatencyMs != s.Uniform.E2ELatencyMs {
 			t.Errorf("%s: top-level figures %v, %+v differ from the workloads' %v, %+v", p.ID, s.PublishRate, s.AckLatencyMs, s.MaxRate.PublishRate, s.Uniform.AckLatencyMs)
 		}
 		if s.Ratio == nil || math.Abs(*s.Ratio-sense/s.PublishRate) > 1e-9**s.Ratio {
@@ -149,34 +190,86 @@ func TestNATSSyncModes(t *testing.T) {
 	}
 }
 
-// TestRedisServerStopped checks that Close answers every event and leaves
-// no redis-server running.
-func TestRedisServerStopped(t *testing.T) {
-	if !requireRedis(t) {
-		t.Skip("redis-server is not installed")
+// TestServersStopped checks that Close answers every event and leaves
+// none of the server processes it started running: redis-server, and
+// RabbitMQ with its epmd.
+func TestServersStopped(t *testing.T) {
+	type started struct {
+		target Target
+		procs  []*serverProc
+		closed error // what a publish after Close gets
 	}
-	rt, err := startRedis(context.Background(), t.TempDir(), "everysec")
-	if err != nil {
-		t.Fatal(err)
+	starts := map[string]func(dir string) (started, error){
+		"redis": func(dir string) (started, error) {
+			if !requireRedis(t) {
+				return started{}, nil
+			}
+			rt, err := startRedis(context.Background(), dir, "everysec")
+			if err != nil {
+				return started{}, err
+			}
+			return started{rt, []*serverProc{rt.proc}, errRedisClosed}, nil
+		},
+		"rabbitmq": func(dir string) (started, error) {
+			if !requireRabbit(t) {
+				return started{}, nil
+			}
+			rt, err := startRabbit(context.Background(), dir)
+			if err != nil {
+				return started{}, err
+			}
+			return started{rt, []*serverProc{rt.proc, rt.epmd}, errRabbitClosed}, nil
+		},
 	}
-	pid := rt.cmd.Process.Pid
-	answers := make(chan error, 100)
-	for range cap(answers) {
-		rt.Publish(context.Background(), []byte("x"), func(err error) { answers <- err })
-	}
-	if err := rt.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for range cap(answers) {
-		if err := <-answers; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("redis-server pid %d after Close: kill -0 = %v, want ESRCH", pid, err)
-	}
-	rt.Publish(context.Background(), []byte("late"), func(err error) { answers <- err })
-	if err := <-answers; !errors.Is(err, errRedisClosed) {
-		t.Fatalf("publish after Close: %v, want %v", err, errRedisClosed)
+	for name, start := range starts {
+		t.Run(name, func(t *testing.T) {
+			s, err := start(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.target == nil {
+				t.Skip("not installed")
+			}
+			answers := make(chan error, 100)
+			for range cap(answers) {
+				s.target.Publish(context.Background(), []byte("x"), func(err error) { answers <- err })
+			}
+			// Let the answers arrive: Close may fail what is still in
+			// flight, which this test does not judge.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(answers) < cap(answers) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			var helpers []helper
+			for _, p := range s.procs {
+				helpers = append(helpers, helpersOf(p.Pid())...)
+			}
+			t.Logf("helper processes of the servers: %v", helpers)
+			if err := s.target.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for range cap(answers) {
+				if err := <-answers; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, p := range s.procs {
+				if err := syscall.Kill(p.Pid(), 0); !errors.Is(err, syscall.ESRCH) {
+					t.Errorf("%s pid %d after Close: kill -0 = %v, want ESRCH", p.name, p.Pid(), err)
+				}
+				if err := syscall.Kill(-p.Pid(), 0); !errors.Is(err, syscall.ESRCH) {
+					t.Errorf("%s's process group %d after Close: kill -0 = %v, want ESRCH", p.name, p.Pid(), err)
+				}
+			}
+			for _, h := range helpers {
+				if h.running() {
+					t.Errorf("helper process %d of the servers still runs after Close", h.pid)
+				}
+			}
+			s.target.Publish(context.Background(), []byte("late"), func(err error) { answers <- err })
+			if err := <-answers; !errors.Is(err, s.closed) {
+				t.Fatalf("publish after Close: %v, want %v", err, s.closed)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sensehq/sense/bench"
 )
 
 // Redis stream and field the benchmark appends to.
@@ -33,7 +33,7 @@ const (
 )
 
 // ErrNoRedisServer is returned when redis-server is not installed.
-var ErrNoRedisServer = errors.New("redis-server not found: install it with apt-get install redis-server (or leave Redis out with --systems sense,nats)")
+var ErrNoRedisServer = errors.New("redis-server not found: install it with apt-get install redis-server (or leave Redis out with --systems sense,nats,rabbitmq)")
 
 // errRedisClosed answers the events still queued when the target closes.
 var errRedisClosed = errors.New("redis: target closed with the event unsent")
@@ -66,13 +66,11 @@ func redisPeer(id, appendfsync string) Peer {
 	}
 }
 
-// redisTarget is a redis-server child process with AOF on, and a go-redis
-// client that pipelines XADDs.
+// redisTarget is a redis-server child process with AOF on, a go-redis
+// client that pipelines XADDs, and a reader of the stream with XREAD.
 type redisTarget struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once cmd.Wait returned
-	out    *tailBuffer
-	rdb    *redis.Client
+	proc *serverProc
+	rdb  *redis.Client
 
 	mu      sync.Mutex
 	queue   []redisEvent
@@ -80,6 +78,11 @@ type redisTarget struct {
 	space   sync.Cond // queue below redisMaxQueued, or closed
 	closed  bool
 	workers sync.WaitGroup
+
+	// The reader: its client, its stop signal and its end.
+	reader  *redis.Client
+	quit    chan struct{}
+	reading sync.WaitGroup
 }
 
 type redisEvent struct {
@@ -126,7 +129,7 @@ func spawnRedis(ctx context.Context, path, dir, appendfsync string) (*redisTarge
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path,
+	proc, err := startProc("redis-server", path, []string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(port),
 		"--dir", dir,
@@ -135,15 +138,11 @@ func spawnRedis(ctx context.Context, path, dir, appendfsync string) (*redisTarge
 		"--appendonly", "yes",
 		"--appendfsync", appendfsync,
 		"--loglevel", "warning",
-	)
-	out := &tailBuffer{max: 8 << 10}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", path, err)
+	}, nil, nil)
+	if err != nil {
+		return nil, err
 	}
-	t := &redisTarget{cmd: cmd, exited: make(chan struct{}), out: out}
-	go func() { cmd.Wait(); close(t.exited) }()
+	t := &redisTarget{proc: proc}
 	t.rdb = redis.NewClient(&redis.Options{
 		Addr:            net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		PoolSize:        redisConns + 1,
@@ -159,9 +158,9 @@ func spawnRedis(ctx context.Context, path, dir, appendfsync string) (*redisTarge
 			return t, nil
 		}
 		select {
-		case <-t.exited:
+		case <-proc.exited:
 			t.Close()
-			return nil, fmt.Errorf("redis-server on port %d exited at start (%v): %s", port, cmd.ProcessState, strings.TrimSpace(out.String()))
+			return nil, fmt.Errorf("redis-server on port %d: %w", port, proc.exitedError())
 		case <-ctx.Done():
 			t.Close()
 			return nil, ctx.Err()
@@ -169,20 +168,62 @@ func spawnRedis(ctx context.Context, path, dir, appendfsync string) (*redisTarge
 		}
 		if time.Now().After(deadline) {
 			t.Close()
-			return nil, fmt.Errorf("redis-server on port %d did not answer PING within 10s: %v; its output: %s", port, err, strings.TrimSpace(out.String()))
+			return nil, fmt.Errorf("redis-server on port %d did not answer PING within 10s: %v; its output: %s", port, err, strings.TrimSpace(proc.out.String()))
 		}
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port for redis-server: %w", err)
+// Read reads the stream from its start with XREAD COUNT redisBatch, on a
+// connection of its own, blocking up to 100ms at a time for new entries.
+func (t *redisTarget) Read(ctx context.Context, onEvent func([]byte)) error {
+	t.reader = redis.NewClient(&redis.Options{
+		Addr:            t.rdb.Options().Addr,
+		PoolSize:        1,
+		DisableIdentity: true,
+	})
+	if err := t.reader.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("connecting the redis reader: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	t.quit = make(chan struct{})
+	t.reading.Go(func() {
+		ctx := context.Background()
+		last := "0-0"
+		for {
+			select {
+			case <-t.quit:
+				return
+			default:
+			}
+			res, err := t.reader.XRead(ctx, &redis.XReadArgs{
+				Streams: []string{redisStream, last},
+				Count:   redisBatch,
+				Block:   100 * time.Millisecond,
+			}).Result()
+			if errors.Is(err, redis.Nil) {
+				continue // nothing new within the block time
+			}
+			if err != nil {
+				select {
+				case <-t.quit:
+					return
+				case <-time.After(10 * time.Millisecond):
+					continue // a lost event shows as unread
+				}
+			}
+			for _, st := range res {
+				for _, m := range st.Messages {
+					last = m.ID
+					if v, ok := m.Values[redisField].(string); ok {
+						onEvent([]byte(v))
+					}
+				}
+			}
+		}
+	})
+	return nil
 }
+
+func (t *redisTarget) ServerCPU() (bench.CPUTime, error) { return t.proc.CPU() }
 
 func (t *redisTarget) Publish(ctx context.Context, value []byte, onAck func(error)) {
 	t.mu.Lock()
@@ -235,10 +276,17 @@ func (t *redisTarget) work() {
 	}
 }
 
-// Close stops the client, then redis-server by its PID: SIGTERM, and
-// SIGKILL if it has not exited within 5 seconds. Events still queued are
-// sent before the workers stop.
+// Close stops the reader and the client, then redis-server by its PID:
+// SIGTERM, and SIGKILL if it has not exited within 5 seconds. Events
+// still queued are sent before the workers stop.
 func (t *redisTarget) Close() error {
+	if t.quit != nil {
+		close(t.quit)
+		t.reading.Wait()
+	}
+	if t.reader != nil {
+		t.reader.Close()
+	}
 	if t.ready.L != nil {
 		t.mu.Lock()
 		t.closed = true
@@ -253,39 +301,8 @@ func (t *redisTarget) Close() error {
 			errs = append(errs, fmt.Errorf("closing the redis client: %w", err))
 		}
 	}
-	if err := t.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		errs = append(errs, fmt.Errorf("stopping redis-server (pid %d): %w", t.cmd.Process.Pid, err))
-	}
-	select {
-	case <-t.exited:
-	case <-time.After(5 * time.Second):
-		if err := t.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			errs = append(errs, fmt.Errorf("killing redis-server (pid %d): %w", t.cmd.Process.Pid, err))
-		}
-		<-t.exited
+	if err := t.proc.stop(5 * time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

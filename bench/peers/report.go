@@ -15,8 +15,9 @@ import (
 
 // Report is peers.json. Its field names are a contract: for each system
 // in Systems, durability, publish_rate (events/s, max-rate workload),
-// ack_latency_ms (uniform workload, from each event's intended send time)
-// and ratio.
+// ack_latency_ms and e2e_latency_ms (uniform workload, from each event's
+// intended send time to its acknowledgement and to its first read),
+// server_cpu_us_per_event (uniform workload) and ratio.
 type Report struct {
 	Machine   bench.Machine `json:"machine"`
 	EventSize int           `json:"event_size"`
@@ -38,8 +39,14 @@ type SystemResult struct {
 	Durability string `json:"durability"`
 	// PublishRate is the max-rate workload's acknowledged events/s.
 	PublishRate float64 `json:"publish_rate"`
-	// AckLatencyMs is the uniform workload's acknowledgement latency.
+	// AckLatencyMs is the uniform workload's acknowledgement latency,
+	// E2ELatencyMs its latency to the consumer.
 	AckLatencyMs bench.Percentiles `json:"ack_latency_ms"`
+	E2ELatencyMs bench.Percentiles `json:"e2e_latency_ms"`
+	// ServerCPUUsPerEvent is the server process's CPU time per
+	// acknowledged event in the uniform workload, at its offered rate, in
+	// µs; null when not measured.
+	ServerCPUUsPerEvent *float64 `json:"server_cpu_us_per_event"`
 	// Ratio is Sense's PublishRate over this system's; null when either
 	// is unknown or zero.
 	Ratio   *float64 `json:"ratio"`
@@ -102,11 +109,11 @@ func (r *Report) WriteJSON(dir string) (string, error) {
 // workloads and the machine.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "system\tdurability\tmax publish_rate (ev/s)\tratio\tuniform acked (ev/s)\tack p50 (ms)\tack p99 (ms)\tack p99.9 (ms)\terrors\t")
+	fmt.Fprintln(tw, "system\tdurability\tmax publish_rate (ev/s)\tratio\tuniform acked (ev/s)\tack p50 (ms)\tack p99 (ms)\tack p99.9 (ms)\te2e p50 (ms)\te2e p99 (ms)\tserver CPU (µs/ev)\terrors\t")
 	for _, id := range r.order {
 		s := r.Systems[id]
 		var errs int64
-		uniformRate, p50, p99, p999 := "-", "-", "-", "-"
+		uniformRate, p50, p99, p999, e50, e99, cpu := "-", "-", "-", "-", "-", "-", "-"
 		if s.MaxRate != nil {
 			errs += s.MaxRate.Errors
 		}
@@ -114,6 +121,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			errs += u.Errors
 			uniformRate = thousands(u.PublishRate)
 			p50, p99, p999 = ms(u.AckLatencyMs.P50), ms(u.AckLatencyMs.P99), ms(u.AckLatencyMs.P999)
+			if u.Read > 0 {
+				e50, e99 = ms(u.E2ELatencyMs.P50), ms(u.E2ELatencyMs.P99)
+			}
+		}
+		if s.ServerCPUUsPerEvent != nil {
+			cpu = strconv.FormatFloat(*s.ServerCPUUsPerEvent, 'f', 2, 64)
 		}
 		rate := "-"
 		if s.MaxRate != nil {
@@ -127,19 +140,25 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if s.Error != "" {
 			errCol = "FAILED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.System, s.Durability, rate, ratio, uniformRate, p50, p99, p999, errCol)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.System, s.Durability, rate, ratio, uniformRate, p50, p99, p999, e50, e99, cpu, errCol)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	m := r.Machine
-	fmt.Fprintf(w, "\nmax-rate: as fast as acks allow, at most %d events unanswered; uniform: open loop at %s ev/s, latency from each event's intended send time.\n",
+	fmt.Fprintf(w, "\nmax-rate: as fast as acks allow, at most %d events unanswered; uniform: open loop at %s ev/s, latency from each event's intended send time\n",
 		r.Window, thousands(float64(r.UniformRate)))
+	fmt.Fprintf(w, "to its acknowledgement (ack) and to its first read by a consumer on another connection (e2e); server CPU: the server process's\n")
+	fmt.Fprintf(w, "user+system time per acknowledged event in the uniform workload, from the first publish until every event was read back.\n")
 	fmt.Fprintf(w, "%d-byte events, %gs per workload, a fresh server per workload; ratio = Sense's max publish_rate / the system's.\n", r.EventSize, r.DurationS)
 	fmt.Fprintf(w, "machine: %d cores, %s, %s, %s (clients and servers share it)\n", m.Cores, m.CPUModel, m.OS, m.GoVersion)
 	for _, id := range r.order {
-		if s := r.Systems[id]; s.Error != "" {
+		s := r.Systems[id]
+		if s.Error != "" {
 			fmt.Fprintf(w, "%s (%s): %s\n", s.System, s.Durability, s.Error)
+		}
+		if u := s.Uniform; u != nil && u.ServerCPU.Note != "" {
+			fmt.Fprintf(w, "%s (%s): server CPU %s\n", s.System, s.Durability, u.ServerCPU.Note)
 		}
 	}
 	return nil

@@ -6,19 +6,31 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/sensehq/sense/bench"
 )
 
-// Target is a running server of one peer with a connected client. Every
-// system runs through the same load code by way of this interface.
+// Target is a running server of one peer, in a process of its own, with
+// a connected client. Every system runs through the same load code by way
+// of this interface.
 type Target interface {
+	// Read starts a consumer, on a connection of its own, that reads the
+	// stream the events are published to from its start, and calls
+	// onEvent with each event's value as it arrives, one call at a time,
+	// until Close. The value is valid only during the call. Read is
+	// called once, before the first Publish.
+	Read(ctx context.Context, onEvent func(value []byte)) error
 	// Publish hands value to the client and returns; it may block while
 	// the client's own buffers are full. onAck is called exactly once, on
 	// any goroutine: with nil once the system acknowledged the event under
 	// its durability mode, otherwise with the reason it was not stored.
 	// The target may keep value until then.
 	Publish(ctx context.Context, value []byte, onAck func(error))
-	// Close stops the client and the server. Events still unanswered get
-	// an error.
+	// ServerCPU returns the CPU time, user and system, the server process
+	// has used so far.
+	ServerCPU() (bench.CPUTime, error)
+	// Close stops the consumer, the client and the server. Events still
+	// unanswered get an error.
 	Close() error
 }
 
@@ -49,6 +61,7 @@ func allPeers() []Peer {
 		natsPeer("nats-default", false),
 		redisPeer("redis-always", "always"),
 		redisPeer("redis-everysec", "everysec"),
+		rabbitPeer(),
 	}
 }
 
