@@ -299,6 +299,9 @@ func NewSink(ctx context.Context, cfg config.Processor, env SinkEnv) (Sink, erro
 	case config.SinkPipeline:
 		return &pipelineSink{pipelineWriter{src: env.Source, target: cfg.Sink.Pipeline}}, nil
 	case config.SinkKafka:
+		if cfg.Sink.Transactional {
+			return newKafkaTxnSink(cfg, env)
+		}
 		return newKafkaSink(cfg, env)
 	case config.SinkClickHouse:
 		return newClickHouseSink(cfg, env), nil

@@ -130,8 +130,8 @@ cluster on every node that runs processors, until "sense processor delete".`,
 for good: it does not come back after a restart. Its consumer group
 (processor.NAME) and its committed offsets are deleted too, so a processor
 created later under the same name starts at its from.start (beginning by
-default); a sink that keeps positions of its own in its target (postgres)
-keeps them. A processor of the node's config file cannot be
+default); a sink that keeps positions of its own in its target (postgres,
+kafka with transactional: true) keeps them. A processor of the node's config file cannot be
 deleted at runtime: remove it from the config file and restart the node.`,
 		Example: `  sense processor delete errors-to-alerts`,
 		Args:    cobra.ExactArgs(1),
