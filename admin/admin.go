@@ -27,6 +27,7 @@
 //	{"op":"processor.pause","processor":"payments-to-pg"}
 //	{"op":"processor.reset","processor":"payments-to-pg","to":"beginning"}
 //	{"op":"processor.create","config":"processors:\n  - name: ..."}
+//	{"op":"processor.delete","processor":"errors-to-alerts"}
 //
 // The answer is a Response object; a refused request carries "error" (a
 // message for people) and "code" (a result code name such as
@@ -247,9 +248,14 @@ type ResumeProcessor struct{ Processor string }
 type ResetProcessor struct{ Processor, To string }
 
 // CreateProcessor starts the processors of Config, YAML with a
-// processors: list as in a node's config file. They run until the node
-// stops; put them in the config file to keep them.
+// processors: list as in a node's config file. They are kept: they run
+// again after a restart, until DeleteProcessor.
 type CreateProcessor struct{ Config string }
+
+// DeleteProcessor stops a processor made with processor.create on every
+// node that runs it, for good (after a restart too), and forgets its
+// consumer group's offsets. A processor of the config file is refused.
+type DeleteProcessor struct{ Processor string }
 
 func (ListProcessors) Op() string    { return "processor.list" }
 func (DescribeProcessor) Op() string { return "processor.describe" }
@@ -257,6 +263,7 @@ func (PauseProcessor) Op() string    { return "processor.pause" }
 func (ResumeProcessor) Op() string   { return "processor.resume" }
 func (ResetProcessor) Op() string    { return "processor.reset" }
 func (CreateProcessor) Op() string   { return "processor.create" }
+func (DeleteProcessor) Op() string   { return "processor.delete" }
 
 // Response is the answer to any request; each operation fills its part:
 // pipeline.create, pipeline.alter and pipeline.describe Pipelines (one)
@@ -560,7 +567,7 @@ type envelope struct {
 }
 
 // ops lists the operations, for the error on an unknown one.
-const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security, acl.create, acl.list, acl.delete, processor.list, processor.describe, processor.pause, processor.resume, processor.reset, processor.create"
+const ops = "pipeline.create, pipeline.alter, pipeline.list, pipeline.describe, route.explain, hub.set_status, hub.policy, hub.list, registry, cluster.status, audit, audit.log, user.create, user.delete, user.list, token.create, audit.security, acl.create, acl.list, acl.delete, processor.list, processor.describe, processor.pause, processor.resume, processor.reset, processor.create, processor.delete"
 
 // Encode returns the wire form of r.
 func Encode(r Request) ([]byte, error) {
@@ -606,6 +613,8 @@ func Encode(r Request) ([]byte, error) {
 		e.Processor, e.To = r.Processor, r.To
 	case CreateProcessor:
 		e.Config = r.Config
+	case DeleteProcessor:
+		e.Processor = r.Processor
 	case ListPipelines, ListHubs, GetRegistry, ClusterStatus, AuditLog, ListUsers, SecurityAudit, ListProcessors:
 	default:
 		return nil, fmt.Errorf("admin: %T is not a request of this package", r)
@@ -677,6 +686,8 @@ func Decode(body []byte) (Request, error) {
 		return ResetProcessor{Processor: e.Processor, To: e.To}, nil
 	case "processor.create":
 		return CreateProcessor{Config: e.Config}, nil
+	case "processor.delete":
+		return DeleteProcessor{Processor: e.Processor}, nil
 	}
 	return nil, result.New(result.InvalidRequest, fmt.Sprintf("unknown admin op %q; known: %s", e.Op, ops))
 }

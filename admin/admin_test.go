@@ -33,6 +33,7 @@ var requests = []Request{
 	ResumeProcessor{Processor: "p"},
 	ResetProcessor{Processor: "p", To: "beginning"},
 	CreateProcessor{Config: "processors:\n  - name: x\n"},
+	DeleteProcessor{Processor: "x"},
 }
 
 func TestRequestRoundTrip(t *testing.T) {

@@ -92,6 +92,13 @@ type ProcessorSink struct {
 	// topic.
 	Brokers []string `yaml:"brokers"`
 	Topic   string   `yaml:"topic"`
+	// Transactional writes each batch of a kafka sink in a Kafka
+	// transaction, with the processor's progress (KIP-98).
+	Transactional bool `yaml:"transactional"`
+	// TransactionalIDPrefix starts the transactional ids of a
+	// transactional kafka sink's producers, one per source partition:
+	// PREFIX.PIPELINE.PARTITION. Default sense.processor.NAME.
+	TransactionalIDPrefix string `yaml:"transactional_id_prefix"`
 }
 
 // ProcessorBatch bounds one delivery: at most MaxEvents events (default
@@ -121,6 +128,8 @@ const (
 	MaxProcessorMaxEvents      = 100000
 	minProcessorInFlight       = 64 * KiB
 	processorDeadLetterSuffix  = ".dead-letter"
+	transactionalIDPrefix      = "sense.processor."
+	maxTransactionalIDPrefix   = 200
 	postgresTableNameMaxLength = 63
 )
 
@@ -391,6 +400,14 @@ func (v *checker) processorSink(key string, p *Processor) {
 		} else if err := event.ValidatePipelineName(s.Topic); err != nil {
 			v.failErr(key+".topic", s.Topic, hintWrap("is not a valid topic name; use 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-'", err))
 		}
+		switch {
+		case s.TransactionalIDPrefix != "" && !s.Transactional:
+			v.fail(key+".transactional_id_prefix", s.TransactionalIDPrefix, "applies to a transactional sink only; add transactional: true or remove it")
+		case s.Transactional && s.TransactionalIDPrefix == "" && p.Name != "":
+			s.TransactionalIDPrefix = transactionalIDPrefix + p.Name
+		case s.Transactional && !validTransactionalIDPrefix(s.TransactionalIDPrefix):
+			v.fail(key+".transactional_id_prefix", s.TransactionalIDPrefix, "is not a transactional id prefix; use 1 to %d of a-z, A-Z, 0-9, '.', '_', '-'", maxTransactionalIDPrefix)
+		}
 		unused("url", s.URL)
 		unused("dir", s.Dir)
 		unused("dsn", s.DSN)
@@ -423,6 +440,12 @@ func (v *checker) processorSink(key string, p *Processor) {
 		v.fail(key+".columns", "", "applies to a file sink with format: parquet; remove it")
 	}
 	if s.Type != SinkKafka && s.Type != "" {
+		if s.Transactional {
+			v.fail(key+".transactional", "true", "applies to a kafka sink only; remove it")
+		}
+		if s.TransactionalIDPrefix != "" {
+			v.fail(key+".transactional_id_prefix", s.TransactionalIDPrefix, "applies to a kafka sink only; remove it")
+		}
 		if len(s.Brokers) > 0 {
 			v.fail(key+".brokers", strings.Join(s.Brokers, ","), "does not apply to a %s sink; remove it", s.Type)
 		}
@@ -430,6 +453,20 @@ func (v *checker) processorSink(key string, p *Processor) {
 			v.fail(key+".topic", s.Topic, "does not apply to a %s sink; remove it", s.Type)
 		}
 	}
+}
+
+// validTransactionalIDPrefix reports whether s is 1 to
+// maxTransactionalIDPrefix of a-z, A-Z, 0-9, '.', '_', '-'.
+func validTransactionalIDPrefix(s string) bool {
+	if s == "" || len(s) > maxTransactionalIDPrefix {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // parquetBaseColumns are the columns of every Parquet file of the file

@@ -11,6 +11,9 @@ func TestProcessorsValidate(t *testing.T) {
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, topic: t}}]`, `processors[0].sink.brokers is missing`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, brokers: [nope], topic: t}}]`, `processors[0].sink.brokers[0] "nope" is not host:port`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, topic: t}}]`, `processors[0].sink.topic "t" does not apply to a file sink`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /x, transactional: true}}]`, `processors[0].sink.transactional "true" applies to a kafka sink only`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, brokers: ["h:9092"], topic: t, transactional_id_prefix: x}}]`, `processors[0].sink.transactional_id_prefix "x" applies to a transactional sink only; add transactional: true`},
+		{`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, brokers: ["h:9092"], topic: t, transactional: true, transactional_id_prefix: "a b"}}]`, `processors[0].sink.transactional_id_prefix "a b" is not a transactional id prefix`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook}}]`, `processors[0].sink.url is missing`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: webhook, url: "ftp://x"}}]`, `processors[0].sink.url "ftp://x" is not an http:// or https:// URL`},
 		{`processors: [{name: a, from: {pipeline: p}, sink: {type: file, dir: /tmp, url: "http://x"}}]`, `processors[0].sink.url "http://x" does not apply to a file sink`},
@@ -51,6 +54,19 @@ func TestProcessorsDefaults(t *testing.T) {
 		if r, err := ParseRate(in); err != nil || r != want {
 			t.Errorf("ParseRate(%q) = %v, %v; want %v", in, r, err, want)
 		}
+	}
+}
+
+func TestProcessorsTransactionalDefault(t *testing.T) {
+	ps, err := ParseProcessors("t.yaml", []byte(`processors: [{name: a, from: {pipeline: p}, sink: {type: kafka, brokers: ["h:9092"], topic: t, transactional: true}}, {name: b, from: {pipeline: p}, sink: {type: kafka, brokers: ["h:9092"], topic: t}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ps[0].Sink.TransactionalIDPrefix; got != "sense.processor.a" {
+		t.Fatalf("transactional_id_prefix defaults to %q, want sense.processor.a", got)
+	}
+	if got := ps[1].Sink.TransactionalIDPrefix; got != "" {
+		t.Fatalf("a sink that is not transactional has the prefix %q", got)
 	}
 }
 

@@ -45,11 +45,15 @@ func produceN(t *testing.T, addr, pipeline string, from, n int) {
 	}
 }
 
-// TestProcessorCLI: sense processor create, list, describe, pause, resume
-// and reset against a running node; a created processor runs again after
-// the node is killed and started.
+// TestProcessorCLI: sense processor create, list, describe, pause, resume,
+// reset and delete against a running node; a created processor runs again
+// after the node is killed and started; a deleted one does not, and one
+// created again under its name starts from the beginning (its group's
+// offsets went with it); a processor of the config file cannot be deleted.
 func TestProcessorCLI(t *testing.T) {
-	n := startNode(t, t.TempDir())
+	cf := filepath.Join(t.TempDir(), "sense.yaml")
+	os.WriteFile(cf, []byte(fmt.Sprintf("processors:\n  - {name: from-config, from: {pipeline: clicks}, sink: {type: file, dir: %q}}\n", t.TempDir())), 0o644)
+	n := startNode(t, t.TempDir(), "--config", cf)
 	files := t.TempDir()
 	pf := filepath.Join(t.TempDir(), "p.yaml")
 	os.WriteFile(pf, []byte(fmt.Sprintf("processors:\n  - {name: to-files, from: {pipeline: clicks}, sink: {type: file, dir: %q}, batch: {linger: 2ms}}\n", files)), 0o644)
@@ -119,6 +123,61 @@ func TestProcessorCLI(t *testing.T) {
 		d := describe()
 		return d.State == "running" && d.LagEvents == 0 && d.Delivered >= 50
 	})
+
+	// Delete: refused for an unknown name and for the config file's
+	// processor; a created one stops, and stays deleted after a kill -9.
+	if _, err := n.sense("", "processor", "delete", "nope"); err == nil || !strings.Contains(err.Error(), `no processor "nope"`) {
+		t.Fatalf("delete of an unknown processor: %v", err)
+	}
+	if _, err := n.sense("", "processor", "delete", "from-config"); err == nil || !strings.Contains(err.Error(), "config file") {
+		t.Fatalf("delete of the config file's processor: %v", err)
+	}
+	if out, err := n.sense("", "processor", "delete", "to-files"); err != nil || !strings.Contains(out, "deleted processor to-files") {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	gone := func(when string) {
+		t.Helper()
+		out, err := n.sense("", "processor", "list")
+		if err != nil || strings.Contains(out, "to-files") || !strings.Contains(out, "from-config") {
+			t.Fatalf("list %s: %v\n%s", when, err, out)
+		}
+		if _, err := n.sense("", "processor", "describe", "to-files"); err == nil {
+			t.Fatalf("describe %s: the deleted processor is still there", when)
+		}
+	}
+	gone("after the delete")
+	if _, err := n.sense("", "processor", "delete", "to-files"); err == nil || !strings.Contains(err.Error(), `no processor "to-files"`) {
+		t.Fatalf("a second delete: %v", err)
+	}
+	before := len(fileOffsets(t, files))
+	produceN(t, n.native, "clicks", 700, 50)
+	n.kill()
+	n.start()
+	waitUntil(t, "the config file's processor running again", func() bool {
+		out, err := n.sense("", "processor", "list")
+		return err == nil && strings.Contains(out, "from-config")
+	})
+	gone("after a kill -9 and a start")
+	time.Sleep(300 * time.Millisecond) // a processor that came back would deliver meanwhile
+	if after := len(fileOffsets(t, files)); after != before {
+		t.Fatalf("the deleted processor wrote %d events after its deletion", after-before)
+	}
+	// The same name again starts from the beginning of clicks: its group's
+	// offsets were deleted with it.
+	files2 := t.TempDir()
+	os.WriteFile(pf, []byte(fmt.Sprintf("processors:\n  - {name: to-files, from: {pipeline: clicks}, sink: {type: file, dir: %q}, batch: {linger: 2ms}}\n", files2)), 0o644)
+	if out, err := n.sense("", "processor", "create", "--config", pf); err != nil || !strings.Contains(out, "to-files") {
+		t.Fatalf("create after delete: %v\n%s", err, out)
+	}
+	want := map[string]bool{}
+	for _, r := range n.consumeAll("clicks") {
+		want[fmt.Sprintf("%s/%d/%d", r.Pipeline, r.Partition, r.Offset)] = true
+	}
+	if len(want) != 750 {
+		t.Fatalf("clicks holds %d events, want 750", len(want))
+	}
+	waitUntil(t, "every event of clicks in the new processor's files", func() bool { return len(fileOffsets(t, files2)) >= len(want) })
+	checkOnce(t, "the processor created again", fileOffsets(t, files2), want)
 	n.stop()
 }
 

@@ -423,19 +423,31 @@ func (s *Store) Commit(group string, commits []OffsetCommit) error {
 
 // DeleteGroup forgets every committed offset of group, durably.
 func (s *Store) DeleteGroup(group string) error {
-	return s.deleteWhere(func(g string, _ TopicPartition) bool { return g == group })
+	return s.deleteWhere(func(g string, _ TopicPartition) bool { return g == group }, nil)
+}
+
+// DeleteGroupWith forgets every committed offset of group and stores side
+// records in one batch, durably, all or none (a processor's deletion and
+// its group's offsets). Watchers see the side records once it returns nil.
+func (s *Store) DeleteGroupWith(group string, side ...SideRecord) error {
+	for _, r := range side {
+		if len(r.Key)+len(r.Value) > maxSideRecord || r.Kind == "" {
+			return fmt.Errorf("%w (kind %q, %d bytes)", ErrSideRecordTooLarge, r.Kind, len(r.Key)+len(r.Value))
+		}
+	}
+	return s.deleteWhere(func(g string, _ TopicPartition) bool { return g == group }, side)
 }
 
 // DeleteTopic forgets every group's committed offsets of topic, durably
 // (a deleted pipeline's commits would point a consumer of a new one of the
 // same name past its end).
 func (s *Store) DeleteTopic(topic string) error {
-	return s.deleteWhere(func(_ string, tp TopicPartition) bool { return tp.Topic == topic })
+	return s.deleteWhere(func(_ string, tp TopicPartition) bool { return tp.Topic == topic }, nil)
 }
 
 // deleteWhere removes the committed offsets that match, durably, in one
-// batch of tombstones.
-func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) error {
+// batch of tombstones, with the side records side.
+func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool, side []SideRecord) error {
 	if !s.Ready() {
 		return ErrNotReady
 	}
@@ -456,32 +468,36 @@ func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) er
 			}
 		}
 	}
-	if len(gone) == 0 {
+	n := len(gone) + len(side)
+	if n == 0 {
 		return nil
 	}
-	if s.rlog != nil {
-		var b batch.Builder
+	build := func(b *batch.Builder) {
 		b.Reset(-1, -1, -1)
 		now := s.now().UnixMilli()
+		for _, r := range side {
+			b.Add(now, r.Key, r.Value, batch.RecordHeader{Key: sideHeader, Value: []byte(r.Kind)})
+		}
 		var kbuf []byte
 		for _, k := range gone {
 			kbuf = appendOffsetKey(kbuf[:0], k.group, k.tp)
 			b.Add(now, kbuf, nil)
 		}
+	}
+	if s.rlog != nil {
+		var b batch.Builder
+		build(&b)
 		s.mu.Unlock()
-		err := s.replicate(b.Finish(), len(gone))
+		err := s.replicate(b.Finish(), n)
 		s.mu.Lock() // for the deferred Unlock
 		return err
 	}
-	now := s.now().UnixMilli()
-	s.b.Reset(-1, -1, -1)
-	var kbuf []byte
-	for _, k := range gone {
-		kbuf = appendOffsetKey(kbuf[:0], k.group, k.tp)
-		s.b.Add(now, kbuf, nil)
-	}
+	build(&s.b)
 	if err := s.appendLocked(); err != nil {
 		return err
+	}
+	for _, r := range side {
+		s.applySide(r.Kind, r.Key, r.Value)
 	}
 	for _, k := range gone {
 		delete(s.groups[k.group], k.tp)
@@ -489,7 +505,7 @@ func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool) er
 			delete(s.groups, k.group)
 		}
 	}
-	s.records += len(gone)
+	s.records += n
 	s.live -= len(gone)
 	return s.maybeCompactLocked()
 }

@@ -58,3 +58,45 @@ func TestSideRecords(t *testing.T) {
 		t.Fatal("an oversized side record was accepted")
 	}
 }
+
+// DeleteGroupWith removes a group's offsets and writes side records in one
+// batch: after a reopen both are gone together, and other groups stay.
+func TestDeleteGroupWith(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "groups")
+	s, err := Open(nil, dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]bool{}
+	s.Watch("processor", func(k, v []byte) { live[string(k)] = v != nil })
+	tp := TopicPartition{Topic: "in", Partition: 0}
+	if err := s.Write([]SideRecord{{Kind: "processor", Key: []byte("p"), Value: []byte("yaml")}},
+		GroupCommits{"processor.p", []OffsetCommit{{tp, CommittedOffset{Offset: 7}}, {TopicPartition{"in", 1}, CommittedOffset{Offset: 3}}}},
+		GroupCommits{"other", []OffsetCommit{{tp, CommittedOffset{Offset: 9}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteGroupWith("processor.p", SideRecord{Kind: "processor", Key: []byte("p")}); err != nil {
+		t.Fatal(err)
+	}
+	if live["p"] || len(s.Committed("processor.p")) != 0 {
+		t.Fatalf("after the deletion: watcher %v, offsets %v", live, s.Committed("processor.p"))
+	}
+	// A group without offsets: the side records alone.
+	if err := s.DeleteGroupWith("none", SideRecord{Kind: "processor", Key: []byte("q"), Value: []byte("y")}); err != nil || !live["q"] {
+		t.Fatalf("side records without offsets: %v, %v", err, live)
+	}
+	s.Close()
+	s, err = Open(nil, dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	again := map[string]bool{}
+	s.Watch("processor", func(k, v []byte) { again[string(k)] = v != nil })
+	if again["p"] || !again["q"] || len(s.Committed("processor.p")) != 0 || s.Committed("other")[tp].Offset != 9 {
+		t.Fatalf("after reopen: side %v, processor.p %v, other %v", again, s.Committed("processor.p"), s.Committed("other"))
+	}
+	if s.live != 2 {
+		t.Fatalf("%d live keys, want 2 (q and other's offset)", s.live)
+	}
+}

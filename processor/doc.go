@@ -37,5 +37,10 @@
 // sink first looks in its target for the events of the range it already
 // stored (the state holds the target's high watermarks before the first
 // attempt). A sink that keeps its own offsets (OffsetKeeper: postgres)
-// commits them with its rows, and the processor starts from them.
+// commits them with its rows, and the processor starts from them. The
+// kafka sink with transactional: true (kafkaTxnSink) keeps its progress in
+// the target cluster, in each batch's Kafka transaction, and leaves out of
+// a batch what that progress says is stored; it is an OffsetKeeper that
+// reports no positions, so it gets no intent and the processor starts from
+// its own offsets.
 package processor

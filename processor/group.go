@@ -261,3 +261,35 @@ func (k *KafkaGroup) Close() error {
 	k.cl.Close()
 	return nil
 }
+
+// Delete forgets a group and its committed offsets at its coordinator
+// (DeleteGroups), once it has no members: while some remain (processors of
+// other nodes that have not stopped yet, or a crashed one whose session has
+// not expired) it asks again every 200ms until ctx ends. A group the
+// coordinator does not know is already gone.
+func (k *KafkaGroup) Delete(ctx context.Context, groupName string) error {
+	for {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{groupName}
+		resp, err := req.RequestWith(ctx, k.cl)
+		code := int16(0)
+		if err == nil {
+			for _, g := range resp.Groups {
+				if g.Group == groupName {
+					code = g.ErrorCode
+				}
+			}
+			err = kerr.ErrorForCode(code)
+		}
+		switch {
+		case err == nil, errors.Is(err, kerr.GroupIDNotFound):
+			return nil
+		case errors.Is(err, kerr.NonEmptyGroup), kerr.IsRetriable(err):
+		default:
+			return fmt.Errorf("delete the group %s: %w", groupName, err)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return fmt.Errorf("delete the group %s: %w (last answer: %v)", groupName, ctx.Err(), err)
+		}
+	}
+}

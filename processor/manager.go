@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -100,10 +102,14 @@ func (m *Manager) Start(ctx context.Context, cfgs []config.Processor) error {
 	}
 	for _, p := range built {
 		m.procs[p.cfg.Name] = p
+		var ctx context.Context
+		ctx, p.stop = context.WithCancel(m.ctx)
+		p.done = make(chan struct{})
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			p.run(m.ctx)
+			defer close(p.done)
+			p.run(ctx)
 		}()
 		m.opts.Logger.Info("processor started", "processor", p.cfg.Name, "pipeline", p.cfg.From.Pipeline, "sink", p.cfg.Sink.Type, "paused", p.cfg.Paused)
 	}
@@ -118,6 +124,13 @@ func (m *Manager) get(name string) (*Processor, error) {
 		return nil, result.New(result.InvalidRequest, fmt.Sprintf("no processor %q here; sense processor list shows those that run", name))
 	}
 	return p, nil
+}
+
+// Names returns the names of the processors, sorted.
+func (m *Manager) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.procs))
 }
 
 // List describes every processor, without partitions.
@@ -222,6 +235,29 @@ func (m *Manager) Reset(ctx context.Context, name, to string) error {
 	return err
 }
 
+// Remove stops a processor: its deliveries end, its member leaves the
+// group, its sink is closed, and its metrics are forgotten. It returns the
+// processor's config. Its group's committed offsets stay; the caller
+// decides what becomes of them (sense processor delete removes them).
+func (m *Manager) Remove(name string) (config.Processor, error) {
+	m.mu.Lock()
+	p := m.procs[name]
+	delete(m.procs, name)
+	m.mu.Unlock()
+	if p == nil {
+		return config.Processor{}, result.New(result.InvalidRequest, fmt.Sprintf("no processor %q here; sense processor list shows those that run", name))
+	}
+	p.stop()
+	<-p.done
+	err := p.sink.Close()
+	m.m.forget(name)
+	m.opts.Logger.Info("processor stopped and removed", "processor", name)
+	if err != nil {
+		return p.cfg, fmt.Errorf("processor %s: close the sink: %w", name, err)
+	}
+	return p.cfg, nil
+}
+
 // positionSetter is an OffsetKeeper whose offsets Reset can move.
 type positionSetter interface {
 	SetPositions(ctx context.Context, processor, pipeline string, pos map[int32]int64) error
@@ -263,6 +299,9 @@ func NewSink(ctx context.Context, cfg config.Processor, env SinkEnv) (Sink, erro
 	case config.SinkPipeline:
 		return &pipelineSink{pipelineWriter{src: env.Source, target: cfg.Sink.Pipeline}}, nil
 	case config.SinkKafka:
+		if cfg.Sink.Transactional {
+			return newKafkaTxnSink(cfg, env)
+		}
 		return newKafkaSink(cfg, env)
 	case config.SinkClickHouse:
 		return newClickHouseSink(cfg, env), nil

@@ -60,6 +60,10 @@ type Processor struct {
 	log      *slog.Logger
 	clientID string
 
+	// stop ends run; done is closed when it has (set by Manager.Start).
+	stop context.CancelFunc
+	done chan struct{}
+
 	delivered, filtered, retries, deadLettered atomic.Uint64
 	lat                                        latencyWindow
 

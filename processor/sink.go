@@ -44,8 +44,9 @@ type Sink interface {
 }
 
 // OffsetKeeper is a sink that stores the processor's offsets with its
-// writes (postgres). The processor starts from Positions and commits
-// nothing before a delivery.
+// writes (postgres, kafka with transactional: true). The processor starts
+// from Positions (its own committed offsets for a partition absent there)
+// and commits nothing before a delivery: no intent.
 type OffsetKeeper interface {
 	// Positions returns, per partition of pipeline, the next offset the
 	// sink expects from processor; a partition it has not seen is absent.

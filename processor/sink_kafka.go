@@ -38,8 +38,7 @@ type kafkaSink struct {
 func newKafkaSink(cfg config.Processor, env SinkEnv) (*kafkaSink, error) {
 	timeout := time.Duration(cfg.Sink.Timeout)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Sink.Brokers...), kgo.DefaultProduceTopic(cfg.Sink.Topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(timeout), kgo.ProducerLinger(0),
-		kgo.ClientID("sense-processor-"+cfg.Name))
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0), kgo.ClientID("sense-processor-"+cfg.Name), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		return nil, fmt.Errorf("sink.brokers: %w", err)
 	}
@@ -166,10 +165,26 @@ func (s *kafkaSink) Deliver(ctx context.Context, b *Batch) error {
 			return err
 		}
 	}
+	recs := kafkaRecords(s.reg, b, func(off int64) bool { return !seen[off] })
+	if len(recs) == 0 {
+		return nil
+	}
+	// Bounded by a context, not kgo.RecordDeliveryTimeout: franz-go counts
+	// that from each record's timestamp, the event's, so a backlog older
+	// than the timeout would never be produced.
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return kafkaProduceError(s.topic, s.cl.ProduceSync(ctx, recs...).FirstErr())
+}
+
+// kafkaRecords returns the records of b's events whose offset keep
+// accepts: key, value, headers and timestamp, plus sense.jurisdiction
+// (when the mask is recorded), sense.source and sense.processor.
+func kafkaRecords(reg *jurisdiction.Registry, b *Batch, keep func(offset int64) bool) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, len(b.Records))
 	for i := range b.Records {
 		r := &b.Records[i]
-		if seen[r.Offset] {
+		if !keep(r.Offset) {
 			continue
 		}
 		hs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
@@ -177,24 +192,26 @@ func (s *kafkaSink) Deliver(ctx context.Context, b *Batch) error {
 			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
 		if r.Mask != 0 {
-			hs = append(hs, kgo.RecordHeader{Key: "sense.jurisdiction", Value: []byte(s.reg.Format(r.Mask))})
+			hs = append(hs, kgo.RecordHeader{Key: "sense.jurisdiction", Value: []byte(reg.Format(r.Mask))})
 		}
 		hs = append(hs, kgo.RecordHeader{Key: HeaderSource, Value: []byte(sourceValue(b, r.Offset))},
 			kgo.RecordHeader{Key: HeaderProcessor, Value: []byte(b.Processor)})
 		recs = append(recs, &kgo.Record{Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp})
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	err := s.cl.ProduceSync(ctx, recs...).FirstErr()
+	return recs
+}
+
+// kafkaProduceError turns a produce error into a *Refusal for the errors
+// that trying again cannot cure, and wraps the others.
+func kafkaProduceError(topic string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.CorruptMessage),
 		errors.Is(err, kerr.PolicyViolation), errors.Is(err, kerr.TopicAuthorizationFailed):
-		return &Refusal{Reason: fmt.Sprintf("kafka %s: %v", s.topic, err)}
+		return &Refusal{Reason: fmt.Sprintf("kafka %s: %v", topic, err)}
 	}
-	return fmt.Errorf("kafka sink: produce to %s: %w", s.topic, err)
+	return fmt.Errorf("kafka sink: produce to %s: %w", topic, err)
 }
 
 func (s *kafkaSink) Close() error {

@@ -45,7 +45,7 @@ func (a Admin) Admin(req admin.Request) (admin.Response, error) {
 	n := a.n
 	var resp admin.Response
 	switch req.(type) {
-	case admin.ListProcessors, admin.DescribeProcessor, admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor:
+	case admin.ListProcessors, admin.DescribeProcessor, admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor, admin.DeleteProcessor:
 		if a.procs == nil {
 			return resp, result.New(result.InvalidRequest, "this node runs no processors")
 		}

@@ -115,23 +115,48 @@ func (r *processorRuntime) createdConfigs(skip func(string) bool) []config.Proce
 }
 
 // startCreatedLocked starts the created processors the manager does not
-// run yet.
+// run yet, each on its own: one that cannot start (its sink unreachable)
+// does not hold the others back.
 func (r *processorRuntime) startCreatedLocked() {
 	if r.mgr == nil {
 		return
 	}
 	m := r.mgr
 	cfgs := r.createdConfigs(func(name string) bool { _, err := m.Describe(name); return err == nil })
-	if len(cfgs) == 0 {
+	for _, c := range cfgs {
+		if err := m.Start(context.Background(), []config.Processor{c}); err != nil {
+			r.log.Error("a created processor cannot start", "processor", c.Name, "err", err)
+		}
+	}
+}
+
+// stopDeletedLocked stops the processors that run here but are neither in
+// the config file nor created any more: deleted, here or on another node.
+func (r *processorRuntime) stopDeletedLocked() {
+	if r.mgr == nil {
 		return
 	}
-	if err := m.Start(context.Background(), cfgs); err != nil {
-		r.log.Error("created processors cannot start", "err", err)
+	keep := map[string]bool{}
+	for _, c := range r.cfgs {
+		keep[c.Name] = true
+	}
+	r.cmu.Lock()
+	for name := range r.created {
+		keep[name] = true
+	}
+	r.cmu.Unlock()
+	for _, name := range r.mgr.Names() {
+		if !keep[name] {
+			if _, err := r.mgr.Remove(name); err != nil {
+				r.log.Warn("stopping a deleted processor", "processor", name, "err", err)
+			}
+		}
 	}
 }
 
 // follow starts the processors created elsewhere (another node of the
-// cluster) as the committed-offsets log brings them.
+// cluster) and stops those deleted elsewhere, as the committed-offsets log
+// brings them.
 func (r *processorRuntime) follow() {
 	for {
 		select {
@@ -140,6 +165,7 @@ func (r *processorRuntime) follow() {
 		case <-r.changed:
 		}
 		r.mu.Lock()
+		r.stopDeletedLocked()
 		r.startCreatedLocked()
 		r.mu.Unlock()
 	}
@@ -249,6 +275,10 @@ func (r *processorRuntime) close() error {
 func (r *processorRuntime) manager() (*processor.Manager, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.managerLocked()
+}
+
+func (r *processorRuntime) managerLocked() (*processor.Manager, error) {
 	if r.mgr == nil {
 		if r.gated {
 			return nil, result.New(result.NotLeader, "processors run on the node that leads the committed offsets, not this one; ask another node")
@@ -261,45 +291,11 @@ func (r *processorRuntime) manager() (*processor.Manager, error) {
 // admin runs the processor.* requests.
 func (r *processorRuntime) admin(req admin.Request) (admin.Response, error) {
 	var resp admin.Response
-	if cr, ok := req.(admin.CreateProcessor); ok {
-		doc := cr.Config
-		cfgs, err := config.ParseProcessors("processor.create", []byte(doc))
-		if err != nil {
-			return resp, result.New(result.InvalidRequest, err.Error())
-		}
-		if len(cfgs) == 0 {
-			return resp, result.New(result.InvalidRequest, "processor.create: the config has no processors: list")
-		}
-		m, err := r.manager()
-		if err != nil {
-			return resp, err
-		}
-		for _, c := range cfgs {
-			if _, err := m.Describe(c.Name); err == nil {
-				return resp, result.New(result.InvalidRequest, fmt.Sprintf("processor %q runs already; choose another name", c.Name))
-			}
-		}
-		// Kept in the committed-offsets log before it runs: it runs
-		// again after a restart, and on the other nodes that run
-		// processors.
-		var recs []group.SideRecord
-		for _, c := range cfgs {
-			recs = append(recs, group.SideRecord{Kind: processorKind, Key: []byte(c.Name), Value: []byte(doc)})
-		}
-		if err := r.offsets.Write(recs); err != nil {
-			return resp, fmt.Errorf("keep the new processors in the committed-offsets log: %w", err)
-		}
-		if err := m.Start(context.Background(), cfgs); err != nil {
-			if result.CodeOf(err) == result.Unknown {
-				err = result.New(result.InvalidRequest, err.Error())
-			}
-			return resp, err
-		}
-		for _, c := range cfgs {
-			info, _ := m.Describe(c.Name)
-			resp.Processors = append(resp.Processors, info)
-		}
-		return resp, nil
+	switch req := req.(type) {
+	case admin.CreateProcessor:
+		return r.create(req.Config)
+	case admin.DeleteProcessor:
+		return r.delete(req.Processor)
 	}
 	m, err := r.manager()
 	if err != nil {
@@ -333,6 +329,132 @@ func (r *processorRuntime) admin(req admin.Request) (admin.Response, error) {
 	if err != nil {
 		return resp, err
 	}
+	resp.Processors = []admin.ProcessorInfo{info}
+	return resp, nil
+}
+
+// create runs processor.create: the processors of doc are kept in the
+// committed-offsets log (side records of kind processorKind) before they
+// start, so that they run again after a restart, and on the other nodes
+// that run processors. r.mu is held throughout, so that follow does not
+// start them meanwhile.
+func (r *processorRuntime) create(doc string) (admin.Response, error) {
+	var resp admin.Response
+	cfgs, err := config.ParseProcessors("processor.create", []byte(doc))
+	if err != nil {
+		return resp, result.New(result.InvalidRequest, err.Error())
+	}
+	if len(cfgs) == 0 {
+		return resp, result.New(result.InvalidRequest, "processor.create: the config has no processors: list")
+	}
+	if !r.offsets.Ready() {
+		return resp, errNotOffsetsLeader
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.managerLocked()
+	if err != nil {
+		return resp, err
+	}
+	for _, c := range cfgs {
+		if _, err := m.Describe(c.Name); err == nil {
+			return resp, result.New(result.InvalidRequest, fmt.Sprintf("processor %q runs already; choose another name", c.Name))
+		}
+	}
+	var recs []group.SideRecord
+	for _, c := range cfgs {
+		recs = append(recs, group.SideRecord{Kind: processorKind, Key: []byte(c.Name), Value: []byte(doc)})
+	}
+	if err := r.offsets.Write(recs); err != nil {
+		return resp, fmt.Errorf("keep the new processors in the committed-offsets log: %w", err)
+	}
+	if err := m.Start(context.Background(), cfgs); err != nil {
+		if result.CodeOf(err) == result.Unknown {
+			err = result.New(result.InvalidRequest, err.Error())
+		}
+		return resp, err
+	}
+	for _, c := range cfgs {
+		info, _ := m.Describe(c.Name)
+		resp.Processors = append(resp.Processors, info)
+	}
+	return resp, nil
+}
+
+// errNotOffsetsLeader refuses processor.create and processor.delete on a
+// node of a cluster that does not lead the committed-offsets log, which
+// keeps the created processors.
+var errNotOffsetsLeader = result.New(result.NotLeader, "this node does not lead the committed-offsets log, which keeps the created processors; ask the node that leads it (sense cluster status)")
+
+// deleteWait bounds how long processor.delete waits, in a cluster, for
+// the members of other nodes to leave the processor's group.
+const deleteWait = 30 * time.Second
+
+// delete runs processor.delete: it stops the processor here, then writes
+// its tombstone and the deletion of its group's committed offsets in one
+// batch of the committed-offsets log (so that after a crash either both
+// are done or neither); the other nodes stop it as the log brings the
+// tombstone. In a cluster whose processors share their groups over the
+// Kafka protocol, it then deletes the group at its coordinator once the
+// other nodes' members have left (Kafka's DeleteGroups), for a commit of
+// theirs may have landed after the batch.
+func (r *processorRuntime) delete(name string) (admin.Response, error) {
+	var resp admin.Response
+	if name == "" {
+		return resp, result.New(result.InvalidRequest, "processor.delete: name the processor to delete")
+	}
+	for _, c := range r.cfgs {
+		if c.Name == name {
+			return resp, result.New(result.InvalidRequest, fmt.Sprintf("processor %q is declared in the node's config file and cannot be deleted at runtime; remove it from processors: in the config file and restart the node (sense processor pause %s stops it meanwhile)", name, name))
+		}
+	}
+	if !r.offsets.Ready() {
+		return resp, errNotOffsetsLeader
+	}
+	r.mu.Lock()
+	m, err := r.managerLocked()
+	if err != nil {
+		r.mu.Unlock()
+		return resp, err
+	}
+	r.cmu.Lock()
+	_, created := r.created[name]
+	r.cmu.Unlock()
+	if !created {
+		r.mu.Unlock()
+		return resp, result.New(result.InvalidRequest, fmt.Sprintf("no processor %q: none was created with sense processor create under that name; sense processor list shows those that run", name))
+	}
+	info, err := m.Describe(name)
+	if err != nil { // created, but it could not start here
+		info = admin.ProcessorInfo{Name: name, Group: processor.GroupPrefix + name}
+	}
+	cfg, rmErr := m.Remove(name)
+	gname := processor.GroupPrefix + name
+	if err := r.offsets.DeleteGroupWith(gname, group.SideRecord{Kind: processorKind, Key: []byte(name)}); err != nil {
+		if cfg.Name != "" { // it ran here: it runs again
+			if serr := m.Start(context.Background(), []config.Processor{cfg}); serr != nil {
+				r.log.Error("a processor whose deletion failed cannot start again", "processor", name, "err", serr)
+			}
+		}
+		r.mu.Unlock()
+		return resp, fmt.Errorf("delete processor %s: keep its deletion in the committed-offsets log: %w; it was not deleted", name, err)
+	}
+	kg := r.kgroup
+	r.mu.Unlock()
+	if rmErr != nil && result.CodeOf(rmErr) != result.InvalidRequest {
+		r.log.Warn("a deleted processor's sink did not close cleanly", "processor", name, "err", rmErr)
+	}
+	if kg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), deleteWait)
+		err := kg.Delete(ctx, gname)
+		cancel()
+		if err != nil {
+			return resp, fmt.Errorf("processor %s is deleted, but its group %s still holds members or offsets: %w; delete the group with Kafka's DeleteGroups (kafka-consumer-groups --delete --group %s) once they leave", name, gname, err, gname)
+		}
+	}
+	r.log.Info("processor deleted with its group's offsets", "processor", name, "group", gname)
+	info.State = "deleted"
+	info.Partitions = nil
 	resp.Processors = []admin.ProcessorInfo{info}
 	return resp, nil
 }

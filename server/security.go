@@ -195,7 +195,7 @@ func adminAccess(req admin.Request) (security.Action, security.Resource) {
 	case admin.SetHubStatus, admin.SetHubPolicy, admin.CreateUser, admin.DeleteUser, admin.CreateToken, admin.CreateACLs, admin.DeleteACLs,
 		// A processor sends events out of Sense: changing one is the
 		// cluster's to allow.
-		admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor:
+		admin.PauseProcessor, admin.ResumeProcessor, admin.ResetProcessor, admin.CreateProcessor, admin.DeleteProcessor:
 		return security.Alter, security.ClusterResource
 	}
 	return security.Describe, security.ClusterResource

@@ -17,18 +17,20 @@ import (
 func newProcessorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "processor",
-		Short: "List, describe, pause, resume, reset and create the processors of a node",
+		Short: "List, describe, pause, resume, reset, create and delete the processors of a node",
 		Long: `Processors read a pipeline and deliver its events to a sink (a webhook, NDJSON
 files, a PostgreSQL table, another pipeline) at the pace the sink takes, exactly
 once (docs/processors.md). They are declared under processors: in the node's
-config file, or created on a running node with "sense processor create". In a
-cluster they run on the node that leads the committed offsets; ask that one.`,
+config file, or created on a running node with "sense processor create" (and
+removed with "sense processor delete"). In a cluster they run on the node that
+leads the committed offsets; ask that one.`,
 		Example: `  sense processor list
   sense processor describe payments-to-pg
   sense processor pause payments-to-pg
   sense processor reset payments-to-pg --to beginning
   sense processor resume payments-to-pg
-  sense processor create --config more-processors.yaml`,
+  sense processor create --config more-processors.yaml
+  sense processor delete errors-to-alerts`,
 	}
 	var addr string
 	var asJSON bool
@@ -98,8 +100,9 @@ sink sees new batches: exactly once holds from the new position).`,
 		Use:   "create --config FILE",
 		Short: "Start the processors of a YAML file's processors: list on a running node",
 		Long: `Start on a running node the processors of FILE's processors: list (the same
-entries as in a node's config file; other sections are ignored). They run until
-the node stops: add them to the node's config file to keep them.`,
+entries as in a node's config file; other sections are ignored). They are kept in
+the node's committed-offsets log: they run again after a restart, and in a
+cluster on every node that runs processors, until "sense processor delete".`,
 		Example: `  sense processor create --config errors-to-alerts.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -120,7 +123,31 @@ the node stops: add them to the node's config file to keep them.`,
 	}
 	create.Flags().StringVar(&file, "config", "", "YAML file with a processors: list (required)")
 	create.MarkFlagRequired("config")
-	cmd.AddCommand(list, describe, pause, resume, reset, create)
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Stop a processor made with create, for good, and forget its group's offsets",
+		Long: `Stop a processor made with "sense processor create" on every node that runs it,
+for good: it does not come back after a restart. Its consumer group
+(processor.NAME) and its committed offsets are deleted too, so a processor
+created later under the same name starts at its from.start (beginning by
+default); a sink that keeps positions of its own in its target (postgres,
+kafka with transactional: true) keeps them. A processor of the node's config file cannot be
+deleted at runtime: remove it from the config file and restart the node.`,
+		Example: `  sense processor delete errors-to-alerts`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := adminCall(addr, admin.DeleteProcessor{Processor: args[0]})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp.Processors)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted processor %s; its group processor.%s and its committed offsets are gone\n", args[0], args[0])
+			return err
+		},
+	}
+	cmd.AddCommand(list, describe, pause, resume, reset, create, del)
 	return cmd
 }
 
