@@ -70,8 +70,8 @@ type segment struct {
 	// (Log.extend); no append writes past extFrom until it ends.
 	extending bool
 	extFrom   int64
-	next  int64 // offset after the last batch
-	maxTS int64 // largest batch max timestamp, -1 if none
+	next      int64 // offset after the last batch
+	maxTS     int64 // largest batch max timestamp, -1 if none
 
 	idxMu        sync.RWMutex // guards index and tindex against concurrent readers
 	index        []indexEntry
