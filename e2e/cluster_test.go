@@ -37,7 +37,11 @@ func startProcessCluster(t *testing.T, pipeline string, dial func(i, j int, list
 func startProcessClusterOf(t *testing.T, body string, dial func(i, j int, listen []string) string) ([]*node, []string) {
 	t.Helper()
 	root := t.TempDir()
-	listen := []string{freePort(t), freePort(t), freePort(t)}
+	// Every port at once, so that they differ (loopback.Addrs holds each
+	// until all are picked): three cluster listeners, then each node's
+	// native, HTTP and Kafka ones.
+	ports := freePorts(t, 12)
+	listen, ports := ports[:3], ports[3:]
 	var nodes []*node
 	var seeds []string
 	for i := range 3 {
@@ -54,7 +58,7 @@ func startProcessClusterOf(t *testing.T, body string, dial func(i, j int, listen
 		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n := &node{t: t, data: filepath.Join(root, fmt.Sprintf("data%d", i+1)), native: freePort(t), http: freePort(t), kafka: freePort(t),
+		n := &node{t: t, data: filepath.Join(root, fmt.Sprintf("data%d", i+1)), native: ports[3*i], http: ports[3*i+1], kafka: ports[3*i+2],
 			extra: []string{"--config", cfg}}
 		n.start()
 		nodes = append(nodes, n)

@@ -45,11 +45,17 @@ func TestMain(m *testing.M) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	a, err := loopback.Addrs(1)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n loopback addresses whose ports differ.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	a, err := loopback.Addrs(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a[0]
+	return a
 }
 
 // node is a sense serve process.
@@ -68,7 +74,8 @@ type node struct {
 
 func startNode(t testing.TB, data string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, data: data, native: freePort(t), http: freePort(t), kafka: freePort(t), extra: extra}
+	ports := freePorts(t, 3)
+	n := &node{t: t, data: data, native: ports[0], http: ports[1], kafka: ports[2], extra: extra}
 	n.start()
 	return n
 }
