@@ -14,42 +14,71 @@ import (
 // feel. Once the bytes held pass shedLow, low events are refused
 // (OVERLOADED) instead of stored, and past shedMedium medium ones too;
 // critical events are never refused.
+//
+// Critical requests go first: the last eighth of the budget (headroom) is
+// theirs alone, and while one waits, no other request is given bytes.
 type budget struct {
-	mu         sync.Mutex
-	cond       *sync.Cond
-	limit      int64
-	shedLow    int64
-	shedMedium int64
-	used       int64
+	mu          sync.Mutex
+	cond        *sync.Cond
+	limit       int64
+	headroom    int64
+	shedLow     int64
+	shedMedium  int64
+	used        int64
+	critWaiting int
 }
 
 func newBudget(limit int64, lowAt, mediumAt float64) *budget {
-	b := &budget{limit: limit, shedLow: int64(float64(limit) * lowAt), shedMedium: int64(float64(limit) * mediumAt)}
+	b := &budget{limit: limit, headroom: limit / 8, shedLow: int64(float64(limit) * lowAt), shedMedium: int64(float64(limit) * mediumAt)}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
 
 // reserve takes n bytes, waiting while they do not fit. A request larger
-// than the whole budget passes alone. It fails only if ctx ends first.
-func (b *budget) reserve(ctx context.Context, n int64) error {
+// than the whole budget passes alone. lane, when not nil, tells the
+// request's class; it is asked only when the request cannot have its
+// bytes at once. It fails only if ctx ends first.
+func (b *budget) reserve(ctx context.Context, n int64, lane func() event.Priority) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit && b.used > 0 {
+	if b.fits(n, false) {
+		b.used += n
+		return nil
+	}
+	critical := lane != nil && lane() == event.Critical
+	if !b.fits(n, critical) {
 		stop := context.AfterFunc(ctx, func() {
 			b.mu.Lock()
 			b.cond.Broadcast()
 			b.mu.Unlock()
 		})
 		defer stop()
-		for b.used+n > b.limit && b.used > 0 && ctx.Err() == nil {
+		if critical {
+			b.critWaiting++
+			defer func() { b.critWaiting-- }()
+		}
+		for !b.fits(n, critical) && ctx.Err() == nil {
 			b.cond.Wait()
 		}
 		if err := ctx.Err(); err != nil {
+			b.cond.Broadcast() // the others may go now
 			return err
 		}
 	}
 	b.used += n
 	return nil
+}
+
+// fits reports whether n more bytes may be taken now by a critical request
+// or another one. Called with mu held.
+func (b *budget) fits(n int64, critical bool) bool {
+	if b.used == 0 {
+		return true // alone, whatever its size
+	}
+	if critical {
+		return b.used+n <= b.limit
+	}
+	return b.critWaiting == 0 && b.used+n <= b.limit-b.headroom
 }
 
 func (b *budget) release(n int64) {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,22 +240,22 @@ func TestPipelinesSurviveRestart(t *testing.T) {
 func TestBudget(t *testing.T) {
 	ctx := context.Background()
 	b := newBudget(1000, 0.5, 0.8)
-	b.reserve(ctx, 400)
+	b.reserve(ctx, 400, nil)
 	if b.shed(event.Low) {
 		t.Fatal("low shed at 400/1000")
 	}
-	b.reserve(ctx, 200)
+	b.reserve(ctx, 200, nil)
 	if !b.shed(event.Low) || b.shed(event.Medium) {
 		t.Fatal("at 600/1000 low must be shed and medium not")
 	}
-	b.reserve(ctx, 300)
+	b.reserve(ctx, 300, func() event.Priority { return event.Critical }) // into the critical headroom
 	if !b.shed(event.Medium) || b.shed(event.Critical) {
 		t.Fatal("at 900/1000 medium must be shed, critical never")
 	}
 	// A reservation that does not fit waits for room.
 	done := make(chan struct{})
 	go func() {
-		b.reserve(ctx, 300)
+		b.reserve(ctx, 300, nil)
 		close(done)
 	}()
 	select {
@@ -270,10 +271,57 @@ func TestBudget(t *testing.T) {
 	// A cancelled wait gives up without taking anything.
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error)
-	go func() { errc <- b.reserve(cctx, 500) }()
+	go func() { errc <- b.reserve(cctx, 500, nil) }()
 	cancel()
 	if err := <-errc; err == nil || b.Used() != 800 {
 		t.Fatalf("cancelled reserve: %v, used %d", err, b.Used())
+	}
+}
+
+// TestBudgetCriticalFirst: the last eighth of the budget is for critical
+// requests, and a waiting critical request gets bytes before any other.
+func TestBudgetCriticalFirst(t *testing.T) {
+	ctx := context.Background()
+	crit := func() event.Priority { return event.Critical }
+	low := func() event.Priority { return event.Low }
+	b := newBudget(1000, 0.5, 0.8)
+	if err := b.reserve(ctx, 800, low); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+		wg    sync.WaitGroup
+	)
+	took := func(what string) {
+		mu.Lock()
+		order = append(order, what)
+		mu.Unlock()
+	}
+	wg.Go(func() { b.reserve(ctx, 100, low); took("low") }) // 900 > 875: waits
+	// A critical request fits in the headroom at once.
+	if err := b.reserve(ctx, 100, crit); err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { b.reserve(ctx, 200, crit); took("critical") }) // 1100 > 1000: waits
+	for range 10000 {
+		b.mu.Lock()
+		w := b.critWaiting
+		b.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.release(300) // 600: room for the critical one, not yet for the low one after it
+	waitFor(t, "the critical reservation", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 1 })
+	b.release(100) // 700: the low one fits (800 <= 875)
+	wg.Wait()
+	if len(order) != 2 || order[0] != "critical" || order[1] != "low" {
+		t.Fatalf("reservations served in order %v, want critical then low", order)
+	}
+	if b.Used() != 800 {
+		t.Fatalf("used %d, want 800", b.Used())
 	}
 }
 

@@ -77,7 +77,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // waiting for memory).
 func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) error {
 	size := RequestMemory(req)
-	if err := n.Reserve(ctx, size); err != nil {
+	if err := n.ReserveAs(ctx, size, func() event.Priority { return requestLane(n, req) }); err != nil {
 		return err
 	}
 	defer n.Release(size)
@@ -87,6 +87,22 @@ func (n *Node) Produce(ctx context.Context, req *ProduceRequest, res []Result) e
 	}
 	pd.Wait()
 	return nil
+}
+
+// requestLane is the highest priority of req's events.
+func requestLane(n *Node, req *ProduceRequest) event.Priority {
+	lane := event.Low
+	def := n.DefaultPriority(req.Pipeline)
+	for i := range req.Events {
+		p := def
+		if req.Events[i].HasPriority {
+			p = req.Events[i].Priority
+		}
+		if p.Valid() && p > lane {
+			lane = p
+		}
+	}
+	return lane
 }
 
 // RequestMemory is what a request holds in memory while it is handled: its
@@ -109,7 +125,26 @@ func RequestMemory(req *ProduceRequest) int64 {
 // bytes are given back with Release once the request is answered. An edge
 // that reads requests into memory reserves before reading them; Produce
 // reserves by itself.
-func (n *Node) Reserve(ctx context.Context, size int64) error { return n.budget.reserve(ctx, size) }
+func (n *Node) Reserve(ctx context.Context, size int64) error {
+	return n.budget.reserve(ctx, size, nil)
+}
+
+// ReserveAs is Reserve for a request whose class lane tells (its highest
+// priority), asked only when the budget cannot give the bytes at once: a
+// critical request may use the budget's last eighth, which the others may
+// not, and while one waits the others wait behind it.
+func (n *Node) ReserveAs(ctx context.Context, size int64, lane func() event.Priority) error {
+	return n.budget.reserve(ctx, size, lane)
+}
+
+// DefaultPriority returns the priority of a pipeline's events that name
+// none (low for an unknown pipeline).
+func (n *Node) DefaultPriority(pipeline string) event.Priority {
+	if p := n.st.Load().pipeline(pipeline); p != nil {
+		return p.prio
+	}
+	return event.Low
+}
 
 // Release gives back bytes taken with Reserve.
 func (n *Node) Release(size int64) { n.budget.release(size) }

@@ -336,7 +336,7 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	if h.Compression() != batch.CompressionNone {
 		work += 2 * min(int64(len(b))*20, batch.MaxDecompressed)
 	}
-	if err := n.checkBudget.reserve(ctx, work); err != nil {
+	if err := n.checkBudget.reserve(ctx, work, nil); err != nil {
 		return -1, result.NotReady, err.Error()
 	}
 	defer n.checkBudget.release(work)

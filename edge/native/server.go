@@ -32,6 +32,7 @@ import (
 	"github.com/sensehq/sense/edge/ingest"
 	"github.com/sensehq/sense/edge/native/wire"
 	"github.com/sensehq/sense/edge/tcpserve"
+	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/internal/tlsconf"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/result"
@@ -594,7 +595,7 @@ func (c *conn) produce(f wire.Frame) bool {
 	// copying it; while the budget is full this blocks, and the connection
 	// is not read: backpressure.
 	size := ingest.Memory(len(f.Payload), wr.Count)
-	if err := c.s.node.Reserve(c.ctx, size); err != nil {
+	if err := c.s.node.ReserveAs(c.ctx, size, func() event.Priority { return c.lane(&wr) }); err != nil {
 		return false
 	}
 	j := jobPool.Get().(*produceJob)
@@ -609,6 +610,24 @@ func (c *conn) produce(f wire.Frame) bool {
 	// completer take every job queued, even while the connection closes.
 	c.starts <- j // blocks when the queue is full: backpressure
 	return true
+}
+
+// lane returns the highest priority of a request's events (an event that
+// names none has its pipeline's): critical requests go first when the
+// node's memory budget is short (node.ReserveAs).
+func (c *conn) lane(wr *wire.ProduceRequest) event.Priority {
+	def := c.s.node.DefaultPriority(string(wr.Pipeline))
+	lane := event.Low
+	for it := wr.Events(); it.Next(); {
+		p := def
+		if ev := it.Event(); ev.HasPriority {
+			p = ev.Priority
+		}
+		if p.Valid() && p > lane {
+			lane = p
+		}
+	}
+	return lane
 }
 
 // starter starts each request read, in order, and hands it to the
