@@ -68,14 +68,28 @@ type Leadership interface {
 
 // RemoteReader is implemented by a Buffer whose log is on other nodes (a
 // cluster node's buffer it holds no replica of): a node that holds it
-// answers its reads. Fetch and Offsets go through it; the Buffer's own
-// StartOffset and HighWatermark are then only as fresh as its last read.
+// answers its reads. Fetch, Offsets and StableOffset go through it; the
+// Buffer's own StartOffset and HighWatermark are then only as fresh as its
+// last read.
 type RemoteReader interface {
 	// ReadFrom reads whole batches from offset (Earliest and Latest
-	// resolve; off is the resolved offset) up to maxBytes, at least one
-	// batch; with nothing there yet the node that holds the buffer waits
-	// up to wait for data. With maxBytes 0 it answers the offsets only.
-	ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration) (batches []byte, off, start, hw int64, err error)
+	// resolve to the start and the high watermark) up to maxBytes, at
+	// least one batch, with the isolation iso applied by the node that
+	// holds the buffer, as FetchIsolated applies it to a local one; with
+	// nothing there yet (nothing below the last stable offset, for a
+	// committed read) that node waits up to wait for data. With maxBytes
+	// 0 it answers the offsets only.
+	ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration, iso Isolation) (RemoteRead, error)
+}
+
+// RemoteRead is a RemoteReader's answer: the batches, the resolved
+// offset, the buffer's start, high watermark and last stable offset (the
+// high watermark for ReadUncommitted) and, for ReadCommittedKafka, the
+// aborted transactions that hold offsets in the batches.
+type RemoteRead struct {
+	Batches                           []byte
+	Offset, Start, HighWatermark, LSO int64
+	Aborted                           []AbortedTxn
 }
 
 // AppendFlags qualify one Append.

@@ -87,11 +87,11 @@ func (n *Node) Offsets(pipeline string, partition int32) (start, hw int64, code 
 	if rr, ok := b.(RemoteReader); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteOffsetsTimeout)
 		defer cancel()
-		_, _, start, hw, err := rr.ReadFrom(ctx, Latest, 0, 0)
+		r, err := rr.ReadFrom(ctx, Latest, 0, 0, ReadUncommitted)
 		if err != nil {
 			return -1, -1, n.readCode(pipeline, partition, err)
 		}
-		return start, hw, result.OK
+		return r.Start, r.HighWatermark, result.OK
 	}
 	return b.StartOffset(), b.HighWatermark(), result.OK
 }
@@ -237,15 +237,16 @@ func (n *Node) Fetch(ctx context.Context, pipeline string, partition int32, offs
 }
 
 // FetchIsolated is Fetch with the isolation asked for. A buffer held on
-// other nodes is read as its replica serves it, whatever the isolation
-// (docs/kafka.md, "Transactions").
+// other nodes is read from a node that holds it, which applies the
+// isolation (its replica knows the transactions; docs/cluster.md, "Remote
+// reads").
 func (n *Node) FetchIsolated(ctx context.Context, pipeline string, partition int32, offset int64, maxBytes int, dst []byte, iso Isolation) ([]byte, int64, int64, result.Code) {
 	l, code := n.buffer(pipeline, partition)
 	if code != result.OK {
 		return dst, offset, -1, code
 	}
 	if rr, ok := l.(RemoteReader); ok {
-		return n.fetchRemote(ctx, l, rr, pipeline, partition, offset, maxBytes, dst)
+		return n.fetchRemote(ctx, l, rr, pipeline, partition, offset, maxBytes, dst, iso)
 	}
 	switch offset {
 	case Earliest:
@@ -290,16 +291,17 @@ func (n *Node) FetchIsolated(ctx context.Context, pipeline string, partition int
 	}
 }
 
-// fetchRemote is Fetch of a buffer held on other nodes: each round asks a
-// node that holds it, which waits up to remoteWait for data.
-func (n *Node) fetchRemote(ctx context.Context, l Buffer, rr RemoteReader, pipeline string, partition int32, offset int64, maxBytes int, dst []byte) ([]byte, int64, int64, result.Code) {
+// fetchRemote is FetchIsolated of a buffer held on other nodes: each round
+// asks a node that holds it, which applies iso and waits up to remoteWait
+// for data (below the last stable offset, for a committed read).
+func (n *Node) fetchRemote(ctx context.Context, l Buffer, rr RemoteReader, pipeline string, partition int32, offset int64, maxBytes int, dst []byte, iso Isolation) ([]byte, int64, int64, result.Code) {
 	hw := int64(-1)
 	for {
 		wait := remoteWait
 		if d, ok := ctx.Deadline(); ok {
 			wait = min(wait, time.Until(d))
 		}
-		b, off, _, w, err := rr.ReadFrom(ctx, offset, max(maxBytes, 1), max(wait, 0))
+		r, err := rr.ReadFrom(ctx, offset, max(maxBytes, 1), max(wait, 0), iso)
 		if ctx.Err() != nil {
 			// The reader stopped waiting: nothing new, as a local wait
 			// that ends with its context.
@@ -318,9 +320,9 @@ func (n *Node) fetchRemote(ctx context.Context, l Buffer, rr RemoteReader, pipel
 		if err != nil {
 			return dst, offset, hw, n.readCode(pipeline, partition, err)
 		}
-		offset, hw = off, w
-		if len(b) > 0 {
-			return append(dst, b...), offset, hw, result.OK
+		offset, hw = r.Offset, r.HighWatermark
+		if len(r.Batches) > 0 {
+			return append(dst, r.Batches...), offset, hw, result.OK
 		}
 		if cur, _ := n.buffer(pipeline, partition); cur != l || n.closed.Load() {
 			return dst, offset, hw, n.closedCode()

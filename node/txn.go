@@ -170,11 +170,21 @@ func (x *txnIndex) abortedIn(dst []AbortedTxn, from, to int64) []AbortedTxn {
 
 // stable returns buffer l's last stable offset, and with want the aborted
 // transactions that hold offsets in [from, to).
+//
+// For a buffer held on other nodes, a node that holds it answers the last
+// stable offset; the aborted transactions come only with the batches of a
+// read (FetchIsolated with ReadCommittedKafka), so want is refused with
+// NOT_LEADER: Kafka clients read from the leader (docs/kafka.md,
+// "Transactions").
 func (n *Node) stable(l Buffer, from, to int64, want bool) (int64, []AbortedTxn, error) {
-	if _, ok := l.(RemoteReader); ok {
-		// Held on other nodes: its replicas know; this node does not
-		// (docs/kafka.md, "Transactions").
-		return l.HighWatermark(), nil, nil
+	if rr, ok := l.(RemoteReader); ok {
+		if want {
+			return -1, nil, result.New(result.NotLeader, "the aborted transactions of a buffer held on other nodes come with its batches only: read it from one of its replicas")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), remoteOffsetsTimeout)
+		defer cancel()
+		r, err := rr.ReadFrom(ctx, Latest, 0, 0, ReadCommittedKafka)
+		return r.LSO, nil, err
 	}
 	x := n.txnIndex(l)
 	x.mu.Lock()
@@ -266,24 +276,73 @@ const (
 	ReadUncommitted
 )
 
+// Isolate applies iso to whole batches read at offset from l, a buffer
+// this node holds (a replica it serves to a node that holds none, as
+// FetchIsolated applies it to its own readers), in place: it cuts them at
+// the last stable offset and, for ReadCommitted, empties the aborted
+// transactions' batches. It returns the batches kept, the last stable
+// offset and, for ReadCommittedKafka, the aborted transactions that hold
+// offsets in the batches kept, the list a Kafka fetch answers with them.
+func (n *Node) Isolate(l Buffer, iso Isolation, b []byte, offset int64) ([]byte, int64, []AbortedTxn, error) {
+	if iso == ReadUncommitted {
+		return b, l.HighWatermark(), nil, nil
+	}
+	kept, lso, aborted, err := n.isolate(l, iso, b, 0, offset)
+	if err != nil || iso != ReadCommittedKafka {
+		return kept, lso, nil, err
+	}
+	end := batchesEnd(kept)
+	aborted = slices.DeleteFunc(aborted, func(a AbortedTxn) bool { return a.FirstOffset >= end })
+	return kept, lso, aborted, nil
+}
+
+// BufferStableOffset returns the last stable offset of l, a buffer this
+// node holds.
+func (n *Node) BufferStableOffset(l Buffer) (int64, error) {
+	lso, _, err := n.stable(l, 0, 0, false)
+	return lso, err
+}
+
+// batchesEnd returns the offset after the last of whole batches b (-1
+// when there are none).
+func batchesEnd(b []byte) int64 {
+	end := int64(-1)
+	for len(b) > 0 {
+		h, err := batch.ParseHeader(b)
+		if err != nil || h.Size() > len(b) {
+			break
+		}
+		end = h.NextOffset()
+		b = b[h.Size():]
+	}
+	return end
+}
+
 // committed cuts batches read at offset (from a local buffer) at the last
 // stable offset and, for ReadCommitted, empties the aborted transactions'
 // batches. It returns the batches kept (in place, or appended to dst's
-// start) and whether any was.
+// start).
 func (n *Node) committed(l Buffer, iso Isolation, dst []byte, start int, offset int64) ([]byte, error) {
+	out, _, _, err := n.isolate(l, iso, dst, start, offset)
+	return out, err
+}
+
+// isolate is committed; it also returns the last stable offset and the
+// aborted transactions that hold offsets in the batches read.
+func (n *Node) isolate(l Buffer, iso Isolation, dst []byte, start int, offset int64) ([]byte, int64, []AbortedTxn, error) {
 	read := dst[start:]
 	end := offset
 	for p := read; len(p) > 0; {
 		h, err := batch.ParseHeader(p)
 		if err != nil || h.Size() > len(p) {
-			return dst[:start], fmt.Errorf("node: a batch read does not parse: %v", err)
+			return dst[:start], -1, nil, fmt.Errorf("node: a batch read does not parse: %v", err)
 		}
 		end = h.NextOffset()
 		p = p[h.Size():]
 	}
-	lso, aborted, err := n.stable(l, offset, end, iso == ReadCommitted)
+	lso, aborted, err := n.stable(l, offset, end, true)
 	if err != nil {
-		return dst[:start], err
+		return dst[:start], -1, nil, err
 	}
 	keep := 0 // bytes of read kept
 	out := read[:0]
@@ -306,5 +365,5 @@ func (n *Node) committed(l Buffer, iso Isolation, dst []byte, start int, offset 
 		}
 		keep = len(out)
 	}
-	return dst[:start+keep], nil
+	return dst[:start+keep], lso, aborted, nil
 }

@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -130,12 +131,26 @@ func FuzzDecodeSnapshot(f *testing.F) {
 
 // FuzzDecodeRead: a remote read's request and answer from a peer decode or
 // are refused, never panic; a request decodes within the read bounds and
-// encodes back; an answer round-trips.
+// encodes back; an answer, plain or isolated, round-trips, and an
+// isolated one never allocates for more aborted transactions than its
+// bytes hold.
 func FuzzDecodeRead(f *testing.F) {
-	f.Add(encodeRead(7, "payments/tangier/0", ReadBatches, Earliest, 1<<20, time.Second))
-	f.Add(encodeRead(7, "payments/tangier/0", ReadTime, 1700000000000, 0, 0))
-	f.Add(encodeReadResp(7, RemoteRead{Batches: []byte("batches"), Offset: 4, Start: 1, Watermark: 9}, nil))
-	f.Add(encodeReadResp(8, RemoteRead{}, errors.New("no replica here")))
+	f.Add(encodeRead(7, "payments/tangier/0", ReadBatches, ReadUncommitted, Earliest, 1<<20, time.Second))
+	f.Add(encodeRead(7, "payments/tangier/0", ReadTime, ReadUncommitted, 1700000000000, 0, 0))
+	f.Add(encodeRead(7, "payments/tangier/0", ReadBatches, ReadCommitted, 5, 1<<20, time.Second))
+	f.Add(encodeRead(7, "payments/tangier/0", ReadBatches, ReadCommittedKafka, Latest, 0, 0))
+	f.Add(append(encodeRead(7, "payments/tangier/0", ReadBatches, ReadUncommitted, 5, 1, 0), 0))    // isolation 0 spelled out
+	f.Add(append(encodeRead(7, "payments/tangier/0", ReadBatches, ReadUncommitted, 5, 1, 0), 0xff)) // unknown isolation
+	f.Add(append(encodeRead(7, "payments/tangier/0", ReadBatches, ReadCommitted, 5, 1, 0), 1))      // a byte too many
+	f.Add(encodeReadResp(7, RemoteRead{Batches: []byte("batches"), Offset: 4, Start: 1, Watermark: 9}, nil, false))
+	f.Add(encodeReadResp(8, RemoteRead{}, errors.New("no replica here"), false))
+	f.Add(encodeReadResp(9, RemoteRead{Batches: []byte("batches"), Offset: 4, Start: 1, Watermark: 9, Stable: 6,
+		Aborted: []AbortedTxn{{ProducerID: 3, FirstOffset: 4, LastOffset: 5}}}, nil, true))
+	f.Add(encodeReadResp(9, RemoteRead{}, errors.New("no replica here"), true))
+	// An isolated answer claiming 2^32-1 aborted transactions in no bytes.
+	huge := encodeReadResp(9, RemoteRead{Offset: 4, Watermark: 9, Stable: 6}, nil, true)
+	copy(huge[len(huge)-4:], []byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(huge)
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -143,16 +158,27 @@ func FuzzDecodeRead(f *testing.F) {
 			if q.maxBytes > MaxRemoteReadBytes || q.wait > MaxRemoteReadWait || q.maxBytes < 0 || q.wait < 0 {
 				t.Fatalf("a read request decodes past the bounds: %+v", q)
 			}
-			again := encodeRead(q.id, q.key, q.op, q.offset, q.maxBytes, q.wait)
+			if q.iso != ReadUncommitted && q.iso != ReadCommitted && q.iso != ReadCommittedKafka {
+				t.Fatalf("a read request decodes with an unknown isolation: %+v", q)
+			}
+			again := encodeRead(q.id, q.key, q.op, q.iso, q.offset, q.maxBytes, q.wait)
 			if q2, err := decodeRead(again); err != nil || q2 != q {
 				t.Fatalf("a read request does not round-trip: %+v, then %+v (%v)", q, q2, err)
 			}
 		}
-		if id, r, err := decodeReadResp(p); err == nil {
-			id2, r2, err := decodeReadResp(encodeReadResp(id, r.r, r.err))
+		for _, isolated := range []bool{false, true} {
+			id, r, err := decodeReadResp(p, isolated)
+			if err != nil {
+				continue
+			}
+			if len(r.r.Aborted)*abortedTxnLen > len(p) {
+				t.Fatalf("an answer of %d bytes decodes %d aborted transactions", len(p), len(r.r.Aborted))
+			}
+			id2, r2, err := decodeReadResp(encodeReadResp(id, r.r, r.err, isolated), isolated)
 			if err != nil || id2 != id || !bytes.Equal(r2.r.Batches, r.r.Batches) || r2.r.Offset != r.r.Offset ||
-				r2.r.Start != r.r.Start || r2.r.Watermark != r.r.Watermark || (r2.err == nil) != (r.err == nil) {
-				t.Fatalf("a read answer does not round-trip: %+v, then %+v (%v)", r, r2, err)
+				r2.r.Start != r.r.Start || r2.r.Watermark != r.r.Watermark || (r2.err == nil) != (r.err == nil) ||
+				(isolated && r2.r.Stable != r.r.Stable) || !slices.Equal(r2.r.Aborted, r.r.Aborted) {
+				t.Fatalf("a read answer (isolated %v) does not round-trip: %+v, then %+v (%v)", isolated, r, r2, err)
 			}
 		}
 	})

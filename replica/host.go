@@ -81,6 +81,10 @@ type HostOptions struct {
 	// receive. Sense filters by the records' jurisdiction masks, so that no
 	// event byte reaches a node outside them. Nil sends the batches as read.
 	ReadFilter func(to string, dst, batches []byte) ([]byte, error)
+	// Isolator applies a remote read's isolation (remoteread.go): the
+	// last stable offset and the aborted transactions are the node's to
+	// know. Nil refuses every read with one other than ReadUncommitted.
+	Isolator Isolator
 }
 
 func (o *HostOptions) fill() {
@@ -167,7 +171,7 @@ type Host struct {
 	// (digest.go), by request id: chan digestResult.
 	digests sync.Map
 	// reads are the reads asked of other nodes awaiting their answer
-	// (remoteread.go), by request id: chan readResult; served counts the
+	// (remoteread.go), by request id: *pendingRead; served counts the
 	// reads this node serves for others.
 	reads  sync.Map
 	served atomic.Int64

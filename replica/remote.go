@@ -121,7 +121,7 @@ const remoteCallTimeout = 10 * time.Second
 func (r *Remote) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteCallTimeout)
 	defer cancel()
-	rr, err := r.ReadRemote(ctx, ReadBatches, offset, max(maxBytes, 1), 0)
+	rr, err := r.ReadRemote(ctx, ReadBatches, ReadUncommitted, offset, max(maxBytes, 1), 0)
 	return append(dst, rr.Batches...), err
 }
 
@@ -134,7 +134,7 @@ func (r *Remote) Locate(offset int64, maxBytes int) (seglog.Slice, error) {
 func (r *Remote) OffsetForTime(ts int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteCallTimeout)
 	defer cancel()
-	rr, err := r.ReadRemote(ctx, ReadTime, ts, 0, 0)
+	rr, err := r.ReadRemote(ctx, ReadTime, ReadUncommitted, ts, 0, 0)
 	return rr.Offset, err
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/sensehq/sense/meta"
 	"github.com/sensehq/sense/node"
 	"github.com/sensehq/sense/replica"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/seglog"
 )
 
@@ -80,7 +81,7 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, tlsRT *tlsRuntime, lo
 	ls := &lateSender{}
 	members := cluster.NewMembers(ni, names, ls, membersInterval, log)
 	c := &clusterRuntime{cfg: cfg, members: members, log: log, sender: ls}
-	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive, ReadFilter: c.readFilter})
+	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive, ReadFilter: c.readFilter, Isolator: isolator{c}})
 	host.HoldRetention(true) // until the metadata is applied (meta.go)
 	c.host = host
 	var trTLS *tlsconf.Source
@@ -464,10 +465,72 @@ func (c *clusterRuntime) status() *admin.ClusterInfo {
 	return ci
 }
 
-// ReadFrom is node.RemoteReader: a replica of the buffer answers.
-func (b remoteBuffer) ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration) ([]byte, int64, int64, int64, error) {
-	r, err := b.Remote.ReadRemote(ctx, replica.ReadBatches, offset, maxBytes, wait)
-	return r.Batches, r.Offset, r.Start, r.Watermark, err
+// ReadFrom is node.RemoteReader: a replica of the buffer answers, with
+// the isolation applied by its node (isolator).
+func (b remoteBuffer) ReadFrom(ctx context.Context, offset int64, maxBytes int, wait time.Duration, iso node.Isolation) (node.RemoteRead, error) {
+	r, err := b.Remote.ReadRemote(ctx, replica.ReadBatches, isolationWire[iso], offset, maxBytes, wait)
+	out := node.RemoteRead{Batches: r.Batches, Offset: r.Offset, Start: r.Start, HighWatermark: r.Watermark, LSO: r.Stable}
+	for _, a := range r.Aborted {
+		out.Aborted = append(out.Aborted, node.AbortedTxn(a))
+	}
+	return out, err
 }
 
-var _ node.RemoteReader = remoteBuffer{}
+// isolationWire spells each node.Isolation on the cluster transport (the
+// remote read's isolation byte, docs/cluster.md); isolationOf reads it.
+var isolationWire = map[node.Isolation]byte{
+	node.ReadUncommitted:    replica.ReadUncommitted,
+	node.ReadCommitted:      replica.ReadCommitted,
+	node.ReadCommittedKafka: replica.ReadCommittedKafka,
+}
+
+func isolationOf(wire byte) (node.Isolation, bool) {
+	for iso, w := range isolationWire {
+		if w == wire {
+			return iso, true
+		}
+	}
+	return 0, false
+}
+
+// isolator is replica.Isolator: the node's transaction index of a buffer
+// it holds a replica of applies a remote read's isolation.
+type isolator struct{ c *clusterRuntime }
+
+func (z isolator) node() (*node.Node, error) {
+	n := z.c.node.Load()
+	if n == nil {
+		return nil, result.New(result.NotReady, "the node is still starting")
+	}
+	return n, nil
+}
+
+func (z isolator) StableOffset(g *replica.Group) (int64, error) {
+	n, err := z.node()
+	if err != nil {
+		return -1, err
+	}
+	return n.BufferStableOffset(groupBuffer{g})
+}
+
+func (z isolator) Isolate(g *replica.Group, wire byte, b []byte, offset int64) ([]byte, int64, []replica.AbortedTxn, error) {
+	n, err := z.node()
+	if err != nil {
+		return nil, -1, nil, err
+	}
+	iso, ok := isolationOf(wire)
+	if !ok {
+		return nil, -1, nil, fmt.Errorf("server: unknown read isolation %d", wire)
+	}
+	b, lso, aborted, err := n.Isolate(groupBuffer{g}, iso, b, offset)
+	var out []replica.AbortedTxn
+	for _, a := range aborted {
+		out = append(out, replica.AbortedTxn(a))
+	}
+	return b, lso, out, err
+}
+
+var (
+	_ node.RemoteReader = remoteBuffer{}
+	_ replica.Isolator  = isolator{}
+)
