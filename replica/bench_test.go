@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,57 +22,7 @@ import (
 // cluster transport on loopback, fsync always; each op is one batch of 100
 // events of 100 bytes, 16 appends in flight. It reports events/s.
 func BenchmarkReplicatedAppend(b *testing.B) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	names := []string{"n1", "n2", "n3"}
-	peers := make([]cluster.Peer, len(names))
-	for i, n := range names {
-		peers[i] = cluster.Peer{ID: n}
-	}
-	root := b.TempDir()
-	var trs []*cluster.Transport
-	var hosts []*replica.Host
-	for _, n := range names {
-		ls := &lateSender{}
-		h := replica.NewHost(n, ls, replica.HostOptions{Logger: quiet})
-		t, err := cluster.New(cluster.Config{Self: n, Listen: "127.0.0.1:0", Peers: peers, Handler: h, Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := t.Start(); err != nil {
-			b.Fatal(err)
-		}
-		ls.set(t)
-		trs, hosts = append(trs, t), append(hosts, h)
-	}
-	for _, t := range trs {
-		for j, u := range trs {
-			t.SetPeerAddr(names[j], u.Addr())
-		}
-	}
-	defer func() {
-		for i := range hosts {
-			hosts[i].Close()
-			trs[i].Close()
-		}
-	}()
-	var groups []*replica.Group
-	for i, h := range hosts {
-		g, err := h.Open(replica.GroupOptions{Key: "bench/0", Dir: filepath.Join(root, names[i]), Replicas: names,
-			Log: seglog.Options{Logger: quiet}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		groups = append(groups, g)
-	}
-	var leader *replica.Group
-	for leader == nil {
-		for _, g := range groups {
-			if g.IsLeader() {
-				leader = g
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	leader := startBenchGroup(b)
 	var bl batch.Builder
 	bl.Reset(-1, -1, -1)
 	val := make([]byte, 100)
@@ -100,6 +52,111 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReplicatedAckLatency is BenchmarkReplicatedAppend with one
+// append at a time, each a batch of 10 events of 100 bytes: an op is a
+// commit's whole round (the leader's write and sync, a follower's, the
+// messages between). It reports the p50 and p99 of an append's ack in µs
+// and the process's CPU time (user + system, the three replicas together)
+// per append.
+func BenchmarkReplicatedAckLatency(b *testing.B) {
+	leader := startBenchGroup(b)
+	var bl batch.Builder
+	bl.Reset(-1, -1, -1)
+	val := make([]byte, 100)
+	for range 10 {
+		bl.Add(1, nil, val)
+	}
+	data := append([]byte(nil), bl.Finish()...)
+	lat := make([]time.Duration, 0, b.N)
+	cpu0 := cpuTime()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		a, err := leader.Append(data, true, false, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startBenchGroup starts three replicas of one group in process over the
+// real cluster transport on loopback, fsync always, and returns the
+// leader's.
+func startBenchGroup(b *testing.B) *replica.Group {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	names := []string{"n1", "n2", "n3"}
+	peers := make([]cluster.Peer, len(names))
+	for i, n := range names {
+		peers[i] = cluster.Peer{ID: n}
+	}
+	root := b.TempDir()
+	var trs []*cluster.Transport
+	var hosts []*replica.Host
+	for _, n := range names {
+		ls := &lateSender{}
+		h := replica.NewHost(n, ls, replica.HostOptions{Logger: quiet})
+		t, err := cluster.New(cluster.Config{Self: n, Listen: "127.0.0.1:0", Peers: peers, Handler: h, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := t.Start(); err != nil {
+			b.Fatal(err)
+		}
+		ls.set(t)
+		trs, hosts = append(trs, t), append(hosts, h)
+	}
+	for _, t := range trs {
+		for j, u := range trs {
+			t.SetPeerAddr(names[j], u.Addr())
+		}
+	}
+	b.Cleanup(func() {
+		for i := range hosts {
+			hosts[i].Close()
+			trs[i].Close()
+		}
+	})
+	var groups []*replica.Group
+	for i, h := range hosts {
+		g, err := h.Open(replica.GroupOptions{Key: "bench/0", Dir: filepath.Join(root, names[i]), Replicas: names,
+			Log: seglog.Options{Logger: quiet}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	var leader *replica.Group
+	for leader == nil {
+		for _, g := range groups {
+			if g.IsLeader() {
+				leader = g
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return leader
 }
 
 type lateSender struct {

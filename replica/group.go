@@ -27,9 +27,11 @@ import (
 //
 // One goroutine (run) owns the raft state machine: it takes ticks,
 // messages and proposals from channels, and handles each Ready by
-// persisting its entries (one record batch per entry, one fsync per
-// Ready), saving the term and vote when they change, sending the messages
-// and advancing the high watermark over the committed entries.
+// sending the messages that vouch for nothing (a leader's appends go out
+// before its own write), persisting its entries (one record batch per
+// entry, one fsync per Ready), saving the term and vote when they change,
+// sending the answers that vouch for durable state and advancing the high
+// watermark over the committed entries.
 type Group struct {
 	h        *Host
 	key      string
@@ -813,6 +815,22 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	if rd.HardState != nil {
 		g.term.Store(rd.HardState.GetTerm())
 	}
+	// Messages that vouch for nothing go out first, so that followers
+	// write new entries while this replica does (raft thesis 10.2.1): a
+	// leader's appends, heartbeats, vote requests. The answers that
+	// vouch for durable state (appends acknowledged, votes granted) wait
+	// for the sync below, and so does the leader's own vote for its
+	// entries (raft steps it at Advance): nothing commits until a quorum
+	// has it durable. This is raft's own contract for asynchronous
+	// storage writes (raft.msgsAfterAppend).
+	after := rd.Messages[:0:0]
+	for _, m := range rd.Messages {
+		if vouches(m) || !raft.IsEmptySnap(rd.Snapshot) {
+			after = append(after, m)
+			continue
+		}
+		g.sendMsg(m)
+	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.installSnapshot(rd.Snapshot, rd.HardState); err != nil {
 			return err
@@ -838,7 +856,7 @@ func (g *Group) handleReady(rd raft.Ready) error {
 			}
 		}
 	}
-	for _, m := range rd.Messages {
+	for _, m := range after {
 		g.sendMsg(m)
 	}
 	if len(rd.CommittedEntries) > 0 {
@@ -846,6 +864,17 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	}
 	g.rn.Advance(rd)
 	return nil
+}
+
+// vouches reports whether m speaks for this replica's durable state, and
+// so may leave only once the Ready that produced it is persisted: an
+// append's answer, a vote's answer (raft queues these in msgsAfterAppend).
+func vouches(m *pb.Message) bool {
+	switch m.GetType() {
+	case pb.MsgAppResp, pb.MsgVoteResp, pb.MsgPreVoteResp:
+		return true
+	}
+	return false
 }
 
 func (g *Group) saveState(hs *pb.HardState) error {
