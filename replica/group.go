@@ -82,6 +82,12 @@ type Group struct {
 	isLeader bool
 	applied  uint64
 
+	// batched: proposals checked and numbered in this round of run, to be
+	// stepped into raft together at its end (flushProposals), in term.
+	// Owned by run.
+	batched     []*proposal
+	batchedTerm uint64
+
 	// The state others read.
 	leader atomic.Uint64 // raft id of the leader as last known, 0 if none
 	term   atomic.Uint64
@@ -125,6 +131,7 @@ type proposal struct {
 	h       batch.Header
 	sparse  bool
 	ack     *Ack
+	id      uint64 // its proposal id, once numbered
 }
 
 const (
@@ -637,6 +644,7 @@ drain:
 			break drain
 		}
 	}
+	g.flushProposals()
 	for g.failed.Load() == nil && g.rn.HasReady() {
 		if err := g.handleReady(g.rn.Ready()); err != nil {
 			g.fail(err)
@@ -671,6 +679,9 @@ func (g *Group) fail(err error) {
 // propose checks the batch's producer sequences against the log and what
 // is in flight, then proposes it.
 func (g *Group) propose(p *proposal) {
+	if p.op != opPropose {
+		g.flushProposals() // in order with what came before
+	}
 	switch p.op {
 	case opCampaign:
 		g.rn.Campaign()
@@ -702,14 +713,14 @@ func (g *Group) propose(p *proposal) {
 			return
 		}
 	}
-	id := g.propID
+	p.id = g.propID
 	g.propID++
-	batch.SetBaseOffset(p.data, int64(id))
-	if err := g.rn.Propose(p.data); err != nil {
-		p.ack.resolve(-1, g.notLeader())
-		return
+	batch.SetBaseOffset(p.data, int64(p.id))
+	if len(g.batched) == 0 {
+		g.batchedTerm = g.rn.BasicStatus().GetTerm()
 	}
-	g.waiting[id] = p.ack
+	g.batched = append(g.batched, p)
+	g.waiting[p.id] = p.ack
 	if p.h.Idempotent() {
 		f := g.inflight[p.h.ProducerID]
 		if f == nil || f.epoch != p.h.ProducerEpoch {
@@ -717,6 +728,42 @@ func (g *Group) propose(p *proposal) {
 			g.inflight[p.h.ProducerID] = f
 		}
 		f.ents = append(f.ents, inflightBatch{first: p.h.BaseSequence, last: p.h.LastSequence(), ack: p.ack})
+	}
+}
+
+// flushProposals steps the proposals of this round into raft as one
+// message: raft appends them together and sends each follower one append
+// for all of them, rather than one per batch. They were checked against
+// the producer state as the leader of batchedTerm; if this replica no
+// longer leads in that term (a message stepped since made it a follower),
+// or raft drops them (a leadership transfer under way), they fail with
+// NOT_LEADER, as a refused proposal always has. Called by run.
+func (g *Group) flushProposals() {
+	if len(g.batched) == 0 {
+		return
+	}
+	props := g.batched
+	g.batched = g.batched[:0]
+	ents := make([]*pb.Entry, len(props))
+	for i, p := range props {
+		ents[i] = &pb.Entry{Data: p.data}
+	}
+	err := g.notLeader()
+	if g.leads() && g.rn.BasicStatus().GetTerm() == g.batchedTerm {
+		err = g.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: &g.id, Entries: ents})
+	}
+	if err == nil {
+		clear(props)
+		return
+	}
+	for i, p := range props {
+		props[i] = nil
+		if g.waiting[p.id] != p.ack {
+			continue // already failed
+		}
+		delete(g.waiting, p.id)
+		g.dropInflight(&p.h, p.ack)
+		p.ack.resolve(-1, g.notLeader())
 	}
 }
 
@@ -957,7 +1004,16 @@ func (g *Group) persist(ents []*pb.Entry) error {
 // it (the log's producer state covers it from then on).
 func (g *Group) written(b []byte, a *Ack) {
 	h, err := batch.ParseHeader(b)
-	if err != nil || !h.Idempotent() {
+	if err != nil {
+		return
+	}
+	g.dropInflight(&h, a)
+}
+
+// dropInflight drops the batch of a, with header h, from its producer's
+// in-flight sequences.
+func (g *Group) dropInflight(h *batch.Header, a *Ack) {
+	if !h.Idempotent() {
 		return
 	}
 	f := g.inflight[h.ProducerID]
@@ -1057,6 +1113,8 @@ func (g *Group) failPending(err error) {
 	}
 	g.byOffset = nil
 	clear(g.inflight)
+	clear(g.batched)
+	g.batched = g.batched[:0]
 }
 
 // failAll fails pending appends and any proposal still queued.
