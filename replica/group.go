@@ -961,6 +961,7 @@ func (g *Group) persist(ents []*pb.Entry) error {
 		}
 		s.mu.Lock()
 		s.ents = s.ents[:first-base-1]
+		s.forgetFromLocked(first)
 		s.mu.Unlock()
 		for i, a := range g.byIndex {
 			if i >= first {
@@ -990,6 +991,7 @@ func (g *Group) persist(ents []*pb.Entry) error {
 		}
 		s.mu.Lock()
 		s.ents = append(s.ents, meta{term: e.GetTerm(), next: next})
+		s.remember(e)
 		s.mu.Unlock()
 		if a != nil {
 			a.base, a.end = bo, next
@@ -1064,6 +1066,7 @@ func (g *Group) sendMsg(m *pb.Message) {
 func (g *Group) apply(ents []*pb.Entry) {
 	lastIdx := ents[len(ents)-1].GetIndex()
 	g.applied = lastIdx
+	g.st.forgetTo(lastIdx) // before a compaction below may rewrite them
 	g.appliedTerm.Store(ents[len(ents)-1].GetTerm())
 	end := g.st.endOf(lastIdx)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable

@@ -131,6 +131,7 @@ func (g *Group) repair(offset int64, cause error) {
 	}
 	s.mu.Lock()
 	s.ents = s.ents[:k]
+	s.forgetLocked()
 	last := s.lastLocked()
 	commit := min(s.hard.GetCommit(), last)
 	term, vote := s.hard.GetTerm(), s.hard.GetVote()
