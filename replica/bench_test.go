@@ -23,7 +23,7 @@ import (
 // events of 100 bytes, 16 appends in flight. It reports events/s and the
 // process's CPU time per append (the three replicas together).
 func BenchmarkReplicatedAppend(b *testing.B) {
-	leader := startBenchGroup(b)
+	leader, _ := startBenchGroup(b)
 	var bl batch.Builder
 	bl.Reset(-1, -1, -1)
 	val := make([]byte, 100)
@@ -63,9 +63,18 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 // commit's whole round (the leader's write and sync, a follower's, the
 // messages between). It reports the p50 and p99 of an append's ack in µs
 // and the process's CPU time (user + system, the three replicas together)
-// per append.
+// per append. With "forwarded" the appends are made on a follower, which
+// forwards each to the leader (the router's hop).
 func BenchmarkReplicatedAckLatency(b *testing.B) {
-	leader := startBenchGroup(b)
+	b.Run("leader", func(b *testing.B) { benchAckLatency(b, false) })
+	b.Run("forwarded", func(b *testing.B) { benchAckLatency(b, true) })
+}
+
+func benchAckLatency(b *testing.B, forwarded bool) {
+	g, follower := startBenchGroup(b)
+	if forwarded {
+		g = follower
+	}
 	var bl batch.Builder
 	bl.Reset(-1, -1, -1)
 	val := make([]byte, 100)
@@ -79,7 +88,7 @@ func BenchmarkReplicatedAckLatency(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		a, err := leader.Append(data, true, false, false)
+		a, err := g.Append(data, true, false, forwarded)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -107,8 +116,8 @@ func cpuTime() time.Duration {
 
 // startBenchGroup starts three replicas of one group in process over the
 // real cluster transport on loopback, fsync always, and returns the
-// leader's.
-func startBenchGroup(b *testing.B) *replica.Group {
+// leader's and a follower's.
+func startBenchGroup(b *testing.B) (leader, follower *replica.Group) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	names := []string{"n1", "n2", "n3"}
 	peers := make([]cluster.Peer, len(names))
@@ -151,16 +160,17 @@ func startBenchGroup(b *testing.B) *replica.Group {
 		}
 		groups = append(groups, g)
 	}
-	var leader *replica.Group
-	for leader == nil {
+	for leader == nil || follower == nil || follower.Leader() == "" {
 		for _, g := range groups {
 			if g.IsLeader() {
 				leader = g
+			} else {
+				follower = g
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return leader
+	return leader, follower
 }
 
 type lateSender struct {
