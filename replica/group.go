@@ -916,6 +916,7 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	// entries (raft steps it at Advance): nothing commits until a quorum
 	// has it durable. This is raft's own contract for asynchronous
 	// storage writes (raft.msgsAfterAppend).
+	rd.Messages = coalesceAppends(rd.Messages)
 	after := rd.Messages[:0:0]
 	for _, m := range rd.Messages {
 		if vouches(m) || !raft.IsEmptySnap(rd.Snapshot) {
@@ -1059,6 +1060,46 @@ func (g *Group) finishReady(rd raft.Ready, after []*pb.Message) error {
 	}
 	g.rn.Advance(rd)
 	return nil
+}
+
+// coalesceAppends merges, in a Ready's messages, an empty append (one that
+// only tells a follower the new commit index, which raft sends to every
+// follower as the commit moves) with the append to the same follower, in
+// the same term, right before or after it in the log: the one kept takes
+// the higher commit index, and the follower answers one message, not two.
+// Raising an append's commit index is sound: the follower commits only up
+// to the entries the append matched, and the index is the leader's. It
+// works in place and returns msgs without the dropped messages.
+func coalesceAppends(msgs []*pb.Message) []*pb.Message {
+	var last map[uint64]int // follower → where its latest append is in out
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.GetType() != pb.MsgApp {
+			out = append(out, m)
+			continue
+		}
+		if last == nil {
+			last = map[uint64]int{}
+		}
+		if i, ok := last[m.GetTo()]; ok {
+			p := out[i]
+			commit := max(p.GetCommit(), m.GetCommit())
+			switch {
+			case p.GetTerm() != m.GetTerm():
+			case len(m.GetEntries()) == 0 && p.GetIndex()+uint64(len(p.GetEntries())) == m.GetIndex():
+				p.Commit = &commit // m says nothing more
+				continue
+			case len(p.GetEntries()) == 0 && p.GetIndex() == m.GetIndex():
+				m.Commit = &commit // p says nothing more
+				out[i] = m
+				continue
+			}
+		}
+		last[m.GetTo()] = len(out)
+		out = append(out, m)
+	}
+	clear(msgs[len(out):])
+	return out
 }
 
 // vouches reports whether m speaks for this replica's durable state, and
