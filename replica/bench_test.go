@@ -119,11 +119,36 @@ func benchAckLatency(b *testing.B, forwarded bool) {
 // BenchmarkReplicatedPaced appends a batch of 10 events of 100 bytes every
 // 250 µs (4,000 appends/s, open loop: an append is due at its time
 // whatever the ones before did) to three replicas in process, fsync
-// always, and reports the p50 and p99 of an append's ack in µs and the
-// process's CPU time per append: a steady load well below the maximum,
-// where one append's ack should not wait for the next one's sync.
+// always, and reports the p50 and p99 of an append's ack in µs, of the
+// time until a follower's readers see it (its high watermark passes it),
+// and the process's CPU time per append: a steady load well below the
+// maximum, where one append's ack should not wait for the next one's sync.
 func BenchmarkReplicatedPaced(b *testing.B) {
-	leader, _ := startBenchGroup(b)
+	leader, follower := startBenchGroup(b)
+	// The follower's high watermark as it moves, with when.
+	type seen struct {
+		at time.Time
+		hw int64
+	}
+	var seenMu sync.Mutex
+	var seens []seen
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			ch := follower.Changed()
+			hw := follower.HighWatermark()
+			seenMu.Lock()
+			seens = append(seens, seen{time.Now(), hw})
+			seenMu.Unlock()
+			select {
+			case <-ch:
+			case <-stop:
+				return
+			}
+		}
+	}()
 	var bl batch.Builder
 	bl.Reset(-1, -1, -1)
 	val := make([]byte, 100)
@@ -134,6 +159,11 @@ func BenchmarkReplicatedPaced(b *testing.B) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	lat := make([]time.Duration, 0, b.N)
+	type sent struct {
+		due time.Time
+		end int64
+	}
+	sents := make([]sent, 0, b.N)
 	tick := time.NewTicker(250 * time.Microsecond)
 	defer tick.Stop()
 	cpu0 := cpuTime()
@@ -148,21 +178,46 @@ func BenchmarkReplicatedPaced(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.Wait(); err != nil {
+			base, err := a.Wait()
+			if err != nil {
 				b.Error(err)
 			}
 			d := time.Since(t0)
 			mu.Lock()
 			lat = append(lat, d)
+			sents = append(sents, sent{t0, base + 10})
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	for follower.HighWatermark() < leader.HighWatermark() {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-watched
+	var vis []time.Duration
+	for _, s := range sents {
+		i, _ := slices.BinarySearchFunc(seens, s.end, func(e seen, end int64) int {
+			if e.hw < end {
+				return -1
+			}
+			return 1
+		})
+		if i < len(seens) {
+			vis = append(vis, seens[i].at.Sub(s.due))
+		}
+	}
 	slices.Sort(lat)
+	slices.Sort(vis)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	if len(vis) > 0 {
+		b.ReportMetric(float64(vis[len(vis)/2].Microseconds()), "follower-p50-µs")
+		b.ReportMetric(float64(vis[len(vis)*99/100].Microseconds()), "follower-p99-µs")
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // cpuTime returns the process's user and system CPU time.
