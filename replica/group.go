@@ -1008,14 +1008,16 @@ func (g *Group) ackCommitted() {
 	}
 	last, _ := g.st.LastIndex()
 	commit := min(st.GetCommit(), last)
-	if commit <= max(g.applied, g.ackedTo) {
+	from := max(g.applied, g.ackedTo) + 1
+	if commit < from {
 		return
 	}
 	g.ackedTo = commit
 	end := g.st.endOf(commit)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
-	for i, a := range g.byIndex {
-		if i <= commit && !a.control {
+	// In log order, as apply resolves them.
+	for i := from; i <= commit; i++ {
+		if a := g.byIndex[i]; a != nil && !a.control {
 			delete(g.byIndex, i)
 			a.resolve(a.base, nil)
 		}
