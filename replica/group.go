@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,9 +28,12 @@ import (
 //
 // One goroutine (run) owns the raft state machine: it takes ticks,
 // messages and proposals from channels, and handles each Ready by
-// persisting its entries (one record batch per entry, one fsync per
-// Ready), saving the term and vote when they change, sending the messages
-// and advancing the high watermark over the committed entries.
+// sending the messages that vouch for nothing (a leader's appends go out
+// before its own write), persisting its entries (one record batch per
+// entry, one fsync per Ready), saving the term and vote when they change,
+// sending the answers that vouch for durable state and advancing the high
+// watermark over the committed entries. A leader syncs in the background
+// and acknowledges what commits meanwhile (syncBehind).
 type Group struct {
 	h        *Host
 	key      string
@@ -80,6 +84,19 @@ type Group struct {
 	isLeader bool
 	applied  uint64
 
+	// batched: proposals checked and numbered in this round of run, to be
+	// stepped into raft together at its end (flushProposals), in term.
+	// Owned by run.
+	batched     []*proposal
+	batchedTerm uint64
+
+	// behind: a leader's Ready whose entries are written and being synced
+	// in the background (syncBehind); syncDone takes the sync's outcome.
+	// Owned by run.
+	behind   *behindReady
+	syncDone chan error
+	ackedTo  uint64 // the last index ackCommitted acknowledged up to
+
 	// The state others read.
 	leader atomic.Uint64 // raft id of the leader as last known, 0 if none
 	term   atomic.Uint64
@@ -110,6 +127,18 @@ type Group struct {
 	stopOnce     sync.Once
 }
 
+// isControl reports whether the batch b is a control batch.
+func isControl(b []byte) bool {
+	return len(b) >= batch.HeaderSize && binary.BigEndian.Uint16(b[batch.OffAttributes:])&batch.AttrControl != 0
+}
+
+// behindReady is a Ready waiting for its sync: what is left to do once
+// its entries are durable.
+type behindReady struct {
+	rd    raft.Ready
+	after []*pb.Message
+}
+
 // proposal is a batch on its way into raft.
 type proposal struct {
 	op     int                      // opPropose, opCampaign, opTransfer, opStatus
@@ -123,6 +152,7 @@ type proposal struct {
 	h       batch.Header
 	sparse  bool
 	ack     *Ack
+	id      uint64 // its proposal id, once numbered
 }
 
 const (
@@ -154,6 +184,9 @@ type Ack struct {
 	base, end int64
 	err       error
 	followers []*Ack
+	// control: the batch is a control record (a trim, a compaction),
+	// acknowledged only once applied, when its effect shows.
+	control bool
 }
 
 func newAck() *Ack { return &Ack{done: make(chan struct{})} }
@@ -230,6 +263,7 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 		inbox:             make(chan *pb.Message, 1024),
 		props:             make(chan *proposal, 1024),
 		tickc:             make(chan struct{}, 1),
+		syncDone:          make(chan error, 1),
 		quit:              make(chan struct{}),
 		done:              make(chan struct{}),
 		waiting:           map[uint64]*Ack{},
@@ -584,6 +618,7 @@ func (g *Group) run() {
 		if g.failed.Load() != nil {
 			// The log failed: this replica stops taking part; the others go
 			// on without it.
+			g.dropBehind()
 			g.failAll(*g.failed.Load())
 			<-g.quit
 			return
@@ -606,11 +641,18 @@ func (g *Group) runOnce() (closing bool) {
 			g.repair(d.offset, d.err)
 		}
 	}()
+	tickc := g.tickc
+	if g.behind != nil {
+		tickc = nil // a tick waits for the sync (raft's Ready is out)
+	}
 	select {
 	case <-g.quit:
+		g.dropBehind()
 		g.failAll(seglog.ErrClosed)
 		return true
-	case <-g.tickc:
+	case err := <-g.syncDone:
+		g.endBehind(err)
+	case <-tickc:
 		g.wake()
 		if !g.repairing {
 			g.rn.Tick()
@@ -635,12 +677,25 @@ drain:
 			break drain
 		}
 	}
-	for g.failed.Load() == nil && g.rn.HasReady() {
+	g.flushProposals()
+	if g.behind != nil {
+		g.ackCommitted()
+		return false
+	}
+	for g.failed.Load() == nil && g.behind == nil && g.rn.HasReady() {
 		if err := g.handleReady(g.rn.Ready()); err != nil {
 			g.fail(err)
 		}
 	}
-	g.checkRepaired()
+	if g.behind != nil {
+		// What the Ready just written committed (a leader learns that its
+		// entries commit at the Advance of the Ready that wrote them, and
+		// gets them back in the next) is acknowledged now, not after
+		// this newer sync.
+		g.ackCommitted()
+	} else {
+		g.checkRepaired()
+	}
 	return false
 }
 
@@ -669,6 +724,10 @@ func (g *Group) fail(err error) {
 // propose checks the batch's producer sequences against the log and what
 // is in flight, then proposes it.
 func (g *Group) propose(p *proposal) {
+	if p.op != opPropose {
+		g.flushProposals() // in order with what came before
+		g.awaitBehind()    // and with raft's Ready out of the way
+	}
 	switch p.op {
 	case opCampaign:
 		g.rn.Campaign()
@@ -700,14 +759,14 @@ func (g *Group) propose(p *proposal) {
 			return
 		}
 	}
-	id := g.propID
+	p.id = g.propID
 	g.propID++
-	batch.SetBaseOffset(p.data, int64(id))
-	if err := g.rn.Propose(p.data); err != nil {
-		p.ack.resolve(-1, g.notLeader())
-		return
+	batch.SetBaseOffset(p.data, int64(p.id))
+	if len(g.batched) == 0 {
+		g.batchedTerm = g.rn.BasicStatus().GetTerm()
 	}
-	g.waiting[id] = p.ack
+	g.batched = append(g.batched, p)
+	g.waiting[p.id] = p.ack
 	if p.h.Idempotent() {
 		f := g.inflight[p.h.ProducerID]
 		if f == nil || f.epoch != p.h.ProducerEpoch {
@@ -715,6 +774,42 @@ func (g *Group) propose(p *proposal) {
 			g.inflight[p.h.ProducerID] = f
 		}
 		f.ents = append(f.ents, inflightBatch{first: p.h.BaseSequence, last: p.h.LastSequence(), ack: p.ack})
+	}
+}
+
+// flushProposals steps the proposals of this round into raft as one
+// message: raft appends them together and sends each follower one append
+// for all of them, rather than one per batch. They were checked against
+// the producer state as the leader of batchedTerm; if this replica no
+// longer leads in that term (a message stepped since made it a follower),
+// or raft drops them (a leadership transfer under way), they fail with
+// NOT_LEADER, as a refused proposal always has. Called by run.
+func (g *Group) flushProposals() {
+	if len(g.batched) == 0 {
+		return
+	}
+	props := g.batched
+	g.batched = g.batched[:0]
+	ents := make([]*pb.Entry, len(props))
+	for i, p := range props {
+		ents[i] = &pb.Entry{Data: p.data}
+	}
+	err := g.notLeader()
+	if g.leads() && g.rn.BasicStatus().GetTerm() == g.batchedTerm {
+		err = g.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: &g.id, Entries: ents})
+	}
+	if err == nil {
+		clear(props)
+		return
+	}
+	for i, p := range props {
+		props[i] = nil
+		if g.waiting[p.id] != p.ack {
+			continue // already failed
+		}
+		delete(g.waiting, p.id)
+		g.dropInflight(&p.h, p.ack)
+		p.ack.resolve(-1, g.notLeader())
 	}
 }
 
@@ -813,6 +908,23 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	if rd.HardState != nil {
 		g.term.Store(rd.HardState.GetTerm())
 	}
+	// Messages that vouch for nothing go out first, so that followers
+	// write new entries while this replica does (raft thesis 10.2.1): a
+	// leader's appends, heartbeats, vote requests. The answers that
+	// vouch for durable state (appends acknowledged, votes granted) wait
+	// for the sync below, and so does the leader's own vote for its
+	// entries (raft steps it at Advance): nothing commits until a quorum
+	// has it durable. This is raft's own contract for asynchronous
+	// storage writes (raft.msgsAfterAppend).
+	rd.Messages = coalesceAppends(rd.Messages)
+	after := rd.Messages[:0:0]
+	for _, m := range rd.Messages {
+		if vouches(m) || !raft.IsEmptySnap(rd.Snapshot) {
+			after = append(after, m)
+			continue
+		}
+		g.sendMsg(m)
+	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.installSnapshot(rd.Snapshot, rd.HardState); err != nil {
 			return err
@@ -823,11 +935,115 @@ func (g *Group) handleReady(rd raft.Ready) error {
 			return err
 		}
 		if rd.MustSync {
+			if g.syncBehind(rd) {
+				g.behind = &behindReady{rd: rd, after: after}
+				go func() { g.syncDone <- g.log.Sync() }()
+				return nil
+			}
 			if err := g.log.Sync(); err != nil {
 				return err
 			}
 		}
 	}
+	return g.finishReady(rd, after)
+}
+
+// syncBehind reports whether a leader's Ready can be synced in the
+// background: run goes on stepping its followers' answers meanwhile, and
+// acknowledges what they commit (ackCommitted) without waiting for this
+// sync, whose entries are newer. Only a leader's plain Ready qualifies: no
+// snapshot, no new term or vote to save first.
+func (g *Group) syncBehind(rd raft.Ready) bool {
+	if !g.isLeader || !raft.IsEmptySnap(rd.Snapshot) {
+		return false
+	}
+	hs := rd.HardState
+	return hs == nil || hs.GetTerm() == g.saved.term && hs.GetVote() == g.saved.vote
+}
+
+// endBehind finishes the Ready whose sync ended with err.
+func (g *Group) endBehind(err error) {
+	b := g.behind
+	g.behind = nil
+	if err == nil {
+		err = g.finishReady(b.rd, b.after)
+	}
+	if err != nil {
+		g.fail(err)
+	}
+}
+
+// awaitBehind waits for the background sync, if one runs, and finishes
+// its Ready.
+func (g *Group) awaitBehind() {
+	if g.behind != nil {
+		g.endBehind(<-g.syncDone)
+	}
+}
+
+// dropBehind waits for the background sync, if one runs, and drops its
+// Ready unfinished: raft is about to be restarted over the log (repair),
+// or the group stops.
+func (g *Group) dropBehind() {
+	if g.behind != nil {
+		g.behind = nil
+		if err := <-g.syncDone; err != nil {
+			g.fail(err)
+		}
+	}
+}
+
+// ackCommitted acknowledges, while a Ready of this leader is synced in the
+// background, the appends raft has committed since (its followers'
+// answers stepped meanwhile): a quorum holds them durable, whatever this
+// replica's own sync of newer entries. The committed entries themselves
+// are applied as ever, with the next Ready. Called by run.
+func (g *Group) ackCommitted() {
+	if len(g.byIndex) == 0 && len(g.byOffset) == 0 {
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		return // a follower's commit index may cover entries other than ours
+	}
+	last, _ := g.st.LastIndex()
+	commit := min(st.GetCommit(), last)
+	from := max(g.applied, g.ackedTo) + 1
+	if commit < from {
+		return
+	}
+	g.ackedTo = commit
+	end := g.st.endOf(commit)
+	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
+	// In log order, as apply resolves them.
+	for i := from; i <= commit; i++ {
+		if a := g.byIndex[i]; a != nil && !a.control {
+			delete(g.byIndex, i)
+			a.resolve(a.base, nil)
+		}
+	}
+	g.ackRepeats(end)
+}
+
+// ackRepeats resolves the repeats of stored batches that end at or before
+// end, the high watermark.
+func (g *Group) ackRepeats(end int64) {
+	if len(g.byOffset) > 0 {
+		keep := g.byOffset[:0]
+		for _, a := range g.byOffset {
+			if a.end <= end {
+				a.resolve(a.base, nil)
+			} else {
+				keep = append(keep, a)
+			}
+		}
+		g.byOffset = keep
+	}
+}
+
+// finishReady saves the Ready's state, sends the answers that vouch for
+// its entries, now durable, applies what it commits and advances raft.
+func (g *Group) finishReady(rd raft.Ready, after []*pb.Message) error {
 	if hs := rd.HardState; hs != nil {
 		g.st.mu.Lock()
 		g.st.hard = hs
@@ -838,7 +1054,7 @@ func (g *Group) handleReady(rd raft.Ready) error {
 			}
 		}
 	}
-	for _, m := range rd.Messages {
+	for _, m := range after {
 		g.sendMsg(m)
 	}
 	if len(rd.CommittedEntries) > 0 {
@@ -846,6 +1062,57 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	}
 	g.rn.Advance(rd)
 	return nil
+}
+
+// coalesceAppends merges, in a Ready's messages, an empty append (one that
+// only tells a follower the new commit index, which raft sends to every
+// follower as the commit moves) with the append to the same follower, in
+// the same term, right before or after it in the log: the one kept takes
+// the higher commit index, and the follower answers one message, not two.
+// Raising an append's commit index is sound: the follower commits only up
+// to the entries the append matched, and the index is the leader's. It
+// works in place and returns msgs without the dropped messages.
+func coalesceAppends(msgs []*pb.Message) []*pb.Message {
+	var last map[uint64]int // follower → where its latest append is in out
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.GetType() != pb.MsgApp {
+			out = append(out, m)
+			continue
+		}
+		if last == nil {
+			last = map[uint64]int{}
+		}
+		if i, ok := last[m.GetTo()]; ok {
+			p := out[i]
+			commit := max(p.GetCommit(), m.GetCommit())
+			switch {
+			case p.GetTerm() != m.GetTerm():
+			case len(m.GetEntries()) == 0 && p.GetIndex()+uint64(len(p.GetEntries())) == m.GetIndex():
+				p.Commit = &commit // m says nothing more
+				continue
+			case len(p.GetEntries()) == 0 && p.GetIndex() == m.GetIndex():
+				m.Commit = &commit // p says nothing more
+				out[i] = m
+				continue
+			}
+		}
+		last[m.GetTo()] = len(out)
+		out = append(out, m)
+	}
+	clear(msgs[len(out):])
+	return out
+}
+
+// vouches reports whether m speaks for this replica's durable state, and
+// so may leave only once the Ready that produced it is persisted: an
+// append's answer, a vote's answer (raft queues these in msgsAfterAppend).
+func vouches(m *pb.Message) bool {
+	switch m.GetType() {
+	case pb.MsgAppResp, pb.MsgVoteResp, pb.MsgPreVoteResp:
+		return true
+	}
+	return false
 }
 
 func (g *Group) saveState(hs *pb.HardState) error {
@@ -885,6 +1152,7 @@ func (g *Group) persist(ents []*pb.Entry) error {
 		}
 		s.mu.Lock()
 		s.ents = s.ents[:first-base-1]
+		s.forgetFromLocked(first)
 		s.mu.Unlock()
 		for i, a := range g.byIndex {
 			if i >= first {
@@ -914,9 +1182,11 @@ func (g *Group) persist(ents []*pb.Entry) error {
 		}
 		s.mu.Lock()
 		s.ents = append(s.ents, meta{term: e.GetTerm(), next: next})
+		s.remember(e)
 		s.mu.Unlock()
 		if a != nil {
 			a.base, a.end = bo, next
+			a.control = isControl(b)
 			g.byIndex[e.GetIndex()] = a
 			g.written(b, a)
 		}
@@ -928,7 +1198,16 @@ func (g *Group) persist(ents []*pb.Entry) error {
 // it (the log's producer state covers it from then on).
 func (g *Group) written(b []byte, a *Ack) {
 	h, err := batch.ParseHeader(b)
-	if err != nil || !h.Idempotent() {
+	if err != nil {
+		return
+	}
+	g.dropInflight(&h, a)
+}
+
+// dropInflight drops the batch of a, with header h, from its producer's
+// in-flight sequences.
+func (g *Group) dropInflight(h *batch.Header, a *Ack) {
+	if !h.Idempotent() {
 		return
 	}
 	f := g.inflight[h.ProducerID]
@@ -979,6 +1258,7 @@ func (g *Group) sendMsg(m *pb.Message) {
 func (g *Group) apply(ents []*pb.Entry) {
 	lastIdx := ents[len(ents)-1].GetIndex()
 	g.applied = lastIdx
+	g.st.forgetTo(lastIdx) // before a compaction below may rewrite them
 	g.appliedTerm.Store(ents[len(ents)-1].GetTerm())
 	end := g.st.endOf(lastIdx)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
@@ -998,17 +1278,7 @@ func (g *Group) apply(ents []*pb.Entry) {
 			a.resolve(a.base, nil)
 		}
 	}
-	if len(g.byOffset) > 0 {
-		keep := g.byOffset[:0]
-		for _, a := range g.byOffset {
-			if a.end <= end {
-				a.resolve(a.base, nil)
-			} else {
-				keep = append(keep, a)
-			}
-		}
-		g.byOffset = keep
-	}
+	g.ackRepeats(end)
 }
 
 // failPending fails every append not yet committed: this replica stopped
@@ -1027,7 +1297,10 @@ func (g *Group) failPending(err error) {
 		a.resolve(-1, err)
 	}
 	g.byOffset = nil
+	g.ackedTo = 0
 	clear(g.inflight)
+	clear(g.batched)
+	g.batched = g.batched[:0]
 }
 
 // failAll fails pending appends and any proposal still queued.

@@ -159,6 +159,7 @@ func (g *Group) installSnapshot(snap *pb.Snapshot, hs *pb.HardState) error {
 	s.mu.Lock()
 	s.baseIndex, s.baseTerm, s.baseNext, s.start = idx, term, d.next, d.start
 	s.ents = nil
+	s.forgetLocked()
 	if hs == nil {
 		hs = s.hard
 	}

@@ -42,6 +42,96 @@ type storage struct {
 	// trim moves it to any batch; the log drops whole segments below it.
 	start int64
 	ents  []meta
+
+	// recent holds the entries written and not yet applied, in index
+	// order (at most maxRecentBytes of data): raft reads them again to
+	// apply them and to send them to a follower, and Entries serves them
+	// from here rather than from the log's files. The bytes are those
+	// written (persist stamps the batch in place).
+	recent      []*pb.Entry
+	recentBytes int
+}
+
+// maxRecentBytes bounds the data of the entries storage keeps in memory
+// (a leader whose entries do not commit keeps writing them for at most an
+// election timeout).
+const maxRecentBytes = 8 << 20
+
+// remember keeps e, just written, among the recent entries. Called with mu
+// held.
+func (s *storage) remember(e *pb.Entry) {
+	if n := len(s.recent); n > 0 && s.recent[n-1].GetIndex()+1 != e.GetIndex() {
+		s.forgetLocked()
+	}
+	s.recent = append(s.recent, e)
+	s.recentBytes += len(e.GetData())
+	for s.recentBytes > maxRecentBytes && len(s.recent) > 0 {
+		s.recentBytes -= len(s.recent[0].GetData())
+		s.recent[0] = nil
+		s.recent = s.recent[1:]
+	}
+}
+
+// forgetLocked drops every recent entry (the log was cut, reset or
+// moved). Called with mu held.
+func (s *storage) forgetLocked() {
+	clear(s.recent)
+	s.recent, s.recentBytes = s.recent[:0], 0
+}
+
+// forgetFromLocked drops the recent entries from index i on (a conflicting
+// suffix cut). Called with mu held.
+func (s *storage) forgetFromLocked(i uint64) {
+	for n := len(s.recent); n > 0 && s.recent[n-1].GetIndex() >= i; n-- {
+		s.recentBytes -= len(s.recent[n-1].GetData())
+		s.recent[n-1] = nil
+		s.recent = s.recent[:n-1]
+	}
+}
+
+// forgetTo drops the recent entries up to index i, applied.
+func (s *storage) forgetTo(i uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := 0
+	for k < len(s.recent) && s.recent[k].GetIndex() <= i {
+		s.recentBytes -= len(s.recent[k].GetData())
+		s.recent[k] = nil
+		k++
+	}
+	if k == len(s.recent) {
+		s.recent = s.recent[:0]
+		return
+	}
+	s.recent = s.recent[k:]
+}
+
+// recentLocked returns entries [lo, hi) from the recent ones, limited to
+// maxSize bytes of data (at least one entry), if it holds them all with
+// the terms the table has. Called with mu held.
+func (s *storage) recentLocked(lo, hi, maxSize uint64) ([]*pb.Entry, bool) {
+	if len(s.recent) == 0 {
+		return nil, false
+	}
+	first := s.recent[0].GetIndex()
+	if lo < first || hi > first+uint64(len(s.recent)) {
+		return nil, false
+	}
+	var out []*pb.Entry
+	var size uint64
+	for i := lo; i < hi; i++ {
+		e := s.recent[i-first]
+		if e.GetIndex() != i || e.GetTerm() != s.ents[i-s.baseIndex-1].term {
+			return nil, false
+		}
+		sz := uint64(len(e.GetData()))
+		if len(out) > 0 && size+sz > maxSize {
+			break
+		}
+		out = append(out, e)
+		size += sz
+	}
+	return out, true
 }
 
 func (s *storage) InitialState() (*pb.HardState, *pb.ConfState, error) {
@@ -113,6 +203,10 @@ func (s *storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 		last := s.lastLocked()
 		s.mu.Unlock()
 		return nil, fmt.Errorf("replica: entries [%d, %d) asked of a log that ends at %d", lo, hi, last)
+	}
+	if out, ok := s.recentLocked(lo, hi, maxSize); ok {
+		s.mu.Unlock()
+		return out, nil
 	}
 	off, end := s.offsetOf(lo), s.offsetOf(hi)
 	terms := make([]uint64, 0, hi-lo)

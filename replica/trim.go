@@ -100,6 +100,7 @@ func (g *Group) applyTrim(offset int64) error {
 		baseIdx = s.baseIndex + uint64(k) + 1
 		s.baseIndex, s.baseTerm, s.baseNext = baseIdx, s.ents[k].term, newBase
 		s.ents = append([]meta(nil), s.ents[k+1:]...)
+		s.forgetLocked()
 	}
 	s.start = offset
 	hs := s.hard

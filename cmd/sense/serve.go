@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -67,6 +69,13 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	if dir := os.Getenv("SENSE_CPUPROFILE"); dir != "" {
+		stop, err := startCPUProfile(filepath.Join(dir, "cpu-"+cfg.Node.ID+".pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.Start(cfg, log)
 	if err != nil {
 		return err
@@ -120,6 +129,24 @@ func runServe(cmd *cobra.Command, _ []string) error {
 			return shutdown(srv, log)
 		}
 	}
+}
+
+// startCPUProfile profiles the node's CPU into path until stop is called
+// (SENSE_CPUPROFILE, docs/operations.md): a way to see where a node's time
+// goes, for instance in each node of "sense bench --cluster 3".
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("SENSE_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SENSE_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func shutdown(srv *server.Server, log *slog.Logger) error {
