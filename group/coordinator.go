@@ -470,6 +470,43 @@ func (co *Coordinator) CheckCommit(ref MemberRef) error {
 	return nil
 }
 
+// CheckTxnCommit decides whether a member may commit offsets for its group
+// in a transaction (TxnOffsetCommit v3+, KIP-447), with Kafka's checks for
+// it, which are looser than CheckCommit's: an instance id held by another
+// member is ErrFencedInstanceID; a member id, when not empty, must be a
+// member's (ErrUnknownMemberID); a generation, when not negative, must be
+// the group's (ErrIllegalGeneration; a group the coordinator does not know
+// is at generation 0). An empty member id and a negative generation skip
+// the checks, as a transactional producer that is no group member (or
+// speaks an older version) commits. A rebalance in progress does not
+// refuse the commit: the transaction's fencing protects it.
+func (co *Coordinator) CheckTxnCommit(ref MemberRef) error {
+	if ref.Group == "" {
+		return ErrInvalidGroupID
+	}
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	g := co.group(ref.Group, false)
+	generation := int32(0)
+	if g != nil {
+		generation = g.generation
+		if ref.InstanceID != nil && *ref.InstanceID != "" {
+			for id, m := range g.members {
+				if m.instanceID == *ref.InstanceID && id != ref.MemberID {
+					return ErrFencedInstanceID
+				}
+			}
+		}
+	}
+	switch {
+	case ref.MemberID != "" && (g == nil || g.members[ref.MemberID] == nil):
+		return ErrUnknownMemberID
+	case ref.Generation >= 0 && ref.Generation != generation:
+		return ErrIllegalGeneration
+	}
+	return nil
+}
+
 // Describe returns a snapshot of a group; ok is false (and the state
 // Dead) for a group the coordinator does not know.
 func (co *Coordinator) Describe(name string) (info GroupInfo, ok bool) {

@@ -696,3 +696,35 @@ func TestCloseWallClock(t *testing.T) {
 		t.Fatal("Close returned before the ticker did")
 	}
 }
+
+// TxnOffsetCommit v3's checks (KIP-447) are Kafka's: a member id, when
+// given, must be a member's, a generation, when not negative, the group's;
+// neither given passes even while the group has members.
+func TestCheckTxnCommit(t *testing.T) {
+	h := newHarness(t, 0)
+	first, err := h.co.Join(h.ctx, req("g", "a", "range"))
+	if err != nil || first.Generation != 1 {
+		t.Fatalf("join: %+v, %v", first, err)
+	}
+	for _, c := range []struct {
+		ref  MemberRef
+		want error
+	}{
+		{MemberRef{Group: "g", MemberID: first.MemberID, Generation: 1}, nil},
+		{MemberRef{Group: "g", Generation: -1}, nil},
+		{MemberRef{Group: "g", MemberID: first.MemberID, Generation: -1}, nil},
+		{MemberRef{Group: "g", Generation: 1}, nil},
+		{MemberRef{Group: "g", MemberID: "x", Generation: 1}, ErrUnknownMemberID},
+		{MemberRef{Group: "g", MemberID: first.MemberID, Generation: 2}, ErrIllegalGeneration},
+		{MemberRef{Group: "g", Generation: 0}, ErrIllegalGeneration},
+		{MemberRef{Group: "new", Generation: -1}, nil},
+		{MemberRef{Group: "new", Generation: 0}, nil},
+		{MemberRef{Group: "new", Generation: 3}, ErrIllegalGeneration},
+		{MemberRef{Group: "new", MemberID: "x", Generation: -1}, ErrUnknownMemberID},
+		{MemberRef{Generation: -1}, ErrInvalidGroupID},
+	} {
+		if err := h.co.CheckTxnCommit(c.ref); !errors.Is(err, c.want) {
+			t.Errorf("%+v: %v, want %v", c.ref, err, c.want)
+		}
+	}
+}

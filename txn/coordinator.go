@@ -628,6 +628,36 @@ func (c *Coordinator) Describe(id string) (Txn, bool) {
 	return *t, true
 }
 
+// PendingOffsets returns the partitions of group groupID that an ongoing
+// transaction holds offsets for (TxnOffsetCommit, not yet committed or
+// aborted): OffsetFetch with RequireStable (KIP-447) answers them
+// UNSTABLE_OFFSET_COMMIT rather than the offset committed before. A
+// transaction being committed (PrepareCommit) holds none: its offsets
+// became the group's in the write that decided it (EndTxn); one being
+// aborted holds none either, as they will never be. Nil when none.
+func (c *Coordinator) PendingOffsets(groupID string) map[TopicPartition]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out map[TopicPartition]bool
+	for _, e := range c.ids {
+		if e.t == nil || e.t.State != Ongoing {
+			continue
+		}
+		for _, g := range e.t.Groups {
+			if g.Group != groupID {
+				continue
+			}
+			for _, o := range g.Offsets {
+				if out == nil {
+					out = map[TopicPartition]bool{}
+				}
+				out[o.TopicPartition] = true
+			}
+		}
+	}
+	return out
+}
+
 // Filter selects transactional ids for List; the zero value selects
 // every one. The rules are Kafka's ListTransactions'.
 type Filter struct {

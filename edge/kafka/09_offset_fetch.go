@@ -10,13 +10,22 @@ import (
 	"github.com/sensehq/sense/security"
 )
 
-// OffsetFetch (key 9), versions 0 to 5 (6+ are flexible, see header.go):
-// the offsets a group committed, from the node's group.Store. A partition
-// without a committed offset gets offset -1. From version 2 a
-// null topic list asks for every partition the group committed.
+// OffsetFetch (key 9), versions 0 to 7 (6 and 7 are flexible: their
+// bodies are decoded by decodeOffsetFetch, see ownDecoders in header.go;
+// 8+ ask for several groups at once and are not served): the offsets a
+// group committed, from the node's group.Store. A partition without a
+// committed offset gets offset -1. From version 2 a null topic list asks
+// for every partition the group committed. Version 7 adds RequireStable
+// (KIP-447): a partition for which an ongoing transaction holds offsets of
+// the group (TxnOffsetCommit, not yet ended: txn.Coordinator.PendingOffsets)
+// is answered UNSTABLE_OFFSET_COMMIT, with offset -1, instead of the
+// offset committed before, so a member that takes a partition over from a
+// transactional one retries until the transaction ends rather than start
+// from a stale offset. Without RequireStable, the committed offset, as
+// before.
 const (
 	offsetFetchMin = 0
-	offsetFetchMax = 5
+	offsetFetchMax = 7
 )
 
 func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
@@ -46,10 +55,20 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		return resp
 	}
 	committed := c.s.offsets.Committed(req.Group)
+	var pending map[group.TopicPartition]bool
+	if req.RequireStable {
+		pending = c.s.txns.PendingOffsets(req.Group)
+	}
 	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition = tp.Partition
 		rp.Offset, rp.LeaderEpoch = -1, -1
+		if pending[tp] {
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			empty := ""
+			rp.Metadata = &empty
+			return rp
+		}
 		if co, ok := committed[tp]; ok {
 			rp.Offset, rp.LeaderEpoch = co.Offset, co.LeaderEpoch
 			md := co.Metadata
@@ -99,4 +118,43 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// decodeOffsetFetch decodes an OffsetFetch body: versions 0 to 5 by kmsg
+// (not flexible), 6 and 7 here: Group (compact string), Topics (a compact
+// nullable array: Topic, a compact string, Partitions, a compact array of
+// int32, not nullable, tags), from version 7 RequireStable (bool), then
+// tags.
+func decodeOffsetFetch(version int16, b []byte) (kmsg.Request, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	if version < 6 {
+		return kmsgBody(req, version, b)
+	}
+	req.SetVersion(version)
+	r := &kreader{b: b}
+	req.Group = r.string()
+	// A topic takes 3 bytes at least (name, partitions, tags).
+	if n := r.array(3); n >= 0 {
+		req.Topics = make([]kmsg.OffsetFetchRequestTopic, 0, n)
+		for range n {
+			t := kmsg.NewOffsetFetchRequestTopic()
+			t.Topic = r.string()
+			if m := r.requiredArray(4); m > 0 {
+				t.Partitions = make([]int32, 0, m)
+				for range m {
+					t.Partitions = append(t.Partitions, r.int32())
+				}
+			}
+			r.tags()
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	if version >= 7 {
+		req.RequireStable = r.bool()
+	}
+	r.tags()
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return req, nil
 }

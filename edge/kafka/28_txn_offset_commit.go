@@ -9,16 +9,24 @@ import (
 	"github.com/sensehq/sense/security"
 )
 
-// TxnOffsetCommit (key 28), versions 0 to 2 (3+ are flexible, see
-// header.go): stores a group's offsets in the producer's ongoing
-// transaction (the group added by AddOffsetsToTxn first, else
-// INVALID_TXN_STATE), durably; they become the group's committed offsets
-// in the same write that completes a commit, and are dropped by an abort.
-// Versions 0 to 2 carry no member id or generation, so no membership is
-// checked, as in Kafka.
+// TxnOffsetCommit (key 28), versions 0 to 3 (3 is flexible: its body is
+// decoded by decodeTxnOffsetCommit, see ownDecoders in header.go): stores
+// a group's offsets in the producer's ongoing transaction (the group added
+// by AddOffsetsToTxn first, else INVALID_TXN_STATE), durably; they become
+// the group's committed offsets in the same write that completes a commit,
+// and are dropped by an abort. Versions 0 to 2 carry no member id or
+// generation, so no membership is checked, as in Kafka. Version 3
+// (KIP-447) carries the member id, generation and instance id of the
+// consumer whose offsets they are, checked as Kafka checks them
+// (group.Coordinator.CheckTxnCommit): FENCED_INSTANCE_ID,
+// UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION; an empty member id and generation
+// -1 skip the checks. Answering version 3 is what tells a client the
+// broker implements KIP-447: franz-go's GroupTransactSession then no longer
+// sleeps after each commit, and relies on OffsetFetch's RequireStable
+// (09_offset_fetch.go).
 const (
 	txnOffsetCommitMin = 0
-	txnOffsetCommitMax = 2
+	txnOffsetCommitMax = 3
 )
 
 func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
@@ -30,6 +38,10 @@ func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
 	}
 	if code == 0 {
 		code = c.txnCoordinatorCode(req.Group)
+	}
+	if code == 0 && req.Version >= 3 {
+		code = groupErrorCode(c.s.groups.CheckTxnCommit(group.MemberRef{Group: req.Group,
+			MemberID: req.MemberID, Generation: req.Generation, InstanceID: req.InstanceID}))
 	}
 	var commits []group.OffsetCommit
 	bad := map[[2]any]int16{}
@@ -73,4 +85,56 @@ func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// decodeTxnOffsetCommit decodes a TxnOffsetCommit body: versions 0 to 2
+// by kmsg (not flexible), version 3 here: TransactionalID, Group (compact
+// strings), ProducerID int64, ProducerEpoch int16, Generation int32,
+// MemberID (compact string), InstanceID (compact nullable string), Topics
+// (a compact array, not nullable: Topic, a compact string, then
+// Partitions, a compact array, not nullable, of Partition int32, Offset
+// int64, LeaderEpoch int32, Metadata a compact nullable string, and tags;
+// then tags), then tags.
+func decodeTxnOffsetCommit(version int16, b []byte) (kmsg.Request, error) {
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	if version < 3 {
+		return kmsgBody(req, version, b)
+	}
+	req.SetVersion(version)
+	r := &kreader{b: b}
+	req.TransactionalID = r.string()
+	req.Group = r.string()
+	req.ProducerID = r.int64()
+	req.ProducerEpoch = r.int16()
+	req.Generation = r.int32()
+	req.MemberID = r.string()
+	req.InstanceID = r.nullableString()
+	// A topic takes 3 bytes at least (name, partitions, tags), a
+	// partition 18 (4 + 8 + 4, metadata, tags).
+	if n := r.requiredArray(3); n > 0 {
+		req.Topics = make([]kmsg.TxnOffsetCommitRequestTopic, 0, n)
+		for range n {
+			t := kmsg.NewTxnOffsetCommitRequestTopic()
+			t.Topic = r.string()
+			if m := r.requiredArray(18); m > 0 {
+				t.Partitions = make([]kmsg.TxnOffsetCommitRequestTopicPartition, 0, m)
+				for range m {
+					p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+					p.Partition = r.int32()
+					p.Offset = r.int64()
+					p.LeaderEpoch = r.int32()
+					p.Metadata = r.nullableString()
+					r.tags()
+					t.Partitions = append(t.Partitions, p)
+				}
+			}
+			r.tags()
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	r.tags()
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return req, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/sensehq/sense/edge/kafka"
@@ -80,6 +81,20 @@ func seeds() [][]byte {
 				r.ProducerIDFilters = []int64{7, -1}
 				r.DurationFilterMillis = 60000
 				r.TransactionalIDPattern = kmsg.StringPtr("tx-.*")
+			case *kmsg.OffsetFetchRequest:
+				t := kmsg.NewOffsetFetchRequestTopic()
+				t.Topic, t.Partitions = "orders", []int32{0, 3}
+				r.Topics = append(r.Topics, t)
+				r.Group, r.RequireStable = "g", true
+			case *kmsg.TxnOffsetCommitRequest:
+				r.TransactionalID, r.Group, r.ProducerID, r.ProducerEpoch = "tx-1", "g", 7, 1
+				r.Generation, r.MemberID, r.InstanceID = 3, "m-1", kmsg.StringPtr("i-1")
+				t := kmsg.NewTxnOffsetCommitRequestTopic()
+				t.Topic = "orders"
+				p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				p.Offset, p.Metadata = 42, kmsg.StringPtr("md")
+				t.Partitions = append(t.Partitions, p)
+				r.Topics = append(r.Topics, t)
 			case *kmsg.AlterConfigsRequest:
 				res := kmsg.NewAlterConfigsRequestResource()
 				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "orders"
@@ -241,7 +256,7 @@ func fuzzOwnDecoder(t *testing.T, key, version int16, body []byte) {
 	if err := ref.ReadFrom(body); err != nil {
 		t.Fatalf("key %d version %d: ours decoded %x, kmsg: %v", key, version, body, err)
 	}
-	reflect.ValueOf(ref).Elem().FieldByName("UnknownTags").Set(reflect.Zero(reflect.TypeFor[kmsg.Tags]()))
+	clearTags(reflect.ValueOf(ref).Elem())
 	if refEnc := ref.AppendTo(nil); !bytes.Equal(enc, refEnc) {
 		t.Fatalf("key %d version %d: %x decodes as %x, kmsg's as %x", key, version, body, enc, refEnc)
 	}
@@ -290,4 +305,86 @@ func FuzzListTransactions(f *testing.F) {
 	f.Add(uint8(2), []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0}) // a null pattern
 	f.Add(uint8(2), []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0})
 	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 66, int16(v%3), body) })
+}
+
+// clearTags zeroes every UnknownTags field of v, a struct, and of the
+// structs it holds: our decoders skip unknown tagged fields, kmsg keeps
+// them.
+func clearTags(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if f.Type() == reflect.TypeFor[kmsg.Tags]() {
+				f.Set(reflect.Zero(f.Type()))
+				continue
+			}
+			clearTags(f)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			clearTags(v.Index(i))
+		}
+	}
+}
+
+// FuzzTxnOffsetCommit fuzzes the TxnOffsetCommit body decoder at every
+// version served (3 ours, 0 to 2 kmsg's).
+func FuzzTxnOffsetCommit(f *testing.F) {
+	for v := int16(0); v <= 3; v++ {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.SetVersion(v)
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = "tx-1", "g", 7, 1
+		req.Generation, req.MemberID, req.InstanceID = 3, "m-1", kmsg.StringPtr("i-1")
+		t := kmsg.NewTxnOffsetCommitRequestTopic()
+		t.Topic = "orders"
+		for i := range int32(2) {
+			p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			p.Partition, p.Offset, p.LeaderEpoch = i, 42, 5
+			if i == 0 {
+				p.Metadata = kmsg.StringPtr("md")
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		req.Topics = append(req.Topics, t)
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	// Version 3: ids "t" and "g", producer 0 epoch 0, generation -1, no
+	// member, a null instance id, then the topics.
+	head := []byte{2, 't', 2, 'g', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0}
+	f.Add(uint8(3), append(slices.Clone(head), 1, 0))                                    // no topics
+	f.Add(uint8(3), append(slices.Clone(head), 0, 0))                                    // null topics
+	f.Add(uint8(3), append(slices.Clone(head), 0x80, 0x80, 0x80, 0x80, 0x01, 0))         // 2^28 topics
+	f.Add(uint8(3), append(slices.Clone(head), 2, 2, 'o', 0x80, 0x80, 0x80, 0x01, 0, 0)) // 2^21 partitions
+	f.Add(uint8(3), append(slices.Clone(head), 2, 2, 'o', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0))
+	f.Add(uint8(3), append(slices.Clone(head), 1, 0xff, 0xff, 0xff, 0xff, 0x0f)) // 2^32 tagged fields
+	f.Add(uint8(3), append(slices.Clone(head), 1, 1, 3, 0xff, 0xff, 0x03))       // a tag claiming 64 KiB
+	f.Add(uint8(3), append(slices.Clone(head), 1, 0, 0))                         // a byte after the body
+	f.Add(uint8(3), head[:9])                                                    // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 28, int16(v%4), body) })
+}
+
+// FuzzOffsetFetch fuzzes the OffsetFetch body decoder at every version
+// served (6 and 7 ours, 0 to 5 kmsg's).
+func FuzzOffsetFetch(f *testing.F) {
+	for v := int16(0); v <= 7; v++ {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.SetVersion(v)
+		req.Group, req.RequireStable = "g", true
+		t := kmsg.NewOffsetFetchRequestTopic()
+		t.Topic, t.Partitions = "orders", []int32{0, 3}
+		req.Topics = append(req.Topics, t)
+		f.Add(uint8(v), req.AppendTo(nil))
+		req.Topics = nil // every partition
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	f.Add(uint8(7), []byte{2, 'g', 1, 1, 0})                                       // no topics, stable
+	f.Add(uint8(7), []byte{2, 'g', 0x80, 0x80, 0x80, 0x80, 0x01, 1, 0})            // 2^28 topics
+	f.Add(uint8(6), []byte{2, 'g', 2, 2, 'o', 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0}) // 2^32 partitions
+	f.Add(uint8(6), []byte{2, 'g', 2, 2, 'o', 0, 0, 0})                            // null partitions
+	f.Add(uint8(7), []byte{2, 'g', 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})            // 2^32 tagged fields
+	f.Add(uint8(7), []byte{2, 'g', 0, 1, 1, 3, 0xff, 0xff, 0x03})                  // a tag claiming 64 KiB
+	f.Add(uint8(7), []byte{2, 'g', 0, 1, 0, 0})                                    // a byte after the body
+	f.Add(uint8(7), []byte{2, 'g', 0})                                             // truncated: no RequireStable
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 9, int16(v%8), body) })
 }

@@ -33,8 +33,10 @@ type versionRange struct {
 // decoder that checks the count against the bytes left (our own, or a
 // fixed kmsg). Every client negotiates down to these versions. The
 // exceptions are the APIs with no version before KIP-482 (DescribeCluster,
-// the SCRAM credential APIs, DescribeTransactions, ListTransactions): their
-// bodies are decoded by our own code (ownDecoders).
+// the SCRAM credential APIs, DescribeTransactions, ListTransactions), and
+// the flexible versions served of OffsetFetch (6, 7) and TxnOffsetCommit
+// (3), for KIP-447: their bodies are decoded by our own code
+// (ownDecoders).
 var supported = []versionRange{
 	{0, produceAdvertisedMin, produceMax},
 	{1, fetchMin, fetchMax},
@@ -74,18 +76,37 @@ var supported = []versionRange{
 	{66, listTransactionsMin, listTransactionsMax},
 }
 
-// ownDecoders decode the bodies of the APIs served whose every version is
-// flexible, so that kmsg's body decoder, with its unchecked tagged-field
-// count (see supported), never sees a client's bytes for them. Each takes
-// the version and the body (after the request header's tagged fields),
-// checks every length against the bytes left, and rejects trailing bytes.
-// An API whose served versions are not flexible is decoded by kmsg.
+// ownDecoders decode the bodies of the APIs served with flexible versions,
+// so that kmsg's body decoder, with its unchecked tagged-field count (see
+// supported), never sees a client's flexible bytes. Each takes the version
+// and the body (after the request header's tagged fields), checks every
+// length against the bytes left, and rejects trailing bytes. The map is
+// keyed by API key only: a decoder of an API with versions before and
+// after KIP-482 (OffsetFetch, TxnOffsetCommit) decodes the flexible ones
+// itself and hands the others to kmsg (kmsgBody), whose reader is safe on
+// bodies without tagged fields. An API none of whose served versions is
+// flexible is decoded by kmsg.
 var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, error){
+	9:  decodeOffsetFetch,
+	28: decodeTxnOffsetCommit,
 	50: decodeDescribeUserSCRAMCredentials,
 	51: decodeAlterUserSCRAMCredentials,
 	60: decodeDescribeCluster,
 	65: decodeDescribeTransactions,
 	66: decodeListTransactions,
+}
+
+// kmsgBody decodes a body of a version before KIP-482 with kmsg, for an
+// own decoder of an API that has both kinds of versions.
+func kmsgBody(req kmsg.Request, version int16, body []byte) (kmsg.Request, error) {
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		return nil, fmt.Errorf("version %d is flexible: kmsg must not decode it", version)
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return req, nil
 }
 
 func versions(key int16) (versionRange, bool) {

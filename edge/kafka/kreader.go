@@ -94,6 +94,20 @@ func (r *kreader) nullableString() *string {
 	return &s
 }
 
+func (r *kreader) int16() int16 {
+	if r.err != nil || len(r.b) < 2 {
+		r.fail()
+		return 0
+	}
+	v := int16(binary.BigEndian.Uint16(r.b))
+	r.b = r.b[2:]
+	return v
+}
+
+// bool reads a boolean: a byte, 0 false, anything else true (as kmsg
+// and Kafka read it).
+func (r *kreader) bool() bool { return r.int8() != 0 }
+
 func (r *kreader) int32() int32 {
 	if r.err != nil || len(r.b) < 4 {
 		r.fail()

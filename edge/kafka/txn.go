@@ -15,9 +15,11 @@ import (
 // transactional APIs (22 with a transactional id, 24, 25, 26, 28, and the
 // admin APIs 65 and 66, which describe and list them) translate requests
 // to it and its errors to Kafka error codes, here. Only the versions
-// before KIP-482 (flexible versions) of 22 to 28 are served, so only the
+// before KIP-482 (flexible versions) of 22 to 26 are served, so only the
 // versions before KIP-890's epoch per transaction: the EndTxn fence of
-// package txn (fence.go) stands in for it. docs/kafka.md, "Transactions".
+// package txn (fence.go) stands in for it. TxnOffsetCommit is served to
+// version 3 (KIP-447, decoded by our own code). docs/kafka.md,
+// "Transactions".
 
 // txnErrorCode maps an error of the transaction coordinator to a Kafka
 // error code. fencedCode is what the API's version knows a fenced

@@ -118,9 +118,8 @@ pipelines:
 // through each, one at a time. It reports each median and their ratio (the
 // goal: at most 2). franz-go's GroupTransactSession sleeps 500 ms after
 // each committed transaction when the broker does not serve
-// TxnOffsetCommit v3 (KIP-447), which Sense does not yet (docs/kafka.md,
-// "Transactions"): that sleep, not the server, sets the transactional
-// median today.
+// TxnOffsetCommit v3 (KIP-447); Sense serves it (docs/kafka.md,
+// "Transactions"), so the session no longer sleeps.
 func BenchmarkConsumeTransformProduce(b *testing.B) {
 	addr := startTB(b, `
 pipelines:
