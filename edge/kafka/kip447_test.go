@@ -111,9 +111,9 @@ pipelines:
 	check("v7 stable, committed", fetch(true, 7), 10, 0)
 }
 
-// A GroupTransactSession consume-transform-produce loop: the broker
-// answers TxnOffsetCommit at version 3, so franz-go no longer sleeps 500
-// ms after each committed transaction.
+// A GroupTransactSession consume-transform-produce loop commits every
+// transaction, and the broker answers TxnOffsetCommit at version 3, so
+// franz-go no longer sleeps 500 ms after each committed transaction.
 func TestKIP447GroupTransactSession(t *testing.T) {
 	addr := start(t, `
 pipelines:
@@ -131,7 +131,6 @@ pipelines:
 	}
 	defer sess.Close()
 	const n = 6
-	var took time.Duration
 	for i := range n {
 		if err := src.ProduceSync(ctx, kgo.StringRecord(fmt.Sprintf("v-%d", i))).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -140,7 +139,6 @@ pipelines:
 		for len(recs) == 0 && ctx.Err() == nil {
 			sess.PollFetches(ctx).EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		}
-		began := time.Now()
 		if err := sess.Begin(); err != nil {
 			t.Fatal(err)
 		}
@@ -151,13 +149,11 @@ pipelines:
 		if err != nil || !committed {
 			t.Fatalf("transaction %d: committed %v, %v", i, committed, err)
 		}
-		took += time.Since(began)
 	}
-	// Before KIP-447 each End slept 500 ms after its commit.
-	if took >= n*500*time.Millisecond {
-		t.Errorf("%d transactions took %v: franz-go still sleeps after each commit", n, took)
-	}
-	// The version the client negotiates for TxnOffsetCommit.
+	// The version the client negotiates for TxnOffsetCommit: at 3 and
+	// above, franz-go's End no longer sleeps 500 ms after a commit
+	// (kgo/txn.go; the benchmark BenchmarkConsumeTransformProduce shows
+	// the time).
 	toc := kmsg.NewPtrTxnOffsetCommitRequest()
 	toc.TransactionalID, toc.Group, toc.Generation = "s-tx", "s-g", -1
 	resp, err := sess.Client().Request(ctx, toc)
