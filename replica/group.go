@@ -1008,16 +1008,14 @@ func (g *Group) ackCommitted() {
 	}
 	last, _ := g.st.LastIndex()
 	commit := min(st.GetCommit(), last)
-	from := max(g.applied, g.ackedTo) + 1
-	if commit < from {
+	if commit <= max(g.applied, g.ackedTo) {
 		return
 	}
 	g.ackedTo = commit
 	end := g.st.endOf(commit)
 	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
-	// In log order, as apply resolves them.
-	for i := from; i <= commit; i++ {
-		if a := g.byIndex[i]; a != nil && !a.control {
+	for i, a := range g.byIndex {
+		if i <= commit && !a.control {
 			delete(g.byIndex, i)
 			a.resolve(a.base, nil)
 		}
