@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,8 +31,7 @@ import (
 // before its own write), persisting its entries (one record batch per
 // entry, one fsync per Ready), saving the term and vote when they change,
 // sending the answers that vouch for durable state and advancing the high
-// watermark over the committed entries. A leader syncs in the background
-// and acknowledges what commits meanwhile (syncBehind).
+// watermark over the committed entries.
 type Group struct {
 	h        *Host
 	key      string
@@ -90,13 +88,6 @@ type Group struct {
 	batched     []*proposal
 	batchedTerm uint64
 
-	// behind: a leader's Ready whose entries are written and being synced
-	// in the background (syncBehind); syncDone takes the sync's outcome.
-	// Owned by run.
-	behind   *behindReady
-	syncDone chan error
-	ackedTo  uint64 // the last index ackCommitted acknowledged up to
-
 	// The state others read.
 	leader atomic.Uint64 // raft id of the leader as last known, 0 if none
 	term   atomic.Uint64
@@ -125,18 +116,6 @@ type Group struct {
 	closeMu      sync.Mutex
 	closed       bool
 	stopOnce     sync.Once
-}
-
-// isControl reports whether the batch b is a control batch.
-func isControl(b []byte) bool {
-	return len(b) >= batch.HeaderSize && binary.BigEndian.Uint16(b[batch.OffAttributes:])&batch.AttrControl != 0
-}
-
-// behindReady is a Ready waiting for its sync: what is left to do once
-// its entries are durable.
-type behindReady struct {
-	rd    raft.Ready
-	after []*pb.Message
 }
 
 // proposal is a batch on its way into raft.
@@ -184,9 +163,6 @@ type Ack struct {
 	base, end int64
 	err       error
 	followers []*Ack
-	// control: the batch is a control record (a trim, a compaction),
-	// acknowledged only once applied, when its effect shows.
-	control bool
 }
 
 func newAck() *Ack { return &Ack{done: make(chan struct{})} }
@@ -263,7 +239,6 @@ func openGroup(h *Host, o GroupOptions) (*Group, error) {
 		inbox:             make(chan *pb.Message, 1024),
 		props:             make(chan *proposal, 1024),
 		tickc:             make(chan struct{}, 1),
-		syncDone:          make(chan error, 1),
 		quit:              make(chan struct{}),
 		done:              make(chan struct{}),
 		waiting:           map[uint64]*Ack{},
@@ -618,7 +593,6 @@ func (g *Group) run() {
 		if g.failed.Load() != nil {
 			// The log failed: this replica stops taking part; the others go
 			// on without it.
-			g.dropBehind()
 			g.failAll(*g.failed.Load())
 			<-g.quit
 			return
@@ -641,18 +615,11 @@ func (g *Group) runOnce() (closing bool) {
 			g.repair(d.offset, d.err)
 		}
 	}()
-	tickc := g.tickc
-	if g.behind != nil {
-		tickc = nil // a tick waits for the sync (raft's Ready is out)
-	}
 	select {
 	case <-g.quit:
-		g.dropBehind()
 		g.failAll(seglog.ErrClosed)
 		return true
-	case err := <-g.syncDone:
-		g.endBehind(err)
-	case <-tickc:
+	case <-g.tickc:
 		g.wake()
 		if !g.repairing {
 			g.rn.Tick()
@@ -678,24 +645,12 @@ drain:
 		}
 	}
 	g.flushProposals()
-	if g.behind != nil {
-		g.ackCommitted()
-		return false
-	}
-	for g.failed.Load() == nil && g.behind == nil && g.rn.HasReady() {
+	for g.failed.Load() == nil && g.rn.HasReady() {
 		if err := g.handleReady(g.rn.Ready()); err != nil {
 			g.fail(err)
 		}
 	}
-	if g.behind != nil {
-		// What the Ready just written committed (a leader learns that its
-		// entries commit at the Advance of the Ready that wrote them, and
-		// gets them back in the next) is acknowledged now, not after
-		// this newer sync.
-		g.ackCommitted()
-	} else {
-		g.checkRepaired()
-	}
+	g.checkRepaired()
 	return false
 }
 
@@ -726,7 +681,6 @@ func (g *Group) fail(err error) {
 func (g *Group) propose(p *proposal) {
 	if p.op != opPropose {
 		g.flushProposals() // in order with what came before
-		g.awaitBehind()    // and with raft's Ready out of the way
 	}
 	switch p.op {
 	case opCampaign:
@@ -935,113 +889,11 @@ func (g *Group) handleReady(rd raft.Ready) error {
 			return err
 		}
 		if rd.MustSync {
-			if g.syncBehind(rd) {
-				g.behind = &behindReady{rd: rd, after: after}
-				go func() { g.syncDone <- g.log.Sync() }()
-				return nil
-			}
 			if err := g.log.Sync(); err != nil {
 				return err
 			}
 		}
 	}
-	return g.finishReady(rd, after)
-}
-
-// syncBehind reports whether a leader's Ready can be synced in the
-// background: run goes on stepping its followers' answers meanwhile, and
-// acknowledges what they commit (ackCommitted) without waiting for this
-// sync, whose entries are newer. Only a leader's plain Ready qualifies: no
-// snapshot, no new term or vote to save first.
-func (g *Group) syncBehind(rd raft.Ready) bool {
-	if !g.isLeader || !raft.IsEmptySnap(rd.Snapshot) {
-		return false
-	}
-	hs := rd.HardState
-	return hs == nil || hs.GetTerm() == g.saved.term && hs.GetVote() == g.saved.vote
-}
-
-// endBehind finishes the Ready whose sync ended with err.
-func (g *Group) endBehind(err error) {
-	b := g.behind
-	g.behind = nil
-	if err == nil {
-		err = g.finishReady(b.rd, b.after)
-	}
-	if err != nil {
-		g.fail(err)
-	}
-}
-
-// awaitBehind waits for the background sync, if one runs, and finishes
-// its Ready.
-func (g *Group) awaitBehind() {
-	if g.behind != nil {
-		g.endBehind(<-g.syncDone)
-	}
-}
-
-// dropBehind waits for the background sync, if one runs, and drops its
-// Ready unfinished: raft is about to be restarted over the log (repair),
-// or the group stops.
-func (g *Group) dropBehind() {
-	if g.behind != nil {
-		g.behind = nil
-		if err := <-g.syncDone; err != nil {
-			g.fail(err)
-		}
-	}
-}
-
-// ackCommitted acknowledges, while a Ready of this leader is synced in the
-// background, the appends raft has committed since (its followers'
-// answers stepped meanwhile): a quorum holds them durable, whatever this
-// replica's own sync of newer entries. The committed entries themselves
-// are applied as ever, with the next Ready. Called by run.
-func (g *Group) ackCommitted() {
-	if len(g.byIndex) == 0 && len(g.byOffset) == 0 {
-		return
-	}
-	st := g.rn.BasicStatus()
-	if st.RaftState != raft.StateLeader {
-		return // a follower's commit index may cover entries other than ours
-	}
-	last, _ := g.st.LastIndex()
-	commit := min(st.GetCommit(), last)
-	if commit <= max(g.applied, g.ackedTo) {
-		return
-	}
-	g.ackedTo = commit
-	end := g.st.endOf(commit)
-	g.setHighWatermark(end) // before the acks: what is acknowledged is readable
-	for i, a := range g.byIndex {
-		if i <= commit && !a.control {
-			delete(g.byIndex, i)
-			a.resolve(a.base, nil)
-		}
-	}
-	g.ackRepeats(end)
-}
-
-// ackRepeats resolves the repeats of stored batches that end at or before
-// end, the high watermark.
-func (g *Group) ackRepeats(end int64) {
-	if len(g.byOffset) > 0 {
-		keep := g.byOffset[:0]
-		for _, a := range g.byOffset {
-			if a.end <= end {
-				a.resolve(a.base, nil)
-			} else {
-				keep = append(keep, a)
-			}
-		}
-		g.byOffset = keep
-	}
-}
-
-// finishReady saves the Ready's state, sends the answers that vouch for
-// its entries, now durable, applies what it commits and advances raft.
-func (g *Group) finishReady(rd raft.Ready, after []*pb.Message) error {
 	if hs := rd.HardState; hs != nil {
 		g.st.mu.Lock()
 		g.st.hard = hs
@@ -1184,7 +1036,6 @@ func (g *Group) persist(ents []*pb.Entry) error {
 		s.mu.Unlock()
 		if a != nil {
 			a.base, a.end = bo, next
-			a.control = isControl(b)
 			g.byIndex[e.GetIndex()] = a
 			g.written(b, a)
 		}
@@ -1276,7 +1127,17 @@ func (g *Group) apply(ents []*pb.Entry) {
 			a.resolve(a.base, nil)
 		}
 	}
-	g.ackRepeats(end)
+	if len(g.byOffset) > 0 {
+		keep := g.byOffset[:0]
+		for _, a := range g.byOffset {
+			if a.end <= end {
+				a.resolve(a.base, nil)
+			} else {
+				keep = append(keep, a)
+			}
+		}
+		g.byOffset = keep
+	}
 }
 
 // failPending fails every append not yet committed: this replica stopped
@@ -1295,7 +1156,6 @@ func (g *Group) failPending(err error) {
 		a.resolve(-1, err)
 	}
 	g.byOffset = nil
-	g.ackedTo = 0
 	clear(g.inflight)
 	clear(g.batched)
 	g.batched = g.batched[:0]

@@ -104,7 +104,6 @@ func (g *Group) newRawNode(applied uint64) (*raft.RawNode, error) {
 // repair cuts the log at the batch holding offset and restarts raft over
 // what is left. Called by run.
 func (g *Group) repair(offset int64, cause error) {
-	g.dropBehind() // raft restarts below: its Ready out, if any, is dropped
 	s := g.st
 	s.mu.Lock()
 	// The entry holding offset: the first whose batch ends past it.
