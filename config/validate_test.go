@@ -95,6 +95,8 @@ func TestFileErrors(t *testing.T) {
 		{"event larger than memory", "router: {memory_limit: 2MiB, max_event_bytes: 4MiB}\n", "router.max_event_bytes", "4MiB", "larger than router.memory_limit (2MiB)"},
 		{"shed fraction", "router: {shed_low_at: 1.5}\n", "router.shed_low_at", "1.5", "above 0 and at most 1"},
 		{"shed order", "router: {shed_low_at: 0.9, shed_medium_at: 0.7}\n", "router.shed_medium_at", "0.7", "below router.shed_low_at (0.9)"},
+		{"target delay", "router: {target_delay: 2m}\n", "router.target_delay", "2m0s", "out of range"},
+		{"delay interval", "router: {delay_interval: 2h}\n", "router.delay_interval", "2h0m0s", "out of range"},
 		{"too few open files", "storage: {max_open_files: 3}\n", "storage.max_open_files", "3", "0 (half of ulimit -n, at most 4096) or at least 16"},
 		{"default partitions", "router: {default_partitions: 2000}\n", "router.default_partitions", "2000", "0 (one partition per hub and lane) or 1 to 1024"},
 		{"bad webhook", "alerts: {webhook: 'ftp://example.com/x'}\n", "alerts.webhook", "ftp://example.com/x", "http or https URL"},

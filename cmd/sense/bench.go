@@ -137,6 +137,13 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	if !(f.fraction > 0) {
 		return fmt.Errorf("--fraction %v: must be above 0", f.fraction)
 	}
+	if f.inFlight < 0 || f.inFlight > 5 {
+		return fmt.Errorf("--max-in-flight %d: give 1 to 5 requests (or 0 for the client's default, 4)", f.inFlight)
+	}
+	mix, err := parseMix(f.mix)
+	if err != nil {
+		return err
+	}
 	if f.cluster != 0 && (f.cluster < 2 || f.cluster > 7) {
 		return fmt.Errorf("--cluster %d: give 2 to 7 nodes (or 0 for one server)", f.cluster)
 	}
@@ -239,19 +246,8 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	if err := bench.Preset(&cfg, f.seed); err != nil {
 		return err
 	}
-	if f.mix != "" {
-		var m [3]int
-		parts := strings.Split(f.mix, ",")
-		ok := len(parts) == 3
-		for i := 0; ok && i < 3; i++ {
-			n, err := strconv.Atoi(strings.TrimSpace(parts[i]))
-			ok = err == nil && n >= 0
-			m[i] = n
-		}
-		if !ok || m == [3]int{} {
-			return fmt.Errorf("--mix %q: want three weights low,medium,critical, at least one above 0, such as 80,15,5", f.mix)
-		}
-		cfg.Mix, cfg.SplitClasses = m, true
+	if mix != nil {
+		cfg.Mix, cfg.SplitClasses = *mix, true
 	}
 	var search *bench.Search
 	if rate == 0 {
@@ -541,4 +537,23 @@ func (s *childServer) close() {
 		s.log.Close()
 	}
 	os.RemoveAll(s.data)
+}
+
+// parseMix reads --mix, "L,M,C": the class weights; nil when not given.
+func parseMix(s string) (*[3]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m [3]int
+	parts := strings.Split(s, ",")
+	ok := len(parts) == 3
+	for i := 0; ok && i < 3; i++ {
+		n, err := strconv.Atoi(strings.TrimSpace(parts[i]))
+		ok = err == nil && n >= 0
+		m[i] = n
+	}
+	if !ok || m == [3]int{} {
+		return nil, fmt.Errorf("--mix %q: want three weights low,medium,critical, at least one above 0, such as 80,15,5", s)
+	}
+	return &m, nil
 }

@@ -113,7 +113,9 @@ func TestBenchServerCPU(t *testing.T) {
 	})
 }
 
-func TestBenchServerPIDRejected(t *testing.T) {
+// TestBenchFlagsRejected: a flag the bench cannot use is refused, before
+// anything starts, with an error naming it.
+func TestBenchFlagsRejected(t *testing.T) {
 	const gone = 1 << 30 // above any pid_max
 	for _, c := range []struct {
 		args []string
@@ -121,6 +123,10 @@ func TestBenchServerPIDRejected(t *testing.T) {
 	}{
 		{[]string{"--server-pid", "1"}, "--server-pid measures the server --addr names"},
 		{[]string{"--addr", "127.0.0.1:1", "--server-pid", strconv.Itoa(gone)}, fmt.Sprintf("/proc/%d/stat", gone)},
+		{[]string{"--mix", "1,2"}, `--mix "1,2": want three weights low,medium,critical`},
+		{[]string{"--mix", "0,0,0"}, "at least one above 0"},
+		{[]string{"--mix", "1,-1,1"}, "want three weights"},
+		{[]string{"--max-in-flight", "9"}, "--max-in-flight 9: give 1 to 5 requests"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"bench", "--out", t.TempDir()}, c.args...)
