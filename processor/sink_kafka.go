@@ -124,7 +124,6 @@ func (s *kafkaSink) stored(ctx context.Context, b *Batch) (map[int64]bool, error
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(ctx, 4*s.timeout)
 	defer cancel()
-	prefix := b.Pipeline + "/" + strconv.Itoa(int(b.Partition)) + "/"
 	for len(left) > 0 {
 		fs := rd.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -137,19 +136,7 @@ func (s *kafkaSink) stored(ctx context.Context, b *Batch) (map[int64]bool, error
 			if r.Offset+1 >= left[r.Partition] {
 				delete(left, r.Partition)
 			}
-			var src, proc string
-			for _, h := range r.Headers {
-				switch h.Key {
-				case HeaderSource:
-					src = string(h.Value)
-				case HeaderProcessor:
-					proc = string(h.Value)
-				}
-			}
-			if proc != b.Processor || !strings.HasPrefix(src, prefix) {
-				return
-			}
-			if o, err := strconv.ParseInt(src[len(prefix):], 10, 64); err == nil && o >= b.First && o <= b.Last {
+			if o, ok := copiedOffset(b, r.Headers, func(h kgo.RecordHeader) (string, []byte) { return h.Key, h.Value }); ok {
 				seen[o] = true
 			}
 		})

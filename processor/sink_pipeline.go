@@ -58,6 +58,27 @@ func sourceValue(b *Batch, off int64) string {
 	return b.Pipeline + "/" + strconv.Itoa(int(b.Partition)) + "/" + strconv.FormatInt(off, 10)
 }
 
+// copiedOffset returns the source offset of b a record copies, read from
+// its headers (kv gives a header's key and value): ok only for a record
+// this processor wrote from b's partition within b's offsets.
+func copiedOffset[H any](b *Batch, headers []H, kv func(H) (string, []byte)) (off int64, ok bool) {
+	var src, proc string
+	for _, h := range headers {
+		switch k, v := kv(h); k {
+		case HeaderSource:
+			src = string(v)
+		case HeaderProcessor:
+			proc = string(v)
+		}
+	}
+	prefix := b.Pipeline + "/" + strconv.Itoa(int(b.Partition)) + "/"
+	if proc != b.Processor || !strings.HasPrefix(src, prefix) {
+		return 0, false
+	}
+	o, err := strconv.ParseInt(src[len(prefix):], 10, 64)
+	return o, err == nil && o >= b.First && o <= b.Last
+}
+
 // stored returns the source offsets of b already in the target.
 func (pw *pipelineWriter) stored(ctx context.Context, b *Batch) (map[int64]bool, error) {
 	from := map[int32]int64{}
@@ -76,7 +97,6 @@ func (pw *pipelineWriter) stored(ctx context.Context, b *Batch) (map[int64]bool,
 	if err != nil {
 		return nil, fmt.Errorf("list the partitions of %s: %w", pw.target, err)
 	}
-	prefix := b.Pipeline + "/" + strconv.Itoa(int(b.Partition)) + "/"
 	seen := map[int64]bool{}
 	for _, sp := range parts {
 		off, ok := from[sp.Partition]
@@ -89,20 +109,7 @@ func (pw *pipelineWriter) stored(ctx context.Context, b *Batch) (map[int64]bool,
 				return nil, fmt.Errorf("read %s partition %d at %d: %w", pw.target, sp.Partition, off, err)
 			}
 			for i := range f.Records {
-				r := &f.Records[i]
-				var src, proc string
-				for _, h := range r.Headers {
-					switch h.Key {
-					case HeaderSource:
-						src = string(h.Value)
-					case HeaderProcessor:
-						proc = string(h.Value)
-					}
-				}
-				if proc != b.Processor || !strings.HasPrefix(src, prefix) {
-					continue
-				}
-				if o, err := strconv.ParseInt(src[len(prefix):], 10, 64); err == nil && o >= b.First && o <= b.Last {
+				if o, ok := copiedOffset(b, f.Records[i].Headers, func(h client.Header) (string, []byte) { return h.Key, h.Value }); ok {
 					seen[o] = true
 				}
 			}
