@@ -32,6 +32,9 @@ import (
 // (whatever the node's fsync policy: commits are small and rare, and a
 // commit that came back after a crash would replay processed events) before
 // the commit is acknowledged, so a request's commits are all kept or none.
+// Requests that arrive while a batch's fdatasync runs are written at once
+// and made durable together by the next one (group commit); each is
+// applied in memory only once durable, in the log's order.
 // The store replays the log into memory when it opens. When the log holds
 // more than twice the live keys plus compactSlack records, it is rewritten
 // with the live keys only into a log of the next generation
@@ -96,6 +99,12 @@ type Store struct {
 	logger  *slog.Logger
 	now     func() time.Time
 
+	// pending holds the local writes that are in the log and not yet
+	// applied, oldest first (writeLocked); drained is signalled when it
+	// empties.
+	pending []*pendingWrite
+	drained *sync.Cond
+
 	// side holds the live side records (side.go) by kind and key, and
 	// watchers the function each kind's state machine applies them with.
 	side     map[string]map[string][]byte
@@ -129,6 +138,7 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		now:    time.Now,
 		slack:  compactSlack,
 	}
+	s.drained = sync.NewCond(&s.mu)
 	if err := fs.MkdirAll(s.dir); err != nil {
 		return nil, fmt.Errorf("group: create %s: %w", s.dir, err)
 	}
@@ -403,9 +413,15 @@ func (s *Store) Commit(group string, commits []OffsetCommit) error {
 		vbuf = appendOffsetValue(vbuf[:0], commits[i].CommittedOffset)
 		s.b.Add(now, kbuf, vbuf)
 	}
-	if err := s.appendLocked(); err != nil {
-		return err
-	}
+	return s.writeLocked(s.b.Finish(), func() {
+		s.applyCommits(group, commits)
+		s.records += len(commits)
+	})
+}
+
+// applyCommits applies one group's durable commits in memory. The caller
+// holds s.mu.
+func (s *Store) applyCommits(group string, commits []OffsetCommit) {
 	g := s.groups[group]
 	if g == nil {
 		g = map[TopicPartition]CommittedOffset{}
@@ -417,8 +433,6 @@ func (s *Store) Commit(group string, commits []OffsetCommit) error {
 		}
 		g[c.TopicPartition] = c.CommittedOffset
 	}
-	s.records += len(commits)
-	return s.maybeCompactLocked()
 }
 
 // DeleteGroup forgets every committed offset of group, durably.
@@ -453,6 +467,11 @@ func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool, si
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// What is deleted is worked out from what is applied: the writes
+	// still on their way are applied first.
+	for len(s.pending) > 0 && !s.closed {
+		s.drained.Wait()
+	}
 	if s.closed {
 		return ErrClosed
 	}
@@ -493,34 +512,82 @@ func (s *Store) deleteWhere(match func(group string, tp TopicPartition) bool, si
 		return err
 	}
 	build(&s.b)
-	if err := s.appendLocked(); err != nil {
-		return err
-	}
-	for _, r := range side {
-		s.applySide(r.Kind, r.Key, r.Value)
-	}
-	for _, k := range gone {
-		delete(s.groups[k.group], k.tp)
-		if len(s.groups[k.group]) == 0 {
-			delete(s.groups, k.group)
+	return s.writeLocked(s.b.Finish(), func() {
+		for _, r := range side {
+			s.applySide(r.Kind, r.Key, r.Value)
 		}
+		for _, k := range gone {
+			if _, ok := s.groups[k.group][k.tp]; !ok {
+				continue
+			}
+			delete(s.groups[k.group], k.tp)
+			if len(s.groups[k.group]) == 0 {
+				delete(s.groups, k.group)
+			}
+			s.live--
+		}
+		s.records += n
+	})
+}
+
+// pendingWrite is a local write in the log whose durability is awaited.
+type pendingWrite struct {
+	apply func()
+}
+
+// writeLocked appends b, one batch this store built, to the local log and
+// returns once it is durable and applied by apply, in log order. The caller
+// holds s.mu; writeLocked releases it while the batch's fdatasync runs, so
+// the writes of other requests join that one fdatasync (seglog's group
+// commit), and holds it again when it returns. When a write is durable,
+// every write before it is too: the first waiter to wake applies all of
+// them, oldest first, so memory always follows the log's order. A write or
+// fsync error fails the log for good (seglog never retries one): this and
+// every later write fail.
+func (s *Store) writeLocked(b []byte, apply func()) error {
+	if s.closed {
+		return ErrClosed
 	}
-	s.records += n
-	s.live -= len(gone)
+	p, err := s.log.AppendWith(b, seglog.AppendOptions{Trusted: true})
+	if err != nil {
+		return fmt.Errorf("group: store committed offsets: %w", err)
+	}
+	w := &pendingWrite{apply: apply}
+	s.pending = append(s.pending, w)
+	s.mu.Unlock()
+	_, err = p.Wait()
+	s.mu.Lock()
+	i := slices.Index(s.pending, w)
+	if err != nil {
+		s.pending = slices.Delete(s.pending, i, i+1)
+		s.drainedLocked()
+		return fmt.Errorf("group: store committed offsets: %w", err)
+	}
+	for _, pw := range s.pending[:i+1] {
+		pw.apply()
+	}
+	s.pending = slices.Delete(s.pending, 0, i+1)
+	if !s.drainedLocked() {
+		return nil
+	}
 	return s.maybeCompactLocked()
 }
 
-// appendLocked appends the builder's batch. A write or fsync error fails
-// the log for good (seglog never retries one): later commits fail too.
-func (s *Store) appendLocked() error {
-	if _, err := s.log.Append(s.b.Finish()); err != nil {
-		return fmt.Errorf("group: store committed offsets: %w", err)
+// drainedLocked reports whether no write is pending, and then wakes those
+// that wait for it.
+func (s *Store) drainedLocked() bool {
+	if len(s.pending) > 0 {
+		return false
 	}
-	return nil
+	s.drained.Broadcast()
+	return true
 }
 
+// maybeCompactLocked compacts the log when it holds enough superseded
+// records. It runs only with no write pending: a compaction rewrites what
+// is applied.
 func (s *Store) maybeCompactLocked() error {
-	if s.records <= 2*s.live+s.slack {
+	if s.records <= 2*s.live+s.slack || len(s.pending) > 0 {
 		return nil
 	}
 	return s.compactLocked()
@@ -615,6 +682,7 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	s.drained.Broadcast()
 	if s.rlog != nil {
 		close(s.quit)
 		s.mu.Unlock()

@@ -4,12 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -258,5 +263,130 @@ sense_consumer_group_lag{group="g",partition="0",pipeline="payments"} 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sense_consumer_group_lag"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gatedFS holds every File.Sync while armed, so a test can line writers up
+// behind one fdatasync.
+type gatedFS struct {
+	vfs.FS
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{} // gets a value when a held Sync starts
+	release chan struct{} // closed to let the held Syncs go
+	syncs   atomic.Int64
+}
+
+type gatedFile struct {
+	vfs.File
+	fs *gatedFS
+}
+
+func (g *gatedFS) Create(name string) (vfs.File, error) { return g.wrap(g.FS.Create(name)) }
+func (g *gatedFS) OpenRW(name string) (vfs.File, error) { return g.wrap(g.FS.OpenRW(name)) }
+
+func (g *gatedFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &gatedFile{File: f, fs: g}, nil
+}
+
+func (f *gatedFile) Sync() error {
+	g := f.fs
+	g.syncs.Add(1)
+	g.mu.Lock()
+	armed, release := g.armed, g.release
+	g.mu.Unlock()
+	if armed {
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	return f.File.Sync()
+}
+
+// TestConcurrentCommitsShareSyncs: commits that arrive while one
+// fdatasync of the offsets log runs are written at once and made durable
+// together by the next one, not one fdatasync each; memory follows the
+// log's order (a reopened store shows exactly what the live one showed).
+func TestConcurrentCommitsShareSyncs(t *testing.T) {
+	fs := &gatedFS{FS: vfs.NewMem(), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	dir := "groups"
+	s, err := Open(fs, dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot := TopicPartition{Topic: "orders", Partition: 0}
+	if err := s.Commit("g", []OffsetCommit{{hot, CommittedOffset{Offset: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.armed = true
+	fs.mu.Unlock()
+	before := fs.syncs.Load()
+	first := make(chan error, 1)
+	go func() { first <- s.Commit("g", []OffsetCommit{{hot, CommittedOffset{Offset: 2}}}) }()
+	<-fs.entered // the first commit's fdatasync is held
+	const writers = 20
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			commits := []OffsetCommit{{hot, CommittedOffset{Offset: int64(100 + i)}}, {TopicPartition{"orders", int32(1 + i)}, CommittedOffset{Offset: int64(i)}}}
+			if i%2 == 0 {
+				errs <- s.Write([]SideRecord{{Kind: "test", Key: []byte(fmt.Sprint(i)), Value: []byte("v")}}, GroupCommits{Group: "g", Commits: commits})
+			} else {
+				errs <- s.Commit("g", commits)
+			}
+		}()
+	}
+	// Every writer gets into the log while the fdatasync is held (a
+	// store that kept its lock through the fdatasync would let none in).
+	giveUp := time.Now().Add(time.Minute)
+	n := 0
+	for n < writers+1 && time.Now().Before(giveUp) {
+		runtime.Gosched()
+		if s.mu.TryLock() {
+			n = len(s.pending)
+			s.mu.Unlock()
+		}
+	}
+	fs.mu.Lock()
+	fs.armed = false
+	fs.mu.Unlock()
+	close(fs.release)
+	if n != writers+1 {
+		t.Fatalf("%d of %d writes got into the log while one fdatasync ran", n, writers+1)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One held fdatasync, then one for the twenty writes behind it (a
+	// write on its own would take twenty).
+	if n := fs.syncs.Load() - before; n > 2 {
+		t.Fatalf("%d commits took %d fdatasyncs, want at most 2", writers+1, n)
+	}
+	live := s.Committed("g")
+	if len(live) != writers+1 {
+		t.Fatalf("group g has %d partitions committed, want %d", len(live), writers+1)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(fs, dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	again := s.Committed("g")
+	if !maps.Equal(live, again) {
+		t.Fatalf("reopened store shows %v, the live one showed %v", again, live)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sensehq/sense/batch"
@@ -43,6 +44,7 @@ func OpenReplicated(rlog ReplicatedLog, logger *slog.Logger) *Store {
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.drained = sync.NewCond(&s.mu)
 	go s.applier()
 	return s
 }

@@ -106,33 +106,17 @@ func (s *Store) Write(side []SideRecord, groups ...GroupCommits) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if _, err := s.log.Append(b.Finish()); err != nil {
-		return fmt.Errorf("group: store committed offsets and side records: %w", err)
-	}
-	for _, r := range side {
-		s.applySide(r.Kind, r.Key, r.Value)
-	}
-	for _, gc := range groups {
-		if len(gc.Commits) == 0 {
-			continue
+	return s.writeLocked(b.Finish(), func() {
+		for _, r := range side {
+			s.applySide(r.Kind, r.Key, r.Value)
 		}
-		g := s.groups[gc.Group]
-		if g == nil {
-			g = map[TopicPartition]CommittedOffset{}
-			s.groups[gc.Group] = g
-		}
-		for _, c := range gc.Commits {
-			if _, ok := g[c.TopicPartition]; !ok {
-				s.live++
+		for _, gc := range groups {
+			if len(gc.Commits) > 0 {
+				s.applyCommits(gc.Group, gc.Commits)
 			}
-			g[c.TopicPartition] = c.CommittedOffset
 		}
-	}
-	s.records += n
-	return s.maybeCompactLocked()
+		s.records += n
+	})
 }
 
 // applySide applies one side record in memory and hands it to its kind's

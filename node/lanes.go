@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/event"
@@ -34,8 +35,13 @@ const minAdmit = 1.0 / 32
 // fraction of its requests, 1 while all is well. At the end of every
 // interval a lane looks at the smallest delay it measured in the interval
 // (or, with no measurement, at how long its oldest waiter has waited): a
-// standing queue above target halves the fraction (at least minAdmit);
-// otherwise the fraction grows back by a quarter, to 1. A lane idle for
+// standing queue above target halves the fraction (at least minAdmit)
+// when a class above the lane offered requests in the last two intervals;
+// otherwise the fraction grows back by a quarter, to 1. A lane is shed to
+// make way for the classes above it: with none of them there, its standing
+// queue is its own producers' pipelines (bounded by their windows and by
+// the memory budget), and refusing it would only make them retry (a Kafka
+// producer backs off, and its throughput fell tenfold). A lane idle for
 // longer than an interval starts again at 1. A request past the fraction
 // is refused at once (OVERLOADED) without waiting. Medium waits less than
 // low (it goes first), so low is shed first, and medium only when medium
@@ -44,6 +50,9 @@ const minAdmit = 1.0 / 32
 type lanes struct {
 	target, interval time.Duration
 	slots            int
+
+	// seen is when each class last offered a request (unix nanoseconds).
+	seen [3]atomic.Int64
 
 	mu   sync.Mutex
 	busy int
@@ -101,7 +110,7 @@ func (l *lanes) tickLocked(p event.Priority, now time.Time) {
 				standing = now.Sub(ln.waiters[0].since)
 			}
 		}
-		if standing > l.target {
+		if standing > l.target && l.aboveActive(p, now) {
 			ln.setAdmit(max(ln.admit/2, minAdmit), now)
 		} else if ln.admit < 1 {
 			ln.setAdmit(min(1, ln.admit+0.25), now)
@@ -109,6 +118,19 @@ func (l *lanes) tickLocked(p event.Priority, now time.Time) {
 	}
 	ln.minDelay = -1
 	ln.until = now.Add(l.interval)
+}
+
+// aboveActive reports whether a class above p offered a request within
+// the last two intervals: a lane is shed to make way for the classes above
+// it, and while none of them is there, its standing queue costs no one
+// else anything (the memory budget still bounds it).
+func (l *lanes) aboveActive(p event.Priority, now time.Time) bool {
+	for q := p + 1; q <= event.Critical; q++ {
+		if now.UnixNano()-l.seen[q].Load() <= int64(2*l.interval) {
+			return true
+		}
+	}
+	return false
 }
 
 func (ln *laneState) setAdmit(f float64, now time.Time) {
@@ -126,6 +148,9 @@ func (ln *laneState) setAdmit(f float64, now time.Time) {
 // admit reports whether a request's events of class p are taken (true)
 // or refused as overloaded (false). Critical is always taken.
 func (l *lanes) admit(p event.Priority, now time.Time) bool {
+	if ns := now.UnixNano(); l.seen[p].Load() < ns {
+		l.seen[p].Store(ns)
+	}
 	if p == event.Critical {
 		return true
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sensehq/sense/event"
 	"github.com/sensehq/sense/jurisdiction"
@@ -292,5 +294,65 @@ func TestLaneOverloadShedsByDelay(t *testing.T) {
 	}
 	if taken < 20 {
 		t.Fatalf("the low lane still refuses under a light load (admitted fraction %v)", n.lanes.stats(event.Low, time.Now()).Admitted)
+	}
+}
+
+// TestLaneAloneIsNotShedForDelay: low producers alone keep a standing
+// queue far above the target (eight flows, one 2 ms append at a time), and
+// nothing is refused: no class above low is there to make way for, and a
+// refusal would only make them retry.
+func TestLaneAloneIsNotShedForDelay(t *testing.T) {
+	fs := &hookFS{FS: vfs.Default, hook: func(name string) {
+		if laneOf(name, "lanes") >= 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}}
+	n := lanesNode(t, fs, 5*time.Millisecond, 20*time.Millisecond)
+	n.lanes.slots = 1
+	ctx := context.Background()
+	var acked, refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for r := range 40 {
+				req := prioRequest(event.Low, 20, fmt.Sprintf("%d/%d", w, r))
+				res := make([]Result, len(req.Events))
+				if err := n.Produce(ctx, req, res); err != nil {
+					t.Error(err)
+					return
+				}
+				for _, x := range res {
+					switch x.Code {
+					case result.OK:
+						acked.Add(1)
+					case result.Overloaded:
+						refused.Add(1)
+					default:
+						t.Errorf("low: %v", x.Code)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() != 0 {
+		t.Fatalf("%d low events refused with no other class offered (acknowledged %d)", refused.Load(), acked.Load())
+	}
+	// The queue stood above the target: most requests waited longer.
+	var m dto.Metric
+	if err := n.Metrics.laneDelay[event.Low].(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	total, below := m.GetHistogram().GetSampleCount(), uint64(0)
+	for _, b := range m.GetHistogram().GetBucket() {
+		if b.GetUpperBound() <= 0.005 {
+			below = max(below, b.GetCumulativeCount())
+		}
+	}
+	if total == 0 || below*2 > total {
+		t.Fatalf("%d of %d low requests waited at most 5ms: no standing queue above the target, the test proves nothing", below, total)
+	}
+	if got := stored(t, n, "lanes"); int64(len(got)) != acked.Load() {
+		t.Fatalf("%d events readable, %d acknowledged", len(got), acked.Load())
 	}
 }
