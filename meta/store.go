@@ -197,7 +197,7 @@ func (s *Store) Propose(ctx context.Context, c Command) (State, error) {
 	// down) sent nothing: it is tried again, until ctx ends, while the
 	// log elects a leader. An append whose answer is lost is not: its
 	// outcome is unknown.
-	ack, err := s.log.Append(rec)
+	ack, err := s.append(ctx, rec)
 	for backoff := 10 * time.Millisecond; err != nil && result.CodeOf(err).Retriable(); backoff = min(2*backoff, 200*time.Millisecond) {
 		select {
 		case <-ctx.Done():
@@ -206,7 +206,7 @@ func (s *Store) Propose(ctx context.Context, c Command) (State, error) {
 			return st, ErrClosed
 		case <-time.After(backoff):
 		}
-		ack, err = s.log.Append(rec)
+		ack, err = s.append(ctx, rec)
 	}
 	if err != nil {
 		return st, fmt.Errorf("meta: propose %s: %w", c.Op, err)
@@ -235,6 +235,30 @@ func (s *Store) Propose(ctx context.Context, c Command) (State, error) {
 		return st, err
 	}
 	return s.State(), nil
+}
+
+// append proposes rec, giving up when ctx ends or the store closes: a
+// replica's Append may wait for its group's loop (a full proposal queue),
+// and a node that stops must not wait for a loop that may be stopping too.
+// An append given up on may still be committed later.
+func (s *Store) append(ctx context.Context, rec []byte) (follow.Ack, error) {
+	type res struct {
+		ack follow.Ack
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ack, err := s.log.Append(rec)
+		ch <- res{ack, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.ack, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("meta: propose: %w (the change may still be applied)", ctx.Err())
+	case <-s.quit:
+		return nil, ErrClosed
+	}
 }
 
 // WaitApplied returns once this node has applied the log up to offset
