@@ -49,6 +49,12 @@ type txnIndex struct {
 	aborted []AbortedTxn    // by LastOffset
 }
 
+// txnFreeBuffer is a Buffer that knows an offset from which it holds no
+// transactional or control batch (seglog.Log.TxnFreeFrom).
+type txnFreeBuffer interface {
+	TxnFreeFrom() int64
+}
+
 // txnIndexReadBytes bounds one read of the index's catch-up.
 const txnIndexReadBytes = 1 << 20
 
@@ -79,10 +85,16 @@ func (x *txnIndex) catchUp(l Buffer) (int64, error) {
 		x.aborted = x.aborted[:0]
 	}
 	hw := l.HighWatermark()
-	if x.next < hw {
+	// Past the buffer's TxnFreeFrom nothing is transactional: the index
+	// reads up to it only (a log without transactions is never read).
+	end := hw
+	if tf, ok := l.(txnFreeBuffer); ok {
+		end = min(hw, max(tf.TxnFreeFrom(), x.next))
+	}
+	if x.next < end {
 		bp := readBufs.Get().(*[]byte)
 		defer readBufs.Put(bp)
-		for x.next < hw {
+		for x.next < end {
 			buf, err := l.Read((*bp)[:0], x.next, txnIndexReadBytes)
 			*bp = buf[:0]
 			if errors.Is(err, seglog.ErrOffsetOutOfRange) && l.StartOffset() > x.next {
@@ -103,6 +115,9 @@ func (x *txnIndex) catchUp(l Buffer) (int64, error) {
 		if cap(*bp) > 2*txnIndexReadBytes {
 			*bp = nil
 		}
+	}
+	if x.next >= end {
+		x.next = max(x.next, hw)
 	}
 	lso := x.next
 	for _, first := range x.open {

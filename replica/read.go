@@ -41,6 +41,9 @@ func (g *Group) OffsetForTime(ts int64) (int64, error) {
 	return min(max(off, g.logStart.Load()), hw), nil
 }
 
+// TxnFreeFrom is seglog.Log.TxnFreeFrom of this replica's log.
+func (g *Group) TxnFreeFrom() int64 { return g.log.TxnFreeFrom() }
+
 // StartOffset is the first offset readers see: the log's first, or past
 // it after a trim (trim.go).
 func (g *Group) StartOffset() int64 { return max(g.log.StartOffset(), g.logStart.Load()) }

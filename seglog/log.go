@@ -52,6 +52,11 @@ type Log struct {
 	fs   vfs.FS
 	log  *slog.Logger
 
+	// txnFree is an offset from which no batch is transactional or a
+	// control batch: the next offset at Open, moved past each such batch
+	// appended since (TxnFreeFrom).
+	txnFree atomic.Int64
+
 	// recut and cutAt record a cut of a damaged log by recovery
 	// (Options.CutCorrupt); set before Open returns.
 	recut bool
@@ -165,10 +170,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, err
 	}
+	l.txnFree.Store(l.next)
 	l.wg.Add(1)
 	go l.background()
 	return l, nil
 }
+
+// TxnFreeFrom returns an offset from which the log holds no transactional
+// batch and no control batch (a transaction marker), as far as this
+// process has seen: the log's end when it opened, or past the last such
+// batch appended since. A reader indexing transactions reads only below
+// it.
+func (l *Log) TxnFreeFrom() int64 { return l.txnFree.Load() }
 
 // Dir returns the log's directory.
 func (l *Log) Dir() string { return l.dir }
@@ -410,6 +423,9 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) (int64, error) {
 	l.next = s.next
 	if h.Idempotent() {
 		l.prods.record(h)
+	}
+	if h.Attributes&(batch.AttrTransactional|batch.AttrControl) != 0 && l.txnFree.Load() < l.next {
+		l.txnFree.Store(l.next)
 	}
 	l.sinceCkpt += int64(len(b))
 	if l.sinceCkpt >= l.opts.CheckpointBytes {

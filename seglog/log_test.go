@@ -2,6 +2,7 @@ package seglog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -559,5 +560,101 @@ func TestAppendAsync(t *testing.T) {
 	}
 	if l.HighWatermark() != 20 {
 		t.Fatalf("high watermark %d after waiting for all", l.HighWatermark())
+	}
+}
+
+// TestReadsFollowTruncation: reads of offsets just appended find their
+// batches from memory (the recent batches); after a truncation and new,
+// differently sized batches at the same offsets, every offset reads the
+// new batch, never a remembered place of the old one.
+func TestReadsFollowTruncation(t *testing.T) {
+	l := openT(t, "/log", Options{FS: vfs.NewMem(), IndexIntervalBytes: 1 << 20})
+	defer l.Close()
+	want := map[int64][]byte{}
+	appendBatch := func(tag string, n, size int) {
+		b := mkBatch(tag, n, size, -1, -1)
+		base, err := l.Append(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := batch.ParseHeader(b)
+		for o := base; o < base+int64(h.RecordCount); o++ {
+			want[o] = b
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for off := l.StartOffset(); off < l.HighWatermark(); off++ {
+			got, err := l.Read(nil, off, 1)
+			if err != nil {
+				t.Fatalf("%s: read %d: %v", when, off, err)
+			}
+			h, err := batch.ParseHeader(got)
+			if err != nil || off < h.BaseOffset || off >= h.NextOffset() {
+				t.Fatalf("%s: read %d returned the batch at %d..%d (%v)", when, off, h.BaseOffset, h.NextOffset(), err)
+			}
+			// Offsets and epochs are stamped on append: compare records.
+			if !bytes.Equal(got[batch.HeaderSize:h.Size()], want[off][batch.HeaderSize:]) {
+				t.Fatalf("%s: read %d returned other records than were appended", when, off)
+			}
+		}
+	}
+	for i := range 10 {
+		appendBatch(fmt.Sprint("a", i), 1+i%3, 50)
+	}
+	check("after appends")
+	cut := int64(6) // a0 0, a1 1-2, a2 3-5, a3 6
+	if err := l.Truncate(cut); err != nil {
+		t.Fatal(err)
+	}
+	for o := range want {
+		if o >= cut {
+			delete(want, o)
+		}
+	}
+	for i := range 6 {
+		appendBatch(fmt.Sprint("b", i), 4-i%3, 70)
+	}
+	check("after truncation and new appends")
+}
+
+// TestTxnFreeFrom: the offset past which no transactional or control batch
+// lies starts at the log's end when it opens and moves past each such
+// batch appended, and only those.
+func TestTxnFreeFrom(t *testing.T) {
+	fs := vfs.NewMem()
+	l := openT(t, "/log", Options{FS: fs})
+	if _, err := l.Append(mkBatch("plain", 3, 20, -1, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.TxnFreeFrom(); got != 0 {
+		t.Fatalf("TxnFreeFrom after a plain batch = %d, want 0 (the end at open)", got)
+	}
+	var b batch.Builder
+	b.Reset(7, 0, 0)
+	b.Add(1, nil, []byte("in a transaction"))
+	b.Add(2, nil, []byte("in a transaction"))
+	txn := bytes.Clone(b.Finish())
+	binary.BigEndian.PutUint16(txn[batch.OffAttributes:], batch.AttrTransactional)
+	binary.BigEndian.PutUint32(txn[batch.OffCRC:], batch.Checksum(txn[batch.OffAttributes:]))
+	if _, err := l.Append(txn); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.TxnFreeFrom(); got != 5 {
+		t.Fatalf("TxnFreeFrom after a transactional batch at 3..4 = %d, want 5", got)
+	}
+	if _, err := l.Append(mkBatch("plain", 2, 20, -1, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.TxnFreeFrom(); got != 5 {
+		t.Fatalf("TxnFreeFrom moved to %d for a plain batch", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, "/log", Options{FS: fs})
+	defer l.Close()
+	if got := l.TxnFreeFrom(); got != 7 {
+		t.Fatalf("TxnFreeFrom after reopening a log ending at 7 = %d", got)
 	}
 }

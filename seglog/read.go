@@ -48,30 +48,41 @@ func (l *Log) viewLocked(offset int64) (v readView, ok bool, err error) {
 // offset. Base offsets lie outside the CRC, so it checks that each batch
 // starts where the one before ended.
 func (v readView) seek(offset int64) (pos, base int64, err error) {
+	pos, base, _, err = v.seekBatch(offset)
+	return pos, base, err
+}
+
+// seekBatch is seek that also returns the size of the batch at pos: a
+// recently appended batch is found in memory without reading a header;
+// otherwise the headers from the nearest index entry on are read.
+func (v readView) seekBatch(offset int64) (pos, base int64, size int, err error) {
+	if r, ok := v.seg.lookupRecent(offset); ok && r.pos+int64(r.size) <= v.limit {
+		return r.pos, r.base, r.size, nil
+	}
 	pos, base = v.seg.lookup(offset)
 	hb := getHeaderBuf()
 	defer headerPool.Put(hb)
 	for pos < v.limit {
 		if err := readFull(v.seg.f, hb[:], pos); err != nil {
-			return 0, 0, v.corrupt(pos, base, err)
+			return 0, 0, 0, v.corrupt(pos, base, err)
 		}
 		h, err := batch.ParseHeader(hb[:])
 		if err != nil {
-			return 0, 0, v.corrupt(pos, base, err)
+			return 0, 0, 0, v.corrupt(pos, base, err)
 		}
 		if h.BaseOffset != base {
-			return 0, 0, v.corrupt(pos, base, fmt.Errorf("batch has base offset %d", h.BaseOffset))
+			return 0, 0, 0, v.corrupt(pos, base, fmt.Errorf("batch has base offset %d", h.BaseOffset))
 		}
 		if pos+int64(h.Size()) > v.limit {
-			return 0, 0, v.corrupt(pos, base, fmt.Errorf("batch of %d bytes runs past the segment's end %d", h.Size(), v.limit))
+			return 0, 0, 0, v.corrupt(pos, base, fmt.Errorf("batch of %d bytes runs past the segment's end %d", h.Size(), v.limit))
 		}
 		if h.NextOffset() > offset {
-			return pos, base, nil
+			return pos, base, h.Size(), nil
 		}
 		pos += int64(h.Size())
 		base = h.NextOffset()
 	}
-	return 0, 0, fmt.Errorf("%w: offset %d not found in segment %s", ErrOffsetOutOfRange, offset, v.seg.path(logSuffix))
+	return 0, 0, 0, fmt.Errorf("%w: offset %d not found in segment %s", ErrOffsetOutOfRange, offset, v.seg.path(logSuffix))
 }
 
 func (v readView) corrupt(pos, offset int64, err error) error {
@@ -83,15 +94,20 @@ func (v readView) corrupt(pos, offset int64, err error) error {
 // them but always at least one. It checks each batch's CRC, that base
 // offsets follow on, and that leader epochs never decrease (the fields
 // outside the CRC). It returns the grown dst and the bytes added.
-func (v readView) readChecked(dst []byte, pos, base int64, maxBytes int) ([]byte, int, error) {
-	hb := getHeaderBuf()
-	defer headerPool.Put(hb)
-	if err := readFull(v.seg.f, hb[:batch.LogOverhead], pos); err != nil {
-		return dst, 0, v.corrupt(pos, -1, err)
-	}
-	first, err := batch.Size(hb[:batch.LogOverhead])
-	if err != nil {
-		return dst, 0, v.corrupt(pos, -1, err)
+//
+// first is the size of the batch at pos when the caller knows it (0: read
+// its header to learn it); the batches are checked whatever it says.
+func (v readView) readChecked(dst []byte, pos, base int64, maxBytes, first int) ([]byte, int, error) {
+	if first <= 0 {
+		hb := getHeaderBuf()
+		err := readFull(v.seg.f, hb[:batch.LogOverhead], pos)
+		if err == nil {
+			first, err = batch.Size(hb[:batch.LogOverhead])
+		}
+		headerPool.Put(hb)
+		if err != nil {
+			return dst, 0, v.corrupt(pos, -1, err)
+		}
 	}
 	n := int(min(int64(max(maxBytes, first)), v.limit-pos))
 	if n < first {
@@ -165,11 +181,11 @@ func (l *Log) Read(dst []byte, offset int64, maxBytes int) ([]byte, error) {
 	if !ok {
 		return dst, err
 	}
-	pos, base, err := v.seek(offset)
+	pos, base, first, err := v.seekBatch(offset)
 	if err != nil {
 		return dst, err
 	}
-	dst, _, err = v.readChecked(dst, pos, base, maxBytes)
+	dst, _, err = v.readChecked(dst, pos, base, maxBytes, first)
 	return dst, err
 }
 
@@ -214,12 +230,12 @@ func (l *Log) Locate(offset int64, maxBytes int) (Slice, error) {
 	if !ok {
 		return Slice{}, err
 	}
-	pos, base, err := v.seek(offset)
+	pos, base, first, err := v.seekBatch(offset)
 	if err != nil {
 		return Slice{}, err
 	}
 	bp := scratchPool.Get().(*[]byte)
-	buf, n, err := v.readChecked((*bp)[:0], pos, base, maxBytes)
+	buf, n, err := v.readChecked((*bp)[:0], pos, base, maxBytes, first)
 	next := int64(0)
 	if err == nil {
 		next, err = lastNext(buf)

@@ -73,10 +73,17 @@ type segment struct {
 	next      int64 // offset after the last batch
 	maxTS     int64 // largest batch max timestamp, -1 if none
 
-	idxMu        sync.RWMutex // guards index and tindex against concurrent readers
+	idxMu        sync.RWMutex // guards index, tindex and recent against concurrent readers
 	index        []indexEntry
 	tindex       []timeEntry
 	lastIndexPos int64 // position of the last index entry, -1 if none
+	// recent is a ring of the last batches appended to the segment (the
+	// newest at recentEnd-1): a reader tailing the log finds the place of
+	// the batch it wants without reading the headers between the last
+	// sparse index entry and it.
+	recent    [recentBatches]recentBatch
+	recentN   int
+	recentEnd int
 
 	firstAppend time.Time // for age-based rolling; zero until the first append
 
@@ -94,18 +101,32 @@ func (s *segment) path(suffix string) string {
 	return filepath.Join(s.dir, segmentName(s.base, suffix))
 }
 
+// recentBatches is how many of the last appended batches a segment
+// remembers the place of.
+const recentBatches = 64
+
+// recentBatch is the place of a batch appended to a segment.
+type recentBatch struct {
+	base, next int64
+	pos        int64
+	size       int
+}
+
 // addBatch updates the indexes for a batch written at pos.
 func (s *segment) addBatch(h *batch.Header, pos int64, interval int64) {
+	s.idxMu.Lock()
 	if s.lastIndexPos < 0 || pos-s.lastIndexPos >= interval {
 		rel := uint32(h.BaseOffset - s.base)
-		s.idxMu.Lock()
 		s.index = append(s.index, indexEntry{rel: rel, pos: uint32(pos)})
 		if h.MaxTimestamp > s.maxTS {
 			s.tindex = append(s.tindex, timeEntry{ts: h.MaxTimestamp, rel: rel})
 		}
-		s.idxMu.Unlock()
 		s.lastIndexPos = pos
 	}
+	s.recent[s.recentEnd] = recentBatch{base: h.BaseOffset, next: h.NextOffset(), pos: pos, size: h.Size()}
+	s.recentEnd = (s.recentEnd + 1) % recentBatches
+	s.recentN = min(s.recentN+1, recentBatches)
+	s.idxMu.Unlock()
 	if h.MaxTimestamp > s.maxTS {
 		s.maxTS = h.MaxTimestamp
 	}
@@ -140,6 +161,20 @@ func (s *segment) lookup(offset int64) (pos, base int64) {
 	return int64(s.index[i-1].pos), s.base + int64(s.index[i-1].rel)
 }
 
+// lookupRecent returns the place of the batch holding offset when it is
+// one of the last appended ones.
+func (s *segment) lookupRecent(offset int64) (recentBatch, bool) {
+	s.idxMu.RLock()
+	defer s.idxMu.RUnlock()
+	for k := 1; k <= s.recentN; k++ {
+		r := s.recent[(s.recentEnd-k+recentBatches)%recentBatches]
+		if r.base <= offset {
+			return r, offset < r.next
+		}
+	}
+	return recentBatch{}, false
+}
+
 // cutIndexes drops the index entries at or past pos and the time entries
 // of the batches they covered. Callers cut at an indexed position (or 0) and
 // rescan the batches from there, which rebuilds exact entries.
@@ -152,6 +187,11 @@ func (s *segment) cutIndexes(pos int64) {
 	}
 	s.idxMu.Lock()
 	s.index, s.tindex = s.index[:i], s.tindex[:j]
+	// The recent batches at or past pos are gone; those before it stay.
+	for s.recentN > 0 && s.recent[(s.recentEnd-1+recentBatches)%recentBatches].pos >= pos {
+		s.recentEnd = (s.recentEnd - 1 + recentBatches) % recentBatches
+		s.recentN--
+	}
 	s.idxMu.Unlock()
 	s.lastIndexPos = -1
 	if i > 0 {
