@@ -115,6 +115,10 @@ type Ack interface {
 	// Wait blocks until the batch is durable under the policy and returns
 	// its base offset, or the error that keeps it from being durable.
 	Wait() (int64, error)
+	// Ready reports whether Wait would return at once. It may say false
+	// for an Ack that is about to resolve, never true for one that would
+	// block.
+	Ready() bool
 }
 
 // ErrBufferUnavailable is matched by every error of a buffer the node
@@ -183,3 +187,5 @@ func (b segmentBuffer) Trim(offset int64) (Ack, error) {
 type trimmed int64
 
 func (t trimmed) Wait() (int64, error) { return int64(t), nil }
+
+func (t trimmed) Ready() bool { return true }

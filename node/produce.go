@@ -326,6 +326,21 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 
 // Wait blocks until every batch of the request is durable (or failed) and
 // fills the results.
+// Ready reports whether every batch of the request is durable already, so
+// that Wait returns without waiting. It may say false for a request about
+// to complete.
+func (pd *PendingProduce) Ready() bool {
+	if pd.n == nil {
+		return true
+	}
+	for _, pt := range pd.sc.parts {
+		if pt.err == nil && !pt.pending.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
 func (pd *PendingProduce) Wait() {
 	if pd.n == nil {
 		return

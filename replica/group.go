@@ -176,6 +176,17 @@ func (a *Ack) Wait() (int64, error) {
 	return a.base, nil
 }
 
+// Ready reports whether the append is resolved, so that Wait would
+// return at once.
+func (a *Ack) Ready() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (a *Ack) resolve(base int64, err error) {
 	a.base, a.err = base, err
 	close(a.done)

@@ -236,6 +236,11 @@ func (p Pending) Wait() (int64, error) {
 	return p.base, nil
 }
 
+// Ready reports whether the high watermark has passed the batch, so that
+// Wait returns at once (with its offset, or ErrTruncated if a truncation
+// removed it meanwhile). A failed append reports false: Wait says why.
+func (p Pending) Ready() bool { return p.l.HighWatermark() >= p.end }
+
 // AppendAsync is Append (AppendSparse when sparse) split in two: it checks
 // and writes the batch and returns without waiting for durability, so a
 // caller can write its next batch while this one's fdatasync runs (the

@@ -211,6 +211,19 @@ func (c *conn) write(build func([]byte) []byte) error {
 	return err
 }
 
+// writeBytes sends frames b holds.
+func (c *conn) writeBytes(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		c.werr = err
+	}
+	return c.werr
+}
+
 // writeWith sends a frame whose head build appends and whose tail is body,
 // without copying body: the two go out in one writev (net.Buffers) where
 // the connection is a socket. A DATA frame's batches are sent this way,
@@ -645,13 +658,55 @@ func (c *conn) starter() {
 
 // completer waits for each started request to be durable and answers it,
 // in the order the requests came.
+// maxAckWrite bounds the acknowledgements the completer gathers into one
+// write.
+const maxAckWrite = 64 << 10
+
+// completer answers the connection's produce requests in order, once each
+// is durable. The answers of requests that are durable by the time the one
+// before them is answered (one group commit often covers several) go out
+// in the same write.
 func (c *conn) completer() {
 	defer c.work.Done()
-	for j := range c.jobs {
-		c.finishProduce(j)
+	var held *produceJob // taken from jobs, not yet durable
+	var acks []byte
+	for {
+		j := held
+		held = nil
+		if j == nil {
+			var ok bool
+			if j, ok = <-c.jobs; !ok {
+				return
+			}
+		}
+		acks = c.finishProduce(acks[:0], j)
 		c.releaseJob(j)
+	gather:
+		for len(acks) < maxAckWrite {
+			select {
+			case next, ok := <-c.jobs:
+				if !ok {
+					break gather
+				}
+				if !next.ready() {
+					held = next
+					break gather
+				}
+				acks = c.finishProduce(acks, next)
+				c.releaseJob(next)
+			default:
+				break gather
+			}
+		}
+		c.writeBytes(acks)
+		if cap(acks) > 4*maxAckWrite {
+			acks = nil
+		}
 	}
 }
+
+// ready reports whether j's answer can be given without waiting.
+func (j *produceJob) ready() bool { return j.err != nil || j.pending.Ready() }
 
 func (c *conn) releaseJob(j *produceJob) {
 	c.s.node.Release(j.reserved)
@@ -689,7 +744,8 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 	j.pending, j.err = c.s.node.StartProduce(c.ctx, &j.req, j.res)
 }
 
-func (c *conn) finishProduce(j *produceJob) {
+// finishProduce waits for j to be durable and appends its answer to out.
+func (c *conn) finishProduce(out []byte, j *produceJob) []byte {
 	if j.err != nil {
 		for _, i := range j.in.Index {
 			j.out[i] = wire.EventResult{Code: result.Timeout, Partition: -1, Offset: -1}
@@ -701,7 +757,7 @@ func (c *conn) finishProduce(j *produceJob) {
 			j.out[i] = wire.EventResult{Code: result.Code(r.Code), Partition: r.Partition, Offset: r.Offset}
 		}
 	}
-	c.write(func(b []byte) []byte { return wire.AppendProduceResult(b, j.corr, j.out) })
+	return wire.AppendProduceResult(out, j.corr, j.out)
 }
 
 func grow(s []wire.EventResult, n int) []wire.EventResult {
