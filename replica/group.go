@@ -666,8 +666,19 @@ drain:
 }
 
 func (g *Group) step(m *pb.Message) {
-	if !g.repairing && m.GetType() == pb.MessageType_MsgHeartbeat {
-		g.checkLost(m)
+	if m.GetType() == pb.MessageType_MsgHeartbeat {
+		if !g.repairing {
+			g.checkLost(m)
+		}
+		// Raft panics on a heartbeat whose commit index lies past the
+		// log's end, which a leader's count of what this replica
+		// acknowledged can be after the log was lost or cut (a repair
+		// under way meets a leader of a later term too): such a heartbeat
+		// commits nothing new here.
+		if last, _ := g.st.LastIndex(); m.GetCommit() > last {
+			have := g.rn.BasicStatus().GetCommit()
+			m.Commit = &have
+		}
 	}
 	if g.repairing && !g.repairStep(m) {
 		return

@@ -412,7 +412,19 @@ func (m *metaRuntime) producerID() (int64, error) {
 		m.pidNext++
 		return id, nil
 	}
+	// A block whose allocation was answered with a retriable error (an
+	// append forwarded to a leader that became unreachable: its outcome
+	// is unknown) is asked for again: a block allocated twice only leaves
+	// ids unused.
 	st, err := m.propose(meta.Command{Op: meta.OpPIDs})
+	for wait, deadline := 50*time.Millisecond, time.Now().Add(10*time.Second); err != nil && result.CodeOf(err).Retriable() && time.Now().Before(deadline); wait = min(2*wait, time.Second) {
+		select {
+		case <-time.After(wait):
+		case <-m.quit:
+			return -1, metaError(err)
+		}
+		st, err = m.propose(meta.Command{Op: meta.OpPIDs})
+	}
 	if err != nil {
 		return -1, metaError(err)
 	}
