@@ -91,8 +91,8 @@ type Txn struct {
 	TimeoutMs  int32
 	// StartMs is when the ongoing transaction, or the last one completed,
 	// began (ms since the epoch); 0 when none began since InitProducerId.
-	StartMs    int64
-	Seq        uint64
+	StartMs int64
+	Seq     uint64
 	// PrevProducerID and PrevEpoch are the producer id and epoch an
 	// EndTxn of transaction version 2 (KIP-890) came with, before the
 	// bump it answered; -1 when the id's last transaction did not end so
@@ -102,7 +102,7 @@ type Txn struct {
 	PrevProducerID int64
 	PrevEpoch      int16
 	Partitions     []TopicPartition
-	Groups     []Pending
+	Groups         []Pending
 }
 
 var errRecord = errors.New("txn: malformed coordinator record")
