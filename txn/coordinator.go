@@ -540,7 +540,9 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 //
 // A retry of the EndTxn that ended the id's last transaction (same
 // producer id, epoch and outcome) is answered again with the same new id
-// and epoch, until a new transaction begins. An EndTxn with an older epoch
+// and epoch, until a new transaction begins; so is an abort at the epoch
+// before the current one of a transaction the coordinator aborted (its
+// timeout passed), as Kafka answers it. An EndTxn with an older epoch
 // than the current one is refused (ErrFenced): an EndTxn delayed past the
 // end of its transaction cannot end the next one, which runs at a newer
 // epoch. The connection fence of EndTxn (fence.go) is not applied: it is
@@ -559,8 +561,14 @@ func (c *Coordinator) EndTxnBump(ctx context.Context, s *Session, id string, pid
 	if commit {
 		want = "commit"
 	}
-	if cur != nil && cur.PrevProducerID >= 0 && cur.PrevProducerID == pid && cur.PrevEpoch == epoch {
-		// A retry of the EndTxn that ended the last transaction.
+	// A retry of the EndTxn that ended the last transaction carries the
+	// producer id and epoch it came with, or (after an abort by the
+	// coordinator, which bumped the epoch: a timeout) the epoch just
+	// before the current one. Kafka's rule: the producer whose
+	// transaction timed out learns the new epoch by aborting.
+	if cur != nil && cur.State >= PrepareCommit &&
+		(cur.PrevProducerID >= 0 && cur.PrevProducerID == pid && cur.PrevEpoch == epoch ||
+			cur.ProducerID == pid && int(epoch)+1 == int(cur.Epoch)) {
 		switch cur.State {
 		case CompleteCommit, CompleteAbort:
 			if (cur.State == CompleteCommit) == commit {

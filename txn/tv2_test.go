@@ -165,3 +165,33 @@ func TestEndTxnBumpRecovery(t *testing.T) {
 		t.Fatalf("state after the restart: %s epoch %d", d.State, d.Epoch)
 	}
 }
+
+// Under transaction version 2 a producer whose transaction timed out (the
+// coordinator aborted it and bumped the epoch) learns the new epoch by
+// aborting, as in Kafka; its commit is refused.
+func TestEndTxnBumpAfterTimeout(t *testing.T) {
+	e := newEnv(t)
+	now := time.Unix(1000, 0)
+	e.c.cfg.Now = func() time.Time { return now }
+	s := e.c.NewSession()
+	pid, ep, _ := e.c.InitProducerID(ctx, s, "slow", time.Second)
+	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	e.c.tick()
+	if _, _, err := e.c.EndTxnBump(ctx, s, "slow", pid, ep, true); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("commit after the timeout: %v", err)
+	}
+	p2, e2, err := e.c.EndTxnBump(ctx, s, "slow", pid, ep, false)
+	if err != nil || p2 != pid || e2 != ep+1 {
+		t.Fatalf("abort after the timeout: %d %d %v, want %d %d", p2, e2, err, pid, ep+1)
+	}
+	// Another producer of the id fences it for good.
+	if _, _, err := e.c.InitProducerID(ctx, e.c.NewSession(), "slow", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.c.EndTxnBump(ctx, s, "slow", p2, e2, false); !errors.Is(err, ErrFenced) {
+		t.Fatalf("abort by the fenced producer: %v", err)
+	}
+}
