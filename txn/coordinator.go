@@ -336,6 +336,12 @@ func (c *Coordinator) begin(cur *Txn) (Txn, error) {
 // AddPartitions adds partitions to the producer's transaction, beginning
 // one if none is ongoing.
 func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, pid int64, epoch int16, parts []TopicPartition) error {
+	if seq, ok := c.holds(id, pid, epoch, parts); ok && c.ready() {
+		// Nothing to add or write: every Produce of transaction
+		// version 2 asks, the first of a transaction adds.
+		s.note(id, seq)
+		return nil
+	}
 	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
 		added := false
 		for _, tp := range parts {
@@ -346,6 +352,26 @@ func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, 
 		}
 		return added
 	})
+}
+
+// holds reports whether the producer pid at epoch has an ongoing
+// transaction under id that holds every partition of parts, and its
+// number. An EndTxn under way may end that transaction right after: a
+// produce then fails at BeginProduce, or EndTxn waits for it, as after
+// an add that wrote.
+func (c *Coordinator) holds(id string, pid int64, epoch int16, parts []TopicPartition) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.ids[id]
+	if e == nil || e.t == nil || e.t.State != Ongoing || e.t.ProducerID != pid || e.t.Epoch != epoch {
+		return 0, false
+	}
+	for _, tp := range parts {
+		if !e.parts[tp] {
+			return 0, false
+		}
+	}
+	return e.t.Seq, true
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's

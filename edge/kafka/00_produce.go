@@ -60,7 +60,12 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 	}
 	// A topic's code: not the client's to write, or unknown (and not
 	// created now).
-	codes := make([]int16, len(req.Topics))
+	var small [8]int16
+	codes := small[:0]
+	if len(req.Topics) > len(small) {
+		codes = make([]int16, 0, len(req.Topics))
+	}
+	codes = codes[:len(req.Topics)]
 	for i, t := range req.Topics {
 		if codes[i] = c.authorize(security.Write, security.PipelineResource(t.Topic)); codes[i] != 0 {
 			continue
