@@ -282,7 +282,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string,
 				return -1, -1, ErrConcurrent
 			}
 		case Ongoing:
-			if err := c.abort(ctx, e, cur, "a producer initialized the transactional id again"); err != nil {
+			if err := c.abort(ctx, e, cur, "a producer initialized the transactional id again", false); err != nil {
 				return -1, -1, err
 			}
 			bumped = true
@@ -566,9 +566,10 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 //
 // A retry of the EndTxn that ended the id's last transaction (same
 // producer id, epoch and outcome) is answered again with the same new id
-// and epoch, until a new transaction begins; so is an abort at the epoch
-// before the current one of a transaction the coordinator aborted (its
-// timeout passed), as Kafka answers it. An EndTxn with an older epoch
+// and epoch, until a new transaction begins; so is an abort by the
+// producer of a transaction the coordinator aborted on its timeout or at a
+// restart (not for another producer's InitProducerId), as Kafka answers
+// it: the producer learns the new epoch. An EndTxn with an older epoch
 // than the current one is refused (ErrFenced): an EndTxn delayed past the
 // end of its transaction cannot end the next one, which runs at a newer
 // epoch. The connection fence of EndTxn (fence.go) is not applied: it is
@@ -588,13 +589,10 @@ func (c *Coordinator) EndTxnBump(ctx context.Context, s *Session, id string, pid
 		want = "commit"
 	}
 	// A retry of the EndTxn that ended the last transaction carries the
-	// producer id and epoch it came with, or (after an abort by the
-	// coordinator, which bumped the epoch: a timeout) the epoch just
-	// before the current one. Kafka's rule: the producer whose
-	// transaction timed out learns the new epoch by aborting.
-	if cur != nil && cur.State >= PrepareCommit &&
-		(cur.PrevProducerID >= 0 && cur.PrevProducerID == pid && cur.PrevEpoch == epoch ||
-			cur.ProducerID == pid && int(epoch)+1 == int(cur.Epoch)) {
+	// producer id and epoch it came with (or, after an abort by the
+	// coordinator on a timeout or a restart, which bumped the epoch, the
+	// epoch of the producer it aborted: abort).
+	if cur != nil && cur.State >= PrepareCommit && cur.PrevProducerID >= 0 && cur.PrevProducerID == pid && cur.PrevEpoch == epoch {
 		switch cur.State {
 		case CompleteCommit, CompleteAbort:
 			if (cur.State == CompleteCommit) == commit {
@@ -659,12 +657,19 @@ func markerOf(t *Txn) (int64, int16) {
 }
 
 // abort aborts the ongoing transaction cur and bumps the id's epoch, so the
-// producer that ran it is fenced. The caller holds e.op.
-func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason string) error {
+// producer that ran it is fenced. With learn (a timeout, a restart, not
+// another producer's InitProducerId) the producer may learn the new epoch
+// by aborting too, with an EndTxn of transaction version 2 (EndTxnBump
+// answers it as a retry of an EndTxn that bumped the epoch, as Kafka
+// does). The caller holds e.op.
+func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason string, learn bool) error {
 	next := *cur
 	next.State = PrepareAbort
 	if next.Epoch < math.MaxInt16 {
 		next.Epoch++
+		if learn {
+			next.PrevProducerID, next.PrevEpoch = cur.ProducerID, cur.Epoch
+		}
 	}
 	if err := c.write(&next); err != nil {
 		return err
@@ -925,9 +930,9 @@ func (c *Coordinator) tick() {
 		case cur.State == PrepareCommit || cur.State == PrepareAbort:
 			err = c.complete(ctx, e, cur)
 		case cur.State == Ongoing && recovering:
-			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing")
+			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing", true)
 		case cur.State == Ongoing && now-cur.StartMs > int64(cur.TimeoutMs):
-			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs))
+			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs), true)
 		}
 		e.op.Unlock()
 		if err != nil {

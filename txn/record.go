@@ -95,10 +95,12 @@ type Txn struct {
 	Seq     uint64
 	// PrevProducerID and PrevEpoch are the producer id and epoch an
 	// EndTxn of transaction version 2 (KIP-890) came with, before the
-	// bump it answered; -1 when the id's last transaction did not end so
-	// (and from the moment a new one begins). A retry of that EndTxn
-	// carries them, and its markers are written with PrevEpoch+1
-	// (markerOf).
+	// bump it answered, or those of the producer whose transaction the
+	// coordinator aborted on a timeout or a restart (the abort bumped
+	// the epoch); -1 when the id's last transaction did not end so (and
+	// from the moment a new one begins). A retry of that EndTxn (an
+	// abort by that producer) carries them, and the markers are written
+	// with PrevEpoch+1 (markerOf).
 	PrevProducerID int64
 	PrevEpoch      int16
 	Partitions     []TopicPartition

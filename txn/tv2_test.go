@@ -195,3 +195,25 @@ func TestEndTxnBumpAfterTimeout(t *testing.T) {
 		t.Fatalf("abort by the fenced producer: %v", err)
 	}
 }
+
+// A producer fenced by another's InitProducerId cannot learn the new epoch
+// by aborting: its ongoing transaction was aborted for the new producer.
+func TestEndTxnBumpZombie(t *testing.T) {
+	e := newEnv(t)
+	s := e.c.NewSession()
+	pid, ep, _ := e.c.InitProducerID(ctx, s, "z", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "z", pid, ep, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.c.InitProducerID(ctx, e.c.NewSession(), "z", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, commit := range []bool{false, true} {
+		if _, _, err := e.c.EndTxnBump(ctx, s, "z", pid, ep, commit); !errors.Is(err, ErrFenced) {
+			t.Fatalf("EndTxn (commit %v) of the fenced producer: %v", commit, err)
+		}
+	}
+	if m := e.mk.of(tpA); len(m) != 1 || m[0].Commit || m[0].ProducerEpoch != ep+1 {
+		t.Fatalf("markers: %+v, want one abort at epoch %d", m, ep+1)
+	}
+}
