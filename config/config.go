@@ -357,6 +357,14 @@ type Kafka struct {
 	// (Kafka's group.initial.rebalance.delay.ms). nil means the default,
 	// 3s; 0 means none. Validate sets it.
 	GroupInitialRebalanceDelay *Duration `yaml:"group_initial_rebalance_delay"`
+	// TransactionVersion is the Kafka transaction version in effect (the
+	// feature transaction.version that ApiVersions finalizes): 2 is
+	// KIP-890 part 2 (partitions and groups added to a transaction by
+	// the produce and the offset commit themselves, the producer epoch
+	// bumped at every transaction), 1 the protocol before it. 0, the
+	// default, is 2 on a node alone and 1 in a cluster, which cannot
+	// serve 2 (docs/kafka.md, "Transaction version 2").
+	TransactionVersion int `yaml:"transaction_version"`
 }
 
 // HTTP configures the HTTP edge's event ingestion.

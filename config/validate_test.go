@@ -101,6 +101,7 @@ func TestFileErrors(t *testing.T) {
 		{"default partitions", "router: {default_partitions: 2000}\n", "router.default_partitions", "2000", "0 (one partition per hub and lane) or 1 to 1024"},
 		{"bad webhook", "alerts: {webhook: 'ftp://example.com/x'}\n", "alerts.webhook", "ftp://example.com/x", "http or https URL"},
 		{"kafka request too large", "kafka: {max_request_bytes: 4GiB}\n", "kafka.max_request_bytes", "4GiB", "32-bit"},
+		{"kafka transaction version", "kafka: {transaction_version: 3}\n", "kafka.transaction_version", "3", "use 1 (before KIP-890)"},
 		{"http body too large", "http: {max_body_bytes: 2GiB}\n", "http.max_body_bytes", "2GiB", "from 1 byte to 1GiB"},
 		{"http too many events", "http: {max_events_per_request: -3}\n", "http.max_events_per_request", "-3", "use 1 to 1000000"},
 		{"tls key without cert", "tls: {key_file: /k.pem}\n", "tls.cert_file", "", "give the certificate too, or neither"},
@@ -108,6 +109,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad node id", "node: {id: 'Node 1'}\n", "node.id", "Node 1", "a-z, 0-9"},
 		{"peer written as an address", "cluster: {peers: ['n2:7100']}\n" + reg + hubs, "cluster.peers[0]", "n2:7100", "such as {id: n2, addr: 10.0.0.2:7100}"},
 		{"cluster without hubs", "cluster: {peers: [{id: n1, addr: 'n1:7100'}]}\n", "hubs", "", "declare at least one"},
+		{"transaction version 2 in a cluster", "kafka: {transaction_version: 2}\ncluster: {peers: [{id: n1, addr: 'n1:7100'}]}\n" + reg + hubs, "kafka.transaction_version", "2", "not served in a cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

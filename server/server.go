@@ -352,6 +352,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			// Validate sets the delay; kafka.Options reads 0 as its
 			// default, so "none" is passed as negative.
 			GroupInitialRebalanceDelay: groupDelay(cfg.Kafka.GroupInitialRebalanceDelay),
+			TransactionVersion:         cfg.Kafka.TransactionVersion,
 			Auth:                       s.sec.auth,
 			Authorizer:                 s.sec.authz,
 			AuthTimeout:                cfg.Security.Timeout(),

@@ -282,7 +282,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string,
 				return -1, -1, ErrConcurrent
 			}
 		case Ongoing:
-			if err := c.abort(ctx, e, cur, "a producer initialized the transactional id again"); err != nil {
+			if err := c.abort(ctx, e, cur, "a producer initialized the transactional id again", false); err != nil {
 				return -1, -1, err
 			}
 			bumped = true
@@ -303,6 +303,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string,
 	next.State = Empty
 	next.TimeoutMs = int32(timeout / time.Millisecond)
 	next.StartMs, next.Partitions, next.Groups = 0, nil, nil
+	next.PrevProducerID, next.PrevEpoch = -1, -1
 	if err := c.write(&next); err != nil {
 		return -1, -1, err
 	}
@@ -321,6 +322,9 @@ func (c *Coordinator) begin(cur *Txn) (Txn, error) {
 		next.Seq++
 		next.StartMs = c.cfg.Now().UnixMilli()
 		next.Partitions, next.Groups = nil, nil
+		// The EndTxn that ended the last transaction is no longer
+		// answered as a retry: from now on it would end this one.
+		next.PrevProducerID, next.PrevEpoch = -1, -1
 	default:
 		return next, ErrConcurrent
 	}
@@ -332,6 +336,12 @@ func (c *Coordinator) begin(cur *Txn) (Txn, error) {
 // AddPartitions adds partitions to the producer's transaction, beginning
 // one if none is ongoing.
 func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, pid int64, epoch int16, parts []TopicPartition) error {
+	if seq, ok := c.holds(id, pid, epoch, parts); ok && c.ready() {
+		// Nothing to add or write: every Produce of transaction
+		// version 2 asks, the first of a transaction adds.
+		s.note(id, seq)
+		return nil
+	}
 	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
 		added := false
 		for _, tp := range parts {
@@ -342,6 +352,26 @@ func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, 
 		}
 		return added
 	})
+}
+
+// holds reports whether the producer pid at epoch has an ongoing
+// transaction under id that holds every partition of parts, and its
+// number. An EndTxn under way may end that transaction right after: a
+// produce then fails at BeginProduce, or EndTxn waits for it, as after
+// an add that wrote.
+func (c *Coordinator) holds(id string, pid int64, epoch int16, parts []TopicPartition) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.ids[id]
+	if e == nil || e.t == nil || e.t.State != Ongoing || e.t.ProducerID != pid || e.t.Epoch != epoch {
+		return 0, false
+	}
+	for _, tp := range parts {
+		if !e.parts[tp] {
+			return 0, false
+		}
+	}
+	return e.t.Seq, true
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's
@@ -386,6 +416,18 @@ func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, add 
 // transaction: they are applied to the group when it commits, dropped when
 // it aborts. The group must have been added (AddOffsets).
 func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, epoch int16, groupID string, offsets []group.OffsetCommit) error {
+	return c.commitOffsets(nil, id, pid, epoch, groupID, offsets, false)
+}
+
+// AddAndCommitOffsets is AddOffsets and CommitOffsets in one durable
+// write, on behalf of the connection s: a TxnOffsetCommit of transaction
+// version 2 (KIP-890) adds its group to the producer's transaction
+// implicitly, beginning one if none is ongoing.
+func (c *Coordinator) AddAndCommitOffsets(ctx context.Context, s *Session, id string, pid int64, epoch int16, groupID string, offsets []group.OffsetCommit) error {
+	return c.commitOffsets(s, id, pid, epoch, groupID, offsets, true)
+}
+
+func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int16, groupID string, offsets []group.OffsetCommit, add bool) error {
 	if !c.ready() {
 		return ErrNotCoordinator
 	}
@@ -394,11 +436,22 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, e
 	if err := check(cur, pid, epoch); err != nil {
 		return err
 	}
-	if cur.State != Ongoing {
-		return fmt.Errorf("%w: no transaction is ongoing (state %s)", ErrInvalidState, cur.State)
+	var next Txn
+	if add {
+		var err error
+		if next, err = c.begin(cur); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
+			next.Groups = append(next.Groups, Pending{Group: groupID})
+		}
+	} else {
+		if cur.State != Ongoing {
+			return fmt.Errorf("%w: no transaction is ongoing (state %s)", ErrInvalidState, cur.State)
+		}
+		next = *cur
+		next.Groups = slices.Clone(cur.Groups)
 	}
-	next := *cur
-	next.Groups = slices.Clone(cur.Groups)
 	i := slices.IndexFunc(next.Groups, func(p Pending) bool { return p.Group == groupID })
 	if i < 0 {
 		return fmt.Errorf("%w: group %q was not added to the transaction (AddOffsetsToTxn first)", ErrInvalidState, groupID)
@@ -413,7 +466,13 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, e
 		}
 	}
 	next.Groups[i] = Pending{Group: groupID, Offsets: merged}
-	return c.write(&next)
+	if err := c.write(&next); err != nil {
+		return err
+	}
+	if add {
+		s.note(id, next.Seq)
+	}
+	return nil
 }
 
 // EndTxn commits or aborts the producer's ongoing transaction, on behalf
@@ -461,6 +520,13 @@ func (c *Coordinator) EndTxn(ctx context.Context, s *Session, id string, pid int
 		return fmt.Errorf("%w: no transaction is ongoing", ErrInvalidState)
 	}
 	next := *cur
+	return c.decide(ctx, s, e, cur, &next, commit)
+}
+
+// decide logs the outcome of the transaction cur as next (cur with the
+// producer id and epoch it keeps), with a commit's group offsets, then
+// writes its markers and completes it. The caller holds e.op.
+func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, next *Txn, commit bool) error {
 	next.State = PrepareAbort
 	var commits []group.GroupCommits
 	if commit {
@@ -476,26 +542,134 @@ func (c *Coordinator) EndTxn(ctx context.Context, s *Session, id string, pid int
 			}
 		}
 	}
-	if err := c.write(&next, commits...); err != nil {
+	if err := c.write(next, commits...); err != nil {
 		return err
 	}
-	s.note(id, cur.Seq)
+	s.note(cur.ID, cur.Seq)
 	if err := c.waitIdle(ctx, e); err != nil {
 		return nil // the outcome is logged; the background completes it
 	}
-	if err := c.complete(ctx, e, &next); err != nil {
-		c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", id, "outcome", want, "err", err)
+	if err := c.complete(ctx, e, next); err != nil {
+		c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", cur.ID, "commit", commit, "err", err)
 	}
 	return nil
 }
 
+// EndTxnBump is EndTxn of transaction version 2 (KIP-890 part 2, EndTxn
+// version 5): the producer's epoch is bumped at every transaction, and the
+// new producer id and epoch are returned, for the producer's next
+// transaction (its sequences start again at 0). The markers carry the
+// bumped epoch, so a batch of the ended transaction that arrives late is
+// fenced at its partition as well as here. Past epoch 32766 the producer
+// gets a new producer id at epoch 0 (Kafka's rule): the markers then carry
+// the old id at epoch 32767.
+//
+// A retry of the EndTxn that ended the id's last transaction (same
+// producer id, epoch and outcome) is answered again with the same new id
+// and epoch, until a new transaction begins; so is an abort by the
+// producer of a transaction the coordinator aborted on its timeout or at a
+// restart (not for another producer's InitProducerId), as Kafka answers
+// it: the producer learns the new epoch. An EndTxn with an older epoch
+// than the current one is refused (ErrFenced): an EndTxn delayed past the
+// end of its transaction cannot end the next one, which runs at a newer
+// epoch. The connection fence of EndTxn (fence.go) is not applied: it is
+// what stands in for this before KIP-890, and it would refuse a client
+// that adds its partitions on another connection (its produce
+// connection). An abort with no transaction ongoing is accepted and bumps
+// the epoch (KIP-890 lets a client abort an empty transaction); a commit
+// is ErrInvalidState.
+func (c *Coordinator) EndTxnBump(ctx context.Context, s *Session, id string, pid int64, epoch int16, commit bool) (int64, int16, error) {
+	if !c.ready() {
+		return -1, -1, ErrNotCoordinator
+	}
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	want := "abort"
+	if commit {
+		want = "commit"
+	}
+	// A retry of the EndTxn that ended the last transaction carries the
+	// producer id and epoch it came with (or, after an abort by the
+	// coordinator on a timeout or a restart, which bumped the epoch, the
+	// epoch of the producer it aborted: abort).
+	if cur != nil && cur.State >= PrepareCommit && cur.PrevProducerID >= 0 && cur.PrevProducerID == pid && cur.PrevEpoch == epoch {
+		switch cur.State {
+		case CompleteCommit, CompleteAbort:
+			if (cur.State == CompleteCommit) == commit {
+				return cur.ProducerID, cur.Epoch, nil
+			}
+		case PrepareCommit, PrepareAbort:
+			if (cur.State == PrepareCommit) == commit {
+				return -1, -1, ErrConcurrent
+			}
+		}
+		return -1, -1, fmt.Errorf("%w: cannot %s the transaction that epoch %d ended (%s)", ErrInvalidState, want, epoch, cur.State)
+	}
+	if err := check(cur, pid, epoch); err != nil {
+		if errors.Is(err, ErrFenced) && epoch < cur.Epoch {
+			c.log.Warn("txn: EndTxn refused: its epoch is older than the producer's, so it was sent for an earlier transaction (a delayed request)",
+				"transactional_id", id, "producer_id", pid, "epoch", epoch, "current_epoch", cur.Epoch, "outcome", want)
+			return -1, -1, fmt.Errorf("%w: epoch %d ended an earlier transaction; the current epoch is %d", ErrFenced, epoch, cur.Epoch)
+		}
+		return -1, -1, err
+	}
+	switch cur.State {
+	case Ongoing:
+	case PrepareCommit, PrepareAbort:
+		return -1, -1, ErrConcurrent
+	default: // Empty, CompleteCommit, CompleteAbort
+		if commit {
+			return -1, -1, fmt.Errorf("%w: no transaction is ongoing to commit", ErrInvalidState)
+		}
+	}
+	next := *cur
+	next.PrevProducerID, next.PrevEpoch = pid, epoch
+	if cur.State != Ongoing {
+		next.Partitions, next.Groups = nil, nil // an empty abort
+	}
+	if epoch >= math.MaxInt16-1 {
+		npid, err := c.cfg.NewProducerID()
+		if err != nil {
+			return -1, -1, fmt.Errorf("%w: the epoch is exhausted and no producer id is left to give: %v", ErrNotCoordinator, err)
+		}
+		next.ProducerID, next.Epoch = npid, 0
+	} else {
+		next.Epoch = epoch + 1
+	}
+	if err := c.decide(ctx, s, e, cur, &next, commit); err != nil {
+		return -1, -1, err
+	}
+	return next.ProducerID, next.Epoch, nil
+}
+
+// markerOf returns the producer id and epoch t's markers are written with:
+// the epoch bumped by the EndTxn of transaction version 2 that ended it
+// (of the producer id it ended, which an exhausted epoch replaced), else
+// the id's current ones.
+func markerOf(t *Txn) (int64, int16) {
+	if t.PrevProducerID < 0 {
+		return t.ProducerID, t.Epoch
+	}
+	if t.PrevEpoch == math.MaxInt16 {
+		return t.PrevProducerID, t.PrevEpoch
+	}
+	return t.PrevProducerID, t.PrevEpoch + 1
+}
+
 // abort aborts the ongoing transaction cur and bumps the id's epoch, so the
-// producer that ran it is fenced. The caller holds e.op.
-func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason string) error {
+// producer that ran it is fenced. With learn (a timeout, a restart, not
+// another producer's InitProducerId) the producer may learn the new epoch
+// by aborting too, with an EndTxn of transaction version 2 (EndTxnBump
+// answers it as a retry of an EndTxn that bumped the epoch, as Kafka
+// does). The caller holds e.op.
+func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason string, learn bool) error {
 	next := *cur
 	next.State = PrepareAbort
 	if next.Epoch < math.MaxInt16 {
 		next.Epoch++
+		if learn {
+			next.PrevProducerID, next.PrevEpoch = cur.ProducerID, cur.Epoch
+		}
 	}
 	if err := c.write(&next); err != nil {
 		return err
@@ -518,7 +692,8 @@ func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason stri
 // PrepareCommit). The caller holds e.op.
 func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 	commit := t.State == PrepareCommit
-	m := batch.Marker{ProducerID: t.ProducerID, ProducerEpoch: t.Epoch, Commit: commit}
+	pid, epoch := markerOf(t)
+	m := batch.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: commit}
 	ctx, cancel := context.WithTimeout(ctx, markerTimeout)
 	defer cancel()
 	errs := make([]error, len(t.Partitions))
@@ -755,9 +930,9 @@ func (c *Coordinator) tick() {
 		case cur.State == PrepareCommit || cur.State == PrepareAbort:
 			err = c.complete(ctx, e, cur)
 		case cur.State == Ongoing && recovering:
-			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing")
+			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing", true)
 		case cur.State == Ongoing && now-cur.StartMs > int64(cur.TimeoutMs):
-			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs))
+			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs), true)
 		}
 		e.op.Unlock()
 		if err != nil {

@@ -21,6 +21,16 @@
 // durable) -> CompleteCommit or CompleteAbort (every marker durable). When
 // this node becomes the coordinator (a start, a failover) it completes the
 // transactions whose outcome was logged and aborts the ongoing ones,
-// bumping their epoch, so nothing is left half-visible. The EndTxn fence
-// against delayed requests is in fence.go.
+// bumping their epoch, so nothing is left half-visible.
+//
+// Two transaction versions are served. Before KIP-890 (EndTxn 0 to 4) the
+// epoch stays for the producer's life and an EndTxn delayed past the end
+// of its transaction is refused by a fence on connections (fence.go).
+// With transaction version 2 (KIP-890 part 2, EndTxn 5: EndTxnBump) every
+// EndTxn bumps the epoch and answers the new one; the markers carry it; a
+// retry is recognized by the producer id and epoch it carries (Txn.PrevEpoch);
+// an EndTxn of an earlier epoch is fenced. The edge then adds partitions
+// and groups to the transaction implicitly (AddPartitions at Produce,
+// AddAndCommitOffsets at TxnOffsetCommit), with the same durable write
+// AddPartitionsToTxn and AddOffsetsToTxn make.
 package txn

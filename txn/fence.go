@@ -8,7 +8,8 @@ import "sync"
 // transaction on another connection) would end the producer's next
 // transaction with the outcome meant for the earlier one (the anomaly
 // Jepsen found in Kafka's protocol, analysis of Bufstream 0.1, 2024).
-// Sense serves only those versions, and fences EndTxn by connection:
+// For those versions Sense fences EndTxn by connection (EndTxn 5, of
+// transaction version 2, fences by epoch instead: EndTxnBump):
 //
 //   - each transaction of a transactional id has a number (Txn.Seq,
 //     durable), and the coordinator notes, in memory, the order in which

@@ -13,7 +13,7 @@ import (
 // the latest of which is its state (docs/storage.md). Key: the
 // transactional id's bytes. Value (big-endian):
 //
-//	u8      version (1)
+//	u8      version (2; 1 lacks the two fields of the last EndTxn)
 //	i64     producer id
 //	i16     producer epoch
 //	u8      state (State)
@@ -21,6 +21,9 @@ import (
 //	i64     start of the ongoing or last completed transaction (ms since
 //	        the epoch; 0: none since InitProducerId)
 //	u64     transactions begun under this id (the fence of EndTxn, see fence.go)
+//	i64     producer id and i16 epoch that the last EndTxn of version 5
+//	i16     (KIP-890) came with, whose retry is answered again (-1, -1:
+//	        none since a transaction began; absent in version 1)
 //	uvarint partition count, then each: uvarint topic length, topic, i32 partition
 //	uvarint group count, then each: uvarint group length, group, uvarint
 //	        offset count, then each: uvarint topic length, topic, i32
@@ -33,7 +36,7 @@ import (
 // Kind names the coordinator's side records.
 const Kind = "txn"
 
-const recordVersion = 1
+const recordVersion = 2
 
 // State is where a transactional id's transaction is.
 type State uint8
@@ -88,10 +91,20 @@ type Txn struct {
 	TimeoutMs  int32
 	// StartMs is when the ongoing transaction, or the last one completed,
 	// began (ms since the epoch); 0 when none began since InitProducerId.
-	StartMs    int64
-	Seq        uint64
-	Partitions []TopicPartition
-	Groups     []Pending
+	StartMs int64
+	Seq     uint64
+	// PrevProducerID and PrevEpoch are the producer id and epoch an
+	// EndTxn of transaction version 2 (KIP-890) came with, before the
+	// bump it answered, or those of the producer whose transaction the
+	// coordinator aborted on a timeout or a restart (the abort bumped
+	// the epoch); -1 when the id's last transaction did not end so (and
+	// from the moment a new one begins). A retry of that EndTxn (an
+	// abort by that producer) carries them, and the markers are written
+	// with PrevEpoch+1 (markerOf).
+	PrevProducerID int64
+	PrevEpoch      int16
+	Partitions     []TopicPartition
+	Groups         []Pending
 }
 
 var errRecord = errors.New("txn: malformed coordinator record")
@@ -110,6 +123,8 @@ func appendValue(dst []byte, t *Txn) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(t.TimeoutMs))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.StartMs))
 	dst = binary.BigEndian.AppendUint64(dst, t.Seq)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PrevProducerID))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(t.PrevEpoch))
 	dst = binary.AppendUvarint(dst, uint64(len(t.Partitions)))
 	for _, tp := range t.Partitions {
 		dst = appendString(dst, tp.Topic)
@@ -197,7 +212,8 @@ func (r *reader) str() string {
 // decodeValue decodes a record value for transactional id id.
 func decodeValue(id string, p []byte) (*Txn, error) {
 	r := &reader{p: p}
-	if r.u8() != recordVersion {
+	version := r.u8()
+	if version != 1 && version != recordVersion {
 		return nil, fmt.Errorf("%w: version", errRecord)
 	}
 	t := &Txn{ID: id}
@@ -207,6 +223,11 @@ func decodeValue(id string, p []byte) (*Txn, error) {
 	t.TimeoutMs = int32(r.u32())
 	t.StartMs = int64(r.u64())
 	t.Seq = r.u64()
+	t.PrevProducerID, t.PrevEpoch = -1, -1
+	if version >= 2 {
+		t.PrevProducerID = int64(r.u64())
+		t.PrevEpoch = int16(r.u16())
+	}
 	if n := r.count(5); n > 0 {
 		t.Partitions = make([]TopicPartition, n)
 		for i := range t.Partitions {

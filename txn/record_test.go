@@ -9,6 +9,7 @@ import (
 
 func TestRecordRoundTrip(t *testing.T) {
 	in := &Txn{ID: "t", ProducerID: 42, Epoch: 7, State: PrepareCommit, TimeoutMs: 60000, StartMs: 1700000000000, Seq: 9,
+		PrevProducerID: 41, PrevEpoch: 6,
 		Partitions: []TopicPartition{{Topic: "a", Partition: 0}, {Topic: "bb", Partition: 3}},
 		Groups: []Pending{{Group: "g", Offsets: []group.OffsetCommit{{TopicPartition: TopicPartition{Topic: "in", Partition: 1},
 			CommittedOffset: group.CommittedOffset{Offset: 100, LeaderEpoch: -1, Metadata: "m"}}}}, {Group: "h"}}}
@@ -18,6 +19,25 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n%+v\n%+v", in, out)
+	}
+}
+
+// A record of version 1 (before KIP-890) decodes with no last EndTxn.
+func TestRecordVersion1(t *testing.T) {
+	in := &Txn{ID: "t", ProducerID: 42, Epoch: 7, State: Ongoing, Seq: 3, PrevProducerID: -1, PrevEpoch: -1,
+		Partitions: []TopicPartition{{Topic: "a", Partition: 2}}}
+	v2 := appendValue(nil, in)
+	// Version 1: the same without the 10 bytes after the sequence (at
+	// offset 1+8+2+1+4+8+8).
+	const at = 32
+	v1 := append([]byte{1}, v2[1:at]...)
+	v1 = append(v1, v2[at+10:]...)
+	out, err := decodeValue("t", v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("version 1:\n%+v\n%+v", in, out)
 	}
 }
 

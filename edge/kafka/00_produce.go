@@ -11,8 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Produce (key 0), versions 3 to 8 (RecordBatch v2 only; see flexible in
-// header.go for why not 9+). Versions 0 to 2 are advertised too, and
+// Produce (key 0), versions 3 to 12 (RecordBatch v2 only; 9+ are
+// flexible, decoded by decodeProduce; 13 names topics by id). Versions 0
+// to 2 are advertised too, and
 // answered UNSUPPORTED_FOR_MESSAGE_FORMAT for every partition (not
 // retriable): they carry the legacy message sets (magic 0 and 1), which
 // Sense does not store. librdkafka up to 2.11 compresses with gzip, snappy
@@ -32,10 +33,23 @@ import (
 // for a fenced epoch, INVALID_PRODUCER_ID_MAPPING for a producer id of no
 // transactional id. The coordinator counts the batch under way until it is
 // appended, so that EndTxn writes its markers after it (txn.go).
+//
+// Version 12 is KIP-890 part 2's (transaction version 2, served only
+// where it is in effect, see Options.TransactionVersion): the request's
+// transactional id adds the partitions of its transactional batches to
+// the producer's transaction itself, beginning one if none is ongoing, in
+// one durable write of the coordinator before any of them is appended
+// (addImplicitly), as AddPartitionsToTxn would; the producer id and epoch
+// are checked there, so a fenced epoch is refused before anything is
+// added.
 const (
 	produceAdvertisedMin = 0
 	produceMin           = 3
-	produceMax           = 8
+	produceMax           = 12
+	produceMaxTV1        = 8
+	// produceImplicitAdd is the first version whose transactional
+	// batches add their partition to the transaction.
+	produceImplicitAdd = 12
 )
 
 func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
@@ -44,29 +58,41 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 	if req.Version < produceMin {
 		return c.produceLegacy(req, resp)
 	}
+	// A topic's code: not the client's to write, or unknown (and not
+	// created now).
+	var small [8]int16
+	codes := small[:0]
+	if len(req.Topics) > len(small) {
+		codes = make([]int16, 0, len(req.Topics))
+	}
+	codes = codes[:len(req.Topics)]
+	for i, t := range req.Topics {
+		if codes[i] = c.authorize(security.Write, security.PipelineResource(t.Topic)); codes[i] != 0 {
+			continue
+		}
+		if _, code := c.s.node.Partitions(t.Topic); code == result.UnknownPipeline && c.create(t.Topic) != result.OK {
+			codes[i] = kerr.UnknownTopicOrPartition.Code
+		}
+	}
+	var failed map[txn.TopicPartition]addFailure
+	if req.Version >= produceImplicitAdd && req.TransactionID != nil {
+		failed = c.addImplicitly(*req.TransactionID, req.Topics, codes)
+	}
 	var wg sync.WaitGroup
-	for _, t := range req.Topics {
+	for ti, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
-		if code := c.authorize(security.Write, security.PipelineResource(t.Topic)); code != 0 {
-			for i, p := range t.Partitions {
-				rt.Partitions[i] = kmsg.NewProduceResponseTopicPartition()
-				rt.Partitions[i].Partition, rt.Partitions[i].ErrorCode = p.Partition, code
-			}
-			resp.Topics = append(resp.Topics, rt)
-			continue
-		}
-		known := true
-		if _, code := c.s.node.Partitions(t.Topic); code == result.UnknownPipeline {
-			known = c.create(t.Topic) == result.OK
-		}
 		for i, p := range t.Partitions {
 			rp := &rt.Partitions[i]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			if !known {
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if codes[ti] != 0 {
+				rp.ErrorCode = codes[ti]
+				continue
+			}
+			if f, ok := failed[txn.TopicPartition{Topic: t.Topic, Partition: p.Partition}]; ok {
+				rp.ErrorCode, rp.ErrorMessage = f.code, f.msg
 				continue
 			}
 			wg.Go(func() { c.appendPartition(t.Topic, p.Partition, p.Records, rp) })
@@ -78,6 +104,73 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 		return nil
 	}
 	return resp
+}
+
+// addImplicitly adds to their producer's transaction the partitions of
+// the transactional batches of a Produce of version 12 (KIP-890 part 2),
+// once per producer id and epoch (a client sends one), before any batch
+// is appended: the coordinator's write is durable when it returns, so a
+// batch is never stored in a partition its transaction does not hold. It
+// returns the partitions that could not be added, with the code and
+// message to answer them with. The topics whose code is not 0 (not the
+// client's to write, unknown) are skipped, and so are partitions that do
+// not exist: their batches are refused anyway.
+func (c *conn) addImplicitly(id string, topics []kmsg.ProduceRequestTopic, codes []int16) map[txn.TopicPartition]addFailure {
+	type producer struct {
+		pid   int64
+		epoch int16
+	}
+	var adds map[producer][]txn.TopicPartition
+	for i, t := range topics {
+		all, code := c.s.node.Partitions(t.Topic)
+		if codes[i] != 0 || code != result.OK {
+			continue
+		}
+		for _, p := range t.Partitions {
+			h, err := batch.ParseHeader(p.Records)
+			if err != nil || h.Attributes&(batch.AttrTransactional|batch.AttrControl) != batch.AttrTransactional || p.Partition < 0 || int(p.Partition) >= len(all) {
+				continue
+			}
+			if adds == nil {
+				adds = map[producer][]txn.TopicPartition{}
+			}
+			k := producer{h.ProducerID, h.ProducerEpoch}
+			adds[k] = append(adds[k], txn.TopicPartition{Topic: t.Topic, Partition: p.Partition})
+		}
+	}
+	if len(adds) == 0 {
+		return nil
+	}
+	code := c.authorize(security.Write, security.TransactionalIDResource(id))
+	if code == 0 {
+		code = c.txnCoordinatorCode(id)
+	}
+	var failed map[txn.TopicPartition]addFailure
+	for k, parts := range adds {
+		f := addFailure{code: code}
+		if code == 0 {
+			if err := c.s.txns.AddPartitions(c.ctx, c.txnSession, id, k.pid, k.epoch, parts); err != nil {
+				msg := err.Error()
+				f = addFailure{code: c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code), msg: &msg}
+			}
+		}
+		if f.code == 0 {
+			continue
+		}
+		if failed == nil {
+			failed = map[txn.TopicPartition]addFailure{}
+		}
+		for _, tp := range parts {
+			failed[tp] = f
+		}
+	}
+	return failed
+}
+
+// addFailure is how a partition whose implicit add failed is answered.
+type addFailure struct {
+	code int16
+	msg  *string
 }
 
 func (c *conn) appendPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) {
@@ -125,4 +218,49 @@ func (c *conn) produceLegacy(req *kmsg.ProduceRequest, resp *kmsg.ProduceRespons
 		return nil
 	}
 	return resp
+}
+
+// decodeProduce decodes a Produce body: versions 0 to 8 by kmsg (not
+// flexible), 9 to 12 here: TransactionID (a compact nullable string),
+// Acks int16, TimeoutMillis int32, Topics (a compact array, not nullable:
+// Topic, a compact string, then Partitions, a compact array, not
+// nullable, of Partition int32 and Records, compact nullable bytes, and
+// tags; then tags), then tags. The records alias the body, as kmsg's
+// reader leaves them.
+func decodeProduce(version int16, b []byte) (kmsg.Request, error) {
+	req := kmsg.NewPtrProduceRequest()
+	if version < 9 {
+		return kmsgBody(req, version, b)
+	}
+	req.SetVersion(version)
+	r := &kreader{b: b}
+	req.TransactionID = r.nullableString()
+	req.Acks = r.int16()
+	req.TimeoutMillis = r.int32()
+	// A topic takes 3 bytes at least (name, partitions, tags), a
+	// partition 6 (4, records, tags).
+	if n := r.requiredArray(3); n > 0 {
+		req.Topics = make([]kmsg.ProduceRequestTopic, 0, n)
+		for range n {
+			t := kmsg.NewProduceRequestTopic()
+			t.Topic = r.string()
+			if m := r.requiredArray(6); m > 0 {
+				t.Partitions = make([]kmsg.ProduceRequestTopicPartition, 0, m)
+				for range m {
+					p := kmsg.NewProduceRequestTopicPartition()
+					p.Partition = r.int32()
+					p.Records = r.span()
+					r.tags()
+					t.Partitions = append(t.Partitions, p)
+				}
+			}
+			r.tags()
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	r.tags()
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return req, nil
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/sensehq/sense/security"
 )
 
-// TxnOffsetCommit (key 28), versions 0 to 3 (3 is flexible: its body is
-// decoded by decodeTxnOffsetCommit, see ownDecoders in header.go): stores
+// TxnOffsetCommit (key 28), versions 0 to 5 (3+ are flexible: their body
+// is decoded by decodeTxnOffsetCommit, see ownDecoders in header.go): stores
 // a group's offsets in the producer's ongoing transaction (the group added
 // by AddOffsetsToTxn first, else INVALID_TXN_STATE), durably; they become
 // the group's committed offsets in the same write that completes a commit,
@@ -23,10 +23,20 @@ import (
 // -1 skip the checks. Answering version 3 is what tells a client the
 // broker implements KIP-447: franz-go's GroupTransactSession then no longer
 // sleeps after each commit, and relies on OffsetFetch's RequireStable
-// (09_offset_fetch.go).
+// (09_offset_fetch.go). Version 4 is version 3 (it adds an error code
+// Sense does not send); version 5 is KIP-890 part 2's, served where
+// transaction version 2 is in effect: the group is added to the
+// producer's transaction implicitly (beginning one if none is ongoing),
+// in the same durable write as the offsets
+// (txn.Coordinator.AddAndCommitOffsets), so no AddOffsetsToTxn comes
+// first.
 const (
-	txnOffsetCommitMin = 0
-	txnOffsetCommitMax = 3
+	txnOffsetCommitMin    = 0
+	txnOffsetCommitMax    = 5
+	txnOffsetCommitMaxTV1 = 3
+	// txnOffsetCommitImplicitAdd is the first version that adds the
+	// group to the transaction.
+	txnOffsetCommitImplicitAdd = 5
 )
 
 func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
@@ -67,7 +77,13 @@ func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
 		}
 	}
 	if code == 0 && len(commits) > 0 {
-		code = c.txnErrorCode(c.s.txns.CommitOffsets(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits), fencedCode(req.Version))
+		var err error
+		if req.Version >= txnOffsetCommitImplicitAdd {
+			err = c.s.txns.AddAndCommitOffsets(c.ctx, c.txnSession, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits)
+		} else {
+			err = c.s.txns.CommitOffsets(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits)
+		}
+		code = c.txnErrorCode(err, fencedCode(req.Version))
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewTxnOffsetCommitResponseTopic()
@@ -88,7 +104,7 @@ func (c *conn) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
 }
 
 // decodeTxnOffsetCommit decodes a TxnOffsetCommit body: versions 0 to 2
-// by kmsg (not flexible), version 3 here: TransactionalID, Group (compact
+// by kmsg (not flexible), versions 3 to 5 (alike) here: TransactionalID, Group (compact
 // strings), ProducerID int64, ProducerEpoch int16, Generation int32,
 // MemberID (compact string), InstanceID (compact nullable string), Topics
 // (a compact array, not nullable: Topic, a compact string, then

@@ -4,12 +4,9 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 
 // Internals the external tests (package kafka_test) look at.
 
-// NumSupported is how many API keys the server advertises.
-var NumSupported = len(supported)
-
 // VersionRange returns the versions served for an API key.
 func VersionRange(key int16) (lo, hi int16, ok bool) {
-	v, ok := versions(key)
+	v, ok := versions(supported, key)
 	return v.min, v.max, ok
 }
 
@@ -32,7 +29,7 @@ type ParsedRequest struct {
 // ParseRequest parses a request frame (without its size) as the server
 // does.
 func ParseRequest(frame []byte) (ParsedRequest, error) {
-	h, req, err := parseRequest(frame)
+	h, req, err := parseRequest(frame, supported)
 	return ParsedRequest{Key: h.key, Version: h.version, Unsupported: h.unsupported, Req: req}, err
 }
 
@@ -44,4 +41,11 @@ func HasOwnDecoder(key int16) bool { return ownDecoders[key] != nil }
 // own decoder for key, as parseRequest does.
 func DecodeOwn(key, version int16, body []byte) (kmsg.Request, error) {
 	return ownDecoders[key](version, body)
+}
+
+// VersionRangeTV1 returns the versions served for an API key at
+// transaction version 1.
+func VersionRangeTV1(key int16) (lo, hi int16, ok bool) {
+	v, ok := versions(versionTable(1), key)
+	return v.min, v.max, ok
 }

@@ -329,9 +329,9 @@ func clearTags(v reflect.Value) {
 }
 
 // FuzzTxnOffsetCommit fuzzes the TxnOffsetCommit body decoder at every
-// version served (3 ours, 0 to 2 kmsg's).
+// version served (3 to 5 ours, 0 to 2 kmsg's).
 func FuzzTxnOffsetCommit(f *testing.F) {
-	for v := int16(0); v <= 3; v++ {
+	for v := int16(0); v <= 5; v++ {
 		req := kmsg.NewPtrTxnOffsetCommitRequest()
 		req.SetVersion(v)
 		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = "tx-1", "g", 7, 1
@@ -361,7 +361,8 @@ func FuzzTxnOffsetCommit(f *testing.F) {
 	f.Add(uint8(3), append(slices.Clone(head), 1, 1, 3, 0xff, 0xff, 0x03))       // a tag claiming 64 KiB
 	f.Add(uint8(3), append(slices.Clone(head), 1, 0, 0))                         // a byte after the body
 	f.Add(uint8(3), head[:9])                                                    // truncated
-	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 28, int16(v%4), body) })
+	f.Add(uint8(5), append(slices.Clone(head), 1, 0))                            // version 5, no topics
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 28, int16(v%6), body) })
 }
 
 // FuzzOffsetFetch fuzzes the OffsetFetch body decoder at every version
@@ -387,4 +388,77 @@ func FuzzOffsetFetch(f *testing.F) {
 	f.Add(uint8(7), []byte{2, 'g', 0, 1, 0, 0})                                    // a byte after the body
 	f.Add(uint8(7), []byte{2, 'g', 0})                                             // truncated: no RequireStable
 	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 9, int16(v%8), body) })
+}
+
+// FuzzProduce fuzzes the Produce body decoder at the versions served from
+// 3 (9 to 12 ours, the rest kmsg's).
+func FuzzProduce(f *testing.F) {
+	for _, v := range []int16{3, 8, 9, 11, 12} {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(v)
+		req.TransactionID, req.Acks, req.TimeoutMillis = kmsg.StringPtr("tx-1"), -1, 1000
+		t := kmsg.NewProduceRequestTopic()
+		t.Topic = "orders"
+		for i := range int32(2) {
+			p := kmsg.NewProduceRequestTopicPartition()
+			p.Partition = i
+			if i == 0 {
+				p.Records = txnBatch(7, 1, 0, "v")
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		req.Topics = append(req.Topics, t)
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	// Version 12: a null transactional id, acks -1, timeout 0, then the
+	// topics.
+	head := []byte{0, 0xff, 0xff, 0, 0, 0, 0}
+	f.Add(uint8(12), append(slices.Clone(head), 1, 0))                                                            // no topics
+	f.Add(uint8(12), append(slices.Clone(head), 0, 0))                                                            // null topics
+	f.Add(uint8(12), append(slices.Clone(head), 0x80, 0x80, 0x80, 0x80, 0x01, 0))                                 // 2^28 topics
+	f.Add(uint8(12), append(slices.Clone(head), 2, 2, 'o', 0x80, 0x80, 0x80, 0x01, 0, 0))                         // 2^21 partitions
+	f.Add(uint8(12), append(slices.Clone(head), 2, 2, 'o', 2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0)) // records claiming 4 GiB
+	f.Add(uint8(12), append(slices.Clone(head), 2, 2, 'o', 2, 0, 0, 0, 0, 0, 0, 0, 0))                            // null records
+	f.Add(uint8(12), append(slices.Clone(head), 1, 0xff, 0xff, 0xff, 0xff, 0x0f))                                 // 2^32 tagged fields
+	f.Add(uint8(12), append(slices.Clone(head), 1, 1, 3, 0xff, 0xff, 0x03))                                       // a tag claiming 64 KiB
+	f.Add(uint8(12), append(slices.Clone(head), 1, 0, 0))                                                         // a byte after the body
+	f.Add(uint8(12), head[:3])                                                                                    // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 0, 3+int16(v%10), body) })
+}
+
+// FuzzEndTxn fuzzes the EndTxn body decoder at every version served (3
+// to 5 ours, 0 to 2 kmsg's).
+func FuzzEndTxn(f *testing.F) {
+	for v := int16(0); v <= 5; v++ {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.SetVersion(v)
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = "tx-1", 7, 3, true
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	body := []byte{2, 't', 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 1, 0}
+	f.Add(uint8(5), []byte{0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 1, 0})                          // a null id
+	f.Add(uint8(5), append([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, body[2:]...))              // an id claiming 4 GiB
+	f.Add(uint8(5), append(slices.Clone(body[:len(body)-1]), 0xff, 0xff, 0xff, 0xff, 0x0f)) // 2^32 tagged fields
+	f.Add(uint8(5), append(slices.Clone(body[:len(body)-1]), 1, 1, 3, 0xff, 0xff, 0x03))    // a tag claiming 64 KiB
+	f.Add(uint8(4), append(slices.Clone(body), 0))                                          // a byte after the body
+	f.Add(uint8(3), body[:7])                                                               // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 26, int16(v%6), body) })
+}
+
+// FuzzApiVersions fuzzes the ApiVersions body decoder at every version
+// served (3 ours, 0 to 2 kmsg's).
+func FuzzApiVersions(f *testing.F) {
+	for v := int16(0); v <= 3; v++ {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.SetVersion(v)
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "franz-go", "1.22.2"
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	f.Add(uint8(3), []byte{0, 1, 0})                            // a null name
+	f.Add(uint8(3), []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0}) // a name claiming 4 GiB
+	f.Add(uint8(3), []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}) // 2^32 tagged fields
+	f.Add(uint8(3), []byte{1, 1, 1, 1, 3, 0xff, 0xff, 0x03})    // a tag claiming 64 KiB
+	f.Add(uint8(3), []byte{1, 1, 0, 0})                         // a byte after the body
+	f.Add(uint8(3), []byte{2, 'x'})                             // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 18, int16(v%4), body) })
 }

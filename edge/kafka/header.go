@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,7 +23,10 @@ type versionRange struct {
 }
 
 // supported lists every API this server implements, with the versions
-// (see each API's file). ApiVersions advertises exactly this.
+// (see each API's file), when transaction version 2 (KIP-890 part 2) is
+// in effect. ApiVersions advertises exactly this; a server that runs
+// transaction version 1 advertises and serves tv1Versions instead
+// (versionTable).
 //
 // Flexible versions (KIP-482, tagged fields) are not served yet, although
 // the request header parser handles them: kmsg v1.15.0 decodes a body's
@@ -33,10 +37,12 @@ type versionRange struct {
 // decoder that checks the count against the bytes left (our own, or a
 // fixed kmsg). Every client negotiates down to these versions. The
 // exceptions are the APIs with no version before KIP-482 (DescribeCluster,
-// the SCRAM credential APIs, DescribeTransactions, ListTransactions), and
-// the flexible versions served of OffsetFetch (6, 7) and TxnOffsetCommit
-// (3), for KIP-447: their bodies are decoded by our own code
-// (ownDecoders).
+// the SCRAM credential APIs, DescribeTransactions, ListTransactions), the
+// flexible versions served of OffsetFetch (6, 7) and TxnOffsetCommit
+// (3), for KIP-447, and those of KIP-890 part 2: ApiVersions 3 (its
+// finalized features name the transaction version), Produce 9 to 12,
+// EndTxn 3 to 5 and TxnOffsetCommit 4 and 5. Their bodies are decoded by
+// our own code (ownDecoders).
 var supported = []versionRange{
 	{0, produceAdvertisedMin, produceMax},
 	{1, fetchMin, fetchMax},
@@ -76,6 +82,35 @@ var supported = []versionRange{
 	{66, listTransactionsMin, listTransactionsMax},
 }
 
+// tv1Versions are the versions that differ when transaction version 1 is
+// in effect (Options.TransactionVersion): the newest before KIP-890 part
+// 2, as Sense served them before it. A client then adds partitions and
+// groups with AddPartitionsToTxn and AddOffsetsToTxn, and the epoch stays
+// for the producer's life.
+var tv1Versions = []versionRange{
+	{0, produceAdvertisedMin, produceMaxTV1},
+	{18, apiVersionsMin, apiVersionsMax},
+	{26, endTxnMin, endTxnMaxTV1},
+	{28, txnOffsetCommitMin, txnOffsetCommitMaxTV1},
+}
+
+// versionTable returns the versions a server serves at transaction
+// version tv (1 or 2).
+func versionTable(tv int) []versionRange {
+	if tv >= 2 {
+		return supported
+	}
+	out := slices.Clone(supported)
+	for i, v := range out {
+		for _, w := range tv1Versions {
+			if w.key == v.key {
+				out[i] = w
+			}
+		}
+	}
+	return out
+}
+
 // ownDecoders decode the bodies of the APIs served with flexible versions,
 // so that kmsg's body decoder, with its unchecked tagged-field count (see
 // supported), never sees a client's flexible bytes. Each takes the version
@@ -87,7 +122,10 @@ var supported = []versionRange{
 // bodies without tagged fields. An API none of whose served versions is
 // flexible is decoded by kmsg.
 var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, error){
+	0:  decodeProduce,
 	9:  decodeOffsetFetch,
+	18: decodeApiVersions,
+	26: decodeEndTxn,
 	28: decodeTxnOffsetCommit,
 	50: decodeDescribeUserSCRAMCredentials,
 	51: decodeAlterUserSCRAMCredentials,
@@ -109,8 +147,8 @@ func kmsgBody(req kmsg.Request, version int16, body []byte) (kmsg.Request, error
 	return req, nil
 }
 
-func versions(key int16) (versionRange, bool) {
-	for _, v := range supported {
+func versions(table []versionRange, key int16) (versionRange, bool) {
+	for _, v := range table {
 		if v.key == key {
 			return v, true
 		}
@@ -135,10 +173,10 @@ type header struct {
 var errShort = errors.New("request header truncated")
 
 // parseRequest decodes one request frame (without its size): the header
-// and, for a supported API key and version, the body. Every length is
+// and, for an API key and version of table, the body. Every length is
 // checked against the bytes of the frame before anything is allocated
 // (kmsg's readers do the same for the body).
-func parseRequest(frame []byte) (header, kmsg.Request, error) {
+func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, error) {
 	var h header
 	if len(frame) < minRequestBytes {
 		return h, nil, errShort
@@ -147,7 +185,7 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
 	h.corr = int32(binary.BigEndian.Uint32(frame[4:]))
 	b := frame[8:]
-	vr, known := versions(h.key)
+	vr, known := versions(table, h.key)
 	req := kmsg.RequestForKey(h.key)
 	if req != nil {
 		req.SetVersion(h.version)

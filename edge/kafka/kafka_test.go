@@ -337,7 +337,8 @@ func TestUnsupported(t *testing.T) {
 	}
 
 	// ApiVersions of an unknown version: UNSUPPORTED_VERSION, v0 body,
-	// with the supported versions; the connection stays usable.
+	// with the versions of ApiVersions served (KIP-511); the connection
+	// stays usable.
 	c := dial()
 	c.Write(rawRequest(kmsg.NewPtrApiVersionsRequest(), 99, 7))
 	b := readResponse(t, c)
@@ -349,8 +350,9 @@ func TestUnsupported(t *testing.T) {
 	if err := av.ReadFrom(b[4:]); err != nil {
 		t.Fatal(err)
 	}
-	if av.ErrorCode != kerr.UnsupportedVersion.Code || len(av.ApiKeys) != kafka.NumSupported {
-		t.Fatalf("ApiVersions v99: error %d, %d keys", av.ErrorCode, len(av.ApiKeys))
+	if lo, hi, _ := kafka.VersionRange(18); av.ErrorCode != kerr.UnsupportedVersion.Code || len(av.ApiKeys) != 1 ||
+		av.ApiKeys[0].ApiKey != 18 || av.ApiKeys[0].MinVersion != lo || av.ApiKeys[0].MaxVersion != hi {
+		t.Fatalf("ApiVersions v99: error %d, keys %+v", av.ErrorCode, av.ApiKeys)
 	}
 	c.Write(rawRequest(kmsg.NewPtrApiVersionsRequest(), 2, 8))
 	b = readResponse(t, c)

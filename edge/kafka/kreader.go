@@ -60,6 +60,19 @@ func (r *kreader) bytes() []byte {
 	return out
 }
 
+// span reads compact nullable bytes (nil for null) without copying them:
+// the result aliases the body, as kmsg's reader aliases it (a Produce's
+// records, handed to the log as they came).
+func (r *kreader) span() []byte {
+	n := r.compactLen()
+	if n < 0 || r.err != nil {
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
 func (r *kreader) string() string {
 	n := r.compactLen()
 	if n < 0 {

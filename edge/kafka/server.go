@@ -92,6 +92,17 @@ type Options struct {
 	// producer may ask for (Kafka's transaction.max.timeout.ms); default
 	// 15 minutes.
 	TransactionMaxTimeout time.Duration
+	// TransactionVersion is the Kafka transaction version in effect (the
+	// feature transaction.version that ApiVersions finalizes): 2 is
+	// KIP-890 part 2 (Produce 12, EndTxn 5 and TxnOffsetCommit 5: the
+	// partitions and groups are added to the transaction implicitly and
+	// every EndTxn bumps the epoch), 1 the protocol before it. Zero means
+	// the default: 2 on a node alone, 1 in a cluster. 2 is refused in a
+	// cluster: a produce to a partition led by a node that does not
+	// coordinate transactions could not add the partition to the
+	// transaction durably before the batch is appended (docs/kafka.md,
+	// "Transaction version 2").
+	TransactionVersion int
 	// Admin serves DescribeUserScramCredentials and
 	// AlterUserScramCredentials (user.list, user.create, user.delete);
 	// nil answers them UNSUPPORTED_VERSION... as an unknown API.
@@ -109,6 +120,9 @@ type Server struct {
 	groups *group.Coordinator
 	txns   *txn.Coordinator
 	conns  tcpserve.Tracker
+	// versions is what this server serves and ApiVersions advertises
+	// (versionTable of opts.TransactionVersion).
+	versions []versionRange
 }
 
 // New returns a server for n, keeping consumer groups' committed offsets
@@ -144,12 +158,22 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 		opts.Authorizer = security.DefaultAuthorizer{}
 	}
 	switch {
+	case opts.TransactionVersion == 0 && opts.Cluster == nil:
+		opts.TransactionVersion = 2
+	case opts.TransactionVersion == 0:
+		opts.TransactionVersion = 1
+	case opts.TransactionVersion == 2 && opts.Cluster != nil:
+		return nil, errors.New("kafka: TransactionVersion 2 is not served in a cluster (a produce to a node that does not coordinate transactions cannot add its partition to the transaction); use 1")
+	case opts.TransactionVersion != 1 && opts.TransactionVersion != 2:
+		return nil, fmt.Errorf("kafka: TransactionVersion %d: 1 or 2", opts.TransactionVersion)
+	}
+	switch {
 	case opts.GroupInitialRebalanceDelay == 0:
 		opts.GroupInitialRebalanceDelay = 3 * time.Second
 	case opts.GroupInitialRebalanceDelay < 0:
 		opts.GroupInitialRebalanceDelay = 0
 	}
-	s := &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, groups: group.NewCoordinator(group.Config{InitialRebalanceDelay: opts.GroupInitialRebalanceDelay})}
+	s := &Server{node: n, offsets: offsets, opts: opts, log: opts.Logger, versions: versionTable(opts.TransactionVersion), groups: group.NewCoordinator(group.Config{InitialRebalanceDelay: opts.GroupInitialRebalanceDelay})}
 	txns, err := txn.New(txn.Config{
 		Store: offsets,
 		WriteMarker: func(ctx context.Context, tp txn.TopicPartition, m batch.Marker) error {
@@ -300,7 +324,7 @@ func (c *conn) read() {
 			c.readFailed(err)
 			return
 		}
-		hdr, req, err := parseRequest(frame)
+		hdr, req, err := parseRequest(frame, c.s.versions)
 		if err != nil {
 			c.s.node.Release(int64(size))
 			c.jobs <- &job{hdr: hdr, close: err.Error()}

@@ -14,12 +14,16 @@ import (
 // groups of each transaction, the markers, timeouts and recovery); the
 // transactional APIs (22 with a transactional id, 24, 25, 26, 28, and the
 // admin APIs 65 and 66, which describe and list them) translate requests
-// to it and its errors to Kafka error codes, here. Only the versions
-// before KIP-482 (flexible versions) of 22 to 26 are served, so only the
-// versions before KIP-890's epoch per transaction: the EndTxn fence of
-// package txn (fence.go) stands in for it. TxnOffsetCommit is served to
-// version 3 (KIP-447, decoded by our own code). docs/kafka.md,
-// "Transactions".
+// to it and its errors to Kafka error codes, here. InitProducerId,
+// AddPartitionsToTxn and AddOffsetsToTxn are served in their versions
+// before KIP-482 (flexible versions). Where transaction version 2 is in
+// effect (Options.TransactionVersion; KIP-890 part 2), Produce 12, EndTxn
+// 5 and TxnOffsetCommit 5 are served too: the produce and the offset
+// commit add their partition or group to the transaction themselves, and
+// every EndTxn bumps the epoch, which fences a delayed EndTxn. Before it
+// (EndTxn 0 to 4) the EndTxn fence of package txn (fence.go) stands in
+// for the epoch per transaction. docs/kafka.md, "Transactions" and
+// "Transaction version 2".
 
 // txnErrorCode maps an error of the transaction coordinator to a Kafka
 // error code. fencedCode is what the API's version knows a fenced

@@ -180,9 +180,10 @@ pipelines:
 		t.Fatalf("described %v", got)
 	}
 	d = described["adm-1"]
-	if d.Err != nil || d.State != "CompleteCommit" || d.ProducerID != pid || d.ProducerEpoch != epoch ||
+	// Transaction version 2: the commit bumped the epoch (KIP-890).
+	if d.Err != nil || d.State != "CompleteCommit" || d.ProducerID != pid || d.ProducerEpoch != epoch+1 ||
 		d.StartTimestamp != start || len(d.Topics) != 0 {
-		t.Errorf("after the commit: %+v, want CompleteCommit, the same producer, epoch and start, no partitions", d)
+		t.Errorf("after the commit: %+v, want CompleteCommit, the same producer and start, the epoch bumped, no partitions", d)
 	}
 	if e := described["adm-empty"]; e.Err != nil || e.State != "Empty" || e.StartTimestamp != -1 || e.TimeoutMillis != 60000 {
 		t.Errorf("adm-empty: %+v, want Empty, start -1, timeout 60000 ms", e)
