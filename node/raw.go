@@ -203,7 +203,60 @@ func (n *Node) recordRouting(r *batch.Record, defMask jurisdiction.Mask, lane ev
 // code and a reason. The pipeline's state is looked up once. The caller
 // has reserved b's bytes (Reserve) with the request that holds them.
 func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
+	return n.StartAppendRaw(ctx, pipeline, partition, b).Wait()
+}
+
+// StartAppendRaw is AppendRaw up to the batch's write: it returns once the
+// batch is written (in order with the partition's appends) or refused,
+// without waiting for it to be durable, so that a connection can start its
+// next request while this one's fdatasync runs (and the group commit
+// covers both). b may be reused once it returns. Wait gives the outcome.
+func (n *Node) StartAppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) *RawAppend {
 	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendLocal)
+}
+
+// RawAppend is an append StartAppendRaw began.
+type RawAppend struct {
+	n        *Node
+	ack      Ack // nil when refused before its write
+	base     int64
+	code     result.Code
+	why      string
+	pipeline string
+	hub      string
+	lane     event.Priority
+	records  int
+	size     int
+}
+
+// refusedRaw is a RawAppend refused before its write.
+func refusedRaw(code result.Code, why string) *RawAppend {
+	return &RawAppend{base: -1, code: code, why: why}
+}
+
+// Ready reports whether Wait returns at once.
+func (a *RawAppend) Ready() bool { return a.ack == nil || a.ack.Ready() }
+
+// Wait returns the batch's base offset once it is durable, or the code
+// and reason that kept it from being stored.
+func (a *RawAppend) Wait() (int64, result.Code, string) {
+	if a.ack == nil {
+		return a.base, a.code, a.why
+	}
+	n := a.n
+	base, err := a.ack.Wait()
+	a.ack = nil
+	if err != nil {
+		c := n.appendCode(err)
+		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
+			c = result.CorruptBatch
+		}
+		a.base, a.code, a.why = -1, c, err.Error()
+		return a.base, a.code, a.why
+	}
+	n.Metrics.stored(a.pipeline, a.hub, a.lane, a.records, a.size)
+	a.base, a.code = base, result.OK
+	return base, result.OK, ""
 }
 
 // AppendMoved stores a batch the migrator built from records it moves out
@@ -213,7 +266,7 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 // numbers are the source offsets) and, on a cluster node that does not
 // lead the partition, forwarded to its leader.
 func (n *Node) AppendMoved(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
-	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendSparse)
+	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendSparse).Wait()
 }
 
 // Trimmer is implemented by a Buffer whose start can move forward (a
@@ -267,27 +320,27 @@ func (n *Node) Trim(pipeline string, partition int32, offset int64) error {
 	return err
 }
 
-func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags) (int64, result.Code, string) {
+func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags) *RawAppend {
 	s := n.st.Load()
 	p, partition, defMask, code := n.resolve(s, pipeline, partition)
 	switch code {
 	case result.UnknownPipeline:
-		return -1, code, "unknown pipeline"
+		return refusedRaw(code, "unknown pipeline")
 	case result.UnknownPartition:
-		return -1, code, "unknown partition"
+		return refusedRaw(code, "unknown partition")
 	}
 	pipeline = p.spec.Name
 	if p.refused != nil {
-		return -1, result.StorageError, p.refused.err.Error()
+		return refusedRaw(result.StorageError, p.refused.err.Error())
 	}
 	buf, _ := p.routes.Buffer(partition)
 	if f := n.fence.Load(); f != nil {
-		return -1, result.NotReady, *f
+		return refusedRaw(result.NotReady, *f)
 	}
 	if !p.routes.Allowed(buf.HubIndex) {
 		n.Metrics.dropped(pipeline, "policy_violation")
-		return -1, result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
-			partition, buf.Hub, pipeline, s.table.Version(), buf.Hub, pipeline)
+		return refusedRaw(result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
+			partition, buf.Hub, pipeline, s.table.Version(), buf.Hub, pipeline))
 	}
 	// A Kafka producer's batch, compressed as sent, and each of its
 	// records: the pipeline's max.message.bytes.
@@ -295,25 +348,25 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	if flags&AppendLocal != 0 {
 		maxRecord = n.MaxMessageBytes(p.spec)
 		if int64(len(b)) > maxRecord {
-			return -1, result.EventTooLarge, fmt.Sprintf("a record batch of %d bytes is larger than pipeline %s's max.message.bytes, %d; send smaller batches (batch.size, max.request.size), or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
-				len(b), pipeline, maxRecord, pipeline)
+			return refusedRaw(result.EventTooLarge, fmt.Sprintf("a record batch of %d bytes is larger than pipeline %s's max.message.bytes, %d; send smaller batches (batch.size, max.request.size), or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
+				len(b), pipeline, maxRecord, pipeline))
 		}
 	}
 	h, err := batch.Check(b)
 	if err != nil {
-		return -1, result.CorruptBatch, err.Error()
+		return refusedRaw(result.CorruptBatch, err.Error())
 	}
 	if h.Attributes&batch.AttrControl != 0 {
 		// Control records (transaction markers, a replicated log's
 		// trims) are the broker's to write, as in Kafka.
-		return -1, result.InvalidRequest, "the batch is a control batch; producers may not write control records"
+		return refusedRaw(result.InvalidRequest, "the batch is a control batch; producers may not write control records")
 	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
-	// A Kafka connection's requests are handled one after the other, each
-	// answered once durable (docs/kafka.md): the wait behind the
-	// connection's own earlier requests is the client's pipeline, not the
-	// node's queue, so the delay runs from here.
+	// A Kafka connection's requests are handled in order (docs/kafka.md):
+	// the wait behind the connection's own earlier requests is the
+	// client's pipeline, not the node's queue, so the delay runs from
+	// here.
 	start := time.Now()
 	reason := ""
 	switch {
@@ -324,7 +377,7 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	if reason != "" {
 		n.Metrics.shed(pipeline, buf.Lane, reason, int(h.RecordCount))
-		return -1, result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events (%s); retry later or send critical events", buf.Lane, reason)
+		return refusedRaw(result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events (%s); retry later or send critical events", buf.Lane, reason))
 	}
 	// Checking and restamping takes memory beyond the request's bytes (the
 	// decompressed records, up to batch.MaxDecompressed, and the new
@@ -337,12 +390,12 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		work += 2 * min(int64(len(b))*20, batch.MaxDecompressed)
 	}
 	if err := n.checkBudget.reserve(ctx, work, nil); err != nil {
-		return -1, result.NotReady, err.Error()
+		return refusedRaw(result.NotReady, err.Error())
 	}
 	defer n.checkBudget.release(work)
 	// The batch's place among the appends, by its lane (see lanes).
 	if err := n.lanes.acquire(ctx, buf.Lane); err != nil {
-		return -1, result.Timeout, err.Error()
+		return refusedRaw(result.Timeout, err.Error())
 	}
 	now := time.Now()
 	delay := now.Sub(start)
@@ -367,24 +420,19 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 			n.Metrics.dropped(pipeline, "policy_violation")
 			n.log.Warn("batch refused: policy violation", "pipeline", pipeline, "partition", partition, "reason", why)
 		}
-		return -1, code, why
+		return refusedRaw(code, why)
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
 	ack, err := p.bufs[partition].Append(stored, flags)
 	placed = false
 	n.lanes.release(buf.Lane)
-	base := int64(-1)
-	if err == nil {
-		base, err = ack.Wait()
-	}
 	if err != nil {
 		c := n.appendCode(err)
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
 			c = result.CorruptBatch
 		}
-		return -1, c, err.Error()
+		return refusedRaw(c, err.Error())
 	}
-	n.Metrics.stored(pipeline, buf.Hub, buf.Lane, int(h.RecordCount), len(stored))
-	return base, result.OK, ""
+	return &RawAppend{n: n, ack: ack, base: -1, pipeline: pipeline, hub: buf.Hub, lane: buf.Lane, records: int(h.RecordCount), size: len(stored)}
 }

@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"sync"
-
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/security"
@@ -53,10 +51,19 @@ const (
 )
 
 func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
+	return c.startProduce(req)()
+}
+
+// startProduce stores req's batches up to their writes and returns the
+// function that waits for them to be durable and gives the response (nil
+// for acks 0). The connection's next request is handled meanwhile (see
+// handle): a Kafka producer's requests in flight join one fdatasync.
+func (c *conn) startProduce(req *kmsg.ProduceRequest) func() kmsg.Response {
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(req.Version)
 	if req.Version < produceMin {
-		return c.produceLegacy(req, resp)
+		r := c.produceLegacy(req, resp)
+		return func() kmsg.Response { return r }
 	}
 	// A topic's code: not the client's to write, or unknown (and not
 	// created now).
@@ -78,7 +85,7 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 	if req.Version >= produceImplicitAdd && req.TransactionID != nil {
 		failed = c.addImplicitly(*req.TransactionID, req.Topics, codes)
 	}
-	var wg sync.WaitGroup
+	var finish []func()
 	for ti, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
@@ -95,15 +102,19 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 				rp.ErrorCode, rp.ErrorMessage = f.code, f.msg
 				continue
 			}
-			wg.Go(func() { c.appendPartition(t.Topic, p.Partition, p.Records, rp) })
+			finish = append(finish, c.startPartition(t.Topic, p.Partition, p.Records, rp))
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	wg.Wait()
-	if req.Acks == 0 {
-		return nil
+	return func() kmsg.Response {
+		for _, f := range finish {
+			f()
+		}
+		if req.Acks == 0 {
+			return nil
+		}
+		return resp
 	}
-	return resp
 }
 
 // addImplicitly adds to their producer's transaction the partitions of
@@ -173,28 +184,37 @@ type addFailure struct {
 	msg  *string
 }
 
-func (c *conn) appendPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) {
+// startPartition writes one partition's batch and returns the function
+// that waits for it and fills rp. A transactional batch counts as under
+// way for its transaction until it is durable, so that EndTxn writes its
+// markers after it.
+func (c *conn) startPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) func() {
+	done := func() {}
 	if h, err := batch.ParseHeader(records); err == nil && h.Attributes&(batch.AttrTransactional|batch.AttrControl) == batch.AttrTransactional {
-		done, err := c.s.txns.BeginProduce(c.ctx, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
+		d, err := c.s.txns.BeginProduce(c.ctx, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
 		if err != nil {
 			rp.ErrorCode = c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code)
 			msg := err.Error()
 			rp.ErrorMessage = &msg
+			return done
+		}
+		done = d
+	}
+	a := c.s.node.StartAppendRaw(c.ctx, topic, partition, records)
+	return func() {
+		defer done()
+		base, code, why := a.Wait()
+		rp.ErrorCode = code.Kafka()
+		if code != result.OK {
+			if why != "" {
+				rp.ErrorMessage = &why
+			}
 			return
 		}
-		defer done()
-	}
-	base, code, why := c.s.node.AppendRaw(c.ctx, topic, partition, records)
-	rp.ErrorCode = code.Kafka()
-	if code != result.OK {
-		if why != "" {
-			rp.ErrorMessage = &why
+		rp.BaseOffset = base
+		if start, _, code := c.s.node.Offsets(topic, partition); code == result.OK {
+			rp.LogStartOffset = start
 		}
-		return
-	}
-	rp.BaseOffset = base
-	if start, _, code := c.s.node.Offsets(topic, partition); code == result.OK {
-		rp.LogStartOffset = start
 	}
 }
 

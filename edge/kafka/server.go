@@ -234,6 +234,9 @@ type conn struct {
 	// receive from its fetches.
 	filter     node.MaskFilter
 	closeAfter string
+	// writeFailed: the writer could not send an answer; the connection is
+	// closed and the requests still queued are dropped.
+	writeFailed atomic.Bool
 
 	// txnSession is the connection as the transaction coordinator's
 	// EndTxn fence knows it (txn/fence.go).
@@ -346,26 +349,85 @@ func (c *conn) readFailed(err error) {
 	}
 }
 
-// handle answers the queued requests in order.
+// maxPipelined bounds the requests of a connection handled ahead of the
+// one whose answer is on its way out (a produce waiting to be durable).
+const maxPipelined = 8
+
+// reply is a request's answer on its way out, in request order.
+type reply struct {
+	hdr header
+	// resp is the response; finish, when set, waits for a produce's
+	// batches to be durable and gives it. No response (acks 0) when both
+	// are nil, unless unsupported.
+	resp        kmsg.Response
+	finish      func() kmsg.Response
+	unsupported bool // answer UNSUPPORTED_VERSION
+	// After it: hangUp closes the connection at once (nothing is
+	// answered); closeAfter half-closes it once the answer is written.
+	hangUp     bool
+	closeAfter bool
+	reserved   int64 // the request's ingress bytes, released once answered
+}
+
+// ends reports whether the connection ends after r: nothing read after
+// it is handled.
+func (r *reply) ends() bool { return r.hangUp || r.closeAfter }
+
+// handle handles the queued requests in order and hands their answers to
+// a writer, which sends them in the same order. A produce request is
+// handled up to its writes: the next requests are handled while its
+// batches become durable (at most maxPipelined ahead), so a producer's
+// requests in flight are stored in order and share fdatasyncs, and every
+// answer still leaves in request order, each produce's once durable.
 func (c *conn) handle() {
+	replies := make(chan *reply, maxPipelined)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeReplies(replies)
+	}()
+	ended := false
+	for j := range c.jobs {
+		if ended || c.writeFailed.Load() {
+			c.s.node.Release(j.reserved)
+			continue
+		}
+		r := c.prepare(j)
+		ended = r.ends()
+		replies <- r
+	}
+	close(replies)
+	<-written
+}
+
+// writeReplies sends the answers in order until the connection fails or
+// ends, and releases every request's bytes once it is answered (or
+// dropped).
+func (c *conn) writeReplies(replies <-chan *reply) {
 	var out []byte
 	failed := false
-	for j := range c.jobs {
+	for r := range replies {
 		if !failed {
-			out, failed = c.answer(j, out)
+			out, failed = c.send(r, out)
+			if failed {
+				c.writeFailed.Store(true)
+			}
+		} else if r.finish != nil {
+			r.finish() // its batches are written: wait for them all the same
 		}
-		c.s.node.Release(j.reserved)
+		c.s.node.Release(r.reserved)
 	}
 }
 
-// answer handles one request and writes its response, reusing out as the
-// buffer; failed reports that the connection is closed.
-func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
+// prepare handles one request (a produce up to its writes) and returns
+// its reply.
+func (c *conn) prepare(j *job) *reply {
+	r := &reply{hdr: j.hdr, reserved: j.reserved}
 	if j.close != "" {
 		c.log.Warn("closing Kafka connection", "api_key", j.hdr.key, "api_version", j.hdr.version,
 			"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
-		c.nc.Close()
-		return out, true
+		r.hangUp = true
+		return r
 	}
 	if !c.certChecked {
 		// The TLS handshake is done once a request was read.
@@ -373,22 +435,45 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 		c.certificateAuth()
 	}
 	if c.authRequired() && !beforeAuth(j.hdr.key) {
-		if resp := c.unauthenticated(j.hdr); resp != nil {
-			out = appendResponse(out[:0], j.hdr, resp)
-			c.nc.Write(out)
-		}
-		return out, c.closeNow()
+		r.resp = c.unauthenticated(j.hdr)
+		r.closeAfter = true
+		return r
 	}
 	if j.req == nil { // parseRequest found an unsupported key or version
 		c.log.Warn("unsupported Kafka request answered with UNSUPPORTED_VERSION", "api_key", j.hdr.key,
 			"api_version", j.hdr.version, "client_id", j.hdr.clientID)
-		out = appendUnsupported(out[:0], j.hdr)
+		r.unsupported = true
+		return r
+	}
+	if req, ok := j.req.(*kmsg.ProduceRequest); ok {
+		r.finish = c.startProduce(req)
 	} else {
-		resp := c.dispatch(j)
-		if resp == nil { // acks=0 produce: no response
-			return out, false
-		}
-		out = appendResponse(out[:0], j.hdr, resp)
+		r.resp = c.dispatch(j)
+	}
+	r.closeAfter = c.closeAfter != ""
+	return r
+}
+
+// send writes r's answer, reusing out as the buffer; failed reports that
+// the connection is closed.
+func (c *conn) send(r *reply, out []byte) (_ []byte, failed bool) {
+	if r.hangUp {
+		c.nc.Close()
+		return out, true
+	}
+	resp := r.resp
+	if r.finish != nil {
+		resp = r.finish()
+	}
+	switch {
+	case r.unsupported:
+		out = appendUnsupported(out[:0], r.hdr)
+	case resp != nil:
+		out = appendResponse(out[:0], r.hdr, resp)
+	case r.closeAfter:
+		return out, c.closeNow()
+	default: // acks=0 produce: no response
+		return out, false
 	}
 	if _, err := c.nc.Write(out); err != nil {
 		c.nc.Close()
@@ -397,14 +482,12 @@ func (c *conn) answer(j *job, out []byte) (_ []byte, failed bool) {
 	if cap(out) > 1<<20 {
 		out = nil
 	}
-	if c.closeAfter != "" {
+	if r.closeAfter && !failed {
 		failed = c.closeNow()
 	}
 	return out, failed
 }
 
-// closeNow closes the connection for c.closeAfter once its last answer is
-// written; it returns true.
 func (c *conn) closeNow() bool {
 	c.log.Warn("closing Kafka connection", "reason", c.closeAfter)
 	c.stopping.Store(true) // the reader's end is expected, not news
