@@ -27,6 +27,7 @@ const (
 	sessionTimeout   = 10 * time.Second
 	heartbeatEvery   = time.Second
 	maxFetchBytes    = 1 << 20
+	idleFetchBytes   = 4 << 10 // a fetch that waits for new events
 	retryFirst       = 100 * time.Millisecond
 	retryMax         = 10 * time.Second
 	deliverySlots    = 4

@@ -253,6 +253,8 @@ func TestSlowAndFailingSink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ingested := time.Now()
+	atIngested := len(rc.accepted())
 	want := map[string]bool{}
 	for _, r := range readAll(t, c, "orders") {
 		want[key(r.Pipeline, r.Partition, r.Offset)] = true
@@ -263,7 +265,11 @@ func TestSlowAndFailingSink(t *testing.T) {
 		sample()
 		return len(rc.accepted()) >= len(want)
 	})
+	drain := time.Since(ingested)
 	exactlyOnce(t, "slow webhook", rc.accepted(), want)
+	t.Logf("ingest %s, then %d events left delivered in %s (%.0f events/s while lagging); %.0f events/s over the whole run",
+		ingested.Sub(start).Round(time.Millisecond), len(want)-atIngested, drain.Round(time.Millisecond),
+		float64(len(want)-atIngested)/drain.Seconds(), float64(len(want))/time.Since(start).Seconds())
 	if maxInFlight > budget {
 		t.Fatalf("in-flight bytes reached %d, past max_in_flight_bytes %d", maxInFlight, budget)
 	}

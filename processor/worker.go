@@ -86,10 +86,14 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // read fetches the partition from off, paying for each chunk with credit.
+// A reader that found nothing new waits for the next events with a fetch
+// of idleFetchBytes: the credit it holds meanwhile is not denied to the
+// partitions that lag.
 func (w *worker) read(ctx context.Context, off int64) {
 	p := w.p
 	lane := w.st.sp.Lane
-	want := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/4)
+	full := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/4)
+	want := full
 	for ctx.Err() == nil {
 		if err := p.budget.acquire(ctx, lane, want); err != nil {
 			return
@@ -125,11 +129,13 @@ func (w *worker) read(ctx context.Context, off int64) {
 		}
 		if len(f.Records) == 0 && f.Next <= off {
 			p.budget.release(want)
+			want = min(full, idleFetchBytes)
 			continue
 		}
 		// Pay for what was read: an oversized first batch comes alone.
 		size := int64(f.Bytes)
 		p.budget.release(want)
+		want = full
 		if len(f.Records) == 0 {
 			size = 0
 		} else if err := p.budget.acquire(ctx, lane, size); err != nil {
