@@ -309,6 +309,10 @@ type intent struct {
 // maxSpan is the most batches one intent covers.
 const maxSpan = 16
 
+// maxIntentMetadata is the longest metadata a commit may carry (group's
+// limit, Kafka's default).
+const maxIntentMetadata = 4096
+
 // metadata is the commit metadata that records the intent:
 //
 //	pending:FIRST-LAST[/SIZE,SIZE,...]:STATE

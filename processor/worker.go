@@ -451,6 +451,12 @@ func (w *worker) deliver(ctx context.Context, b *Batch) (dead bool, err error) {
 				}
 				in.state = state
 			}
+			if len(in.metadata()) > maxIntentMetadata {
+				// Too long for the offsets store with this state: the
+				// span is its first batch, the rest is cut again.
+				_, in.last = in.head()
+				in.sizes = nil
+			}
 			// The intent's commit also moves the position to the span.
 			if err := w.commit(in.first, in.metadata(), true); err != nil {
 				return false, err
