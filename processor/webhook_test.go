@@ -92,6 +92,14 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// count returns how many source offsets were accepted, without the copy
+// accepted makes (which, of a large map, would hold up the requests).
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.lines)
+}
+
 func (rc *receiver) accepted() map[string]int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -254,16 +262,22 @@ func TestSlowAndFailingSink(t *testing.T) {
 		}
 	}
 	ingested := time.Now()
-	atIngested := len(rc.accepted())
+	atIngested := rc.count()
 	want := map[string]bool{}
 	for _, r := range readAll(t, c, "orders") {
 		want[key(r.Pipeline, r.Partition, r.Offset)] = true
 	}
 	// The receiver takes about 1,000 events/s: allow twice that pace, and
 	// the time the failing receiver refused, on a machine others share.
+	logged, loggedN := ingested, atIngested
 	waitFor(t, "the receiver to catch up", 2*time.Duration(sent)*time.Millisecond+2*time.Minute, func() bool {
 		sample()
-		return len(rc.accepted()) >= len(want)
+		n := rc.count()
+		if d := time.Since(logged); d >= time.Minute {
+			t.Logf("draining: %d of %d events at the receiver, %.0f events/s over the last %s", n, len(want), float64(n-loggedN)/d.Seconds(), d.Round(time.Second))
+			logged, loggedN = time.Now(), n
+		}
+		return n >= len(want)
 	})
 	drain := time.Since(ingested)
 	exactlyOnce(t, "slow webhook", rc.accepted(), want)
