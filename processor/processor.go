@@ -27,6 +27,7 @@ const (
 	sessionTimeout   = 10 * time.Second
 	heartbeatEvery   = time.Second
 	maxFetchBytes    = 1 << 20
+	idleFetchBytes   = 4 << 10 // a fetch that waits for new events
 	retryFirst       = 100 * time.Millisecond
 	retryMax         = 10 * time.Second
 	deliverySlots    = 4
@@ -239,7 +240,8 @@ func (p *Processor) session(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{p: p, st: st, ref: ref, intent: intents[sp.Partition], chunks: make(chan *chunk, 64)}
+			in := intents[sp.Partition]
+			w := &worker{p: p, st: st, ref: ref, span: in, retry: in != nil, recorded: in != nil, chunks: make(chan *chunk, 64)}
 			w.run(wctx)
 			workerDone <- struct{}{}
 		}()
@@ -293,19 +295,65 @@ func (p *Processor) assign(parts []SourcePartition, members []group.MemberMetada
 	return out
 }
 
-// intent is a range whose delivery began and may not have ended.
+// intent is a span of consecutive batches whose delivery began and may
+// not have ended: [first, last], split into batches of sizes[0] offsets,
+// then sizes[1], ..., and the rest. A dead-letter intent is one batch.
 type intent struct {
 	first, last int64
+	sizes       []int64 // offsets in each batch but the last; none: one batch
 	dead        bool
 	state       string
 	reason      string
 }
 
+// maxSpan is the most batches one intent covers.
+const maxSpan = 16
+
+// maxIntentMetadata is the longest metadata a commit may carry (group's
+// limit, Kafka's default).
+const maxIntentMetadata = 4096
+
+// metadata is the commit metadata that records the intent:
+//
+//	pending:FIRST-LAST[/SIZE,SIZE,...]:STATE
+//	deadletter:FIRST-LAST:STATE\nREASON
 func (in *intent) metadata() string {
 	if in.dead {
 		return intentDeadLetter + fmt.Sprintf("%d-%d:%s\n%s", in.first, in.last, in.state, in.reason)
 	}
-	return intentPending + fmt.Sprintf("%d-%d:%s", in.first, in.last, in.state)
+	var b strings.Builder
+	b.WriteString(intentPending)
+	b.WriteString(strconv.FormatInt(in.first, 10))
+	b.WriteByte('-')
+	b.WriteString(strconv.FormatInt(in.last, 10))
+	for i, n := range in.sizes {
+		if i == 0 {
+			b.WriteByte('/')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(n, 10))
+	}
+	b.WriteByte(':')
+	b.WriteString(in.state)
+	return b.String()
+}
+
+// head returns the range of the span's first batch.
+func (in *intent) head() (first, last int64) {
+	if len(in.sizes) == 0 {
+		return in.first, in.last
+	}
+	return in.first, in.first + in.sizes[0] - 1
+}
+
+// rest returns the span without its first batch, nil when it was the
+// last; the state is the span's.
+func (in *intent) rest() *intent {
+	if len(in.sizes) == 0 {
+		return nil
+	}
+	return &intent{first: in.first + in.sizes[0], last: in.last, sizes: in.sizes[1:], state: in.state}
 }
 
 func parseIntent(md string) (*intent, bool) {
@@ -320,11 +368,28 @@ func parseIntent(md string) (*intent, bool) {
 		return nil, false
 	}
 	rng, state, _ := strings.Cut(md, ":")
+	rng, sizes, split := strings.Cut(rng, "/")
 	a, b, ok := strings.Cut(rng, "-")
 	first, err1 := strconv.ParseInt(a, 10, 64)
 	last, err2 := strconv.ParseInt(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil || last < first {
+	if !ok || err1 != nil || err2 != nil || first < 0 || last < first {
 		return nil, false
+	}
+	if split {
+		fs := strings.Split(sizes, ",")
+		if in.dead || len(fs) >= maxSpan {
+			return nil, false
+		}
+		end := first
+		for _, f := range fs {
+			n, err := strconv.ParseInt(f, 10, 64)
+			// Each batch holds at least one offset, and so does the last.
+			if err != nil || n <= 0 || n > last-end {
+				return nil, false
+			}
+			end += n
+			in.sizes = append(in.sizes, n)
+		}
 	}
 	in.first, in.last, in.state = first, last, state
 	return in, true

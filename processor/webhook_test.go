@@ -92,6 +92,14 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// count returns how many source offsets were accepted, without the copy
+// accepted makes (which, of a large map, would hold up the requests).
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.lines)
+}
+
 func (rc *receiver) accepted() map[string]int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -253,17 +261,29 @@ func TestSlowAndFailingSink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ingested := time.Now()
+	atIngested := rc.count()
 	want := map[string]bool{}
 	for _, r := range readAll(t, c, "orders") {
 		want[key(r.Pipeline, r.Partition, r.Offset)] = true
 	}
 	// The receiver takes about 1,000 events/s: allow twice that pace, and
 	// the time the failing receiver refused, on a machine others share.
+	logged, loggedN := ingested, atIngested
 	waitFor(t, "the receiver to catch up", 2*time.Duration(sent)*time.Millisecond+2*time.Minute, func() bool {
 		sample()
-		return len(rc.accepted()) >= len(want)
+		n := rc.count()
+		if d := time.Since(logged); d >= time.Minute {
+			t.Logf("draining: %d of %d events at the receiver, %.0f events/s over the last %s", n, len(want), float64(n-loggedN)/d.Seconds(), d.Round(time.Second))
+			logged, loggedN = time.Now(), n
+		}
+		return n >= len(want)
 	})
+	drain := time.Since(ingested)
 	exactlyOnce(t, "slow webhook", rc.accepted(), want)
+	t.Logf("ingest %s, then %d events left delivered in %s (%.0f events/s while lagging); %.0f events/s over the whole run",
+		ingested.Sub(start).Round(time.Millisecond), len(want)-atIngested, drain.Round(time.Millisecond),
+		float64(len(want)-atIngested)/drain.Seconds(), float64(len(want))/time.Since(start).Seconds())
 	if maxInFlight > budget {
 		t.Fatalf("in-flight bytes reached %d, past max_in_flight_bytes %d", maxInFlight, budget)
 	}

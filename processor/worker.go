@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/sensehq/sense/client"
@@ -21,16 +22,29 @@ type worker struct {
 	p      *Processor
 	st     *partState
 	ref    group.MemberRef
-	intent *intent
 	chunks chan *chunk
+
+	// span holds the batches being delivered, from the next one on: the
+	// intent found at the start (replayed: retry) or the batches cut from
+	// the records read. recorded: its intent is durable (or the sink
+	// keeps its own offsets and needs none).
+	span     *intent
+	retry    bool
+	recorded bool
 
 	held    []*chunk        // chunks with records not yet committed
 	pending []client.Record // records read and not yet in a batch
 	readTo  int64           // offset after the last chunk taken
+
+	commits  chan commitReq // to the committer, in order
+	failed   atomic.Bool    // a commit was refused: the worker ends
+	queued   int64          // the last position handed to the committer
+	queuedMD string         // and its metadata
 }
 
 func (w *worker) run(ctx context.Context) {
-	rctx, stop := context.WithCancel(ctx)
+	dctx, stopDeliver := context.WithCancel(ctx)
+	rctx, stop := context.WithCancel(dctx)
 	done := make(chan struct{})
 	w.p.mu.Lock()
 	start := w.st.pos
@@ -39,10 +53,21 @@ func (w *worker) run(ctx context.Context) {
 		defer close(done)
 		w.read(rctx, start)
 	}()
-	w.readTo = start
-	w.deliverLoop(ctx)
+	w.commits = make(chan commitReq, commitQueue)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		w.commitLoop(stopDeliver)
+	}()
+	w.readTo, w.queued = start, start
+	w.deliverLoop(dctx)
 	stop()
 	<-done
+	// The commits handed over are made (or refused) before the credit
+	// they hold returns.
+	close(w.commits)
+	<-committed
+	stopDeliver()
 	// Give back the credit of what was read and not delivered, queued or
 	// held.
 	for {
@@ -61,10 +86,14 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // read fetches the partition from off, paying for each chunk with credit.
+// A reader that found nothing new waits for the next events with a fetch
+// of idleFetchBytes: the credit it holds meanwhile is not denied to the
+// partitions that lag.
 func (w *worker) read(ctx context.Context, off int64) {
 	p := w.p
 	lane := w.st.sp.Lane
-	want := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/4)
+	full := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/4)
+	want := full
 	for ctx.Err() == nil {
 		if err := p.budget.acquire(ctx, lane, want); err != nil {
 			return
@@ -100,11 +129,13 @@ func (w *worker) read(ctx context.Context, off int64) {
 		}
 		if len(f.Records) == 0 && f.Next <= off {
 			p.budget.release(want)
+			want = min(full, idleFetchBytes)
 			continue
 		}
 		// Pay for what was read: an oversized first batch comes alone.
 		size := int64(f.Bytes)
 		p.budget.release(want)
+		want = full
 		if len(f.Records) == 0 {
 			size = 0
 		} else if err := p.budget.acquire(ctx, lane, size); err != nil {
@@ -124,9 +155,9 @@ func (w *worker) read(ctx context.Context, off int64) {
 	}
 }
 
-// take moves the next chunk into pending, waiting until one arrives,
+// next moves the next chunk into pending, waiting until one arrives,
 // until the timer fires (false) or ctx ends.
-func (w *worker) take(ctx context.Context, timer <-chan time.Time) (bool, error) {
+func (w *worker) next(ctx context.Context, timer <-chan time.Time) (bool, error) {
 	select {
 	case c := <-w.chunks:
 		w.held = append(w.held, c)
@@ -151,18 +182,26 @@ func (w *worker) take(ctx context.Context, timer <-chan time.Time) (bool, error)
 // is refused (a rebalance).
 func (w *worker) deliverLoop(ctx context.Context) {
 	p := w.p
-	for ctx.Err() == nil {
-		recs, first, last, err := w.cut(ctx)
-		if err != nil {
-			return
-		}
-		if recs == nil {
-			// Nothing but offsets without records (control batches):
-			// move the position past them.
-			if err := w.advance(w.readTo, ""); err != nil {
+	for ctx.Err() == nil && !w.failed.Load() {
+		if w.span == nil {
+			sp, err := w.cut(ctx)
+			if err != nil {
 				return
 			}
-			continue
+			if sp == nil {
+				// Nothing but offsets without records (control batches):
+				// move the position past them.
+				if err := w.commit(w.readTo, "", false); err != nil {
+					return
+				}
+				continue
+			}
+			w.span, w.retry, w.recorded = sp, false, p.keeper != nil
+		}
+		first, last := w.span.head()
+		recs, err := w.take(ctx, last)
+		if err != nil {
+			return
 		}
 		pass := recs[:0:0]
 		for i := range recs {
@@ -172,28 +211,41 @@ func (w *worker) deliverLoop(ctx context.Context) {
 		}
 		p.filtered.Add(uint64(len(recs) - len(pass)))
 		p.m.filtered.WithLabelValues(p.cfg.Name).Add(float64(len(recs) - len(pass)))
-		in := w.intent
-		w.intent = nil
 		b := &Batch{Processor: p.cfg.Name, Pipeline: p.cfg.From.Pipeline, Partition: w.st.sp.Partition, First: first, Last: last, Records: pass}
+		dead := false
 		if len(pass) > 0 {
-			if err := w.deliver(ctx, b, in); err != nil {
-				if ctx.Err() == nil {
+			if dead, err = w.deliver(ctx, b); err != nil {
+				if ctx.Err() == nil && !w.failed.Load() {
 					p.fail("deliver", err)
 				}
 				return
 			}
 		}
-		if err := w.advance(last+1, ""); err != nil {
+		// The position moves past the batch; the rest of the span keeps
+		// its intent, so that a crash never loses its batches' ranges.
+		rest := w.span.rest()
+		md := ""
+		if rest != nil && w.recorded && p.keeper == nil {
+			md = rest.metadata()
+		}
+		w.span = rest
+		// After a dead letter the commit replaces the dead-letter intent
+		// before anything else is delivered: a crash must not replay the
+		// dead letter and then deliver again what came after it.
+		if err := w.commit(last+1, md, dead); err != nil {
 			return
 		}
 	}
 }
 
-// cut takes the next batch's records from pending and the chunks: those
-// of the intent's range when there is one, else up to max_events of them
-// or what came within linger of the first. recs is nil when the chunks
-// held offsets but no records.
-func (w *worker) cut(ctx context.Context) (recs []client.Record, first, last int64, err error) {
+// cut returns the next batches to deliver, cut from the records read:
+// up to max_events of them, or what came within linger of the first.
+// When more than max_events records wait (the processor lags), it
+// returns a span of up to maxSpan batches of max_events records each,
+// of the records already read only. The records stay pending (take
+// hands them out). The span is nil when the chunks held offsets but no
+// records.
+func (w *worker) cut(ctx context.Context) (*intent, error) {
 	p := w.p
 	max := p.cfg.Batch.MaxEvents
 	var timer *time.Timer
@@ -203,38 +255,62 @@ func (w *worker) cut(ctx context.Context) (recs []client.Record, first, last int
 			timer.Stop()
 		}
 	}()
-	n := 0
 	for {
-		if in := w.intent; in != nil {
-			for n < len(w.pending) && w.pending[n].Offset <= in.last {
-				n++
-			}
-			if n < len(w.pending) || w.readTo > in.last {
-				return w.split(n), in.first, in.last, nil
-			}
-		} else {
-			n = min(len(w.pending), max)
-			if n == max {
-				first, last := w.pending[0].Offset, w.pending[n-1].Offset
-				return w.split(n), first, last, nil
-			}
-			if n > 0 && timer == nil {
-				timer = time.NewTimer(time.Duration(p.cfg.Batch.Linger))
-				timerC = timer.C
-			}
+		n := min(len(w.pending), max)
+		if n == max {
+			return w.spanOf(max), nil
 		}
-		ok, err := w.take(ctx, timerC)
+		if n > 0 && timer == nil {
+			timer = time.NewTimer(time.Duration(p.cfg.Batch.Linger))
+			timerC = timer.C
+		}
+		ok, err := w.next(ctx, timerC)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, err
 		}
 		if !ok {
 			// Linger is over.
 			n = min(len(w.pending), max)
-			first, last := w.pending[0].Offset, w.pending[n-1].Offset
-			return w.split(n), first, last, nil
+			return &intent{first: w.pending[0].Offset, last: w.pending[n-1].Offset}, nil
 		}
-		if w.intent == nil && len(w.pending) == 0 && timer == nil {
-			return nil, 0, 0, nil // a chunk without records
+		if len(w.pending) == 0 && timer == nil {
+			return nil, nil // a chunk without records
+		}
+	}
+}
+
+// spanOf returns the span of the full batches of max records pending, at
+// most maxSpan of them; one batch for a sink that keeps its offsets (it
+// has no intents). A batch's range runs from the offset after the one
+// before to its last record.
+func (w *worker) spanOf(max int) *intent {
+	k := 1
+	if w.p.keeper == nil {
+		k = min(maxSpan, len(w.pending)/max)
+	}
+	in := &intent{first: w.pending[0].Offset, last: w.pending[k*max-1].Offset}
+	from := in.first
+	for i := 1; i < k; i++ {
+		end := w.pending[i*max-1].Offset
+		in.sizes = append(in.sizes, end-from+1)
+		from = end + 1
+	}
+	return in
+}
+
+// take removes from pending the records up to offset last, reading
+// until the chunks reach past it.
+func (w *worker) take(ctx context.Context, last int64) ([]client.Record, error) {
+	n := 0
+	for {
+		for n < len(w.pending) && w.pending[n].Offset <= last {
+			n++
+		}
+		if n < len(w.pending) || w.readTo > last {
+			return w.split(n), nil
+		}
+		if _, err := w.next(ctx, nil); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -249,57 +325,145 @@ func (w *worker) split(n int) []client.Record {
 	return out
 }
 
-// advance commits the position pos and gives back the credit of the
-// chunks wholly before it.
-func (w *worker) advance(pos int64, md string) error {
-	p := w.p
-	p.mu.Lock()
-	cur := w.st.pos
-	p.mu.Unlock()
-	if pos <= cur && md == "" {
+// commitQueue is how many commits a worker may hand to its committer
+// before it waits.
+const commitQueue = 64
+
+// commitReq is a position (with an intent's metadata) to commit, and
+// the chunks wholly before it, whose credit returns once it is durable.
+type commitReq struct {
+	pos    int64
+	md     string
+	chunks []*chunk
+	done   chan error // answered once durable (or refused); nil: nobody waits
+}
+
+// commit hands the position pos (with metadata md) to the committer, with
+// the credit of the chunks wholly before it. With wait it returns once the
+// commit is durable; without, at once: a refusal comes back from a later
+// call, and ends the worker.
+func (w *worker) commit(pos int64, md string, wait bool) error {
+	if w.failed.Load() {
+		return errCommitRefused
+	}
+	if !wait && pos <= w.queued && md == "" && w.queuedMD == "" {
 		return nil
 	}
-	if err := p.commit(w.ref, w.st.sp.Partition, pos, md); err != nil {
-		return err
-	}
 	i := 0
-	for ; i < len(w.held) && w.held[i].next <= pos; i++ {
-		p.budget.release(w.held[i].bytes)
+	for i < len(w.held) && w.held[i].next <= pos {
+		i++
 	}
+	req := commitReq{pos: pos, md: md, chunks: w.held[:i:i]}
 	w.held = w.held[i:]
-	p.mu.Lock()
-	w.st.pos = pos
+	if wait {
+		req.done = make(chan error, 1)
+	}
+	w.queued, w.queuedMD = max(w.queued, pos), md
+	// The oldest record not committed, as describe shows it (the batch
+	// delivered last counts as committed a little early).
+	w.p.mu.Lock()
 	w.st.oldest = time.Time{}
 	if len(w.pending) > 0 {
 		w.st.oldest = w.pending[0].Timestamp
 	}
-	p.mu.Unlock()
+	w.p.mu.Unlock()
+	w.commits <- req
+	if wait {
+		return <-req.done
+	}
 	return nil
 }
 
-// deliver hands b to the sink until it takes it, or to the dead letter
-// when it refuses it for good. in is the intent an earlier run left for
-// b's range, if any.
-func (w *worker) deliver(ctx context.Context, b *Batch, in *intent) error {
+// errCommitRefused stops a worker whose committer had a commit refused.
+var errCommitRefused = errors.New("processor: a commit was refused")
+
+// commitLoop makes the worker's commits in order, one at a time. The
+// commits that queued while one was made are made as one: the last
+// holds the position and intent that count, and every state committed
+// on the way is one a restart may start from. Credit returns once the
+// commit covering it is durable. After a refusal (a rebalance, or the
+// offsets store could not take it) it commits nothing more, answers the
+// waiters with the error, and stops the deliveries (stop).
+func (w *worker) commitLoop(stop context.CancelFunc) {
+	p := w.p
+	var failed error
+	for req := range w.commits {
+		reqs := []commitReq{req}
+	more:
+		for {
+			select {
+			case r, ok := <-w.commits:
+				if !ok {
+					break more
+				}
+				reqs = append(reqs, r)
+			default:
+				break more
+			}
+		}
+		last := reqs[len(reqs)-1]
+		err := failed
+		if err == nil {
+			err = p.commit(w.ref, w.st.sp.Partition, last.pos, last.md)
+			if err != nil {
+				failed = err
+				w.failed.Store(true)
+				stop()
+			} else {
+				p.mu.Lock()
+				w.st.pos = last.pos
+				p.mu.Unlock()
+			}
+		}
+		for _, r := range reqs {
+			for _, c := range r.chunks {
+				p.budget.release(c.bytes)
+			}
+			if r.done != nil {
+				r.done <- err
+			}
+		}
+	}
+}
+
+// deliver hands b, the span's first batch, to the sink until it takes it,
+// or to the dead letter when it refuses it for good (dead). Before the
+// first attempt of the first batch with events of a span cut afresh it
+// records the span's intent, with, for a Preparer, the state the span's
+// batches share: the sinks that prepare (kafka, pipeline) look in their
+// target only for the events of the batch's own range, so a state taken
+// before an earlier batch of the span serves as well.
+func (w *worker) deliver(ctx context.Context, b *Batch) (dead bool, err error) {
 	p := w.p
 	lane := w.st.sp.Lane
-	if in != nil {
+	in := w.span
+	if w.retry {
 		b.Retry, b.State = true, in.state
 		if in.dead {
-			return w.deadLetter(ctx, b, in)
+			return true, w.deadLetter(ctx, b, in)
 		}
 	} else if p.keeper == nil {
-		if p.preparer != nil {
-			state, err := retry(ctx, p, "prepare", func() (string, error) { return p.preparer.Prepare(ctx, b) })
-			if err != nil {
-				return err
+		if !w.recorded {
+			if p.preparer != nil {
+				state, err := retry(ctx, p, "prepare", func() (string, error) { return p.preparer.Prepare(ctx, b) })
+				if err != nil {
+					return false, err
+				}
+				in.state = state
 			}
-			b.State = state
+			if len(in.metadata()) > maxIntentMetadata {
+				// Too long for the offsets store with this state: the
+				// span is its first batch, the rest is cut again.
+				_, in.last = in.head()
+				in.sizes = nil
+			}
+			// The intent's commit also moves the position to the span.
+			if err := w.commit(in.first, in.metadata(), true); err != nil {
+				return false, err
+			}
+			w.recorded = true
 		}
-		in = &intent{first: b.First, last: b.Last, state: b.State}
-		if err := p.commit(w.ref, b.Partition, b.First, in.metadata()); err != nil {
-			return err
-		}
+		b.State = in.state
 	}
 	wait := retryFirst
 	for attempt := 0; ; attempt++ {
@@ -308,15 +472,15 @@ func (w *worker) deliver(ctx context.Context, b *Batch, in *intent) error {
 			p.retries.Add(1)
 			p.m.retries.WithLabelValues(p.cfg.Name).Inc()
 			if !sleep(ctx, wait) {
-				return ctx.Err()
+				return false, ctx.Err()
 			}
 			wait = min(2*wait, retryMax)
 		}
 		if err := p.lim.wait(ctx, lane, len(b.Records)); err != nil {
-			return err
+			return false, err
 		}
 		if err := p.slots.acquire(ctx, lane, 1); err != nil {
-			return err
+			return false, err
 		}
 		t0 := time.Now()
 		err := p.sink.Deliver(ctx, b)
@@ -328,23 +492,26 @@ func (w *worker) deliver(ctx context.Context, b *Batch, in *intent) error {
 			p.lim.success(lat)
 			p.delivered.Add(uint64(len(b.Records)))
 			p.m.delivered.WithLabelValues(p.cfg.Name).Add(float64(len(b.Records)))
-			return nil
+			return false, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 		if r, ok := isRefusal(err); ok {
 			p.log.Warn("processor: the sink refused a batch; it goes to the dead letter", "range", b.IdempotencyKey(), "reason", r.Reason, "dead_letter", p.cfg.DeadLetter)
 			state, err := retry(ctx, p, "prepare the dead letter", func() (string, error) { return p.dead.Prepare(ctx, b) })
 			if err != nil {
-				return err
+				return false, err
 			}
+			// The dead-letter intent replaces the span's: the batches
+			// after this one were never attempted, and the commit after
+			// the dead letter records their intent again.
 			din := &intent{first: b.First, last: b.Last, dead: true, state: state, reason: truncate(r.Reason, 1024)}
-			if err := p.commit(w.ref, b.Partition, b.First, din.metadata()); err != nil {
-				return err
+			if err := w.commit(b.First, din.metadata(), true); err != nil {
+				return false, err
 			}
 			b.Retry, b.State = false, state
-			return w.deadLetter(ctx, b, din)
+			return true, w.deadLetter(ctx, b, din)
 		}
 		p.lim.refused()
 		var bo *Backoff
