@@ -99,6 +99,7 @@ type Coordinator struct {
 
 	quit chan struct{}
 	done chan struct{}
+	bg   sync.WaitGroup // completions written after their answer
 }
 
 // entry is one transactional id: its applied state and what is in memory
@@ -107,6 +108,10 @@ type entry struct {
 	op sync.Mutex // serializes the operations on the id
 
 	// Guarded by Coordinator.mu:
+	// completing is closed once the record that completes the id's last
+	// transaction is written (decide writes it after answering); the next
+	// operation on the id, Describe and List wait for it.
+	completing chan struct{}
 	t        *Txn // applied state; replaced, never changed
 	parts    map[TopicPartition]bool
 	beganAt  uint64 // clock when the ongoing transaction began here
@@ -151,6 +156,7 @@ func (c *Coordinator) Close() {
 		close(c.quit)
 	}
 	<-c.done
+	c.bg.Wait()
 }
 
 // apply is the store's watcher: it applies one record of the log.
@@ -225,8 +231,20 @@ func (c *Coordinator) lock(id string) (*entry, *Txn) {
 	}
 	c.mu.Unlock()
 	e.op.Lock()
+	c.waitCompleted(e)
 	_, t := c.current(id)
 	return e, t
+}
+
+// waitCompleted waits until the record completing e's last transaction is
+// written, if one is on its way.
+func (c *Coordinator) waitCompleted(e *entry) {
+	c.mu.Lock()
+	ch := e.completing
+	c.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 // write stores t as its id's state, with the groups' commits, durably.
@@ -549,9 +567,28 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 	if err := c.waitIdle(ctx, e); err != nil {
 		return nil // the outcome is logged; the background completes it
 	}
-	if err := c.complete(ctx, e, next); err != nil {
+	// Once its markers are durable the transaction is decided and
+	// visible: the record that completes it is written after the answer,
+	// and the id's next operation waits for it (lock).
+	if err := c.writeMarkers(ctx, next); err != nil {
 		c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", cur.ID, "commit", commit, "err", err)
+		return nil
 	}
+	ch := make(chan struct{})
+	c.mu.Lock()
+	e.completing = ch
+	c.mu.Unlock()
+	c.bg.Go(func() {
+		defer func() {
+			c.mu.Lock()
+			e.completing = nil
+			c.mu.Unlock()
+			close(ch)
+		}()
+		if err := c.write(completed(next)); err != nil {
+			c.log.Warn("txn: storing the transaction's completion failed; it is completed again in the background", "transactional_id", cur.ID, "commit", commit, "err", err)
+		}
+	})
 	return nil
 }
 
@@ -691,6 +728,14 @@ func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason stri
 // the record that completes it (a commit's offsets were stored with its
 // PrepareCommit). The caller holds e.op.
 func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
+	if err := c.writeMarkers(ctx, t); err != nil {
+		return err
+	}
+	return c.write(completed(t))
+}
+
+// writeMarkers writes t's markers to each of its partitions, durably.
+func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn) error {
 	commit := t.State == PrepareCommit
 	pid, epoch := markerOf(t)
 	m := batch.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: commit}
@@ -702,18 +747,21 @@ func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 		wg.Go(func() { errs[i] = c.cfg.WriteMarker(ctx, tp, m) })
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
+	return errors.Join(errs...)
+}
+
+// completed returns the state that completes t, whose markers are
+// written.
+func completed(t *Txn) *Txn {
 	done := *t
 	done.State = CompleteAbort
-	if commit {
+	if t.State == PrepareCommit {
 		done.State = CompleteCommit
 	}
 	// The start is kept, as Kafka keeps it: DescribeTransactions shows
 	// when the completed transaction began.
 	done.Partitions, done.Groups = nil, nil
-	return c.write(&done)
+	return &done
 }
 
 // BeginProduce checks that producer pid at epoch may append a
@@ -796,6 +844,12 @@ func (c *Coordinator) waitIdle(ctx context.Context, e *entry) error {
 // Describe returns transactional id's state; false for an id that never
 // had one (no InitProducerId).
 func (c *Coordinator) Describe(id string) (Txn, bool) {
+	c.mu.Lock()
+	e := c.ids[id]
+	c.mu.Unlock()
+	if e != nil {
+		c.waitCompleted(e)
+	}
 	_, t := c.current(id)
 	if t == nil {
 		return Txn{}, false
@@ -867,6 +921,17 @@ func (f *Filter) match(t *Txn) bool {
 // by id. Like Describe, it reads this node's copy of the state, which in a
 // cluster only the coordinator's is sure to be current (Ready).
 func (c *Coordinator) List(f Filter) []Txn {
+	c.mu.Lock()
+	var waits []chan struct{}
+	for _, e := range c.ids {
+		if e.completing != nil {
+			waits = append(waits, e.completing)
+		}
+	}
+	c.mu.Unlock()
+	for _, ch := range waits {
+		<-ch
+	}
 	c.mu.Lock()
 	var out []Txn
 	for _, e := range c.ids {

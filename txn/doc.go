@@ -18,7 +18,10 @@
 //
 // A transaction moves Empty -> Ongoing (the first AddPartitions or
 // AddOffsets) -> PrepareCommit or PrepareAbort (EndTxn: the outcome is
-// durable) -> CompleteCommit or CompleteAbort (every marker durable). When
+// durable) -> CompleteCommit or CompleteAbort (every marker durable).
+// EndTxn answers once the markers are durable; the record of the
+// completion is written after the answer, and the id's next operation
+// (and DescribeTransactions, ListTransactions) waits for it. When
 // this node becomes the coordinator (a start, a failover) it completes the
 // transactions whose outcome was logged and aborts the ongoing ones,
 // bumping their epoch, so nothing is left half-visible.
