@@ -112,11 +112,11 @@ type entry struct {
 	// transaction is written (decide writes it after answering); the next
 	// operation on the id, Describe and List wait for it.
 	completing chan struct{}
-	t        *Txn // applied state; replaced, never changed
-	parts    map[TopicPartition]bool
-	beganAt  uint64 // clock when the ongoing transaction began here
-	inflight int    // transactional appends under way (BeginProduce)
-	idle     chan struct{}
+	t          *Txn // applied state; replaced, never changed
+	parts      map[TopicPartition]bool
+	beganAt    uint64 // clock when the ongoing transaction began here
+	inflight   int    // transactional appends under way (BeginProduce)
+	idle       chan struct{}
 }
 
 // New returns a coordinator over cfg.Store. It applies the state the store
