@@ -34,7 +34,7 @@ type benchFlags struct {
 	memoryLimit, cpuProfile, metrics     string
 	rate                                 int64
 	fraction                             float64
-	duration, trial                      time.Duration
+	duration, trial, linger              time.Duration
 	size, producers, consumers, inFlight int
 	serverPID                            int
 	seed                                 uint64
@@ -105,6 +105,7 @@ plots and report.md.`,
 	fl.IntVar(&f.size, "size", 100, "event value size in bytes (at least 25)")
 	fl.IntVar(&f.producers, "producers", 2, "producer connections (per class with the mixed profile)")
 	fl.StringVar(&f.mix, "mix", "", "weights of the classes low,medium,critical, such as 0,0,1 for critical events only (default: the profile's; uniform and bursty send low)")
+	fl.DurationVar(&f.linger, "linger", 0, "native producers' linger: how long a batch waits for more events before it is sent, up to 1s (default: none, a batch goes as soon as a request may; the Go client's own default is 2ms)")
 	fl.IntVar(&f.inFlight, "max-in-flight", 0, "native producers' requests in flight per connection, 1 to 5 (default: the Go client's, 4)")
 	fl.IntVar(&f.consumers, "consumers", 1, "consumer connections")
 	fl.StringVar(&f.protocol, "protocol", bench.ProtocolNative, "native or kafka")
@@ -136,6 +137,9 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	if !(f.fraction > 0) {
 		return fmt.Errorf("--fraction %v: must be above 0", f.fraction)
+	}
+	if f.linger < 0 || f.linger > time.Second {
+		return fmt.Errorf("--linger %v: give a duration from 0 (none) to 1s, such as 1ms", f.linger)
 	}
 	if f.inFlight < 0 || f.inFlight > 5 {
 		return fmt.Errorf("--max-in-flight %d: give 1 to 5 requests (or 0 for the client's default, 4)", f.inFlight)
@@ -229,7 +233,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		Profile: f.profile, Protocol: f.protocol, Addr: addr,
 		Pipeline: pipeline,
 		Rate:     rate, Duration: f.duration, Size: f.size,
-		Producers: f.producers, Consumers: f.consumers, MaxInFlight: f.inFlight, Fsync: f.fsync,
+		Producers: f.producers, Consumers: f.consumers, MaxInFlight: f.inFlight, Linger: f.linger, Fsync: f.fsync,
 	}
 	cfg.Probe = &bench.Probe{MetricsURL: f.metrics}
 	if cl != nil {

@@ -127,6 +127,7 @@ func TestBenchFlagsRejected(t *testing.T) {
 		{[]string{"--mix", "0,0,0"}, "at least one above 0"},
 		{[]string{"--mix", "1,-1,1"}, "want three weights"},
 		{[]string{"--max-in-flight", "9"}, "--max-in-flight 9: give 1 to 5 requests"},
+		{[]string{"--linger", "-1ms"}, "--linger -1ms: give a duration from 0 (none) to 1s"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"bench", "--out", t.TempDir()}, c.args...)
