@@ -183,10 +183,15 @@ func WaitAny(ctx context.Context, chans []<-chan struct{}) bool {
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	woke := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
+	// The watchers end once ctx is cancelled: cancel first, then wait for
+	// them (waiting first would hold the caller until ctx's deadline).
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	for _, ch := range chans {
 		if ch == nil {
 			continue
@@ -199,7 +204,6 @@ func WaitAny(ctx context.Context, chans []<-chan struct{}) bool {
 			}
 		})
 	}
-	defer wg.Wait()
 	select {
 	case <-woke:
 		return true
