@@ -75,6 +75,13 @@ func (g *gate) waitingAtOrAbove(p event.Priority) bool {
 	return false
 }
 
+// starved reports whether someone waits for units.
+func (g *gate) starved() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waitingAtOrAbove(event.Low)
+}
+
 // release returns n units.
 func (g *gate) release(n int64) {
 	g.mu.Lock()
