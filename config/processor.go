@@ -29,7 +29,7 @@ type Processor struct {
 	Rate  Rate           `yaml:"rate"`
 	Batch ProcessorBatch `yaml:"batch"`
 	// MaxInFlightBytes bounds the bytes of events read and not yet
-	// delivered, over all the processor's partitions. Default 16MiB.
+	// delivered, over all the processor's partitions. Default 8MiB.
 	MaxInFlightBytes Size `yaml:"max_in_flight_bytes"`
 	// DeadLetter is the pipeline that receives the events a sink refused
 	// for good (a webhook's 4xx other than 408 and 429), each with the
@@ -123,7 +123,7 @@ const (
 const (
 	DefaultProcessorMaxEvents  = 1000
 	DefaultProcessorLinger     = Duration(20 * time.Millisecond)
-	DefaultProcessorInFlight   = 16 * MiB
+	DefaultProcessorInFlight   = 8 * MiB
 	DefaultSinkTimeout         = Duration(10 * time.Second)
 	MaxProcessorMaxEvents      = 100000
 	minProcessorInFlight       = 64 * KiB

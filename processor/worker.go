@@ -92,7 +92,11 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) read(ctx context.Context, off int64) {
 	p := w.p
 	lane := w.st.sp.Lane
-	full := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/4)
+	// Chunks of a sixteenth of the budget: decoded, a chunk takes about
+	// twice its bytes, and its credit returns only once all its events are
+	// committed, so with fewer, larger chunks the reader waits while the
+	// sink could take more.
+	full := min(int64(maxFetchBytes), int64(p.cfg.MaxInFlightBytes)/16)
 	want := full
 	for ctx.Err() == nil {
 		if err := p.budget.acquire(ctx, lane, want); err != nil {
