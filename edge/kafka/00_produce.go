@@ -50,10 +50,6 @@ const (
 	produceImplicitAdd = 12
 )
 
-func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
-	return c.startProduce(req)()
-}
-
 // startProduce stores req's batches up to their writes and returns the
 // function that waits for them to be durable and gives the response (nil
 // for acks 0). The connection's next request is handled meanwhile (see

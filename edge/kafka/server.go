@@ -504,9 +504,7 @@ func (c *conn) closeNow() bool {
 }
 
 func (c *conn) dispatch(j *job) kmsg.Response {
-	switch req := j.req.(type) {
-	case *kmsg.ProduceRequest:
-		return c.produce(req)
+	switch req := j.req.(type) { // Produce: prepare starts it (startProduce)
 	case *kmsg.FetchRequest:
 		return c.fetch(req)
 	case *kmsg.ListOffsetsRequest:
