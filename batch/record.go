@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 )
 
 // Records are laid out inside an uncompressed batch as
@@ -271,6 +273,25 @@ func (b *Builder) AddRaw(timestampMs int64, key, value []byte, headers []RawHead
 	b.count++
 }
 
+// AddEncoded appends a record like AddRaw whose first nenc headers come
+// already encoded in enc (each in the record format: key length, key,
+// value length, value), before headers. A producer that puts the same
+// headers on every record, with values of a fixed size, encodes them once
+// and patches the values in place.
+func (b *Builder) AddEncoded(timestampMs int64, key, value, enc []byte, nenc int, headers []RawHeader) {
+	b.start(timestampMs)
+	tsd, od := timestampMs-b.baseTS, int64(b.count)
+	nh := nenc + len(headers)
+	n := 1 + varintLen(tsd) + varintLen(od) + bytesLen(key) + bytesLen(value) + varintLen(int64(nh)) + len(enc) + rawHeadersLen(headers)
+	if free := cap(b.buf) - len(b.buf); free < n+binary.MaxVarintLen32 {
+		b.buf = slices.Grow(b.buf, n+binary.MaxVarintLen32)
+	}
+	buf := b.appendPrefix(n, tsd, od, key, value, nh)
+	buf = append(buf, enc...)
+	b.buf = appendRawHeaders(buf, headers)
+	b.count++
+}
+
 // rawHeadersLen is the encoded size of headers.
 func rawHeadersLen(headers []RawHeader) int {
 	n := 0
@@ -354,12 +375,7 @@ func (b *Builder) Finish() []byte {
 
 func varintLen(v int64) int {
 	u := uint64(v<<1) ^ uint64(v>>63)
-	n := 1
-	for u >= 0x80 {
-		u >>= 7
-		n++
-	}
-	return n
+	return (bits.Len64(u|1) + 6) / 7
 }
 
 func bytesLen(p []byte) int {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -58,10 +59,30 @@ type part struct {
 }
 
 type scratch struct {
-	parts   []*part
-	free    []*part
-	headers []batch.RawHeader
-	hbuf    []byte
+	parts []*part
+	free  []*part
+	// enc holds the routing headers sense.j and sense.p encoded as a
+	// record carries them; each event patches its mask and class in.
+	enc []byte
+}
+
+// Where the values sit in scratch.enc.
+var (
+	encMaskAt = 1 + len(event.HeaderMask) + 1
+	encPrioAt = encMaskAt + event.MaskHeaderLen + 1 + len(event.HeaderPriority) + 1
+)
+
+// routingHeaders encodes sense.j (a zero mask) and sense.p (low) as the
+// record format has headers.
+func routingHeaders() []byte {
+	enc := binary.AppendVarint(nil, int64(len(event.HeaderMask)))
+	enc = append(enc, event.HeaderMask...)
+	enc = binary.AppendVarint(enc, event.MaskHeaderLen)
+	enc = event.AppendMaskHeader(enc, 0)
+	enc = binary.AppendVarint(enc, int64(len(event.HeaderPriority)))
+	enc = append(enc, event.HeaderPriority...)
+	enc = binary.AppendVarint(enc, event.PriorityHeaderLen)
+	return event.AppendPriorityHeader(enc, event.Low)
 }
 
 var (
@@ -299,13 +320,12 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		if ts == 0 {
 			ts = now
 		}
-		sc.hbuf = event.AppendMaskHeader(sc.hbuf[:0], mask)
-		sc.hbuf = event.AppendPriorityHeader(sc.hbuf, e.Priority)
-		sc.headers = append(sc.headers[:0],
-			batch.RawHeader{Key: maskKey, Value: sc.hbuf[:8]},
-			batch.RawHeader{Key: prioKey, Value: sc.hbuf[8:9]})
-		sc.headers = append(sc.headers, e.Headers...)
-		pt.b.AddRaw(ts, e.Key, e.Value, sc.headers)
+		if sc.enc == nil {
+			sc.enc = routingHeaders()
+		}
+		binary.BigEndian.PutUint64(sc.enc[encMaskAt:], uint64(mask))
+		sc.enc[encPrioAt] = byte(e.Priority)
+		pt.b.AddEncoded(ts, e.Key, e.Value, sc.enc, 2, e.Headers)
 	}
 	for pr, k := range shedEvents {
 		if k > 0 {
