@@ -275,6 +275,19 @@ func check(t *Txn, pid int64, epoch int16) error {
 // aborted, one whose outcome was logged is completed first. timeout is the
 // producer's transaction timeout.
 func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string, timeout time.Duration) (int64, int16, error) {
+	return c.RecoverProducerID(ctx, s, id, timeout, -1, -1)
+}
+
+// RecoverProducerID is InitProducerID for a producer that says which
+// producer id and epoch it has (KIP-360, KIP-588; pid and epoch -1 for
+// none, which is InitProducerID). When they are the id's current ones the
+// producer goes on with a new epoch as InitProducerID gives it (its
+// ongoing transaction aborted). When they are the ones the id had before
+// its last bump (the producer did not hear of a bump it asked for, or the
+// coordinator aborted its transaction on a timeout or a restart), the
+// producer gets the current epoch, without another bump. Anything else is
+// ErrFenced: another producer initialized the id since.
+func (c *Coordinator) RecoverProducerID(ctx context.Context, s *Session, id string, timeout time.Duration, pid int64, epoch int16) (int64, int16, error) {
 	if timeout <= 0 || timeout > c.cfg.MaxTimeout {
 		return -1, -1, fmt.Errorf("%w: %v (at most %v, the node's transaction max timeout)", ErrInvalidTimeout, timeout, c.cfg.MaxTimeout)
 	}
@@ -291,6 +304,20 @@ func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string,
 			return -1, -1, fmt.Errorf("%w: no producer id to give: %v", ErrNotCoordinator, err)
 		}
 		next = Txn{ID: id, ProducerID: pid}
+	case pid >= 0 && (pid != cur.ProducerID || epoch != cur.Epoch):
+		if cur.PrevProducerID < 0 || pid != cur.PrevProducerID || epoch != cur.PrevEpoch {
+			return -1, -1, fmt.Errorf("%w: producer id %d with epoch %d is not transactional id %q's current producer (%d, epoch %d): another producer initialized it since",
+				ErrFenced, pid, epoch, id, cur.ProducerID, cur.Epoch)
+		}
+		if cur.State == PrepareCommit || cur.State == PrepareAbort {
+			if err := c.complete(ctx, e, cur); err != nil {
+				c.log.Warn("txn: completing the previous transaction failed; InitProducerId answered CONCURRENT_TRANSACTIONS", "transactional_id", id, "err", err)
+				return -1, -1, ErrConcurrent
+			}
+			_, cur = c.current(id)
+		}
+		s.note(id, cur.Seq)
+		return cur.ProducerID, cur.Epoch, nil
 	default:
 		bumped := false
 		switch cur.State {
@@ -321,7 +348,12 @@ func (c *Coordinator) InitProducerID(ctx context.Context, s *Session, id string,
 	next.State = Empty
 	next.TimeoutMs = int32(timeout / time.Millisecond)
 	next.StartMs, next.Partitions, next.Groups = 0, nil, nil
-	next.PrevProducerID, next.PrevEpoch = -1, -1
+	// A producer that named its id and epoch may ask again with them if it
+	// does not hear of this bump; a new producer fences every older one.
+	next.PrevProducerID, next.PrevEpoch = pid, epoch
+	if cur == nil {
+		next.PrevProducerID, next.PrevEpoch = -1, -1
+	}
 	if err := c.write(&next); err != nil {
 		return -1, -1, err
 	}

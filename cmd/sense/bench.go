@@ -165,6 +165,14 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 			return fmt.Errorf("--server-pid %d: %w", f.serverPID, err)
 		}
 	}
+	if dir := os.Getenv("SENSE_CPUPROFILE"); dir != "" {
+		// The bench's own process, beside its servers' (docs/bench.md).
+		stop, err := startCPUProfile(filepath.Join(dir, "cpu-bench.pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	rate := f.rate
 	if rate < 0 {
 		rate = defaultRates[f.profile]

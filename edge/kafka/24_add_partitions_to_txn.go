@@ -9,15 +9,16 @@ import (
 	"github.com/sensehq/sense/txn"
 )
 
-// AddPartitionsToTxn (key 24), versions 0 to 2 (3+ are flexible, see
-// header.go; 4+ are KIP-890's broker-to-broker verification): adds
+// AddPartitionsToTxn (key 24), versions 0 to 3 (3 is flexible, decoded by
+// decodeAddPartitionsToTxn; 4+ are KIP-890's broker-to-broker
+// verification, not served): adds
 // partitions to the producer's transaction, beginning one, durably before
 // the answer. A partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION
 // and the others OPERATION_NOT_ATTEMPTED, as Kafka answers; an error of the
 // coordinator applies to every partition.
 const (
 	addPartitionsToTxnMin = 0
-	addPartitionsToTxnMax = 2
+	addPartitionsToTxnMax = 3
 )
 
 func (c *conn) addPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) kmsg.Response {
@@ -65,4 +66,42 @@ func (c *conn) addPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) kmsg.Resp
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// decodeAddPartitionsToTxn decodes an AddPartitionsToTxn body: versions 0
+// to 2 by kmsg (not flexible), 3 here: TransactionalID (a compact string),
+// ProducerID int64, ProducerEpoch int16, Topics (a compact array of a
+// compact string and a compact array of int32 partitions, each with tags),
+// then tags.
+func decodeAddPartitionsToTxn(version int16, b []byte) (kmsg.Request, error) {
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	if version < 3 {
+		return kmsgBody(req, version, b)
+	}
+	req.SetVersion(version)
+	r := &kreader{b: b}
+	req.TransactionalID = r.string()
+	req.ProducerID = r.int64()
+	req.ProducerEpoch = r.int16()
+	// A topic takes 3 bytes at least (name, partitions, tags).
+	if n := r.requiredArray(3); n > 0 {
+		req.Topics = make([]kmsg.AddPartitionsToTxnRequestTopic, 0, n)
+		for range n {
+			t := kmsg.NewAddPartitionsToTxnRequestTopic()
+			t.Topic = r.string()
+			if m := r.requiredArray(4); m > 0 {
+				t.Partitions = make([]int32, 0, m)
+				for range m {
+					t.Partitions = append(t.Partitions, r.int32())
+				}
+			}
+			r.tags()
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	r.tags()
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return req, nil
 }

@@ -445,6 +445,64 @@ func FuzzEndTxn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 26, int16(v%6), body) })
 }
 
+// FuzzInitProducerID fuzzes the InitProducerId body decoder at every
+// version served (2 to 5 ours, 0 and 1 kmsg's).
+func FuzzInitProducerID(f *testing.F) {
+	id := "tx-1"
+	for v := int16(0); v <= 5; v++ {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.SetVersion(v)
+		req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch = &id, 60000, 7, 3
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	body := []byte{2, 't', 0, 0, 0xea, 0x60, 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 0}
+	f.Add(uint8(3), append([]byte{0}, body[2:]...))                                         // a null id (idempotent)
+	f.Add(uint8(3), append([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, body[2:]...))              // an id claiming 4 GiB
+	f.Add(uint8(4), append(slices.Clone(body[:len(body)-1]), 0xff, 0xff, 0xff, 0xff, 0x0f)) // 2^32 tagged fields
+	f.Add(uint8(5), append(slices.Clone(body[:len(body)-1]), 1, 1, 3, 0xff, 0xff, 0x03))    // a tag claiming 64 KiB
+	f.Add(uint8(3), append(slices.Clone(body), 0))                                          // a byte after the body
+	f.Add(uint8(2), body[:6])                                                               // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 22, int16(v%6), body) })
+}
+
+// FuzzAddPartitionsToTxn fuzzes the AddPartitionsToTxn body decoder at
+// every version served (3 ours, 0 to 2 kmsg's).
+func FuzzAddPartitionsToTxn(f *testing.F) {
+	for v := int16(0); v <= 3; v++ {
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.SetVersion(v)
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch = "tx-1", 7, 3
+		t := kmsg.NewAddPartitionsToTxnRequestTopic()
+		t.Topic, t.Partitions = "orders", []int32{0, 2}
+		req.Topics = append(req.Topics, t, kmsg.AddPartitionsToTxnRequestTopic{Topic: "empty"})
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	head := []byte{2, 't', 0, 0, 0, 0, 0, 0, 0, 7, 0, 3}
+	f.Add(uint8(3), append(slices.Clone(head), 0x80, 0x80, 0x80, 0x80, 0x01, 0))               // 2^28 topics in a few bytes
+	f.Add(uint8(3), append(slices.Clone(head), 2, 2, 'x', 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0)) // 2^32 partitions
+	f.Add(uint8(3), append(slices.Clone(head), 0, 0))                                          // a null topic list
+	f.Add(uint8(3), append(slices.Clone(head), 1, 0xff, 0xff, 0xff, 0xff, 0x0f))               // 2^32 tagged fields
+	f.Add(uint8(3), append(slices.Clone(head), 1, 0, 0))                                       // a byte after the body
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 24, int16(v%4), body) })
+}
+
+// FuzzAddOffsetsToTxn fuzzes the AddOffsetsToTxn body decoder at every
+// version served (3 and 4 ours, 0 to 2 kmsg's).
+func FuzzAddOffsetsToTxn(f *testing.F) {
+	for v := int16(0); v <= 4; v++ {
+		req := kmsg.NewPtrAddOffsetsToTxnRequest()
+		req.SetVersion(v)
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = "tx-1", 7, 3, "etl"
+		f.Add(uint8(v), req.AppendTo(nil))
+	}
+	body := []byte{2, 't', 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 2, 'g', 0}
+	f.Add(uint8(3), append(slices.Clone(body[:12]), 0xff, 0xff, 0xff, 0xff, 0x0f, 0))       // a group claiming 4 GiB
+	f.Add(uint8(4), append(slices.Clone(body[:len(body)-1]), 0xff, 0xff, 0xff, 0xff, 0x0f)) // 2^32 tagged fields
+	f.Add(uint8(4), append(slices.Clone(body), 0))                                          // a byte after the body
+	f.Add(uint8(3), body[:9])                                                               // truncated
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 25, int16(v%5), body) })
+}
+
 // FuzzApiVersions fuzzes the ApiVersions body decoder at every version
 // served (3 ours, 0 to 2 kmsg's).
 func FuzzApiVersions(f *testing.F) {

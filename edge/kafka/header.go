@@ -39,7 +39,9 @@ type versionRange struct {
 // exceptions are the APIs with no version before KIP-482 (DescribeCluster,
 // the SCRAM credential APIs, DescribeTransactions, ListTransactions), the
 // flexible versions served of OffsetFetch (6, 7) and TxnOffsetCommit
-// (3), for KIP-447, and those of KIP-890 part 2: ApiVersions 3 (its
+// (3), for KIP-447, InitProducerId 2 to 5 (KIP-360 and KIP-588),
+// AddPartitionsToTxn 3, AddOffsetsToTxn 3 and 4, and those of KIP-890
+// part 2: ApiVersions 3 (its
 // finalized features name the transaction version), Produce 9 to 12,
 // EndTxn 3 to 5 and TxnOffsetCommit 4 and 5. Their bodies are decoded by
 // our own code (ownDecoders).
@@ -125,6 +127,9 @@ var ownDecoders = map[int16]func(version int16, body []byte) (kmsg.Request, erro
 	0:  decodeProduce,
 	9:  decodeOffsetFetch,
 	18: decodeApiVersions,
+	22: decodeInitProducerID,
+	24: decodeAddPartitionsToTxn,
+	25: decodeAddOffsetsToTxn,
 	26: decodeEndTxn,
 	28: decodeTxnOffsetCommit,
 	50: decodeDescribeUserSCRAMCredentials,

@@ -15,8 +15,9 @@ import (
 // transactional APIs (22 with a transactional id, 24, 25, 26, 28, and the
 // admin APIs 65 and 66, which describe and list them) translate requests
 // to it and its errors to Kafka error codes, here. InitProducerId,
-// AddPartitionsToTxn and AddOffsetsToTxn are served in their versions
-// before KIP-482 (flexible versions). Where transaction version 2 is in
+// AddPartitionsToTxn and AddOffsetsToTxn are served up to their newest
+// client versions, flexible ones included (InitProducerId 3+ lets a
+// producer keep its producer id across a bump, KIP-360). Where transaction version 2 is in
 // effect (Options.TransactionVersion; KIP-890 part 2), Produce 12, EndTxn
 // 5 and TxnOffsetCommit 5 are served too: the produce and the offset
 // commit add their partition or group to the transaction themselves, and
