@@ -108,11 +108,14 @@ func appendFrame(dst []byte, kind byte, payload []byte) []byte {
 
 // Read-buffer sizes of a frameReader. The buffer starts small, doubles up
 // to keepReadBuf as frames need, and beyond that is sized to the frame;
-// one larger than keepReadBuf is dropped when a frame that fits in
-// keepReadBuf comes, so a rare huge frame does not pin its memory.
+// one larger than keepReadBuf is dropped once shrinkAfter frames in a row
+// fit in keepReadBuf, so a rare huge frame does not pin its memory, while
+// a stream of large appends between small heartbeats and answers keeps
+// its buffer instead of allocating one per large frame.
 const (
 	minReadBuf  = 4 << 10
 	keepReadBuf = 64 << 10
+	shrinkAfter = 64
 )
 
 // frameReader reads frames from r (after the hello), reusing one buffer
@@ -122,6 +125,9 @@ type frameReader struct {
 	max int
 	buf []byte
 	hdr [4]byte
+	// small counts the frames in a row that fit in keepReadBuf while the
+	// buffer is larger.
+	small int
 }
 
 func newFrameReader(r io.Reader, maxFrame int) *frameReader {
@@ -161,7 +167,13 @@ func (fr *frameReader) grow(n int) {
 			size = min(max(n, 2*c, minReadBuf), keepReadBuf)
 		}
 		fr.buf = make([]byte, min(size, fr.max))
+		fr.small = 0
 	case c > keepReadBuf && n <= keepReadBuf:
-		fr.buf = make([]byte, min(keepReadBuf, fr.max))
+		if fr.small++; fr.small >= shrinkAfter {
+			fr.buf = make([]byte, min(keepReadBuf, fr.max))
+			fr.small = 0
+		}
+	case c > keepReadBuf:
+		fr.small = 0
 	}
 }

@@ -65,22 +65,30 @@ func TestFrameLayout(t *testing.T) {
 }
 
 // TestReadBufferShrinks: a huge frame grows the read buffer to its size
-// only, and the next small frame lets it go.
+// only; small frames between large ones keep it (no buffer per large
+// frame), and a run of shrinkAfter small frames lets it go.
 func TestReadBufferShrinks(t *testing.T) {
 	var stream []byte
 	stream = appendFrame(stream, 1, make([]byte, 100))
 	stream = appendFrame(stream, 2, make([]byte, 1<<20))
 	stream = appendFrame(stream, 3, make([]byte, 100))
+	stream = appendFrame(stream, 4, make([]byte, 1<<19))
+	for range shrinkAfter {
+		stream = appendFrame(stream, 5, make([]byte, 100))
+	}
 	fr := newFrameReader(bytes.NewReader(stream), 2<<20)
 	caps := []int{}
-	for range 3 {
+	for range 4 + shrinkAfter {
 		if _, _, err := fr.next(); err != nil {
 			t.Fatal(err)
 		}
 		caps = append(caps, cap(fr.buf))
 	}
-	if caps[0] > keepReadBuf || caps[1] != 1<<20+1 || caps[2] > keepReadBuf {
-		t.Errorf("buffer capacities %v", caps)
+	if caps[0] > keepReadBuf || caps[1] != 1<<20+1 || caps[2] != caps[1] || caps[3] != caps[1] {
+		t.Errorf("buffer capacities %v: want the large frame's buffer kept across a small frame and a smaller large one", caps[:4])
+	}
+	if last := caps[len(caps)-1]; last > keepReadBuf || caps[len(caps)-2] != caps[1] {
+		t.Errorf("after %d small frames the buffer is %d bytes (before the last: %d), want it back to at most %d", shrinkAfter, last, caps[len(caps)-2], keepReadBuf)
 	}
 	small := newFrameReader(bytes.NewReader(appendFrame(nil, 1, make([]byte, 10))), 64)
 	if _, _, err := small.next(); err != nil || cap(small.buf) > 64 {

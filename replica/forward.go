@@ -201,7 +201,7 @@ func (h *Host) handleForward(from string, p []byte) {
 			result.New(result.NotReady, fmt.Sprintf("node %s holds no open replica of %s", h.self, key)), ""))
 		return
 	}
-	a, err := g.appendLocal(append([]byte(nil), b...), false, sparse)
+	a, err := g.appendLocal(b, false, sparse) // appendLocal copies b out of the frame
 	if err != nil {
 		h.send.Send(from, KindForwardResp, encodeForwardResp(id, -1, err, g.Leader()))
 		return
@@ -231,11 +231,15 @@ func (h *Host) handleForwardResp(from string, p []byte) {
 }
 
 // forwardAck forwards b to the leader in the background, following one
-// leader hint, and returns the Ack that resolves with the answer.
-func (h *Host) forwardAck(key, leader string, b []byte, sparse bool) *Ack {
+// leader hint, and returns the Ack that resolves with the answer. With
+// owned, b stays as it is until the answer (appendRetrying's copy);
+// otherwise forwardAck keeps a copy for the retry.
+func (h *Host) forwardAck(key, leader string, b []byte, sparse, owned bool) *Ack {
 	a := newAck()
 	pf := h.sendForward(leader, key, b, sparse)
-	b = append([]byte(nil), b...) // for a retry, after Append has returned
+	if !owned {
+		b = append([]byte(nil), b...) // for a retry, after Append has returned
+	}
 	go func() {
 		r := h.awaitForward(pf)
 		if r.err != nil && result.CodeOf(r.err) == result.NotLeader && r.leader != "" && r.leader != leader && r.leader != h.self {
@@ -298,7 +302,7 @@ func unknownOutcome(err error) bool {
 // batches it sent later. The producer's batches keep their order through
 // the tries (order.go).
 func (g *Group) appendRetrying(pid int64, b []byte, checked, sparse bool) *Ack {
-	b = append([]byte(nil), b...)
+	b = append([]byte(nil), b...) // the tries' own copy, never written to
 	target := func() string {
 		if g.IsLeader() {
 			return g.h.self

@@ -516,20 +516,22 @@ func (g *Group) Append(b []byte, checked, sparse, forward bool) (*Ack, error) {
 			return g.appendRetrying(h.ProducerID, b, checked, sparse), nil
 		}
 	}
-	return g.appendOrForward(b, checked, sparse, forward)
+	return g.appendOrForward(b, checked, sparse, forward, false)
 }
 
-// appendOnce makes one attempt at an append that may be forwarded.
+// appendOnce makes one attempt at an append that may be forwarded; b is
+// appendRetrying's own copy.
 func (g *Group) appendOnce(b []byte, checked, sparse bool) (*Ack, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
-	return g.appendOrForward(b, checked, sparse, true)
+	return g.appendOrForward(b, checked, sparse, true, true)
 }
 
 // appendOrForward appends b here when this replica leads, else forwards it to
-// the leader (with forward) or refuses with NOT_LEADER.
-func (g *Group) appendOrForward(b []byte, checked, sparse, forward bool) (*Ack, error) {
+// the leader (with forward) or refuses with NOT_LEADER. owned says that b
+// is not changed until the append is answered (see forwardAck).
+func (g *Group) appendOrForward(b []byte, checked, sparse, forward, owned bool) (*Ack, error) {
 	if !g.IsLeader() {
 		// A write on a quiet follower starts its clock: should the leader
 		// be gone, the group elects another.
@@ -544,7 +546,7 @@ func (g *Group) appendOrForward(b []byte, checked, sparse, forward bool) (*Ack, 
 			// node.
 			return nil, result.New(result.NotLeader, fmt.Sprintf("node %s, which led %s, is down; a new leader is being elected; retry shortly", l, g.key))
 		}
-		return g.h.forwardAck(g.key, l, b, sparse), nil
+		return g.h.forwardAck(g.key, l, b, sparse, owned), nil
 	}
 	return g.appendLocal(b, checked, sparse)
 }
