@@ -163,6 +163,13 @@ func OpenSegmentBuffer(dir string, opts seglog.Options) (Buffer, error) {
 }
 
 func (b segmentBuffer) Append(p []byte, f AppendFlags) (Ack, error) {
+	return b.appendInto(p, f, new(seglog.Pending))
+}
+
+// appendInto is Append with the acknowledgement kept in dst, which the
+// Ack returned points to: produce keeps one per partition of a request
+// (part.seg), so that an append allocates nothing.
+func (b segmentBuffer) appendInto(p []byte, f AppendFlags, dst *seglog.Pending) (Ack, error) {
 	var o seglog.AppendOptions
 	o.Sparse = f&AppendSparse != 0
 	o.Trusted = f&AppendChecked != 0
@@ -170,7 +177,8 @@ func (b segmentBuffer) Append(p []byte, f AppendFlags) (Ack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pd, nil
+	*dst = pd
+	return dst, nil
 }
 
 // Trim moves the log's start to offset (seglog's Trim: durable when it

@@ -56,6 +56,7 @@ type part struct {
 	t0        time.Time
 	base      int64
 	err       error
+	seg       seglog.Pending // pending's value on a node alone (segmentBuffer.appendInto)
 }
 
 type scratch struct {
@@ -189,15 +190,27 @@ type PendingProduce struct {
 // filled when it returns. req's bytes may be reused once StartProduce
 // returns.
 func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Result) (*PendingProduce, error) {
+	pd := new(PendingProduce)
+	if err := n.StartProduceInto(ctx, req, res, pd); err != nil {
+		return nil, err
+	}
+	return pd, nil
+}
+
+// StartProduceInto is StartProduce into a PendingProduce of the caller's
+// (an edge keeps one per request buffer, so that starting a request
+// allocates nothing); pd may be reused once its Wait has returned.
+func (n *Node) StartProduceInto(ctx context.Context, req *ProduceRequest, res []Result, pd *PendingProduce) error {
+	*pd = PendingProduce{}
 	start := time.Now()
 	if n.closed.Load() || n.fence.Load() != nil {
 		fill(res, result.NotReady)
-		return &PendingProduce{}, nil
+		return nil
 	}
 	p, code := n.lookup(req.Pipeline)
 	if code != result.OK {
 		fill(res, code)
-		return &PendingProduce{}, nil
+		return nil
 	}
 	// Resolve priorities and sizes.
 	for i := range req.Events {
@@ -256,7 +269,7 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 	if lane.Valid() {
 		if err := n.lanes.acquire(ctx, lane); err != nil {
 			fill(res, result.Timeout)
-			return nil, err
+			return err
 		}
 		defer n.lanes.release(lane)
 		arrived := req.Arrived
@@ -339,9 +352,14 @@ func (n *Node) StartProduce(ctx context.Context, req *ProduceRequest, res []Resu
 		}
 		b := pt.b.Finish()
 		pt.t0 = time.Now()
-		pt.pending, pt.err = p.bufs[pt.partition].Append(b, flags)
+		if sb, ok := p.bufs[pt.partition].(segmentBuffer); ok {
+			pt.pending, pt.err = sb.appendInto(b, flags, &pt.seg)
+		} else {
+			pt.pending, pt.err = p.bufs[pt.partition].Append(b, flags)
+		}
 	}
-	return &PendingProduce{n: n, p: p, req: req, res: res, sc: sc, start: start}, nil
+	*pd = PendingProduce{n: n, p: p, req: req, res: res, sc: sc, start: start}
+	return nil
 }
 
 // Wait blocks until every batch of the request is durable (or failed) and
@@ -366,23 +384,13 @@ func (pd *PendingProduce) Wait() {
 		return
 	}
 	n, p, req, res := pd.n, pd.p, pd.req, pd.res
-	// Each log syncs on its own; wait for them side by side.
-	var wg sync.WaitGroup
-	for k, pt := range pd.sc.parts {
-		if pt.err != nil {
-			continue
-		}
-		if k == len(pd.sc.parts)-1 {
+	if parts := pd.sc.parts; len(parts) == 1 {
+		if pt := parts[0]; pt.err == nil {
 			pt.base, pt.err = pt.pending.Wait()
-			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pt.base, pt.err = pt.pending.Wait()
-		}()
+	} else {
+		waitAll(parts)
 	}
-	wg.Wait()
 	for _, pt := range pd.sc.parts {
 		n.Metrics.appendLatency.Observe(time.Since(pt.t0).Seconds())
 		if pt.err != nil && !isProducerErr(pt.err) && !errors.Is(pt.err, seglog.ErrClosed) {
@@ -404,6 +412,27 @@ func (pd *PendingProduce) Wait() {
 	n.Metrics.produceLatency.Observe(time.Since(pd.start).Seconds())
 	n.putScratch(pd.sc)
 	pd.n = nil
+}
+
+// waitAll waits for the appends of several partitions side by side: each
+// log syncs on its own.
+func waitAll(parts []*part) {
+	var wg sync.WaitGroup
+	for k, pt := range parts {
+		if pt.err != nil {
+			continue
+		}
+		if k == len(parts)-1 {
+			pt.base, pt.err = pt.pending.Wait()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pt.base, pt.err = pt.pending.Wait()
+		}()
+	}
+	wg.Wait()
 }
 
 func isProducerErr(err error) bool {

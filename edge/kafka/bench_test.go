@@ -2,7 +2,9 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -11,7 +13,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sensehq/sense/batch"
 	native "github.com/sensehq/sense/client"
 	"github.com/sensehq/sense/sensetest"
 )
@@ -289,5 +293,53 @@ func BenchmarkKafkaProduceLatency(b *testing.B) {
 			b.ReportMetric(pct(nlat, 0.99), "native_p99_ms")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// BenchmarkProduceRequest sends Produce v9 requests (acks=1, one batch of
+// one 100-byte record, not idempotent) one at a time over a socket to a
+// dev node (fsync never) and reads each answer; one op is one request. The
+// test side reuses its request bytes and read buffer, so the allocations
+// reported are the server's per request.
+func BenchmarkProduceRequest(b *testing.B) {
+	addr := startTB(b, "durability: {fsync: never}\npipelines:\n  - {name: bench, partitions: 1}\n")
+	k := dialKafka(b, addr)
+	var bb batch.Builder
+	bb.Reset(-1, -1, -1)
+	bb.Add(time.Now().UnixMilli(), nil, make([]byte, 100))
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = 1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "bench"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 0, bb.Finish()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	frame := rawRequest(req, 9, 1)
+	buf := make([]byte, 4096)
+	round := func() []byte {
+		if _, err := k.c.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(k.c, buf[:4]); err != nil {
+			b.Fatal(err)
+		}
+		n := binary.BigEndian.Uint32(buf)
+		if _, err := io.ReadFull(k.c, buf[:n]); err != nil {
+			b.Fatal(err)
+		}
+		return buf[:n]
+	}
+	for range 100 {
+		round()
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(9)
+	if err := resp.ReadFrom(round()[5:]); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		b.Fatalf("produce answered %+v (%v)", resp, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		round()
 	}
 }

@@ -301,7 +301,7 @@ func rawRequest(req kmsg.Request, version int16, corr int32) []byte {
 	return b
 }
 
-func readResponse(t *testing.T, c net.Conn) []byte {
+func readResponse(t testing.TB, c net.Conn) []byte {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var sz [4]byte

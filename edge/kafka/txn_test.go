@@ -101,12 +101,12 @@ pipelines:
 // kconn is a raw Kafka connection for tests that need to control which
 // request goes on which connection.
 type kconn struct {
-	t    *testing.T
+	t    testing.TB
 	c    net.Conn
 	corr int32
 }
 
-func dialKafka(t *testing.T, addr string) *kconn {
+func dialKafka(t testing.TB, addr string) *kconn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -127,6 +127,8 @@ type conn struct {
 
 	stopping atomic.Bool
 
+	lastPipeline string // the pipeline of the last PRODUCE read (pipelineName)
+
 	// Authentication, owned by the reader goroutine: the exchange under
 	// way, and who the connection acts as (Anonymous until then). c.ctx
 	// carries the principal once authenticated.
@@ -575,11 +577,12 @@ func (c *conn) dispatch(f wire.Frame) bool {
 // produceJob is one PRODUCE being handled.
 type produceJob struct {
 	reserved int64 // bytes of the node's ingress budget
-	pending  *node.PendingProduce
+	pending  node.PendingProduce
 	err      error
 	corr     uint32
 	buf      []byte              // the request's payload (taken from the reader: Swap)
 	wr       wire.ProduceRequest // decoded once, aliasing buf
+	pipeline string              // wr.Pipeline (pipelineName)
 	req      node.ProduceRequest
 	in       ingest.Request // the request's events, as the node takes them
 	res      []node.Result
@@ -601,7 +604,8 @@ func (c *conn) produce(f wire.Frame) bool {
 		}
 		return c.write(func(b []byte) []byte { return wire.AppendErrorFrom(b, f.Corr, err) }) == nil
 	}
-	if !c.authorize(f.Corr, security.Write, security.PipelineResource(string(wr.Pipeline))) {
+	pipeline := c.pipelineName(wr.Pipeline)
+	if !c.authorize(f.Corr, security.Write, security.PipelineResource(pipeline)) {
 		return true
 	}
 	// Take the request's memory from the node's ingress budget before
@@ -618,11 +622,23 @@ func (c *conn) produce(f wire.Frame) bool {
 	// aliases, and gives it its own (spent) one to read into next.
 	j.buf = c.rd.Swap(j.buf)
 	j.wr = wr
+	j.pipeline = pipeline
 	j.arrived = arrived
 	// Once queued, a request is always answered: the starter and the
 	// completer take every job queued, even while the connection closes.
 	c.starts <- j // blocks when the queue is full: backpressure
 	return true
+}
+
+// pipelineName returns a request's pipeline as a string: the one of the
+// connection's previous request when it is the same (a producer sends to
+// one pipeline), so that a request allocates no name. Called by the
+// reader.
+func (c *conn) pipelineName(p []byte) string {
+	if string(p) != c.lastPipeline {
+		c.lastPipeline = string(p)
+	}
+	return c.lastPipeline
 }
 
 // lane returns the highest priority of a request's events (an event that
@@ -711,8 +727,8 @@ func (j *produceJob) ready() bool { return j.err != nil || j.pending.Ready() }
 func (c *conn) releaseJob(j *produceJob) {
 	c.s.node.Release(j.reserved)
 	j.reserved = 0
-	j.pending = nil
-	j.wr = wire.ProduceRequest{}
+	j.pending = node.PendingProduce{}
+	j.wr, j.pipeline = wire.ProduceRequest{}, ""
 	j.req.Events = nil
 	j.in.Release()
 	if cap(j.buf) <= 4<<20 {
@@ -722,7 +738,7 @@ func (c *conn) releaseJob(j *produceJob) {
 
 func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob) {
 	j.in.Convert(wr, c.s.opts.Limits)
-	j.req = node.ProduceRequest{Pipeline: string(wr.Pipeline), ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
+	j.req = node.ProduceRequest{Pipeline: j.pipeline, ProducerID: wr.ProducerID, Epoch: wr.Epoch, BaseSequence: wr.BaseSequence,
 		Events: j.in.Events, Arrived: j.arrived}
 	if wr.ProducerID < 0 {
 		j.req.ProducerID = -1
@@ -741,7 +757,7 @@ func (c *conn) startProduce(corr uint32, wr *wire.ProduceRequest, j *produceJob)
 		j.req.BaseSequence = wr.Sequence(j.in.Index[0])
 	}
 	j.res = growRes(j.res, len(j.req.Events))
-	j.pending, j.err = c.s.node.StartProduce(c.ctx, &j.req, j.res)
+	j.err = c.s.node.StartProduceInto(c.ctx, &j.req, j.res, &j.pending)
 }
 
 // finishProduce waits for j to be durable and appends its answer to out.
