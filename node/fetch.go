@@ -165,6 +165,10 @@ func (n *Node) Changed(pipeline string, partition int32) <-chan struct{} {
 	return b.Changed()
 }
 
+// selectMax is how many channels WaitAny waits on in one select; beyond it
+// a goroutine watches each.
+const selectMax = 8
+
 // WaitAny blocks until one of chans (from Changed) is closed, and reports
 // true, or until ctx ends, and reports false. Every reader that waits for
 // new data (Fetch, so native subscriptions and HTTP reads; the Kafka
@@ -181,6 +185,25 @@ func WaitAny(ctx context.Context, chans []<-chan struct{}) bool {
 		case <-ctx.Done():
 			return false
 		}
+	}
+	if len(chans) <= selectMax {
+		// One select over them (a nil channel never wakes it): no
+		// goroutine per channel for the common fetch of a few partitions.
+		var c [selectMax]<-chan struct{}
+		copy(c[:], chans)
+		select {
+		case <-c[0]:
+		case <-c[1]:
+		case <-c[2]:
+		case <-c[3]:
+		case <-c[4]:
+		case <-c[5]:
+		case <-c[6]:
+		case <-c[7]:
+		case <-ctx.Done():
+			return false
+		}
+		return true
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	woke := make(chan struct{})
@@ -289,7 +312,9 @@ func (n *Node) FetchIsolated(ctx context.Context, pipeline string, partition int
 		if cur, _ := n.buffer(pipeline, partition); cur != l || n.closed.Load() {
 			return dst, offset, hw, n.closedCode()
 		}
-		if !WaitAny(ctx, []<-chan struct{}{ch}) {
+		select {
+		case <-ch:
+		case <-ctx.Done():
 			return dst, offset, hw, result.OK
 		}
 	}
