@@ -55,6 +55,20 @@ func (n *Node) Partitions(pipeline string) ([]Partition, result.Code) {
 	return out, result.OK
 }
 
+// PartitionCount returns how many partitions a pipeline (or a view) has,
+// as Partitions would list them, without listing them: a produce checks a
+// partition number with it, allocating nothing.
+func (n *Node) PartitionCount(pipeline string) (int, result.Code) {
+	s := n.st.Load()
+	if p := s.pipeline(pipeline); p != nil {
+		return len(p.bufs), result.OK
+	}
+	if v := s.view(pipeline, n.reg); v != nil {
+		return len(v.parts), result.OK
+	}
+	return 0, result.UnknownPipeline
+}
+
 // Lane returns the priority class a partition's buffer holds (its lane);
 // ok is false for an unknown pipeline or partition.
 func (n *Node) Lane(pipeline string, partition int32) (lane event.Priority, ok bool) {

@@ -12,6 +12,7 @@ import (
 	"github.com/sensehq/sense/jurisdiction"
 	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/router"
+	"github.com/sensehq/sense/seglog"
 )
 
 // Routing headers a Kafka producer may set on a record: the text forms
@@ -227,6 +228,7 @@ type RawAppend struct {
 	lane     event.Priority
 	records  int
 	size     int
+	seg      seglog.Pending // ack's value on a node alone (segmentBuffer.appendInto)
 }
 
 // refusedRaw is a RawAppend refused before its write.
@@ -424,7 +426,13 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
-	ack, err := p.bufs[partition].Append(stored, flags)
+	ra := &RawAppend{n: n, base: -1, pipeline: pipeline, hub: buf.Hub, lane: buf.Lane, records: int(h.RecordCount), size: len(stored)}
+	var ack Ack
+	if sb, ok := p.bufs[partition].(segmentBuffer); ok {
+		ack, err = sb.appendInto(stored, flags, &ra.seg)
+	} else {
+		ack, err = p.bufs[partition].Append(stored, flags)
+	}
 	placed = false
 	n.lanes.release(buf.Lane)
 	if err != nil {
@@ -434,5 +442,6 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		}
 		return refusedRaw(c, err.Error())
 	}
-	return &RawAppend{n: n, ack: ack, base: -1, pipeline: pipeline, hub: buf.Hub, lane: buf.Lane, records: int(h.RecordCount), size: len(stored)}
+	ra.ack = ack
+	return ra
 }

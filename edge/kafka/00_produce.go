@@ -73,7 +73,7 @@ func (c *conn) startProduce(req *kmsg.ProduceRequest) func() kmsg.Response {
 		if codes[i] = c.authorize(security.Write, security.PipelineResource(t.Topic)); codes[i] != 0 {
 			continue
 		}
-		if _, code := c.s.node.Partitions(t.Topic); code == result.UnknownPipeline && c.create(t.Topic) != result.OK {
+		if _, code := c.s.node.PartitionCount(t.Topic); code == result.UnknownPipeline && c.create(t.Topic) != result.OK {
 			codes[i] = kerr.UnknownTopicOrPartition.Code
 		}
 	}
@@ -129,13 +129,13 @@ func (c *conn) addImplicitly(id string, topics []kmsg.ProduceRequestTopic, codes
 	}
 	var adds map[producer][]txn.TopicPartition
 	for i, t := range topics {
-		all, code := c.s.node.Partitions(t.Topic)
+		count, code := c.s.node.PartitionCount(t.Topic)
 		if codes[i] != 0 || code != result.OK {
 			continue
 		}
 		for _, p := range t.Partitions {
 			h, err := batch.ParseHeader(p.Records)
-			if err != nil || h.Attributes&(batch.AttrTransactional|batch.AttrControl) != batch.AttrTransactional || p.Partition < 0 || int(p.Partition) >= len(all) {
+			if err != nil || h.Attributes&(batch.AttrTransactional|batch.AttrControl) != batch.AttrTransactional || p.Partition < 0 || int(p.Partition) >= count {
 				continue
 			}
 			if adds == nil {
