@@ -29,16 +29,18 @@ type driver interface {
 
 // producerFlow sends events; send may block for backpressure. done is
 // called once per event, from any goroutine, with nil when the event is
-// acknowledged.
+// acknowledged, and when the answer was read (zero when the client does
+// not say: the caller reads the clock).
 type producerFlow interface {
-	send(ctx context.Context, p event.Priority, value []byte, done func(error))
+	send(ctx context.Context, p event.Priority, value []byte, done func(err error, answered time.Time))
 	close() error
 }
 
-// consumerFlow returns record values one at a time: errNoRecord when none
-// came within wait.
+// consumerFlow returns record values one at a time, with when they were
+// read (zero when the client does not say: the caller reads the clock):
+// errNoRecord when none came within wait.
 type consumerFlow interface {
-	next(ctx context.Context, wait time.Duration) ([]byte, error)
+	next(ctx context.Context, wait time.Duration) ([]byte, time.Time, error)
 	close()
 }
 
@@ -94,8 +96,8 @@ type nativeProducer struct {
 	p *client.Producer
 }
 
-func (n *nativeProducer) send(_ context.Context, p event.Priority, value []byte, done func(error)) {
-	n.p.Send(client.Event{Value: value, HasPriority: true, Priority: p}, func(r client.Result) { done(r.Err) })
+func (n *nativeProducer) send(_ context.Context, p event.Priority, value []byte, done func(error, time.Time)) {
+	n.p.Send(client.Event{Value: value, HasPriority: true, Priority: p}, func(r client.Result) { done(r.Err, r.Answered) })
 }
 
 func (n *nativeProducer) close() error {
@@ -155,27 +157,27 @@ func (n *nativeConsumer) open(ctx context.Context) error {
 	return nil
 }
 
-func (n *nativeConsumer) next(ctx context.Context, wait time.Duration) ([]byte, error) {
+func (n *nativeConsumer) next(ctx context.Context, wait time.Duration) ([]byte, time.Time, error) {
 	if n.cs == nil {
 		if err := n.open(ctx); err != nil {
 			// The server may be restarting: the caller tries again.
 			sleepCtx(ctx, wait)
-			return nil, errNoRecord
+			return nil, time.Time{}, errNoRecord
 		}
 	}
 	rec, err := n.cs.NextWithin(ctx, wait)
 	switch {
 	case errors.Is(err, client.ErrNoRecord):
-		return nil, errNoRecord
+		return nil, time.Time{}, errNoRecord
 	case err != nil && ctx.Err() == nil:
 		// The connection broke: reopen on the next call.
 		n.close()
-		return nil, errNoRecord
+		return nil, time.Time{}, errNoRecord
 	case err != nil:
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	n.resume[rec.Partition] = rec.Offset + 1
-	return rec.Value, nil
+	return rec.Value, rec.Received, nil
 }
 
 func (n *nativeConsumer) close() {

@@ -125,7 +125,7 @@ type kafkaProducer struct {
 	n     uint64
 }
 
-func (k *kafkaProducer) send(ctx context.Context, p event.Priority, value []byte, done func(error)) {
+func (k *kafkaProducer) send(ctx context.Context, p event.Priority, value []byte, done func(error, time.Time)) {
 	lane := int(p)
 	if lane < 0 || lane >= 3 {
 		lane = 0
@@ -134,7 +134,7 @@ func (k *kafkaProducer) send(ctx context.Context, p event.Priority, value []byte
 	k.n++
 	rec := &kgo.Record{Value: value, Partition: parts[k.n%uint64(len(parts))],
 		Headers: []kgo.RecordHeader{{Key: "sense.priority", Value: priorityHeader[lane]}}}
-	k.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) { done(err) })
+	k.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) { done(err, time.Time{}) })
 }
 
 func (k *kafkaProducer) close() error {
@@ -174,25 +174,27 @@ func (d *kafkaDriver) newConsumer(_ context.Context, name string, partitions []i
 type kafkaConsumer struct {
 	cl  *kgo.Client
 	buf []*kgo.Record
+	at  time.Time // when buf's records were polled
 }
 
-func (k *kafkaConsumer) next(ctx context.Context, wait time.Duration) ([]byte, error) {
+func (k *kafkaConsumer) next(ctx context.Context, wait time.Duration) ([]byte, time.Time, error) {
 	if len(k.buf) == 0 {
 		pctx, cancel := context.WithTimeout(ctx, wait)
 		fs := k.cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, time.Time{}, ctx.Err()
 		}
+		k.at = time.Now() // the records of one poll arrived together
 		fs.EachRecord(func(r *kgo.Record) { k.buf = append(k.buf, r) })
 		if len(k.buf) == 0 {
-			return nil, errNoRecord
+			return nil, time.Time{}, errNoRecord
 		}
 	}
 	r := k.buf[0]
 	k.buf[0] = nil
 	k.buf = k.buf[1:]
-	return r.Value, nil
+	return r.Value, k.at, nil
 }
 
 func (k *kafkaConsumer) close() { k.cl.Close() }

@@ -159,6 +159,10 @@ type Pacer struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	timer  *time.Timer
 	behind uint64
+	// seen is a time the clock has reached (the last it read, or the end
+	// of the last wait): an event due by then is late without reading the
+	// clock again, which at a high rate is most of them.
+	seen time.Time
 }
 
 // NewPacer returns the pacer of sender k of senders over the events
@@ -227,12 +231,18 @@ func (p *Pacer) Next(ctx context.Context) (seq uint64, intended time.Time, ok bo
 	if !ok {
 		return 0, time.Time{}, false, nil
 	}
-	if wait := intended.Sub(p.now()); wait > 0 {
-		if err := p.sleep(ctx, wait); err != nil {
+	late := !intended.After(p.seen)
+	if !late {
+		p.seen = p.now()
+		late = !intended.After(p.seen)
+	}
+	if late {
+		p.behind++
+	} else {
+		if err := p.sleep(ctx, intended.Sub(p.seen)); err != nil {
 			return 0, time.Time{}, false, err
 		}
-	} else {
-		p.behind++
+		p.seen = intended
 	}
 	p.next += p.stride
 	return seq, intended, true, nil

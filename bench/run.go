@@ -543,13 +543,18 @@ func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows, class int) er
 			sendErr = err
 			break
 		}
-		f.by[pri].send(ctx, pri, val, func(err error) { r.result(seq, intended, pri, val, err) })
+		f.by[pri].send(ctx, pri, val, func(err error, answered time.Time) { r.result(seq, intended, pri, val, err, answered) })
 	}
 	return sendErr
 }
 
-func (r *run) result(seq uint64, intended time.Time, pri event.Priority, val []byte, err error) {
-	now := time.Now()
+// result records event seq's outcome; answered is when its answer was
+// read, or zero to read the clock now.
+func (r *run) result(seq uint64, intended time.Time, pri event.Priority, val []byte, err error, answered time.Time) {
+	now := answered
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if err != nil {
 		r.verifier.Failed(seq, val)
 		code, shed := errorCode(err)
@@ -753,7 +758,7 @@ func (r *run) consume(ctx context.Context, stop <-chan struct{}, i int, partitio
 			return nil
 		default:
 		}
-		v, err := cs.next(ctx, 50*time.Millisecond)
+		v, received, err := cs.next(ctx, 50*time.Millisecond)
 		switch {
 		case errors.Is(err, errNoRecord):
 			continue
@@ -762,7 +767,10 @@ func (r *run) consume(ctx context.Context, stop <-chan struct{}, i int, partitio
 		case err != nil:
 			return fmt.Errorf("bench: consumer %d of partitions %v: %w", i, partitions, err)
 		}
-		now := time.Now()
+		now := received
+		if now.IsZero() {
+			now = time.Now()
+		}
 		h, err := DecodeHeader(v)
 		if err == nil && h.RunID == r.cfg.RunID {
 			lat := now.Sub(h.Intended)

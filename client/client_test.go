@@ -134,6 +134,7 @@ func TestProduceAsyncConsumeAll(t *testing.T) {
 	}
 	const n = 10000
 	ts := time.UnixMilli(1_700_000_000_123)
+	began := time.Now()
 	rs := newResults()
 	val := make([]byte, 0, 32)
 	for i := range n {
@@ -154,6 +155,15 @@ func TestProduceAsyncConsumeAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := rs.check(t, n)
+	flushed := time.Now()
+	rs.mu.Lock()
+	for i, r := range rs.res {
+		// When the answer was read: after the send began, before Flush returned.
+		if r.Answered.Before(began) || r.Answered.After(flushed) {
+			t.Fatalf("event %d answered at %v, outside the send (%v to %v)", i, r.Answered, began, flushed)
+		}
+	}
+	rs.mu.Unlock()
 
 	recs := consume(t, c, "events", client.Earliest, n)
 	seen := make([]bool, n)
@@ -171,6 +181,9 @@ func TestProduceAsyncConsumeAll(t *testing.T) {
 			t.Fatalf("record %d at %d/%d, but the producer was told event %d is there", i, r.Partition, r.Offset, j)
 		}
 		partitions[r.Partition] = true
+		if r.Received.Before(flushed) || r.Received.After(time.Now()) {
+			t.Fatalf("record %d received at %v: want after the produce (%v), before now", i, r.Received, flushed)
+		}
 		if r.Pipeline != "events" || r.Hub != "local" || r.Mask != 1 {
 			t.Fatalf("record %d: pipeline %q hub %q mask %b", i, r.Pipeline, r.Hub, r.Mask)
 		}

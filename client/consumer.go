@@ -49,6 +49,10 @@ type Record struct {
 	// Priority).
 	HasPriority bool
 	Timestamp   time.Time
+	// Received is when the consumer read the frame that brought the
+	// record (one clock reading per frame): with the producer's send time
+	// it gives the record's end-to-end latency.
+	Received time.Time
 }
 
 // The text routing headers a Kafka producer may set on a record; a
@@ -155,6 +159,7 @@ type subscription struct {
 type item struct {
 	s    *subscription
 	data []byte
+	at   time.Time // when the frame was read
 	err  error
 }
 
@@ -162,6 +167,7 @@ type item struct {
 type frameState struct {
 	s       *subscription
 	data    []byte
+	at      time.Time // when the frame was read
 	off     int   // next batch in data
 	inBatch bool  // it walks a batch
 	left    int32 // records left in that batch
@@ -300,7 +306,7 @@ func (s *subscription) handle(f wire.Frame) bool {
 		cs.mu.Lock()
 		cs.hw[s.partition] = m.HighWatermark
 		if len(m.Batches) > 0 && !s.dead {
-			cs.queue = append(cs.queue, item{s: s, data: append([]byte(nil), m.Batches...)})
+			cs.queue = append(cs.queue, item{s: s, data: append([]byte(nil), m.Batches...), at: time.Now()})
 		}
 		cs.mu.Unlock()
 		cs.signal()
@@ -408,7 +414,7 @@ func (cs *Consumer) next(ctx context.Context, d time.Duration) (Record, error) {
 				return Record{}, fmt.Errorf("client: subscription to %s partition %d ended: %w", cs.pipeline, it.s.partition, it.err)
 			}
 			cs.mu.Unlock()
-			cs.cur = &frameState{s: it.s, data: it.data}
+			cs.cur = &frameState{s: it.s, data: it.data, at: it.at}
 			continue
 		}
 		if cs.live == 0 {
@@ -463,7 +469,7 @@ func (cs *Consumer) nextInFrame(fs *frameState) (Record, bool, error) {
 					continue // before the start offset, or already delivered
 				}
 				rec := Record{Pipeline: cs.pipeline, Partition: s.partition, Hub: s.hub, Offset: off,
-					Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(fs.baseTs + r.TimestampDelta)}
+					Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(fs.baseTs + r.TimestampDelta), Received: fs.at}
 				decodeHeaders(cs.reg, r, &rec)
 				if fs.left == 0 && fs.off == len(fs.data) {
 					cs.grant(fs) // the frame's last record: its bytes are handed out

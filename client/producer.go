@@ -49,6 +49,10 @@ type Result struct {
 	// attempt whose offsets the server no longer knows: its Err is nil and
 	// its Partition and Offset are -1.
 	Err error
+	// Answered is when the client read the server's answer that settled
+	// the event (one clock reading per answer); zero when no answer did
+	// (the connection failed, the producer closed).
+	Answered time.Time
 }
 
 // ProducerOptions configure a Producer.
@@ -782,11 +786,11 @@ func (p *Producer) finish(r *request, res eventResults, now time.Time) {
 		er := res.At(i)
 		switch {
 		case er.Code == result.OK:
-			d.results[i] = Result{Partition: er.Partition, Offset: er.Offset}
+			d.results[i] = Result{Partition: er.Partition, Offset: er.Offset, Answered: now}
 		case er.Code.Retriable() && int(r.triesOf(i)) < p.opts.MaxRetries:
 			retry = append(retry, i)
 		default:
-			d.results[i] = Result{Partition: -1, Offset: -1, Err: er.Code.Err()}
+			d.results[i] = Result{Partition: -1, Offset: -1, Err: er.Code.Err(), Answered: now}
 		}
 	}
 	if len(retry) > 0 {
