@@ -168,9 +168,9 @@ type frameState struct {
 	s       *subscription
 	data    []byte
 	at      time.Time // when the frame was read
-	off     int   // next batch in data
-	inBatch bool  // it walks a batch
-	left    int32 // records left in that batch
+	off     int       // next batch in data
+	inBatch bool      // it walks a batch
+	left    int32     // records left in that batch
 	base    int64
 	baseTs  int64
 	next    int64 // the offset past that batch
