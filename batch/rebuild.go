@@ -67,6 +67,23 @@ func (r *Rebuilder) Add(rec *Record, extra []RawHeader) {
 	r.count++
 }
 
+// AddEncoded is Add with the extra headers given already encoded: nenc
+// headers in enc, each in the record format (see Builder.AddEncoded).
+func (r *Rebuilder) AddEncoded(rec *Record, enc []byte, nenc int) {
+	n := 1 + varintLen(rec.TimestampDelta) + varintLen(int64(rec.OffsetDelta)) + bytesLen(rec.Key) + bytesLen(rec.Value) +
+		varintLen(int64(rec.NumHeaders+nenc)) + len(rec.headers) + len(enc)
+	buf := binary.AppendVarint(r.buf, int64(n))
+	buf = append(buf, 0)
+	buf = binary.AppendVarint(buf, rec.TimestampDelta)
+	buf = binary.AppendVarint(buf, int64(rec.OffsetDelta))
+	buf = appendBytes(buf, rec.Key)
+	buf = appendBytes(buf, rec.Value)
+	buf = binary.AppendVarint(buf, int64(rec.NumHeaders+nenc))
+	buf = append(buf, rec.headers...)
+	r.buf = append(buf, enc...)
+	r.count++
+}
+
 // Finish fills in the length, the record count and the CRC and returns the
 // batch.
 func (r *Rebuilder) Finish() []byte {

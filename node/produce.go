@@ -69,8 +69,9 @@ type scratch struct {
 
 // Where the values sit in scratch.enc.
 var (
-	encMaskAt = 1 + len(event.HeaderMask) + 1
-	encPrioAt = encMaskAt + event.MaskHeaderLen + 1 + len(event.HeaderPriority) + 1
+	encMaskAt  = 1 + len(event.HeaderMask) + 1
+	encMaskEnd = encMaskAt + event.MaskHeaderLen // where sense.p's encoding begins
+	encPrioAt  = encMaskEnd + 1 + len(event.HeaderPriority) + 1
 )
 
 // routingHeaders encodes sense.j (a zero mask) and sense.p (low) as the
@@ -85,11 +86,6 @@ func routingHeaders() []byte {
 	enc = binary.AppendVarint(enc, event.PriorityHeaderLen)
 	return event.AppendPriorityHeader(enc, event.Low)
 }
-
-var (
-	maskKey = []byte(event.HeaderMask)
-	prioKey = []byte(event.HeaderPriority)
-)
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,10 +27,31 @@ const (
 // stamper checks and restamps the records of one raw batch. Pooled: its
 // buffers are reused.
 type stamper struct {
-	dec  []byte // decompressed records
-	rb   batch.Rebuilder
-	hbuf [9]byte
-	hdrs [2]batch.RawHeader
+	dec []byte // decompressed records
+	rb  batch.Rebuilder
+	// enc holds the routing headers as a record carries them (see
+	// routingHeaders); each record patches its mask and class in.
+	enc []byte
+}
+
+// add re-encodes record r into st.rb with the binary routing headers it
+// lacks.
+func (st *stamper) add(r *batch.Record, mask jurisdiction.Mask, prio event.Priority, hasJ, hasP bool) {
+	if st.enc == nil {
+		st.enc = routingHeaders()
+	}
+	binary.BigEndian.PutUint64(st.enc[encMaskAt:], uint64(mask))
+	st.enc[encPrioAt] = byte(prio)
+	switch {
+	case !hasJ && !hasP:
+		st.rb.AddEncoded(r, st.enc, 2)
+	case !hasJ:
+		st.rb.AddEncoded(r, st.enc[:encMaskEnd], 1)
+	case !hasP:
+		st.rb.AddEncoded(r, st.enc[encMaskEnd:], 1)
+	default:
+		st.rb.AddEncoded(r, nil, 0)
+	}
 }
 
 var stamperPool = sync.Pool{New: func() any { return new(stamper) }}
@@ -75,7 +97,9 @@ func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf ro
 		return nil, result.CorruptBatch, fmt.Sprintf("the batch holds %d records but its last offset delta is %d; a producer's records are numbered 0 to count-1", h.RecordCount, h.LastDelta)
 	}
 	// First pass: check, and see whether any record lacks a binary header.
-	restamp := false
+	// When the first one does (a Kafka producer's batch mostly carries
+	// none), the batch is re-encoded in this same pass.
+	restamp, building := false, false
 	for i := int32(0); it.Next(); i++ {
 		r := it.Record()
 		if r.OffsetDelta != i {
@@ -102,6 +126,13 @@ func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf ro
 		if lane := p.routes.LaneFor(prio); lane != buf.Lane {
 			return nil, result.PolicyViolation, fmt.Sprintf("record at offset delta %d is %s; partition %d is the %s lane (send it to a partition of the %s lane)", r.OffsetDelta, prio, buf.Partition, buf.Lane, lane)
 		}
+		if i == 0 && restamp {
+			building = true
+			st.reset(h, len(records))
+		}
+		if building {
+			st.add(r, mask, prio, hasJ, hasP)
+		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, result.CorruptBatch, err.Error()
@@ -109,29 +140,28 @@ func (st *stamper) stamp(n *Node, p *pipeline, defMask jurisdiction.Mask, buf ro
 	if !restamp {
 		return b, result.OK, ""
 	}
-	// Second pass: re-encode with the binary headers the records lack.
-	st.rb.Reset(h)
-	st.rb.Grow(len(records) + int(h.RecordCount)*(len(event.HeaderMask)+len(event.HeaderPriority)+13))
-	it.ResetRecords(records, h.RecordCount)
-	for it.Next() {
-		r := it.Record()
-		mask, prio, hasJ, hasP, _, _ := n.recordRouting(r, defMask, buf.Lane)
-		extra := st.hdrs[:0]
-		if !hasJ {
-			event.AppendMaskHeader(st.hbuf[:0], mask)
-			extra = append(extra, batch.RawHeader{Key: maskKey, Value: st.hbuf[:8]})
+	if !building {
+		// Second pass: re-encode with the binary headers the records lack.
+		st.reset(h, len(records))
+		it.ResetRecords(records, h.RecordCount)
+		for it.Next() {
+			r := it.Record()
+			mask, prio, hasJ, hasP, _, _ := n.recordRouting(r, defMask, buf.Lane)
+			st.add(r, mask, prio, hasJ, hasP)
 		}
-		if !hasP {
-			event.AppendPriorityHeader(st.hbuf[:8], prio)
-			extra = append(extra, batch.RawHeader{Key: prioKey, Value: st.hbuf[8:9]})
-		}
-		st.rb.Add(r, extra)
 	}
 	out, err := st.rb.FinishCompressed(h.Compression())
 	if err != nil {
 		return nil, result.Unknown, fmt.Sprintf("re-encode the batch with codec %d: %v", h.Compression(), err)
 	}
 	return out, result.OK, ""
+}
+
+// reset starts re-encoding a batch of header h whose records take size
+// bytes.
+func (st *stamper) reset(h *batch.Header, size int) {
+	st.rb.Reset(h)
+	st.rb.Grow(size + int(h.RecordCount)*(len(event.HeaderMask)+len(event.HeaderPriority)+13))
 }
 
 // recordRouting reads a record's routing headers: its mask and priority

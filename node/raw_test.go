@@ -313,6 +313,41 @@ func TestAppendRawStoresRouting(t *testing.T) {
 	if !bytes.Equal(out[batch.OffMagic:], whole[batch.OffMagic:]) {
 		t.Fatal("a batch whose records carry both binary headers was rewritten")
 	}
+
+	// Batches whose records carry some of the binary headers: the one
+	// whose first record lacks one is re-encoded as it is checked, the
+	// other once its checks find a record that does. Either way every
+	// record ends with each header once, its own values kept.
+	both := []batch.RecordHeader{{Key: event.HeaderMask, Value: maHdr}, {Key: event.HeaderPriority, Value: lowHdr}}
+	for _, recHeaders := range [][3][]batch.RecordHeader{
+		{both[:1], both[1:], nil},  // first lacks the class
+		{both, both[:1], both[1:]}, // first has both, second lacks the class
+	} {
+		var b batch.Builder
+		b.Reset(-1, -1, -1)
+		for i, hs := range recHeaders {
+			b.Add(int64(2000+i), nil, []byte{'v', byte('0' + i)}, hs...)
+		}
+		off, code, why := n.AppendRaw(ctx, "payments", 0, bytes.Clone(b.Finish()))
+		if code != result.OK {
+			t.Fatalf("partly stamped batch: %v %s", code, why)
+		}
+		out, _, _, _ := n.Fetch(ctx, "payments", 0, off, 1<<20, nil)
+		it, err := batch.NewIter(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; it.Next(); i++ {
+			r := it.Record()
+			wantMask := uint64(ma)
+			if recHeaders[i] == nil || len(recHeaders[i]) == 1 && recHeaders[i][0].Key == event.HeaderPriority {
+				wantMask = uint64(all) // the pipeline's default
+			}
+			if m, p, _ := routingOf(t, r); m != wantMask || p != event.Low || string(r.Value) != string([]byte{'v', byte('0' + i)}) || r.NumHeaders != 2 {
+				t.Fatalf("record %d of %v: mask %#x prio %s value %q, %d headers", i, recHeaders, m, p, r.Value, r.NumHeaders)
+			}
+		}
+	}
 }
 
 // lastBatchSize returns the size of the last batch of a run of batches.
