@@ -191,11 +191,7 @@ func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, err
 	h.corr = int32(binary.BigEndian.Uint32(frame[4:]))
 	b := frame[8:]
 	vr, known := versions(table, h.key)
-	req := kmsg.RequestForKey(h.key)
-	if req != nil {
-		req.SetVersion(h.version)
-		h.flexible = req.IsFlexible()
-	}
+	h.flexible = isFlexible(h.key, h.version)
 	// Client id: a nullable int16-length string.
 	if len(b) < 2 {
 		return h, nil, errShort
@@ -216,6 +212,8 @@ func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, err
 		// the body is not decoded.
 		h.unsupported = true
 		if h.key == 18 {
+			req := kmsg.NewPtrApiVersionsRequest()
+			req.SetVersion(h.version)
 			return h, req, nil
 		}
 		return h, nil, nil
@@ -233,10 +231,45 @@ func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, err
 		}
 		return h, r, nil
 	}
+	req := kmsg.RequestForKey(h.key)
+	if req == nil {
+		return h, nil, fmt.Errorf("API key %d: no decoder", h.key)
+	}
+	req.SetVersion(h.version)
 	if err := req.ReadFrom(b); err != nil {
 		return h, nil, fmt.Errorf("API key %d version %d: %w", h.key, h.version, err)
 	}
 	return h, req, nil
+}
+
+// flexibleFrom is, per API key kmsg knows, its first flexible version (-1
+// when none is), so that a request's header is parsed without allocating
+// a request of its kind.
+var flexibleFrom = func() map[int16]int16 {
+	m := map[int16]int16{}
+	for key := int16(0); key < 1000; key++ {
+		req := kmsg.RequestForKey(key)
+		if req == nil {
+			continue
+		}
+		m[key] = -1
+		for v := int16(0); v <= 127; v++ { // past MaxVersion too: a client may send newer
+
+			req.SetVersion(v)
+			if req.IsFlexible() {
+				m[key] = v
+				break
+			}
+		}
+	}
+	return m
+}()
+
+// isFlexible reports whether version of API key is flexible (KIP-482), as
+// kmsg says; false for a key kmsg does not know.
+func isFlexible(key, version int16) bool {
+	from, ok := flexibleFrom[key]
+	return ok && from >= 0 && version >= from
 }
 
 // uvarint reads Kafka's unsigned varint: at most 5 bytes, a uint32 (Go's
