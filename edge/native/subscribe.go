@@ -128,11 +128,38 @@ func (s *subscription) visible(buf []byte) ([]byte, bool) {
 	return s.fbuf, true
 }
 
+// renewed is a context with a timeout that is made again once it has
+// ended: the waits of a loop share one per period.
+type renewed struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// get returns the current context, or a new one of parent ending after d.
+func (r *renewed) get(parent context.Context, d time.Duration) context.Context {
+	if r.ctx == nil || r.ctx.Err() != nil {
+		r.stop()
+		r.ctx, r.cancel = context.WithTimeout(parent, d)
+	}
+	return r.ctx
+}
+
+func (r *renewed) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
 // run pushes batches from offset until the subscription ends. It reports
 // whether it ended with an ERROR frame.
 func (s *subscription) run(offset int64) (failed bool) {
 	maxFrame := s.c.s.opts.Limits.MaxFrameBytes - wire.DataOverhead
 	var buf []byte
+	// A fetch waits for new data at most until wait ends, so the loop
+	// comes round at least once a second; one wait serves every fetch of
+	// its second rather than a timer per fetch.
+	var wait renewed
+	defer wait.stop()
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		credit := s.acct.Credit()
@@ -146,11 +173,9 @@ func (s *subscription) run(offset int64) (failed bool) {
 			continue
 		}
 		want := int(min(credit, int64(maxFrame)))
-		wait, cancel := context.WithTimeout(s.ctx, time.Second)
 		var hw int64
 		var code result.Code
-		buf, _, hw, code = s.c.s.node.Fetch(wait, s.m.Pipeline, s.m.Partition, offset, want, buf[:0])
-		cancel()
+		buf, _, hw, code = s.c.s.node.Fetch(wait.get(s.ctx, time.Second), s.m.Pipeline, s.m.Partition, offset, want, buf[:0])
 		if code != result.OK {
 			s.c.write(func(b []byte) []byte {
 				return wire.AppendError(b, s.corr, result.Code(code), "subscription ended: "+code.String())
