@@ -87,6 +87,12 @@ func routingHeaders() []byte {
 	return event.AppendPriorityHeader(enc, event.Low)
 }
 
+// setRouting writes mask and prio into enc, made by routingHeaders.
+func setRouting(enc []byte, mask jurisdiction.Mask, prio event.Priority) {
+	binary.BigEndian.PutUint64(enc[encMaskAt:], uint64(mask))
+	enc[encPrioAt] = byte(prio)
+}
+
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // Produce routes and stores the events of req and fills res (len(res) must
@@ -332,8 +338,7 @@ func (n *Node) StartProduceInto(ctx context.Context, req *ProduceRequest, res []
 		if sc.enc == nil {
 			sc.enc = routingHeaders()
 		}
-		binary.BigEndian.PutUint64(sc.enc[encMaskAt:], uint64(mask))
-		sc.enc[encPrioAt] = byte(e.Priority)
+		setRouting(sc.enc, mask, e.Priority)
 		pt.b.AddEncoded(ts, e.Key, e.Value, sc.enc, 2, e.Headers)
 	}
 	for pr, k := range shedEvents {

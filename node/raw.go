@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -40,8 +39,7 @@ func (st *stamper) add(r *batch.Record, mask jurisdiction.Mask, prio event.Prior
 	if st.enc == nil {
 		st.enc = routingHeaders()
 	}
-	binary.BigEndian.PutUint64(st.enc[encMaskAt:], uint64(mask))
-	st.enc[encPrioAt] = byte(prio)
+	setRouting(st.enc, mask, prio)
 	switch {
 	case !hasJ && !hasP:
 		st.rb.AddEncoded(r, st.enc, 2)
