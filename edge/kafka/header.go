@@ -253,8 +253,8 @@ var flexibleFrom = func() map[int16]int16 {
 			continue
 		}
 		m[key] = -1
-		for v := int16(0); v <= 127; v++ { // past MaxVersion too: a client may send newer
-
+		// Past MaxVersion too: a client may send a newer version.
+		for v := int16(0); v <= 127; v++ {
 			req.SetVersion(v)
 			if req.IsFlexible() {
 				m[key] = v
