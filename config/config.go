@@ -365,6 +365,11 @@ type Kafka struct {
 	// default, is 2 on a node alone and 1 in a cluster, which cannot
 	// serve 2 (docs/kafka.md, "Transaction version 2").
 	TransactionVersion int `yaml:"transaction_version"`
+	// TransactionalIDExpiration forgets a transactional id that has had
+	// no transaction under way and no change for that long (Kafka's
+	// transactional.id.expiration.ms); its producer, back later, gets a
+	// new producer id. 0, the default, is 7 days.
+	TransactionalIDExpiration Duration `yaml:"transactional_id_expiration"`
 }
 
 // HTTP configures the HTTP edge's event ingestion.

@@ -623,6 +623,9 @@ func (v *checker) kafka() {
 	if d := k.GroupInitialRebalanceDelay; d != nil && (*d < 0 || time.Duration(*d) > 5*time.Minute) {
 		v.fail("kafka.group_initial_rebalance_delay", d.String(), "is out of range; use a duration from 0s to 5m, such as 3s")
 	}
+	if d := k.TransactionalIDExpiration; d < 0 || d > 0 && time.Duration(d) < time.Minute {
+		v.fail("kafka.transactional_id_expiration", d.String(), "is out of range; use a duration of at least 1m, such as 168h (7 days, the default)")
+	}
 	switch tv := k.TransactionVersion; {
 	case tv < 0 || tv > 2:
 		v.fail("kafka.transaction_version", strconv.Itoa(tv), "is not a transaction version Sense serves; use 1 (before KIP-890), 2 (KIP-890 part 2, a node alone), or leave it out for the default")

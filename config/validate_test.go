@@ -102,6 +102,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad webhook", "alerts: {webhook: 'ftp://example.com/x'}\n", "alerts.webhook", "ftp://example.com/x", "http or https URL"},
 		{"kafka request too large", "kafka: {max_request_bytes: 4GiB}\n", "kafka.max_request_bytes", "4GiB", "32-bit"},
 		{"kafka transaction version", "kafka: {transaction_version: 3}\n", "kafka.transaction_version", "3", "use 1 (before KIP-890)"},
+		{"transactional id expiration too short", "kafka: {transactional_id_expiration: 10s}\n", "kafka.transactional_id_expiration", "10s", "at least 1m"},
 		{"http body too large", "http: {max_body_bytes: 2GiB}\n", "http.max_body_bytes", "2GiB", "from 1 byte to 1GiB"},
 		{"http too many events", "http: {max_events_per_request: -3}\n", "http.max_events_per_request", "-3", "use 1 to 1000000"},
 		{"tls key without cert", "tls: {key_file: /k.pem}\n", "tls.cert_file", "", "give the certificate too, or neither"},

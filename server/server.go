@@ -353,6 +353,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			// default, so "none" is passed as negative.
 			GroupInitialRebalanceDelay: groupDelay(cfg.Kafka.GroupInitialRebalanceDelay),
 			TransactionVersion:         cfg.Kafka.TransactionVersion,
+			TransactionalIDExpiration:  time.Duration(cfg.Kafka.TransactionalIDExpiration),
 			Auth:                       s.sec.auth,
 			Authorizer:                 s.sec.authz,
 			AuthTimeout:                cfg.Security.Timeout(),

@@ -67,6 +67,11 @@ type Config struct {
 	// MaxTimeout bounds the transaction timeout a producer may ask for
 	// (Kafka's transaction.max.timeout.ms); default 15 minutes.
 	MaxTimeout time.Duration
+	// IDExpiration forgets a transactional id whose last transaction
+	// ended (or that began none) and whose state has not been written
+	// for that long (Kafka's transactional.id.expiration.ms); default 7
+	// days. A producer that comes back after it gets a new producer id.
+	IDExpiration time.Duration
 	// Tick is how often timeouts and unfinished completions are looked
 	// at; default 500 ms.
 	Tick   time.Duration
@@ -77,6 +82,9 @@ type Config struct {
 
 // DefaultMaxTimeout is Kafka's default transaction.max.timeout.ms.
 const DefaultMaxTimeout = 15 * time.Minute
+
+// DefaultIDExpiration is Kafka's default transactional.id.expiration.ms.
+const DefaultIDExpiration = 7 * 24 * time.Hour
 
 // markerTimeout bounds one round of marker writes.
 const markerTimeout = 30 * time.Second
@@ -96,6 +104,9 @@ type Coordinator struct {
 	// clock orders sessions' openings and transactions' beginnings (fence.go).
 	clock     atomic.Uint64
 	recovered atomic.Bool
+	// startedMs is when this coordinator started: the write time it takes
+	// for states written before records had one (Txn.UpdatedMs 0).
+	startedMs int64
 
 	quit chan struct{}
 	done chan struct{}
@@ -134,6 +145,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = DefaultIDExpiration
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -141,7 +155,7 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg.Now = time.Now
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, ids: map[string]*entry{}, byPID: map[int64]*entry{},
-		changed: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+		changed: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}), startedMs: cfg.Now().UnixMilli()}
 	cfg.Store.Watch(Kind, c.apply)
 	c.tick()
 	go c.loop()
@@ -159,6 +173,59 @@ func (c *Coordinator) Close() {
 	c.bg.Wait()
 }
 
+// expired reports whether t's id has had no transaction and no write for
+// Config.IDExpiration at now (ms).
+func (c *Coordinator) expired(t *Txn, now int64) bool {
+	switch t.State {
+	case Empty, CompleteCommit, CompleteAbort:
+	default:
+		return false
+	}
+	return now-c.writtenMs(t) > c.cfg.IDExpiration.Milliseconds()
+}
+
+// writtenMs is when t was written; for a state written before records had
+// the time, when this coordinator started.
+func (c *Coordinator) writtenMs(t *Txn) int64 {
+	if t.UpdatedMs == 0 {
+		return c.startedMs
+	}
+	return t.UpdatedMs
+}
+
+// expire forgets id if it is still expired at now: a null record in the
+// log (compaction then drops the id's records), and its entry. A producer
+// of the id that comes back gets a new producer id, as from Kafka.
+func (c *Coordinator) expire(id string, now int64) {
+	e, cur := c.lock(id)
+	defer e.op.Unlock()
+	if cur == nil || !c.expired(cur, now) {
+		return
+	}
+	if err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(id)}}); err != nil {
+		c.log.Warn("txn: could not forget an expired transactional id; retrying", "transactional_id", id, "err", err)
+		return
+	}
+	c.log.Info("txn: transactional id expired", "transactional_id", id, "producer_id", cur.ProducerID,
+		"idle_for", time.Duration(now-c.writtenMs(cur))*time.Millisecond, "expiration", c.cfg.IDExpiration)
+	c.mu.Lock()
+	if c.ids[id] == e && e.t == nil && e.inflight == 0 && e.completing == nil {
+		delete(c.ids, id)
+	}
+	c.mu.Unlock()
+}
+
+// forgetLocked drops the entry of an id whose state is gone (expired),
+// unless an operation holds it or a write of it is on its way. Called
+// with mu held.
+func (c *Coordinator) forgetLocked(id string, e *entry) {
+	if e == nil || e.t != nil || e.inflight != 0 || e.completing != nil || c.ids[id] != e || !e.op.TryLock() {
+		return
+	}
+	delete(c.ids, id)
+	e.op.Unlock()
+}
+
 // apply is the store's watcher: it applies one record of the log.
 func (c *Coordinator) apply(key, value []byte) {
 	id := string(key)
@@ -174,6 +241,7 @@ func (c *Coordinator) apply(key, value []byte) {
 			delete(c.byPID, e.t.ProducerID)
 			e.t, e.parts = nil, nil
 		}
+		c.forgetLocked(id, e)
 		return
 	}
 	t, err := decodeValue(id, value)
@@ -223,17 +291,28 @@ func (c *Coordinator) current(id string) (*entry, *Txn) {
 // lock returns the id's entry (created when missing) with its operation
 // lock held, and the id's state.
 func (c *Coordinator) lock(id string) (*entry, *Txn) {
-	c.mu.Lock()
-	e := c.ids[id]
-	if e == nil {
-		e = &entry{}
-		c.ids[id] = e
+	for {
+		c.mu.Lock()
+		e := c.ids[id]
+		if e == nil {
+			e = &entry{}
+			c.ids[id] = e
+		}
+		c.mu.Unlock()
+		e.op.Lock()
+		c.mu.Lock()
+		same := c.ids[id] == e
+		c.mu.Unlock()
+		if !same {
+			// The id expired while this waited (forget): its entry is
+			// gone; take the one that serves it now.
+			e.op.Unlock()
+			continue
+		}
+		c.waitCompleted(e)
+		_, t := c.current(id)
+		return e, t
 	}
-	c.mu.Unlock()
-	e.op.Lock()
-	c.waitCompleted(e)
-	_, t := c.current(id)
-	return e, t
 }
 
 // waitCompleted waits until the record completing e's last transaction is
@@ -249,6 +328,7 @@ func (c *Coordinator) waitCompleted(e *entry) {
 
 // write stores t as its id's state, with the groups' commits, durably.
 func (c *Coordinator) write(t *Txn, commits ...group.GroupCommits) error {
+	t.UpdatedMs = c.cfg.Now().UnixMilli()
 	err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(t.ID), Value: appendValue(nil, t)}}, commits...)
 	if errors.Is(err, group.ErrNotReady) {
 		return ErrNotCoordinator
@@ -1002,7 +1082,7 @@ func (c *Coordinator) tick() {
 	recovering := !c.recovered.Load()
 	now := c.cfg.Now().UnixMilli()
 	c.mu.Lock()
-	var ids []string
+	var ids, expired []string
 	for id, e := range c.ids {
 		t := e.t
 		if t == nil {
@@ -1012,9 +1092,15 @@ func (c *Coordinator) tick() {
 		case t.State == PrepareCommit || t.State == PrepareAbort,
 			t.State == Ongoing && (recovering || now-t.StartMs > int64(t.TimeoutMs)):
 			ids = append(ids, id)
+		case !recovering && c.expired(t, now):
+			expired = append(expired, id)
 		}
 	}
 	c.mu.Unlock()
+	slices.Sort(expired)
+	for _, id := range expired {
+		c.expire(id, now)
+	}
 	slices.Sort(ids)
 	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
 	defer cancel()

@@ -13,7 +13,8 @@ import (
 // the latest of which is its state (docs/storage.md). Key: the
 // transactional id's bytes. Value (big-endian):
 //
-//	u8      version (2; 1 lacks the two fields of the last EndTxn)
+//	u8      version (3; 2 lacks the last field, 1 also the two fields of
+//	        the last EndTxn)
 //	i64     producer id
 //	i16     producer epoch
 //	u8      state (State)
@@ -29,14 +30,16 @@ import (
 //	        offset count, then each: uvarint topic length, topic, i32
 //	        partition, i64 offset, i32 leader epoch, uvarint metadata
 //	        length, metadata
+//	i64     when this state was written (ms since the epoch), by which an
+//	        idle id expires (absent before version 3)
 //
-// A null value forgets the id. Every count and length is checked against
+// A null value forgets the id (an expired one). Every count and length is checked against
 // the bytes left before anything is allocated.
 
 // Kind names the coordinator's side records.
 const Kind = "txn"
 
-const recordVersion = 2
+const recordVersion = 3
 
 // State is where a transactional id's transaction is.
 type State uint8
@@ -105,6 +108,11 @@ type Txn struct {
 	PrevEpoch      int16
 	Partitions     []TopicPartition
 	Groups         []Pending
+	// UpdatedMs is when this state was written (ms since the epoch); 0
+	// for a state written before the field existed. An id whose last
+	// transaction ended and that has not been written for
+	// Config.IDExpiration is forgotten.
+	UpdatedMs int64
 }
 
 var errRecord = errors.New("txn: malformed coordinator record")
@@ -142,7 +150,7 @@ func appendValue(dst []byte, t *Txn) []byte {
 			dst = appendString(dst, o.Metadata)
 		}
 	}
-	return dst
+	return binary.BigEndian.AppendUint64(dst, uint64(t.UpdatedMs))
 }
 
 // reader is a sticky-error cursor over a record value.
@@ -213,7 +221,7 @@ func (r *reader) str() string {
 func decodeValue(id string, p []byte) (*Txn, error) {
 	r := &reader{p: p}
 	version := r.u8()
-	if version != 1 && version != recordVersion {
+	if version < 1 || version > recordVersion {
 		return nil, fmt.Errorf("%w: version", errRecord)
 	}
 	t := &Txn{ID: id}
@@ -251,6 +259,9 @@ func decodeValue(id string, p []byte) (*Txn, error) {
 				}
 			}
 		}
+	}
+	if version >= 3 {
+		t.UpdatedMs = int64(r.u64())
 	}
 	switch {
 	case r.err:

@@ -9,7 +9,7 @@ import (
 
 func TestRecordRoundTrip(t *testing.T) {
 	in := &Txn{ID: "t", ProducerID: 42, Epoch: 7, State: PrepareCommit, TimeoutMs: 60000, StartMs: 1700000000000, Seq: 9,
-		PrevProducerID: 41, PrevEpoch: 6,
+		PrevProducerID: 41, PrevEpoch: 6, UpdatedMs: 1700000000123,
 		Partitions: []TopicPartition{{Topic: "a", Partition: 0}, {Topic: "bb", Partition: 3}},
 		Groups: []Pending{{Group: "g", Offsets: []group.OffsetCommit{{TopicPartition: TopicPartition{Topic: "in", Partition: 1},
 			CommittedOffset: group.CommittedOffset{Offset: 100, LeaderEpoch: -1, Metadata: "m"}}}}, {Group: "h"}}}
@@ -22,22 +22,30 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// A record of version 1 (before KIP-890) decodes with no last EndTxn.
-func TestRecordVersion1(t *testing.T) {
+// Records of versions 1 (before KIP-890) and 2 (before expiration)
+// decode: version 1 with no last EndTxn, both with no write time.
+func TestRecordOlderVersions(t *testing.T) {
 	in := &Txn{ID: "t", ProducerID: 42, Epoch: 7, State: Ongoing, Seq: 3, PrevProducerID: -1, PrevEpoch: -1,
 		Partitions: []TopicPartition{{Topic: "a", Partition: 2}}}
-	v2 := appendValue(nil, in)
-	// Version 1: the same without the 10 bytes after the sequence (at
-	// offset 1+8+2+1+4+8+8).
+	v3 := appendValue(nil, in)
+	// Version 2: the same without the write time (the last 8 bytes).
+	v2 := append([]byte{2}, v3[1:len(v3)-8]...)
+	// Version 1: also without the 10 bytes after the sequence (at offset
+	// 1+8+2+1+4+8+8).
 	const at = 32
 	v1 := append([]byte{1}, v2[1:at]...)
 	v1 = append(v1, v2[at+10:]...)
-	out, err := decodeValue("t", v1)
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range [][]byte{v1, v2} {
+		out, err := decodeValue("t", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Fatalf("version %d:\n%+v\n%+v", v[0], in, out)
+		}
 	}
-	if !reflect.DeepEqual(in, out) {
-		t.Fatalf("version 1:\n%+v\n%+v", in, out)
+	if _, err := decodeValue("t", append([]byte{4}, v3[1:]...)); err == nil {
+		t.Fatal("a record of a version to come decoded")
 	}
 }
 
@@ -50,7 +58,7 @@ func FuzzRecord(f *testing.F) {
 	f.Add([]byte{})
 	// A count of 2^63 partitions in a short value.
 	huge := appendValue(nil, &Txn{})
-	f.Add(append(huge[:len(huge)-2], 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f))
+	f.Add(append(huge[:len(huge)-10], 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		tx, err := decodeValue("id", p)
 		if err != nil {

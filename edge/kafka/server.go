@@ -92,6 +92,10 @@ type Options struct {
 	// producer may ask for (Kafka's transaction.max.timeout.ms); default
 	// 15 minutes.
 	TransactionMaxTimeout time.Duration
+	// TransactionalIDExpiration forgets a transactional id with no
+	// transaction under way and no change for that long (Kafka's
+	// transactional.id.expiration.ms); default 7 days.
+	TransactionalIDExpiration time.Duration
 	// TransactionVersion is the Kafka transaction version in effect (the
 	// feature transaction.version that ApiVersions finalizes): 2 is
 	// KIP-890 part 2 (Produce 12, EndTxn 5 and TxnOffsetCommit 5: the
@@ -181,6 +185,7 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 		},
 		NewProducerID: n.NewProducerID,
 		MaxTimeout:    opts.TransactionMaxTimeout,
+		IDExpiration:  opts.TransactionalIDExpiration,
 		Logger:        opts.Logger,
 	})
 	if err != nil {
