@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,8 +197,8 @@ func TestRecovery(t *testing.T) {
 // A transaction past its timeout is aborted and its producer fenced.
 func TestTimeout(t *testing.T) {
 	e := newEnv(t)
-	now := time.Unix(1000, 0)
-	e.c.cfg.Now = func() time.Time { return now }
+	clock := newTestClock(time.Unix(1000, 0))
+	e.c.cfg.Now = clock.Now
 	s := e.c.NewSession()
 	pid, ep, _ := e.c.InitProducerID(ctx, s, "slow", time.Second)
 	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); err != nil {
@@ -207,7 +208,7 @@ func TestTimeout(t *testing.T) {
 	if st, _ := e.c.Describe("slow"); st.State != Ongoing {
 		t.Fatalf("aborted before its timeout: %v", st.State)
 	}
-	now = now.Add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	e.c.tick()
 	if st, _ := e.c.Describe("slow"); st.State != CompleteAbort {
 		t.Fatalf("state %v after the timeout", st.State)
@@ -248,15 +249,15 @@ func TestStaleEndTxnFenced(t *testing.T) {
 // ListTransactions does; a completed transaction keeps its start.
 func TestListFilter(t *testing.T) {
 	e := newEnv(t)
-	now := time.Unix(1000, 0)
-	e.c.cfg.Now = func() time.Time { return now }
+	clock := newTestClock(time.Unix(1000, 0))
+	e.c.cfg.Now = clock.Now
 	s := e.c.NewSession()
 	pidA, _, _ := e.c.InitProducerID(ctx, s, "a", time.Minute) // Empty
 	pidB, epB, _ := e.c.InitProducerID(ctx, s, "b", time.Minute)
 	if err := e.c.AddPartitions(ctx, s, "b", pidB, epB, []TopicPartition{tpA}); err != nil { // Ongoing since 1000 s
 		t.Fatal(err)
 	}
-	now = now.Add(10 * time.Second)
+	clock.Add(10 * time.Second)
 	pidC, epC, _ := e.c.InitProducerID(ctx, s, "c", time.Minute)
 	if err := e.c.AddPartitions(ctx, s, "c", pidC, epC, []TopicPartition{tpB}); err != nil { // began at 1010 s
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestListFilter(t *testing.T) {
 	if err := e.c.EndTxn(ctx, s, "c", pidC, epC, true); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(5 * time.Second)
+	clock.Add(5 * time.Second)
 	ids := func(f Filter) []string {
 		var out []string
 		for _, x := range e.c.List(f) {
@@ -283,7 +284,7 @@ func TestListFilter(t *testing.T) {
 		{"producer ids", Filter{ProducerIDs: []int64{pidA, pidC}}, []string{"a", "c"}},
 		{"state and producer id", Filter{States: []State{Ongoing}, ProducerIDs: []int64{pidA}}, nil},
 		// Longer than 10 s (started before 1005 s): b, and a (never began).
-		{"started before", Filter{StartedBefore: now.Add(-10 * time.Second)}, []string{"a", "b"}},
+		{"started before", Filter{StartedBefore: clock.Now().Add(-10 * time.Second)}, []string{"a", "b"}},
 		{"id", Filter{ID: func(id string) bool { return id != "a" }}, []string{"b", "c"}},
 	} {
 		if got := ids(tc.f); !slices.Equal(got, tc.want) {
@@ -311,3 +312,16 @@ func TestParseState(t *testing.T) {
 		}
 	}
 }
+
+// testClock is a clock a test moves; the coordinator's own goroutines read
+// it too (a completion written in the background takes its time).
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(t time.Time) *testClock {
+	c := &testClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }

@@ -11,9 +11,8 @@ import (
 // way, stays.
 func TestIDExpires(t *testing.T) {
 	e := newEnv(t)
-	now := time.Unix(1_000_000, 0)
-	clock := func() time.Time { return now }
-	e.c.cfg.Now, e.c.cfg.IDExpiration, e.c.cfg.MaxTimeout = clock, time.Hour, 3*time.Hour
+	clock := newTestClock(time.Unix(1_000_000, 0))
+	e.c.cfg.Now, e.c.cfg.IDExpiration, e.c.cfg.MaxTimeout = clock.Now, time.Hour, 3*time.Hour
 	s := e.c.NewSession()
 	pid, _, err := e.c.InitProducerID(ctx, s, "idle", time.Minute)
 	if err != nil {
@@ -23,12 +22,12 @@ func TestIDExpires(t *testing.T) {
 	if err := e.c.AddPartitions(ctx, s, "ongoing", opid, oep, []TopicPartition{tpA}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(59 * time.Minute)
+	clock.Add(59 * time.Minute)
 	e.c.tick()
 	if _, cur := e.c.current("idle"); cur == nil {
 		t.Fatal("an id idle for 59 minutes of an hour's expiration was forgotten")
 	}
-	now = now.Add(2 * time.Minute)
+	clock.Add(2 * time.Minute)
 	e.c.tick()
 	if _, cur := e.c.current("idle"); cur != nil {
 		t.Fatalf("an id idle for 61 minutes is still there: %+v", cur)
@@ -46,7 +45,7 @@ func TestIDExpires(t *testing.T) {
 	// After a restart the id is still gone; its producer starts over.
 	e.close()
 	open(t, e)
-	e.c.cfg.Now = clock
+	e.c.cfg.Now = clock.Now
 	if _, cur := e.c.current("idle"); cur != nil {
 		t.Fatalf("the expired id is back after a restart: %+v", cur)
 	}

@@ -64,14 +64,14 @@ func TestRecoverProducerID(t *testing.T) {
 // current one.
 func TestRecoverAfterTimeout(t *testing.T) {
 	e := newEnv(t)
-	now := time.Unix(1000, 0)
-	e.c.cfg.Now = func() time.Time { return now }
+	clock := newTestClock(time.Unix(1000, 0))
+	e.c.cfg.Now = clock.Now
 	s := e.c.NewSession()
 	pid, ep, _ := e.c.InitProducerID(ctx, s, "slow", time.Second)
 	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	e.c.tick()
 	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("the timed-out producer adds: %v, want fenced", err)

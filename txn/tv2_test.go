@@ -171,14 +171,14 @@ func TestEndTxnBumpRecovery(t *testing.T) {
 // aborting, as in Kafka; its commit is refused.
 func TestEndTxnBumpAfterTimeout(t *testing.T) {
 	e := newEnv(t)
-	now := time.Unix(1000, 0)
-	e.c.cfg.Now = func() time.Time { return now }
+	clock := newTestClock(time.Unix(1000, 0))
+	e.c.cfg.Now = clock.Now
 	s := e.c.NewSession()
 	pid, ep, _ := e.c.InitProducerID(ctx, s, "slow", time.Second)
 	if err := e.c.AddPartitions(ctx, s, "slow", pid, ep, []TopicPartition{tpA}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	e.c.tick()
 	if _, _, err := e.c.EndTxnBump(ctx, s, "slow", pid, ep, true); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("commit after the timeout: %v", err)
