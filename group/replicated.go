@@ -49,6 +49,10 @@ func OpenReplicated(rlog ReplicatedLog, logger *slog.Logger) *Store {
 	return s
 }
 
+// Replicated reports whether the store is a replicated log (a cluster)
+// rather than a file of this node alone.
+func (s *Store) Replicated() bool { return s.rlog != nil }
+
 // Ready reports whether this store may answer for the groups: always for a
 // store of one node; for a replicated one, when this node leads the log and
 // has applied everything committed.

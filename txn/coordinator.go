@@ -596,13 +596,33 @@ func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int1
 		}
 	}
 	next.Groups[i] = Pending{Group: groupID, Offsets: merged}
-	if err := c.write(&next); err != nil {
+	if cur.State == Ongoing && !c.cfg.Store.Replicated() {
+		c.keep(e, &next)
+	} else if err := c.write(&next); err != nil {
 		return err
 	}
 	if add {
 		s.note(id, next.Seq)
 	}
 	return nil
+}
+
+// keep makes next (the id's ongoing transaction with a group's offsets
+// changed) its state in memory only, without a write. It serves
+// TxnOffsetCommit when the log already holds the transaction as ongoing
+// (begin always writes): the offsets matter only if it commits, and the record
+// of its commit decision stores them (decide); a restart or a failover
+// aborts a transaction that is ongoing in the log and fences its producer
+// (tick), so its commit can never need offsets that were lost. This takes
+// one write of the log off a consume-transform-produce transaction. Only
+// on a node alone, whose state is lost only with the process (and New
+// then recovers): in a cluster the coordinator may move and come back
+// between two ticks without recovering, and another node's memory is not
+// this one's. The caller holds e.op.
+func (c *Coordinator) keep(e *entry, next *Txn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.t = next
 }
 
 // EndTxn commits or aborts the producer's ongoing transaction, on behalf

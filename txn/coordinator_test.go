@@ -166,6 +166,20 @@ func TestRecovery(t *testing.T) {
 	if err := e.c.CommitOffsets(ctx, "deciding", pid2, ep2, "g", oc); err != nil {
 		t.Fatal(err)
 	}
+	// Offsets sent in a transaction the log holds as ongoing are kept in
+	// memory (the commit's record stores them): a restart before EndTxn
+	// aborts the transaction, and the offsets never become the group's.
+	pid3, ep3, _ := e.c.InitProducerID(ctx, s, "offsets", time.Minute)
+	if err := e.c.AddPartitions(ctx, s, "offsets", pid3, ep3, []TopicPartition{{Topic: "out", Partition: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	oc3 := []group.OffsetCommit{{TopicPartition: in0, CommittedOffset: group.CommittedOffset{Offset: 9, LeaderEpoch: -1}}}
+	if err := e.c.AddAndCommitOffsets(ctx, s, "offsets", pid3, ep3, "g3", oc3); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.c.PendingOffsets("g3"); !p[in0] {
+		t.Fatalf("pending offsets of g3: %v", p)
+	}
 	e.mk.fail = true // the commit is logged (with its offsets), its markers are not written
 	if err := e.c.EndTxn(ctx, s, "deciding", pid2, ep2, true); err != nil {
 		t.Fatal(err)
@@ -191,6 +205,18 @@ func TestRecovery(t *testing.T) {
 	}
 	if err := e.c.EndTxn(ctx, e.c.NewSession(), "ongoing", pid1, ep1, true); !errors.Is(err, ErrFenced) {
 		t.Fatalf("the old producer's commit after the restart: %v", err)
+	}
+	if st, _ := e.c.Describe("offsets"); st.State != CompleteAbort || st.Epoch <= ep3 {
+		t.Fatalf("the transaction with offsets after restart: %+v", st)
+	}
+	if got := e.store.Committed("g3"); len(got) != 0 {
+		t.Fatalf("offsets of an aborted transaction became the group's: %v", got)
+	}
+	if p := e.c.PendingOffsets("g3"); len(p) != 0 {
+		t.Fatalf("pending offsets of g3 after the abort: %v", p)
+	}
+	if _, _, err := e.c.EndTxnBump(ctx, e.c.NewSession(), "offsets", pid3, ep3, true); err == nil {
+		t.Fatal("the old producer committed after the restart")
 	}
 }
 

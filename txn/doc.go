@@ -36,4 +36,8 @@
 // and groups to the transaction implicitly (AddPartitions at Produce,
 // AddAndCommitOffsets at TxnOffsetCommit), with the same durable write
 // AddPartitionsToTxn and AddOffsetsToTxn make.
+//
+// On a node alone, offsets sent for a transaction the log already holds as
+// ongoing are kept in memory until its decision stores them (keep): a
+// restart aborts such a transaction, so they are never needed after one.
 package txn
