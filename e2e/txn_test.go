@@ -178,3 +178,87 @@ func TestKafkaTransactionKilledMidway(t *testing.T) {
 		t.Fatalf("the restarted node logged errors:\n%s", logs)
 	}
 }
+
+// A franz-go producer (transaction version 2) commits a transaction, then
+// begins the next one over the same partition (which its coordinator adds
+// without a write: the partition was kept from the first) and has its
+// records stored, when sense serve is killed with SIGKILL. After the
+// restart that transaction is found open in the kept partition and
+// aborted: read_committed sees only the first transaction's records (and
+// what came after), read_uncommitted both, nothing is left open, and the
+// producer cannot commit the cut transaction.
+func TestKafkaKeptPartitionsKilled(t *testing.T) {
+	n := startNode(t, t.TempDir(), "--log-level", "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic = "kept-kill"
+	pr, err := kgo.NewClient(kgo.SeedBrokers(n.kafka), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
+		kgo.TransactionalID("kept-kill-1"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequestRetries(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	produce := func(prefix string) {
+		if err := pr.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if err := pr.ProduceSync(ctx, &kgo.Record{Value: []byte(prefix + strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce("a-")
+	if err := pr.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	produce("b-") // stored, the transaction not ended
+	n.kill()
+	n.start()
+	ectx, ecancel := context.WithTimeout(ctx, 15*time.Second)
+	err = pr.EndTransaction(ectx, kgo.TryCommit)
+	ecancel()
+	if err == nil {
+		t.Fatal("the producer committed the transaction the kill cut")
+	}
+	// A later record in the same partition, committed, marks the end of
+	// what to read: read_committed reaches it only once nothing before it
+	// is open.
+	after, err := kgo.NewClient(kgo.SeedBrokers(n.kafka), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	if err := after.ProduceSync(ctx, &kgo.Record{Value: []byte("end")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(iso kgo.IsolationLevel) []string {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.kafka), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer rcancel()
+		var got []string
+		for !slices.Contains(got, "end") {
+			fs := cl.PollFetches(rctx)
+			if rctx.Err() != nil {
+				t.Fatalf("read %v, and not the end record: a transaction is still open", got)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		return got
+	}
+	if got, want := read(kgo.ReadCommitted()), []string{"a-0", "a-1", "a-2", "a-3", "a-4", "end"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+	if got := read(kgo.ReadUncommitted()); len(got) != 11 || !slices.Contains(got, "b-4") {
+		t.Fatalf("read_uncommitted: %v, want the records of both transactions and the end", got)
+	}
+	logs, _ := os.ReadFile(n.stderrPath)
+	if strings.Contains(string(logs), "level=ERROR") {
+		t.Fatalf("the restarted node logged errors:\n%s", logs)
+	}
+}

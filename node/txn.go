@@ -225,6 +225,32 @@ func (n *Node) StableOffset(pipeline string, partition int32) (int64, result.Cod
 	return lso, result.OK
 }
 
+// OpenTransaction reports whether producer pid has a transaction open in a
+// partition of this node: a transactional batch with no marker after it.
+// A partition that does not exist holds none. For a buffer held on other
+// nodes it answers an error (the coordinator asks only on a node alone).
+func (n *Node) OpenTransaction(pipeline string, partition int32, pid int64) (bool, error) {
+	l, code := n.buffer(pipeline, partition)
+	switch code {
+	case result.OK:
+	case result.UnknownPipeline, result.UnknownPartition:
+		return false, nil
+	default:
+		return false, result.New(code, fmt.Sprintf("node: open transactions of %s/%d", pipeline, partition))
+	}
+	if _, ok := l.(RemoteReader); ok {
+		return false, result.New(result.NotLeader, fmt.Sprintf("node: %s/%d is held on other nodes: its open transactions are known there", pipeline, partition))
+	}
+	x := n.txnIndex(l)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, err := x.catchUp(l); err != nil {
+		return false, err
+	}
+	_, open := x.open[pid]
+	return open, nil
+}
+
 // AbortedTransactions returns a partition's last stable offset and its
 // aborted transactions that hold offsets in [from, to): a Kafka
 // read_committed fetch's list, by which the client drops their records.

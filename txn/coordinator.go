@@ -64,6 +64,13 @@ type Config struct {
 	// NewProducerID gives a producer id never given before
 	// (node.NewProducerID).
 	NewProducerID func() (int64, error)
+	// OpenTxn reports whether producer pid has a transaction open in
+	// partition tp: a transactional batch with no marker after it
+	// (node.OpenTransaction). With it, on a node alone, a transaction's
+	// partitions stay added for the id's next transaction (see
+	// "Partitions kept for the next transaction" in doc.go); nil turns
+	// that off.
+	OpenTxn func(tp TopicPartition, pid int64) (bool, error)
 	// MaxTimeout bounds the transaction timeout a producer may ask for
 	// (Kafka's transaction.max.timeout.ms); default 15 minutes.
 	MaxTimeout time.Duration
@@ -128,6 +135,14 @@ type entry struct {
 	beganAt    uint64 // clock when the ongoing transaction began here
 	inflight   int    // transactional appends under way (BeginProduce)
 	idle       chan struct{}
+	// kept: the partitions the log holds for the id's next transaction
+	// (a completed state's Partitions), which it may add without a
+	// write. mem: the ongoing transaction in t began without a write (the
+	// log still holds the completed one before it, with kept). landed: the
+	// number (Seq) of the last transaction a batch was appended to.
+	kept   map[TopicPartition]bool
+	mem    bool
+	landed uint64
 }
 
 // New returns a coordinator over cfg.Store. It applies the state the store
@@ -261,9 +276,13 @@ func (c *Coordinator) apply(key, value []byte) {
 	}
 	e.t = t
 	c.byPID[t.ProducerID] = e
-	e.parts = make(map[TopicPartition]bool, len(t.Partitions))
+	set := make(map[TopicPartition]bool, len(t.Partitions))
 	for _, tp := range t.Partitions {
-		e.parts[tp] = true
+		set[tp] = true
+	}
+	e.mem, e.kept, e.parts = false, nil, set
+	if t.State == CompleteCommit || t.State == CompleteAbort {
+		e.kept, e.parts = set, nil
 	}
 }
 
@@ -472,7 +491,7 @@ func (c *Coordinator) AddPartitions(ctx context.Context, s *Session, id string, 
 		s.note(id, seq)
 		return nil
 	}
-	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
+	return c.extend(s, id, pid, epoch, parts, func(next *Txn) bool {
 		added := false
 		for _, tp := range parts {
 			if !slices.Contains(next.Partitions, tp) {
@@ -508,7 +527,7 @@ func (c *Coordinator) holds(id string, pid int64, epoch int16, parts []TopicPart
 // transaction (TxnOffsetCommit then stores them), beginning one if none is
 // ongoing.
 func (c *Coordinator) AddOffsets(ctx context.Context, s *Session, id string, pid int64, epoch int16, groupID string) error {
-	return c.extend(s, id, pid, epoch, func(next *Txn) bool {
+	return c.extend(s, id, pid, epoch, nil, func(next *Txn) bool {
 		if slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
 			return false
 		}
@@ -519,8 +538,10 @@ func (c *Coordinator) AddOffsets(ctx context.Context, s *Session, id string, pid
 
 // extend adds to the producer's transaction what add adds (it reports
 // whether it added anything), beginning one if none is ongoing, and writes
-// the transaction when it changed or began.
-func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, add func(next *Txn) bool) error {
+// the transaction when it changed or began; in memory only when parts
+// (the partitions AddPartitions adds) were all kept for it by the log
+// (kept).
+func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, parts []TopicPartition, add func(next *Txn) bool) error {
 	if !c.ready() {
 		return ErrNotCoordinator
 	}
@@ -533,13 +554,51 @@ func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, add 
 	if err != nil {
 		return err
 	}
-	if add(&next) || cur.State != Ongoing {
+	switch changed := add(&next); {
+	case !changed && cur.State == Ongoing:
+	case c.kept(e, cur, parts):
+		c.mu.Lock()
+		if cur.State != Ongoing {
+			e.beganAt = c.clock.Add(1)
+		}
+		e.t, e.mem = &next, true
+		e.parts = make(map[TopicPartition]bool, len(next.Partitions))
+		for _, tp := range next.Partitions {
+			e.parts[tp] = true
+		}
+		c.mu.Unlock()
+	default:
 		if err := c.write(&next); err != nil {
 			return err
 		}
 	}
 	s.note(id, next.Seq)
 	return nil
+}
+
+// kept reports whether parts may be added to the id's transaction cur
+// without a write: the log holds every one of them for it, kept by the
+// id's last completed transaction (Config.OpenTxn), and cur is that
+// completed state or the transaction begun from it in memory. The caller
+// holds e.op.
+func (c *Coordinator) kept(e *entry, cur *Txn, parts []TopicPartition) bool {
+	if len(parts) == 0 || c.cfg.OpenTxn == nil || c.cfg.Store.Replicated() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case cur.State == CompleteCommit || cur.State == CompleteAbort:
+	case cur.State == Ongoing && e.mem:
+	default:
+		return false
+	}
+	for _, tp := range parts {
+		if !e.kept[tp] {
+			return false
+		}
+	}
+	return true
 }
 
 // CommitOffsets stores a group's offsets in the producer's ongoing
@@ -596,7 +655,7 @@ func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int1
 		}
 	}
 	next.Groups[i] = Pending{Group: groupID, Offsets: merged}
-	if cur.State == Ongoing && !c.cfg.Store.Replicated() {
+	if cur.State == Ongoing && c.mayKeep(e, cur) {
 		c.keep(e, &next)
 	} else if err := c.write(&next); err != nil {
 		return err
@@ -619,10 +678,26 @@ func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int1
 // then recovers): in a cluster the coordinator may move and come back
 // between two ticks without recovering, and another node's memory is not
 // this one's. The caller holds e.op.
+//
+// A transaction begun in memory from partitions the log kept for it
+// (extend) is not in the log as ongoing: its offsets are kept only once
+// a batch of it was appended, which a restart finds open in a kept
+// partition and aborts (tick); before that they are written.
 func (c *Coordinator) keep(e *entry, next *Txn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.t = next
+}
+
+// mayKeep reports whether keep may serve a TxnOffsetCommit for the
+// ongoing transaction cur. The caller holds e.op.
+func (c *Coordinator) mayKeep(e *entry, cur *Txn) bool {
+	if c.cfg.Store.Replicated() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !e.mem || e.landed == cur.Seq
 }
 
 // EndTxn commits or aborts the producer's ongoing transaction, on behalf
@@ -717,7 +792,7 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 			c.mu.Unlock()
 			close(ch)
 		}()
-		if err := c.write(completed(next)); err != nil {
+		if err := c.write(c.completed(next)); err != nil {
 			c.log.Warn("txn: storing the transaction's completion failed; it is completed again in the background", "transactional_id", cur.ID, "commit", commit, "err", err)
 		}
 	})
@@ -856,6 +931,36 @@ func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason stri
 	return nil
 }
 
+// abortUnlogged aborts, at a start, the transaction the id's producer may
+// have begun without a write from the partitions its last one kept (cur,
+// completed): if a batch of the producer is open in one of them, the
+// transaction is aborted as an ongoing one would be (markers to every
+// kept partition, the epoch bumped); else nothing began and the kept
+// partitions stay. The caller holds e.op.
+func (c *Coordinator) abortUnlogged(ctx context.Context, e *entry, cur *Txn) error {
+	// Without OpenTxn (or in a cluster, whose partitions are elsewhere)
+	// nothing can tell: abort.
+	open := c.cfg.OpenTxn == nil || c.cfg.Store.Replicated()
+	for _, tp := range cur.Partitions {
+		if open {
+			break
+		}
+		o, err := c.cfg.OpenTxn(tp, cur.ProducerID)
+		if err != nil {
+			c.log.Warn("txn: could not tell whether a transaction is open in a partition; aborting it to be safe", "transactional_id", cur.ID, "topic", tp.Topic, "partition", tp.Partition, "err", err)
+			o = true
+		}
+		open = o
+	}
+	if !open {
+		return nil
+	}
+	began := *cur
+	began.State = Ongoing
+	began.Seq++
+	return c.abort(ctx, e, &began, "the transaction coordinator started while a transaction that had not been logged was open", true)
+}
+
 // complete writes t's markers (t is PrepareCommit or PrepareAbort), then
 // the record that completes it (a commit's offsets were stored with its
 // PrepareCommit). The caller holds e.op.
@@ -863,7 +968,7 @@ func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
 	if err := c.writeMarkers(ctx, t); err != nil {
 		return err
 	}
-	return c.write(completed(t))
+	return c.write(c.completed(t))
 }
 
 // writeMarkers writes t's markers to each of its partitions, durably.
@@ -883,8 +988,9 @@ func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn) error {
 }
 
 // completed returns the state that completes t, whose markers are
-// written.
-func completed(t *Txn) *Txn {
+// written. On a node alone with Config.OpenTxn it keeps t's partitions,
+// for the id's next transaction to add without a write (doc.go).
+func (c *Coordinator) completed(t *Txn) *Txn {
 	done := *t
 	done.State = CompleteAbort
 	if t.State == PrepareCommit {
@@ -892,7 +998,10 @@ func completed(t *Txn) *Txn {
 	}
 	// The start is kept, as Kafka keeps it: DescribeTransactions shows
 	// when the completed transaction began.
-	done.Partitions, done.Groups = nil, nil
+	done.Groups = nil
+	if c.cfg.OpenTxn == nil || c.cfg.Store.Replicated() {
+		done.Partitions = nil
+	}
 	return &done
 }
 
@@ -903,7 +1012,7 @@ func completed(t *Txn) *Txn {
 // of a transaction lands after its marker. On a node that is not the
 // coordinator (a cluster), the state it checks is its replica's, which may
 // lag the coordinator's by a moment: it waits up to a second for it.
-func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, tp TopicPartition) (func(), error) {
+func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, tp TopicPartition) (func(appended bool), error) {
 	deadline := time.NewTimer(time.Second)
 	defer deadline.Stop()
 	for {
@@ -927,9 +1036,10 @@ func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, 
 				e.idle = make(chan struct{})
 			}
 			e.inflight++
+			seq := e.t.Seq
 			c.mu.Unlock()
 			var once sync.Once
-			return func() { once.Do(func() { c.endProduce(e) }) }, nil
+			return func(appended bool) { once.Do(func() { c.endProduce(e, seq, appended) }) }, nil
 		}
 		ch := c.changed
 		c.mu.Unlock()
@@ -946,9 +1056,12 @@ func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, 
 	}
 }
 
-func (c *Coordinator) endProduce(e *entry) {
+func (c *Coordinator) endProduce(e *entry, seq uint64, appended bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if appended {
+		e.landed = seq
+	}
 	e.inflight--
 	if e.inflight == 0 {
 		close(e.idle)
@@ -986,7 +1099,17 @@ func (c *Coordinator) Describe(id string) (Txn, bool) {
 	if t == nil {
 		return Txn{}, false
 	}
-	return *t, true
+	return shown(*t), true
+}
+
+// shown is t as DescribeTransactions and ListTransactions show it: a
+// completed transaction lists no partitions (those the log keeps for the
+// next one are not its).
+func shown(t Txn) Txn {
+	if t.State == CompleteCommit || t.State == CompleteAbort {
+		t.Partitions = nil
+	}
+	return t
 }
 
 // PendingOffsets returns the partitions of group groupID that an ongoing
@@ -1068,7 +1191,7 @@ func (c *Coordinator) List(f Filter) []Txn {
 	var out []Txn
 	for _, e := range c.ids {
 		if e.t != nil && f.match(e.t) {
-			out = append(out, *e.t)
+			out = append(out, shown(*e.t))
 		}
 	}
 	c.mu.Unlock()
@@ -1110,7 +1233,8 @@ func (c *Coordinator) tick() {
 		}
 		switch {
 		case t.State == PrepareCommit || t.State == PrepareAbort,
-			t.State == Ongoing && (recovering || now-t.StartMs > int64(t.TimeoutMs)):
+			t.State == Ongoing && (recovering || now-t.StartMs > int64(t.TimeoutMs)),
+			recovering && len(e.kept) > 0:
 			ids = append(ids, id)
 		case !recovering && c.expired(t, now):
 			expired = append(expired, id)
@@ -1134,6 +1258,8 @@ func (c *Coordinator) tick() {
 			err = c.complete(ctx, e, cur)
 		case cur.State == Ongoing && recovering:
 			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing", true)
+		case (cur.State == CompleteCommit || cur.State == CompleteAbort) && len(cur.Partitions) > 0 && recovering:
+			err = c.abortUnlogged(ctx, e, cur)
 		case cur.State == Ongoing && now-cur.StartMs > int64(cur.TimeoutMs):
 			err = c.abort(ctx, e, cur, fmt.Sprintf("transaction timeout of %d ms passed", cur.TimeoutMs), true)
 		}

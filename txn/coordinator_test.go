@@ -47,6 +47,8 @@ type env struct {
 	mk    *markers
 	c     *Coordinator
 	pids  int64
+	// openTxn, when set, is the coordinator's Config.OpenTxn.
+	openTxn func(tp TopicPartition, pid int64) (bool, error)
 }
 
 func open(t *testing.T, e *env) {
@@ -56,7 +58,7 @@ func open(t *testing.T, e *env) {
 	if e.store, err = group.Open(nil, e.dir, quiet); err != nil {
 		t.Fatal(err)
 	}
-	e.c, err = New(Config{Store: e.store, WriteMarker: e.mk.write, Tick: time.Hour, Logger: quiet,
+	e.c, err = New(Config{Store: e.store, WriteMarker: e.mk.write, Tick: time.Hour, Logger: quiet, OpenTxn: e.openTxn,
 		NewProducerID: func() (int64, error) { e.pids++; return 1000 + e.pids, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +101,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done()
+	done(true)
 	if err := e.c.AddOffsets(ctx, s, "t1", pid, epoch, "g"); err != nil {
 		t.Fatal(err)
 	}

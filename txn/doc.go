@@ -40,4 +40,16 @@
 // On a node alone, offsets sent for a transaction the log already holds as
 // ongoing are kept in memory until its decision stores them (keep): a
 // restart aborts such a transaction, so they are never needed after one.
+//
+// Partitions kept for the next transaction (on a node alone, with
+// Config.OpenTxn): the record that completes a transaction keeps its
+// partitions, and the id's next transaction adds any of them without a
+// write (extend, kept): it begins in memory (entry.mem) while the log
+// still holds the completed state. Its markers go to the partitions it
+// added; any write of it (a partition not kept, a group's offsets before
+// one of its batches landed) makes it the log's. At a start, an id whose
+// completed state keeps partitions is asked about them (Config.OpenTxn):
+// a batch of its producer open in one of them means a transaction had
+// begun in memory, and it is aborted as an ongoing one would be
+// (abortUnlogged); a partition that cannot tell counts as open.
 package txn

@@ -35,9 +35,10 @@ import (
 // Version 12 is KIP-890 part 2's (transaction version 2, served only
 // where it is in effect, see Options.TransactionVersion): the request's
 // transactional id adds the partitions of its transactional batches to
-// the producer's transaction itself, beginning one if none is ongoing, in
-// one durable write of the coordinator before any of them is appended
-// (addImplicitly), as AddPartitionsToTxn would; the producer id and epoch
+// the producer's transaction itself, beginning one if none is ongoing,
+// before any of them is appended (addImplicitly), as AddPartitionsToTxn
+// would (one durable write of the coordinator, or none for partitions its
+// log keeps from the id's last transaction); the producer id and epoch
 // are checked there, so a fenced epoch is refused before anything is
 // added.
 const (
@@ -116,8 +117,9 @@ func (c *conn) startProduce(req *kmsg.ProduceRequest) func() kmsg.Response {
 // addImplicitly adds to their producer's transaction the partitions of
 // the transactional batches of a Produce of version 12 (KIP-890 part 2),
 // once per producer id and epoch (a client sends one), before any batch
-// is appended: the coordinator's write is durable when it returns, so a
-// batch is never stored in a partition its transaction does not hold. It
+// is appended: the coordinator's log names them when it returns (a write,
+// or partitions kept from the last transaction), so a batch is never
+// stored in a partition its transaction does not hold. It
 // returns the partitions that could not be added, with the code and
 // message to answer them with. The topics whose code is not 0 (not the
 // client's to write, unknown) are skipped, and so are partitions that do
@@ -183,23 +185,23 @@ type addFailure struct {
 // startPartition writes one partition's batch and returns the function
 // that waits for it and fills rp. A transactional batch counts as under
 // way for its transaction until it is durable, so that EndTxn writes its
-// markers after it.
+// markers after it; the coordinator learns whether it was appended.
 func (c *conn) startPartition(topic string, partition int32, records []byte, rp *kmsg.ProduceResponseTopicPartition) func() {
-	done := func() {}
+	done := func(bool) {}
 	if h, err := batch.ParseHeader(records); err == nil && h.Attributes&(batch.AttrTransactional|batch.AttrControl) == batch.AttrTransactional {
 		d, err := c.s.txns.BeginProduce(c.ctx, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
 		if err != nil {
 			rp.ErrorCode = c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code)
 			msg := err.Error()
 			rp.ErrorMessage = &msg
-			return done
+			return func() {}
 		}
 		done = d
 	}
 	a := c.s.node.StartAppendRaw(c.ctx, topic, partition, records)
 	return func() {
-		defer done()
 		base, code, why := a.Wait()
+		done(code == result.OK)
 		rp.ErrorCode = code.Kafka()
 		if code != result.OK {
 			if why != "" {

@@ -184,9 +184,12 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 			return n.AppendMarker(ctx, tp.Topic, tp.Partition, m)
 		},
 		NewProducerID: n.NewProducerID,
-		MaxTimeout:    opts.TransactionMaxTimeout,
-		IDExpiration:  opts.TransactionalIDExpiration,
-		Logger:        opts.Logger,
+		OpenTxn: func(tp txn.TopicPartition, pid int64) (bool, error) {
+			return n.OpenTransaction(tp.Topic, tp.Partition, pid)
+		},
+		MaxTimeout:   opts.TransactionMaxTimeout,
+		IDExpiration: opts.TransactionalIDExpiration,
+		Logger:       opts.Logger,
 	})
 	if err != nil {
 		s.groups.Close()
