@@ -298,10 +298,32 @@ type Storage struct {
 	// default, is half the process's open-file limit (ulimit -n), at most
 	// 4096; otherwise at least MinOpenFiles.
 	MaxOpenFiles int `yaml:"max_open_files"`
+	// PreallocateBytes keeps each log's active segment this far ahead of
+	// its data in written zeros (in the background), so that the fdatasync
+	// of an append need not persist a new file size. nil means
+	// DefaultPreallocateBytes (Validate sets it); 0 turns it off; at most
+	// MaxPreallocateBytes.
+	PreallocateBytes *Size `yaml:"preallocate_bytes"`
+}
+
+// PreallocateBytes is storage.preallocate_bytes in bytes, its default when
+// unset.
+func (c *Config) PreallocateBytes() int64 {
+	if c.Storage.PreallocateBytes == nil {
+		return int64(DefaultPreallocateBytes)
+	}
+	return int64(*c.Storage.PreallocateBytes)
 }
 
 // MinOpenFiles is the smallest storage.max_open_files.
 const MinOpenFiles = 16
+
+// DefaultPreallocateBytes and MaxPreallocateBytes bound
+// storage.preallocate_bytes.
+const (
+	DefaultPreallocateBytes = 1 * MiB
+	MaxPreallocateBytes     = 256 * MiB
+)
 
 // Router configures the ingestion router.
 type Router struct {

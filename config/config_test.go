@@ -47,6 +47,7 @@ func TestZeroConfigDefaults(t *testing.T) {
 		Jurisdictions: []string{"ZZ"},
 		Hubs:          []Hub{{Name: "local", Jurisdiction: "*", mask: 1}},
 		Durability:    Durability{Fsync: seglog.Durability{Mode: seglog.SyncAlways}, SegmentBytes: 128 * MiB},
+		Storage:       Storage{PreallocateBytes: ptr(DefaultPreallocateBytes)},
 		Router: Router{
 			MemoryLimit: 256 * MiB, AutoCreatePipelines: Bool(true), MaxEventBytes: 1 * MiB,
 			ShedLowAt: 0.5, ShedMediumAt: 0.8, TargetDelay: DefaultTargetDelay, DelayInterval: DefaultDelayInterval,
@@ -120,6 +121,7 @@ func TestFullFile(t *testing.T) {
 				DefaultPriority: event.Critical, DefaultJurisdiction: "ECOWAS, MA", defaultMask: 7},
 		},
 		Durability: Durability{Fsync: seglog.Durability{Mode: seglog.SyncInterval, Interval: 10 * time.Millisecond}, SegmentBytes: 64 * MiB},
+		Storage:    Storage{PreallocateBytes: ptr(DefaultPreallocateBytes)},
 		Router: Router{MemoryLimit: 512 * MiB, AutoCreatePipelines: Bool(false), MaxEventBytes: 2 * MiB,
 			ShedLowAt: 0.6, ShedMediumAt: 0.9, TargetDelay: DefaultTargetDelay, DelayInterval: DefaultDelayInterval},
 		Alerts: Alerts{Webhook: "https://alerts.example.com/sense"},

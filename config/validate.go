@@ -90,6 +90,10 @@ func (c *Config) fillDefaults() {
 	if c.Durability.SegmentBytes == 0 {
 		c.Durability.SegmentBytes = DefaultSegmentBytes
 	}
+	if c.Storage.PreallocateBytes == nil {
+		p := DefaultPreallocateBytes
+		c.Storage.PreallocateBytes = &p
+	}
 	if c.Router.MemoryLimit == 0 {
 		c.Router.MemoryLimit = DefaultMemoryLimit
 	}
@@ -565,6 +569,9 @@ func (v *checker) durability() {
 func (v *checker) storage() {
 	if n := v.c.Storage.MaxOpenFiles; n != 0 && n < MinOpenFiles {
 		v.fail("storage.max_open_files", strconv.Itoa(n), "is too small; use 0 (half of ulimit -n, at most 4096) or at least %d", MinOpenFiles)
+	}
+	if p := v.c.Storage.PreallocateBytes; p != nil && (*p < 0 || *p > MaxPreallocateBytes) {
+		v.fail("storage.preallocate_bytes", p.String(), "is out of range; use 0 (off) to %v", MaxPreallocateBytes)
 	}
 }
 

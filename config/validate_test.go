@@ -98,6 +98,7 @@ func TestFileErrors(t *testing.T) {
 		{"target delay", "router: {target_delay: 2m}\n", "router.target_delay", "2m0s", "out of range"},
 		{"delay interval", "router: {delay_interval: 2h}\n", "router.delay_interval", "2h0m0s", "out of range"},
 		{"too few open files", "storage: {max_open_files: 3}\n", "storage.max_open_files", "3", "0 (half of ulimit -n, at most 4096) or at least 16"},
+		{"too much preallocation", "storage: {preallocate_bytes: 1GiB}\n", "storage.preallocate_bytes", "1GiB", "0 (off) to 256MiB"},
 		{"default partitions", "router: {default_partitions: 2000}\n", "router.default_partitions", "2000", "0 (one partition per hub and lane) or 1 to 1024"},
 		{"bad webhook", "alerts: {webhook: 'ftp://example.com/x'}\n", "alerts.webhook", "ftp://example.com/x", "http or https URL"},
 		{"kafka request too large", "kafka: {max_request_bytes: 4GiB}\n", "kafka.max_request_bytes", "4GiB", "32-bit"},

@@ -95,9 +95,11 @@ type Store struct {
 	records int // records in the log
 	live    int // keys in groups
 	slack   int // compactSlack; tests lower it
-	b       batch.Builder
-	logger  *slog.Logger
-	now     func() time.Time
+	// prealloc is the log's seglog.Options.PreallocateBytes (Preallocate).
+	prealloc int64
+	b        batch.Builder
+	logger   *slog.Logger
+	now      func() time.Time
 
 	// pending holds the local writes that are in the log and not yet
 	// applied, oldest first (writeLocked); drained is signalled when it
@@ -122,8 +124,21 @@ type Store struct {
 // currentFile names the log in use.
 const currentFile = "CURRENT"
 
+// Option configures a Store at Open.
+type Option func(*Store)
+
+// DefaultPreallocate is the preallocation of the store's log when Open is
+// given no Preallocate: as storage.preallocate_bytes by default.
+const DefaultPreallocate = 1 << 20
+
+// Preallocate keeps the active segment of the store's log n bytes ahead
+// of its data in written zeros (seglog.Options.PreallocateBytes), so that
+// the fdatasync of a commit need not persist a new file size; 0 turns it
+// off.
+func Preallocate(n int64) Option { return func(s *Store) { s.prealloc = n } }
+
 // Open opens (creating) the store in dir on fs (vfs.Default when nil).
-func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
+func Open(fs vfs.FS, dir string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
@@ -131,14 +146,18 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		logger = slog.Default()
 	}
 	s := &Store{
-		fs:     fs,
-		dir:    dir,
-		groups: map[string]map[TopicPartition]CommittedOffset{},
-		logger: logger,
-		now:    time.Now,
-		slack:  compactSlack,
+		fs:       fs,
+		dir:      dir,
+		groups:   map[string]map[TopicPartition]CommittedOffset{},
+		logger:   logger,
+		now:      time.Now,
+		slack:    compactSlack,
+		prealloc: DefaultPreallocate,
 	}
 	s.drained = sync.NewCond(&s.mu)
+	for _, o := range opts {
+		o(s)
+	}
 	if err := fs.MkdirAll(s.dir); err != nil {
 		return nil, fmt.Errorf("group: create %s: %w", s.dir, err)
 	}
@@ -165,10 +184,11 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 
 func (s *Store) openLog(name string) (*seglog.Log, error) {
 	l, err := seglog.Open(filepath.Join(s.dir, name), seglog.Options{
-		FS:           s.fs,
-		Durability:   seglog.Durability{Mode: seglog.SyncAlways},
-		SegmentBytes: 64 << 20,
-		Logger:       s.logger,
+		FS:               s.fs,
+		Durability:       seglog.Durability{Mode: seglog.SyncAlways},
+		SegmentBytes:     64 << 20,
+		Logger:           s.logger,
+		PreallocateBytes: s.prealloc,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("group: open the committed-offsets log %s: %w", name, err)

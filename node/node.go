@@ -76,9 +76,13 @@ type Options struct {
 	// logs (a seglog.Files cache they share); 0 is half the process's
 	// open-file limit, at most 4096.
 	MaxOpenFiles int
-	MemoryLimit  int64   // ingress bytes held at once; default 256 MiB
-	ShedLowAt    float64 // fraction of MemoryLimit past which low events are refused; default 0.5
-	ShedMediumAt float64 // same for medium; default 0.8
+	// PreallocateBytes keeps each buffer's active segment this far ahead
+	// of its data in written zeros (seglog.Options.PreallocateBytes); 0
+	// turns it off.
+	PreallocateBytes int64
+	MemoryLimit      int64   // ingress bytes held at once; default 256 MiB
+	ShedLowAt        float64 // fraction of MemoryLimit past which low events are refused; default 0.5
+	ShedMediumAt     float64 // same for medium; default 0.8
 	// TargetDelay is the queueing delay a low or medium lane may keep for
 	// a DelayInterval before part of its requests are refused (see
 	// lanes); defaults DefaultTargetDelay and DefaultDelayInterval.
@@ -483,6 +487,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			Logger:            n.log,
 			Files:             n.files,
 			ObserveSync:       func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+			PreallocateBytes:  n.opts.PreallocateBytes,
 		}}
 		var l Buffer
 		var err error

@@ -177,7 +177,7 @@ func (c *clusterRuntime) openEverywhere(key, dir string, voters ...string) (*rep
 		Dir:      filepath.Join(c.cfg.Node.DataDir, dir),
 		Replicas: all,
 		Learners: learners,
-		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log},
+		Log:      seglog.Options{Durability: seglog.Durability{Mode: seglog.SyncAlways}, Logger: c.log, PreallocateBytes: c.cfg.PreallocateBytes()},
 	})
 }
 

@@ -70,6 +70,7 @@ func NodeOptions(cfg *config.Config, log *slog.Logger) node.Options {
 		Durability:        cfg.Durability.Fsync,
 		SegmentBytes:      int64(cfg.Durability.SegmentBytes),
 		MaxOpenFiles:      cfg.Storage.MaxOpenFiles,
+		PreallocateBytes:  cfg.PreallocateBytes(),
 		MemoryLimit:       int64(cfg.Router.MemoryLimit),
 		ShedLowAt:         cfg.Router.ShedLowAt,
 		ShedMediumAt:      cfg.Router.ShedMediumAt,
@@ -210,7 +211,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	nopts := NodeOptions(cfg, log)
 	if cfg.DevMode() {
-		if s.Offsets, err = group.Open(vfs.Default, filepath.Join(cfg.Node.DataDir, "groups"), log); err != nil {
+		if s.Offsets, err = group.Open(vfs.Default, filepath.Join(cfg.Node.DataDir, "groups"), log, group.Preallocate(cfg.PreallocateBytes())); err != nil {
 			s.shutdownHTTP(context.Background())
 			s.closeListeners()
 			return nil, err
