@@ -105,7 +105,8 @@ type Options struct {
 	// SegmentBytes), in the background, that growth fdatasynced once, so
 	// that the fdatasync of an append overwrites allocated blocks and need
 	// not persist a new file size (measured here: an append+fdatasync about
-	// 30% faster at the median). Off when 0 or negative; a node sets it
+	// 30% faster at the median). Off when 0 or negative, and with
+	// SyncNever (no append is fdatasynced); a node sets it
 	// from storage.preallocate_bytes (1 MiB by default: 8 MiB extensions
 	// delayed the appends' fdatasyncs enough to raise the ack p99).
 	PreallocateBytes int64

@@ -32,7 +32,9 @@ var zeroChunk [1 << 20]byte
 // with mu held after a write.
 func (l *Log) extendAheadLocked(s *segment) {
 	p := l.opts.PreallocateBytes
-	if p <= 0 || s.extending || s.alloc-s.size >= p/2 || l.failed != nil || l.closed {
+	// A log that never fdatasyncs its appends gains nothing from zeros
+	// ahead of them.
+	if p <= 0 || l.opts.Durability.Mode == SyncNever || s.extending || s.alloc-s.size >= p/2 || l.failed != nil || l.closed {
 		return
 	}
 	from := max(s.alloc, s.size+p/4)

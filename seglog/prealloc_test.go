@@ -169,8 +169,8 @@ func TestCrashAfterPreallocation(t *testing.T) {
 func TestPreallocationErrorFailsLog(t *testing.T) {
 	for _, kind := range []string{"write", "sync"} {
 		ffs := vfs.NewFault(vfs.NewMem())
-		// SyncNever: the only fdatasync of an append is an extension's.
-		o := Options{FS: ffs, SegmentBytes: 64 << 10, PreallocateBytes: 8 << 10, Durability: Durability{Mode: SyncNever}, Logger: quiet}
+		// An hour's interval: the only fdatasync is the extension's.
+		o := Options{FS: ffs, SegmentBytes: 64 << 10, PreallocateBytes: 8 << 10, Durability: Durability{Mode: SyncInterval, Interval: time.Hour}, Logger: quiet}
 		l := openT(t, "/f", o)
 		b := mkBatch("x", 4, 500, -1, -1)
 		ffs.SetMatch(func(name string) bool { return strings.HasSuffix(name, logSuffix) })
@@ -369,5 +369,24 @@ func TestPreallocateAheadInBackground(t *testing.T) {
 	defer l.Close()
 	if got := readAll(t, l); l.NextOffset() != next || len(got) != len(want) {
 		t.Fatalf("reopened: next %d, %d batches; want %d, %d", l.NextOffset(), len(got), next, len(want))
+	}
+}
+
+// TestNoPreallocationWithoutSync: a log that never fdatasyncs its appends
+// writes no zeros ahead of them.
+func TestNoPreallocationWithoutSync(t *testing.T) {
+	mem := vfs.NewMem()
+	o := Options{FS: mem, SegmentBytes: 256 << 10, PreallocateBytes: 20 << 10, Durability: Durability{Mode: SyncNever}, Logger: quiet}
+	l := openT(t, "/n", o)
+	defer l.Close()
+	b := mkBatch("x", 4, 500, -1, -1)
+	for range 3 {
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitExtended(t, l)
+	if n, want := fileSize(t, mem, "/n/"+segmentName(0, logSuffix)), int64(3*len(b)); n != want {
+		t.Fatalf("segment file is %d bytes, want %d (its data, no zeros)", n, want)
 	}
 }
