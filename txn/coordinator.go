@@ -254,7 +254,7 @@ func (c *Coordinator) apply(key, value []byte) {
 	if value == nil {
 		if e != nil && e.t != nil {
 			delete(c.byPID, e.t.ProducerID)
-			e.t, e.parts = nil, nil
+			e.t, e.parts, e.kept, e.mem = nil, nil, nil, false
 		}
 		c.forgetLocked(id, e)
 		return
