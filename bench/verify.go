@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,11 @@ func AppendValue(dst []byte, h Header, size int) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Intended.UnixNano()))
 	dst = append(dst, byte(h.Priority))
 	fill := byte(h.Seq)
-	for i := HeaderSize; i < size; i++ {
-		dst = append(dst, fill+byte(i))
+	n := len(dst)
+	dst = slices.Grow(dst, size-HeaderSize)[:n+size-HeaderSize]
+	tail := dst[n:]
+	for i := range tail {
+		tail[i] = fill + byte(HeaderSize+i)
 	}
 	return dst, nil
 }

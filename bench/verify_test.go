@@ -35,6 +35,12 @@ func TestValueHeaderRoundTrip(t *testing.T) {
 	if out.RunID != in.RunID || out.Seq != in.Seq || !out.Intended.Equal(in.Intended) || out.Priority != in.Priority {
 		t.Fatalf("decoded %+v, want %+v", out, in)
 	}
+	// The body past the header is the event's own pattern.
+	for i := HeaderSize; i < 64; i++ {
+		if want := byte(in.Seq) + byte(i); v[1+i] != want {
+			t.Fatalf("byte %d of the value is %d, want %d", i, v[1+i], want)
+		}
+	}
 	if _, err := AppendValue(nil, in, 24); err == nil || !strings.Contains(err.Error(), "24") {
 		t.Fatalf("size 24: err %v, want one naming 24", err)
 	}
