@@ -70,8 +70,11 @@ func (e *env) close() {
 	e.store.Close()
 }
 
-func newEnv(t *testing.T) *env {
-	e := &env{dir: filepath.Join(t.TempDir(), "groups"), mk: &markers{}}
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the coordinator's Config.OpenTxn.
+func newEnvWith(t *testing.T, openTxn func(tp TopicPartition, pid int64) (bool, error)) *env {
+	e := &env{dir: filepath.Join(t.TempDir(), "groups"), mk: &markers{}, openTxn: openTxn}
 	open(t, e)
 	t.Cleanup(func() { e.c.Close(); e.store.Close() })
 	return e

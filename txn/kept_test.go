@@ -2,7 +2,6 @@ package txn
 
 import (
 	"errors"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -37,10 +36,7 @@ func (p *partitions) set(tp TopicPartition, pid int64) {
 
 func newKeptEnv(t *testing.T) (*env, *partitions) {
 	p := &partitions{}
-	e := &env{dir: filepath.Join(t.TempDir(), "groups"), mk: &markers{}, openTxn: p.openTxn}
-	open(t, e)
-	t.Cleanup(func() { e.c.Close(); e.store.Close() })
-	return e, p
+	return newEnvWith(t, p.openTxn), p
 }
 
 // inMemory reports whether id's ongoing transaction began without a write.
