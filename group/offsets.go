@@ -127,14 +127,10 @@ const currentFile = "CURRENT"
 // Option configures a Store at Open.
 type Option func(*Store)
 
-// DefaultPreallocate is the preallocation of the store's log when Open is
-// given no Preallocate: as storage.preallocate_bytes by default.
-const DefaultPreallocate = 1 << 20
-
 // Preallocate keeps the active segment of the store's log n bytes ahead
 // of its data in written zeros (seglog.Options.PreallocateBytes), so that
-// the fdatasync of a commit need not persist a new file size; 0 turns it
-// off.
+// the fdatasync of a commit need not persist a new file size; without it,
+// or with 0, there is none (a node passes storage.preallocate_bytes).
 func Preallocate(n int64) Option { return func(s *Store) { s.prealloc = n } }
 
 // Open opens (creating) the store in dir on fs (vfs.Default when nil).
@@ -146,13 +142,12 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger, opts ...Option) (*Store, e
 		logger = slog.Default()
 	}
 	s := &Store{
-		fs:       fs,
-		dir:      dir,
-		groups:   map[string]map[TopicPartition]CommittedOffset{},
-		logger:   logger,
-		now:      time.Now,
-		slack:    compactSlack,
-		prealloc: DefaultPreallocate,
+		fs:     fs,
+		dir:    dir,
+		groups: map[string]map[TopicPartition]CommittedOffset{},
+		logger: logger,
+		now:    time.Now,
+		slack:  compactSlack,
 	}
 	s.drained = sync.NewCond(&s.mu)
 	for _, o := range opts {

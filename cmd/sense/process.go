@@ -91,7 +91,7 @@ cleanly.`,
 				defer kg.Close()
 				mopts.Group = kg
 			} else {
-				offsets, err := group.Open(vfs.Default, filepath.Join(state, "offsets"), log)
+				offsets, err := group.Open(vfs.Default, filepath.Join(state, "offsets"), log, group.Preallocate(int64(config.DefaultPreallocateBytes)))
 				if err != nil {
 					return fmt.Errorf("--state-dir: open the offsets: %w", err)
 				}
