@@ -241,7 +241,14 @@ func (n *Node) AppendRaw(ctx context.Context, pipeline string, partition int32, 
 // next request while this one's fdatasync runs (and the group commit
 // covers both). b may be reused once it returns. Wait gives the outcome.
 func (n *Node) StartAppendRaw(ctx context.Context, pipeline string, partition int32, b []byte) *RawAppend {
-	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendLocal)
+	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendLocal, new(RawAppend))
+}
+
+// StartAppendRawInto is StartAppendRaw into a RawAppend of the caller's (an
+// edge keeps them with the request that holds b, so that starting an
+// append allocates nothing); ra may be reused once its Wait has returned.
+func (n *Node) StartAppendRawInto(ctx context.Context, pipeline string, partition int32, b []byte, ra *RawAppend) {
+	n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendLocal, ra)
 }
 
 // RawAppend is an append StartAppendRaw began.
@@ -259,9 +266,10 @@ type RawAppend struct {
 	seg      seglog.Pending // ack's value on a node alone (segmentBuffer.appendInto)
 }
 
-// refusedRaw is a RawAppend refused before its write.
-func refusedRaw(code result.Code, why string) *RawAppend {
-	return &RawAppend{base: -1, code: code, why: why}
+// refused makes ra an append refused before its write, and returns it.
+func (ra *RawAppend) refused(code result.Code, why string) *RawAppend {
+	*ra = RawAppend{base: -1, code: code, why: why}
+	return ra
 }
 
 // Ready reports whether Wait returns at once.
@@ -296,7 +304,7 @@ func (a *RawAppend) Wait() (int64, result.Code, string) {
 // numbers are the source offsets) and, on a cluster node that does not
 // lead the partition, forwarded to its leader.
 func (n *Node) AppendMoved(ctx context.Context, pipeline string, partition int32, b []byte) (int64, result.Code, string) {
-	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendSparse).Wait()
+	return n.appendRaw(ctx, pipeline, partition, b, AppendChecked|AppendSparse, new(RawAppend)).Wait()
 }
 
 // Trimmer is implemented by a Buffer whose start can move forward (a
@@ -350,26 +358,26 @@ func (n *Node) Trim(pipeline string, partition int32, offset int64) error {
 	return err
 }
 
-func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags) *RawAppend {
+func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags, ra *RawAppend) *RawAppend {
 	s := n.st.Load()
 	p, partition, defMask, code := n.resolve(s, pipeline, partition)
 	switch code {
 	case result.UnknownPipeline:
-		return refusedRaw(code, "unknown pipeline")
+		return ra.refused(code, "unknown pipeline")
 	case result.UnknownPartition:
-		return refusedRaw(code, "unknown partition")
+		return ra.refused(code, "unknown partition")
 	}
 	pipeline = p.spec.Name
 	if p.refused != nil {
-		return refusedRaw(result.StorageError, p.refused.err.Error())
+		return ra.refused(result.StorageError, p.refused.err.Error())
 	}
 	buf, _ := p.routes.Buffer(partition)
 	if f := n.fence.Load(); f != nil {
-		return refusedRaw(result.NotReady, *f)
+		return ra.refused(result.NotReady, *f)
 	}
 	if !p.routes.Allowed(buf.HubIndex) {
 		n.Metrics.dropped(pipeline, "policy_violation")
-		return refusedRaw(result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
+		return ra.refused(result.PolicyViolation, fmt.Sprintf("partition %d is in hub %s, whose policy denies pipeline %s (routing table version %d); send to a partition of another hub, or allow it with `sense hub policy %s --allow %s`",
 			partition, buf.Hub, pipeline, s.table.Version(), buf.Hub, pipeline))
 	}
 	// A Kafka producer's batch, compressed as sent, and each of its
@@ -378,18 +386,18 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	if flags&AppendLocal != 0 {
 		maxRecord = n.MaxMessageBytes(p.spec)
 		if int64(len(b)) > maxRecord {
-			return refusedRaw(result.EventTooLarge, fmt.Sprintf("a record batch of %d bytes is larger than pipeline %s's max.message.bytes, %d; send smaller batches (batch.size, max.request.size), or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
+			return ra.refused(result.EventTooLarge, fmt.Sprintf("a record batch of %d bytes is larger than pipeline %s's max.message.bytes, %d; send smaller batches (batch.size, max.request.size), or raise the limit (kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=N)",
 				len(b), pipeline, maxRecord, pipeline))
 		}
 	}
 	h, err := batch.Check(b)
 	if err != nil {
-		return refusedRaw(result.CorruptBatch, err.Error())
+		return ra.refused(result.CorruptBatch, err.Error())
 	}
 	if h.Attributes&batch.AttrControl != 0 {
 		// Control records (transaction markers, a replicated log's
 		// trims) are the broker's to write, as in Kafka.
-		return refusedRaw(result.InvalidRequest, "the batch is a control batch; producers may not write control records")
+		return ra.refused(result.InvalidRequest, "the batch is a control batch; producers may not write control records")
 	}
 	// Overload: the lane's events are shed as on the native path (a
 	// Kafka client retries NOT_ENOUGH_REPLICAS after a back-off).
@@ -407,7 +415,7 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 	}
 	if reason != "" {
 		n.Metrics.shed(pipeline, buf.Lane, reason, int(h.RecordCount))
-		return refusedRaw(result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events (%s); retry later or send critical events", buf.Lane, reason))
+		return ra.refused(result.Overloaded, fmt.Sprintf("the node is overloaded and sheds %s events (%s); retry later or send critical events", buf.Lane, reason))
 	}
 	// Checking and restamping takes memory beyond the request's bytes (the
 	// decompressed records, up to batch.MaxDecompressed, and the new
@@ -420,12 +428,12 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		work += 2 * min(int64(len(b))*20, batch.MaxDecompressed)
 	}
 	if err := n.checkBudget.reserve(ctx, work, nil); err != nil {
-		return refusedRaw(result.NotReady, err.Error())
+		return ra.refused(result.NotReady, err.Error())
 	}
 	defer n.checkBudget.release(work)
 	// The batch's place among the appends, by its lane (see lanes).
 	if err := n.lanes.acquire(ctx, buf.Lane); err != nil {
-		return refusedRaw(result.Timeout, err.Error())
+		return ra.refused(result.Timeout, err.Error())
 	}
 	now := time.Now()
 	delay := now.Sub(start)
@@ -450,11 +458,11 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 			n.Metrics.dropped(pipeline, "policy_violation")
 			n.log.Warn("batch refused: policy violation", "pipeline", pipeline, "partition", partition, "reason", why)
 		}
-		return refusedRaw(code, why)
+		return ra.refused(code, why)
 	}
 	// The batch was checked above, or built here: its CRC is not computed
 	// again.
-	ra := &RawAppend{n: n, base: -1, pipeline: pipeline, hub: buf.Hub, lane: buf.Lane, records: int(h.RecordCount), size: len(stored)}
+	*ra = RawAppend{n: n, base: -1, pipeline: pipeline, hub: buf.Hub, lane: buf.Lane, records: int(h.RecordCount), size: len(stored)}
 	var ack Ack
 	if sb, ok := p.bufs[partition].(segmentBuffer); ok {
 		ack, err = sb.appendInto(stored, flags, &ra.seg)
@@ -468,7 +476,7 @@ func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, 
 		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrInvalid) {
 			c = result.CorruptBatch
 		}
-		return refusedRaw(c, err.Error())
+		return ra.refused(c, err.Error())
 	}
 	ra.ack = ack
 	return ra

@@ -296,12 +296,20 @@ func BenchmarkKafkaProduceLatency(b *testing.B) {
 	}
 }
 
-// BenchmarkProduceRequest sends Produce v9 requests (acks=1, one batch of
+// BenchmarkProduceRequest sends Produce requests (acks=1, one batch of
 // one 100-byte record, not idempotent) one at a time over a socket to a
-// dev node (fsync never) and reads each answer; one op is one request. The
-// test side reuses its request bytes and read buffer, so the allocations
-// reported are the server's per request.
+// dev node (fsync never) and reads each answer; one op is one request, at
+// version 9 (flexible: franz-go, librdkafka 2.x on Kafka 3+ brokers, the
+// Java client) and 7 (kafkajs, older librdkafka). The test side reuses its
+// request bytes and read buffer, so the allocations reported are the
+// server's per request.
 func BenchmarkProduceRequest(b *testing.B) {
+	for _, v := range []int16{9, 7} {
+		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) { benchProduceRequest(b, v) })
+	}
+}
+
+func benchProduceRequest(b *testing.B, version int16) {
 	addr := startTB(b, "durability: {fsync: never}\npipelines:\n  - {name: bench, partitions: 1}\n")
 	k := dialKafka(b, addr)
 	var bb batch.Builder
@@ -315,7 +323,7 @@ func BenchmarkProduceRequest(b *testing.B) {
 	rp.Partition, rp.Records = 0, bb.Finish()
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	frame := rawRequest(req, 9, 1)
+	frame := rawRequest(req, version, 1)
 	buf := make([]byte, 4096)
 	round := func() []byte {
 		if _, err := k.c.Write(frame); err != nil {
@@ -334,8 +342,12 @@ func BenchmarkProduceRequest(b *testing.B) {
 		round()
 	}
 	resp := kmsg.NewPtrProduceResponse()
-	resp.SetVersion(9)
-	if err := resp.ReadFrom(round()[5:]); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+	resp.SetVersion(version)
+	hdr := 4 // the correlation id
+	if resp.IsFlexible() {
+		hdr++ // and the header's tags
+	}
+	if err := resp.ReadFrom(round()[hdr:]); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
 		b.Fatalf("produce answered %+v (%v)", resp, err)
 	}
 	b.ReportAllocs()

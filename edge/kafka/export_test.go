@@ -29,7 +29,7 @@ type ParsedRequest struct {
 // ParseRequest parses a request frame (without its size) as the server
 // does.
 func ParseRequest(frame []byte) (ParsedRequest, error) {
-	h, req, err := parseRequest(frame, supported)
+	h, req, err := parseRequest(frame, supported, nil)
 	return ParsedRequest{Key: h.key, Version: h.version, Unsupported: h.unsupported, Req: req}, err
 }
 
@@ -48,4 +48,28 @@ func DecodeOwn(key, version int16, body []byte) (kmsg.Request, error) {
 func VersionRangeTV1(key int16) (lo, hi int16, ok bool) {
 	v, ok := versions(versionTable(1), key)
 	return v.min, v.max, ok
+}
+
+// ProduceDecoder decodes Produce bodies as a connection's reader does,
+// into one request it reuses.
+type ProduceDecoder struct {
+	req   kmsg.ProduceRequest
+	topic string
+}
+
+// Decode decodes body into the decoder's request (valid until the next
+// Decode).
+func (d *ProduceDecoder) Decode(version int16, body []byte) (kmsg.Request, error) {
+	return decodeProduceInto(version, body, &d.req, &d.topic)
+}
+
+// AppendProduceResponse appends a Produce answer frame as the server
+// writes it.
+func AppendProduceResponse(dst []byte, corr int32, resp *kmsg.ProduceResponse) []byte {
+	return appendProduceResponse(dst, header{key: 0, version: resp.Version, corr: corr, flexible: resp.Version >= 9}, resp)
+}
+
+// AppendResponseKmsg appends an answer frame encoded by kmsg.
+func AppendResponseKmsg(dst []byte, corr int32, resp kmsg.Response) []byte {
+	return appendResponse(dst, header{key: resp.Key(), version: resp.GetVersion(), corr: corr, flexible: resp.IsFlexible()}, resp)
 }

@@ -423,7 +423,25 @@ func FuzzProduce(f *testing.F) {
 	f.Add(uint8(12), append(slices.Clone(head), 1, 1, 3, 0xff, 0xff, 0x03))                                       // a tag claiming 64 KiB
 	f.Add(uint8(12), append(slices.Clone(head), 1, 0, 0))                                                         // a byte after the body
 	f.Add(uint8(12), head[:3])                                                                                    // truncated
-	f.Fuzz(func(t *testing.T, v uint8, body []byte) { fuzzOwnDecoder(t, 0, 3+int16(v%10), body) })
+	f.Fuzz(func(t *testing.T, v uint8, body []byte) {
+		version := 3 + int16(v%10)
+		fuzzOwnDecoder(t, 0, version, body)
+		// A connection decodes into the request of its last Produce: the
+		// body decodes (or fails) as it does on its own.
+		var d kafka.ProduceDecoder
+		tx := "tx-2"
+		if _, err := d.Decode(version, produceRequest(version, 2, 3, &tx).AppendTo(nil)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Decode(version, body)
+		fresh, ferr := kafka.DecodeOwn(0, version, body)
+		switch {
+		case (err == nil) != (ferr == nil):
+			t.Fatalf("version %d: %x: reused decoder %v, a new one %v", version, body, err, ferr)
+		case err == nil && !bytes.Equal(got.AppendTo(nil), fresh.AppendTo(nil)):
+			t.Fatalf("version %d: %x: the reused decode differs", version, body)
+		}
+	})
 }
 
 // FuzzEndTxn fuzzes the EndTxn body decoder at every version served (3

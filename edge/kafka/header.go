@@ -177,11 +177,22 @@ type header struct {
 
 var errShort = errors.New("request header truncated")
 
+// parseState is what a connection's reader keeps from one request to the
+// next, so that parsing the usual request allocates nothing: the last
+// client id and topic name read (a client sends the same ones), and a
+// Produce to decode a Produce into.
+type parseState struct {
+	clientID string
+	topic    string
+	produce  *kmsg.ProduceRequest // nil: a new one
+}
+
 // parseRequest decodes one request frame (without its size): the header
 // and, for an API key and version of table, the body. Every length is
 // checked against the bytes of the frame before anything is allocated
-// (kmsg's readers do the same for the body).
-func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, error) {
+// (kmsg's readers do the same for the body). st, which may be nil, is the
+// connection's parse state.
+func parseRequest(frame []byte, table []versionRange, st *parseState) (header, kmsg.Request, error) {
 	var h header
 	if len(frame) < minRequestBytes {
 		return h, nil, errShort
@@ -202,7 +213,15 @@ func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, err
 		if len(b) < int(n) {
 			return h, nil, errShort
 		}
-		h.clientID = string(b[:n])
+		switch {
+		case st == nil:
+			h.clientID = string(b[:n])
+		case string(b[:n]) == st.clientID:
+			h.clientID = st.clientID
+		default:
+			h.clientID = string(b[:n])
+			st.clientID = h.clientID
+		}
 		b = b[n:]
 	} else if n < -1 {
 		return h, nil, fmt.Errorf("client id length %d", n)
@@ -223,6 +242,13 @@ func parseRequest(frame []byte, table []versionRange) (header, kmsg.Request, err
 		if b, err = skipTags(b); err != nil {
 			return h, nil, err
 		}
+	}
+	if h.key == 0 && st != nil && st.produce != nil {
+		r, err := decodeProduceInto(h.version, b, st.produce, &st.topic)
+		if err != nil {
+			return h, nil, fmt.Errorf("API key %d version %d: %w", h.key, h.version, err)
+		}
+		return h, r, nil
 	}
 	if decode := ownDecoders[h.key]; decode != nil {
 		r, err := decode(h.version, b)

@@ -86,6 +86,23 @@ func (r *kreader) string() string {
 	return s
 }
 
+// stringAs is string, giving *last instead of a new string when the
+// bytes read are the same, and keeping the string read in *last.
+func (r *kreader) stringAs(last *string) string {
+	n := r.compactLen()
+	if n < 0 {
+		if r.err == nil {
+			r.err = errors.New("null string where one is required")
+		}
+		return ""
+	}
+	if string(r.b[:n]) != *last {
+		*last = string(r.b[:n])
+	}
+	r.b = r.b[n:]
+	return *last
+}
+
 func (r *kreader) int8() int8 {
 	if r.err != nil || len(r.b) < 1 {
 		r.fail()
@@ -185,4 +202,87 @@ func (r *kreader) end() error {
 		r.err = fmt.Errorf("%d bytes after the body", len(r.b))
 	}
 	return r.err
+}
+
+// The encodings of the versions before KIP-482 (read by the Produce
+// decoder, for versions 3 to 8): a string is an int16 length then its
+// bytes (nullable: -1 is null), bytes an int32 length (-1: null), an
+// array an int32 count.
+
+// legacyLen reads an int16 (wide: int32) length, checked against the
+// bytes left; -1 (null) is returned as is, any other negative length is an
+// error.
+func (r *kreader) legacyLen(wide bool) int {
+	var n int
+	if wide {
+		n = int(r.int32())
+	} else {
+		n = int(r.int16())
+	}
+	switch {
+	case r.err != nil:
+		return -1
+	case n < -1:
+		r.err = fmt.Errorf("length %d", n)
+		return -1
+	case n > len(r.b):
+		r.err = fmt.Errorf("length %d exceeds the %d bytes left", n, len(r.b))
+		return -1
+	}
+	return n
+}
+
+// legacyNullableString reads a nullable string (nil for null).
+func (r *kreader) legacyNullableString() *string {
+	n := r.legacyLen(false)
+	if n < 0 {
+		return nil
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return &s
+}
+
+// legacyStringAs is stringAs for a string of the older encoding.
+func (r *kreader) legacyStringAs(last *string) string {
+	n := r.legacyLen(false)
+	if n < 0 {
+		if r.err == nil {
+			r.err = errors.New("null string where one is required")
+		}
+		return ""
+	}
+	if string(r.b[:n]) != *last {
+		*last = string(r.b[:n])
+	}
+	r.b = r.b[n:]
+	return *last
+}
+
+// legacySpan reads nullable bytes (nil for null) without copying them.
+func (r *kreader) legacySpan() []byte {
+	n := r.legacyLen(true)
+	if n < 0 {
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// legacyArray reads an array's count, bounding it by the bytes left at
+// min bytes an element; a null array is an error.
+func (r *kreader) legacyArray(min int) int {
+	n := int(r.int32())
+	switch {
+	case r.err != nil:
+		return -1
+	case n < 0:
+		r.err = fmt.Errorf("array of %d elements", n)
+		return -1
+	case n > len(r.b)/min:
+		r.err = fmt.Errorf("array of %d elements in %d bytes", n, len(r.b))
+		return -1
+	}
+	return n
 }

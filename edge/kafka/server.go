@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -249,6 +250,9 @@ type conn struct {
 	// txnSession is the connection as the transaction coordinator's
 	// EndTxn fence knows it (txn/fence.go).
 	txnSession *txn.Session
+
+	// parse is the reader's, kept from one request to the next.
+	parse parseState
 }
 
 // job is one decoded request, or a reason to close after the responses
@@ -260,6 +264,25 @@ type job struct {
 	// reserved is what the request holds of the node's ingress budget,
 	// released once it is answered.
 	reserved int64
+	// call is a Produce's (req is &call.req), decoded into a pooled call
+	// whose frame its records alias.
+	call *produceCall
+	r    reply // the answer, once prepared
+}
+
+// Jobs are pooled: one is taken per request read and put back once its
+// answer is written (or dropped).
+var jobPool = sync.Pool{New: func() any { return new(job) }}
+
+func newJob() *job { return jobPool.Get().(*job) }
+
+// recycle puts j (and its produce call) back once nothing refers to it.
+func recycle(j *job) {
+	if j.call != nil {
+		putCall(j.call)
+	}
+	*j = job{}
+	jobPool.Put(j)
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -319,7 +342,9 @@ func (c *conn) read() {
 			limit = min(limit, preAuthMaxRequest)
 		}
 		if size < minRequestBytes || size > limit {
-			c.jobs <- &job{close: fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, limit)}
+			j := newJob()
+			j.close = fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, limit)
+			c.jobs <- j
 			return
 		}
 		// The request's bytes count against the node's ingress memory
@@ -329,19 +354,39 @@ func (c *conn) read() {
 		if err := c.s.node.Reserve(c.ctx, int64(size)); err != nil {
 			return
 		}
-		frame := make([]byte, size)
+		// The frame is read into a pooled produce call's buffer: a
+		// Produce is decoded into the call, which keeps the frame its
+		// records alias until the answer is written. Any other request
+		// keeps the frame (its fields may alias it, and some outlive the
+		// request), and the call goes back without it.
+		pc := getCall()
+		frame := pc.buffer(int(size))
 		if _, err := io.ReadFull(br, frame); err != nil {
+			putCall(pc)
 			c.s.node.Release(int64(size))
 			c.readFailed(err)
 			return
 		}
-		hdr, req, err := parseRequest(frame, c.s.versions)
+		c.parse.produce = &pc.req
+		hdr, req, err := parseRequest(frame, c.s.versions, &c.parse)
+		c.parse.produce = nil
+		j := newJob()
+		j.hdr = hdr
 		if err != nil {
+			putCall(pc)
 			c.s.node.Release(int64(size))
-			c.jobs <- &job{hdr: hdr, close: err.Error()}
+			j.close = err.Error()
+			c.jobs <- j
 			return
 		}
-		c.jobs <- &job{hdr: hdr, req: req, reserved: int64(size)}
+		if r, ok := req.(*kmsg.ProduceRequest); ok && r == &pc.req {
+			j.call = pc
+		} else {
+			pc.frame = nil
+			putCall(pc)
+		}
+		j.req, j.reserved = req, int64(size)
+		c.jobs <- j
 	}
 }
 
@@ -364,11 +409,12 @@ const maxPipelined = 8
 // reply is a request's answer on its way out, in request order.
 type reply struct {
 	hdr header
-	// resp is the response; finish, when set, waits for a produce's
-	// batches to be durable and gives it. No response (acks 0) when both
-	// are nil, unless unsupported.
+	// resp is the response; call, when set, is a produce started up to
+	// its writes, whose finish waits for its batches to be durable and
+	// gives the response. No response (acks 0) when neither gives one,
+	// unless unsupported.
 	resp        kmsg.Response
-	finish      func() kmsg.Response
+	call        *produceCall
 	unsupported bool // answer UNSUPPORTED_VERSION
 	// After it: hangUp closes the connection at once (nothing is
 	// answered); closeAfter half-closes it once the answer is written.
@@ -388,7 +434,7 @@ func (r *reply) ends() bool { return r.hangUp || r.closeAfter }
 // requests in flight are stored in order and share fdatasyncs, and every
 // answer still leaves in request order, each produce's once durable.
 func (c *conn) handle() {
-	replies := make(chan *reply, maxPipelined)
+	replies := make(chan *job, maxPipelined)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
@@ -398,11 +444,12 @@ func (c *conn) handle() {
 	for j := range c.jobs {
 		if ended || c.writeFailed.Load() {
 			c.s.node.Release(j.reserved)
+			recycle(j)
 			continue
 		}
-		r := c.prepare(j)
-		ended = r.ends()
-		replies <- r
+		c.prepare(j)
+		ended = j.r.ends()
+		replies <- j
 	}
 	close(replies)
 	<-written
@@ -411,31 +458,34 @@ func (c *conn) handle() {
 // writeReplies sends the answers in order until the connection fails or
 // ends, and releases every request's bytes once it is answered (or
 // dropped).
-func (c *conn) writeReplies(replies <-chan *reply) {
+func (c *conn) writeReplies(replies <-chan *job) {
 	var out []byte
 	failed := false
-	for r := range replies {
+	for j := range replies {
+		r := &j.r
 		if !failed {
 			out, failed = c.send(r, out)
 			if failed {
 				c.writeFailed.Store(true)
 			}
-		} else if r.finish != nil {
-			r.finish() // its batches are written: wait for them all the same
+		} else if r.call != nil {
+			c.finishProduce(r.call) // its batches are written: wait for them all the same
 		}
 		c.s.node.Release(r.reserved)
+		recycle(j)
 	}
 }
 
-// prepare handles one request (a produce up to its writes) and returns
-// its reply.
-func (c *conn) prepare(j *job) *reply {
-	r := &reply{hdr: j.hdr, reserved: j.reserved}
+// prepare handles one request (a produce up to its writes) and sets its
+// reply, j.r.
+func (c *conn) prepare(j *job) {
+	r := &j.r
+	*r = reply{hdr: j.hdr, reserved: j.reserved}
 	if j.close != "" {
 		c.log.Warn("closing Kafka connection", "api_key", j.hdr.key, "api_version", j.hdr.version,
 			"correlation_id", j.hdr.corr, "client_id", j.hdr.clientID, "reason", j.close)
 		r.hangUp = true
-		return r
+		return
 	}
 	if !c.certChecked {
 		// The TLS handshake is done once a request was read.
@@ -445,21 +495,25 @@ func (c *conn) prepare(j *job) *reply {
 	if c.authRequired() && !beforeAuth(j.hdr.key) {
 		r.resp = c.unauthenticated(j.hdr)
 		r.closeAfter = true
-		return r
+		return
 	}
 	if j.req == nil { // parseRequest found an unsupported key or version
 		c.log.Warn("unsupported Kafka request answered with UNSUPPORTED_VERSION", "api_key", j.hdr.key,
 			"api_version", j.hdr.version, "client_id", j.hdr.clientID)
 		r.unsupported = true
-		return r
+		return
 	}
 	if req, ok := j.req.(*kmsg.ProduceRequest); ok {
-		r.finish = c.startProduce(req)
+		if j.call == nil { // decoded on its own (parseRequest without a call)
+			j.call = getCall()
+			j.call.req = *req
+		}
+		c.startProduce(j.call)
+		r.call = j.call
 	} else {
 		r.resp = c.dispatch(j)
 	}
 	r.closeAfter = c.closeAfter != ""
-	return r
 }
 
 // send writes r's answer, reusing out as the buffer; failed reports that
@@ -470,12 +524,15 @@ func (c *conn) send(r *reply, out []byte) (_ []byte, failed bool) {
 		return out, true
 	}
 	resp := r.resp
-	if r.finish != nil {
-		resp = r.finish()
+	var produced *kmsg.ProduceResponse
+	if r.call != nil {
+		produced = c.finishProduce(r.call)
 	}
 	switch {
 	case r.unsupported:
 		out = appendUnsupported(out[:0], r.hdr)
+	case produced != nil:
+		out = appendProduceResponse(out[:0], r.hdr, produced)
 	case resp != nil:
 		out = appendResponse(out[:0], r.hdr, resp)
 	case r.closeAfter:
