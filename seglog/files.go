@@ -1,7 +1,6 @@
 package seglog
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"os"
@@ -44,7 +43,7 @@ type Files struct {
 
 	mu   sync.Mutex
 	cond sync.Cond // on mu: a file finished opening
-	lru  list.List // of *segFile: open, unpinned and clean; front is most recent
+	lru  lruList   // open, unpinned and clean files; front is most recent
 	open int       // descriptors held (opening ones included)
 	hits uint64    // uses that found the file open
 	miss uint64    // uses that opened it
@@ -91,11 +90,14 @@ type segFile struct {
 	f       vfs.File
 	opening bool // a use is opening f, without mu
 	pins    int
-	elem    *list.Element // in files.lru, when open, unpinned and clean
-	writes  uint64        // writes and truncations started
-	done    uint64        // writes and truncations returned
-	synced  uint64        // writes that returned before a successful Sync began
-	closed  bool
+	// inLRU: in files.lru (open, unpinned and clean), between prev and
+	// next.
+	inLRU      bool
+	prev, next *segFile
+	writes     uint64 // writes and truncations started
+	done       uint64 // writes and truncations returned
+	synced     uint64 // writes that returned before a successful Sync began
+	closed     bool
 }
 
 var _ vfs.File = (*segFile)(nil)
@@ -148,9 +150,8 @@ func (h *segFile) pin(write bool) (vfs.File, error) {
 		c.cond.Wait()
 	}
 	h.pins++
-	if h.elem != nil {
-		c.lru.Remove(h.elem)
-		h.elem = nil
+	if h.inLRU {
+		c.lru.remove(h)
 	}
 	if h.f != nil {
 		if write {
@@ -218,9 +219,39 @@ func (h *segFile) unpin(write bool) {
 // idleLocked puts an open, unpinned, clean file at the front of the LRU
 // list, where it may be evicted. Called with files.mu held.
 func (h *segFile) idleLocked() {
-	if h.f != nil && h.pins == 0 && h.synced == h.writes && h.elem == nil && !h.closed {
-		h.elem = h.files.lru.PushFront(h)
+	if h.f != nil && h.pins == 0 && h.synced == h.writes && !h.inLRU && !h.closed {
+		h.files.lru.pushFront(h)
 	}
+}
+
+// lruList is a list of segment files linked through their prev and next
+// fields, so that a file going idle (after every sync) allocates nothing.
+type lruList struct {
+	front, back *segFile
+}
+
+func (l *lruList) pushFront(h *segFile) {
+	h.prev, h.next, h.inLRU = nil, l.front, true
+	if l.front != nil {
+		l.front.prev = h
+	} else {
+		l.back = h
+	}
+	l.front = h
+}
+
+func (l *lruList) remove(h *segFile) {
+	if h.prev != nil {
+		h.prev.next = h.next
+	} else {
+		l.front = h.next
+	}
+	if h.next != nil {
+		h.next.prev = h.prev
+	} else {
+		l.back = h.prev
+	}
+	h.prev, h.next, h.inLRU = nil, nil, false
 }
 
 // evictLocked takes the least recently used idle files off the cache
@@ -229,12 +260,11 @@ func (h *segFile) idleLocked() {
 func (c *Files) evictLocked() []vfs.File {
 	var shut []vfs.File
 	for c.limit > 0 && c.open > c.limit {
-		e := c.lru.Back()
-		if e == nil {
+		h := c.lru.back
+		if h == nil {
 			break // every open file is in use or dirty
 		}
-		h := c.lru.Remove(e).(*segFile)
-		h.elem = nil
+		c.lru.remove(h)
 		shut = append(shut, h.f)
 		h.f = nil
 		c.open--
@@ -356,9 +386,8 @@ func (h *segFile) Close() error {
 		return nil
 	}
 	h.closed = true
-	if h.elem != nil {
-		c.lru.Remove(h.elem)
-		h.elem = nil
+	if h.inLRU {
+		c.lru.remove(h)
 	}
 	f := h.f
 	h.f = nil

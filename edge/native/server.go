@@ -118,9 +118,13 @@ type conn struct {
 	jobs   chan *produceJob // started PRODUCE requests, answered in order
 	work   sync.WaitGroup
 
-	wmu  sync.Mutex // serializes writes
+	wmu  sync.Mutex // serializes writes; guards the write state below
 	wbuf []byte
 	werr error
+	// wvecs and wvec are writeWith's head and body, kept here so that a
+	// writev allocates nothing.
+	wvecs [2][]byte
+	wvec  net.Buffers
 
 	smu  sync.Mutex
 	subs map[uint32]*subscription
@@ -238,8 +242,10 @@ func (c *conn) writeWith(build func([]byte) []byte, body []byte) error {
 		return c.werr
 	}
 	c.wbuf = build(c.wbuf[:0])
-	bufs := net.Buffers{c.wbuf, body}
-	_, err := bufs.WriteTo(c.nc)
+	c.wvecs = [2][]byte{c.wbuf, body}
+	c.wvec = c.wvecs[:]
+	_, err := c.wvec.WriteTo(c.nc)
+	c.wvecs = [2][]byte{} // body is the caller's again
 	if err != nil {
 		c.werr = err
 	}
