@@ -635,9 +635,7 @@ func (v *checker) kafka() {
 	}
 	switch tv := k.TransactionVersion; {
 	case tv < 0 || tv > 2:
-		v.fail("kafka.transaction_version", strconv.Itoa(tv), "is not a transaction version Sense serves; use 1 (before KIP-890), 2 (KIP-890 part 2, a node alone), or leave it out for the default")
-	case tv == 2 && v.c.Cluster.Enabled():
-		v.fail("kafka.transaction_version", "2", "is not served in a cluster (a produce to a node that does not coordinate transactions cannot add its partition to the transaction); use 1 or leave it out")
+		v.fail("kafka.transaction_version", strconv.Itoa(tv), "is not a transaction version Sense serves; use 1 (before KIP-890), 2 (KIP-890 part 2), or leave it out for the default, 2")
 	}
 }
 

@@ -111,7 +111,6 @@ func TestFileErrors(t *testing.T) {
 		{"bad node id", "node: {id: 'Node 1'}\n", "node.id", "Node 1", "a-z, 0-9"},
 		{"peer written as an address", "cluster: {peers: ['n2:7100']}\n" + reg + hubs, "cluster.peers[0]", "n2:7100", "such as {id: n2, addr: 10.0.0.2:7100}"},
 		{"cluster without hubs", "cluster: {peers: [{id: n1, addr: 'n1:7100'}]}\n", "hubs", "", "declare at least one"},
-		{"transaction version 2 in a cluster", "kafka: {transaction_version: 2}\ncluster: {peers: [{id: n1, addr: 'n1:7100'}]}\n" + reg + hubs, "kafka.transaction_version", "2", "not served in a cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,6 +48,9 @@ type clusterRuntime struct {
 	// aclsChanged, once security is set up, gives the authorizer the
 	// ACLs the metadata holds after a change to them.
 	aclsChanged atomic.Pointer[func()]
+	// txnAdds: transaction version 2's adds of partitions at the
+	// coordinator (txnadd.go).
+	txnAdds txnAdds
 }
 
 // lateSender lets the host and the transport be built in either order.
@@ -81,6 +84,7 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, tlsRT *tlsRuntime, lo
 	ls := &lateSender{}
 	members := cluster.NewMembers(ni, names, ls, membersInterval, log)
 	c := &clusterRuntime{cfg: cfg, members: members, log: log, sender: ls}
+	c.txnAdds.ctx, c.txnAdds.cancel = context.WithCancel(context.Background())
 	host := replica.NewHost(cfg.Node.ID, ls, replica.HostOptions{Logger: log, Alive: c.alive, ReadFilter: c.readFilter, Isolator: isolator{c}})
 	host.HoldRetention(true) // until the metadata is applied (meta.go)
 	c.host = host
@@ -100,11 +104,16 @@ func startCluster(cfg *config.Config, ni cluster.NodeInfo, tlsRT *tlsRuntime, lo
 		Listen: cfg.Cluster.Listen,
 		Peers:  peers,
 		Handler: cluster.HandlerFunc(func(from string, kind byte, payload []byte) {
-			if kind == cluster.KindNodeInfo {
+			switch kind {
+			case cluster.KindNodeInfo:
 				members.Handle(from, payload)
-				return
+			case kindTxnAdd:
+				c.handleTxnAdd(from, payload)
+			case kindTxnAddResp:
+				c.handleTxnAddResp(from, payload)
+			default:
+				host.HandleFrame(from, kind, payload)
 			}
-			host.HandleFrame(from, kind, payload)
 		}),
 		Logger: log,
 	})
@@ -295,6 +304,7 @@ func (c *clusterRuntime) openBuffer(bs node.BufferSpec) (node.Buffer, error) {
 }
 
 func (c *clusterRuntime) close() error {
+	c.txnAdds.stop()
 	if c.meta != nil {
 		c.meta.close()
 	}

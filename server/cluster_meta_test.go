@@ -70,12 +70,18 @@ func waitTables(t *testing.T, c *sensetest.Cluster, v uint64) [][]admin.HubInfo 
 // metaLeader returns the index of the node that leads the metadata log.
 func metaLeader(t *testing.T, c *sensetest.Cluster) int {
 	t.Helper()
+	return groupLeader(t, c, "__meta")
+}
+
+// groupLeader returns the index of the node that leads the raft group key.
+func groupLeader(t *testing.T, c *sensetest.Cluster, key string) int {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := adminAt(t, c, 0, admin.ClusterStatus{})
 		if err == nil {
 			for _, b := range resp.Cluster.Buffers {
-				if b.Key == "__meta" && b.Leader != "" {
+				if b.Key == key && b.Leader != "" {
 					var i int
 					fmt.Sscanf(b.Leader, "n%d", &i)
 					return i - 1
@@ -84,7 +90,7 @@ func metaLeader(t *testing.T, c *sensetest.Cluster) int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("no metadata leader within 20s")
+	t.Fatalf("no leader of %s within 20s", key)
 	return -1
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,22 +21,65 @@ import (
 // of the replicated committed offsets, the markers go to each partition's
 // leader, wherever it is. A committed transaction over three partitions is
 // read back by read_committed, an aborted one is not. kadm describes and
-// lists the transactional id (checkClusterTxnAdmin).
+// lists the transactional id (checkClusterTxnAdmin). At transaction
+// version 2 (the default) franz-go sends no AddPartitionsToTxn: each
+// partition's leader adds its partition at the coordinator (a cluster
+// request when it is another node, which at least one of the three
+// partitions' leaders is), and every EndTxn bumps the epoch; at version 1
+// the client adds them itself and the epoch stays.
 func TestClusterKafkaTransactions(t *testing.T) {
-	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
+	for _, tv := range []int{2, 1} {
+		t.Run(fmt.Sprintf("tv%d", tv), func(t *testing.T) { clusterKafkaTransactions(t, tv) })
+	}
+}
+
+// apiCounter counts the requests a kgo client writes, by API key.
+type apiCounter struct {
+	mu sync.Mutex
+	n  map[int16]int
+}
+
+func (c *apiCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[int16]int{}
+	}
+	c.n[key]++
+}
+
+func (c *apiCounter) count(key kmsg.Key) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[int16(key)]
+}
+
+func clusterKafkaTransactions(t *testing.T, tv int) {
+	body := strings.Replace(kafkaClusterBody, "kafka: {group_initial_rebalance_delay: 0s}",
+		fmt.Sprintf("kafka: {group_initial_rebalance_delay: 0s, transaction_version: %d}", tv), 1)
+	c := sensetest.StartCluster(t, 3, body)
+	leaders := map[int]bool{}
 	for p := range int32(3) {
-		if c.Leader("payments", p, 30*time.Second) < 0 {
+		l := c.Leader("payments", p, 30*time.Second)
+		if l < 0 {
 			t.Fatalf("partition %d has no leader after 30s", p)
 		}
+		leaders[l] = true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	counter := &apiCounter{}
 	p, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.TransactionalID("cluster-txn"),
-		kgo.DefaultProduceTopic("payments"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(time.Minute))
+		kgo.DefaultProduceTopic("payments"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(time.Minute),
+		kgo.WithHooks(counter))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	var epochs []int16
 	for _, commit := range []bool{true, false} {
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -48,6 +93,27 @@ func TestClusterKafkaTransactions(t *testing.T) {
 		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 			t.Fatalf("end (commit %v): %v", commit, err)
 		}
+		_, epoch, err := p.ProducerID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs = append(epochs, epoch)
+	}
+	coord := groupLeader(t, c, "__offsets")
+	delete(leaders, coord)
+	if len(leaders) == 0 {
+		t.Fatalf("every partition is led by n%d, the coordinator: no add went through the cluster", coord+1)
+	}
+	adds := counter.count(kmsg.AddPartitionsToTxn)
+	switch {
+	case tv == 2 && adds != 0:
+		t.Errorf("the producer sent %d AddPartitionsToTxn; at transaction version 2 the produce adds the partition", adds)
+	case tv == 2 && epochs[1] != epochs[0]+1:
+		t.Errorf("epochs after each transaction %v: want one more each time", epochs)
+	case tv == 1 && adds == 0:
+		t.Error("the producer sent no AddPartitionsToTxn at transaction version 1")
+	case tv == 1 && epochs[1] != epochs[0]:
+		t.Errorf("epochs after each transaction %v: want the same at transaction version 1", epochs)
 	}
 	checkClusterTxnAdmin(t, ctx, p)
 	rd, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.ConsumeTopics("payments"),

@@ -371,6 +371,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
+		if s.cluster != nil {
+			add := s.kafka.AddPartitionsForPeer
+			s.cluster.txnAdds.handler.Store(&add)
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -240,14 +240,28 @@ func (c *conn) addImplicitly(id string, topics []kmsg.ProduceRequestTopic, codes
 		return nil
 	}
 	code := c.authorize(security.Write, security.TransactionalIDResource(id))
+	remote := false
 	if code == 0 {
 		code = c.txnCoordinatorCode(id)
+		// In a cluster the partitions' leader is often not the
+		// coordinator: it adds them there (Cluster.AddPartitionsToTxn),
+		// and BeginProduce waits until this node's replica of the
+		// coordinator's log has the add.
+		if code == kerr.NotCoordinator.Code && c.s.opts.Cluster != nil {
+			code, remote = 0, true
+		}
 	}
 	var failed map[txn.TopicPartition]addFailure
 	for k, parts := range adds {
 		f := addFailure{code: code}
 		if code == 0 {
-			if err := c.s.txns.AddPartitions(c.ctx, c.txnSession, id, k.pid, k.epoch, parts); err != nil {
+			var err error
+			if remote {
+				err = c.s.opts.Cluster.AddPartitionsToTxn(c.ctx, id, k.pid, k.epoch, parts)
+			} else {
+				err = c.s.txns.AddPartitions(c.ctx, c.txnSession, id, k.pid, k.epoch, parts)
+			}
+			if err != nil {
 				msg := err.Error()
 				f = addFailure{code: c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code), msg: &msg}
 			}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"net"
 	"strconv"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sensehq/sense/result"
+	"github.com/sensehq/sense/txn"
 )
 
 // Broker is one node as Kafka clients see it.
@@ -33,6 +35,13 @@ type Cluster interface {
 	// its broker id, or false when none can now (no leader of the
 	// replicated offsets, or its Kafka address is not known yet).
 	Coordinator(g string) (Broker, bool)
+	// AddPartitionsToTxn adds parts to the ongoing transaction (or a new
+	// one) of the producer pid at epoch under txnID, at the node that
+	// coordinates transactions (Server.AddPartitionsForPeer there), and
+	// returns once its log holds them, or the coordinator's error (the
+	// txn package's errors, wrapped). Transaction version 2's Produce
+	// uses it on a node that does not coordinate transactions.
+	AddPartitionsToTxn(ctx context.Context, txnID string, pid int64, epoch int16, parts []txn.TopicPartition) error
 }
 
 // single is the Cluster of a node that runs alone: broker 0 at the
@@ -47,6 +56,12 @@ func (single) BrokerID(string) (int32, bool) { return 0, true }
 func (single) Self() int32                   { return 0 }
 func (s single) Coordinator(string) (Broker, bool) {
 	return s.Brokers()[0], true
+}
+
+// AddPartitionsToTxn is never called on a node alone: it coordinates
+// every transaction itself.
+func (s single) AddPartitionsToTxn(ctx context.Context, txnID string, pid int64, epoch int16, parts []txn.TopicPartition) error {
+	return s.c.s.txns.AddPartitions(ctx, nil, txnID, pid, epoch, parts)
 }
 
 // cluster returns the connection's view of the cluster.

@@ -163,12 +163,8 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 		opts.Authorizer = security.DefaultAuthorizer{}
 	}
 	switch {
-	case opts.TransactionVersion == 0 && opts.Cluster == nil:
-		opts.TransactionVersion = 2
 	case opts.TransactionVersion == 0:
-		opts.TransactionVersion = 1
-	case opts.TransactionVersion == 2 && opts.Cluster != nil:
-		return nil, errors.New("kafka: TransactionVersion 2 is not served in a cluster (a produce to a node that does not coordinate transactions cannot add its partition to the transaction); use 1")
+		opts.TransactionVersion = 2
 	case opts.TransactionVersion != 1 && opts.TransactionVersion != 2:
 		return nil, fmt.Errorf("kafka: TransactionVersion %d: 1 or 2", opts.TransactionVersion)
 	}

@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -70,6 +72,19 @@ func (c *conn) txnCoordinatorCode(id string) int16 {
 		return kerr.CoordinatorLoadInProgress.Code
 	}
 	return 0
+}
+
+// AddPartitionsForPeer adds parts to the ongoing transaction (or a new
+// one) of the producer pid at epoch under txnID, for another node of the
+// cluster whose Kafka client sent a Produce of transaction version 2 (see
+// Cluster.AddPartitionsToTxn): that node authorized the client. It
+// returns txn.ErrNotCoordinator unless this node coordinates
+// transactions now.
+func (s *Server) AddPartitionsForPeer(ctx context.Context, txnID string, pid int64, epoch int16, parts []txn.TopicPartition) error {
+	if !s.txns.Ready() {
+		return fmt.Errorf("%w: this node does not lead the committed-offsets log", txn.ErrNotCoordinator)
+	}
+	return s.txns.AddPartitions(ctx, nil, txnID, pid, epoch, parts)
 }
 
 // msDuration turns a millisecond count from a request into a duration.

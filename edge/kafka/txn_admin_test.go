@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sensehq/sense/edge/kafka"
 	"github.com/sensehq/sense/security"
+	"github.com/sensehq/sense/txn"
 )
 
 // initTxnID makes a transactional id with a producer and no transaction
@@ -304,6 +306,9 @@ func (n noCoordinator) Brokers() []kafka.Broker               { return []kafka.B
 func (noCoordinator) BrokerID(string) (int32, bool)           { return 0, true }
 func (noCoordinator) Self() int32                             { return 0 }
 func (noCoordinator) Coordinator(string) (kafka.Broker, bool) { return kafka.Broker{}, false }
+func (noCoordinator) AddPartitionsToTxn(context.Context, string, int64, int16, []txn.TopicPartition) error {
+	return txn.ErrNotCoordinator
+}
 
 // While no node coordinates transactions, both APIs answer
 // COORDINATOR_NOT_AVAILABLE (retriable), rather than what this node's
