@@ -196,3 +196,95 @@ func checkClusterTxnAdmin(t *testing.T, ctx context.Context, cl *kgo.Client) {
 		t.Errorf("%d brokers besides the coordinator, want 2", others)
 	}
 }
+
+// TestClusterKafkaTransactionCoordinatorStops: a franz-go transaction of
+// version 2 has stored records in three partitions when the node that
+// coordinates transactions stops. The transaction ends as one: the
+// producer's commit either succeeds at the new coordinator, and
+// read_committed then sees every record of it, or fails, and
+// read_committed sees none of them; either way the transactional id goes
+// on (a producer initialized again commits its next transaction), and
+// nothing is left open (read_committed reaches the next transaction's
+// records).
+func TestClusterKafkaTransactionCoordinatorStops(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
+	for p := range int32(3) {
+		if c.Leader("payments", p, 30*time.Second) < 0 {
+			t.Fatalf("partition %d has no leader after 30s", p)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	producer := func() *kgo.Client {
+		p, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.TransactionalID("failover-txn"),
+			kgo.DefaultProduceTopic("payments"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := producer()
+	defer p.Close()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 3), Value: fmt.Appendf(nil, "cut-%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	coord := groupLeader(t, c, "__offsets")
+	c.Stop(coord)
+	endCtx, endCancel := context.WithTimeout(ctx, time.Minute)
+	endErr := p.EndTransaction(endCtx, kgo.TryCommit)
+	endCancel()
+	t.Logf("n%d (the coordinator) stopped; the commit after it: %v", coord+1, endErr)
+	if endErr != nil {
+		// The producer may be fenced: a new one takes the id over.
+		p.Close()
+		p = producer()
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: int32(i), Value: fmt.Appendf(nil, "next-%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("produce after the failover: %v", err)
+		}
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the failover: %v", err)
+	}
+	var alive []string
+	for i, addr := range c.KafkaAddrs() {
+		if i != coord {
+			alive = append(alive, addr)
+		}
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(alive...), kgo.ConsumeTopics("payments"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	cut, next := 0, 0
+	for next < 3 && ctx.Err() == nil {
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			switch {
+			case strings.HasPrefix(string(r.Value), "cut-"):
+				cut++
+			case strings.HasPrefix(string(r.Value), "next-"):
+				next++
+			}
+		})
+	}
+	if next != 3 {
+		t.Fatalf("read_committed saw %d of the next transaction's 3 records: the cut transaction is left open", next)
+	}
+	switch {
+	case endErr == nil && cut != 9:
+		t.Fatalf("the commit succeeded, and read_committed sees %d of its 9 records", cut)
+	case endErr != nil && cut != 0:
+		t.Fatalf("the commit failed (%v), and read_committed sees %d of its 9 records", endErr, cut)
+	}
+}
