@@ -670,9 +670,9 @@ func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int1
 // changed) its state in memory only, without a write. It serves
 // TxnOffsetCommit when the log already holds the transaction as ongoing
 // (begin always writes): the offsets matter only if it commits, and the record
-// of its commit decision stores them (decide); a restart or a failover
-// aborts a transaction that is ongoing in the log and fences its producer
-// (tick), so its commit can never need offsets that were lost. This takes
+// of its commit decision stores them (decide); a restart aborts a
+// transaction that is ongoing in the log and fences its producer (tick),
+// so its commit can never need offsets that were lost. This takes
 // one write of the log off a consume-transform-produce transaction. Only
 // on a node alone, whose state is lost only with the process (and New
 // then recovers): in a cluster the coordinator may move and come back
@@ -1223,6 +1223,12 @@ func (c *Coordinator) tick() {
 		return
 	}
 	recovering := !c.recovered.Load()
+	// A node alone that starts aborts the transactions ongoing in its
+	// log: it may have kept their offsets in memory only (keep). A
+	// cluster's new coordinator holds everything they wrote (every write
+	// is replicated): they go on, as at a Kafka coordinator's failover,
+	// until their producer ends them or their timeout passes.
+	abortOngoing := recovering && !c.cfg.Store.Replicated()
 	now := c.cfg.Now().UnixMilli()
 	c.mu.Lock()
 	var ids, expired []string
@@ -1233,7 +1239,7 @@ func (c *Coordinator) tick() {
 		}
 		switch {
 		case t.State == PrepareCommit || t.State == PrepareAbort,
-			t.State == Ongoing && (recovering || now-t.StartMs > int64(t.TimeoutMs)),
+			t.State == Ongoing && (abortOngoing || now-t.StartMs > int64(t.TimeoutMs)),
 			recovering && len(e.kept) > 0:
 			ids = append(ids, id)
 		case !recovering && c.expired(t, now):
@@ -1256,8 +1262,8 @@ func (c *Coordinator) tick() {
 		case cur == nil:
 		case cur.State == PrepareCommit || cur.State == PrepareAbort:
 			err = c.complete(ctx, e, cur)
-		case cur.State == Ongoing && recovering:
-			err = c.abort(ctx, e, cur, "the transaction coordinator started (a restart or a failover) while it was ongoing", true)
+		case cur.State == Ongoing && abortOngoing:
+			err = c.abort(ctx, e, cur, "the transaction coordinator started while it was ongoing", true)
 		case (cur.State == CompleteCommit || cur.State == CompleteAbort) && len(cur.Partitions) > 0 && recovering:
 			err = c.abortUnlogged(ctx, e, cur)
 		case cur.State == Ongoing && now-cur.StartMs > int64(cur.TimeoutMs):

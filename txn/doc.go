@@ -23,8 +23,11 @@
 // completion is written after the answer, and the id's next operation
 // (and DescribeTransactions, ListTransactions) waits for it. When
 // this node becomes the coordinator (a start, a failover) it completes the
-// transactions whose outcome was logged and aborts the ongoing ones,
-// bumping their epoch, so nothing is left half-visible.
+// transactions whose outcome was logged; on a node alone it also aborts
+// the ongoing ones, bumping their epoch, so nothing is left half-visible.
+// In a cluster the ongoing ones go on (their every write is in the
+// replicated log): their producer ends them at the new coordinator, or
+// their timeout aborts them.
 //
 // Two transaction versions are served. Before KIP-890 (EndTxn 0 to 4) the
 // epoch stays for the producer's life and an EndTxn delayed past the end

@@ -25,8 +25,12 @@ import "sync"
 // A connection's requests are handled in order, so a delayed EndTxn is
 // handled before any later request on its own connection; a client that
 // reconnects opens a new connection after the transaction began. After a
-// restart every connection is new, and the ongoing transactions were
-// aborted.
+// restart of a node alone every connection is new, and the ongoing
+// transactions were aborted. After a cluster's failover they go on at the
+// new coordinator, which numbers them as it applied their beginning: an
+// EndTxn there on a connection opened before that, which carried none of
+// the transaction, is refused like a delayed one (the client's connection
+// to the old coordinator carried it).
 
 // Session is one client connection, for the fence.
 type Session struct {
