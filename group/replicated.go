@@ -9,6 +9,7 @@ import (
 
 	"github.com/sensehq/sense/batch"
 	"github.com/sensehq/sense/internal/follow"
+	"github.com/sensehq/sense/result"
 )
 
 // ReplicatedLog is the log a cluster keeps committed offsets in: a raft
@@ -106,17 +107,30 @@ func (s *Store) commitReplicated(group string, commits []OffsetCommit) error {
 	return s.replicate(b.Finish(), len(commits))
 }
 
+// replicateErr is the error of a write the log refused or could not
+// commit: ErrNotReady when this node lost the lead meanwhile (the client
+// finds the coordinator again and retries; a write whose outcome is
+// unknown may have been committed by the next leader, and every write
+// of the offsets and of the transaction coordinator can be retried).
+func replicateErr(err error) error {
+	switch result.CodeOf(err) {
+	case result.NotLeader, result.NotReady:
+		return fmt.Errorf("%w (%v)", ErrNotReady, err)
+	}
+	return fmt.Errorf("group: store committed offsets: %w", err)
+}
+
 // replicate appends a batch of n records to rlog, waits for its commit,
 // then for the applier to have applied it, so that what Commit returned
 // nil for is what Committed shows. The caller does not hold s.mu.
 func (s *Store) replicate(b []byte, n int) error {
 	ack, err := s.rlog.Append(b)
 	if err != nil {
-		return fmt.Errorf("group: store committed offsets: %w", err)
+		return replicateErr(err)
 	}
 	base, err := ack.Wait()
 	if err != nil {
-		return fmt.Errorf("group: store committed offsets: %w", err)
+		return replicateErr(err)
 	}
 	end := base + int64(n)
 	s.mu.Lock()

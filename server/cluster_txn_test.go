@@ -203,9 +203,16 @@ func checkClusterTxnAdmin(t *testing.T, ctx context.Context, cl *kgo.Client) {
 // the transaction goes on at the new coordinator: the producer's commit
 // succeeds there, read_committed sees every record of it, the producer's
 // next transaction commits, and nothing is left open (read_committed
-// reaches the next transaction's records).
+// reaches the next transaction's records). The same when the coordinator
+// is cut off from the other nodes instead (its Kafka listener still
+// answers clients; it can no longer write its log).
 func TestClusterKafkaTransactionCoordinatorStops(t *testing.T) {
-	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
+	t.Run("stopped", func(t *testing.T) { coordinatorStops(t, false) })
+	t.Run("cut-off", func(t *testing.T) { coordinatorStops(t, true) })
+}
+
+func coordinatorStops(t *testing.T, cut bool) {
+	c := sensetest.StartCluster(t, 3, kafkaClusterBody, sensetest.WithLinks())
 	for p := range int32(3) {
 		if c.Leader("payments", p, 30*time.Second) < 0 {
 			t.Fatalf("partition %d has no leader after 30s", p)
@@ -232,12 +239,16 @@ func TestClusterKafkaTransactionCoordinatorStops(t *testing.T) {
 		}
 	}
 	coord := groupLeader(t, c, "__offsets")
-	c.Stop(coord)
+	if cut {
+		c.Isolate(coord)
+	} else {
+		c.Stop(coord)
+	}
 	endCtx, endCancel := context.WithTimeout(ctx, time.Minute)
 	endErr := p.EndTransaction(endCtx, kgo.TryCommit)
 	endCancel()
 	if endErr != nil {
-		t.Fatalf("n%d, the coordinator, stopped; the commit at the new coordinator: %v", coord+1, endErr)
+		t.Fatalf("n%d, the coordinator, stopped or cut off (%v); the commit at the new coordinator: %v", coord+1, cut, endErr)
 	}
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
@@ -262,12 +273,12 @@ func TestClusterKafkaTransactionCoordinatorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	cut, next := 0, 0
+	first, next := 0, 0
 	for next < 3 && ctx.Err() == nil {
 		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			switch {
 			case strings.HasPrefix(string(r.Value), "cut-"):
-				cut++
+				first++
 			case strings.HasPrefix(string(r.Value), "next-"):
 				next++
 			}
@@ -276,7 +287,7 @@ func TestClusterKafkaTransactionCoordinatorStops(t *testing.T) {
 	if next != 3 {
 		t.Fatalf("read_committed saw %d of the next transaction's 3 records: the cut transaction is left open", next)
 	}
-	if cut != 9 {
-		t.Fatalf("the commit succeeded, and read_committed sees %d of its 9 records", cut)
+	if first != 9 {
+		t.Fatalf("the commit succeeded, and read_committed sees %d of its 9 records", first)
 	}
 }
