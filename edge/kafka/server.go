@@ -350,36 +350,42 @@ func (c *conn) read() {
 		if err := c.s.node.Reserve(c.ctx, int64(size)); err != nil {
 			return
 		}
-		// The frame is read into a pooled produce call's buffer: a
-		// Produce is decoded into the call, which keeps the frame its
+		// A Produce (API key 0) is read into a pooled produce call's
+		// buffer and decoded into the call, which keeps the frame its
 		// records alias until the answer is written. Any other request
-		// keeps the frame (its fields may alias it, and some outlive the
-		// request), and the call goes back without it.
-		pc := getCall()
-		frame := pc.buffer(int(size))
+		// gets a frame of its own, of its size: its fields may alias it,
+		// and some outlive the request (a group member's metadata).
+		var pc *produceCall
+		var frame []byte
+		if key, err := br.Peek(2); err == nil && key[0] == 0 && key[1] == 0 {
+			pc = getCall()
+			frame = pc.buffer(int(size))
+			c.parse.produce = &pc.req
+		} else {
+			frame = make([]byte, size)
+		}
 		if _, err := io.ReadFull(br, frame); err != nil {
-			putCall(pc)
+			if pc != nil {
+				putCall(pc)
+			}
 			c.s.node.Release(int64(size))
 			c.readFailed(err)
 			return
 		}
-		c.parse.produce = &pc.req
 		hdr, req, err := parseRequest(frame, c.s.versions, &c.parse)
 		c.parse.produce = nil
 		j := newJob()
 		j.hdr = hdr
-		if err != nil {
+		if r, ok := req.(*kmsg.ProduceRequest); ok && pc != nil && r == &pc.req && err == nil {
+			j.call = pc
+		} else if pc != nil {
 			putCall(pc)
+		}
+		if err != nil {
 			c.s.node.Release(int64(size))
 			j.close = err.Error()
 			c.jobs <- j
 			return
-		}
-		if r, ok := req.(*kmsg.ProduceRequest); ok && r == &pc.req {
-			j.call = pc
-		} else {
-			pc.frame = nil
-			putCall(pc)
 		}
 		j.req, j.reserved = req, int64(size)
 		c.jobs <- j
