@@ -37,6 +37,9 @@ const (
 	kindTxnAddResp byte = 21
 )
 
+// maxTxnAddParts is the most partitions one add names.
+const maxTxnAddParts = 1<<16 - 1
+
 // txnAddTimeout bounds the wait for the coordinator's answer.
 const txnAddTimeout = 10 * time.Second
 
@@ -231,6 +234,13 @@ func (t *txnAdds) start(fn func(ctx context.Context)) {
 // another by a cluster request), and returns once it is added, or the
 // coordinator's error (txn's errors, wrapped).
 func (c *clusterRuntime) AddPartitionsToTxn(ctx context.Context, txnID string, pid int64, epoch int16, parts []txn.TopicPartition) error {
+	// A frame names at most 65535 partitions.
+	for len(parts) > maxTxnAddParts {
+		if err := c.AddPartitionsToTxn(ctx, txnID, pid, epoch, parts[:maxTxnAddParts]); err != nil {
+			return err
+		}
+		parts = parts[maxTxnAddParts:]
+	}
 	leader := ""
 	if c.offsets != nil {
 		leader = c.offsets.Leader()

@@ -89,7 +89,7 @@ func putCall(pc *produceCall) {
 	if cap(pc.frame) > maxPooledFrame {
 		pc.frame = nil
 	}
-	clear(pc.parts) // the appends and callbacks it held
+	clear(pc.parts[:cap(pc.parts)]) // the appends and callbacks it held
 	pc.parts = pc.parts[:0]
 	callPool.Put(pc)
 }
