@@ -291,3 +291,52 @@ func coordinatorStops(t *testing.T, cut bool) {
 		t.Fatalf("the commit succeeded, and read_committed sees %d of its 9 records", first)
 	}
 }
+
+// TestClusterOffsetCommitCoordinatorCutOff: the node that coordinates
+// consumer groups is cut off from the other two right before a group's
+// offsets are committed. The commit it was asked for cannot be written;
+// it answers NOT_COORDINATOR (not UNKNOWN_SERVER_ERROR, which clients do
+// not retry), so the client commits at the new coordinator, where the
+// offsets then read back.
+func TestClusterOffsetCommitCoordinatorCutOff(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, kafkaClusterBody, sensetest.WithLinks())
+	for p := range int32(3) {
+		if c.Leader("payments", p, 30*time.Second) < 0 {
+			t.Fatalf("partition %d has no leader after 30s", p)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.RetryTimeout(time.Minute), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	offsets := func(at int64) kadm.Offsets {
+		var os kadm.Offsets
+		for p := range int32(3) {
+			os.Add(kadm.Offset{Topic: "payments", Partition: p, At: at + int64(p), LeaderEpoch: -1})
+		}
+		return os
+	}
+	// A first commit finds the coordinator.
+	if err := adm.CommitAllOffsets(ctx, "cut-group", offsets(10)); err != nil {
+		t.Fatal(err)
+	}
+	coord := groupLeader(t, c, "__offsets")
+	c.Isolate(coord)
+	if err := adm.CommitAllOffsets(ctx, "cut-group", offsets(20)); err != nil {
+		t.Fatalf("n%d, the coordinator, cut off; the commit: %v", coord+1, err)
+	}
+	got, err := adm.FetchOffsets(ctx, "cut-group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		o, ok := got.Lookup("payments", p)
+		if !ok || o.Err != nil || o.At != 20+int64(p) {
+			t.Fatalf("partition %d: fetched %+v (found %v), want %d", p, o, ok, 20+p)
+		}
+	}
+}

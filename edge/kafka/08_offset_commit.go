@@ -79,10 +79,18 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 		return resp
 	}
 	if err := c.s.offsets.Commit(req.Group, commits); err != nil {
-		c.log.Error("storing committed offsets failed", "group", req.Group, "err", err)
 		fail := kerr.UnknownServerError.Code
-		if errors.Is(err, group.ErrOffsetMetadataTooLarge) {
+		switch {
+		case errors.Is(err, group.ErrOffsetMetadataTooLarge):
 			fail = kerr.OffsetMetadataTooLarge.Code
+		case errors.Is(err, group.ErrNotReady):
+			// This node lost the lead of the committed offsets (a
+			// cluster's failover): the client commits at the new
+			// coordinator.
+			fail = kerr.NotCoordinator.Code
+			c.log.Warn("committed offsets not stored: this node no longer coordinates groups", "group", req.Group, "err", err)
+		default:
+			c.log.Error("storing committed offsets failed", "group", req.Group, "err", err)
 		}
 		for i := range resp.Topics {
 			for j := range resp.Topics[i].Partitions {

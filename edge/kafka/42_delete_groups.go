@@ -43,7 +43,9 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 		case errors.Is(err, group.ErrGroupIDNotFound) && len(c.s.offsets.Committed(name)) == 0:
 			rg.ErrorCode = groupErrorCode(err)
 		default:
-			if err := c.s.offsets.DeleteGroup(name); err != nil {
+			if err := c.s.offsets.DeleteGroup(name); errors.Is(err, group.ErrNotReady) {
+				rg.ErrorCode = kerr.NotCoordinator.Code // the lead moved: the client asks the new coordinator
+			} else if err != nil {
 				c.log.Error("deleting a group's committed offsets failed", "group", name, "err", err)
 				rg.ErrorCode = kerr.UnknownServerError.Code
 			}
