@@ -178,34 +178,7 @@ func TestClusterKillLeaderKafka(t *testing.T) {
 	// leaderOf asks a live node who leads stream's partition 0.
 	leaderOf := func(skip int) int {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for i, n := range nodes {
-				if i == skip {
-					continue
-				}
-				out, err := n.sense("", "cluster", "status", "--json")
-				if err != nil {
-					continue
-				}
-				var ci admin.ClusterInfo
-				if err := json.Unmarshal([]byte(out), &ci); err != nil {
-					t.Fatalf("cluster status --json printed %q: %v", out, err)
-				}
-				for _, b := range ci.Buffers {
-					if b.Key == "stream/tangier/0" && b.Leader != "" {
-						var l int
-						fmt.Sscanf(b.Leader, "n%d", &l)
-						if l-1 != skip {
-							return l - 1
-						}
-					}
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatal("no leader of stream/tangier/0 within 30s")
-		return -1
+		return leaderIn(t, nodes, "stream/tangier/0", skip)
 	}
 
 	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),

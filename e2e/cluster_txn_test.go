@@ -57,7 +57,7 @@ kafka: {group_initial_rebalance_delay: 0s}
 	}
 	killed := -1
 	txn("cut", 9, func() {
-		killed = offsetsLeader(t, nodes)
+		killed = leaderIn(t, nodes, "__offsets", -1)
 		nodes[killed].kill()
 		t.Logf("killed n%d, the coordinator, with a transaction of 9 records open", killed+1)
 	})
@@ -89,14 +89,17 @@ kafka: {group_initial_rebalance_delay: 0s}
 	}
 }
 
-// offsetsLeader returns the index of the node that leads __offsets (and
-// so coordinates groups and transactions), as a live node's `sense
-// cluster status --json` says.
-func offsetsLeader(t *testing.T, nodes []*node) int {
+// leaderIn returns the index of the node that leads the raft group key,
+// other than skip (-1: any), as a live node's `sense cluster status
+// --json` says.
+func leaderIn(t *testing.T, nodes []*node, key string, skip int) int {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, n := range nodes {
+		for i, n := range nodes {
+			if i == skip {
+				continue
+			}
 			out, err := n.sense("", "cluster", "status", "--json")
 			if err != nil {
 				continue
@@ -106,15 +109,17 @@ func offsetsLeader(t *testing.T, nodes []*node) int {
 				t.Fatalf("cluster status --json printed %q: %v", out, err)
 			}
 			for _, b := range ci.Buffers {
-				if b.Key == "__offsets" && strings.HasPrefix(b.Leader, "n") {
-					var l int
+				var l int
+				if b.Key == key && strings.HasPrefix(b.Leader, "n") {
 					fmt.Sscanf(b.Leader, "n%d", &l)
-					return l - 1
+					if l-1 != skip {
+						return l - 1
+					}
 				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("no leader of __offsets within 30s")
+	t.Fatalf("no leader of %s within 30s", key)
 	return -1
 }

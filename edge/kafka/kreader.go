@@ -96,10 +96,17 @@ func (r *kreader) stringAs(last *string) string {
 		}
 		return ""
 	}
-	if string(r.b[:n]) != *last {
-		*last = string(r.b[:n])
-	}
+	s := interned(r.b[:n], last)
 	r.b = r.b[n:]
+	return s
+}
+
+// interned returns b as a string: *last when they are equal (without
+// allocating), else a new string, kept in *last.
+func interned(b []byte, last *string) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
 	return *last
 }
 
@@ -252,11 +259,9 @@ func (r *kreader) legacyStringAs(last *string) string {
 		}
 		return ""
 	}
-	if string(r.b[:n]) != *last {
-		*last = string(r.b[:n])
-	}
+	s := interned(r.b[:n], last)
 	r.b = r.b[n:]
-	return *last
+	return s
 }
 
 // legacySpan reads nullable bytes (nil for null) without copying them.
