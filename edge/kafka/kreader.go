@@ -88,25 +88,22 @@ func (r *kreader) string() string {
 
 // stringAs is string, giving *last instead of a new string when the
 // bytes read are the same, and keeping the string read in *last.
-func (r *kreader) stringAs(last *string) string {
-	n := r.compactLen()
+func (r *kreader) stringAs(last *string) string { return r.internedOf(r.compactLen(), last) }
+
+// internedOf reads the n bytes of a string whose length was just read (n
+// < 0: null, an error), giving *last when they are the same as it
+// (without allocating), else a new string, kept in *last.
+func (r *kreader) internedOf(n int, last *string) string {
 	if n < 0 {
 		if r.err == nil {
 			r.err = errors.New("null string where one is required")
 		}
 		return ""
 	}
-	s := interned(r.b[:n], last)
-	r.b = r.b[n:]
-	return s
-}
-
-// interned returns b as a string: *last when they are equal (without
-// allocating), else a new string, kept in *last.
-func interned(b []byte, last *string) string {
-	if string(b) != *last {
-		*last = string(b)
+	if string(r.b[:n]) != *last {
+		*last = string(r.b[:n])
 	}
+	r.b = r.b[n:]
 	return *last
 }
 
@@ -252,16 +249,7 @@ func (r *kreader) legacyNullableString() *string {
 
 // legacyStringAs is stringAs for a string of the older encoding.
 func (r *kreader) legacyStringAs(last *string) string {
-	n := r.legacyLen(false)
-	if n < 0 {
-		if r.err == nil {
-			r.err = errors.New("null string where one is required")
-		}
-		return ""
-	}
-	s := interned(r.b[:n], last)
-	r.b = r.b[n:]
-	return s
+	return r.internedOf(r.legacyLen(false), last)
 }
 
 // legacySpan reads nullable bytes (nil for null) without copying them.
