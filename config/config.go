@@ -288,6 +288,22 @@ type Durability struct {
 	// SegmentBytes rolls a segment at this size, 4KiB to 1GiB; default
 	// 128MiB.
 	SegmentBytes Size `yaml:"segment_bytes"`
+	// GroupCommitInterval paces each buffer's group commits under fsync
+	// always while appends keep arriving: the least time between the
+	// starts of two back-to-back fdatasyncs of one buffer
+	// (seglog.Options.GroupCommitInterval). nil means
+	// DefaultGroupCommitInterval; 0 syncs back to back; at most
+	// seglog.MaxGroupCommitInterval.
+	GroupCommitInterval *Duration `yaml:"group_commit_interval"`
+}
+
+// GroupCommitInterval is durability.group_commit_interval, its default
+// when unset.
+func (c *Config) GroupCommitInterval() time.Duration {
+	if c.Durability.GroupCommitInterval == nil {
+		return time.Duration(DefaultGroupCommitInterval)
+	}
+	return time.Duration(*c.Durability.GroupCommitInterval)
 }
 
 // Storage configures how the node holds its logs' files.
@@ -322,7 +338,10 @@ const MinOpenFiles = 16
 // storage.preallocate_bytes.
 const (
 	DefaultPreallocateBytes = 1 * MiB
-	MaxPreallocateBytes     = 256 * MiB
+	// DefaultGroupCommitInterval is durability.group_commit_interval's
+	// default (docs/storage.md, "Pacing group commits").
+	DefaultGroupCommitInterval = Duration(500 * time.Microsecond)
+	MaxPreallocateBytes        = 256 * MiB
 )
 
 // Router configures the ingestion router.

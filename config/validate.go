@@ -564,6 +564,9 @@ func (v *checker) durability() {
 	if d.SegmentBytes < seglog.MinSegmentBytes || d.SegmentBytes > seglog.MaxSegmentBytes {
 		v.fail("durability.segment_bytes", d.SegmentBytes.String(), "is out of range; use %v to %v", Size(seglog.MinSegmentBytes), Size(seglog.MaxSegmentBytes))
 	}
+	if g := d.GroupCommitInterval; g != nil && (*g < 0 || time.Duration(*g) > seglog.MaxGroupCommitInterval) {
+		v.fail("durability.group_commit_interval", g.String(), "is out of range; use 0 (fdatasyncs back to back) to %v, such as 500us", seglog.MaxGroupCommitInterval)
+	}
 }
 
 func (v *checker) storage() {

@@ -90,6 +90,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad port", "listeners: {http: '127.0.0.1:http'}\n", "listeners.http", "127.0.0.1:http", "0 (any free port) to 65535"},
 		{"port conflict", "listeners: {native: '127.0.0.1:9000', kafka: ':9000'}\n", "listeners.kafka", ":9000", "uses the TCP port of listeners.native"},
 		{"bad advertised address", "listeners: {kafka_advertised: ':9092'}\n", "listeners.kafka_advertised", ":9092", "give a host"},
+		{"group commit interval", "durability: {group_commit_interval: 20ms}\n", "durability.group_commit_interval", "20ms", "0 (fdatasyncs back to back) to 10ms"},
 		{"segment too small", "durability: {segment_bytes: 1KiB}\n", "durability.segment_bytes", "1KiB", "use 4KiB to 1GiB"},
 		{"memory too small", "router: {memory_limit: 1000}\n", "router.memory_limit", "1000", "minimum of 1MiB"},
 		{"event larger than memory", "router: {memory_limit: 2MiB, max_event_bytes: 4MiB}\n", "router.max_event_bytes", "4MiB", "larger than router.memory_limit (2MiB)"},

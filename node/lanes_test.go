@@ -356,3 +356,47 @@ func TestLaneAloneIsNotShedForDelay(t *testing.T) {
 		t.Fatalf("%d events readable, %d acknowledged", len(got), acked.Load())
 	}
 }
+
+// TestCriticalBuffersNotPaced: the buffers of the low and medium lanes get
+// the node's group-commit interval, critical ones none.
+func TestCriticalBuffersNotPaced(t *testing.T) {
+	reg, _ := jurisdiction.New([]string{"MA"}, nil)
+	var mu sync.Mutex
+	got := map[int32]time.Duration{}
+	n, err := Open(Options{
+		DataDir: t.TempDir(), Registry: reg,
+		Hubs:                []HubSpec{{Name: "h", Jurisdiction: "*"}},
+		Pipelines:           []PipelineSpec{{Name: "paced", Partitions: 3, DefaultPriority: "low", DefaultJurisdiction: "*"}},
+		GroupCommitInterval: 700 * time.Microsecond, Logger: quiet,
+		OpenBuffer: func(bs BufferSpec) (Buffer, error) {
+			mu.Lock()
+			got[bs.Partition] = bs.Log.GroupCommitInterval
+			mu.Unlock()
+			return OpenSegmentBuffer(bs.Dir, bs.Log)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	spec, ok := n.Pipeline("paced")
+	if !ok {
+		t.Fatal("no pipeline")
+	}
+	lanes := map[event.Priority]int{}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, sl := range spec.Layout() {
+		lanes[sl.Lane]++
+		want := 700 * time.Microsecond
+		if sl.Lane == event.Critical {
+			want = 0
+		}
+		if g, ok := got[int32(i)]; !ok || g != want {
+			t.Errorf("partition %d (%v lane): group-commit interval %v (opened %v), want %v", i, sl.Lane, g, ok, want)
+		}
+	}
+	if lanes[event.Low] == 0 || lanes[event.Critical] == 0 {
+		t.Fatalf("layout %v has no low or no critical buffer", spec.Layout())
+	}
+}

@@ -80,9 +80,14 @@ type Options struct {
 	// of its data in written zeros (seglog.Options.PreallocateBytes); 0
 	// turns it off.
 	PreallocateBytes int64
-	MemoryLimit      int64   // ingress bytes held at once; default 256 MiB
-	ShedLowAt        float64 // fraction of MemoryLimit past which low events are refused; default 0.5
-	ShedMediumAt     float64 // same for medium; default 0.8
+	// GroupCommitInterval paces the group commits of each buffer of the
+	// low and medium lanes while appends keep arriving
+	// (seglog.Options.GroupCommitInterval); 0 syncs back to back.
+	// Critical buffers are never paced.
+	GroupCommitInterval time.Duration
+	MemoryLimit         int64   // ingress bytes held at once; default 256 MiB
+	ShedLowAt           float64 // fraction of MemoryLimit past which low events are refused; default 0.5
+	ShedMediumAt        float64 // same for medium; default 0.8
 	// TargetDelay is the queueing delay a low or medium lane may keep for
 	// a DelayInterval before part of its requests are refused (see
 	// lanes); defaults DefaultTargetDelay and DefaultDelayInterval.
@@ -477,18 +482,24 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 		}
 		age, size := spec.BufferRetention()
 		bs := BufferSpec{Pipeline: spec.Name, Hub: sl.Hub, Partition: int32(i), Dir: dir, Log: seglog.Options{
-			FS:                n.opts.FS,
-			Durability:        n.opts.Durability,
-			SegmentBytes:      n.opts.SegmentBytes,
-			RetentionAge:      age,
-			RetentionBytes:    size,
-			Compaction:        spec.CompactPolicy(),
-			ObserveCompaction: n.Metrics.compacted(spec.Name),
-			Logger:            n.log,
-			Files:             n.files,
-			ObserveSync:       func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
-			PreallocateBytes:  n.opts.PreallocateBytes,
+			FS:                  n.opts.FS,
+			Durability:          n.opts.Durability,
+			SegmentBytes:        n.opts.SegmentBytes,
+			RetentionAge:        age,
+			RetentionBytes:      size,
+			Compaction:          spec.CompactPolicy(),
+			ObserveCompaction:   n.Metrics.compacted(spec.Name),
+			Logger:              n.log,
+			Files:               n.files,
+			ObserveSync:         func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+			PreallocateBytes:    n.opts.PreallocateBytes,
+			GroupCommitInterval: n.opts.GroupCommitInterval,
 		}}
+		if sl.Lane == event.Critical {
+			// Pacing trades a little latency for fewer fdatasyncs; a
+			// critical buffer does not pay it (docs/storage.md).
+			bs.Log.GroupCommitInterval = 0
+		}
 		var l Buffer
 		var err error
 		if n.opts.OpenBuffer != nil {

@@ -78,20 +78,26 @@ type Log struct {
 	compacting atomic.Bool // a background pass is running
 
 	// mu guards the append path.
-	mu          sync.Mutex
-	cond        sync.Cond // on mu: signals commit, failure, end of a sync
-	active      *segment
-	next        int64 // offset of the next batch
-	epoch       int32 // leader epoch stamped by Append
-	prods       producers
-	failed      error
-	closed      bool   // written holding mu and segMu; read holding either
-	syncing     bool   // a group commit (syncLocked) is in flight
-	commit      int64  // offsets below are acknowledged
-	durable     int64  // offsets below are known fdatasynced
-	sinceCkpt   int64  // bytes appended since the last checkpoint
-	truncations uint64 // bumped by Truncate, failing waiters of removed batches
-	sealing     *seal  // the last roll's seal, until finishSeal completes it
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: signals commit, failure, end of a sync
+	active  *segment
+	next    int64 // offset of the next batch
+	epoch   int32 // leader epoch stamped by Append
+	prods   producers
+	failed  error
+	closed  bool // written holding mu and segMu; read holding either
+	syncing bool // a group commit (syncLocked) is in flight
+	// lastSync is when the last fdatasync of the active segment started,
+	// and backToBack says whether appends arrived while it ran: the next
+	// group commit is then paced (Options.GroupCommitInterval).
+	lastSync    time.Time
+	backToBack  bool
+	sleep       func(time.Duration) // time.Sleep; tests replace it
+	commit      int64               // offsets below are acknowledged
+	durable     int64               // offsets below are known fdatasynced
+	sinceCkpt   int64               // bytes appended since the last checkpoint
+	truncations uint64              // bumped by Truncate, failing waiters of removed batches
+	sealing     *seal               // the last roll's seal, until finishSeal completes it
 
 	// segMu guards the segment list, trimmed and, for segments other
 	// than the active one, their size and next.
@@ -155,6 +161,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		ckptCh: make(chan struct{}, 1),
 		sealCh: make(chan struct{}, 1),
 		quit:   make(chan struct{}),
+		sleep:  time.Sleep,
 	}
 	l.cond.L = &l.mu
 	l.compaction = opts.Compaction
@@ -497,19 +504,33 @@ func (l *Log) waitCommit(end int64, gen uint64) error {
 		if l.closed {
 			return ErrClosed
 		}
-		l.syncLocked(true)
+		l.syncLocked(true, true)
 	}
 	return nil
 }
 
 // syncLocked runs one group commit, releasing mu while it runs so
-// appenders keep writing. If a roll's seal is not yet durable it first
+// appenders keep writing. With pace, one that follows a busy fdatasync
+// first waits out Options.GroupCommitInterval (appenders go on writing
+// meanwhile, and others needing a sync wait for this one). If a roll's seal is not yet durable it first
 // makes it so (sealDurable): nothing written after a roll is acknowledged
 // before the rolled segment is synced and the new segment's directory
 // entry is durable. With active it then fdatasyncs the active segment, up
 // to what is written now.
-func (l *Log) syncLocked(active bool) {
+func (l *Log) syncLocked(active, pace bool) {
 	l.syncing = true
+	if pace && active && l.backToBack {
+		if d := l.opts.GroupCommitInterval - time.Since(l.lastSync); d > 0 {
+			l.mu.Unlock()
+			l.sleep(d)
+			l.mu.Lock()
+			if l.failed != nil {
+				l.syncing = false
+				l.cond.Broadcast()
+				return
+			}
+		}
+	}
 	w := l.sealing
 	if w != nil && w.durable {
 		w = nil
@@ -521,10 +542,16 @@ func (l *Log) syncLocked(active bool) {
 		err = l.sealDurable(w)
 	}
 	if err == nil && active && (w == nil || next > w.next) {
+		if l.opts.GroupCommitInterval > 0 {
+			l.lastSync = time.Now()
+		}
 		err = l.syncSegment(s)
 	}
 	l.mu.Lock()
 	l.syncing = false
+	if active {
+		l.backToBack = l.opts.GroupCommitInterval > 0 && l.next > next
+	}
 	l.cond.Broadcast()
 	if err != nil {
 		l.failLocked(err)
@@ -637,7 +664,7 @@ func (l *Log) Sync() error {
 		l.cond.Wait()
 	}
 	if l.failed == nil {
-		l.syncLocked(true)
+		l.syncLocked(true, false)
 	}
 	err := l.failed
 	l.mu.Unlock()
@@ -696,7 +723,7 @@ func (l *Log) finishSeal() error {
 			l.cond.Wait()
 			continue
 		}
-		l.syncLocked(false)
+		l.syncLocked(false, false)
 	}
 	l.mu.Unlock()
 	// The indexes before the checkpoint: once the checkpoint names seg,
@@ -823,7 +850,7 @@ func (l *Log) background() {
 		case <-tick:
 			l.mu.Lock()
 			if l.usableLocked() == nil && !l.syncing && l.durable < l.next {
-				l.syncLocked(true)
+				l.syncLocked(true, false)
 			}
 			l.mu.Unlock()
 		case <-l.sealCh:
