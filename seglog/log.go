@@ -161,7 +161,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		ckptCh: make(chan struct{}, 1),
 		sealCh: make(chan struct{}, 1),
 		quit:   make(chan struct{}),
-		sleep:  time.Sleep,
+		sleep:  preciseSleep,
 	}
 	l.cond.L = &l.mu
 	l.compaction = opts.Compaction
