@@ -87,6 +87,34 @@ func kafkaLeaders(ctx context.Context, t *testing.T, c *sensetest.Cluster, i int
 	return out
 }
 
+// waitKafkaBrokers waits until every node's Kafka Metadata lists every
+// node as a broker. A node names a peer to Kafka clients once it has heard
+// the peer's NodeInfo (every 500 ms, cluster.Members): a test that cuts a
+// node off right after the cluster starts could otherwise leave it with a
+// broker list that lacks the node a client is then sent to.
+func waitKafkaBrokers(ctx context.Context, t *testing.T, c *sensetest.Cluster) {
+	t.Helper()
+	addrs := c.KafkaAddrs()
+	for i, addr := range addrs {
+		kc, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			resp, err := kc.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+			if err == nil && len(resp.(*kmsg.MetadataResponse).Brokers) == len(addrs) {
+				break
+			}
+			if ctx.Err() != nil {
+				kc.Close()
+				t.Fatalf("n%d's Kafka Metadata does not list all %d nodes: %v", i+1, len(addrs), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		kc.Close()
+	}
+}
+
 // TestClusterLeadersInMetadata: every buffer's leader reports itself to
 // the cluster metadata: within a bounded wait every node's metadata names
 // each buffer's live leader and term; Kafka Metadata on a node that holds

@@ -239,6 +239,7 @@ func coordinatorStops(t *testing.T, cut bool) {
 		}
 	}
 	coord := groupLeader(t, c, "__offsets")
+	waitKafkaBrokers(ctx, t, c)
 	if cut {
 		c.Isolate(coord)
 	} else {
@@ -325,6 +326,7 @@ func TestClusterOffsetCommitCoordinatorCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	coord := groupLeader(t, c, "__offsets")
+	waitKafkaBrokers(ctx, t, c)
 	c.Isolate(coord)
 	if err := adm.CommitAllOffsets(ctx, "cut-group", offsets(20)); err != nil {
 		t.Fatalf("n%d, the coordinator, cut off; the commit: %v", coord+1, err)
