@@ -92,7 +92,7 @@ type Log struct {
 	// group commit is then paced (Options.GroupCommitInterval).
 	lastSync    time.Time
 	backToBack  bool
-	sleep       func(time.Duration) // time.Sleep; tests replace it
+	sleep       func(time.Duration) // preciseSleep; tests replace it
 	commit      int64               // offsets below are acknowledged
 	durable     int64               // offsets below are known fdatasynced
 	sinceCkpt   int64               // bytes appended since the last checkpoint
@@ -512,11 +512,11 @@ func (l *Log) waitCommit(end int64, gen uint64) error {
 // syncLocked runs one group commit, releasing mu while it runs so
 // appenders keep writing. With pace, one that follows a busy fdatasync
 // first waits out Options.GroupCommitInterval (appenders go on writing
-// meanwhile, and others needing a sync wait for this one). If a roll's seal is not yet durable it first
-// makes it so (sealDurable): nothing written after a roll is acknowledged
-// before the rolled segment is synced and the new segment's directory
-// entry is durable. With active it then fdatasyncs the active segment, up
-// to what is written now.
+// meanwhile, and others needing a sync wait for this one). If a roll's
+// seal is not yet durable it first makes it so (sealDurable): nothing
+// written after a roll is acknowledged before the rolled segment is synced
+// and the new segment's directory entry is durable. With active it then
+// fdatasyncs the active segment, up to what is written now.
 func (l *Log) syncLocked(active, pace bool) {
 	l.syncing = true
 	if pace && active && l.backToBack {
