@@ -220,7 +220,11 @@ func (m *Members) announce() {
 
 // Handle records a KindNodeInfo payload from peer from. A payload that
 // does not decode, or names another node than the connection's, is logged
-// and dropped.
+// and dropped. The first NodeInfo of a peer (or of a peer that restarted)
+// is answered at once with this node's: a node that starts after the
+// others, whose NodeInfos to it were dropped while it was down, learns
+// them in one round trip instead of one interval later (until then it
+// names fewer brokers to Kafka clients).
 func (m *Members) Handle(from string, p []byte) {
 	ni, err := DecodeNodeInfo(p)
 	if err == nil && ni.ID != from {
@@ -231,11 +235,20 @@ func (m *Members) Handle(from string, p []byte) {
 		return
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.known[from]; !ok {
+	old, ok := m.known[from]
+	if !ok {
+		m.mu.Unlock()
 		return // the transport only delivers configured peers; be safe
 	}
 	m.known[from] = Member{NodeInfo: ni, LastHeard: time.Now()}
+	var reply []byte
+	if old.LastHeard.IsZero() || !old.Started.Equal(ni.Started) {
+		reply = AppendNodeInfo(nil, m.self)
+	}
+	m.mu.Unlock()
+	if reply != nil {
+		m.send.Send(from, KindNodeInfo, reply)
+	}
 }
 
 // Get returns what is known of node id (this node included); false for a

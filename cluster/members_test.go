@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +134,48 @@ func TestMembers(t *testing.T) {
 	l.ms["n1"].Handle("n2", AppendNodeInfo(nil, NodeInfo{ID: "n3", Kafka: "evil"}))
 	if after, _ := l.ms["n1"].Get("n3"); after.Kafka != before.Kafka {
 		t.Fatalf("a payload naming another node than its sender was applied: %+v", after)
+	}
+}
+
+// sentFrames records what a Members sends.
+type sentFrames struct {
+	mu   sync.Mutex
+	sent []string // "to: node id"
+}
+
+func (s *sentFrames) Send(to string, kind byte, payload []byte) bool {
+	ni, err := DecodeNodeInfo(payload)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kind != KindNodeInfo || err != nil {
+		s.sent = append(s.sent, fmt.Sprintf("%s: bad frame kind %d, %v", to, kind, err))
+		return true
+	}
+	s.sent = append(s.sent, to+": "+ni.ID+" "+ni.Kafka)
+	return true
+}
+
+// TestMembersAnswerFirstNodeInfo: a peer's first NodeInfo, and the first
+// after it restarted, are answered at once with this node's; the periodic
+// ones are not.
+func TestMembersAnswerFirstNodeInfo(t *testing.T) {
+	var s sentFrames
+	m := NewMembers(NodeInfo{ID: "n1", Kafka: "kafka-n1"}, []string{"n1", "n2", "n3"}, &s, time.Hour, nil)
+	defer m.Close()
+	started := time.UnixMilli(1_700_000_000_000)
+	info := func(at time.Time) []byte {
+		return AppendNodeInfo(nil, NodeInfo{ID: "n2", Started: at, Kafka: "kafka-n2"})
+	}
+	m.Handle("n2", info(started))
+	m.Handle("n2", info(started))
+	m.Handle("n2", info(started.Add(time.Minute))) // n2 restarted
+	m.Handle("n2", info(started.Add(time.Minute)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want := []string{"n2: n1 kafka-n1", "n2: n1 kafka-n1"}; !slices.Equal(s.sent, want) {
+		t.Fatalf("sent %q, want %q", s.sent, want)
+	}
+	if mb, _ := m.Get("n2"); mb.Kafka != "kafka-n2" {
+		t.Fatalf("n2 known as %+v", mb)
 	}
 }
