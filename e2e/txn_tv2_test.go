@@ -56,6 +56,32 @@ func readTopic(t *testing.T, ctx context.Context, addr, topic string, committed 
 	return out
 }
 
+// stableAtEnd checks that every partition of topic holds records and that
+// its last stable offset is its high watermark: no transaction is left
+// open.
+func stableAtEnd(t *testing.T, ctx context.Context, addr, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ka := kadm.NewClient(cl)
+	hw, err := ka.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lso, err := ka.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw.Each(func(o kadm.ListedOffset) {
+		if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset || o.Offset == 0 {
+			t.Errorf("partition %d: last stable offset %d, high watermark %d (a transaction left open, or no records)", o.Partition, l.Offset, o.Offset)
+		}
+	})
+}
+
 // A franz-go producer runs transaction version 2 (KIP-890 part 2: its
 // produces add their partitions, no AddPartitionsToTxn) against sense
 // serve, which is killed with SIGKILL while the producer's second
@@ -145,25 +171,7 @@ func TestKafkaTransactionVersion2KilledMidway(t *testing.T) {
 	if got := readTopic(t, ctx, n.kafka, topic, false); !slices.Equal(got, all) {
 		t.Fatalf("read_uncommitted sees %v\nwant %v", got, all)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.kafka))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ka := kadm.NewClient(cl)
-	hw, err := ka.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lso, err := ka.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw.Each(func(o kadm.ListedOffset) {
-		if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset || o.Offset == 0 {
-			t.Errorf("partition %d: last stable offset %d, high watermark %d", o.Partition, l.Offset, o.Offset)
-		}
-	})
+	stableAtEnd(t, ctx, n.kafka, topic)
 	logs, _ := os.ReadFile(n.stderrPath)
 	if strings.Contains(string(logs), "level=ERROR") {
 		t.Fatalf("the restarted node logged errors:\n%s", logs)

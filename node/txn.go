@@ -44,9 +44,16 @@ type AbortedTxn struct {
 // txnIndex is the transaction state of one buffer (see above).
 type txnIndex struct {
 	mu      sync.Mutex
-	next    int64           // the log is indexed below this offset
-	open    map[int64]int64 // producer id -> first offset of its open transaction
-	aborted []AbortedTxn    // by LastOffset
+	next    int64             // the log is indexed below this offset
+	open    map[int64]openTxn // producer id -> its open transaction
+	aborted []AbortedTxn      // by LastOffset
+}
+
+// openTxn is a producer's open transaction in a buffer: its first offset
+// and the producer epoch of its first batch.
+type openTxn struct {
+	first int64
+	epoch int16
 }
 
 // txnFreeBuffer is a Buffer that knows an offset from which it holds no
@@ -65,7 +72,7 @@ func (n *Node) txnIndex(l Buffer) *txnIndex {
 	if x, ok := n.txnIdx.Load(l); ok {
 		return x.(*txnIndex)
 	}
-	x, _ := n.txnIdx.LoadOrStore(l, &txnIndex{next: -1, open: map[int64]int64{}})
+	x, _ := n.txnIdx.LoadOrStore(l, &txnIndex{next: -1, open: map[int64]openTxn{}})
 	return x.(*txnIndex)
 }
 
@@ -120,8 +127,8 @@ func (x *txnIndex) catchUp(l Buffer) (int64, error) {
 		x.next = max(x.next, hw)
 	}
 	lso := x.next
-	for _, first := range x.open {
-		lso = min(lso, first)
+	for _, o := range x.open {
+		lso = min(lso, o.first)
 	}
 	return lso, nil
 }
@@ -146,16 +153,16 @@ func (x *txnIndex) index(p []byte) error {
 				return fmt.Errorf("node: indexing transactions: the control batch at offset %d: %w", h.BaseOffset, err)
 			}
 			if ok {
-				if first, open := x.open[m.ProducerID]; open {
+				if o, open := x.open[m.ProducerID]; open {
 					delete(x.open, m.ProducerID)
 					if !m.Commit {
-						x.aborted = append(x.aborted, AbortedTxn{ProducerID: m.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset})
+						x.aborted = append(x.aborted, AbortedTxn{ProducerID: m.ProducerID, FirstOffset: o.first, LastOffset: h.BaseOffset})
 					}
 				}
 			}
 		case h.Attributes&batch.AttrTransactional != 0 && h.ProducerID >= 0:
 			if _, open := x.open[h.ProducerID]; !open {
-				x.open[h.ProducerID] = h.BaseOffset
+				x.open[h.ProducerID] = openTxn{first: h.BaseOffset, epoch: h.ProducerEpoch}
 			}
 		}
 		x.next = h.NextOffset()
@@ -226,29 +233,33 @@ func (n *Node) StableOffset(pipeline string, partition int32) (int64, result.Cod
 }
 
 // OpenTransaction reports whether producer pid has a transaction open in a
-// partition of this node: a transactional batch with no marker after it.
+// partition of this node: a transactional batch with no marker after it
+// (below the high watermark), and the producer epoch of its first batch.
 // A partition that does not exist holds none. For a buffer held on other
 // nodes it answers an error (the coordinator asks only on a node alone).
-func (n *Node) OpenTransaction(pipeline string, partition int32, pid int64) (bool, error) {
+func (n *Node) OpenTransaction(pipeline string, partition int32, pid int64) (bool, int16, error) {
 	l, code := n.buffer(pipeline, partition)
 	switch code {
 	case result.OK:
 	case result.UnknownPipeline, result.UnknownPartition:
-		return false, nil
+		return false, -1, nil
 	default:
-		return false, result.New(code, fmt.Sprintf("node: open transactions of %s/%d", pipeline, partition))
+		return false, -1, result.New(code, fmt.Sprintf("node: open transactions of %s/%d", pipeline, partition))
 	}
 	if _, ok := l.(RemoteReader); ok {
-		return false, result.New(result.NotLeader, fmt.Sprintf("node: %s/%d is held on other nodes: its open transactions are known there", pipeline, partition))
+		return false, -1, result.New(result.NotLeader, fmt.Sprintf("node: %s/%d is held on other nodes: its open transactions are known there", pipeline, partition))
 	}
 	x := n.txnIndex(l)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, err := x.catchUp(l); err != nil {
-		return false, err
+		return false, -1, err
 	}
-	_, open := x.open[pid]
-	return open, nil
+	o, open := x.open[pid]
+	if !open {
+		return false, -1, nil
+	}
+	return true, o.epoch, nil
 }
 
 // AbortedTransactions returns a partition's last stable offset and its
@@ -272,17 +283,9 @@ func (n *Node) AbortedTransactions(pipeline string, partition int32, from, to in
 // On a cluster node that does not lead the partition, the marker goes to
 // its leader. A partition that no longer exists needs no marker: nil.
 func (n *Node) AppendMarker(ctx context.Context, pipeline string, partition int32, m batch.Marker) error {
-	p, partition, _, code := n.resolve(n.st.Load(), pipeline, partition)
-	switch code {
-	case result.UnknownPipeline, result.UnknownPartition:
-		return nil
-	}
-	if p.refused != nil {
-		return p.refused.err
-	}
-	ack, err := p.bufs[partition].Append(batch.TxnMarker(time.Now().UnixMilli(), m), AppendChecked)
-	if err != nil {
-		return fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, err)
+	ack, err := n.startMarker(pipeline, partition, m)
+	if err != nil || ack == nil {
+		return err
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -298,6 +301,58 @@ func (n *Node) AppendMarker(ctx context.Context, pipeline string, partition int3
 	case <-ctx.Done():
 		return fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, ctx.Err())
 	}
+}
+
+// StartMarker is AppendMarker without the wait: it appends the marker and
+// returns its Ack, which resolves once the marker is durable (a later
+// append's group commit covers it, or the Ack's Wait runs one). A
+// partition that no longer exists needs no marker: a nil Ack, and an Ack
+// whose partition is deleted before the marker is durable resolves
+// without an error.
+func (n *Node) StartMarker(pipeline string, partition int32, m batch.Marker) (Ack, error) {
+	ack, err := n.startMarker(pipeline, partition, m)
+	if ack == nil {
+		return nil, err
+	}
+	return &markerAck{Ack: ack, n: n, pipeline: pipeline, partition: partition}, nil
+}
+
+// markerAck is the Ack of a marker (StartMarker).
+type markerAck struct {
+	Ack
+	n         *Node
+	pipeline  string
+	partition int32
+}
+
+// Wait is the Ack's, but a marker whose partition was deleted meanwhile
+// needs nothing more: it resolves without an error.
+func (a *markerAck) Wait() (int64, error) {
+	off, err := a.Ack.Wait()
+	if err == nil {
+		return off, nil
+	}
+	switch _, _, _, code := a.n.resolve(a.n.st.Load(), a.pipeline, a.partition); code {
+	case result.UnknownPipeline, result.UnknownPartition:
+		return -1, nil
+	}
+	return off, fmt.Errorf("node: write the transaction marker to %s/%d: %w", a.pipeline, a.partition, err)
+}
+
+func (n *Node) startMarker(pipeline string, partition int32, m batch.Marker) (Ack, error) {
+	p, partition, _, code := n.resolve(n.st.Load(), pipeline, partition)
+	switch code {
+	case result.UnknownPipeline, result.UnknownPartition:
+		return nil, nil
+	}
+	if p.refused != nil {
+		return nil, p.refused.err
+	}
+	ack, err := p.bufs[partition].Append(batch.TxnMarker(time.Now().UnixMilli(), m), AppendChecked)
+	if err != nil {
+		return nil, fmt.Errorf("node: write the transaction marker to %s/%d: %w", pipeline, partition, err)
+	}
+	return ack, nil
 }
 
 // Isolation says what a read returns of transactions.

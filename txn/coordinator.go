@@ -54,6 +54,14 @@ var (
 // left to mark).
 type MarkerWriter func(ctx context.Context, tp TopicPartition, m batch.Marker) error
 
+// MarkerAck is a marker appended to its partition (Config.StartMarker):
+// Ready reports whether it is durable, Wait makes it so (a group commit of
+// its partition) and returns its offset, or why it cannot be durable.
+type MarkerAck interface {
+	Ready() bool
+	Wait() (int64, error)
+}
+
 // Config configures a Coordinator.
 type Config struct {
 	// Store keeps the coordinator's state (side records of kind Kind) and
@@ -65,12 +73,29 @@ type Config struct {
 	// (node.NewProducerID).
 	NewProducerID func() (int64, error)
 	// OpenTxn reports whether producer pid has a transaction open in
-	// partition tp: a transactional batch with no marker after it
-	// (node.OpenTransaction). With it, on a node alone, a transaction's
-	// partitions stay added for the id's next transaction (see
-	// "Partitions kept for the next transaction" in doc.go); nil turns
-	// that off.
-	OpenTxn func(tp TopicPartition, pid int64) (bool, error)
+	// partition tp: a transactional batch with no marker after it, and the
+	// producer epoch of its first batch (node.OpenTransaction). With it,
+	// on a node alone, a transaction's partitions stay added for the id's
+	// next transaction (see "Partitions kept for the next transaction" in
+	// doc.go); nil turns that off.
+	OpenTxn func(tp TopicPartition, pid int64) (bool, int16, error)
+	// StartMarker appends a marker to a partition without waiting for it
+	// to be durable (node.StartMarker); a nil MarkerAck when the partition
+	// no longer exists. With it and OpenTxn, on a node alone, an EndTxn
+	// that bumps the epoch answers once its outcome is durable and its
+	// markers are appended (see "Markers made durable after the answer"
+	// in doc.go); nil turns that off.
+	StartMarker func(tp TopicPartition, m batch.Marker) (MarkerAck, error)
+	// MarkerLinger: the markers of a producer that began its last
+	// transaction before the markers of the one before were durable (one
+	// running transactions back to back) wait that long for a group
+	// commit of their partitions (its next transaction's appends, which
+	// follow them) before the coordinator runs one; the others' are made
+	// durable at once. A producer whose next transaction needs the last
+	// one to be visible (a consume-transform-produce stage whose input
+	// follows its output) never waits so. Default 1 ms; negative: always
+	// at once.
+	MarkerLinger time.Duration
 	// MaxTimeout bounds the transaction timeout a producer may ask for
 	// (Kafka's transaction.max.timeout.ms); default 15 minutes.
 	MaxTimeout time.Duration
@@ -92,6 +117,9 @@ const DefaultMaxTimeout = 15 * time.Minute
 
 // DefaultIDExpiration is Kafka's default transactional.id.expiration.ms.
 const DefaultIDExpiration = 7 * 24 * time.Hour
+
+// DefaultMarkerLinger is Config.MarkerLinger's default.
+const DefaultMarkerLinger = time.Millisecond
 
 // markerTimeout bounds one round of marker writes.
 const markerTimeout = 30 * time.Second
@@ -143,6 +171,17 @@ type entry struct {
 	kept   map[TopicPartition]bool
 	mem    bool
 	landed uint64
+	// logged: the id's last transaction as the log holds it (PrepareCommit
+	// or PrepareAbort) while t holds its completion in memory only, its
+	// markers appended (decideLazy); nil once the log moves on. unsynced:
+	// markers of it not yet known durable; every write of the id's state
+	// waits for them first (settle), so the log never holds a later state
+	// of the id while a marker of the decided transaction may be lost.
+	logged   *Txn
+	unsynced []MarkerAck
+	// quick: the id's last transaction began before the markers of the
+	// one before were durable (begin).
+	quick bool
 }
 
 // New returns a coordinator over cfg.Store. It applies the state the store
@@ -159,6 +198,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
+	}
+	if cfg.MarkerLinger == 0 {
+		cfg.MarkerLinger = DefaultMarkerLinger
 	}
 	if cfg.IDExpiration <= 0 {
 		cfg.IDExpiration = DefaultIDExpiration
@@ -217,7 +259,11 @@ func (c *Coordinator) expire(id string, now int64) {
 	if cur == nil || !c.expired(cur, now) {
 		return
 	}
-	if err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(id)}}); err != nil {
+	err := c.settle(id)
+	if err == nil {
+		err = c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(id)}})
+	}
+	if err != nil {
 		c.log.Warn("txn: could not forget an expired transactional id; retrying", "transactional_id", id, "err", err)
 		return
 	}
@@ -274,7 +320,7 @@ func (c *Coordinator) apply(key, value []byte) {
 	if t.State == Ongoing && (e.t == nil || e.t.State != Ongoing || e.t.Seq != t.Seq) {
 		e.beganAt = c.clock.Add(1)
 	}
-	e.t = t
+	e.t, e.logged = t, nil
 	c.byPID[t.ProducerID] = e
 	set := make(map[TopicPartition]bool, len(t.Partitions))
 	for _, tp := range t.Partitions {
@@ -345,8 +391,12 @@ func (c *Coordinator) waitCompleted(e *entry) {
 	}
 }
 
-// write stores t as its id's state, with the groups' commits, durably.
+// write stores t as its id's state, with the groups' commits, durably,
+// once the markers of the id's last transaction are (settle).
 func (c *Coordinator) write(t *Txn, commits ...group.GroupCommits) error {
+	if err := c.settle(t.ID); err != nil {
+		return err
+	}
 	t.UpdatedMs = c.cfg.Now().UnixMilli()
 	err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(t.ID), Value: appendValue(nil, t)}}, commits...)
 	if errors.Is(err, group.ErrNotReady) {
@@ -354,6 +404,32 @@ func (c *Coordinator) write(t *Txn, commits ...group.GroupCommits) error {
 	}
 	if err != nil {
 		return fmt.Errorf("txn: store the state of transactional id %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// settle waits until every marker of id's last transaction that was
+// appended without a wait (decideLazy) is durable. The caller holds the
+// id's e.op.
+func (c *Coordinator) settle(id string) error {
+	c.mu.Lock()
+	e := c.ids[id]
+	var acks []MarkerAck
+	if e != nil {
+		acks = e.unsynced
+	}
+	c.mu.Unlock()
+	for _, a := range acks {
+		if _, err := a.Wait(); err != nil {
+			return fmt.Errorf("txn: a marker of transactional id %q's last transaction could not be made durable: %w", id, err)
+		}
+	}
+	if len(acks) > 0 {
+		c.mu.Lock()
+		if len(e.unsynced) > 0 && &e.unsynced[0] == &acks[0] {
+			e.unsynced = nil
+		}
+		c.mu.Unlock()
 	}
 	return nil
 }
@@ -409,7 +485,7 @@ func (c *Coordinator) RecoverProducerID(ctx context.Context, s *Session, id stri
 				ErrFenced, pid, epoch, id, cur.ProducerID, cur.Epoch)
 		}
 		if cur.State == PrepareCommit || cur.State == PrepareAbort {
-			if err := c.complete(ctx, e, cur); err != nil {
+			if err := c.complete(ctx, e, cur, false); err != nil {
 				c.log.Warn("txn: completing the previous transaction failed; InitProducerId answered CONCURRENT_TRANSACTIONS", "transactional_id", id, "err", err)
 				return -1, -1, ErrConcurrent
 			}
@@ -421,7 +497,7 @@ func (c *Coordinator) RecoverProducerID(ctx context.Context, s *Session, id stri
 		bumped := false
 		switch cur.State {
 		case PrepareCommit, PrepareAbort:
-			if err := c.complete(ctx, e, cur); err != nil {
+			if err := c.complete(ctx, e, cur, false); err != nil {
 				c.log.Warn("txn: completing the previous transaction failed; InitProducerId answered CONCURRENT_TRANSACTIONS", "transactional_id", id, "err", err)
 				return -1, -1, ErrConcurrent
 			}
@@ -461,12 +537,15 @@ func (c *Coordinator) RecoverProducerID(ctx context.Context, s *Session, id stri
 }
 
 // begin returns the state of a transaction that the id's producer adds
-// to: the ongoing one, or a new one.
-func (c *Coordinator) begin(cur *Txn) (Txn, error) {
+// to: the ongoing one, or a new one. The caller holds e.op.
+func (c *Coordinator) begin(e *entry, cur *Txn) (Txn, error) {
 	next := *cur
 	switch cur.State {
 	case Ongoing:
 	case Empty, CompleteCommit, CompleteAbort:
+		c.mu.Lock()
+		e.quick = slices.ContainsFunc(e.unsynced, func(a MarkerAck) bool { return !a.Ready() })
+		c.mu.Unlock()
 		next.State = Ongoing
 		next.Seq++
 		next.StartMs = c.cfg.Now().UnixMilli()
@@ -550,7 +629,7 @@ func (c *Coordinator) extend(s *Session, id string, pid int64, epoch int16, part
 	if err := check(cur, pid, epoch); err != nil {
 		return err
 	}
-	next, err := c.begin(cur)
+	next, err := c.begin(e, cur)
 	if err != nil {
 		return err
 	}
@@ -628,7 +707,7 @@ func (c *Coordinator) commitOffsets(s *Session, id string, pid int64, epoch int1
 	var next Txn
 	if add {
 		var err error
-		if next, err = c.begin(cur); err != nil {
+		if next, err = c.begin(e, cur); err != nil {
 			return err
 		}
 		if !slices.ContainsFunc(next.Groups, func(p Pending) bool { return p.Group == groupID }) {
@@ -774,10 +853,14 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 	if err := c.waitIdle(ctx, e); err != nil {
 		return nil // the outcome is logged; the background completes it
 	}
+	if c.lazy(next) {
+		c.decideLazy(e, next)
+		return nil
+	}
 	// Once its markers are durable the transaction is decided and
 	// visible: the record that completes it is written after the answer,
 	// and the id's next operation waits for it (lock).
-	if err := c.writeMarkers(ctx, next); err != nil {
+	if err := c.writeMarkers(ctx, next, false); err != nil {
 		c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", cur.ID, "commit", commit, "err", err)
 		return nil
 	}
@@ -797,6 +880,81 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 		}
 	})
 	return nil
+}
+
+// lazy reports whether the markers of t, decided, may be made durable after
+// the answer (decideLazy): on a node alone, with StartMarker and OpenTxn,
+// for a transaction whose markers carry a newer epoch than its batches
+// (an EndTxn of transaction version 2 bumped it), which is how a start
+// tells them from the batches of the id's next transaction.
+func (c *Coordinator) lazy(t *Txn) bool {
+	return c.cfg.StartMarker != nil && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated() && t.PrevProducerID >= 0
+}
+
+// decideLazy appends the markers of next, whose outcome the log holds, and
+// completes it in memory: the id's next transaction may begin at once (in
+// memory, from the partitions it keeps), and its batches follow the
+// markers in each partition, so their group commit makes the markers
+// durable too. A goroutine makes sure they are durable within
+// Config.MarkerLinger; any write of the id's state waits for them
+// (settle); a tick writes the completion once they are, if nothing of the
+// id was written since. A start that finds the decision without its
+// completion writes the markers missing, telling them by epoch (complete).
+// When a marker cannot be appended, the decision stays the id's state and
+// the tick completes it, as when EndTxn's markers fail. The caller holds
+// e.op.
+func (c *Coordinator) decideLazy(e *entry, next *Txn) {
+	pid, epoch := markerOf(next)
+	m := batch.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: next.State == PrepareCommit}
+	acks := make([]MarkerAck, 0, len(next.Partitions))
+	for _, tp := range next.Partitions {
+		a, err := c.cfg.StartMarker(tp, m)
+		if err != nil {
+			c.log.Warn("txn: writing the transaction's markers failed; retrying in the background", "transactional_id", next.ID, "commit", m.Commit, "err", err)
+			return
+		}
+		if a != nil {
+			acks = append(acks, a)
+		}
+	}
+	done := c.completed(next)
+	c.mu.Lock()
+	linger := c.cfg.MarkerLinger > 0 && e.quick
+	e.t, e.logged, e.unsynced = done, next, acks
+	e.mem, e.parts = false, nil
+	e.kept = make(map[TopicPartition]bool, len(done.Partitions))
+	for _, tp := range done.Partitions {
+		e.kept[tp] = true
+	}
+	c.mu.Unlock()
+	if len(acks) == 0 {
+		return
+	}
+	c.bg.Go(func() {
+		if linger {
+			// The producer began its last transaction before the markers
+			// of the one before were durable: its next one's appends
+			// will most likely make these durable meanwhile, and Wait
+			// returns at once.
+			t := time.NewTimer(c.cfg.MarkerLinger)
+			select {
+			case <-t.C:
+			case <-c.quit:
+				t.Stop()
+			}
+		}
+		for _, a := range acks {
+			if _, err := a.Wait(); err != nil {
+				c.log.Warn("txn: a transaction marker could not be made durable; the next write of the transactional id fails, a restart completes the transaction", "transactional_id", next.ID, "commit", m.Commit, "err", err)
+				return
+			}
+		}
+		c.mu.Lock()
+		if len(e.unsynced) > 0 && &e.unsynced[0] == &acks[0] {
+			e.unsynced = nil
+		}
+		c.mu.Unlock()
+	})
 }
 
 // EndTxnBump is EndTxn of transaction version 2 (KIP-890 part 2, EndTxn
@@ -924,7 +1082,7 @@ func (c *Coordinator) abort(ctx context.Context, e *entry, cur *Txn, reason stri
 	if err := c.waitIdle(wctx, e); err != nil {
 		return ErrConcurrent
 	}
-	if err := c.complete(wctx, e, &next); err != nil {
+	if err := c.complete(wctx, e, &next, false); err != nil {
 		c.log.Warn("txn: writing abort markers failed; retrying in the background", "transactional_id", cur.ID, "err", err)
 		return ErrConcurrent
 	}
@@ -945,7 +1103,7 @@ func (c *Coordinator) abortUnlogged(ctx context.Context, e *entry, cur *Txn) err
 		if open {
 			break
 		}
-		o, err := c.cfg.OpenTxn(tp, cur.ProducerID)
+		o, _, err := c.cfg.OpenTxn(tp, cur.ProducerID)
 		if err != nil {
 			c.log.Warn("txn: could not tell whether a transaction is open in a partition; aborting it to be safe", "transactional_id", cur.ID, "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			o = true
@@ -963,24 +1121,46 @@ func (c *Coordinator) abortUnlogged(ctx context.Context, e *entry, cur *Txn) err
 
 // complete writes t's markers (t is PrepareCommit or PrepareAbort), then
 // the record that completes it (a commit's offsets were stored with its
-// PrepareCommit). The caller holds e.op.
-func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn) error {
-	if err := c.writeMarkers(ctx, t); err != nil {
+// PrepareCommit). At a start (starting) only the markers missing are
+// written (writeMarkers). The caller holds e.op.
+func (c *Coordinator) complete(ctx context.Context, e *entry, t *Txn, starting bool) error {
+	if err := c.writeMarkers(ctx, t, starting); err != nil {
 		return err
 	}
 	return c.write(c.completed(t))
 }
 
-// writeMarkers writes t's markers to each of its partitions, durably.
-func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn) error {
+// writeMarkers writes t's markers to each of its partitions, durably. At a
+// start of a node alone (starting, with OpenTxn) a partition gets one only
+// if a transaction of the producer is open in it that the marker ends:
+// with no transaction open, nothing is left to end; with one open at the
+// marker's epoch while the marker's epoch was bumped (markers of
+// transaction version 2, decideLazy), the marker is already there and
+// what is open is the id's next transaction, begun in memory, which the
+// start then aborts (abortUnlogged). Writing the marker again would end
+// that one with this outcome.
+func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn, starting bool) error {
 	commit := t.State == PrepareCommit
 	pid, epoch := markerOf(t)
 	m := batch.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: commit}
 	ctx, cancel := context.WithTimeout(ctx, markerTimeout)
 	defer cancel()
+	check := starting && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated()
+	bumped := t.PrevProducerID >= 0
 	errs := make([]error, len(t.Partitions))
 	var wg sync.WaitGroup
 	for i, tp := range t.Partitions {
+		if check {
+			open, openEpoch, err := c.cfg.OpenTxn(tp, pid)
+			switch {
+			case err != nil && bumped:
+				errs[i] = fmt.Errorf("txn: whether partition %d of %q holds the marker of transactional id %q: %w", tp.Partition, tp.Topic, t.ID, err)
+				continue
+			case err != nil:
+			case !open, openEpoch > epoch, openEpoch == epoch && bumped:
+				continue
+			}
+		}
 		wg.Go(func() { errs[i] = c.cfg.WriteMarker(ctx, tp, m) })
 	}
 	wg.Wait()
@@ -1199,6 +1379,16 @@ func (c *Coordinator) List(f Filter) []Txn {
 	return out
 }
 
+// lazyDone reports whether cur, the id's state, is the completion in memory
+// of a transaction decided by decideLazy whose markers are durable, not
+// yet written. The caller holds e.op.
+func (c *Coordinator) lazyDone(e *entry, cur *Txn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cur != nil && e.logged != nil && e.unsynced == nil && e.t != nil && e.t.Seq == cur.Seq && e.t.State == cur.State &&
+		(cur.State == CompleteCommit || cur.State == CompleteAbort)
+}
+
 // loop runs tick until Close.
 func (c *Coordinator) loop() {
 	defer close(c.done)
@@ -1240,7 +1430,8 @@ func (c *Coordinator) tick() {
 		switch {
 		case t.State == PrepareCommit || t.State == PrepareAbort,
 			t.State == Ongoing && (abortOngoing || now-t.StartMs > int64(t.TimeoutMs)),
-			recovering && len(e.kept) > 0:
+			recovering && len(e.kept) > 0,
+			e.logged != nil && e.unsynced == nil:
 			ids = append(ids, id)
 		case !recovering && c.expired(t, now):
 			expired = append(expired, id)
@@ -1261,7 +1452,18 @@ func (c *Coordinator) tick() {
 		switch {
 		case cur == nil:
 		case cur.State == PrepareCommit || cur.State == PrepareAbort:
-			err = c.complete(ctx, e, cur)
+			err = c.complete(ctx, e, cur, recovering)
+			if _, done := c.current(id); err == nil && recovering && done != nil && len(done.Partitions) > 0 {
+				// Its partitions are kept for the id's next transaction,
+				// which may have begun in memory after the markers
+				// (decideLazy).
+				err = c.abortUnlogged(ctx, e, done)
+			}
+		case c.lazyDone(e, cur):
+			// The markers of a transaction completed in memory are
+			// durable and nothing of the id was written since: the
+			// completion is written, so a start need not look for them.
+			err = c.write(cur)
 		case cur.State == Ongoing && abortOngoing:
 			err = c.abort(ctx, e, cur, "the transaction coordinator started while it was ongoing", true)
 		case (cur.State == CompleteCommit || cur.State == CompleteAbort) && len(cur.Partitions) > 0 && recovering:

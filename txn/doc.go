@@ -21,7 +21,22 @@
 // durable) -> CompleteCommit or CompleteAbort (every marker durable).
 // EndTxn answers once the markers are durable; the record of the
 // completion is written after the answer, and the id's next operation
-// (and DescribeTransactions, ListTransactions) waits for it. When
+// (and DescribeTransactions, ListTransactions) waits for it.
+//
+// Markers made durable after the answer (decideLazy; on a node alone, with
+// Config.StartMarker, for an EndTxn that bumped the epoch): EndTxnBump
+// answers once the outcome is durable and the markers are appended, and
+// the transaction is complete in memory at once (entry.logged holds what
+// the log holds). The id's next transaction begins at once; its batches
+// follow the markers, so their group commit makes the markers durable; a
+// goroutine makes sure of it (at once, or after Config.MarkerLinger for a
+// producer running transactions back to back). Every write of the id's
+// state waits for them first (settle), and a tick writes the completion
+// when nothing else was. A start that finds the decision alone writes
+// only the markers missing: the markers carry an epoch above the
+// transaction's batches, so a partition with the producer's transaction
+// open at the marker's epoch holds the marker and the id's next
+// transaction (writeMarkers), which the start then aborts. When
 // this node becomes the coordinator (a start, a failover) it completes the
 // transactions whose outcome was logged; on a node alone it also aborts
 // the ongoing ones, bumping their epoch, so nothing is left half-visible.

@@ -181,8 +181,15 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 			return n.AppendMarker(ctx, tp.Topic, tp.Partition, m)
 		},
 		NewProducerID: n.NewProducerID,
-		OpenTxn: func(tp txn.TopicPartition, pid int64) (bool, error) {
+		OpenTxn: func(tp txn.TopicPartition, pid int64) (bool, int16, error) {
 			return n.OpenTransaction(tp.Topic, tp.Partition, pid)
+		},
+		StartMarker: func(tp txn.TopicPartition, m batch.Marker) (txn.MarkerAck, error) {
+			a, err := n.StartMarker(tp.Topic, tp.Partition, m)
+			if a == nil {
+				return nil, err // not a nil Ack in a non-nil interface
+			}
+			return a, err
 		},
 		MaxTimeout:   opts.TransactionMaxTimeout,
 		IDExpiration: opts.TransactionalIDExpiration,
