@@ -167,7 +167,7 @@ func (c *conn) startProduce(pc *produceCall) {
 				rp.ErrorCode, rp.ErrorMessage = f.code, f.msg
 				continue
 			}
-			c.startPartition(pc, ti, i, t.Topic, p.Partition, p.Records)
+			c.startPartition(pc, rp, ti, i, t.Topic, p.Partition, p.Records)
 		}
 	}
 	resp.Topics = topics
@@ -285,17 +285,16 @@ type addFailure struct {
 	msg  *string
 }
 
-// startPartition writes one partition's batch, its answer being
-// resp.Topics[ti].Partitions[pi] (finishProduce fills it). A
-// transactional batch counts as under way for its transaction until it is
-// durable, so that EndTxn writes its markers after it; the coordinator
-// learns whether it was appended.
-func (c *conn) startPartition(pc *produceCall, ti, pi int, topic string, partition int32, records []byte) {
+// startPartition writes one partition's batch, its answer being rp, which
+// becomes resp.Topics[ti].Partitions[pi] (finishProduce fills it; a
+// refusal here fills it at once). A transactional batch counts as under
+// way for its transaction until it is durable, so that EndTxn writes its
+// markers after it; the coordinator learns whether it was appended.
+func (c *conn) startPartition(pc *produceCall, rp *kmsg.ProduceResponseTopicPartition, ti, pi int, topic string, partition int32, records []byte) {
 	var done func(bool)
 	if h, err := batch.ParseHeader(records); err == nil && h.Attributes&(batch.AttrTransactional|batch.AttrControl) == batch.AttrTransactional {
 		d, err := c.s.txns.BeginProduce(c.ctx, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
 		if err != nil {
-			rp := &pc.resp.Topics[ti].Partitions[pi]
 			rp.ErrorCode = c.txnErrorCode(err, kerr.InvalidProducerEpoch.Code)
 			msg := err.Error()
 			rp.ErrorMessage = &msg

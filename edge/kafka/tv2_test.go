@@ -280,15 +280,7 @@ pipelines:
 	pc := dialKafka(t, addr)
 	const tid, topic = "fenced-producer-2", "fence2"
 
-	ip := kmsg.NewPtrInitProducerIDRequest()
-	ip.TransactionalID = kmsg.StringPtr(tid)
-	ip.TransactionTimeoutMillis = 60000
-	ipr := kmsg.NewPtrInitProducerIDResponse()
-	a.do(ip, ipr, 1)
-	if ipr.ErrorCode != 0 {
-		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(ipr.ErrorCode))
-	}
-	pid, e0 := ipr.ProducerID, ipr.ProducerEpoch
+	pid, e0 := a.initProducer(tid)
 
 	produce := func(epoch int16, value string) int16 {
 		t.Helper()

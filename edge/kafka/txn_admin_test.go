@@ -25,16 +25,8 @@ import (
 // (state Empty) with a raw InitProducerId, and returns its producer id.
 func initTxnID(t *testing.T, addr, id string) int64 {
 	t.Helper()
-	k := dialKafka(t, addr)
-	req := kmsg.NewPtrInitProducerIDRequest()
-	req.TransactionalID = kmsg.StringPtr(id)
-	req.TransactionTimeoutMillis = 60000
-	resp := kmsg.NewPtrInitProducerIDResponse()
-	k.do(req, resp, 1)
-	if resp.ErrorCode != 0 {
-		t.Fatalf("InitProducerId %s: %v", id, kerr.ErrorForCode(resp.ErrorCode))
-	}
-	return resp.ProducerID
+	pid, _ := dialKafka(t, addr).initProducer(id)
+	return pid
 }
 
 // listed returns the ids a ListTransactions answer lists, sorted.

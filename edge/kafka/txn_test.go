@@ -144,6 +144,21 @@ func (k *kconn) do(req kmsg.Request, resp kmsg.Response, version int16) {
 	k.recv(resp, version)
 }
 
+// initProducer sends a raw InitProducerId (version 1, timeout 60 s) for
+// transactional id id and returns the producer id and epoch.
+func (k *kconn) initProducer(id string) (int64, int16) {
+	k.t.Helper()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID = kmsg.StringPtr(id)
+	req.TransactionTimeoutMillis = 60000
+	resp := kmsg.NewPtrInitProducerIDResponse()
+	k.do(req, resp, 1)
+	if resp.ErrorCode != 0 {
+		k.t.Fatalf("InitProducerId %s: %v", id, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	return resp.ProducerID, resp.ProducerEpoch
+}
+
 // txnBatch is a transactional batch of one record.
 func txnBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	var b batch.Builder
@@ -184,15 +199,7 @@ pipelines:
 	if fcr.ErrorCode != 0 {
 		t.Fatalf("FindCoordinator: %v", kerr.ErrorForCode(fcr.ErrorCode))
 	}
-	ip := kmsg.NewPtrInitProducerIDRequest()
-	ip.TransactionalID = kmsg.StringPtr(tid)
-	ip.TransactionTimeoutMillis = 60000
-	ipr := kmsg.NewPtrInitProducerIDResponse()
-	a.do(ip, ipr, 1)
-	if ipr.ErrorCode != 0 {
-		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(ipr.ErrorCode))
-	}
-	pid, epoch := ipr.ProducerID, ipr.ProducerEpoch
+	pid, epoch := a.initProducer(tid)
 
 	addPartition := func(k *kconn) {
 		t.Helper()
@@ -433,5 +440,41 @@ pipelines:
 	}
 	if poisoned != 10 || len(unc) <= n {
 		t.Fatalf("read_uncommitted: %d records, %d of the aborted transaction; want more than %d, 10 of them", len(unc), poisoned, n)
+	}
+}
+
+// A transactional batch the coordinator refuses (its partition was not
+// added to the transaction) is answered with the refusal, on the
+// connection's first Produce too, and the server goes on serving: such a
+// refusal once panicked, filling a response that was not set up yet.
+func TestTransactionalProduceRefused(t *testing.T) {
+	addr := start(t, `
+pipelines:
+  - {name: refused, partitions: 2}
+`)
+	const tid, topic = "refused-producer", "refused"
+	pid, epoch := dialKafka(t, addr).initProducer(tid)
+	for i := range 2 {
+		pc := dialKafka(t, addr) // a new connection: its first Produce
+		req := kmsg.NewPtrProduceRequest()
+		req.TransactionID, req.Acks, req.TimeoutMillis = kmsg.StringPtr(tid), -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		for p := range int32(2) {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = p, txnBatch(pid, epoch, 0, "not added")
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := kmsg.NewPtrProduceResponse()
+		pc.do(req, resp, 7)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+			t.Fatalf("round %d: answer %+v", i, resp.Topics)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != kerr.InvalidTxnState.Code {
+				t.Fatalf("round %d: partition %d answered %v, want INVALID_TXN_STATE", i, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
 	}
 }
