@@ -123,6 +123,23 @@ func (n *node) start() {
 	t.Fatalf("sense serve did not become ready:\n%s", logs)
 }
 
+// noErrors fails the test when a run of the node (every start's log)
+// logged an error or panicked.
+func (n *node) noErrors() {
+	n.t.Helper()
+	for i, path := range n.logs {
+		logs, err := os.ReadFile(path)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(logs), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+				n.t.Fatalf("run %d of the node logged an error or panicked:\n%s", i+1, logs)
+			}
+		}
+	}
+}
+
 // stop sends SIGTERM and requires a clean exit.
 func (n *node) stop() {
 	n.t.Helper()

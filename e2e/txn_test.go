@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -173,10 +172,7 @@ func TestKafkaTransactionKilledMidway(t *testing.T) {
 	if lso, hw := latest(1), latest(0); lso != hw || hw[0] == 0 || hw[1] == 0 {
 		t.Fatalf("last stable offsets %v, high watermarks %v: the transaction is still open", lso, hw)
 	}
-	logs, _ := os.ReadFile(n.stderrPath)
-	if strings.Contains(string(logs), "level=ERROR") {
-		t.Fatalf("the restarted node logged errors:\n%s", logs)
-	}
+	n.noErrors()
 }
 
 // A franz-go producer (transaction version 2) commits a transaction, then
@@ -257,8 +253,5 @@ func TestKafkaKeptPartitionsKilled(t *testing.T) {
 	if got := read(kgo.ReadUncommitted()); len(got) != 11 || !slices.Contains(got, "b-4") {
 		t.Fatalf("read_uncommitted: %v, want the records of both transactions and the end", got)
 	}
-	logs, _ := os.ReadFile(n.stderrPath)
-	if strings.Contains(string(logs), "level=ERROR") {
-		t.Fatalf("the restarted node logged errors:\n%s", logs)
-	}
+	n.noErrors()
 }

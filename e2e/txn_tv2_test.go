@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,8 +170,5 @@ func TestKafkaTransactionVersion2KilledMidway(t *testing.T) {
 		t.Fatalf("read_uncommitted sees %v\nwant %v", got, all)
 	}
 	stableAtEnd(t, ctx, n.kafka, topic)
-	logs, _ := os.ReadFile(n.stderrPath)
-	if strings.Contains(string(logs), "level=ERROR") {
-		t.Fatalf("the restarted node logged errors:\n%s", logs)
-	}
+	n.noErrors()
 }

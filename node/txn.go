@@ -234,32 +234,55 @@ func (n *Node) StableOffset(pipeline string, partition int32) (int64, result.Cod
 
 // OpenTransaction reports whether producer pid has a transaction open in a
 // partition of this node: a transactional batch with no marker after it
-// (below the high watermark), and the producer epoch of its first batch.
-// A partition that does not exist holds none. For a buffer held on other
-// nodes it answers an error (the coordinator asks only on a node alone).
-func (n *Node) OpenTransaction(pipeline string, partition int32, pid int64) (bool, int16, error) {
-	l, code := n.buffer(pipeline, partition)
-	switch code {
-	case result.OK:
-	case result.UnknownPipeline, result.UnknownPartition:
-		return false, -1, nil
-	default:
-		return false, -1, result.New(code, fmt.Sprintf("node: open transactions of %s/%d", pipeline, partition))
-	}
-	if _, ok := l.(RemoteReader); ok {
-		return false, -1, result.New(result.NotLeader, fmt.Sprintf("node: %s/%d is held on other nodes: its open transactions are known there", pipeline, partition))
+// (below the high watermark), and the offset and producer epoch of its
+// first batch. A partition that does not exist holds none. For a buffer
+// held on other nodes it answers an error (the coordinator asks only on a
+// node alone).
+func (n *Node) OpenTransaction(pipeline string, partition int32, pid int64) (open bool, first int64, epoch int16, err error) {
+	l, err := n.localBuffer(pipeline, partition, "which transactions are open")
+	if l == nil || err != nil {
+		return false, -1, -1, err
 	}
 	x := n.txnIndex(l)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, err := x.catchUp(l); err != nil {
-		return false, -1, err
+		return false, -1, -1, err
 	}
 	o, open := x.open[pid]
 	if !open {
-		return false, -1, nil
+		return false, -1, -1, nil
 	}
-	return true, o.epoch, nil
+	return true, o.first, o.epoch, nil
+}
+
+// NextOffset returns the offset the next batch appended to a partition of
+// this node takes; -1 and nil for a partition that does not exist, an
+// error for a buffer held on other nodes.
+func (n *Node) NextOffset(pipeline string, partition int32) (int64, error) {
+	l, err := n.localBuffer(pipeline, partition, "its next offset")
+	if l == nil || err != nil {
+		return -1, err
+	}
+	return l.NextOffset(), nil
+}
+
+// localBuffer returns a partition's buffer held on this node (what names
+// the question in an error); nil and nil for a partition that does not
+// exist.
+func (n *Node) localBuffer(pipeline string, partition int32, what string) (Buffer, error) {
+	l, code := n.buffer(pipeline, partition)
+	switch code {
+	case result.OK:
+	case result.UnknownPipeline, result.UnknownPartition:
+		return nil, nil
+	default:
+		return nil, result.New(code, fmt.Sprintf("node: %s of %s/%d", what, pipeline, partition))
+	}
+	if _, ok := l.(RemoteReader); ok {
+		return nil, result.New(result.NotLeader, fmt.Sprintf("node: %s/%d is held on other nodes: %s is known at its leader", pipeline, partition, what))
+	}
+	return l, nil
 }
 
 // AbortedTransactions returns a partition's last stable offset and its

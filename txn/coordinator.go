@@ -54,6 +54,16 @@ var (
 // left to mark).
 type MarkerWriter func(ctx context.Context, tp TopicPartition, m batch.Marker) error
 
+// OpenTxnInfo is a producer's transaction open in a partition
+// (Config.OpenTxn): a transactional batch with no marker after it.
+type OpenTxnInfo struct {
+	Open bool
+	// Epoch and First are the producer epoch and the offset of the
+	// transaction's first batch.
+	Epoch int16
+	First int64
+}
+
 // MarkerAck is a marker appended to its partition (Config.StartMarker):
 // Ready reports whether it is durable, Wait makes it so (a group commit of
 // its partition) and returns its offset, or why it cannot be durable.
@@ -78,7 +88,12 @@ type Config struct {
 	// on a node alone, a transaction's partitions stay added for the id's
 	// next transaction (see "Partitions kept for the next transaction" in
 	// doc.go); nil turns that off.
-	OpenTxn func(tp TopicPartition, pid int64) (bool, int16, error)
+	OpenTxn func(tp TopicPartition, pid int64) (OpenTxnInfo, error)
+	// PartitionEnd returns a partition's next offset (node.NextOffset);
+	// with StartMarker and OpenTxn, on a node alone, an EndTxn of
+	// transaction version 1 is answered as one that bumps the epoch (see
+	// StartMarker), the partitions' ends stored with its outcome.
+	PartitionEnd func(tp TopicPartition) (int64, error)
 	// StartMarker appends a marker to a partition without waiting for it
 	// to be durable (node.StartMarker); a nil MarkerAck when the partition
 	// no longer exists. With it and OpenTxn, on a node alone, an EndTxn
@@ -182,6 +197,9 @@ type entry struct {
 	// quick: the id's last transaction began before the markers of the
 	// one before were durable (begin).
 	quick bool
+	// ending: an EndTxn of transaction version 1 is noting the
+	// partitions' ends (noteEnds): no batch of the transaction may start.
+	ending bool
 }
 
 // New returns a coordinator over cfg.Store. It applies the state the store
@@ -397,6 +415,9 @@ func (c *Coordinator) write(t *Txn, commits ...group.GroupCommits) error {
 	if err := c.settle(t.ID); err != nil {
 		return err
 	}
+	if t.State != PrepareCommit && t.State != PrepareAbort {
+		t.Ends = nil // a decision's only
+	}
 	t.UpdatedMs = c.cfg.Now().UnixMilli()
 	err := c.cfg.Store.Write([]group.SideRecord{{Kind: Kind, Key: []byte(t.ID), Value: appendValue(nil, t)}}, commits...)
 	if errors.Is(err, group.ErrNotReady) {
@@ -549,7 +570,7 @@ func (c *Coordinator) begin(e *entry, cur *Txn) (Txn, error) {
 		next.State = Ongoing
 		next.Seq++
 		next.StartMs = c.cfg.Now().UnixMilli()
-		next.Partitions, next.Groups = nil, nil
+		next.Partitions, next.Groups, next.Ends = nil, nil, nil
 		// The EndTxn that ended the last transaction is no longer
 		// answered as a retry: from now on it would end this one.
 		next.PrevProducerID, next.PrevEpoch = -1, -1
@@ -846,6 +867,15 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 			}
 		}
 	}
+	next.Ends = nil
+	if next.PrevProducerID < 0 && len(next.Partitions) > 0 && c.mayLazy() && c.cfg.PartitionEnd != nil {
+		defer func() {
+			c.mu.Lock()
+			e.ending = false
+			c.mu.Unlock()
+		}()
+		c.noteEnds(ctx, e, next)
+	}
 	if err := c.write(next, commits...); err != nil {
 		return err
 	}
@@ -885,10 +915,42 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 // lazy reports whether the markers of t, decided, may be made durable after
 // the answer (decideLazy): on a node alone, with StartMarker and OpenTxn,
 // for a transaction whose markers carry a newer epoch than its batches
-// (an EndTxn of transaction version 2 bumped it), which is how a start
-// tells them from the batches of the id's next transaction.
+// (an EndTxn of transaction version 2 bumped it) or whose decision holds
+// its partitions' ends (noteEnds), which is how a start tells its
+// batches from those of the id's next transaction.
 func (c *Coordinator) lazy(t *Txn) bool {
-	return c.cfg.StartMarker != nil && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated() && t.PrevProducerID >= 0
+	return c.mayLazy() && (t.PrevProducerID >= 0 || len(t.Ends) > 0 && len(t.Ends) == len(t.Partitions))
+}
+
+// mayLazy reports whether this coordinator may make markers durable after
+// the answer (decideLazy).
+func (c *Coordinator) mayLazy() bool {
+	return c.cfg.StartMarker != nil && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated()
+}
+
+// noteEnds stores in next, a transaction of version 1 being decided, each
+// of its partitions' next offset (Txn.Ends), once no batch of it is under
+// way; BeginProduce refuses its batches from now on. False when they
+// cannot be known: its markers are then made durable before the answer.
+// The caller holds e.op and clears e.ending once the decision is written.
+func (c *Coordinator) noteEnds(ctx context.Context, e *entry, next *Txn) bool {
+	c.mu.Lock()
+	e.ending = true
+	c.mu.Unlock()
+	if err := c.waitIdle(ctx, e); err != nil {
+		return false
+	}
+	ends := make([]int64, len(next.Partitions))
+	for i, tp := range next.Partitions {
+		end, err := c.cfg.PartitionEnd(tp)
+		if err != nil {
+			c.log.Warn("txn: a partition's end is unknown; the transaction's markers are made durable before EndTxn is answered", "transactional_id", next.ID, "topic", tp.Topic, "partition", tp.Partition, "err", err)
+			return false
+		}
+		ends[i] = end
+	}
+	next.Ends = ends
+	return true
 }
 
 // decideLazy appends the markers of next, whose outcome the log holds, and
@@ -1103,7 +1165,8 @@ func (c *Coordinator) abortUnlogged(ctx context.Context, e *entry, cur *Txn) err
 		if open {
 			break
 		}
-		o, _, err := c.cfg.OpenTxn(tp, cur.ProducerID)
+		info, err := c.cfg.OpenTxn(tp, cur.ProducerID)
+		o := info.Open
 		if err != nil {
 			c.log.Warn("txn: could not tell whether a transaction is open in a partition; aborting it to be safe", "transactional_id", cur.ID, "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			o = true
@@ -1147,17 +1210,24 @@ func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn, starting bool) e
 	defer cancel()
 	check := starting && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated()
 	bumped := t.PrevProducerID >= 0
+	ends := len(t.Ends) > 0 && len(t.Ends) == len(t.Partitions)
 	errs := make([]error, len(t.Partitions))
 	var wg sync.WaitGroup
 	for i, tp := range t.Partitions {
 		if check {
-			open, openEpoch, err := c.cfg.OpenTxn(tp, pid)
+			o, err := c.cfg.OpenTxn(tp, pid)
 			switch {
-			case err != nil && bumped:
+			case err != nil && (bumped || ends):
 				errs[i] = fmt.Errorf("txn: whether partition %d of %q holds the marker of transactional id %q: %w", tp.Partition, tp.Topic, t.ID, err)
 				continue
 			case err != nil:
-			case !open, openEpoch > epoch, openEpoch == epoch && bumped:
+			case !o.Open:
+				continue
+			case ends:
+				if o.First >= t.Ends[i] {
+					continue
+				}
+			case o.Epoch > epoch, o.Epoch == epoch && bumped:
 				continue
 			}
 		}
@@ -1178,7 +1248,7 @@ func (c *Coordinator) completed(t *Txn) *Txn {
 	}
 	// The start is kept, as Kafka keeps it: DescribeTransactions shows
 	// when the completed transaction began.
-	done.Groups = nil
+	done.Groups, done.Ends = nil, nil
 	if c.cfg.OpenTxn == nil || c.cfg.Store.Replicated() {
 		done.Partitions = nil
 	}
@@ -1208,6 +1278,8 @@ func (c *Coordinator) BeginProduce(ctx context.Context, pid int64, epoch int16, 
 			err = fmt.Errorf("%w: epoch %d is newer than the coordinator's %d", ErrFenced, epoch, e.t.Epoch)
 		case e.t.State != Ongoing:
 			err = fmt.Errorf("%w: producer id %d has no ongoing transaction (state %s); AddPartitionsToTxn first", ErrInvalidState, pid, e.t.State)
+		case e.ending:
+			err = fmt.Errorf("%w: producer id %d is ending its transaction (EndTxn under way): a batch sent with it would follow the end", ErrInvalidState, pid)
 		case !e.parts[tp]:
 			err = fmt.Errorf("%w: partition %d of %q was not added to the transaction (AddPartitionsToTxn first)", ErrInvalidState, tp.Partition, tp.Topic)
 		}

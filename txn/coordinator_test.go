@@ -48,7 +48,7 @@ type env struct {
 	c     *Coordinator
 	pids  int64
 	// openTxn, when set, is the coordinator's Config.OpenTxn.
-	openTxn func(tp TopicPartition, pid int64) (bool, int16, error)
+	openTxn func(tp TopicPartition, pid int64) (OpenTxnInfo, error)
 }
 
 func open(t *testing.T, e *env) {
@@ -73,7 +73,7 @@ func (e *env) close() {
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv with the coordinator's Config.OpenTxn.
-func newEnvWith(t *testing.T, openTxn func(tp TopicPartition, pid int64) (bool, int16, error)) *env {
+func newEnvWith(t *testing.T, openTxn func(tp TopicPartition, pid int64) (OpenTxnInfo, error)) *env {
 	e := &env{dir: filepath.Join(t.TempDir(), "groups"), mk: &markers{}, openTxn: openTxn}
 	open(t, e)
 	t.Cleanup(func() { e.c.Close(); e.store.Close() })

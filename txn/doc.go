@@ -24,8 +24,8 @@
 // (and DescribeTransactions, ListTransactions) waits for it.
 //
 // Markers made durable after the answer (decideLazy; on a node alone, with
-// Config.StartMarker, for an EndTxn that bumped the epoch): EndTxnBump
-// answers once the outcome is durable and the markers are appended, and
+// Config.StartMarker): EndTxn answers once the outcome is durable and the
+// markers are appended, and
 // the transaction is complete in memory at once (entry.logged holds what
 // the log holds). The id's next transaction begins at once; its batches
 // follow the markers, so their group commit makes the markers durable; a
@@ -33,10 +33,12 @@
 // producer running transactions back to back). Every write of the id's
 // state waits for them first (settle), and a tick writes the completion
 // when nothing else was. A start that finds the decision alone writes
-// only the markers missing: the markers carry an epoch above the
-// transaction's batches, so a partition with the producer's transaction
-// open at the marker's epoch holds the marker and the id's next
-// transaction (writeMarkers), which the start then aborts. When
+// only the markers missing (writeMarkers): at transaction version 2 the
+// markers carry an epoch above the transaction's batches, so a partition
+// with the producer's transaction open at the marker's epoch holds the
+// marker and the id's next transaction; at version 1 the decision stores
+// each partition's next offset (Txn.Ends, noteEnds), and a transaction
+// open from there on is the next one. The start then aborts it. When
 // this node becomes the coordinator (a start, a failover) it completes the
 // transactions whose outcome was logged; on a node alone it also aborts
 // the ongoing ones, bumping their epoch, so nothing is left half-visible.

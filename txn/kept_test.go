@@ -19,10 +19,10 @@ type partitions struct {
 	err  error
 }
 
-func (p *partitions) openTxn(tp TopicPartition, pid int64) (bool, int16, error) {
+func (p *partitions) openTxn(tp TopicPartition, pid int64) (OpenTxnInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Contains(p.open[tp], pid), 0, p.err
+	return OpenTxnInfo{Open: slices.Contains(p.open[tp], pid)}, p.err
 }
 
 func (p *partitions) set(tp TopicPartition, pid int64) {

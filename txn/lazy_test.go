@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -104,21 +105,29 @@ func (f *fakeParts) produce(tp TopicPartition, pid int64, epoch int16) {
 }
 
 // openTxn reads what is durable, as a node's index does after a start.
-func (f *fakeParts) openTxn(tp TopicPartition, pid int64) (bool, int16, error) {
+func (f *fakeParts) openTxn(tp TopicPartition, pid int64) (OpenTxnInfo, error) {
 	l := f.log(tp)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	open, epoch := false, int16(-1)
-	for _, e := range l.entries[:l.durable] {
+	var o OpenTxnInfo
+	for i, e := range l.entries[:l.durable] {
 		switch {
 		case e.pid != pid:
 		case e.marker:
-			open = false
-		case !open:
-			open, epoch = true, e.epoch
+			o = OpenTxnInfo{}
+		case !o.Open:
+			o = OpenTxnInfo{Open: true, Epoch: e.epoch, First: int64(i)}
 		}
 	}
-	return open, epoch, nil
+	return o, nil
+}
+
+// end is a partition's next offset.
+func (f *fakeParts) end(tp TopicPartition) (int64, error) {
+	l := f.log(tp)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.entries)), nil
 }
 
 func (f *fakeParts) setHold(tp TopicPartition, hold bool) {
@@ -192,7 +201,7 @@ func (e *lazyEnv) open(t *testing.T) {
 	if e.store, err = group.Open(nil, e.dir, quiet); err != nil {
 		t.Fatal(err)
 	}
-	e.c, err = New(Config{Store: e.store, WriteMarker: e.parts.write, StartMarker: e.parts.start, OpenTxn: e.parts.openTxn,
+	e.c, err = New(Config{Store: e.store, WriteMarker: e.parts.write, StartMarker: e.parts.start, OpenTxn: e.parts.openTxn, PartitionEnd: e.parts.end,
 		Tick: time.Hour, Logger: quiet, MarkerLinger: -1,
 		NewProducerID: func() (int64, error) { e.pids++; return 1000 + e.pids, nil }})
 	if err != nil {
@@ -373,12 +382,91 @@ func TestLazyMarkersRecovery(t *testing.T) {
 		t.Fatalf("markers of %v: %+v: the lost commit marker was not written again", tpB, got)
 	}
 	for _, tp := range []TopicPartition{tpA, tpB} {
-		if open, _, _ := e.parts.openTxn(tp, pid); open {
+		if o, _ := e.parts.openTxn(tp, pid); o.Open {
 			t.Fatalf("%v: a transaction of the producer is still open", tp)
 		}
 	}
 	// The producer of the second transaction is fenced.
 	if _, _, err := e.c.EndTxnBump(ctx, e.c.NewSession(), "z", pid2, ep2, true); err == nil {
 		t.Fatal("the aborted transaction committed after the restart")
+	}
+}
+
+// At transaction version 1 the markers carry the transaction's own epoch,
+// which its next transaction keeps: the decision stores each partition's
+// end, and a start tells the next transaction's batches by their offset.
+// The same crash as TestLazyMarkersRecovery: the lost marker is written
+// again, the durable one is not, the next transaction is aborted.
+func TestLazyMarkersVersion1Recovery(t *testing.T) {
+	e := newLazyEnv(t)
+	s, pid, ep := e.firstTxn(t, "v1")
+	e.parts.setHold(tpB, true)
+	if err := e.c.EndTxn(ctx, s, "v1", pid, ep, true); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.parts.markers(tpB); len(m) != 1 || e.parts.durableLen(tpB) != 1 {
+		t.Fatalf("tpB: markers %+v, %d entries durable: EndTxn did not answer before its marker was durable", m, e.parts.durableLen(tpB))
+	}
+	if err := e.c.AddPartitions(ctx, s, "v1", pid, ep, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.c.inMemory("v1") {
+		t.Fatal("the next transaction did not begin in memory")
+	}
+	e.parts.produce(tpA, pid, ep) // same producer id and epoch
+	e.crash(t)
+	st, _ := e.c.Describe("v1")
+	if st.State != CompleteAbort || st.Epoch <= ep {
+		t.Fatalf("after the restart: %+v (the transaction begun in memory must be aborted, its epoch bumped past %d)", st, ep)
+	}
+	want := []pentry{{pid: pid, epoch: ep, marker: true, commit: true}, {pid: pid, epoch: ep + 1, marker: true}}
+	if got := e.parts.markers(tpA); !slices.Equal(got, want) {
+		t.Fatalf("markers of %v: %+v, want %+v", tpA, got, want)
+	}
+	if got := e.parts.markers(tpB); len(got) == 0 || got[0] != want[0] {
+		t.Fatalf("markers of %v: %+v: the lost commit marker was not written again", tpB, got)
+	}
+	for _, tp := range []TopicPartition{tpA, tpB} {
+		if o, _ := e.parts.openTxn(tp, pid); o.Open {
+			t.Fatalf("%v: a transaction of the producer is still open", tp)
+		}
+	}
+}
+
+// A batch of a transaction of version 1 whose EndTxn is noting the
+// partitions' ends is refused: it would land past them.
+func TestLazyMarkersVersion1RefusesLateBatch(t *testing.T) {
+	e := newLazyEnv(t)
+	s, pid, ep := e.firstTxn(t, "v1")
+	done, err := e.c.BeginProduce(ctx, pid, ep, tpA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- e.c.EndTxn(ctx, s, "v1", pid, ep, true) }()
+	// EndTxn waits for the batch under way; meanwhile no other starts.
+	for i := 0; ; i++ {
+		e.c.mu.Lock()
+		ending := e.c.ids["v1"].ending
+		e.c.mu.Unlock()
+		if ending {
+			break
+		}
+		if i == 500 {
+			t.Fatal("EndTxn never began to note the ends")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := e.c.BeginProduce(ctx, pid, ep, tpB); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("a batch started while EndTxn noted the ends: %v", err)
+	}
+	e.parts.append(tpA, pentry{pid: pid, epoch: ep})
+	done(true)
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	got := e.parts.markers(tpA)
+	if len(got) != 1 || !got[0].commit {
+		t.Fatalf("markers of %v: %+v", tpA, got)
 	}
 }

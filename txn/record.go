@@ -32,14 +32,19 @@ import (
 //	        length, metadata
 //	i64     when this state was written (ms since the epoch), by which an
 //	        idle id expires (absent before version 3)
+//	uvarint (version 4 only) count, then each an i64: the next offset of
+//	        each partition (in the order above) when the transaction was
+//	        decided, below which all its batches lie (Txn.Ends)
 //
+// Version 4 is written only for a decided transaction with Ends; every
+// other record is written at version 3.
 // A null value forgets the id (an expired one). Every count and length is checked against
 // the bytes left before anything is allocated.
 
 // Kind names the coordinator's side records.
 const Kind = "txn"
 
-const recordVersion = 3
+const recordVersion = 4
 
 // State is where a transactional id's transaction is.
 type State uint8
@@ -113,6 +118,13 @@ type Txn struct {
 	// transaction ended and that has not been written for
 	// Config.IDExpiration is forgotten.
 	UpdatedMs int64
+	// Ends, for a decided transaction (PrepareCommit, PrepareAbort) whose
+	// markers are made durable after the answer at transaction version 1
+	// (decideLazy): each partition's next offset when it was decided, in
+	// the order of Partitions. Every batch of the transaction lies below
+	// it, every batch of the id's next transaction above, which is how a
+	// start tells them apart (writeMarkers). Nil otherwise.
+	Ends []int64
 }
 
 var errRecord = errors.New("txn: malformed coordinator record")
@@ -124,7 +136,11 @@ func appendString(dst []byte, s string) []byte {
 
 // appendValue appends t's record value.
 func appendValue(dst []byte, t *Txn) []byte {
-	dst = append(dst, recordVersion)
+	version := byte(3)
+	if len(t.Ends) > 0 {
+		version = 4
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.ProducerID))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(t.Epoch))
 	dst = append(dst, byte(t.State))
@@ -150,7 +166,15 @@ func appendValue(dst []byte, t *Txn) []byte {
 			dst = appendString(dst, o.Metadata)
 		}
 	}
-	return binary.BigEndian.AppendUint64(dst, uint64(t.UpdatedMs))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.UpdatedMs))
+	if version < 4 {
+		return dst
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(t.Ends)))
+	for _, end := range t.Ends {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(end))
+	}
+	return dst
 }
 
 // reader is a sticky-error cursor over a record value.
@@ -263,7 +287,17 @@ func decodeValue(id string, p []byte) (*Txn, error) {
 	if version >= 3 {
 		t.UpdatedMs = int64(r.u64())
 	}
+	if version >= 4 {
+		if n := r.count(8); n > 0 {
+			t.Ends = make([]int64, n)
+			for i := range t.Ends {
+				t.Ends[i] = int64(r.u64())
+			}
+		}
+	}
 	switch {
+	case !r.err && t.Ends != nil && len(t.Ends) != len(t.Partitions):
+		return nil, fmt.Errorf("%w: %d partition ends for %d partitions", errRecord, len(t.Ends), len(t.Partitions))
 	case r.err:
 		return nil, fmt.Errorf("%w: truncated", errRecord)
 	case len(r.p) != 0:

@@ -13,12 +13,25 @@ func TestRecordRoundTrip(t *testing.T) {
 		Partitions: []TopicPartition{{Topic: "a", Partition: 0}, {Topic: "bb", Partition: 3}},
 		Groups: []Pending{{Group: "g", Offsets: []group.OffsetCommit{{TopicPartition: TopicPartition{Topic: "in", Partition: 1},
 			CommittedOffset: group.CommittedOffset{Offset: 100, LeaderEpoch: -1, Metadata: "m"}}}}, {Group: "h"}}}
-	out, err := decodeValue("t", appendValue(nil, in))
-	if err != nil {
-		t.Fatal(err)
+	// Version 3, then version 4 with the partitions' ends.
+	for _, ends := range [][]int64{nil, {17, 1 << 40}} {
+		in.Ends = ends
+		v := appendValue(nil, in)
+		if want := byte(3 + min(len(ends), 1)); v[0] != want {
+			t.Fatalf("written at version %d, want %d", v[0], want)
+		}
+		out, err := decodeValue("t", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Fatalf("round trip:\n%+v\n%+v", in, out)
+		}
 	}
-	if !reflect.DeepEqual(in, out) {
-		t.Fatalf("round trip:\n%+v\n%+v", in, out)
+	// Ends that do not match the partitions are refused.
+	in.Ends = []int64{1}
+	if _, err := decodeValue("t", appendValue(nil, in)); err == nil {
+		t.Fatal("a record with one end for two partitions decoded")
 	}
 }
 
@@ -44,7 +57,7 @@ func TestRecordOlderVersions(t *testing.T) {
 			t.Fatalf("version %d:\n%+v\n%+v", v[0], in, out)
 		}
 	}
-	if _, err := decodeValue("t", append([]byte{4}, v3[1:]...)); err == nil {
+	if _, err := decodeValue("t", append([]byte{5}, v3[1:]...)); err == nil {
 		t.Fatal("a record of a version to come decoded")
 	}
 }
@@ -54,6 +67,7 @@ func TestRecordOlderVersions(t *testing.T) {
 func FuzzRecord(f *testing.F) {
 	f.Add(appendValue(nil, &Txn{ProducerID: 1, State: Ongoing, Partitions: []TopicPartition{{Topic: "x", Partition: 1}}}))
 	f.Add(appendValue(nil, &Txn{Groups: []Pending{{Group: "g", Offsets: []group.OffsetCommit{{}}}}}))
+	f.Add(appendValue(nil, &Txn{State: PrepareCommit, Partitions: []TopicPartition{{Topic: "x"}}, Ends: []int64{9}}))
 	f.Add([]byte{1})
 	f.Add([]byte{})
 	// A count of 2^63 partitions in a short value.

@@ -181,8 +181,16 @@ func New(n *node.Node, offsets *group.Store, opts Options) (*Server, error) {
 			return n.AppendMarker(ctx, tp.Topic, tp.Partition, m)
 		},
 		NewProducerID: n.NewProducerID,
-		OpenTxn: func(tp txn.TopicPartition, pid int64) (bool, int16, error) {
-			return n.OpenTransaction(tp.Topic, tp.Partition, pid)
+		OpenTxn: func(tp txn.TopicPartition, pid int64) (txn.OpenTxnInfo, error) {
+			open, first, epoch, err := n.OpenTransaction(tp.Topic, tp.Partition, pid)
+			return txn.OpenTxnInfo{Open: open, First: first, Epoch: epoch}, err
+		},
+		PartitionEnd: func(tp txn.TopicPartition) (int64, error) {
+			end, err := n.NextOffset(tp.Topic, tp.Partition)
+			if err == nil && end < 0 {
+				err = fmt.Errorf("partition %d of %q does not exist", tp.Partition, tp.Topic)
+			}
+			return end, err
 		},
 		StartMarker: func(tp txn.TopicPartition, m batch.Marker) (txn.MarkerAck, error) {
 			a, err := n.StartMarker(tp.Topic, tp.Partition, m)
