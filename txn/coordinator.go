@@ -338,13 +338,20 @@ func (c *Coordinator) apply(key, value []byte) {
 	if t.State == Ongoing && (e.t == nil || e.t.State != Ongoing || e.t.Seq != t.Seq) {
 		e.beganAt = c.clock.Add(1)
 	}
-	e.t, e.logged = t, nil
+	e.logged = nil
 	c.byPID[t.ProducerID] = e
+	e.setLocked(t)
+}
+
+// setLocked makes t, as the log holds it or as decideLazy completes it,
+// e's state: an ongoing transaction's partitions are added, a completed
+// one's kept for the next. The caller holds Coordinator.mu.
+func (e *entry) setLocked(t *Txn) {
 	set := make(map[TopicPartition]bool, len(t.Partitions))
 	for _, tp := range t.Partitions {
 		set[tp] = true
 	}
-	e.mem, e.kept, e.parts = false, nil, set
+	e.t, e.mem, e.kept, e.parts = t, false, nil, set
 	if t.State == CompleteCommit || t.State == CompleteAbort {
 		e.kept, e.parts = set, nil
 	}
@@ -440,18 +447,28 @@ func (c *Coordinator) settle(id string) error {
 		acks = e.unsynced
 	}
 	c.mu.Unlock()
+	if err := c.syncMarkers(e, acks); err != nil {
+		return fmt.Errorf("txn: a marker of transactional id %q's last transaction could not be made durable: %w", id, err)
+	}
+	return nil
+}
+
+// syncMarkers makes acks, markers decideLazy appended for e, durable, and
+// then forgets them unless e has newer ones.
+func (c *Coordinator) syncMarkers(e *entry, acks []MarkerAck) error {
+	if len(acks) == 0 {
+		return nil
+	}
 	for _, a := range acks {
 		if _, err := a.Wait(); err != nil {
-			return fmt.Errorf("txn: a marker of transactional id %q's last transaction could not be made durable: %w", id, err)
+			return err
 		}
 	}
-	if len(acks) > 0 {
-		c.mu.Lock()
-		if len(e.unsynced) > 0 && &e.unsynced[0] == &acks[0] {
-			e.unsynced = nil
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	if len(e.unsynced) > 0 && &e.unsynced[0] == &acks[0] {
+		e.unsynced = nil
 	}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -919,7 +936,7 @@ func (c *Coordinator) decide(ctx context.Context, s *Session, e *entry, cur, nex
 // its partitions' ends (noteEnds), which is how a start tells its
 // batches from those of the id's next transaction.
 func (c *Coordinator) lazy(t *Txn) bool {
-	return c.mayLazy() && (t.PrevProducerID >= 0 || len(t.Ends) > 0 && len(t.Ends) == len(t.Partitions))
+	return c.mayLazy() && (t.PrevProducerID >= 0 || t.hasEnds())
 }
 
 // mayLazy reports whether this coordinator may make markers durable after
@@ -930,27 +947,27 @@ func (c *Coordinator) mayLazy() bool {
 
 // noteEnds stores in next, a transaction of version 1 being decided, each
 // of its partitions' next offset (Txn.Ends), once no batch of it is under
-// way; BeginProduce refuses its batches from now on. False when they
-// cannot be known: its markers are then made durable before the answer.
-// The caller holds e.op and clears e.ending once the decision is written.
-func (c *Coordinator) noteEnds(ctx context.Context, e *entry, next *Txn) bool {
+// way; BeginProduce refuses its batches from now on. When they cannot be
+// known next gets none, and its markers are made durable before the
+// answer. The caller holds e.op and clears e.ending once the decision is
+// written.
+func (c *Coordinator) noteEnds(ctx context.Context, e *entry, next *Txn) {
 	c.mu.Lock()
 	e.ending = true
 	c.mu.Unlock()
 	if err := c.waitIdle(ctx, e); err != nil {
-		return false
+		return
 	}
 	ends := make([]int64, len(next.Partitions))
 	for i, tp := range next.Partitions {
 		end, err := c.cfg.PartitionEnd(tp)
 		if err != nil {
 			c.log.Warn("txn: a partition's end is unknown; the transaction's markers are made durable before EndTxn is answered", "transactional_id", next.ID, "topic", tp.Topic, "partition", tp.Partition, "err", err)
-			return false
+			return
 		}
 		ends[i] = end
 	}
 	next.Ends = ends
-	return true
 }
 
 // decideLazy appends the markers of next, whose outcome the log holds, and
@@ -979,15 +996,10 @@ func (c *Coordinator) decideLazy(e *entry, next *Txn) {
 			acks = append(acks, a)
 		}
 	}
-	done := c.completed(next)
 	c.mu.Lock()
 	linger := c.cfg.MarkerLinger > 0 && e.quick
-	e.t, e.logged, e.unsynced = done, next, acks
-	e.mem, e.parts = false, nil
-	e.kept = make(map[TopicPartition]bool, len(done.Partitions))
-	for _, tp := range done.Partitions {
-		e.kept[tp] = true
-	}
+	e.setLocked(c.completed(next))
+	e.logged, e.unsynced = next, acks
 	c.mu.Unlock()
 	if len(acks) == 0 {
 		return
@@ -1005,17 +1017,9 @@ func (c *Coordinator) decideLazy(e *entry, next *Txn) {
 				t.Stop()
 			}
 		}
-		for _, a := range acks {
-			if _, err := a.Wait(); err != nil {
-				c.log.Warn("txn: a transaction marker could not be made durable; the next write of the transactional id fails, a restart completes the transaction", "transactional_id", next.ID, "commit", m.Commit, "err", err)
-				return
-			}
+		if err := c.syncMarkers(e, acks); err != nil {
+			c.log.Warn("txn: a transaction marker could not be made durable; the next write of the transactional id fails, a restart completes the transaction", "transactional_id", next.ID, "commit", m.Commit, "err", err)
 		}
-		c.mu.Lock()
-		if len(e.unsynced) > 0 && &e.unsynced[0] == &acks[0] {
-			e.unsynced = nil
-		}
-		c.mu.Unlock()
 	})
 }
 
@@ -1210,7 +1214,7 @@ func (c *Coordinator) writeMarkers(ctx context.Context, t *Txn, starting bool) e
 	defer cancel()
 	check := starting && c.cfg.OpenTxn != nil && !c.cfg.Store.Replicated()
 	bumped := t.PrevProducerID >= 0
-	ends := len(t.Ends) > 0 && len(t.Ends) == len(t.Partitions)
+	ends := t.hasEnds()
 	errs := make([]error, len(t.Partitions))
 	var wg sync.WaitGroup
 	for i, tp := range t.Partitions {

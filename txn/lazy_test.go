@@ -229,6 +229,24 @@ func newLazyEnv(t *testing.T) *lazyEnv {
 	return e
 }
 
+// waitEntry waits, up to 5 s, until cond holds for id's entry (read under
+// the coordinator's lock), else fails with why.
+func (e *lazyEnv) waitEntry(t *testing.T, id, why string, cond func(*entry) bool) {
+	t.Helper()
+	for i := 0; ; i++ {
+		e.c.mu.Lock()
+		ok := cond(e.c.ids[id])
+		e.c.mu.Unlock()
+		if ok {
+			return
+		}
+		if i == 500 {
+			t.Fatal(why)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // firstTxn begins the first transaction of id, over tpA and tpB, and
 // stores a batch of it in each.
 func (e *lazyEnv) firstTxn(t *testing.T, id string) (*Session, int64, int16) {
@@ -311,18 +329,7 @@ func TestLazyMarkers(t *testing.T) {
 		t.Fatalf("a retry of the abort: %v", err)
 	}
 	// The background makes the markers durable (MarkerLinger -1: at once).
-	for i := 0; ; i++ {
-		e.c.mu.Lock()
-		synced := e.c.ids["z"].unsynced == nil
-		e.c.mu.Unlock()
-		if synced {
-			break
-		}
-		if i == 500 {
-			t.Fatal("the markers were not made durable in the background")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.waitEntry(t, "z", "the markers were not made durable in the background", func(en *entry) bool { return en.unsynced == nil })
 	e.c.tick()
 	e.c.mu.Lock()
 	pending := e.c.ids["z"].logged
@@ -445,18 +452,7 @@ func TestLazyMarkersVersion1RefusesLateBatch(t *testing.T) {
 	ended := make(chan error, 1)
 	go func() { ended <- e.c.EndTxn(ctx, s, "v1", pid, ep, true) }()
 	// EndTxn waits for the batch under way; meanwhile no other starts.
-	for i := 0; ; i++ {
-		e.c.mu.Lock()
-		ending := e.c.ids["v1"].ending
-		e.c.mu.Unlock()
-		if ending {
-			break
-		}
-		if i == 500 {
-			t.Fatal("EndTxn never began to note the ends")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.waitEntry(t, "v1", "EndTxn never began to note the ends", func(en *entry) bool { return en.ending })
 	if _, err := e.c.BeginProduce(ctx, pid, ep, tpB); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("a batch started while EndTxn noted the ends: %v", err)
 	}

@@ -127,6 +127,9 @@ type Txn struct {
 	Ends []int64
 }
 
+// hasEnds reports whether t holds an end for each of its partitions.
+func (t *Txn) hasEnds() bool { return len(t.Ends) > 0 && len(t.Ends) == len(t.Partitions) }
+
 var errRecord = errors.New("txn: malformed coordinator record")
 
 func appendString(dst []byte, s string) []byte {
