@@ -212,6 +212,47 @@ func TestProduceIdempotentRetry(t *testing.T) {
 	}
 }
 
+// TestKeylessEventsStickPerRequest: a request's keyless events that share
+// their eligible buffers go to one of them (one append, as Kafka's sticky
+// partitioner), and successive requests take turns over all of them, with
+// or without a producer id; a retry of an idempotent request routes as its
+// first attempt (TestProduceIdempotentRetry checks that it is stored once).
+func TestKeylessEventsStickPerRequest(t *testing.T) {
+	n, _ := threeHubs(t, t.TempDir())
+	defer n.Close()
+	const buffers = 6 // payments: 2 low partitions in each of the three hubs
+	for _, pid := range []int64{-1, 77} {
+		used := map[int32]int{}
+		seq := int32(0)
+		for r := range 4 * buffers {
+			req := &ProduceRequest{Pipeline: "payments", ProducerID: pid, BaseSequence: seq}
+			if pid < 0 {
+				req.BaseSequence = -1
+			}
+			for i := range 20 {
+				req.Events = append(req.Events, Event{Value: fmt.Appendf(nil, "p%d-r%d-e%d", pid, r, i)})
+			}
+			seq += 20
+			res := make([]Result, len(req.Events))
+			if err := n.Produce(context.Background(), req, res); err != nil {
+				t.Fatal(err)
+			}
+			for i := range res {
+				if res[i].Code != result.OK || res[i].Partition != res[0].Partition {
+					t.Fatalf("producer %d, request %d: event %d got %+v, event 0 %+v: a request's keyless events should share one buffer", pid, r, i, res[i], res[0])
+				}
+			}
+			used[res[0].Partition]++
+		}
+		if pid < 0 && len(used) != buffers {
+			t.Fatalf("producer %d: requests used partitions %v, want each of the %d in turn", pid, used, buffers)
+		}
+		if len(used) < buffers/2 {
+			t.Fatalf("producer %d: %d requests used only partitions %v", pid, 4*buffers, used)
+		}
+	}
+}
+
 // TestPipelinesSurviveRestart: a pipeline created at run time is there
 // after a restart, with its data.
 func TestPipelinesSurviveRestart(t *testing.T) {

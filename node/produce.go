@@ -287,6 +287,18 @@ func (n *Node) StartProduceInto(ctx context.Context, req *ProduceRequest, res []
 	sc := scratchPool.Get().(*scratch)
 	routes := p.routes
 	now := time.Now().UnixMilli()
+	// Keyless events stick together: those of one request with the same
+	// eligible buffers go to one of them, so a request is one append per
+	// buffer class rather than one per buffer, as Kafka's sticky
+	// partitioner does. An idempotent producer's choice follows from its
+	// producer id and the request's first sequence, so a retry routes the
+	// request as the first attempt did; others take turns.
+	var spread uint64
+	if req.ProducerID >= 0 {
+		spread = mix(uint64(req.ProducerID), uint64(int64(req.BaseSequence)))
+	} else {
+		spread = n.spread.Add(1)
+	}
 	for i := range req.Events {
 		if res[i].Code != result.OK {
 			continue
@@ -304,12 +316,6 @@ func (n *Node) StartProduceInto(ctx context.Context, req *ProduceRequest, res []
 		if !n.reg.Contains(mask) {
 			res[i].Code = result.InvalidMask
 			continue
-		}
-		var spread uint64
-		if req.ProducerID >= 0 {
-			spread = mix(uint64(req.ProducerID), uint64(int64(req.BaseSequence)+int64(i)))
-		} else {
-			spread = n.spread.Add(1)
 		}
 		partition, reason := routes.Route(mask, e.Priority, e.Key, spread)
 		if reason != router.OK {
@@ -500,7 +506,7 @@ func fill(res []Result, c result.Code) {
 
 // mix is a 64-bit finalizer (splitmix64) of two words: a deterministic
 // spread for an idempotent producer's keyless events, so a retry routes
-// each event as the first attempt did.
+// them as the first attempt did.
 func mix(a, b uint64) uint64 {
 	x := a*0x9e3779b97f4a7c15 ^ b
 	x ^= x >> 30
