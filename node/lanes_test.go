@@ -400,3 +400,26 @@ func TestCriticalBuffersNotPaced(t *testing.T) {
 		t.Fatalf("layout %v has no low or no critical buffer", spec.Layout())
 	}
 }
+
+// TestFsyncLatencyByLane: each group commit is counted under its buffer's
+// lane, so a critical buffer's fdatasyncs can be told from the others'.
+func TestFsyncLatencyByLane(t *testing.T) {
+	n := lanesNode(t, nil, 0, 0)
+	for _, p := range []event.Priority{event.Critical, event.Low, event.Low} {
+		req := prioRequest(p, 3, p.String())
+		res := make([]Result, len(req.Events))
+		if err := n.Produce(context.Background(), req, res); err != nil || res[0].Code != result.OK {
+			t.Fatalf("%v: %v %+v", p, err, res[0])
+		}
+	}
+	count := func(p event.Priority) uint64 {
+		var m dto.Metric
+		if err := n.Metrics.fsyncLatency.WithLabelValues(p.String()).(prometheus.Metric).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	if c, l, m := count(event.Critical), count(event.Low), count(event.Medium); c == 0 || l == 0 || m != 0 {
+		t.Fatalf("fdatasyncs counted: critical %d, low %d, medium %d; want critical and low > 0, medium 0", c, l, m)
+	}
+}

@@ -19,7 +19,7 @@ type Metrics struct {
 	droppedTotal   *prometheus.CounterVec
 	produceLatency prometheus.Histogram
 	appendLatency  prometheus.Histogram
-	fsyncLatency   prometheus.Histogram
+	fsyncLatency   *prometheus.HistogramVec
 	queueBytes     prometheus.GaugeFunc
 	// laneDelay observes each request's queueing delay, by lane.
 	laneDelay [3]prometheus.Observer
@@ -52,9 +52,9 @@ func newMetrics() *Metrics {
 	m.appendLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sense_append_latency_seconds", Help: "Time to append one batch to a buffer, fsync under the durability policy included.", Buckets: buckets,
 	})
-	m.fsyncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "sense_fsync_latency_seconds", Help: "Duration of one group-commit fdatasync of a buffer's segment.", Buckets: buckets,
-	})
+	m.fsyncLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sense_fsync_latency_seconds", Help: "Duration of one group-commit fdatasync of a buffer's segment, by the buffer's lane.", Buckets: buckets,
+	}, []string{"priority"})
 	m.compactRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sense_compaction_runs_total", Help: "Compaction passes over a buffer's sealed segments, by pipeline and result (ok, error).",
 	}, []string{"pipeline", "result"})

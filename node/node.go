@@ -481,6 +481,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			continue
 		}
 		age, size := spec.BufferRetention()
+		syncs := n.Metrics.fsyncLatency.WithLabelValues(sl.Lane.String())
 		bs := BufferSpec{Pipeline: spec.Name, Hub: sl.Hub, Partition: int32(i), Dir: dir, Log: seglog.Options{
 			FS:                  n.opts.FS,
 			Durability:          n.opts.Durability,
@@ -491,7 +492,7 @@ func (n *Node) openBuffersLocked(spec PipelineSpec) ([]string, error) {
 			ObserveCompaction:   n.Metrics.compacted(spec.Name),
 			Logger:              n.log,
 			Files:               n.files,
-			ObserveSync:         func(d time.Duration) { n.Metrics.fsyncLatency.Observe(d.Seconds()) },
+			ObserveSync:         func(d time.Duration) { syncs.Observe(d.Seconds()) },
 			PreallocateBytes:    n.opts.PreallocateBytes,
 			GroupCommitInterval: n.opts.GroupCommitInterval,
 		}}
