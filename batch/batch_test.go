@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -1081,5 +1082,53 @@ func TestCheckFraming(t *testing.T) {
 	binary.BigEndian.PutUint32(q[OffRecordCount:], 1000)
 	if _, err := CheckFraming(q); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("record count 1000: %v", err)
+	}
+}
+
+// TestReadVarint32MatchesReference: the unrolled decoder accepts exactly
+// the inputs a decoder built on binary.Varint accepts (at most 5 bytes, a
+// value within int32), with the same value and rest, for every 1- and
+// 2-byte input and for random and boundary longer ones.
+func TestReadVarint32MatchesReference(t *testing.T) {
+	ref := func(p []byte) (int64, []byte, bool) {
+		v, n := binary.Varint(p)
+		if n <= 0 || n > binary.MaxVarintLen32 || v < math.MinInt32 || v > math.MaxInt32 {
+			return 0, nil, false
+		}
+		return v, p[n:], true
+	}
+	check := func(p []byte) {
+		t.Helper()
+		wv, wrest, wok := ref(p)
+		v, rest, err := readVarint32(p)
+		if (err == nil) != wok || v != wv || len(rest) != len(wrest) {
+			t.Fatalf("readVarint32(% x) = %d, %d left, %v; reference %d, %d left, ok %v", p, v, len(rest), err, wv, len(wrest), wok)
+		}
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("readVarint32(% x): error %v is not ErrCorrupt", p, err)
+		}
+	}
+	check(nil)
+	for a := range 256 {
+		check([]byte{byte(a)})
+		for b := range 256 {
+			check([]byte{byte(a), byte(b)})
+		}
+	}
+	for _, v := range []int64{math.MinInt32, math.MinInt32 - 1, math.MaxInt32, math.MaxInt32 + 1, -1, 1 << 28, -(1 << 28), 1<<34 - 1} {
+		p := binary.AppendVarint(nil, v)
+		check(p)
+		check(append(p, 7))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		p := make([]byte, 1+rng.IntN(7))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+			if rng.IntN(3) > 0 {
+				p[i] |= 0x80
+			}
+		}
+		check(p)
 	}
 }

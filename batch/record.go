@@ -205,12 +205,27 @@ func readVarint(p []byte) (int64, []byte, error) {
 // the timestamp delta): at most 5 bytes, with a value that fits in an int32.
 // Longer encodings are refused, as Kafka's clients refuse them.
 func readVarint32(p []byte) (int64, []byte, error) {
-	v, n := binary.Varint(p)
-	if n <= 0 || n > binary.MaxVarintLen32 || v < math.MinInt32 || v > math.MaxInt32 {
-		return 0, nil, fmt.Errorf("%w: bad varint", ErrCorrupt)
+	if len(p) > 0 && p[0] < 0x80 {
+		// One byte, as most of a record's lengths and deltas are.
+		u := int64(p[0])
+		return u>>1 ^ -(u & 1), p[1:], nil
 	}
-	return v, p[n:], nil
+	var u uint64
+	for i := 0; i < len(p) && i < binary.MaxVarintLen32; i++ {
+		b := p[i]
+		u |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			v := int64(u>>1) ^ -int64(u&1)
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				break
+			}
+			return v, p[i+1:], nil
+		}
+	}
+	return 0, nil, errBadVarint
 }
+
+var errBadVarint = fmt.Errorf("%w: bad varint", ErrCorrupt)
 
 // readBytes reads a varint length and that many bytes; -1 is null.
 func readBytes(p []byte) ([]byte, []byte, error) {
