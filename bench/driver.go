@@ -33,6 +33,9 @@ type driver interface {
 // not say: the caller reads the clock).
 type producerFlow interface {
 	send(ctx context.Context, p event.Priority, value []byte, done func(err error, answered time.Time))
+	// copiesValue says whether send is done with value when it returns
+	// (the caller may then reuse it), or keeps it until done is called.
+	copiesValue() bool
 	close() error
 }
 
@@ -99,6 +102,9 @@ type nativeProducer struct {
 func (n *nativeProducer) send(_ context.Context, p event.Priority, value []byte, done func(error, time.Time)) {
 	n.p.Send(client.Event{Value: value, HasPriority: true, Priority: p}, func(r client.Result) { done(r.Err, r.Answered) })
 }
+
+// copiesValue: client.Producer.Send copies the event's bytes.
+func (n *nativeProducer) copiesValue() bool { return true }
 
 func (n *nativeProducer) close() error {
 	err := n.p.Close()

@@ -137,6 +137,9 @@ func (k *kafkaProducer) send(ctx context.Context, p event.Priority, value []byte
 	k.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) { done(err, time.Time{}) })
 }
 
+// copiesValue: franz-go keeps the record's value until it is produced.
+func (k *kafkaProducer) copiesValue() bool { return false }
+
 func (k *kafkaProducer) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -521,6 +521,7 @@ func (f *flows) close() error {
 // class when it is not -1.
 func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows, class int) error {
 	var sendErr error
+	var buf []byte // the value, reused when the flow copies it
 	for {
 		if class >= 0 {
 			seq, _, ok := pacer.Peek()
@@ -538,25 +539,34 @@ func (r *run) produce(ctx context.Context, pacer *Pacer, f *flows, class int) er
 			break
 		}
 		pri := priorityOf(r.cfg.Mix, seq)
-		val, err := AppendValue(make([]byte, 0, r.cfg.Size), Header{RunID: r.cfg.RunID, Seq: seq, Intended: intended, Priority: pri}, r.cfg.Size)
+		flow := f.by[pri]
+		dst := buf[:0]
+		if !flow.copiesValue() {
+			dst = make([]byte, 0, r.cfg.Size)
+		}
+		val, err := AppendValue(dst, Header{RunID: r.cfg.RunID, Seq: seq, Intended: intended, Priority: pri}, r.cfg.Size)
 		if err != nil {
 			sendErr = err
 			break
 		}
-		f.by[pri].send(ctx, pri, val, func(err error, answered time.Time) { r.result(seq, intended, pri, val, err, answered) })
+		if flow.copiesValue() {
+			buf = val
+		}
+		sum := Checksum(val)
+		flow.send(ctx, pri, val, func(err error, answered time.Time) { r.result(seq, intended, pri, sum, err, answered) })
 	}
 	return sendErr
 }
 
-// result records event seq's outcome; answered is when its answer was
-// read, or zero to read the clock now.
-func (r *run) result(seq uint64, intended time.Time, pri event.Priority, val []byte, err error, answered time.Time) {
+// result records event seq's outcome (sum: its value's Checksum);
+// answered is when its answer was read, or zero to read the clock now.
+func (r *run) result(seq uint64, intended time.Time, pri event.Priority, sum uint64, err error, answered time.Time) {
 	now := answered
 	if now.IsZero() {
 		now = time.Now()
 	}
 	if err != nil {
-		r.verifier.Failed(seq, val)
+		r.verifier.Failed(seq, sum)
 		code, shed := errorCode(err)
 		r.timeline.Failed(now, shed)
 		r.mu.Lock()
@@ -578,7 +588,7 @@ func (r *run) result(seq uint64, intended time.Time, pri event.Priority, val []b
 	} else if r.baseAck != nil && intended.Sub(r.sched.Start) < r.spikeAt[0] {
 		r.baseAck.Record(pri, lat)
 	}
-	if err := r.verifier.Acked(seq, val); err != nil {
+	if err := r.verifier.Acked(seq, sum); err != nil {
 		r.mu.Lock()
 		r.errs["BENCH_DOUBLE_ACK"]++
 		r.mu.Unlock()

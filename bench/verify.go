@@ -102,8 +102,9 @@ func NewVerifier(runID uint64, n uint64) *Verifier {
 // whole value).
 func Checksum(value []byte) uint64 { return xxhash.Sum64(value) }
 
-// Acked records that event seq, sent as value, was acknowledged.
-func (v *Verifier) Acked(seq uint64, value []byte) error {
+// Acked records that event seq, whose value as sent had checksum sum
+// (Checksum), was acknowledged.
+func (v *Verifier) Acked(seq uint64, sum uint64) error {
 	if seq >= v.n {
 		return fmt.Errorf("bench: acknowledged sequence %d out of range: the run plans %d events", seq, v.n)
 	}
@@ -111,16 +112,17 @@ func (v *Verifier) Acked(seq uint64, value []byte) error {
 	if old := v.acked[seq/32].Or(bit); old&bit != 0 {
 		return fmt.Errorf("bench: sequence %d acknowledged twice", seq)
 	}
-	v.ackSum.Add(Checksum(value))
+	v.ackSum.Add(sum)
 	return nil
 }
 
-// Failed records that event seq, sent as value, was not acknowledged (its
-// result was an error). Should it be consumed anyway (stored before the
-// error), it counts as unacknowledged-consumed, not as a duplicate.
-func (v *Verifier) Failed(seq uint64, value []byte) {
+// Failed records that event seq, whose value had checksum sum, was not
+// acknowledged (its result was an error). Should it be consumed anyway
+// (stored before the error), it counts as unacknowledged-consumed, not as
+// a duplicate.
+func (v *Verifier) Failed(seq uint64, sum uint64) {
 	v.mu.Lock()
-	v.failed[seq] = Checksum(value)
+	v.failed[seq] = sum
 	v.mu.Unlock()
 }
 

@@ -58,7 +58,7 @@ func TestVerifierExactlyOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for seq := range uint64(n) {
 		val := value(t, 7, seq, 40)
-		if err := v.Acked(seq, val); err != nil {
+		if err := v.Acked(seq, Checksum(val)); err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() { v.Consumed(val) })
@@ -73,11 +73,11 @@ func TestVerifierExactlyOnce(t *testing.T) {
 func TestVerifierLostDuplicatedUnacked(t *testing.T) {
 	v := NewVerifier(7, 10)
 	for seq := range uint64(8) {
-		if err := v.Acked(seq, value(t, 7, seq, 30)); err != nil {
+		if err := v.Acked(seq, Checksum(value(t, 7, seq, 30))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v.Failed(8, value(t, 7, 8, 30)) // refused, but stored anyway
+	v.Failed(8, Checksum(value(t, 7, 8, 30))) // refused, but stored anyway
 	// 9: never produced.
 	for seq := range uint64(9) {
 		if seq == 2 || seq == 5 { // lost
@@ -92,10 +92,10 @@ func TestVerifierLostDuplicatedUnacked(t *testing.T) {
 	v.Consumed(value(t, 7, 99, 30))
 	v.Consumed([]byte("short"))
 
-	if err := v.Acked(1, value(t, 7, 1, 30)); err == nil {
+	if err := v.Acked(1, Checksum(value(t, 7, 1, 30))); err == nil {
 		t.Fatal("second ack of 1 accepted")
 	}
-	if err := v.Acked(10, value(t, 7, 10, 30)); err == nil {
+	if err := v.Acked(10, Checksum(value(t, 7, 10, 30))); err == nil {
 		t.Fatal("ack of 10 beyond the plan accepted")
 	}
 	d := v.Verify()
@@ -119,9 +119,9 @@ func TestVerifierLostDuplicatedUnacked(t *testing.T) {
 func TestVerifierChecksumCatchesAlteredBytes(t *testing.T) {
 	v := NewVerifier(1, 3)
 	for seq := range uint64(3) {
-		_ = v.Acked(seq, value(t, 1, seq, 50))
+		_ = v.Acked(seq, Checksum(value(t, 1, seq, 50)))
 	}
-	v.Failed(3-1+1, nil) // out-of-plan failure is harmless
+	v.Failed(3-1+1, Checksum(nil)) // out-of-plan failure is harmless
 	for seq := range uint64(3) {
 		val := value(t, 1, seq, 50)
 		if seq == 1 {
