@@ -210,6 +210,14 @@ func (l *lanes) acquire(ctx context.Context, p event.Priority) error {
 	return ctx.Err()
 }
 
+// free reports whether a request of any class would get a place at once
+// (a moment later another may have taken it).
+func (l *lanes) free() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.busy < l.slots && len(l.lane[event.Medium].waiters) == 0 && len(l.lane[event.Low].waiters) == 0
+}
+
 // release gives back a place taken by acquire, to the oldest medium
 // waiter, else the oldest low one.
 func (l *lanes) release(p event.Priority) {

@@ -170,6 +170,14 @@ func (n *Node) DefaultPriority(pipeline string) event.Priority {
 	return event.Low
 }
 
+// AppendsWaiting reports whether a produce request would now wait for its
+// turn to append (the low and medium lanes' places are taken, or others
+// wait for them): an edge that reads a connection's requests ahead of
+// starting them starts one itself, without a hand-off, only when none
+// would (and none of its connection's is queued), so that a request that
+// waits does so where its queueing delay is seen.
+func (n *Node) AppendsWaiting() bool { return !n.lanes.free() }
+
 // Release gives back bytes taken with Reserve.
 func (n *Node) Release(size int64) { n.budget.release(size) }
 

@@ -5,9 +5,11 @@
 // malformed input with an ERROR frame and closes the connection. A PRODUCE
 // request is decoded once, into events that alias the frame's bytes (the
 // reader hands its buffer to the request instead of copying it), its memory
-// is reserved, and the reader starts it itself, in arrival order (sequence
-// numbers and per-key order depend on it): the batches are written and the
-// request queued for the connection's completer goroutine, which waits for
+// is reserved, and it is started in arrival order (sequence numbers and
+// per-key order depend on it) by the reader itself, or, when the node's
+// lanes or the connection's earlier requests would make it wait, by the
+// connection's starter goroutine: the batches are written and the request
+// queued for the connection's completer goroutine, which waits for
 // durability and answers, in order. At most MaxInFlight requests wait for
 // their answer: when the queue is full the reader stops reading, which is
 // the backpressure a producer feels.
@@ -115,6 +117,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	starts chan *produceJob // PRODUCE requests read, started in order
+	// queued counts the requests sent to starts and not yet handed on to
+	// jobs; the reader starts a request itself only when it is 0.
+	queued atomic.Int32
 	jobs   chan *produceJob // started PRODUCE requests, answered in order
 	work   sync.WaitGroup
 
@@ -632,6 +637,17 @@ func (c *conn) produce(f wire.Frame) bool {
 	j.arrived = arrived
 	// Once queued, a request is always answered: the starter and the
 	// completer take every job queued, even while the connection closes.
+	if c.queued.Load() == 0 && !c.s.node.AppendsWaiting() {
+		// Nothing of this connection waits to be started and the node
+		// would not make this request wait: start it here rather than
+		// hand it to the starter (a hand-off costs a goroutine wake-up
+		// per request, most of a light load's CPU). The jobs queue keeps
+		// the order: every request queued before has been handed on.
+		c.startProduce(j.corr, &j.wr, j)
+		c.jobs <- j // blocks when the queue is full: backpressure
+		return true
+	}
+	c.queued.Add(1)
 	c.starts <- j // blocks when the queue is full: backpressure
 	return true
 }
@@ -665,16 +681,19 @@ func (c *conn) lane(wr *wire.ProduceRequest) event.Priority {
 	return lane
 }
 
-// starter starts each request read, in order, and hands it to the
-// completer. Reading runs ahead of it by up to MaxInFlight requests, so a
-// request's time waiting for its turn is seen by the node (its queueing
-// delay, by which overload is judged) rather than hidden in the socket.
+// starter starts each request queued by the reader, in order, and hands
+// it to the completer. Reading runs ahead of it by up to MaxInFlight
+// requests, so a request's time waiting for its turn is seen by the node
+// (its queueing delay, by which overload is judged) rather than hidden in
+// the socket. When nothing is queued and the node would not make a
+// request wait, the reader starts it itself (produce).
 func (c *conn) starter() {
 	defer c.work.Done()
 	defer close(c.jobs)
 	for j := range c.starts {
 		c.startProduce(j.corr, &j.wr, j)
 		c.jobs <- j // blocks when the queue is full: backpressure
+		c.queued.Add(-1)
 	}
 }
 

@@ -2,6 +2,7 @@ package native_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -99,5 +100,67 @@ func TestRequestBeforeHello(t *testing.T) {
 	}
 	if e, _ := wire.DecodeError(f.Payload); e.Code != result.NotHandshaken {
 		t.Fatalf("code %v", e.Code)
+	}
+}
+
+// TestPipelinedRequestsStartInOrder: four connections each pipeline 300
+// PRODUCE requests to one partition without waiting for answers, so that
+// the node's append places are sometimes taken (a request is then started
+// by the connection's starter goroutine) and sometimes free (the reader
+// starts it itself). Each connection's answers come in request order and
+// its events' offsets rise in request order: the two ways of starting a
+// request keep its connection's order.
+func TestPipelinedRequestsStartInOrder(t *testing.T) {
+	srv := sensetest.Start(t, "durability: {fsync: never}\n")
+	const conns, requests = 4, 300
+	errs := make(chan error, conns)
+	for k := range conns {
+		go func() {
+			errs <- func() error {
+				c, rd := handshake(t, srv.NativeAddr().String())
+				defer c.Close()
+				value := make([]byte, 100)
+				done := make(chan error, 1)
+				go func() {
+					var out []byte
+					for i := range requests {
+						out = wire.AppendProduce(out[:0], uint32(i+1), wire.ProduceHeader{Pipeline: "order", ProducerID: -1},
+							[]wire.EventIn{{Value: value}, {Value: value}})
+						if _, err := c.Write(out); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+				last := int64(-1)
+				for i := range requests {
+					f, err := rd.Next()
+					if err != nil {
+						return fmt.Errorf("connection %d, answer %d: %w", k, i, err)
+					}
+					if f.Type != wire.TypeProduceResult || f.Corr != uint32(i+1) {
+						return fmt.Errorf("connection %d: answer %d is %v for request %d, want PRODUCE_RESULT for %d", k, i, f.Type, f.Corr, i+1)
+					}
+					res, err := wire.DecodeProduceResult(f.Payload)
+					if err != nil {
+						return err
+					}
+					for e := range res.Len() {
+						r := res.At(e)
+						if r.Code != result.OK || r.Offset <= last {
+							return fmt.Errorf("connection %d, request %d, event %d: %+v after offset %d: want OK at a later offset", k, i+1, e, r, last)
+						}
+						last = r.Offset
+					}
+				}
+				return <-done
+			}()
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
