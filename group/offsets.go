@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/bits"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -363,7 +364,9 @@ func decodeOffsetKey(p []byte) (string, TopicPartition, error) {
 	var tp TopicPartition
 	str := func() (string, bool) {
 		n, k := binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
+		// Only the shortest encoding of a length is accepted: a key has
+		// one spelling, as appendOffsetKey writes it.
+		if k <= 0 || k != max(1, (bits.Len64(n)+6)/7) || n > uint64(len(p)-k) {
 			return "", false
 		}
 		s := string(p[k : k+int(n)])
