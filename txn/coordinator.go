@@ -1348,14 +1348,30 @@ func (c *Coordinator) Describe(id string) (Txn, bool) {
 	c.mu.Lock()
 	e := c.ids[id]
 	c.mu.Unlock()
-	if e != nil {
-		c.waitCompleted(e)
-	}
-	_, t := c.current(id)
-	if t == nil {
+	if e == nil {
 		return Txn{}, false
 	}
-	return shown(*t), true
+	c.waitCompleted(e)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e = c.ids[id]; e == nil || e.t == nil {
+		return Txn{}, false
+	}
+	return shownLocked(e), true
+}
+
+// shownLocked is the entry's state as DescribeTransactions and
+// ListTransactions show it (shown): a transaction completed in memory
+// whose markers are not yet known durable shows the state of its decision
+// (PrepareCommit, PrepareAbort) and its partitions, as a Kafka
+// coordinator shows one until its markers are written. Called with c.mu
+// held.
+func shownLocked(e *entry) Txn {
+	t := *e.t
+	if (t.State == CompleteCommit || t.State == CompleteAbort) && e.logged != nil && e.unsynced != nil && e.logged.Seq == t.Seq {
+		t.State, t.Partitions = e.logged.State, e.logged.Partitions
+	}
+	return shown(t)
 }
 
 // shown is t as DescribeTransactions and ListTransactions show it: a
@@ -1446,8 +1462,11 @@ func (c *Coordinator) List(f Filter) []Txn {
 	c.mu.Lock()
 	var out []Txn
 	for _, e := range c.ids {
-		if e.t != nil && f.match(e.t) {
-			out = append(out, shown(*e.t))
+		if e.t == nil {
+			continue
+		}
+		if t := shownLocked(e); f.match(&t) {
+			out = append(out, t)
 		}
 	}
 	c.mu.Unlock()

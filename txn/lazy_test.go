@@ -287,8 +287,13 @@ func TestLazyMarkers(t *testing.T) {
 			t.Fatalf("%v: the marker was durable before the answer, or the batch was not", tp)
 		}
 	}
-	if st, _ := e.c.Describe("z"); st.State != CompleteCommit {
-		t.Fatalf("described after the answer: %+v", st)
+	// Until its markers are durable the transaction shows as being
+	// committed (as Kafka shows one whose markers are being written).
+	if st, _ := e.c.Describe("z"); st.State != PrepareCommit || len(st.Partitions) != 2 {
+		t.Fatalf("described after the answer, markers not durable: %+v", st)
+	}
+	if l := e.c.List(Filter{}); len(l) != 1 || l[0].State != PrepareCommit {
+		t.Fatalf("listed after the answer, markers not durable: %+v", l)
 	}
 	// The next transaction begins (a kept partition, in memory) and
 	// appends while the markers are not durable yet.
@@ -330,6 +335,9 @@ func TestLazyMarkers(t *testing.T) {
 	}
 	// The background makes the markers durable (MarkerLinger -1: at once).
 	e.waitEntry(t, "z", "the markers were not made durable in the background", func(en *entry) bool { return en.unsynced == nil })
+	if st, _ := e.c.Describe("z"); st.State != CompleteAbort || len(st.Partitions) != 0 {
+		t.Fatalf("described once the markers are durable: %+v", st)
+	}
 	e.c.tick()
 	e.c.mu.Lock()
 	pending := e.c.ids["z"].logged

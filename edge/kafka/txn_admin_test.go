@@ -166,9 +166,18 @@ pipelines:
 	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	described, err = adm.DescribeTransactions(ctx) // every id, as listed
-	if err != nil {
-		t.Fatal(err)
+	// The transaction shows as PrepareCommit until its markers, appended
+	// before the answer, are durable (a millisecond or so), then as
+	// CompleteCommit.
+	for range 500 {
+		described, err = adm.DescribeTransactions(ctx) // every id, as listed
+		if err != nil {
+			t.Fatal(err)
+		}
+		if described["adm-1"].State != "PrepareCommit" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if got := described.TransactionalIDs(); !slices.Equal(got, []string{"adm-1", "adm-empty"}) {
 		t.Fatalf("described %v", got)
