@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/sensehq/sense/cluster"
 	"github.com/sensehq/sense/replica"
 	"github.com/sensehq/sense/seglog"
+	"github.com/sensehq/sense/sensetest"
 	"github.com/sensehq/sense/vfs"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 		bl.Add(1, nil, val)
 	}
 	data := append([]byte(nil), bl.Finish()...)
-	cpu0 := cpuTime()
+	cpu0 := sensetest.CPUTime()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
@@ -66,7 +66,7 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	sensetest.ReportCPU(b, cpu0)
 }
 
 // BenchmarkReplicatedAckLatency is BenchmarkReplicatedAppend with one
@@ -94,7 +94,7 @@ func benchAckLatency(b *testing.B, forwarded bool) {
 	}
 	data := append([]byte(nil), bl.Finish()...)
 	lat := make([]time.Duration, 0, b.N)
-	cpu0 := cpuTime()
+	cpu0 := sensetest.CPUTime()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -109,7 +109,7 @@ func benchAckLatency(b *testing.B, forwarded bool) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := sensetest.CPUTime() - cpu0
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
@@ -166,7 +166,7 @@ func BenchmarkReplicatedPaced(b *testing.B) {
 	sents := make([]sent, 0, b.N)
 	tick := time.NewTicker(250 * time.Microsecond)
 	defer tick.Stop()
-	cpu0 := cpuTime()
+	cpu0 := sensetest.CPUTime()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -191,7 +191,7 @@ func BenchmarkReplicatedPaced(b *testing.B) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := sensetest.CPUTime() - cpu0
 	for follower.HighWatermark() < leader.HighWatermark() {
 		time.Sleep(time.Millisecond)
 	}
@@ -218,15 +218,6 @@ func BenchmarkReplicatedPaced(b *testing.B) {
 		b.ReportMetric(float64(vis[len(vis)*99/100].Microseconds()), "follower-p99-µs")
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
-}
-
-// cpuTime returns the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startBenchGroup starts three replicas of one group in process over the

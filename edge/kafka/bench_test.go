@@ -351,7 +351,9 @@ func benchProduceRequest(b *testing.B, version int16) {
 		b.Fatalf("produce answered %+v (%v)", resp, err)
 	}
 	b.ReportAllocs()
+	cpu0 := sensetest.CPUTime()
 	for b.Loop() {
 		round()
 	}
+	sensetest.ReportCPU(b, cpu0)
 }

@@ -2,7 +2,9 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -178,6 +180,109 @@ func TestProduceRequestsPipelined(t *testing.T) {
 		p := resp.Topics[0].Partitions[0]
 		if p.ErrorCode != 0 || p.BaseOffset != want {
 			t.Fatalf("answer %d: error %d, base offset %d; want 0 and %d (answers in request order)", i, p.ErrorCode, p.BaseOffset, want)
+		}
+	}
+}
+
+// TestPipelinedRequestsKeepOrder: three connections each send, in one
+// write, 40 Produce requests, a Fetch that waits (MaxWait 300 ms at the end
+// of an empty partition), then 40 more Produce requests, and read the
+// answers only afterwards. The first requests find nothing of their
+// connection queued, so the reader starts them itself; those read while
+// the Fetch waits in the handler go through the handler's queue, and the
+// later ones again through the reader once the queue is empty. Every
+// connection's answers come in request order (correlation ids), and its
+// produces' base offsets rise in request order: both ways of starting a
+// produce keep the connection's order.
+func TestPipelinedRequestsKeepOrder(t *testing.T) {
+	addr := startTB(t, "durability: {fsync: never}\npipelines:\n  - {name: order, partitions: 1}\n  - {name: idle, partitions: 1}\n")
+	produce := func(topic string) *kmsg.ProduceRequest {
+		var b batch.Builder
+		b.Reset(-1, -1, -1)
+		b.Add(time.Now().UnixMilli(), nil, make([]byte, 100))
+		b.Add(time.Now().UnixMilli(), nil, make([]byte, 100))
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		tp := kmsg.NewProduceRequestTopicPartition()
+		tp.Records = append([]byte(nil), b.Finish()...)
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic, rt.Partitions = topic, []kmsg.ProduceRequestTopicPartition{tp}
+		req.Topics = []kmsg.ProduceRequestTopic{rt}
+		return req
+	}
+	fetch := func() *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 300, 1, 1<<20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = "idle"
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+		ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
+		req.Topics = []kmsg.FetchRequestTopic{ft}
+		return req
+	}
+
+	const conns, half = 3, 40
+	errs := make(chan error, conns)
+	for k := range conns {
+		go func() {
+			errs <- func() error {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				var out []byte
+				corr := int32(0)
+				for range half {
+					corr++
+					out = append(out, rawRequest(produce("order"), 7, corr)...)
+				}
+				corr++
+				fetchCorr := corr
+				out = append(out, rawRequest(fetch(), 11, corr)...)
+				for range half {
+					corr++
+					out = append(out, rawRequest(produce("order"), 7, corr)...)
+				}
+				if _, err := c.Write(out); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				last := int64(-1)
+				for want := int32(1); want <= corr; want++ {
+					var sz [4]byte
+					if _, err := io.ReadFull(c, sz[:]); err != nil {
+						return fmt.Errorf("connection %d, answer %d: %w", k, want, err)
+					}
+					b := make([]byte, binary.BigEndian.Uint32(sz[:]))
+					if _, err := io.ReadFull(c, b); err != nil {
+						return err
+					}
+					if got := int32(binary.BigEndian.Uint32(b)); got != want {
+						return fmt.Errorf("connection %d: answer for request %d where %d's was due", k, got, want)
+					}
+					if want == fetchCorr {
+						continue
+					}
+					resp := kmsg.NewPtrProduceResponse()
+					resp.SetVersion(7)
+					if err := resp.ReadFrom(b[4:]); err != nil {
+						return err
+					}
+					p := resp.Topics[0].Partitions[0]
+					if p.ErrorCode != 0 || p.BaseOffset <= last {
+						return fmt.Errorf("connection %d, request %d: error %d at base offset %d after %d: want 0 at a later offset", k, want, p.ErrorCode, p.BaseOffset, last)
+					}
+					last = p.BaseOffset
+				}
+				return nil
+			}()
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -235,13 +235,24 @@ type conn struct {
 	log    *slog.Logger
 	ctx    context.Context // ends when the server stops the connection
 	cancel context.CancelFunc
-	jobs   chan *job
+	// jobs holds the requests read and not yet handled, in order, for the
+	// handler goroutine; queued counts them (added by the reader before
+	// it queues one, taken off by the handler once it handed the job's
+	// reply on). replies holds the answers on their way out, in request
+	// order, for the writer goroutine. ended: a reply handed on closes the
+	// connection after it, so nothing read later is handled; it belongs
+	// to whoever handles requests now (the handler, or the reader while
+	// queued is 0).
+	jobs    chan *job
+	queued  atomic.Int32
+	replies chan *job
+	ended   bool
 
 	stopping atomic.Bool
 
 	// Authentication. authenticated is set by the handler goroutine and
-	// read by the reader (for the request size allowed); the rest is the
-	// handler goroutine's: the SASL exchange under way, the principal
+	// read by the reader (for the request size allowed); the rest belongs
+	// to whoever handles requests (as ended): the SASL exchange under way, the principal
 	// (Anonymous until authenticated; ctx carries it), and a reason to
 	// close the connection once the response being answered is written.
 	authenticated atomic.Bool
@@ -302,7 +313,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), ctx: ctx, cancel: cancel,
-		jobs: make(chan *job, s.opts.MaxInFlight), txnSession: s.txns.NewSession()}
+		jobs: make(chan *job, s.opts.MaxInFlight), replies: make(chan *job, maxPipelined), txnSession: s.txns.NewSession()}
 	if c.authRequired() {
 		nc.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
 	}
@@ -355,7 +366,7 @@ func (c *conn) read() {
 		if size < minRequestBytes || size > limit {
 			j := newJob()
 			j.close = fmt.Sprintf("request size %d outside [%d, %d]", size, minRequestBytes, limit)
-			c.jobs <- j
+			c.queue(j)
 			return
 		}
 		// The request's bytes count against the node's ingress memory
@@ -399,12 +410,30 @@ func (c *conn) read() {
 		if err != nil {
 			c.s.node.Release(int64(size))
 			j.close = err.Error()
-			c.jobs <- j
+			c.queue(j)
 			return
 		}
 		j.req, j.reserved = req, int64(size)
-		c.jobs <- j
+		c.queue(j)
 	}
+}
+
+// queue hands a request read on to be handled, in order. A produce request
+// that finds no request of the connection waiting to be handled, at a node
+// whose appends would not make it wait, is started here by the reader (up
+// to its writes) instead of by the handler: a hand-off to the handler costs
+// a goroutine wake-up per request, much of a light load's CPU. Every other
+// request, and a produce behind others or at a busy node, goes through the
+// handler, so that a request's wait for its turn shows in the node's
+// queueing delay rather than in the socket, and a fetch's wait never stops
+// the reading.
+func (c *conn) queue(j *job) {
+	if _, ok := j.req.(*kmsg.ProduceRequest); ok && j.close == "" && c.queued.Load() == 0 && !c.s.node.AppendsWaiting() {
+		c.handleOne(j)
+		return
+	}
+	c.queued.Add(1)
+	c.jobs <- j
 }
 
 // readFailed notes why reading stopped: a client that did not
@@ -449,27 +478,35 @@ func (r *reply) ends() bool { return r.hangUp || r.closeAfter }
 // handled up to its writes: the next requests are handled while its
 // batches become durable (at most maxPipelined ahead), so a producer's
 // requests in flight are stored in order and share fdatasyncs, and every
-// answer still leaves in request order, each produce's once durable.
+// answer still leaves in request order, each produce's once durable. The
+// reader handles a produce itself when nothing is queued (queue); the
+// handler's requests and the reader's are one sequence either way.
 func (c *conn) handle() {
-	replies := make(chan *job, maxPipelined)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		c.writeReplies(replies)
+		c.writeReplies(c.replies)
 	}()
-	ended := false
 	for j := range c.jobs {
-		if ended || c.writeFailed.Load() {
-			c.s.node.Release(j.reserved)
-			recycle(j)
-			continue
-		}
-		c.prepare(j)
-		ended = j.r.ends()
-		replies <- j
+		c.handleOne(j)
+		c.queued.Add(-1)
 	}
-	close(replies)
+	close(c.replies)
 	<-written
+}
+
+// handleOne handles one request (a produce up to its writes) and hands its
+// reply to the writer; after a reply that ends the connection, or once
+// writing failed, the request is dropped.
+func (c *conn) handleOne(j *job) {
+	if c.ended || c.writeFailed.Load() {
+		c.s.node.Release(j.reserved)
+		recycle(j)
+		return
+	}
+	c.prepare(j)
+	c.ended = j.r.ends()
+	c.replies <- j // blocks while maxPipelined answers wait: backpressure
 }
 
 // writeReplies sends the answers in order until the connection fails or

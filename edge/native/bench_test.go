@@ -2,7 +2,6 @@ package native_test
 
 import (
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,18 +45,9 @@ func BenchmarkProduceRequest(b *testing.B) {
 		round()
 	}
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := sensetest.CPUTime()
 	for b.Loop() {
 		round()
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	sensetest.ReportCPU(b, cpu0)
 }
