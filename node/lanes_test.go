@@ -357,6 +357,80 @@ func TestLaneAloneIsNotShedForDelay(t *testing.T) {
 	}
 }
 
+// TestLowShedForCritical: the low flows of TestLaneAloneIsNotShedForDelay,
+// with one critical flow beside them and no medium one. Low's standing
+// queue is now in the way of a class above it: low requests are refused
+// (OVERLOADED, reason delay), critical ones never. (Critical requests do
+// not go through the lanes' places, so only their being offered tells the
+// low lane that a class above it is there.)
+func TestLowShedForCritical(t *testing.T) {
+	fs := &hookFS{FS: vfs.Default, hook: func(name string) {
+		if laneOf(name, "lanes") == int(event.Low) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}}
+	n := lanesNode(t, fs, 5*time.Millisecond, 20*time.Millisecond)
+	n.lanes.slots = 1
+	ctx := context.Background()
+	var acked, refused [3]atomic.Int64
+	var lowDone atomic.Bool
+	count := func(prio event.Priority, res []Result) {
+		for _, x := range res {
+			switch x.Code {
+			case result.OK:
+				acked[prio].Add(1)
+			case result.Overloaded:
+				refused[prio].Add(1)
+			default:
+				t.Errorf("%v: %v", prio, x.Code)
+			}
+		}
+	}
+	var wg, low sync.WaitGroup
+	for w := range 8 {
+		low.Go(func() {
+			for r := range 40 {
+				req := prioRequest(event.Low, 20, fmt.Sprintf("%d/%d", w, r))
+				res := make([]Result, len(req.Events))
+				if err := n.Produce(ctx, req, res); err != nil {
+					t.Error(err)
+					return
+				}
+				count(event.Low, res)
+			}
+		})
+	}
+	wg.Go(func() {
+		for r := 0; !lowDone.Load(); r++ {
+			req := prioRequest(event.Critical, 5, fmt.Sprintf("c/%d", r))
+			res := make([]Result, len(req.Events))
+			if err := n.Produce(ctx, req, res); err != nil {
+				t.Error(err)
+				return
+			}
+			count(event.Critical, res)
+			time.Sleep(time.Millisecond)
+		}
+	})
+	low.Wait()
+	lowDone.Store(true)
+	wg.Wait()
+	t.Logf("acknowledged low/critical %d/%d, refused %d/%d", acked[0].Load(), acked[2].Load(), refused[0].Load(), refused[2].Load())
+	if refused[event.Critical].Load() != 0 {
+		t.Fatalf("%d critical events refused", refused[event.Critical].Load())
+	}
+	if refused[event.Low].Load() == 0 {
+		t.Fatal("no low event refused while its standing queue was above the target and critical events were offered")
+	}
+	if v := testutil.ToFloat64(n.Metrics.shedTotal.WithLabelValues("lanes", "low", shedDelay)); v != float64(refused[event.Low].Load()) {
+		t.Errorf("sense_events_shed_total{low,delay} = %v, want %d", v, refused[event.Low].Load())
+	}
+	total := acked[0].Load() + acked[2].Load()
+	if got := stored(t, n, "lanes"); int64(len(got)) != total {
+		t.Fatalf("%d events readable, %d acknowledged", len(got), total)
+	}
+}
+
 // TestCriticalBuffersNotPaced: the buffers of the low and medium lanes get
 // the node's group-commit interval, critical ones none.
 func TestCriticalBuffersNotPaced(t *testing.T) {

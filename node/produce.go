@@ -264,6 +264,9 @@ func (n *Node) StartProduceInto(ctx context.Context, req *ProduceRequest, res []
 		case !has[pr]:
 			continue
 		case pr == event.Critical:
+			// Never refused; admit notes that critical is offered, which is
+			// what makes the lanes below shed for it.
+			n.lanes.admit(pr, start)
 		case n.budget.shed(pr):
 			shed[pr] = shedBytes
 			continue
