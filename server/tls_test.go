@@ -364,7 +364,22 @@ func TestTLSCluster(t *testing.T) {
 	c.Stop(2)
 	wrong := ca.Node(t, "n9")
 	c.Config(2).Cluster.TLS.CertFile, c.Config(2).Cluster.TLS.KeyFile = wrong.CertFile, wrong.KeyFile
+	// Frames the stopped n3 sent before it stopped may still be on their
+	// way (read from the socket after Stop returned): count from once
+	// n1 and n2 have read them all, when their counts stand still.
 	before := [2]uint64{recvFrom(c.Nodes[0], "n3"), recvFrom(c.Nodes[1], "n3")}
+	for still, tries := 0, 0; still < 3; tries++ {
+		if tries == 100 {
+			t.Fatalf("n1 and n2 still count frames from n3 10s after it stopped (%v)", before)
+		}
+		time.Sleep(100 * time.Millisecond)
+		now := [2]uint64{recvFrom(c.Nodes[0], "n3"), recvFrom(c.Nodes[1], "n3")}
+		if now == before {
+			still++
+		} else {
+			still, before = 0, now
+		}
+	}
 	c.Start(2)
 	produceAndCheck(t, c, "payments", 2)
 	time.Sleep(500 * time.Millisecond) // n3 keeps dialing meanwhile; what is checked is what never arrived

@@ -1,7 +1,8 @@
 // Package kafkaclients tests Sense's Kafka listener with Kafka clients that
 // are not Sense's: kcat and confluent-kafka-python (both librdkafka) and
 // kafkajs, each run as a separate process against an in-process server on
-// loopback.
+// loopback, and the Go libraries sarama and kafka-go in process
+// (golibs_test.go).
 //
 // The clients are installed by scripts/test.sh (kcat and
 // python3-confluent-kafka from Debian, kafkajs with npm ci in
