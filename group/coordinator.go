@@ -296,7 +296,7 @@ func (co *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, e
 		m = &member{id: id}
 		g.members[id] = m
 	}
-	if g.protocolType == "" {
+	if len(g.members) == 1 { // the group was empty: any protocol type may join it
 		g.protocolType = req.ProtocolType
 	}
 	changed := !slices.EqualFunc(m.protocols, req.Protocols, func(a, b Protocol) bool {

@@ -509,12 +509,29 @@ func TestLeave(t *testing.T) {
 		t.Fatalf("b leaves: %v", errs[0])
 	}
 	gi, ok := h.co.Describe("g")
-	if !ok || gi.State != StateEmpty || len(gi.Members) != 0 || gi.ProtocolType != "" {
-		t.Fatalf("empty group: %+v, %v", gi, ok)
+	if !ok || gi.State != StateEmpty || len(gi.Members) != 0 || gi.ProtocolType != "consumer" {
+		t.Fatalf("empty group: %+v, %v; want Empty, no members, protocol type consumer (its last generation's, as Kafka shows it)", gi, ok)
 	}
 	// Empty: a consumer that assigns partitions itself may commit.
 	if err := h.co.CheckCommit(MemberRef{Group: "g", Generation: -1}); err != nil {
 		t.Fatalf("commit without a member: %v", err)
+	}
+	// An empty group takes a member of any protocol type, which becomes
+	// the group's; it leaves, and the group is empty again.
+	other2 := req("g", "d", "roundrobin")
+	other2.ProtocolType = "connect"
+	dj := h.join(other2)
+	h.waitUntil("d to join", h.inGroup("g", 1))
+	h.advance(time.Second)
+	d := await(h, dj)
+	if d.err != nil {
+		t.Fatalf("a connect member joins the empty consumer group: %v", d.err)
+	}
+	if gi, _ := h.co.Describe("g"); gi.ProtocolType != "connect" {
+		t.Fatalf("protocol type %q after a connect member joined the empty group, want connect", gi.ProtocolType)
+	}
+	if errs := h.co.Leave("g", []LeavingMember{{MemberID: d.result.MemberID}}); errs[0] != nil {
+		t.Fatalf("d leaves: %v", errs[0])
 	}
 	if err := h.co.Forget("g"); err != nil {
 		t.Fatalf("forget an empty group: %v", err)

@@ -165,9 +165,12 @@ func (g *consumerGroup) rebalance(now time.Time) {
 		}
 	}
 	if len(g.members) == 0 {
+		// The protocol type stays, for ListGroups and DescribeGroups (an
+		// empty consumer group is still a "consumer" group, as in Kafka);
+		// the next member to join an empty group sets it anew.
 		g.state = StateEmpty
 		g.generation++
-		g.protocol, g.leader, g.protocolType = "", "", ""
+		g.protocol, g.leader = "", ""
 		return
 	}
 	if g.state != StatePreparingRebalance {

@@ -107,7 +107,7 @@ func saramaConsume(ctx context.Context, t *testing.T, addr string, c *sarama.Con
 // (acks=all) send 200 keyed messages with each codec the version allows,
 // and a consumer group reads every message and commits: the committed
 // offsets account for every message, and the group is listed and
-// described.
+// described (Empty, of protocol type consumer).
 func TestSaramaProducerAndGroup(t *testing.T) {
 	addr := startSense(t)
 	for _, tc := range []struct {
@@ -177,8 +177,8 @@ func TestSaramaProducerAndGroup(t *testing.T) {
 				t.Fatalf("list groups: %v, %v has no %s", err, groups, group)
 			}
 			desc, err := admin.DescribeConsumerGroups([]string{group})
-			if err != nil || len(desc) != 1 || desc[0].State != "Empty" {
-				t.Fatalf("describe group: %v %+v, want one group in state Empty", err, desc)
+			if err != nil || len(desc) != 1 || desc[0].State != "Empty" || desc[0].ProtocolType != "consumer" {
+				t.Fatalf("describe group: %v %+v, want one group in state Empty, protocol type consumer", err, desc)
 			}
 		})
 	}
