@@ -107,9 +107,13 @@ ensure_deps() {
 	ensure_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$STATICCHECK_VERSION"
 	# Outside Kafka clients for e2e/kafkaclients (which fails without them
 	# when CI is set): kcat and confluent-kafka-python, both on librdkafka,
-	# from Debian; kafkajs from npm, pinned by the lock file in its folder.
+	# and kafka-python, from Debian; kafkajs from npm, pinned by the lock
+	# file in its folder.
 	ensure_apt kcat kcat
 	ensure_python_module confluent_kafka python3-confluent-kafka
+	# kafka-python, the pure-Python client, and the codec modules it
+	# compresses with (snappy, lz4, zstd), from Debian.
+	ensure_python_module "kafka, snappy, lz4.frame, zstandard" python3-kafka python3-snappy python3-lz4 python3-zstandard
 	ensure_apt node nodejs
 	ensure_apt npm npm
 	ensure_npm e2e/kafkaclients/testdata/js

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,26 @@ import (
 // application, old ones included) and segmentio's kafka-go (its own
 // protocol code and group balancers). Each test bounds itself with a
 // context; none checks how long anything took.
+
+// codecName names Kafka's compression attributes 0 to 4 (sarama's and
+// kafka-go's codec constants have those values).
+var codecName = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// checkCodecs reads the n messages of topic back and checks that each,
+// valued "CODEC-i", is stored in a batch of that compression.
+func checkCodecs(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	back := readBack(t, addr, topic)
+	if len(back) != n {
+		t.Fatalf("%d messages stored in %s, %d sent", len(back), topic, n)
+	}
+	for _, s := range back {
+		name, _, _ := strings.Cut(s.Value, "-")
+		if int(s.codec) >= len(codecName) || codecName[s.codec] != name {
+			t.Fatalf("%q is stored in a batch of compression %d, want %s", s.Value, s.codec, name)
+		}
+	}
+}
 
 // saramaConfig is a client of protocol version v that waits for acks=all.
 func saramaConfig(v sarama.KafkaVersion) *sarama.Config {
@@ -143,7 +164,7 @@ func TestSaramaProducerAndGroup(t *testing.T) {
 				var msgs []*sarama.ProducerMessage
 				for i := range 200 {
 					msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(strconv.Itoa(i % 17)),
-						Value: sarama.StringEncoder(fmt.Sprintf("%v-%d", codec, i))})
+						Value: sarama.StringEncoder(fmt.Sprintf("%s-%d", codecName[int(codec)], i))})
 				}
 				if err := p.SendMessages(msgs); err != nil {
 					t.Fatalf("send (%v): %v", codec, err)
@@ -153,6 +174,7 @@ func TestSaramaProducerAndGroup(t *testing.T) {
 				}
 				sent += len(msgs)
 			}
+			checkCodecs(t, addr, topic, sent)
 			group := topicName(t, "g")
 			seen := saramaConsume(ctx, t, addr, saramaConfig(tc.v), group, topic, sent, 0)
 			if len(seen) != sent {
@@ -273,12 +295,12 @@ func TestKafkaGoWriterAndReaders(t *testing.T) {
 		t.Fatalf("create topic: %v %v", err, created)
 	}
 	sent := 0
-	for _, codec := range []compress.Compression{0, compress.Gzip, compress.Snappy, compress.Lz4, compress.Zstd} {
+	for _, codec := range []compress.Compression{compress.None, compress.Gzip, compress.Snappy, compress.Lz4, compress.Zstd} {
 		w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, Balancer: &kafkago.Hash{}, RequiredAcks: kafkago.RequireAll,
 			Compression: codec, BatchTimeout: 2 * time.Millisecond}
 		var msgs []kafkago.Message
 		for i := range 200 {
-			msgs = append(msgs, kafkago.Message{Key: []byte(strconv.Itoa(i)), Value: fmt.Appendf(nil, "%v-%d", codec, i)})
+			msgs = append(msgs, kafkago.Message{Key: []byte(strconv.Itoa(i)), Value: fmt.Appendf(nil, "%s-%d", codecName[int(codec)], i)})
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatalf("write (%v): %v", codec, err)
@@ -288,6 +310,7 @@ func TestKafkaGoWriterAndReaders(t *testing.T) {
 		}
 		sent += len(msgs)
 	}
+	checkCodecs(t, addr, topic, sent)
 
 	group := topicName(t, "g")
 	var mu sync.Mutex

@@ -1,11 +1,11 @@
 // Package kafkaclients tests Sense's Kafka listener with Kafka clients that
-// are not Sense's: kcat and confluent-kafka-python (both librdkafka) and
-// kafkajs, each run as a separate process against an in-process server on
-// loopback, and the Go libraries sarama and kafka-go in process
-// (golibs_test.go).
+// are not Sense's: kcat and confluent-kafka-python (both librdkafka),
+// kafka-python and kafkajs, each run as a separate process against an
+// in-process server on loopback, and the Go libraries sarama and kafka-go
+// in process (golibs_test.go).
 //
-// The clients are installed by scripts/test.sh (kcat and
-// python3-confluent-kafka from Debian, kafkajs with npm ci in
+// The clients are installed by scripts/test.sh (kcat,
+// python3-confluent-kafka and python3-kafka from Debian, kafkajs with npm ci in
 // testdata/js). A test whose client is missing fails when CI is set and is
 // skipped otherwise. Every client process runs under a timeout and is
 // killed, with its process group, when it ends or the test does; no test
