@@ -470,6 +470,16 @@ func (s *Store) DeleteGroupWith(group string, side ...SideRecord) error {
 	return s.deleteWhere(func(g string, _ TopicPartition) bool { return g == group }, side)
 }
 
+// DeleteOffsets forgets group's committed offsets of the partitions tps,
+// durably (Kafka's OffsetDelete). Partitions without one are ignored.
+func (s *Store) DeleteOffsets(group string, tps []TopicPartition) error {
+	set := make(map[TopicPartition]bool, len(tps))
+	for _, tp := range tps {
+		set[tp] = true
+	}
+	return s.deleteWhere(func(g string, tp TopicPartition) bool { return g == group && set[tp] }, nil)
+}
+
 // DeleteTopic forgets every group's committed offsets of topic, durably
 // (a deleted pipeline's commits would point a consumer of a new one of the
 // same name past its end).

@@ -40,6 +40,15 @@ func TestOffsetStoreSurvivesReopen(t *testing.T) {
 	if err := s.DeleteGroup("g2"); err != nil {
 		t.Fatal(err)
 	}
+	// g3 loses one of its two partitions' offsets (OffsetDelete), and a
+	// partition it never committed is ignored.
+	kept := TopicPartition{Topic: "orders", Partition: 1}
+	if err := s.Commit("g3", []OffsetCommit{{tp, CommittedOffset{Offset: 5}}, {kept, CommittedOffset{Offset: 6}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOffsets("g3", []TopicPartition{tp, {Topic: "never", Partition: 0}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +64,11 @@ func TestOffsetStoreSurvivesReopen(t *testing.T) {
 	if g := s.Committed("g2"); len(g) != 0 {
 		t.Fatalf("deleted group g2 came back: %+v", g)
 	}
-	if names := s.Groups(); len(names) != 1 || names[0] != "g1" {
-		t.Fatalf("groups = %v, want [g1]", names)
+	if g := s.Committed("g3"); len(g) != 1 || g[kept].Offset != 6 {
+		t.Fatalf("g3 after reopen = %+v, want only %v at 6", g, kept)
+	}
+	if names := s.Groups(); len(names) != 2 || names[0] != "g1" || names[1] != "g3" {
+		t.Fatalf("groups = %v, want [g1 g3]", names)
 	}
 }
 

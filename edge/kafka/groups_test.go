@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sensehq/sense/edge/kafka"
 )
 
 // killSwitch gives a kgo client connections that can all be cut at once,
@@ -405,5 +408,90 @@ func TestGroupProtocol(t *testing.T) {
 	}
 	if resp, err := del.RequestWith(ctx, cl); err != nil || resp.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
 		t.Fatalf("delete a deleted group: %v, %+v", err, resp)
+	}
+}
+
+// TestOffsetDelete: kadm's DeleteOffsets (OffsetDelete v0, KIP-496). An
+// empty group's offsets of one partition are deleted, the other's kept; an
+// unknown group gets GROUP_ID_NOT_FOUND and an unknown partition
+// UNKNOWN_TOPIC_OR_PARTITION. Once a consumer of topic od has joined the
+// group, od's offsets are kept (GROUP_SUBSCRIBED_TO_TOPIC) while those of
+// od2, which no member reads, are deleted.
+func TestOffsetDelete(t *testing.T) {
+	addr, _ := startWith(t, "pipelines:\n  - {name: od, partitions: 2}\n  - {name: od2, partitions: 1}\n",
+		kafka.Options{GroupInitialRebalanceDelay: 100 * time.Millisecond})
+	adm := kadm.NewClient(client(t, addr))
+	ctx := ctxFor(t)
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: "od", Partition: 0, At: 3, LeaderEpoch: -1})
+	os.Add(kadm.Offset{Topic: "od", Partition: 1, At: 4, LeaderEpoch: -1})
+	os.Add(kadm.Offset{Topic: "od2", Partition: 0, At: 5, LeaderEpoch: -1})
+	if r, err := adm.CommitOffsets(ctx, "odg", os); err != nil || r.Error() != nil {
+		t.Fatalf("commit: %v %v", err, r.Error())
+	}
+	committed := func() map[string]map[int32]int64 {
+		t.Helper()
+		r, err := adm.FetchOffsets(ctx, "odg")
+		if err != nil || r.Error() != nil {
+			t.Fatalf("fetch offsets: %v %v", err, r.Error())
+		}
+		out := map[string]map[int32]int64{}
+		r.Each(func(o kadm.OffsetResponse) {
+			if out[o.Topic] == nil {
+				out[o.Topic] = map[int32]int64{}
+			}
+			out[o.Topic][o.Partition] = o.At
+		})
+		return out
+	}
+
+	r, err := adm.DeleteOffsets(ctx, "odg", kadm.TopicsSet{"od": {0: {}, 7: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Lookup("od", 0); e != nil {
+		t.Fatalf("od/0 of the empty group: %v", e)
+	}
+	if e, _ := r.Lookup("od", 7); !errors.Is(e, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("od/7, no such partition: %v", e)
+	}
+	if got := committed(); len(got["od"]) != 1 || got["od"][1] != 4 || got["od2"][0] != 5 {
+		t.Fatalf("after deleting od/0: %v, want od/1 at 4 and od2/0 at 5", got)
+	}
+	if _, err := adm.DeleteOffsets(ctx, "no-such-group", kadm.TopicsSet{"od": {0: {}}}); !errors.Is(err, kerr.GroupIDNotFound) {
+		t.Fatalf("an unknown group: %v", err)
+	}
+
+	// A member consuming od joins; od's offsets stay, od2's go.
+	cons := client(t, addr, kgo.ConsumerGroup("odg"), kgo.ConsumeTopics("od"), kgo.DisableAutoCommit())
+	go func() {
+		for ctx.Err() == nil {
+			if cons.PollFetches(ctx).IsClientClosed() {
+				return
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		ds, err := adm.DescribeGroups(ctx, "odg")
+		if err == nil && ds["odg"].State == "Stable" {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("the consumer did not join within 10s: %v %+v", err, ds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r, err = adm.DeleteOffsets(ctx, "odg", kadm.TopicsSet{"od": {1: {}}, "od2": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Lookup("od", 1); !errors.Is(e, kerr.GroupSubscribedToTopic) {
+		t.Fatalf("od/1 while a member reads od: %v, want GROUP_SUBSCRIBED_TO_TOPIC", e)
+	}
+	if e, _ := r.Lookup("od2", 0); e != nil {
+		t.Fatalf("od2/0, read by no member: %v", e)
+	}
+	if got := committed(); len(got["od"]) != 1 || got["od"][1] != 4 || len(got["od2"]) != 0 {
+		t.Fatalf("after the second deletion: %v, want od/1 at 4 only", got)
 	}
 }

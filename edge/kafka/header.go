@@ -77,6 +77,7 @@ var supported = []versionRange{
 	{37, createPartitionsMin, createPartitionsMax},
 	{42, deleteGroupsMin, deleteGroupsMax},
 	{44, incrementalAlterConfigsMin, incrementalAlterConfigsMax},
+	{47, offsetDeleteMin, offsetDeleteMax},
 	{50, describeUserSCRAMCredentialsMin, describeUserSCRAMCredentialsMax},
 	{51, alterUserSCRAMCredentialsMin, alterUserSCRAMCredentialsMax},
 	{60, describeClusterMin, describeClusterMax},

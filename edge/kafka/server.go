@@ -648,6 +648,8 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.listGroups(req)
 	case *kmsg.DeleteGroupsRequest:
 		return c.deleteGroups(req)
+	case *kmsg.OffsetDeleteRequest:
+		return c.offsetDelete(req)
 	case *kmsg.MetadataRequest:
 		return c.metadata(req)
 	case *kmsg.ApiVersionsRequest:
