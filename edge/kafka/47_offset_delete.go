@@ -49,22 +49,19 @@ func (c *conn) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response {
 			subscribed = subscriptions(gi.Members)
 		}
 	}
+	if resp.ErrorCode != 0 {
+		return resp // the group's error alone answers, as in Kafka
+	}
 	var gone []group.TopicPartition
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
 		parts, pcode := c.s.node.Partitions(t.Topic)
-		tcode := int16(0)
-		if resp.ErrorCode == 0 {
-			tcode = c.authorize(security.Read, security.PipelineResource(t.Topic))
-		}
+		tcode := c.authorize(security.Read, security.PipelineResource(t.Topic))
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			rp.Partition = p.Partition
 			switch {
-			case resp.ErrorCode != 0:
-				// The group's error alone answers (Kafka leaves the
-				// partitions out); they are listed without one.
 			case tcode != 0:
 				rp.ErrorCode = tcode
 			case pcode != result.OK || p.Partition < 0 || int(p.Partition) >= len(parts):
@@ -77,10 +74,6 @@ func (c *conn) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response {
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
-	}
-	if resp.ErrorCode != 0 {
-		resp.Topics = nil
-		return resp
 	}
 	if len(gone) > 0 {
 		if err := c.s.offsets.DeleteOffsets(req.Group, gone); errors.Is(err, group.ErrNotReady) {

@@ -81,6 +81,15 @@ func seeds() [][]byte {
 				r.ProducerIDFilters = []int64{7, -1}
 				r.DurationFilterMillis = 60000
 				r.TransactionalIDPattern = kmsg.StringPtr("tx-.*")
+			case *kmsg.OffsetDeleteRequest:
+				t := kmsg.NewOffsetDeleteRequestTopic()
+				t.Topic = "orders"
+				for _, p := range []int32{0, 3} {
+					tp := kmsg.NewOffsetDeleteRequestTopicPartition()
+					tp.Partition = p
+					t.Partitions = append(t.Partitions, tp)
+				}
+				r.Group, r.Topics = "g", append(r.Topics, t)
 			case *kmsg.OffsetFetchRequest:
 				t := kmsg.NewOffsetFetchRequestTopic()
 				t.Topic, t.Partitions = "orders", []int32{0, 3}
