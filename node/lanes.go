@@ -36,8 +36,10 @@ const minAdmit = 1.0 / 32
 // interval a lane looks at the smallest delay it measured in the interval
 // (or, with no measurement, at how long its oldest waiter has waited): a
 // standing queue above target halves the fraction (at least minAdmit)
-// when a class above the lane offered requests in the last two intervals;
-// otherwise the fraction grows back by a quarter, to 1. A lane is shed to
+// when a class above the lane offered requests in the last two intervals
+// and every lane below it that is offered requests is shed to minAdmit
+// already (low goes first); otherwise the fraction grows back by a
+// quarter, to 1. A lane is shed to
 // make way for the classes above it: with none of them there, its standing
 // queue is its own producers' pipelines (bounded by their windows and by
 // the memory budget), and refusing it would only make them retry (a Kafka
@@ -110,7 +112,7 @@ func (l *lanes) tickLocked(p event.Priority, now time.Time) {
 				standing = now.Sub(ln.waiters[0].since)
 			}
 		}
-		if standing > l.target && l.aboveActive(p, now) {
+		if standing > l.target && l.aboveActive(p, now) && l.belowShed(p, now) {
 			ln.setAdmit(max(ln.admit/2, minAdmit), now)
 		} else if ln.admit < 1 {
 			ln.setAdmit(min(1, ln.admit+0.25), now)
@@ -131,6 +133,20 @@ func (l *lanes) aboveActive(p event.Priority, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// belowShed reports whether every lane below p that is offered requests
+// is already shed as far as it goes (minAdmit): low is shed before medium,
+// whatever their delays say at one instant, and medium only once low
+// takes no more than its trickle (or is not there). Called with l.mu
+// held.
+func (l *lanes) belowShed(p event.Priority, now time.Time) bool {
+	for q := event.Low; q < p; q++ {
+		if now.UnixNano()-l.seen[q].Load() <= int64(2*l.interval) && l.lane[q].admit > minAdmit {
+			return false
+		}
+	}
+	return true
 }
 
 func (ln *laneState) setAdmit(f float64, now time.Time) {
