@@ -358,6 +358,56 @@ func (n *Node) Trim(pipeline string, partition int32, offset int64) error {
 	return err
 }
 
+// DeleteRecords moves a partition's start up to offset, as Kafka's
+// DeleteRecords moves a log start offset (-1: the high watermark), and
+// returns the new start. The start moves by whole batches: an offset inside
+// a batch moves it to that batch's first offset, so the batch's records
+// below offset stay readable (Kafka would hide them; a start is a batch
+// boundary here, docs/storage.md). An offset past the high watermark is
+// OFFSET_OUT_OF_RANGE; a pipeline whose cleanup policy is compact alone
+// refuses (POLICY_VIOLATION, as Kafka does); a partition another node
+// leads answers NOT_LEADER.
+func (n *Node) DeleteRecords(pipeline string, partition int32, offset int64) (int64, error) {
+	b, code := n.buffer(pipeline, partition)
+	if code != result.OK {
+		return -1, result.New(code, fmt.Sprintf("delete records of %s/%d", pipeline, partition))
+	}
+	if spec, ok := n.Pipeline(pipeline); ok && spec.CleanupPolicy == CleanupCompact {
+		return -1, result.New(result.PolicyViolation, fmt.Sprintf("pipeline %s is compacted (cleanup.policy compact): its records are not deleted by offset; use compact,delete to delete them", pipeline))
+	}
+	if _, remote := b.(RemoteReader); remote {
+		return -1, result.New(result.NotLeader, fmt.Sprintf("%s/%d is led by another node", pipeline, partition))
+	}
+	if l, ok := b.(Leadership); ok && !l.IsLeader() {
+		return -1, result.New(result.NotLeader, fmt.Sprintf("%s/%d is led by %s", pipeline, partition, l.Leader()))
+	}
+	hw := b.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, result.New(result.OffsetOutOfRange, fmt.Sprintf("offset %d of %s/%d is not between 0 and its high watermark %d", offset, pipeline, partition, hw))
+	}
+	if offset <= b.StartOffset() {
+		return b.StartOffset(), nil
+	}
+	if offset < hw {
+		data, err := b.Read(nil, offset, 1)
+		if err != nil {
+			return -1, err
+		}
+		h, err := batch.ParseHeader(data)
+		if err != nil {
+			return -1, fmt.Errorf("delete records of %s/%d: the batch holding offset %d: %w", pipeline, partition, offset, err)
+		}
+		offset = min(offset, h.BaseOffset)
+	}
+	if err := n.Trim(pipeline, partition, offset); err != nil {
+		return -1, err
+	}
+	return b.StartOffset(), nil
+}
+
 func (n *Node) appendRaw(ctx context.Context, pipeline string, partition int32, b []byte, flags AppendFlags, ra *RawAppend) *RawAppend {
 	s := n.st.Load()
 	p, partition, defMask, code := n.resolve(s, pipeline, partition)

@@ -81,6 +81,15 @@ func seeds() [][]byte {
 				r.ProducerIDFilters = []int64{7, -1}
 				r.DurationFilterMillis = 60000
 				r.TransactionalIDPattern = kmsg.StringPtr("tx-.*")
+			case *kmsg.DeleteRecordsRequest:
+				t := kmsg.NewDeleteRecordsRequestTopic()
+				t.Topic = "orders"
+				for _, off := range []int64{-1, 40} {
+					tp := kmsg.NewDeleteRecordsRequestTopicPartition()
+					tp.Offset = off
+					t.Partitions = append(t.Partitions, tp)
+				}
+				r.Topics, r.TimeoutMillis = append(r.Topics, t), 1000
 			case *kmsg.OffsetDeleteRequest:
 				t := kmsg.NewOffsetDeleteRequestTopic()
 				t.Topic = "orders"

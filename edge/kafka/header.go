@@ -63,6 +63,7 @@ var supported = []versionRange{
 	{18, apiVersionsMin, apiVersionsMax},
 	{19, createTopicsMin, createTopicsMax},
 	{20, deleteTopicsMin, deleteTopicsMax},
+	{21, deleteRecordsMin, deleteRecordsMax},
 	{22, initProducerIDMin, initProducerIDMax},
 	{24, addPartitionsToTxnMin, addPartitionsToTxnMax},
 	{25, addOffsetsToTxnMin, addOffsetsToTxnMax},

@@ -672,6 +672,8 @@ func (c *conn) dispatch(j *job) kmsg.Response {
 		return c.createTopics(req)
 	case *kmsg.DeleteTopicsRequest:
 		return c.deleteTopics(req)
+	case *kmsg.DeleteRecordsRequest:
+		return c.deleteRecords(req)
 	case *kmsg.DescribeConfigsRequest:
 		return c.describeConfigs(req)
 	case *kmsg.AlterConfigsRequest:
