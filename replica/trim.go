@@ -2,7 +2,6 @@ package replica
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -30,8 +29,10 @@ import (
 // instead, which starts its log at the leader's start (snapshot.go).
 
 // ErrTrimBehind is returned by Trim while a replica does not hold the log
-// up to the new start yet: try again once it has caught up.
-var ErrTrimBehind = errors.New("replica: a replica has not caught up to the new start yet")
+// up to the new start yet: try again once it has caught up. Its code is
+// TIMEOUT (retriable; Kafka's DeleteRecords answers REQUEST_TIMED_OUT when
+// the replicas do not reach the new start in time).
+var ErrTrimBehind = result.New(result.Timeout, "replica: a replica has not caught up to the new start yet; try again")
 
 // Trim proposes to move the log's start to offset, a batch boundary at or
 // below the high watermark, and returns once the trim is committed (its

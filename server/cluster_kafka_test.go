@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sensehq/sense/client"
+	"github.com/sensehq/sense/result"
 	"github.com/sensehq/sense/sensetest"
 )
 
@@ -251,4 +252,80 @@ pipelines: [{name: payments, partitions: 1, default_jurisdiction: MA}]
 		t.Fatalf("n3 (dakar, SN) received %d bytes from tangier's nodes while %d bytes of MA-only events were produced: event bytes left their jurisdiction", got, events)
 	}
 	t.Logf("while producing, n2 received %d bytes from n1 and n3 %d from n1 and n2 (events: %d)", recv(1, "n1")-n2Before, recv(2, "n1", "n2")-n3Before, events)
+}
+
+// TestClusterDeleteRecords: DeleteRecords (kadm) against three nodes, up
+// to the high watermark of a replicated partition: the leader answers the
+// new start, and every replica's start moves there (the trim is a raft
+// entry), so a consumer from the start of any node reads nothing older.
+func TestClusterDeleteRecords(t *testing.T) {
+	c := sensetest.StartCluster(t, 3, kafkaClusterBody)
+	if c.Leader("payments", 0, 30*time.Second) < 0 {
+		t.Fatal("partition 0 has no leader after 30s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RetryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for i := range 50 {
+		rs = append(rs, &kgo.Record{Topic: "payments", Partition: 0, Value: []byte(strconv.Itoa(i))})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The end: 50 records, and the control batches raft's own entries
+	// take offsets for.
+	var end kadm.ListedOffset
+	for i := 0; ; i++ { // a partition between leaders is named LEADER_NOT_AVAILABLE: read again
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "payments")
+		if err == nil && ends.Error() == nil {
+			end, _ = ends.Lookup("payments", 0)
+			break
+		}
+		if i == 100 {
+			t.Fatalf("list end offsets: %v %v", err, ends.Error())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if end.Offset < 50 {
+		t.Fatalf("partition 0 ends at %d after 50 records", end.Offset)
+	}
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: "payments", Partition: 0, At: -1, LeaderEpoch: -1})
+	var r kadm.DeleteRecordsResponse
+	for i := 0; ; i++ { // a follower still catching up answers REQUEST_TIMED_OUT: retried
+		resp, err := kadm.NewClient(cl).DeleteRecords(ctx, os)
+		if err == nil {
+			r, _ = resp.Lookup("payments", 0)
+			if r.Err == nil {
+				break
+			}
+		}
+		if i == 100 {
+			t.Fatalf("delete records: %v %v", err, r.Err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.LowWatermark != end.Offset {
+		t.Fatalf("low watermark %d after deleting to the high watermark, want %d", r.LowWatermark, end.Offset)
+	}
+	for i, n := range c.Nodes {
+		for try := 0; ; try++ {
+			start, hw, code := n.Node.Offsets("payments", 0)
+			// The trim is itself an entry of the log: the high watermark
+			// passes it.
+			if code == result.OK && start == end.Offset && hw > start {
+				break
+			}
+			if try == 100 {
+				t.Fatalf("n%d: start %d, high watermark %d (%v); want the start at %d", i+1, start, hw, code, end.Offset)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
