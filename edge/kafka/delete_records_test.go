@@ -19,7 +19,7 @@ import (
 // to 30 moves the start there, and reading below it is
 // OFFSET_OUT_OF_RANGE; up to 45 (inside a batch) moves it to 40, the
 // batch's first offset; -1 to the high watermark, 100. Past it is
-// OFFSET_OUT_OF_RANGE, a compacted topic POLICY_VIOLATION, a partition
+// OFFSET_OUT_OF_RANGE (as is -5), a compacted topic POLICY_VIOLATION, a partition
 // that does not exist UNKNOWN_TOPIC_OR_PARTITION.
 func TestDeleteRecords(t *testing.T) {
 	addr, _ := startWith(t, "pipelines:\n  - {name: dr, partitions: 1}\n  - {name: drc, partitions: 1, cleanup_policy: compact}\n", kafka.Options{})
@@ -97,6 +97,9 @@ func TestDeleteRecords(t *testing.T) {
 	}
 	if r := del("dr", 101); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
 		t.Fatalf("delete records past the high watermark: %v", r.Err)
+	}
+	if r := del("dr", -5); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
+		t.Fatalf("delete records to offset -5 (only -1 has a meaning): %v", r.Err)
 	}
 	if r := del("drc", 0); !errors.Is(r.Err, kerr.PolicyViolation) {
 		t.Fatalf("delete records of a compacted topic: %v", r.Err)

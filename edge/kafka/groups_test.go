@@ -413,8 +413,8 @@ func TestGroupProtocol(t *testing.T) {
 
 // TestOffsetDelete: kadm's DeleteOffsets (OffsetDelete v0, KIP-496). An
 // empty group's offsets of one partition are deleted, the other's kept; an
-// unknown group gets GROUP_ID_NOT_FOUND and an unknown partition
-// UNKNOWN_TOPIC_OR_PARTITION. Once a consumer of topic od has joined the
+// unknown group gets GROUP_ID_NOT_FOUND, an empty group id
+// INVALID_GROUP_ID, and an unknown partition UNKNOWN_TOPIC_OR_PARTITION. Once a consumer of topic od has joined the
 // group, od's offsets are kept (GROUP_SUBSCRIBED_TO_TOPIC) while those of
 // od2, which no member reads, are deleted.
 func TestOffsetDelete(t *testing.T) {
@@ -460,6 +460,9 @@ func TestOffsetDelete(t *testing.T) {
 	}
 	if _, err := adm.DeleteOffsets(ctx, "no-such-group", kadm.TopicsSet{"od": {0: {}}}); !errors.Is(err, kerr.GroupIDNotFound) {
 		t.Fatalf("an unknown group: %v", err)
+	}
+	if _, err := adm.DeleteOffsets(ctx, "", kadm.TopicsSet{"od": {0: {}}}); !errors.Is(err, kerr.InvalidGroupID) {
+		t.Fatalf("an empty group id: %v", err)
 	}
 
 	// A member consuming od joins; od's offsets stay, od2's go.
